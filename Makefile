@@ -1,0 +1,51 @@
+# Wiretrail: two commands do all setup on a fresh Debian machine (as root).
+#   make demo   install what is needed, ingest the shipped demo capture, show its flows
+#   make test   install what tests need (system packages too), start PostgreSQL, run every test
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SYSTEM_PACKAGES      := python3-venv python3-dev gcc libpcap-dev
+TEST_SYSTEM_PACKAGES := $(SYSTEM_PACKAGES) postgresql tcpdump tcpreplay iproute2
+DEMO_DB ?= demo-out/wiretrail.db
+
+.PHONY: demo test system-deps test-system-deps bench clean
+
+define apt_install
+	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+endef
+
+system-deps:
+	$(call apt_install,$(SYSTEM_PACKAGES))
+
+test-system-deps:
+	$(call apt_install,$(TEST_SYSTEM_PACKAGES))
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: system-deps $(VENV)/.installed
+	@mkdir -p $(dir $(DEMO_DB))
+	@rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
+	$(BIN)/python captures/make_captures.py --check
+	$(BIN)/wiretrail ingest --db $(DEMO_DB) captures/demo.pcap
+	$(BIN)/wiretrail flows --db $(DEMO_DB)
+	$(BIN)/wiretrail db info --db $(DEMO_DB)
+
+test: test-system-deps $(VENV)/.installed
+	WIRETRAIL_TEST_PG_URL="$$(bash tests/pg_start.sh)" $(BIN)/python -m pytest -q -ra
+
+bench: system-deps $(VENV)/.installed
+	$(BIN)/python bench/bench_ingest.py
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Wiretrail analysis: the ``wiretrail`` CLI for investigators and CI pipelines."""

@@ -1,0 +1,51 @@
+"""The ``wiretrail`` command: one module per command group, registered here.
+
+Domain errors become one-line messages here and only here; ``--debug`` re-raises them with the
+traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from recorder import __version__
+from recorder.core.errors import WiretrailError
+
+
+class WiretrailGroup(click.Group):
+    """Maps WiretrailError to a one-line message and its exit code; --debug shows the traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except WiretrailError as err:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"Error: {err}", err=True)
+            sys.exit(err.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=WiretrailGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="wiretrail")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """Wiretrail: ingest captures, query flows, verify evidence."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def _register() -> None:
+    from analysis.cli import db, flows, ingest
+
+    main.add_command(ingest.ingest)
+    main.add_command(flows.flows)
+    main.add_command(db.db)
+
+
+_register()

@@ -1,0 +1,120 @@
+"""Flow identities: canonical keys, Zeek's ICMP port mapping, likely server ports, uid, community_id."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+
+V4_MAPPED = 0xFFFF  # bits 32..47 of an IPv4-mapped IPv6 address (::ffff:a.b.c.d)
+V4_MAPPED_HI = 0
+
+PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp"}
+
+# Zeek's ICMP counterparts (ICMP4_counterpart / ICMP6_counterpart): a request/reply pair maps to
+# one connection with id.orig_p = type and id.resp_p = the counterpart type; other messages are
+# one-way and use the code as id.resp_p.
+ICMP4_COUNTERPART = {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 10: 9, 9: 10, 17: 18, 18: 17}
+ICMP6_COUNTERPART = {128: 129, 129: 128, 133: 134, 134: 133, 135: 136, 136: 135, 130: 131, 131: 130,
+                     139: 140, 140: 139, 144: 145, 145: 144}
+
+# Ports of the analyzers Zeek loads by default (likely_server_ports): they decide which side of a
+# connection seen without its handshake is the responder.
+LIKELY_SERVER_TCP = frozenset({
+    21, 2811, 22, 23, 25, 587, 53, 80, 81, 631, 1080, 3128, 8000, 8080, 8888, 110, 143, 139, 445,
+    135, 443, 563, 585, 614, 636, 989, 990, 992, 993, 995, 5223, 5222, 5269, 6666, 6667, 6668, 6669,
+    3389, 3306, 502, 20000, 88, 389, 3268, 1883, 5432, 6379, 513, 514, 5900, 5901, 5902, 5903, 5904,
+    5905, 2049, 111, 1723, 179, 119, 5060, 5061,
+})
+LIKELY_SERVER_UDP = frozenset({
+    53, 137, 5353, 5355, 67, 68, 123, 161, 162, 5060, 514, 1812, 1813, 88, 3544, 4789, 6081, 5072,
+    2152, 2123, 443, 20000, 69, 111, 2049, 500, 4500, 1701, 47808, 3389, 5246, 5247,
+})
+
+
+def icmp_ports(proto: int, itype: int, code: int) -> tuple[int, int, bool]:
+    """(orig_p, resp_p, one_way) for an ICMP message as Zeek keys it."""
+    table = ICMP6_COUNTERPART if proto == 58 else ICMP4_COUNTERPART
+    other = table.get(itype)
+    if other is None:
+        return itype, code, True
+    return itype, other, False
+
+
+def addr_int(hi: int, lo: int) -> int:
+    return (hi << 64) | lo
+
+
+def addr_str(a: int) -> str:
+    """Text form; IPv4-mapped addresses print as dotted IPv4."""
+    if (a >> 32) == V4_MAPPED:
+        return str(ipaddress.IPv4Address(a & 0xFFFFFFFF))
+    return str(ipaddress.IPv6Address(a))
+
+
+def addr_bytes16(a: int) -> bytes:
+    return a.to_bytes(16, "big")
+
+
+def is_v4(a: int) -> bool:
+    return (a >> 32) == V4_MAPPED
+
+
+def community_id(proto: int, saddr: int, sport: int, daddr: int, dport: int, one_way: bool = False,
+                 seed: int = 0) -> str:
+    """Community ID v1 (corelight/community-id-spec): base64 SHA-1 of seed, addresses, proto, ports."""
+    v4 = is_v4(saddr) and is_v4(daddr)
+    if v4:
+        sb, db = (saddr & 0xFFFFFFFF).to_bytes(4, "big"), (daddr & 0xFFFFFFFF).to_bytes(4, "big")
+    else:
+        sb, db = saddr.to_bytes(16, "big"), daddr.to_bytes(16, "big")
+    if not one_way and (sb, sport) > (db, dport):
+        sb, db, sport, dport = db, sb, dport, sport
+    data = seed.to_bytes(2, "big") + sb + db + bytes((proto, 0))
+    if proto in (6, 17, 1, 58, 132):
+        data += sport.to_bytes(2, "big") + dport.to_bytes(2, "big")
+    return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode()
+
+
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def flow_uid(key: tuple, start_ns: int, prefix: str = "C") -> str:
+    """A deterministic Zeek-style uid: the same connection in the same input gets the same uid."""
+    h = hashlib.blake2b(repr((key, start_ns)).encode(), digest_size=12).digest()
+    n = int.from_bytes(h, "big")
+    out = []
+    while n:
+        n, r = divmod(n, 62)
+        out.append(_B62[r])
+    return prefix + "".join(reversed(out))
+
+
+# Zeek's Site::private_address_space, local by default (Site::private_address_space_is_local=T).
+PRIVATE_NETS = ("10.0.0.0/8", "192.168.0.0/16", "172.16.0.0/12", "100.64.0.0/10", "127.0.0.0/8",
+                "fe80::/10", "fc00::/7", "::1/128")
+
+
+class LocalNets:
+    """Membership test for local networks on the 128-bit address integers the meter uses."""
+
+    def __init__(self, nets: list[str] | tuple[str, ...] | None = None, include_private: bool = True) -> None:
+        ranges = []
+        for text in (list(PRIVATE_NETS) if include_private else []) + list(nets or []):
+            net = ipaddress.ip_network(text, strict=False)
+            if net.version == 4:
+                lo = (V4_MAPPED << 32) | int(net.network_address)
+                hi = (V4_MAPPED << 32) | int(net.broadcast_address)
+            else:
+                lo, hi = int(net.network_address), int(net.broadcast_address)
+            ranges.append((lo, hi))
+        self.ranges = tuple(ranges)
+
+    def __bool__(self) -> bool:
+        return bool(self.ranges)
+
+    def __contains__(self, a: int) -> bool:
+        for lo, hi in self.ranges:
+            if lo <= a <= hi:
+                return True
+        return False
