@@ -1,0 +1,32 @@
+"""Shared test helpers: where the shared reference data lives, and the CLI under test."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+REFERENCE = SHARED / "reference"
+GEN_TRAFFIC = SHARED / "bench" / "gen_traffic.py"
+
+
+def wiretrail_cli() -> str:
+    """The installed ``wiretrail`` script next to the running interpreter (or on PATH)."""
+    beside = Path(sys.executable).parent / "wiretrail"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("wiretrail")
+    if not found:
+        pytest.skip("the wiretrail console script is not installed (pip install -e .)")
+    return found
+
+
+def need(path: Path, what: str) -> Path:
+    """Skip the test with a clear reason when shared reference data is absent."""
+    if not path.exists():
+        pytest.skip(f"{what} not found at {path} (../shared is not part of a plain clone)")
+    return path
