@@ -1,0 +1,88 @@
+"""``wiretrail db``: create or upgrade the schema, and summarise a database."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import click
+
+from analysis.output import output_options, render, rfc3339
+
+# recorder.core.store (SQLAlchemy) is imported inside the commands so `wiretrail --help` stays fast.
+DEFAULT_DB = "./wiretrail.db"  # the same as recorder.core.store.DEFAULT_DB
+
+DB_HELP = "Database: a SQLite file path or a URL (postgresql://user:pw@host/db). Env: WIRETRAIL_DB."
+
+
+def db_option(fn: Callable) -> Callable:
+    """``--db PATH|URL``, from WIRETRAIL_DB when not given, else ./wiretrail.db."""
+    return click.option("--db", envvar="WIRETRAIL_DB", default=DEFAULT_DB, show_default=True,
+                        metavar="PATH|URL", help=DB_HELP)(fn)
+
+
+def open_for_reading(db: str):
+    """A store that must already exist and hold the current schema (never creates a file)."""
+    from recorder.core.store import Store
+
+    store = Store(db, create=False)
+    store.require_schema()
+    return store
+
+
+@click.group()
+def db() -> None:
+    """Manage the flow database."""
+
+
+@db.command()
+@db_option
+def migrate(db: str) -> None:
+    """Create the schema, or upgrade it to this version's revision."""
+    from recorder.core.store import Store
+
+    store = Store(db)
+    before = store.revision()
+    after = store.migrate()
+    if before == after:
+        click.echo(f"{store.display}: already at revision {after}", err=True)
+    else:
+        click.echo(f"{store.display}: migrated from {before or 'empty'} to revision {after}", err=True)
+
+
+_CAPTURE_COLUMNS = ["id", "path", "format", "packets", "malformed", "bytes", "first_ts", "last_ts",
+                    "ingested_at", "sensor", "sha256"]
+_CAPTURE_TYPES = ["count", "string", "string", "count", "count", "count", "time", "time", "time",
+                  "string", "string"]
+
+
+def _seconds(ns: int | None) -> float | None:
+    return None if ns is None else ns / 1_000_000_000
+
+
+@db.command()
+@db_option
+@output_options(formats=("table", "json"))
+def info(db: str, fmt: str) -> None:
+    """Summarise a database: schema revision, captures, flows and their time span."""
+    from recorder.core.store import Store
+
+    summary = Store(db, create=False).info()
+    if fmt == "json":
+        click.echo(json.dumps(summary, indent=2, default=str))
+        return
+    pairs = {
+        "database": summary["database"], "revision": summary["revision"] or "(no schema)",
+        "captures": summary["capture_count"], "flows": summary["flow_count"],
+        "first_flow": rfc3339(_seconds(summary["first_ts_ns"])) or "-",
+        "last_flow": rfc3339(_seconds(summary["last_ts_ns"])) or "-",
+        "packets": summary["packets"], "malformed": summary["malformed"],
+    }
+    render(({"field": k, "value": v} for k, v in pairs.items()), "table", ["field", "value"])
+    if summary["revision"] != summary["head"]:
+        click.echo(f"schema revision {summary['revision']}, this version needs {summary['head']}; "
+                   "run wiretrail db migrate", err=True)
+    if summary["captures"]:
+        caps = ({**c, "first_ts": _seconds(c["first_ts_ns"]), "last_ts": _seconds(c["last_ts_ns"]),
+                 "ingested_at": _seconds(c["ingested_at"])} for c in summary["captures"])
+        render(caps, "table", _CAPTURE_COLUMNS, zeek_types=_CAPTURE_TYPES, title="captures")

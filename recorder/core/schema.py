@@ -1,0 +1,97 @@
+"""The database schema: SQLAlchemy 2 Core tables, the one source of truth for the migrations.
+
+Times are integers: nanoseconds since the epoch, UTC (``*_ts_ns``, ``ts_ns``, ``ingested_at``),
+durations in nanoseconds (``duration_ns``). Addresses are kept twice: as text for display
+(``orig_h``) and as 16 bytes (``orig_a``, IPv4 as the IPv4-mapped ``::ffff:a.b.c.d``), so a CIDR
+is a ``BETWEEN`` on a blob (SQLite) or bytea (PostgreSQL) that an index serves.
+
+A schema change means: edit this module, add a migration under ``migrations/versions`` and keep
+``tests/core/test_store.py::test_schema_matches_migrations`` green.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+# A 64-bit autoincrement key; on SQLite only INTEGER PRIMARY KEY is the rowid alias.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+# Constraint names the same on every backend, so migrations can name them.
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+captures = Table(
+    "captures", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("path", Text, nullable=False),
+    Column("sha256", String(64), nullable=False, unique=True),
+    Column("format", String(16), nullable=False),  # pcap, pcapng, pcap.gz, pcapng.gz, ...
+    Column("link_types", Text, nullable=False, default=""),  # comma-separated LINKTYPE ints
+    Column("first_ts_ns", BigInteger, nullable=True),
+    Column("last_ts_ns", BigInteger, nullable=True),
+    Column("packets", BigInteger, nullable=False, server_default="0"),
+    Column("bytes", BigInteger, nullable=False, server_default="0"),  # file size on disk
+    Column("malformed", BigInteger, nullable=False, server_default="0"),
+    Column("ingested_at", BigInteger, nullable=False),  # ns since the epoch, UTC
+    Column("sensor", Text, nullable=True),
+)
+
+flows = Table(
+    "flows", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("uid", String(24), nullable=False),
+    Column("capture_id", BigId, ForeignKey("captures.id"), nullable=True),
+    Column("file_offset", BigInteger, nullable=True),  # first packet's record offset in the capture
+    Column("ts_ns", BigInteger, nullable=False),
+    Column("duration_ns", BigInteger, nullable=True),
+    Column("orig_h", String(45), nullable=False),
+    Column("orig_p", Integer, nullable=False),
+    Column("resp_h", String(45), nullable=False),
+    Column("resp_p", Integer, nullable=False),
+    Column("orig_a", LargeBinary(16), nullable=False),
+    Column("resp_a", LargeBinary(16), nullable=False),
+    Column("proto", String(24), nullable=False),  # tcp, udp, icmp, unknown_transport (17 chars)
+    Column("ip_proto", Integer, nullable=True),
+    Column("service", Text, nullable=True),
+    Column("orig_bytes", BigInteger, nullable=True),
+    Column("resp_bytes", BigInteger, nullable=True),
+    Column("conn_state", String(8), nullable=True),
+    Column("local_orig", Boolean(create_constraint=False), nullable=True),
+    Column("local_resp", Boolean(create_constraint=False), nullable=True),
+    Column("missed_bytes", BigInteger, nullable=True),
+    Column("history", Text, nullable=True),
+    Column("orig_pkts", BigInteger, nullable=True),
+    Column("orig_ip_bytes", BigInteger, nullable=True),
+    Column("resp_pkts", BigInteger, nullable=True),
+    Column("resp_ip_bytes", BigInteger, nullable=True),
+    Column("tunnel_parents", Text, nullable=True),  # comma-separated uids
+    Column("community_id", String(64), nullable=True),
+    Index(None, "ts_ns"),
+    Index(None, "orig_a"),
+    Index(None, "resp_a"),
+    Index(None, "orig_p"),
+    Index(None, "resp_p"),
+    Index(None, "uid"),
+    Index(None, "conn_state"),
+)
+
+# The keys of every dict the flow meter hands the store: all flow columns except ``id``.
+FLOW_FIELDS: tuple[str, ...] = tuple(c.name for c in flows.columns if c.name != "id")
+
+CAPTURE_FIELDS: tuple[str, ...] = tuple(c.name for c in captures.columns if c.name != "id")

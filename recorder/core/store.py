@@ -1,0 +1,442 @@
+"""The flow store: SQLite (WAL) by default, PostgreSQL for many sensors, one schema for both.
+
+    store = Store("case.db")              # or "postgresql://user:pw@host/db"
+    store.ensure_schema()                 # migrates when the database is not at head
+    cid = store.add_capture(path=..., sha256=..., format="pcap", ...)
+    with store.flow_writer() as w:        # the one writer thread of this database
+        w.put(rows)                       # lists of dicts with exactly schema.FLOW_FIELDS keys
+    for row in store.query_flows(host="10.0.0.0/8", port=53):
+        ...
+
+Every database failure (cannot open, permission, not a database, connection refused, constraint
+violated) is raised as ``StoreError`` whose ``str`` is one line naming the database.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from operator import itemgetter
+from pathlib import Path
+from typing import Any, Self
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from recorder.core.errors import StoreError
+from recorder.core.schema import CAPTURE_FIELDS, FLOW_FIELDS, captures, flows
+
+DEFAULT_DB = "./wiretrail.db"
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_MIGRATION_LOCK = int.from_bytes(b"wiretrl")  # PostgreSQL advisory lock key held while migrating
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+# --- addresses ------------------------------------------------------------------------------
+
+def addr16(ip: str | IPAddress) -> bytes:
+    """The 16-byte form stored in ``orig_a``/``resp_a``: IPv6 as is, IPv4 as ``::ffff:a.b.c.d``."""
+    if isinstance(ip, str):
+        ip = ipaddress.ip_address(ip)
+    if ip.version == 4:
+        return b"\0" * 10 + b"\xff\xff" + ip.packed
+    return ip.packed
+
+
+def host_range(text: str) -> tuple[bytes, bytes]:
+    """First and last 16-byte address of an IP or CIDR (``10.0.0.0/8``, ``2001:db8::/32``).
+
+    Host bits in a CIDR are ignored (``10.1.2.3/8`` is ``10.0.0.0/8``). Raises ``ValueError``.
+    """
+    net = ipaddress.ip_network(text.strip(), strict=False)
+    return addr16(net.network_address), addr16(net.broadcast_address)
+
+
+# --- the store ------------------------------------------------------------------------------
+
+def _engine_url(db: str) -> tuple[sa.URL, str]:
+    """SQLAlchemy URL and the name shown to users (the path, or the URL with password masked)."""
+    if "://" not in db:
+        return sa.URL.create("sqlite", database=db), db
+    if db.startswith("postgres://"):  # the libpq/Heroku spelling
+        db = "postgresql://" + db[len("postgres://"):]
+    url = make_url(db)
+    shown = url.render_as_string(hide_password=True)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    return url, shown
+
+
+def _first_line(err: BaseException) -> str:
+    orig = getattr(err, "orig", None) or err
+    lines = [ln.strip() for ln in str(orig).splitlines() if ln.strip()]
+    return lines[0] if lines else type(orig).__name__
+
+
+def _sqlite_on_connect(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cur.close()
+
+
+class Store:
+    """One Wiretrail database. ``db`` is a file path (SQLite) or a SQLAlchemy URL.
+
+    ``create=False`` refuses to create a missing SQLite file (for read-only commands).
+    The object is safe to share between threads; ``close()`` disposes of the connection pool.
+    """
+
+    def __init__(self, db: str = DEFAULT_DB, *, create: bool = True) -> None:
+        self.db = db
+        url, self.display = _engine_url(db)
+        self.is_sqlite = url.get_backend_name() == "sqlite"
+        if self.is_sqlite and not create:
+            path = url.database or ""
+            if path in ("", ":memory:") or not Path(path).exists():
+                raise StoreError(f"no database at {path or db}; run wiretrail ingest first")
+        self._head: str | None = None
+        with self._errors("open database"):
+            self.engine: Engine = sa.create_engine(url)
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_on_connect)
+
+    # -- plumbing
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Turn any driver/SQLAlchemy/OS error inside the block into a one-line StoreError."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except (sa.exc.SQLAlchemyError, OSError, ImportError) as err:
+            raise StoreError(f"cannot {action}: {_first_line(err)}", path=self.display) from err
+        except Exception as err:
+            if self._is_dbapi_error(err):
+                raise StoreError(f"cannot {action}: {_first_line(err)}", path=self.display) from err
+            raise
+
+    def _is_dbapi_error(self, err: BaseException) -> bool:
+        dbapi = getattr(getattr(self, "engine", None), "dialect", None)
+        dbapi = getattr(dbapi, "loaded_dbapi", None)
+        return dbapi is not None and isinstance(err, dbapi.Error)
+
+    def _alembic_config(self, connection: Connection):
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        cfg.attributes["connection"] = connection
+        return cfg
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- schema
+
+    def head(self) -> str:
+        """The newest migration revision this code knows."""
+        if self._head is None:
+            from alembic.script import ScriptDirectory
+
+            with self._errors("read migrations"):
+                script = ScriptDirectory(str(MIGRATIONS_DIR))
+                self._head = script.get_current_head()
+        return self._head or ""
+
+    def revision(self) -> str | None:
+        """The database's migration revision, None for an empty database."""
+        from alembic.runtime.migration import MigrationContext
+
+        with self._errors("open database"), self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def migrate(self) -> str:
+        """Bring the schema to the newest revision (alembic upgrade head); returns the revision."""
+        from alembic import command
+        from alembic.util import CommandError
+
+        current = self.revision()
+        head = self.head()
+        try:
+            with self._errors("migrate database"), self.engine.begin() as conn:
+                # Processes starting together migrate in turn; on SQLite this also makes the DDL
+                # one transaction (pysqlite would otherwise run it outside any transaction).
+                if conn.dialect.name == "postgresql":
+                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+                elif conn.dialect.name == "sqlite":
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                command.upgrade(self._alembic_config(conn), "head")
+        except CommandError as err:
+            raise StoreError(f"cannot migrate database at revision {current} to {head}: {err}",
+                             path=self.display) from err
+        return head
+
+    def ensure_schema(self) -> None:
+        """Migrate only when the database is not at head (one cheap query otherwise)."""
+        if self.revision() != self.head():
+            self.migrate()
+
+    def require_schema(self) -> None:
+        """Raise StoreError unless the database holds the current schema (for read commands)."""
+        current = self.revision()
+        if current is None:
+            raise StoreError("no Wiretrail tables here; run wiretrail ingest or wiretrail db migrate",
+                             path=self.display)
+        if current != self.head():
+            raise StoreError(f"schema revision {current}, this version needs {self.head()}; "
+                             "run wiretrail db migrate", path=self.display)
+
+    # -- captures
+
+    def add_capture(self, **fields: Any) -> int:
+        """Record a capture file; returns its id. ``ingested_at`` defaults to now (ns, UTC)."""
+        _check_fields(fields, CAPTURE_FIELDS, "capture")
+        fields.setdefault("ingested_at", time.time_ns())
+        with self._errors("record capture"), self.engine.begin() as conn:
+            result = conn.execute(captures.insert().values(**fields))
+            return int(result.inserted_primary_key[0])
+
+    def capture_by_sha256(self, sha256: str) -> dict | None:
+        with self._errors("read captures"), self.engine.connect() as conn:
+            row = conn.execute(captures.select().where(captures.c.sha256 == sha256)).mappings().first()
+            return dict(row) if row is not None else None
+
+    def update_capture(self, capture_id: int, **fields: Any) -> None:
+        _check_fields(fields, CAPTURE_FIELDS, "capture")
+        if not fields:
+            return
+        with self._errors("update capture"), self.engine.begin() as conn:
+            result = conn.execute(captures.update().where(captures.c.id == capture_id).values(**fields))
+            if result.rowcount == 0:
+                raise StoreError(f"no capture with id {capture_id}", path=self.display)
+
+    def captures(self) -> list[dict]:
+        with self._errors("read captures"), self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(captures.select().order_by(captures.c.id)).mappings()]
+
+    # -- flows
+
+    def flow_writer(self, *, batch_rows: int = 20_000, queue_batches: int = 16) -> FlowWriter:
+        """The writer thread for flow rows; use as a context manager or call ``close()``."""
+        return FlowWriter(self, batch_rows=batch_rows, queue_batches=queue_batches)
+
+    def insert_flows(self, rows: Sequence[dict], connection: Connection | None = None) -> int:
+        """Insert flow rows in one transaction, synchronously (the writer thread's primitive)."""
+        if not rows:
+            return 0
+        try:
+            values = list(map(_FLOW_VALUES, rows))
+        except KeyError as err:
+            raise StoreError(f"cannot write flows: a flow row has no field {err}",
+                             path=self.display) from None
+        with self._errors("write flows"):
+            if connection is None:
+                with self.engine.connect() as conn:
+                    _insert_flow_batch(conn, values)
+            else:
+                _insert_flow_batch(connection, values)
+        return len(values)
+
+    def query_flows(self, *, host: str | None = None, port: int | None = None, proto: str | None = None,
+                    since: int | None = None, until: int | None = None,
+                    states: Iterable[str] | None = None, uid: str | None = None,
+                    limit: int | None = None, batch: int = 1000) -> Iterator[dict]:
+        """Flow rows matching every given filter, ordered by (ts_ns, id), streamed as dicts.
+
+        ``host`` is an IP or CIDR matched on either side; ``port`` either side; ``since`` inclusive
+        and ``until`` exclusive, both ns since the epoch on ``ts_ns``; ``states`` any of these
+        conn_state values. Raises ValueError for a bad host or limit, before touching the database.
+        """
+        stmt = sa.select(flows)
+        if host is not None:
+            lo, hi = host_range(host)
+            if lo == hi:
+                stmt = stmt.where(sa.or_(flows.c.orig_a == lo, flows.c.resp_a == lo))
+            else:
+                stmt = stmt.where(sa.or_(flows.c.orig_a.between(lo, hi), flows.c.resp_a.between(lo, hi)))
+        if port is not None:
+            stmt = stmt.where(sa.or_(flows.c.orig_p == port, flows.c.resp_p == port))
+        if proto is not None:
+            stmt = stmt.where(flows.c.proto == proto)
+        if since is not None:
+            stmt = stmt.where(flows.c.ts_ns >= since)
+        if until is not None:
+            stmt = stmt.where(flows.c.ts_ns < until)
+        if states is not None:
+            stmt = stmt.where(flows.c.conn_state.in_(list(states)))
+        if uid is not None:
+            stmt = stmt.where(flows.c.uid == uid)
+        if limit is not None:
+            if limit < 0:
+                raise ValueError(f"limit must be >= 0, not {limit}")
+            stmt = stmt.limit(limit)
+        stmt = stmt.order_by(flows.c.ts_ns, flows.c.id)
+        return self._stream(stmt, batch)
+
+    def _stream(self, stmt: sa.Select, batch: int) -> Iterator[dict]:
+        with self._errors("read flows"), self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=batch).execute(stmt)
+            for part in result.mappings().partitions():
+                for row in part:
+                    yield dict(row)
+
+    # -- summary
+
+    def info(self) -> dict:
+        """Database name (password masked), revision, counts, time span and the captures."""
+        revision = self.revision()
+        out: dict[str, Any] = {
+            "database": self.display, "backend": self.engine.dialect.name,
+            "revision": revision, "head": self.head(),
+            "capture_count": 0, "flow_count": 0, "first_ts_ns": None, "last_ts_ns": None,
+            "packets": 0, "malformed": 0, "captures": [],
+        }
+        if revision is None:
+            return out
+        with self._errors("read database"), self.engine.connect() as conn:
+            f = conn.execute(sa.select(
+                sa.func.count(), sa.func.min(flows.c.ts_ns),
+                sa.func.max(flows.c.ts_ns + sa.func.coalesce(flows.c.duration_ns, 0)),
+            )).one()
+            c = conn.execute(sa.select(
+                sa.func.count(), sa.func.coalesce(sa.func.sum(captures.c.packets), 0),
+                sa.func.coalesce(sa.func.sum(captures.c.malformed), 0),
+            )).one()
+            caps = [dict(r) for r in conn.execute(captures.select().order_by(captures.c.id)).mappings()]
+        out.update(flow_count=int(f[0]), first_ts_ns=_int(f[1]), last_ts_ns=_int(f[2]),
+                   capture_count=int(c[0]), packets=int(c[1]), malformed=int(c[2]), captures=caps)
+        return out
+
+
+def _int(v: Any) -> int | None:
+    return None if v is None else int(v)
+
+
+def _check_fields(fields: dict, allowed: tuple[str, ...], what: str) -> None:
+    unknown = set(fields) - set(allowed)
+    if unknown:
+        raise TypeError(f"unknown {what} field(s): {', '.join(sorted(unknown))}")
+
+
+_FLOW_VALUES = itemgetter(*FLOW_FIELDS)
+_COPY_FLOWS = f"COPY flows ({', '.join(FLOW_FIELDS)}) FROM STDIN"
+
+
+def _insert_flow_batch(conn: Connection, values: Sequence[tuple]) -> None:
+    """One transaction of flow rows (tuples in FLOW_FIELDS order), without SQLAlchemy's per-row work.
+
+    SQLite: the DBAPI's ``executemany`` with tuples. PostgreSQL (psycopg 3): ``COPY FROM STDIN``.
+    Both take the meter's values (int, str, bytes, bool, None) as they are. Measured for 100k rows
+    on 2 shared cores: SQLite ~0.7 s against ~2 s for a Core ``insert(flows)`` with the dicts;
+    PostgreSQL COPY ~1 s against ~2.3 s for ``executemany``.
+    """
+    with conn.begin():
+        if conn.dialect.driver == "psycopg":
+            with conn.connection.driver_connection.cursor() as cur, cur.copy(_COPY_FLOWS) as copy:
+                for v in values:
+                    copy.write_row(v)
+        else:
+            conn.exec_driver_sql(_insert_sql(conn.dialect), values)
+
+
+def _insert_sql(dialect: sa.Dialect) -> str:
+    mark = "%s" if dialect.paramstyle in ("pyformat", "format") else "?"
+    return f"INSERT INTO flows ({', '.join(FLOW_FIELDS)}) VALUES ({', '.join([mark] * len(FLOW_FIELDS))})"
+
+
+# --- the writer thread ----------------------------------------------------------------------
+
+_STOP = object()
+
+
+class FlowWriter:
+    """The single writer of flow rows: a thread fed by a bounded queue, inserting in batches.
+
+    ``put`` blocks when the queue is full (backpressure on the producer). An error in the thread
+    is re-raised as StoreError by the next ``put`` or by ``close``; after an error the thread
+    keeps draining the queue so a producer never blocks forever.
+    """
+
+    def __init__(self, store: Store, *, batch_rows: int = 20_000, queue_batches: int = 16) -> None:
+        self.store = store
+        self.batch_rows = batch_rows
+        self.rows_written = 0
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_batches)
+        self._error: BaseException | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="wiretrail-flow-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, rows: list[dict]) -> None:
+        if self._closed:
+            raise StoreError("flow writer is closed", path=self.store.display)
+        self._raise_error()
+        if rows:
+            self._queue.put(rows)
+
+    def close(self) -> None:
+        """Flush queued rows, stop the thread, and raise StoreError if it failed."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(_STOP)
+            self._thread.join()
+        self._raise_error()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:  # flush what was handed over, but never mask the body's exception
+            self.close()
+        except StoreError:
+            pass
+
+    def _raise_error(self) -> None:
+        err = self._error
+        if err is None:
+            return
+        if isinstance(err, StoreError):
+            raise err
+        raise StoreError(f"cannot write flows: {_first_line(err)}", path=self.store.display) from err
+
+    def _run(self) -> None:
+        pending: list[dict] = []
+        stopped = False
+        try:
+            with self.store.engine.connect() as conn:
+                while True:
+                    item = self._queue.get()
+                    if item is _STOP:
+                        stopped = True
+                        break
+                    pending.extend(item)
+                    if len(pending) >= self.batch_rows or self._queue.empty():
+                        self.rows_written += self.store.insert_flows(pending, conn)
+                        pending = []
+                self.rows_written += self.store.insert_flows(pending, conn)
+        except BaseException as err:  # noqa: BLE001 - handed to the producer by put()/close()
+            self._error = err
+            while not stopped:
+                stopped = self._queue.get() is _STOP
