@@ -109,11 +109,11 @@ class DecodedBatch:
         return self.cols[name]
 
     @classmethod
-    def empty(cls) -> "DecodedBatch":
+    def empty(cls) -> DecodedBatch:
         return cls({k: np.zeros(0, dtype=v) for k, v in DECODED_COLUMNS.items()})
 
     @classmethod
-    def from_rows(cls, rows: list[tuple], **kw) -> "DecodedBatch":
+    def from_rows(cls, rows: list[tuple], **kw) -> DecodedBatch:
         """Build from tuples ordered as DECODED_COLUMNS (the slow path's output)."""
         if not rows:
             out = cls.empty()
