@@ -27,9 +27,14 @@ LIKELY_SERVER_TCP = frozenset({
     5905, 2049, 111, 1723, 179, 119, 5060, 5061,
 })
 LIKELY_SERVER_UDP = frozenset({
-    53, 137, 5353, 5355, 67, 68, 123, 161, 162, 5060, 514, 1812, 1813, 88, 3544, 4789, 6081, 5072,
+    53, 137, 5353, 5355, 67, 123, 4754, 161, 162, 5060, 514, 1812, 1813, 88, 3544, 4789, 6081, 5072,
     2152, 2123, 443, 20000, 69, 111, 2049, 500, 4500, 1701, 47808, 3389, 5246, 5247,
 })
+
+
+# UDP ports where Zeek attaches its DNS analyzer, whose own timer ends a quiet DNS "connection"
+# after dns_session_timeout (10 s) instead of the 60 s UDP inactivity timeout.
+DNS_UDP_PORTS = frozenset({53, 137, 5353, 5355})
 
 
 def icmp_ports(proto: int, itype: int, code: int) -> tuple[int, int, bool]:

@@ -34,8 +34,8 @@ NBLK = 4  # out-of-order blocks kept per direction (bounded memory)
 # --- connection columns -------------------------------------------------------------------
 (C_ACTIVE, C_PROTO, C_START, C_LAST, C_OPKTS, C_OIP, C_RPKTS, C_RIP, C_OBYTES, C_RBYTES, C_OACT,
  C_RACT, C_HSEEN, C_ORIG_IS_A, C_PARTIAL, C_FIRST_SEEN, C_CLOSE_COMPLETE, C_ATTEMPT, C_MISSED,
- C_LONG, C_ORIG_P, C_RESP_P, C_FOFF, C_CAPTURE, C_ROW, C_HLEN, C_ONEWAY) = range(27)
-E0 = 27
+ C_LONG, C_ORIG_P, C_RESP_P, C_FOFF, C_CAPTURE, C_ROW, C_HLEN, C_ONEWAY, C_DNS) = range(28)
+E0 = 28
 # --- endpoint columns (offsets from E0 / E1) -----------------------------------------------
 (P_STATE, P_PREV, P_START, P_LAST, P_ACK, P_SWRAP, P_AWRAP, P_FINC, P_RSTC, P_FINSEQ, P_CLOSED,
  P_HSYN, P_HFIN, P_HRST, P_RXC, P_RXT, P_W0C, P_W0T, P_GC, P_GT, P_REASM, P_NB) = range(22)
@@ -46,12 +46,12 @@ NCOLS = E1 + EPW
 
 # --- row columns (built by the meter from a DecodedBatch) ----------------------------------
 (R_PROTO, R_A_IS_SRC, R_SPORT, R_DPORT, R_IPLEN, R_PLEN, R_FLAGS, R_SEQ, R_ACK, R_WIN, R_CAPOK, R_TS,
- R_FOFF, R_ONEWAY, R_BCAST, R_GROUP) = range(16)
-NROW = 16
+ R_FOFF, R_ONEWAY, R_BCAST, R_GROUP, R_L4OK) = range(17)
+NROW = 17
 
 # --- timeouts (ns) -------------------------------------------------------------------------
 (T_TCP_INACT, T_UDP_INACT, T_ICMP_INACT, T_OTHER_INACT, T_ATTEMPT, T_CLOSE, T_LINGER, T_SYN,
- T_SESSION) = range(9)
+ T_SESSION, T_DNS) = range(10)
 
 
 @njit(cache=True)
@@ -128,6 +128,23 @@ def _flip(S, s):
 
 
 @njit(cache=True)
+def _flip_history(S, H, s):
+    """A flip decided after the fact: '^' first, then the letters so far with their sides swapped."""
+    n = S[s, C_HLEN]
+    if n >= HMAX:
+        n = HMAX - 1
+    for i in range(n, 0, -1):
+        c = H[s, i - 1]
+        if 65 <= c <= 90:
+            c += 32
+        elif 97 <= c <= 122:
+            c -= 32
+        H[s, i] = c
+    H[s, 0] = ord("^")
+    S[s, C_HLEN] = n + 1
+
+
+@njit(cache=True)
 def _relative(S, s, e, cur, last, wraps):
     """Zeek's get_relative_seq: (relative sequence, underflow)."""
     delta = seq_delta(cur, last)
@@ -166,7 +183,7 @@ def tcp_size(S, s, e, p):
             and not (ack64 == start or ack64 == start + 1)):
         return 0
     last64 = (S[s, e + P_SWRAP] << 32) | S[s, e + P_LAST]
-    size = (last64 if last64 > ack64 else ack64) - start
+    size = (max(ack64, last64)) - start
     if size < 0:  # Zeek would print an unsigned wrap-around here; nothing sensible to report
         return 0
     if size:
@@ -272,12 +289,25 @@ def is_reuse(S, s, flags, seq):
 @njit(cache=True)
 def tcp_packet(S, H, s, is_orig, flags, seq, ack, win, plen, cap_ok, ts):
     """One TCP packet through Zeek's TCP session logic. Returns True if it flipped the roles."""
-    e = E0 if is_orig else E1
-    p = E1 if is_orig else E0
     syn = flags & F_SYN
     fin = flags & F_FIN
     rst = flags & F_RST
     fack = flags & F_ACK
+    flipped = False
+
+    # A connection that began with a SYN-ACK, followed by an ACK or data in either direction, is a
+    # real connection whose SYN was missed (a stealth scan draws a RST or nothing): the SYN-ACK's
+    # sender is the responder (Zeek flips it so since 5.1).
+    if (S[s, E0 + P_STATE] == SYN_ACK_SENT and S[s, E1 + P_STATE] == INACTIVE and not (syn or fin or rst)
+            and (fack or plen > 0)):
+        _flip(S, s)
+        _flip_history(S, H, s)
+        _set_state(S, s, E1, ESTABLISHED)
+        is_orig = not is_orig
+        flipped = True
+
+    e = E0 if is_orig else E1
+    p = E1 if is_orig else E0
 
     # partial status
     if is_orig:
@@ -385,7 +415,6 @@ def tcp_packet(S, H, s, is_orig, flags, seq, ack, win, plen, cap_ok, ts):
 
     # state machine
     do_close = False
-    flipped = False
     st = S[s, e + P_STATE]
     pst = S[s, p + P_STATE]
     if st == INACTIVE:
@@ -471,6 +500,13 @@ def deadline(S, s, TO):
     last = S[s, C_LAST]
     if proto != 6:
         if proto == 17:
+            if S[s, C_DNS]:
+                # Zeek's DNS analyzer timer: fires every dns_session_timeout from the start and
+                # removes the connection once it has been quiet for dns_session_timeout - 1 s
+                k = (last + TO[T_DNS] - 1_000_000_000 - S[s, C_START] + TO[T_DNS] - 1) // TO[T_DNS]
+                if k < 1:
+                    k = 1
+                return min(last + TO[T_UDP_INACT], S[s, C_START] + k * TO[T_DNS])
             return last + TO[T_UDP_INACT]
         if proto == 1 or proto == 58:
             return last + TO[T_ICMP_INACT]
@@ -498,7 +534,7 @@ def deadline(S, s, TO):
 
 
 @njit(cache=True)
-def _new_conn(S, H, s, R, r, likely_tcp, likely_udp, capture_id):
+def _new_conn(S, H, s, R, r, likely_tcp, likely_udp, dns_udp, capture_id):
     for k in range(NCOLS):
         S[s, k] = 0
     proto = R[r, R_PROTO]
@@ -534,10 +570,13 @@ def _new_conn(S, H, s, R, r, likely_tcp, likely_udp, capture_id):
     if flip and not R[r, R_BCAST]:
         _flip(S, s)
         _hist(S, H, s, ord("^"))
+    if proto == 17 and dns_udp[S[s, C_RESP_P]]:
+        S[s, C_DNS] = 1
 
 
 @njit(cache=True)
-def meter_rows(S, H, R, gslot, free, nfree, finished, created, likely_tcp, likely_udp, TO, capture_id):
+def meter_rows(S, H, R, gslot, free, nfree, finished, created, likely_tcp, likely_udp, dns_udp, TO,
+               capture_id):
     """Meter rows R (ordered by packet) into connection slots.
 
     gslot[g] is the slot of group (canonical key) g, or -1; it is updated as connections end and
@@ -560,17 +599,20 @@ def meter_rows(S, H, R, gslot, free, nfree, finished, created, likely_tcp, likel
         if s < 0:
             nfree -= 1
             s = free[nfree]
-            _new_conn(S, H, s, R, r, likely_tcp, likely_udp, capture_id)
+            _new_conn(S, H, s, R, r, likely_tcp, likely_udp, dns_udp, capture_id)
             gslot[g] = s
             created[ncre] = s
             ncre += 1
+        if not R[r, R_L4OK]:
+            # the transport header is cut short: Zeek keeps the connection but counts nothing
+            continue
         is_orig = R[r, R_A_IS_SRC] == S[s, C_ORIG_IS_A]
         ip_len = R[r, R_IPLEN]
         plen = R[r, R_PLEN]
         if proto == 6:
-            # a flip inside counts this packet on its old side, as Zeek's ConnSize analyzer does
-            tcp_packet(S, H, s, is_orig, R[r, R_FLAGS], R[r, R_SEQ], R[r, R_ACK], R[r, R_WIN], plen,
-                       R[r, R_CAPOK], ts)
+            if tcp_packet(S, H, s, is_orig, R[r, R_FLAGS], R[r, R_SEQ], R[r, R_ACK], R[r, R_WIN], plen,
+                          R[r, R_CAPOK], ts):
+                is_orig = not is_orig  # counted on its side after the flip
         else:
             S[s, C_LAST] = ts
             if proto == 17 or proto == 1 or proto == 58:

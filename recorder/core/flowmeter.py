@@ -12,16 +12,26 @@ One implementation serves offline ingest and the live recorder. Per batch:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Callable
 
 import numpy as np
 
 from recorder.core import flowkernel as K
 from recorder.core.batch import DecodedBatch, RawBatch, Tunnel
-from recorder.core.flowid import (ICMP4_COUNTERPART, ICMP6_COUNTERPART, LIKELY_SERVER_TCP,
-                                  LIKELY_SERVER_UDP, PROTO_NAMES, V4_MAPPED, LocalNets, addr_str,
-                                  community_id, flow_uid)
+from recorder.core.flowid import (
+    ICMP4_COUNTERPART,
+    ICMP6_COUNTERPART,
+    DNS_UDP_PORTS,
+    LIKELY_SERVER_TCP,
+    LIKELY_SERVER_UDP,
+    PROTO_NAMES,
+    V4_MAPPED,
+    LocalNets,
+    addr_str,
+    community_id,
+    flow_uid,
+)
 
 NS = 1_000_000_000
 
@@ -39,6 +49,7 @@ class Timeouts:
     tcp_connection_linger: float = 5.0
     tcp_syn_timeout: float = 5.0
     tcp_session_timer: float = 6.0
+    dns_session_timeout: float = 10.0
 
     def as_array(self) -> np.ndarray:
         return np.array([int(getattr(self, f.name) * NS) for f in fields(self)], dtype=np.int64)
@@ -63,6 +74,7 @@ def _icmp_tables() -> tuple[np.ndarray, np.ndarray]:
 
 _LIKELY_TCP = _lookup_table(LIKELY_SERVER_TCP)
 _LIKELY_UDP = _lookup_table(LIKELY_SERVER_UDP)
+_DNS_UDP = _lookup_table(DNS_UDP_PORTS)
 _ICMP_OTHER, _ICMP_HAS = _icmp_tables()
 _BCAST_LO = np.uint64((V4_MAPPED << 32) | 0xFFFFFFFF)
 
@@ -105,7 +117,7 @@ class FlowMeter:
         finished = np.empty(n, dtype=np.int64)
         created = np.empty(n, dtype=np.int64)
         self.nfree, nfin, ncre = K.meter_rows(self.S, self.H, R, gslot, self.free, self.nfree, finished, created,
-                                              _LIKELY_TCP, _LIKELY_UDP, self.TO,
+                                              _LIKELY_TCP, _LIKELY_UDP, _DNS_UDP, self.TO,
                                               -1 if capture_id is None else capture_id)
         # new connections: remember their key and tunnel parent
         tun = dec.cols["tunnel"]
@@ -192,6 +204,7 @@ class FlowMeter:
         R[:, K.R_ONEWAY] = one_way
         R[:, K.R_BCAST] = (dh == 0) & (dl == _BCAST_LO)
         R[:, K.R_GROUP] = group.reshape(-1)
+        R[:, K.R_L4OK] = c["l4_ok"]
         return R, keys
 
     def _ensure_free(self, need: int) -> None:
