@@ -5,6 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
+import struct
+import zlib
+
+import numpy as np
 
 V4_MAPPED = 0xFFFF  # bits 32..47 of an IPv4-mapped IPv6 address (::ffff:a.b.c.d)
 V4_MAPPED_HI = 0
@@ -68,31 +72,70 @@ def is_v4(a: int) -> bool:
 def community_id(proto: int, saddr: int, sport: int, daddr: int, dport: int, one_way: bool = False,
                  seed: int = 0) -> str:
     """Community ID v1 (corelight/community-id-spec): base64 SHA-1 of seed, addresses, proto, ports."""
-    v4 = is_v4(saddr) and is_v4(daddr)
-    if v4:
-        sb, db = (saddr & 0xFFFFFFFF).to_bytes(4, "big"), (daddr & 0xFFFFFFFF).to_bytes(4, "big")
+    if (saddr >> 32) == V4_MAPPED and (daddr >> 32) == V4_MAPPED:
+        sb, db = struct.pack("!I", saddr & 0xFFFFFFFF), struct.pack("!I", daddr & 0xFFFFFFFF)
     else:
         sb, db = saddr.to_bytes(16, "big"), daddr.to_bytes(16, "big")
     if not one_way and (sb, sport) > (db, dport):
         sb, db, sport, dport = db, sb, dport, sport
-    data = seed.to_bytes(2, "big") + sb + db + bytes((proto, 0))
-    if proto in (6, 17, 1, 58, 132):
-        data += sport.to_bytes(2, "big") + dport.to_bytes(2, "big")
+    if proto in _CID_PORTS:
+        data = b"".join((struct.pack("!H", seed), sb, db, struct.pack("!BBHH", proto, 0, sport, dport)))
+    else:
+        data = b"".join((struct.pack("!H", seed), sb, db, struct.pack("!BB", proto, 0)))
     return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode()
 
 
-_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_CID_PORTS = frozenset((6, 17, 1, 58, 132))
+
+
+_B62 = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", dtype=np.uint8)
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def mix64(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser on a uint64 array: a fast, well-spread, deterministic hash step."""
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+def hash_columns(*cols: np.ndarray) -> np.ndarray:
+    """One uint64 hash per row of the given integer columns (same values, same hash)."""
+    with np.errstate(over="ignore"):
+        h = np.full(len(cols[0]), 0x9E3779B97F4A7C15, dtype=np.uint64)
+        for c in cols:
+            h = mix64(h ^ np.asarray(c).astype(np.uint64, copy=False))
+    return h
+
+
+def uids(h: np.ndarray, prefix: str = "C") -> list[str]:
+    """Zeek-style uids from 64-bit hashes: the prefix and 11 base62 digits."""
+    h = h.astype(np.uint64, copy=True)
+    digits = np.empty((len(h), 11), dtype=np.uint8)
+    for i in range(10, -1, -1):
+        digits[:, i] = _B62[(h % np.uint64(62)).astype(np.intp)]
+        h //= np.uint64(62)
+    return [prefix + d for d in digits.view("S11").ravel().astype(str).tolist()]
+
+
+def tunnel_uid(kind: str, a: int, b: int) -> str:
+    """The uid of an IP-level tunnel (GRE, IP-in-IP): its kind and the outer address pair."""
+    lo, hi = min(a, b), max(a, b)
+    cols = [np.array([x], dtype=np.uint64) for x in
+            (zlib.crc32(kind.encode()), lo >> 64, lo & 0xFFFFFFFFFFFFFFFF, hi >> 64, hi & 0xFFFFFFFFFFFFFFFF)]
+    return uids(hash_columns(*cols))[0]
 
 
 def flow_uid(key: tuple, start_ns: int, prefix: str = "C") -> str:
-    """A deterministic Zeek-style uid: the same connection in the same input gets the same uid."""
-    h = hashlib.blake2b(repr((key, start_ns)).encode(), digest_size=12).digest()
-    n = int.from_bytes(h, "big")
-    out = []
-    while n:
-        n, r = divmod(n, 62)
-        out.append(_B62[r])
-    return prefix + "".join(reversed(out))
+    """The uid of one connection: a hash of its canonical key and first-packet time.
+
+    The same connection in the same input gets the same uid on every run, offline or live.
+    """
+    proto, a, ap, b, bp, w = key
+    cols = [np.array([x], dtype=np.uint64) for x in
+            (proto << 1 | w, a >> 64, a & 0xFFFFFFFFFFFFFFFF, ap << 16 | bp, b >> 64, b & 0xFFFFFFFFFFFFFFFF,
+             start_ns & 0xFFFFFFFFFFFFFFFF)]
+    return uids(hash_columns(*cols), prefix)[0]
 
 
 # Zeek's Site::private_address_space, local by default (Site::private_address_space_is_local=T).
@@ -117,6 +160,17 @@ class LocalNets:
 
     def __bool__(self) -> bool:
         return bool(self.ranges)
+
+    def contains_halves(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        """Vectorised membership for addresses given as uint64 (high, low) halves."""
+        out = np.zeros(len(hi), dtype=bool)
+        for a, b in self.ranges:
+            ah, al = np.uint64(a >> 64), np.uint64(a & 0xFFFFFFFFFFFFFFFF)
+            bh, bl = np.uint64(b >> 64), np.uint64(b & 0xFFFFFFFFFFFFFFFF)
+            ge = (hi > ah) | ((hi == ah) & (lo >= al))
+            le = (hi < bh) | ((hi == bh) & (lo <= bl))
+            out |= ge & le
+        return out
 
     def __contains__(self, a: int) -> bool:
         for lo, hi in self.ranges:

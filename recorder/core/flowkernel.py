@@ -34,8 +34,11 @@ NBLK = 4  # out-of-order blocks kept per direction (bounded memory)
 # --- connection columns -------------------------------------------------------------------
 (C_ACTIVE, C_PROTO, C_START, C_LAST, C_OPKTS, C_OIP, C_RPKTS, C_RIP, C_OBYTES, C_RBYTES, C_OACT,
  C_RACT, C_HSEEN, C_ORIG_IS_A, C_PARTIAL, C_FIRST_SEEN, C_CLOSE_COMPLETE, C_ATTEMPT, C_MISSED,
- C_LONG, C_ORIG_P, C_RESP_P, C_FOFF, C_CAPTURE, C_ROW, C_HLEN, C_ONEWAY, C_DNS) = range(28)
-E0 = 28
+ C_LONG, C_ORIG_P, C_RESP_P, C_FOFF, C_CAPTURE, C_ROW, C_HLEN, C_ONEWAY, C_DNS,
+ C_K0, C_K1, C_K2, C_K3, C_K4, C_K5) = range(34)
+# C_K0..C_K5: the canonical key (proto<<1|one_way, a_hi, a_lo, a_port<<16|b_port, b_hi, b_lo) as
+# uint64 bit patterns, written by the meter when a slot is created
+E0 = 34
 # --- endpoint columns (offsets from E0 / E1) -----------------------------------------------
 (P_STATE, P_PREV, P_START, P_LAST, P_ACK, P_SWRAP, P_AWRAP, P_FINC, P_RSTC, P_FINSEQ, P_CLOSED,
  P_HSYN, P_HFIN, P_HRST, P_RXC, P_RXT, P_W0C, P_W0T, P_GC, P_GT, P_REASM, P_NB) = range(22)
@@ -54,7 +57,7 @@ NROW = 17
  T_SESSION, T_DNS) = range(10)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def seq_delta(a, b):
     d = (a - b) & M32
     if d & 0x80000000:
@@ -62,7 +65,7 @@ def seq_delta(a, b):
     return d
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _hist(S, H, s, code):
     n = S[s, C_HLEN]
     if n < HMAX:
@@ -70,7 +73,7 @@ def _hist(S, H, s, code):
         S[s, C_HLEN] = n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _check_hist(S, H, s, is_orig, mask, code):
     """Zeek's CheckHistory: add the letter the first time; True if it was seen before."""
     if not is_orig:
@@ -83,12 +86,12 @@ def _check_hist(S, H, s, is_orig, mask, code):
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _add_hist(S, H, s, is_orig, code):
     _hist(S, H, s, code if is_orig else code + 32)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _scaled(S, H, s, e, is_orig, code, cnt_col, th_col):
     """Zeek's ScaledHistoryEntry: the letter at 1, 10, 100, ... occurrences."""
     cnt = S[s, e + cnt_col] + 1
@@ -102,14 +105,14 @@ def _scaled(S, H, s, e, is_orig, code, cnt_col, th_col):
     S[s, e + cnt_col] = cnt
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _set_state(S, s, e, new):
     if S[s, e + P_STATE] != new:
         S[s, e + P_PREV] = S[s, e + P_STATE]
         S[s, e + P_STATE] = new
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _flip(S, s):
     """Swap roles: endpoints, counters and ports change sides (Zeek's FlipRoles)."""
     for k in range(EPW):
@@ -127,7 +130,7 @@ def _flip(S, s):
     S[s, C_PARTIAL] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _flip_history(S, H, s):
     """A flip decided after the fact: '^' first, then the letters so far with their sides swapped."""
     n = S[s, C_HLEN]
@@ -144,7 +147,7 @@ def _flip_history(S, H, s):
     S[s, C_HLEN] = n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _relative(S, s, e, cur, last, wraps):
     """Zeek's get_relative_seq: (relative sequence, underflow)."""
     delta = seq_delta(cur, last)
@@ -160,21 +163,21 @@ def _relative(S, s, e, cur, last, wraps):
     return ((wraps << 32) | cur) - S[s, e + P_START], False
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _init_seqs(S, s, e, start, ack, last):
     S[s, e + P_START] = start & M32
     S[s, e + P_ACK] = ack & M32
     S[s, e + P_LAST] = last & M32
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _update_last(S, s, e, seq):
     if seq < S[s, e + P_LAST]:
         S[s, e + P_SWRAP] += 1
     S[s, e + P_LAST] = seq
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def tcp_size(S, s, e, p):
     """Payload bytes an endpoint sent, from sequence numbers (Zeek's TCP_Endpoint::Size)."""
     start = S[s, e + P_START]
@@ -193,13 +196,13 @@ def tcp_size(S, s, e, p):
     return size
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _clean(S, s, e):
     st = S[s, e + P_STATE]
     return st == ESTABLISHED or (st == CLOSED and S[s, e + P_PREV] == ESTABLISHED)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _absorb(S, s, e):
     """Move the in-order point past any buffered out-of-order block it now reaches."""
     moved = True
@@ -222,7 +225,7 @@ def _absorb(S, s, e):
                 i += 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _data_sent(S, s, e, rel, plen):
     end = rel + plen
     if end <= S[s, e + P_REASM]:
@@ -238,7 +241,7 @@ def _data_sent(S, s, e, rel, plen):
             S[s, e + P_NB] = nb + 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _ack_received(S, H, s, e, p, is_orig_e, rel_ack):
     """The peer acknowledged e's data up to rel_ack: what was never seen below it is a gap."""
     if S[s, e + P_FINC] and rel_ack >= S[s, e + P_FINSEQ]:
@@ -266,7 +269,7 @@ def _ack_received(S, H, s, e, p, is_orig_e, rel_ack):
             break
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def is_reuse(S, s, flags, seq):
     """Zeek's IsReuse: does this SYN start a new connection on an old 5-tuple?"""
     if not flags & F_SYN:
@@ -286,7 +289,7 @@ def is_reuse(S, s, flags, seq):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def tcp_packet(S, H, s, is_orig, flags, seq, ack, win, plen, cap_ok, ts):
     """One TCP packet through Zeek's TCP session logic. Returns True if it flipped the roles."""
     syn = flags & F_SYN
@@ -493,7 +496,7 @@ def tcp_packet(S, H, s, is_orig, flags, seq, ack, win, plen, cap_ok, ts):
     return flipped
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def deadline(S, s, TO):
     """When Zeek's timers remove connection s, given its state after its last packet."""
     proto = S[s, C_PROTO]
@@ -504,8 +507,7 @@ def deadline(S, s, TO):
                 # Zeek's DNS analyzer timer: fires every dns_session_timeout from the start and
                 # removes the connection once it has been quiet for dns_session_timeout - 1 s
                 k = (last + TO[T_DNS] - 1_000_000_000 - S[s, C_START] + TO[T_DNS] - 1) // TO[T_DNS]
-                if k < 1:
-                    k = 1
+                k = max(k, 1)
                 return min(last + TO[T_UDP_INACT], S[s, C_START] + k * TO[T_DNS])
             return last + TO[T_UDP_INACT]
         if proto == 1 or proto == 58:
@@ -533,7 +535,7 @@ def deadline(S, s, TO):
     return best
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _new_conn(S, H, s, R, r, likely_tcp, likely_udp, dns_udp, capture_id):
     for k in range(NCOLS):
         S[s, k] = 0
@@ -574,7 +576,7 @@ def _new_conn(S, H, s, R, r, likely_tcp, likely_udp, dns_udp, capture_id):
         S[s, C_DNS] = 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def meter_rows(S, H, R, gslot, free, nfree, finished, created, likely_tcp, likely_udp, dns_udp, TO,
                capture_id):
     """Meter rows R (ordered by packet) into connection slots.
@@ -639,7 +641,7 @@ def meter_rows(S, H, R, gslot, free, nfree, finished, created, likely_tcp, likel
     return nfree, nfin, ncre
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def expired(S, now, TO, out):
     """Slots whose removal time has passed; returns how many were written to ``out``."""
     n = 0
@@ -651,7 +653,7 @@ def expired(S, now, TO, out):
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _rstos0(H, s, n):
     """Zeek's /^\\^?S[^HAFGIQ]*R.*/ on the history."""
     i = 0
@@ -670,13 +672,11 @@ def _rstos0(H, s, n):
     return False
 
 
-# conn_state codes, in the order of CONN_STATES
-CONN_STATES = ("S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "OTH")
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def summarize(S, H, slots, out):
-    """Per finished slot: orig_bytes, resp_bytes, conn_state code (index into CONN_STATES)."""
+    """Per finished slot: orig_bytes, resp_bytes, conn_state code (index into flowrows.CONN_STATES)."""
     for i in range(slots.shape[0]):
         s = slots[i]
         proto = S[s, C_PROTO]

@@ -6,8 +6,8 @@ One implementation serves offline ingest and the live recorder. Per batch:
    type/counterpart ports; one-way ICMP messages keep their direction) and groups the rows;
 2. a dict maps each distinct key to its connection slot (one lookup per key per batch);
 3. the compiled state machine (``flowkernel.meter_rows``) runs every row in packet order;
-4. connections that ended (timers, reuse, end of input) become flow dicts with the columns of
-   the ``flows`` table and go to ``sink`` in lists.
+4. connections that ended (timers, reuse, end of input) go to ``sink`` as ``FlowBatch`` columns;
+   ``FlowBatch.rows()`` makes the rows of the ``flows`` table from them.
 """
 
 from __future__ import annotations
@@ -20,20 +20,22 @@ import numpy as np
 from recorder.core import flowkernel as K
 from recorder.core.batch import DecodedBatch, RawBatch, Tunnel
 from recorder.core.flowid import (
+    DNS_UDP_PORTS,
     ICMP4_COUNTERPART,
     ICMP6_COUNTERPART,
-    DNS_UDP_PORTS,
     LIKELY_SERVER_TCP,
     LIKELY_SERVER_UDP,
-    PROTO_NAMES,
     V4_MAPPED,
     LocalNets,
-    addr_str,
-    community_id,
-    flow_uid,
+    hash_columns,
+    mix64,
+    tunnel_uid,
+    uids,
 )
+from recorder.core.flowrows import FlowBatch, concat_flow_batches
 
 NS = 1_000_000_000
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +79,14 @@ _LIKELY_UDP = _lookup_table(LIKELY_SERVER_UDP)
 _DNS_UDP = _lookup_table(DNS_UDP_PORTS)
 _ICMP_OTHER, _ICMP_HAS = _icmp_tables()
 _BCAST_LO = np.uint64((V4_MAPPED << 32) | 0xFFFFFFFF)
+# odd multipliers for the row-grouping hash (any collision is caught by comparing the keys)
+_H1, _H2, _H3, _H4 = (np.uint64(x) for x in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
+                                              0xD6E8FEB86659FD93))
+_S9 = np.uint64(9)
 
 
 class FlowMeter:
-    """Meters decoded packets into connections and hands finished ones to ``sink`` (lists of dicts)."""
+    """Meters decoded packets into connections and hands finished ones to ``sink`` as FlowBatch."""
 
     def __init__(self, sink: Callable[[list[dict]], None], *, local_nets: LocalNets | None = None,
                  timeouts: Timeouts = Timeouts(), emit_every: int = 5000, capacity: int = 4096) -> None:
@@ -94,7 +100,8 @@ class FlowMeter:
         self.slot_key: list[tuple | None] = [None] * capacity
         self.slot_tunnel: list[str | None] = [None] * capacity
         self.conns: dict[tuple, int] = {}
-        self.pending: list[dict] = []
+        self.pending: list[FlowBatch] = []
+        self.npending = 0
         self.emit_every = emit_every
         self.now = 0
         self.flows_out = 0
@@ -109,7 +116,7 @@ class FlowMeter:
         n = len(dec)
         if n == 0:
             return
-        R, keys = self._rows(raw, dec)
+        R, keys, kcols = self._rows(raw, dec)
         ngroups = len(keys)
         gslot = np.fromiter((self.conns.get(k, -1) for k in keys), dtype=np.int64, count=ngroups)
         self._ensure_free(n)
@@ -119,15 +126,9 @@ class FlowMeter:
         self.nfree, nfin, ncre = K.meter_rows(self.S, self.H, R, gslot, self.free, self.nfree, finished, created,
                                               _LIKELY_TCP, _LIKELY_UDP, _DNS_UDP, self.TO,
                                               -1 if capture_id is None else capture_id)
-        # new connections: remember their key and tunnel parent
-        tun = dec.cols["tunnel"]
-        for s in created[:ncre].tolist():
-            row = int(self.S[s, K.C_ROW])
-            self.slot_key[s] = keys[int(R[row, K.R_GROUP])]
-            t = int(tun[row])
-            self.slot_tunnel[s] = self._tunnel_uid(t, tunnels) if t >= 0 else None
-        changed = np.flatnonzero(gslot != before)
-        for g in changed.tolist():
+        if ncre:
+            self._created(created[:ncre], R, keys, kcols, dec.cols["tunnel"], tunnels)
+        for g in np.flatnonzero(gslot != before).tolist():
             self.conns[keys[g]] = int(gslot[g])
         if nfin:
             self._finish_slots(finished[:nfin])
@@ -137,7 +138,7 @@ class FlowMeter:
         nexp = K.expired(self.S, self.now, self.TO, out)
         if nexp:
             self._finish_slots(out[:nexp])
-        if len(self.pending) >= self.emit_every:
+        if self.npending >= self.emit_every:
             self._flush_pending()
 
     def finish(self) -> None:
@@ -152,7 +153,8 @@ class FlowMeter:
         return len(self.conns)
 
     # ------------------------------------------------------------------ rows and keys
-    def _rows(self, raw: RawBatch, dec: DecodedBatch) -> tuple[np.ndarray, list[tuple]]:
+    def _rows(self, raw: RawBatch, dec: DecodedBatch) -> tuple[np.ndarray, list[tuple], np.ndarray]:
+        """Kernel rows, the distinct canonical keys, and those keys as a (groups, 6) uint64 array."""
         c = dec.cols
         n = len(dec)
         pkt = c["pkt"]
@@ -173,23 +175,28 @@ class FlowMeter:
         sh, sl, dh, dl = c["src_hi"], c["src_lo"], c["dst_hi"], c["dst_lo"]
         src_gt = (sh > dh) | ((sh == dh) & ((sl > dl) | ((sl == dl) & (sport > dport))))
         swap = src_gt & ~one_way
-        a_is_src = ~swap
-        kt = np.empty(n, dtype=[("p", "u1"), ("w", "u1"), ("ah", "u8"), ("al", "u8"), ("ap", "u2"),
-                                ("bh", "u8"), ("bl", "u8"), ("bp", "u2")])
-        kt["p"] = proto
-        kt["w"] = one_way
-        kt["ah"] = np.where(swap, dh, sh)
-        kt["al"] = np.where(swap, dl, sl)
-        kt["ap"] = np.where(swap, dport, sport)
-        kt["bh"] = np.where(swap, sh, dh)
-        kt["bl"] = np.where(swap, sl, dl)
-        kt["bp"] = np.where(swap, sport, dport)
-        uniq, group = np.unique(kt, return_inverse=True)
-        keys = [(p, (ah << 64) | al, ap, (bh << 64) | bl, bp, w)
-                for p, w, ah, al, ap, bh, bl, bp in uniq.tolist()]
+        k = np.empty((n, 6), dtype=np.uint64)
+        k[:, 0] = (proto << 1) | one_way
+        k[:, 1] = np.where(swap, dh, sh)
+        k[:, 2] = np.where(swap, dl, sl)
+        k[:, 3] = (np.where(swap, dport, sport) << 16) | np.where(swap, sport, dport)
+        k[:, 4] = np.where(swap, sh, dh)
+        k[:, 5] = np.where(swap, sl, dl)
+        # group rows by key: sort a 64-bit hash (much faster than sorting the records), then
+        # confirm every row equals its group's first row (a hash collision falls back to records)
+        with np.errstate(over="ignore"):
+            h = mix64((k[:, 1] * _H1) ^ (k[:, 2] * _H2) ^ (k[:, 4] * _H3) ^ (k[:, 5] * _H4) ^ ((k[:, 3] << _S9) | k[:, 0]))
+        _, first, group = np.unique(h, return_index=True, return_inverse=True)
+        group = group.reshape(-1)
+        if not (k == k[first[group]]).all():
+            _, first, group = np.unique(k, axis=0, return_index=True, return_inverse=True)
+            group = group.reshape(-1)
+        kcols = k[first]
+        keys = [(p >> 1, (ah << 64) | al, pp >> 16, (bh << 64) | bl, pp & 0xFFFF, p & 1)
+                for p, ah, al, pp, bh, bl in kcols.tolist()]
         R = np.empty((n, K.NROW), dtype=np.int64)
         R[:, K.R_PROTO] = proto
-        R[:, K.R_A_IS_SRC] = a_is_src
+        R[:, K.R_A_IS_SRC] = ~swap
         R[:, K.R_SPORT] = sport
         R[:, K.R_DPORT] = dport
         R[:, K.R_IPLEN] = c["ip_len"]
@@ -203,9 +210,19 @@ class FlowMeter:
         R[:, K.R_FOFF] = raw.file_off[pkt]
         R[:, K.R_ONEWAY] = one_way
         R[:, K.R_BCAST] = (dh == 0) & (dl == _BCAST_LO)
-        R[:, K.R_GROUP] = group.reshape(-1)
+        R[:, K.R_GROUP] = group
         R[:, K.R_L4OK] = c["l4_ok"]
-        return R, keys
+        return R, keys, kcols
+
+    def _created(self, slots: np.ndarray, R: np.ndarray, keys: list[tuple], kcols: np.ndarray,
+                 tun: np.ndarray, tunnels: list[Tunnel] | None) -> None:
+        """Remember each new connection's key (in the state, for uids) and its tunnel parent."""
+        rows = self.S[slots, K.C_ROW]
+        groups = R[rows, K.R_GROUP]
+        self.S[slots, K.C_K0:K.C_K5 + 1] = kcols[groups].view(np.int64)
+        for s, g, t in zip(slots.tolist(), groups.tolist(), tun[rows].tolist()):
+            self.slot_key[s] = keys[g]
+            self.slot_tunnel[s] = self._tunnel_uid(t, tunnels) if t >= 0 else None
 
     def _ensure_free(self, need: int) -> None:
         if self.nfree >= need:
@@ -237,78 +254,64 @@ class FlowMeter:
             key = (17, s, sp, d, dp, False) if (s, sp) <= (d, dp) else (17, d, dp, s, sp, False)
             slot = self.conns.get(key)
             if slot is not None:
-                return self._uid(slot)
-        tkey = ("tunnel", t.kind, min(s, d), max(s, d))
+                kc = self.S[slot, K.C_K0:K.C_K5 + 1].view(np.uint64)
+                return uids(hash_columns(*(kc[i:i + 1] for i in range(6)), self.S[slot, K.C_START:K.C_START + 1]))[0]
+        tkey = (t.kind, s, d)
         uid = self._tunnel_uid_cache.get(tkey)
         if uid is None:
-            uid = self._tunnel_uid_cache[tkey] = flow_uid(tkey, 0)
+            uid = self._tunnel_uid_cache[tkey] = tunnel_uid(t.kind, s, d)
         return uid
 
-    def _uid(self, s: int) -> str:
-        return flow_uid(self.slot_key[s], int(self.S[s, K.C_START]))
-
     # ------------------------------------------------------------------ output
-    def _addr(self, a: int) -> str:
-        t = self._addr_cache.get(a)
-        if t is None:
-            if len(self._addr_cache) > 200_000:
-                self._addr_cache.clear()
-            t = self._addr_cache[a] = addr_str(a)
-        return t
-
     def _finish_slots(self, slots: np.ndarray) -> None:
+        """Hand ended connections on as a FlowBatch (columns) and free their slots."""
         slots = np.asarray(slots, dtype=np.int64)
-        summ = np.empty((len(slots), 3), dtype=np.int64)
+        n = len(slots)
+        if not n:
+            return
+        summ = np.empty((n, 3), dtype=np.int64)
         K.summarize(self.S, self.H, slots, summ)
-        rows = self.S[slots]
-        local = self.local
-        has_local = bool(local)
-        states = K.CONN_STATES
-        for s, row, (ob, rb, st) in zip(slots.tolist(), rows.tolist(), summ.tolist()):
-            key = self.slot_key[s]
-            proto_num, a_addr, a_port, b_addr, b_port, one_way = key
-            if row[K.C_ORIG_IS_A]:
-                orig_a, resp_a = a_addr, b_addr
-            else:
-                orig_a, resp_a = b_addr, a_addr
-            orig_p, resp_p = row[K.C_ORIG_P], row[K.C_RESP_P]
-            start = row[K.C_START]
-            duration = row[K.C_LAST] - start
-            hlen = row[K.C_HLEN]
-            history = bytes(self.H[s, :hlen]).decode("ascii") if hlen else None
-            capture = row[K.C_CAPTURE]
-            self.pending.append({
-                "uid": flow_uid(key, start),
-                "capture_id": capture if capture >= 0 else None,
-                "file_offset": row[K.C_FOFF],
-                "ts_ns": start,
-                "duration_ns": duration if duration > 0 else None,
-                "orig_h": self._addr(orig_a), "orig_p": orig_p,
-                "resp_h": self._addr(resp_a), "resp_p": resp_p,
-                "orig_a": orig_a.to_bytes(16, "big"), "resp_a": resp_a.to_bytes(16, "big"),
-                "proto": PROTO_NAMES.get(proto_num, "unknown_transport"), "ip_proto": proto_num,
-                "service": None,
-                "orig_bytes": ob if duration > 0 else None,
-                "resp_bytes": rb if duration > 0 else None,
-                "conn_state": states[st],
-                "local_orig": (orig_a in local) if has_local else None,
-                "local_resp": (resp_a in local) if has_local else None,
-                "missed_bytes": row[K.C_MISSED],
-                "history": history,
-                "orig_pkts": row[K.C_OPKTS], "orig_ip_bytes": row[K.C_OIP],
-                "resp_pkts": row[K.C_RPKTS], "resp_ip_bytes": row[K.C_RIP],
-                "tunnel_parents": self.slot_tunnel[s],
-                "community_id": community_id(proto_num, orig_a, orig_p, resp_a, resp_p, bool(one_way)),
-            })
-            if self.conns.get(key) == s:
-                del self.conns[key]
-            self.slot_key[s] = None
+        S = self.S[slots]
+        kc = S[:, K.C_K0:K.C_K5 + 1].view(np.uint64)
+        orig_is_a = S[:, K.C_ORIG_IS_A].astype(bool)
+        oh = np.where(orig_is_a, kc[:, 1], kc[:, 4])
+        ol = np.where(orig_is_a, kc[:, 2], kc[:, 5])
+        rh = np.where(orig_is_a, kc[:, 4], kc[:, 1])
+        rl = np.where(orig_is_a, kc[:, 5], kc[:, 2])
+        duration = S[:, K.C_LAST] - S[:, K.C_START]
+        positive = duration > 0
+        if self.local:
+            lo_ = self.local.contains_halves(oh, ol).astype(np.int64)
+            lr_ = self.local.contains_halves(rh, rl).astype(np.int64)
+        else:
+            lo_ = lr_ = np.full(n, -1, dtype=np.int64)
+        cols = {
+            "capture": S[:, K.C_CAPTURE], "file_off": S[:, K.C_FOFF], "start": S[:, K.C_START],
+            "duration": duration, "orig_p": S[:, K.C_ORIG_P], "resp_p": S[:, K.C_RESP_P],
+            "proto": S[:, K.C_PROTO], "orig_bytes": np.where(positive, summ[:, 0], -1),
+            "resp_bytes": np.where(positive, summ[:, 1], -1), "state": summ[:, 2],
+            "local_orig": lo_, "local_resp": lr_, "missed": S[:, K.C_MISSED],
+            "orig_pkts": S[:, K.C_OPKTS], "orig_ip": S[:, K.C_OIP], "resp_pkts": S[:, K.C_RPKTS],
+            "resp_ip": S[:, K.C_RIP], "one_way": S[:, K.C_ONEWAY],
+            "orig_hi": oh, "orig_lo": ol, "resp_hi": rh, "resp_lo": rl,
+        }
+        history = self.H[slots].view(f"S{K.HMAX}").reshape(n)
+        slot_list = slots.tolist()
+        tunnel = [self.slot_tunnel[s] for s in slot_list]
+        self.pending.append(FlowBatch(kc.copy(), cols, history, tunnel))
+        self.npending += n
+        conns, slot_key = self.conns, self.slot_key
+        for s in slot_list:
+            key = slot_key[s]
+            if conns.get(key) == s:
+                del conns[key]
+            slot_key[s] = None
             self.slot_tunnel[s] = None
-        self.free[self.nfree:self.nfree + len(slots)] = slots
-        self.nfree += len(slots)
-        self.flows_out += len(slots)
+        self.free[self.nfree:self.nfree + n] = slots
+        self.nfree += n
+        self.flows_out += n
 
     def _flush_pending(self) -> None:
         if self.pending:
-            out, self.pending = self.pending, []
-            self.sink(out)
+            out, self.pending, self.npending = self.pending, [], 0
+            self.sink(out[0] if len(out) == 1 else concat_flow_batches(out))

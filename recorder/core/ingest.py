@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from recorder.core.decode import Decoder
-from recorder.core.errors import CaptureWarning
+from recorder.core.errors import CaptureError, CaptureWarning
 from recorder.core.flowid import LocalNets
 from recorder.core.flowmeter import FlowMeter, Timeouts
 from recorder.core.pcapio import expand_inputs, probe, read_batches
@@ -44,17 +45,34 @@ class IngestStats:
         return self.packets / self.seconds if self.seconds > 0 else 0.0
 
 
-def sha256_file(path: str) -> str:
-    """SHA-256 of a file (also warms the page cache for the reader that follows)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(4 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+class _Hasher(threading.Thread):
+    """SHA-256 of a capture file, on a second core (hashlib releases the GIL on large updates)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(name="wiretrail-sha256", daemon=True)
+        self.path = path
+        self._digest: str | None = None
+        self._error: OSError | None = None
+
+    def run(self) -> None:
+        try:
+            h = hashlib.sha256()
+            with open(self.path, "rb") as f:
+                while chunk := f.read(4 << 20):
+                    h.update(chunk)
+            self._digest = h.hexdigest()
+        except OSError as err:
+            self._error = err
+
+    def result(self) -> str:
+        if self._error is not None:
+            raise CaptureError(f"cannot read: {self._error.strerror or self._error}", path=self.path)
+        assert self._digest is not None
+        return self._digest
 
 
 def ingest(paths: list[str], store, *, local_nets: list[str] | None = None,
-           timeouts: Timeouts = Timeouts(), fast: bool = True,
+           timeouts: Timeouts | None = None, fast: bool = True,
            progress: Callable[[int, int], None] | None = None,
            on_warning: Callable[[str], None] | None = None) -> IngestStats:
     """Ingest capture files (files, directories or globs) into ``store``.
@@ -67,7 +85,7 @@ def ingest(paths: list[str], store, *, local_nets: list[str] | None = None,
     stats = IngestStats()
     t0 = time.perf_counter()
     writer = store.flow_writer()
-    meter = FlowMeter(writer.put, local_nets=LocalNets(local_nets), timeouts=timeouts)
+    meter = FlowMeter(writer.put, local_nets=LocalNets(local_nets), timeouts=timeouts or Timeouts())
     decoder = Decoder(fast=fast)
 
     def warn(w: CaptureWarning) -> None:
@@ -78,14 +96,22 @@ def ingest(paths: list[str], store, *, local_nets: list[str] | None = None,
     try:
         for path in files:
             info = probe(path)
-            digest = sha256_file(path)
-            dup = store.capture_by_sha256(digest)
-            if dup is not None:
-                stats.files.append(FileResult(path, dup["id"], skipped_reason=f"already ingested as capture {dup['id']}"))
-                continue
-            capture_id = store.add_capture(path=os.path.abspath(path), sha256=digest, format=info.format,
-                                           link_types=",".join(str(x) for x in info.linktypes),
-                                           bytes=os.path.getsize(path))
+            size = os.path.getsize(path)
+            # A file already in the store is skipped. Only a stored capture of the same size can be
+            # the same file, so only then is the hash needed before reading; otherwise it is
+            # computed on the second core while the file is metered.
+            hasher = _Hasher(path)
+            if any(c["bytes"] == size for c in store.captures()):
+                hasher.run()
+                dup = store.capture_by_sha256(hasher.result())
+                if dup is not None:
+                    stats.files.append(FileResult(path, dup["id"],
+                                                  skipped_reason=f"already ingested as capture {dup['id']}"))
+                    continue
+            else:
+                hasher.start()
+            capture_id = store.add_capture(path=os.path.abspath(path), format=info.format,
+                                           link_types=",".join(str(x) for x in info.linktypes), bytes=size)
             res = FileResult(path, capture_id)
             first_ts = last_ts = None
             for raw in read_batches(path, on_warning=warn):
@@ -100,12 +126,17 @@ def ingest(paths: list[str], store, *, local_nets: list[str] | None = None,
                     last_ts = int(raw.ts[-1])
                 if progress:
                     progress(n, int(raw.caplen.sum()) + 16 * n)
-            store.update_capture(capture_id, first_ts_ns=first_ts, last_ts_ns=last_ts,
+            if hasher.is_alive() or hasher.ident is not None:
+                hasher.join()
+            store.update_capture(capture_id, sha256=hasher.result(), first_ts_ns=first_ts, last_ts_ns=last_ts,
                                  packets=res.packets, malformed=res.malformed)
             stats.files.append(res)
             stats.packets += res.packets
             stats.malformed += res.malformed
-            stats.bytes += os.path.getsize(path)
+            stats.bytes += size
+        # The connections still open are flushed now, while the writer may still be busy: the
+        # reading side is idle, so it formats these rows itself, in chunks the writer can start on.
+        meter.sink = lambda fb: [writer.put(fb.slice(i, i + 5000).rows()) for i in range(0, len(fb), 5000)]
         meter.finish()
     finally:
         writer.close()

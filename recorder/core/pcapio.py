@@ -359,11 +359,14 @@ def _read_pcap_fast(path: str, head: _Head, batch_size: int, stop: pcapng.StopFn
     import pcapy
 
     size = os.path.getsize(path)
-    mm = np.memmap(path, dtype=np.uint8, mode="r")
+    with open(path, "rb") as f:
+        mapping = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    mm = np.frombuffer(mapping, dtype=np.uint8)
     try:
         reader = pcapy.open_offline(path)
     except pcapy.PcapError:  # libpcap refuses a header the Python path accepts
         del mm
+        mapping.close()
         yield from _read_python(path, head, batch_size, stop)
         return
     limit = head.caplen_limit
@@ -396,6 +399,11 @@ def _read_pcap_fast(path: str, head: _Head, batch_size: int, stop: pcapng.StopFn
                 )
                 index += k
                 pos = int(rec[k - 1] + 16 + caplen[k - 1])
+                # only record headers were read through the map: give those pages back, so a
+                # large file does not grow the process's resident memory as it is read
+                done = pos - pos % mmap.PAGESIZE
+                if done:
+                    mapping.madvise(mmap.MADV_DONTNEED, 0, done)
                 if k == len(rec):
                     yield batch
                     continue
@@ -404,6 +412,7 @@ def _read_pcap_fast(path: str, head: _Head, batch_size: int, stop: pcapng.StopFn
     finally:
         reader.close()
         del mm
+        mapping.close()
     if pos == size and prefix is None:
         return
     with _source(path) as (src, _):  # hand over to the Python path at the first doubtful record

@@ -40,7 +40,7 @@ captures = Table(
     "captures", metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("path", Text, nullable=False),
-    Column("sha256", String(64), nullable=False, unique=True),
+    Column("sha256", String(64), nullable=True, unique=True),  # set when the file is fully read
     Column("format", String(16), nullable=False),  # pcap, pcapng, pcap.gz, pcapng.gz, ...
     Column("link_types", Text, nullable=False, default=""),  # comma-separated LINKTYPE ints
     Column("first_ts_ns", BigInteger, nullable=True),

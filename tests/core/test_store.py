@@ -323,3 +323,11 @@ def test_round_trip_property(store, rows):
         w.put(rows)
     got = [stored(r) for r in store.query_flows()]
     assert sorted(got, key=repr) == sorted(rows, key=repr)
+
+
+def test_schema_head_constant_matches_the_migrations():
+    from alembic.script import ScriptDirectory
+
+    from recorder.core.store import MIGRATIONS_DIR, SCHEMA_HEAD
+
+    assert ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head() == SCHEMA_HEAD

@@ -24,7 +24,7 @@ def upgrade() -> None:
         "captures",
         sa.Column("id", BigId, nullable=False, autoincrement=True),
         sa.Column("path", sa.Text(), nullable=False),
-        sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("sha256", sa.String(64), nullable=True),
         sa.Column("format", sa.String(16), nullable=False),
         sa.Column("link_types", sa.Text(), nullable=False),
         sa.Column("first_ts_ns", sa.BigInteger(), nullable=True),
