@@ -6,6 +6,7 @@ traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -28,6 +29,19 @@ class WiretrailGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:
+            # the reader went away (`wiretrail flows | head`): stop quietly, as Unix tools do
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(0)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+            raise
+        except Exception as err:  # a bug: one line for the user, the traceback with --debug
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"Error: internal error: {type(err).__name__}: {err} (run with --debug for the traceback)",
+                       err=True)
+            sys.exit(1)
 
 
 @click.group(cls=WiretrailGroup, context_settings={"help_option_names": ["-h", "--help"]})
