@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Ingest speed against peer tools, on the same file, in one run.
+
+    python bench/bench_ingest.py [--packets 1000000] [--seed 2] [--runs 3] [--keep]
+
+Generates the capture with ../shared/bench/gen_traffic.py (or takes --capture FILE), then times,
+whole process and wall clock, median of --runs:
+
+* ``wiretrail ingest`` into a fresh SQLite database (flows stored), with its peak RSS;
+* nfstream (flows, no DPI), if the ``nfstream`` module is importable by --nfstream-python;
+* argus (``argus -r FILE -w OUT``), if ``argus`` is on PATH.
+
+Prints a Markdown table with ratios to wiretrail and writes bench/out/ingest.json.
+No timing is asserted anywhere: this reports what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parent.parent / "shared"
+NFSTREAM_SNIPPET = (
+    "import sys\nfrom nfstream import NFStreamer\n"
+    "n = sum(1 for _ in NFStreamer(source=sys.argv[1], statistical_analysis=False, n_dissections=0))\n"
+    "print(n)\n"
+)
+
+
+def timed(cmd: list[str]) -> tuple[float, int, str]:
+    """Wall seconds, the child's own peak RSS in KiB (from wait4), and the tail of its output."""
+    t = time.perf_counter()
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as p:
+        out = p.stdout.read() if p.stdout else ""
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t
+    if p.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {out[-400:]}")
+    return wall, usage.ru_maxrss, out[-300:]
+
+
+def median_runs(make_cmd, runs: int, cleanup=None) -> tuple[float, int, str]:
+    walls, peak, out = [], 0, ""
+    for _ in range(runs):
+        if cleanup:
+            cleanup()
+        w, rss, out = timed(make_cmd())
+        walls.append(w)
+        peak = max(peak, rss)
+    return statistics.median(walls), peak, out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--packets", type=int, default=1_000_000)
+    ap.add_argument("--seed", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--capture", help="use this capture instead of generating one")
+    ap.add_argument("--workdir", default=str(HERE / "out"))
+    ap.add_argument("--nfstream-python", default=os.environ.get("NFSTREAM_PYTHON", sys.executable),
+                    help="a Python with nfstream installed (default: this one)")
+    args = ap.parse_args()
+
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    cap = Path(args.capture) if args.capture else work / f"gen_{args.packets}_s{args.seed}.pcap"
+    if not cap.exists():
+        gen = SHARED / "bench" / "gen_traffic.py"
+        if not gen.exists():
+            print(f"error: {gen} not found; pass --capture FILE", file=sys.stderr)
+            return 1
+        subprocess.run([sys.executable, str(gen), str(cap), "--packets", str(args.packets), "--seed",
+                        str(args.seed)], check=True)
+
+    wiretrail = shutil.which("wiretrail") or str(Path(sys.executable).parent / "wiretrail")
+    results = []
+    with tempfile.TemporaryDirectory() as td:
+        db = Path(td) / "bench.db"
+
+        def clean():
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(db) + suffix).unlink(missing_ok=True)
+
+        # one warm-up run so numba's cache and the page cache are in place, as in steady use
+        clean()
+        timed([wiretrail, "ingest", "--db", str(db), str(cap)])
+        wall, rss, out = median_runs(lambda: [wiretrail, "ingest", "--db", str(db), str(cap)], args.runs, clean)
+        results.append({"tool": "wiretrail ingest (flows stored, SQLite)", "wall_s": wall, "peak_rss_mib": rss / 1024,
+                        "note": out.strip().splitlines()[-1] if out.strip() else ""})
+
+    probe = subprocess.run([args.nfstream_python, "-c", "import nfstream"], capture_output=True, check=False)
+    if probe.returncode == 0:
+        wall, rss, _ = median_runs(lambda: [args.nfstream_python, "-c", NFSTREAM_SNIPPET, str(cap)], args.runs)
+        results.append({"tool": "nfstream (flows, no DPI)", "wall_s": wall, "peak_rss_mib": rss / 1024})
+    else:
+        results.append({"tool": "nfstream", "wall_s": None, "note": f"not importable by {args.nfstream_python}"})
+
+    if shutil.which("argus"):
+        with tempfile.TemporaryDirectory() as td:
+            out_file = Path(td) / "out.argus"
+            wall, rss, _ = median_runs(lambda: ["argus", "-r", str(cap), "-w", str(out_file)], args.runs,
+                                       lambda: out_file.unlink(missing_ok=True))
+        results.append({"tool": "argus (flow records)", "wall_s": wall, "peak_rss_mib": rss / 1024})
+    else:
+        results.append({"tool": "argus", "wall_s": None, "note": "not on PATH (apt-get install argus-server)"})
+
+    base = results[0]["wall_s"]
+    print(f"\ninput: {cap} ({cap.stat().st_size / 1e6:.0f} MB), median of {args.runs} runs\n")
+    print("| tool | wall s | wiretrail / tool | peak RSS MiB |")
+    print("|---|---|---|---|")
+    for r in results:
+        if r["wall_s"] is None:
+            print(f"| {r['tool']} | - | - | - ({r['note']}) |")
+            continue
+        print(f"| {r['tool']} | {r['wall_s']:.2f} | {base / r['wall_s']:.2f}x | {r.get('peak_rss_mib', 0):.0f} |")
+    if results[0].get("note"):
+        print(f"\nwiretrail: {results[0]['note']}")
+    (work / "ingest.json").write_text(json.dumps({"capture": str(cap), "runs": args.runs, "results": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
