@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 
 from recorder.core.errors import StoreError
 from recorder.core.flowrows import FlowBatch
-from recorder.core.schema import CAPTURE_FIELDS, FLOW_FIELDS, captures, flows
+from recorder.core.schema import CAPTURE_FIELDS, FLOW_FIELDS, captures, flows, metadata
 
 DEFAULT_DB = "./wiretrail.db"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -196,9 +196,30 @@ class Store:
         return head
 
     def ensure_schema(self) -> None:
-        """Migrate only when the database is not at head (one cheap query otherwise)."""
-        if self.revision() != SCHEMA_HEAD:
-            self.migrate()
+        """Migrate only when the database is not at head (one cheap query otherwise).
+
+        An empty database gets the current schema directly and is stamped at head, as Alembic
+        recommends for new databases (a test checks that this equals running every migration);
+        an older one is migrated.
+        """
+        current = self.revision()
+        if current == SCHEMA_HEAD:
+            return
+        if current is None:
+            with self._errors("create database"), self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+                elif conn.dialect.name == "sqlite":
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                if not sa.inspect(conn).has_table("alembic_version"):  # nobody else created it meanwhile
+                    metadata.create_all(conn)
+                    conn.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                                         "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))")
+                    conn.execute(sa.text("INSERT INTO alembic_version (version_num) VALUES (:v)"),
+                                 {"v": SCHEMA_HEAD})
+            if self.revision() == SCHEMA_HEAD:
+                return
+        self.migrate()
 
     def require_schema(self) -> None:
         """Raise StoreError unless the database holds the current schema (for read commands)."""

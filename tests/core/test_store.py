@@ -85,6 +85,20 @@ def test_schema_matches_migrations(db_url):
     store.close()
 
 
+def test_new_database_schema_equals_the_migrated_one(db_url):
+    """ensure_schema creates a new database directly: it must be what the migrations build."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    store = Store(db_url)
+    store.ensure_schema()
+    assert store.revision() == store.head()
+    with store.engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+        assert compare_metadata(ctx, metadata) == []
+    store.close()
+
+
 def test_ensure_schema_migrates_once(db_url):
     store = Store(db_url)
     store.ensure_schema()
