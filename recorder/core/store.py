@@ -74,6 +74,15 @@ def _engine_url(db: str) -> tuple[sa.URL, str]:
     return url, shown
 
 
+def _schema_lock(conn: Connection) -> None:
+    """Processes starting together change the schema in turn; on SQLite this also makes the DDL
+    one transaction (pysqlite would otherwise run it outside any transaction)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+    elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _first_line(err: BaseException) -> str:
     orig = getattr(err, "orig", None) or err
     lines = [ln.strip() for ln in str(orig).splitlines() if ln.strip()]
@@ -183,12 +192,7 @@ class Store:
         head = self.head()
         try:
             with self._errors("migrate database"), self.engine.begin() as conn:
-                # Processes starting together migrate in turn; on SQLite this also makes the DDL
-                # one transaction (pysqlite would otherwise run it outside any transaction).
-                if conn.dialect.name == "postgresql":
-                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
-                elif conn.dialect.name == "sqlite":
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                _schema_lock(conn)
                 command.upgrade(self._alembic_config(conn), "head")
         except CommandError as err:
             raise StoreError(f"cannot migrate database at revision {current} to {head}: {err}",
@@ -207,10 +211,7 @@ class Store:
             return
         if current is None:
             with self._errors("create database"), self.engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
-                elif conn.dialect.name == "sqlite":
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                _schema_lock(conn)
                 if not sa.inspect(conn).has_table("alembic_version"):  # nobody else created it meanwhile
                     metadata.create_all(conn)
                     conn.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
