@@ -49,7 +49,7 @@ class WiretrailGroup(click.Group):
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
-    """Wiretrail: ingest captures, query flows, verify evidence."""
+    """Wiretrail: ingest captures into a flow store with Zeek conn.log meaning, and query the flows."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
 
