@@ -35,10 +35,10 @@ NBLK = 4  # out-of-order blocks kept per direction (bounded memory)
 (C_ACTIVE, C_PROTO, C_START, C_LAST, C_OPKTS, C_OIP, C_RPKTS, C_RIP, C_OBYTES, C_RBYTES, C_OACT,
  C_RACT, C_HSEEN, C_ORIG_IS_A, C_PARTIAL, C_FIRST_SEEN, C_CLOSE_COMPLETE, C_ATTEMPT, C_MISSED,
  C_LONG, C_ORIG_P, C_RESP_P, C_FOFF, C_CAPTURE, C_ROW, C_HLEN, C_ONEWAY, C_DNS,
- C_K0, C_K1, C_K2, C_K3, C_K4, C_K5) = range(34)
+ C_K0, C_K1, C_K2, C_K3, C_K4, C_K5, C_KH) = range(35)
 # C_K0..C_K5: the canonical key (proto<<1|one_way, a_hi, a_lo, a_port<<16|b_port, b_hi, b_lo) as
-# uint64 bit patterns, written by the meter when a slot is created
-E0 = 34
+# uint64 bit patterns, and C_KH the key's 64-bit hash, written by the meter when a slot is created
+E0 = 35
 # --- endpoint columns (offsets from E0 / E1) -----------------------------------------------
 (P_STATE, P_PREV, P_START, P_LAST, P_ACK, P_SWRAP, P_AWRAP, P_FINC, P_RSTC, P_FINSEQ, P_CLOSED,
  P_HSYN, P_HFIN, P_HRST, P_RXC, P_RXT, P_W0C, P_W0T, P_GC, P_GT, P_REASM, P_NB) = range(22)

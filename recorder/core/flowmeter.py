@@ -83,6 +83,20 @@ _BCAST_LO = np.uint64((V4_MAPPED << 32) | 0xFFFFFFFF)
 _H1, _H2, _H3, _H4 = (np.uint64(x) for x in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
                                               0xD6E8FEB86659FD93))
 _S9 = np.uint64(9)
+_M64 = 0xFFFFFFFFFFFFFFFF
+
+
+def _key_hash(k: np.ndarray) -> np.ndarray:
+    """64-bit hash of canonical keys given as (n, 6) uint64 rows (see FlowMeter._rows)."""
+    with np.errstate(over="ignore"):
+        return mix64((k[:, 1] * _H1) ^ (k[:, 2] * _H2) ^ (k[:, 4] * _H3) ^ (k[:, 5] * _H4)
+                     ^ ((k[:, 3] << _S9) | k[:, 0]))
+
+
+def _key_tuple(k: np.ndarray) -> tuple:
+    """The full key as a hashable tuple (only for keys whose hash collides)."""
+    p, ah, al, pp, bh, bl = (int(x) for x in k)
+    return (p, ah, al, pp, bh, bl)
 
 
 class FlowMeter:
@@ -97,9 +111,11 @@ class FlowMeter:
         self.S, self.H = K.new_state(capacity)
         self.free = np.arange(capacity - 1, -1, -1, dtype=np.int64)
         self.nfree = capacity
-        self.slot_key: list[tuple | None] = [None] * capacity
         self.slot_tunnel: list[str | None] = [None] * capacity
-        self.conns: dict[tuple, int] = {}
+        self.conns: dict[int, int] = {}  # key hash -> slot
+        self.exact: dict[tuple, int] = {}  # full key -> slot, for keys whose hash is taken
+        self.exact_slots: dict[int, tuple] = {}
+        self.exact_hashes: set[int] = set()
         self.pending: list[FlowBatch] = []
         self.npending = 0
         self.emit_every = emit_every
@@ -116,9 +132,8 @@ class FlowMeter:
         n = len(dec)
         if n == 0:
             return
-        R, keys, kcols = self._rows(raw, dec)
-        ngroups = len(keys)
-        gslot = np.fromiter((self.conns.get(k, -1) for k in keys), dtype=np.int64, count=ngroups)
+        R, kcols, khash = self._rows(raw, dec)
+        gslot, exact = self._lookup(kcols, khash)
         self._ensure_free(n)
         before = gslot.copy()
         finished = np.empty(n, dtype=np.int64)
@@ -127,9 +142,16 @@ class FlowMeter:
                                               _LIKELY_TCP, _LIKELY_UDP, _DNS_UDP, self.TO,
                                               -1 if capture_id is None else capture_id)
         if ncre:
-            self._created(created[:ncre], R, keys, kcols, dec.cols["tunnel"], tunnels)
+            self._created(created[:ncre], R, kcols, khash, dec.cols["tunnel"], tunnels)
         for g in np.flatnonzero(gslot != before).tolist():
-            self.conns[keys[g]] = int(gslot[g])
+            slot = int(gslot[g])
+            if exact[g]:
+                key = _key_tuple(kcols[g])
+                self.exact[key] = slot
+                self.exact_slots[slot] = key
+                self.exact_hashes.add(int(khash[g]))
+            else:
+                self.conns[int(khash[g])] = slot
         if nfin:
             self._finish_slots(finished[:nfin])
         self.packets += n
@@ -150,7 +172,7 @@ class FlowMeter:
 
     @property
     def open_connections(self) -> int:
-        return len(self.conns)
+        return int(self.S[:, K.C_ACTIVE].sum())
 
     # ------------------------------------------------------------------ rows and keys
     def _rows(self, raw: RawBatch, dec: DecodedBatch) -> tuple[np.ndarray, list[tuple], np.ndarray]:
@@ -184,16 +206,14 @@ class FlowMeter:
         k[:, 5] = np.where(swap, sl, dl)
         # group rows by key: sort a 64-bit hash (much faster than sorting the records), then
         # confirm every row equals its group's first row (a hash collision falls back to records)
-        with np.errstate(over="ignore"):
-            h = mix64((k[:, 1] * _H1) ^ (k[:, 2] * _H2) ^ (k[:, 4] * _H3) ^ (k[:, 5] * _H4) ^ ((k[:, 3] << _S9) | k[:, 0]))
+        h = _key_hash(k)
         _, first, group = np.unique(h, return_index=True, return_inverse=True)
         group = group.reshape(-1)
         if not (k == k[first[group]]).all():
             _, first, group = np.unique(k, axis=0, return_index=True, return_inverse=True)
             group = group.reshape(-1)
         kcols = k[first]
-        keys = [(p >> 1, (ah << 64) | al, pp >> 16, (bh << 64) | bl, pp & 0xFFFF, p & 1)
-                for p, ah, al, pp, bh, bl in kcols.tolist()]
+        khash = h[first] if len(first) == len(np.unique(h[first])) else _key_hash(kcols)
         R = np.empty((n, K.NROW), dtype=np.int64)
         R[:, K.R_PROTO] = proto
         R[:, K.R_A_IS_SRC] = ~swap
@@ -212,17 +232,42 @@ class FlowMeter:
         R[:, K.R_BCAST] = (dh == 0) & (dl == _BCAST_LO)
         R[:, K.R_GROUP] = group
         R[:, K.R_L4OK] = c["l4_ok"]
-        return R, keys, kcols
+        return R, kcols, khash
 
-    def _created(self, slots: np.ndarray, R: np.ndarray, keys: list[tuple], kcols: np.ndarray,
+    def _lookup(self, kcols: np.ndarray, khash: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The slot of each group's key (-1 if none), and which groups go through ``exact``.
+
+        Connections are found by their key's 64-bit hash; every hit is checked against the key
+        stored with the slot. A key whose hash is already taken by another live key (or shared by
+        two keys of this batch) is kept in ``exact``, a dict on the full key, instead.
+        """
+        get = self.conns.get
+        hl = khash.tolist()
+        gslot = np.array([get(x, -1) for x in hl], dtype=np.int64)
+        exact = np.zeros(len(hl), dtype=bool)
+        found = np.flatnonzero(gslot >= 0)
+        if len(found):
+            stored = self.S[gslot[found], K.C_K0:K.C_K5 + 1].view(np.uint64)
+            exact[found[(stored != kcols[found]).any(axis=1)]] = True
+        if len(np.unique(khash)) != len(khash):
+            _, inv, counts = np.unique(khash, return_inverse=True, return_counts=True)
+            exact |= counts[inv.reshape(-1)] > 1
+        if self.exact_hashes:
+            exact |= np.fromiter((x in self.exact_hashes for x in hl), dtype=bool, count=len(hl))
+        for g in np.flatnonzero(exact).tolist():
+            gslot[g] = self.exact.get(_key_tuple(kcols[g]), -1)
+        return gslot, exact
+
+    def _created(self, slots: np.ndarray, R: np.ndarray, kcols: np.ndarray, khash: np.ndarray,
                  tun: np.ndarray, tunnels: list[Tunnel] | None) -> None:
-        """Remember each new connection's key (in the state, for uids) and its tunnel parent."""
+        """Store each new connection's key and hash with its slot, and its tunnel parent."""
         rows = self.S[slots, K.C_ROW]
         groups = R[rows, K.R_GROUP]
         self.S[slots, K.C_K0:K.C_K5 + 1] = kcols[groups].view(np.int64)
-        for s, g, t in zip(slots.tolist(), groups.tolist(), tun[rows].tolist()):
-            self.slot_key[s] = keys[g]
-            self.slot_tunnel[s] = self._tunnel_uid(t, tunnels) if t >= 0 else None
+        self.S[slots, K.C_KH] = khash[groups].view(np.int64)
+        has_tunnel = tun[rows] >= 0
+        for s, t in zip(slots[has_tunnel].tolist(), tun[rows][has_tunnel].tolist()):
+            self.slot_tunnel[s] = self._tunnel_uid(t, tunnels)
 
     def _ensure_free(self, need: int) -> None:
         if self.nfree >= need:
@@ -239,7 +284,6 @@ class FlowMeter:
         free[len(extra):len(extra) + self.nfree] = self.free[:self.nfree]
         self.free = free
         self.nfree += len(extra)
-        self.slot_key.extend([None] * (new - old))
         self.slot_tunnel.extend([None] * (new - old))
 
     def _tunnel_uid(self, idx: int, tunnels: list[Tunnel] | None) -> str | None:
@@ -251,9 +295,11 @@ class FlowMeter:
         d = int.from_bytes(t.outer_dst, "big")
         if t.outer_proto == 17:
             sp, dp = t.outer_sport, t.outer_dport
-            key = (17, s, sp, d, dp, False) if (s, sp) <= (d, dp) else (17, d, dp, s, sp, False)
-            slot = self.conns.get(key)
-            if slot is not None:
+            a, ap, b, bp = (s, sp, d, dp) if (s, sp) <= (d, dp) else (d, dp, s, sp)
+            krow = np.array([[17 << 1, a >> 64, a & _M64, ap << 16 | bp, b >> 64, b & _M64]], dtype=np.uint64)
+            gslot, _ = self._lookup(krow, _key_hash(krow))
+            slot = int(gslot[0])
+            if slot >= 0:
                 kc = self.S[slot, K.C_K0:K.C_K5 + 1].view(np.uint64)
                 return uids(hash_columns(*(kc[i:i + 1] for i in range(6)), self.S[slot, K.C_START:K.C_START + 1]))[0]
         tkey = (t.kind, s, d)
@@ -300,12 +346,16 @@ class FlowMeter:
         tunnel = [self.slot_tunnel[s] for s in slot_list]
         self.pending.append(FlowBatch(kc.copy(), cols, history, tunnel))
         self.npending += n
-        conns, slot_key = self.conns, self.slot_key
-        for s in slot_list:
-            key = slot_key[s]
-            if conns.get(key) == s:
-                del conns[key]
-            slot_key[s] = None
+        conns = self.conns
+        for s, kh in zip(slot_list, S[:, K.C_KH].view(np.uint64).tolist()):
+            if conns.get(kh) == s:
+                del conns[kh]
+            elif s in self.exact_slots:
+                key = self.exact_slots.pop(s)
+                if self.exact.get(key) == s:
+                    del self.exact[key]
+                if not self.exact:
+                    self.exact_hashes.clear()
             self.slot_tunnel[s] = None
         self.free[self.nfree:self.nfree + n] = slots
         self.nfree += n
