@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from recorder.core.decode import Decoder
-from recorder.core.errors import CaptureError, CaptureWarning
+from recorder.core.errors import CaptureError, CaptureWarning, StoreError
 from recorder.core.flowid import LocalNets
 from recorder.core.flowmeter import FlowMeter, Timeouts
+from recorder.core.flowrows import FlowBatch
 from recorder.core.pcapio import expand_inputs, probe, read_batches
 
 
@@ -126,7 +127,7 @@ def ingest(paths: list[str], store, *, local_nets: list[str] | None = None,
                     last_ts = int(raw.ts[-1])
                 if progress:
                     progress(n, int(raw.caplen.sum()) + 16 * n)
-            if hasher.is_alive() or hasher.ident is not None:
+            if hasher.ident is not None:  # started as a thread (not run in place above)
                 hasher.join()
             store.update_capture(capture_id, sha256=hasher.result(), first_ts_ns=first_ts, last_ts_ns=last_ts,
                                  packets=res.packets, malformed=res.malformed)
@@ -136,10 +137,19 @@ def ingest(paths: list[str], store, *, local_nets: list[str] | None = None,
             stats.bytes += size
         # The connections still open are flushed now, while the writer may still be busy: the
         # reading side is idle, so it formats these rows itself, in chunks the writer can start on.
-        meter.sink = lambda fb: [writer.put(fb.slice(i, i + 5000).rows()) for i in range(0, len(fb), 5000)]
+        def put_formatted(fb: FlowBatch) -> None:
+            for i in range(0, len(fb), 5000):
+                writer.put(fb.slice(i, i + 5000).rows())
+
+        meter.sink = put_formatted
         meter.finish()
-    finally:
-        writer.close()
+    except BaseException:
+        try:  # keep what was handed over, but report the error that stopped the ingest
+            writer.close()
+        except StoreError:
+            pass
+        raise
+    writer.close()
     stats.flows = meter.flows_out
     stats.seconds = time.perf_counter() - t0
     return stats
