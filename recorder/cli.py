@@ -1,14 +1,66 @@
-"""``wiretrail-recorder``: the always-on capture daemon (the live side arrives with the recorder issue)."""
+"""``wiretrail-recorder``: the always-on capture daemon (the live side arrives with the recorder issue).
+
+Today it reports its version and checks a configuration (``check-config``); ``run`` comes with
+live capture.
+"""
 
 from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
 
 import click
 
 from recorder import __version__
+from recorder.core.config import BOOL, LIST_KINDS, SETTINGS, load_config, render_config, require_runnable
+from recorder.core.errors import WiretrailError
+
+_METAVARS = {"str": "TEXT", "path": "PATH", "int": "INT", "float": "NUMBER", "size": "SIZE",
+             "duration": "DURATION", "names": "NAME", "cidrs": "CIDR"}
+
+
+class DomainError(click.ClickException):
+    """The one place a domain error becomes ``Error: <line>`` on stderr and its exit code."""
+
+    def __init__(self, err: WiretrailError) -> None:
+        super().__init__(str(err))
+        self.exit_code = err.exit_code
+
+
+def setting_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """One flag per row of the settings table; unset flags arrive as None (or an empty tuple)."""
+    for s in reversed(SETTINGS):
+        opt = s.flag[2:]
+        default = ("true" if s.default else "false") if isinstance(s.default, bool) else (
+            f"{s.default:g}" if isinstance(s.default, float) else s.default)
+        help_text = f"{s.help} [default: {default if default not in ('', ()) else 'none'}; env {s.env}]"
+        if s.type == BOOL:
+            func = click.option(f"--{opt}/--no-{opt}", s.name, default=None, help=help_text)(func)
+        else:
+            func = click.option(s.flag, s.name, default=None, multiple=s.type in LIST_KINDS,
+                                metavar=_METAVARS[s.type], help=help_text)(func)
+    return func
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="wiretrail-recorder")
 def main() -> None:
-    """Always-on capture daemon. Live capture (`run`, `check-config`) is not built yet:
-    today this entry point only reports its version."""
+    """Always-on capture daemon. Live capture (`run`) is not built yet; `check-config`
+    validates a configuration."""
+
+
+@main.command("check-config")
+@click.option("--config", "config_path", metavar="PATH", default=None,
+              help="TOML config file [default: /etc/wiretrail/recorder.toml if it exists].")
+@setting_options
+def check_config(config_path: str | None, **overrides: Any) -> None:
+    """Load defaults, config file, WIRETRAIL_* environment and flags; print the effective
+    configuration, or exit 78 naming the bad setting and where it came from."""
+    try:
+        config = load_config(config_path, os.environ, overrides)
+        require_runnable(config)
+    except WiretrailError as err:
+        raise DomainError(err) from None
+    for line in render_config(config):
+        click.echo(line)

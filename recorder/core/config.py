@@ -1,0 +1,348 @@
+"""Recorder configuration: one settings table drives defaults, validation and ``--help``.
+
+Sources apply in order: the defaults in :data:`SETTINGS`, the TOML file
+(``/etc/wiretrail/recorder.toml`` when it exists, or the path given), the ``WIRETRAIL_<NAME>``
+environment, then overrides (command-line flags). Every bad value raises :class:`ConfigError`
+with one line naming the setting and where the value came from.
+
+Pure: no click, no printing. The CLI builds its flags from :data:`SETTINGS`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recorder.core.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = "/etc/wiretrail/recorder.toml"
+ENV_PREFIX = "WIRETRAIL_"
+
+# Value kinds: how a raw value (TOML value, environment text or flag text) becomes a typed one.
+STR, PATH, INT, FLOAT, BOOL, SIZE, DURATION, NAMES, CIDRS = (
+    "str", "path", "int", "float", "bool", "size", "duration", "names", "cidrs")
+LIST_KINDS = (NAMES, CIDRS)
+
+Validator = Callable[[Any], "str | None"]
+
+
+class _Bad(Exception):
+    """A raw value (or one element of a list) and the phrase that says what is wrong with it."""
+
+    def __init__(self, value: Any, phrase: str) -> None:
+        super().__init__(value, phrase)
+        self.value = value
+        self.phrase = phrase
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One row of the settings table. ``default`` is written as a user would write it."""
+
+    name: str
+    type: str
+    default: Any
+    help: str
+    validate: Validator | None = None
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def _between(lo: float, hi: float) -> Validator:
+    return lambda v: None if lo <= v <= hi else f"is not between {lo:g} and {hi:g}"
+
+
+def _at_least(lo: float, what: str) -> Validator:
+    return lambda v: None if v >= lo else f"is below the minimum {what}"
+
+
+MIB = 1 << 20
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("interface", NAMES, (), "Interface to capture on; repeat (or comma-separate) for several. "
+            "Required to run."),
+    Setting("bpf", STR, "", "BPF filter applied in the kernel; empty captures everything."),
+    Setting("snaplen", INT, 262144, "Bytes kept of each packet.", _between(64, 262144)),
+    Setting("promisc", BOOL, True, "Put the interfaces in promiscuous mode."),
+    Setting("output_dir", PATH, "/var/lib/wiretrail/captures", "Directory the capture files go to."),
+    Setting("rotate_size", SIZE, "1G", "Start a new capture file at this size (at least 1M).",
+            _at_least(MIB, "1M")),
+    Setting("rotate_interval", DURATION, "1h", "Start a new capture file after this long; 0 = off."),
+    Setting("retain_bytes", SIZE, "0", "Delete the oldest captures above this total; 0 = off."),
+    Setting("min_free_percent", FLOAT, 5.0, "Delete the oldest captures to keep this much disk free.",
+            _between(0, 99)),
+    Setting("retain_days", FLOAT, 0.0, "Delete captures older than this many days; 0 = off.",
+            _at_least(0, "0")),
+    Setting("db", STR, "/var/lib/wiretrail/wiretrail.db", "Flow database: a SQLite path or a database URL."),
+    Setting("local_net", CIDRS, (), "Networks counted as local (CIDR); repeat or comma-separate."),
+    Setting("workers", INT, 1, "Decoding worker processes.", _between(1, 64)),
+)
+SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The effective recorder configuration. Sizes are bytes, durations seconds (0 = off)."""
+
+    interface: tuple[str, ...]
+    bpf: str
+    snaplen: int
+    promisc: bool
+    output_dir: Path
+    rotate_size: int
+    rotate_interval: int
+    retain_bytes: int
+    min_free_percent: float
+    retain_days: float
+    db: str
+    local_net: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    workers: int
+
+
+# --- parsing raw values -------------------------------------------------------------------------
+
+_SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_DURATION_PART = re.compile(r"(\d+)([smhd])")
+_DURATION_RE = re.compile(r"(?:\d+[smhd])+")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_IFNAME_RE = re.compile(r"[^\s/:,]{1,15}")
+_BOOL_WORDS = {"true": True, "1": True, "yes": True, "on": True,
+               "false": False, "0": False, "no": False, "off": False}
+
+
+def _parse_str(raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise _Bad(raw, "is not a string")
+    return raw
+
+
+def _parse_path(raw: Any) -> Path:
+    if not isinstance(raw, str) or not raw.strip():
+        raise _Bad(raw, "is not a path")
+    return Path(raw)
+
+
+def _parse_int(raw: Any) -> int:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and re.fullmatch(r"\s*[+-]?\d+\s*", raw):
+        return int(raw)
+    raise _Bad(raw, "is not a whole number")
+
+
+def _parse_float(raw: Any) -> float:
+    value: float | None = None
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        value = float(raw)
+    elif isinstance(raw, str):
+        try:
+            value = float(raw)
+        except ValueError:
+            value = None
+    if value is None or not math.isfinite(value):
+        raise _Bad(raw, "is not a number")
+    return value
+
+
+def _parse_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in _BOOL_WORDS:
+        return _BOOL_WORDS[raw.strip().lower()]
+    raise _Bad(raw, "is not true or false (or yes/no, 1/0)")
+
+
+def _parse_size(raw: Any) -> int:
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+        return raw
+    m = _SIZE_RE.fullmatch(raw.strip()) if isinstance(raw, str) else None
+    if m is None:
+        raise _Bad(raw, "is not a size like 512M or 1G")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+
+
+def _parse_duration(raw: Any) -> int:
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+        return raw
+    text = raw.strip().lower() if isinstance(raw, str) else None
+    if text is not None and text.isdigit():
+        return int(text)
+    if text is None or not _DURATION_RE.fullmatch(text):
+        raise _Bad(raw, "is not a duration like 30s, 15m or 1h (0 = off)")
+    return sum(int(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+
+
+def _elements(raw: Any) -> list[str]:
+    """A list from a TOML array, a repeated flag or comma-separated text; each item may hold commas."""
+    items = list(raw) if isinstance(raw, list | tuple) else [raw]
+    out = []
+    for item in items:
+        if not isinstance(item, str):
+            raise _Bad(item, "is not a string")
+        out.extend(part.strip() for part in item.split(",") if part.strip())
+    return out
+
+
+def _parse_names(raw: Any) -> tuple[str, ...]:
+    names = _elements(raw)
+    for name in names:
+        if not _IFNAME_RE.fullmatch(name):
+            raise _Bad(name, "is not an interface name (1-15 characters, no spaces, '/' or ':')")
+    return tuple(dict.fromkeys(names))
+
+
+def _parse_cidrs(raw: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    nets = []
+    for text in _elements(raw):
+        try:
+            nets.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            raise _Bad(text, "is not a network like 10.0.0.0/8 or fd00::/8") from None
+    return tuple(dict.fromkeys(nets))
+
+
+_PARSERS: dict[str, Callable[[Any], Any]] = {
+    STR: _parse_str, PATH: _parse_path, INT: _parse_int, FLOAT: _parse_float, BOOL: _parse_bool,
+    SIZE: _parse_size, DURATION: _parse_duration, NAMES: _parse_names, CIDRS: _parse_cidrs,
+}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+def coerce(setting: Setting, raw: Any, source: str) -> Any:
+    """Parse and validate one raw value; ``source`` says where it came from, for the error line."""
+    try:
+        value = _PARSERS[setting.type](raw)
+        phrase = setting.validate(value) if setting.validate else None
+        if phrase:
+            raise _Bad(raw, phrase)
+    except _Bad as bad:
+        raise ConfigError(f"{setting.name}: {_show(bad.value)} {bad.phrase} (from {source})") from None
+    return value
+
+
+# --- rendering typed values ---------------------------------------------------------------------
+
+def _unit(value: int, units: Mapping[str, int]) -> str:
+    for suffix, factor in sorted(units.items(), key=lambda kv: -kv[1]):
+        if value and value % factor == 0:
+            return f"{value // factor}{suffix}"
+    return str(value)
+
+
+def format_value(setting: Setting, value: Any) -> str:
+    """A typed value as TOML, in the units a user writes (``"1G"``, ``"1h"``), so it reads back."""
+    if setting.type == SIZE:
+        return f'"{_unit(value, {k.upper(): v for k, v in _SIZE_UNITS.items()})}"'
+    if setting.type == DURATION:
+        return f'"{_unit(value, _DURATION_UNITS)}"'
+    if setting.type in LIST_KINDS:
+        return "[" + ", ".join(f'"{v}"' for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | Path):
+        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def render_config(config: Config) -> list[str]:
+    """One ``name = value`` line per setting, in table order."""
+    return [f"{s.name} = {format_value(s, getattr(config, s.name))}" for s in SETTINGS]
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+def toml_key_line(text: str, key: str) -> int | None:
+    """The 1-based line where top-level ``key`` is set (``key =``, ``key.x =`` or ``[key]``)."""
+    quoted = rf"""(?:{re.escape(key)}|"{re.escape(key)}"|'{re.escape(key)}')"""
+    pattern = re.compile(rf"^[ \t]*(?:{quoted}[ \t]*[=.]|\[\[?[ \t]*{quoted}[ \t]*[\].])", re.MULTILINE)
+    m = pattern.search(text)
+    return text.count("\n", 0, m.start()) + 1 if m else None
+
+
+def _read_toml(path: str) -> tuple[dict[str, Any], str]:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config file: {err.strerror or err}") from None
+    try:
+        text = data.decode("utf-8")
+        return tomllib.loads(text), text
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise ConfigError(f"{path} line {line}: config file is not UTF-8") from None
+    except tomllib.TOMLDecodeError as err:
+        msg = str(err)
+        m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
+        if m:
+            base = msg[:m.start()].strip()
+            raise ConfigError(f"{path} line {m.group(1)}: not valid TOML: {base} (column {m.group(2)})") from None
+        raise ConfigError(f"{path}: not valid TOML: {msg}") from None
+
+
+def load_config(path: str | None, env: Mapping[str, str], overrides: Mapping[str, Any],
+                *, default_path: str | None = None) -> Config:
+    """Defaults, then the TOML file, then ``WIRETRAIL_*`` in ``env``, then ``overrides`` (flags).
+
+    ``path`` None reads ``default_path`` (``/etc/wiretrail/recorder.toml``) only if it exists;
+    an explicit ``path`` must exist. ``overrides`` maps setting names to raw values; None (or an
+    empty list for list settings) means "not given".
+    """
+    values = {s.name: coerce(s, s.default, "default") for s in SETTINGS}
+
+    if path is None:
+        candidate = default_path if default_path is not None else DEFAULT_CONFIG_PATH
+        path = candidate if Path(candidate).exists() else None
+    elif not Path(path).exists():
+        raise ConfigError(f"{path}: config file does not exist")
+    if path is not None:
+        data, text = _read_toml(path)
+        for key, raw in data.items():
+            line = toml_key_line(text, key)
+            where = f"{path} line {line}" if line else path
+            setting = SETTINGS_BY_NAME.get(key)
+            if setting is None:
+                raise ConfigError(f"{key}: unknown setting (from {where})")
+            values[key] = coerce(setting, raw, where)
+
+    for setting in SETTINGS:
+        if setting.env in env:
+            values[setting.name] = coerce(setting, env[setting.env], setting.env)
+
+    for name, raw in overrides.items():
+        setting = SETTINGS_BY_NAME.get(name)
+        if setting is None:
+            raise ConfigError(f"{name}: unknown setting (from overrides)")
+        if raw is None or (setting.type in LIST_KINDS and isinstance(raw, list | tuple) and not raw):
+            continue
+        values[name] = coerce(setting, raw, setting.flag)
+
+    return Config(**values)
+
+
+def require_runnable(config: Config) -> None:
+    """What the daemon needs beyond valid values: at least one interface."""
+    if not config.interface:
+        s = SETTINGS_BY_NAME["interface"]
+        raise ConfigError(f"interface: none given; set interface in the config file, {s.env} or {s.flag}")
