@@ -55,11 +55,12 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from analysis.cli import db, flows, ingest
+    from analysis.cli import captures, db, flows, ingest
 
     main.add_command(ingest.ingest)
     main.add_command(flows.flows)
     main.add_command(db.db)
+    main.add_command(captures.captures)
 
 
 _register()

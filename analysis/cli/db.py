@@ -50,9 +50,9 @@ def migrate(db: str) -> None:
         click.echo(f"{store.display}: migrated from {before or 'empty'} to revision {after}", err=True)
 
 
-_CAPTURE_COLUMNS = ["id", "path", "format", "packets", "malformed", "bytes", "first_ts", "last_ts",
+CAPTURE_COLUMNS = ["id", "path", "format", "packets", "malformed", "bytes", "first_ts", "last_ts",
                     "ingested_at", "sensor", "sha256"]
-_CAPTURE_TYPES = ["count", "string", "string", "count", "count", "count", "time", "time", "time",
+CAPTURE_TYPES = ["count", "string", "string", "count", "count", "count", "time", "time", "time",
                   "string", "string"]
 
 
@@ -83,6 +83,11 @@ def info(db: str, fmt: str) -> None:
         click.echo(f"schema revision {summary['revision']}, this version needs {summary['head']}; "
                    "run wiretrail db migrate", err=True)
     if summary["captures"]:
-        caps = ({**c, "first_ts": _seconds(c["first_ts_ns"]), "last_ts": _seconds(c["last_ts_ns"]),
-                 "ingested_at": _seconds(c["ingested_at"])} for c in summary["captures"])
-        render(caps, "table", _CAPTURE_COLUMNS, zeek_types=_CAPTURE_TYPES, title="captures")
+        render(capture_rows(summary["captures"]), "table", CAPTURE_COLUMNS, zeek_types=CAPTURE_TYPES,
+               title="captures")
+
+
+def capture_rows(caps: list[dict]):
+    """Capture rows with their nanosecond times as seconds, for the shared renderer."""
+    return ({**c, "first_ts": _seconds(c["first_ts_ns"]), "last_ts": _seconds(c["last_ts_ns"]),
+             "ingested_at": _seconds(c["ingested_at"])} for c in caps)
