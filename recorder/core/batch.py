@@ -17,9 +17,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# Decoder row kinds
-KIND_IP = 1  # an IPv4/IPv6 packet with its transport header parsed as far as the capture allows
-
 
 @dataclass(slots=True)
 class RawBatch:
@@ -123,13 +120,3 @@ class DecodedBatch:
         for k, v in kw.items():
             setattr(out, k, v)
         return out
-
-
-def concat_decoded(parts: list[DecodedBatch]) -> DecodedBatch:
-    """Join decoded parts and order rows by packet index (stable, so a tunnel's outer row stays first)."""
-    parts = [p for p in parts if len(p)] or [DecodedBatch.empty()]
-    cols = {k: np.concatenate([p.cols[k] for p in parts]) for k in DECODED_COLUMNS}
-    order = np.argsort(cols["pkt"], kind="stable")
-    if len(order) and not np.all(order[:-1] < order[1:]):
-        cols = {k: v[order] for k, v in cols.items()}
-    return DecodedBatch(cols)

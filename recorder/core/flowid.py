@@ -11,7 +11,6 @@ import zlib
 import numpy as np
 
 V4_MAPPED = 0xFFFF  # bits 32..47 of an IPv4-mapped IPv6 address (::ffff:a.b.c.d)
-V4_MAPPED_HI = 0
 
 PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp"}
 
@@ -50,9 +49,6 @@ def icmp_ports(proto: int, itype: int, code: int) -> tuple[int, int, bool]:
     return itype, other, False
 
 
-def addr_int(hi: int, lo: int) -> int:
-    return (hi << 64) | lo
-
 
 def addr_str(a: int) -> str:
     """Text form; IPv4-mapped addresses print as dotted IPv4."""
@@ -61,12 +57,6 @@ def addr_str(a: int) -> str:
     return str(ipaddress.IPv6Address(a))
 
 
-def addr_bytes16(a: int) -> bytes:
-    return a.to_bytes(16, "big")
-
-
-def is_v4(a: int) -> bool:
-    return (a >> 32) == V4_MAPPED
 
 
 def community_id(proto: int, saddr: int, sport: int, daddr: int, dport: int, one_way: bool = False,
@@ -88,6 +78,7 @@ def community_id(proto: int, saddr: int, sport: int, daddr: int, dport: int, one
 _CID_PORTS = frozenset((6, 17, 1, 58, 132))
 
 
+_M64 = 0xFFFFFFFFFFFFFFFF
 _B62 = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", dtype=np.uint8)
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
@@ -126,16 +117,21 @@ def tunnel_uid(kind: str, a: int, b: int) -> str:
     return uids(hash_columns(*cols))[0]
 
 
-def flow_uid(key: tuple, start_ns: int, prefix: str = "C") -> str:
-    """The uid of one connection: a hash of its canonical key and first-packet time.
+def connection_uids(key: np.ndarray, start_ns: np.ndarray) -> list[str]:
+    """The uids of connections: a hash of each canonical key and first-packet time.
 
-    The same connection in the same input gets the same uid on every run, offline or live.
+    ``key`` is (n, 6) uint64: (proto << 1 | one_way, a_hi, a_lo, a_port << 16 | b_port, b_hi, b_lo)
+    with the lower (address, port) first. The same connection in the same input gets the same
+    uid on every run, offline or live.
     """
+    return uids(hash_columns(*(key[:, i] for i in range(6)), start_ns))
+
+
+def flow_uid(key: tuple, start_ns: int) -> str:
+    """connection_uids for one key given as (proto, a, a_port, b, b_port, one_way), a <= b."""
     proto, a, ap, b, bp, w = key
-    cols = [np.array([x], dtype=np.uint64) for x in
-            (proto << 1 | w, a >> 64, a & 0xFFFFFFFFFFFFFFFF, ap << 16 | bp, b >> 64, b & 0xFFFFFFFFFFFFFFFF,
-             start_ns & 0xFFFFFFFFFFFFFFFF)]
-    return uids(hash_columns(*cols), prefix)[0]
+    row = np.array([[proto << 1 | w, a >> 64, a & _M64, ap << 16 | bp, b >> 64, b & _M64]], dtype=np.uint64)
+    return connection_uids(row, np.array([start_ns], dtype=np.int64))[0]
 
 
 # Zeek's Site::private_address_space, local by default (Site::private_address_space_is_local=T).

@@ -27,10 +27,9 @@ from recorder.core.flowid import (
     LIKELY_SERVER_UDP,
     V4_MAPPED,
     LocalNets,
-    hash_columns,
+    connection_uids,
     mix64,
     tunnel_uid,
-    uids,
 )
 from recorder.core.flowrows import FlowBatch, concat_flow_batches
 
@@ -300,8 +299,8 @@ class FlowMeter:
             gslot, _ = self._lookup(krow, _key_hash(krow))
             slot = int(gslot[0])
             if slot >= 0:
-                kc = self.S[slot, K.C_K0:K.C_K5 + 1].view(np.uint64)
-                return uids(hash_columns(*(kc[i:i + 1] for i in range(6)), self.S[slot, K.C_START:K.C_START + 1]))[0]
+                kc = self.S[slot:slot + 1, K.C_K0:K.C_K5 + 1].view(np.uint64)
+                return connection_uids(kc, self.S[slot:slot + 1, K.C_START])[0]
         tkey = (t.kind, s, d)
         uid = self._tunnel_uid_cache.get(tkey)
         if uid is None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recorder.core.flowid import PROTO_NAMES, addr_str, community_id, hash_columns, uids
+from recorder.core.flowid import PROTO_NAMES, addr_str, community_id, connection_uids
 
 # The values of each flow row, in the order of the flows table's columns (less id).
 FLOW_FIELDS = ("uid", "capture_id", "file_offset", "ts_ns", "duration_ns", "orig_h", "orig_p", "resp_h",
@@ -47,7 +47,7 @@ class FlowBatch:
         if not n:
             return []
         c = self.cols
-        uid_list = uids(hash_columns(*(self.key[:, i] for i in range(6)), c["start"]))
+        uid_list = connection_uids(self.key, c["start"])
         addr = np.empty((n, 2), dtype=[("h", ">u8"), ("l", ">u8")])
         addr["h"][:, 0], addr["l"][:, 0] = c["orig_hi"], c["orig_lo"]
         addr["h"][:, 1], addr["l"][:, 1] = c["resp_hi"], c["resp_lo"]

@@ -39,3 +39,16 @@ def test_same_input_same_uids_every_run(tmp_path):
         store.close()
     assert runs[0] == runs[1] and len(runs[0]) == 18
     assert len({u for u, _, _ in runs[0]}) == 18
+
+
+def test_stored_uid_is_flow_uid_of_the_canonical_key(tmp_path):
+    store = Store(str(tmp_path / "u.db"))
+    store.ensure_schema()
+    ingest([str(DEMO)], store)
+    tcp = [f for f in store.query_flows() if f["proto"] == "tcp"]
+    assert tcp
+    for f in tcp:
+        o = (int(ipaddress.ip_address(f["orig_h"])) | (0xFFFF << 32), f["orig_p"])
+        r = (int(ipaddress.ip_address(f["resp_h"])) | (0xFFFF << 32), f["resp_p"])
+        (a, ap), (b, bp) = sorted((o, r))
+        assert f["uid"] == flow_uid((6, a, ap, b, bp, 0), f["ts_ns"])
