@@ -44,8 +44,11 @@ demo: system-deps $(VENV)/.installed
 test: test-system-deps $(VENV)/.installed
 	WIRETRAIL_TEST_PG_URL="$$(bash tests/pg_start.sh)" $(BIN)/python -m pytest -q -ra
 
+# The peers run beside wiretrail: argus from Debian, nfstream in a venv of its own.
 bench: system-deps $(VENV)/.installed
-	$(BIN)/python bench/bench_ingest.py
+	$(call apt_install,argus-server)
+	test -x bench/.nfstream-venv/bin/python || ($(PYTHON) -m venv bench/.nfstream-venv && bench/.nfstream-venv/bin/pip install -q nfstream)
+	$(BIN)/python bench/bench_ingest.py --nfstream-python bench/.nfstream-venv/bin/python
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .hypothesis

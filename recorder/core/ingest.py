@@ -102,7 +102,7 @@ def ingest(paths: list[str], store, *, local_nets: list[str] | None = None,
             # the same file, so only then is the hash needed before reading; otherwise it is
             # computed on the second core while the file is metered.
             hasher = _Hasher(path)
-            if any(c["bytes"] == size for c in store.captures()):
+            if store.captures(size=size):
                 hasher.run()
                 dup = store.capture_by_sha256(hasher.result())
                 if dup is not None:

@@ -256,14 +256,18 @@ class Store:
             if result.rowcount == 0:
                 raise StoreError(f"no capture with id {capture_id}", path=self.display)
 
-    def captures(self) -> list[dict]:
+    def captures(self, *, size: int | None = None) -> list[dict]:
+        """Captures in the store, oldest first; with ``size``, only files of that many bytes."""
+        query = captures.select().order_by(captures.c.id)
+        if size is not None:
+            query = query.where(captures.c.bytes == size)
         with self._errors("read captures"), self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(captures.select().order_by(captures.c.id)).mappings()]
+            return [dict(r) for r in conn.execute(query).mappings()]
 
     # -- flows
 
     def flow_writer(self, *, batch_rows: int = 20_000, queue_batches: int = 16) -> FlowWriter:
-        """The writer thread for flow rows; use as a context manager or call ``close()``."""
+        """The writer process for flow rows; use as a context manager or call ``close()``."""
         return FlowWriter(self, batch_rows=batch_rows, queue_batches=queue_batches)
 
     def insert_flows(self, rows: Sequence[dict] | Sequence[tuple], connection: Connection | None = None) -> int:
