@@ -4,7 +4,7 @@ Every packet of every connection passes through ``meter_rows``: Zeek's TCP endpo
 machine (conn_state), sequence-number byte counts, history letters with their repeat and
 log-scale rules, content gaps (missed_bytes), UDP/ICMP/other counters, connection reuse and the
 removal timers. It is written once, as plain Python over numpy arrays: numba compiles it (about
-20x faster than interpreting it, see README "Why numba"), and with NUMBA_DISABLE_JIT=1 the very
+10x faster than interpreting it, see README "Why numba"), and with NUMBA_DISABLE_JIT=1 the very
 same code runs interpreted.
 
 It follows the behaviour of Zeek's TCP session analyzer and connection timers (TCPSessionAdapter,

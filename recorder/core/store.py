@@ -3,7 +3,7 @@
     store = Store("case.db")              # or "postgresql://user:pw@host/db"
     store.ensure_schema()                 # migrates when the database is not at head
     cid = store.add_capture(path=..., sha256=..., format="pcap", ...)
-    with store.flow_writer() as w:        # the one writer thread of this database
+    with store.flow_writer() as w:        # the one writer (a process) of this database
         w.put(rows)                       # lists of dicts with exactly schema.FLOW_FIELDS keys
     for row in store.query_flows(host="10.0.0.0/8", port=53):
         ...
@@ -271,7 +271,7 @@ class Store:
         return FlowWriter(self, batch_rows=batch_rows, queue_batches=queue_batches)
 
     def insert_flows(self, rows: Sequence[dict] | Sequence[tuple], connection: Connection | None = None) -> int:
-        """Insert flow rows in one transaction, synchronously (the writer thread's primitive).
+        """Insert flow rows in one transaction, synchronously (the writer process's primitive).
 
         Rows are dicts with the FLOW_FIELDS keys, or tuples of values in FLOW_FIELDS order (what the
         flow meter hands over, without building a dict per flow).
@@ -402,7 +402,7 @@ def _insert_sql(dialect: sa.Dialect) -> str:
     return f"INSERT INTO flows ({', '.join(FLOW_FIELDS)}) VALUES ({', '.join([mark] * len(FLOW_FIELDS))})"
 
 
-# --- the writer thread ----------------------------------------------------------------------
+# --- the writer process ---------------------------------------------------------------------
 
 _STOP = None  # end of the writer queue (None pickles as itself across processes)
 
