@@ -42,7 +42,7 @@ demo: system-deps $(VENV)/.installed
 	$(BIN)/wiretrail db info --db $(DEMO_DB)
 
 test: test-system-deps $(VENV)/.installed
-	WIRETRAIL_TEST_PG_URL="$$(bash tests/pg_start.sh)" $(BIN)/python -m pytest -q -ra
+	WIRETRAIL_TEST_PG_URL="$$(timeout 600 bash tests/pg_start.sh)" $(BIN)/python -m pytest -q -ra
 
 # The peers run beside wiretrail: argus from Debian, nfstream in a venv of its own.
 bench: system-deps $(VENV)/.installed

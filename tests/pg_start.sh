@@ -33,7 +33,16 @@ fi
 PORT=$(pg_lsclusters -h | awk -v v="$VERSION" -v c="$CLUSTER" '$1 == v && $2 == c {print $3}')
 STATUS=$(pg_lsclusters -h | awk -v v="$VERSION" -v c="$CLUSTER" '$1 == v && $2 == c {print $4}')
 if [ "$STATUS" != "online" ]; then
-    pg_ctlcluster "$VERSION" "$CLUSTER" start
+    # The server must inherit no descriptor but 0-2: fd 3 is the caller's $(...) pipe (and a CI
+    # runner may hand down others), which a long-lived server would hold open, so the caller
+    # would never see end-of-file and wait forever.
+    (
+        for path in /proc/$BASHPID/fd/*; do
+            fd=${path##*/}
+            if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+        done
+        exec pg_ctlcluster "$VERSION" "$CLUSTER" start
+    )
 fi
 
 for _ in $(seq 1 60); do
