@@ -50,6 +50,16 @@ captures = Table(
     Column("malformed", BigInteger, nullable=False, server_default="0"),
     Column("ingested_at", BigInteger, nullable=False),  # ns since the epoch, UTC
     Column("sensor", Text, nullable=True),
+    # Sealed by the recorder (migration 0002); NULL for files an investigator ingested.
+    Column("origin", String(16), nullable=True),
+    Column("interface", Text, nullable=True),
+    Column("kernel_drops", BigInteger, nullable=True),
+    Column("iface_drops", BigInteger, nullable=True),
+    Column("sealed_at", BigInteger, nullable=True),
+    Column("repaired", Boolean(create_constraint=False), nullable=True),
+    Column("prev_chain", String(64), nullable=True),
+    Column("chain", String(64), nullable=True),
+    Index("ix_captures_first_ts_ns", "first_ts_ns"),
 )
 
 flows = Table(

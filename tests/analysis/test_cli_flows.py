@@ -246,14 +246,14 @@ def test_empty_database_needs_schema(tmp_path):
 def test_db_migrate_and_info(db_url):
     r = run("db", "migrate", "--db", db_url)
     assert r.exit_code == 0, r.output
-    assert "migrated from empty to revision 0001" in r.stderr
-    assert "already at revision 0001" in run("db", "migrate", "--db", db_url).stderr
+    assert "migrated from empty to revision 0002" in r.stderr
+    assert "already at revision 0002" in run("db", "migrate", "--db", db_url).stderr
     r = run("db", "info", "--db", db_url, "--format", "json")
     assert r.exit_code == 0, r.output
     info = json.loads(r.stdout)
-    assert info["revision"] == "0001" and info["flow_count"] == 0 and info["captures"] == []
+    assert info["revision"] == "0002" and info["flow_count"] == 0 and info["captures"] == []
     r = run("db", "info", "--db", db_url)
-    assert r.exit_code == 0 and "revision" in r.stdout and "0001" in r.stdout
+    assert r.exit_code == 0 and "revision" in r.stdout and "0002" in r.stdout
 
 
 def test_db_info_table(db):

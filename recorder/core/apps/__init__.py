@@ -1,0 +1,1 @@
+"""Application layer: TCP stream reassembly, protocol detection and parsers (see ``apps.base``)."""
