@@ -1,7 +1,7 @@
-"""``wiretrail-recorder``: the always-on capture daemon (the live side arrives with the recorder issue).
+"""``wiretrail-recorder``: the always-on capture daemon.
 
-Today it reports its version and checks a configuration (``check-config``); ``run`` comes with
-live capture.
+``run`` captures (see ``recorder.daemon``); ``check-config`` validates a configuration and exits
+78 (EX_CONFIG) on a bad one, which systemd's RestartPreventExitStatus=78 turns into "stay down".
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ def setting_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="wiretrail-recorder")
 def main() -> None:
-    """Always-on capture daemon. Live capture (`run`) is not built yet; `check-config`
-    validates a configuration."""
+    """Always-on capture daemon: `run` captures into rotating, sealed pcap files and meters
+    flows into the database; `check-config` validates a configuration (exit 78 if bad)."""
 
 
 @main.command("check-config")
@@ -64,3 +64,32 @@ def check_config(config_path: str | None, **overrides: Any) -> None:
         raise DomainError(err) from None
     for line in render_config(config):
         click.echo(line)
+
+
+@main.command("run")
+@click.option("--config", "config_path", metavar="PATH", default=None,
+              help="TOML config file [default: /etc/wiretrail/recorder.toml if it exists].")
+@setting_options
+def run_command(config_path: str | None, **overrides: Any) -> None:
+    """Capture until SIGTERM. Files are sealed (fsync, SHA-256 in a hash chain, rename) at
+    rotation and on exit; SIGHUP re-reads the configuration and rotates; a stats line is logged
+    every stats_interval. Exit 78 on a bad configuration, 1 when capture cannot start."""
+    import logging
+
+    from recorder import daemon
+
+    def load():
+        config = load_config(config_path, os.environ, overrides)
+        require_runnable(config)
+        return config
+
+    try:
+        config = load()
+    except WiretrailError as err:
+        raise DomainError(err) from None
+    fmt = "%(levelname)s %(message)s" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s %(levelname)s %(message)s"
+    logging.basicConfig(level=logging.INFO, format=fmt)
+    try:
+        daemon.run(config, reload=load)
+    except WiretrailError as err:
+        raise DomainError(err) from None

@@ -51,6 +51,9 @@ def test_check_config_prints_defaults():
         'db = "/var/lib/wiretrail/wiretrail.db"',
         "local_net = []",
         "workers = 1",
+        'sensor = ""',
+        'buffer_size = "64M"',
+        'stats_interval = "1m"',
     ]
 
 

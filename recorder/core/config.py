@@ -87,7 +87,12 @@ SETTINGS: tuple[Setting, ...] = (
             _at_least(0, "0")),
     Setting("db", STR, "/var/lib/wiretrail/wiretrail.db", "Flow database: a SQLite path or a database URL."),
     Setting("local_net", CIDRS, (), "Networks counted as local (CIDR); repeat or comma-separate."),
-    Setting("workers", INT, 1, "Decoding worker processes.", _between(1, 64)),
+    Setting("workers", INT, 1, "Capture processes per interface, joined in one PACKET_FANOUT hash group.",
+            _between(1, 64)),
+    Setting("sensor", STR, "", "Name of this sensor in the database; empty = the host name."),
+    Setting("buffer_size", SIZE, "64M", "Kernel capture ring per capture process (at least 1M).",
+            _at_least(MIB, "1M")),
+    Setting("stats_interval", DURATION, "1m", "How often a stats line is logged; 0 = never."),
 )
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
@@ -109,6 +114,9 @@ class Config:
     db: str
     local_net: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     workers: int
+    sensor: str
+    buffer_size: int
+    stats_interval: int
 
 
 # --- parsing raw values -------------------------------------------------------------------------

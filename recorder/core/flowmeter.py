@@ -169,6 +169,10 @@ class FlowMeter:
         self._finish_slots(active)
         self._flush_pending()
 
+    def flush(self) -> None:
+        """Hand finished connections to the sink now (they are otherwise batched by ``emit_every``)."""
+        self._flush_pending()
+
     @property
     def open_connections(self) -> int:
         return int(self.S[:, K.C_ACTIVE].sum())

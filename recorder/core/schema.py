@@ -59,6 +59,8 @@ captures = Table(
     Column("repaired", Boolean(create_constraint=False), nullable=True),
     Column("prev_chain", String(64), nullable=True),
     Column("chain", String(64), nullable=True),
+    Column("deleted_at", BigInteger, nullable=True),
+    Column("deleted_reason", Text, nullable=True),
     Index("ix_captures_first_ts_ns", "first_ts_ns"),
 )
 

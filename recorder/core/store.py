@@ -264,6 +264,22 @@ class Store:
         with self._errors("read captures"), self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
+    def last_chain(self, sensor: str | None, interface: str | None) -> str | None:
+        """The chain value of the newest sealed capture of one recorder stream, or None."""
+        query = (sa.select(captures.c.chain).where(
+            captures.c.origin == "recorder", captures.c.sealed_at.is_not(None),
+            captures.c.sensor == sensor, captures.c.interface == interface)
+            .order_by(captures.c.sealed_at.desc(), captures.c.id.desc()).limit(1))
+        with self._errors("read captures"), self.engine.connect() as conn:
+            return conn.execute(query).scalar()
+
+    def capture_by_path(self, path: str) -> dict | None:
+        """The newest capture row recorded for ``path``."""
+        query = captures.select().where(captures.c.path == path).order_by(captures.c.id.desc()).limit(1)
+        with self._errors("read captures"), self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+            return dict(row) if row is not None else None
+
     # -- flows
 
     def flow_writer(self, *, batch_rows: int = 20_000, queue_batches: int = 16) -> FlowWriter:

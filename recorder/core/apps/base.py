@@ -18,6 +18,10 @@ for an address-to-name mapping, ``expect(...)`` for a data channel announced on 
 channel (FTP PORT/PASV). Records are plain dicts whose values are str, int, float (times as
 epoch seconds, intervals as seconds), bool, list (Zeek sets and vectors) or None (unset).
 
+A parser that hands the connection over (STARTTLS in SMTP/POP3/IMAP/XMPP/FTP, HTTP CONNECT or
+Upgrade) sets ``self.redetect = True``: the dispatcher calls its ``end`` and runs detection
+afresh on the connection's next bytes; each service recognised stays in ``conn.services``.
+
 Parsers must never raise on bad input: an exception from a parser is caught by the dispatcher,
 counted per service as a parser failure, and the parser is detached from that connection.
 Memory is the parser's own responsibility: buffer at most ``MAX_BUFFER`` bytes per direction.
@@ -87,6 +91,7 @@ class Parser:
         self.conn = conn
         self.out = out
         self.conn_context = conn_context or {}
+        self.redetect = False
 
     @classmethod
     def detect(cls, data: bytes, is_orig: bool, conn: Conn) -> bool:

@@ -24,6 +24,8 @@ COLUMNS = (
     ("repaired", sa.Boolean(create_constraint=False)),  # left unsealed by a crash, truncated and sealed
     ("prev_chain", sa.String(64)),  # chain hash of the previous sealed file of this sensor
     ("chain", sa.String(64)),  # sha256 over prev_chain, this file's sha256 and its record
+    ("deleted_at", sa.BigInteger()),  # ns since the epoch when retention deleted the file
+    ("deleted_reason", sa.Text()),  # which retention limit deleted it
 )
 
 

@@ -1,0 +1,494 @@
+"""The recorder daemon: capture, write and seal files, meter flows, keep within the disk budget.
+
+One *stream* is one libpcap handle: an interface, or one worker of an interface's PACKET_FANOUT
+group. Each stream runs ``Stream.run`` in its own process (in the main process when there is
+only one) with its own files, prefixed ``<sensor>-<interface>[-w<N>]``, and its own hash chain.
+Per stream the loop is:
+
+    batch = capture.read()          up to 4096 packets, or None after 100 ms without any
+    writer.write(batch)             into the open file (split at the size limit)
+    decode + meter                  the same Decoder and FlowMeter as ``wiretrail ingest``
+    writer.tick(), retention, stats, watchdog
+
+so a ``wiretrail ingest`` of the sealed files gives the flows the daemon stored.
+
+Signals: SIGTERM/SIGINT stop (flush and seal everything); SIGHUP re-reads the configuration and
+rotates. Lack of space: retention deletes the oldest sealed files; if nothing is left to delete,
+capture pauses (packets are read and counted as dropped) with one log line, and resumes when a
+write succeeds again. A database failure never stops capture: flows wait in a bounded backlog
+and are retried; the pcap files are the evidence and can be re-ingested.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import re
+import signal
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from recorder.capture import CaptureStats, LiveCapture
+from recorder.core.config import Config
+from recorder.core.decode import Decoder
+from recorder.core.errors import CaptureError, StoreError, WiretrailError
+from recorder.core.evidence import GENESIS, chain_hash, file_sha256
+from recorder.core.flowid import LocalNets
+from recorder.core.flowmeter import FlowMeter, Timeouts
+from recorder.core.pcapwrite import repair_pcap
+from recorder.core.store import Store
+from recorder.retention import Limits, enforce
+from recorder.rotation import PART, DiskFull, RotatingWriter, SealedFile, slice_batch
+
+log = logging.getLogger("wiretrail-recorder")
+
+PAUSE_CHECK_SECONDS = 1.0
+RETENTION_EVERY_SECONDS = 10.0
+FLOW_FLUSH_SECONDS = 5.0
+FLOW_RETRY_SECONDS = 30.0
+FLOW_BACKLOG_BATCHES = 256
+
+
+# --- sd_notify --------------------------------------------------------------------------------
+
+def sd_notify(message: str) -> bool:
+    """Send ``message`` to systemd's notify socket if there is one (Type=notify); True if sent."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+            s.connect(address)
+            s.sendall(message.encode())
+        return True
+    except OSError:
+        return False
+
+
+# --- one stream -----------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class StreamSpec:
+    interface: str
+    worker: int | None  # None: the interface's only stream
+    fanout_group: int | None
+
+    @property
+    def name(self) -> str:
+        return self.interface if self.worker is None else f"{self.interface}/w{self.worker}"
+
+    def prefix(self, sensor: str) -> str:
+        base = f"{sensor}-{self.interface}" + ("" if self.worker is None else f"-w{self.worker}")
+        return re.sub(r"[^A-Za-z0-9_.@+-]", "_", base)
+
+
+@dataclass(slots=True)
+class Counters:
+    packets: int = 0
+    bytes: int = 0
+    paused_dropped: int = 0
+    flows: int = 0
+    flows_lost: int = 0
+    files_sealed: int = 0
+    files_deleted: int = 0
+    repaired: int = 0
+    last: dict = field(default_factory=dict)
+
+
+class FlowSink:
+    """Flows from the meter to the database writer process, surviving a database outage."""
+
+    def __init__(self, store: Store, counters: Counters) -> None:
+        self.store = store
+        self.counters = counters
+        self.writer = None
+        self.backlog: deque = deque(maxlen=FLOW_BACKLOG_BATCHES)
+        self.retry_at = 0.0
+        self._open()
+
+    def _open(self) -> None:
+        try:
+            self.writer = self.store.flow_writer(batch_rows=5000)
+        except StoreError as err:
+            self._failed(err)
+
+    def _failed(self, err: StoreError) -> None:
+        if self.writer is not None:
+            log.error("flows not written: %s; capture continues, retrying in %ds",
+                      err.message, FLOW_RETRY_SECONDS)
+        self.writer = None
+        self.retry_at = time.monotonic() + FLOW_RETRY_SECONDS
+
+    def __call__(self, batch) -> None:
+        self.counters.flows += len(batch)
+        if len(self.backlog) == self.backlog.maxlen:
+            self.counters.flows_lost += len(self.backlog[0])
+        self.backlog.append(batch)
+        self.drain()
+
+    def drain(self) -> None:
+        if self.writer is None:
+            if time.monotonic() < self.retry_at:
+                return
+            self._open()
+            if self.writer is None:
+                return
+        while self.backlog:
+            try:
+                self.writer.put(self.backlog[0])
+            except StoreError as err:
+                self._close_quietly()
+                self._failed(err)
+                return
+            self.backlog.popleft()
+
+    def _close_quietly(self) -> None:
+        try:
+            if self.writer is not None:
+                self.writer.close()
+        except StoreError:
+            pass
+
+    def close(self) -> None:
+        self.drain()
+        if self.writer is not None:
+            try:
+                self.writer.close()
+            except StoreError as err:
+                log.error("flows not written: %s", err.message)
+        lost = self.counters.flows_lost + sum(len(b) for b in self.backlog)
+        if lost:
+            log.error("%d flows could not be written to the database; re-ingest the sealed files to recover them", lost)
+
+
+class Stream:
+    def __init__(self, config: Config, spec: StreamSpec, *, reload=None, ready=None) -> None:
+        self.config = config
+        self.spec = spec
+        self.sensor = config.sensor or socket.gethostname()
+        self.reload = reload  # () -> Config, for SIGHUP
+        self.ready = ready  # called once capture is open (sd_notify READY or a message to the parent)
+        self.counters = Counters()
+        self.stop = False
+        self.hup = False
+        self.paused = False
+        self.store: Store | None = None
+        self.capture: LiveCapture | None = None
+        self.writer: RotatingWriter | None = None
+        self.stats_at_open: CaptureStats | None = None
+        self.last_stats = CaptureStats(0, 0, 0)
+
+    # -- set-up
+
+    def _signals(self) -> None:
+        def on_stop(signum, frame):
+            self.stop = True
+
+        def on_hup(signum, frame):
+            self.hup = True
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+
+    def _limits(self) -> Limits:
+        c = self.config
+        return Limits(retain_bytes=c.retain_bytes, min_free_percent=c.min_free_percent, retain_days=c.retain_days)
+
+    def repair_leftovers(self) -> None:
+        """Seal the files a crash left under their temporary name (truncated to the last whole packet)."""
+        out = self.config.output_dir
+        prefix = self.spec.prefix(self.sensor) + "-"
+        for part in sorted(out.glob(f"{glob_escape(prefix)}*.pcap{PART}")):
+            final = part.with_name(part.name[: -len(PART)])
+            scan = repair_pcap(part)
+            os.replace(part, final)
+            sealed = SealedFile(path=final, capture_id=None, size=scan.good_size, packets=scan.packets,
+                                first_ts_ns=scan.first_ts_ns, last_ts_ns=scan.last_ts_ns, sha256=file_sha256(final),
+                                opened_at=0.0, sealed_at_ns=time.time_ns())
+            row = self.store.capture_by_path(str(final))
+            self._record_seal(sealed, capture_id=row["id"] if row and row.get("sealed_at") is None else None,
+                              repaired=True)
+            self.counters.repaired += 1
+            log.warning("%s: left unsealed by an unclean stop; repaired (%d whole packets kept, %d bytes cut) "
+                        "and sealed", final, scan.packets, scan.size - scan.good_size)
+
+    def _on_open(self, path: Path) -> int:
+        self._refresh_stats()
+        self.stats_at_open = self.last_stats
+        return self.store.add_capture(path=str(path), format="pcap", link_types=str(self.capture.linktype),
+                                      origin="recorder", interface=self.spec.name, sensor=self.sensor)
+
+    def _on_seal(self, sealed: SealedFile) -> None:
+        self._refresh_stats()
+        self._record_seal(sealed, capture_id=sealed.capture_id, repaired=False)
+        self.counters.files_sealed += 1
+
+    def _record_seal(self, sealed: SealedFile, *, capture_id: int | None, repaired: bool) -> None:
+        before = self.stats_at_open or self.last_stats
+        kernel = max(0, self.last_stats.dropped - before.dropped) if not repaired else None
+        iface = max(0, self.last_stats.if_dropped - before.if_dropped) if not repaired else None
+        prev = self.store.last_chain(self.sensor, self.spec.name) or GENESIS
+        chain = chain_hash(prev, name=sealed.path.name, sha256=sealed.sha256, packets=sealed.packets,
+                           size=sealed.size, first_ts_ns=sealed.first_ts_ns, last_ts_ns=sealed.last_ts_ns)
+        fields = dict(sha256=sealed.sha256, packets=sealed.packets, bytes=sealed.size,
+                      first_ts_ns=sealed.first_ts_ns, last_ts_ns=sealed.last_ts_ns, sealed_at=sealed.sealed_at_ns,
+                      kernel_drops=kernel, iface_drops=iface, repaired=repaired, prev_chain=prev, chain=chain)
+        if capture_id is None:
+            self.store.add_capture(path=str(sealed.path), format="pcap", link_types="", origin="recorder",
+                                   interface=self.spec.name, sensor=self.sensor, **fields)
+        else:
+            self.store.update_capture(capture_id, **fields)
+        self.stats_at_open = self.last_stats
+
+    def _on_delete(self, path: Path, reason: str) -> None:
+        self.counters.files_deleted += 1
+        log.info("%s: deleted (%s)", path, reason)
+        row = self.store.capture_by_path(str(path))
+        if row is not None:
+            self.store.update_capture(row["id"], deleted_at=time.time_ns(), deleted_reason=reason)
+
+    def _refresh_stats(self) -> None:
+        if self.capture is not None:
+            try:
+                self.last_stats = self.capture.stats()
+            except Exception:  # noqa: BLE001 - stats are best effort; capture goes on
+                pass
+
+    # -- the loop
+
+    def run(self) -> None:
+        c = self.config
+        self._signals()
+        c.output_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store(c.db)
+        self.store.ensure_schema()
+        self.repair_leftovers()
+        timeouts = Timeouts()
+        sink = FlowSink(self.store, self.counters)
+        meter = FlowMeter(sink, local_nets=LocalNets([str(n) for n in c.local_net]), timeouts=timeouts)
+        decoder = Decoder(fast=True)
+        self.capture = LiveCapture(self.spec.interface, snaplen=c.snaplen, promisc=c.promisc, bpf=c.bpf,
+                                   buffer_size=c.buffer_size, fanout_group=self.spec.fanout_group)
+        self.writer = RotatingWriter(c.output_dir, self.spec.prefix(self.sensor), linktype=self.capture.linktype,
+                                     snaplen=c.snaplen, rotate_size=c.rotate_size,
+                                     rotate_interval=c.rotate_interval, on_open=self._on_open, on_seal=self._on_seal)
+        log.info("capturing on %s (link type %d) into %s", self.spec.name, self.capture.linktype, c.output_dir)
+        if self.ready:
+            self.ready()
+        now = time.monotonic()
+        next_stats = now + c.stats_interval if c.stats_interval else None
+        next_retention = now
+        next_flush = now + FLOW_FLUSH_SECONDS
+        next_watchdog = now
+        next_pause_check = 0.0
+        try:
+            while not self.stop:
+                if self.hup:
+                    self.hup = False
+                    self._reload()
+                raw = self.capture.read()
+                now = time.monotonic()
+                if raw is not None:
+                    self.counters.packets += len(raw)
+                    self.counters.bytes += int(raw.caplen.sum())
+                    if self.paused and now < next_pause_check:
+                        self.counters.paused_dropped += len(raw)
+                    else:
+                        self._write_and_meter(raw, decoder, meter)
+                        next_pause_check = now + PAUSE_CHECK_SECONDS
+                self.writer.tick()
+                if now >= next_retention:
+                    self._retention()
+                    next_retention = now + RETENTION_EVERY_SECONDS
+                if now >= next_flush:
+                    meter.flush()
+                    sink.drain()
+                    next_flush = now + FLOW_FLUSH_SECONDS
+                if now >= next_watchdog:
+                    if self.ready:
+                        sd_notify("WATCHDOG=1")
+                    next_watchdog = now + 5.0
+                if next_stats is not None and now >= next_stats:
+                    self._stats_line(meter)
+                    next_stats = now + self.config.stats_interval
+        finally:
+            self._shutdown(meter, sink)
+
+    def _write_and_meter(self, raw, decoder: Decoder, meter: FlowMeter) -> None:
+        try:
+            segments = self.writer.write(raw)
+        except DiskFull:
+            freed = enforce(self.config.output_dir, self._limits(), now=time.time(),
+                            need_bytes=int(raw.caplen.sum()) + 16 * len(raw) + (1 << 20), on_delete=self._on_delete)
+            try:
+                segments = self.writer.write(raw) if freed else None
+            except DiskFull:
+                segments = None
+            if segments is None:
+                if not self.paused:
+                    log.error("%s: no space left and no sealed capture left to delete; capture paused "
+                              "(packets counted as dropped) until space returns", self.config.output_dir)
+                self.paused = True
+                self.counters.paused_dropped += len(raw)
+                return
+        if self.paused:
+            self.paused = False
+            log.warning("%s: space available again; capture resumed (%d packets dropped while paused)",
+                        self.config.output_dir, self.counters.paused_dropped)
+        for lo, hi, capture_id in segments:
+            part = slice_batch(raw, lo, hi)
+            meter.add(part, decoder.decode(part), capture_id, decoder.tunnels)
+
+    def _retention(self) -> None:
+        try:
+            enforce(self.config.output_dir, self._limits(), now=time.time(), on_delete=self._on_delete)
+        except OSError as err:
+            log.error("%s: retention failed: %s", self.config.output_dir, err.strerror or err)
+
+    def _reload(self) -> None:
+        if self.reload is None:
+            return
+        try:
+            new = self.reload()
+        except WiretrailError as err:
+            log.error("SIGHUP: configuration not reloaded: %s", err)
+            return
+        keep = ("interface", "bpf", "snaplen", "promisc", "output_dir", "db", "workers", "sensor", "buffer_size",
+                "local_net")
+        changed = [k for k in keep if getattr(new, k) != getattr(self.config, k)]
+        if changed:
+            log.warning("SIGHUP: %s changed; that takes a restart (the rest is applied now)", ", ".join(changed))
+            new = replace(new, **{k: getattr(self.config, k) for k in keep})
+        self.config = new
+        self.writer.rotate_size = new.rotate_size
+        self.writer.rotate_interval = new.rotate_interval
+        self.writer._boundary = None
+        self.writer.seal()
+        log.info("SIGHUP: configuration reloaded, file rotated")
+
+    def _stats_line(self, meter: FlowMeter) -> None:
+        self._refresh_stats()
+        s, k = self.last_stats, self.counters
+        used = sum(p.stat().st_size for p in self.config.output_dir.glob("*.pcap*") if p.is_file())
+        log.info("stats %s: packets %d, kernel drops %d, interface drops %d, paused drops %d, flows %d "
+                 "(%d open), written %d bytes, files sealed %d, deleted %d, disk used %d bytes",
+                 self.spec.name, k.packets, s.dropped, s.if_dropped, k.paused_dropped, k.flows,
+                 meter.open_connections, self.writer.bytes_written, k.files_sealed, k.files_deleted, used)
+
+    def _shutdown(self, meter: FlowMeter, sink: FlowSink) -> None:
+        if self.writer is not None:
+            try:
+                self.writer.close()
+            except OSError as err:
+                log.error("cannot seal the last file: %s", err.strerror or err)
+        meter.finish()
+        sink.close()
+        self._refresh_stats()
+        log.info("stopped %s: %d packets, %d kernel drops, %d paused drops, %d flows, %d files sealed",
+                 self.spec.name, self.counters.packets, self.last_stats.dropped, self.counters.paused_dropped,
+                 self.counters.flows, self.counters.files_sealed)
+        if self.capture is not None:
+            self.capture.close()
+        if self.store is not None:
+            self.store.close()
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+# --- several streams --------------------------------------------------------------------------
+
+def stream_specs(config: Config) -> list[StreamSpec]:
+    specs = []
+    for i, iface in enumerate(config.interface):
+        if config.workers == 1:
+            specs.append(StreamSpec(iface, None, None))
+        else:
+            group = (os.getpid() + i) & 0xFFFF
+            specs.extend(StreamSpec(iface, w, group) for w in range(config.workers))
+    return specs
+
+
+def _child(config: Config, spec: StreamSpec, conn) -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        Stream(config, spec, ready=lambda: conn.send(("ready", spec.name))).run()
+    except WiretrailError as err:
+        conn.send(("error", str(err)))
+        os._exit(err.exit_code)
+    except Exception as err:  # noqa: BLE001 - one line to the parent, then a non-zero exit
+        conn.send(("error", f"{spec.name}: {type(err).__name__}: {err}"))
+        os._exit(1)
+    os._exit(0)
+
+
+def run(config: Config, *, reload=None) -> int:
+    """Run the recorder until SIGTERM; returns the exit code."""
+    specs = stream_specs(config)
+    if len(specs) == 1:
+        Stream(config, specs[0], reload=reload, ready=lambda: sd_notify("READY=1")).run()
+        sd_notify("STOPPING=1")
+        return 0
+    # Several streams: one process each. Schema first, so they do not race to create it.
+    with Store(config.db) as store:
+        store.ensure_schema()
+    ctx = multiprocessing.get_context("fork")
+    children = []
+    for spec in specs:
+        parent_end, child_end = ctx.Pipe(duplex=False)
+        p = ctx.Process(target=_child, args=(config, spec, child_end), name=f"wiretrail-{spec.name}")
+        p.start()
+        child_end.close()
+        children.append((spec, p, parent_end))
+    stop = False
+
+    def on_signal(signum, frame):
+        nonlocal stop
+        stop = True
+        for _, p, _ in children:
+            if p.is_alive():
+                os.kill(p.pid, signal.SIGTERM)
+
+    def on_hup(signum, frame):
+        log.warning("SIGHUP: with several capture processes, restart the service to apply a new configuration")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hup)
+    ready: set[str] = set()
+    code = 0
+    while any(p.is_alive() for _, p, _ in children):
+        for _spec, p, conn in children:
+            while conn.poll():
+                try:
+                    kind, value = conn.recv()
+                except EOFError:
+                    break
+                if kind == "ready":
+                    ready.add(value)
+                    if len(ready) == len(children):
+                        sd_notify("READY=1")
+                elif kind == "error":
+                    log.error("%s", value)
+            if not p.is_alive() and p.exitcode not in (0, None) and not stop:
+                code = p.exitcode
+                on_signal(signal.SIGTERM, None)
+        if len(ready) == len(children) and not stop:
+            sd_notify("WATCHDOG=1")
+        time.sleep(0.5)
+    for _, p, _ in children:
+        p.join()
+        if p.exitcode not in (0, None):
+            code = code or p.exitcode
+    sd_notify("STOPPING=1")
+    if code:
+        raise CaptureError(f"a capture process exited with status {code}")
+    return 0

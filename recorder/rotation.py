@@ -1,0 +1,242 @@
+"""Rotating capture files: written under a temporary name, sealed by fsync, hash and rename.
+
+A file is opened when the first packet after a rotation arrives (no empty files), named
+
+    <prefix>-<UTC start, YYYYmmddTHHMMSSZ>-<sequence>.pcap.part
+
+and sealed -- flushed, fsynced, renamed to ``.pcap``, directory fsynced -- when it reaches the
+size limit (a batch is split at the limit, so a file never exceeds it by more than one packet's
+record), when the wall-clock interval boundary passes (intervals are aligned: 1h rotates on
+the hour), on SIGHUP and at shutdown. The SHA-256 is computed as the bytes are written.
+
+A write that fails for lack of space is undone (the file is truncated back to its last whole
+record) and raised as DiskFull, so nothing already recorded is lost and the caller may free
+space and retry the same packets.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from recorder.core.batch import RawBatch
+from recorder.core.pcapwrite import FILE_HEADER_LEN, encode_records, file_header, record_sizes
+
+PART = ".part"
+
+
+class DiskFull(Exception):
+    """No space left for the packets being written (nothing of them was kept)."""
+
+
+@dataclass(slots=True)
+class OpenFile:
+    path: Path  # final name; on disk as path + PART until sealed
+    opened_at: float
+    capture_id: int | None = None
+    size: int = 0
+    packets: int = 0
+    first_ts_ns: int | None = None
+    last_ts_ns: int | None = None
+    sha: object = None
+    fileobj: object = None
+
+    @property
+    def part(self) -> Path:
+        return self.path.with_name(self.path.name + PART)
+
+
+@dataclass(frozen=True, slots=True)
+class SealedFile:
+    path: Path
+    capture_id: int | None
+    size: int
+    packets: int
+    first_ts_ns: int | None
+    last_ts_ns: int | None
+    sha256: str
+    opened_at: float
+    sealed_at_ns: int
+
+
+def slice_batch(raw: RawBatch, lo: int, hi: int) -> RawBatch:
+    """Packets lo:hi of a batch (the packet bytes are shared, not copied)."""
+    if lo == 0 and hi == len(raw):
+        return raw
+    return RawBatch(source=raw.source, data=raw.data, off=raw.off[lo:hi], caplen=raw.caplen[lo:hi],
+                    wirelen=raw.wirelen[lo:hi], ts=raw.ts[lo:hi], linktype=raw.linktype[lo:hi],
+                    file_off=raw.file_off[lo:hi], index=raw.index[lo:hi])
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class RotatingWriter:
+    """Writes RawBatches into rotating pcap files under ``directory``.
+
+    ``on_open(final_path) -> capture_id`` is called when a file is created (the recorder records
+    it in the database then, so flows can name their file); ``on_seal(SealedFile)`` after a file
+    is sealed.
+    """
+
+    def __init__(self, directory: Path, prefix: str, *, linktype: int, snaplen: int, rotate_size: int,
+                 rotate_interval: int, on_open: Callable[[Path], int | None] | None = None,
+                 on_seal: Callable[[SealedFile], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.directory = Path(directory)
+        self.prefix = prefix
+        self.linktype = linktype
+        self.snaplen = snaplen
+        self.rotate_size = rotate_size
+        self.rotate_interval = rotate_interval
+        self.on_open = on_open
+        self.on_seal = on_seal
+        self.clock = clock
+        self.current: OpenFile | None = None
+        self.sequence = 0
+        self.bytes_written = 0
+        self.files_sealed = 0
+        self._boundary: float | None = None
+
+    # -- writing
+
+    def write(self, raw: RawBatch) -> list[tuple[int, int, int | None]]:
+        """Append every packet of ``raw``; set ``raw.file_off`` to each record's offset.
+
+        Returns the segments ``(lo, hi, capture_id)``: the packets lo:hi went to the file with
+        that capture id (a batch that crosses the size limit spans two files). Raises DiskFull
+        with nothing of the failing segment kept (earlier segments stay written and sealed).
+        """
+        segments: list[tuple[int, int, int | None]] = []
+        sizes = record_sizes(raw)
+        lo, n = 0, len(raw)
+        while lo < n:
+            f = self.current or self._open()
+            room = self.rotate_size - f.size
+            # how many of the remaining packets fit (always at least one into a fresh file)
+            csum = np.cumsum(sizes[lo:])
+            k = int(np.searchsorted(csum, room, side="right"))
+            if k == 0:
+                if f.packets == 0:
+                    k = 1
+                else:
+                    self.seal()
+                    continue
+            hi = lo + k
+            self._append(f, raw, lo, hi)
+            segments.append((lo, hi, f.capture_id))
+            lo = hi
+            if f.size >= self.rotate_size:
+                self.seal()
+        return segments
+
+    def _append(self, f: OpenFile, raw: RawBatch, lo: int, hi: int) -> None:
+        blob = encode_records(raw, lo, hi)
+        try:
+            f.fileobj.write(blob)
+            f.fileobj.flush()
+        except OSError as err:
+            self._undo(f)
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFull(str(f.part)) from None
+            raise
+        offs = f.size + np.concatenate(([0], np.cumsum(record_sizes(raw)[lo:hi - 1])))
+        raw.file_off[lo:hi] = offs
+        f.sha.update(blob)
+        f.size += len(blob)
+        f.packets += hi - lo
+        first, last = int(raw.ts[lo]), int(raw.ts[hi - 1])
+        f.first_ts_ns = first if f.first_ts_ns is None else f.first_ts_ns
+        f.last_ts_ns = last
+        self.bytes_written += len(blob)
+
+    def _undo(self, f: OpenFile) -> None:
+        """Cut the file back to its last whole record after a failed write."""
+        try:
+            f.fileobj.seek(f.size)
+            f.fileobj.truncate(f.size)
+        except OSError:
+            pass
+
+    def _open(self) -> OpenFile:
+        now = self.clock()
+        self.sequence += 1
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+        path = self.directory / f"{self.prefix}-{stamp}-{self.sequence:06d}.pcap"
+        while path.exists() or path.with_name(path.name + PART).exists():
+            self.sequence += 1
+            path = self.directory / f"{self.prefix}-{stamp}-{self.sequence:06d}.pcap"
+        f = OpenFile(path=path, opened_at=now, sha=hashlib.sha256())
+        header = file_header(self.linktype, self.snaplen)
+        try:
+            f.fileobj = open(f.part, "wb")  # noqa: SIM115 - closed when sealed
+            f.fileobj.write(header)
+            f.fileobj.flush()
+        except OSError as err:
+            if f.fileobj is not None:
+                f.fileobj.close()
+            try:
+                os.unlink(f.part)
+            except OSError:
+                pass
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFull(str(f.part)) from None
+            raise
+        f.sha.update(header)
+        f.size = FILE_HEADER_LEN
+        self.bytes_written += FILE_HEADER_LEN
+        if self.on_open is not None:
+            f.capture_id = self.on_open(path)
+        self.current = f
+        return f
+
+    # -- rotation and sealing
+
+    def next_boundary(self, now: float) -> float | None:
+        if not self.rotate_interval:
+            return None
+        return (now // self.rotate_interval + 1) * self.rotate_interval
+
+    def tick(self, now: float | None = None) -> bool:
+        """Seal the open file if the interval boundary has passed; True if it did."""
+        now = self.clock() if now is None else now
+        if self._boundary is None:
+            self._boundary = self.next_boundary(now)
+        if self._boundary is not None and now >= self._boundary:
+            self._boundary = self.next_boundary(now)
+            return self.seal() is not None
+        return False
+
+    def seal(self) -> SealedFile | None:
+        """Flush, fsync and rename the open file; None if no file is open."""
+        f = self.current
+        if f is None:
+            return None
+        self.current = None
+        f.fileobj.flush()
+        os.fsync(f.fileobj.fileno())
+        f.fileobj.close()
+        os.replace(f.part, f.path)
+        fsync_dir(self.directory)
+        sealed = SealedFile(path=f.path, capture_id=f.capture_id, size=f.size, packets=f.packets,
+                            first_ts_ns=f.first_ts_ns, last_ts_ns=f.last_ts_ns, sha256=f.sha.hexdigest(),
+                            opened_at=f.opened_at, sealed_at_ns=time.time_ns())
+        self.files_sealed += 1
+        if self.on_seal is not None:
+            self.on_seal(sealed)
+        return sealed
+
+    def close(self) -> SealedFile | None:
+        return self.seal()
