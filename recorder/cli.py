@@ -93,3 +93,7 @@ def run_command(config_path: str | None, **overrides: Any) -> None:
         daemon.run(config, reload=load)
     except WiretrailError as err:
         raise DomainError(err) from None
+
+
+if __name__ == "__main__":
+    main()

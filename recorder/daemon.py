@@ -51,6 +51,7 @@ RETENTION_EVERY_SECONDS = 10.0
 FLOW_FLUSH_SECONDS = 5.0
 FLOW_RETRY_SECONDS = 30.0
 FLOW_BACKLOG_BATCHES = 256
+DRAIN_SECONDS = 10.0  # at most this long writing what the kernel still holds when told to stop
 
 
 # --- sd_notify --------------------------------------------------------------------------------
@@ -229,6 +230,7 @@ class Stream:
         self._refresh_stats()
         self._record_seal(sealed, capture_id=sealed.capture_id, repaired=False)
         self.counters.files_sealed += 1
+        self._retention()
 
     def _record_seal(self, sealed: SealedFile, *, capture_id: int | None, repaired: bool) -> None:
         before = self.stats_at_open or self.last_stats
@@ -318,6 +320,12 @@ class Stream:
                 if next_stats is not None and now >= next_stats:
                     self._stats_line(meter)
                     next_stats = now + self.config.stats_interval
+            # Stopping: what the kernel already holds was captured; write it before sealing.
+            deadline = time.monotonic() + DRAIN_SECONDS
+            while time.monotonic() < deadline and (raw := self.capture.read()) is not None:
+                self.counters.packets += len(raw)
+                self.counters.bytes += int(raw.caplen.sum())
+                self._write_and_meter(raw, decoder, meter)
         finally:
             self._shutdown(meter, sink)
 

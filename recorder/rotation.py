@@ -75,6 +75,16 @@ def slice_batch(raw: RawBatch, lo: int, hi: int) -> RawBatch:
                     file_off=raw.file_off[lo:hi], index=raw.index[lo:hi])
 
 
+def _write_all(fileobj, blob: bytes) -> None:
+    """Write every byte (an unbuffered write may be short when the disk fills) or raise OSError."""
+    view = memoryview(blob)
+    while view:
+        n = fileobj.write(view)
+        if not n:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[n:]
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -145,8 +155,7 @@ class RotatingWriter:
     def _append(self, f: OpenFile, raw: RawBatch, lo: int, hi: int) -> None:
         blob = encode_records(raw, lo, hi)
         try:
-            f.fileobj.write(blob)
-            f.fileobj.flush()
+            _write_all(f.fileobj, blob)
         except OSError as err:
             self._undo(f)
             if err.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -181,12 +190,15 @@ class RotatingWriter:
         f = OpenFile(path=path, opened_at=now, sha=hashlib.sha256())
         header = file_header(self.linktype, self.snaplen)
         try:
-            f.fileobj = open(f.part, "wb")  # noqa: SIM115 - closed when sealed
-            f.fileobj.write(header)
-            f.fileobj.flush()
+            # unbuffered: a write that finds the disk full fails there, not later in close()
+            f.fileobj = open(f.part, "wb", buffering=0)  # noqa: SIM115 - closed when sealed
+            _write_all(f.fileobj, header)
         except OSError as err:
             if f.fileobj is not None:
-                f.fileobj.close()
+                try:
+                    f.fileobj.close()
+                except OSError:
+                    pass
             try:
                 os.unlink(f.part)
             except OSError:
@@ -225,7 +237,6 @@ class RotatingWriter:
         if f is None:
             return None
         self.current = None
-        f.fileobj.flush()
         os.fsync(f.fileobj.fileno())
         f.fileobj.close()
         os.replace(f.part, f.path)

@@ -51,9 +51,10 @@ def migrate(db: str) -> None:
 
 
 CAPTURE_COLUMNS = ["id", "path", "format", "packets", "malformed", "bytes", "first_ts", "last_ts",
-                    "ingested_at", "sensor", "sha256"]
+                   "ingested_at", "sensor", "interface", "kernel_drops", "iface_drops", "sealed_at",
+                   "repaired", "deleted_at", "sha256"]
 CAPTURE_TYPES = ["count", "string", "string", "count", "count", "count", "time", "time", "time",
-                  "string", "string"]
+                 "string", "string", "count", "count", "time", "bool", "time", "string"]
 
 
 def _seconds(ns: int | None) -> float | None:
@@ -90,4 +91,5 @@ def info(db: str, fmt: str) -> None:
 def capture_rows(caps: list[dict]):
     """Capture rows with their nanosecond times as seconds, for the shared renderer."""
     return ({**c, "first_ts": _seconds(c["first_ts_ns"]), "last_ts": _seconds(c["last_ts_ns"]),
-             "ingested_at": _seconds(c["ingested_at"])} for c in caps)
+             "ingested_at": _seconds(c["ingested_at"]), "sealed_at": _seconds(c.get("sealed_at")),
+             "deleted_at": _seconds(c.get("deleted_at"))} for c in caps)
