@@ -61,6 +61,7 @@ def _register() -> None:
     main.add_command(flows.flows)
     main.add_command(db.db)
     main.add_command(captures.captures)
+    main.add_command(captures.verify)
 
 
 _register()
