@@ -42,9 +42,17 @@ class LiveCapture:
             p.set_promisc(1 if promisc else 0)
             p.set_timeout(timeout_ms)
             p.set_buffer_size(buffer_size)
-            p.activate()
+            status = p.activate()
+            if isinstance(status, int) and status < 0:
+                raise CaptureError("cannot capture: "
+                                   f"{_ACTIVATE_ERRORS.get(status, f'libpcap error {status}')}", path=interface)
+            # Non-blocking, waited on with select: on Linux (TPACKET_V3) libpcap's read timeout
+            # only runs once a packet has arrived, so a blocking read on a quiet link would never
+            # return and SIGTERM would wait for the next packet.
+            p.setnonblock(1)
+            fd = p.getfd()
         except pcapy.PcapError as err:
-            raise CaptureError(f"cannot capture on {interface}: {_pcap_text(err)}", path=interface) from None
+            raise CaptureError(f"cannot capture: {_pcap_text(err)}", path=interface) from None
         if bpf:
             try:
                 p.setfilter(bpf)
@@ -57,11 +65,7 @@ class LiveCapture:
             except Exception as err:  # noqa: BLE001 - pcapy raises several types here
                 p.close()
                 raise CaptureError(f"cannot join fanout group {fanout_group}: {err}", path=interface) from None
-        # Non-blocking, waited on with select: on Linux (TPACKET_V3) libpcap's read timeout only
-        # runs once a packet has arrived, so a blocking read on a quiet link would never return
-        # and SIGTERM would wait for the next packet.
-        p.setnonblock(1)
-        self._fd = p.getfd()
+        self._fd = fd
         self._timeout = timeout_ms / 1000.0
         self._p = p
         self.linktype = int(p.datalink())
@@ -103,6 +107,16 @@ class LiveCapture:
         if self._p is not None:
             self._p.close()
             self._p = None
+
+
+_ACTIVATE_ERRORS = {
+    -5: "no such interface",
+    -8: "permission denied (needs CAP_NET_RAW and CAP_NET_ADMIN, or root)",
+    -9: "the interface is not up",
+    -11: "no permission to enable promiscuous mode",
+    -6: "monitor mode not supported",
+    -1: "libpcap could not open it",
+}
 
 
 def _pcap_text(err: BaseException) -> str:

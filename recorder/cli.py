@@ -88,7 +88,14 @@ def run_command(config_path: str | None, **overrides: Any) -> None:
     except WiretrailError as err:
         raise DomainError(err) from None
     fmt = "%(levelname)s %(message)s" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s %(levelname)s %(message)s"
-    logging.basicConfig(level=logging.INFO, format=fmt)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(fmt))
+    ours = logging.getLogger("wiretrail-recorder")
+    ours.addHandler(handler)
+    ours.setLevel(logging.INFO)
+    ours.propagate = False
+    logging.getLogger().addHandler(handler)  # other libraries: warnings and errors only
+    logging.getLogger().setLevel(logging.WARNING)
     try:
         daemon.run(config, reload=load)
     except WiretrailError as err:

@@ -272,62 +272,68 @@ class Stream:
         self.store = Store(c.db)
         self.store.ensure_schema()
         self.repair_leftovers()
-        timeouts = Timeouts()
-        sink = FlowSink(self.store, self.counters)
-        meter = FlowMeter(sink, local_nets=LocalNets([str(n) for n in c.local_net]), timeouts=timeouts)
-        decoder = Decoder(fast=True)
+        # The capture first: if it cannot open, nothing else has started.
         self.capture = LiveCapture(self.spec.interface, snaplen=c.snaplen, promisc=c.promisc, bpf=c.bpf,
                                    buffer_size=c.buffer_size, fanout_group=self.spec.fanout_group)
-        self.writer = RotatingWriter(c.output_dir, self.spec.prefix(self.sensor), linktype=self.capture.linktype,
-                                     snaplen=c.snaplen, rotate_size=c.rotate_size,
-                                     rotate_interval=c.rotate_interval, on_open=self._on_open, on_seal=self._on_seal)
-        log.info("capturing on %s (link type %d) into %s", self.spec.name, self.capture.linktype, c.output_dir)
-        if self.ready:
-            self.ready()
+        sink = meter = None
+        try:
+            sink = FlowSink(self.store, self.counters)
+            meter = FlowMeter(sink, local_nets=LocalNets([str(n) for n in c.local_net]), timeouts=Timeouts())
+            decoder = Decoder(fast=True)
+            self.writer = RotatingWriter(c.output_dir, self.spec.prefix(self.sensor), linktype=self.capture.linktype,
+                                         snaplen=c.snaplen, rotate_size=c.rotate_size,
+                                         rotate_interval=c.rotate_interval, on_open=self._on_open,
+                                         on_seal=self._on_seal)
+            log.info("capturing on %s (link type %d) into %s", self.spec.name, self.capture.linktype, c.output_dir)
+            if self.ready:
+                self.ready()
+            self._loop(decoder, meter, sink)
+        finally:
+            self._shutdown(meter, sink)
+
+    def _loop(self, decoder: Decoder, meter: FlowMeter, sink: FlowSink) -> None:
+        c = self.config
         now = time.monotonic()
         next_stats = now + c.stats_interval if c.stats_interval else None
         next_retention = now
         next_flush = now + FLOW_FLUSH_SECONDS
         next_watchdog = now
         next_pause_check = 0.0
-        try:
-            while not self.stop:
-                if self.hup:
-                    self.hup = False
-                    self._reload()
-                raw = self.capture.read()
-                now = time.monotonic()
-                if raw is not None:
-                    self.counters.packets += len(raw)
-                    self.counters.bytes += int(raw.caplen.sum())
-                    if self.paused and now < next_pause_check:
-                        self.counters.paused_dropped += len(raw)
-                    else:
-                        self._write_and_meter(raw, decoder, meter)
-                        next_pause_check = now + PAUSE_CHECK_SECONDS
-                self.writer.tick()
-                if now >= next_retention:
-                    self._retention()
-                    next_retention = now + RETENTION_EVERY_SECONDS
-                if now >= next_flush:
-                    meter.flush()
-                    sink.drain()
-                    next_flush = now + FLOW_FLUSH_SECONDS
-                if now >= next_watchdog:
-                    if self.ready:
-                        sd_notify("WATCHDOG=1")
-                    next_watchdog = now + 5.0
-                if next_stats is not None and now >= next_stats:
-                    self._stats_line(meter)
-                    next_stats = now + self.config.stats_interval
-            # Stopping: what the kernel already holds was captured; write it before sealing.
-            deadline = time.monotonic() + DRAIN_SECONDS
-            while time.monotonic() < deadline and (raw := self.capture.read()) is not None:
+        while not self.stop:
+            if self.hup:
+                self.hup = False
+                self._reload()
+            raw = self.capture.read()
+            now = time.monotonic()
+            if raw is not None:
                 self.counters.packets += len(raw)
                 self.counters.bytes += int(raw.caplen.sum())
-                self._write_and_meter(raw, decoder, meter)
-        finally:
-            self._shutdown(meter, sink)
+                if self.paused and now < next_pause_check:
+                    self.counters.paused_dropped += len(raw)
+                else:
+                    self._write_and_meter(raw, decoder, meter)
+                    next_pause_check = now + PAUSE_CHECK_SECONDS
+            self.writer.tick()
+            if now >= next_retention:
+                self._retention()
+                next_retention = now + RETENTION_EVERY_SECONDS
+            if now >= next_flush:
+                meter.flush()
+                sink.drain()
+                next_flush = now + FLOW_FLUSH_SECONDS
+            if now >= next_watchdog:
+                if self.ready:
+                    sd_notify("WATCHDOG=1")
+                next_watchdog = now + 5.0
+            if next_stats is not None and now >= next_stats:
+                self._stats_line(meter)
+                next_stats = now + self.config.stats_interval
+        # Stopping: what the kernel already holds was captured; write it before sealing.
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while time.monotonic() < deadline and (raw := self.capture.read()) is not None:
+            self.counters.packets += len(raw)
+            self.counters.bytes += int(raw.caplen.sum())
+            self._write_and_meter(raw, decoder, meter)
 
     def _write_and_meter(self, raw, decoder: Decoder, meter: FlowMeter) -> None:
         try:
@@ -390,14 +396,16 @@ class Stream:
                  self.spec.name, k.packets, s.dropped, s.if_dropped, k.paused_dropped, k.flows,
                  meter.open_connections, self.writer.bytes_written, k.files_sealed, k.files_deleted, used)
 
-    def _shutdown(self, meter: FlowMeter, sink: FlowSink) -> None:
+    def _shutdown(self, meter: FlowMeter | None, sink: FlowSink | None) -> None:
         if self.writer is not None:
             try:
                 self.writer.close()
             except OSError as err:
                 log.error("cannot seal the last file: %s", err.strerror or err)
-        meter.finish()
-        sink.close()
+        if meter is not None:
+            meter.finish()
+        if sink is not None:
+            sink.close()
         self._refresh_stats()
         log.info("stopped %s: %d packets, %d kernel drops, %d paused drops, %d flows, %d files sealed",
                  self.spec.name, self.counters.packets, self.last_stats.dropped, self.counters.paused_dropped,

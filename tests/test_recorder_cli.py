@@ -145,5 +145,28 @@ def test_default_config_file_is_read_when_present(tmp_path, monkeypatch):
     assert effective(result.stdout)["interface"] == '["eth9"]'
 
 
-def test_no_run_command_yet():
-    assert "run" not in main.commands
+@pytest.mark.parametrize("args, setting", [
+    (["--interface", "eth0", "--snaplen", "10"], "snaplen"),
+    (["--interface", "eth0", "--rotate-size", "12k"], "rotate_size"),
+    (["--interface", "eth0", "--local-net", "10.0.0.300/8"], "local_net"),
+    (["--interface", "eth0", "--buffer-size", "lots"], "buffer_size"),
+    ([], "interface"),
+])
+def test_run_exits_78_on_a_bad_setting_before_capturing(args, setting, tmp_path):
+    result = run(["run", "--output-dir", str(tmp_path / "out"), "--db", str(tmp_path / "w.db"), *args],
+                 env={"WIRETRAIL_SENSOR": None})
+    assert result.exit_code == 78, result.output
+    assert result.stderr.startswith(f"Error: {setting}") and result.stderr.count("\n") == 1, result.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "w.db").exists()
+
+
+def test_run_names_an_interface_that_does_not_exist(tmp_path):
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("opening a capture needs root")
+    result = run(["run", "--interface", "wt-nonesuch0", "--output-dir", str(tmp_path / "out"),
+                  "--db", str(tmp_path / "w.db")])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("Error: wt-nonesuch0: cannot capture: no such interface")
+    assert result.stderr.count("\n") == 1

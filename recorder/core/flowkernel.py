@@ -17,8 +17,31 @@ swaps the two blocks.
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import numpy as np
 from numba import njit
+
+
+def _numba_cache_dir() -> None:
+    """Compiled code is cached beside this file; where that is read-only (a package installed
+    root-owned, a service under ProtectSystem=strict) and NUMBA_CACHE_DIR is not set, cache in a
+    per-user directory instead -- numba would otherwise refuse to import this module."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
+    if os.access(here if os.path.isdir(here) else os.path.dirname(here), os.W_OK):
+        return
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    if not os.access(base if os.path.isdir(base) else os.path.dirname(base), os.W_OK):
+        base = tempfile.gettempdir()
+    import numba.core.config
+
+    numba.core.config.CACHE_DIR = os.path.join(base, f"wiretrail-numba-{os.getuid()}")
+
+
+_numba_cache_dir()
 
 # TCP endpoint states (Zeek's TCP_ENDPOINT_*)
 INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = 0, 1, 2, 3, 4, 5, 6

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import ipaddress
 import multiprocessing
+import os
+import queue
+import signal
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -503,10 +506,28 @@ class FlowWriter:
             raise StoreError(self._error, path=self.store.display)
 
 
+def _get_or_orphaned(q, parent: int):
+    """The next queue item; the end marker if the parent died (SIGKILL leaves the queue open
+    forever, and a writer waiting on it would outlive the recorder)."""
+    while True:
+        try:
+            return q.get(timeout=1.0)
+        except queue.Empty:
+            if os.getppid() != parent:
+                return _STOP
+
+
 def _writer_main(store: Store, q, reply, batch_rows: int) -> None:
     """The writer process: rows from the queue into the database, in transactions of batch_rows."""
     # The parent's pooled connections came along with the fork; leave them to the parent.
     store.engine.dispose(close=False)
+    # The parent decides when the writer stops (it sends the end marker after a flush): the
+    # signal handlers it may have installed must not run here, and SIGINT from a terminal, sent
+    # to the whole process group, must not cut the flush short.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    parent = os.getppid()
     written = 0
     failed = False
     stopped = False
@@ -514,7 +535,7 @@ def _writer_main(store: Store, q, reply, batch_rows: int) -> None:
     try:
         with store.engine.connect() as conn:
             while True:
-                item = q.get()
+                item = _get_or_orphaned(q, parent)
                 if item is None:
                     stopped = True
                     break

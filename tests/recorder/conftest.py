@@ -42,6 +42,7 @@ class Netns:
         n = f"{os.getpid() % 100000}x{next(_counter)}"
         self.name = f"wtt{n}"
         self.tx, self.rx = f"wtx{n}", f"wrx{n}"
+        self.recorders: list = []
 
     def up(self) -> None:
         sh("ip", "netns", "add", self.name)
@@ -75,13 +76,16 @@ def netns():
         ns.down()
         pytest.skip(f"cannot create a network namespace here: {err.stderr.decode().strip()}")
     yield ns
+    for rec in ns.recorders:  # a test that failed before stopping its recorder
+        rec.kill()
     ns.down()
 
 
 class Recorder:
     """``wiretrail-recorder run`` in the namespace, with a real sd_notify socket to wait on."""
 
-    def __init__(self, ns: Netns, tmp: Path, *args: str, out: Path | None = None, db: Path | None = None) -> None:
+    def __init__(self, ns: Netns, tmp: Path, *args: str, out: Path | None = None, db: Path | None = None,
+                 wrap: tuple[str, ...] = (), env: dict | None = None) -> None:
         self.ns = ns
         self.out = out or tmp / "out"
         self.db = db or tmp / "wiretrail.db"
@@ -90,13 +94,22 @@ class Recorder:
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(str(self.sock_path))
         self.messages: list[str] = []
-        env = {**os.environ, "NOTIFY_SOCKET": str(self.sock_path), "PYTHONUNBUFFERED": "1"}
-        cmd = ["ip", "netns", "exec", ns.name, sys.executable, "-m", "recorder.cli", "run",
+        env = {**os.environ, "NOTIFY_SOCKET": str(self.sock_path), "PYTHONUNBUFFERED": "1", **(env or {})}
+        cmd = ["ip", "netns", "exec", ns.name, *wrap, sys.executable, "-m", "recorder.cli", "run",
                "--interface", ns.rx, "--output-dir", str(self.out), "--db", str(self.db), "--sensor", "test",
                "--stats-interval", "1s", *args]
         self.logfile = open(self.log, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(cmd, stdout=self.logfile, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)
+        ns.recorders.append(self)
+
+    def kill(self) -> None:
+        """End the recorder's whole session (its writer process included), whatever state it is in."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=30)
 
     def wait_for(self, message: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

@@ -143,6 +143,12 @@ def test_sigkill_then_restart_repairs_and_resumes(netns, tmp_path):
 
     time.sleep(1.5)
     assert rec.stop(signal.SIGKILL) == -signal.SIGKILL
+    deadline = time.monotonic() + 15  # its flow-writer process notices and ends too
+    while time.monotonic() < deadline and subprocess.run(["pgrep", "-s", str(rec.proc.pid)],
+                                                         capture_output=True).returncode == 0:
+        time.sleep(0.2)
+    assert subprocess.run(["pgrep", "-s", str(rec.proc.pid)], capture_output=True).returncode == 1, \
+        "a process of the killed recorder is still running"
     replay.wait(timeout=60)
     parts = list(rec.out.glob("*.pcap.part"))
     assert len(parts) == 1, "the killed recorder should leave its open file unsealed"
@@ -244,3 +250,38 @@ def test_workers_share_a_fanout_group(netns, tmp_path, loop_pcap):
     key = "SELECT proto, orig_p, resp_p, orig_pkts, resp_pkts, orig_bytes, resp_bytes FROM flows ORDER BY 1,2,3,4"
     with sqlite3.connect(rec.db) as a, sqlite3.connect(one) as b:
         assert a.execute(key).fetchall() == b.execute(key).fetchall()
+
+
+def test_runs_as_an_unprivileged_user_with_only_the_capture_capabilities(netns, loop_pcap):
+    """What the systemd unit grants: a user of its own, CAP_NET_RAW and CAP_NET_ADMIN ambient."""
+    import os
+    import shutil
+    import sys
+    import tempfile
+
+    import pytest
+
+    from tests.recorder.conftest import Recorder
+
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    wrap = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+            "--inh-caps=-all,+net_raw,+net_admin", "--ambient-caps=-all,+net_raw,+net_admin",
+            "--bounding-set=-all,+net_raw,+net_admin", "--no-new-privs")
+    probe = subprocess.run([*wrap, sys.executable, "-c", "import recorder.daemon"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"this checkout is not readable by an unprivileged user: {probe.stderr.strip().splitlines()[-1]}")
+    state = Path(tempfile.mkdtemp(prefix="wiretrail-state-"))
+    try:
+        state.chmod(0o755)
+        os.chown(state, 65534, 65534)  # nobody
+        rec = Recorder(netns, state, "--rotate-size", "1M", wrap=wrap)
+        rec.sock_path.chmod(0o777)  # reachable by the service, as systemd's notify socket is
+        rec.ready()
+        netns.replay(loop_pcap, pps=20000)
+        assert rec.stop() == 0, rec.text()
+        files = sealed(rec.out)
+        assert files and all(f.stat().st_uid == 65534 for f in files)
+        assert packets([loop_pcap]) - packets(files) == collections.Counter()
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
