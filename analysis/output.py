@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -175,6 +176,9 @@ _ZEEK_EMPTY = "(empty)"
 _ZEEK_UNSET = "-"
 
 
+_HEX_ESCAPE = re.compile(r"\\x[0-9a-fA-F]{2}")
+
+
 def _zeek_escape(s: str, in_set: bool) -> str:
     """A string as Zeek's ASCII writer escapes it: separators, backslash, non-printables as \\xNN."""
     if s == "":
@@ -183,9 +187,11 @@ def _zeek_escape(s: str, in_set: bool) -> str:
     if s in (_ZEEK_UNSET, _ZEEK_EMPTY):  # would read back as unset/empty: escape the first char
         prefix, s = f"\\x{ord(s[0]):02x}", s[1:]
     out = []
-    for ch in s:
+    for i, ch in enumerate(s):
         o = ord(ch)
-        if ch == "\\" or ch == _ZEEK_SEPARATOR or (in_set and ch == _ZEEK_SET_SEPARATOR) \
+        if ch == "\\" and _HEX_ESCAPE.match(s, i):
+            out.append(ch)  # a byte that was not text on the wire, already written as Zeek writes it
+        elif ch == "\\" or ch == _ZEEK_SEPARATOR or (in_set and ch == _ZEEK_SET_SEPARATOR) \
                 or o < 0x20 or o == 0x7f:
             out.append(f"\\x{o:02x}")
         else:

@@ -55,13 +55,16 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from analysis.cli import captures, db, flows, ingest
+    from analysis.cli import apps, captures, db, flows, ingest
 
     main.add_command(ingest.ingest)
     main.add_command(flows.flows)
     main.add_command(db.db)
     main.add_command(captures.captures)
     main.add_command(captures.verify)
+    for command in apps.LOG_COMMANDS.values():
+        main.add_command(command)
+    main.add_command(apps.hosts)
 
 
 _register()

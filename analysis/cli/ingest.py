@@ -26,7 +26,11 @@ def _check_cidr(ctx, param, values):
               help="Database path (SQLite) or SQLAlchemy URL (postgresql://...). Env: WIRETRAIL_DB.")
 @click.option("--local-net", "local_nets", multiple=True, callback=_check_cidr, metavar="CIDR",
               help="A local network for local_orig/local_resp (repeatable); private ranges are always local.")
-def ingest(captures: tuple[str, ...], db: str, local_nets: list[str]) -> None:
+@click.option("--extract-files", "extract_dir", metavar="DIR", type=click.Path(file_okay=False),
+              help="Write every transferred file (HTTP bodies, mail attachments, FTP data) under DIR.")
+@click.option("--no-parsers", is_flag=True, help="Flows only: skip protocol parsing (dns, http, tls, ...).")
+def ingest(captures: tuple[str, ...], db: str, local_nets: list[str], extract_dir: str | None,
+           no_parsers: bool) -> None:
     """Read CAPTURES (pcap, pcapng, gzip; files, directories or globs) into the flow store.
 
     Files are read in time order as one stream, so a connection spanning rotated files is one
@@ -40,7 +44,8 @@ def ingest(captures: tuple[str, ...], db: str, local_nets: list[str]) -> None:
     try:
         stats = run_ingest(list(captures), store, local_nets=local_nets,
                            progress=progress.advance if progress else None,
-                           on_warning=lambda w: click.echo(f"warning: {w}", err=True))
+                           on_warning=lambda w: click.echo(f"warning: {w}", err=True),
+                           parsers=not no_parsers, extract_dir=extract_dir)
     finally:
         if progress:
             progress.close()
@@ -51,6 +56,8 @@ def ingest(captures: tuple[str, ...], db: str, local_nets: list[str]) -> None:
         f"{stats.packets:,} packets, {stats.flows:,} flows, {stats.malformed:,} malformed, "
         f"{len([f for f in stats.files if not f.skipped_reason])} file(s) in {stats.seconds:.2f} s "
         f"({stats.packets_per_second:,.0f} packets/s)", err=True)
+    if stats.app_records or stats.parser_failures:
+        click.echo(f"{stats.app_records:,} protocol records, {stats.parser_failures:,} parser failures", err=True)
 
 
 class _Progress:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -24,6 +25,8 @@ from sqlalchemy import (
     Table,
     Text,
 )
+
+from recorder.core.apps.records import CONN_LOGS, LOGS, column_name
 
 # A 64-bit autoincrement key; on SQLite only INTEGER PRIMARY KEY is the rowid alias.
 BigId = BigInteger().with_variant(Integer, "sqlite")
@@ -107,3 +110,55 @@ flows = Table(
 FLOW_FIELDS: tuple[str, ...] = tuple(c.name for c in flows.columns if c.name != "id")
 
 CAPTURE_FIELDS: tuple[str, ...] = tuple(c.name for c in captures.columns if c.name != "id")
+
+# --- application-layer logs (migration 0003) ----------------------------------------------------
+# One table per log of ``apps.records.LOGS``: id, capture_id, ts_ns, then for a connection's log
+# uid and the endpoints (text and 16 bytes, as flows), then the log's own fields, named by
+# ``records.column_name``. Times and intervals as ns integers (``<name>_ns``), sets and vectors
+# as JSON text.
+
+_ZEEK_SQL = {"count": BigInteger, "int": BigInteger, "port": Integer, "bool": lambda: Boolean(create_constraint=False),
+             "double": Float, "time": BigInteger, "interval": BigInteger}
+_ENDPOINTS = {"uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p"}
+
+
+def app_column_name(field: str, ztype: str) -> str:
+    """The column holding a log field: ``rtt`` -> ``rtt_ns``, ``data_channel.orig_h`` -> ``data_channel_orig_h``."""
+    return column_name(field) + ("_ns" if ztype in ("time", "interval") else "")
+
+
+def _app_table(name: str, fields) -> Table:
+    cols: list = [Column("id", BigId, primary_key=True, autoincrement=True),
+                  Column("capture_id", BigId, ForeignKey("captures.id"), nullable=True),
+                  Column("ts_ns", BigInteger, nullable=False)]
+    indexes = [Index(None, "ts_ns")]
+    if name in CONN_LOGS:
+        cols += [Column("uid", String(24), nullable=True),
+                 Column("orig_h", String(45), nullable=True), Column("orig_p", Integer, nullable=True),
+                 Column("resp_h", String(45), nullable=True), Column("resp_p", Integer, nullable=True),
+                 Column("orig_a", LargeBinary(16), nullable=True), Column("resp_a", LargeBinary(16), nullable=True)]
+        indexes += [Index(None, "uid"), Index(None, "orig_a"), Index(None, "resp_a")]
+    for field, ztype in fields:
+        if field == "ts" or field in _ENDPOINTS:
+            continue
+        sql = _ZEEK_SQL.get(ztype, Text)
+        cols.append(Column(app_column_name(field, ztype), sql(), nullable=True))
+        if ztype == "addr" and name not in CONN_LOGS:  # names.addr: 16 bytes for --host CIDR
+            cols.append(Column(column_name(field) + "_a", LargeBinary(16), nullable=True))
+            indexes.append(Index(None, column_name(field) + "_a"))
+    if name == "files":
+        indexes.append(Index(None, "fuid"))
+    return Table(name, metadata, *cols, *indexes)
+
+
+APP_TABLES: dict[str, Table] = {name: _app_table(name, fields) for name, fields in LOGS.items()}
+
+# Parser exceptions (the dispatcher detaches the parser and counts them) per capture and service.
+parser_failures = Table(
+    "parser_failures", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("capture_id", BigId, ForeignKey("captures.id"), nullable=True),
+    Column("service", Text, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Index(None, "capture_id"),
+)

@@ -366,7 +366,7 @@ class Store:
             "database": self.display, "backend": self.engine.dialect.name,
             "revision": revision, "head": self.head(),
             "capture_count": 0, "flow_count": 0, "first_ts_ns": None, "last_ts_ns": None,
-            "packets": 0, "malformed": 0, "captures": [],
+            "packets": 0, "malformed": 0, "captures": [], "app_records": {}, "parser_failures": [],
         }
         if revision is None:
             return out
@@ -380,6 +380,9 @@ class Store:
                 sa.func.coalesce(sa.func.sum(captures.c.malformed), 0),
             )).one()
             caps = [dict(r) for r in conn.execute(captures.select().order_by(captures.c.id)).mappings()]
+            from recorder.core.appstore import app_summary  # application-layer logs (migration 0003)
+
+            out.update(app_summary(conn))
         out.update(flow_count=int(f[0]), first_ts_ns=_int(f[1]), last_ts_ns=_int(f[2]),
                    capture_count=int(c[0]), packets=int(c[1]), malformed=int(c[2]), captures=caps)
         return out
@@ -427,7 +430,7 @@ _STOP = None  # end of the writer queue (None pickles as itself across processes
 
 # The newest migration in migrations/versions (a test keeps this equal to alembic's head), so the
 # common case -- a database already at head -- is checked without importing alembic.
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 
 
 class FlowWriter:

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from analysis.cli import main
 from analysis.output import CONN, flow_to_zeek, render, zeek_value
-from recorder.core.store import Store, addr16
+from recorder.core.store import SCHEMA_HEAD, Store, addr16
 
 T0 = 1_258_531_221_486_539_000  # 2009-11-18T08:00:21.486539Z
 
@@ -246,14 +246,14 @@ def test_empty_database_needs_schema(tmp_path):
 def test_db_migrate_and_info(db_url):
     r = run("db", "migrate", "--db", db_url)
     assert r.exit_code == 0, r.output
-    assert "migrated from empty to revision 0002" in r.stderr
-    assert "already at revision 0002" in run("db", "migrate", "--db", db_url).stderr
+    assert f"migrated from empty to revision {SCHEMA_HEAD}" in r.stderr
+    assert f"already at revision {SCHEMA_HEAD}" in run("db", "migrate", "--db", db_url).stderr
     r = run("db", "info", "--db", db_url, "--format", "json")
     assert r.exit_code == 0, r.output
     info = json.loads(r.stdout)
-    assert info["revision"] == "0002" and info["flow_count"] == 0 and info["captures"] == []
+    assert info["revision"] == SCHEMA_HEAD and info["flow_count"] == 0 and info["captures"] == []
     r = run("db", "info", "--db", db_url)
-    assert r.exit_code == 0 and "revision" in r.stdout and "0002" in r.stdout
+    assert r.exit_code == 0 and "revision" in r.stdout and SCHEMA_HEAD in r.stdout
 
 
 def test_db_info_table(db):

@@ -1,0 +1,188 @@
+"""Transferred files: a files.log record from ``Output.file(...)``, and safe extraction to disk.
+
+    rec = file_record(conn, ts=..., data=body, is_orig=False, source="HTTP", index=0)
+    rec["fuid"], rec["mime_type"], rec["md5"], ...      # Zeek 6 files.log fields
+    name = extract(directory, rec["fuid"], "../../etc/passwd", body, rec["mime_type"])
+    # -> "F...-passwd" written under directory, never outside it
+
+Meaning as Zeek's files framework: ``mime_type`` is sniffed from the content (Zeek's own magic
+signatures, a small table here), never taken from a header, and only from a body seen from its
+first byte; hashes (MD5, SHA1, SHA256) are computed only over a complete body (Zeek's hash
+analyzers give up at the first gap).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import unicodedata
+from pathlib import Path
+
+from recorder.core.apps.base import Conn
+
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+MAX_NAME_BYTES = 120  # of the sanitised original name in an extracted file's name (filesystems allow 255)
+SNIFF_BYTES = 4096  # as Zeek's default_file_bof_buffer_size
+
+# --- mime sniffing --------------------------------------------------------------------------
+
+# (prefix, mime type) checked in order; the types Zeek's signatures (base/frameworks/files/magic)
+# give. Office Open XML (docx, xlsx) is a zip: application/zip, as libmagic without the OOXML rules.
+_PREFIXES: tuple[tuple[bytes, str], ...] = (
+    (b"MZ", "application/x-dosexec"),
+    (b"\x7fELF", "application/x-executable"),
+    (b"%PDF", "application/pdf"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"\x1f\x8b", "application/x-gzip"),
+    (b"BZh", "application/x-bzip2"),
+    (b"7z\xbc\xaf\x27\x1c", "application/x-7z-compressed"),
+    (b"Rar!\x1a\x07", "application/x-rar"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "application/vnd.ms-office"),  # OLE2: doc, xls, msi
+    (b"\xca\xfe\xba\xbe", "application/x-java-applet"),
+    (b"\xfe\xed\xfa\xce", "application/x-mach-o-executable"),
+    (b"\xfe\xed\xfa\xcf", "application/x-mach-o-executable"),
+    (b"\xcf\xfa\xed\xfe", "application/x-mach-o-executable"),
+    (b"{\\rtf1", "text/rtf"),
+)
+_ZIP = re.compile(rb"PK\x03\x04.{2}", re.S)
+_PREAMBLE = rb"(?:[\r\n \t]*(?:<!--.*?-->)?[\r\n \t]*)*(?:<\?xml .*?\?>)?(?:[\r\n \t]*(?:<!--.*?-->)?[\r\n \t]*)*"
+_HTML = re.compile(_PREAMBLE + rb"<(?:!doctype +html|html|head|title|body)", re.S | re.I)
+_XML = re.compile(rb"(?:[\r\n \t]*(?:<!--.*?-->)?[\r\n \t]*)*<\?xml ", re.S)
+_JSON = re.compile(rb"[\r\n \t]*[\[{][\r\n \t]*[\"\[{]")
+_PLAIN = re.compile(rb"(?:\xef\xbb\xbf|(?:\x00\x00)?\xfe\xff|\xff\xfe(?:\x00\x00)?)?[\t\n\x0b\x0c\r\x20-\x7e]{10}")
+_SCRIPT = re.compile(rb"#! ?/")
+
+EXTENSIONS: dict[str, str] = {
+    "application/x-dosexec": "exe", "application/x-executable": "elf", "application/pdf": "pdf",
+    "image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "application/x-gzip": "gz",
+    "application/x-bzip2": "bz2", "application/x-7z-compressed": "7z", "application/x-rar": "rar",
+    "application/vnd.ms-office": "ole", "application/x-java-applet": "class", "application/zip": "zip",
+    "application/x-mach-o-executable": "macho", "text/rtf": "rtf", "text/html": "html",
+    "application/xml": "xml", "text/json": "json", "text/plain": "txt", "text/x-script": "sh",
+}
+
+
+def sniff_mime(data: bytes) -> str | None:
+    """The mime type of a body from its first bytes, as Zeek's files.log names it; None if unknown."""
+    head = data[:SNIFF_BYTES]
+    for prefix, mime in _PREFIXES:
+        if head.startswith(prefix):
+            return mime
+    if _ZIP.match(head):
+        return "application/zip"
+    if _HTML.match(head):
+        return "text/html"
+    if _XML.match(head):
+        return "application/xml"
+    if _JSON.match(head):
+        return "text/json"
+    if _SCRIPT.match(head):
+        return "text/x-script"
+    if _PLAIN.match(head):
+        return "text/plain"
+    return None
+
+
+# --- ids ------------------------------------------------------------------------------------
+
+def base62(n: int) -> str:
+    out = []
+    while True:
+        n, r = divmod(n, 62)
+        out.append(_B62[r])
+        if n == 0:
+            return "".join(reversed(out))
+
+
+def make_fuid(conn: Conn, index: int, is_orig: bool) -> str:
+    """Zeek's shape (``F`` + base62, 17-18 characters), deterministic: the connection's endpoints,
+    start and protocol, which file of the connection this is and its direction."""
+    key = f"{conn.proto}|{conn.orig_h}|{conn.orig_p}|{conn.resp_h}|{conn.resp_p}|{conn.start!r}|{index}|{int(is_orig)}"
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+    return "F" + base62(int.from_bytes(digest[:12], "big")).rjust(17, "0")[-17:]
+
+
+# --- the files.log record -------------------------------------------------------------------
+
+def file_record(conn: Conn, *, ts: float, data: bytes, is_orig: bool, source: str, index: int,
+                filename: str | None = None, mime_type: str | None = None,
+                total_bytes: int | None = None, missing_bytes: int = 0) -> dict:
+    """A files.log record (Zeek 6 fields, without ``extracted*``) for one transferred body.
+
+    ``mime_type`` from the parser (a Content-Type) is used only when sniffing finds nothing in a
+    body seen whole; Zeek's files.log names what the bytes are, not what the sender claimed.
+    """
+    missing = max(0, int(missing_bytes or 0))
+    whole = missing == 0 and (total_bytes is None or total_bytes == len(data))
+    mime = sniff_mime(data) if data else None
+    if mime is None and whole and data and mime_type:
+        mime = mime_type.split(";", 1)[0].strip().lower() or None
+    rec: dict = {
+        "ts": ts, "fuid": make_fuid(conn, index, is_orig), **conn.ident(), "source": source,
+        "depth": 0, "analyzers": [], "mime_type": mime, "filename": filename or None,
+        "duration": None, "local_orig": None, "is_orig": is_orig, "seen_bytes": len(data),
+        "total_bytes": total_bytes, "missing_bytes": missing, "overflow_bytes": 0, "timedout": False,
+        "parent_fuid": None, "md5": None, "sha1": None, "sha256": None,
+    }
+    if whole:
+        rec["analyzers"] = ["MD5", "SHA1", "SHA256"]
+        rec["md5"] = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        rec["sha1"] = hashlib.sha1(data, usedforsecurity=False).hexdigest()
+        rec["sha256"] = hashlib.sha256(data).hexdigest()
+    return rec
+
+
+# --- extraction -----------------------------------------------------------------------------
+
+_UNSAFE = re.compile(r"[^\w.+()\- ]", re.UNICODE)
+
+
+def safe_name(fuid: str, filename: str | None, mime_type: str | None) -> str:
+    """``<fuid>-<sanitised basename or 'file'>[.<ext>]``: one path component, printable, no
+    leading dot, at most MAX_NAME_BYTES of the original name; the extension from the mime type
+    when the name has none."""
+    base = filename or ""
+    base = re.split(r"[/\\]", base)[-1]  # the last component of a Unix or Windows path
+    base = unicodedata.normalize("NFC", base)
+    base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C")  # controls, NUL, surrogates
+    base = _UNSAFE.sub("_", base).strip(" .")
+    base = re.sub(r"\.{2,}", ".", base)
+    stem, dot, ext = base.rpartition(".")
+    if not dot or len(ext) > 10:
+        stem, dot, ext = base, "", ""
+    while stem and len((stem + dot + ext).encode("utf-8")) > MAX_NAME_BYTES:  # the extension survives
+        stem = stem[:-1]
+    base = (stem.strip(" .") + dot + ext).strip(" .") if stem.strip(" .") else ""
+    base = base or "file"
+    if "." not in base:
+        base += "." + EXTENSIONS.get(mime_type or "", "bin")
+    return f"{fuid}-{base}"
+
+
+def extract(directory: str | os.PathLike, fuid: str, filename: str | None, data: bytes,
+            mime_type: str | None) -> str:
+    """Write ``data`` under ``directory`` with a safe name; returns the name (relative to the
+    directory). Never follows a symlink or overwrites a file: an existing name with other content
+    gets ``-1``, ``-2``, ... Raises OSError."""
+    root = Path(directory)
+    name = safe_name(fuid, filename, mime_type)
+    stem, dot, ext = name.rpartition(".")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    for n in range(1000):
+        candidate = name if n == 0 else f"{stem}-{n}{dot}{ext}"
+        path = root / candidate
+        try:
+            fd = os.open(path, flags, 0o640)
+        except FileExistsError:
+            if not path.is_symlink() and path.is_file() and path.stat().st_size == len(data) \
+                    and path.read_bytes() == data:
+                return candidate  # the same file, extracted by an earlier run
+            continue
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return candidate
+    raise FileExistsError(f"too many files named {name} in {root}")

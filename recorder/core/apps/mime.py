@@ -1,0 +1,189 @@
+"""Internet messages (RFC 5322 / MIME) as the mail parsers need them.
+
+``split_headers`` reads the top-level header block the way Zeek's MIME analyzer reports it
+(names upper-cased, folded lines joined, values stripped); ``leaf_entities`` walks a message's
+MIME tree and yields every leaf body decoded from base64 / quoted-printable, with the file name
+from Content-Disposition or Content-Type. A message whose header block never ends (no empty
+line) has no body, so no entities, as in Zeek.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+MAX_PARTS = 1000  # leaf entities taken from one message
+MAX_DEPTH = 20  # nesting of multipart entities followed
+
+_HEADER_NAME = re.compile(rb"^([!-9;-~]+)[ \t]*:(.*)$", re.S)
+_EMAIL = re.compile(r"(?:^|[<,:\s])([^<,:\s@]+@[^>,;\s]+)(?=[>,;\s]|$)")
+_MIME_ADDR = re.compile(r'\s*(?:"[^"]*"[^,]*|[^,]+)')
+_PARAM = re.compile(r'\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)')
+_IPV4 = re.compile(r"(?<![\d.])((?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3})(?![\d.])")
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """One leaf of a message's MIME tree, its body decoded."""
+
+    body: bytes
+    mime_type: str | None  # from Content-Type, lower case, no parameters
+    filename: str | None
+    depth: int  # 1 for a single-part message, more inside multiparts
+
+
+def header_end(raw: bytes) -> int:
+    """Index where the body starts (after the empty line), or -1 while the header block goes on."""
+    m = re.search(rb"\r?\n\r?\n", raw)
+    if raw.startswith((b"\r\n", b"\n")):
+        return 2 if raw.startswith(b"\r\n") else 1
+    return m.end() if m else -1
+
+
+def split_headers(raw: bytes) -> list[tuple[str, str]]:
+    """The header fields of a message or entity: [(NAME, value)], folded lines unfolded."""
+    end = header_end(raw)
+    block = raw if end < 0 else raw[:end]
+    fields: list[tuple[str, str]] = []
+    for line in re.split(rb"\r?\n", block):
+        if not line:
+            continue
+        if line[:1] in (b" ", b"\t"):
+            if fields:
+                name, value = fields[-1]
+                fields[-1] = (name, (value + " " + _text(line).strip()).strip())
+            continue
+        m = _HEADER_NAME.match(line)
+        if m:
+            fields.append((_text(m.group(1)).upper(), _text(m.group(2)).strip()))
+    return fields
+
+
+def _text(b: bytes) -> str:
+    return b.decode("utf-8", "replace")
+
+
+def email_addrs(text: str) -> list[str]:
+    """Zeek's ``extract_email_addrs_vec``: bare addresses in order of appearance."""
+    return [m.group(1).strip("<>,:; \t") for m in _EMAIL.finditer(text)]
+
+
+def mime_addresses(value: str) -> list[str]:
+    """Zeek's ``split_mime_email_addresses``: the comma-separated parts of an address header
+    (a comma inside a quoted display name does not split, also after a space, unlike Zeek)."""
+    seen: list[str] = []
+    for m in _MIME_ADDR.finditer(value):
+        part = m.group(0).strip()
+        if part and part not in seen:
+            seen.append(part)
+    return seen
+
+
+def ipv4_addresses(text: str) -> list[str]:
+    return _IPV4.findall(text)
+
+
+def header_params(value: str) -> tuple[str, dict[str, str]]:
+    """``type/subtype; a=1; b="x;y"`` -> ("type/subtype", {"a": "1", "b": "x;y"}), names lower case."""
+    main, _, rest = value.partition(";")
+    params: dict[str, str] = {}
+    for m in _PARAM.finditer(rest):
+        val = m.group(2)
+        params.setdefault(m.group(1).lower(), val[1:-1].replace('\\"', '"') if val.startswith('"') else val)
+    return main.strip().lower(), params
+
+
+def _filename(fields: dict[str, str]) -> str | None:
+    for header, key in (("CONTENT-DISPOSITION", "filename"), ("CONTENT-TYPE", "name")):
+        params = header_params(fields.get(header, ""))[1]
+        if params.get(key):
+            return params[key]
+        star = params.get(key + "*")
+        if star:  # RFC 2231: charset'language'percent-encoded
+            from urllib.parse import unquote
+
+            charset, _, rest = star.partition("'")
+            try:
+                return unquote(rest.partition("'")[2], encoding=charset or "utf-8", errors="replace")
+            except LookupError:  # an unknown charset name
+                return unquote(rest.partition("'")[2], errors="replace")
+    return None
+
+
+def _decode(lines: list[bytes], encoding: str, last_crlf: bool) -> bytes:
+    """A leaf body as Zeek's MIME analyzer delivers it: base64 decoded; quoted-printable decoded
+    with CRLF after every hard line break; anything else with CRLF between lines and after the
+    last one only when the body ends with the message (the CRLF before a boundary is the
+    boundary's)."""
+    if encoding == "base64":
+        text = re.sub(rb"[^A-Za-z0-9+/]", b"", b"".join(lines).split(b"=", 1)[0])
+        text = text[:-1] if len(text) % 4 == 1 else text + b"=" * (-len(text) % 4)
+        try:
+            return binascii.a2b_base64(text)
+        except binascii.Error:
+            return b""
+    if encoding == "quoted-printable":
+        out = bytearray()
+        for line in lines:
+            line = line.rstrip(b" \t")
+            soft = line.endswith(b"=")
+            out += binascii.a2b_qp(line[:-1] if soft else line)
+            if not soft:
+                out += b"\r\n"
+        return bytes(out)
+    return b"\r\n".join(lines) + (b"\r\n" if last_crlf else b"")
+
+
+def leaf_entities(raw: bytes) -> Iterator[Entity]:
+    """Every non-empty leaf body of the message ``raw`` (headers included), decoded.
+
+    Multipart entities are split on their boundary (preamble and epilogue dropped); message/*
+    parts are leaves, as in Zeek.
+    """
+    if header_end(raw) < 0:
+        return
+    lines = [ln[:-1] if ln.endswith(b"\r") else ln for ln in raw.split(b"\n")]
+    ends_with_newline = bool(lines) and not lines[-1]
+    if ends_with_newline:
+        lines.pop()
+    stack = [(0, len(lines), 1)]
+    count = 0
+    while stack and count < MAX_PARTS:
+        start, stop, depth = stack.pop()
+        k = start
+        while k < stop and lines[k]:
+            k += 1
+        fields = dict(split_headers(b"\r\n".join(lines[start:k])))
+        ctype, params = header_params(fields.get("CONTENT-TYPE", ""))
+        body = (k + 1, stop)
+        boundary = params.get("boundary")
+        if ctype.startswith("multipart/") and boundary and depth < MAX_DEPTH:
+            delim = b"--" + boundary.encode("utf-8", "replace")
+            children: list[tuple[int, int, int]] = []
+            begin = None
+            for i in range(*body):
+                line = lines[i]
+                if not line.startswith(delim):
+                    continue
+                rest = line[len(delim):].rstrip(b" \t")
+                if rest not in (b"", b"--"):
+                    continue
+                if begin is not None:
+                    children.append((begin, i, depth + 1))
+                begin = None if rest == b"--" else i + 1
+                if rest == b"--":
+                    break
+            if begin is not None:
+                children.append((begin, stop, depth + 1))
+            stack.extend(reversed(children))
+            continue
+        if body[0] >= stop:
+            continue
+        data = _decode(lines[body[0]:stop], fields.get("CONTENT-TRANSFER-ENCODING", "").strip().lower(),
+                       ends_with_newline and stop == len(lines))
+        if not data:
+            continue
+        count += 1
+        yield Entity(body=data, mime_type=ctype or None, filename=_filename(fields), depth=depth)

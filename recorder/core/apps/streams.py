@@ -1,0 +1,155 @@
+"""TCP reassembly for one direction of one connection, free of any protocol knowledge.
+
+``Stream`` turns segments (sequence number, bytes) into in-order bytes handed to ``deliver``, and
+reports what will never arrive to ``gap`` with its length. Used by the application layer
+(``apps.dispatch``) and by the rule engine.
+
+- Delivery starts at the initial sequence number: the SYN's plus one, or the first segment seen
+  when the capture starts in the middle of the connection.
+- Sequence numbers are 32-bit and wrap; positions here are unwrapped 64-bit integers, each new
+  segment taken as the one nearest the in-order point (within 2 GiB either side).
+- A retransmission or overlap never changes bytes already delivered or already buffered: the first
+  copy seen wins (Zeek's reassembler does the same for delivered data).
+- Segments beyond a hole are buffered, at most ``max_buffer`` bytes; past that bound the hole is
+  reported as a gap and delivery goes on from the next buffered segment. ``flush`` does the same for
+  every hole (at FIN, RST, a timeout or end of input).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable
+
+M32 = 0xFFFFFFFF
+HALF = 1 << 31
+DEFAULT_MAX_BUFFER = 1 << 20  # out-of-order bytes held per direction
+
+
+class Stream:
+    """In-order delivery of one direction's bytes. Call ``start`` once (or let ``add`` start it)."""
+
+    __slots__ = ("deliver", "gap", "max_buffer", "next", "starts", "datas", "buffered", "delivered",
+                 "gaps")
+
+    def __init__(self, deliver: Callable[[bytes], None], gap: Callable[[int], None],
+                 max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
+        self.deliver = deliver
+        self.gap = gap
+        self.max_buffer = max_buffer
+        self.next = -1  # unwrapped position of the next byte to deliver; -1 until started
+        self.starts: list[int] = []  # buffered segments beyond a hole: sorted, non-overlapping
+        self.datas: list[bytes] = []
+        self.buffered = 0  # bytes in datas
+        self.delivered = 0  # bytes handed to deliver so far
+        self.gaps = 0  # bytes reported as gaps so far
+
+    @property
+    def started(self) -> bool:
+        return self.next >= 0
+
+    def start(self, seq: int, syn: bool) -> None:
+        """Begin at a SYN (data starts one past it) or at the first segment seen."""
+        self.next = ((seq + 1) & M32) if syn else (seq & M32)
+
+    def _pos(self, seq: int) -> int:
+        """Unwrapped position of a 32-bit sequence number, the one nearest the in-order point."""
+        nxt = self.next
+        return nxt + (((seq - nxt) + HALF) & M32) - HALF
+
+    def add(self, seq: int, data: bytes, length: int | None = None) -> None:
+        """A segment: ``data`` at sequence ``seq``. ``length`` is its sequence-space length when
+        fewer bytes were captured than sent (the missing tail becomes a gap once it is reached)."""
+        if self.next < 0:
+            self.start(seq, False)
+        n = len(data)
+        pos = self._pos(seq)
+        if length is not None and length > n:
+            # a truncated capture: the tail is known to be lost; deliver what there is, then skip
+            if n:
+                self.add(seq, data)
+            if self.next == pos + n:  # the captured part was delivered: the rest is lost
+                self.gaps += length - n
+                self.next = pos + length
+                self.gap(length - n)
+                self._drain()
+            return
+        if pos == self.next and not self.starts:  # the common case: in order, nothing buffered
+            if n:
+                self.next = pos + n
+                self.delivered += n
+                self.deliver(data)
+            return
+        end = pos + n
+        if end <= self.next:
+            return  # a retransmission of delivered bytes
+        if pos < self.next:
+            data = data[self.next - pos:]
+            pos = self.next
+        if pos == self.next:
+            self.next = end
+            self.delivered += len(data)
+            self.deliver(data)
+            self._drain()
+            return
+        self._insert(pos, data)
+        while self.buffered > self.max_buffer and self.starts:
+            self._skip_hole()
+
+    def _insert(self, pos: int, data: bytes) -> None:
+        """Buffer the parts of [pos, pos+len) not already buffered (the first copy wins)."""
+        starts, datas = self.starts, self.datas
+        end = pos + len(data)
+        i = bisect_right(starts, pos) - 1
+        if i < 0:
+            i = 0
+        cur = pos
+        pieces: list[tuple[int, bytes]] = []
+        j = i
+        while j < len(starts) and starts[j] < end:
+            s = starts[j]
+            e = s + len(datas[j])
+            if e <= cur:
+                j += 1
+                continue
+            if s > cur:
+                pieces.append((cur, data[cur - pos:s - pos]))
+            cur = max(cur, e)
+            j += 1
+            if cur >= end:
+                break
+        if cur < end:
+            pieces.append((cur, data[cur - pos:]))
+        for s, d in pieces:
+            k = bisect_left(starts, s)
+            starts.insert(k, s)
+            datas.insert(k, d)
+            self.buffered += len(d)
+
+    def _drain(self) -> None:
+        """Deliver buffered segments the in-order point has reached."""
+        starts, datas = self.starts, self.datas
+        while starts and starts[0] <= self.next:
+            s = starts.pop(0)
+            d = datas.pop(0)
+            self.buffered -= len(d)
+            e = s + len(d)
+            if e <= self.next:
+                continue
+            if s < self.next:
+                d = d[self.next - s:]
+            self.next = e
+            self.delivered += len(d)
+            self.deliver(d)
+
+    def _skip_hole(self) -> None:
+        hole = self.starts[0] - self.next
+        if hole > 0:
+            self.gaps += hole
+            self.next = self.starts[0]
+            self.gap(hole)
+        self._drain()
+
+    def flush(self) -> None:
+        """Report every hole as a gap and deliver everything buffered (end of this direction)."""
+        while self.starts:
+            self._skip_hole()

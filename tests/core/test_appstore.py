@@ -1,0 +1,288 @@
+"""Protocol records in the store (SQLite and PostgreSQL): round trips of every log, hostile values,
+hosts, flow services, parser failures, and the ingest with an application layer."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from recorder.core.apps.base import Conn
+from recorder.core.apps.records import CONN_LOGS, LOGS
+from recorder.core.appstore import StoreOutput, hosts, query_log, record_failures, to_row, update_services
+from recorder.core.errors import WiretrailError
+from recorder.core.ingest import ingest
+from recorder.core.schema import APP_TABLES
+from recorder.core.store import Store, addr16
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "captures" / "demo.pcap"
+TS = 1_700_000_000.123456
+CONN = Conn("10.0.0.21", 49200, "192.0.2.80", 80, "tcp", TS - 1, uid="CTestUid000000001")
+CONN6 = Conn("2001:db8::1", 50000, "2001:db8:1::25", 25, "tcp", TS - 2, uid="CTestUid000000002")
+
+
+def value(ztype: str, i: int):
+    """A value of a Zeek type, different per ``i``."""
+    if ztype == "time":
+        return TS + i
+    if ztype == "interval":
+        return 0.25 + i
+    if ztype in ("count", "int"):
+        return 1000 + i
+    if ztype == "port":
+        return 1024 + i
+    if ztype == "bool":
+        return i % 2 == 0
+    if ztype == "double":
+        return 0.5 + i
+    if ztype == "addr":
+        return f"192.0.2.{i % 250}"
+    if ztype.startswith(("set[", "vector[")):
+        sub = ztype[ztype.index("[") + 1:-1]
+        return [value(sub, i), value(sub, i + 1)]
+    return f"text {i} é,\t\\x"  # separators and non-ASCII survive
+
+
+def full_record(log: str) -> dict:
+    return {f: value(t, i) for i, (f, t) in enumerate(LOGS[log]) if f not in ("uid",) and not f.startswith("id.")}
+
+
+@pytest.fixture
+def store(db_url):
+    s = Store(db_url)
+    s.ensure_schema()
+    yield s
+    s.close()
+
+
+def test_every_log_round_trips(store):
+    out = StoreOutput(store, batch_rows=3)
+    for log in LOGS:
+        if log in CONN_LOGS:
+            out.log(log, full_record(log), CONN)
+        elif log == "names":
+            out.name("192.0.2.7", "www.example.com", ts=TS, source="DNS")
+    out.close()
+    assert out.dropped_fields == Counter() and out.unknown_logs == Counter()
+    for log in LOGS:
+        got = list(query_log(store, log))
+        assert len(got) == 1, log
+        rec = got[0]
+        assert list(rec) == [f for f, _ in LOGS[log]]
+        if log == "names":
+            assert rec == {"ts": TS, "addr": "192.0.2.7", "name": "www.example.com", "source": "DNS"}
+            continue
+        want = {**full_record(log), **CONN.ident()}
+        for f, t in LOGS[log]:
+            if t in ("time", "interval"):
+                assert math.isclose(rec[f], want[f], abs_tol=1e-6), (log, f)
+            elif t == "vector[interval]":
+                assert rec[f] == pytest.approx(want[f]), (log, f)
+            else:
+                assert rec[f] == want[f], (log, f, rec[f], want[f])
+
+
+def test_framework_fields_and_late_uid(store):
+    conn = Conn("10.0.0.5", 5353, "10.0.0.53", 53, "udp", TS)
+    out = StoreOutput(store)
+    out.log("dns", {"ts": TS, "query": "example.com", "bogus_field": 1}, conn)
+    conn.uid = "CLateUid"  # a dispatcher may learn the uid after the parser reported
+    out.log("dns", {"ts": TS + 1, "query": "example.org", "proto": "tcp"}, conn)
+    out.close()
+    rows = list(query_log(store, "dns"))
+    assert [(r["uid"], r["proto"], r["query"]) for r in rows] == [
+        ("CLateUid", "udp", "example.com"), ("CLateUid", "tcp", "example.org")]
+    assert out.dropped_fields == Counter({"dns.bogus_field": 1})
+    out.log("nosuchlog", {}, conn)
+    assert out.unknown_logs == Counter({"nosuchlog": 1})
+
+
+def test_hostile_values_are_stored_not_raised(store):
+    out = StoreOutput(store)
+    out.log("http", {
+        "ts": TS, "uri": "/a\x00b", "host": "h\udcff\udc80st", "user_agent": b"raw\xff bytes",
+        "status_code": 1 << 70, "request_body_len": "12", "response_body_len": "lots", "trans_depth": -1,
+        "tags": "not-a-list", "orig_fuids": [None, "\x00"], "method": 7, "username": object(),
+    }, CONN)
+    out.log("dns", {"ts": float("nan"), "rtt": float("inf"), "TTLs": [1.5, "x", None], "AA": "yes",
+                    "trans_id": 3.0, "answers": ("1.2.3.4",)}, CONN)
+    bad = Conn("not-an-ip", 99999, "::zz", -5, "tcp", TS, uid="C" + "x" * 40)
+    out.credential(bad, ts=TS, protocol="FTP", user="u\x00", secret=None, success=None)
+    out.close()
+    http = next(query_log(store, "http"))
+    assert http["uri"] == "/a\\x00b"
+    assert http["host"] == "h\\xff\\x80st"
+    assert http["user_agent"] == "raw\\xff bytes"
+    assert http["status_code"] is None and http["request_body_len"] == 12 and http["response_body_len"] is None
+    assert http["trans_depth"] == -1 and http["tags"] == ["not-a-list"] and http["orig_fuids"] == [None, "\\x00"]
+    assert http["method"] == "7" and http["username"].startswith("<object")
+    dns = next(query_log(store, "dns"))
+    assert dns["ts"] == CONN.start  # no usable ts: the connection's start
+    assert dns["rtt"] is None and dns["TTLs"] == [1.5, None, None] and dns["AA"] is None and dns["trans_id"] == 3
+    cred = next(query_log(store, "credentials"))
+    assert cred["id.orig_h"] == "not-an-ip" and cred["id.orig_p"] is None and cred["user"] == "u\\x00"
+    assert len(cred["uid"]) == 24
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(st.sampled_from([f for f, _ in LOGS["smtp"]]),
+                       st.one_of(st.none(), st.text(), st.integers(), st.floats(), st.booleans(),
+                                 st.lists(st.one_of(st.text(), st.integers()), max_size=3), st.binary(max_size=8)),
+                       max_size=12))
+def test_any_record_stores(store, record):
+    out = StoreOutput(store)
+    out.log("smtp", record, CONN)
+    out.close()  # never raises
+    assert to_row("smtp", {**record, **CONN.ident()}, None)["uid"] == CONN.uid
+
+
+def test_filters(store):
+    out = StoreOutput(store)
+    out.log("ssh", {"ts": TS, "client": "a"}, CONN)
+    out.log("ssh", {"ts": TS + 10, "client": "b"}, CONN6)
+    out.log("ssh", {"ts": TS + 20, "client": "c"}, Conn("172.16.0.9", 40000, "10.0.0.22", 22, "tcp", TS, uid="Cc"))
+    out.close()
+
+    def q(**kw):
+        return [r["client"] for r in query_log(store, "ssh", **kw)]
+
+    assert q() == ["a", "b", "c"]
+    assert q(host="10.0.0.0/8") == ["a", "c"]
+    assert q(host="2001:db8::/32") == ["b"]
+    assert q(host="192.0.2.80") == ["a"]
+    assert q(port=22) == ["c"] and q(port=49200) == ["a"]
+    assert q(uid="CTestUid000000002") == ["b"]
+    assert q(since=int((TS + 5) * 1e9), until=int((TS + 15) * 1e9)) == ["b"]
+    assert q(limit=2) == ["a", "b"]
+    with pytest.raises(ValueError):
+        q(host="nonsense")
+    with pytest.raises(ValueError):
+        list(query_log(store, "names", port=53))
+
+
+def _flow(n, orig, resp, resp_p, service=None, **kw):
+    return {"uid": f"CFlow{n}", "capture_id": None, "file_offset": 24, "ts_ns": int(TS * 1e9) + n * 10**9,
+            "duration_ns": 10**9, "orig_h": orig, "orig_p": 40000 + n, "resp_h": resp, "resp_p": resp_p,
+            "orig_a": addr16(orig), "resp_a": addr16(resp), "proto": "tcp", "ip_proto": 6, "service": service,
+            "orig_bytes": 100 * (n + 1), "resp_bytes": 1000 * (n + 1), "conn_state": "SF", "local_orig": True,
+            "local_resp": False, "missed_bytes": 0, "history": "ShADadFf", "orig_pkts": 1, "orig_ip_bytes": 1,
+            "resp_pkts": 1, "resp_ip_bytes": 1, "tunnel_parents": None, "community_id": None, **kw}
+
+
+def test_hosts_services_and_failures(store):
+    store.insert_flows([_flow(0, "10.0.0.21", "192.0.2.80", 80), _flow(1, "10.0.0.21", "192.0.2.80", 443),
+                        _flow(2, "192.0.2.80", "10.0.0.21", 22), _flow(3, "10.0.0.22", "192.0.2.80", 80)])
+    assert update_services(store, iter([("CFlow0", ["http"]), ("CFlow1", ["ssl", "http", "ssl"]),
+                                        ("CFlow2", []), ("CNoSuch", ["dns"])])) == 3
+    assert {r["uid"]: r["service"] for r in store.query_flows()} == {
+        "CFlow0": "http", "CFlow1": "ssl,http", "CFlow2": None, "CFlow3": None}
+    out = StoreOutput(store)
+    for _ in range(3):  # one row per distinct mapping
+        out.name("192.0.2.80", "www.example.com", ts=TS, source="DNS")
+    out.name("192.0.2.80", "example.com", ts=TS, source="TLS")
+    out.close()
+    assert out.rows_written["names"] == 2
+    got = {h["addr"]: h for h in hosts(store)}
+    assert set(got) == {"10.0.0.21", "192.0.2.80", "10.0.0.22"}
+    server = got["192.0.2.80"]
+    assert server["flows"] == 4 and server["services"] == ["http", "ssl"]
+    assert server["names"] == ["example.com", "www.example.com"] and server["mac"] is None
+    assert server["bytes_out"] == 1000 + 2000 + 300 + 4000  # as responder its resp_bytes, as originator its orig_bytes
+    assert server["bytes_in"] == 100 + 200 + 3000 + 400
+    assert server["first_seen"] == pytest.approx(TS) and server["last_seen"] == pytest.approx(TS + 4)
+    assert [h["addr"] for h in hosts(store, host="10.0.0.0/24")] == ["10.0.0.21", "10.0.0.22"]
+    assert len(hosts(store, limit=1)) == 1
+
+    cid = store.add_capture(path="/x.pcap", format="pcap")
+    record_failures(store, {cid: Counter({"http": 2, "tls": 0}), None: Counter({"dns": 1})})
+    info = store.info()
+    assert {(f["capture_id"], f["service"], f["count"]) for f in info["parser_failures"]} == {(cid, "http", 2), (None, "dns", 1)}
+    assert info["app_records"]["names"] == 2 and info["app_records"]["dns"] == 0
+
+
+class FakeAppLayer:
+    """Stands in for apps.dispatch.AppLayer: one dns record and one file per batch, a failure on
+    the second batch, and the demo's port-80 flows as http."""
+
+    def __init__(self, out, store):
+        self.out, self.store = out, store
+        self.failures: Counter = Counter()
+        self.batches = 0
+        self.finished = False
+
+    def feed(self, raw, dec):
+        self.batches += 1
+        conn = Conn("10.0.0.21", 53001, "10.0.0.10", 53, "udp", TS, uid=f"CBatch{self.batches}")
+        self.out.log("dns", {"ts": TS + self.batches, "query": f"q{self.batches}.example"}, conn)
+        self.out.file(conn, ts=TS, data=b"MZ" + bytes(100), is_orig=False, source="HTTP", filename="../x.exe")
+        if self.batches == 2:
+            self.failures["http"] += 1
+
+    def finish(self):
+        self.finished = True
+        self.failures["dns"] += 1
+
+    def services(self):
+        return ((f["uid"], ["http"]) for f in self.store.query_flows(port=80))
+
+
+def test_ingest_with_an_app_layer(db_url, tmp_path):
+    store = Store(db_url)
+    store.ensure_schema()
+    layers = []
+
+    def factory(out):
+        layers.append(FakeAppLayer(out, store))
+        return layers[0]
+
+    stats = ingest([str(DEMO)], store, app_layer=factory, extract_dir=str(tmp_path / "files"))
+    layer = layers[0]
+    assert layer.finished and layer.batches >= 1
+    assert stats.app_records == 2 * layer.batches
+    cid = stats.files[0].capture_id
+    dns = list(query_log(store, "dns"))
+    assert len(dns) == layer.batches and {r["uid"] for r in dns} == {f"CBatch{i + 1}" for i in range(layer.batches)}
+    files = list(query_log(store, "files"))
+    assert files[0]["mime_type"] == "application/x-dosexec" and files[0]["extracted"].endswith("-x.exe")
+    assert "EXTRACT" in files[0]["analyzers"] and files[0]["extracted_size"] == 102
+    assert (tmp_path / "files" / files[0]["extracted"]).read_bytes() == b"MZ" + bytes(100)
+    with store.engine.connect() as conn:
+        assert {r.capture_id for r in conn.execute(APP_TABLES["dns"].select())} == {cid}
+    http_flows = [f for f in store.query_flows() if f["resp_p"] == 80]
+    assert http_flows and all(f["service"] == "http" for f in http_flows)
+    assert all(f["service"] is None for f in store.query_flows() if f["resp_p"] != 80)
+    fails = {(f["service"], f["count"]) for f in store.info()["parser_failures"]}
+    assert fails == ({("http", 1), ("dns", 1)} if layer.batches >= 2 else {("dns", 1)})
+    assert stats.parser_failures == sum(n for _, n in fails)
+    store.close()
+
+
+def test_ingest_without_parsers(tmp_path):
+    store = Store(str(tmp_path / "w.db"))
+    store.ensure_schema()
+    called = []
+    stats = ingest([str(DEMO)], store, parsers=False, app_layer=lambda out: called.append(out))
+    assert called == [] and stats.app_records == 0 and stats.flows > 0
+    assert all(n == 0 for n in store.info()["app_records"].values())
+    assert all(f["service"] is None for f in store.query_flows())
+
+
+def test_extraction_problems(tmp_path):
+    store = Store(str(tmp_path / "w.db"))
+    store.ensure_schema()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(WiretrailError, match="extraction directory"):
+        ingest([str(DEMO)], store, extract_dir=str(blocker / "sub"), app_layer=lambda out: FakeAppLayer(out, store))
+    warnings: list[str] = []
+    out = StoreOutput(store, extract_dir=str(blocker), on_warning=warnings.append)
+    fuid = out.file(CONN, ts=TS, data=b"x" * 20, is_orig=True, source="FTP")
+    out.close()
+    assert out.extract_errors == 1 and fuid in warnings[0]
+    rec = next(query_log(store, "files"))
+    assert rec["fuid"] == fuid and rec["extracted"] is None and rec["analyzers"] == ["MD5", "SHA1", "SHA256"]
