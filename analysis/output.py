@@ -80,7 +80,7 @@ CONN = LogSpec(
         "proto:enum service:string duration:interval orig_bytes:count resp_bytes:count "
         "conn_state:string local_orig:bool local_resp:bool missed_bytes:count history:string "
         "orig_pkts:count orig_ip_bytes:count resp_pkts:count resp_ip_bytes:count "
-        "tunnel_parents:set[string] ip_proto:count community_id:string"
+        "tunnel_parents:set[string] ip_proto:count community_id:string capture_drops:bool"
     ),
     table_columns=(
         "ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service",
@@ -123,6 +123,7 @@ def flow_to_zeek(row: dict) -> dict:
         "tunnel_parents": None if parents is None else [p for p in parents.split(",") if p],
         "ip_proto": row.get("ip_proto"),
         "community_id": row.get("community_id"),
+        "capture_drops": None if row.get("capture_drops") is None else bool(row["capture_drops"]),
     }
 
 

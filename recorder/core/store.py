@@ -324,7 +324,20 @@ class Store:
         and ``until`` exclusive, both ns since the epoch on ``ts_ns``; ``states`` any of these
         conn_state values. Raises ValueError for a bad host or limit, before touching the database.
         """
-        stmt = sa.select(flows)
+        # True when the recorder lost packets (kernel or interface drops) while a file of the
+        # flow's sensor was open during the flow: its counts may be short.
+        lossy = captures.alias("lossy")
+        own = captures.alias("own")
+        end = flows.c.ts_ns + sa.func.coalesce(flows.c.duration_ns, 0)
+        drops = sa.exists().where(
+            lossy.c.origin == "recorder",
+            sa.func.coalesce(lossy.c.kernel_drops, 0) + sa.func.coalesce(lossy.c.iface_drops, 0) > 0,
+            lossy.c.ingested_at <= end,
+            sa.func.coalesce(lossy.c.sealed_at, lossy.c.last_ts_ns) >= flows.c.ts_ns,
+            lossy.c.sensor == sa.select(own.c.sensor).where(own.c.id == flows.c.capture_id)
+            .correlate(flows).scalar_subquery(),
+        )
+        stmt = sa.select(flows, drops.label("capture_drops"))
         if host is not None:
             lo, hi = host_range(host)
             if lo == hi:

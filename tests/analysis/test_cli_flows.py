@@ -20,11 +20,12 @@ ZEEK_FIELDS = [
     "ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service", "duration",
     "orig_bytes", "resp_bytes", "conn_state", "local_orig", "local_resp", "missed_bytes", "history",
     "orig_pkts", "orig_ip_bytes", "resp_pkts", "resp_ip_bytes", "tunnel_parents", "ip_proto", "community_id",
+    "capture_drops",
 ]
 ZEEK_TYPES = [
     "time", "string", "addr", "port", "addr", "port", "enum", "string", "interval", "count", "count",
     "string", "bool", "bool", "count", "string", "count", "count", "count", "count", "set[string]", "count",
-    "string",
+    "string", "bool",
 ]
 
 
@@ -81,7 +82,7 @@ def test_zeek_format_exact(db):
     assert lines[8] == (
         "1258531221.486539\tCFlow0000000000000\t2001:470:1f11:81f:c999:d94:aa7c:2e3e\t49186\t"
         "2001:470:4867:99::21\t21\ttcp\tftp\t0.219721\t0\t342\tSF\tF\tT\t0\tShAdfFa\t5\t372\t4\t642\t"
-        "-\t6\t1:+2pjk5xbVNh0Ng1gXOrfrErwg1k=")
+        "-\t6\t1:+2pjk5xbVNh0Ng1gXOrfrErwg1k=\tF")
     assert lines[9].split("\t")[6:22] == [
         "udp", "-", "-", "-", "-", "S0", "-", "-", "0", "D", "5", "372", "4", "642",
         "CAaaaaaaaaaaaaaaaa,CBbbbbbbbbbbbbbbbb", "17"]
@@ -93,13 +94,13 @@ def test_zeek_format_exact(db):
 
 
 def test_zeek_matches_reference_layout(db):
-    """Our #fields/#types are Zeek's conn.log lines plus community_id at the end."""
+    """Our #fields/#types are Zeek's conn.log lines plus community_id and capture_drops at the end."""
     r = run("flows", "--db", db, "--format", "zeek")
     ours = {ln.split("\t")[0]: ln for ln in r.stdout.splitlines() if ln.startswith("#")}
-    zeek_fields = "\t".join(["#fields", *ZEEK_FIELDS[:-1]])
-    zeek_types = "\t".join(["#types", *ZEEK_TYPES[:-1]])
-    assert ours["#fields"] == zeek_fields + "\tcommunity_id"
-    assert ours["#types"] == zeek_types + "\tstring"
+    zeek_fields = "\t".join(["#fields", *ZEEK_FIELDS[:-2]])
+    zeek_types = "\t".join(["#types", *ZEEK_TYPES[:-2]])
+    assert ours["#fields"] == zeek_fields + "\tcommunity_id\tcapture_drops"
+    assert ours["#types"] == zeek_types + "\tstring\tbool"
 
 
 def test_jsonl_like_zeek_json(db):

@@ -345,3 +345,25 @@ def test_schema_head_constant_matches_the_migrations():
     from recorder.core.store import MIGRATIONS_DIR, SCHEMA_HEAD
 
     assert ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head() == SCHEMA_HEAD
+
+
+def test_flows_overlapping_a_capture_with_drops_are_marked(store):
+    """A flow is marked when the recorder lost packets while a file of its sensor was open
+    during the flow; ingested files (no recorder origin) never mark anything."""
+    sec = 1_000_000_000
+    lossy = store.add_capture(path="/c/a.pcap", format="pcap", origin="recorder", sensor="s1",
+                              ingested_at=T0 + 10 * sec, sealed_at=T0 + 20 * sec, kernel_drops=3, iface_drops=0)
+    clean = store.add_capture(path="/c/b.pcap", format="pcap", origin="recorder", sensor="s1",
+                              ingested_at=T0 + 20 * sec, sealed_at=T0 + 30 * sec, kernel_drops=0, iface_drops=0)
+    other = store.add_capture(path="/c/c.pcap", format="pcap", origin="recorder", sensor="s2",
+                              ingested_at=T0, sealed_at=T0 + 40 * sec, kernel_drops=0, iface_drops=0)
+    store.insert_flows([
+        flow(5, capture_id=clean, ts_ns=T0 + 5 * sec, duration_ns=6 * sec),   # 5..11 s: overlaps the lossy file
+        flow(25, capture_id=clean, ts_ns=T0 + 25 * sec, duration_ns=sec),     # 25..26 s: only the clean file
+        flow(12, capture_id=other, ts_ns=T0 + 12 * sec, duration_ns=sec),     # other sensor, no drops there
+        flow(13, capture_id=None, ts_ns=T0 + 13 * sec, duration_ns=sec),      # an ingested flow, no sensor
+        flow(15, capture_id=lossy, ts_ns=T0 + 15 * sec, duration_ns=None),    # inside the lossy file
+    ])
+    marked = {r["uid"]: bool(r["capture_drops"]) for r in store.query_flows()}
+    assert marked == {"CTest0000000000005": True, "CTest0000000000025": False, "CTest0000000000012": False,
+                      "CTest0000000000013": False, "CTest0000000000015": True}
