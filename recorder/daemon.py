@@ -29,6 +29,7 @@ import signal
 import socket
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -51,6 +52,7 @@ RETENTION_EVERY_SECONDS = 10.0
 FLOW_FLUSH_SECONDS = 5.0
 FLOW_RETRY_SECONDS = 30.0
 FLOW_BACKLOG_BATCHES = 256
+READ_BATCH = 16384  # packets per libpcap read at most (bigger batches meter faster)
 DRAIN_SECONDS = 10.0  # at most this long writing what the kernel still holds when told to stop
 
 
@@ -221,13 +223,12 @@ class Stream:
                         "and sealed", final, scan.packets, scan.size - scan.good_size)
 
     def _on_open(self, path: Path) -> int:
-        self._refresh_stats()
+        # runs in the writer thread: it uses the counters the loop last read, never the handle
         self.stats_at_open = self.last_stats
         return self.store.add_capture(path=str(path), format="pcap", link_types=str(self.capture.linktype),
                                       origin="recorder", interface=self.spec.name, sensor=self.sensor)
 
     def _on_seal(self, sealed: SealedFile) -> None:
-        self._refresh_stats()
         self._record_seal(sealed, capture_id=sealed.capture_id, repaired=False)
         self.counters.files_sealed += 1
         self._retention()
@@ -292,6 +293,10 @@ class Stream:
             self._shutdown(meter, sink)
 
     def _loop(self, decoder: Decoder, meter: FlowMeter, sink: FlowSink) -> None:
+        """Read, write and meter, with the file write of one batch overlapping the metering of
+        the one before: a write is mostly the kernel copying into the page cache, with the GIL
+        released, so on two cores it costs little wall time. A batch is metered only once its
+        write has finished, with the files it landed in."""
         c = self.config
         now = time.monotonic()
         next_stats = now + c.stats_interval if c.stats_interval else None
@@ -299,43 +304,70 @@ class Stream:
         next_flush = now + FLOW_FLUSH_SECONDS
         next_watchdog = now
         next_pause_check = 0.0
-        while not self.stop:
-            if self.hup:
-                self.hup = False
-                self._reload()
-            raw = self.capture.read()
-            now = time.monotonic()
-            if raw is not None:
-                self.counters.packets += len(raw)
-                self.counters.bytes += int(raw.caplen.sum())
-                if self.paused and now < next_pause_check:
-                    self.counters.paused_dropped += len(raw)
-                else:
-                    self._write_and_meter(raw, decoder, meter)
-                    next_pause_check = now + PAUSE_CHECK_SECONDS
-            self.writer.tick()
-            if now >= next_retention:
-                self._retention()
-                next_retention = now + RETENTION_EVERY_SECONDS
-            if now >= next_flush:
-                meter.flush()
-                sink.drain()
-                next_flush = now + FLOW_FLUSH_SECONDS
-            if now >= next_watchdog:
-                if self.ready:
-                    sd_notify("WATCHDOG=1")
-                next_watchdog = now + 5.0
-            if next_stats is not None and now >= next_stats:
-                self._stats_line(meter)
-                next_stats = now + self.config.stats_interval
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pcap-writer") as pool:
+            pending = None  # (batch, future of its write)
+            while not self.stop:
+                raw = self.capture.read(READ_BATCH)
+                now = time.monotonic()
+                if raw is not None:
+                    self.counters.packets += len(raw)
+                    self.counters.bytes += int(raw.caplen.sum())
+                    if self.paused and now < next_pause_check:
+                        self.counters.paused_dropped += len(raw)
+                        raw = None
+                    else:
+                        next_pause_check = now + PAUSE_CHECK_SECONDS
+                done = self._finish_write(pending)  # the writer is idle from here until submit
+                pending = None
+                self._refresh_stats()
+                if self.hup:
+                    self.hup = False
+                    self._reload()
+                self.writer.tick()
+                if now >= next_retention:
+                    self._retention()
+                    next_retention = now + RETENTION_EVERY_SECONDS
+                if raw is not None:
+                    pending = (raw, pool.submit(self._write, raw))
+                self._meter(done, decoder, meter)
+                if now >= next_flush:
+                    meter.flush()
+                    sink.drain()
+                    next_flush = now + FLOW_FLUSH_SECONDS
+                if now >= next_watchdog:
+                    if self.ready:
+                        sd_notify("WATCHDOG=1")
+                    next_watchdog = now + 5.0
+                if next_stats is not None and now >= next_stats:
+                    self._stats_line(meter)
+                    next_stats = now + self.config.stats_interval
+            self._meter(self._finish_write(pending), decoder, meter)
         # Stopping: what the kernel already holds was captured; write it before sealing.
         deadline = time.monotonic() + DRAIN_SECONDS
-        while time.monotonic() < deadline and (raw := self.capture.read()) is not None:
+        while time.monotonic() < deadline and (raw := self.capture.read(READ_BATCH)) is not None:
             self.counters.packets += len(raw)
             self.counters.bytes += int(raw.caplen.sum())
-            self._write_and_meter(raw, decoder, meter)
+            self._meter((raw, self._write(raw)), decoder, meter)
 
-    def _write_and_meter(self, raw, decoder: Decoder, meter: FlowMeter) -> None:
+    @staticmethod
+    def _finish_write(pending):
+        """Wait for a submitted write; (batch, segments or None) -- None: it was not written."""
+        if pending is None:
+            return None
+        raw, future = pending
+        return raw, future.result()
+
+    def _meter(self, done, decoder: Decoder, meter: FlowMeter) -> None:
+        if done is None or done[1] is None:
+            return
+        raw, segments = done
+        for lo, hi, capture_id in segments:
+            part = slice_batch(raw, lo, hi)
+            meter.add(part, decoder.decode(part), capture_id, decoder.tunnels)
+
+    def _write(self, raw) -> list | None:
+        """Write a batch into the files; on a full disk free space or pause. Returns the segments
+        written, or None when the batch could not be written (counted as paused drops)."""
         try:
             segments = self.writer.write(raw)
         except DiskFull:
@@ -351,14 +383,12 @@ class Stream:
                               "(packets counted as dropped) until space returns", self.config.output_dir)
                 self.paused = True
                 self.counters.paused_dropped += len(raw)
-                return
+                return None
         if self.paused:
             self.paused = False
             log.warning("%s: space available again; capture resumed (%d packets dropped while paused)",
                         self.config.output_dir, self.counters.paused_dropped)
-        for lo, hi, capture_id in segments:
-            part = slice_batch(raw, lo, hi)
-            meter.add(part, decoder.decode(part), capture_id, decoder.tunnels)
+        return segments
 
     def _retention(self) -> None:
         try:
@@ -397,6 +427,7 @@ class Stream:
                  meter.open_connections, self.writer.bytes_written, k.files_sealed, k.files_deleted, used)
 
     def _shutdown(self, meter: FlowMeter | None, sink: FlowSink | None) -> None:
+        self._refresh_stats()
         if self.writer is not None:
             try:
                 self.writer.close()
@@ -406,7 +437,6 @@ class Stream:
             meter.finish()
         if sink is not None:
             sink.close()
-        self._refresh_stats()
         log.info("stopped %s: %d packets, %d kernel drops, %d paused drops, %d flows, %d files sealed",
                  self.spec.name, self.counters.packets, self.last_stats.dropped, self.counters.paused_dropped,
                  self.counters.flows, self.counters.files_sealed)
