@@ -304,6 +304,7 @@ class Stream:
         next_flush = now + FLOW_FLUSH_SECONDS
         next_watchdog = now
         next_pause_check = 0.0
+        sealed_seen = 0
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pcap-writer") as pool:
             pending = None  # (batch, future of its write)
             while not self.stop:
@@ -330,6 +331,9 @@ class Stream:
                 if raw is not None:
                     pending = (raw, pool.submit(self._write, raw))
                 self._meter(done, decoder, meter)
+                if self.writer.files_sealed != sealed_seen:
+                    sealed_seen = self.writer.files_sealed
+                    self._interim(meter, sink)
                 if now >= next_flush:
                     meter.flush()
                     sink.drain()
@@ -348,6 +352,20 @@ class Stream:
             self.counters.packets += len(raw)
             self.counters.bytes += int(raw.caplen.sum())
             self._meter((raw, self._write(raw)), decoder, meter)
+
+    @property
+    def stream_name(self) -> str:
+        return f"{self.sensor}/{self.spec.name}"
+
+    def _interim(self, meter: FlowMeter, sink: FlowSink) -> None:
+        """At a rotation: finished flows out, then interim records of the connections still open
+        (so a long connection shows before it ends)."""
+        meter.flush()
+        sink.drain()
+        try:
+            self.store.replace_open_flows(self.stream_name, meter.snapshot(), meter.now)
+        except StoreError as err:
+            log.error("interim records not written: %s", err.message)
 
     @staticmethod
     def _finish_write(pending):
@@ -437,6 +455,11 @@ class Stream:
             meter.finish()
         if sink is not None:
             sink.close()
+        if self.store is not None and meter is not None:
+            try:  # every connection is a final flow now
+                self.store.replace_open_flows(self.stream_name, None, meter.now)
+            except StoreError as err:
+                log.error("interim records not cleared: %s", err.message)
         log.info("stopped %s: %d packets, %d kernel drops, %d paused drops, %d flows, %d files sealed",
                  self.spec.name, self.counters.packets, self.last_stats.dropped, self.counters.paused_dropped,
                  self.counters.flows, self.counters.files_sealed)

@@ -88,13 +88,17 @@ def _states(ctx, param, values):
 @click.option("--uid", help="One connection's uid.")
 @click.option("--limit", type=click.IntRange(min=0),
               help=f"At most N flows (a table shows {TABLE_MAX_ROWS} unless given).")
+@click.option("--open", "open_only", is_flag=True,
+              help="Connections still open at the recorder's last rotation (interim records: counts so far) "
+                   "instead of finished flows.")
 @output_options("zeek")
-def flows(db, host, port, proto, since, until, states, uid, limit, fmt) -> None:
-    """List flows as Zeek conn.log records, oldest first."""
+def flows(db, host, port, proto, since, until, states, uid, limit, open_only, fmt) -> None:
+    """List flows as Zeek conn.log records, oldest first. capture_drops is true when the recorder
+    lost packets while the flow was active (its counts may be short)."""
     store = open_for_reading(db)
     capped = fmt == "table" and limit is None
     rows = store.query_flows(host=host, port=port, proto=proto, since=since, until=until, states=states,
-                             uid=uid, limit=TABLE_MAX_ROWS + 1 if capped else limit)
+                             uid=uid, limit=TABLE_MAX_ROWS + 1 if capped else limit, open_only=open_only)
     columns = CONN.columns_for(fmt)
     render(map(flow_to_zeek, rows), fmt, columns, zeek_path=CONN.path, zeek_types=CONN.types_for(columns),
            table_max_rows=TABLE_MAX_ROWS if capped else None,

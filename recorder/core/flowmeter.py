@@ -312,12 +312,15 @@ class FlowMeter:
         return uid
 
     # ------------------------------------------------------------------ output
-    def _finish_slots(self, slots: np.ndarray) -> None:
-        """Hand ended connections on as a FlowBatch (columns) and free their slots."""
-        slots = np.asarray(slots, dtype=np.int64)
+    def snapshot(self) -> FlowBatch | None:
+        """Every open connection as it stands now, as flow rows, without ending any (the
+        recorder's interim records at a rotation). Their uids are the ones they will end with."""
+        active = np.flatnonzero(self.S[:, K.C_ACTIVE]).astype(np.int64)
+        return self._flow_batch(active) if len(active) else None
+
+    def _flow_batch(self, slots: np.ndarray) -> FlowBatch:
+        """The flow rows of these connections as they stand (their state is not changed)."""
         n = len(slots)
-        if not n:
-            return
         summ = np.empty((n, 3), dtype=np.int64)
         K.summarize(self.S, self.H, slots, summ)
         S = self.S[slots]
@@ -345,12 +348,20 @@ class FlowMeter:
             "orig_hi": oh, "orig_lo": ol, "resp_hi": rh, "resp_lo": rl,
         }
         history = self.H[slots].view(f"S{K.HMAX}").reshape(n)
-        slot_list = slots.tolist()
-        tunnel = [self.slot_tunnel[s] for s in slot_list]
-        self.pending.append(FlowBatch(kc.copy(), cols, history, tunnel))
+        tunnel = [self.slot_tunnel[s] for s in slots.tolist()]
+        return FlowBatch(kc.copy(), cols, history, tunnel)
+
+    def _finish_slots(self, slots: np.ndarray) -> None:
+        """Hand ended connections on as a FlowBatch (columns) and free their slots."""
+        slots = np.asarray(slots, dtype=np.int64)
+        n = len(slots)
+        if not n:
+            return
+        self.pending.append(self._flow_batch(slots))
         self.npending += n
+        slot_list = slots.tolist()
         conns = self.conns
-        for s, kh in zip(slot_list, S[:, K.C_KH].view(np.uint64).tolist()):
+        for s, kh in zip(slot_list, self.S[slots, K.C_KH].view(np.uint64).tolist()):
             if conns.get(kh) == s:
                 del conns[kh]
             elif s in self.exact_slots:

@@ -109,6 +109,20 @@ flows = Table(
 # The keys of every dict the flow meter hands the store: all flow columns except ``id``.
 FLOW_FIELDS: tuple[str, ...] = tuple(c.name for c in flows.columns if c.name != "id")
 
+# Interim records of connections still open (migration 0002): the recorder replaces its
+# stream's rows at every rotation and removes them when it stops (the flows are then final).
+open_flows = Table(
+    "open_flows", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("stream", Text, nullable=False),  # sensor/interface of the recorder that wrote them
+    Column("as_of_ns", BigInteger, nullable=False),  # packet time the record was taken at
+    *[Column(c.name, c.type, nullable=c.nullable) for c in flows.columns if c.name not in ("id", "capture_id")],
+    Column("capture_id", BigId, ForeignKey("captures.id"), nullable=True),
+    Index(None, "stream"),
+    Index(None, "ts_ns"),
+    Index(None, "uid"),
+)
+
 CAPTURE_FIELDS: tuple[str, ...] = tuple(c.name for c in captures.columns if c.name != "id")
 
 # --- application-layer logs (migration 0003) ----------------------------------------------------

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 
 from recorder.core.errors import StoreError
 from recorder.core.flowrows import FlowBatch
-from recorder.core.schema import CAPTURE_FIELDS, FLOW_FIELDS, captures, flows, metadata
+from recorder.core.schema import CAPTURE_FIELDS, FLOW_FIELDS, captures, flows, metadata, open_flows
 
 DEFAULT_DB = "./wiretrail.db"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -314,53 +314,66 @@ class Store:
                 _insert_flow_batch(connection, values)
         return len(values)
 
+    def replace_open_flows(self, stream: str, batch: FlowBatch | None, as_of_ns: int) -> int:
+        """Make ``batch`` (the meter's snapshot) the interim records of ``stream``; returns rows."""
+        rows = [] if batch is None else batch.rows()
+        values = [{"stream": stream, "as_of_ns": as_of_ns, **dict(zip(FLOW_FIELDS, r))} for r in rows]
+        with self._errors("write open flows"), self.engine.begin() as conn:
+            conn.execute(open_flows.delete().where(open_flows.c.stream == stream))
+            if values:
+                conn.execute(open_flows.insert(), values)
+        return len(values)
+
     def query_flows(self, *, host: str | None = None, port: int | None = None, proto: str | None = None,
                     since: int | None = None, until: int | None = None,
                     states: Iterable[str] | None = None, uid: str | None = None,
-                    limit: int | None = None, batch: int = 1000) -> Iterator[dict]:
+                    limit: int | None = None, batch: int = 1000, open_only: bool = False) -> Iterator[dict]:
         """Flow rows matching every given filter, ordered by (ts_ns, id), streamed as dicts.
 
         ``host`` is an IP or CIDR matched on either side; ``port`` either side; ``since`` inclusive
         and ``until`` exclusive, both ns since the epoch on ``ts_ns``; ``states`` any of these
-        conn_state values. Raises ValueError for a bad host or limit, before touching the database.
+        conn_state values. With ``open_only``, the recorder's interim records of connections that
+        were still open at its last rotation (table open_flows, with ``as_of_ns``) instead.
+        Raises ValueError for a bad host or limit, before touching the database.
         """
+        table = open_flows if open_only else flows
         # True when the recorder lost packets (kernel or interface drops) while a file of the
         # flow's sensor was open during the flow: its counts may be short.
         lossy = captures.alias("lossy")
         own = captures.alias("own")
-        end = flows.c.ts_ns + sa.func.coalesce(flows.c.duration_ns, 0)
+        end = table.c.ts_ns + sa.func.coalesce(table.c.duration_ns, 0)
         drops = sa.exists().where(
             lossy.c.origin == "recorder",
             sa.func.coalesce(lossy.c.kernel_drops, 0) + sa.func.coalesce(lossy.c.iface_drops, 0) > 0,
             lossy.c.ingested_at <= end,
-            sa.func.coalesce(lossy.c.sealed_at, lossy.c.last_ts_ns) >= flows.c.ts_ns,
-            lossy.c.sensor == sa.select(own.c.sensor).where(own.c.id == flows.c.capture_id)
-            .correlate(flows).scalar_subquery(),
+            sa.func.coalesce(lossy.c.sealed_at, lossy.c.last_ts_ns) >= table.c.ts_ns,
+            lossy.c.sensor == sa.select(own.c.sensor).where(own.c.id == table.c.capture_id)
+            .correlate(table).scalar_subquery(),
         )
-        stmt = sa.select(flows, drops.label("capture_drops"))
+        stmt = sa.select(table, drops.label("capture_drops"))
         if host is not None:
             lo, hi = host_range(host)
             if lo == hi:
-                stmt = stmt.where(sa.or_(flows.c.orig_a == lo, flows.c.resp_a == lo))
+                stmt = stmt.where(sa.or_(table.c.orig_a == lo, table.c.resp_a == lo))
             else:
-                stmt = stmt.where(sa.or_(flows.c.orig_a.between(lo, hi), flows.c.resp_a.between(lo, hi)))
+                stmt = stmt.where(sa.or_(table.c.orig_a.between(lo, hi), table.c.resp_a.between(lo, hi)))
         if port is not None:
-            stmt = stmt.where(sa.or_(flows.c.orig_p == port, flows.c.resp_p == port))
+            stmt = stmt.where(sa.or_(table.c.orig_p == port, table.c.resp_p == port))
         if proto is not None:
-            stmt = stmt.where(flows.c.proto == proto)
+            stmt = stmt.where(table.c.proto == proto)
         if since is not None:
-            stmt = stmt.where(flows.c.ts_ns >= since)
+            stmt = stmt.where(table.c.ts_ns >= since)
         if until is not None:
-            stmt = stmt.where(flows.c.ts_ns < until)
+            stmt = stmt.where(table.c.ts_ns < until)
         if states is not None:
-            stmt = stmt.where(flows.c.conn_state.in_(list(states)))
+            stmt = stmt.where(table.c.conn_state.in_(list(states)))
         if uid is not None:
-            stmt = stmt.where(flows.c.uid == uid)
+            stmt = stmt.where(table.c.uid == uid)
         if limit is not None:
             if limit < 0:
                 raise ValueError(f"limit must be >= 0, not {limit}")
             stmt = stmt.limit(limit)
-        stmt = stmt.order_by(flows.c.ts_ns, flows.c.id)
+        stmt = stmt.order_by(table.c.ts_ns, table.c.id)
         return self._stream(stmt, batch)
 
     def _stream(self, stmt: sa.Select, batch: int) -> Iterator[dict]:

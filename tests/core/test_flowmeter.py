@@ -33,3 +33,21 @@ def test_every_key_hash_colliding_gives_the_same_flows(capture, monkeypatch):
     colliding = meter_rows(CAPTURES / capture)
     assert colliding == normal
     assert len(normal) > 5
+
+
+def test_snapshot_is_the_open_connections_as_they_would_end_now():
+    """The recorder's interim records: a snapshot changes nothing, and equals what finish()
+    then reports for the same connections."""
+    path = Path(__file__).resolve().parents[2] / "captures" / "demo.pcap"
+    decoder = Decoder()
+    out = []
+    meter = FlowMeter(out.append)
+    for raw in read_batches(str(path)):
+        meter.add(raw, decoder.decode(raw), None, decoder.tunnels)
+    meter.flush()
+    open_before = meter.open_connections
+    snap = meter.snapshot()
+    assert snap is not None and len(snap) == open_before == meter.open_connections
+    meter.finish()
+    final = {r[0]: r for fb in out[-1:] for r in fb.rows()}
+    assert {r[0]: r for r in snap.rows()} == {uid: final[uid] for uid in (r[0] for r in snap.rows())}

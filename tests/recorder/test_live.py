@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import json
 import re
 import signal
 import sqlite3
@@ -111,7 +112,20 @@ def test_rotation_by_interval_and_retention_by_bytes(netns, tmp_path, loop_pcap)
     rec = Recorder(netns, tmp_path, "--rotate-size", "1M", "--rotate-interval", "1s",
                    "--retain-bytes", "3M").ready()
     netns.replay(loop_pcap, pps=5000)  # 4 s of traffic
+    # the capture ends with connections still open: after the next rotation they show as
+    # interim records (wiretrail flows --open), with the uids they will end with
+    import time
+
+    time.sleep(2.5)
+    r = cli("flows", "--db", str(rec.db), "--open", "--format", "jsonl")
+    assert r.exit_code == 0, r.output
+    interim = {json.loads(line)["uid"] for line in r.stdout.splitlines()}
+    assert len(interim) > 10
     assert rec.stop() == 0, rec.text()
+    r = cli("flows", "--db", str(rec.db), "--open", "--format", "jsonl")
+    assert r.stdout == ""  # stopped: every connection is a final flow now
+    final = {row[0] for row in flows(rec.db)}
+    assert interim <= final
     rows = capture_rows(rec.db)
     deleted = [r for r in rows if r["deleted_at"] is not None]
     kept = [r for r in rows if r["deleted_at"] is None]
