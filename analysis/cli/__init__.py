@@ -55,7 +55,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from analysis.cli import apps, captures, db, flows, ingest
+    from analysis.cli import apps, captures, db, flows, ingest, rules
 
     main.add_command(ingest.ingest)
     main.add_command(flows.flows)
@@ -65,6 +65,7 @@ def _register() -> None:
     for command in apps.LOG_COMMANDS.values():
         main.add_command(command)
     main.add_command(apps.hosts)
+    main.add_command(rules.rules)
 
 
 _register()

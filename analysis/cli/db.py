@@ -65,7 +65,8 @@ def _seconds(ns: int | None) -> float | None:
 @db_option
 @output_options(formats=("table", "json"))
 def info(db: str, fmt: str) -> None:
-    """Summarise a database: schema revision, captures, flows and their time span."""
+    """Summarise a database: schema revision, captures, flows and their time span, drops,
+    protocol records and parser failures per protocol."""
     from recorder.core.store import Store
 
     summary = Store(db, create=False).info()
@@ -78,7 +79,15 @@ def info(db: str, fmt: str) -> None:
         "first_flow": rfc3339(_seconds(summary["first_ts_ns"])) or "-",
         "last_flow": rfc3339(_seconds(summary["last_ts_ns"])) or "-",
         "packets": summary["packets"], "malformed": summary["malformed"],
+        "kernel_drops": sum(c.get("kernel_drops") or 0 for c in summary["captures"]),
+        "interface_drops": sum(c.get("iface_drops") or 0 for c in summary["captures"]),
     }
+    records = summary.get("app_records") or {}
+    pairs["protocol_records"] = ", ".join(f"{k} {v}" for k, v in records.items() if v) or "0"
+    failures: dict[str, int] = {}
+    for f in summary.get("parser_failures") or []:
+        failures[f["service"]] = failures.get(f["service"], 0) + int(f["count"])
+    pairs["parser_failures"] = ", ".join(f"{k} {v}" for k, v in sorted(failures.items())) or "0"
     render(({"field": k, "value": v} for k, v in pairs.items()), "table", ["field", "value"])
     if summary["revision"] != summary["head"]:
         click.echo(f"schema revision {summary['revision']}, this version needs {summary['head']}; "
