@@ -21,6 +21,9 @@ _PARSERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("imap", ("IMAP",)),
     ("telnet", ("Telnet",)),
     ("kerberos", ("Kerberos", "KerberosTCP")),
+    ("xmpp", ("XMPP",)),
+    ("mysql", ("MySQL",)),
+    ("quic", ("QUIC",)),
 )
 
 
