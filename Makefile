@@ -39,7 +39,9 @@ demo: system-deps $(VENV)/.installed
 	$(BIN)/python captures/make_captures.py --check
 	$(BIN)/wiretrail ingest --db $(DEMO_DB) captures/demo.pcap
 	$(BIN)/wiretrail flows --db $(DEMO_DB)
+	$(BIN)/wiretrail credentials --db $(DEMO_DB)
 	$(BIN)/wiretrail db info --db $(DEMO_DB)
+	$(BIN)/wiretrail replay captures/demo.pcap
 
 test: test-system-deps $(VENV)/.installed
 	WIRETRAIL_TEST_PG_URL="$$(timeout 600 bash tests/pg_start.sh)" $(BIN)/python -m pytest -q -ra
