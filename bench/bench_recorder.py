@@ -4,9 +4,10 @@
 Needs root, iproute2, tcpreplay and tcpdump. Makes a network namespace with a veth pair,
 replays a ``gen_traffic.py --loopback`` capture with ``tcpreplay --topspeed`` onto one end, and
 captures on the other, first with ``tcpdump -B 65536`` (a 64 MiB buffer), then with
-``wiretrail-recorder run`` (64 MiB buffer, writing sealed files and metering flows into SQLite),
-``--rounds`` times each, alternating. Prints packets sent, kept, kernel drops and the replay
-rate per round, and the median kept.
+``wiretrail-recorder run`` with 1 and with 2 workers (64 MiB buffer each, writing sealed files
+and metering flows into SQLite), ``--rounds`` times each, alternating. Prints packets sent,
+kept, kernel drops, the replay rate and CPU time (user + system, per packet kept) per round,
+and the median kept.
 
     sudo python3 bench/bench_recorder.py [--packets 1000000] [--rounds 3] [--pcap FILE]
 """
@@ -57,7 +58,14 @@ def count_packets(paths: list[Path]) -> int:
     return sum(len(b) for p in paths for b in read_batches(str(p)))
 
 
-def run_tcpdump(pcap: Path, work: Path) -> tuple[int, str, str]:
+def _wait(p: subprocess.Popen) -> float:
+    """Wait for a process; its CPU seconds (user + system), children it waited for included."""
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_tcpdump(pcap: Path, work: Path, workers: int = 1) -> tuple[int, str, str, float]:
     out = work / "tcpdump.pcap"
     p = subprocess.Popen(["ip", "netns", "exec", NS, "tcpdump", "-i", RX, "-B", "65536", "-s", "262144", "-n",
                           "-w", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -65,14 +73,15 @@ def run_tcpdump(pcap: Path, work: Path) -> tuple[int, str, str]:
     rate = replay(pcap)
     time.sleep(1.0)
     p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=120)
+    err = p.stderr.read()
+    cpu = _wait(p)
     m = re.search(r"(\d+) packets dropped by kernel", err)
     kept = count_packets([out])
     out.unlink()
-    return kept, m.group(1) if m else "?", rate
+    return kept, m.group(1) if m else "?", rate, cpu
 
 
-def run_recorder(pcap: Path, work: Path) -> tuple[int, str, str]:
+def run_recorder(pcap: Path, work: Path, workers: int = 1) -> tuple[int, str, str, float]:
     out, db = work / "rec", work / "rec.db"
     sock_path = work / "notify.sock"
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -81,23 +90,23 @@ def run_recorder(pcap: Path, work: Path) -> tuple[int, str, str]:
     log = open(work / "recorder.log", "w")  # noqa: SIM115
     p = subprocess.Popen(["ip", "netns", "exec", NS, sys.executable, "-m", "recorder.cli", "run", "--interface", RX,
                           "--output-dir", str(out), "--db", str(db), "--buffer-size", "64M", "--rotate-size", "1G",
-                          "--stats-interval", "0"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+                          "--stats-interval", "0", "--workers", str(workers)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     notify.settimeout(120)
     while b"READY=1" not in notify.recv(4096):
         pass
     rate = replay(pcap)
     time.sleep(1.0)
     p.send_signal(signal.SIGTERM)
-    p.wait(timeout=300)
+    cpu = _wait(p)
     log.close()
     notify.close()
     sock_path.unlink()
     text = (work / "recorder.log").read_text()
-    m = re.search(r"stopped \S+: \d+ packets, (\d+) kernel drops", text)
+    drops = sum(int(x) for x in re.findall(r"stopped \S+: \d+ packets, (\d+) kernel drops", text))
     kept = count_packets(sorted(out.glob("*.pcap")))
     shutil.rmtree(out)
     db.unlink()
-    return kept, m.group(1) if m else "?", rate
+    return kept, str(drops), rate, cpu
 
 
 def main() -> int:
@@ -124,14 +133,17 @@ def main() -> int:
                         "--loopback"], check=True, stdout=subprocess.DEVNULL)
     sent = count_packets([pcap])
     netns_up()
-    results: dict[str, list[int]] = {"tcpdump -B 65536": [], "wiretrail-recorder": []}
+    runs = (("tcpdump -B 65536", run_tcpdump, 1), ("recorder, 1 worker", run_recorder, 1),
+            ("recorder, 2 workers", run_recorder, 2))
+    results: dict[str, list[int]] = {name: [] for name, _, _ in runs}
     try:
         for i in range(a.rounds):
-            for name, fn in (("tcpdump -B 65536", run_tcpdump), ("wiretrail-recorder", run_recorder)):
-                kept, drops, rate = fn(pcap, work)
+            for name, fn, workers in runs:
+                kept, drops, rate, cpu = fn(pcap, work, workers)
                 results[name].append(kept)
                 print(f"round {i + 1} {name:20s} sent {sent:>9,} kept {kept:>9,} ({100 * kept / sent:6.2f}%) "
-                      f"kernel drops {drops:>8} replay {rate} pps", flush=True)
+                      f"kernel drops {drops:>8} replay {rate} pps, CPU {cpu:.2f} s "
+                      f"({1e6 * cpu / max(kept, 1):.2f} us/packet kept)", flush=True)
     finally:
         sh("ip", "netns", "del", NS, check=False)
         shutil.rmtree(work, ignore_errors=True)
