@@ -66,11 +66,12 @@ def sd_notify(message: str) -> bool:
     if address.startswith("@"):
         address = "\0" + address[1:]
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+        # never blocks: a manager that stops reading must not stop the capture loop
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK) as s:
             s.connect(address)
-            s.sendall(message.encode())
+            s.send(message.encode())
         return True
-    except OSError:
+    except OSError:  # BlockingIOError included
         return False
 
 
@@ -171,12 +172,13 @@ class FlowSink:
 
 
 class Stream:
-    def __init__(self, config: Config, spec: StreamSpec, *, reload=None, ready=None) -> None:
+    def __init__(self, config: Config, spec: StreamSpec, *, reload=None, ready=None, watchdog: bool = False) -> None:
         self.config = config
         self.spec = spec
         self.sensor = config.sensor or socket.gethostname()
         self.reload = reload  # () -> Config, for SIGHUP
         self.ready = ready  # called once capture is open (sd_notify READY or a message to the parent)
+        self.watchdog = watchdog  # send sd_notify WATCHDOG (the main process only; NotifyAccess=main)
         self.counters = Counters()
         self.stop = False
         self.hup = False
@@ -339,7 +341,7 @@ class Stream:
                     sink.drain()
                     next_flush = now + FLOW_FLUSH_SECONDS
                 if now >= next_watchdog:
-                    if self.ready:
+                    if self.watchdog:
                         sd_notify("WATCHDOG=1")
                     next_watchdog = now + 5.0
                 if next_stats is not None and now >= next_stats:
@@ -503,7 +505,7 @@ def run(config: Config, *, reload=None) -> int:
     """Run the recorder until SIGTERM; returns the exit code."""
     specs = stream_specs(config)
     if len(specs) == 1:
-        Stream(config, specs[0], reload=reload, ready=lambda: sd_notify("READY=1")).run()
+        Stream(config, specs[0], reload=reload, ready=lambda: sd_notify("READY=1"), watchdog=True).run()
         sd_notify("STOPPING=1")
         return 0
     # Several streams: one process each. Schema first, so they do not race to create it.
