@@ -17,8 +17,12 @@ counted (``dropped_fields``).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import multiprocessing
+import pickle
+import signal
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -27,8 +31,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from recorder.core.apps.base import Conn, Parser
-from recorder.core.apps.files import extract, file_record
+from recorder.core.apps.files import add_hashes, extract, file_record
 from recorder.core.apps.records import CONN_LOGS, LOGS
+from recorder.core.errors import StoreError
 from recorder.core.schema import APP_TABLES, app_column_name, flows, parser_failures
 from recorder.core.store import Store, addr16, host_range
 
@@ -36,6 +41,8 @@ _INT64 = (-(1 << 63), (1 << 63) - 1)
 _ENDPOINT_COLUMNS = (("id.orig_h", "orig_h"), ("id.orig_p", "orig_p"), ("id.resp_h", "resp_h"),
                      ("id.resp_p", "resp_p"))
 _FIXED = {"ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p"}
+WRITER_ROWS = 20_000  # records the writer process inserts in one transaction, at most
+_HASH_DATA = "\x00body"  # a files record's body, whose hashes the writer process fills in
 
 
 # --- values: record -> column -----------------------------------------------------------------
@@ -44,6 +51,8 @@ def clean_text(value: Any) -> str | None:
     """Text any database stores: not-UTF-8 bytes and NUL as ``\\xNN`` (Zeek's escaping)."""
     if value is None:
         return None
+    if type(value) is str and value.isascii() and "\x00" not in value:  # the common case, cheaply
+        return value
     if isinstance(value, bytes):
         s = value.decode("utf-8", "backslashreplace")
     else:
@@ -71,6 +80,8 @@ def seconds_to_ns(value: Any) -> int | None:
 
 
 def _count(value: Any) -> int | None:
+    if type(value) is int:  # the common case
+        return value if _INT64[0] <= value <= _INT64[1] else None
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, float) and math.isfinite(value):
@@ -101,6 +112,8 @@ def _double(value: Any) -> float | None:
 def _collection(value: Any, ztype: str) -> str | None:
     if value is None:
         return None
+    if type(value) is list and not value:
+        return "[]"
     items = [value] if isinstance(value, (str, bytes)) or not isinstance(value, Iterable) else list(value)
     sub = ztype[ztype.index("[") + 1:-1]
     if sub in ("interval", "double"):
@@ -132,35 +145,95 @@ def to_column(value: Any, ztype: str) -> Any:
 
 
 def _addr16(text: Any) -> bytes | None:
+    return _addr16_of(str(text)) if text is not None else None
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _addr16_of(text: str) -> bytes | None:
     try:
-        return addr16(str(text)) if text is not None else None
+        return addr16(text)
     except ValueError:
         return None
 
 
+def _converter(ztype: str) -> Callable[[Any], Any]:
+    """``to_column`` for one Zeek type, chosen once (every converter maps None to None)."""
+    if ztype in ("time", "interval"):
+        return seconds_to_ns
+    if ztype in ("count", "int"):
+        return _count
+    if ztype == "port":
+        return _port
+    if ztype == "bool":
+        return _bool
+    if ztype == "double":
+        return _double
+    if ztype.startswith(("set[", "vector[")):
+        return functools.partial(_collection, ztype=ztype)
+    return clean_text
+
+
+class _RowMaker:
+    """The rows of one log's table as tuples in ``columns`` order (``to_row`` without the per-field
+    decisions: the converters are chosen once per log)."""
+
+    def __init__(self, name: str) -> None:
+        self.conn_log = name in CONN_LOGS
+        columns = ["capture_id", "ts_ns"]
+        if self.conn_log:
+            columns += ["uid", "orig_h", "orig_p", "resp_h", "resp_p", "orig_a", "resp_a"]
+        self.fields: list[tuple[str, Callable[[Any], Any], bool]] = []
+        for field, ztype in LOGS[name]:
+            if field in _FIXED:
+                continue
+            col = app_column_name(field, ztype)
+            with_a = ztype == "addr" and not self.conn_log
+            columns.append(col)
+            if with_a:
+                columns.append(col + "_a")
+            self.fields.append((field, _converter(ztype), with_a))
+        self.columns = tuple(columns)
+
+    def __call__(self, record: dict, capture_id: int | None, fallback_ts: float = 0.0) -> tuple:
+        get = record.get
+        ts_ns = seconds_to_ns(get("ts"))
+        vals: list[Any] = [capture_id, ts_ns if ts_ns is not None else seconds_to_ns(fallback_ts) or 0]
+        if self.conn_log:
+            uid = clean_text(get("uid"))
+            orig_h = clean_text(get("id.orig_h"))
+            resp_h = clean_text(get("id.resp_h"))
+            orig_h = orig_h[:45] if orig_h else None
+            resp_h = resp_h[:45] if resp_h else None
+            vals += (uid[:24] if uid else None, orig_h, _port(get("id.orig_p")), resp_h, _port(get("id.resp_p")),
+                     _addr16(orig_h), _addr16(resp_h))
+        append = vals.append
+        for field, conv, with_a in self.fields:
+            value = get(field)
+            if value is not None:  # every converter maps None to None
+                value = conv(value)
+            append(value)
+            if with_a:
+                append(_addr16(value))
+        return tuple(vals)
+
+
+_ROW_MAKERS: dict[str, _RowMaker] = {name: _RowMaker(name) for name in LOGS}
+_KNOWN: dict[str, frozenset[str]] = {name: frozenset(f for f, _ in fields) for name, fields in LOGS.items()}
+
+
 def to_row(name: str, record: dict, capture_id: int | None, fallback_ts: float = 0.0) -> dict:
     """A record of log ``name`` (Zeek field names) as a row of its table."""
-    fields = LOGS[name]
-    ts_ns = seconds_to_ns(record.get("ts"))
-    row: dict[str, Any] = {"capture_id": capture_id,
-                           "ts_ns": ts_ns if ts_ns is not None else seconds_to_ns(fallback_ts) or 0}
-    if name in CONN_LOGS:
-        uid = clean_text(record.get("uid"))
-        row["uid"] = uid[:24] if uid else None
-        for field, col in _ENDPOINT_COLUMNS:
-            row[col] = to_column(record.get(field), "port" if col.endswith("_p") else "addr")
-        row["orig_h"] = row["orig_h"][:45] if row["orig_h"] else None
-        row["resp_h"] = row["resp_h"][:45] if row["resp_h"] else None
-        row["orig_a"] = _addr16(row["orig_h"])
-        row["resp_a"] = _addr16(row["resp_h"])
-    for field, ztype in fields:
-        if field in _FIXED:
-            continue
-        value = to_column(record.get(field), ztype)
-        row[app_column_name(field, ztype)] = value
-        if ztype == "addr" and name not in CONN_LOGS:
-            row[app_column_name(field, ztype) + "_a"] = _addr16(value)
-    return row
+    maker = _ROW_MAKERS[name]
+    return dict(zip(maker.columns, maker(record, capture_id, fallback_ts)))
+
+
+def _insert_sql(dialect: sa.Dialect, name: str) -> str:
+    """INSERT of one log's rows as tuples in ``_RowMaker.columns`` order, in the driver's paramstyle."""
+    mark = "%s" if dialect.paramstyle in ("pyformat", "format") else "?"
+    q = dialect.identifier_preparer.quote
+    cols = _ROW_MAKERS[name].columns
+    return (f"INSERT INTO {q(APP_TABLES[name].name)} ({', '.join(q(c) for c in cols)}) "
+            f"VALUES ({', '.join([mark] * len(cols))})")
 
 
 # --- values: column -> record -----------------------------------------------------------------
@@ -208,8 +281,9 @@ class StoreOutput:
     """
 
     def __init__(self, store: Store, *, extract_dir: str | None = None, batch_rows: int = 5000,
-                 on_warning: Callable[[str], None] | None = None) -> None:
+                 on_warning: Callable[[str], None] | None = None, background: bool = False) -> None:
         self.store = store
+        self._writer = _RecordWriter(store) if background else None
         self.extract_dir = extract_dir
         self.batch_rows = batch_rows
         self.on_warning = on_warning
@@ -229,10 +303,11 @@ class StoreOutput:
         if fields is None:
             self.unknown_logs[name] += 1
             return
-        known = {f for f, _ in fields}
-        for key in record:
-            if key not in known and key not in ("proto", "uid") and not key.startswith("id."):
-                self.dropped_fields[f"{name}.{key}"] += 1
+        known = _KNOWN[name]
+        if not known.issuperset(record):
+            for key in record:
+                if key not in known and key not in ("proto", "uid") and not key.startswith("id."):
+                    self.dropped_fields[f"{name}.{key}"] += 1
         self._add(name, {**conn.ident(), "proto": conn.proto, **record}, conn)
 
     def credential(self, conn: Conn, *, ts: float, protocol: str, user: str | None,
@@ -247,9 +322,13 @@ class StoreOutput:
         index = self._file_index[key]
         self._file_index[key] += 1
         data = bytes(data or b"")
+        deferred = self._writer is not None  # the hashes are computed by the writer process
         rec = file_record(conn, ts=ts, data=data, is_orig=is_orig, source=source, index=index,
                           filename=clean_text(filename), mime_type=mime_type,
-                          total_bytes=_count(total_bytes), missing_bytes=_count(missing_bytes) or 0)
+                          total_bytes=_count(total_bytes), missing_bytes=_count(missing_bytes) or 0,
+                          hashes=not deferred)
+        if deferred and "MD5" in rec["analyzers"]:
+            rec[_HASH_DATA] = data
         if self.extract_dir is not None:
             try:
                 rec["extracted"] = extract(self.extract_dir, rec["fuid"], rec["filename"], data, rec["mime_type"])
@@ -287,20 +366,146 @@ class StoreOutput:
         """Write the buffered records (each table in one statement, all in one transaction)."""
         if not self._pending:
             return
-        by_table: dict[str, list[dict]] = {}
+        items = []
         for name, record, conn, capture_id in self._pending:
             if conn is not None and record.get("uid") is None and conn.uid is not None:
                 record["uid"] = conn.uid
-            fallback = conn.start if conn is not None else 0.0
-            by_table.setdefault(name, []).append(to_row(name, record, capture_id, fallback))
+            items.append((name, record, capture_id, conn.start if conn is not None else 0.0))
         self._pending = []
-        with self.store._errors("write protocol records"), self.store.engine.begin() as conn_:
-            for name, rows in by_table.items():
-                conn_.execute(APP_TABLES[name].insert(), rows)
-                self.rows_written[name] += len(rows)
+        if self._writer is not None:
+            try:  # the records as they are: the child makes the rows
+                data = pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:  # noqa: BLE001 - a value that does not pickle: the rows are made here
+                data = pickle.dumps(_make_rows(items), protocol=pickle.HIGHEST_PROTOCOL)
+            self._writer.put(data)
+            return
+        for name, n in _insert_rows(self.store, _make_rows(items)).items():
+            self.rows_written[name] += n
 
     def close(self) -> None:
         self.flush()
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            self.rows_written.update(writer.close())
+
+
+def _make_rows(items: list[tuple[str, dict, int | None, float]]) -> dict[str, list[tuple]]:
+    """(log, record, capture_id, fallback time) -> each log's rows (``_RowMaker`` tuples)."""
+    by_table: dict[str, list[tuple]] = {}
+    for name, record, capture_id, fallback in items:
+        if _HASH_DATA in record:
+            add_hashes(record, record.pop(_HASH_DATA))
+        rows = by_table.get(name)
+        if rows is None:
+            rows = by_table[name] = []
+        rows.append(_ROW_MAKERS[name](record, capture_id, fallback))
+    return by_table
+
+
+def _insert_rows(store: Store, by_table: dict[str, list[tuple]]) -> dict[str, int]:
+    """Rows (``_RowMaker`` tuples) of each log into its table, in one transaction."""
+    with store._errors("write protocol records"), store.engine.begin() as conn:
+        for name, rows in by_table.items():
+            conn.exec_driver_sql(_insert_sql(conn.dialect, name), rows)
+    return {name: len(rows) for name, rows in by_table.items()}
+
+
+class _RecordWriter:
+    """Inserts ``StoreOutput``'s rows in a child process, on the second core (as ``FlowWriter``
+    does for flows): the records are handed over pickled, through a pipe that blocks the producer
+    while the child is behind, and the child makes their rows. An error in the child is re-raised
+    as StoreError by the next ``put`` or by ``close``."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._error: str | None = None
+        ctx = multiprocessing.get_context("fork")
+        recv_end, self._send = ctx.Pipe(duplex=False)
+        self._reply, reply_end = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(target=_record_writer_main, args=(store, recv_end, self._send, reply_end),
+                                 name="wiretrail-record-writer", daemon=True)
+        self._proc.start()
+        recv_end.close()
+        reply_end.close()
+
+    def put(self, data: bytes) -> None:
+        """``data``: pickled records (a list of ``_make_rows`` items) or rows (its result)."""
+        self._poll()
+        try:
+            self._send.send_bytes(data)
+        except OSError:
+            self._error = self._error or "cannot write protocol records: the writer process ended unexpectedly"
+        self._raise_error()
+
+    def close(self) -> Counter[str]:
+        """Wait for every row to be written; the rows written per log."""
+        written: Counter[str] = Counter()
+        try:
+            self._send.close()
+        except OSError:
+            pass
+        while True:
+            try:
+                kind, value = self._reply.recv()
+            except EOFError:
+                self._error = self._error or "cannot write protocol records: the writer process ended unexpectedly"
+                break
+            if kind == "error":
+                self._error = self._error or value
+            elif kind == "done":
+                written.update(value)
+                break
+        self._reply.close()
+        self._proc.join()
+        self._raise_error()
+        return written
+
+    def _poll(self) -> None:
+        while self._error is None and self._reply.poll():
+            kind, value = self._reply.recv()
+            if kind == "error":
+                self._error = value
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise StoreError(self._error, path=self.store.display)
+
+
+def _record_writer_main(store: Store, recv, parent_send, reply) -> None:
+    """The child: pickled batches of rows from ``recv`` into the store until the parent closes the pipe."""
+    parent_send.close()  # so that the parent's end closing (or the parent dying) ends recv with EOF
+    store.engine.dispose(close=False)  # the parent's pooled connections stay the parent's
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the writer stops
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    written: Counter[str] = Counter()
+    failed = False
+    ended = False
+    while not ended:
+        # what has arrived, up to WRITER_ROWS records, goes in one transaction
+        by_table: dict[str, list[tuple]] = {}
+        rows = 0
+        try:
+            while rows < WRITER_ROWS and (not by_table or recv.poll()):
+                try:
+                    data = recv.recv_bytes()
+                except (EOFError, OSError):
+                    ended = True
+                    break
+                if failed:
+                    continue  # keep draining so that the producer never blocks
+                batch = pickle.loads(data)
+                for name, made in (_make_rows(batch) if isinstance(batch, list) else batch).items():
+                    by_table.setdefault(name, []).extend(made)
+                    rows += len(made)
+            if by_table and not failed:
+                written.update(_insert_rows(store, by_table))
+        except BaseException as err:  # noqa: BLE001 - reported to the producer, one line
+            failed = True
+            msg = err.message if isinstance(err, StoreError) else f"cannot write protocol records: {err}"
+            reply.send(("error", msg))
+    reply.send(("done", dict(written)))
+    reply.close()
 
 
 # --- after an ingest ---------------------------------------------------------------------------

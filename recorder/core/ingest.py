@@ -6,8 +6,12 @@ sealed reproduces the flows it recorded.
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import multiprocessing
 import os
+import pickle
+import signal
 import threading
 import time
 from collections import Counter
@@ -20,6 +24,9 @@ from recorder.core.flowid import LocalNets
 from recorder.core.flowmeter import FlowMeter, Timeouts
 from recorder.core.flowrows import FlowBatch
 from recorder.core.pcapio import expand_inputs, probe, read_batches
+
+GC_THRESHOLD = 100_000  # allocations between young-generation collections while parsers run
+APP_PROCESS = True  # run the application layer in its own process when there is a second core
 
 
 @dataclass
@@ -90,6 +97,23 @@ def ingest(paths: list[str], store, *, local_nets: list[str] | None = None,
     their tables, flows get their ``service``; ``extract_dir`` receives every transferred file.
     ``app_layer(out)`` builds the application layer instead of ``AppLayer(out, PARSERS)`` (tests).
     """
+    args = (paths, store, local_nets, timeouts, fast, progress, on_warning, parsers, extract_dir, app_layer)
+    if not parsers:
+        return _ingest(*args)
+    # The application layer keeps many objects alive (connections, parser state, buffered records):
+    # with the default thresholds the cyclic collector would rescan them ever so often, a sixth
+    # of the ingest's time. Collections are made rarer while it runs.
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], GC_THRESHOLD), max(old[1], 50), max(old[2], 1000))
+    try:
+        return _ingest(*args)
+    finally:
+        gc.set_threshold(*old)
+
+
+def _ingest(paths: list[str], store, local_nets: list[str] | None, timeouts: Timeouts | None, fast: bool,
+            progress: Callable[[int, int], None] | None, on_warning: Callable[[str], None] | None, parsers: bool,
+            extract_dir: str | None, app_layer: Callable | None) -> IngestStats:
     files = expand_inputs(paths)
     stats = IngestStats()
     t0 = time.perf_counter()
@@ -179,6 +203,11 @@ def ingest(paths: list[str], store, *, local_nets: list[str] | None = None,
             writer.close()
         except StoreError:
             pass
+        if out is not None:
+            try:
+                out.close()
+            except StoreError:
+                pass
         raise
     writer.close()
     stats.flows = meter.flows_out
@@ -206,10 +235,188 @@ def _app_layer(store, parsers: bool, extract_dir: str | None, factory: Callable 
         except OSError as err:
             raise WiretrailError(f"cannot create the extraction directory: {err.strerror or err}",
                                  path=extract_dir) from err
-    out = StoreOutput(store, extract_dir=extract_dir, on_warning=warn)
+    if factory is None and APP_PROCESS and _cores() > 1:
+        remote = _AppProcess(store, extract_dir, warn)
+        return remote, remote
+    out = StoreOutput(store, extract_dir=extract_dir, on_warning=warn, background=True)
     if factory is not None:
         return out, factory(out)
     from recorder.core.apps.dispatch import AppLayer
     from recorder.core.apps.registry import PARSERS
 
     return out, AppLayer(out, PARSERS)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+# The columns of a decoded batch the application layer reads (``AppLayer.feed``).
+_APP_COLUMNS = ("proto", "pay_cap", "flags", "l4_ok", "src_hi", "src_lo", "dst_hi", "dst_lo", "sport", "dport",
+                "pkt", "seq", "pay_off", "plen")
+
+
+class _Batch:
+    """What ``AppLayer.feed`` reads of a RawBatch (``ts``, ``data``) or a DecodedBatch (``cols``,
+    ``payloads``), rebuilt in the application layer's process."""
+
+    __slots__ = ("ts", "data", "cols", "payloads", "n")
+
+    def __init__(self, n: int, ts=None, data: bytes = b"", cols: dict | None = None,
+                 payloads: dict | None = None) -> None:
+        self.n, self.ts, self.data, self.cols, self.payloads = n, ts, data, cols or {}, payloads or {}
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class _AppProcess:
+    """The application layer (``AppLayer`` and its ``StoreOutput``) in a child process, so that it
+    runs beside the decoder and flow meter on the second core: each batch's packet columns go
+    over a pipe. It stands for both the layer and its output in ``_ingest`` (``feed``,
+    ``failures``, ``finish``, ``services``; ``capture_id``, ``close``, ``rows_written``). An error
+    in the child is raised as StoreError (a database problem) or WiretrailError by the next call."""
+
+    def __init__(self, store, extract_dir: str | None, warn: Callable[[str], None]) -> None:
+        self.store = store
+        self._warn = warn
+        self.rows_written: Counter[str] = Counter()
+        self._failures: Counter[str] = Counter()
+        self._services: list[tuple[str, list[str]]] = []
+        self._done = False
+        ctx = multiprocessing.get_context("fork")
+        recv_end, self._send = ctx.Pipe(duplex=False)
+        self._reply, reply_end = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(target=_app_main, args=(store, extract_dir, recv_end, self._send, reply_end),
+                                 name="wiretrail-app-layer")  # not daemonic: it starts the record writer
+        self._proc.start()
+        recv_end.close()
+        reply_end.close()
+
+    def _put(self, item: tuple) -> None:
+        self._put_raw(pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def _put_raw(self, data) -> None:
+        try:
+            self._send.send_bytes(data)
+        except OSError:
+            self._get()  # the child is gone: its error, if it sent one
+            raise WiretrailError("the application layer process ended unexpectedly") from None
+
+    def _get(self) -> tuple:
+        """The child's next reply (its warnings are passed on); raises if it failed."""
+        try:
+            reply = self._reply.recv()
+        except EOFError:
+            raise WiretrailError("the application layer process ended unexpectedly") from None
+        kind, warnings, value = reply
+        for w in warnings:
+            self._warn(w)
+        if kind == "error":
+            store_error, message = value
+            raise (StoreError(message, path=self.store.display) if store_error else WiretrailError(message))
+        return value
+
+    def _check(self) -> None:
+        if self._reply.poll():
+            self._get()
+
+    @property
+    def capture_id(self) -> int | None:
+        return None
+
+    @capture_id.setter
+    def capture_id(self, value: int | None) -> None:
+        self._put(("capture", value))
+
+    def feed(self, raw, dec) -> None:
+        self._check()
+        self._put(("feed", len(raw), raw.ts, {k: dec.cols[k] for k in _APP_COLUMNS}, dec.payloads))
+        self._put_raw(raw.data)  # the packet bytes as they are (not copied into a pickle)
+
+    @property
+    def failures(self) -> Counter[str]:
+        """Parser failures so far (waits for the child to catch up)."""
+        if not self._done:
+            self._put(("failures",))
+            self._failures = self._get()
+        return self._failures
+
+    def finish(self) -> None:
+        self._put(("finish",))
+        self._failures, self._services, written = self._get()
+        self.rows_written.update(written)
+        self._done = True
+        self._stop()
+
+    def services(self) -> list[tuple[str, list[str]]]:
+        return self._services
+
+    def close(self) -> None:
+        """After ``finish``: nothing. Before (the ingest stopped): the child writes what it has and ends."""
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._proc.is_alive() or not self._send.closed:
+            try:
+                self._send.close()
+            except OSError:
+                pass
+            self._proc.join()
+
+
+def _app_main(store, extract_dir: str | None, recv, parent_send, reply) -> None:
+    """The application layer's process: batches from ``recv`` through ``AppLayer`` into the store."""
+    from recorder.core.apps.dispatch import AppLayer
+    from recorder.core.apps.registry import PARSERS
+    from recorder.core.appstore import StoreOutput
+
+    parent_send.close()  # the parent closing its end (or dying) ends recv with EOF
+    store.engine.dispose(close=False)  # the parent's pooled connections stay the parent's
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when this process stops
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    warnings: list[str] = []
+
+    def send(kind: str, value) -> None:
+        reply.send((kind, warnings[:], value))
+        warnings.clear()
+
+    out = None
+    try:
+        out = StoreOutput(store, extract_dir=extract_dir, on_warning=warnings.append, background=True)
+        apps = AppLayer(out, PARSERS)
+        while True:
+            try:
+                item = pickle.loads(recv.recv_bytes())
+            except (EOFError, OSError):
+                break  # the ingest stopped early: keep what was handed over
+            kind = item[0]
+            if kind == "feed":
+                _, n, ts, cols, payloads = item
+                data = recv.recv_bytes()
+                apps.feed(_Batch(n, ts=ts, data=data), _Batch(len(cols["pkt"]), cols=cols, payloads=payloads))
+            elif kind == "capture":
+                out.capture_id = item[1]
+            elif kind == "failures":
+                send("ok", Counter(apps.failures))
+            elif kind == "finish":
+                apps.finish()
+                out.close()
+                send("ok", (Counter(apps.failures), list(apps.services()), dict(out.rows_written)))
+                return
+        out.close()
+    except BaseException as err:  # noqa: BLE001 - reported to the parent, one line
+        message = err.message if isinstance(err, WiretrailError) else f"application layer failed: {err!r}"
+        try:
+            send("error", (isinstance(err, StoreError), message))
+        except OSError:
+            pass
+        if out is not None:
+            try:  # the records handed over so far are kept, as far as the store takes them
+                out.close()
+            except BaseException:  # noqa: BLE001 - the first error is the one reported
+                pass

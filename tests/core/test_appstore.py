@@ -18,6 +18,7 @@ from recorder.core.errors import WiretrailError
 from recorder.core.ingest import ingest
 from recorder.core.schema import APP_TABLES
 from recorder.core.store import Store, addr16
+from tests.helpers import REFERENCE
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "captures" / "demo.pcap"
@@ -60,8 +61,9 @@ def store(db_url):
     s.close()
 
 
-def test_every_log_round_trips(store):
-    out = StoreOutput(store, batch_rows=3)
+@pytest.mark.parametrize("background", [False, True], ids=["inline", "writer-process"])
+def test_every_log_round_trips(store, background):
+    out = StoreOutput(store, batch_rows=3, background=background)
     for log in LOGS:
         if log in CONN_LOGS:
             out.log(log, full_record(log), CONN)
@@ -102,8 +104,9 @@ def test_framework_fields_and_late_uid(store):
     assert out.unknown_logs == Counter({"nosuchlog": 1})
 
 
-def test_hostile_values_are_stored_not_raised(store):
-    out = StoreOutput(store)
+@pytest.mark.parametrize("background", [False, True], ids=["inline", "writer-process"])
+def test_hostile_values_are_stored_not_raised(store, background):
+    out = StoreOutput(store, background=background)
     out.log("http", {
         "ts": TS, "uri": "/a\x00b", "host": "h\udcff\udc80st", "user_agent": b"raw\xff bytes",
         "status_code": 1 << 70, "request_body_len": "12", "response_body_len": "lots", "trans_depth": -1,
@@ -127,6 +130,29 @@ def test_hostile_values_are_stored_not_raised(store):
     cred = next(query_log(store, "credentials"))
     assert cred["id.orig_h"] == "not-an-ip" and cred["id.orig_p"] is None and cred["user"] == "u\\x00"
     assert len(cred["uid"]) == 24
+
+
+def test_writer_process_stores_what_inline_stores(tmp_path):
+    """The writer process (the ingest's) hashes file bodies and makes rows as the inline path does."""
+    got = []
+    for background in (False, True):
+        s = Store(str(tmp_path / f"{background}.db"))
+        s.ensure_schema()
+        out = StoreOutput(s, batch_rows=2, background=background)
+        fuids = [out.file(CONN, ts=TS, data=b"%PDF-1.4 body", is_orig=False, source="HTTP"),
+                 out.file(CONN, ts=TS + 1, data=b"partial", is_orig=True, source="HTTP", total_bytes=99),
+                 out.file(CONN6, ts=TS + 2, data=bytearray(b"GIF89a..."), is_orig=False, source="SMTP",
+                          filename="a.gif")]
+        out.log("http", {"ts": TS, "uri": "/", "resp_fuids": fuids[:1]}, CONN)
+        out.name("192.0.2.7", "www.example.com", ts=TS, source="DNS")
+        out.close()
+        assert out.rows_written == Counter({"files": 3, "http": 1, "names": 1})
+        got.append({log: list(query_log(s, log)) for log in ("files", "http", "names")})
+        s.close()
+    assert got[0] == got[1]
+    files = got[1]["files"]
+    assert files[0]["md5"] == "561b04fcff574cb4a30c474ac8fbde07"
+    assert files[0]["sha256"] is not None and files[1]["md5"] is None  # a partial body is not hashed
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -286,3 +312,43 @@ def test_extraction_problems(tmp_path):
     assert out.extract_errors == 1 and fuid in warnings[0]
     rec = next(query_log(store, "files"))
     assert rec["fuid"] == fuid and rec["extracted"] is None and rec["analyzers"] == ["MD5", "SHA1", "SHA256"]
+
+
+def _everything(store: Store) -> dict:
+    recs = {log: list(query_log(store, log)) for log in LOGS}
+    svc = sorted((f["uid"], f["service"]) for f in store.query_flows())
+    return {"records": recs, "services": svc, "failures": store.info()["parser_failures"]}
+
+
+def test_app_layer_process_stores_what_the_inline_layer_stores(tmp_path):
+    """The ingest runs the application layer in its own process; the result is the in-process one's."""
+    from recorder.core.apps.dispatch import AppLayer
+    from recorder.core.apps.registry import PARSERS
+
+    traces = [str(DEMO)] + [str(p) for p in sorted(REFERENCE.glob("zeek-app/*.pcap"))
+                            if p.name in ("http__get.pcap", "http__methods.pcap", "smtp.pcap", "ftp__ipv6.pcap",
+                                          "ssh__ssh_kex_curve25519.pcap", "dns53.pcap")]
+    got = []
+    for inline in (False, True):
+        store = Store(str(tmp_path / f"{inline}.db"))
+        store.ensure_schema()
+        stats = ingest(traces, store, app_layer=(lambda out: AppLayer(out, PARSERS)) if inline else None)
+        got.append((stats.app_records, stats.parser_failures, _everything(store)))
+        store.close()
+    assert got[0][0] > 0
+    assert got[0] == got[1]
+
+
+def test_an_ingest_stopped_early_ends_the_app_layer_process(tmp_path):
+    import multiprocessing
+
+    store = Store(str(tmp_path / "w.db"))
+    store.ensure_schema()
+
+    def progress(n, nbytes):
+        raise RuntimeError("stop here")
+
+    with pytest.raises(RuntimeError, match="stop here"):
+        ingest([str(DEMO)], store, progress=progress)
+    assert multiprocessing.active_children() == []
+    store.close()

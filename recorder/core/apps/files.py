@@ -110,11 +110,13 @@ def make_fuid(conn: Conn, index: int, is_orig: bool) -> str:
 
 def file_record(conn: Conn, *, ts: float, data: bytes, is_orig: bool, source: str, index: int,
                 filename: str | None = None, mime_type: str | None = None,
-                total_bytes: int | None = None, missing_bytes: int = 0) -> dict:
+                total_bytes: int | None = None, missing_bytes: int = 0, hashes: bool = True) -> dict:
     """A files.log record (Zeek 6 fields, without ``extracted*``) for one transferred body.
 
     ``mime_type`` from the parser (a Content-Type) is used only when sniffing finds nothing in a
     body seen whole; Zeek's files.log names what the bytes are, not what the sender claimed.
+    Without ``hashes`` a whole body's record names the hash analyzers but leaves their fields
+    unset, for the caller to fill with ``add_hashes`` (elsewhere: they are most of the work).
     """
     missing = max(0, int(missing_bytes or 0))
     whole = missing == 0 and (total_bytes is None or total_bytes == len(data))
@@ -130,10 +132,16 @@ def file_record(conn: Conn, *, ts: float, data: bytes, is_orig: bool, source: st
     }
     if whole:
         rec["analyzers"] = ["MD5", "SHA1", "SHA256"]
-        rec["md5"] = hashlib.md5(data, usedforsecurity=False).hexdigest()
-        rec["sha1"] = hashlib.sha1(data, usedforsecurity=False).hexdigest()
-        rec["sha256"] = hashlib.sha256(data).hexdigest()
+        if hashes:
+            add_hashes(rec, data)
     return rec
+
+
+def add_hashes(rec: dict, data: bytes) -> None:
+    """The MD5, SHA1 and SHA256 fields of a files.log record, of the whole body ``data``."""
+    rec["md5"] = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    rec["sha1"] = hashlib.sha1(data, usedforsecurity=False).hexdigest()
+    rec["sha256"] = hashlib.sha256(data).hexdigest()
 
 
 # --- extraction -----------------------------------------------------------------------------

@@ -82,6 +82,8 @@ _HEADERS, _BODY_LENGTH, _BODY_CLOSE, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _TRA
 def zeek_str(raw: bytes) -> str:
     """Bytes as Zeek's ASCII log shows them: UTF-8 kept, other bytes and controls as \\xNN."""
     text = raw.decode("utf-8", "backslashreplace")
+    if text.isascii() and text.isprintable():  # the common case: nothing to escape
+        return text
     if any(ord(c) < 32 or ord(c) == 127 for c in text):
         text = "".join(f"\\x{ord(c):02x}" if ord(c) < 32 or ord(c) == 127 else c for c in text)
     return text
@@ -138,6 +140,8 @@ def _param(value: str, name: str) -> str | None:
 
 
 def _is_ip(text: str) -> bool:
+    if not text or not (text[0].isdigit() or ":" in text):  # an IP address starts so (v4) or has a colon (v6)
+        return False
     try:
         ipaddress.ip_address(text)
     except ValueError:

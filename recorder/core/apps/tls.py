@@ -30,7 +30,9 @@ leaf certificate's validity.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import struct
 from typing import ClassVar
 
 from recorder.core.apps.base import MAX_BUFFER, Conn, LogFields, Output, Parser
@@ -507,7 +509,8 @@ def is_grease(v: int) -> bool:
 
 
 def _u16s(raw: bytes) -> list[int]:
-    return [int.from_bytes(raw[i:i + 2], "big") for i in range(0, len(raw) - 1, 2)]
+    n = len(raw) // 2
+    return list(struct.unpack(f">{n}H", raw[:2 * n]))
 
 
 def _vec(raw: bytes, off: int, width: int) -> tuple[bytes, int]:
@@ -581,6 +584,17 @@ def ja4(*, transport: str, version: int, supported_versions: list[int], sni: boo
     sigs = ",".join(f"{s:04x}" for s in sig_algs if not is_grease(s))
     c = trunc(f"{ext_list}_{sigs}" if sigs else ext_list) if exts else "000000000000"
     return f"{a}_{b}_{c}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _client_fingerprints(version: int, ciphers: tuple[int, ...], ext_types: tuple[int, ...], groups: tuple[int, ...],
+                         points: tuple[int, ...], versions: tuple[int, ...], sni: bool, alpn: tuple[str, ...],
+                         sig_algs: tuple[int, ...]) -> tuple[str, str]:
+    """(JA3 as its MD5, JA4) of a ClientHello; cached, since a network's clients repeat themselves."""
+    ja3 = ja3_string(version, list(ciphers), list(ext_types), list(groups), list(points))
+    return (hashlib.md5(ja3.encode()).hexdigest(),
+            ja4(transport="t", version=version, supported_versions=list(versions), sni=sni, ciphers=list(ciphers),
+                extensions=list(ext_types), alpn=list(alpn), sig_algs=list(sig_algs)))
 
 
 class _Side:
@@ -830,11 +844,9 @@ class TLS(Parser):
                 self.client_psk = True
         if "ja3" in self.rec:
             return  # a second ClientHello (after a HelloRetryRequest): fingerprint the first
-        ext_types = [e for e, _ in exts]
-        ja3 = ja3_string(version, ciphers, ext_types, groups, points)
-        self.rec["ja3"] = hashlib.md5(ja3.encode()).hexdigest()
-        self.rec["ja4"] = ja4(transport="t", version=version, supported_versions=versions, sni=sni,
-                              ciphers=ciphers, extensions=ext_types, alpn=alpn, sig_algs=sig_algs)
+        self.rec["ja3"], self.rec["ja4"] = _client_fingerprints(
+            version, tuple(ciphers), tuple(e for e, _ in exts), tuple(groups), tuple(points), tuple(versions),
+            sni, tuple(alpn), tuple(sig_algs))
         if alpn:
             self.rec["alpn"] = alpn
 
