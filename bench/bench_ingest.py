@@ -6,7 +6,8 @@
 Generates the capture with ../shared/bench/gen_traffic.py (or takes --capture FILE), then times,
 whole process and wall clock, median of --runs:
 
-* ``wiretrail ingest`` into a fresh SQLite database (flows stored), with its peak RSS;
+* ``wiretrail ingest --no-parsers`` into a fresh SQLite database (flows stored), with its peak
+  RSS, the base of the ratios; then ``wiretrail ingest`` with every protocol parser on;
 * nfstream (flows, no DPI), if the ``nfstream`` module is importable by --nfstream-python;
 * argus (``argus -r FILE -w OUT``), if ``argus`` is on PATH.
 
@@ -94,9 +95,13 @@ def main() -> int:
         # one warm-up run so numba's cache and the page cache are in place, as in steady use
         clean()
         timed([wiretrail, "ingest", "--db", str(db), str(cap)])
-        wall, rss, out = median_runs(lambda: [wiretrail, "ingest", "--db", str(db), str(cap)], args.runs, clean)
-        results.append({"tool": "wiretrail ingest (flows stored, SQLite)", "wall_s": wall, "peak_rss_mib": rss / 1024,
-                        "note": out.strip().splitlines()[-1] if out.strip() else ""})
+        # flows only: what nfstream (no DPI) and argus do; then with every protocol parser on
+        for label, extra in (("wiretrail ingest --no-parsers (flows stored, SQLite)", ["--no-parsers"]),
+                             ("wiretrail ingest (flows + protocol logs, SQLite)", [])):
+            wall, rss, out = median_runs(lambda extra=extra: [wiretrail, "ingest", "--db", str(db), *extra, str(cap)],
+                                         args.runs, clean)
+            results.append({"tool": label, "wall_s": wall, "peak_rss_mib": rss / 1024,
+                            "note": out.strip().splitlines()[-1] if out.strip() else ""})
 
     probe = subprocess.run([args.nfstream_python, "-c", "import nfstream"], capture_output=True, check=False)
     if probe.returncode == 0:
@@ -123,8 +128,7 @@ def main() -> int:
             print(f"| {r['tool']} | - | - | - ({r['note']}) |")
             continue
         print(f"| {r['tool']} | {r['wall_s']:.2f} | {base / r['wall_s']:.2f}x | {r.get('peak_rss_mib', 0):.0f} |")
-    if results[0].get("note"):
-        print(f"\nwiretrail: {results[0]['note']}")
+    print(f"\nparsers on / off: {results[1]['wall_s'] / base:.2f}x ({results[1]['note']})")
     (work / "ingest.json").write_text(json.dumps({"capture": str(cap), "runs": args.runs, "results": results}, indent=1))
     return 0
 
