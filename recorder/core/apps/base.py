@@ -57,6 +57,10 @@ class Conn:
 # double, bool, enum, set[string], vector[string], vector[interval], set[addr], ...
 LogFields = tuple[tuple[str, str], ...]
 
+# The fields every connection's log starts with, as in Zeek.
+CONN_ID: LogFields = (("ts", "time"), ("uid", "string"), ("id.orig_h", "addr"), ("id.orig_p", "port"),
+                      ("id.resp_h", "addr"), ("id.resp_p", "port"))
+
 
 class Output(Protocol):
     """Where a parser's findings go (implemented by the dispatcher; a list-collecting fake in tests)."""

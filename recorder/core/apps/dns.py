@@ -18,7 +18,7 @@ import struct
 from collections import deque
 from typing import ClassVar
 
-from recorder.core.apps.base import MAX_BUFFER, Conn, LogFields, Parser
+from recorder.core.apps.base import CONN_ID, MAX_BUFFER, Conn, LogFields, Parser
 
 QUERY_TYPES = {
     1: "A", 2: "NS", 3: "MD", 4: "MF", 5: "CNAME", 6: "SOA", 7: "MB", 8: "MG", 9: "MR", 10: "NULL",
@@ -50,9 +50,8 @@ MAX_POINTERS = 64  # compression pointers followed in one name before it is decl
 _PRINTABLE = frozenset(range(0x20, 0x7F)) - {0x5C}
 _NONPRINT = re.compile(rb"[^\x20-\x5b\x5d-\x7e]")
 
-DNS_FIELDS: LogFields = (
-    ("ts", "time"), ("uid", "string"), ("id.orig_h", "addr"), ("id.orig_p", "port"), ("id.resp_h", "addr"),
-    ("id.resp_p", "port"), ("proto", "enum"), ("trans_id", "count"), ("rtt", "interval"), ("query", "string"),
+DNS_FIELDS: LogFields = CONN_ID + (
+        ("proto", "enum"), ("trans_id", "count"), ("rtt", "interval"), ("query", "string"),
     ("qclass", "count"), ("qclass_name", "string"), ("qtype", "count"), ("qtype_name", "string"),
     ("rcode", "count"), ("rcode_name", "string"), ("AA", "bool"), ("TC", "bool"), ("RD", "bool"),
     ("RA", "bool"), ("Z", "count"), ("answers", "vector[string]"), ("TTLs", "vector[interval]"),

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from recorder.core.apps.base import MAX_BUFFER, Conn, LogFields, Output, Parser
+from recorder.core.apps.base import CONN_ID, MAX_BUFFER, Conn, LogFields, Output, Parser
 
 LOGGED_COMMANDS = frozenset({"APPE", "DELE", "RETR", "STOR", "STOU", "ACCT", "PORT", "PASV",
                              "EPRT", "EPSV"})
@@ -121,9 +121,8 @@ def parse_eprt(arg: str) -> tuple[str, int] | None:
 class FTP(Parser):
     service = "ftp"
     ports = frozenset({21, 2811})
-    logs: ClassVar[dict[str, LogFields]] = {"ftp": (
-        ("ts", "time"), ("uid", "string"), ("id.orig_h", "addr"), ("id.orig_p", "port"),
-        ("id.resp_h", "addr"), ("id.resp_p", "port"), ("user", "string"), ("password", "string"),
+    logs: ClassVar[dict[str, LogFields]] = {"ftp": CONN_ID + (
+        ("user", "string"), ("password", "string"),
         ("command", "string"), ("arg", "string"), ("mime_type", "string"), ("file_size", "count"),
         ("reply_code", "count"), ("reply_msg", "string"), ("data_channel.passive", "bool"),
         ("data_channel.orig_h", "addr"), ("data_channel.resp_h", "addr"),

@@ -35,7 +35,7 @@ import zlib
 from collections import deque
 from urllib.parse import parse_qsl
 
-from recorder.core.apps.base import MAX_BUFFER, Conn, Output, Parser
+from recorder.core.apps.base import CONN_ID, MAX_BUFFER, Conn, Output, Parser
 
 MAX_HEADER_BYTES = 64 * 1024  # a message whose header block is larger is given up
 MAX_FILE_BYTES = 64 * 1024 * 1024  # decoded bytes kept per body for the files log
@@ -43,9 +43,8 @@ MAX_PENDING = 100  # Zeek's HTTP::max_pending_requests
 MAX_FORM_BYTES = 1 << 20  # bodies larger than this are not searched for login forms
 MAX_MIME_DEPTH = 30  # nested multipart/message entities followed into a body
 
-FIELDS = (
-    ("ts", "time"), ("uid", "string"), ("id.orig_h", "addr"), ("id.orig_p", "port"),
-    ("id.resp_h", "addr"), ("id.resp_p", "port"), ("trans_depth", "count"), ("method", "string"),
+FIELDS = CONN_ID + (
+        ("trans_depth", "count"), ("method", "string"),
     ("host", "string"), ("uri", "string"), ("referrer", "string"), ("version", "string"),
     ("user_agent", "string"), ("origin", "string"), ("request_body_len", "count"),
     ("response_body_len", "count"), ("status_code", "count"), ("status_msg", "string"),

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from recorder.core.apps.base import MAX_BUFFER, Conn, LogFields, Output, Parser
-from recorder.core.apps.smtp import b64text, sasl_plain
+from recorder.core.apps.base import CONN_ID, MAX_BUFFER, Conn, LogFields, Output, Parser
+from recorder.core.apps.sasl import sasl_response
 
 MAX_PENDING = 100
 MAX_LITERAL = 1 << 20  # literal bytes kept from a client command (LOGIN arguments are short)
@@ -36,9 +36,8 @@ def tokens(segment: str) -> list[str]:
 class IMAP(Parser):
     service = "imap"
     ports = frozenset({143})
-    logs: ClassVar[dict[str, LogFields]] = {"imap": (
-        ("ts", "time"), ("uid", "string"), ("id.orig_h", "addr"), ("id.orig_p", "port"),
-        ("id.resp_h", "addr"), ("id.resp_p", "port"), ("user", "string"), ("command", "string"),
+    logs: ClassVar[dict[str, LogFields]] = {"imap": CONN_ID + (
+        ("user", "string"), ("command", "string"),
         ("arg", "string"), ("reply", "string"))}
 
     def __init__(self, conn: Conn, out: Output, conn_context: dict | None = None) -> None:
@@ -138,16 +137,7 @@ class IMAP(Parser):
         if value == "*":
             a["user"] = a["secret"] = None
             return
-        if a["mech"] == "PLAIN":
-            pair = sasl_plain(value)
-            if pair:
-                a["user"], a["secret"] = pair
-        elif a["mech"] == "LOGIN":
-            text = b64text(value)
-            if a["user"] is None:
-                a["user"] = text
-            else:
-                a["secret"] = text
+        sasl_response(a, value)
 
     # -- server ----------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 from typing import ClassVar
 
-from recorder.core.apps.base import Conn, LogFields, Output, Parser
+from recorder.core.apps.base import CONN_ID, Conn, LogFields, Output, Parser
 
 MAX_MESSAGE = 1 << 16  # a larger TCP frame is not Kerberos we read
 MAX_DEPTH = 12
@@ -146,9 +146,8 @@ class Kerberos(Parser):
     service = "krb"
     transport = "udp"
     ports = frozenset({88})
-    logs: ClassVar[dict[str, LogFields]] = {"kerberos": (
-        ("ts", "time"), ("uid", "string"), ("id.orig_h", "addr"), ("id.orig_p", "port"),
-        ("id.resp_h", "addr"), ("id.resp_p", "port"), ("request_type", "string"), ("client", "string"),
+    logs: ClassVar[dict[str, LogFields]] = {"kerberos": CONN_ID + (
+        ("request_type", "string"), ("client", "string"),
         ("service", "string"), ("success", "bool"), ("error_msg", "string"))}
 
     def __init__(self, conn: Conn, out: Output, conn_context: dict | None = None) -> None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections import deque
 from typing import ClassVar
 
-from recorder.core.apps.base import MAX_BUFFER, Conn, LogFields, Output, Parser
-from recorder.core.apps.smtp import b64text, sasl_plain
+from recorder.core.apps.base import CONN_ID, MAX_BUFFER, Conn, LogFields, Output, Parser
+from recorder.core.apps.sasl import sasl_response
 
 MAX_PENDING = 100
 MULTILINE = frozenset({"RETR", "TOP", "CAPA"})  # and LIST/UIDL/AUTH without an argument
@@ -26,9 +26,8 @@ def _text(b: bytes) -> str:
 class POP3(Parser):
     service = "pop3"
     ports = frozenset({110})
-    logs: ClassVar[dict[str, LogFields]] = {"pop3": (
-        ("ts", "time"), ("uid", "string"), ("id.orig_h", "addr"), ("id.orig_p", "port"),
-        ("id.resp_h", "addr"), ("id.resp_p", "port"), ("user", "string"), ("command", "string"),
+    logs: ClassVar[dict[str, LogFields]] = {"pop3": CONN_ID + (
+        ("user", "string"), ("command", "string"),
         ("arg", "string"), ("reply", "string"))}
 
     def __init__(self, conn: Conn, out: Output, conn_context: dict | None = None) -> None:
@@ -100,16 +99,7 @@ class POP3(Parser):
         if value == "*":
             self.auth = None
             return
-        if a["mech"] == "PLAIN":
-            pair = sasl_plain(value)
-            if pair:
-                a["user"], a["secret"] = pair
-        elif a["mech"] == "LOGIN":
-            text = b64text(value)
-            if a["user"] is None:
-                a["user"] = text
-            else:
-                a["secret"] = text
+        sasl_response(a, value)
         a["step"] = False
 
     def _reply(self, line: str, ts: float) -> None:

@@ -12,7 +12,7 @@ that no two declarations of one log disagree.
 
 from __future__ import annotations
 
-from recorder.core.apps.base import LogFields
+from recorder.core.apps.base import CONN_ID, LogFields
 
 
 def _f(spec: str) -> LogFields:
@@ -20,7 +20,6 @@ def _f(spec: str) -> LogFields:
     return tuple((name, ztype) for name, ztype in (item.split(":", 1) for item in spec.split()))
 
 
-_CONN_ID = "ts:time uid:string id.orig_h:addr id.orig_p:port id.resp_h:addr id.resp_p:port "
 
 # The logs the framework itself writes (every parser may feed them through its Output).
 FRAMEWORK_LOGS: dict[str, LogFields] = {
@@ -32,7 +31,7 @@ FRAMEWORK_LOGS: dict[str, LogFields] = {
                 "parent_fuid:string md5:string sha1:string sha256:string extracted:string "
                 "extracted_cutoff:bool extracted_size:count"),
     # ours: every login seen in clear text (FTP, HTTP basic, POP3, IMAP, SMTP AUTH, telnet, ...)
-    "credentials": _f(_CONN_ID + "protocol:string user:string secret:string success:bool note:string"),
+    "credentials": CONN_ID + _f("protocol:string user:string secret:string success:bool note:string"),
     # ours: address -> name mappings (DNS answers, TLS SNI, HTTP Host, ...)
     "names": _f("ts:time addr:addr name:string source:string"),
 }

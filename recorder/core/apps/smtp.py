@@ -15,13 +15,13 @@ the connection in command mode.
 
 from __future__ import annotations
 
-import binascii
 import re
 from collections import deque
 from typing import ClassVar
 
-from recorder.core.apps.base import MAX_BUFFER, Conn, LogFields, Output, Parser
+from recorder.core.apps.base import CONN_ID, MAX_BUFFER, Conn, LogFields, Output, Parser
 from recorder.core.apps.mime import email_addrs, ipv4_addresses, leaf_entities, mime_addresses, split_headers
+from recorder.core.apps.sasl import sasl_response
 
 MAX_MESSAGE = 64 << 20  # bytes of one message kept for header and attachment extraction
 MAX_PENDING = 100  # commands awaiting a reply
@@ -36,29 +36,11 @@ def _text(b: bytes) -> str:
     return b.decode("utf-8", "replace")
 
 
-def b64text(s: str) -> str | None:
-    """Base64 to text, None when it is not base64."""
-    try:
-        return binascii.a2b_base64(s.strip().encode("ascii", "replace")).decode("utf-8", "replace")
-    except (binascii.Error, ValueError):
-        return None
-
-
-def sasl_plain(s: str) -> tuple[str, str] | None:
-    """AUTH PLAIN's base64 ``authzid NUL authcid NUL passwd`` -> (user, password)."""
-    text = b64text(s)
-    if text is None or text.count("\0") < 2:
-        return None
-    authz, user, password = text.split("\0", 2)
-    return (user or authz), password
-
-
 class SMTP(Parser):
     service = "smtp"
     ports = frozenset({25, 587, 2525})
-    logs: ClassVar[dict[str, LogFields]] = {"smtp": (
-        ("ts", "time"), ("uid", "string"), ("id.orig_h", "addr"), ("id.orig_p", "port"),
-        ("id.resp_h", "addr"), ("id.resp_p", "port"), ("trans_depth", "count"), ("helo", "string"),
+    logs: ClassVar[dict[str, LogFields]] = {"smtp": CONN_ID + (
+        ("trans_depth", "count"), ("helo", "string"),
         ("mailfrom", "string"), ("rcptto", "set[string]"), ("date", "string"), ("from", "string"),
         ("to", "set[string]"), ("cc", "set[string]"), ("reply_to", "string"), ("msg_id", "string"),
         ("in_reply_to", "string"), ("subject", "string"), ("x_originating_ip", "addr"),
@@ -306,23 +288,8 @@ class SMTP(Parser):
         self._auth_value(line)
 
     def _auth_value(self, value: str) -> None:
-        a = self.auth
-        if a is None:
-            return
-        if a["mech"] == "PLAIN":
-            pair = sasl_plain(value)
-            if pair:
-                a["user"], a["secret"] = pair
-        elif a["mech"] == "LOGIN":
-            text = b64text(value)
-            if a["user"] is None:
-                a["user"] = text
-            else:
-                a["secret"] = text
-        elif a["mech"] == "CRAM-MD5":
-            text = b64text(value)
-            if text:
-                a["user"] = text.rsplit(" ", 1)[0]
+        if self.auth is not None:
+            sasl_response(self.auth, value)
 
     def _finish_auth(self, success: bool | None, ts: float) -> None:
         a, self.auth = self.auth, None

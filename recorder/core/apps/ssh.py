@@ -28,7 +28,7 @@ import hashlib
 import ipaddress
 from typing import ClassVar
 
-from recorder.core.apps.base import Conn, LogFields, Output, Parser
+from recorder.core.apps.base import CONN_ID, Conn, LogFields, Output, Parser
 
 _MAX_BANNER_BUFFER = 64 * 1024  # pre-banner lines are allowed, but not forever
 _MAX_PACKET = 256 * 1024  # RFC 4253 6.1 requires 35000; OpenSSH accepts 256 KiB
@@ -102,9 +102,8 @@ class SSH(Parser):
     service = "ssh"
     transport = "tcp"
     ports = frozenset({22})
-    logs: ClassVar[dict[str, LogFields]] = {"ssh": (
-        ("ts", "time"), ("uid", "string"), ("id.orig_h", "addr"), ("id.orig_p", "port"),
-        ("id.resp_h", "addr"), ("id.resp_p", "port"), ("version", "count"), ("auth_success", "bool"),
+    logs: ClassVar[dict[str, LogFields]] = {"ssh": CONN_ID + (
+        ("version", "count"), ("auth_success", "bool"),
         ("auth_attempts", "count"), ("direction", "enum"), ("client", "string"), ("server", "string"),
         ("cipher_alg", "string"), ("mac_alg", "string"), ("compression_alg", "string"),
         ("kex_alg", "string"), ("host_key_alg", "string"), ("host_key_fingerprint", "string"),

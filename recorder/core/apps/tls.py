@@ -35,7 +35,7 @@ import hashlib
 import struct
 from typing import ClassVar
 
-from recorder.core.apps.base import MAX_BUFFER, Conn, LogFields, Output, Parser
+from recorder.core.apps.base import CONN_ID, MAX_BUFFER, Conn, LogFields, Output, Parser
 from recorder.core.apps.x509 import name_matches, parse_certificate
 
 # IANA cipher suite names, as Zeek's SSL::cipher_desc spells them ("TLS_" is implied unless the
@@ -615,9 +615,8 @@ class TLS(Parser):
     service = "ssl"
     transport = "tcp"
     ports = frozenset({443, 465, 563, 585, 614, 636, 853, 989, 990, 992, 993, 994, 995, 5223, 5061, 8443})
-    logs: ClassVar[dict[str, LogFields]] = {"ssl": (
-        ("ts", "time"), ("uid", "string"), ("id.orig_h", "addr"), ("id.orig_p", "port"),
-        ("id.resp_h", "addr"), ("id.resp_p", "port"), ("version", "string"), ("cipher", "string"),
+    logs: ClassVar[dict[str, LogFields]] = {"ssl": CONN_ID + (
+        ("version", "string"), ("cipher", "string"),
         ("curve", "string"), ("server_name", "string"), ("resumed", "bool"), ("last_alert", "string"),
         ("next_protocol", "string"), ("established", "bool"), ("ssl_history", "string"),
         ("cert_chain_fps", "vector[string]"), ("client_cert_chain_fps", "vector[string]"),

@@ -15,6 +15,8 @@ from recorder.core.apps.dns import DNS, DNSTCP, decode_netbios_name, plausible, 
 from recorder.core.decode import Decoder
 from recorder.core.flowmeter import FlowMeter
 from recorder.core.pcapio import read_batches
+from tests.core.apps.zeeklog import norm as _norm
+from tests.core.apps.zeeklog import parse_zeek as _parse_zeek
 from tests.helpers import REFERENCE, need
 
 APP = REFERENCE / "zeek-app"
@@ -193,31 +195,6 @@ def test_fuzz_never_raises(chunks, flips) -> None:
 
 
 # -- Zeek's reference traces ------------------------------------------------------------------------
-
-def _parse_zeek(text: str) -> list[dict]:
-    fields, rows = None, []
-    for line in text.splitlines():
-        if line.startswith("#fields"):
-            fields = line.split("\t")[1:]
-        elif line.startswith("#") or not line.strip():
-            continue
-        elif fields:
-            rows.append(dict(zip(fields, line.split("\t"))))
-    return rows
-
-
-def _norm(v):
-    """compare_app.norm: unset -> None, lists and comma-separated text sorted."""
-    if v is None or v in ("-", "(empty)", ""):
-        return None
-    if isinstance(v, bool):
-        return "T" if v else "F"
-    if isinstance(v, list):
-        return ",".join(sorted(str(x) for x in v)) or None
-    if isinstance(v, str) and "," in v:
-        return ",".join(sorted(v.split(",")))
-    return str(v)
-
 
 def dns_records(trace) -> list[dict]:
     out = ListOutput()

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from recorder.core.apps.base import Conn, ListOutput, Parser
 from recorder.core.apps.ftp import FTP, FTPData, build_path_compressed, parse_eprt, parse_port
+from tests.core.apps.zeeklog import norm
 from tests.helpers import REFERENCE, need
 
 APP = REFERENCE / "zeek-app"
@@ -145,19 +146,6 @@ def zeek_rows(path: Path) -> list[dict]:
         elif line and not line.startswith("#") and fields:
             rows.append(dict(zip(fields, line.split("\t"))))
     return rows
-
-
-def norm(v: object) -> str | None:
-    """compare_app.py's norm(), reimplemented: unset/empty -> None, sets compared sorted."""
-    if v is None or v in ("-", "(empty)", ""):
-        return None
-    if isinstance(v, bool):
-        return "T" if v else "F"
-    if isinstance(v, list):
-        return ",".join(sorted(str(x) for x in v)) or None
-    if isinstance(v, str) and "," in v:
-        return ",".join(sorted(v.split(",")))
-    return str(v)
 
 
 def agreement(log: str, keys: list[str], parsers: dict[str, type[Parser]]) -> tuple[int, int, list]:

@@ -25,6 +25,8 @@ from hypothesis import strategies as st
 
 from recorder.core.apps.base import MAX_BUFFER, Conn, ListOutput
 from recorder.core.apps.http import HTTP, MAX_FILE_BYTES, MAX_HEADER_BYTES, unescape_uri, zeek_str
+from tests.core.apps.zeeklog import norm as _norm
+from tests.core.apps.zeeklog import parse_zeek as _parse_zeek
 from tests.helpers import REFERENCE, need
 
 APP = REFERENCE / "zeek-app"
@@ -484,29 +486,6 @@ def _replay(path: Path) -> ListOutput:
         parser.end(s["events"][-1][0] if s["events"] else s["start"])
         assert parser.errors == 0
     return out
-
-
-def _parse_zeek(text: str) -> list[dict]:
-    fields, rows = None, []
-    for line in text.splitlines():
-        if line.startswith("#fields"):
-            fields = line.split("\t")[1:]
-        elif line.startswith("#") or not line.strip():
-            continue
-        elif fields:
-            rows.append(dict(zip(fields, line.split("\t"))))
-    return rows
-
-
-def _norm(v):
-    """compare_app.norm, reimplemented: unset and empty alike, sets compared sorted."""
-    if v is None or v in ("-", "(empty)", ""):
-        return None
-    if isinstance(v, list):
-        return ",".join(sorted(str(x) for x in v)) or None
-    if isinstance(v, str) and "," in v:
-        return ",".join(sorted(v.split(",")))
-    return str(v)
 
 
 def _agreement(keys: list[str]) -> tuple[int, int, list]:

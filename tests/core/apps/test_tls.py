@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from recorder.core.apps.base import Conn, ListOutput
 from recorder.core.apps.tls import CIPHERS, TLS, cipher_name, is_grease, ja3_string, ja4, version_name
 from recorder.core.apps.x509 import parse_certificate
+from tests.core.apps.zeeklog import norm, parse_zeek
 from tests.helpers import REFERENCE, need
 
 ZEEK_APP = REFERENCE / "zeek-app"
@@ -141,31 +142,6 @@ def run_parser(parser_cls, pcap: Path) -> ListOutput:
             parser.data(is_orig, data, ts)
         parser.end(chunks[-1][0])
     return out
-
-
-def parse_zeek(text: str) -> list[dict]:
-    fields, rows = None, []
-    for line in text.splitlines():
-        if line.startswith("#fields"):
-            fields = line.split("\t")[1:]
-        elif line.startswith("#") or not line.strip():
-            continue
-        elif fields:
-            rows.append(dict(zip(fields, line.split("\t"))))
-    return rows
-
-
-def norm(v):
-    """compare_app.py's normalisation: unset and empty alike, sets sorted."""
-    if v is None or v in ("-", "(empty)", ""):
-        return None
-    if isinstance(v, list):
-        return ",".join(sorted(str(x) for x in v)) or None
-    if isinstance(v, bool):
-        return "T" if v else "F"
-    if isinstance(v, str) and "," in v:
-        return ",".join(sorted(v.split(",")))
-    return str(v)
 
 
 def agreement(log: str, keys: list[str], parser_cls, prefixes: tuple[str, ...]) -> tuple[int, int, list]:
