@@ -280,6 +280,8 @@ class StoreOutput:
     into a parser. ``close()`` writes what is buffered.
     """
 
+    inspecting = False  # no inspection buffers: the store keeps records, not rule-engine buffers
+
     def __init__(self, store: Store, *, extract_dir: str | None = None, batch_rows: int = 5000,
                  on_warning: Callable[[str], None] | None = None, background: bool = False) -> None:
         self.store = store

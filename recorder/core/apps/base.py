@@ -15,7 +15,11 @@ A parser reports through its ``Output``: ``log(name, record)`` with Zeek's field
 framework adds ``uid``, ``id.orig_h/p``, ``id.resp_h/p`` and ``proto`` unless the record has
 them), ``credential(...)`` for a login, ``file(...)`` for a transferred body, ``name(...)``
 for an address-to-name mapping, ``expect(...)`` for a data channel announced on a control
-channel (FTP PORT/PASV). Records are plain dicts whose values are str, int, float (times as
+channel (FTP PORT/PASV), and, only when the output's ``inspecting`` is true (the rule engine),
+``inspect(conn, is_orig, ts, tx, buffers)``: the inspection buffers of one message (an HTTP request
+or response, a DNS query, a TLS handshake) by Suricata's sticky-buffer names (``http.uri``,
+``file.data``, ``dns.query``, ``tls.sni``...), ``tx`` numbering the transactions of a connection
+(an HTTP request and its response share one). Records are plain dicts whose values are str, int, float (times as
 epoch seconds, intervals as seconds), bool, list (Zeek sets and vectors) or None (unset).
 
 A parser that hands the connection over (STARTTLS in SMTP/POP3/IMAP/XMPP/FTP, HTTP CONNECT or
@@ -82,6 +86,11 @@ class Output(Protocol):
     # a connection to resp_h:resp_p (from orig_h, if given) within the next minutes is handed to
     # ``parser`` instead of being detected; ``context`` reaches it as ``conn_context``
 
+    inspecting: bool  # parsers call ``inspect`` only when this is true (building buffers costs time)
+
+    def inspect(self, conn: Conn, is_orig: bool, ts: float, tx: int, buffers: dict[str, bytes]) -> None: ...
+    # the inspection buffers of one message, by sticky-buffer name; is_orig: the message went to the server
+
 
 class Parser:
     """Base of every protocol parser. Subclasses set the class attributes and override methods."""
@@ -115,7 +124,9 @@ class Parser:
 class ListOutput:
     """An Output that keeps everything in lists: for tests and for tools that parse one stream."""
 
-    def __init__(self) -> None:
+    def __init__(self, inspecting: bool = False) -> None:
+        self.inspecting = inspecting
+        self.inspected: list[dict] = []
         self.records: list[tuple[str, dict]] = []
         self.credentials: list[dict] = []
         self.files: list[dict] = []
@@ -146,6 +157,9 @@ class ListOutput:
                parser: type[Parser], context: dict, ts: float) -> None:
         self.expected.append({"orig_h": orig_h, "resp_h": resp_h, "resp_p": resp_p,
                               "parser": parser, "context": context, "ts": ts})
+
+    def inspect(self, conn: Conn, is_orig: bool, ts: float, tx: int, buffers: dict[str, bytes]) -> None:
+        self.inspected.append({"ts": ts, **conn.ident(), "is_orig": is_orig, "tx": tx, "buffers": buffers})
 
     def logs(self, name: str) -> list[dict]:
         return [r for n, r in self.records if n == name]

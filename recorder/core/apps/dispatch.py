@@ -84,6 +84,8 @@ class _OutProxy:
         self.credential = out.credential
         self.file = out.file
         self.name = out.name
+        self.inspecting = getattr(out, "inspecting", False)
+        self.inspect = getattr(out, "inspect", None)
 
     def expect(self, conn: Conn, *, orig_h: str | None, resp_h: str, resp_p: int,
                parser: type[Parser], context: dict, ts: float) -> None:
