@@ -49,7 +49,7 @@ class RulesPathError(WiretrailError):
 
 # --- what is supported -----------------------------------------------------------------------
 
-TRANSPORTS = frozenset({"ip", "tcp", "udp", "icmp", "icmpv4", "icmpv6", "tcp-pkt", "tcp-stream", "sctp"})
+TRANSPORTS = frozenset({"ip", "ipv4", "ipv6", "tcp", "udp", "icmp", "icmpv4", "icmpv6", "tcp-pkt", "tcp-stream", "sctp"})
 APP_PROTOCOLS = frozenset({
     "http", "http1", "http2", "dns", "tls", "ssh", "ftp", "ftp-data", "smtp", "imap", "pop3", "smb",
     "dcerpc", "dhcp", "nfs", "ntp", "tftp", "krb5", "snmp", "sip", "rdp", "rfb", "mqtt", "modbus",
@@ -71,7 +71,7 @@ STICKY_BUFFERS: Mapping[str, str] = {
     "tls_sni": "tls.sni", "tls_cert_subject": "tls.cert_subject", "tls_cert_issuer": "tls.cert_issuer",
     "tls_cert_serial": "tls.cert_serial", "tls_cert_fingerprint": "tls.cert_fingerprint",
     "ja3_hash": "ja3.hash", "ja3_string": "ja3.string", "ja3s_hash": "ja3s.hash",
-    "ja3s_string": "ja3s.string", "ssh_proto": "ssh.proto", "ssh_software": "ssh.software",
+    "ja3s_string": "ja3s.string", "dns.queries.rrname": "dns.query", "ssh_proto": "ssh.proto", "ssh_software": "ssh.software",
     "http_request_line": "http.request_line", "http_response_line": "http.response_line",
     "http_content_type": "http.content_type", "http_content_len": "http.content_len",
     "http_accept": "http.accept", "http_accept_enc": "http.accept_enc",
@@ -97,7 +97,7 @@ CONTENT_MODIFIERS = frozenset({
 })
 OTHER_KEYWORDS = frozenset({
     "msg", "sid", "rev", "gid", "classtype", "priority", "metadata", "reference", "target",
-    "content", "pcre", "flow", "flowbits", "dsize", "flags", "ip_proto", "itype", "icode", "isdataat",
+    "content", "uricontent", "pcre", "flow", "flowbits", "dsize", "flags", "ip_proto", "itype", "icode", "isdataat",
     "bsize", "urilen", "byte_test", "byte_jump", "threshold", "detection_filter", "noalert", "pkt_data",
 })
 KEYWORDS: frozenset[str] = (OTHER_KEYWORDS | CONTENT_MODIFIERS | TRANSFORMS | STICKY_BUFFERS.keys()
@@ -653,9 +653,12 @@ def _apply(b: _Builder, keyword: str, value: str, classtypes: Mapping[str, Class
         if value not in ("src_ip", "dest_ip"):
             raise RuleSyntaxError(f"target must be src_ip or dest_ip, not {value!r}")
         f["target"] = value
-    elif keyword == "content":
-        inner, negated = _quoted(value, "content")
-        b.matches.append(Content(_content_bytes(inner), b.buffer, b.transforms, negated))
+    elif keyword in ("content", "uricontent"):  # uricontent: the legacy content + http_uri
+        inner, negated = _quoted(value, keyword)
+        if keyword == "uricontent":
+            b.matches.append(Content(_content_bytes(inner), "http.uri", (), negated))
+        else:
+            b.matches.append(Content(_content_bytes(inner), b.buffer, b.transforms, negated))
         b.last_content = len(b.matches) - 1
     elif keyword in CONTENT_MODIFIERS:
         _content_modifier(b, keyword, value)

@@ -79,6 +79,12 @@ def read_name(msg: bytes, off: int) -> tuple[str, int]:
     """A (possibly compressed) domain name at ``off``: (text, offset after it in the message).
 
     Lower case, as Zeek logs names."""
+    raw, off = raw_name(msg, off)
+    return _text(raw).lower(), off
+
+
+def raw_name(msg: bytes, off: int) -> tuple[bytes, int]:
+    """A domain name at ``off`` as its labels joined by dots, case kept (Suricata's dns.query)."""
     labels: list[bytes] = []
     end = -1
     jumps = 0
@@ -112,7 +118,7 @@ def read_name(msg: bytes, off: int) -> tuple[str, int]:
             raise Malformed("name too long")
         labels.append(label)
         off += 1 + ln
-    return _text(b".".join(labels)).lower(), (end if end >= 0 else off)
+    return b".".join(labels), (end if end >= 0 else off)
 
 
 def decode_netbios_name(name: str) -> str:
@@ -296,6 +302,8 @@ class DNS(Parser):
         self.pending_query: _Info | None = None
         self.pending_queries: dict[int, deque[_Info]] = {}
         self.pending_replies: dict[int, deque[_Info]] = {}
+        self._inspect = out.inspect if getattr(out, "inspecting", False) else None
+        self._tx = 0
 
     @classmethod
     def detect(cls, data: bytes, is_orig: bool, conn: Conn) -> bool:
@@ -321,6 +329,13 @@ class DNS(Parser):
         except Malformed:
             return
         info = self._session(m, ts)
+        if self._inspect is not None and not m.qr:
+            off = 12
+            for _ in m.questions:
+                qname, off = raw_name(data, off)
+                off += 4
+                self._inspect(self.conn, True, ts, self._tx, {"dns.query": qname})
+            self._tx += 1
         rec = info.rec
         rec["opcode"] = m.opcode
         rec["opcode_name"] = OPCODES.get(m.opcode, f"opcode-{m.opcode}")

@@ -639,6 +639,8 @@ class TLS(Parser):
         self.client_kex_seen = False
         self.client_psk = False
         self.server_sans: tuple[str, ...] = ()
+        self._inspect = out.inspect if getattr(out, "inspecting", False) else None
+        self.now = 0.0  # the time of the bytes being parsed (for inspection buffers)
         self.certs_seen = False
         self.chains: dict[str, list[str]] = {"server": [], "client": []}
         self.done = False  # logged: the analysis is over
@@ -676,6 +678,7 @@ class TLS(Parser):
             return
         if self.ts is None:
             self.ts = ts
+        self.now = ts
         side.buf += data
         if len(side.buf) > MAX_BUFFER:
             side.dead = True
@@ -848,6 +851,12 @@ class TLS(Parser):
             sni, tuple(alpn), tuple(sig_algs))
         if alpn:
             self.rec["alpn"] = alpn
+        if self._inspect is not None:
+            bufs = {"ja3.hash": self.rec["ja3"].encode(),
+                    "ja3.string": ja3_string(version, ciphers, [e for e, _ in exts], groups, points).encode()}
+            if "server_name" in self.rec:
+                bufs["tls.sni"] = self.rec["server_name"].encode("latin-1")
+            self._inspect(self.conn, True, self.now, 0, bufs)
 
     @staticmethod
     def _sni(data: bytes) -> str | None:
@@ -901,6 +910,9 @@ class TLS(Parser):
             self.rec["resumed"] = True
         ja3s = ",".join([str(version), str(cipher), "-".join(str(e) for e in ext_types)])
         self.rec["ja3s"] = hashlib.md5(ja3s.encode()).hexdigest()
+        if self._inspect is not None:
+            self._inspect(self.conn, False, self.now, 0,
+                          {"ja3s.hash": self.rec["ja3s"].encode(), "ja3s.string": ja3s.encode()})
         return random == _HRR_RANDOM
 
     def _certificates(self, is_orig: bool, msg: bytes) -> None:
@@ -928,6 +940,13 @@ class TLS(Parser):
                     self.rec["cert_not_before"] = cert.not_before
                     self.rec["cert_not_after"] = cert.not_after
                     self.server_sans = cert.san_dns + ((self._cn(cert.subject),) if cert.subject else ())
+                if self._inspect is not None and not is_orig:
+                    bufs = {"tls.cert_fingerprint": ":".join(f"{b:02x}" for b in hashlib.sha1(der).digest()).encode()}
+                    if cert.subject is not None:
+                        bufs["tls.cert_subject"] = cert.subject.encode("utf-8", "replace")
+                    if cert.issuer is not None:
+                        bufs["tls.cert_issuer"] = cert.issuer.encode("utf-8", "replace")
+                    self._inspect(self.conn, False, self.now, 0, bufs)
 
     @staticmethod
     def _cn(subject: str) -> str:
