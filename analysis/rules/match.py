@@ -1,0 +1,621 @@
+"""Payload inspection: a rule's content, pcre, byte_test, byte_jump, isdataat and bsize over byte buffers.
+
+``match_payload(rule, buffers)`` answers whether the payload part of a rule matches, with the
+semantics of Suricata's content inspection engine (``detect-engine-content-inspection.c``):
+
+- The matches of one buffer (its name and transforms) form one inspection list, in rule order; a
+  cursor (Suricata's ``buffer_offset``) is the end of the previous match in that list, and
+  ``distance``/``within``, pcre ``/R`` and ``relative`` byte_test/byte_jump/isdataat start from it.
+- When a later keyword fails, the content (or pcre) it depends on is retried at its next occurrence
+  (one byte after the start of the previous one), as Suricata does: a content is retried only when a
+  keyword relative to it other than a plain non-negated ``distance`` follows (Suricata's
+  ``WITHIN_NEXT`` flag), a pcre whenever a relative keyword follows. An absolute content that is not
+  found, an absolute isdataat that fails and a negated "single" content that is found end the whole
+  inspection; the recursion is bounded by Suricata's default inspection-recursion-limit (3000).
+- A missing buffer (absent key or ``None``) fails the rule; an empty one is inspected (``bsize:0``).
+
+Differences from Suricata, by necessity: pcre runs on Python ``re`` (no PCRE match limits, the
+``E`` flag is ignored); ``dce`` byte_test/byte_jump read little-endian (the usual NDR data
+representation; Suricata takes it from the DCE/RPC header, which this engine does not track).
+
+Plans are compiled once per rule object (cached by identity) so that a rule whose required contents
+are absent from the buffer costs one substring search.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from analysis.rules.model import PAYLOAD, BufferSize, ByteJump, ByteTest, Content, IsDataAt, Pcre, Rule
+
+RECURSION_LIMIT = 3000  # Suricata's detect.inspection-recursion-limit default
+
+_WHITESPACE = b" \t\n\v\f\r"
+_HEX = b"0123456789abcdefABCDEF"
+
+# step kinds
+_CONTENT, _PCRE, _BYTETEST, _BYTEJUMP, _ISDATAAT, _BSIZE = range(6)
+
+
+# --- transforms ----------------------------------------------------------------------------------
+
+def _url_decode(data: bytes) -> bytes:
+    """Suricata's ``url_decode`` transform: ``%HH`` decoded, ``+`` to space, bad escapes kept."""
+    if b"%" not in data and b"+" not in data:
+        return data
+    out = bytearray()
+    i, n = 0, len(data)
+    while i < n:
+        ch = data[i]
+        if ch == 0x25 and i + 2 < n and data[i + 1] in _HEX and data[i + 2] in _HEX:
+            out.append(int(data[i + 1:i + 3], 16))
+            i += 3
+            continue
+        out.append(0x20 if ch == 0x2B else ch)
+        i += 1
+    return bytes(out)
+
+
+def _compress_whitespace(data: bytes) -> bytes:
+    """Each run of whitespace becomes its first character, as Suricata's transform does."""
+    out = bytearray()
+    prev_space = False
+    for ch in data:
+        space = ch in _WHITESPACE
+        if not (space and prev_space):
+            out.append(ch)
+        prev_space = space
+    return bytes(out)
+
+
+_STRIP_TABLE = bytes.maketrans(b"", b"")
+
+
+def apply_transforms(data: bytes, transforms: tuple[str, ...]) -> bytes:
+    """The buffer after Suricata's transforms, applied in the order given."""
+    for t in transforms:
+        if t == "dotprefix":
+            data = b"." + data
+        elif t == "to_lowercase":
+            data = data.lower()
+        elif t == "to_uppercase":
+            data = data.upper()
+        elif t == "strip_whitespace":
+            data = data.translate(_STRIP_TABLE, _WHITESPACE)
+        elif t == "compress_whitespace":
+            data = _compress_whitespace(data)
+        elif t == "url_decode":
+            data = _url_decode(data)
+        elif t == "to_md5":
+            data = hashlib.md5(data).digest()
+        elif t == "to_sha1":
+            data = hashlib.sha1(data).digest()
+        elif t == "to_sha256":
+            data = hashlib.sha256(data).digest()
+    return data
+
+
+# --- number extraction ---------------------------------------------------------------------------
+
+_BASES = {"dec": 10, "hex": 16, "oct": 8}
+_MAX64 = (1 << 64) - 1
+
+
+def _strtoull(data: bytes, base: int) -> tuple[int, int]:
+    """C ``strtoull`` over ``data``: (value, characters consumed); consumed 0 when no number, -1 on overflow."""
+    i, n = 0, len(data)
+    while i < n and data[i] in _WHITESPACE:
+        i += 1
+    neg = False
+    if i < n and data[i] in b"+-":
+        neg = data[i] == 0x2D
+        i += 1
+    if base == 16 and data[i:i + 2] in (b"0x", b"0X") and i + 2 < n and data[i + 2] in _HEX:
+        i += 2
+    start = i
+    value = 0
+    while i < n:
+        ch = data[i]
+        if 0x30 <= ch <= 0x39:
+            d = ch - 0x30
+        elif 0x61 <= ch <= 0x7A:
+            d = ch - 0x61 + 10
+        elif 0x41 <= ch <= 0x5A:
+            d = ch - 0x41 + 10
+        else:
+            break
+        if d >= base:
+            break
+        value = value * base + d
+        i += 1
+    if i == start:
+        return 0, 0
+    if value > _MAX64:
+        return 0, -1
+    if neg:
+        value = (-value) & _MAX64
+    return value, i
+
+
+def _extract(buf: bytes, pos: int, nbytes: int, endian: str, string: str | None) -> tuple[int, int] | None:
+    """(value, bytes consumed) at ``pos`` as byte_test/byte_jump read it, or None when Suricata fails."""
+    if string is not None:
+        # nbytes 0: strtoull reads as far as the digits go (Suricata passes the raw pointer)
+        chunk = buf[pos:] if nbytes == 0 else buf[pos:pos + nbytes]
+        value, used = _strtoull(chunk, _BASES.get(string, 10))
+        if used <= 0:
+            return None
+        return value, used
+    chunk = buf[pos:pos + nbytes]
+    if len(chunk) != nbytes:
+        return None
+    return int.from_bytes(chunk, "big" if endian == "big" else "little"), nbytes
+
+
+def _apply_bitmask(value: int, bitmask: int | None) -> int:
+    if bitmask is None:
+        return value
+    value &= bitmask
+    if value and bitmask:
+        shift = (bitmask & -bitmask).bit_length() - 1  # trailing zero bits
+        value >>= shift
+    return value
+
+
+def _byte_test(t: ByteTest, buf: bytes, cursor: int) -> bool:
+    size = len(buf)
+    if size == 0:
+        return False
+    if t.relative:
+        pos = cursor + t.offset
+        avail = size - pos
+        if avail <= 0:
+            return False
+    else:
+        pos = t.offset
+        avail = size - pos
+    if pos < 0 or t.nbytes > avail:
+        return False
+    got = _extract(buf, pos, t.nbytes, t.endian, t.string)
+    if got is None:
+        return False
+    val = _apply_bitmask(got[0], t.bitmask)
+    op, value = t.operator, t.value & _MAX64
+    if op == "=":
+        ok = val == value
+    elif op == "<":
+        ok = val < value
+    elif op == ">":
+        ok = val > value
+    elif op == "<=":
+        ok = val <= value
+    elif op == ">=":
+        ok = val >= value
+    elif op == "&":
+        ok = bool(val & value)
+    else:  # "^"
+        ok = bool(val ^ value)
+    return ok != t.negated
+
+
+def _byte_jump(j: ByteJump, buf: bytes, cursor: int) -> int | None:
+    """The new cursor after the jump, or None when byte_jump fails."""
+    size = len(buf)
+    if size == 0:
+        return None
+    pos = j.offset
+    avail = size - j.offset
+    if j.relative:
+        pos += cursor
+        avail -= cursor
+        if j.nbytes and avail <= 0:
+            return None
+    if pos < 0 or j.nbytes > avail:
+        return None
+    got = _extract(buf, pos, j.nbytes, j.endian, j.string)
+    if got is None:
+        return None
+    val, used = got
+    val = _apply_bitmask(val, j.bitmask) * j.multiplier
+    if j.align and val % 4:
+        val += 4 - val % 4
+    val += j.post_offset
+    if j.from_beginning:
+        target = val
+    elif j.from_end:
+        target = size + val
+    else:
+        target = pos + val + used
+    if target < 0:
+        return 0
+    if target > size:
+        return None
+    return target
+
+
+# --- the compiled plan ---------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    kind: int
+    item: object  # the model object
+    last: bool
+    # content / pcre: whether a failure of what follows retries this one at its next occurrence
+    backtrack: bool = False
+    # content only, precomputed
+    pattern: bytes = b""
+    nocase: bool = False
+    negated: bool = False
+    relative: bool = False
+    has_distance: bool = False
+    has_within: bool = False
+    distance: int = 0
+    within: int = 0
+    depth: int = 0
+    offset: int = 0
+    endswith: bool = False
+    single: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    buffer: str
+    transforms: tuple[str, ...]
+    steps: tuple[_Step, ...]
+    needs_lower: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    groups: tuple[_Group, ...]
+    # (buffer, transforms, pattern, nocase) of every non-negated content: each must occur somewhere
+    required: tuple[tuple[str, tuple[str, ...], bytes, bool], ...]
+
+
+def _previous(matches, i: int) -> int | None:
+    """The keyword a relative byte_test/byte_jump/isdataat attaches to (Suricata's prev_pm)."""
+    return next((j for j in range(i - 1, -1, -1)
+                 if isinstance(matches[j], Content | Pcre | ByteTest | ByteJump | IsDataAt)), None)
+
+
+def _compile(rule: Rule) -> _Plan:
+    # Suricata turns `isdataat:!1,relative` right after a content into that content's endswith
+    ends: set[int] = set()
+    dropped: set[int] = set()
+    for i, m in enumerate(rule.matches):
+        if isinstance(m, IsDataAt) and m.negated and m.relative and m.offset == 1:
+            prev = _previous(rule.matches, i)
+            if prev is not None and isinstance(rule.matches[prev], Content):
+                ends.add(prev)
+                dropped.add(i)
+    order: list[tuple[str, tuple[str, ...]]] = []
+    members: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+    for i, m in enumerate(rule.matches):
+        if i in dropped:
+            continue
+        key = (m.buffer or PAYLOAD, tuple(m.transforms))
+        if key not in members:
+            members[key] = []
+            order.append(key)
+        members[key].append(i)
+
+    # Suricata's flags on a content/pcre that a later keyword is relative to: WITHIN_NEXT (set by
+    # within, by a negated distance and by pcre/R, byte_*/isdataat relative) makes a content retried at
+    # its next occurrence; DISTANCE_NEXT (a plain distance) does not; either makes it "not single".
+    within_next: set[int] = set()
+    relative_next: set[int] = set()
+    matches = rule.matches
+    for key in order:
+        idx = members[key]
+        for pos, i in enumerate(idx):
+            m = matches[i]
+            if not (isinstance(m, Content) and m.relative or isinstance(m, Pcre) and m.relative):
+                continue
+            prev = next((j for j in reversed(idx[:pos]) if isinstance(matches[j], Content | Pcre)), None)
+            if prev is None:
+                continue
+            relative_next.add(prev)
+            if isinstance(m, Pcre) or m.within is not None or m.negated or isinstance(matches[prev], Pcre):
+                within_next.add(prev)
+    for i, m in enumerate(matches):
+        if isinstance(m, ByteTest | ByteJump | IsDataAt) and m.relative and i not in dropped:
+            prev = _previous(matches, i)
+            if prev is not None and isinstance(matches[prev], Content | Pcre):
+                relative_next.add(prev)
+                within_next.add(prev)
+
+    groups = []
+    required = []
+    for key in order:
+        idx = members[key]
+        steps = []
+        lower = False
+        for pos, i in enumerate(idx):
+            m = matches[i]
+            last = pos == len(idx) - 1
+            if isinstance(m, Content):
+                depth = m.depth or 0
+                offset = m.offset or 0
+                if m.startswith:
+                    depth, offset = len(m.pattern), 0
+                relative = m.relative
+                steps.append(_Step(
+                    _CONTENT, m, last, backtrack=i in within_next,
+                    pattern=m.pattern.lower() if m.nocase else m.pattern, nocase=m.nocase, negated=m.negated,
+                    relative=relative, has_distance=m.distance is not None, has_within=m.within is not None,
+                    distance=m.distance or 0, within=m.within or 0, depth=depth, offset=offset,
+                    endswith=m.endswith or i in ends,
+                    single=not (relative or i in relative_next or m.depth is not None or m.offset is not None
+                                or m.startswith)))
+                lower = lower or m.nocase
+                if not m.negated:
+                    required.append((key[0], key[1], m.pattern.lower() if m.nocase else m.pattern, m.nocase))
+            elif isinstance(m, Pcre):
+                steps.append(_Step(_PCRE, m, last, backtrack=i in relative_next))
+            elif isinstance(m, ByteTest):
+                steps.append(_Step(_BYTETEST, m, last))
+            elif isinstance(m, ByteJump):
+                steps.append(_Step(_BYTEJUMP, m, last))
+            elif isinstance(m, IsDataAt):
+                steps.append(_Step(_ISDATAAT, m, last))
+            elif isinstance(m, BufferSize):
+                steps.append(_Step(_BSIZE, m, last))
+        groups.append(_Group(key[0], key[1], tuple(steps), lower))
+    # longest first: the rarest pattern usually rules the rule out soonest
+    required.sort(key=lambda r: -len(r[2]))
+    return _Plan(tuple(groups), tuple(required))
+
+
+class _PlanCache:
+    """Compiled plans by rule identity (the rule is kept, so its id cannot be reused), and the last
+    buffer lowercased (the same bytes object is inspected by many rules in a row)."""
+
+    __slots__ = ("last", "plans")
+
+    def __init__(self) -> None:
+        self.plans: dict[int, tuple[Rule, _Plan]] = {}
+        self.last: tuple[bytes, bytes] = (b"", b"")  # (raw, lowered), swapped as one object
+
+    def lower(self, data: bytes) -> bytes:
+        last = self.last
+        if data is last[0]:
+            return last[1]
+        low = data.lower()
+        self.last = (data, low)
+        return low
+
+    def get(self, rule: Rule) -> _Plan:
+        hit = self.plans.get(id(rule))
+        if hit is not None and hit[0] is rule:
+            return hit[1]
+        if len(self.plans) > 200_000:
+            self.plans.clear()
+        plan = _compile(rule)
+        self.plans[id(rule)] = (rule, plan)
+        return plan
+
+
+_CACHE = _PlanCache()
+
+
+def compile_rule(rule: Rule) -> None:
+    """Compile (and cache) the rule's inspection plan ahead of the first packet."""
+    _CACHE.get(rule)
+
+
+# --- the inspection ------------------------------------------------------------------------------
+
+class _Inspection:
+    """One buffer's inspection list run over one buffer: Suricata's recursive matcher."""
+
+    __slots__ = ("buf", "lower", "size", "steps", "cursor", "count")
+
+    def __init__(self, buf: bytes, lower: bytes | None, steps: tuple[_Step, ...]) -> None:
+        self.buf = buf
+        self.lower = lower
+        self.size = len(buf)
+        self.steps = steps
+        self.cursor = 0
+        self.count = 0
+
+    def next(self, i: int) -> int:
+        """The step after ``i`` matched: go on, or the list matched."""
+        if self.steps[i].last:
+            return 1
+        return self.run(i + 1)
+
+    def run(self, i: int) -> int:
+        """1 match, 0 no match, -1 no match and give up (Suricata's discontinue)."""
+        self.count += 1
+        if self.count >= RECURSION_LIMIT:
+            return -1
+        step = self.steps[i]
+        kind = step.kind
+        if kind == _CONTENT:
+            return self._content(i, step)
+        if kind == _PCRE:
+            return self._pcre(i, step)
+        size = self.size
+        if kind == _ISDATAAT:
+            d: IsDataAt = step.item  # type: ignore[assignment]
+            if d.relative:
+                if self.cursor + d.offset > size:
+                    return self.next(i) if d.negated else -1
+                return 0 if d.negated else self.next(i)
+            if d.offset < size:
+                return -1 if d.negated else self.next(i)
+            return self.next(i) if d.negated else -1
+        if kind == _BYTETEST:
+            return self.next(i) if _byte_test(step.item, self.buf, self.cursor) else 0  # type: ignore[arg-type]
+        if kind == _BYTEJUMP:
+            target = _byte_jump(step.item, self.buf, self.cursor)  # type: ignore[arg-type]
+            if target is None:
+                return 0
+            self.cursor = target
+            return self.next(i)
+        # bsize
+        b: BufferSize = step.item  # type: ignore[assignment]
+        return self.next(i) if b.test.test(size) else 0
+
+    def _content(self, i: int, s: _Step) -> int:
+        size = self.size
+        hay = self.lower if s.nocase else self.buf
+        assert hay is not None
+        pat = s.pattern
+        plen = len(pat)
+        prev_cursor = self.cursor
+        prev_offset = 0
+        while True:
+            depth = size
+            if s.relative:
+                offset = prev_cursor
+                dist = s.distance
+                if s.has_distance:
+                    if dist < 0 and -dist > offset:
+                        offset = 0
+                    else:
+                        offset += dist
+                if s.has_within:
+                    limit = prev_cursor + s.within + dist
+                    if limit >= 0 and depth > limit:  # a negative limit wraps (uint32) and is clipped
+                        depth = limit
+                if s.depth and s.depth + prev_cursor < depth:
+                    depth = prev_cursor + s.depth
+                if s.offset > offset:
+                    offset = s.offset
+            else:
+                if s.depth:
+                    depth = s.depth
+                offset = s.offset
+            if prev_offset:
+                offset = prev_offset
+            if depth > size:
+                depth = size
+            if offset > depth or depth == 0:
+                return self.next(i) if s.negated else 0
+            window = depth - offset
+            if (s.endswith and depth < size) or plen > window:
+                found = -1
+            else:
+                found = hay.find(pat, offset, depth)
+            if found < 0:
+                if not s.negated:
+                    return 0 if s.relative else -1
+                return self.next(i)
+            end = found + plen
+            if s.negated:
+                if s.endswith and window != end:
+                    return self.next(i)
+                return -1 if s.single else 0
+            self.cursor = end
+            if not s.endswith or end == size:
+                if s.last:
+                    return 1
+                r = self.run(i + 1)
+                if r == 1:
+                    return 1
+                if r == -1:
+                    return -1
+                if not s.backtrack:
+                    return -1
+            prev_offset = end - (plen - 1)
+
+    def _pcre(self, i: int, s: _Step) -> int:
+        p: Pcre = s.item  # type: ignore[assignment]
+        prev_cursor = self.cursor
+        start = 0  # Suricata's pcre_match_start_offset (absolute; 0 = none)
+        while True:
+            if p.relative:
+                base = self.cursor
+                subject = self.buf[base:] if base else self.buf
+            else:
+                base = 0
+                subject = self.buf
+            pos = start - base if start else 0
+            if pos > len(subject) or pos < 0:
+                return 0
+            m = p.regex.match(subject, pos) if p.anchored else p.regex.search(subject, pos)
+            if m is None:
+                if not p.negated:
+                    return 0
+                start = 0
+            else:
+                if p.negated:
+                    return 0
+                self.cursor = base + m.end()
+                start = base + m.start() + 1
+            if not s.backtrack:
+                return self.next(i)
+            if s.last:
+                return 1
+            prev_start = start
+            r = self.run(i + 1)
+            if r == 1:
+                return 1
+            if r == -1:
+                return -1
+            if prev_start == 0:
+                return 0
+            self.cursor = prev_cursor
+            start = prev_start
+
+
+def inspect_buffer(rule: Rule, data: bytes, buffer: str = PAYLOAD) -> tuple[bool, int]:
+    """Run the rule's inspection list of one buffer over ``data`` (transforms already applied):
+    (matched, steps), steps counted as Suricata's inspection-recursion counter counts them."""
+    plan = _CACHE.get(rule)
+    for group in plan.groups:
+        if group.buffer == buffer and group.steps:
+            run = _Inspection(data, data.lower() if group.needs_lower else None, group.steps)
+            return run.run(0) == 1, run.count
+    return True, 0
+
+
+def match_payload(rule: Rule, buffers: Mapping[str, bytes | None]) -> bool:
+    """Whether every payload inspection of ``rule`` (content, pcre, byte_*, isdataat, bsize) matches.
+
+    ``buffers`` maps a buffer name (``payload``, ``http.uri``, ``file.data``, ``dns.query``...) to its
+    bytes, before any transform; a buffer the rule needs that is missing or None fails the rule. A rule
+    with no payload inspection matches.
+    """
+    plan = _CACHE.get(rule)
+    if not plan.groups:
+        return True
+    views: dict[tuple[str, tuple[str, ...]], bytes] = {}
+    lowers: dict[tuple[str, tuple[str, ...]], bytes] = {}
+    for group in plan.groups:
+        raw = buffers.get(group.buffer)
+        if raw is None:
+            return False
+        views[(group.buffer, group.transforms)] = apply_transforms(raw, group.transforms) if group.transforms else raw
+    for buffer, transforms, pattern, nocase in plan.required:
+        key = (buffer, transforms)
+        data = views[key]
+        if nocase:
+            low = lowers.get(key)
+            if low is None:
+                low = lowers[key] = _CACHE.lower(data)
+            data = low
+        if pattern not in data:
+            return False
+    for group in plan.groups:
+        key = (group.buffer, group.transforms)
+        data = views[key]
+        low = None
+        if group.needs_lower:
+            low = lowers.get(key)
+            if low is None:
+                low = lowers[key] = _CACHE.lower(data)
+        if not group.steps:
+            continue
+        try:
+            if _Inspection(data, low, group.steps).run(0) != 1:
+                return False
+        except RecursionError:  # a rule with hundreds of keywords in one buffer: treat as no match
+            return False
+    return True
+
+
+__all__ = ["RECURSION_LIMIT", "apply_transforms", "compile_rule", "inspect_buffer", "match_payload"]
