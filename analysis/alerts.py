@@ -46,6 +46,10 @@ class Alert:
     tactic: str | None = None
     technique: str | None = None
     rule_kind: str | None = None
+    tx_id: int | None = None  # the application-layer transaction that matched (signatures)
+    direction: str | None = None  # to_server | to_client: the packet or message that completed the match
+    pcap_cnt: int | None = None  # the packet's number in the replayed input (1-based)
+    metadata: tuple[tuple[str, str], ...] = ()  # a signature's metadata keyword, as pairs
 
     @property
     def flow_id(self) -> int | None:
@@ -66,9 +70,17 @@ class Alert:
             eve["proto"] = eve_proto(self.proto)
         if self.community_id:
             eve["community_id"] = self.community_id
+        if self.pcap_cnt is not None:
+            eve["pcap_cnt"] = self.pcap_cnt
+        if self.tx_id is not None:
+            eve["tx_id"] = self.tx_id
         if self.app_proto:
             eve["app_proto"] = self.app_proto
+        if self.direction:
+            eve["direction"] = self.direction
         metadata: dict[str, list[str]] = {}
+        for key, value in self.metadata:
+            metadata.setdefault(key, []).append(value)
         if self.tactic:
             metadata["mitre_tactic"] = [self.tactic]
         if self.technique:
@@ -76,8 +88,9 @@ class Alert:
         if self.rule_kind:
             metadata["wiretrail_behaviour"] = [self.rule_kind]
         eve["alert"] = {"action": self.action, "gid": self.gid, "signature_id": self.signature_id, "rev": self.rev,
-                        "signature": self.signature, "category": self.category, "severity": self.severity,
-                        "metadata": metadata}
+                        "signature": self.signature, "category": self.category, "severity": self.severity}
+        if metadata:
+            eve["alert"]["metadata"] = metadata
         return eve
 
 

@@ -55,7 +55,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from analysis.cli import apps, captures, db, flows, ingest, replay, rules
+    from analysis.cli import alerts, apps, captures, db, flows, ingest, replay, rules
 
     main.add_command(ingest.ingest)
     main.add_command(flows.flows)
@@ -67,6 +67,7 @@ def _register() -> None:
     main.add_command(apps.hosts)
     main.add_command(rules.rules)
     main.add_command(replay.replay)
+    main.add_command(alerts.alerts)
 
 
 _register()

@@ -176,3 +176,43 @@ parser_failures = Table(
     Column("count", BigInteger, nullable=False),
     Index(None, "capture_id"),
 )
+
+# --- alerts (migration 0004) ----------------------------------------------------------------------
+# One row per alert, signature or behaviour: the EVE fields as columns to filter on, the full EVE
+# object as JSON text (``eve``). Addresses also as 16 bytes (``src_a``, ``dest_a``) for --host CIDR.
+alerts = Table(
+    "alerts", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("capture_id", BigId, ForeignKey("captures.id"), nullable=True),
+    Column("ts_ns", BigInteger, nullable=False),
+    Column("uid", String(24), nullable=True),  # the flow's uid
+    Column("flow_id", BigInteger, nullable=True),
+    Column("community_id", String(64), nullable=True),
+    Column("src_ip", String(45), nullable=False),
+    Column("src_port", Integer, nullable=True),
+    Column("dest_ip", String(45), nullable=False),
+    Column("dest_port", Integer, nullable=True),
+    Column("src_a", LargeBinary(16), nullable=True),
+    Column("dest_a", LargeBinary(16), nullable=True),
+    Column("proto", String(24), nullable=True),
+    Column("app_proto", Text, nullable=True),
+    Column("gid", BigInteger, nullable=False),
+    Column("signature_id", BigInteger, nullable=False),
+    Column("rev", BigInteger, nullable=False),
+    Column("signature", Text, nullable=False),
+    Column("category", Text, nullable=True),
+    Column("severity", Integer, nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),  # signature or behaviour
+    Column("tactic", Text, nullable=True),
+    Column("technique", Text, nullable=True),
+    Column("eve", Text, nullable=False),  # the EVE JSON object, as written
+    Index(None, "ts_ns"),
+    Index(None, "signature_id"),
+    Index(None, "src_a"),
+    Index(None, "dest_a"),
+    Index(None, "uid"),
+)
+
+# The keys of a row handed to ``Store.add_alerts`` (``src_a``/``dest_a`` are computed there).
+ALERT_FIELDS: tuple[str, ...] = tuple(c.name for c in alerts.columns if c.name not in ("id", "src_a", "dest_a"))

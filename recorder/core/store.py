@@ -15,6 +15,7 @@ violated) is raised as ``StoreError`` whose ``str`` is one line naming the datab
 from __future__ import annotations
 
 import ipaddress
+import json
 import multiprocessing
 import os
 import queue
@@ -32,7 +33,16 @@ from sqlalchemy.engine import Connection, Engine, make_url
 
 from recorder.core.errors import StoreError
 from recorder.core.flowrows import FlowBatch
-from recorder.core.schema import CAPTURE_FIELDS, FLOW_FIELDS, captures, flows, metadata, open_flows
+from recorder.core.schema import (
+    ALERT_FIELDS,
+    CAPTURE_FIELDS,
+    FLOW_FIELDS,
+    alerts,
+    captures,
+    flows,
+    metadata,
+    open_flows,
+)
 
 DEFAULT_DB = "./wiretrail.db"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -376,8 +386,105 @@ class Store:
         stmt = stmt.order_by(table.c.ts_ns, table.c.id)
         return self._stream(stmt, batch)
 
-    def _stream(self, stmt: sa.Select, batch: int) -> Iterator[dict]:
+    # -- alerts
+
+    def add_alerts(self, rows: Iterable[dict]) -> int:
+        """Store alerts in one transaction; returns how many were new.
+
+        A row is a dict with the ``schema.ALERT_FIELDS`` keys (the nullable ones may be absent);
+        ``eve`` is the EVE object (a dict, stored as JSON text) or its JSON text. An alert already
+        stored -- same time, gid, sid, endpoints, flow and text -- is skipped, so replaying the same
+        captures into one store again keeps one copy. Text that is not UTF-8 (or holds NUL) is
+        escaped as ``\\xNN`` rather than refused.
+        """
+        values = []
+        addrs: dict[Any, bytes | None] = {}  # alerts repeat their addresses: parse each once
+        for row in rows:
+            _check_fields(row, ALERT_FIELDS, "alert")
+            v = {f: row.get(f) for f in ALERT_FIELDS}
+            for f in _ALERT_TEXT:
+                v[f] = _db_text(v[f])
+            eve = v["eve"]
+            v["eve"] = _db_text(eve) if isinstance(eve, str) else _eve_text(eve if eve is not None else {})
+            for f in ("src_ip", "dest_ip"):
+                if v[f] not in addrs:
+                    addrs[v[f]] = _addr16_or_none(v[f])
+            values.append(v)
+        if not values:
+            return 0
+        key = itemgetter(*_ALERT_KEY)
+        with self._errors("write alerts"), self.engine.connect() as conn, conn.begin():
+            lo, hi = min(v["ts_ns"] for v in values), max(v["ts_ns"] for v in values)
+            existing = {tuple(r) for r in conn.execute(
+                sa.select(*(alerts.c[k] for k in _ALERT_KEY)).where(alerts.c.ts_ns.between(lo, hi)))}
+            new = [(*(v[f] for f in ALERT_FIELDS), addrs[v["src_ip"]], addrs[v["dest_ip"]])
+                   for v in values if key(v) not in existing]
+            if new:  # tuples through the DBAPI, as flows are written: no per-row work in SQLAlchemy
+                conn.exec_driver_sql(_insert_sql(conn.dialect, "alerts", (*ALERT_FIELDS, "src_a", "dest_a")), new)
+        return len(new)
+
+    def flow_captures(self, uids: Iterable[str]) -> dict[str, int]:
+        """uid -> capture_id of the stored flows with these uids (the newest such flow's), for
+        tagging alerts with the capture they came from."""
+        wanted = sorted({u for u in uids if u})
+        out: dict[str, int] = {}
         with self._errors("read flows"), self.engine.connect() as conn:
+            for i in range(0, len(wanted), 500):
+                stmt = (sa.select(flows.c.uid, flows.c.capture_id)
+                        .where(flows.c.uid.in_(wanted[i:i + 500]), flows.c.capture_id.is_not(None))
+                        .order_by(flows.c.id))
+                out.update((uid, int(cid)) for uid, cid in conn.execute(stmt))
+        return out
+
+    def query_alerts(self, *, host: str | None = None, port: int | None = None, proto: str | None = None,
+                     since: int | None = None, until: int | None = None, uid: str | None = None,
+                     sids: Iterable[int] | None = None, max_severity: int | None = None,
+                     signature: str | None = None, kind: str | None = None, capture_id: int | None = None,
+                     limit: int | None = None, batch: int = 1000) -> Iterator[dict]:
+        """Alert rows matching every given filter, ordered by (ts_ns, id), streamed as dicts.
+
+        ``host`` an IP or CIDR on either side, ``port`` either side, ``since`` inclusive and
+        ``until`` exclusive (ns on ``ts_ns``), ``sids`` any of these signature ids, ``max_severity``
+        this severity or a higher one (1 is the highest), ``signature`` a case-insensitive
+        substring of the signature text, ``kind`` signature or behaviour. Raises ValueError for a
+        bad host or limit, before touching the database.
+        """
+        stmt = sa.select(*(c for c in alerts.c if c.name not in ("src_a", "dest_a")))
+        if host is not None:
+            lo, hi = host_range(host)
+            if lo == hi:
+                stmt = stmt.where(sa.or_(alerts.c.src_a == lo, alerts.c.dest_a == lo))
+            else:
+                stmt = stmt.where(sa.or_(alerts.c.src_a.between(lo, hi), alerts.c.dest_a.between(lo, hi)))
+        if port is not None:
+            stmt = stmt.where(sa.or_(alerts.c.src_port == port, alerts.c.dest_port == port))
+        if proto is not None:
+            stmt = stmt.where(alerts.c.proto == proto)
+        if since is not None:
+            stmt = stmt.where(alerts.c.ts_ns >= since)
+        if until is not None:
+            stmt = stmt.where(alerts.c.ts_ns < until)
+        if uid is not None:
+            stmt = stmt.where(alerts.c.uid == uid)
+        if sids is not None:
+            stmt = stmt.where(alerts.c.signature_id.in_(list(sids)))
+        if max_severity is not None:
+            stmt = stmt.where(alerts.c.severity <= max_severity)
+        if signature is not None:
+            stmt = stmt.where(sa.func.lower(alerts.c.signature).contains(signature.lower(), autoescape=True))
+        if kind is not None:
+            stmt = stmt.where(alerts.c.kind == kind)
+        if capture_id is not None:
+            stmt = stmt.where(alerts.c.capture_id == capture_id)
+        if limit is not None:
+            if limit < 0:
+                raise ValueError(f"limit must be >= 0, not {limit}")
+            stmt = stmt.limit(limit)
+        stmt = stmt.order_by(alerts.c.ts_ns, alerts.c.id)
+        return self._stream(stmt, batch, "read alerts")
+
+    def _stream(self, stmt: sa.Select, batch: int, action: str = "read flows") -> Iterator[dict]:
+        with self._errors(action), self.engine.connect() as conn:
             result = conn.execution_options(yield_per=batch).execute(stmt)
             for part in result.mappings().partitions():
                 for row in part:
@@ -424,6 +531,46 @@ def _check_fields(fields: dict, allowed: tuple[str, ...], what: str) -> None:
         raise TypeError(f"unknown {what} field(s): {', '.join(sorted(unknown))}")
 
 
+# What makes two alerts the same alert (add_alerts skips one already stored).
+_ALERT_KEY = ("ts_ns", "gid", "signature_id", "src_ip", "src_port", "dest_ip", "dest_port", "uid", "signature")
+_ALERT_TEXT = ("uid", "community_id", "src_ip", "dest_ip", "proto", "app_proto", "signature", "category",
+               "action", "kind", "tactic", "technique")
+
+
+def _db_text(value: Any) -> Any:
+    """Text every backend stores: lone surrogates (bytes decoded with surrogateescape) and NUL,
+    which PostgreSQL refuses, as ``\\xNN``."""
+    if not isinstance(value, str):
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "surrogateescape" if _only_escapes(value) else "backslashreplace") \
+            .decode("utf-8", "backslashreplace")
+    return value.replace("\x00", "\\x00") if "\x00" in value else value
+
+
+def _only_escapes(value: str) -> bool:
+    return all(not 0xD800 <= ord(c) <= 0xDFFF or 0xDC80 <= ord(c) <= 0xDCFF for c in value)
+
+
+def _eve_text(eve: dict) -> str:
+    """An EVE object as compact JSON text; with \\u escapes only when the text is not UTF-8."""
+    text = json.dumps(eve, separators=(",", ":"), ensure_ascii=False, default=str)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(eve, separators=(",", ":"), default=str)
+    return text
+
+
+def _addr16_or_none(ip: Any) -> bytes | None:
+    try:
+        return addr16(ip)
+    except (ValueError, TypeError):
+        return None
+
+
 _FLOW_VALUES = itemgetter(*FLOW_FIELDS)
 _COPY_FLOWS = f"COPY flows ({', '.join(FLOW_FIELDS)}) FROM STDIN"
 
@@ -445,9 +592,9 @@ def _insert_flow_batch(conn: Connection, values: Sequence[tuple]) -> None:
             conn.exec_driver_sql(_insert_sql(conn.dialect), values)
 
 
-def _insert_sql(dialect: sa.Dialect) -> str:
+def _insert_sql(dialect: sa.Dialect, table: str = "flows", columns: Sequence[str] = FLOW_FIELDS) -> str:
     mark = "%s" if dialect.paramstyle in ("pyformat", "format") else "?"
-    return f"INSERT INTO flows ({', '.join(FLOW_FIELDS)}) VALUES ({', '.join([mark] * len(FLOW_FIELDS))})"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
 
 
 # --- the writer process ---------------------------------------------------------------------
@@ -456,7 +603,7 @@ _STOP = None  # end of the writer queue (None pickles as itself across processes
 
 # The newest migration in migrations/versions (a test keeps this equal to alembic's head), so the
 # common case -- a database already at head -- is checked without importing alembic.
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 
 
 class FlowWriter:

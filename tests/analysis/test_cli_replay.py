@@ -69,20 +69,17 @@ def test_missing_rule_path_exits_1(scan_pcap, tmp_path):
     assert r.stderr.splitlines() == [f"{tmp_path / 'nope.yaml'}: no such file or directory"]
 
 
-def test_only_the_given_rules_and_signature_files_skipped(scan_pcap, tmp_path):
+def test_only_the_given_rules_and_signature_files_matched(scan_pcap, tmp_path):
     from analysis.cli.replay import SHIPPED_RULES
 
-    (tmp_path / "local.rules").write_text('alert tcp any any -> any any (msg:"x"; sid:1;)\n')
-    r = replay(scan_pcap, "--rules", SHIPPED_RULES / "host-sweep.yaml", "--rules", tmp_path / "local.rules",
-               "--fail-on", "any", "--db", tmp_path / "keep.db")
-    assert r.exit_code == 0, r.output  # only the host sweep rule: the port scan is not evaluated
-    assert f"warning: signature matching is not implemented yet; skipped 1 *.rules file(s) ({tmp_path / 'local.rules'})" \
-        in r.stderr.splitlines()
-    assert "1 behaviour rules, 0 alerts" in r.stderr
-    assert (tmp_path / "keep.db").exists()
-    r = CliRunner().invoke(main, ["flows", "--db", str(tmp_path / "keep.db"), "--format", "jsonl"])
-    assert r.exit_code == 0 and len(r.stdout.splitlines()) == 40
-
+    # a signature for the scanner's SYNs to one port, beside one behaviour rule
+    (tmp_path / "local.rules").write_text('alert tcp any any -> any 22 (msg:"syn to ssh"; flags:S; sid:1;)\n')
+    r = replay(scan_pcap, "--rules", SHIPPED_RULES / "behaviour" / "host-sweep.yaml", "--rules", tmp_path / "local.rules",
+               "--format", "jsonl", "--db", tmp_path / "keep.db")
+    assert r.exit_code == 0, r.output
+    sids = [json.loads(line)["alert"]["signature_id"] for line in r.stdout.splitlines()]
+    assert 1 in sids
+    assert 9000001 not in sids  # the port scan rule was not given: not evaluated
 
 def test_unreadable_capture_exits_1(tmp_path):
     f = tmp_path / "notes.txt"

@@ -293,7 +293,7 @@ def test_lateral_movement_quiet_before_the_alert(tmp_path):
 
 # --- rule files -------------------------------------------------------------------------------------------
 
-GOOD = (SHIPPED_RULES / "port-scan.yaml").read_text()
+GOOD = (SHIPPED_RULES / "behaviour" / "port-scan.yaml").read_text()
 
 
 def _load(tmp_path, text: str, name: str = "r.yaml"):

@@ -1,0 +1,588 @@
+"""The signature engine: Suricata-syntax rules matched over captures, alerts as Suricata attributes them.
+
+One pass over the captures, in packet order:
+
+- every decoded IP packet is a *packet* inspection: the rules whose buffers are all ``payload`` (or
+  that have no payload match at all) are tried on it, after the multi-pattern prefilter
+  (``analysis.rules.prefilter``) has picked the candidates from the packet's payload. TCP
+  retransmissions of bytes already inspected are not inspected again.
+- the protocol parsers of ``recorder.core.apps`` run over the same batches, reassembling TCP and
+  decoding HTTP, DNS and TLS; each message they finish is an *application* inspection with
+  Suricata's sticky buffers (``http.uri``, ``file.data``, ``dns.query``, ``tls.sni``...). The
+  rules that inspect such buffers are tried on it, once per transaction at most, as Suricata
+  alerts once per rule and transaction.
+
+Flow state follows Suricata's: the client is the side that sent the SYN (else the first packet),
+``established`` after the three-way handshake (TCP) or packets both ways (UDP), and, as with
+Suricata's default ``stream.midstream: false``, a TCP session picked up without its handshake
+gets no application-layer inspection. Flowbits live per flow; ``threshold`` and
+``detection_filter`` per tracked address (or rule). Within one inspection ``pass`` rules are tried
+first (a match silences the packet), then flowbit setters, then the rest, as Suricata orders them.
+An alert's endpoints are those of the packet (or message) that completed the match.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from analysis.alerts import Alert
+from analysis.rules.match import match_payload
+from analysis.rules.model import PAYLOAD, Action, Direction, Rule
+from analysis.rules.prefilter import Prefilter
+from analysis.rules.variables import _contains
+from recorder.core.apps.base import Conn
+from recorder.core.flowid import addr_str, community_id, flow_uid
+
+NS = 1_000_000_000
+F_FIN, F_SYN, F_RST, F_PSH, F_ACK, F_URG, F_ECE, F_CWR = 1, 2, 4, 8, 16, 32, 64, 128
+_FLAG_BITS = {"F": F_FIN, "S": F_SYN, "R": F_RST, "P": F_PSH, "A": F_ACK, "U": F_URG, "E": F_ECE, "C": F_CWR}
+_V4_MAPPED = 0xFFFF
+_TIMEOUT = {6: 3600 * NS, 17: 300 * NS}  # idle time after which a key starts a new flow
+_DEFAULT_TIMEOUT = 300 * NS
+
+# IP protocols a rule's header protocol covers (None: any)
+_TRANSPORT_PROTOS: dict[str, frozenset[int] | None] = {
+    "ip": None, "ipv4": None, "ipv6": None, "tcp": frozenset({6}), "tcp-pkt": frozenset({6}), "tcp-stream": frozenset({6}),
+    "udp": frozenset({17}), "icmp": frozenset({1, 58}), "icmpv4": frozenset({1}), "icmpv6": frozenset({58}),
+    "sctp": frozenset({132}),
+}
+# Zeek service names (what the parsers call themselves) -> Suricata app-layer protocol names
+_APP_NAMES = {"ssl": "tls", "krb": "krb5", "krb_tcp": "krb5", "http": "http", "dns": "dns", "ssh": "ssh",
+              "ftp": "ftp", "ftp-data": "ftp-data", "smtp": "smtp", "imap": "imap", "pop3": "pop3",
+              "quic": "quic", "telnet": "telnet"}
+_APP_ALIASES = {"http1": "http", "http2": "http2"}
+_EVE_PROTO = {6: "tcp", 17: "udp", 1: "icmp", 58: "ipv6-icmp", 132: "sctp"}
+
+
+def _app_of(rule: Rule) -> str | None:
+    app = rule.app_protocol
+    if app is None and rule.protocol not in _TRANSPORT_PROTOS:
+        app = rule.protocol
+    return _APP_ALIASES.get(app, app) if app else None
+
+
+@dataclass(slots=True)
+class _Compiled:
+    """What the engine needs of one rule, precomputed."""
+
+    index: int
+    rule: Rule
+    protos: frozenset[int] | None
+    app: str | None
+    app_layer: bool  # inspects application buffers (else packet payload / header only)
+    ipv4: bool | None  # ipv4 / ipv6 rules: only that IP version
+    sets_bits: bool
+    checks_bits: bool
+    order: tuple
+
+
+def _compile(i: int, rule: Rule) -> _Compiled:
+    app = _app_of(rule)
+    protos = _TRANSPORT_PROTOS.get(rule.protocol)
+    if rule.protocol not in _TRANSPORT_PROTOS:
+        protos = frozenset({17, 6}) if app in ("dns", "quic", "krb5", "ntp", "dhcp", "snmp", "tftp", "sip") \
+            else frozenset({6})
+    buffers = rule.buffers
+    app_layer = bool(buffers - {PAYLOAD}) or (app is not None and not rule.matches and rule.dsize is None
+                                              and rule.flags is None)
+    sets = any(b.command in ("set", "unset", "toggle") for b in rule.flowbits)
+    checks = any(b.command in ("isset", "isnotset") for b in rule.flowbits)
+    # Suricata's order: pass first, then flowbit setters before readers, then priority.
+    order = (rule.action is not Action.PASS, not sets or checks, rule.priority, i)
+    ipv4 = {"ipv4": True, "ipv6": False}.get(rule.protocol)
+    return _Compiled(i, rule, protos, app, app_layer, ipv4, sets, checks, order)
+
+
+def _addr_in(spec, addr: int) -> bool:
+    if (addr >> 32) == _V4_MAPPED:
+        return _contains(spec.v4, addr & 0xFFFFFFFF)
+    return _contains(spec.v6, addr)
+
+
+def _header_ok(rule: Rule, src: int, sport: int, dst: int, dport: int, ports: bool) -> bool:
+    def one_way(s: int, sp: int, d: int, dp: int) -> bool:
+        if not (_addr_in(rule.src, s) and _addr_in(rule.dst, d)):
+            return False
+        return not ports or (rule.src_ports.contains(sp) and rule.dst_ports.contains(dp))
+    if one_way(src, sport, dst, dport):
+        return True
+    return rule.direction is Direction.BOTH and one_way(dst, dport, src, sport)
+
+
+def _flags_ok(test, flags: int) -> bool:
+    if test.flags == "0":
+        want = 0
+    else:
+        want = 0
+        for ch in test.flags:
+            want |= _FLAG_BITS.get(ch, 0)
+    mask = 0xFF
+    for ch in test.ignore:
+        mask &= ~_FLAG_BITS.get(ch, 0)
+    got = flags & mask
+    if test.modifier == "+":
+        return got & want == want
+    if test.modifier == "*":
+        return bool(got & want) if want else got == 0
+    if test.modifier == "!":
+        return not got & want
+    return got == want
+
+
+class _Flow:
+    __slots__ = ("key", "proto", "client", "client_port", "server", "server_port", "start", "last", "state",
+                 "midstream", "seen", "bits", "app", "next_seq", "done_tx", "hdr", "uid", "closed")
+
+    def __init__(self, key: tuple, proto: int, client: int, cport: int, server: int, sport: int, ts: int) -> None:
+        self.key = key
+        self.proto = proto
+        self.client, self.client_port, self.server, self.server_port = client, cport, server, sport
+        self.start = self.last = ts
+        self.state = 0  # TCP: 0 none, 1 SYN, 2 SYN-ACK, 3 established
+        self.midstream = False
+        self.seen = 0  # bit 1: a packet to the server, bit 2: one to the client
+        self.bits: set[str] = set()
+        self.app: str | None = None
+        self.next_seq = [None, None]  # per direction (0 to server): highest sequence end inspected
+        self.done_tx: set[tuple[int, int, bool]] = set()  # (rule index, tx, to_server) alerted or passed
+        self.hdr: dict[int, bool] = {}
+        self.uid: str | None = None
+        self.closed = False
+
+    @property
+    def established(self) -> bool:
+        if self.proto == 6:
+            return self.state == 3
+        return self.seen == 3
+
+
+@dataclass(slots=True)
+class _Inspection:
+    """One packet or message being inspected."""
+
+    ts_ns: int
+    flow: _Flow
+    to_server: bool
+    src: int
+    sport: int
+    dst: int
+    dport: int
+    proto: int
+    buffers: dict
+    flags: int = 0
+    dsize: int = 0
+    ip_proto: int = 0
+    itype: int = 0
+    icode: int = 0
+    tx: int | None = None
+    pcap_cnt: int | None = None
+    app: str | None = None
+
+
+@dataclass
+class EngineStats:
+    packets: int = 0
+    inspected: int = 0
+    messages: int = 0
+    alerts: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+class _Thresholds:
+    """threshold (limit / threshold / both) and detection_filter, Suricata's semantics."""
+
+    def __init__(self) -> None:
+        self.state: dict[tuple, list[int]] = {}  # key -> [window start ns, count, alerted in window]
+
+    @staticmethod
+    def _track_key(t, src: int, dst: int, sid: int, gid: int) -> tuple:
+        track = t.track
+        who = (src,) if track == "by_src" else (dst,) if track == "by_dst" else (src, dst) \
+            if track == "by_both" else ()
+        return (gid, sid, track, *who)
+
+    def allow(self, rule: Rule, ts: int, src: int, dst: int) -> bool:
+        ok = True
+        if rule.detection_filter is not None:
+            t = rule.detection_filter
+            st = self._tick(("df", *self._track_key(t, src, dst, rule.sid, rule.gid)), t.seconds, ts)
+            ok = st[1] > t.count
+        t = rule.threshold
+        if t is not None and ok:
+            st = self._tick(("th", *self._track_key(t, src, dst, rule.sid, rule.gid)), t.seconds, ts)
+            if t.type == "limit":
+                ok = st[1] <= t.count
+            elif t.type == "threshold":
+                ok = st[1] % t.count == 0
+            else:  # both: once per window, when the count is reached
+                ok = st[1] == t.count
+        return ok
+
+    def _tick(self, key: tuple, seconds: int, ts: int) -> list[int]:
+        st = self.state.get(key)
+        if st is None or ts - st[0] >= seconds * NS:
+            st = self.state[key] = [ts, 0, 0]
+        st[1] += 1
+        return st
+
+
+class _EngineOutput:
+    """The parsers' Output inside the engine: only inspection buffers matter."""
+
+    inspecting = True
+
+    def __init__(self) -> None:
+        self.events: list[tuple[int, Conn, bool, int, dict]] = []
+
+    def inspect(self, conn: Conn, is_orig: bool, ts: float, tx: int, buffers: dict) -> None:
+        self.events.append((round(ts * NS), conn, is_orig, tx, buffers))
+
+    def log(self, name, record, conn) -> None:
+        pass
+
+    def credential(self, conn, **kw) -> None:
+        pass
+
+    def file(self, conn, **kw) -> str:
+        return ""
+
+    def name(self, addr, name, **kw) -> None:
+        pass
+
+
+@functools.lru_cache(maxsize=65536)
+def _ip_int(text: str) -> int:
+    a = ipaddress.ip_address(text)
+    return (_V4_MAPPED << 32 | int(a)) if a.version == 4 else int(a)
+
+
+def _conn_key(conn: Conn) -> tuple:
+    """The engine's flow key of a parser's connection (as ``Engine._flow`` builds it from a packet)."""
+    proto = 6 if conn.proto == "tcp" else 17
+    a, b = _ip_int(conn.orig_h), _ip_int(conn.resp_h)
+    if (a, conn.orig_p) <= (b, conn.resp_p):
+        return (proto, a, conn.orig_p, b, conn.resp_p)
+    return (proto, b, conn.resp_p, a, conn.orig_p)
+
+
+class Engine:
+    """Rules compiled for matching; ``run(paths)`` yields the alerts of the captures, in time order."""
+
+    def __init__(self, rules: Sequence[Rule], *, midstream: bool = False) -> None:
+        compiled = [_compile(i, r) for i, r in enumerate(rules)]
+        self.rules = list(rules)
+        self.midstream = midstream
+        self.packet_rules = [c for c in compiled if not c.app_layer]
+        self.app_rules = [c for c in compiled if c.app_layer]
+        self._packet_pf = Prefilter([c.rule for c in self.packet_rules])
+        self._app_pf = Prefilter([c.rule for c in self.app_rules])
+        # rules with no payload match at all are tried on every packet (header-only rules)
+        self._packet_order = {c.index: c.order for c in compiled}
+        self.flows: dict[tuple, _Flow] = {}
+        self._conn_keys: dict[int, tuple] = {}  # id(Conn) of the parsers' live connections -> flow key
+        self._pending_apps: dict[tuple, str] = {}  # flow key -> protocol, recognised before its first packet
+        self.thresholds = _Thresholds()
+        self.stats = EngineStats()
+        self.alerts: list[Alert] = []
+
+    # -------------------------------------------------------------------- driving
+    def run(self, paths: Iterable[str], on_warning: Callable[[str], None] | None = None) -> list[Alert]:
+        from recorder.core.apps.dispatch import AppLayer
+        from recorder.core.apps.registry import PARSERS
+        from recorder.core.decode import Decoder
+        from recorder.core.pcapio import expand_inputs, read_batches
+
+        out = _EngineOutput()
+        apps = AppLayer(out, PARSERS) if self.app_rules or any(c.app for c in self.packet_rules) else None
+        decoder = Decoder()
+        pcap_cnt = 0
+        for path in expand_inputs(list(paths)):
+            for raw in read_batches(path, on_warning=on_warning):
+                dec = decoder.decode(raw)
+                if apps is not None:
+                    apps.feed(raw, dec)
+                    self._learn_apps(apps)
+                self._batch(raw, dec, out.events, pcap_cnt)
+                out.events = []
+                pcap_cnt += len(raw)
+        if apps is not None:
+            apps.finish()
+            self._events(out.events)
+            out.events = []
+        self.alerts.sort(key=lambda a: a.ts_ns)
+        return self.alerts
+
+    def _learn_apps(self, apps) -> None:
+        """The application protocol of each connection the parsers recognised, for rules such as
+        ``alert smtp ... content:...`` that inspect packets but only of one protocol."""
+        known = self._conn_keys
+        live = {}
+        for st in apps.conns.values():
+            conn = st.conn
+            if not conn.services:
+                continue
+            cid = id(conn)
+            key = known.get(cid)
+            if key is None:
+                key = _conn_key(conn)
+                app = _APP_NAMES.get(conn.services[-1], conn.services[-1])
+                f = self.flows.get(key)
+                if f is not None and f.app is None:
+                    f.app = app
+                elif f is None:
+                    self._pending_apps[key] = app
+            live[cid] = key
+        self._conn_keys = live
+
+    def _batch(self, raw, dec, events: list, pcap_base: int) -> None:
+        c = dec.cols
+        n = len(dec)
+        self.stats.packets += len(raw)
+        ev = sorted(events, key=lambda e: e[0]) if events else []
+        ei = 0
+        if n:
+            cols = [c[k].tolist() for k in ("pkt", "src_hi", "src_lo", "dst_hi", "dst_lo", "proto", "sport", "dport",
+                                             "flags", "seq", "pay_off", "pay_cap", "l4_ok")]
+            ts_all = raw.ts
+            data = raw.data
+            payloads = dec.payloads
+            for i, (pkt, sh, sl, dh, dl, proto, sport, dport, flags, seq, poff, pcap, l4ok) in enumerate(zip(*cols)):
+                ts = int(ts_all[pkt])
+                while ei < len(ev) and ev[ei][0] < ts:
+                    self._event(ev[ei])
+                    ei += 1
+                if poff >= 0:
+                    payload = data[poff:poff + pcap]
+                elif poff == -2:
+                    payload = payloads.get(i, b"")
+                else:
+                    payload = b""
+                self._packet(ts, (sh << 64) | sl, (dh << 64) | dl, proto, sport, dport, flags, seq, payload,
+                             bool(l4ok), pcap_base + pkt + 1)
+        for e in ev[ei:]:
+            self._event(e)
+
+    def _events(self, events: list) -> None:
+        for e in sorted(events, key=lambda e: e[0]):
+            self._event(e)
+
+    # -------------------------------------------------------------------- flows
+    def _flow(self, ts: int, proto: int, src: int, sport: int, dst: int, dport: int, flags: int) -> tuple[_Flow, bool]:
+        key = (proto, src, sport, dst, dport) if (src, sport) <= (dst, dport) else (proto, dst, dport, src, sport)
+        f = self.flows.get(key)
+        if f is not None:
+            new_syn = proto == 6 and flags & (F_SYN | F_ACK) == F_SYN and f.closed
+            if ts - f.last > _TIMEOUT.get(proto, _DEFAULT_TIMEOUT) or new_syn:
+                f = None
+        if f is None:
+            if proto == 6 and flags & (F_SYN | F_ACK) == (F_SYN | F_ACK):
+                f = _Flow(key, proto, dst, dport, src, sport, ts)  # a SYN-ACK first: its receiver is the client
+            else:
+                f = _Flow(key, proto, src, sport, dst, dport, ts)
+            if proto == 6 and flags & (F_SYN | F_ACK) != F_SYN:
+                f.midstream = True  # picked up after its SYN (a SYN-ACK first counts too, as in Suricata)
+            if self._pending_apps:
+                f.app = self._pending_apps.pop(key, None)
+            self.flows[key] = f
+        f.last = ts
+        return f, (src == f.client and sport == f.client_port)
+
+    def _tcp_state(self, f: _Flow, to_server: bool, flags: int) -> None:
+        if flags & F_RST:
+            f.closed = True
+            return
+        if flags & F_FIN:
+            f.closed = True
+        if f.state == 0 and flags & (F_SYN | F_ACK) == F_SYN and to_server:
+            f.state = 1
+        elif f.state in (0, 1) and flags & (F_SYN | F_ACK) == (F_SYN | F_ACK) and not to_server:
+            f.state = 2
+        elif f.state == 2 and flags & F_ACK and not flags & F_SYN and to_server:
+            f.state = 3
+        elif f.state < 3 and f.midstream and self.midstream and flags & F_ACK:
+            f.state = 3
+
+    # -------------------------------------------------------------------- inspections
+    def _packet(self, ts: int, src: int, dst: int, proto: int, sport: int, dport: int, flags: int, seq: int,
+                payload: bytes, l4ok: bool, pcap_cnt: int) -> None:
+        is_port_proto = proto in (6, 17, 132)
+        if proto in (6, 17, 132):
+            f, to_server = self._flow(ts, proto, src, sport, dst, dport, flags if proto == 6 else 0)
+        else:
+            f, to_server = self._flow(ts, proto, src, 0, dst, 0, 0)
+        f.seen |= 1 if to_server else 2
+        if proto == 6:
+            self._tcp_state(f, to_server, flags)
+            if payload:
+                d = 0 if to_server else 1
+                end = (seq + len(payload)) & 0xFFFFFFFF
+                prev = f.next_seq[d]
+                if prev is not None and ((prev - end) & 0xFFFFFFFF) < 0x80000000:
+                    return  # every byte of it was inspected already (a retransmission)
+                f.next_seq[d] = end
+        buffers = {PAYLOAD: payload} if payload else {}
+        self.stats.inspected += 1
+        cand = self._packet_pf.candidates(buffers)
+        if not cand:
+            return
+        itype, icode = (sport, dport) if proto in (1, 58) else (0, 0)
+        insp = _Inspection(ts, f, to_server, src, sport if is_port_proto else 0, dst, dport if is_port_proto else 0,
+                           proto, buffers, flags=flags, dsize=len(payload), ip_proto=proto, itype=itype,
+                           icode=icode, pcap_cnt=pcap_cnt, app=f.app)
+        self._try([self.packet_rules[j] for j in cand], insp, packet=True)
+
+    def _event(self, e: tuple) -> None:
+        ts, conn, is_orig, tx, buffers = e
+        key = _conn_key(conn)
+        proto, a, b = key[0], _ip_int(conn.orig_h), _ip_int(conn.resp_h)
+        src, sport, dst, dport = (a, conn.orig_p, b, conn.resp_p) if is_orig else (b, conn.resp_p, a, conn.orig_p)
+        f = self.flows.get(key)
+        if f is None:
+            f = _Flow(key, proto, a, conn.orig_p, b, conn.resp_p, ts)
+            f.state = 3
+            f.seen = 3
+            self.flows[key] = f
+        app = _APP_NAMES.get(conn.services[-1], conn.services[-1]) if conn.services else None
+        f.app = app
+        if proto == 6 and f.midstream and not self.midstream:
+            return  # Suricata (stream.midstream: false) does not parse sessions picked up midstream
+        self.stats.messages += 1
+        insp = _Inspection(ts, f, is_orig, src, sport, dst, dport, proto, buffers, tx=tx, app=app)
+        cand = self._app_pf.candidates(buffers)
+        if cand:
+            self._try([self.app_rules[j] for j in cand], insp, packet=False)
+
+    def _try(self, cands: list[_Compiled], insp: _Inspection, *, packet: bool) -> None:
+        if len(cands) > 1:
+            cands.sort(key=lambda c: c.order)
+        f = insp.flow
+        fired: list[Rule] = []
+        for c in cands:
+            rule = c.rule
+            if c.protos is not None and insp.proto not in c.protos:
+                continue
+            if c.app is not None and insp.app != c.app:
+                continue
+            if c.ipv4 is not None and ((insp.src >> 32) == _V4_MAPPED) != c.ipv4:
+                continue
+            hk = c.index * 2 + insp.to_server
+            ok = f.hdr.get(hk)
+            if ok is None:
+                ok = f.hdr[hk] = _header_ok(rule, insp.src, insp.sport, insp.dst, insp.dport,
+                                            insp.proto in (6, 17, 132))
+            if not ok:
+                continue
+            if rule.flow and not self._flow_ok(rule.flow, insp, packet):
+                continue
+            if packet and not self._packet_ok(rule, insp):
+                continue
+            if not packet and rule.urilen is not None:
+                uri = insp.buffers.get("http.uri.raw" if rule.urilen_raw else "http.uri")
+                if uri is None or not rule.urilen.test(len(uri)):
+                    continue
+            if not self._bits_ok(rule, f):
+                continue
+            if rule.matches and not match_payload(rule, insp.buffers):
+                continue
+            if not packet:
+                txk = (c.index, insp.tx or 0, insp.to_server)
+                if txk in f.done_tx:
+                    continue
+                f.done_tx.add(txk)
+            self._bits_apply(rule, f)
+            if rule.action is Action.PASS:
+                return  # nothing else alerts on this packet
+            if rule.noalert or any(b.command == "noalert" for b in rule.flowbits):
+                continue
+            if not self.thresholds.allow(rule, insp.ts_ns, insp.src, insp.dst):
+                continue
+            fired.append(rule)
+        for rule in fired:
+            self._alert(rule, insp)
+
+    @staticmethod
+    def _flow_ok(opts: frozenset[str], insp: _Inspection, packet: bool) -> bool:
+        f = insp.flow
+        if "to_server" in opts and not insp.to_server:
+            return False
+        if "to_client" in opts and insp.to_server:
+            return False
+        if "established" in opts and not f.established:
+            return False
+        if "not_established" in opts and f.established:
+            return False
+        if "stateless" in opts:
+            return True
+        if "only_stream" in opts and packet and insp.proto == 6 and not f.established:
+            return False
+        return True
+
+    @staticmethod
+    def _packet_ok(rule: Rule, insp: _Inspection) -> bool:
+        if rule.dsize is not None and (not rule.dsize.test(insp.dsize)):
+            return False
+        if rule.flags is not None and (insp.proto != 6 or not _flags_ok(rule.flags, insp.flags)):
+            return False
+        if rule.ip_proto is not None and not rule.ip_proto.test(insp.ip_proto):
+            return False
+        if rule.itype is not None and (insp.proto not in (1, 58) or not rule.itype.test(insp.itype)):
+            return False
+        if rule.icode is not None and (insp.proto not in (1, 58) or not rule.icode.test(insp.icode)):
+            return False
+        return True
+
+    @staticmethod
+    def _bits_ok(rule: Rule, f: _Flow) -> bool:
+        for b in rule.flowbits:
+            if b.command == "isset":
+                have = [n in f.bits for n in b.names]
+                if not (any(have) if b.any_of else all(have)):
+                    return False
+            elif b.command == "isnotset":
+                have = [n in f.bits for n in b.names]
+                if any(have) if not b.any_of else all(have):
+                    return False
+        return True
+
+    @staticmethod
+    def _bits_apply(rule: Rule, f: _Flow) -> None:
+        for b in rule.flowbits:
+            if b.command == "set":
+                f.bits.update(b.names)
+            elif b.command == "unset":
+                f.bits.difference_update(b.names)
+            elif b.command == "toggle":
+                for n in b.names:
+                    f.bits.symmetric_difference_update((n,))
+
+    def _alert(self, rule: Rule, insp: _Inspection) -> None:
+        f = insp.flow
+        if f.uid is None:
+            proto, a, ap, b, bp = f.key
+            f.uid = flow_uid((proto, a, ap, b, bp, 0), f.start)
+        proto = insp.proto
+        ports = proto in (6, 17, 132)
+        src, dst, sport, dport = insp.src, insp.dst, insp.sport, insp.dport
+        cid = community_id(proto, src, sport if ports else insp.itype, dst, dport if ports else insp.icode)
+        self.alerts.append(Alert(
+            ts_ns=insp.ts_ns, signature_id=rule.sid, signature=rule.msg, severity=rule.priority,
+            src_ip=addr_str(src), dest_ip=addr_str(dst), src_port=sport if ports else None,
+            dest_port=dport if ports else None, proto=_EVE_PROTO.get(proto, str(proto)), app_proto=f.app,
+            uid=f.uid, community_id=cid, category=rule.category or "", rev=rule.rev, gid=rule.gid,
+            action="allowed", tx_id=insp.tx, direction="to_server" if insp.to_server else "to_client",
+            pcap_cnt=insp.pcap_cnt, metadata=rule.metadata))
+        self.stats.alerts += 1
+
+
+def match_captures(paths: list[str], rules: Sequence[Rule], *, on_warning=None) -> list[Alert]:
+    """The signature alerts of ``rules`` over the captures at ``paths``, in time order."""
+    signatures = [r for r in rules if r.action is not None]
+    if not signatures:
+        return []
+    return Engine(signatures).run(paths, on_warning=on_warning)
+
+
+__all__ = ["Engine", "EngineStats", "match_captures"]

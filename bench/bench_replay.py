@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Replay speed: every loadable ET Open rule over a capture, against ingest alone, in one run.
+
+    python bench/bench_replay.py [--packets 1000000] [--seed 2] [--runs 1] [--rules DIR] [--capture FILE]
+
+Generates the capture with ../shared/bench/gen_traffic.py (or takes --capture FILE), then times,
+wall clock, median of --runs, each into a fresh SQLite database:
+
+* ``wiretrail ingest`` (flows and protocol logs): the base of the ratio;
+* ``wiretrail replay --rules RULES`` (the same ingest, then the signature engine over the same
+  packets with every rule that loads, alerts stored), with packets/s;
+* ``wiretrail replay --rules RULES`` with a single rule, to show what the rule count itself costs.
+
+Prints a Markdown table and writes bench/out/replay.json. No timing is asserted anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench_ingest import HERE, SHARED, median_runs  # noqa: I001 (run from bench/)
+
+ONE_RULE = 'alert http any any -> any any (msg:"one rule"; http.uri; content:"/wiretrail-bench-none"; sid:1;)\n'
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--packets", type=int, default=1_000_000)
+    ap.add_argument("--seed", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--capture", help="use this capture instead of generating one")
+    ap.add_argument("--rules", default=str(SHARED / "reference" / "et-open"), help="rules folder or file")
+    ap.add_argument("--workdir", default=str(HERE / "out"))
+    args = ap.parse_args()
+
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    cap = Path(args.capture) if args.capture else work / f"gen_{args.packets}_s{args.seed}.pcap"
+    if not cap.exists():
+        gen = SHARED / "bench" / "gen_traffic.py"
+        if not gen.exists():
+            print(f"error: {gen} not found; pass --capture FILE", file=sys.stderr)
+            return 1
+        subprocess.run([sys.executable, str(gen), str(cap), "--packets", str(args.packets), "--seed",
+                        str(args.seed)], check=True)
+    if not Path(args.rules).exists():
+        print(f"error: {args.rules} not found; pass --rules", file=sys.stderr)
+        return 1
+    packets = args.packets if not args.capture else None
+    wiretrail = shutil.which("wiretrail") or str(Path(sys.executable).parent / "wiretrail")
+    results = []
+    with tempfile.TemporaryDirectory() as td:
+        db = Path(td) / "bench.db"
+        one = Path(td) / "one.rules"
+        one.write_text(ONE_RULE)
+
+        def clean():
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(db) + suffix).unlink(missing_ok=True)
+
+        clean()
+        median_runs(lambda: [wiretrail, "ingest", "--db", str(db), str(cap)], 1, clean)  # warm-up
+        for label, cmd in (
+                ("wiretrail ingest (flows + protocol logs)", [wiretrail, "ingest", "--db", str(db), str(cap)]),
+                (f"wiretrail replay, rules: {args.rules}", [wiretrail, "replay", "--db", str(db), "--rules",
+                                                           args.rules, str(cap), "--format", "json"]),
+                ("wiretrail replay, one rule", [wiretrail, "replay", "--db", str(db), "--rules", str(one), str(cap),
+                                                "--format", "json"])):
+            wall, rss, out = median_runs(lambda cmd=cmd: cmd, args.runs, clean)
+            note = [line for line in out.strip().splitlines() if "packets" in line or "rules" in line]
+            results.append({"what": label, "wall_s": wall, "peak_rss_mib": rss / 1024,
+                            "note": note[-1] if note else ""})
+
+    base = results[0]["wall_s"]
+    print(f"\ninput: {cap} ({cap.stat().st_size / 1e6:.0f} MB), median of {args.runs} runs\n")
+    print("| what | wall s | packets/s | / ingest alone | peak RSS MiB |")
+    print("|---|---|---|---|---|")
+    for r in results:
+        pps = f"{packets / r['wall_s']:,.0f}" if packets else "-"
+        print(f"| {r['what']} | {r['wall_s']:.2f} | {pps} | {r['wall_s'] / base:.2f}x | {r['peak_rss_mib']:.0f} |")
+    for r in results[1:]:
+        print(f"{r['what']}: {r['note']}")
+    (work / "replay.json").write_text(json.dumps({"capture": str(cap), "runs": args.runs, "results": results},
+                                                 indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

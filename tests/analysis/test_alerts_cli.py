@@ -1,0 +1,293 @@
+"""`wiretrail replay` storing alerts (tagged with their capture), --var, --expect, the signature
+engine's hand-over (a stand-in engine, and none), and `wiretrail alerts` with its filters and
+formats, on SQLite and PostgreSQL, over captures built with the behaviour tests' traffic builders."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import types
+
+import pytest
+from click.testing import CliRunner
+
+from analysis.alerts import Alert
+from analysis.cli import main
+from analysis.cli.replay import SHIPPED_RULES
+from tests.analysis.behaviour.traffic import T0, Capture, ftp_login
+
+NS = 1_000_000_000
+SCAN, SWEEP, BRUTE, CLEARTEXT = 9000001, 9000002, 9000003, 9000008
+
+
+def build_captures(folder) -> tuple[str, str]:
+    """a.pcap: a port scan (10.0.0.66 -> 10.0.0.5) at T0. b.pcap: a host sweep on tcp/445 at
+    T0+100 s (10.0.0.77) and six failed FTP logins at T0+200 s (10.0.0.99 -> 10.0.0.6), which
+    raise a brute force (severity 1) and six clear-text credential alerts."""
+    a = Capture()
+    for i, port in enumerate(range(1, 41)):
+        a.rejected(i * 0.01, "10.0.0.66", "10.0.0.5", 40000 + i, port)
+    b = Capture()
+    for i in range(30):
+        b.unanswered(100 + i * 0.05, "10.0.0.77", f"10.0.1.{i + 1}", 42000 + i, 445)
+    for i in range(6):
+        b.session(200 + i * 2, "10.0.0.99", "10.0.0.6", 44000 + i, 21, ftp_login(b"admin", f"guess{i}".encode(), ok=False))
+    return a.write(folder / "a.pcap"), b.write(folder / "b.pcap")
+
+
+@pytest.fixture(scope="module")
+def pcaps(tmp_path_factory):
+    return build_captures(tmp_path_factory.mktemp("alerts"))
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def jsonl(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+@pytest.fixture
+def replayed(db_url, pcaps, tmp_path):
+    """Both captures replayed into db_url with the shipped behaviour rules; (db, eve lines)."""
+    eve = tmp_path / "eve.json"
+    r = run("replay", *pcaps, "--db", db_url, "--eve", eve, "--format", "jsonl")
+    assert r.exit_code == 0, r.output
+    assert "9 behaviour rules, 9 alerts (9 new in the store)" in r.stderr
+    return db_url, eve.read_text().splitlines()
+
+
+# --- replay -> store ------------------------------------------------------------------------------------
+
+def test_replay_stores_alerts_tagged_with_their_capture(replayed, pcaps):
+    db, eve = replayed
+    rows = jsonl(run("alerts", "--db", db, "--format", "jsonl").stdout)
+    assert [r["sid"] for r in rows] == [SCAN, SWEEP, BRUTE] + [CLEARTEXT] * 6
+    caps = {c["path"]: c["id"] for c in jsonl(run("captures", "--db", db, "--format", "jsonl").stdout)}
+    a, b = caps[pcaps[0]], caps[pcaps[1]]
+    assert [r["capture_id"] for r in rows] == [a] + [b] * 8
+    assert all(r["kind"] == "behaviour" for r in rows)
+    assert rows[2]["app_proto"] == "ftp" and rows[2]["severity"] == 1 and rows[2]["tactic"] == "TA0006 Credential Access"
+    # the EVE lines stored are the ones replay wrote
+    assert run("alerts", "--db", db, "--format", "eve").stdout.splitlines() == eve
+    # every stored alert's uid is a flow of its capture
+    flows = {f["uid"] for f in jsonl(run("flows", "--db", db, "--format", "jsonl").stdout)}
+    assert {r["uid"] for r in rows} <= flows
+
+
+def test_replay_again_adds_no_duplicates(replayed, pcaps):
+    db, _ = replayed
+    r = run("replay", pcaps[1], "--db", db)  # already ingested; the behaviour rules see the whole store
+    assert r.exit_code == 0, r.output
+    assert "0 packets, 0 flows, 5 signatures, 9 behaviour rules, 9 alerts (0 new in the store)" in r.stderr
+    assert len(run("alerts", "--db", db, "--format", "jsonl").stdout.splitlines()) == 9
+
+
+def test_replay_into_a_temporary_store_keeps_nothing(pcaps, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = run("replay", pcaps[0], "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert [e["alert"]["signature_id"] for e in json.loads(r.stdout)] == [SCAN]
+    assert "(" not in r.stderr.splitlines()[-1]  # no "new in the store" without --db
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- wiretrail alerts ------------------------------------------------------------------------------------
+
+def test_alerts_filters(replayed):
+    db, _ = replayed
+
+    def sids(*args):
+        r = run("alerts", "--db", db, "--format", "jsonl", *args)
+        assert r.exit_code == 0, r.output
+        return [x["sid"] for x in jsonl(r.stdout)]
+
+    assert sids("--sid", SCAN) == [SCAN]
+    assert sids("--sid", f"{SCAN},{BRUTE}") == [SCAN, BRUTE]
+    assert sids("--sid", SCAN, "--sid", SWEEP) == [SCAN, SWEEP]
+    assert sids("--severity", 1) == [BRUTE]
+    assert sids("--severity", 2) == [SCAN, SWEEP, BRUTE] + [CLEARTEXT] * 6
+    assert sids("--signature", "PORT SCAN") == [SCAN]
+    assert sids("--host", "10.0.0.66") == [SCAN]
+    assert sids("--host", "10.0.1.0/24") == [SWEEP]
+    assert sids("--port", 21, "--limit", 3) == [BRUTE, CLEARTEXT, CLEARTEXT]
+    assert sids("--proto", "tcp", "--since", "2024-05-01T10:01:00Z", "--until", T0 + 200) == [SWEEP]
+    assert sids("--kind", "signature") == []
+    assert sids("--kind", "behaviour", "--sid", SCAN) == [SCAN]
+    [scan] = jsonl(run("alerts", "--db", db, "--format", "jsonl", "--sid", SCAN).stdout)
+    assert sids("--uid", scan["uid"]) == [SCAN]
+    assert sids("--capture", scan["capture_id"]) == [SCAN]
+    assert sids("--capture", 99) == []
+
+
+def test_alerts_formats(replayed):
+    db, eve = replayed
+    r = run("alerts", "--db", db, "--sid", SCAN)
+    assert r.exit_code == 0
+    header, row = r.stdout.splitlines()[0], r.stdout.splitlines()[2]
+    assert header.split()[:4] == ["ts", "┃", "sid", "┃"]
+    assert "2024-05-01T10:00:00.000000Z" in row and "Port scan: 10.0.0.66 probed 40 tcp ports" in row
+    rows = list(csv.DictReader(io.StringIO(run("alerts", "--db", db, "--format", "csv").stdout)))
+    assert len(rows) == 9 and rows[0]["ts"] == "2024-05-01T10:00:00.000000Z" and rows[0]["kind"] == "behaviour"
+    assert rows[0]["src_port"] == "40000" and rows[1]["app_proto"] == ""
+    as_json = json.loads(run("alerts", "--db", db, "--format", "json").stdout)
+    assert as_json == jsonl(run("alerts", "--db", db, "--format", "jsonl").stdout)
+    assert as_json[0]["ts"] == T0 and "app_proto" not in as_json[0]
+    lines = run("alerts", "--db", db, "--format", "eve", "--severity", 1).stdout.splitlines()
+    assert lines == [x for x in eve if '"severity":1' in x] and len(lines) == 1
+    assert json.loads(lines[0])["alert"]["signature_id"] == BRUTE
+
+
+def test_alerts_help_and_usage_errors(tmp_path):
+    r = run("alerts", "--help")
+    assert r.exit_code == 0
+    for option in ("--db", "--host", "--since", "--until", "--limit", "--sid", "--severity", "--signature",
+                   "--kind", "--format [table|json|jsonl|csv|eve]"):
+        assert option in r.stdout
+    assert "alerts" in run("--help").stdout
+    r = run("alerts", "--db", tmp_path / "x.db", "--sid", "abc")
+    assert r.exit_code == 2 and "'abc' is not a signature id" in r.stderr
+    r = run("alerts", "--db", tmp_path / "x.db", "--host", "10.0.0.300")
+    assert r.exit_code == 2 and "is not an IP address or CIDR" in r.stderr
+    r = run("alerts", "--db", tmp_path / "none.db")
+    assert r.exit_code == 1 and r.stderr.count("\n") == 1 and "no database at" in r.stderr
+
+
+def test_alerts_on_an_old_database_asks_for_a_migration(tmp_path):
+    from alembic import command
+
+    from recorder.core.store import Store
+
+    store = Store(str(tmp_path / "old.db"))
+    with store.engine.begin() as conn:
+        command.upgrade(store._alembic_config(conn), "0003")
+    store.close()
+    r = run("alerts", "--db", tmp_path / "old.db")
+    assert r.exit_code == 1 and "schema revision 0003, this version needs 0004" in r.stderr
+
+
+# --- --expect ---------------------------------------------------------------------------------------------
+
+def test_expect_holds(pcaps, tmp_path):
+    exp = tmp_path / "expect.yaml"
+    exp.write_text(f"only: true\nalerts:\n  - sid: {SCAN}\n    count: 1\n    src_ip: 10.0.0.66\n"
+                   f"  - sid: {SWEEP}\n    dest_port: 445\n  - {BRUTE}\n  - sid: {CLEARTEXT}\n    count: 6\n")
+    r = run("replay", *pcaps, "--expect", exp, "--format", "jsonl")
+    assert r.exit_code == 0, r.output
+    assert f"{exp}: 4 expectation(s) hold" in r.stderr.splitlines()
+
+
+def test_expect_differs_exit_3_with_one_line_per_difference(pcaps, tmp_path):
+    exp = tmp_path / "expect.yaml"
+    exp.write_text(f"only: true\nalerts:\n  - sid: {SCAN}\n    count: 2\n  - sid: {SWEEP}\n    src_ip: 10.0.0.1\n"
+                   f"  - sid: 9000005\n  - sid: {CLEARTEXT}\n")
+    r = run("replay", *pcaps, "--expect", exp, "--format", "jsonl")
+    assert r.exit_code == 3
+    assert len(r.stdout.splitlines()) == 9  # the alerts are still printed
+    assert r.stderr.splitlines()[-4:] == [
+        f"{exp}:3: sid {SCAN}: expected exactly 2, got 1",
+        f"{exp}:5: sid {SWEEP} src_ip=10.0.0.1: expected at least 1, got 0 (of 1 alerts with this sid)",
+        f"{exp}:7: sid 9000005: expected at least 1, got 0",
+        f"{exp}:1: sid {BRUTE} 'Brute force login: 10.0.0.99 -> 10.0.0.6:21: 6 failed FTP logins': "
+        "expected none (only: true), got 1",
+    ]
+
+
+def test_bad_expect_file_exits_1_before_reading_captures(pcaps, tmp_path):
+    exp = tmp_path / "expect.yaml"
+    exp.write_text("alerts:\n  - sid: x\n  - port: 22\n")
+    r = run("replay", *pcaps, "--expect", exp)
+    assert r.exit_code == 1
+    assert r.stderr.splitlines() == [f"{exp}:2: sid must be a whole number >= 1, not 'x'",
+                                     f"{exp}:3: this entry has no sid",
+                                     f"{exp}:3: unknown key 'port' (one of sid, count, gid, src_ip, src_port, "
+                                     "dest_ip, dest_port, proto, app_proto, severity, signature)"]
+    assert r.stdout == ""
+
+
+# --- signatures: --var and the engine ---------------------------------------------------------------------
+
+RULE = 'alert tcp $ATTACKERS any -> $HOME_NET any (msg:"ET TEST scan source"; sid:2000001; rev:2; ' \
+       'classtype:attempted-recon; metadata: mitre_tactic_id TA0043, mitre_tactic_name Reconnaissance;)\n'
+
+
+@pytest.fixture
+def rules_file(tmp_path):
+    f = tmp_path / "local.rules"
+    f.write_text(RULE)
+    return f
+
+
+@pytest.fixture
+def fake_engine(monkeypatch):
+    """A stand-in for analysis.rules.engine: one alert per rule, on the flow whose uid the test
+    puts in ``.uid``, at T0+200.005 s; ``.calls`` records what it was given."""
+    fake = types.SimpleNamespace(calls=[], uid=None)
+
+    def match_captures(paths, rules, *, on_warning=None):
+        fake.calls.append((list(paths), list(rules)))
+        on_warning("engine: 1 packet too short")
+        return [Alert(ts_ns=int(T0 * NS) + 200_005_000_000, signature_id=r.sid, signature=r.msg,
+                      severity=r.priority, src_ip="10.0.0.99", dest_ip="10.0.0.6", src_port=44000, dest_port=21,
+                      proto="TCP", uid=fake.uid, category=r.category or "", rev=r.rev, gid=r.gid,
+                      metadata=r.metadata) for r in rules]
+
+    monkeypatch.setitem(sys.modules, "analysis.rules.engine", types.SimpleNamespace(match_captures=match_captures))
+    return fake
+
+
+def test_signatures_go_to_the_engine_with_vars_and_merge_in_time_order(db_url, pcaps, rules_file, fake_engine):
+    r = run("replay", *pcaps, "--db", db_url, "--rules", SHIPPED_RULES / "behaviour", "--format", "jsonl")
+    assert r.exit_code == 0 and fake_engine.calls == []  # no *.rules given: the engine is not called
+    fake_engine.uid = next(f["uid"] for f in jsonl(run("flows", "--db", db_url, "--format", "jsonl").stdout)
+                           if f["id.orig_p"] == 44000)
+
+    r = run("replay", *pcaps, "--db", db_url, "--rules", rules_file, "--rules", SHIPPED_RULES / "behaviour",
+            "--var", "ATTACKERS=[10.0.0.99,10.0.0.66]", "--var", "HOME_NET=10.0.0.0/24", "--format", "jsonl")
+    assert r.exit_code == 0, r.output
+    [(paths, rules)] = fake_engine.calls
+    assert paths == list(pcaps)
+    [rule] = rules
+    assert rule.sid == 2000001 and rule.src.contains("10.0.0.99") and not rule.src.contains("10.0.0.7")
+    assert rule.dst.contains("10.0.0.5") and not rule.dst.contains("10.0.1.5")
+    assert "warning: engine: 1 packet too short" in r.stderr.splitlines()
+    assert "1 signatures, 9 behaviour rules, 10 alerts (1 new in the store)" in r.stderr
+    eve = jsonl(r.stdout)
+    assert [e["alert"]["signature_id"] for e in eve] == [SCAN, SWEEP, BRUTE, 2000001] + [CLEARTEXT] * 6
+    stored = jsonl(run("alerts", "--db", db_url, "--kind", "signature", "--format", "jsonl").stdout)
+    [sig] = stored
+    caps = {c["path"]: c["id"] for c in jsonl(run("captures", "--db", db_url, "--format", "jsonl").stdout)}
+    assert sig["capture_id"] == caps[pcaps[1]] and sig["uid"] == fake_engine.uid
+    assert (sig["proto"], sig["rev"], sig["tactic"], sig["category"]) == (
+        "tcp", 2, "TA0043 Reconnaissance", "Attempted Information Leak")
+    assert run("alerts", "--db", db_url, "--format", "eve", "--kind", "signature").stdout.splitlines() == [
+        json.dumps(eve[3], separators=(",", ":"))]
+
+
+def test_signature_alert_without_a_uid_is_tagged_by_time(pcaps, tmp_path, rules_file, monkeypatch):
+    def match_captures(paths, rules, *, on_warning=None):
+        return [Alert(ts_ns=int(T0) * NS + 150 * NS, signature_id=1, signature="x", severity=3, src_ip="10.0.0.1",
+                      dest_ip="10.0.0.2"),
+                Alert(ts_ns=int(T0) * NS + 5000 * NS, signature_id=2, signature="y", severity=3, src_ip="10.0.0.1",
+                      dest_ip="10.0.0.2")]
+
+    monkeypatch.setitem(sys.modules, "analysis.rules.engine", types.SimpleNamespace(match_captures=match_captures))
+    db = tmp_path / "t.db"
+    r = run("replay", *pcaps, "--db", db, "--rules", rules_file, "--var", "ATTACKERS=any")
+    assert r.exit_code == 0, r.output
+    rows = jsonl(run("alerts", "--db", db, "--format", "jsonl").stdout)
+    assert [(x["sid"], x.get("capture_id")) for x in rows] == [(1, 2), (2, None)]  # in b.pcap's span; in none
+
+
+def test_rejected_signatures_and_bad_vars(pcaps, rules_file, fake_engine):
+    r = run("replay", pcaps[0], "--rules", rules_file)  # $ATTACKERS undefined
+    assert r.exit_code == 1
+    assert r.stderr.splitlines() == [f"{rules_file}:1: undefined address variable $ATTACKERS"]
+    assert r.stdout == "" and fake_engine.calls == []
+    r = run("replay", pcaps[0], "--rules", rules_file, "--var", "ATTACKERS")
+    assert r.exit_code == 2 and "'ATTACKERS' is not NAME=VALUE" in r.stderr
+
+
