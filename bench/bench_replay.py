@@ -69,9 +69,10 @@ def main() -> int:
         for label, cmd in (
                 ("wiretrail ingest (flows + protocol logs)", [wiretrail, "ingest", "--db", str(db), str(cap)]),
                 (f"wiretrail replay, rules: {args.rules}", [wiretrail, "replay", "--db", str(db), "--rules",
-                                                           args.rules, str(cap), "--format", "json"]),
+                                                           args.rules, "--skip-invalid", str(cap), "--format",
+                                                           "jsonl"]),
                 ("wiretrail replay, one rule", [wiretrail, "replay", "--db", str(db), "--rules", str(one), str(cap),
-                                                "--format", "json"])):
+                                                "--format", "jsonl"])):
             wall, rss, out = median_runs(lambda cmd=cmd: cmd, args.runs, clean)
             note = [line for line in out.strip().splitlines() if "packets" in line or "rules" in line]
             results.append({"what": label, "wall_s": wall, "peak_rss_mib": rss / 1024,

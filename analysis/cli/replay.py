@@ -81,7 +81,7 @@ def _split_rules(paths: Iterable[str]) -> tuple[list[str], list[str], list[str]]
 
 def replay_captures(captures: Sequence[str], *, rules: Sequence[str] | None = None,
                     variables: Mapping[str, str] | None = None, db: str | None = None,
-                    local_nets: Sequence[str] = (),
+                    local_nets: Sequence[str] = (), skip_invalid: bool = False,
                     on_warning: Callable[[str], None] | None = None) -> ReplayOutcome:
     """Ingest ``captures`` into ``db`` (a temporary SQLite database when None), match the
     signatures of the *.rules files and evaluate the behaviour rules in ``rules`` (default: the
@@ -89,7 +89,8 @@ def replay_captures(captures: Sequence[str], *, rules: Sequence[str] | None = No
 
     ``variables`` (NAME -> VALUE) override Suricata's address and port variables. Raises
     ReplayError for missing or bad rule files (before reading any capture) and CaptureError or
-    StoreError as an ingest does.
+    StoreError as an ingest does. With ``skip_invalid``, rejected signatures are skipped instead,
+    each reported through ``on_warning`` (missing files and bad behaviour rules still raise).
     """
     from analysis.behaviour import load_behaviour_rules
     from analysis.rules import Variables, load_rules
@@ -102,7 +103,11 @@ def replay_captures(captures: Sequence[str], *, rules: Sequence[str] | None = No
     signatures: Sequence = ()
     if signature_files:
         ruleset = load_rules(signature_files, Variables.with_overrides(dict(variables or {})))
-        errors += [str(e) for e in ruleset.errors]
+        if skip_invalid:
+            for e in ruleset.errors:
+                warn(f"skipped: {e}")
+        else:
+            errors += [str(e) for e in ruleset.errors]
         signatures = ruleset.rules
     if errors:
         raise ReplayError(errors)
@@ -197,10 +202,13 @@ def alert_row(alert, kind: str, capture_id: int | None) -> dict[str, Any]:
               help="Exit 3 when an alert of this severity or higher (1 is highest) fires; any: any alert.")
 @click.option("--local-net", "local_nets", multiple=True, metavar="CIDR", callback=_check_cidr,
               help="A local network (repeatable); private ranges are always local.")
+@click.option("--skip-invalid", is_flag=True,
+              help="Skip signatures that do not load (each reported as a warning) instead of exiting 1: "
+                   "for large rulesets such as ET Open.")
 @output_options(formats=FORMATS[:3])
 def replay(captures: tuple[str, ...], rule_paths: tuple[str, ...], var: tuple[str, ...], db: str | None,
            eve_path: str | None, expect_path: str | None, fail_on: str | None, local_nets: tuple[str, ...],
-           fmt: str) -> None:
+           skip_invalid: bool, fmt: str) -> None:
     """Ingest CAPTURES, match the signatures and evaluate the behaviour rules over them; store the
     alerts (see `wiretrail alerts`) and print them."""
     from analysis.alerts import write_eve
@@ -217,7 +225,7 @@ def replay(captures: tuple[str, ...], rule_paths: tuple[str, ...], var: tuple[st
             raise SystemExit(1) from None
     try:
         outcome = replay_captures(captures, rules=rule_paths or None, variables=variables, db=db,
-                                  local_nets=local_nets, on_warning=lambda w: click.echo(f"warning: {w}", err=True))
+                                  local_nets=local_nets, skip_invalid=skip_invalid, on_warning=lambda w: click.echo(f"warning: {w}", err=True))
     except ReplayError as err:
         for line in err.errors:
             click.echo(line, err=True)

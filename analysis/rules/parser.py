@@ -493,7 +493,11 @@ def pcre_to_python(src: str) -> str:
 
 
 def _pcre(value: str, buffer: str, sticky: bool, transforms: tuple[str, ...]) -> Pcre:
-    inner, negated = _quoted(value, "pcre")
+    bare = value.strip()
+    if bare.lstrip("!").startswith("/"):  # Suricata also takes the pattern unquoted: pcre:/x/U;
+        inner, negated = bare.lstrip("!"), bare.startswith("!")
+    else:
+        inner, negated = _quoted(value, "pcre")
     if not inner.startswith("/") or inner.rfind("/") == 0:
         raise RuleSyntaxError("pcre must be /pattern/flags")
     last = inner.rfind("/")

@@ -1,5 +1,5 @@
 """`wiretrail replay`: exit codes 0, 1 (bad rule file, as path:line: reason) and 3 (--fail-on),
-EVE output, --db, and *.rules files skipped with a warning."""
+EVE output, --db, signatures matched (the shipped ones by default), --skip-invalid."""
 
 from __future__ import annotations
 
@@ -87,3 +87,26 @@ def test_unreadable_capture_exits_1(tmp_path):
     r = replay(f)
     assert r.exit_code == 1
     assert str(f) in r.stderr
+
+
+def test_shipped_signatures_match_by_default_and_skip_invalid(tmp_path):
+    cap = Capture()
+    cap.session(0, "10.0.0.5", "198.51.100.7", 40000, 80,
+                [(b"GET /cgi-bin/../../etc/passwd HTTP/1.1\r\nHost: shop.example\r\n\r\n",
+                  b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")])
+    pcap = cap.write(tmp_path / "passwd.pcap")
+    r = replay(pcap, "--format", "jsonl")
+    assert r.exit_code == 0, r.output
+    [event] = [json.loads(line) for line in r.stdout.splitlines()]
+    assert event["alert"]["signature_id"] == 9100004 and event["app_proto"] == "http"
+    assert (event["src_ip"], event["dest_port"], event["direction"]) == ("10.0.0.5", 80, "to_server")
+
+    rules = tmp_path / "mixed.rules"
+    rules.write_text('alert tcp any any -> any any (msg:"bad"; xbits:set,a,track ip_src; sid:1;)\n'
+                     'alert http any any -> any any (msg:"uri"; http.uri; content:"/etc/passwd"; sid:2;)\n')
+    r = replay(pcap, "--rules", rules)
+    assert r.exit_code == 1 and f"{rules}:1: unsupported keyword xbits" in r.stderr
+    r = replay(pcap, "--rules", rules, "--skip-invalid", "--format", "jsonl")
+    assert r.exit_code == 0, r.output
+    assert f"warning: skipped: {rules}:1: unsupported keyword xbits" in r.stderr.splitlines()
+    assert [json.loads(line)["alert"]["signature_id"] for line in r.stdout.splitlines()] == [2]

@@ -212,6 +212,9 @@ def test_pcre_flags_and_buffers():
     assert rule('pcre:"/x/U";').matches[0].buffer == "http.uri"
     assert rule('http.host; content:"Evil.com"; nocase;').matches[0].nocase
     assert rule('pcre:!"/x/Q";').matches[0].negated
+    bare = rule("pcre:/bl ah/U;").matches[0]  # Suricata takes it unquoted too
+    assert bare.buffer == "http.uri" and bare.source == "bl ah" and not bare.negated
+    assert rule("pcre:!/x/;").matches[0].negated
     assert rule('http.uri; pcre:"/x/U";').matches[0].buffer == "http.uri"
     assert rule('pcre:"/^["\']?post/Ri";').matches[0].regex.match(b"'post")
     buffers = {flag: rule(f'pcre:"/x/{flag}";').matches[0].buffer for flag in "IPHDMCSYVWZ"}
