@@ -23,6 +23,8 @@ An alert's endpoints are those of the packet (or message) that completed the mat
 
 from __future__ import annotations
 
+import bisect
+import collections
 import functools
 import ipaddress
 from collections.abc import Callable, Iterable, Sequence
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field
 from analysis.alerts import Alert
 from analysis.rules.match import match_payload
 from analysis.rules.model import PAYLOAD, Action, Direction, Rule
-from analysis.rules.prefilter import Prefilter
+from analysis.rules.prefilter import Prefilter, fast_pattern
 from analysis.rules.variables import _contains
 from recorder.core.apps.base import Conn
 from recorder.core.flowid import addr_str, community_id, flow_uid
@@ -42,6 +44,8 @@ _FLAG_BITS = {"F": F_FIN, "S": F_SYN, "R": F_RST, "P": F_PSH, "A": F_ACK, "U": F
 _V4_MAPPED = 0xFFFF
 _TIMEOUT = {6: 3600 * NS, 17: 300 * NS}  # idle time after which a key starts a new flow
 _DEFAULT_TIMEOUT = 300 * NS
+_CLOSED_KEEP = 30 * NS  # a closed TCP flow's late packets (retransmitted FINs) still find it this long
+_SWEEP_EVERY = 10 * NS
 
 # IP protocols a rule's header protocol covers (None: any)
 _TRANSPORT_PROTOS: dict[str, frozenset[int] | None] = {
@@ -94,6 +98,78 @@ def _compile(i: int, rule: Rule) -> _Compiled:
     order = (rule.action is not Action.PASS, not sets or checks, rule.priority, i)
     ipv4 = {"ipv4": True, "ipv6": False}.get(rule.protocol)
     return _Compiled(i, rule, protos, app, app_layer, ipv4, sets, checks, order)
+
+
+def _ORDER(c: _Compiled) -> tuple:
+    return c.order
+
+
+_V4_SPACE = 1 << 32
+_NARROW = _V4_SPACE >> 4  # an address spec covering less than 1/16 of IPv4 is indexed
+_NARROW_V6 = 1 << 124  # ... and less than 1/16 of IPv6
+
+
+class _AddressIndex:
+    """Header-only rules by the address ranges they name (ET's reputation lists name thousands of
+    addresses each), so that a packet finds the few that can apply with two binary searches instead
+    of testing every rule. A rule whose source and destination both cover most addresses (or any
+    IPv6) is tried on every packet (``broad``)."""
+
+    def __init__(self, rules: list[_Compiled]) -> None:
+        by_src, by_dst, self.broad = [], [], []
+        for c in rules:
+            r = c.rule
+            if r.direction is Direction.TO_DST and self._narrow(r.src):
+                by_src.append(c)
+            elif r.direction is Direction.TO_DST and self._narrow(r.dst):
+                by_dst.append(c)
+            else:
+                self.broad.append(c)
+        self.src = self._segments(by_src, lambda r: r.src)
+        self.dst = self._segments(by_dst, lambda r: r.dst)
+
+    @staticmethod
+    def _narrow(spec) -> bool:
+        return (sum(hi - lo + 1 for lo, hi in spec.v4) < _NARROW
+                and sum(hi - lo + 1 for lo, hi in spec.v6) < _NARROW_V6)
+
+    @staticmethod
+    def _ranges(spec) -> list[tuple[int, int]]:
+        """The spec's ranges in the engine's address space (IPv4 as IPv4-mapped IPv6)."""
+        base = _V4_MAPPED << 32
+        return [(base | lo, base | hi) for lo, hi in spec.v4] + list(spec.v6)
+
+    @staticmethod
+    def _segments(rules: list[_Compiled], spec_of) -> tuple[list[int], list[tuple[_Compiled, ...]]]:
+        events: dict[int, list[tuple[int, _Compiled]]] = {}
+        for c in rules:
+            for lo, hi in _AddressIndex._ranges(spec_of(c.rule)):
+                events.setdefault(lo, []).append((1, c))
+                events.setdefault(hi + 1, []).append((-1, c))
+        points = sorted(events)
+        active: collections.Counter = collections.Counter()
+        active_rules: dict[int, _Compiled] = {}
+        sets = []
+        for p in points:
+            for delta, c in events[p]:
+                active[c.index] += delta
+                if not active[c.index]:
+                    del active[c.index]
+                else:
+                    active_rules[c.index] = c
+            sets.append(tuple(sorted((active_rules[i] for i in active), key=_ORDER)))
+        return points, sets
+
+    def lookup(self, src: int, dst: int) -> list[_Compiled]:
+        out = list(self.broad)
+        for addr, (points, sets) in ((src, self.src), (dst, self.dst)):
+            if points:
+                i = bisect.bisect_right(points, addr) - 1
+                if i >= 0 and sets[i]:
+                    out += sets[i]
+        if len(out) > 1 and len(out) != len(self.broad):
+            out.sort(key=_ORDER)
+        return out
 
 
 def _addr_in(spec, addr: int) -> bool:
@@ -275,13 +351,17 @@ class Engine:
         compiled = [_compile(i, r) for i, r in enumerate(rules)]
         self.rules = list(rules)
         self.midstream = midstream
+        compiled.sort(key=lambda c: c.order)  # candidates come back in index order: evaluation order
         self.packet_rules = [c for c in compiled if not c.app_layer]
         self.app_rules = [c for c in compiled if c.app_layer]
-        self._packet_pf = Prefilter([c.rule for c in self.packet_rules])
+        # Packet rules with a fast pattern go through the payload prefilter; the others (header
+        # only: IP reputation lists, flags, dsize...) through an index of their addresses.
+        self._fp_rules = [c for c in self.packet_rules if fast_pattern(c.rule) is not None]
+        self._packet_pf = Prefilter([c.rule for c in self._fp_rules])
+        self._by_addr = _AddressIndex([c for c in self.packet_rules if fast_pattern(c.rule) is None])
         self._app_pf = Prefilter([c.rule for c in self.app_rules])
-        # rules with no payload match at all are tried on every packet (header-only rules)
-        self._packet_order = {c.index: c.order for c in compiled}
         self.flows: dict[tuple, _Flow] = {}
+        self._last_sweep = 0
         self._conn_keys: dict[int, tuple] = {}  # id(Conn) of the parsers' live connections -> flow key
         self._pending_apps: dict[tuple, str] = {}  # flow key -> protocol, recognised before its first packet
         self.thresholds = _Thresholds()
@@ -364,6 +444,18 @@ class Engine:
                              bool(l4ok), pcap_base + pkt + 1)
         for e in ev[ei:]:
             self._event(e)
+        if len(raw):
+            self._sweep(int(raw.ts[-1]))
+
+    def _sweep(self, now: int) -> None:
+        """Forget flows that are over: closed and quiet for a while, or idle past their timeout."""
+        if now - self._last_sweep < _SWEEP_EVERY:
+            return
+        self._last_sweep = now
+        gone = [k for k, f in self.flows.items()
+                if (f.closed and now - f.last > _CLOSED_KEEP) or now - f.last > _TIMEOUT.get(f.proto, _DEFAULT_TIMEOUT)]
+        for k in gone:
+            del self.flows[k]
 
     def _events(self, events: list) -> None:
         for e in sorted(events, key=lambda e: e[0]):
@@ -425,14 +517,18 @@ class Engine:
                 f.next_seq[d] = end
         buffers = {PAYLOAD: payload} if payload else {}
         self.stats.inspected += 1
-        cand = self._packet_pf.candidates(buffers)
-        if not cand:
+        fp = self._fp_rules
+        cand = [fp[j] for j in self._packet_pf.candidates(buffers)] if payload else []
+        other = self._by_addr.lookup(src, dst)
+        if other:
+            cand = sorted(cand + other, key=_ORDER) if cand else other
+        elif not cand:
             return
         itype, icode = (sport, dport) if proto in (1, 58) else (0, 0)
         insp = _Inspection(ts, f, to_server, src, sport if is_port_proto else 0, dst, dport if is_port_proto else 0,
                            proto, buffers, flags=flags, dsize=len(payload), ip_proto=proto, itype=itype,
                            icode=icode, pcap_cnt=pcap_cnt, app=f.app)
-        self._try([self.packet_rules[j] for j in cand], insp, packet=True)
+        self._try(cand, insp, packet=True)
 
     def _event(self, e: tuple) -> None:
         ts, conn, is_orig, tx, buffers = e
@@ -456,8 +552,7 @@ class Engine:
             self._try([self.app_rules[j] for j in cand], insp, packet=False)
 
     def _try(self, cands: list[_Compiled], insp: _Inspection, *, packet: bool) -> None:
-        if len(cands) > 1:
-            cands.sort(key=lambda c: c.order)
+        """Try ``cands`` (in evaluation order) on one inspection."""
         f = insp.flow
         fired: list[Rule] = []
         for c in cands:
