@@ -18,13 +18,35 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from bench_ingest import HERE, SHARED, median_runs  # noqa: I001 (run from bench/)
+from bench_ingest import HERE, SHARED  # noqa: I001 (run from bench/)
+
+
+def median_runs(make_cmd, runs: int, cleanup=None) -> tuple[float, int, str]:
+    """Median wall seconds, peak RSS KiB and the stderr of the last run (alerts on stdout are dropped)."""
+    walls, peak, err = [], 0, ""
+    for _ in range(runs):
+        if cleanup:
+            cleanup()
+        t = time.perf_counter()
+        with subprocess.Popen(make_cmd(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as p:
+            err = p.stderr.read() if p.stderr else ""
+            _, status, usage = os.wait4(p.pid, 0)
+            p.returncode = os.waitstatus_to_exitcode(status)
+        walls.append(time.perf_counter() - t)
+        if p.returncode not in (0, 3):
+            raise SystemExit(f"{' '.join(make_cmd())} failed ({p.returncode}): {err[-400:]}")
+        peak = max(peak, usage.ru_maxrss)
+    return statistics.median(walls), peak, err
 
 ONE_RULE = 'alert http any any -> any any (msg:"one rule"; http.uri; content:"/wiretrail-bench-none"; sid:1;)\n'
 
@@ -52,7 +74,7 @@ def main() -> int:
     if not Path(args.rules).exists():
         print(f"error: {args.rules} not found; pass --rules", file=sys.stderr)
         return 1
-    packets = args.packets if not args.capture else None
+    packets = None
     wiretrail = shutil.which("wiretrail") or str(Path(sys.executable).parent / "wiretrail")
     results = []
     with tempfile.TemporaryDirectory() as td:
@@ -74,9 +96,11 @@ def main() -> int:
                 ("wiretrail replay, one rule", [wiretrail, "replay", "--db", str(db), "--rules", str(one), str(cap),
                                                 "--format", "jsonl"])):
             wall, rss, out = median_runs(lambda cmd=cmd: cmd, args.runs, clean)
-            note = [line for line in out.strip().splitlines() if "packets" in line or "rules" in line]
+            note = [line for line in out.strip().splitlines() if re.match(r"^[\d,]+ packets, ", line)]
             results.append({"what": label, "wall_s": wall, "peak_rss_mib": rss / 1024,
                             "note": note[-1] if note else ""})
+            if note:
+                packets = int(note[-1].split(" packets", 1)[0].replace(",", "")) or packets
 
     base = results[0]["wall_s"]
     print(f"\ninput: {cap} ({cap.stat().st_size / 1e6:.0f} MB), median of {args.runs} runs\n")
