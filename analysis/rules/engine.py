@@ -28,13 +28,12 @@ import collections
 import functools
 import ipaddress
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from analysis.alerts import Alert
 from analysis.rules.match import match_payload
 from analysis.rules.model import PAYLOAD, Action, Direction, Rule
 from analysis.rules.prefilter import Prefilter, fast_pattern
-from analysis.rules.variables import _contains
 from recorder.core.apps.base import Conn
 from recorder.core.flowid import addr_str, community_id, flow_uid
 
@@ -78,8 +77,6 @@ class _Compiled:
     app: str | None
     app_layer: bool  # inspects application buffers (else packet payload / header only)
     ipv4: bool | None  # ipv4 / ipv6 rules: only that IP version
-    sets_bits: bool
-    checks_bits: bool
     order: tuple
 
 
@@ -97,7 +94,7 @@ def _compile(i: int, rule: Rule) -> _Compiled:
     # Suricata's order: pass first, then flowbit setters before readers, then priority.
     order = (rule.action is not Action.PASS, not sets or checks, rule.priority, i)
     ipv4 = {"ipv4": True, "ipv6": False}.get(rule.protocol)
-    return _Compiled(i, rule, protos, app, app_layer, ipv4, sets, checks, order)
+    return _Compiled(i, rule, protos, app, app_layer, ipv4, order)
 
 
 def _ORDER(c: _Compiled) -> tuple:
@@ -172,15 +169,9 @@ class _AddressIndex:
         return out
 
 
-def _addr_in(spec, addr: int) -> bool:
-    if (addr >> 32) == _V4_MAPPED:
-        return _contains(spec.v4, addr & 0xFFFFFFFF)
-    return _contains(spec.v6, addr)
-
-
 def _header_ok(rule: Rule, src: int, sport: int, dst: int, dport: int, ports: bool) -> bool:
     def one_way(s: int, sp: int, d: int, dp: int) -> bool:
-        if not (_addr_in(rule.src, s) and _addr_in(rule.dst, d)):
+        if not (rule.src.contains_int(s) and rule.dst.contains_int(d)):
             return False
         return not ports or (rule.src_ports.contains(sp) and rule.dst_ports.contains(dp))
     if one_way(src, sport, dst, dport):
@@ -188,16 +179,20 @@ def _header_ok(rule: Rule, src: int, sport: int, dst: int, dport: int, ports: bo
     return rule.direction is Direction.BOTH and one_way(dst, dport, src, sport)
 
 
-def _flags_ok(test, flags: int) -> bool:
-    if test.flags == "0":
-        want = 0
-    else:
-        want = 0
-        for ch in test.flags:
-            want |= _FLAG_BITS.get(ch, 0)
+@functools.lru_cache(maxsize=256)
+def _flag_bits(test) -> tuple[int, int]:
+    """(flags wanted, mask of flags considered) of a ``flags`` keyword; "0" wants none."""
+    want = 0
+    for ch in test.flags:
+        want |= _FLAG_BITS.get(ch, 0)
     mask = 0xFF
     for ch in test.ignore:
         mask &= ~_FLAG_BITS.get(ch, 0)
+    return want, mask
+
+
+def _flags_ok(test, flags: int) -> bool:
+    want, mask = _flag_bits(test)
     got = flags & mask
     if test.modifier == "+":
         return got & want == want
@@ -209,13 +204,13 @@ def _flags_ok(test, flags: int) -> bool:
 
 
 class _Flow:
-    __slots__ = ("key", "proto", "client", "client_port", "server", "server_port", "start", "last", "state",
+    __slots__ = ("key", "proto", "client", "client_port", "start", "last", "state",
                  "midstream", "seen", "bits", "app", "next_seq", "done_tx", "hdr", "uid", "closed")
 
-    def __init__(self, key: tuple, proto: int, client: int, cport: int, server: int, sport: int, ts: int) -> None:
+    def __init__(self, key: tuple, proto: int, client: int, cport: int, ts: int) -> None:
         self.key = key
         self.proto = proto
-        self.client, self.client_port, self.server, self.server_port = client, cport, server, sport
+        self.client, self.client_port = client, cport  # the side whose packets go to the server
         self.start = self.last = ts
         self.state = 0  # TCP: 0 none, 1 SYN, 2 SYN-ACK, 3 established
         self.midstream = False
@@ -250,7 +245,6 @@ class _Inspection:
     buffers: dict
     flags: int = 0
     dsize: int = 0
-    ip_proto: int = 0
     itype: int = 0
     icode: int = 0
     tx: int | None = None
@@ -264,14 +258,13 @@ class EngineStats:
     inspected: int = 0
     messages: int = 0
     alerts: int = 0
-    warnings: list[str] = field(default_factory=list)
 
 
 class _Thresholds:
     """threshold (limit / threshold / both) and detection_filter, Suricata's semantics."""
 
     def __init__(self) -> None:
-        self.state: dict[tuple, list[int]] = {}  # key -> [window start ns, count, alerted in window]
+        self.state: dict[tuple, list[int]] = {}  # key -> [window start ns, matches in the window]
 
     @staticmethod
     def _track_key(t, src: int, dst: int, sid: int, gid: int) -> tuple:
@@ -300,7 +293,7 @@ class _Thresholds:
     def _tick(self, key: tuple, seconds: int, ts: int) -> list[int]:
         st = self.state.get(key)
         if st is None or ts - st[0] >= seconds * NS:
-            st = self.state[key] = [ts, 0, 0]
+            st = self.state[key] = [ts, 0]
         st[1] += 1
         return st
 
@@ -333,6 +326,11 @@ class _EngineOutput:
 def _ip_int(text: str) -> int:
     a = ipaddress.ip_address(text)
     return (_V4_MAPPED << 32 | int(a)) if a.version == 4 else int(a)
+
+
+def _app_name(conn: Conn) -> str | None:
+    """The Suricata name of the protocol a parser last recognised on ``conn``."""
+    return _APP_NAMES.get(conn.services[-1], conn.services[-1]) if conn.services else None
 
 
 def _conn_key(conn: Conn) -> tuple:
@@ -408,7 +406,7 @@ class Engine:
             key = known.get(cid)
             if key is None:
                 key = _conn_key(conn)
-                app = _APP_NAMES.get(conn.services[-1], conn.services[-1])
+                app = _app_name(conn)
                 f = self.flows.get(key)
                 if f is not None and f.app is None:
                     f.app = app
@@ -471,9 +469,9 @@ class Engine:
                 f = None
         if f is None:
             if proto == 6 and flags & (F_SYN | F_ACK) == (F_SYN | F_ACK):
-                f = _Flow(key, proto, dst, dport, src, sport, ts)  # a SYN-ACK first: its receiver is the client
+                f = _Flow(key, proto, dst, dport, ts)  # a SYN-ACK first: its receiver is the client
             else:
-                f = _Flow(key, proto, src, sport, dst, dport, ts)
+                f = _Flow(key, proto, src, sport, ts)
             if proto == 6 and flags & (F_SYN | F_ACK) != F_SYN:
                 f.midstream = True  # picked up after its SYN (a SYN-ACK first counts too, as in Suricata)
             if self._pending_apps:
@@ -526,7 +524,7 @@ class Engine:
             return
         itype, icode = (sport, dport) if proto in (1, 58) else (0, 0)
         insp = _Inspection(ts, f, to_server, src, sport if is_port_proto else 0, dst, dport if is_port_proto else 0,
-                           proto, buffers, flags=flags, dsize=len(payload), ip_proto=proto, itype=itype,
+                           proto, buffers, flags=flags, dsize=len(payload), itype=itype,
                            icode=icode, pcap_cnt=pcap_cnt, app=f.app)
         self._try(cand, insp, packet=True)
 
@@ -537,12 +535,11 @@ class Engine:
         src, sport, dst, dport = (a, conn.orig_p, b, conn.resp_p) if is_orig else (b, conn.resp_p, a, conn.orig_p)
         f = self.flows.get(key)
         if f is None:
-            f = _Flow(key, proto, a, conn.orig_p, b, conn.resp_p, ts)
+            f = _Flow(key, proto, a, conn.orig_p, ts)
             f.state = 3
             f.seen = 3
             self.flows[key] = f
-        app = _APP_NAMES.get(conn.services[-1], conn.services[-1]) if conn.services else None
-        f.app = app
+        app = f.app = _app_name(conn)
         if proto == 6 and f.midstream and not self.midstream:
             return  # Suricata (stream.midstream: false) does not parse sessions picked up midstream
         self.stats.messages += 1
@@ -621,7 +618,7 @@ class Engine:
             return False
         if rule.flags is not None and (insp.proto != 6 or not _flags_ok(rule.flags, insp.flags)):
             return False
-        if rule.ip_proto is not None and not rule.ip_proto.test(insp.ip_proto):
+        if rule.ip_proto is not None and not rule.ip_proto.test(insp.proto):
             return False
         if rule.itype is not None and (insp.proto not in (1, 58) or not rule.itype.test(insp.itype)):
             return False
@@ -674,10 +671,9 @@ class Engine:
 
 def match_captures(paths: list[str], rules: Sequence[Rule], *, on_warning=None) -> list[Alert]:
     """The signature alerts of ``rules`` over the captures at ``paths``, in time order."""
-    signatures = [r for r in rules if r.action is not None]
-    if not signatures:
+    if not rules:
         return []
-    return Engine(signatures).run(paths, on_warning=on_warning)
+    return Engine(rules).run(paths, on_warning=on_warning)
 
 
 __all__ = ["Engine", "EngineStats", "match_captures"]

@@ -117,6 +117,12 @@ class AddressSpec:
         addr = ipaddress.ip_address(ip) if isinstance(ip, str) else ip
         return _contains(self.v4 if addr.version == 4 else self.v6, int(addr))
 
+    def contains_int(self, addr: int) -> bool:
+        """``contains`` for an address as an integer, IPv4 as IPv4-mapped IPv6 (the decoder's form)."""
+        if (addr >> 32) == 0xFFFF:
+            return _contains(self.v4, addr & 0xFFFFFFFF)
+        return _contains(self.v6, addr)
+
     def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
         for ranges, cls in ((self.v4, ipaddress.IPv4Address), (self.v6, ipaddress.IPv6Address)):
