@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from analysis.yamlfile import YAMLSyntaxError, load_yaml
 from recorder.core.errors import WiretrailError
 
 # key -> what its value must be; the order is the order a diff line names them in
@@ -113,45 +114,20 @@ def _check_value(key: str, value: Any) -> tuple[Any, str | None]:
     return value.strip(), None
 
 
-def _lines(node) -> dict[tuple, int]:
-    """(top key,) -> line, ("alerts", i) -> line of entry i, ("alerts", i, key) -> line of the key."""
-    import yaml
-
-    out: dict[tuple, int] = {}
-    if not isinstance(node, yaml.MappingNode):
-        return out
-    for k, v in node.value:
-        out[(str(k.value),)] = k.start_mark.line + 1
-        if k.value == "alerts" and isinstance(v, yaml.SequenceNode):
-            for i, item in enumerate(v.value):
-                out[("alerts", i)] = item.start_mark.line + 1
-                if isinstance(item, yaml.MappingNode):
-                    for ik, _ in item.value:
-                        out[("alerts", i, str(ik.value))] = ik.start_mark.line + 1
-    return out
-
-
 def parse_expectations(text: str, path: str) -> Expectations:
     """An expectations file's text -> Expectations; raises ExpectFileError with every problem."""
-    import yaml
-
     errors: list[ExpectError] = []
 
     def err(msg: str, line: int | None) -> None:
         errors.append(ExpectError(msg, path=path, line=line or 1))
 
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ExpectFileError([ExpectError(f"invalid YAML: {problem}", path=path,
-                                           line=mark.line + 1 if mark else 1)]) from None
+        data, lines = load_yaml(text)
+    except YAMLSyntaxError as e:
+        raise ExpectFileError([ExpectError(str(e), path=path, line=e.line)]) from None
     if not isinstance(data, dict):
         raise ExpectFileError([ExpectError("an expectations file is a YAML mapping with an `alerts:` list",
                                            path=path, line=1)])
-    lines = _lines(node)
     for key in data:
         if str(key) not in _TOP_KEYS:
             err(f"unknown key {key!r} (one of {', '.join(_TOP_KEYS)})", lines.get((str(key),)))

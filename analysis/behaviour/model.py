@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from analysis.yamlfile import YAMLSyntaxError, load_yaml
 from recorder.core.errors import WiretrailError
 
 _STATES_FAILED = ["REJ", "S0", "RSTO", "RSTOS0", "RSTR", "RSTRH", "SH", "SHR", "OTH"]
@@ -77,22 +78,6 @@ class BehaviourRule:
         return self.params.get(name, KINDS[self.kind][name])
 
 
-def _lines(node) -> dict[str, int]:
-    """Top-level key -> line (1-based), and ``params.<key>`` for the params mapping."""
-    import yaml
-
-    out: dict[str, int] = {}
-    if not isinstance(node, yaml.MappingNode):
-        return out
-    for k, v in node.value:
-        key = str(k.value)
-        out[key] = k.start_mark.line + 1
-        if key == "params" and isinstance(v, yaml.MappingNode):
-            for pk, _ in v.value:
-                out[f"params.{pk.value}"] = pk.start_mark.line + 1
-    return out
-
-
 def _same_type(default: Any, value: Any) -> bool:
     if isinstance(default, bool):
         return isinstance(value, bool)
@@ -107,21 +92,16 @@ def _same_type(default: Any, value: Any) -> bool:
 
 def parse_rule(text: str, path: str) -> tuple[BehaviourRule | None, list[RuleFileError]]:
     """One rule file's text -> the rule, or None and every problem found."""
-    import yaml
-
     def err(msg: str, line: int | None) -> RuleFileError:
         return RuleFileError(msg, path=path, line=line or 1)
 
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        return None, [err(f"invalid YAML: {problem}", mark.line + 1 if mark else 1)]
+        data, paths = load_yaml(text)
+    except YAMLSyntaxError as e:
+        return None, [err(str(e), e.line)]
     if not isinstance(data, dict):
         return None, [err("a behaviour rule file is one YAML mapping", 1)]
-    lines = _lines(node)
+    lines = {".".join(map(str, p)): line for p, line in paths.items()}  # "id", "params.window"
     errors: list[RuleFileError] = []
     for key in data:
         if key not in _REQUIRED and key not in _OPTIONAL:
@@ -195,14 +175,8 @@ def load_behaviour_rules(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[
             continue
         if rule.id in first:
             errors.append(RuleFileError(f"duplicate id {rule.id} (first in {first[rule.id].path})",
-                                        path=str(f), line=_lines(_compose(text)).get("id", 1)))
+                                        path=str(f), line=load_yaml(text)[1].get(("id",), 1)))
             continue
         first[rule.id] = rule
         rules.append(rule)
     return rules, errors
-
-
-def _compose(text: str):
-    import yaml
-
-    return yaml.compose(text, Loader=yaml.SafeLoader)
