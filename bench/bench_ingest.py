@@ -37,28 +37,55 @@ NFSTREAM_SNIPPET = (
 )
 
 
-def timed(cmd: list[str]) -> tuple[float, int, str]:
-    """Wall seconds, the child's own peak RSS in KiB (from wait4), and the tail of its output."""
+def timed(cmd: list[str], *, stdout: bool = True, ok: tuple[int, ...] = (0,)) -> tuple[float, int, str]:
+    """Wall seconds, the child's own peak RSS in KiB (from wait4), and the tail of its output
+    (``stdout=False``: its standard output is dropped and all of its standard error kept)."""
     t = time.perf_counter()
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as p:
-        out = p.stdout.read() if p.stdout else ""
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
+                          stderr=subprocess.STDOUT if stdout else subprocess.PIPE, text=True) as p:
+        stream = p.stdout if stdout else p.stderr
+        out = stream.read() if stream else ""
         _, status, usage = os.wait4(p.pid, 0)
         p.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - t
-    if p.returncode:
+    if p.returncode not in ok:
         raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {out[-400:]}")
-    return wall, usage.ru_maxrss, out[-300:]
+    return wall, usage.ru_maxrss, out[-300:] if stdout else out
 
 
-def median_runs(make_cmd, runs: int, cleanup=None) -> tuple[float, int, str]:
+def median_runs(make_cmd, runs: int, cleanup=None, **timed_kw) -> tuple[float, int, str]:
     walls, peak, out = [], 0, ""
     for _ in range(runs):
         if cleanup:
             cleanup()
-        w, rss, out = timed(make_cmd())
+        w, rss, out = timed(make_cmd(), **timed_kw)
         walls.append(w)
         peak = max(peak, rss)
     return statistics.median(walls), peak, out
+
+
+def bench_capture(capture: str | None, work: Path, packets: int, seed: int) -> Path | None:
+    """``capture``, or the gen_traffic.py capture of that size and seed (made once, kept in ``work``);
+    None (with a message) when it cannot be made."""
+    cap = Path(capture) if capture else work / f"gen_{packets}_s{seed}.pcap"
+    if not cap.exists():
+        gen = SHARED / "bench" / "gen_traffic.py"
+        if not gen.exists():
+            print(f"error: {gen} not found; pass --capture FILE", file=sys.stderr)
+            return None
+        subprocess.run([sys.executable, str(gen), str(cap), "--packets", str(packets), "--seed", str(seed)],
+                       check=True)
+    return cap
+
+
+def wiretrail_script() -> str:
+    return shutil.which("wiretrail") or str(Path(sys.executable).parent / "wiretrail")
+
+
+def remove_sqlite(db: Path) -> None:
+    """A SQLite database and its WAL files, so the next run starts from nothing."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
 
 
 def main() -> int:
@@ -74,23 +101,16 @@ def main() -> int:
 
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    cap = Path(args.capture) if args.capture else work / f"gen_{args.packets}_s{args.seed}.pcap"
-    if not cap.exists():
-        gen = SHARED / "bench" / "gen_traffic.py"
-        if not gen.exists():
-            print(f"error: {gen} not found; pass --capture FILE", file=sys.stderr)
-            return 1
-        subprocess.run([sys.executable, str(gen), str(cap), "--packets", str(args.packets), "--seed",
-                        str(args.seed)], check=True)
-
-    wiretrail = shutil.which("wiretrail") or str(Path(sys.executable).parent / "wiretrail")
+    cap = bench_capture(args.capture, work, args.packets, args.seed)
+    if cap is None:
+        return 1
+    wiretrail = wiretrail_script()
     results = []
     with tempfile.TemporaryDirectory() as td:
         db = Path(td) / "bench.db"
 
         def clean():
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(db) + suffix).unlink(missing_ok=True)
+            remove_sqlite(db)
 
         # one warm-up run so numba's cache and the page cache are in place, as in steady use
         clean()

@@ -18,35 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench_ingest import HERE, SHARED  # noqa: I001 (run from bench/)
-
-
-def median_runs(make_cmd, runs: int, cleanup=None) -> tuple[float, int, str]:
-    """Median wall seconds, peak RSS KiB and the stderr of the last run (alerts on stdout are dropped)."""
-    walls, peak, err = [], 0, ""
-    for _ in range(runs):
-        if cleanup:
-            cleanup()
-        t = time.perf_counter()
-        with subprocess.Popen(make_cmd(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as p:
-            err = p.stderr.read() if p.stderr else ""
-            _, status, usage = os.wait4(p.pid, 0)
-            p.returncode = os.waitstatus_to_exitcode(status)
-        walls.append(time.perf_counter() - t)
-        if p.returncode not in (0, 3):
-            raise SystemExit(f"{' '.join(make_cmd())} failed ({p.returncode}): {err[-400:]}")
-        peak = max(peak, usage.ru_maxrss)
-    return statistics.median(walls), peak, err
+from bench_ingest import HERE, SHARED, bench_capture, median_runs, remove_sqlite, wiretrail_script  # noqa: I001
 
 ONE_RULE = 'alert http any any -> any any (msg:"one rule"; http.uri; content:"/wiretrail-bench-none"; sid:1;)\n'
 
@@ -63,19 +40,14 @@ def main() -> int:
 
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    cap = Path(args.capture) if args.capture else work / f"gen_{args.packets}_s{args.seed}.pcap"
-    if not cap.exists():
-        gen = SHARED / "bench" / "gen_traffic.py"
-        if not gen.exists():
-            print(f"error: {gen} not found; pass --capture FILE", file=sys.stderr)
-            return 1
-        subprocess.run([sys.executable, str(gen), str(cap), "--packets", str(args.packets), "--seed",
-                        str(args.seed)], check=True)
+    cap = bench_capture(args.capture, work, args.packets, args.seed)
+    if cap is None:
+        return 1
     if not Path(args.rules).exists():
         print(f"error: {args.rules} not found; pass --rules", file=sys.stderr)
         return 1
     packets = None
-    wiretrail = shutil.which("wiretrail") or str(Path(sys.executable).parent / "wiretrail")
+    wiretrail = wiretrail_script()
     results = []
     with tempfile.TemporaryDirectory() as td:
         db = Path(td) / "bench.db"
@@ -83,11 +55,10 @@ def main() -> int:
         one.write_text(ONE_RULE)
 
         def clean():
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(db) + suffix).unlink(missing_ok=True)
+            remove_sqlite(db)
 
         clean()
-        median_runs(lambda: [wiretrail, "ingest", "--db", str(db), str(cap)], 1, clean)  # warm-up
+        median_runs(lambda: [wiretrail, "ingest", "--db", str(db), str(cap)], 1, clean, stdout=False)  # warm-up
         for label, cmd in (
                 ("wiretrail ingest (flows + protocol logs)", [wiretrail, "ingest", "--db", str(db), str(cap)]),
                 (f"wiretrail replay, rules: {args.rules}", [wiretrail, "replay", "--db", str(db), "--rules",
@@ -95,7 +66,7 @@ def main() -> int:
                                                            "jsonl"]),
                 ("wiretrail replay, one rule", [wiretrail, "replay", "--db", str(db), "--rules", str(one), str(cap),
                                                 "--format", "jsonl"])):
-            wall, rss, out = median_runs(lambda cmd=cmd: cmd, args.runs, clean)
+            wall, rss, out = median_runs(lambda cmd=cmd: cmd, args.runs, clean, stdout=False, ok=(0, 3))
             note = [line for line in out.strip().splitlines() if re.match(r"^[\d,]+ packets, ", line)]
             results.append({"what": label, "wall_s": wall, "peak_rss_mib": rss / 1024,
                             "note": note[-1] if note else ""})
