@@ -360,21 +360,8 @@ class Store:
             lossy.c.sensor == sa.select(own.c.sensor).where(own.c.id == table.c.capture_id)
             .correlate(table).scalar_subquery(),
         )
-        stmt = sa.select(table, drops.label("capture_drops"))
-        if host is not None:
-            lo, hi = host_range(host)
-            if lo == hi:
-                stmt = stmt.where(sa.or_(table.c.orig_a == lo, table.c.resp_a == lo))
-            else:
-                stmt = stmt.where(sa.or_(table.c.orig_a.between(lo, hi), table.c.resp_a.between(lo, hi)))
-        if port is not None:
-            stmt = stmt.where(sa.or_(table.c.orig_p == port, table.c.resp_p == port))
-        if proto is not None:
-            stmt = stmt.where(table.c.proto == proto)
-        if since is not None:
-            stmt = stmt.where(table.c.ts_ns >= since)
-        if until is not None:
-            stmt = stmt.where(table.c.ts_ns < until)
+        stmt = _where_endpoints(sa.select(table, drops.label("capture_drops")), table,
+                                ("orig_a", "resp_a", "orig_p", "resp_p"), host, port, proto, since, until)
         if states is not None:
             stmt = stmt.where(table.c.conn_state.in_(list(states)))
         if uid is not None:
@@ -449,21 +436,8 @@ class Store:
         substring of the signature text, ``kind`` signature or behaviour. Raises ValueError for a
         bad host or limit, before touching the database.
         """
-        stmt = sa.select(*(c for c in alerts.c if c.name not in ("src_a", "dest_a")))
-        if host is not None:
-            lo, hi = host_range(host)
-            if lo == hi:
-                stmt = stmt.where(sa.or_(alerts.c.src_a == lo, alerts.c.dest_a == lo))
-            else:
-                stmt = stmt.where(sa.or_(alerts.c.src_a.between(lo, hi), alerts.c.dest_a.between(lo, hi)))
-        if port is not None:
-            stmt = stmt.where(sa.or_(alerts.c.src_port == port, alerts.c.dest_port == port))
-        if proto is not None:
-            stmt = stmt.where(alerts.c.proto == proto)
-        if since is not None:
-            stmt = stmt.where(alerts.c.ts_ns >= since)
-        if until is not None:
-            stmt = stmt.where(alerts.c.ts_ns < until)
+        stmt = _where_endpoints(sa.select(*(c for c in alerts.c if c.name not in ("src_a", "dest_a"))), alerts,
+                                ("src_a", "dest_a", "src_port", "dest_port"), host, port, proto, since, until)
         if uid is not None:
             stmt = stmt.where(alerts.c.uid == uid)
         if sids is not None:
@@ -730,3 +704,23 @@ def _writer_main(store: Store, q, reply, batch_rows: int) -> None:
             stopped = q.get() is None
     reply.send(("done", written if not failed else 0))
     reply.close()
+
+
+def _where_endpoints(stmt: sa.Select, table: sa.Table, cols: tuple[str, str, str, str], host: str | None,
+                     port: int | None, proto: str | None, since: int | None, until: int | None) -> sa.Select:
+    """The listing filters flows and alerts share: ``host`` (IP or CIDR) or ``port`` on either side
+    (``cols``: the two 16-byte address columns, then the two port columns), ``proto``, and ``since``
+    (inclusive) / ``until`` (exclusive) on ``ts_ns``."""
+    a, b, ap, bp = (table.c[name] for name in cols)
+    if host is not None:
+        lo, hi = host_range(host)
+        stmt = stmt.where(sa.or_(a == lo, b == lo) if lo == hi else sa.or_(a.between(lo, hi), b.between(lo, hi)))
+    if port is not None:
+        stmt = stmt.where(sa.or_(ap == port, bp == port))
+    if proto is not None:
+        stmt = stmt.where(table.c.proto == proto)
+    if since is not None:
+        stmt = stmt.where(table.c.ts_ns >= since)
+    if until is not None:
+        stmt = stmt.where(table.c.ts_ns < until)
+    return stmt
