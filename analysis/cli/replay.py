@@ -133,7 +133,10 @@ def _run(outcome: ReplayOutcome, captures: list[str], db: str, behaviour_rules, 
         stats = ingest(captures, store, local_nets=local_nets, on_warning=warn)
         found = [(a, "behaviour") for a in evaluate(store, behaviour_rules)]
         if signatures:
-            found += [(a, "signature") for a in match([f.path for f in stats.files], signatures, on_warning=warn)]
+            # the engine reads the same files again: what the ingest already reported is not repeated
+            told = set(stats.warnings)
+            found += [(a, "signature") for a in match([f.path for f in stats.files], signatures,
+                                                      on_warning=lambda w: None if w in told else warn(w))]
         found.sort(key=lambda p: (p[0].ts_ns, p[0].signature_id, p[0].src_ip, p[0].dest_ip))
         alerts = [a for a, _ in found]
         capture_ids = _capture_ids(store, alerts, [f.capture_id for f in stats.files])

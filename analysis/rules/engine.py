@@ -377,8 +377,13 @@ class Engine:
         apps = AppLayer(out, PARSERS) if self.app_rules or any(c.app for c in self.packet_rules) else None
         decoder = Decoder()
         pcap_cnt = 0
+
+        def warn(w) -> None:  # CaptureWarning -> its one line
+            if on_warning is not None:
+                on_warning(str(w))
+
         for path in expand_inputs(list(paths)):
-            for raw in read_batches(path, on_warning=on_warning):
+            for raw in read_batches(path, on_warning=warn):
                 dec = decoder.decode(raw)
                 if apps is not None:
                     apps.feed(raw, dec)

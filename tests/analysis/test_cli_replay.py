@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -110,3 +111,16 @@ def test_shipped_signatures_match_by_default_and_skip_invalid(tmp_path):
     assert r.exit_code == 0, r.output
     assert f"warning: skipped: {rules}:1: unsupported keyword xbits" in r.stderr.splitlines()
     assert [json.loads(line)["alert"]["signature_id"] for line in r.stdout.splitlines()] == [2]
+
+
+def test_truncated_capture_warns_once_and_keeps_what_was_read(tmp_path):
+    cap = Capture()
+    cap.session(0, "10.0.0.5", "198.51.100.7", 40000, 80, [(b"GET /etc/passwd HTTP/1.1\r\nHost: a\r\n\r\n", b"")])
+    whole = Path(cap.write(tmp_path / "whole.pcap")).read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(whole[:-10])  # the last packet's record is torn
+    r = replay(cut, "--format", "jsonl")
+    assert r.exit_code == 0, r.output
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "truncated record" in warnings[0] and str(cut) in warnings[0]
+    assert [json.loads(line)["alert"]["signature_id"] for line in r.stdout.splitlines()] == [9100004]
