@@ -73,9 +73,10 @@ def seconds_to_ns(value: Any) -> int | None:
     """Epoch seconds or an interval (float) as integer ns, at Zeek's microsecond precision."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    if isinstance(value, float) and not math.isfinite(value):
+    scaled = value * 1_000_000
+    if isinstance(scaled, float) and not math.isfinite(scaled):  # inf, nan, or a float that overflows here
         return None
-    ns = round(value * 1_000_000) * 1000
+    ns = round(scaled) * 1000
     return ns if _INT64[0] <= ns <= _INT64[1] else None
 
 
