@@ -3,13 +3,11 @@
 Each rule has at most one *fast pattern*, chosen as Suricata does (``fast_pattern`` when the rule
 says so, with ``fast_pattern_chop``; else among the contents of the highest-priority buffer the
 longest, then the most varied by Suricata's pattern strength, then the first; negated contents only
-when the rule has no other). One Aho-Corasick automaton per buffer (name and transforms) holds every
-fast pattern, lowercased: a rule is a candidate when its fast pattern occurs in its buffer (case is
-left to ``match_payload`` to confirm). Rules without a fast pattern, or whose fast pattern is negated,
-are candidates whenever all their buffers are present. Patterns of one or two bytes, which would hit
-at nearly every offset of binary data, are checked with a plain substring search instead.
-
-pyahocorasick stores ``str`` keys, so bytes travel as Latin-1 text (one character per byte).
+when the rule has no other). One Hyperscan database per buffer (name and transforms) holds every
+fast pattern, each keeping its rule's case (``nocase`` patterns caseless): a rule is a candidate when
+its fast pattern occurs in its buffer. Rules without a fast pattern, or whose fast pattern is
+negated, are candidates whenever all their buffers are present. Without Hyperscan (a platform with
+no wheel) each pattern is one substring search: the same candidates, slower.
 """
 
 from __future__ import annotations
@@ -18,8 +16,6 @@ from collections.abc import Mapping, Sequence
 
 from analysis.rules.match import apply_transforms
 from analysis.rules.model import PAYLOAD, Content, Rule
-
-_SHORT = 2  # patterns this long or shorter are searched with `in`, not through the automaton
 
 # Suricata's buffer priorities for fast pattern selection (lower wins): application-layer buffers 2,
 # the packet/stream payload 3, http.method 4 (its docs: "http_method ... has lower priority than the
@@ -82,28 +78,35 @@ def fast_pattern(rule: Rule) -> tuple[str, bytes, bool] | None:
     return c.buffer, _chopped(c), c.nocase
 
 
-def _load_automaton():
+def _load_hyperscan():
     try:
-        import ahocorasick  # noqa: PLC0415 - optional speed-up, imported only where used
-    except ImportError:  # pragma: no cover - the dependency is declared; this keeps a fallback
+        import hyperscan  # noqa: PLC0415 - imported only where used; absent on some platforms
+    except ImportError:  # pragma: no cover - declared for x86-64 and ARM64; the fallback is for the rest
         return None
-    return ahocorasick
+    return hyperscan
 
 
 class _Bucket:
     """The fast patterns of one buffer (name and transforms)."""
 
-    __slots__ = ("automaton", "by_id", "long", "short")
+    __slots__ = ("by_id", "database", "exact", "folded", "hits")
 
     def __init__(self) -> None:
-        self.long: dict[str, list[int]] = {}  # lowercased Latin-1 pattern -> rule indexes
-        self.by_id: list[tuple[int, ...]] = []  # automaton value -> rule indexes
-        self.short: dict[bytes, list[int]] = {}  # lowercased pattern of 1-2 bytes -> rule indexes
-        self.automaton = None
+        self.exact: dict[bytes, list[int]] = {}  # case-sensitive pattern -> rule indexes
+        self.folded: dict[bytes, list[int]] = {}  # nocase pattern, lowercased -> rule indexes
+        self.by_id: list[list[int]] = []  # database pattern id -> rule indexes
+        self.database = None
+        self.hits: list[int] = []  # pattern ids the last scan reported
 
 
 class Prefilter:
-    """Pick, for a set of buffers, the rules whose fast pattern occurs (indexes into ``rules``)."""
+    """Pick, for a set of buffers, the rules whose fast pattern occurs (indexes into ``rules``).
+
+    Each fast pattern keeps its rule's case: a ``nocase`` pattern matches in any case, another only
+    as written (``match_payload`` would reject the rest anyway). With Hyperscan every buffer is one
+    scan that reports each pattern once (``HS_FLAG_SINGLEMATCH``) however often it occurs; without
+    it each pattern is one substring search.
+    """
 
     def __init__(self, rules: Sequence[Rule], *, use_automaton: bool = True) -> None:
         self._buckets: dict[tuple[str, tuple[str, ...]], _Bucket] = {}
@@ -111,31 +114,42 @@ class Prefilter:
         always: dict[frozenset[str], list[int]] = {}
         for index, rule in enumerate(rules):
             c = fast_pattern_content(rule)
-            if c is None or c.negated:
+            if c is None or c.negated:  # nothing to look for
+                always.setdefault(rule.buffers, []).append(index)
+                continue
+            pattern = _chopped(c)
+            if not pattern:
                 always.setdefault(rule.buffers, []).append(index)
                 continue
             bucket = self._buckets.setdefault((c.buffer, tuple(c.transforms)), _Bucket())
-            pattern = _chopped(c).lower()
-            if len(pattern) <= _SHORT:
-                bucket.short.setdefault(pattern, []).append(index)
+            if c.nocase:
+                bucket.folded.setdefault(pattern.lower(), []).append(index)
             else:
-                bucket.long.setdefault(pattern.decode("latin-1"), []).append(index)
+                bucket.exact.setdefault(pattern, []).append(index)
         self._always = [(needed, tuple(indexes)) for needed, indexes in always.items()]
-        module = _load_automaton() if use_automaton else None
-        self.uses_automaton = module is not None
-        for bucket in self._buckets.values():
-            if module is not None and bucket.long:
-                automaton = module.Automaton()
-                for pattern, indexes in bucket.long.items():
-                    automaton.add_word(pattern, len(bucket.by_id))
-                    bucket.by_id.append(tuple(indexes))
-                automaton.make_automaton()
-                bucket.automaton = automaton
+        hs = _load_hyperscan() if use_automaton else None
+        self.uses_automaton = hs is not None
+        if hs is not None:
+            for bucket in self._buckets.values():
+                self._compile(hs, bucket)
         self.rule_count = len(rules)
+
+    @staticmethod
+    def _compile(hs, bucket: _Bucket) -> None:
+        patterns, flags = [], []
+        for table, flag in ((bucket.exact, 0), (bucket.folded, hs.HS_FLAG_CASELESS)):
+            for pattern, indexes in table.items():
+                patterns.append(_escaped(pattern))
+                flags.append(flag | hs.HS_FLAG_SINGLEMATCH)
+                bucket.by_id.append(indexes)
+        database = hs.Database(mode=hs.HS_MODE_BLOCK)
+        database.compile(expressions=patterns, ids=list(range(len(patterns))), elements=len(patterns),
+                         flags=flags)
+        bucket.database = database
 
     @property
     def pattern_count(self) -> int:
-        return sum(len(b.long) + len(b.short) for b in self._buckets.values())
+        return sum(len(b.exact) + len(b.folded) for b in self._buckets.values())
 
     def candidates(self, buffers: Mapping[str, bytes | None]) -> list[int]:
         """Ascending indexes of the rules worth running ``match_payload`` on for these buffers."""
@@ -144,25 +158,41 @@ class Prefilter:
             raw = buffers.get(name)
             if raw is None:
                 continue
-            data = (apply_transforms(raw, transforms) if transforms else raw).lower()
-            for pattern, indexes in bucket.short.items():
+            data = apply_transforms(raw, transforms) if transforms else raw
+            if bucket.database is not None:
+                if data:
+                    found = bucket.hits
+                    bucket.database.scan(data, match_event_handler=_collect, context=found)
+                    by_id = bucket.by_id
+                    for pid in found:
+                        hits.update(by_id[pid])
+                    found.clear()
+                continue
+            for pattern, indexes in bucket.exact.items():
                 if pattern in data:
                     hits.update(indexes)
-            if not bucket.long:
-                continue
-            if bucket.automaton is not None:
-                by_id = bucket.by_id
-                for pid in {pid for _end, pid in bucket.automaton.iter(data.decode("latin-1"))}:
-                    hits.update(by_id[pid])
-            else:
-                text = data.decode("latin-1")
-                for pattern, idx in bucket.long.items():
-                    if pattern in text:
-                        hits.update(idx)
+            if bucket.folded:
+                lowered = data.lower()
+                for pattern, indexes in bucket.folded.items():
+                    if pattern in lowered:
+                        hits.update(indexes)
         for needed, indexes in self._always:
             if all(buffers.get(b) is not None for b in needed):
                 hits.update(indexes)
         return sorted(hits)
+
+
+_PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
+
+def _escaped(pattern: bytes) -> bytes:
+    """A literal as a Hyperscan expression: letters and digits as they are, every other byte as
+    ``\\xHH`` (expressions are C strings, so a NUL byte cannot travel as itself)."""
+    return b"".join(bytes((ch,)) if ch in _PLAIN else b"\\x%02x" % ch for ch in pattern)
+
+
+def _collect(pattern_id: int, _start: int, _end: int, _flags: int, found: list[int]) -> None:
+    found.append(pattern_id)
 
 
 __all__ = ["Prefilter", "fast_pattern", "fast_pattern_content", "pattern_strength"]

@@ -1,6 +1,6 @@
 """The fast-pattern prefilter: Suricata's fast pattern choice, candidates per buffer, and on ET Open
 over real payloads: never a rule missed that match_payload accepts, same answer with and without
-the Aho-Corasick automaton."""
+Hyperscan."""
 
 from __future__ import annotations
 
@@ -76,7 +76,9 @@ def test_candidates():
         pf = Prefilter(rules, use_automaton=use)
         assert pf.candidates({"payload": b"this is EVIL"}) == [0, 2, 3]
         assert pf.candidates({"payload": b"GET /cmd.exe\x00"}) == [1, 2, 3, 6]
-        assert pf.candidates({"http.uri": b"/ADMIN/x"}) == [4, 7]  # lowercased: match_payload confirms case
+        assert pf.candidates({"http.uri": b"/ADMIN/x"}) == [7]  # /admin without nocase: case as written
+        assert pf.candidates({"http.uri": b"/admin/x"}) == [4, 7]
+        assert pf.candidates({"payload": b"..eViL..evil\x00\x00"}) == [0, 2, 3, 6]  # each rule once
         assert pf.candidates({"http.uri": None, "dns.query": b"example.com"}) == [5]
         assert pf.candidates({}) == []
     assert Prefilter(rules).uses_automaton
