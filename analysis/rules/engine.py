@@ -102,45 +102,57 @@ def _ORDER(c: _Compiled) -> tuple:
 
 
 _V4_SPACE = 1 << 32
-_NARROW = _V4_SPACE >> 4  # an address spec covering less than 1/16 of IPv4 is indexed
-_NARROW_V6 = 1 << 124  # ... and less than 1/16 of IPv6
+_NARROW = 1 / 16  # a dimension covering less than this share of its space is indexed
+_PORT_PROTOS = frozenset({6, 17, 132})
 
 
-class _AddressIndex:
-    """Header-only rules by the address ranges they name (ET's reputation lists name thousands of
-    addresses each), so that a packet finds the few that can apply with two binary searches instead
-    of testing every rule. A rule whose source and destination both cover most addresses (or any
-    IPv6) is tried on every packet (``broad``)."""
+def _share(ranges, space: int) -> float:
+    return sum(hi - lo + 1 for lo, hi in ranges) / space
+
+
+def _addr_share(spec) -> float:
+    return max(_share(spec.v4, _V4_SPACE), _share(spec.v6, 1 << 128))
+
+
+def _addr_ranges(spec) -> list[tuple[int, int]]:
+    """The spec's ranges in the engine's address space (IPv4 as IPv4-mapped IPv6)."""
+    base = _V4_MAPPED << 32
+    return [(base | lo, base | hi) for lo, hi in spec.v4] + list(spec.v6)
+
+
+class _HeaderIndex:
+    """Header-only rules (ET's reputation lists, scans by port and flags...) by the most selective
+    part of their header: source or destination addresses (a reputation list names thousands of
+    addresses) or, for TCP/UDP/SCTP rules, source or destination ports. A packet finds the few that
+    can apply with binary searches instead of testing every rule; a rule with no part covering
+    less than 1/16 of its space (or with ``<>``) is tried on every packet (``broad``)."""
+
+    _DIMENSIONS = (
+        (lambda r: _addr_share(r.src), lambda r: _addr_ranges(r.src)),
+        (lambda r: _addr_share(r.dst), lambda r: _addr_ranges(r.dst)),
+        (lambda r: _share(r.src_ports.ranges, 65536), lambda r: list(r.src_ports.ranges)),
+        (lambda r: _share(r.dst_ports.ranges, 65536), lambda r: list(r.dst_ports.ranges)),
+    )
 
     def __init__(self, rules: list[_Compiled]) -> None:
-        by_src, by_dst, self.broad = [], [], []
+        placed: list[list[_Compiled]] = [[], [], [], []]
+        self.broad: list[_Compiled] = []
         for c in rules:
             r = c.rule
-            if r.direction is Direction.TO_DST and self._narrow(r.src):
-                by_src.append(c)
-            elif r.direction is Direction.TO_DST and self._narrow(r.dst):
-                by_dst.append(c)
+            dims = 4 if c.protos is not None and c.protos <= _PORT_PROTOS else 2
+            shares = [self._DIMENSIONS[i][0](r) for i in range(dims)]
+            best = min(range(dims), key=shares.__getitem__)
+            if r.direction is Direction.TO_DST and shares[best] < _NARROW:
+                placed[best].append(c)
             else:
                 self.broad.append(c)
-        self.src = self._segments(by_src, lambda r: r.src)
-        self.dst = self._segments(by_dst, lambda r: r.dst)
+        self.indexes = [self._segments(placed[i], self._DIMENSIONS[i][1]) for i in range(4)]
 
     @staticmethod
-    def _narrow(spec) -> bool:
-        return (sum(hi - lo + 1 for lo, hi in spec.v4) < _NARROW
-                and sum(hi - lo + 1 for lo, hi in spec.v6) < _NARROW_V6)
-
-    @staticmethod
-    def _ranges(spec) -> list[tuple[int, int]]:
-        """The spec's ranges in the engine's address space (IPv4 as IPv4-mapped IPv6)."""
-        base = _V4_MAPPED << 32
-        return [(base | lo, base | hi) for lo, hi in spec.v4] + list(spec.v6)
-
-    @staticmethod
-    def _segments(rules: list[_Compiled], spec_of) -> tuple[list[int], list[tuple[_Compiled, ...]]]:
+    def _segments(rules: list[_Compiled], ranges_of) -> tuple[list[int], list[tuple[_Compiled, ...]]]:
         events: dict[int, list[tuple[int, _Compiled]]] = {}
         for c in rules:
-            for lo, hi in _AddressIndex._ranges(spec_of(c.rule)):
+            for lo, hi in ranges_of(c.rule):
                 events.setdefault(lo, []).append((1, c))
                 events.setdefault(hi + 1, []).append((-1, c))
         points = sorted(events)
@@ -157,11 +169,12 @@ class _AddressIndex:
             sets.append(tuple(sorted((active_rules[i] for i in active), key=_ORDER)))
         return points, sets
 
-    def lookup(self, src: int, dst: int) -> list[_Compiled]:
+    def lookup(self, src: int, dst: int, sport: int, dport: int, ports: bool) -> list[_Compiled]:
+        """The rules that may apply to a packet with this header, in evaluation order."""
         out = list(self.broad)
-        for addr, (points, sets) in ((src, self.src), (dst, self.dst)):
+        for value, (points, sets) in zip((src, dst, sport, dport) if ports else (src, dst), self.indexes):
             if points:
-                i = bisect.bisect_right(points, addr) - 1
+                i = bisect.bisect_right(points, value) - 1
                 if i >= 0 and sets[i]:
                     out += sets[i]
         if len(out) > 1 and len(out) != len(self.broad):
@@ -177,6 +190,15 @@ def _header_ok(rule: Rule, src: int, sport: int, dst: int, dport: int, ports: bo
     if one_way(src, sport, dst, dport):
         return True
     return rule.direction is Direction.BOTH and one_way(dst, dport, src, sport)
+
+
+def _static_ok(c: _Compiled, proto: int, src: int, sport: int, dst: int, dport: int) -> bool:
+    """Whether a rule's protocol, IP version, addresses and ports admit a packet of a flow."""
+    if c.protos is not None and proto not in c.protos:
+        return False
+    if c.ipv4 is not None and ((src >> 32) == _V4_MAPPED) != c.ipv4:
+        return False
+    return _header_ok(c.rule, src, sport, dst, dport, proto in _PORT_PROTOS)
 
 
 @functools.lru_cache(maxsize=256)
@@ -205,7 +227,7 @@ def _flags_ok(test, flags: int) -> bool:
 
 class _Flow:
     __slots__ = ("key", "proto", "client", "client_port", "start", "last", "state",
-                 "midstream", "seen", "bits", "app", "next_seq", "done_tx", "hdr", "uid", "closed")
+                 "midstream", "seen", "bits", "app", "next_seq", "done_tx", "hdr", "fixed", "uid", "closed")
 
     def __init__(self, key: tuple, proto: int, client: int, cport: int, ts: int) -> None:
         self.key = key
@@ -219,7 +241,8 @@ class _Flow:
         self.app: str | None = None
         self.next_seq = [None, None]  # per direction (0 to server): highest sequence end inspected
         self.done_tx: set[tuple[int, int, bool]] = set()  # (rule index, tx, to_server) alerted or passed
-        self.hdr: dict[int, bool] = {}
+        self.hdr: dict[int, bool] = {}  # rule index * 2 + to_server -> its header (and protocol) matched
+        self.fixed: list = [None, None]  # per direction (0 to server): the header-only rules whose header matched
         self.uid: str | None = None
         self.closed = False
 
@@ -356,7 +379,7 @@ class Engine:
         # only: IP reputation lists, flags, dsize...) through an index of their addresses.
         self._fp_rules = [c for c in self.packet_rules if fast_pattern(c.rule) is not None]
         self._packet_pf = Prefilter([c.rule for c in self._fp_rules])
-        self._by_addr = _AddressIndex([c for c in self.packet_rules if fast_pattern(c.rule) is None])
+        self._by_header = _HeaderIndex([c for c in self.packet_rules if fast_pattern(c.rule) is None])
         self._app_pf = Prefilter([c.rule for c in self.app_rules])
         self.flows: dict[tuple, _Flow] = {}
         self._last_sweep = 0
@@ -520,17 +543,28 @@ class Engine:
                 f.next_seq[d] = end
         buffers = {PAYLOAD: payload} if payload else {}
         self.stats.inspected += 1
-        fp = self._fp_rules
-        cand = [fp[j] for j in self._packet_pf.candidates(buffers)] if payload else []
-        other = self._by_addr.lookup(src, dst)
-        if other:
-            cand = sorted(cand + other, key=_ORDER) if cand else other
-        elif not cand:
+        itype, icode = (sport, dport) if proto in (1, 58) else (0, 0)  # the decoder's ICMP "ports"
+        if not is_port_proto:
+            sport = dport = 0
+        d = 0 if to_server else 1
+        fixed = f.fixed[d]
+        if fixed is None:  # once per flow and direction: the header does not change
+            fixed = f.fixed[d] = [c for c in self._by_header.lookup(src, dst, sport, dport, is_port_proto)
+                                  if _static_ok(c, proto, src, sport, dst, dport)]
+        if payload:
+            fp = self._fp_rules
+            cand = self._header_filter([fp[j] for j in self._packet_pf.candidates(buffers)], f, to_server,
+                                       proto, src, sport, dst, dport)
+            if fixed:
+                cand = sorted(cand + fixed, key=_ORDER) if cand else fixed
+            elif not cand:
+                return
+        elif fixed:
+            cand = fixed
+        else:
             return
-        itype, icode = (sport, dport) if proto in (1, 58) else (0, 0)
-        insp = _Inspection(ts, f, to_server, src, sport if is_port_proto else 0, dst, dport if is_port_proto else 0,
-                           proto, buffers, flags=flags, dsize=len(payload), itype=itype,
-                           icode=icode, pcap_cnt=pcap_cnt, app=f.app)
+        insp = _Inspection(ts, f, to_server, src, sport, dst, dport, proto, buffers, flags=flags,
+                           dsize=len(payload), itype=itype, icode=icode, pcap_cnt=pcap_cnt, app=f.app)
         self._try(cand, insp, packet=True)
 
     def _event(self, e: tuple) -> None:
@@ -551,26 +585,33 @@ class Engine:
         insp = _Inspection(ts, f, is_orig, src, sport, dst, dport, proto, buffers, tx=tx, app=app)
         cand = self._app_pf.candidates(buffers)
         if cand:
-            self._try([self.app_rules[j] for j in cand], insp, packet=False)
+            rules = self.app_rules
+            cand = self._header_filter([rules[j] for j in cand], f, is_orig, proto, src, sport, dst, dport)
+            if cand:
+                self._try(cand, insp, packet=False)
+
+    @staticmethod
+    def _header_filter(cands: list[_Compiled], f: _Flow, to_server: bool, proto: int, src: int, sport: int,
+                       dst: int, dport: int) -> list[_Compiled]:
+        """The candidates whose protocol and header match, remembered per flow and direction."""
+        hdr = f.hdr
+        out = []
+        for c in cands:
+            hk = c.index * 2 + to_server
+            ok = hdr.get(hk)
+            if ok is None:
+                ok = hdr[hk] = _static_ok(c, proto, src, sport, dst, dport)
+            if ok:
+                out.append(c)
+        return out
 
     def _try(self, cands: list[_Compiled], insp: _Inspection, *, packet: bool) -> None:
-        """Try ``cands`` (in evaluation order) on one inspection."""
+        """Try ``cands`` (in evaluation order, their headers matched) on one inspection."""
         f = insp.flow
         fired: list[Rule] = []
         for c in cands:
             rule = c.rule
-            if c.protos is not None and insp.proto not in c.protos:
-                continue
             if c.app is not None and insp.app != c.app:
-                continue
-            if c.ipv4 is not None and ((insp.src >> 32) == _V4_MAPPED) != c.ipv4:
-                continue
-            hk = c.index * 2 + insp.to_server
-            ok = f.hdr.get(hk)
-            if ok is None:
-                ok = f.hdr[hk] = _header_ok(rule, insp.src, insp.sport, insp.dst, insp.dport,
-                                            insp.proto in (6, 17, 132))
-            if not ok:
                 continue
             if rule.flow and not self._flow_ok(rule.flow, insp, packet):
                 continue
