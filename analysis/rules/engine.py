@@ -34,8 +34,7 @@ from analysis.alerts import Alert
 from analysis.rules.match import match_payload
 from analysis.rules.model import PAYLOAD, Action, Direction, Rule
 from analysis.rules.prefilter import Prefilter, fast_pattern
-from recorder.core.apps.base import Conn
-from recorder.core.flowid import addr_str, community_id, flow_uid
+from recorder.core.flowid import addr_str, community_id, flow_uid, icmp_ports
 
 NS = 1_000_000_000
 F_FIN, F_SYN, F_RST, F_PSH, F_ACK, F_URG, F_ECE, F_CWR = 1, 2, 4, 8, 16, 32, 64, 128
@@ -321,48 +320,23 @@ class _Thresholds:
         return st
 
 
-class _EngineOutput:
-    """The parsers' Output inside the engine: only inspection buffers matter."""
-
-    inspecting = True
-
-    def __init__(self) -> None:
-        self.events: list[tuple[int, Conn, bool, int, dict]] = []
-
-    def inspect(self, conn: Conn, is_orig: bool, ts: float, tx: int, buffers: dict) -> None:
-        self.events.append((round(ts * NS), conn, is_orig, tx, buffers))
-
-    def log(self, name, record, conn) -> None:
-        pass
-
-    def credential(self, conn, **kw) -> None:
-        pass
-
-    def file(self, conn, **kw) -> str:
-        return ""
-
-    def name(self, addr, name, **kw) -> None:
-        pass
-
-
 @functools.lru_cache(maxsize=65536)
 def _ip_int(text: str) -> int:
     a = ipaddress.ip_address(text)
     return (_V4_MAPPED << 32 | int(a)) if a.version == 4 else int(a)
 
 
-def _app_name(conn: Conn) -> str | None:
-    """The Suricata name of the protocol a parser last recognised on ``conn``."""
-    return _APP_NAMES.get(conn.services[-1], conn.services[-1]) if conn.services else None
+def _app_name(service: str | None) -> str | None:
+    """The Suricata name of a protocol the parsers recognised (they name it as Zeek does)."""
+    return _APP_NAMES.get(service, service) if service else None
 
 
-def _conn_key(conn: Conn) -> tuple:
+def _conn_key(proto: int, orig_h: str, orig_p: int, resp_h: str, resp_p: int) -> tuple:
     """The engine's flow key of a parser's connection (as ``Engine._flow`` builds it from a packet)."""
-    proto = 6 if conn.proto == "tcp" else 17
-    a, b = _ip_int(conn.orig_h), _ip_int(conn.resp_h)
-    if (a, conn.orig_p) <= (b, conn.resp_p):
-        return (proto, a, conn.orig_p, b, conn.resp_p)
-    return (proto, b, conn.resp_p, a, conn.orig_p)
+    a, b = _ip_int(orig_h), _ip_int(resp_h)
+    if (a, orig_p) <= (b, resp_p):
+        return (proto, a, orig_p, b, resp_p)
+    return (proto, b, resp_p, a, orig_p)
 
 
 class Engine:
@@ -383,23 +357,48 @@ class Engine:
         self._app_pf = Prefilter([c.rule for c in self.app_rules])
         self.flows: dict[tuple, _Flow] = {}
         self._last_sweep = 0
-        self._conn_keys: dict[int, tuple] = {}  # id(Conn) of the parsers' live connections -> flow key
         self._pending_apps: dict[tuple, str] = {}  # flow key -> protocol, recognised before its first packet
+        self._pcap_cnt = 0  # packets fed so far (an alert's pcap_cnt counts from 1)
         self.thresholds = _Thresholds()
         self.stats = EngineStats()
         self.alerts: list[Alert] = []
 
     # -------------------------------------------------------------------- driving
+    def feed(self, raw, dec, messages: list, recognised: list) -> None:
+        """One decoded batch, after the protocol parsers took it: ``messages`` are the parsers'
+        messages since the last call and ``recognised`` the connections whose protocol they
+        recognised (``recorder.core.apps.inspection`` describes both). The engine is an inspector
+        there: ``ingest(..., inspector=engine)`` matches the rules in the ingest's own pass."""
+        for proto, orig_h, orig_p, resp_h, resp_p, service in recognised:
+            key = _conn_key(proto, orig_h, orig_p, resp_h, resp_p)
+            f = self.flows.get(key)
+            if f is None:
+                self._pending_apps[key] = _app_name(service)
+            elif f.app is None:
+                f.app = _app_name(service)
+        self._batch(raw, dec, messages, self._pcap_cnt)
+        self._pcap_cnt += len(raw)
+
+    def finish(self, messages: list) -> list[Alert]:
+        """The end of input (``messages``: what the parsers' finish produced): the alerts, in time order."""
+        self._events(messages)
+        self.alerts.sort(key=lambda a: a.ts_ns)
+        return self.alerts
+
     def run(self, paths: Iterable[str], on_warning: Callable[[str], None] | None = None) -> list[Alert]:
+        """The alerts of the captures at ``paths`` (read here, with parsers of the engine's own)."""
         from recorder.core.apps.dispatch import AppLayer
+        from recorder.core.apps.inspection import Inspection
         from recorder.core.apps.registry import PARSERS
         from recorder.core.decode import Decoder
         from recorder.core.pcapio import expand_inputs, read_batches
 
-        out = _EngineOutput()
-        apps = AppLayer(out, PARSERS) if self.app_rules or any(c.app for c in self.packet_rules) else None
+        # the parsers run even when no rule reads their buffers: they name the flows' protocols
+        # (an alert's app_proto), as in the ingest's pass
+        inspection = Inspection(self)
+        apps = AppLayer(inspection.output, PARSERS)
+        inspection.attach(apps)
         decoder = Decoder()
-        pcap_cnt = 0
 
         def warn(w) -> None:  # CaptureWarning -> its one line
             if on_warning is not None:
@@ -408,40 +407,10 @@ class Engine:
         for path in expand_inputs(list(paths)):
             for raw in read_batches(path, on_warning=warn):
                 dec = decoder.decode(raw)
-                if apps is not None:
-                    apps.feed(raw, dec)
-                    self._learn_apps(apps)
-                self._batch(raw, dec, out.events, pcap_cnt)
-                out.events = []
-                pcap_cnt += len(raw)
-        if apps is not None:
-            apps.finish()
-            self._events(out.events)
-            out.events = []
-        self.alerts.sort(key=lambda a: a.ts_ns)
-        return self.alerts
-
-    def _learn_apps(self, apps) -> None:
-        """The application protocol of each connection the parsers recognised, for rules such as
-        ``alert smtp ... content:...`` that inspect packets but only of one protocol."""
-        known = self._conn_keys
-        live = {}
-        for st in apps.conns.values():
-            conn = st.conn
-            if not conn.services:
-                continue
-            cid = id(conn)
-            key = known.get(cid)
-            if key is None:
-                key = _conn_key(conn)
-                app = _app_name(conn)
-                f = self.flows.get(key)
-                if f is not None and f.app is None:
-                    f.app = app
-                elif f is None:
-                    self._pending_apps[key] = app
-            live[cid] = key
-        self._conn_keys = live
+                apps.feed(raw, dec)
+                inspection.feed(raw, dec)
+        apps.finish()
+        return inspection.finish()
 
     def _batch(self, raw, dec, events: list, pcap_base: int) -> None:
         c = dec.cols
@@ -568,17 +537,17 @@ class Engine:
         self._try(cand, insp, packet=True)
 
     def _event(self, e: tuple) -> None:
-        ts, conn, is_orig, tx, buffers = e
-        key = _conn_key(conn)
-        proto, a, b = key[0], _ip_int(conn.orig_h), _ip_int(conn.resp_h)
-        src, sport, dst, dport = (a, conn.orig_p, b, conn.resp_p) if is_orig else (b, conn.resp_p, a, conn.orig_p)
+        ts, proto, orig_h, orig_p, resp_h, resp_p, service, is_orig, tx, buffers = e
+        key = _conn_key(proto, orig_h, orig_p, resp_h, resp_p)
+        a, b = _ip_int(orig_h), _ip_int(resp_h)
+        src, sport, dst, dport = (a, orig_p, b, resp_p) if is_orig else (b, resp_p, a, orig_p)
         f = self.flows.get(key)
         if f is None:
-            f = _Flow(key, proto, a, conn.orig_p, ts)
+            f = _Flow(key, proto, a, orig_p, ts)
             f.state = 3
             f.seen = 3
             self.flows[key] = f
-        app = f.app = _app_name(conn)
+        app = f.app = _app_name(service)
         if proto == 6 and f.midstream and not self.midstream:
             return  # Suricata (stream.midstream: false) does not parse sessions picked up midstream
         self.stats.messages += 1
@@ -696,12 +665,25 @@ class Engine:
                 for n in b.names:
                     f.bits.symmetric_difference_update((n,))
 
+    @staticmethod
+    def _icmp_uid(insp: _Inspection) -> str:
+        """The uid of the ICMP connection as the flow meter keys it (``flowid.icmp_ports``)."""
+        sp, dp, one_way = icmp_ports(insp.proto, insp.itype, insp.icode)
+        s, d = insp.src, insp.dst
+        if not one_way and (s, sp) > (d, dp):
+            s, sp, d, dp = d, dp, s, sp
+        return flow_uid((insp.proto, s, sp, d, dp, int(one_way)), insp.flow.start)
+
     def _alert(self, rule: Rule, insp: _Inspection) -> None:
         f = insp.flow
-        if f.uid is None:
-            proto, a, ap, b, bp = f.key
-            f.uid = flow_uid((proto, a, ap, b, bp, 0), f.start)
         proto = insp.proto
+        if proto in (1, 58):  # Zeek keys ICMP by type and counterpart type: one flow here, several there
+            uid = self._icmp_uid(insp)
+        else:
+            if f.uid is None:
+                _, a, ap, b, bp = f.key
+                f.uid = flow_uid((proto, a, ap, b, bp, 0), f.start)
+            uid = f.uid
         ports = proto in (6, 17, 132)
         src, dst, sport, dport = insp.src, insp.dst, insp.sport, insp.dport
         cid = community_id(proto, src, sport if ports else insp.itype, dst, dport if ports else insp.icode)
@@ -709,7 +691,7 @@ class Engine:
             ts_ns=insp.ts_ns, signature_id=rule.sid, signature=rule.msg, severity=rule.priority,
             src_ip=addr_str(src), dest_ip=addr_str(dst), src_port=sport if ports else None,
             dest_port=dport if ports else None, proto=_EVE_PROTO.get(proto, str(proto)), app_proto=f.app,
-            uid=f.uid, community_id=cid, category=rule.category or "", rev=rule.rev, gid=rule.gid,
+            uid=uid, community_id=cid, category=rule.category or "", rev=rule.rev, gid=rule.gid,
             action="allowed", tx_id=insp.tx, direction="to_server" if insp.to_server else "to_client",
             pcap_cnt=insp.pcap_cnt, metadata=rule.metadata))
         self.stats.alerts += 1

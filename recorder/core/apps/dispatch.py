@@ -164,6 +164,7 @@ class AppLayer:
         self._ignored_arr = np.zeros(0, dtype=np.uint64)
         self._ignored_dirty = False
         self._services: dict[str, list[str]] = {}
+        self.recognised: list[Conn] | None = None  # when a list: each connection whose protocol a parser recognises
         self._expected: dict[tuple[str, int], list[tuple[str | None, type[Parser], dict, int]]] = {}
         self._order: dict[tuple[int, int], tuple[type[Parser], ...]] = {}
         self._has_tcp = any(p.transport == "tcp" for p in self.parsers)
@@ -651,6 +652,8 @@ class AppLayer:
         svc = st.conn.services
         if P.service and P.service not in svc:
             svc.append(P.service)
+            if self.recognised is not None:
+                self.recognised.append(st.conn)
         self._services[st.conn.uid] = svc
 
     def _redetect(self, st: _State, p: Parser) -> None:

@@ -1,0 +1,108 @@
+"""Inspection: the packets and parser messages of an ingest, handed to an *inspector* as they pass.
+
+The rule engine (``analysis.rules.engine.Engine``) needs what the ingest already has: every decoded
+batch of packets, and the inspection buffers the protocol parsers build for each message (an HTTP
+request, a DNS query, a TLS handshake; see ``apps.base``). Running it beside the ingest, in the
+same pass and on the same parsers, saves reading, decoding and parsing the captures a second time.
+
+An inspector implements::
+
+    feed(raw, dec, messages, recognised)   after the application layer took one batch
+    finish(messages) -> result             at the end of input; the result must pickle
+
+where ``messages`` are the parsers' messages since the last call, each a tuple ``(ts_ns, proto,
+orig_h, orig_p, resp_h, resp_p, service, is_orig, tx, buffers)`` (``proto`` 6 or 17, ``service``
+the protocol the parser recognised, as Zeek names it, ``is_orig`` the message went to the server),
+and ``recognised`` the connections whose protocol was recognised since the last call, each
+``(proto, orig_h, orig_p, resp_h, resp_p, service)``. ``recorder.core.ingest`` drives it (in its
+application-layer process when it has one); ``Inspection`` is the glue on an ``AppLayer``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from recorder.core.apps.base import Conn
+
+NS = 1_000_000_000
+_PROTO = {"tcp": 6, "udp": 17}
+
+Message = tuple  # (ts_ns, proto, orig_h, orig_p, resp_h, resp_p, service, is_orig, tx, buffers)
+Recognised = tuple  # (proto, orig_h, orig_p, resp_h, resp_p, service)
+
+
+class Inspector(Protocol):
+    def feed(self, raw, dec, messages: list[Message], recognised: list[Recognised]) -> None: ...
+
+    def finish(self, messages: list[Message]) -> Any: ...
+
+
+class InspectingOutput:
+    """An Output that asks the parsers for inspection buffers and keeps them as messages; everything
+    else goes to ``inner`` (the store's output, or nothing)."""
+
+    inspecting = True
+
+    def __init__(self, inner=None) -> None:
+        self._inner = inner
+        self.messages: list[Message] = []
+
+    def __getattr__(self, name: str):
+        if self._inner is None:
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+    def inspect(self, conn: Conn, is_orig: bool, ts: float, tx: int, buffers: dict[str, bytes]) -> None:
+        self.messages.append((round(ts * NS), _PROTO.get(conn.proto, 6), conn.orig_h, conn.orig_p, conn.resp_h,
+                              conn.resp_p, conn.services[-1] if conn.services else None, is_orig, tx, buffers))
+
+    def take(self) -> list[Message]:
+        out, self.messages = self.messages, []
+        return out
+
+
+class NullOutput:
+    """An Output that keeps nothing (an inspection without a store)."""
+
+    def log(self, name, record, conn) -> None:
+        pass
+
+    def credential(self, conn, **kw) -> None:
+        pass
+
+    def file(self, conn, **kw) -> str:
+        return ""
+
+    def name(self, addr, name, **kw) -> None:
+        pass
+
+
+class Inspection:
+    """An inspector driven by an application layer: call ``feed`` after each ``apps.feed`` and
+    ``finish`` after ``apps.finish``. ``output`` is what the application layer must write to."""
+
+    def __init__(self, inspector: Inspector, inner_output=None) -> None:
+        self.inspector = inspector
+        self.output = InspectingOutput(inner_output if inner_output is not None else NullOutput())
+        self._recognised: list[Conn] = []
+
+    def attach(self, apps) -> None:
+        """Have ``apps`` (an AppLayer writing to ``self.output``) report the connections it recognises."""
+        apps.recognised = self._recognised
+
+    def _take_recognised(self) -> list[Recognised]:
+        conns, self._recognised[:] = list(self._recognised), []
+        return [(_PROTO.get(c.proto, 6), c.orig_h, c.orig_p, c.resp_h, c.resp_p, c.services[-1]) for c in conns]
+
+    def feed(self, raw, dec) -> None:
+        self.inspector.feed(raw, dec, self.output.take(), self._take_recognised())
+
+    def finish(self) -> Any:
+        self._take_recognised()
+        return self.inspector.finish(self.output.take())
+
+    def close(self) -> None:
+        """The ingest stopped early: nothing to release in process."""
+
+
+__all__ = ["InspectingOutput", "Inspection", "Inspector", "Message", "NullOutput", "Recognised"]
