@@ -56,7 +56,7 @@ class ReplayOutcome:
     stats: Any = None  # recorder.core.ingest.IngestStats
     behaviour_rules: int = 0
     signatures: int = 0
-    signatures_matched: bool = False  # False when there were none, or no engine to match them
+    signatures_matched: bool = False  # False when there were none
     stored: int = 0  # alerts new to the store (a replay into the same --db again adds none)
 
     def eve(self) -> list[dict]:
@@ -111,32 +111,36 @@ def replay_captures(captures: Sequence[str], *, rules: Sequence[str] | None = No
         signatures = ruleset.rules
     if errors:
         raise ReplayError(errors)
-    match = None
-    if signatures:
-        from analysis.rules.engine import match_captures as match
     outcome = ReplayOutcome(behaviour_rules=len(behaviour_rules), signatures=len(signatures),
-                            signatures_matched=match is not None and bool(signatures))
+                            signatures_matched=bool(signatures))
     with tempfile.TemporaryDirectory(prefix="wiretrail-replay-") as tmp:
-        _run(outcome, list(captures), db or os.path.join(tmp, "replay.db"), behaviour_rules,
-             signatures if match is not None else (), match, list(local_nets), warn)
+        _run(outcome, list(captures), db or os.path.join(tmp, "replay.db"), behaviour_rules, signatures,
+             list(local_nets), warn)
     return outcome
 
 
-def _run(outcome: ReplayOutcome, captures: list[str], db: str, behaviour_rules, signatures, match,
+def _run(outcome: ReplayOutcome, captures: list[str], db: str, behaviour_rules, signatures,
          local_nets: list[str], warn: Callable[[str], None]) -> None:
     from analysis.behaviour import evaluate
+    from analysis.rules.engine import Engine
     from recorder.core.ingest import ingest
     from recorder.core.store import Store
 
     with Store(db) as store:
         store.ensure_schema()
-        stats = ingest(captures, store, local_nets=local_nets, on_warning=warn)
+        # The engine matches in the ingest's own pass (on its decoded batches and parser messages)
+        engine = Engine(signatures) if signatures else None
+        stats = ingest(captures, store, local_nets=local_nets, on_warning=warn, inspector=engine)
         found = [(a, "behaviour") for a in evaluate(store, behaviour_rules)]
-        if signatures:
-            # the engine reads the same files again: what the ingest already reported is not repeated
-            told = set(stats.warnings)
-            found += [(a, "signature") for a in match([f.path for f in stats.files], signatures,
-                                                      on_warning=lambda w: None if w in told else warn(w))]
+        if engine is not None:
+            matched = stats.inspected
+            if any(f.skipped_reason for f in stats.files):
+                # a file already in the store was not read: the engine reads them all itself, and
+                # what the ingest already reported is not repeated
+                told = set(stats.warnings)
+                matched = Engine(signatures).run([f.path for f in stats.files],
+                                                 on_warning=lambda w: None if w in told else warn(w))
+            found += [(a, "signature") for a in matched]
         found.sort(key=lambda p: (p[0].ts_ns, p[0].signature_id, p[0].src_ip, p[0].dest_ip))
         alerts = [a for a, _ in found]
         capture_ids = _capture_ids(store, alerts, [f.capture_id for f in stats.files])

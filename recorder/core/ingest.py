@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from recorder.core.decode import Decoder
 from recorder.core.errors import CaptureError, CaptureWarning, StoreError, WiretrailError
@@ -50,6 +51,7 @@ class IngestStats:
     warnings: list[str] = field(default_factory=list)
     app_records: int = 0  # protocol records stored (dns, http, ..., files, credentials, names)
     parser_failures: int = 0
+    inspected: Any = None  # what the inspector's finish returned (``ingest(..., inspector=)``)
 
     @property
     def packets_per_second(self) -> float:
@@ -86,7 +88,8 @@ def ingest(paths: list[str], store, *, local_nets: list[str] | None = None,
            timeouts: Timeouts | None = None, fast: bool = True,
            progress: Callable[[int, int], None] | None = None,
            on_warning: Callable[[str], None] | None = None, parsers: bool = True,
-           extract_dir: str | None = None, app_layer: Callable | None = None) -> IngestStats:
+           extract_dir: str | None = None, app_layer: Callable | None = None,
+           inspector=None) -> IngestStats:
     """Ingest capture files (files, directories or globs) into ``store``.
 
     Files are read in time order and metered as one stream, so a connection that spans rotated
@@ -96,8 +99,14 @@ def ingest(paths: list[str], store, *, local_nets: list[str] | None = None,
     With ``parsers`` the application layer runs too (``apps.dispatch``): protocol records go to
     their tables, flows get their ``service``; ``extract_dir`` receives every transferred file.
     ``app_layer(out)`` builds the application layer instead of ``AppLayer(out, PARSERS)`` (tests).
+
+    ``inspector`` (``apps.inspection.Inspector``, such as the rule engine) sees every decoded batch
+    and the parsers' messages in the same pass, in the application layer's process when there is
+    one; what its ``finish`` returns is ``IngestStats.inspected``. It sees only the files ingested
+    here, not those skipped as already in the store.
     """
-    args = (paths, store, local_nets, timeouts, fast, progress, on_warning, parsers, extract_dir, app_layer)
+    args = (paths, store, local_nets, timeouts, fast, progress, on_warning, parsers, extract_dir, app_layer,
+            inspector)
     if not parsers:
         return _ingest(*args)
     # The application layer keeps many objects alive (connections, parser state, buffered records):
@@ -113,7 +122,7 @@ def ingest(paths: list[str], store, *, local_nets: list[str] | None = None,
 
 def _ingest(paths: list[str], store, local_nets: list[str] | None, timeouts: Timeouts | None, fast: bool,
             progress: Callable[[int, int], None] | None, on_warning: Callable[[str], None] | None, parsers: bool,
-            extract_dir: str | None, app_layer: Callable | None) -> IngestStats:
+            extract_dir: str | None, app_layer: Callable | None, inspector) -> IngestStats:
     files = expand_inputs(paths)
     stats = IngestStats()
     t0 = time.perf_counter()
@@ -126,7 +135,7 @@ def _ingest(paths: list[str], store, local_nets: list[str] | None, timeouts: Tim
         if on_warning:
             on_warning(str(w))
 
-    out = apps = None
+    out = apps = inspection = None
     failures: dict[int | None, Counter] = {}
     seen_failures: Counter = Counter()
     capture_ids: list[int] = []
@@ -139,7 +148,7 @@ def _ingest(paths: list[str], store, local_nets: list[str] | None, timeouts: Tim
             seen_failures.update(now)
 
     try:
-        out, apps = _app_layer(store, parsers, extract_dir, app_layer, warn)
+        out, apps, inspection = _app_layer(store, parsers, extract_dir, app_layer, warn, inspector)
         for path in files:
             info = probe(path)
             size = os.path.getsize(path)
@@ -168,6 +177,8 @@ def _ingest(paths: list[str], store, local_nets: list[str] | None, timeouts: Tim
                 meter.add(raw, dec, capture_id, decoder.tunnels)
                 if apps is not None:
                     apps.feed(raw, dec)
+                if inspection is not None:
+                    inspection.feed(raw, dec)
                 n = len(raw)
                 res.packets += n
                 res.malformed += dec.malformed
@@ -198,6 +209,8 @@ def _ingest(paths: list[str], store, local_nets: list[str] | None, timeouts: Tim
             apps.finish()
             count_failures(capture_ids[-1] if capture_ids else None)
             out.close()
+        if inspection is not None:
+            stats.inspected = inspection.finish()
     except BaseException:
         try:  # keep what was handed over, but report the error that stopped the ingest
             writer.close()
@@ -208,6 +221,11 @@ def _ingest(paths: list[str], store, local_nets: list[str] | None, timeouts: Tim
                 out.close()
             except StoreError:
                 pass
+        if inspection is not None:
+            inspection.close()
+            cause = inspection.error() if isinstance(inspection, _InspectorProcess) else None
+            if cause is not None:  # the inspector failed first: the parsers only lost their reader
+                raise cause from None
         raise
     writer.close()
     stats.flows = meter.flows_out
@@ -223,10 +241,13 @@ def _ingest(paths: list[str], store, local_nets: list[str] | None, timeouts: Tim
 
 
 def _app_layer(store, parsers: bool, extract_dir: str | None, factory: Callable | None,
-               warn: Callable[[str], None]):
-    """The application layer's output (records into ``store``) and the layer, or (None, None)."""
+               warn: Callable[[str], None], inspector=None):
+    """The application layer's output (records into ``store``), the layer and the inspection
+    driving ``inspector``; None for what is not needed."""
+    from recorder.core.apps.inspection import Inspection
+
     if not parsers:
-        return None, None
+        return None, None, (Inspection(inspector) if inspector is not None else None)
     from recorder.core.appstore import StoreOutput
 
     if extract_dir is not None:
@@ -236,15 +257,31 @@ def _app_layer(store, parsers: bool, extract_dir: str | None, factory: Callable 
             raise WiretrailError(f"cannot create the extraction directory: {err.strerror or err}",
                                  path=extract_dir) from err
     if factory is None and APP_PROCESS and _cores() > 1:
-        remote = _AppProcess(store, extract_dir, warn)
-        return remote, remote
+        if inspector is None:
+            remote = _AppProcess(store, extract_dir, warn)
+            return remote, remote, None
+        # three processes: this one decodes and meters, one parses, one inspects; the parsers'
+        # messages go straight from the second to the third
+        from_parsers, to_inspector = _pipe()
+        remote = _AppProcess(store, extract_dir, warn, forward=to_inspector, inherited=[from_parsers])
+        inspection = _InspectorProcess(inspector, from_parsers, warn,
+                                       inherited=[remote._send, remote._reply, to_inspector])
+        to_inspector.close()
+        from_parsers.close()
+        return remote, remote, inspection
     out = StoreOutput(store, extract_dir=extract_dir, on_warning=warn, background=True)
+    inspection = Inspection(inspector, out) if inspector is not None else None
+    apps_out = inspection.output if inspection is not None else out
     if factory is not None:
-        return out, factory(out)
-    from recorder.core.apps.dispatch import AppLayer
-    from recorder.core.apps.registry import PARSERS
+        apps = factory(apps_out)
+    else:
+        from recorder.core.apps.dispatch import AppLayer
+        from recorder.core.apps.registry import PARSERS
 
-    return out, AppLayer(out, PARSERS)
+        apps = AppLayer(apps_out, PARSERS)
+    if inspection is not None:
+        inspection.attach(apps)
+    return out, apps, inspection
 
 
 def _cores() -> int:
@@ -280,7 +317,8 @@ class _AppProcess:
     ``failures``, ``finish``, ``services``; ``capture_id``, ``close``, ``rows_written``). An error
     in the child is raised as StoreError (a database problem) or WiretrailError by the next call."""
 
-    def __init__(self, store, extract_dir: str | None, warn: Callable[[str], None]) -> None:
+    def __init__(self, store, extract_dir: str | None, warn: Callable[[str], None], forward=None,
+                 inherited: list | None = None) -> None:
         self.store = store
         self._warn = warn
         self.rows_written: Counter[str] = Counter()
@@ -290,7 +328,7 @@ class _AppProcess:
         ctx = multiprocessing.get_context("fork")
         recv_end, self._send = ctx.Pipe(duplex=False)
         self._reply, reply_end = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(target=_app_main, args=(store, extract_dir, recv_end, self._send, reply_end),
+        self._proc = ctx.Process(target=_app_main, args=(store, extract_dir, recv_end, [self._send, *(inherited or [])], reply_end, forward),
                                  name="wiretrail-app-layer")  # not daemonic: it starts the record writer
         self._proc.start()
         recv_end.close()
@@ -368,13 +406,16 @@ class _AppProcess:
             self._proc.join()
 
 
-def _app_main(store, extract_dir: str | None, recv, parent_send, reply) -> None:
-    """The application layer's process: batches from ``recv`` through ``AppLayer`` into the store."""
+def _app_main(store, extract_dir: str | None, recv, inherited: list, reply, forward) -> None:
+    """The application layer's process: batches from ``recv`` through ``AppLayer`` into the store;
+    with ``forward`` (a pipe to an ``_InspectorProcess``) the parsers' messages go there too."""
     from recorder.core.apps.dispatch import AppLayer
+    from recorder.core.apps.inspection import Inspection
     from recorder.core.apps.registry import PARSERS
     from recorder.core.appstore import StoreOutput
 
-    parent_send.close()  # the parent closing its end (or dying) ends recv with EOF
+    for conn in inherited:  # the parent's ends: its closing its end (or dying) ends recv with EOF
+        conn.close()
     store.engine.dispose(close=False)  # the parent's pooled connections stay the parent's
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when this process stops
@@ -388,7 +429,10 @@ def _app_main(store, extract_dir: str | None, recv, parent_send, reply) -> None:
     out = None
     try:
         out = StoreOutput(store, extract_dir=extract_dir, on_warning=warnings.append, background=True)
-        apps = AppLayer(out, PARSERS)
+        inspection = Inspection(_Forwarder(forward), out) if forward is not None else None
+        apps = AppLayer(inspection.output if inspection is not None else out, PARSERS)
+        if inspection is not None:
+            inspection.attach(apps)
         while True:
             try:
                 item = pickle.loads(recv.recv_bytes())
@@ -398,13 +442,18 @@ def _app_main(store, extract_dir: str | None, recv, parent_send, reply) -> None:
             if kind == "feed":
                 _, n, ts, cols, payloads = item
                 data = recv.recv_bytes()
-                apps.feed(_Batch(n, ts=ts, data=data), _Batch(len(cols["pkt"]), cols=cols, payloads=payloads))
+                raw, dec = _Batch(n, ts=ts, data=data), _Batch(len(cols["pkt"]), cols=cols, payloads=payloads)
+                apps.feed(raw, dec)
+                if inspection is not None:
+                    inspection.feed(raw, dec)
             elif kind == "capture":
                 out.capture_id = item[1]
             elif kind == "failures":
                 send("ok", Counter(apps.failures))
             elif kind == "finish":
                 apps.finish()
+                if inspection is not None:
+                    inspection.finish()
                 out.close()
                 send("ok", (Counter(apps.failures), list(apps.services()), dict(out.rows_written)))
                 return
@@ -420,3 +469,117 @@ def _app_main(store, extract_dir: str | None, recv, parent_send, reply) -> None:
                 out.close()
             except BaseException:  # noqa: BLE001 - the first error is the one reported
                 pass
+
+
+def _pipe():
+    return multiprocessing.get_context("fork").Pipe(duplex=False)
+
+
+class _Forwarder:
+    """An inspector in the application layer's process that passes the parsers' messages (and the
+    connections they recognised) to the ``_InspectorProcess``, one pickle per batch."""
+
+    def __init__(self, send) -> None:
+        self._send = send
+
+    def feed(self, raw, dec, messages: list, recognised: list) -> None:
+        self._send.send_bytes(pickle.dumps(("feed", messages, recognised), protocol=pickle.HIGHEST_PROTOCOL))
+
+    def finish(self, messages: list) -> None:
+        self._send.send_bytes(pickle.dumps(("finish", messages, []), protocol=pickle.HIGHEST_PROTOCOL))
+
+
+class _InspectorProcess:
+    """An inspector (``ingest(..., inspector=)``) in a process of its own, beside the application
+    layer's: each batch comes from this process (as to ``_AppProcess``), the parsers' messages for
+    it from the application layer's process (``_Forwarder``). Same interface as ``Inspection``:
+    ``feed(raw, dec)`` and ``finish()``, which returns what the inspector's finish returned. An
+    error there is raised here by the next call, as WiretrailError."""
+
+    def __init__(self, inspector, messages, warn: Callable[[str], None], inherited: list) -> None:
+        self._warn = warn
+        recv_end, self._send = _pipe()
+        self._reply, reply_end = _pipe()
+        ctx = multiprocessing.get_context("fork")
+        self._proc = ctx.Process(target=_inspector_main,
+                                 args=(inspector, recv_end, messages, reply_end, [self._send, *inherited]),
+                                 name="wiretrail-inspector", daemon=True)
+        self._proc.start()
+        recv_end.close()
+        reply_end.close()
+
+    def _put(self, item: tuple, data=None) -> None:
+        try:
+            self._send.send_bytes(pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
+            if data is not None:
+                self._send.send_bytes(data)
+        except OSError:
+            self._get()
+            raise WiretrailError("the inspection process ended unexpectedly") from None
+
+    def _get(self):
+        try:
+            kind, warnings, value = self._reply.recv()
+        except EOFError:
+            raise WiretrailError("the inspection process ended unexpectedly") from None
+        for w in warnings:
+            self._warn(w)
+        if kind == "error":
+            raise WiretrailError(value)
+        return value
+
+    def feed(self, raw, dec) -> None:
+        if self._reply.poll():
+            self._get()
+        self._put(("feed", len(raw), raw.ts, {k: dec.cols[k] for k in _APP_COLUMNS}, dec.payloads), raw.data)
+
+    def finish(self):
+        """The result (the inspector finishes when the parsers' last messages reach it)."""
+        try:
+            return self._get()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if not self._send.closed:
+            self._send.close()
+        self._proc.join()
+
+    def error(self) -> WiretrailError | None:
+        """After ``close``: the error the inspector reported and nobody read yet, if it failed."""
+        try:
+            if self._reply.poll():
+                kind, _warnings, value = self._reply.recv()
+                if kind == "error":
+                    return WiretrailError(value)
+        except (EOFError, OSError):
+            pass
+        return None
+
+
+def _inspector_main(inspector, recv, messages, reply, inherited: list) -> None:
+    """The inspector's process: batches from ``recv``, the parsers' messages for each from ``messages``."""
+    for conn in inherited:  # the parent's ends: EOF on our pipes must mean the parent is gone
+        conn.close()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        while True:  # paced by the parsers' messages: their "finish" ends the input
+            try:
+                kind, msgs, recognised = pickle.loads(messages.recv_bytes())
+            except (EOFError, OSError):
+                return  # the ingest stopped early
+            if kind == "finish":
+                reply.send(("ok", [], inspector.finish(msgs)))
+                return
+            _, n, ts, cols, payloads = pickle.loads(recv.recv_bytes())
+            data = recv.recv_bytes()
+            inspector.feed(_Batch(n, ts=ts, data=data), _Batch(len(cols["pkt"]), cols=cols, payloads=payloads),
+                           msgs, recognised)
+    except BaseException as err:  # noqa: BLE001 - reported to the parent, one line
+        message = err.message if isinstance(err, WiretrailError) else f"inspection failed: {err!r}"
+        try:
+            reply.send(("error", [], message))
+        except OSError:
+            pass

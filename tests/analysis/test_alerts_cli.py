@@ -1,5 +1,5 @@
-"""`wiretrail replay` storing alerts (tagged with their capture), --var, --expect, the signature
-engine's hand-over (a stand-in engine, and none), and `wiretrail alerts` with its filters and
+"""`wiretrail replay` storing alerts (tagged with their capture), --var, --expect, signatures
+matched in the ingest's pass, and `wiretrail alerts` with its filters and
 formats, on SQLite and PostgreSQL, over captures built with the behaviour tests' traffic builders."""
 
 from __future__ import annotations
@@ -7,8 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
-import types
 
 import pytest
 from click.testing import CliRunner
@@ -210,8 +208,9 @@ def test_bad_expect_file_exits_1_before_reading_captures(pcaps, tmp_path):
 
 # --- signatures: --var and the engine ---------------------------------------------------------------------
 
-RULE = 'alert tcp $ATTACKERS any -> $HOME_NET any (msg:"ET TEST scan source"; sid:2000001; rev:2; ' \
-       'classtype:attempted-recon; metadata: mitre_tactic_id TA0043, mitre_tactic_name Reconnaissance;)\n'
+RULE = 'alert tcp $ATTACKERS any -> $HOME_NET 21 (msg:"ET TEST ftp guess"; flow:established,to_server; ' \
+       'content:"PASS guess0"; sid:2000001; rev:2; classtype:attempted-recon; ' \
+       'metadata: mitre_tactic_id TA0043, mitre_tactic_name Reconnaissance;)\n'
 
 
 @pytest.fixture
@@ -221,73 +220,56 @@ def rules_file(tmp_path):
     return f
 
 
-@pytest.fixture
-def fake_engine(monkeypatch):
-    """A stand-in for analysis.rules.engine: one alert per rule, on the flow whose uid the test
-    puts in ``.uid``, at T0+200.005 s; ``.calls`` records what it was given."""
-    fake = types.SimpleNamespace(calls=[], uid=None)
-
-    def match_captures(paths, rules, *, on_warning=None):
-        fake.calls.append((list(paths), list(rules)))
-        on_warning("engine: 1 packet too short")
-        return [Alert(ts_ns=int(T0 * NS) + 200_005_000_000, signature_id=r.sid, signature=r.msg,
-                      severity=r.priority, src_ip="10.0.0.99", dest_ip="10.0.0.6", src_port=44000, dest_port=21,
-                      proto="TCP", uid=fake.uid, category=r.category or "", rev=r.rev, gid=r.gid,
-                      metadata=r.metadata) for r in rules]
-
-    monkeypatch.setitem(sys.modules, "analysis.rules.engine", types.SimpleNamespace(match_captures=match_captures))
-    return fake
-
-
-def test_signatures_go_to_the_engine_with_vars_and_merge_in_time_order(db_url, pcaps, rules_file, fake_engine):
-    r = run("replay", *pcaps, "--db", db_url, "--rules", SHIPPED_RULES / "behaviour", "--format", "jsonl")
-    assert r.exit_code == 0 and fake_engine.calls == []  # no *.rules given: the engine is not called
-    fake_engine.uid = next(f["uid"] for f in jsonl(run("flows", "--db", db_url, "--format", "jsonl").stdout)
-                           if f["id.orig_p"] == 44000)
-
-    r = run("replay", *pcaps, "--db", db_url, "--rules", rules_file, "--rules", SHIPPED_RULES / "behaviour",
+def test_signatures_match_in_the_ingest_pass_with_vars_and_merge_in_time_order(db_url, pcaps, rules_file):
+    behaviour = SHIPPED_RULES / "behaviour"
+    r = run("replay", *pcaps, "--db", db_url, "--rules", rules_file, "--rules", behaviour,
             "--var", "ATTACKERS=[10.0.0.99,10.0.0.66]", "--var", "HOME_NET=10.0.0.0/24", "--format", "jsonl")
     assert r.exit_code == 0, r.output
-    [(paths, rules)] = fake_engine.calls
-    assert paths == list(pcaps)
-    [rule] = rules
-    assert rule.sid == 2000001 and rule.src.contains("10.0.0.99") and not rule.src.contains("10.0.0.7")
-    assert rule.dst.contains("10.0.0.5") and not rule.dst.contains("10.0.1.5")
-    assert "warning: engine: 1 packet too short" in r.stderr.splitlines()
-    assert "1 signatures, 9 behaviour rules, 10 alerts (1 new in the store)" in r.stderr
+    assert "1 signatures, 9 behaviour rules, 10 alerts (10 new in the store)" in r.stderr
     eve = jsonl(r.stdout)
     assert [e["alert"]["signature_id"] for e in eve] == [SCAN, SWEEP, BRUTE, 2000001] + [CLEARTEXT] * 6
-    stored = jsonl(run("alerts", "--db", db_url, "--kind", "signature", "--format", "jsonl").stdout)
-    [sig] = stored
+    sig = eve[3]
+    assert (sig["src_ip"], sig["src_port"], sig["dest_ip"], sig["dest_port"]) == ("10.0.0.99", 44000, "10.0.0.6", 21)
+    assert (sig["app_proto"], sig["alert"]["category"]) == ("ftp", "Attempted Information Leak")
+    flow = next(f for f in jsonl(run("flows", "--db", db_url, "--format", "jsonl").stdout) if f["id.orig_p"] == 44000)
+    [stored] = jsonl(run("alerts", "--db", db_url, "--kind", "signature", "--format", "jsonl").stdout)
     caps = {c["path"]: c["id"] for c in jsonl(run("captures", "--db", db_url, "--format", "jsonl").stdout)}
-    assert sig["capture_id"] == caps[pcaps[1]] and sig["uid"] == fake_engine.uid
-    assert (sig["proto"], sig["rev"], sig["tactic"], sig["category"]) == (
-        "tcp", 2, "TA0043 Reconnaissance", "Attempted Information Leak")
+    assert stored["capture_id"] == caps[pcaps[1]] and stored["uid"] == flow["uid"]  # the alert joins its flow
+    assert (stored["proto"], stored["rev"], stored["tactic"]) == ("tcp", 2, "TA0043 Reconnaissance")
     assert run("alerts", "--db", db_url, "--format", "eve", "--kind", "signature").stdout.splitlines() == [
-        json.dumps(eve[3], separators=(",", ":"))]
+        json.dumps(sig, separators=(",", ":"))]
 
-
-def test_signature_alert_without_a_uid_is_tagged_by_time(pcaps, tmp_path, rules_file, monkeypatch):
-    def match_captures(paths, rules, *, on_warning=None):
-        return [Alert(ts_ns=int(T0) * NS + 150 * NS, signature_id=1, signature="x", severity=3, src_ip="10.0.0.1",
-                      dest_ip="10.0.0.2"),
-                Alert(ts_ns=int(T0) * NS + 5000 * NS, signature_id=2, signature="y", severity=3, src_ip="10.0.0.1",
-                      dest_ip="10.0.0.2")]
-
-    monkeypatch.setitem(sys.modules, "analysis.rules.engine", types.SimpleNamespace(match_captures=match_captures))
-    db = tmp_path / "t.db"
-    r = run("replay", *pcaps, "--db", db, "--rules", rules_file, "--var", "ATTACKERS=any")
+    # the captures are in the store now: the engine reads them itself, and finds the same
+    r = run("replay", *pcaps, "--db", db_url, "--rules", rules_file, "--var", "ATTACKERS=10.0.0.99",
+            "--var", "HOME_NET=10.0.0.0/24", "--format", "jsonl")
     assert r.exit_code == 0, r.output
-    rows = jsonl(run("alerts", "--db", db, "--format", "jsonl").stdout)
-    assert [(x["sid"], x.get("capture_id")) for x in rows] == [(1, 2), (2, None)]  # in b.pcap's span; in none
+    assert "1 signatures, 0 behaviour rules, 1 alerts (0 new in the store)" in r.stderr
+    assert jsonl(r.stdout) == [sig]
+
+    # the variables decide: the attacker is not in HOME_NET's reach, or not an attacker
+    for home, attackers in (("10.0.1.0/24", "10.0.0.99"), ("10.0.0.0/24", "10.0.0.66")):
+        r = run("replay", *pcaps, "--rules", rules_file, "--var", f"ATTACKERS={attackers}", "--var", f"HOME_NET={home}")
+        assert r.exit_code == 0 and "1 signatures, 0 behaviour rules, 0 alerts" in r.stderr, r.output
 
 
-def test_rejected_signatures_and_bad_vars(pcaps, rules_file, fake_engine):
-    r = run("replay", pcaps[0], "--rules", rules_file)  # $ATTACKERS undefined
+def test_alert_without_a_uid_is_tagged_by_time(pcaps, tmp_path):
+    from analysis.cli.replay import _capture_ids
+    from recorder.core.store import Store
+
+    db = tmp_path / "t.db"
+    assert run("replay", *pcaps, "--db", db, "--rules", SHIPPED_RULES / "behaviour").exit_code == 0
+    with Store(str(db)) as store:
+        caps = {c["path"]: c["id"] for c in store.captures()}
+        alerts = [Alert(ts_ns=int(T0) * NS + t * NS, signature_id=1, signature="x", severity=3, src_ip="10.0.0.1",
+                        dest_ip="10.0.0.2") for t in (150, 5000)]
+        assert _capture_ids(store, alerts, list(caps.values())) == [caps[pcaps[1]], None]  # in b.pcap's span; in none
+
+
+def test_rejected_signatures_and_bad_vars(pcaps, rules_file, tmp_path):
+    db = tmp_path / "t.db"
+    r = run("replay", pcaps[0], "--rules", rules_file, "--db", db)  # $ATTACKERS undefined
     assert r.exit_code == 1
     assert r.stderr.splitlines() == [f"{rules_file}:1: undefined address variable $ATTACKERS"]
-    assert r.stdout == "" and fake_engine.calls == []
+    assert r.stdout == "" and not db.exists()  # before reading any capture
     r = run("replay", pcaps[0], "--rules", rules_file, "--var", "ATTACKERS")
     assert r.exit_code == 2 and "'ATTACKERS' is not NAME=VALUE" in r.stderr
-
-

@@ -1,0 +1,99 @@
+"""The engine as the ingest's inspector (``ingest(..., inspector=engine)``, what ``wiretrail replay``
+does): the alerts are those of the engine reading the captures on its own, whether the application
+layer runs in the ingest's process or in its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from analysis.rules import Variables, load_classifications, parse_rule
+from analysis.rules.engine import Engine
+from recorder.core import ingest as ingest_module
+from recorder.core.ingest import ingest
+from recorder.core.store import Store
+
+DEMO = Path(__file__).resolve().parents[3] / "captures" / "demo.pcap"
+RULES = [
+    'alert http any any -> any any (msg:"http post"; http.method; content:"POST"; sid:1;)',
+    'alert dns any any -> any any (msg:"dns query"; dns.query; content:"."; sid:2;)',
+    'alert tcp any any -> any 21 (msg:"ftp user"; flow:established,to_server; content:"USER "; sid:3;)',
+    'alert tcp any any -> $HOME_NET any (msg:"syn"; flags:S; sid:4;)',
+    'alert icmp any any -> any any (msg:"echo"; itype:8; sid:5;)',
+    'alert tls any any -> any any (msg:"sni"; tls.sni; content:"."; sid:6;)',
+    'alert ssh any any -> any any (msg:"ssh banner"; content:"SSH-"; sid:7;)',
+]
+
+
+def engine() -> Engine:
+    classes = load_classifications()
+    return Engine([parse_rule(text, Variables(), classes) for text in RULES])
+
+
+def eve(alerts) -> list[dict]:
+    return [a.to_eve() for a in alerts]
+
+
+@pytest.fixture(scope="module")
+def alone():
+    return eve(engine().run([str(DEMO)]))
+
+
+def test_every_rule_fires_on_the_demo(alone):
+    assert {a["alert"]["signature_id"] for a in alone} == set(range(1, 8))
+    assert all(a.get("app_proto") for a in alone if a["alert"]["signature_id"] in (1, 2, 3, 6, 7))
+
+
+@pytest.mark.parametrize("where", ["app-process", "in-process"])
+def test_ingest_inspection_gives_the_engines_alerts(tmp_path, monkeypatch, alone, where):
+    if where == "app-process" and ingest_module._cores() < 2:
+        pytest.skip("the application layer gets its own process only with a second core")
+    monkeypatch.setattr(ingest_module, "APP_PROCESS", where == "app-process")
+    with Store(str(tmp_path / "w.db")) as store:
+        store.ensure_schema()
+        stats = ingest([str(DEMO)], store, inspector=engine())
+        assert eve(stats.inspected) == alone
+        assert stats.app_records > 0  # the parsers stored their records as well
+        flows = {f["uid"] for f in store.query_flows()}
+    assert {a.uid for a in stats.inspected} <= flows  # each alert joins a stored flow
+
+
+def test_ingest_without_parsers_still_inspects_packets(tmp_path, alone):
+    with Store(str(tmp_path / "w.db")) as store:
+        store.ensure_schema()
+        stats = ingest([str(DEMO)], store, parsers=False, inspector=engine())
+    sids = {a.signature_id for a in stats.inspected}
+    assert sids == {3, 4, 5}  # packet rules; sid 7 needs a parser to name the flow ssh
+
+
+def test_an_ingest_stopped_early_ends_the_inspection_process(tmp_path):
+    import multiprocessing
+
+    def progress(n, nbytes):
+        raise RuntimeError("stop here")
+
+    with Store(str(tmp_path / "w.db")) as store:
+        store.ensure_schema()
+        with pytest.raises(RuntimeError, match="stop here"):
+            ingest([str(DEMO)], store, progress=progress, inspector=engine())
+    assert multiprocessing.active_children() == []
+
+
+class Failing:
+    def feed(self, raw, dec, messages, recognised):
+        raise ValueError("the inspector broke")
+
+    def finish(self, messages):
+        return None
+
+
+@pytest.mark.parametrize("where", ["app-process", "in-process"])
+def test_an_inspector_error_stops_the_ingest_with_one_line(tmp_path, monkeypatch, where):
+    from recorder.core.errors import WiretrailError
+
+    monkeypatch.setattr(ingest_module, "APP_PROCESS", where == "app-process")
+    with Store(str(tmp_path / "w.db")) as store:
+        store.ensure_schema()
+        with pytest.raises((WiretrailError, ValueError), match="the inspector broke"):
+            ingest([str(DEMO)], store, inspector=Failing())
