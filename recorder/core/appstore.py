@@ -298,6 +298,7 @@ class StoreOutput:
         self._pending: list[tuple[str, dict, Conn | None, int | None]] = []
         self._file_index: Counter[tuple] = Counter()
         self._names_seen: set[tuple[str, str, str]] = set()
+        self._macs_seen: set[tuple[str, str, str]] = set()
 
     # -- Output
 
@@ -353,6 +354,13 @@ class StoreOutput:
             return
         self._names_seen.add(key)
         self._add("names", {"ts": ts, "addr": addr, "name": name, "source": source}, None)
+
+    def mac(self, addr: str, mac: str, *, ts: float, source: str) -> None:
+        key = (str(addr), str(mac).lower(), str(source))
+        if key in self._macs_seen:  # like names: once per ingest, at its first sighting
+            return
+        self._macs_seen.add(key)
+        self._add("macs", {"ts": ts, "addr": addr, "mac": key[1], "source": source, "last_seen": ts}, None)
 
     def expect(self, conn: Conn, *, orig_h: str | None, resp_h: str, resp_p: int,
                parser: type[Parser], context: dict, ts: float) -> None:
@@ -603,7 +611,8 @@ def hosts(store: Store, *, host: str | None = None, since: int | None = None, un
           limit: int | None = None) -> list[dict]:
     """Every address in the flows (matching the filters): first and last seen, flows, bytes it sent
     (``bytes_out``: as originator its orig_bytes, as responder its resp_bytes) and received, the
-    services it offered (as responder), and the names seen for it. ``mac`` is not recorded yet."""
+    services it offered (as responder), the names seen for it and (``mac``) the MACs kept for it
+    in ``macs``, comma-joined."""
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0, not {limit}")
     f = flows.c
@@ -638,6 +647,10 @@ def hosts(store: Store, *, host: str | None = None, since: int | None = None, un
     nm = sa.select(names_t.c.addr, names_t.c.name).distinct()
     if host is not None:
         nm = nm.where(_between(names_t.c.addr_a, host))
+    macs_t = APP_TABLES["macs"]
+    mc = sa.select(macs_t.c.addr, macs_t.c.mac).distinct()
+    if host is not None:
+        mc = mc.where(_between(macs_t.c.addr_a, host))
     with store._errors("read hosts"), store.engine.connect() as conn:
         rows = conn.execute(stmt).all()
         services: dict[str, set[str]] = {}
@@ -646,7 +659,10 @@ def hosts(store: Store, *, host: str | None = None, since: int | None = None, un
         names: dict[str, set[str]] = {}
         for addr, name in conn.execute(nm):
             names.setdefault(addr, set()).add(name)
-    return [{"addr": addr, "mac": None, "first_seen": first / 1_000_000_000, "last_seen": last / 1_000_000_000,
+        macs: dict[str, set[str]] = {}
+        for addr, mac in conn.execute(mc):
+            macs.setdefault(addr, set()).add(mac)
+    return [{"addr": addr, "mac": ",".join(sorted(macs[addr])) if addr in macs else None, "first_seen": first / 1_000_000_000, "last_seen": last / 1_000_000_000,
              "flows": int(n), "bytes_out": int(out_b or 0), "bytes_in": int(in_b or 0),
              "services": sorted(services.get(addr, ())), "names": sorted(names.get(addr, ()))}
             for addr, first, last, n, out_b, in_b in rows]

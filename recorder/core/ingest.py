@@ -24,6 +24,7 @@ from recorder.core.errors import CaptureError, CaptureWarning, StoreError, Wiret
 from recorder.core.flowid import LocalNets
 from recorder.core.flowmeter import FlowMeter, Timeouts
 from recorder.core.flowrows import FlowBatch
+from recorder.core.l2 import MacTable
 from recorder.core.pcapio import expand_inputs, probe, read_batches
 
 GC_THRESHOLD = 100_000  # allocations between young-generation collections while parsers run
@@ -127,7 +128,9 @@ def _ingest(paths: list[str], store, local_nets: list[str] | None, timeouts: Tim
     stats = IngestStats()
     t0 = time.perf_counter()
     writer = store.flow_writer()
-    meter = FlowMeter(writer.put, local_nets=LocalNets(local_nets), timeouts=timeouts or Timeouts())
+    local = LocalNets(local_nets)
+    meter = FlowMeter(writer.put, local_nets=local, timeouts=timeouts or Timeouts())
+    macs = MacTable(local if parsers else LocalNets([], include_private=False))  # host metadata: with parsers
     decoder = Decoder(fast=fast)
 
     def warn(w: CaptureWarning | str) -> None:
@@ -175,6 +178,7 @@ def _ingest(paths: list[str], store, local_nets: list[str] | None, timeouts: Tim
             for raw in read_batches(path, on_warning=warn):
                 dec = decoder.decode(raw)
                 meter.add(raw, dec, capture_id, decoder.tunnels)
+                macs.add(raw, dec, capture_id)
                 if apps is not None:
                     apps.feed(raw, dec)
                 if inspection is not None:
@@ -214,6 +218,7 @@ def _ingest(paths: list[str], store, local_nets: list[str] | None, timeouts: Tim
     except BaseException:
         try:  # keep what was handed over, but report the error that stopped the ingest
             writer.close()
+            _store_macs(store, macs)
         except StoreError:
             pass
         if out is not None:
@@ -228,6 +233,7 @@ def _ingest(paths: list[str], store, local_nets: list[str] | None, timeouts: Tim
                 raise cause from None
         raise
     writer.close()
+    _store_macs(store, macs)
     stats.flows = meter.flows_out
     if apps is not None:
         from recorder.core.appstore import record_failures, update_services
@@ -238,6 +244,17 @@ def _ingest(paths: list[str], store, local_nets: list[str] | None, timeouts: Tim
         stats.parser_failures = sum(sum(c.values()) for c in failures.values())
     stats.seconds = time.perf_counter() - t0
     return stats
+
+
+def _store_macs(store, macs: MacTable) -> None:
+    """The (local address, MAC) pairs seen, into the ``macs`` table."""
+    from recorder.core.appstore import to_row
+    from recorder.core.schema import APP_TABLES
+
+    rows = [to_row("macs", record, capture_id) for record, capture_id in macs.records()]
+    if rows:
+        with store._errors("store MAC addresses"), store.engine.begin() as conn:
+            conn.execute(APP_TABLES["macs"].insert(), rows)
 
 
 def _app_layer(store, parsers: bool, extract_dir: str | None, factory: Callable | None,

@@ -71,7 +71,7 @@ def test_migration_0004_adds_and_drops_the_alerts_table(db_url):
     with store.engine.connect() as conn:
         assert not sa.inspect(conn).has_table("alerts")
     store.ensure_schema()  # an older database is migrated
-    assert store.revision() == "0004" == store.head()
+    assert store.revision() == store.head() >= "0004"
     with store.engine.connect() as conn:
         insp = sa.inspect(conn)
         assert {c["name"] for c in insp.get_columns("alerts")} >= set(ALERT_FIELDS) | {"id", "src_a", "dest_a"}

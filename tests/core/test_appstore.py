@@ -69,6 +69,8 @@ def test_every_log_round_trips(store, background):
             out.log(log, full_record(log), CONN)
         elif log == "names":
             out.name("192.0.2.7", "www.example.com", ts=TS, source="DNS")
+        elif log == "macs":
+            out.mac("192.0.2.7", "02:00:00:00:00:07", ts=TS, source="DHCP")
     out.close()
     assert out.dropped_fields == Counter() and out.unknown_logs == Counter()
     for log in LOGS:
@@ -78,6 +80,9 @@ def test_every_log_round_trips(store, background):
         assert list(rec) == [f for f, _ in LOGS[log]]
         if log == "names":
             assert rec == {"ts": TS, "addr": "192.0.2.7", "name": "www.example.com", "source": "DNS"}
+            continue
+        if log == "macs":
+            assert rec == {"ts": TS, "addr": "192.0.2.7", "mac": "02:00:00:00:00:07", "source": "DHCP", "last_seen": TS}
             continue
         want = {**full_record(log), **CONN.ident()}
         for f, t in LOGS[log]:

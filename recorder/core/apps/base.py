@@ -14,10 +14,10 @@ Datagram parsers (DNS over UDP) get ``data`` once per datagram, ``gap`` never.
 A parser reports through its ``Output``: ``log(name, record)`` with Zeek's field names (the
 framework adds ``uid``, ``id.orig_h/p``, ``id.resp_h/p`` and ``proto`` unless the record has
 them), ``credential(...)`` for a login, ``file(...)`` for a transferred body, ``name(...)``
-for an address-to-name mapping, ``expect(...)`` for a data channel announced on a control
-channel (FTP PORT/PASV), and, only when the output's ``inspecting`` is true (the rule engine),
-``inspect(conn, is_orig, ts, tx, buffers)``: the inspection buffers of one message (an HTTP request
-or response, a DNS query, a TLS handshake) by Suricata's sticky-buffer names (``http.uri``,
+and ``mac(...)`` for what an address is called and its hardware address, ``expect(...)`` for a
+data channel announced on a control channel (FTP PORT/PASV), and, only when the output's
+``inspecting`` is true (the rule engine), ``inspect(conn, is_orig, ts, tx, buffers)``: the
+inspection buffers of one message (an HTTP request or response, a DNS query, a TLS handshake) by Suricata's sticky-buffer names (``http.uri``,
 ``file.data``, ``dns.query``, ``tls.sni``...), ``tx`` numbering the transactions of a connection
 (an HTTP request and its response share one). Records are plain dicts whose values are str, int, float (times as
 epoch seconds, intervals as seconds), bool, list (Zeek sets and vectors) or None (unset).
@@ -81,6 +81,9 @@ class Output(Protocol):
 
     def name(self, addr: str, name: str, *, ts: float, source: str) -> None: ...
 
+    def mac(self, addr: str, mac: str, *, ts: float, source: str) -> None: ...
+    # the hardware address a protocol gives for an address (DHCP's client hardware address)
+
     def expect(self, conn: Conn, *, orig_h: str | None, resp_h: str, resp_p: int,
                parser: type[Parser], context: dict, ts: float) -> None: ...
     # a connection to resp_h:resp_p (from orig_h, if given) within the next minutes is handed to
@@ -131,6 +134,7 @@ class ListOutput:
         self.credentials: list[dict] = []
         self.files: list[dict] = []
         self.names: list[tuple[str, str, str]] = []
+        self.macs: list[tuple[str, str, str]] = []
         self.expected: list[dict] = []
 
     def log(self, name: str, record: dict, conn: Conn) -> None:
@@ -152,6 +156,9 @@ class ListOutput:
 
     def name(self, addr: str, name: str, *, ts: float, source: str) -> None:
         self.names.append((addr, name, source))
+
+    def mac(self, addr: str, mac: str, *, ts: float, source: str) -> None:
+        self.macs.append((addr, mac, source))
 
     def expect(self, conn: Conn, *, orig_h: str | None, resp_h: str, resp_p: int,
                parser: type[Parser], context: dict, ts: float) -> None:

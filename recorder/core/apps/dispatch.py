@@ -84,6 +84,7 @@ class _OutProxy:
         self.credential = out.credential
         self.file = out.file
         self.name = out.name
+        self.mac = out.mac
         self.inspecting = getattr(out, "inspecting", False)
         self.inspect = getattr(out, "inspect", None)
 

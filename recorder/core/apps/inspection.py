@@ -76,6 +76,9 @@ class NullOutput:
     def name(self, addr, name, **kw) -> None:
         pass
 
+    def mac(self, addr, mac, **kw) -> None:
+        pass
+
 
 class Inspection:
     """An inspector driven by an application layer: call ``feed`` after each ``apps.feed`` and
