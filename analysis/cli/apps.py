@@ -125,7 +125,8 @@ LOG_COMMANDS: dict[str, click.Command] = {name: _log_command(name, log, doc) for
 @output_options("zeek")
 def hosts(db, host, since, until, limit, fmt) -> None:
     """List every address in the flows: first/last seen, flows, bytes sent and received, services
-    it offered, names seen for it (DNS, TLS SNI, HTTP Host). MAC addresses are not recorded yet."""
+    it offered, names seen for it (DNS, DHCP, NetBIOS, TLS SNI, HTTP Host) and, for a local
+    address, its MACs (Ethernet source of its packets, DHCP lease)."""
     from recorder.core.appstore import hosts as query_hosts
 
     store = open_for_reading(db)

@@ -121,6 +121,9 @@ def raw_name(msg: bytes, off: int) -> tuple[bytes, int]:
     return b".".join(labels), (end if end >= 0 else off)
 
 
+NBNS_CLAIMS = frozenset({5, 6, 8, 9})  # NetBIOS name registration, release, refresh (RFC 1002 4.2.1.1)
+
+
 def decode_netbios_name(name: str) -> str:
     """Zeek's decode_netbios_name: 32 letters 'A'..'P' -> 16 bytes, trailing spaces and NULs cut."""
     first = name.split(".", 1)[0]
@@ -358,6 +361,8 @@ class DNS(Parser):
                 rec["query"] = query
             elif not (m.an or m.ns or m.ar):  # Zeek's dns_rejected: a reply with nothing in it
                 rec["rejected"] = True
+        if netbios and (m.rcode == 0 if m.qr else m.opcode in NBNS_CLAIMS):
+            self._netbios_names(m, ts)
         if m.qr:
             rec["rcode"] = m.rcode
             rec["rcode_name"] = RCODES.get(m.rcode, f"rcode-{m.rcode}")
@@ -398,6 +403,18 @@ class DNS(Parser):
             info.saw_query = True
         if info.saw_query and info.saw_reply:
             self._write(info)
+
+    def _netbios_names(self, m: Message, ts: float) -> None:
+        """The hosts NetBIOS names: NB records (flags, IPv4 address per entry) of a positive
+        answer or of a host's own registration, refresh or release."""
+        for _section, name, rtype, _rclass, _ttl, rdata, _msg, _off in m.rrs:
+            nbname = decode_netbios_name(name) if rtype == 32 else ""
+            if not nbname or not rdata or len(rdata) % 6:
+                continue
+            for i in range(0, len(rdata), 6):
+                addr = rdata[i + 2:i + 6]
+                if addr != b"\0\0\0\0":
+                    self.out.name(str(ipaddress.IPv4Address(addr)), nbname, ts=ts, source="netbios")
 
     def _write(self, info: _Info) -> None:
         self.out.log("dns", info.rec, self.conn)

@@ -24,6 +24,7 @@ _PARSERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("xmpp", ("XMPP",)),
     ("mysql", ("MySQL",)),
     ("quic", ("QUIC",)),
+    ("dhcp", ("DHCP",)),
 )
 
 

@@ -153,6 +153,25 @@ def test_netbios_names_are_decoded() -> None:
     assert rec["qtype_name"] == "NBSTAT"
 
 
+def nb_name(name: str) -> str:
+    return "".join(chr(65 + (b >> 4)) + chr(65 + (b & 15)) for b in name.ljust(15).encode() + b"\x00")
+
+
+def test_netbios_registrations_and_positive_answers_name_hosts() -> None:
+    nb = lambda *addrs: b"".join(b"\x60\x00" + bytes(int(x) for x in a.split(".")) for a in addrs)  # noqa: E731
+    register = message(1, 0x2910, [question(nb_name("FILESRV01"), 32)],
+                       addl=[rr(qname(nb_name("FILESRV01")), 32, nb("10.0.0.9"))])
+    answer = message(2, 0x8500, [], answers=[rr(qname(nb_name("PRINTER")), 32, nb("10.0.0.20", "10.0.1.20"))])
+    negative = message(3, 0x8503, [], answers=[rr(qname(nb_name("GHOST")), 32, nb("10.0.0.66"))])
+    query = message(4, 0x0110, [question(nb_name("ASKED"), 32)], addl=[rr(qname(nb_name("ASKED")), 32, nb("10.0.0.77"))])
+    unset = message(5, 0x8500, [], answers=[rr(qname(nb_name("NOADDR")), 32, nb("0.0.0.0"))])
+    out = run(DNS, [(True, register, 1.0), (False, answer, 2.0), (False, negative, 3.0), (True, query, 4.0),
+                    (False, unset, 5.0)], resp_p=137)
+    assert out.names == [("10.0.0.9", "FILESRV01", "netbios"), ("10.0.0.20", "PRINTER", "netbios"),
+                         ("10.0.1.20", "PRINTER", "netbios")]
+    assert run(DNS, [(False, answer, 2.0)], resp_p=53).names == []  # NB records mean nothing in DNS
+
+
 def test_dns_over_tcp_frames_messages_across_segments() -> None:
     q = message(77, QUERY, [question("tcp.example.com", 252)])
     r = message(77, RESPONSE, [question("tcp.example.com", 252)], [rr(PTR_Q, 1, b"\x0a\x00\x00\x01")])
