@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from recorder.core.apps.base import Conn, Parser
-from recorder.core.apps.files import add_hashes, extract, file_record
+from recorder.core.apps.files import RangedFile, add_hashes, extract, file_record
 from recorder.core.apps.records import CONN_LOGS, LOGS
 from recorder.core.errors import StoreError
 from recorder.core.schema import APP_TABLES, app_column_name, flows, parser_failures
@@ -42,6 +42,7 @@ _ENDPOINT_COLUMNS = (("id.orig_h", "orig_h"), ("id.orig_p", "orig_p"), ("id.resp
                      ("id.resp_p", "resp_p"))
 _FIXED = {"ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p"}
 WRITER_ROWS = 20_000  # records the writer process inserts in one transaction, at most
+MAX_RANGED_BYTES = 256 << 20  # bytes of ranged pieces held (for hashes and extraction) in one ingest
 _HASH_DATA = "\x00body"  # a files record's body, whose hashes the writer process fills in
 
 
@@ -299,6 +300,8 @@ class StoreOutput:
         self._file_index: Counter[tuple] = Counter()
         self._names_seen: set[tuple[str, str, str]] = set()
         self._macs_seen: set[tuple[str, str, str]] = set()
+        self._ranged: dict[str, RangedFile] = {}  # URL -> the pieces fetched of it by ranges
+        self._ranged_bytes = 0
 
     # -- Output
 
@@ -321,7 +324,16 @@ class StoreOutput:
 
     def file(self, conn: Conn, *, ts: float, data: bytes, is_orig: bool, source: str,
              filename: str | None = None, mime_type: str | None = None,
-             total_bytes: int | None = None, missing_bytes: int = 0) -> str:
+             total_bytes: int | None = None, missing_bytes: int = 0,
+             piece: tuple[str, int] | None = None) -> str:
+        if piece is not None:  # joined with the file's other pieces, written at close
+            url, offset = piece
+            ranged = self._ranged.get(url)
+            if ranged is None:
+                ranged = self._ranged[url] = RangedFile(url, source)
+            self._ranged_bytes += ranged.add(conn, ts, offset, bytes(data or b""), _count(total_bytes),
+                                             keep=self._ranged_bytes < MAX_RANGED_BYTES)
+            return ranged.fuid
         key = (conn.proto, conn.orig_h, conn.orig_p, conn.resp_h, conn.resp_p, conn.start)
         index = self._file_index[key]
         self._file_index[key] += 1
@@ -393,7 +405,27 @@ class StoreOutput:
         for name, n in _insert_rows(self.store, _make_rows(items)).items():
             self.rows_written[name] += n
 
+    def _write_ranged(self) -> None:
+        """The files fetched by ranges: one record per connection that carried a piece."""
+        ranged, self._ranged, self._ranged_bytes = self._ranged, {}, 0
+        for rf in ranged.values():
+            records, data = rf.records()
+            extracted = None
+            if data is not None and self.extract_dir is not None:
+                try:
+                    extracted = extract(self.extract_dir, rf.fuid, None, data, records[0][0]["mime_type"])
+                except OSError as err:
+                    self.extract_errors += 1
+                    if self.on_warning:
+                        self.on_warning(f"cannot extract file {rf.fuid} to {self.extract_dir}: {err.strerror or err}")
+            for rec, conn in records:
+                if extracted is not None:
+                    rec.update(extracted=extracted, extracted_cutoff=False, extracted_size=len(data),
+                               analyzers=[*rec["analyzers"], "EXTRACT"])
+                self._add("files", rec, conn)
+
     def close(self) -> None:
+        self._write_ranged()
         self.flush()
         if self._writer is not None:
             writer, self._writer = self._writer, None

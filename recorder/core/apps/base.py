@@ -76,8 +76,11 @@ class Output(Protocol):
 
     def file(self, conn: Conn, *, ts: float, data: bytes, is_orig: bool, source: str,
              filename: str | None = None, mime_type: str | None = None,
-             total_bytes: int | None = None, missing_bytes: int = 0) -> str: ...
-    # returns the file's fuid (Zeek's F... id), so a parser can cite it (http.log resp_fuids)
+             total_bytes: int | None = None, missing_bytes: int = 0,
+             piece: tuple[str, int] | None = None) -> str: ...
+    # returns the file's fuid (Zeek's F... id), so a parser can cite it (http.log resp_fuids);
+    # piece=(key, offset): ``data`` is the part of the file ``key`` names at that offset (an HTTP
+    # range), joined with its other parts, from this connection or another
 
     def name(self, addr: str, name: str, *, ts: float, source: str) -> None: ...
 
@@ -147,11 +150,12 @@ class ListOutput:
 
     def file(self, conn: Conn, *, ts: float, data: bytes, is_orig: bool, source: str,
              filename: str | None = None, mime_type: str | None = None,
-             total_bytes: int | None = None, missing_bytes: int = 0) -> str:
-        fuid = f"F{len(self.files)}"
+             total_bytes: int | None = None, missing_bytes: int = 0,
+             piece: tuple[str, int] | None = None) -> str:
+        fuid = f"F{len(self.files)}" if piece is None else f"F-{piece[0]}"
         self.files.append({"fuid": fuid, "ts": ts, "data": data, "is_orig": is_orig, "source": source,
                            "filename": filename, "mime_type": mime_type, "total_bytes": total_bytes,
-                           "missing_bytes": missing_bytes})
+                           "missing_bytes": missing_bytes, "piece": piece})
         return fuid
 
     def name(self, addr: str, name: str, *, ts: float, source: str) -> None:

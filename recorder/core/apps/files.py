@@ -137,6 +137,82 @@ def file_record(conn: Conn, *, ts: float, data: bytes, is_orig: bool, source: st
     return rec
 
 
+class RangedFile:
+    """One file fetched in pieces by byte ranges (HTTP 206), maybe over several connections.
+
+    Pieces are joined by offset. ``seen_bytes`` counts the bytes covered, ``missing_bytes`` the
+    holes before the furthest byte seen (Zeek's meaning for files fed at offsets). The MIME type
+    comes from the piece at offset 0; hashes and extraction need the whole file, so a file with
+    holes (or whose pieces outgrew the byte budget) has neither. ``records`` gives one files.log
+    record per connection that carried a piece, all with the file's one fuid, as Zeek logs it.
+    """
+
+    def __init__(self, key: str, source: str) -> None:
+        self.fuid = "F" + base62(int.from_bytes(hashlib.sha256(f"range|{key}".encode("utf-8", "surrogatepass"))
+                                                .digest()[:12], "big")).rjust(17, "0")[-17:]
+        self.source = source
+        self.lengths: dict[int, int] = {}  # offset -> length of the longest piece seen there
+        self.pieces: dict[int, bytes] = {}  # offset -> that piece's bytes, while they are kept
+        self.conns: dict[tuple, Conn] = {}
+        self.total: int | None = None
+        self.first = self.last = 0.0
+        self.complete_data = True  # every piece's bytes are held (within the caller's budget)
+
+    def add(self, conn: Conn, ts: float, offset: int, data: bytes, total: int | None, keep: bool = True) -> int:
+        """Add a piece; the bytes newly held (0 when ``keep`` is false: only its span is kept)."""
+        if not self.conns:
+            self.first = self.last = ts
+        self.conns.setdefault((conn.proto, conn.orig_h, conn.orig_p, conn.resp_h, conn.resp_p, conn.start), conn)
+        self.first, self.last = min(self.first, ts), max(self.last, ts)
+        if total is not None:
+            self.total = total
+        if len(data) <= self.lengths.get(offset, -1):
+            return 0
+        self.lengths[offset] = len(data)
+        if offset == 0 or (keep and self.complete_data):
+            held = len(data) - len(self.pieces.get(offset, b""))
+            self.pieces[offset] = bytes(data)
+            return held
+        self.complete_data = False
+        self.pieces = {0: self.pieces[0]} if 0 in self.pieces else {}
+        return 0
+
+    def spans(self) -> list[tuple[int, int]]:
+        """The byte ranges covered, merged, in order."""
+        merged: list[list[int]] = []
+        for start, end in sorted((o, o + n) for o, n in self.lengths.items()):
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        return [(x, y) for x, y in merged]
+
+    def records(self, hashes: bool = True) -> tuple[list[tuple[dict, Conn]], bytes | None]:
+        """One record per connection, and the whole file's bytes when it is whole (else None)."""
+        spans = self.spans()
+        seen = sum(b - a for a, b in spans)
+        furthest = spans[-1][1] if spans else 0
+        whole = (self.complete_data and len(spans) == 1 and spans[0][0] == 0
+                 and (self.total is None or furthest == self.total))
+        data = None
+        if whole:
+            buf = bytearray(furthest)
+            for off, piece in sorted(self.pieces.items()):
+                buf[off:off + len(piece)] = piece
+            data = bytes(buf)
+        head = self.pieces.get(0, b"")
+        out = []
+        for conn in self.conns.values():
+            rec = file_record(conn, ts=self.first, data=data if data is not None else b"", is_orig=False,
+                              source=self.source, index=0, total_bytes=self.total,
+                              missing_bytes=0 if whole else max(1, furthest - seen), hashes=hashes)
+            rec.update(fuid=self.fuid, seen_bytes=seen, missing_bytes=furthest - seen,
+                       mime_type=sniff_mime(head) if head else None,
+                       duration=(self.last - self.first) if self.last > self.first else None)
+            out.append((rec, conn))
+        return out, data
+
+
 def add_hashes(rec: dict, data: bytes) -> None:
     """The MD5, SHA1 and SHA256 fields of a files.log record, of the whole body ``data``."""
     rec["md5"] = hashlib.md5(data, usedforsecurity=False).hexdigest()

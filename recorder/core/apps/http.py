@@ -22,6 +22,8 @@ The parser follows Zeek's analyzer (``src/analyzer/protocol/http/HTTP.cc``) and 
 
 Files: every request/response body (each part of a multipart body) goes to ``Output.file`` with
 the decoded bytes (capped at ``MAX_FILE_BYTES``); the fuids land in ``orig_fuids``/``resp_fuids``.
+A 206 reply's body, or each part of a multipart/byteranges one, is a piece (``piece=``) of the
+file its URL names, at the offset its Content-Range gives.
 Credentials: Basic, Digest and NTLM Authorization headers, and login forms (urlencoded or
 multipart) with a user and a password field. The Host header names the responder.
 
@@ -216,6 +218,7 @@ class _Message:
         self.header_bytes = 0
         self.content_length: int | None = None
         self.range_length: int | None = None
+        self.range: tuple[int, int | None] | None = None  # a 206 body's (first byte, total) from Content-Range
         self.chunked = False
         self.encoding = ""
         self.remaining = 0
@@ -557,6 +560,7 @@ class HTTP(Parser):
             m = re.match(rb"\s*bytes\s+(\d+)\s*-\s*(\d+)\s*/", value)
             if m and int(m.group(2)) - int(m.group(1)) + 1 > 0:
                 msg.range_length = int(m.group(2)) - int(m.group(1)) + 1
+            msg.range = _content_range(value)
         elif name == "TRANSFER-ENCODING":
             if value.split(b",")[0].strip().lower() == b"chunked" and msg.version == (1, 1):
                 msg.chunked = True
@@ -775,6 +779,8 @@ class HTTP(Parser):
     def _files(self, rec: dict, msg: _Message, ts: float) -> None:
         if not msg.data and not msg.missing:
             return
+        if self._range_pieces(rec, msg, ts):
+            return
         side = "orig" if msg.is_orig else "resp"
         parts: list[tuple[bytes, str | None, int | None]]
         ctype = msg.content_type.lower()
@@ -792,6 +798,31 @@ class HTTP(Parser):
             rec[f"{side}_fuids"] = (rec[f"{side}_fuids"] or []) + [fuid]
             if filename:
                 rec[f"{side}_filenames"] = (rec[f"{side}_filenames"] or []) + [filename]
+
+    def _range_pieces(self, rec: dict, msg: _Message, ts: float) -> bool:
+        """A 206 reply's body (or each part of a multipart/byteranges body) as a piece of the file
+        its URL names, at the offset its Content-Range gives: pieces of one URL fetched by one
+        client, on this connection or others, make one file (Zeek's range-request file handle)."""
+        if msg.is_orig or rec["status_code"] != 206 or msg.missing or msg.encoding or rec["uri"] is None:
+            return False
+        ctype = msg.content_type.lower()
+        if ctype.startswith("multipart/byteranges"):
+            boundary = _param(msg.content_type, "boundary")
+            parts = [(content, _content_range(_head_value(head, b"content-range").encode("latin-1", "replace")))
+                     for _, head, content in _multipart(bytes(msg.data), boundary)] if boundary else []
+        else:
+            parts = [(bytes(msg.data), msg.range)]
+        if not parts or any(r is None for _, r in parts):
+            return False
+        url = f"{self.conn.orig_h} {rec['host'] or self.conn.resp_h}{rec['uri']}"
+        fuids: list[str] = []
+        for data, (start, total) in parts:
+            fuid = self.out.file(self.conn, ts=ts, data=data, is_orig=False, source="HTTP", total_bytes=total,
+                                 piece=(url, start))
+            if fuid not in fuids:
+                fuids.append(fuid)
+        rec["resp_fuids"] = (rec["resp_fuids"] or []) + [f for f in fuids if f not in (rec["resp_fuids"] or [])]
+        return True
 
     def _form(self, key: int, msg: _Message) -> None:
         if not msg.data or len(msg.data) > MAX_FORM_BYTES:
@@ -887,6 +918,14 @@ def _head_value(head: bytes, name: bytes) -> str:
         if hname.strip().lower() == name:
             return value.strip().decode("utf-8", "replace")
     return ""
+
+
+def _content_range(value: bytes) -> tuple[int, int | None] | None:
+    """``bytes FIRST-LAST/TOTAL`` (TOTAL may be ``*``) -> (FIRST, TOTAL or None)."""
+    m = re.match(rb"\s*bytes\s+(\d+)\s*-\s*(\d+)\s*/\s*(\d+|\*)", value)
+    if not m or int(m.group(2)) < int(m.group(1)):
+        return None
+    return int(m.group(1)), (int(m.group(3)) if m.group(3) != b"*" else None)
 
 
 def _multipart(body: bytes, boundary: str) -> list[tuple[str, bytes, bytes]]:
