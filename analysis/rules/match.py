@@ -336,8 +336,8 @@ def _compile(rule: Rule) -> _Plan:
             m = matches[i]
             last = pos == len(idx) - 1
             if isinstance(m, Content):
-                depth = m.depth or 0
                 offset = m.offset or 0
+                depth = (m.depth + offset) if m.depth else 0  # depth counts from the offset, as in Suricata
                 if m.startswith:
                     depth, offset = len(m.pattern), 0
                 relative = m.relative

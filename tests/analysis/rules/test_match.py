@@ -44,6 +44,11 @@ def test_offset_and_depth():
     assert hit('content:"def"; offset:3; depth:6;', b"abcdef")
     assert not hit('content:"abc"; offset:1;', b"abcdef")
     assert hit('content:"abc"; offset:1;', b"abcabc")
+    # depth counts from the offset (Suricata adds the offset to the depth): bytes 3..5 here
+    assert hit('content:"def"; offset:3; depth:3;', b"abcdefg")
+    assert hit('content:"|00 01 00 01|"; offset:4; depth:4;', b"\x44\x49\x81\x80\x00\x01\x00\x01")
+    assert not hit('content:"g"; offset:3; depth:3;', b"abcdefg")
+    assert hit('content:"g"; offset:3; depth:4;', b"abcdefg")
 
 
 def test_startswith_endswith():
