@@ -942,10 +942,10 @@ class TLS(Parser):
                     self.server_sans = cert.san_dns + ((self._cn(cert.subject),) if cert.subject else ())
                 if self._inspect is not None and not is_orig:
                     bufs = {"tls.cert_fingerprint": ":".join(f"{b:02x}" for b in hashlib.sha1(der).digest()).encode()}
-                    if cert.subject is not None:
-                        bufs["tls.cert_subject"] = cert.subject.encode("utf-8", "replace")
-                    if cert.issuer is not None:
-                        bufs["tls.cert_issuer"] = cert.issuer.encode("utf-8", "replace")
+                    if cert.subject_dn is not None:
+                        bufs["tls.cert_subject"] = cert.subject_dn.encode("utf-8", "replace")
+                    if cert.issuer_dn is not None:
+                        bufs["tls.cert_issuer"] = cert.issuer_dn.encode("utf-8", "replace")
                     self._inspect(self.conn, False, self.now, 0, bufs)
 
     @staticmethod

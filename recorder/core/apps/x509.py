@@ -37,6 +37,10 @@ class Certificate:
     not_before: float | None  # epoch seconds
     not_after: float | None
     san_dns: tuple[str, ...] = ()
+    # as Suricata's tls.cert_subject / tls.cert_issuer buffers show them: first RDN first,
+    # ", " between RDNs, values unescaped ("C=US, O=Example, CN=www.example.com")
+    subject_dn: str | None = None
+    issuer_dn: str | None = None
 
 
 class _DerError(ValueError):
@@ -111,8 +115,10 @@ def _escape(value: str) -> str:
     return "".join(out)
 
 
-def _name(buf: bytes, start: int, end: int) -> str:
-    """A Name (SEQUENCE OF RDN) as 'CN=..,O=..,C=..': last RDN first, multi-valued RDNs joined by '+'."""
+def _name(buf: bytes, start: int, end: int, suricata: bool = False) -> str:
+    """A Name (SEQUENCE OF RDN) as Zeek shows it, 'CN=..,O=..,C=..': last RDN first, multi-valued
+    RDNs joined by '+', values escaped (RFC 2253); with ``suricata``, as Suricata's certificate
+    buffers show it, 'C=.., O=.., CN=..': first RDN first, ' + ' within an RDN, values as they are."""
     rdns = []
     for tag, vs, ve in _children(buf, start, end):
         if tag != 0x31:
@@ -129,10 +135,12 @@ def _name(buf: bytes, start: int, end: int) -> str:
             key = _ATTR_NAMES.get(oid, oid)
             if key == oid:  # unknown type: RFC 2253 says hex of the DER value
                 parts.append(f"{oid}=#" + bytes([vtag]).hex() + _der_len(vve - vvs).hex() + buf[vvs:vve].hex())
+            elif suricata:
+                parts.append(f"{key}={_string(vtag, buf[vvs:vve])}")
             else:
                 parts.append(f"{key}={_escape(_string(vtag, buf[vvs:vve]))}")
-        rdns.append("+".join(parts))
-    return ",".join(reversed(rdns))
+        rdns.append((" + " if suricata else "+").join(parts))
+    return ", ".join(rdns) if suricata else ",".join(reversed(rdns))
 
 
 def _der_len(n: int) -> bytes:
@@ -217,7 +225,9 @@ def parse_certificate(der: bytes) -> Certificate | None:
         for etag, evs, eve in fields[6:]:
             if etag == 0xA3:  # [3] EXPLICIT extensions
                 san = _extensions(der, evs, eve)
-        return Certificate(fingerprint, subject, issuer, not_before, not_after, san)
+        issuer_dn = _name(der, fields[2][1], fields[2][2], True) if fields[2][0] == 0x30 else None
+        subject_dn = _name(der, fields[4][1], fields[4][2], True) if fields[4][0] == 0x30 else None
+        return Certificate(fingerprint, subject, issuer, not_before, not_after, san, subject_dn, issuer_dn)
     except (_DerError, IndexError, UnicodeDecodeError):
         return None
 

@@ -444,6 +444,16 @@ def test_x509_parse_and_garbage():
     assert parse_certificate(make_cert()[:-5]) is None
 
 
+def test_x509_names_as_zeek_logs_them_and_as_suricata_inspects_them():
+    cert = parse_certificate(make_cert(cn="Microsoft RSA TL\x00 CA 01"))
+    # Zeek (ssl.log): last RDN first, RFC 2253 escaping
+    assert cert.subject == "CN=Microsoft RSA TL\\00 CA 01,O=Example\\, Inc.,C=US"
+    assert cert.issuer == "CN=Example CA,C=US"
+    # Suricata (tls.cert_subject / tls.cert_issuer): first RDN first, ", " between, bytes as they are
+    assert cert.subject_dn == "C=US, O=Example, Inc., CN=Microsoft RSA TL\x00 CA 01"
+    assert cert.issuer_dn == "C=US, CN=Example CA"
+
+
 def test_sni_matches_wildcard_san():
     chunks = tls12_chunks(make_cert())
     hello = client_hello(sni="a.example.org")
