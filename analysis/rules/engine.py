@@ -503,7 +503,7 @@ class Engine:
         f.seen |= 1 if to_server else 2
         if proto == 6:
             self._tcp_state(f, to_server, flags)
-            if payload:
+            if payload and not flags & 0x02:  # data on a SYN is inspected but is not the stream's (no TFO)
                 d = 0 if to_server else 1
                 end = (seq + len(payload)) & 0xFFFFFFFF
                 prev = f.next_seq[d]

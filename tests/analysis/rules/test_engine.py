@@ -89,6 +89,14 @@ def test_retransmission_is_not_inspected_twice(tmp_path):
     assert sids(replay(tmp_path, cap, 'alert tcp any any -> any any (content:"EVIL"; sid:1;)\n')) == [1]
 
 
+def test_data_on_a_syn_is_inspected_but_not_taken_as_the_streams(tmp_path):
+    cap = Capture()  # (suricata-verify util-action-03) the SYN's data comes again after the handshake
+    cap.add(0.0, IP(src=CLIENT, dst=SERVER) / TCP(sport=40000, dport=80, flags="S", seq=0) / b"Hi all!")
+    cap.add(0.1, IP(src=SERVER, dst=CLIENT) / TCP(sport=80, dport=40000, flags="SA", seq=0, ack=1))
+    cap.add(0.2, IP(src=CLIENT, dst=SERVER) / TCP(sport=40000, dport=80, flags="PA", seq=0, ack=1) / b"Hi all!")
+    assert sids(replay(tmp_path, cap, 'alert tcp any any -> any any (content:"Hi all"; sid:1;)\n')) == [1, 1]
+
+
 def test_flowbits_set_then_isset_in_the_same_flow_only(tmp_path):
     cap = Capture()
     cap.session(0, CLIENT, SERVER, 40000, 21, [(b"USER admin\r\n", b"331 ok\r\n"), (b"RETR secret.db\r\n", b"150\r\n")])
