@@ -304,6 +304,9 @@ def _normalize_path(path: bytes) -> bytes:
     return b"/" + result if path.startswith(b"/") and not result.startswith(b"/") else result
 
 
+_PROTOCOL = re.compile(rb"HTTP/\d+\.\d+")
+
+
 def normalize_uri(raw: bytes) -> bytes:
     """Suricata's http.uri: the path %-decoded (not %2F) with dot segments removed, the query kept as
     sent, the scheme and authority of an absolute URI dropped (Suricata's ``uri-include-all: no``)."""
@@ -648,6 +651,10 @@ class _Inspector:
             parts = text.strip(_IS_SPACE).split(None, 2)
             method, uri = parts[0], parts[1] if len(parts) > 1 else b""
             proto = parts[2].strip(_IS_SPACE) if len(parts) > 2 else b""
+            if b" " in proto:  # a URI with spaces: up to the protocol at the end of the line (libhtp-rs)
+                head, _, last = proto.rpartition(b" ")
+                if _PROTOCOL.fullmatch(last):
+                    uri, proto = uri + b" " + head.strip(_IS_SPACE), last
             msg = self._new(True, ts)
             msg.line, msg.parts = text, (method, uri, proto)
             self.requests.append((method, not proto))

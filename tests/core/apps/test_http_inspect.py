@@ -118,6 +118,14 @@ def test_request_without_body_or_headers_omits_those_buffers() -> None:
     assert m["buffers"]["http.header.raw"] == b"\r\n"  # the raw block is its empty line
 
 
+def test_uri_with_spaces_runs_to_the_protocol_at_the_end_of_the_line() -> None:
+    (m,) = messages((True, b"GET /uri afterspace HTTP/1.1\r\nHost: a\r\n\r\n"))  # suricata-verify http-uri-spaces
+    assert m["buffers"]["http.uri.raw"] == b"/uri afterspace"
+    assert m["buffers"]["http.protocol"] == b"HTTP/1.1"
+    (m,) = messages((True, b"GET /a b c\r\n\r\n"))  # no protocol at the end: the URI ends at the first space
+    assert m["buffers"]["http.uri.raw"] == b"/a"
+
+
 def test_absolute_uri_gives_host_and_a_path_only_uri() -> None:
     (m,) = messages((True, b"GET http://Proxy.Example:3128/x/../y HTTP/1.1\r\nHost: other\r\n\r\n"))
     b = m["buffers"]
