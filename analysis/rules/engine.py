@@ -6,6 +6,12 @@ One pass over the captures, in packet order:
   that have no payload match at all) are tried on it, after the multi-pattern prefilter
   (``analysis.rules.prefilter``) has picked the candidates from the packet's payload. TCP
   retransmissions of bytes already inspected are not inspected again.
+- in an established TCP session, a rule whose payload matches float freely (contents and pcres
+  not tied to the start or end of the buffer, no ``dsize``, not ``tcp-pkt`` or ``no_stream``)
+  also matches across segment boundaries: on the direction's last ``STREAM_TAIL`` bytes plus
+  the segment, when the match needs the segment's bytes (one wholly before it was reported
+  then). This is the part of Suricata's stream inspection that splitting a payload over
+  segments would otherwise evade; ``tcp-stream`` / ``only_stream`` rules match only this way.
 - the protocol parsers of ``recorder.core.apps`` run over the same batches, reassembling TCP and
   decoding HTTP, DNS and TLS; each message they finish is an *application* inspection with
   Suricata's sticky buffers (``http.uri``, ``file.data``, ``dns.query``, ``tls.sni``...). The
@@ -32,7 +38,7 @@ from dataclasses import dataclass
 
 from analysis.alerts import Alert
 from analysis.rules.match import match_payload
-from analysis.rules.model import PAYLOAD, Action, Direction, Rule
+from analysis.rules.model import PAYLOAD, Action, Content, Direction, Pcre, Rule
 from analysis.rules.prefilter import Prefilter, fast_pattern
 from recorder.core.flowid import addr_str, community_id, flow_uid, icmp_ports
 
@@ -44,6 +50,9 @@ _TIMEOUT = {6: 3600 * NS, 17: 300 * NS}  # idle time after which a key starts a 
 _DEFAULT_TIMEOUT = 300 * NS
 _CLOSED_KEEP = 30 * NS  # a closed TCP flow's late packets (retransmitted FINs) still find it this long
 _SWEEP_EVERY = 10 * NS
+STREAM_TAIL = 1024  # bytes of a TCP direction kept to match what a segment boundary splits
+_MAX_PENDING = 64  # rules per direction awaiting the rest of a split match
+_JUNCTION = 63  # bytes before a segment scanned with it for fast patterns across the boundary
 
 # IP protocols a rule's header protocol covers (None: any)
 _TRANSPORT_PROTOS: dict[str, frozenset[int] | None] = {
@@ -77,6 +86,8 @@ class _Compiled:
     app_layer: bool  # inspects application buffers (else packet payload / header only)
     ipv4: bool | None  # ipv4 / ipv6 rules: only that IP version
     order: tuple
+    stream: bool = False  # may match across TCP segments (its payload matches float freely)
+    stream_only: bool = False  # tcp-stream or flow:only_stream: never on a packet alone
 
 
 def _compile(i: int, rule: Rule) -> _Compiled:
@@ -93,7 +104,21 @@ def _compile(i: int, rule: Rule) -> _Compiled:
     # Suricata's order: pass first, then flowbit setters before readers, then priority.
     order = (rule.action is not Action.PASS, not sets or checks, rule.priority, i)
     ipv4 = {"ipv4": True, "ipv6": False}.get(rule.protocol)
-    return _Compiled(i, rule, protos, app, app_layer, ipv4, order)
+    stream_only = rule.protocol == "tcp-stream" or "only_stream" in rule.flow
+    stream = (not app_layer and rule.protocol in ("tcp", "tcp-stream") and bool(rule.matches)
+              and rule.dsize is None and "no_stream" not in rule.flow and all(map(_floats, rule.matches)))
+    return _Compiled(i, rule, protos, app, app_layer, ipv4, order, stream, stream_only and stream)
+
+
+def _floats(m) -> bool:
+    """A payload match that means the same in a stream as in a packet: a content or pcre not tied
+    to the start or end of the buffer (relative ones are tied to the match before them)."""
+    if isinstance(m, Content):
+        return (m.buffer == PAYLOAD and not m.negated and m.depth is None and m.offset is None
+                and not m.startswith and not m.endswith)
+    if isinstance(m, Pcre):
+        return m.buffer == PAYLOAD and not m.negated and not m.anchored and "^" not in m.source and "$" not in m.source
+    return False
 
 
 def _ORDER(c: _Compiled) -> tuple:
@@ -226,7 +251,8 @@ def _flags_ok(test, flags: int) -> bool:
 
 class _Flow:
     __slots__ = ("key", "proto", "client", "client_port", "start", "last", "state",
-                 "midstream", "seen", "bits", "app", "next_seq", "done_tx", "hdr", "fixed", "uid", "closed")
+                 "midstream", "seen", "bits", "app", "next_seq", "done_tx", "hdr", "fixed", "uid", "closed",
+                 "tail", "spos", "pending")
 
     def __init__(self, key: tuple, proto: int, client: int, cport: int, ts: int) -> None:
         self.key = key
@@ -244,6 +270,9 @@ class _Flow:
         self.fixed: list = [None, None]  # per direction (0 to server): the header-only rules whose header matched
         self.uid: str | None = None
         self.closed = False
+        self.tail = [b"", b""]  # per direction: the last STREAM_TAIL bytes of its in-order data
+        self.spos = [0, 0]  # per direction: stream bytes seen
+        self.pending: list[dict] = [{}, {}]  # per direction: rule index -> (rule, spos when it failed)
 
     @property
     def established(self) -> bool:
@@ -272,6 +301,9 @@ class _Inspection:
     tx: int | None = None
     pcap_cnt: int | None = None
     app: str | None = None
+    stream: bytes | None = None  # TCP, in an established session: this packet's new bytes
+    tail: bytes = b""  # the direction's recent data before them (the stream is tail + stream)
+    failed: list | None = None  # stream-capable candidates that did not match (to retry on the next segment)
 
 
 @dataclass
@@ -353,6 +385,10 @@ class Engine:
         # only: IP reputation lists, flags, dsize...) through an index of their addresses.
         self._fp_rules = [c for c in self.packet_rules if fast_pattern(c.rule) is not None]
         self._packet_pf = Prefilter([c.rule for c in self._fp_rules])
+        # a fast pattern split by a segment boundary is found by scanning this much of the data before it
+        # (fast patterns up to _JUNCTION + 1 bytes long, which is nearly all of them)
+        self._junction = min(_JUNCTION, max((len(fast_pattern(c.rule)[1]) - 1 for c in self._fp_rules if c.stream),
+                                            default=0))
         self._by_header = _HeaderIndex([c for c in self.packet_rules if fast_pattern(c.rule) is None])
         self._app_pf = Prefilter([c.rule for c in self.app_rules])
         self.flows: dict[tuple, _Flow] = {}
@@ -501,6 +537,8 @@ class Engine:
         else:
             f, to_server = self._flow(ts, proto, src, 0, dst, 0, 0)
         f.seen |= 1 if to_server else 2
+        stream = None
+        tail = scan = b""
         if proto == 6:
             self._tcp_state(f, to_server, flags)
             if payload and not flags & 0x02:  # data on a SYN is inspected but is not the stream's (no TFO)
@@ -510,6 +548,21 @@ class Engine:
                 if prev is not None and ((prev - end) & 0xFFFFFFFF) < 0x80000000:
                     return  # every byte of it was inspected already (a retransmission)
                 f.next_seq[d] = end
+                if f.state == 3 and self._junction:
+                    fresh = payload
+                    if prev is not None:
+                        overlap = (prev - seq) & 0xFFFFFFFF
+                        if overlap < len(payload):  # it continues the data before it (else: a gap)
+                            fresh = payload[overlap:] if overlap else payload
+                            tail = f.tail[d]
+                    stream = fresh  # (with tail before it: built when a rule needs it)
+                    f.tail[d] = (fresh[-STREAM_TAIL:] if len(fresh) >= STREAM_TAIL
+                                 else (tail + fresh)[-STREAM_TAIL:] if tail else fresh)
+                    f.spos[d] += len(fresh)
+                    if not tail:
+                        f.pending[d].clear()
+                    elif fresh is payload:
+                        scan = tail[-self._junction:] + payload  # finds fast patterns across the boundary
         buffers = {PAYLOAD: payload} if payload else {}
         self.stats.inspected += 1
         itype, icode = (sport, dport) if proto in (1, 58) else (0, 0)  # the decoder's ICMP "ports"
@@ -522,8 +575,22 @@ class Engine:
                                   if _static_ok(c, proto, src, sport, dst, dport)]
         if payload:
             fp = self._fp_rules
-            cand = self._header_filter([fp[j] for j in self._packet_pf.candidates(buffers)], f, to_server,
-                                       proto, src, sport, dst, dport)
+            found = self._packet_pf.candidates({PAYLOAD: scan} if scan else buffers)
+            if tail and not scan:  # an overlapping segment: its own bytes and the boundary both
+                found = sorted(set(found) | set(self._packet_pf.candidates(
+                    {PAYLOAD: tail[-self._junction:] + stream})))
+            cand = self._header_filter([fp[j] for j in found], f, to_server, proto, src, sport, dst, dport)
+            if stream is not None:
+                pend = f.pending[d]
+                if pend:  # rules whose match began in earlier segments
+                    have = {c.index for c in cand}
+                    spos = f.spos[d]
+                    for k, (c, at) in list(pend.items()):
+                        if spos - at > STREAM_TAIL:
+                            del pend[k]
+                        elif k not in have:
+                            cand.append(c)
+                    cand.sort(key=_ORDER)
             if fixed:
                 cand = sorted(cand + fixed, key=_ORDER) if cand else fixed
             elif not cand:
@@ -534,7 +601,16 @@ class Engine:
             return
         insp = _Inspection(ts, f, to_server, src, sport, dst, dport, proto, buffers, flags=flags,
                            dsize=len(payload), itype=itype, icode=icode, pcap_cnt=pcap_cnt, app=f.app)
+        if stream is not None:
+            insp.stream, insp.tail = stream, tail
         self._try(cand, insp, packet=True)
+        if insp.failed:
+            pend = f.pending[d]
+            spos = f.spos[d]
+            for c in insp.failed:
+                pend.setdefault(c.index, (c, spos))
+            while len(pend) > _MAX_PENDING:
+                del pend[next(iter(pend))]
 
     def _event(self, e: tuple) -> None:
         ts, proto, orig_h, orig_p, resp_h, resp_p, service, is_orig, tx, buffers = e
@@ -592,8 +668,19 @@ class Engine:
                     continue
             if not self._bits_ok(rule, f):
                 continue
-            if rule.matches and not match_payload(rule, insp.buffers):
-                continue
+            if rule.matches:
+                if packet and c.stream and insp.stream is not None:
+                    # on the packet alone, or across the segment boundary: a match needing this
+                    # packet's bytes and the data before them (one wholly before was found then)
+                    if not ((not c.stream_only and match_payload(rule, insp.buffers))
+                            or (match_payload(rule, {PAYLOAD: insp.tail + insp.stream})
+                                and not (insp.tail and match_payload(rule, {PAYLOAD: insp.tail})))):
+                        if insp.failed is None:
+                            insp.failed = []
+                        insp.failed.append(c)
+                        continue
+                elif not match_payload(rule, insp.buffers):
+                    continue
             if not packet:
                 txk = (c.index, insp.tx or 0, insp.to_server)
                 if txk in f.done_tx:

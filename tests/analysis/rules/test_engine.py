@@ -89,6 +89,43 @@ def test_retransmission_is_not_inspected_twice(tmp_path):
     assert sids(replay(tmp_path, cap, 'alert tcp any any -> any any (content:"EVIL"; sid:1;)\n')) == [1]
 
 
+def segments(*parts: bytes, skip: int | None = None) -> Capture:
+    """A handshake, then the client's data in ``parts`` (segment ``skip`` lost on the way)."""
+    cap = Capture()
+    c = 1000
+    cap.add(0.0, IP(src=CLIENT, dst=SERVER) / TCP(sport=40000, dport=4444, flags="S", seq=c - 1))
+    cap.add(0.01, IP(src=SERVER, dst=CLIENT) / TCP(sport=4444, dport=40000, flags="SA", seq=4999, ack=c))
+    cap.add(0.02, IP(src=CLIENT, dst=SERVER) / TCP(sport=40000, dport=4444, flags="A", seq=c, ack=5000))
+    for i, part in enumerate(parts):
+        if i != skip:
+            cap.add(0.1 + i / 10, IP(src=CLIENT, dst=SERVER) / TCP(sport=40000, dport=4444, flags="PA", seq=c,
+                                                                       ack=5000) / part)
+        c += len(part)
+    return cap
+
+
+def test_a_content_split_across_segments_matches_once_on_the_segment_that_completes_it(tmp_path):
+    alerts = replay(tmp_path, segments(b"xx EV", b"IL yy", b"zz"), 'alert tcp any any -> any any (content:"EVIL"; sid:1;)\n')
+    assert sids(alerts) == [1] and alerts[0].pcap_cnt == 5
+    # contents of one rule in different segments, the fast pattern first or last
+    rule = 'alert tcp any any -> any any (flow:established,to_server; content:"USER "; content:"PASS "; distance:0; sid:2;)\n'
+    assert sids(replay(tmp_path, segments(b"USER bob\r\n", b"NOOP\r\n", b"PASS secret\r\n"), rule)) == [2]
+    # a match wholly inside one segment is not reported again by the segments after it
+    assert sids(replay(tmp_path, segments(b"EVIL", b"more", b"data"), 'alert tcp any any -> any any (content:"EVIL"; sid:1;)\n')) == [1]
+
+
+def test_stream_matching_keeps_to_what_suricata_would_stream(tmp_path):
+    cap = segments(b"xx EV", b"IL yy")
+    # tcp-pkt rules and contents tied to the start of the buffer see packets only
+    assert sids(replay(tmp_path, cap, 'alert tcp-pkt any any -> any any (content:"EVIL"; sid:1;)\n')) == []
+    assert sids(replay(tmp_path, cap, 'alert tcp any any -> any any (content:"xx"; depth:2; content:"EVIL"; sid:1;)\n')) == []
+    # a lost segment between the halves: no match across the gap
+    assert sids(replay(tmp_path, segments(b"xx EV", b"??", b"IL yy", skip=1),
+                       'alert tcp any any -> any any (content:"EVIL"; sid:1;)\n')) == []
+    # a tcp-stream rule matches across segments, and not on a packet alone before the handshake
+    assert sids(replay(tmp_path, cap, 'alert tcp-stream any any -> any any (content:"EVIL"; sid:3;)\n')) == [3]
+
+
 def test_data_on_a_syn_is_inspected_but_not_taken_as_the_streams(tmp_path):
     cap = Capture()  # (suricata-verify util-action-03) the SYN's data comes again after the handshake
     cap.add(0.0, IP(src=CLIENT, dst=SERVER) / TCP(sport=40000, dport=80, flags="S", seq=0) / b"Hi all!")
