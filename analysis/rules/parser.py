@@ -173,6 +173,8 @@ def _quoted(value: str, what: str) -> tuple[str, bool]:
 
 
 def _unescape(text: str, what: str, *, strict: bool) -> str:
+    if "\\" not in text and '"' not in text:
+        return text
     out, i = [], 0
     while i < len(text):
         ch = text[i]
@@ -532,6 +534,10 @@ def _pcre(value: str, buffer: str, sticky: bool, transforms: tuple[str, ...]) ->
 
 # --- rule text -> options ----------------------------------------------------------------------
 
+_OPTION = re.compile(r"((?:\\.|[^\\;])*);", re.S)  # up to the first ';' not escaped by a backslash
+_NOT_IN_KEYWORD = re.compile(r'[\s"\\]')
+
+
 def split_options(body: str) -> list[tuple[str, str]]:
     """``msg:"a\\;b"; sid:1;`` -> [("msg", '"a\\;b"'), ("sid", "1")].
 
@@ -539,35 +545,29 @@ def split_options(body: str) -> list[tuple[str, str]]:
     or not: a ``;`` in a value must be written ``\\;`` (or ``|3B|`` in a content).
     """
     options: list[tuple[str, str]] = []
-    cur: list[str] = []
-    i, n = 0, len(body)
-    while i < n:
-        ch = body[i]
-        if ch == "\\" and i + 1 < n:
-            cur.append(body[i:i + 2])
-            i += 2
-            continue
-        if ch == ";":
-            options.append(_option("".join(cur)))
-            cur = []
-        else:
-            cur.append(ch)
-        i += 1
-    if "".join(cur).strip():
-        raise RuleSyntaxError(f"option {''.join(cur).strip()[:40]!r} is not terminated by ';'")
+    pos = 0
+    match = _OPTION.match
+    while (m := match(body, pos)) is not None:
+        options.append(_option(m.group(1)))
+        pos = m.end()
+    rest = body[pos:].strip()
+    if rest:
+        raise RuleSyntaxError(f"option {rest[:40]!r} is not terminated by ';'")
     return options
 
 
 def _option(text: str) -> tuple[str, str]:
     keyword, _, value = text.partition(":")
     keyword = keyword.strip()
-    if not keyword or any(c.isspace() or c in '"\\' for c in keyword):
+    if not keyword or _NOT_IN_KEYWORD.search(keyword):
         hint = " (a ';' inside a value must be written \\;)" if '"' in text else ""
         raise RuleSyntaxError(f"malformed option {text.strip()[:40]!r}{hint}")
     return keyword, value.strip()
 
 
 def _header_tokens(header: str) -> list[str]:
+    if "[" not in header and "]" not in header:
+        return header.split()
     tokens, cur, depth = [], [], 0
     for ch in header:
         if ch == "[":
