@@ -456,23 +456,27 @@ class Engine:
         ei = 0
         if n:
             cols = [c[k].tolist() for k in ("pkt", "src_hi", "src_lo", "dst_hi", "dst_lo", "proto", "sport", "dport",
-                                             "flags", "seq", "pay_off", "pay_cap", "l4_ok")]
-            ts_all = raw.ts
+                                             "flags", "seq", "pay_off", "pay_cap")]
+            times = raw.ts[c["pkt"]].tolist()
             data = raw.data
             payloads = dec.payloads
-            for i, (pkt, sh, sl, dh, dl, proto, sport, dport, flags, seq, poff, pcap, l4ok) in enumerate(zip(*cols)):
-                ts = int(ts_all[pkt])
-                while ei < len(ev) and ev[ei][0] < ts:
-                    self._event(ev[ei])
-                    ei += 1
+            next_event = ev[0][0] if ev else None
+            packet = self._packet
+            for i, (pkt, sh, sl, dh, dl, proto, sport, dport, flags, seq, poff, pcap) in enumerate(zip(*cols)):
+                ts = times[i]
+                if next_event is not None and next_event < ts:
+                    while ei < len(ev) and ev[ei][0] < ts:
+                        self._event(ev[ei])
+                        ei += 1
+                    next_event = ev[ei][0] if ei < len(ev) else None
                 if poff >= 0:
                     payload = data[poff:poff + pcap]
                 elif poff == -2:
                     payload = payloads.get(i, b"")
                 else:
                     payload = b""
-                self._packet(ts, (sh << 64) | sl, (dh << 64) | dl, proto, sport, dport, flags, seq, payload,
-                             bool(l4ok), pcap_base + pkt + 1)
+                packet(ts, (sh << 64) | sl, (dh << 64) | dl, proto, sport, dport, flags, seq, payload,
+                       pcap_base + pkt + 1)
         for e in ev[ei:]:
             self._event(e)
         if len(raw):
@@ -494,7 +498,8 @@ class Engine:
 
     # -------------------------------------------------------------------- flows
     def _flow(self, ts: int, proto: int, src: int, sport: int, dst: int, dport: int, flags: int) -> tuple[_Flow, bool]:
-        key = (proto, src, sport, dst, dport) if (src, sport) <= (dst, dport) else (proto, dst, dport, src, sport)
+        key = ((proto, src, sport, dst, dport) if src < dst or (src == dst and sport <= dport)
+               else (proto, dst, dport, src, sport))
         f = self.flows.get(key)
         if f is not None:
             new_syn = proto == 6 and flags & (F_SYN | F_ACK) == F_SYN and f.closed
@@ -530,7 +535,7 @@ class Engine:
 
     # -------------------------------------------------------------------- inspections
     def _packet(self, ts: int, src: int, dst: int, proto: int, sport: int, dport: int, flags: int, seq: int,
-                payload: bytes, l4ok: bool, pcap_cnt: int) -> None:
+                payload: bytes, pcap_cnt: int) -> None:
         is_port_proto = proto in (6, 17, 132)
         if proto in (6, 17, 132):
             f, to_server = self._flow(ts, proto, src, sport, dst, dport, flags if proto == 6 else 0)
@@ -550,17 +555,20 @@ class Engine:
                 f.next_seq[d] = end
                 if f.state == 3 and self._junction:
                     fresh = payload
-                    if prev is not None:
+                    if prev == seq:  # it continues the data before it
+                        tail = f.tail[d]
+                    elif prev is not None:
                         overlap = (prev - seq) & 0xFFFFFFFF
-                        if overlap < len(payload):  # it continues the data before it (else: a gap)
-                            fresh = payload[overlap:] if overlap else payload
+                        if overlap < len(payload):  # it overlaps the end of the data before it (else: a gap)
+                            fresh = payload[overlap:]
                             tail = f.tail[d]
                     stream = fresh  # (with tail before it: built when a rule needs it)
-                    f.tail[d] = (fresh[-STREAM_TAIL:] if len(fresh) >= STREAM_TAIL
-                                 else (tail + fresh)[-STREAM_TAIL:] if tail else fresh)
-                    f.spos[d] += len(fresh)
+                    n = len(fresh)
+                    f.tail[d] = fresh[-STREAM_TAIL:] if n >= STREAM_TAIL or not tail else (tail + fresh)[-STREAM_TAIL:]
+                    f.spos[d] += n
                     if not tail:
-                        f.pending[d].clear()
+                        if f.pending[d]:
+                            f.pending[d].clear()
                     elif fresh is payload:
                         scan = tail[-self._junction:] + payload  # finds fast patterns across the boundary
         buffers = {PAYLOAD: payload} if payload else {}
