@@ -694,7 +694,8 @@ def hosts(store: Store, *, host: str | None = None, since: int | None = None, un
         macs: dict[str, set[str]] = {}
         for addr, mac in conn.execute(mc):
             macs.setdefault(addr, set()).add(mac)
-    return [{"addr": addr, "mac": ",".join(sorted(macs[addr])) if addr in macs else None, "first_seen": first / 1_000_000_000, "last_seen": last / 1_000_000_000,
+    return [{"addr": addr, "mac": ",".join(sorted(macs[addr])) if addr in macs else None,
+             "first_seen": first / 1_000_000_000, "last_seen": last / 1_000_000_000,
              "flows": int(n), "bytes_out": int(out_b or 0), "bytes_in": int(in_b or 0),
              "services": sorted(services.get(addr, ())), "names": sorted(names.get(addr, ()))}
             for addr, first, last, n, out_b, in_b in rows]

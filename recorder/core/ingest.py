@@ -130,7 +130,7 @@ def _ingest(paths: list[str], store, local_nets: list[str] | None, timeouts: Tim
     writer = store.flow_writer()
     local = LocalNets(local_nets)
     meter = FlowMeter(writer.put, local_nets=local, timeouts=timeouts or Timeouts())
-    macs = MacTable(local if parsers else LocalNets([], include_private=False))  # host metadata: with parsers
+    macs = MacTable(local) if parsers else None  # host metadata, as the protocol logs: with parsers
     decoder = Decoder(fast=fast)
 
     def warn(w: CaptureWarning | str) -> None:
@@ -178,7 +178,8 @@ def _ingest(paths: list[str], store, local_nets: list[str] | None, timeouts: Tim
             for raw in read_batches(path, on_warning=warn):
                 dec = decoder.decode(raw)
                 meter.add(raw, dec, capture_id, decoder.tunnels)
-                macs.add(raw, dec, capture_id)
+                if macs is not None:
+                    macs.add(raw, dec, capture_id)
                 if apps is not None:
                     apps.feed(raw, dec)
                 if inspection is not None:
@@ -246,8 +247,10 @@ def _ingest(paths: list[str], store, local_nets: list[str] | None, timeouts: Tim
     return stats
 
 
-def _store_macs(store, macs: MacTable) -> None:
+def _store_macs(store, macs: MacTable | None) -> None:
     """The (local address, MAC) pairs seen, into the ``macs`` table."""
+    if macs is None:
+        return
     from recorder.core.appstore import to_row
     from recorder.core.schema import APP_TABLES
 

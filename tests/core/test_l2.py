@@ -72,3 +72,9 @@ def test_no_macs_without_parsers_or_ethernet(tmp_path):
         store.ensure_schema()
         ingest([str(cap)], store)
         assert [h["mac"] for h in hosts(store)] == [None, None]
+    cap = tmp_path / "eth.pcap"
+    wrpcap(str(cap), [packet(1.0, HOST, "10.0.0.5", "8.8.8.8")])
+    with Store(str(tmp_path / "flows-only.db")) as store:
+        store.ensure_schema()
+        ingest([str(cap)], store, parsers=False)  # --no-parsers: flows only
+        assert [h["mac"] for h in hosts(store)] == [None, None]

@@ -58,7 +58,8 @@ def test_pieces_with_a_hole_have_no_hashes_and_count_what_is_missing():
     records, data = rf.records()
     assert data is None
     assert [(r["uid"], r["fuid"], r["seen_bytes"], r["missing_bytes"], r["total_bytes"], r["sha256"])
-            for r, _ in records] == [("C1", rf.fuid, 15_000, 10_000, 25_000, None), ("C2", rf.fuid, 15_000, 10_000, 25_000, None)]
+            for r, _ in records] == [("C1", rf.fuid, 15_000, 10_000, 25_000, None),
+                                     ("C2", rf.fuid, 15_000, 10_000, 25_000, None)]
     assert records[0][0]["duration"] == 1.5
 
 

@@ -17,9 +17,9 @@ them), ``credential(...)`` for a login, ``file(...)`` for a transferred body, ``
 and ``mac(...)`` for what an address is called and its hardware address, ``expect(...)`` for a
 data channel announced on a control channel (FTP PORT/PASV), and, only when the output's
 ``inspecting`` is true (the rule engine), ``inspect(conn, is_orig, ts, tx, buffers)``: the
-inspection buffers of one message (an HTTP request or response, a DNS query, a TLS handshake) by Suricata's sticky-buffer names (``http.uri``,
-``file.data``, ``dns.query``, ``tls.sni``...), ``tx`` numbering the transactions of a connection
-(an HTTP request and its response share one). Records are plain dicts whose values are str, int, float (times as
+inspection buffers of one message (an HTTP request or response, a DNS query, a TLS handshake)
+by Suricata's sticky-buffer names (``http.uri``, ``file.data``, ``dns.query``, ``tls.sni``...),
+``tx`` numbering the transactions of a connection (an HTTP request and its response share one). Records are plain dicts whose values are str, int, float (times as
 epoch seconds, intervals as seconds), bool, list (Zeek sets and vectors) or None (unset).
 
 A parser that hands the connection over (STARTTLS in SMTP/POP3/IMAP/XMPP/FTP, HTTP CONNECT or

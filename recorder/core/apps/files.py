@@ -159,7 +159,8 @@ class RangedFile:
         self.complete_data = True  # every piece's bytes are held (within the caller's budget)
 
     def add(self, conn: Conn, ts: float, offset: int, data: bytes, total: int | None, keep: bool = True) -> int:
-        """Add a piece; the bytes newly held (0 when ``keep`` is false: only its span is kept)."""
+        """Add a piece; the change in bytes held (when ``keep`` is false only spans are kept from
+        then on, and the bytes already held, but the first piece's, are let go)."""
         if not self.conns:
             self.first = self.last = ts
         self.conns.setdefault((conn.proto, conn.orig_h, conn.orig_p, conn.resp_h, conn.resp_p, conn.start), conn)
@@ -173,9 +174,10 @@ class RangedFile:
             held = len(data) - len(self.pieces.get(offset, b""))
             self.pieces[offset] = bytes(data)
             return held
+        freed = sum(len(p) for o, p in self.pieces.items() if o) if self.complete_data else 0
         self.complete_data = False
         self.pieces = {0: self.pieces[0]} if 0 in self.pieces else {}
-        return 0
+        return -freed
 
     def spans(self) -> list[tuple[int, int]]:
         """The byte ranges covered, merged, in order."""
@@ -203,9 +205,10 @@ class RangedFile:
         head = self.pieces.get(0, b"")
         out = []
         for conn in self.conns.values():
-            rec = file_record(conn, ts=self.first, data=data if data is not None else b"", is_orig=False,
+            # not whole: an empty stand-in body with a gap, so that file_record names no hash analyzers
+            rec = file_record(conn, ts=self.first, data=data if whole else b"", is_orig=False,
                               source=self.source, index=0, total_bytes=self.total,
-                              missing_bytes=0 if whole else max(1, furthest - seen), hashes=hashes)
+                              missing_bytes=0 if whole else 1, hashes=hashes)
             rec.update(fuid=self.fuid, seen_bytes=seen, missing_bytes=furthest - seen,
                        mime_type=sniff_mime(head) if head else None,
                        duration=(self.last - self.first) if self.last > self.first else None)

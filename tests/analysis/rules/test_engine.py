@@ -105,20 +105,23 @@ def segments(*parts: bytes, skip: int | None = None) -> Capture:
 
 
 def test_a_content_split_across_segments_matches_once_on_the_segment_that_completes_it(tmp_path):
-    alerts = replay(tmp_path, segments(b"xx EV", b"IL yy", b"zz"), 'alert tcp any any -> any any (content:"EVIL"; sid:1;)\n')
+    evil = 'alert tcp any any -> any any (content:"EVIL"; sid:1;)\n'
+    alerts = replay(tmp_path, segments(b"xx EV", b"IL yy", b"zz"), evil)
     assert sids(alerts) == [1] and alerts[0].pcap_cnt == 5
     # contents of one rule in different segments, the fast pattern first or last
-    rule = 'alert tcp any any -> any any (flow:established,to_server; content:"USER "; content:"PASS "; distance:0; sid:2;)\n'
+    rule = ('alert tcp any any -> any any (flow:established,to_server; content:"USER "; content:"PASS "; '
+            'distance:0; sid:2;)\n')
     assert sids(replay(tmp_path, segments(b"USER bob\r\n", b"NOOP\r\n", b"PASS secret\r\n"), rule)) == [2]
     # a match wholly inside one segment is not reported again by the segments after it
-    assert sids(replay(tmp_path, segments(b"EVIL", b"more", b"data"), 'alert tcp any any -> any any (content:"EVIL"; sid:1;)\n')) == [1]
+    assert sids(replay(tmp_path, segments(b"EVIL", b"more", b"data"), evil)) == [1]
 
 
 def test_stream_matching_keeps_to_what_suricata_would_stream(tmp_path):
     cap = segments(b"xx EV", b"IL yy")
     # tcp-pkt rules and contents tied to the start of the buffer see packets only
     assert sids(replay(tmp_path, cap, 'alert tcp-pkt any any -> any any (content:"EVIL"; sid:1;)\n')) == []
-    assert sids(replay(tmp_path, cap, 'alert tcp any any -> any any (content:"xx"; depth:2; content:"EVIL"; sid:1;)\n')) == []
+    anchored = 'alert tcp any any -> any any (content:"xx"; depth:2; content:"EVIL"; sid:1;)\n'
+    assert sids(replay(tmp_path, cap, anchored)) == []
     # a lost segment between the halves: no match across the gap
     assert sids(replay(tmp_path, segments(b"xx EV", b"??", b"IL yy", skip=1),
                        'alert tcp any any -> any any (content:"EVIL"; sid:1;)\n')) == []
