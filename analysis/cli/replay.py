@@ -122,14 +122,14 @@ def replay_captures(captures: Sequence[str], *, rules: Sequence[str] | None = No
 def _run(outcome: ReplayOutcome, captures: list[str], db: str, behaviour_rules, signatures,
          local_nets: list[str], warn: Callable[[str], None]) -> None:
     from analysis.behaviour import evaluate
-    from analysis.rules.engine import Engine
+    from analysis.rules.engine import Engine, EngineInspector
     from recorder.core.ingest import ingest
     from recorder.core.store import Store
 
     with Store(db) as store:
         store.ensure_schema()
         # The engine matches in the ingest's own pass (on its decoded batches and parser messages)
-        engine = _BuiltOnFirstBatch(signatures) if signatures else None
+        engine = EngineInspector(signatures) if signatures else None
         stats = ingest(captures, store, local_nets=local_nets, on_warning=warn, inspector=engine)
         found = [(a, "behaviour") for a in evaluate(store, behaviour_rules)]
         if engine is not None:
@@ -147,28 +147,6 @@ def _run(outcome: ReplayOutcome, captures: list[str], db: str, behaviour_rules, 
         outcome.stored = store.add_alerts(alert_row(a, kind, cid) for (a, kind), cid in zip(found, capture_ids))
     outcome.alerts, outcome.kinds, outcome.capture_ids = alerts, [k for _, k in found], capture_ids
     outcome.stats = stats
-
-
-class _BuiltOnFirstBatch:
-    """The signature engine, compiled (prefilter databases, rule index: about a second for ET
-    Open) where it first runs: in the ingest's inspector process, while the ingest starts."""
-
-    def __init__(self, signatures) -> None:
-        self.signatures = signatures
-        self.engine = None
-
-    def _engine(self):
-        if self.engine is None:
-            from analysis.rules.engine import Engine
-
-            self.engine = Engine(self.signatures)
-        return self.engine
-
-    def feed(self, raw, dec, messages: list, recognised: list) -> None:
-        self._engine().feed(raw, dec, messages, recognised)
-
-    def finish(self, messages: list):
-        return self._engine().finish(messages)
 
 
 def _capture_ids(store, alerts: list, replayed: list[int | None]) -> list[int | None]:

@@ -374,7 +374,10 @@ def _conn_key(proto: int, orig_h: str, orig_p: int, resp_h: str, resp_p: int) ->
 class Engine:
     """Rules compiled for matching; ``run(paths)`` yields the alerts of the captures, in time order."""
 
-    def __init__(self, rules: Sequence[Rule], *, midstream: bool = False) -> None:
+    def __init__(self, rules: Sequence[Rule], *, midstream: bool = False, defer_thresholds: bool = False) -> None:
+        """``defer_thresholds``: this engine sees a share of the flows (``ingest`` shards it), so
+        ``threshold`` and ``detection_filter``, which count across flows, are left to
+        ``merge_shards``; ``finish`` then returns ``(alerts, deferred)`` for it."""
         compiled = [_compile(i, r) for i, r in enumerate(rules)]
         self.rules = list(rules)
         self.midstream = midstream
@@ -396,6 +399,8 @@ class Engine:
         self._pending_apps: dict[tuple, str] = {}  # flow key -> protocol, recognised before its first packet
         self._pcap_cnt = 0  # packets fed so far (an alert's pcap_cnt counts from 1)
         self.thresholds = _Thresholds()
+        self.defer_thresholds = defer_thresholds
+        self._deferred: dict[int, int] = {}  # alert position -> index of its rule, whose threshold is left to merge_shards
         self.stats = EngineStats()
         self.alerts: list[Alert] = []
 
@@ -415,9 +420,12 @@ class Engine:
         self._batch(raw, dec, messages, self._pcap_cnt)
         self._pcap_cnt += len(raw)
 
-    def finish(self, messages: list) -> list[Alert]:
-        """The end of input (``messages``: what the parsers' finish produced): the alerts, in time order."""
+    def finish(self, messages: list):
+        """The end of input (``messages``: what the parsers' finish produced): the alerts, in time
+        order (with ``defer_thresholds``: in the order found, and the thresholds left to apply)."""
         self._events(messages)
+        if self.defer_thresholds:
+            return self.alerts, self._deferred
         self.alerts.sort(key=lambda a: a.ts_ns)
         return self.alerts
 
@@ -699,10 +707,14 @@ class Engine:
                 return  # nothing else alerts on this packet
             if rule.noalert or any(b.command == "noalert" for b in rule.flowbits):
                 continue
-            if not self.thresholds.allow(rule, insp.ts_ns, insp.src, insp.dst):
+            limited = rule.threshold is not None or rule.detection_filter is not None
+            if limited and not self.defer_thresholds and not self.thresholds.allow(rule, insp.ts_ns, insp.src,
+                                                                                  insp.dst):
                 continue
-            fired.append(rule)
-        for rule in fired:
+            fired.append((rule, c.index if limited else None))
+        for rule, index in fired:
+            if index is not None and self.defer_thresholds:
+                self._deferred[len(self.alerts)] = index
             self._alert(rule, insp)
 
     @staticmethod
@@ -792,6 +804,50 @@ class Engine:
         self.stats.alerts += 1
 
 
+def merge_shards(rules: Sequence[Rule], results: Sequence[tuple[list[Alert], dict[int, int]]]) -> list[Alert]:
+    """The alerts of engines that each saw a share of the flows (``defer_thresholds``), in time
+    order, with the thresholds they left applied across all of them (in time order, then shard
+    by shard in the order found: as one engine would, but for captures whose times go backwards)."""
+    found = [(a.ts_ns, k, pos, a, deferred.get(pos))
+             for k, (alerts, deferred) in enumerate(results) for pos, a in enumerate(alerts)]
+    found.sort(key=lambda t: t[:3])
+    thresholds = _Thresholds()
+    return [a for ts, _, _, a, index in found
+            if index is None or thresholds.allow(rules[index], ts, _ip_int(a.src_ip), _ip_int(a.dest_ip))]
+
+
+class EngineInspector:
+    """The engine as the ingest's inspector (``ingest(..., inspector=EngineInspector(rules))``,
+    what ``wiretrail replay`` does), compiled where it first runs (prefilter databases and rule
+    index: about a second for ET Open): in the ingest's inspector process, while the ingest starts.
+    It shards by flow (``recorder.core.apps.inspection``): the ingest then runs one engine per
+    core, each on its share of the flows, and ``merge`` applies the thresholds they left."""
+
+    def __init__(self, rules: Sequence[Rule], *, midstream: bool = False, sharded: bool = False) -> None:
+        self.rules = rules
+        self.midstream = midstream
+        self.sharded = sharded
+        self.engine: Engine | None = None
+
+    def _engine(self) -> Engine:
+        if self.engine is None:
+            self.engine = Engine(self.rules, midstream=self.midstream, defer_thresholds=self.sharded)
+        return self.engine
+
+    def feed(self, raw, dec, messages: list, recognised: list) -> None:
+        self._engine().feed(raw, dec, messages, recognised)
+
+    def finish(self, messages: list):
+        return self._engine().finish(messages)
+
+    def shard(self, k: int, n: int) -> EngineInspector:
+        """The engine of the k-th of n shares of the flows (all alike: the ingest picks the flows)."""
+        return EngineInspector(self.rules, midstream=self.midstream, sharded=True)
+
+    def merge(self, results: list) -> list[Alert]:
+        return merge_shards(self.rules, results)
+
+
 def match_captures(paths: list[str], rules: Sequence[Rule], *, on_warning=None) -> list[Alert]:
     """The signature alerts of ``rules`` over the captures at ``paths``, in time order."""
     if not rules:
@@ -799,4 +855,4 @@ def match_captures(paths: list[str], rules: Sequence[Rule], *, on_warning=None) 
     return Engine(rules).run(paths, on_warning=on_warning)
 
 
-__all__ = ["Engine", "EngineStats", "match_captures"]
+__all__ = ["Engine", "EngineInspector", "EngineStats", "match_captures", "merge_shards"]

@@ -8,10 +8,18 @@ fast pattern, each keeping its rule's case (``nocase`` patterns caseless): a rul
 its fast pattern occurs in its buffer. Rules without a fast pattern, or whose fast pattern is
 negated, are candidates whenever all their buffers are present. Without Hyperscan (a platform with
 no wheel) each pattern is one substring search: the same candidates, slower.
+
+Runs of zero bytes (padding, sparse files, zero-filled test traffic) are shortened before a scan:
+a literal matcher confirms its zero-laden patterns at every byte of such a run (Hyperscan took
+13 us for 625 zero bytes against ET Open's payload patterns, 1 us for 625 random ones). A run
+longer than every run of zeros in the bucket's patterns is cut to that length plus one, which
+keeps exactly the patterns that occur: a pattern's inner run of zeros must meet a run of the
+same length, a run at its start or end one at least as long, and both stay as they were.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 from analysis.rules.match import apply_transforms
@@ -89,7 +97,7 @@ def _load_hyperscan():
 class _Bucket:
     """The fast patterns of one buffer (name and transforms)."""
 
-    __slots__ = ("by_id", "database", "exact", "folded", "hits")
+    __slots__ = ("by_id", "database", "exact", "folded", "hits", "zeros", "zero_runs")
 
     def __init__(self) -> None:
         self.exact: dict[bytes, list[int]] = {}  # case-sensitive pattern -> rule indexes
@@ -97,6 +105,15 @@ class _Bucket:
         self.by_id: list[list[int]] = []  # database pattern id -> rule indexes
         self.database = None
         self.hits: list[int] = []  # pattern ids the last scan reported
+        self.zeros = b""  # a run of zeros longer than any in the patterns (set when they are all in)
+        self.zero_runs = None  # the runs at least that long, cut to it before a scan
+
+    def seal(self) -> None:
+        """Every pattern is in: how long a run of zeros in scanned data may stay."""
+        longest = max((len(run) for table in (self.exact, self.folded) for p in table
+                       for run in re.findall(rb"\x00+", p)), default=0)
+        self.zeros = b"\x00" * (longest + 1)
+        self.zero_runs = re.compile(rb"\x00{%d,}" % (longest + 1))
 
 
 class Prefilter:
@@ -127,6 +144,8 @@ class Prefilter:
             else:
                 bucket.exact.setdefault(pattern, []).append(index)
         self._always = [(needed, tuple(indexes)) for needed, indexes in always.items()]
+        for bucket in self._buckets.values():
+            bucket.seal()
         hs = _load_hyperscan() if use_automaton else None
         self.uses_automaton = hs is not None
         if hs is not None:
@@ -159,6 +178,8 @@ class Prefilter:
             if raw is None:
                 continue
             data = apply_transforms(raw, transforms) if transforms else raw
+            if bucket.zeros in data:
+                data = bucket.zero_runs.sub(bucket.zeros, data)
             if bucket.database is not None:
                 if data:
                     found = bucket.hits

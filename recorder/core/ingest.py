@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from recorder.core.decode import Decoder
 from recorder.core.errors import CaptureError, CaptureWarning, StoreError, WiretrailError
 from recorder.core.flowid import LocalNets
@@ -29,6 +31,7 @@ from recorder.core.pcapio import expand_inputs, probe, read_batches
 
 GC_THRESHOLD = 100_000  # allocations between young-generation collections while parsers run
 APP_PROCESS = True  # run the application layer in its own process when there is a second core
+MAX_INSPECTOR_SHARDS = 8  # a shardable inspector (apps.inspection) runs in one process per core, up to this
 
 
 @dataclass
@@ -229,7 +232,7 @@ def _ingest(paths: list[str], store, local_nets: list[str] | None, timeouts: Tim
                 pass
         if inspection is not None:
             inspection.close()
-            cause = inspection.error() if isinstance(inspection, _InspectorProcess) else None
+            cause = inspection.error() if isinstance(inspection, _Inspectors) else None
             if cause is not None:  # the inspector failed first: the parsers only lost their reader
                 raise cause from None
         raise
@@ -280,15 +283,23 @@ def _app_layer(store, parsers: bool, extract_dir: str | None, factory: Callable 
         if inspector is None:
             remote = _AppProcess(store, extract_dir, warn)
             return remote, remote, None
-        # three processes: this one decodes and meters, one parses, one inspects; the parsers'
-        # messages go straight from the second to the third
-        from_parsers, to_inspector = _pipe()
-        remote = _AppProcess(store, extract_dir, warn, forward=to_inspector, inherited=[from_parsers])
-        inspection = _InspectorProcess(inspector, from_parsers, warn,
-                                       inherited=[remote._send, remote._reply, to_inspector])
-        to_inspector.close()
-        from_parsers.close()
-        return remote, remote, inspection
+        # three processes or more: this one decodes and meters, one parses, and one inspects, or
+        # one per core when the inspector can be sharded by flow; the parsers' messages go
+        # straight from the second to the inspectors
+        shards = min(_cores(), MAX_INSPECTOR_SHARDS) if hasattr(inspector, "shard") else 1
+        pipes = [_pipe() for _ in range(shards)]
+        from_parsers, to_inspectors = [r for r, _ in pipes], [s for _, s in pipes]
+        remote = _AppProcess(store, extract_dir, warn, forward=to_inspectors, inherited=from_parsers)
+        procs: list[_InspectorProcess] = []
+        for k in range(shards):
+            others = [*to_inspectors, *(r for j, r in enumerate(from_parsers) if j != k),
+                      *(c for p in procs for c in (p._send, p._reply))]
+            procs.append(_InspectorProcess(inspector.shard(k, shards) if shards > 1 else inspector, from_parsers[k],
+                                           warn, inherited=[remote._send, remote._reply, *others],
+                                           shard=(k, shards) if shards > 1 else None))
+        for conn in (*to_inspectors, *from_parsers):
+            conn.close()
+        return remote, remote, _Inspectors(inspector, procs)
     out = StoreOutput(store, extract_dir=extract_dir, on_warning=warn, background=True)
     inspection = Inspection(inspector, out) if inspector is not None else None
     apps_out = inspection.output if inspection is not None else out
@@ -497,16 +508,21 @@ def _pipe():
 
 class _Forwarder:
     """An inspector in the application layer's process that passes the parsers' messages (and the
-    connections they recognised) to the ``_InspectorProcess``, one pickle per batch."""
+    connections they recognised) to every ``_InspectorProcess``, one pickle per batch for all."""
 
-    def __init__(self, send) -> None:
-        self._send = send
+    def __init__(self, sends: list) -> None:
+        self._sends = sends
+
+    def _send(self, item: tuple) -> None:
+        data = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+        for send in self._sends:
+            send.send_bytes(data)
 
     def feed(self, raw, dec, messages: list, recognised: list) -> None:
-        self._send.send_bytes(pickle.dumps(("feed", messages, recognised), protocol=pickle.HIGHEST_PROTOCOL))
+        self._send(("feed", messages, recognised))
 
     def finish(self, messages: list) -> None:
-        self._send.send_bytes(pickle.dumps(("finish", messages, []), protocol=pickle.HIGHEST_PROTOCOL))
+        self._send(("finish", messages, []))
 
 
 class _InspectorProcess:
@@ -516,23 +532,23 @@ class _InspectorProcess:
     ``feed(raw, dec)`` and ``finish()``, which returns what the inspector's finish returned. An
     error there is raised here by the next call, as WiretrailError."""
 
-    def __init__(self, inspector, messages, warn: Callable[[str], None], inherited: list) -> None:
+    def __init__(self, inspector, messages, warn: Callable[[str], None], inherited: list,
+                 shard: tuple[int, int] | None = None) -> None:
         self._warn = warn
         recv_end, self._send = _pipe()
         self._reply, reply_end = _pipe()
         ctx = multiprocessing.get_context("fork")
         self._proc = ctx.Process(target=_inspector_main,
-                                 args=(inspector, recv_end, messages, reply_end, [self._send, *inherited]),
+                                 args=(inspector, recv_end, messages, reply_end, [self._send, *inherited], shard),
                                  name="wiretrail-inspector", daemon=True)
         self._proc.start()
         recv_end.close()
         reply_end.close()
 
-    def _put(self, item: tuple, data=None) -> None:
+    def _put_bytes(self, head: bytes, data: bytes) -> None:
         try:
-            self._send.send_bytes(pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
-            if data is not None:
-                self._send.send_bytes(data)
+            self._send.send_bytes(head)
+            self._send.send_bytes(data)
         except OSError:
             self._get()
             raise WiretrailError("the inspection process ended unexpectedly") from None
@@ -548,10 +564,11 @@ class _InspectorProcess:
             raise WiretrailError(value)
         return value
 
-    def feed(self, raw, dec) -> None:
+    def feed(self, head: bytes, data: bytes) -> None:
+        """One batch: its pickled head (``_Inspectors.feed``) and its packets' bytes."""
         if self._reply.poll():
             self._get()
-        self._put(("feed", len(raw), raw.ts, {k: dec.cols[k] for k in _APP_COLUMNS}, dec.payloads), raw.data)
+        self._put_bytes(head, data)
 
     def finish(self):
         """The result (the inspector finishes when the parsers' last messages reach it)."""
@@ -577,8 +594,57 @@ class _InspectorProcess:
         return None
 
 
-def _inspector_main(inspector, recv, messages, reply, inherited: list) -> None:
-    """The inspector's process: batches from ``recv``, the parsers' messages for each from ``messages``."""
+class _Inspectors:
+    """The inspector's processes (one, or one per shard of the flows; ``apps.inspection``), driven
+    as an ``Inspection``: ``feed(raw, dec)``, ``finish()`` (the inspector's result, the shards'
+    merged), ``close()`` and, after it, ``error()``."""
+
+    def __init__(self, inspector, procs: list[_InspectorProcess]) -> None:
+        self.inspector = inspector
+        self.procs = procs
+
+    def feed(self, raw, dec) -> None:
+        head = pickle.dumps(("feed", len(raw), raw.ts, {k: dec.cols[k] for k in _APP_COLUMNS}, dec.payloads),
+                            protocol=pickle.HIGHEST_PROTOCOL)
+        for p in self.procs:
+            p.feed(head, raw.data)
+
+    def finish(self):
+        try:
+            results = [p.finish() for p in self.procs]
+        finally:
+            self.close()
+        return results[0] if len(results) == 1 else self.inspector.merge(results)
+
+    def close(self) -> None:
+        for p in self.procs:
+            p.close()
+
+    def error(self) -> WiretrailError | None:
+        for p in self.procs:
+            err = p.error()
+            if err is not None:
+                return err
+        return None
+
+
+def _shard_batch(cols: dict, payloads: dict, k: int, n: int) -> tuple[dict, dict]:
+    """The rows of a decoded batch in shard ``k`` of ``n`` (``apps.inspection.shard_rows``)."""
+    from recorder.core.apps.inspection import shard_rows
+
+    which = shard_rows(cols, n)
+    keep = np.flatnonzero(which == k)
+    if payloads:  # keyed by row: renumbered as the rows kept are
+        mine = sorted(i for i in payloads if which[i] == k)
+        payloads = dict(zip(np.searchsorted(keep, mine).tolist(), (payloads[i] for i in mine)))
+    return {c: v[keep] for c, v in cols.items()}, payloads
+
+
+def _inspector_main(inspector, recv, messages, reply, inherited: list, shard: tuple[int, int] | None) -> None:
+    """The inspector's process: batches from ``recv``, the parsers' messages for each from
+    ``messages``; with ``shard`` (k, n), only what belongs to the k-th of n shares of the flows."""
+    from recorder.core.apps.inspection import shard_of
+
     for conn in inherited:  # the parent's ends: EOF on our pipes must mean the parent is gone
         conn.close()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -590,11 +656,17 @@ def _inspector_main(inspector, recv, messages, reply, inherited: list) -> None:
                 kind, msgs, recognised = pickle.loads(messages.recv_bytes())
             except (EOFError, OSError):
                 return  # the ingest stopped early
+            if shard is not None:
+                k, parts = shard
+                msgs = [m for m in msgs if shard_of(m[1], m[2], m[3], m[4], m[5], parts) == k]
+                recognised = [r for r in recognised if shard_of(r[0], r[1], r[2], r[3], r[4], parts) == k]
             if kind == "finish":
                 reply.send(("ok", [], inspector.finish(msgs)))
                 return
             _, n, ts, cols, payloads = pickle.loads(recv.recv_bytes())
             data = recv.recv_bytes()
+            if shard is not None:
+                cols, payloads = _shard_batch(cols, payloads, *shard)
             inspector.feed(_Batch(n, ts=ts, data=data), _Batch(len(cols["pkt"]), cols=cols, payloads=payloads),
                            msgs, recognised)
     except BaseException as err:  # noqa: BLE001 - reported to the parent, one line

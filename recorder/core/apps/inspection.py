@@ -16,11 +16,25 @@ the protocol the parser recognised, as Zeek names it, ``is_orig`` the message we
 and ``recognised`` the connections whose protocol was recognised since the last call, each
 ``(proto, orig_h, orig_p, resp_h, resp_p, service)``. ``recorder.core.ingest`` drives it (in its
 application-layer process when it has one); ``Inspection`` is the glue on an ``AppLayer``.
+
+An inspector whose state lives per flow may also implement::
+
+    shard(k, n) -> inspector          the inspector of the k-th of n shares of the flows
+    merge(results) -> result          the n shards' finish results as one
+
+and the ingest then runs ``n`` of them (one per core) in processes of their own, each seeing
+only its share of the packets, messages and recognised connections (``shard_rows``,
+``shard_of``: a hash of the flow's addresses and ports, the same both ways). Its batches keep
+every packet's bytes and times (``raw``), so packet numbers and payload offsets stay as they are.
 """
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 from typing import Any, Protocol
+
+import numpy as np
 
 from recorder.core.apps.base import Conn
 
@@ -35,6 +49,45 @@ class Inspector(Protocol):
     def feed(self, raw, dec, messages: list[Message], recognised: list[Recognised]) -> None: ...
 
     def finish(self, messages: list[Message]) -> Any: ...
+
+
+_PORT_PROTOS = (6, 17, 132)  # the protocols whose flows are told apart by ports
+_V4_MAPPED = 0xFFFF << 32
+
+
+def _fold(h):
+    """The bits of a 64-bit hash folded into its low byte (a Python int or a uint64 array)."""
+    h = h ^ (h >> 32)
+    h = h ^ (h >> 16)
+    return h ^ (h >> 8)
+
+
+def shard_rows(cols: dict, n: int) -> np.ndarray:
+    """The shard (0..n-1) of each row of a decoded batch's columns: a hash of its flow (protocol,
+    addresses and, for TCP, UDP and SCTP, ports), the same in both directions."""
+    proto = cols["proto"]
+    h = cols["src_hi"] ^ cols["src_lo"] ^ cols["dst_hi"] ^ cols["dst_lo"] ^ proto.astype(np.uint64)
+    ports = (cols["sport"] ^ cols["dport"]).astype(np.uint64)
+    h = h ^ np.where(np.isin(proto, _PORT_PROTOS), ports, np.uint64(0))
+    return (_fold(h) % np.uint64(n)).astype(np.int64)
+
+
+@functools.lru_cache(maxsize=65536)
+def _addr_hash(text: str) -> int:
+    """An address's 16-byte form (IPv4 as ::ffff:a.b.c.d, as the decoder keeps it), its two halves XORed."""
+    a = ipaddress.ip_address(text)
+    if a.version == 4:
+        return _V4_MAPPED | int(a)
+    v = int(a)
+    return (v >> 64) ^ (v & 0xFFFFFFFFFFFFFFFF)
+
+
+def shard_of(proto: int, orig_h: str, orig_p: int, resp_h: str, resp_p: int, n: int) -> int:
+    """The shard of a parser's connection (``shard_rows`` of its packets)."""
+    h = _addr_hash(orig_h) ^ _addr_hash(resp_h) ^ proto
+    if proto in _PORT_PROTOS:
+        h ^= orig_p ^ resp_p
+    return _fold(h) % n
 
 
 class InspectingOutput:
@@ -108,4 +161,5 @@ class Inspection:
         """The ingest stopped early: nothing to release in process."""
 
 
-__all__ = ["InspectingOutput", "Inspection", "Inspector", "Message", "NullOutput", "Recognised"]
+__all__ = ["InspectingOutput", "Inspection", "Inspector", "Message", "NullOutput", "Recognised", "shard_of",
+           "shard_rows"]

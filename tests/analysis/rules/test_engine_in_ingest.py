@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from analysis.rules import Variables, load_classifications, parse_rule
-from analysis.rules.engine import Engine
+from analysis.rules.engine import Engine, EngineInspector
 from recorder.core import ingest as ingest_module
 from recorder.core.ingest import ingest
 from recorder.core.store import Store
@@ -97,3 +97,55 @@ def test_an_inspector_error_stops_the_ingest_with_one_line(tmp_path, monkeypatch
         store.ensure_schema()
         with pytest.raises((WiretrailError, ValueError), match="the inspector broke"):
             ingest([str(DEMO)], store, inspector=Failing())
+
+
+# --- one engine per core, each on its share of the flows -------------------------------------------
+
+def _ingest_with(tmp_path, inspector, paths):
+    with Store(str(tmp_path / "w.db")) as store:
+        store.ensure_schema()
+        return ingest([str(p) for p in paths], store, inspector=inspector).inspected
+
+
+def _two_cores():
+    if ingest_module._cores() < 2:
+        pytest.skip("the engine is sharded only with a second core")
+
+
+def test_sharded_engines_give_the_engines_alerts(tmp_path, alone):
+    _two_cores()
+    inspector = EngineInspector(engine().rules)
+    assert eve(_ingest_with(tmp_path, inspector, [DEMO])) == alone
+
+
+THRESHOLDED = [
+    'alert tcp any any -> any 80 (msg:"limit"; flow:to_server; content:"evil"; '
+    'threshold:type limit, track by_src, count 3, seconds 60; sid:10;)',
+    'alert tcp any any -> any 80 (msg:"every 4th"; flow:to_server; content:"evil"; '
+    'threshold:type threshold, track by_dst, count 4, seconds 60; sid:11;)',
+    'alert tcp any any -> any 80 (msg:"after 5"; flow:to_server; content:"evil"; '
+    'detection_filter:track by_src, count 5, seconds 60; sid:12;)',
+    'alert tcp any any -> any 80 (msg:"each"; flow:to_server; content:"evil"; sid:13;)',
+]
+
+
+def test_thresholds_count_across_the_shards(tmp_path, monkeypatch):
+    """threshold and detection_filter count matches across flows, so across the shards: applied
+    after the shards' alerts are merged, they give what one engine gives."""
+    _two_cores()
+    from recorder.core.apps.inspection import shard_of
+    from tests.analysis.behaviour.traffic import Capture
+
+    cap = Capture()
+    ports = range(40000, 40020)
+    for i, sport in enumerate(ports):
+        cap.session(i * 0.5, "10.0.0.5", "10.0.0.80", sport, 80, [(b"GET /evil HTTP/1.0\r\n\r\n", b"")])
+    pcap = cap.write(tmp_path / "evil.pcap")
+    assert {shard_of(6, "10.0.0.5", p, "10.0.0.80", 80, 2) for p in ports} == {0, 1}  # both shards see flows
+    classes = load_classifications()
+    rules = [parse_rule(text, Variables(), classes) for text in THRESHOLDED]
+    one = eve(Engine(rules).run([pcap]))
+    sids = [a["alert"]["signature_id"] for a in one]
+    assert (sids.count(10), sids.count(11), sids.count(12), sids.count(13)) == (3, 5, 15, 20)
+    monkeypatch.setattr(ingest_module, "MAX_INSPECTOR_SHARDS", 2)
+    assert eve(_ingest_with(tmp_path, EngineInspector(rules), [pcap])) == one

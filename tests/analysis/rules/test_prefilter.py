@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dpkt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analysis.rules import Variables, load_classifications, load_rules, parse_rule
 from analysis.rules.match import match_payload
@@ -92,6 +94,32 @@ def test_candidates_are_a_superset_of_matches():
         for i, r in enumerate(rules):
             if match_payload(r, {"payload": payload}):
                 assert i in cands
+
+
+# zero-laden bytes: runs of zeros of any length among a few other bytes
+_ZEROISH = st.lists(st.one_of(st.sampled_from([b"A", b"B", b"a"]), st.integers(1, 12).map(lambda n: b"\x00" * n)),
+                    max_size=10).map(b"".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(patterns=st.lists(_ZEROISH.filter(bool), min_size=1, max_size=6), data=_ZEROISH)
+def test_shortened_zero_runs_keep_exactly_the_patterns_that_occur(patterns, data):
+    """Runs of zeros are cut before the scan (prefilter module doc): the candidates are still
+    exactly the rules whose pattern occurs, with and without Hyperscan."""
+    rules = [rule(f'content:"|{p.hex(" ")}|";', i + 1) for i, p in enumerate(patterns)]
+    expected = [i for i, p in enumerate(patterns) if p in data]
+    for use in (True, False):
+        assert Prefilter(rules, use_automaton=use).candidates({"payload": data}) == expected
+
+
+def test_zero_runs_are_cut_to_one_longer_than_the_patterns_have():
+    pf = Prefilter([rule('content:"|00 00 00 41|";', 1), rule('content:"|41 00 00 00 00 00|";', 2)])
+    assert pf.candidates({"payload": b"\x00" * 10000 + b"A"}) == [0]
+    assert pf.candidates({"payload": b"A" + b"\x00" * 10000}) == [1]
+    assert pf.candidates({"payload": b"A" + b"\x00" * 4}) == []  # five zeros are needed
+    inner = Prefilter([rule('content:"A|00 00 00|A";', 1)])
+    assert inner.candidates({"payload": b"A\x00\x00\x00A"}) == [0]
+    assert inner.candidates({"payload": b"A\x00\x00\x00\x00A"}) == []  # not cut to three
 
 
 # --- ET Open over real payloads ----------------------------------------------------------------------
