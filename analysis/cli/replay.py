@@ -193,7 +193,8 @@ def alert_row(alert, kind: str, capture_id: int | None) -> dict[str, Any]:
 @click.argument("captures", nargs=-1, required=True)
 @click.option("--rules", "rule_paths", multiple=True, metavar="PATH",
               help="Suricata signature files (*.rules), behaviour rule files (*.yaml) or folders of "
-                   "either; repeatable. Default: the shipped rules/ (signatures and behaviour rules).")
+                   "either; repeatable. Default: the shipped rules/ (signatures and behaviour rules). "
+                   "A threshold.config beside a rules file applies to its rules.")
 @click.option("--var", "var", multiple=True, metavar="NAME=VALUE",
               help="Define an address or port variable for the signatures (HOME_NET, EXTERNAL_NET, "
                    "HTTP_PORTS...; names ending in _PORTS are ports). Repeatable.")

@@ -21,8 +21,9 @@ One pass over the captures, in packet order:
 Flow state follows Suricata's: the client is the side that sent the SYN (else the first packet),
 ``established`` after the three-way handshake (TCP) or packets both ways (UDP), and, as with
 Suricata's default ``stream.midstream: false``, a TCP session picked up without its handshake
-gets no application-layer inspection. Flowbits live per flow; ``threshold`` and
-``detection_filter`` per tracked address (or rule). Within one inspection ``pass`` rules are tried
+gets no application-layer inspection. Flowbits live per flow; ``threshold``,
+``detection_filter`` and a threshold.config's ``suppress`` and ``rate_filter`` per tracked
+address, address pair, flow or rule. Within one inspection ``pass`` rules are tried
 first (a match silences the packet), then flowbit setters, then the rest, as Suricata orders them.
 An alert's endpoints are those of the packet (or message) that completed the match.
 """
@@ -315,39 +316,63 @@ class EngineStats:
 
 
 class _Thresholds:
-    """threshold (limit / threshold / both) and detection_filter, Suricata's semantics."""
+    """threshold (limit / threshold / both), detection_filter and a threshold.config's suppress and
+    rate_filter (``analysis.rules.thresholdconfig``), Suricata's semantics."""
 
     def __init__(self) -> None:
-        self.state: dict[tuple, list[int]] = {}  # key -> [window start ns, matches in the window]
+        self.state: dict[tuple, list[int]] = {}  # key -> [window start ns, matches in the window, rate until ns]
 
     @staticmethod
-    def _track_key(t, src: int, dst: int, sid: int, gid: int) -> tuple:
+    def _track_key(t, src: int, dst: int, sid: int, gid: int, flow: str | None) -> tuple:
         track = t.track
-        who = (src,) if track == "by_src" else (dst,) if track == "by_dst" else (src, dst) \
-            if track == "by_both" else ()
+        who = (src,) if track == "by_src" else (dst,) if track == "by_dst" else \
+            (min(src, dst), max(src, dst)) if track == "by_both" else (flow,) if track == "by_flow" else ()
         return (gid, sid, track, *who)
 
-    def allow(self, rule: Rule, ts: int, src: int, dst: int) -> bool:
+    @staticmethod
+    def limited(rule: Rule) -> bool:
+        """Whether ``allow`` may say no to this rule's alerts."""
+        return (rule.threshold is not None or rule.detection_filter is not None or rule.rate_filter is not None
+                or bool(rule.suppress))
+
+    def allow(self, rule: Rule, ts: int, src: int, dst: int, flow: str | None) -> bool:
+        """Whether a match of ``rule`` (at ``ts`` from ``src`` to ``dst`` on the flow of uid ``flow``)
+        alerts; called for every match, in time order."""
+        for s in rule.suppress:
+            if (s.track != "by_dst" and s.ip.contains_int(src)) or (s.track != "by_src" and s.ip.contains_int(dst)):
+                return False
         ok = True
         if rule.detection_filter is not None:
             t = rule.detection_filter
-            st = self._tick(("df", *self._track_key(t, src, dst, rule.sid, rule.gid)), t.seconds, ts)
+            st = self._tick(("df", *self._track_key(t, src, dst, rule.sid, rule.gid, flow)), t.seconds, ts)
             ok = st[1] > t.count
         t = rule.threshold
         if t is not None and ok:
-            st = self._tick(("th", *self._track_key(t, src, dst, rule.sid, rule.gid)), t.seconds, ts)
+            st = self._tick(("th", *self._track_key(t, src, dst, rule.sid, rule.gid, flow)), t.seconds, ts)
             if t.type == "limit":
                 ok = st[1] <= t.count
             elif t.type == "threshold":
                 ok = st[1] % t.count == 0
             else:  # both: once per window, when the count is reached
                 ok = st[1] == t.count
+        rf = rule.rate_filter
+        if rf is not None and ok:
+            key = ("rf", *self._track_key(rf, src, dst, rule.sid, rule.gid, flow))
+            st = self.state.get(key)
+            if st is not None and ts < st[2]:  # the new action holds until its timeout
+                st[1] += 1
+            else:
+                st = self._tick(key, rf.seconds, ts)
+                if st[1] > rf.count:
+                    st[2] = ts + rf.timeout * NS
+            if ts < st[2] and rf.new_action == "pass":
+                ok = False  # a passive sensor: drop and reject still alert, as in Suricata's IDS mode
         return ok
 
     def _tick(self, key: tuple, seconds: int, ts: int) -> list[int]:
         st = self.state.get(key)
         if st is None or ts - st[0] >= seconds * NS:
-            st = self.state[key] = [ts, 0]
+            st = self.state[key] = [ts, 0, -1]
         st[1] += 1
         return st
 
@@ -707,9 +732,9 @@ class Engine:
                 return  # nothing else alerts on this packet
             if rule.noalert or any(b.command == "noalert" for b in rule.flowbits):
                 continue
-            limited = rule.threshold is not None or rule.detection_filter is not None
+            limited = _Thresholds.limited(rule)
             if limited and not self.defer_thresholds and not self.thresholds.allow(rule, insp.ts_ns, insp.src,
-                                                                                  insp.dst):
+                                                                                  insp.dst, self._uid(insp)):
                 continue
             fired.append((rule, c.index if limited else None))
         for rule, index in fired:
@@ -781,16 +806,20 @@ class Engine:
             s, sp, d, dp = d, dp, s, sp
         return flow_uid((insp.proto, s, sp, d, dp, int(one_way)), insp.flow.start)
 
+    def _uid(self, insp: _Inspection) -> str:
+        """The uid of the inspection's flow, as the flow meter gives it."""
+        f = insp.flow
+        if insp.proto in (1, 58):  # Zeek keys ICMP by type and counterpart type: one flow here, several there
+            return self._icmp_uid(insp)
+        if f.uid is None:
+            _, a, ap, b, bp = f.key
+            f.uid = flow_uid((insp.proto, a, ap, b, bp, 0), f.start)
+        return f.uid
+
     def _alert(self, rule: Rule, insp: _Inspection) -> None:
         f = insp.flow
         proto = insp.proto
-        if proto in (1, 58):  # Zeek keys ICMP by type and counterpart type: one flow here, several there
-            uid = self._icmp_uid(insp)
-        else:
-            if f.uid is None:
-                _, a, ap, b, bp = f.key
-                f.uid = flow_uid((proto, a, ap, b, bp, 0), f.start)
-            uid = f.uid
+        uid = self._uid(insp)
         ports = proto in (6, 17, 132)
         src, dst, sport, dport = insp.src, insp.dst, insp.sport, insp.dport
         cid = community_id(proto, src, sport if ports else insp.itype, dst, dport if ports else insp.icode)
@@ -813,7 +842,7 @@ def merge_shards(rules: Sequence[Rule], results: Sequence[tuple[list[Alert], dic
     found.sort(key=lambda t: t[:3])
     thresholds = _Thresholds()
     return [a for ts, _, _, a, index in found
-            if index is None or thresholds.allow(rules[index], ts, _ip_int(a.src_ip), _ip_int(a.dest_ip))]
+            if index is None or thresholds.allow(rules[index], ts, _ip_int(a.src_ip), _ip_int(a.dest_ip), a.uid)]
 
 
 class EngineInspector:

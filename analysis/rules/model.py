@@ -163,9 +163,29 @@ class Threshold:
     """``threshold`` (type limit|threshold|both) and ``detection_filter`` (type None)."""
 
     type: str | None
+    track: str  # by_src | by_dst | by_rule | by_both | by_flow
+    count: int
+    seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class RateFilter:
+    """A threshold.config ``rate_filter``: past ``count`` matches in ``seconds`` the rule's action
+    is ``new_action`` for ``timeout`` seconds."""
+
     track: str  # by_src | by_dst | by_rule | by_both
     count: int
     seconds: int
+    new_action: str  # alert | drop | pass | reject
+    timeout: int
+
+
+@dataclass(frozen=True, slots=True)
+class Suppress:
+    """A threshold.config ``suppress`` with an address: no alert when the tracked side is in ``ip``."""
+
+    track: str  # by_src | by_dst | by_either
+    ip: AddressSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +233,8 @@ class Rule:
     threshold: Threshold | None = None
     detection_filter: Threshold | None = None
     noalert: bool = False
+    suppress: tuple[Suppress, ...] = ()  # from a threshold.config
+    rate_filter: RateFilter | None = None  # from a threshold.config
     target: str | None = None  # src_ip | dest_ip
     options: tuple[tuple[str, str], ...] = ()
     path: str = ""

@@ -248,8 +248,9 @@ def _threshold(value: str, what: str, *, typed: bool) -> Threshold:
         raise RuleSyntaxError(f"{what} needs {', '.join(missing)}")
     if typed and kv["type"] not in ("limit", "threshold", "both"):
         raise RuleSyntaxError(f"{what} type must be limit, threshold or both, not {kv['type']!r}")
-    if kv["track"] not in ("by_src", "by_dst", "by_rule", "by_both"):
-        raise RuleSyntaxError(f"{what} track must be by_src, by_dst, by_rule or by_both, not {kv['track']!r}")
+    if kv["track"] not in ("by_src", "by_dst", "by_rule", "by_both", "by_flow"):
+        raise RuleSyntaxError(f"{what} track must be by_src, by_dst, by_rule, by_both or by_flow, "
+                              f"not {kv['track']!r}")
     return Threshold(kv.get("type"), kv["track"], _int(kv["count"], f"{what} count", lo=1),
                      _int(kv["seconds"], f"{what} seconds", lo=0))
 
@@ -883,14 +884,16 @@ def rule_files(paths: Iterable[Path | str]) -> list[Path]:
 
 
 def load_rules(paths: Iterable[Path | str], variables: Variables | None = None,
-               classtypes: Mapping[str, Classtype] | None = None) -> RuleSet:
-    """Load every rule under ``paths``; duplicate (gid, sid) after the first is rejected."""
+               classtypes: Mapping[str, Classtype] | None = None, *, threshold_configs: bool = True) -> RuleSet:
+    """Load every rule under ``paths``; duplicate (gid, sid) after the first is rejected. The
+    ``threshold.config`` beside each rules file applies to the rules (``thresholdconfig``)."""
     variables = variables or Variables()
     classtypes = load_classifications() if classtypes is None else classtypes
     rules: list[Rule] = []
     errors: list[RuleError] = []
     seen: dict[tuple[int, int], Rule] = {}
-    for path in rule_files(paths):
+    files = rule_files(paths)
+    for path in files:
         try:
             text = path.read_bytes().decode("utf-8", "surrogateescape")
         except OSError as err:
@@ -906,4 +909,26 @@ def load_rules(paths: Iterable[Path | str], variables: Variables | None = None,
             seen[(rule.gid, rule.sid)] = rule
             rules.append(rule)
         errors.extend(sorted(file_errors, key=lambda e: e.line))
+    if threshold_configs:
+        rules = _with_threshold_configs(rules, errors, files, variables)
     return RuleSet(tuple(rules), tuple(errors))
+
+
+def _with_threshold_configs(rules: list[Rule], errors: list[RuleError], files: list[Path],
+                            variables: Variables) -> list[Rule]:
+    """The rules with the ``threshold.config`` beside each rules file applied (each file once)."""
+    from analysis.rules.thresholdconfig import FILENAME, apply_threshold_config, parse_threshold_config
+
+    entries = []
+    for config in dict.fromkeys(f.parent / FILENAME for f in files):
+        if not config.is_file():
+            continue
+        try:
+            text = config.read_bytes().decode("utf-8", "surrogateescape")
+        except OSError as err:
+            errors.append(RuleError(str(config), 0, f"cannot read: {err.strerror}"))
+            continue
+        found, bad = parse_threshold_config(text, str(config), variables)
+        entries += found
+        errors.extend(bad)
+    return apply_threshold_config(rules, entries) if entries else rules
