@@ -81,7 +81,7 @@ def _split_rules(paths: Iterable[str]) -> tuple[list[str], list[str], list[str]]
 
 def replay_captures(captures: Sequence[str], *, rules: Sequence[str] | None = None,
                     variables: Mapping[str, str] | None = None, db: str | None = None,
-                    local_nets: Sequence[str] = (), skip_invalid: bool = False,
+                    local_nets: Sequence[str] = (), skip_invalid: bool = False, midstream: bool = False,
                     on_warning: Callable[[str], None] | None = None) -> ReplayOutcome:
     """Ingest ``captures`` into ``db`` (a temporary SQLite database when None), match the
     signatures of the *.rules files and evaluate the behaviour rules in ``rules`` (default: the
@@ -91,6 +91,8 @@ def replay_captures(captures: Sequence[str], *, rules: Sequence[str] | None = No
     ReplayError for missing or bad rule files (before reading any capture) and CaptureError or
     StoreError as an ingest does. With ``skip_invalid``, rejected signatures are skipped instead,
     each reported through ``on_warning`` (missing files and bad behaviour rules still raise).
+    ``midstream``: inspect TCP sessions picked up without their handshake (Suricata's
+    ``stream.midstream: true``), as when a capture starts while connections are open.
     """
     from analysis.behaviour import load_behaviour_rules
     from analysis.rules import Variables, load_rules
@@ -115,12 +117,12 @@ def replay_captures(captures: Sequence[str], *, rules: Sequence[str] | None = No
                             signatures_matched=bool(signatures))
     with tempfile.TemporaryDirectory(prefix="wiretrail-replay-") as tmp:
         _run(outcome, list(captures), db or os.path.join(tmp, "replay.db"), behaviour_rules, signatures,
-             list(local_nets), warn)
+             list(local_nets), warn, midstream)
     return outcome
 
 
 def _run(outcome: ReplayOutcome, captures: list[str], db: str, behaviour_rules, signatures,
-         local_nets: list[str], warn: Callable[[str], None]) -> None:
+         local_nets: list[str], warn: Callable[[str], None], midstream: bool = False) -> None:
     from analysis.behaviour import evaluate
     from analysis.rules.engine import Engine, EngineInspector
     from recorder.core.ingest import ingest
@@ -129,7 +131,7 @@ def _run(outcome: ReplayOutcome, captures: list[str], db: str, behaviour_rules, 
     with Store(db) as store:
         store.ensure_schema()
         # The engine matches in the ingest's own pass (on its decoded batches and parser messages)
-        engine = EngineInspector(signatures) if signatures else None
+        engine = EngineInspector(signatures, midstream=midstream) if signatures else None
         stats = ingest(captures, store, local_nets=local_nets, on_warning=warn, inspector=engine)
         found = [(a, "behaviour") for a in evaluate(store, behaviour_rules)]
         if engine is not None:
@@ -138,7 +140,7 @@ def _run(outcome: ReplayOutcome, captures: list[str], db: str, behaviour_rules, 
                 # a file already in the store was not read: the engine reads them all itself, and
                 # what the ingest already reported is not repeated
                 told = set(stats.warnings)
-                matched = Engine(signatures).run([f.path for f in stats.files],
+                matched = Engine(signatures, midstream=midstream).run([f.path for f in stats.files],
                                                  on_warning=lambda w: None if w in told else warn(w))
             found += [(a, "signature") for a in matched]
         found.sort(key=lambda p: (p[0].ts_ns, p[0].signature_id, p[0].src_ip, p[0].dest_ip))
@@ -213,10 +215,13 @@ def alert_row(alert, kind: str, capture_id: int | None) -> dict[str, Any]:
 @click.option("--skip-invalid", is_flag=True,
               help="Skip signatures that do not load (each reported as a warning) instead of exiting 1: "
                    "for large rulesets such as ET Open.")
+@click.option("--midstream", is_flag=True,
+              help="Inspect TCP sessions picked up without their handshake (Suricata's stream.midstream: "
+                   "true): a capture that starts, or a rotated file that begins, while connections are open.")
 @output_options(formats=FORMATS[:3])
 def replay(captures: tuple[str, ...], rule_paths: tuple[str, ...], var: tuple[str, ...], db: str | None,
            eve_path: str | None, expect_path: str | None, fail_on: str | None, local_nets: tuple[str, ...],
-           skip_invalid: bool, fmt: str) -> None:
+           skip_invalid: bool, midstream: bool, fmt: str) -> None:
     """Ingest CAPTURES, match the signatures and evaluate the behaviour rules over them; store the
     alerts (see `wiretrail alerts`) and print them."""
     from analysis.alerts import write_eve
@@ -233,7 +238,8 @@ def replay(captures: tuple[str, ...], rule_paths: tuple[str, ...], var: tuple[st
             raise SystemExit(1) from None
     try:
         outcome = replay_captures(captures, rules=rule_paths or None, variables=variables, db=db,
-                                  local_nets=local_nets, skip_invalid=skip_invalid, on_warning=lambda w: click.echo(f"warning: {w}", err=True))
+                                  local_nets=local_nets, skip_invalid=skip_invalid, midstream=midstream,
+                                  on_warning=lambda w: click.echo(f"warning: {w}", err=True))
     except ReplayError as err:
         for line in err.errors:
             click.echo(line, err=True)

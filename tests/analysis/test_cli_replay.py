@@ -124,3 +124,26 @@ def test_truncated_capture_warns_once_and_keeps_what_was_read(tmp_path):
     warnings = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "truncated record" in warnings[0] and str(cut) in warnings[0]
     assert [json.loads(line)["alert"]["signature_id"] for line in r.stdout.splitlines()] == [9100004]
+
+
+def test_midstream_sessions_are_inspected_only_with_midstream(tmp_path):
+    """A session picked up without its handshake (a capture started while it was open) gets no
+    application-layer inspection, as in Suricata's default; --midstream inspects it."""
+    from scapy.layers.inet import IP, TCP
+
+    cap = Capture()
+    c, s = 1000, 5000
+    req, resp = b"GET /secret.zip HTTP/1.1\r\nHost: files\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    cap.add(0.0, IP(src="10.0.0.5", dst="10.0.0.9") / TCP(sport=40000, dport=80, flags="PA", seq=c, ack=s) / req)
+    cap.add(0.1, IP(src="10.0.0.9", dst="10.0.0.5") / TCP(sport=80, dport=40000, flags="PA", seq=s,
+                                                          ack=c + len(req)) / resp)
+    cap.add(0.2, IP(src="10.0.0.5", dst="10.0.0.9") / TCP(sport=40000, dport=80, flags="A", seq=c + len(req),
+                                                          ack=s + len(resp)))
+    pcap = cap.write(tmp_path / "mid.pcap")
+    rules = tmp_path / "t.rules"
+    rules.write_text('alert http any any -> any any (msg:"zip"; http.uri; content:".zip"; sid:9;)\n')
+    plain = replay(pcap, "--rules", rules, "--format", "json")
+    mid = replay(pcap, "--rules", rules, "--format", "json", "--midstream")
+    assert plain.exit_code == 0 and mid.exit_code == 0, (plain.output, mid.output)
+    assert json.loads(plain.stdout) == []
+    assert [a["alert"]["signature_id"] for a in json.loads(mid.stdout)] == [9]
