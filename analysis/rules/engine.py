@@ -98,8 +98,10 @@ def _compile(i: int, rule: Rule) -> _Compiled:
         protos = frozenset({17, 6}) if app in ("dns", "quic", "krb5", "ntp", "dhcp", "snmp", "tftp", "sip") \
             else frozenset({6})
     buffers = rule.buffers
-    app_layer = bool(buffers - {PAYLOAD}) or (app is not None and not rule.matches and rule.dsize is None
-                                              and rule.flags is None)
+    # a rule naming an application protocol but no buffer of it (`alert http any any -> any any
+    # (sid:1;)`) is a packet rule: as in Suricata, it matches every packet of the flow from the one
+    # whose payload made the protocol known
+    app_layer = bool(buffers - {PAYLOAD})
     sets = any(b.command in ("set", "unset", "toggle") for b in rule.flowbits)
     checks = any(b.command in ("isset", "isnotset") for b in rule.flowbits)
     # Suricata's order: pass first, then flowbit setters before readers, then priority.
@@ -253,7 +255,7 @@ def _flags_ok(test, flags: int) -> bool:
 class _Flow:
     __slots__ = ("key", "proto", "client", "client_port", "start", "last", "state",
                  "midstream", "seen", "bits", "app", "next_seq", "done_tx", "hdr", "fixed", "uid", "closed",
-                 "tail", "spos", "pending")
+                 "tail", "spos", "pending", "data_seen")
 
     def __init__(self, key: tuple, proto: int, client: int, cport: int, ts: int) -> None:
         self.key = key
@@ -274,6 +276,7 @@ class _Flow:
         self.tail = [b"", b""]  # per direction: the last STREAM_TAIL bytes of its in-order data
         self.spos = [0, 0]  # per direction: stream bytes seen
         self.pending: list[dict] = [{}, {}]  # per direction: rule index -> (rule, spos when it failed)
+        self.data_seen = False  # a packet with payload went by: the protocol may be known from it on
 
     @property
     def established(self) -> bool:
@@ -605,6 +608,8 @@ class Engine:
                     elif fresh is payload:
                         scan = tail[-self._junction:] + payload  # finds fast patterns across the boundary
         buffers = {PAYLOAD: payload} if payload else {}
+        if payload:
+            f.data_seen = True
         self.stats.inspected += 1
         itype, icode = (sport, dport) if proto in (1, 58) else (0, 0)  # the decoder's ICMP "ports"
         if not is_port_proto:
@@ -640,8 +645,11 @@ class Engine:
             cand = fixed
         else:
             return
+        # the protocol as Suricata's detection would know it at this packet: not before the first
+        # payload, and never in a TCP session picked up midstream (unless inspecting those)
+        app = f.app if f.data_seen and not (proto == 6 and f.midstream and not self.midstream) else None
         insp = _Inspection(ts, f, to_server, src, sport, dst, dport, proto, buffers, flags=flags,
-                           dsize=len(payload), itype=itype, icode=icode, pcap_cnt=pcap_cnt, app=f.app)
+                           dsize=len(payload), itype=itype, icode=icode, pcap_cnt=pcap_cnt, app=app)
         if stream is not None:
             insp.stream, insp.tail = stream, tail
         self._try(cand, insp, packet=True)

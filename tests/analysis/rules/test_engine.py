@@ -242,3 +242,20 @@ def test_app_protocol_of_a_packet_rule_comes_from_the_parsers(tmp_path):
     alerts = replay(tmp_path, cap, text)
     assert sids(alerts) == [1]
     assert alerts[0].app_proto == "ftp"
+
+
+def test_a_rule_naming_only_a_protocol_matches_every_packet_from_its_detection(tmp_path):
+    """`alert http any any -> any any (sid:1;)` has no buffer to inspect: as in Suricata it is a
+    packet rule matching each packet of the flow from the one whose payload made the protocol
+    known (the request here), in both directions; never before, and never on another protocol."""
+    cap = one_session([(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")],
+                      dport=80)
+    alerts = replay(tmp_path, cap, 'alert http any any -> any any (msg:"http"; sid:1;)\n'
+                                   'alert http any any -> any any (msg:"to server"; flow:to_server; sid:2;)\n'
+                                   'alert dns any any -> any any (msg:"dns"; sid:3;)\n')
+    # request, response, the client's FIN, the server's FIN, the last ACK
+    assert sids(alerts).count(1) == 5
+    assert sids(alerts).count(2) == 3
+    assert 3 not in sids(alerts)
+    assert min(a.pcap_cnt for a in alerts) == 4  # the request; not the handshake before it
+    assert {a.app_proto for a in alerts} == {"http"}
