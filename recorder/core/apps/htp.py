@@ -848,11 +848,8 @@ class _Inspector:
                     b["http.host"] = _host(raw_host)
         if msg.body:
             body = bytes(msg.body)
-            if is_orig:
-                b["http.request_body"] = body
-            else:
-                if msg.line is not None:
-                    body = _decode_body(body, _encodings(msg.get(b"content-encoding")))
-                b["http.response_body"] = body
+            if msg.line is not None:  # request bodies too, as Suricata decompresses them since 7.0.16
+                body = _decode_body(body, _encodings(msg.get(b"content-encoding")))
+            b["http.request_body" if is_orig else "http.response_body"] = body
             b["file.data"] = body
         self.inspect(self.conn, is_orig, msg.ts, msg.tx, b)

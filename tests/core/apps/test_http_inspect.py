@@ -110,6 +110,16 @@ def test_request_buffers() -> None:
     assert b["file.data"] == b"user=alice&pass=secret"
 
 
+def test_a_gzipped_request_body_is_inspected_decompressed() -> None:
+    import gzip
+
+    body = gzip.compress(b"name=value&other=1")
+    (m,) = messages((True, b"POST /hi.php HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\n"
+                           b"Content-Length: %d\r\n\r\n" % len(body) + body))
+    assert m["buffers"]["http.request_body"] == b"name=value&other=1"  # as Suricata 7.0.16 and later
+    assert m["buffers"]["file.data"] == b"name=value&other=1"
+
+
 def test_request_without_body_or_headers_omits_those_buffers() -> None:
     (m,) = messages((True, b"GET / HTTP/1.0\r\n\r\n"))
     assert set(m["buffers"]) == {"http.method", "http.uri", "http.uri.raw", "http.request_line",
