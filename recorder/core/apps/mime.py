@@ -102,14 +102,45 @@ def _filename(fields: dict[str, str]) -> str | None:
             return params[key]
         star = params.get(key + "*")
         if star:  # RFC 2231: charset'language'percent-encoded
-            from urllib.parse import unquote
-
             charset, _, rest = star.partition("'")
-            try:
-                return unquote(rest.partition("'")[2], encoding=charset or "utf-8", errors="replace")
-            except LookupError:  # an unknown charset name
-                return unquote(rest.partition("'")[2], errors="replace")
+            return _unquote(rest.partition("'")[2], charset)
+        joined = _continued(params, key)
+        if joined:
+            return joined
     return None
+
+
+def _unquote(text: str, charset: str) -> str:
+    from urllib.parse import unquote
+
+    try:
+        return unquote(text, encoding=charset or "utf-8", errors="replace")
+    except LookupError:  # an unknown charset name
+        return unquote(text, errors="replace")
+
+
+def _continued(params: dict[str, str], key: str) -> str | None:
+    """An RFC 2231 parameter continued over ``key*0``, ``key*1``... (``key*N*``: percent-encoded,
+    the charset given by the first part), as mail clients split a long file name."""
+    parts: list[tuple[int, bool, str]] = []
+    for name, value in params.items():
+        head, star, rest = name.partition("*")
+        if head != key or not star:
+            continue
+        number, encoded = (rest[:-1], True) if rest.endswith("*") else (rest, False)
+        if number.isdigit():
+            parts.append((int(number), encoded, value))
+    if not parts:
+        return None
+    parts.sort()
+    charset = ""
+    out = []
+    for number, encoded, value in parts:
+        if encoded and number == 0:
+            charset, _, rest = value.partition("'")
+            value = rest.partition("'")[2]
+        out.append(_unquote(value, charset) if encoded else value)
+    return "".join(out) or None
 
 
 def _decode(lines: list[bytes], encoding: str, last_crlf: bool) -> bytes:

@@ -245,10 +245,13 @@ class SMTP(Parser):
         info["_entities"] += 1
         if info["_entities"] == 1:
             self._headers(info, raw)
+        inspect = self.out.inspect if getattr(self.out, "inspecting", False) else None
         for ent in leaf_entities(raw):
             fuid = self.out.file(self.conn, ts=self.message_ts, data=ent.body, is_orig=True, source="SMTP",
                                  filename=ent.filename, mime_type=ent.mime_type)
             info["fuids"].append(fuid)
+            if inspect is not None and ent.filename:  # an attachment: a file, as Suricata's file.data sees it
+                inspect(self.conn, True, ts, self.messages_transferred, {"file.data": ent.body})
 
     def _headers(self, info: dict, raw: bytes) -> None:
         for name, value in split_headers(raw):

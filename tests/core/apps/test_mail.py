@@ -111,6 +111,19 @@ def test_smtp_auth_plain_failure_then_retry_and_two_transactions() -> None:
     assert out.files[0]["data"] == b"body\r\n" and out.files[1]["data"] == b"hi\r\n"
 
 
+def test_smtp_attachments_are_file_data_for_the_rule_engine() -> None:
+    """With an inspecting output, each attachment (a part with a file name) is one file.data
+    inspection, decoded, as Suricata's SMTP file tracking gives it to rules."""
+    out = ListOutput(inspecting=True)
+    _talk(SMTP(_conn(25), out), [
+        (False, b"220 mx ESMTP\r\n"), (True, b"EHLO c\r\n"), (False, b"250 mx\r\n"),
+        (True, b"MAIL FROM:<a@x.org>\r\n"), (False, b"250 ok\r\n"), (True, b"RCPT TO:<b@y.org>\r\n"),
+        (False, b"250 ok\r\n"), (True, b"DATA\r\n"), (False, b"354 go\r\n"),
+        (True, _dot_stuff(_mime_message()) + b".\r\n"), (False, b"250 ok\r\n")])
+    assert [(i["is_orig"], list(i["buffers"])) for i in out.inspected] == [(True, ["file.data"])]
+    assert out.inspected[0]["buffers"]["file.data"] == ATTACHMENT  # the text part has no file name
+
+
 def test_smtp_starttls_hands_over_and_marks_tls() -> None:
     out = ListOutput()
     smtp = SMTP(_conn(25), out)
@@ -296,6 +309,18 @@ def test_mail_fuzz_never_raises(chunks: list[tuple[bool, bytes]], cls: type[Pars
     parser.end(99.0)
 
 
+def test_attachment_name_continued_over_rfc2231_parts() -> None:
+    """Mail clients split a long file name over filename*0, filename*1...; the parts are joined,
+    percent-decoded where marked (filename*N*)."""
+    raw = (b"Content-Type: multipart/mixed; boundary=z\r\n\r\n--z\r\n"
+           b"Content-Disposition: attachment;\r\n filename*1=-part-two.zip;\r\n filename*0=part-one\r\n"
+           b"Content-Transfer-Encoding: base64\r\n\r\nNDI=\r\n"
+           b"--z\r\nContent-Disposition: attachment; filename*0*=UTF-8''%E2%82%AC%20rates; filename*1=.txt\r\n"
+           b"\r\nabc\r\n--z--\r\n")
+    assert [(e.filename, e.body) for e in leaf_entities(raw)] == [("part-one-part-two.zip", b"42"),
+                                                                   ("\u20ac rates.txt", b"abc")]
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=600))
 def test_mime_fuzz_never_raises(raw: bytes) -> None:
@@ -305,7 +330,8 @@ def test_mime_fuzz_never_raises(raw: bytes) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(max_size=60), st.sampled_from(["filename*", "name*", "filename", "boundary"]))
+@given(st.text(max_size=60), st.sampled_from(["filename*", "name*", "filename", "boundary", "filename*0",
+                                              "filename*0*", "name*1"]))
 def test_mime_parameters_fuzz_never_raise(value: str, param: str) -> None:
     raw = (f"Content-Type: multipart/mixed; boundary=z\r\n\r\n--z\r\nContent-Disposition: attachment; "
            f"{param}={value}\r\nContent-Transfer-Encoding: base64\r\n\r\n{value}\r\n--z--\r\n").encode(
