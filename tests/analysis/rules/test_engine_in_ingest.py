@@ -149,3 +149,50 @@ def test_thresholds_count_across_the_shards(tmp_path, monkeypatch):
     assert (sids.count(10), sids.count(11), sids.count(12), sids.count(13)) == (3, 5, 15, 20)
     monkeypatch.setattr(ingest_module, "MAX_INSPECTOR_SHARDS", 2)
     assert eve(_ingest_with(tmp_path, EngineInspector(rules), [pcap])) == one
+
+
+def test_a_sharded_ingest_stopped_early_ends_every_inspection_process(tmp_path):
+    _two_cores()
+    import multiprocessing
+
+    def progress(n, nbytes):
+        raise RuntimeError("stop here")
+
+    with Store(str(tmp_path / "w.db")) as store:
+        store.ensure_schema()
+        with pytest.raises(RuntimeError, match="stop here"):
+            ingest([str(DEMO)], store, progress=progress, inspector=EngineInspector(engine().rules))
+    assert multiprocessing.active_children() == []
+
+
+class _FailingShard:
+    """A shardable inspector whose second shard fails on its first batch."""
+
+    def __init__(self, k: int = 0) -> None:
+        self.k = k
+
+    def shard(self, k: int, n: int):
+        return _FailingShard(k)
+
+    def merge(self, results):
+        return sum(results, [])
+
+    def feed(self, raw, dec, messages, recognised):
+        if self.k == 1:
+            raise ValueError("shard one is broken")
+
+    def finish(self, messages):
+        return []
+
+
+def test_a_failing_shard_is_one_clear_error_and_no_process_is_left(tmp_path):
+    _two_cores()
+    import multiprocessing
+
+    from recorder.core.errors import WiretrailError
+
+    with Store(str(tmp_path / "w.db")) as store:
+        store.ensure_schema()
+        with pytest.raises(WiretrailError, match="shard one is broken"):
+            ingest([str(DEMO)], store, inspector=_FailingShard())
+    assert multiprocessing.active_children() == []
