@@ -26,8 +26,9 @@ def rules() -> None:
               help="Define an address or port variable (HOME_NET, EXTERNAL_NET, HTTP_PORTS...; names "
                    "ending in _PORTS are ports). Suricata's defaults apply to the rest. Repeatable.")
 def check(paths: tuple[str, ...], var: tuple[str, ...]) -> None:
-    """Load rule files or folders (every *.rules below them) and report every rejected rule as
-    path:line: reason, then the line `N rules loaded, M rejected`. Exit 1 when any is rejected."""
+    """Load rule files or folders (every *.rules below them, and the threshold.config beside
+    each rules file) and report every rejected rule or threshold.config line as path:line:
+    reason, then the line `N rules loaded, M rejected`. Exit 1 when any is rejected."""
     from analysis.rules import Variables, load_rules
 
     ruleset = load_rules(paths, Variables.with_overrides(_parse_vars(var)))

@@ -33,7 +33,6 @@ from __future__ import annotations
 import bisect
 import collections
 import functools
-import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -41,7 +40,7 @@ from analysis.alerts import Alert
 from analysis.rules.match import match_payload
 from analysis.rules.model import PAYLOAD, Action, Content, Direction, Pcre, Rule
 from analysis.rules.prefilter import Prefilter, fast_pattern
-from recorder.core.flowid import addr_str, community_id, flow_uid, icmp_ports
+from recorder.core.flowid import addr_int, addr_str, community_id, flow_uid, icmp_ports
 
 NS = 1_000_000_000
 F_FIN, F_SYN, F_RST, F_PSH, F_ACK, F_URG, F_ECE, F_CWR = 1, 2, 4, 8, 16, 32, 64, 128
@@ -380,12 +379,6 @@ class _Thresholds:
         return st
 
 
-@functools.lru_cache(maxsize=65536)
-def _ip_int(text: str) -> int:
-    a = ipaddress.ip_address(text)
-    return (_V4_MAPPED << 32 | int(a)) if a.version == 4 else int(a)
-
-
 def _app_name(service: str | None) -> str | None:
     """The Suricata name of a protocol the parsers recognised (they name it as Zeek does)."""
     return _APP_NAMES.get(service, service) if service else None
@@ -393,7 +386,7 @@ def _app_name(service: str | None) -> str | None:
 
 def _conn_key(proto: int, orig_h: str, orig_p: int, resp_h: str, resp_p: int) -> tuple:
     """The engine's flow key of a parser's connection (as ``Engine._flow`` builds it from a packet)."""
-    a, b = _ip_int(orig_h), _ip_int(resp_h)
+    a, b = addr_int(orig_h), addr_int(resp_h)
     if (a, orig_p) <= (b, resp_p):
         return (proto, a, orig_p, b, resp_p)
     return (proto, b, resp_p, a, orig_p)
@@ -404,8 +397,9 @@ class Engine:
 
     def __init__(self, rules: Sequence[Rule], *, midstream: bool = False, defer_thresholds: bool = False) -> None:
         """``defer_thresholds``: this engine sees a share of the flows (``ingest`` shards it), so
-        ``threshold`` and ``detection_filter``, which count across flows, are left to
-        ``merge_shards``; ``finish`` then returns ``(alerts, deferred)`` for it."""
+        what ``_Thresholds`` decides (threshold, detection_filter, suppress, rate_filter: they
+        count across flows) is left to ``merge_shards``; ``finish`` then returns ``(alerts,
+        deferred)`` for it."""
         compiled = [_compile(i, r) for i, r in enumerate(rules)]
         self.rules = list(rules)
         self.midstream = midstream
@@ -664,7 +658,7 @@ class Engine:
     def _event(self, e: tuple) -> None:
         ts, proto, orig_h, orig_p, resp_h, resp_p, service, is_orig, tx, buffers = e
         key = _conn_key(proto, orig_h, orig_p, resp_h, resp_p)
-        a, b = _ip_int(orig_h), _ip_int(resp_h)
+        a, b = addr_int(orig_h), addr_int(resp_h)
         src, sport, dst, dport = (a, orig_p, b, resp_p) if is_orig else (b, resp_p, a, orig_p)
         f = self.flows.get(key)
         if f is None:
@@ -744,10 +738,10 @@ class Engine:
             if limited and not self.defer_thresholds and not self.thresholds.allow(rule, insp.ts_ns, insp.src,
                                                                                   insp.dst, self._uid(insp)):
                 continue
-            fired.append((rule, c.index if limited else None))
-        for rule, index in fired:
-            if index is not None and self.defer_thresholds:
-                self._deferred[len(self.alerts)] = index
+            fired.append((rule, c.index if limited and self.defer_thresholds else None))
+        for rule, deferred in fired:
+            if deferred is not None:
+                self._deferred[len(self.alerts)] = deferred
             self._alert(rule, insp)
 
     @staticmethod
@@ -850,7 +844,7 @@ def merge_shards(rules: Sequence[Rule], results: Sequence[tuple[list[Alert], dic
     found.sort(key=lambda t: t[:3])
     thresholds = _Thresholds()
     return [a for ts, _, _, a, index in found
-            if index is None or thresholds.allow(rules[index], ts, _ip_int(a.src_ip), _ip_int(a.dest_ip), a.uid)]
+            if index is None or thresholds.allow(rules[index], ts, addr_int(a.src_ip), addr_int(a.dest_ip), a.uid)]
 
 
 class EngineInspector:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import ipaddress
 import struct
@@ -48,6 +49,14 @@ def icmp_ports(proto: int, itype: int, code: int) -> tuple[int, int, bool]:
         return itype, code, True
     return itype, other, False
 
+
+
+@functools.lru_cache(maxsize=65536)
+def addr_int(text: str) -> int:
+    """An address as the decoder keeps it, one integer (IPv4 as ::ffff:a.b.c.d); ``addr_str``'s inverse.
+    Raises ValueError for text that is not an address."""
+    a = ipaddress.ip_address(text)
+    return (V4_MAPPED << 32 | int(a)) if a.version == 4 else int(a)
 
 
 def addr_str(a: int) -> str:

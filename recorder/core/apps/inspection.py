@@ -30,13 +30,12 @@ every packet's bytes and times (``raw``), so packet numbers and payload offsets 
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 from typing import Any, Protocol
 
 import numpy as np
 
 from recorder.core.apps.base import Conn
+from recorder.core.flowid import addr_int
 
 NS = 1_000_000_000
 _PROTO = {"tcp": 6, "udp": 17}
@@ -52,7 +51,7 @@ class Inspector(Protocol):
 
 
 _PORT_PROTOS = (6, 17, 132)  # the protocols whose flows are told apart by ports
-_V4_MAPPED = 0xFFFF << 32
+_M64 = 0xFFFFFFFFFFFFFFFF
 
 
 def _fold(h):
@@ -72,19 +71,10 @@ def shard_rows(cols: dict, n: int) -> np.ndarray:
     return (_fold(h) % np.uint64(n)).astype(np.int64)
 
 
-@functools.lru_cache(maxsize=65536)
-def _addr_hash(text: str) -> int:
-    """An address's 16-byte form (IPv4 as ::ffff:a.b.c.d, as the decoder keeps it), its two halves XORed."""
-    a = ipaddress.ip_address(text)
-    if a.version == 4:
-        return _V4_MAPPED | int(a)
-    v = int(a)
-    return (v >> 64) ^ (v & 0xFFFFFFFFFFFFFFFF)
-
-
 def shard_of(proto: int, orig_h: str, orig_p: int, resp_h: str, resp_p: int, n: int) -> int:
     """The shard of a parser's connection (``shard_rows`` of its packets)."""
-    h = _addr_hash(orig_h) ^ _addr_hash(resp_h) ^ proto
+    a, b = addr_int(orig_h), addr_int(resp_h)  # the decoder's two 64-bit columns of each, XORed
+    h = (a >> 64) ^ (a & _M64) ^ (b >> 64) ^ (b & _M64) ^ proto
     if proto in _PORT_PROTOS:
         h ^= orig_p ^ resp_p
     return _fold(h) % n
