@@ -3,6 +3,11 @@
 Each listing takes the filters and formats of ``wiretrail flows``; ``--format zeek`` prints the
 Zeek log (``tls`` prints ssl.log). Secrets (credentials, and the password fields of http.log and
 ftp.log) are shown as ``****`` in every format unless ``--show-secrets``.
+
+``files --format zeek`` prints files.log as Zeek with its base scripts writes it (``zeek -r``): no
+hash analyzer attached, so ``analyzers`` is empty and md5/sha1/sha256 are unset; ``--hashes`` fills
+them, as Zeek does with ``frameworks/files/hash-all-files`` loaded (which gives MD5 and SHA1; we add
+SHA256). Every other format always shows the hashes.
 """
 
 from __future__ import annotations
@@ -56,6 +61,14 @@ def mask(rows: Iterable[dict], fields: tuple[str, ...]) -> Iterator[dict]:
         yield row
 
 
+def without_hashes(rows: Iterable[dict]) -> Iterator[dict]:
+    """files.log rows as Zeek's base scripts write them: no hash analyzers attached."""
+    for row in rows:
+        row["md5"] = row["sha1"] = row["sha256"] = None
+        row["analyzers"] = [a for a in row.get("analyzers") or () if a not in ("MD5", "SHA1", "SHA256")]
+        yield row
+
+
 def _filters(fn: Callable) -> Callable:
     for option in reversed((
         db_option,
@@ -75,7 +88,7 @@ def _filters(fn: Callable) -> Callable:
 def _log_command(command: str, log: str, doc: str) -> click.Command:
     secret_fields = SECRETS.get(log, ())
 
-    def run(db, host, port, since, until, uid, limit, fmt, show_secrets=False) -> None:
+    def run(db, host, port, since, until, uid, limit, fmt, show_secrets=False, hashes=True) -> None:
         from recorder.core.appstore import query_log
 
         store = open_for_reading(db)
@@ -84,6 +97,8 @@ def _log_command(command: str, log: str, doc: str) -> click.Command:
                          limit=TABLE_MAX_ROWS + 1 if capped else limit)
         if secret_fields and not show_secrets:
             rows = mask(rows, secret_fields)
+        if log == "files" and fmt == "zeek" and not hashes:
+            rows = without_hashes(rows)
         s = spec(log)
         columns = s.columns_for(fmt)
         render(rows, fmt, columns, zeek_path=s.path, zeek_types=s.types_for(columns),
@@ -96,6 +111,10 @@ def _log_command(command: str, log: str, doc: str) -> click.Command:
     if secret_fields:
         fn = click.option("--show-secrets", is_flag=True,
                           help=f"Show {', '.join(secret_fields)} in clear (masked as {MASK} otherwise).")(fn)
+    if log == "files":
+        fn = click.option("--hashes", is_flag=True,
+                          help="With --format zeek: fill md5, sha1, sha256 (Zeek's base scripts leave them "
+                               "unset; other formats always show them).")(fn)
     return click.command(name=command, help=doc)(fn)
 
 

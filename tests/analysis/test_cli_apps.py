@@ -176,13 +176,25 @@ def test_end_to_end_reference_trace(tmp_path):
     cli, db = wiretrail_cli(), str(tmp_path / "w.db")
     subprocess.run([cli, "ingest", "--db", db, "--extract-files", str(tmp_path / "x"), str(trace)],
                    check=True, capture_output=True)
-    out = subprocess.run([cli, "files", "--db", db, "--format", "zeek"], check=True, capture_output=True,
-                         text=True).stdout
+    out = subprocess.run([cli, "files", "--db", db, "--format", "zeek", "--hashes"], check=True,
+                         capture_output=True, text=True).stdout
     (ours,) = _parse_zeek(out)
     base = _parse_zeek((REFERENCE / "zeek-app" / "http__get.files.log").read_text())[0]
     for key in ("uid", "source", "mime_type", "seen_bytes", "total_bytes", "missing_bytes", "md5"):
         assert ours[key] == base[key] or key == "uid", key
     assert (tmp_path / "x" / ours["extracted"]).stat().st_size == 4705
+    assert set(ours["analyzers"].split(",")) == {"EXTRACT", "MD5", "SHA1", "SHA256"} and len(ours["sha256"]) == 64
+    # without --hashes, as Zeek's base scripts write it: no hash analyzer, no hashes; the rest the same
+    out = subprocess.run([cli, "files", "--db", db, "--format", "zeek"], check=True, capture_output=True,
+                         text=True).stdout
+    (bare,) = _parse_zeek(out)
+    assert bare["md5"] == bare["sha1"] == bare["sha256"] == "-" and bare["analyzers"] == "EXTRACT"
+    assert {k: v for k, v in bare.items() if k not in ("md5", "sha1", "sha256", "analyzers")} == \
+        {k: v for k, v in ours.items() if k not in ("md5", "sha1", "sha256", "analyzers")}
+    # every other format keeps the hashes
+    out = subprocess.run([cli, "files", "--db", db, "--format", "jsonl"], check=True, capture_output=True,
+                         text=True).stdout
+    assert json.loads(out.splitlines()[0])["md5"] == base["md5"]
     for command in (*COMMANDS, "hosts"):
         r = subprocess.run([cli, command, "--db", db, "--format", "zeek"], capture_output=True, text=True)
         assert r.returncode == 0 and r.stdout.startswith("#separator"), command
