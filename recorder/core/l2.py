@@ -52,8 +52,8 @@ class MacTable:
         first = np.minimum.reduceat(ts, starts)
         last = np.maximum.reduceat(ts, starts)
         uniq = zip(hi[starts].tolist(), lo[starts].tolist(), mac[starts].tolist())
-        for (h, l, m), f, t in zip(uniq, first.tolist(), last.tolist()):
-            k = ((h << 64) | l, m)
+        for (h, lo_, m), f, t in zip(uniq, first.tolist(), last.tolist()):
+            k = ((h << 64) | lo_, m)
             seen = self.pairs.get(k)
             if seen is None:
                 self.pairs[k] = [f, t, capture_id]

@@ -11,10 +11,10 @@ from scapy.utils import wrpcap
 
 from recorder.core.apps.base import Conn, ListOutput
 from recorder.core.apps.dhcp import DHCP as DHCPParser
+from recorder.core.apps.records import LOGS
 from recorder.core.appstore import hosts
 from recorder.core.ingest import ingest
 from recorder.core.store import Store
-from recorder.core.apps.records import LOGS
 
 LAPTOP, SERVER_MAC, PRINTER = "02:00:00:00:00:0a", "02:00:00:00:00:01", "02:00:00:00:00:0b"
 
