@@ -51,6 +51,7 @@ from recorder.core.apps.htp import (  # noqa: F401 (normalize_uri: re-exported)
     _Inspector,
     normalize_uri,
 )
+from recorder.core.apps.ntlm import authenticate_user
 
 MAX_FORM_BYTES = 1 << 20  # bodies larger than this are not searched for login forms
 MAX_MIME_DEPTH = 30  # nested multipart/message entities followed into a body
@@ -951,18 +952,4 @@ def _ntlm_user(token: bytes) -> str | None:
         blob = base64.b64decode(token + b"=" * (-len(token) % 4))
     except (ValueError, TypeError):
         return None
-    if len(blob) < 52 or not blob.startswith(b"NTLMSSP\x00") or int.from_bytes(blob[8:12], "little") != 3:
-        return None
-
-    def field(off: int) -> bytes:
-        length = int.from_bytes(blob[off:off + 2], "little")
-        start = int.from_bytes(blob[off + 4:off + 8], "little")
-        return blob[start:start + length] if start + length <= len(blob) else b""
-
-    flags = int.from_bytes(blob[60:64], "little") if len(blob) >= 64 else 1
-    enc = "utf-16-le" if flags & 1 else "latin-1"
-    domain = field(28).decode(enc, "replace")
-    user = field(36).decode(enc, "replace")
-    if not user:
-        return None
-    return f"{domain}\\{user}" if domain else user
+    return authenticate_user(blob)

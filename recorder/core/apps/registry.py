@@ -21,6 +21,7 @@ _PARSERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("imap", ("IMAP",)),
     ("telnet", ("Telnet",)),
     ("kerberos", ("Kerberos", "KerberosTCP")),
+    ("smb", ("SMB",)),
     ("xmpp", ("XMPP",)),
     ("mysql", ("MySQL",)),
     ("quic", ("QUIC",)),

@@ -1,0 +1,305 @@
+"""SMB2/3 over TCP (445, or 139 after a NetBIOS session request): files and NTLM logins.
+
+What an investigator needs from SMB is what moved and who moved it: files read from and written
+to shares (files.log, source ``SMB``, as Zeek logs them) and the account of each session
+(credentials, protocol ``NTLM``, user ``DOMAIN\\user``, outcome from the SESSION_SETUP status).
+
+The stream is NetBIOS session messages (a 4-byte length) holding SMB2 messages, compounded by
+``NextCommand``. The parser follows, per connection:
+
+- TREE_CONNECT: the share type of each tree id (named pipes on IPC$ carry RPC, not files);
+- CREATE: the name a file id was opened with (the path in the share, as Zeek's filename);
+- WRITE requests and READ responses (matched to their request by message id): the bytes at their
+  offset in the file; each file is assembled from its pieces (at most ``MAX_FILE`` bytes held);
+- CLOSE (or the end of the connection): the file is handed to ``out.file`` once per direction,
+  is_orig true for what the client wrote. Holes (offsets never written or read) are counted as
+  missing bytes, and a file with holes is not hashed (Zeek's hash analyzers stop at a gap).
+
+A message longer than ``MAX_BUFFER`` is not held: a large WRITE or READ response is streamed
+into its file, anything else skipped. SMB1 messages and encrypted (transform) messages are
+skipped; what they carry is not readable here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from recorder.core.apps.base import MAX_BUFFER, Conn, Output, Parser
+from recorder.core.apps.ntlm import authenticate_user
+
+MAX_FILE = 64 << 20  # bytes of one file kept for out.file (as FTP data channels)
+MAX_PENDING = 1024  # requests awaiting a response per connection
+MAX_FILES = 1024  # files open at once per connection
+
+SMB2 = b"\xfeSMB"
+HEADER = 64
+NEGOTIATE, SESSION_SETUP, TREE_CONNECT, CREATE, CLOSE, READ, WRITE = 0, 1, 3, 5, 6, 8, 9
+FLAG_RESPONSE, FLAG_ASYNC = 0x1, 0x2
+STATUS_PENDING = 0x00000103
+STATUS_MORE_PROCESSING = 0xC0000016
+SHARE_PIPE = 0x02
+ANY_FILE = b"\xff" * 16  # a compounded request's "the file the previous CREATE opened"
+
+
+def _u16(b: bytes, off: int) -> int:
+    return int.from_bytes(b[off:off + 2], "little")
+
+
+def _u32(b: bytes, off: int) -> int:
+    return int.from_bytes(b[off:off + 4], "little")
+
+
+def _u64(b: bytes, off: int) -> int:
+    return int.from_bytes(b[off:off + 8], "little")
+
+
+@dataclass(slots=True)
+class _File:
+    """One opened file id: its name and, per direction, the pieces seen at their offsets."""
+
+    name: str | None
+    pipe: bool
+    size: int | None  # EndOfFile from the CREATE response
+    data: dict[bool, bytearray] = field(default_factory=lambda: {True: bytearray(), False: bytearray()})
+    spans: dict[bool, list[tuple[int, int]]] = field(default_factory=lambda: {True: [], False: []})
+    first: dict[bool, float] = field(default_factory=dict)
+    over: dict[bool, int] = field(default_factory=lambda: {True: 0, False: 0})  # bytes past MAX_FILE
+
+    def add(self, is_orig: bool, offset: int, data: bytes, ts: float) -> None:
+        if not data:
+            return
+        self.first.setdefault(is_orig, ts)
+        end = offset + len(data)
+        self.spans[is_orig].append((offset, end))
+        if end > MAX_FILE:
+            self.over[is_orig] += end - max(offset, MAX_FILE)
+            data, end = data[:max(MAX_FILE - offset, 0)], min(end, MAX_FILE)
+            if not data:
+                return
+        buf = self.data[is_orig]
+        if len(buf) < offset:
+            buf.extend(bytes(offset - len(buf)))
+        buf[offset:end] = data
+
+    def covered(self, is_orig: bool) -> tuple[int, int]:
+        """(bytes covered by the pieces, the furthest byte)."""
+        seen = furthest = 0
+        cur_start = cur_end = -1
+        for start, end in sorted(self.spans[is_orig]):
+            if start > cur_end:
+                if cur_end > cur_start:
+                    seen += cur_end - cur_start
+                cur_start, cur_end = start, end
+            else:
+                cur_end = max(cur_end, end)
+            furthest = max(furthest, end)
+        if cur_end > cur_start:
+            seen += cur_end - cur_start
+        return seen, furthest
+
+
+class SMB(Parser):
+    service = "smb"
+    ports = frozenset({445, 139})
+    logs: ClassVar[dict] = {}
+
+    def __init__(self, conn: Conn, out: Output, conn_context: dict | None = None) -> None:
+        super().__init__(conn, out, conn_context)
+        self.buf = {True: bytearray(), False: bytearray()}
+        # bytes of an over-long message still to pass: [count, file or None, file offset] in order
+        self.passing: dict[bool, list[list]] = {True: [], False: []}
+        self.lost = {True: False, False: False}  # framing lost (a gap): look for a message header
+        self.pending: dict[int, tuple] = {}  # message id -> what the request asked
+        self.trees: dict[int, bool] = {}  # tree id -> is a named pipe share
+        self.files: dict[bytes, _File] = {}
+        self.last_created: bytes | None = None  # for compounded requests naming ANY_FILE
+
+    @classmethod
+    def detect(cls, data: bytes, is_orig: bool, conn: Conn) -> bool:
+        if len(data) >= 8 and data[0] == 0 and data[4:8] in (SMB2, b"\xffSMB", b"\xfdSMB"):
+            return True
+        return is_orig and len(data) >= 4 and data[0] == 0x81 and conn.resp_p == 139  # NetBIOS session request
+
+    # -- framing -----------------------------------------------------------------------------
+
+    def data(self, is_orig: bool, data: bytes, ts: float) -> None:
+        buf = self.buf[is_orig]
+        buf += data
+        passing = self.passing[is_orig]
+        pos = 0
+        while pos < len(buf):
+            if passing:
+                item = passing[0]
+                n = min(item[0], len(buf) - pos)
+                if item[1] is not None:
+                    item[1].add(is_orig, item[2], bytes(buf[pos:pos + n]), ts)
+                    item[2] += n
+                item[0] -= n
+                pos += n
+                if not item[0]:
+                    passing.pop(0)
+                continue
+            if self.lost[is_orig]:
+                at = buf.find(SMB2, pos + 4)
+                while at >= 0 and buf[at - 4] != 0:
+                    at = buf.find(SMB2, at + 1)
+                if at < 0:
+                    pos = max(pos, len(buf) - 7)
+                    break
+                pos, self.lost[is_orig] = at - 4, False
+            if len(buf) - pos < 4:
+                break
+            length = int.from_bytes(buf[pos + 1:pos + 4], "big")
+            if buf[pos] != 0:  # NetBIOS session request, response, keep-alive: no SMB inside
+                passing.append([4 + length, None, 0])
+                continue
+            if length <= MAX_BUFFER:
+                if len(buf) - pos < 4 + length:
+                    break
+                self._messages(bytes(buf[pos + 4:pos + 4 + length]), ts)
+                pos += 4 + length
+                continue
+            head = bytes(buf[pos + 4:pos + 4 + HEADER + 48])  # an over-long message: stream or skip it
+            if len(head) < HEADER + 48:
+                break
+            into = self._large(head)
+            if into is None:
+                passing.append([4 + length, None, 0])
+                continue
+            f, offset, data_off, data_len = into
+            data_off = min(max(data_off, HEADER), length)
+            data_len = min(data_len, length - data_off)
+            passing.extend(([4 + data_off, None, 0], [data_len, f, offset],
+                            [length - data_off - data_len, None, 0]))
+            passing[:] = [item for item in passing if item[0] > 0]
+        del buf[:pos]
+        if len(buf) > MAX_BUFFER + 4:  # cannot be one message: framing is lost
+            buf.clear()
+            self.lost[is_orig] = True
+
+    def gap(self, is_orig: bool, nbytes: int, ts: float) -> None:
+        """Framing is lost in this direction until a message header is found again."""
+        self.buf[is_orig].clear()
+        self.passing[is_orig].clear()
+        self.lost[is_orig] = True
+
+    def end(self, ts: float) -> None:
+        for fid in list(self.files):
+            self._close(fid, ts)
+
+    # -- messages ----------------------------------------------------------------------------
+
+    def _messages(self, msg: bytes, ts: float) -> None:
+        """One NetBIOS message: SMB2 messages chained by NextCommand."""
+        off = 0
+        while off + HEADER <= len(msg) and msg[off:off + 4] == SMB2:
+            nxt = _u32(msg, off + 20)
+            end = off + nxt if nxt and off + nxt <= len(msg) else len(msg)
+            self._message(msg[off:end], ts)
+            if not nxt or end <= off:
+                break
+            off = end
+
+    def _message(self, m: bytes, ts: float) -> None:
+        cmd = _u16(m, 12)
+        flags = _u32(m, 16)
+        mid = _u64(m, 24)
+        if flags & FLAG_RESPONSE:
+            status = _u32(m, 8)
+            if status == STATUS_PENDING and flags & FLAG_ASYNC:
+                return  # an interim response: the final one follows with the same message id
+            req = self.pending.pop(mid, None)
+            if req is not None and req[0] == cmd:
+                self._response(cmd, m, status, req, ts)
+            return
+        tree = 0 if flags & FLAG_ASYNC else _u32(m, 36)
+        req = self._request(cmd, m, tree, ts)
+        if req is not None and len(self.pending) < MAX_PENDING:
+            self.pending[mid] = (cmd, *req)
+
+    def _request(self, cmd: int, m: bytes, tree: int, ts: float) -> tuple | None:
+        body = m[HEADER:]
+        if cmd == SESSION_SETUP and len(body) >= 16:
+            blob = m[_u16(body, 12):_u16(body, 12) + _u16(body, 14)]
+            at = blob.find(b"NTLMSSP\x00")
+            user = authenticate_user(blob[at:]) if at >= 0 else None
+            return (user, ts) if user else None
+        if cmd == TREE_CONNECT and len(body) >= 8:
+            path = m[_u16(body, 4):_u16(body, 4) + _u16(body, 6)].decode("utf-16-le", "replace")
+            return (path,)
+        if cmd == CREATE and len(body) >= 48:
+            name = m[_u16(body, 44):_u16(body, 44) + _u16(body, 46)].decode("utf-16-le", "replace")
+            return (name, tree)
+        if cmd == CLOSE and len(body) >= 24:
+            self._close(self._fid(body[8:24]), ts)
+            return None
+        if cmd == WRITE and len(body) >= 32:
+            f = self._file(body[16:32])
+            if f is not None and not f.pipe:
+                data_off, length = _u16(body, 2), _u32(body, 4)
+                f.add(True, _u64(body, 8), m[data_off:data_off + length], ts)
+            return None
+        if cmd == READ and len(body) >= 32:
+            return (body[16:32], _u64(body, 8))  # the file id is resolved with the response (compounds)
+        return None
+
+    def _response(self, cmd: int, m: bytes, status: int, req: tuple, ts: float) -> None:
+        body = m[HEADER:]
+        if cmd == SESSION_SETUP:
+            _, user, when = req
+            if status != STATUS_MORE_PROCESSING:
+                self.out.credential(self.conn, ts=when, protocol="NTLM", user=user, secret=None,
+                                    success=status == 0, note=None if status == 0 else f"status 0x{status:08x}")
+        elif cmd == TREE_CONNECT and status == 0 and len(body) >= 3:
+            path = req[1]
+            self.trees[_u32(m, 36)] = body[2] == SHARE_PIPE or path.rstrip("\\").upper().endswith("\\IPC$")
+        elif cmd == CREATE and status == 0 and len(body) >= 80:
+            _, name, tree = req
+            if len(self.files) < MAX_FILES:
+                f = _File(name=name or None, pipe=self.trees.get(tree, False), size=_u64(body, 48))
+                self.files[body[64:80]] = f
+                self.last_created = body[64:80]
+        elif cmd == READ and status == 0 and len(body) >= 8:
+            _, fid, offset = req
+            f = self._file(fid)
+            if f is not None and not f.pipe:
+                data_off, length = body[2], _u32(body, 4)
+                f.add(False, offset, m[data_off:data_off + length], ts)
+
+    def _large(self, head: bytes) -> tuple[_File, int, int, int] | None:
+        """A message too long to hold, from its first bytes: (file, file offset, data offset, data
+        length) to stream a WRITE request's or READ response's data into; None to skip it."""
+        if head[:4] != SMB2 or _u32(head, 20):
+            return None
+        cmd, flags, mid = _u16(head, 12), _u32(head, 16), _u64(head, 24)
+        body = head[HEADER:]
+        if cmd == WRITE and not flags & FLAG_RESPONSE:
+            f = self._file(body[16:32])
+            return None if f is None or f.pipe else (f, _u64(body, 8), _u16(body, 2), _u32(body, 4))
+        if cmd == READ and flags & FLAG_RESPONSE and _u32(head, 8) == 0:
+            req = self.pending.pop(mid, None)
+            f = self._file(req[1]) if req is not None and req[0] == READ else None
+            return None if f is None or f.pipe else (f, req[2], body[2], _u32(body, 4))
+        return None
+
+    # -- files -------------------------------------------------------------------------------
+
+    def _fid(self, fid: bytes) -> bytes:
+        return self.last_created if fid == ANY_FILE and self.last_created is not None else fid
+
+    def _file(self, fid: bytes) -> _File | None:
+        return self.files.get(self._fid(fid))
+
+    def _close(self, fid: bytes, ts: float) -> None:
+        f = self.files.pop(fid, None)
+        if f is None or f.pipe:
+            return
+        for is_orig in (True, False):
+            if not f.spans[is_orig]:
+                continue
+            seen, furthest = f.covered(is_orig)
+            total = f.size if not is_orig and f.size else None
+            self.out.file(self.conn, ts=f.first[is_orig], data=bytes(f.data[is_orig]), is_orig=is_orig,
+                          source="SMB", filename=f.name, total_bytes=total,
+                          missing_bytes=(furthest - seen) + f.over[is_orig])

@@ -1,0 +1,282 @@
+"""SMB2: files written to and read from shares, NTLM logins; crafted sessions, Zeek's reference
+trace, a capture ingested end to end, and a bounded fuzz test."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from recorder.core.apps.base import MAX_BUFFER, Conn, ListOutput
+from recorder.core.apps.ntlm import authenticate_user
+from recorder.core.apps.smb import SMB
+from tests.core.apps.test_dispatch import tcp, write
+from tests.core.apps.test_ftp import APP, run_parser, tcp_streams
+from tests.helpers import need, wiretrail_cli
+
+SUCCESS, MORE, LOGON_FAILURE = 0, 0xC0000016, 0xC000006D
+
+
+# -- SMB2 messages, as a client and server send them ------------------------------------------
+
+def _hdr(cmd: int, mid: int, *, response: bool = False, status: int = 0, tree: int = 0, next_cmd: int = 0) -> bytes:
+    return (b"\xfeSMB" + (64).to_bytes(2, "little") + b"\x00\x00" + status.to_bytes(4, "little")
+            + cmd.to_bytes(2, "little") + b"\x01\x00" + (1 if response else 0).to_bytes(4, "little")
+            + next_cmd.to_bytes(4, "little") + mid.to_bytes(8, "little") + b"\x00" * 4
+            + tree.to_bytes(4, "little") + (0x1234).to_bytes(8, "little") + b"\x00" * 16)
+
+
+def nb(*messages: bytes) -> bytes:
+    """One NetBIOS session message holding ``messages`` (compounded when more than one)."""
+    parts = []
+    for i, m in enumerate(messages):
+        if i < len(messages) - 1:
+            m = m + b"\x00" * (-len(m) % 8)
+            m = m[:20] + len(m).to_bytes(4, "little") + m[24:]
+        parts.append(m)
+    body = b"".join(parts)
+    return len(body).to_bytes(4, "big") + body
+
+
+def ntlm_authenticate(domain: str, user: str) -> bytes:
+    d, u, w = domain.encode("utf-16-le"), user.encode("utf-16-le"), "WS".encode("utf-16-le")
+    off = 72
+    fields = b""
+    payload = b""
+    for blob in (b"", b"", d, u, w):  # LM, NT responses, domain, user, workstation
+        fields += len(blob).to_bytes(2, "little") * 2 + (off + len(payload)).to_bytes(4, "little")
+        payload += blob
+    fields += b"\x00" * 8  # session key
+    return b"NTLMSSP\x00" + (3).to_bytes(4, "little") + fields + (1).to_bytes(4, "little") + b"\x00" * 8 + payload
+
+
+def session_setup(mid: int, blob: bytes) -> bytes:
+    body = (25).to_bytes(2, "little") + b"\x00\x01" + b"\x00" * 8 + (88).to_bytes(2, "little") \
+        + len(blob).to_bytes(2, "little") + b"\x00" * 8
+    return _hdr(1, mid) + body + blob
+
+
+def tree_connect(mid: int, path: str) -> bytes:
+    p = path.encode("utf-16-le")
+    return _hdr(3, mid) + (9).to_bytes(2, "little") + b"\x00\x00" + (72).to_bytes(2, "little") \
+        + len(p).to_bytes(2, "little") + p
+
+
+def tree_connect_response(mid: int, tree: int, share_type: int) -> bytes:
+    return _hdr(3, mid, response=True, tree=tree) + (16).to_bytes(2, "little") + bytes([share_type, 0]) + b"\x00" * 12
+
+
+def create(mid: int, tree: int, name: str) -> bytes:
+    n = name.encode("utf-16-le")
+    body = (57).to_bytes(2, "little") + b"\x00" * 42 + (120).to_bytes(2, "little") + len(n).to_bytes(2, "little") \
+        + b"\x00" * 8
+    return _hdr(5, mid, tree=tree) + body + n
+
+
+def create_response(mid: int, fid: bytes, size: int = 0) -> bytes:
+    body = (89).to_bytes(2, "little") + b"\x00" * 46 + size.to_bytes(8, "little") + b"\x00" * 8 + fid + b"\x00" * 8
+    return _hdr(5, mid, response=True) + body
+
+
+def write_req(mid: int, fid: bytes, offset: int, data: bytes) -> bytes:
+    body = (49).to_bytes(2, "little") + (112).to_bytes(2, "little") + len(data).to_bytes(4, "little") \
+        + offset.to_bytes(8, "little") + fid + b"\x00" * 16
+    return _hdr(9, mid) + body + data
+
+
+def read_req(mid: int, fid: bytes, offset: int, length: int) -> bytes:
+    body = (49).to_bytes(2, "little") + b"\x00\x00" + length.to_bytes(4, "little") + offset.to_bytes(8, "little") \
+        + fid + b"\x00" * 17
+    return _hdr(8, mid) + body
+
+
+def read_resp(mid: int, data: bytes) -> bytes:
+    body = (17).to_bytes(2, "little") + bytes([80, 0]) + len(data).to_bytes(4, "little") + b"\x00" * 8
+    return _hdr(8, mid, response=True) + body + data
+
+
+def close(mid: int, fid: bytes) -> bytes:
+    return _hdr(6, mid) + (24).to_bytes(2, "little") + b"\x00" * 6 + fid
+
+
+def ok(cmd: int, mid: int, status: int = SUCCESS) -> bytes:
+    return _hdr(cmd, mid, response=True, status=status) + (9).to_bytes(2, "little") + b"\x00" * 7
+
+
+FID_UP, FID_DOWN, FID_PIPE = b"\x01" * 16, b"\x02" * 16, b"\x03" * 16
+UPLOAD = bytes(range(256)) * 300 + b"%%EOF upload"  # written by the client
+DOWNLOAD = b"%PDF-1.4\n" + hashlib.sha256(b"x").digest() * 2000  # read by the client
+
+
+def session_script(*, login_status: int = SUCCESS) -> list[tuple[bool, bytes]]:
+    """Log in, write UPLOAD to a share in 3 out-of-order pieces, read DOWNLOAD in 2, and talk RPC
+    on a named pipe (which is no file)."""
+    s: list[tuple[bool, bytes]] = [
+        (True, nb(session_setup(1, b"\x60\x48" + ntlm_authenticate("CORP", "alice")))),
+        (False, nb(ok(1, 1, login_status))),
+        (True, nb(tree_connect(2, "\\\\fs\\share"))), (False, nb(tree_connect_response(2, 5, 1))),
+        (True, nb(tree_connect(3, "\\\\fs\\IPC$"))), (False, nb(tree_connect_response(3, 6, 2))),
+        (True, nb(create(4, 5, "finance\\q3.xlsx"))), (False, nb(create_response(4, FID_UP))),
+        (True, nb(create(5, 6, "srvsvc"))), (False, nb(create_response(5, FID_PIPE))),
+        (True, nb(write_req(6, FID_PIPE, 0, b"\x05\x00\x0b\x03 an RPC bind"))), (False, nb(ok(9, 6))),
+    ]
+    a, b = 30000, 60000
+    for mid, (lo, hi) in ((7, (b, len(UPLOAD))), (8, (0, a)), (9, (a, b))):
+        s += [(True, nb(write_req(mid, FID_UP, lo, UPLOAD[lo:hi]))), (False, nb(ok(9, mid)))]
+    s += [(True, nb(close(10, FID_UP))), (False, nb(ok(6, 10))),
+          (True, nb(create(11, 5, "reports\\annual.pdf"))),
+          (False, nb(create_response(11, FID_DOWN, size=len(DOWNLOAD))))]
+    half = len(DOWNLOAD) // 2
+    s += [(True, nb(read_req(12, FID_DOWN, 0, half), read_req(13, FID_DOWN, half, len(DOWNLOAD) - half))),
+          (False, nb(read_resp(12, DOWNLOAD[:half]), read_resp(13, DOWNLOAD[half:]))),
+          (True, nb(close(14, FID_DOWN))), (False, nb(ok(6, 14)))]
+    return s
+
+
+def _conn() -> Conn:
+    return Conn("10.0.0.5", 49700, "10.0.0.9", 445, "tcp", 1000.0, uid="Csmb")
+
+
+def _talk(script: list[tuple[bool, bytes]], *, segment: int = 1460) -> ListOutput:
+    out = ListOutput()
+    p = SMB(_conn(), out)
+    for i, (side, payload) in enumerate(script):
+        for j in range(0, len(payload), segment):
+            p.data(side, payload[j:j + segment], 1000.0 + i)
+    p.end(2000.0)
+    return out
+
+
+def test_files_written_and_read_and_the_ntlm_login() -> None:
+    out = _talk(session_script())
+    up, down = out.files  # the pipe's RPC is no file
+    assert (up["filename"], up["is_orig"], up["source"], up["missing_bytes"]) == ("finance\\q3.xlsx", True, "SMB", 0)
+    assert hashlib.sha256(up["data"]).hexdigest() == hashlib.sha256(UPLOAD).hexdigest()
+    assert (down["filename"], down["is_orig"], down["total_bytes"], down["missing_bytes"]) == \
+        ("reports\\annual.pdf", False, len(DOWNLOAD), 0)
+    assert hashlib.sha256(down["data"]).hexdigest() == hashlib.sha256(DOWNLOAD).hexdigest()
+    (cred,) = out.credentials
+    assert (cred["protocol"], cred["user"], cred["secret"], cred["success"]) == ("NTLM", "CORP\\alice", None, True)
+
+
+def test_failed_login_and_byte_at_a_time_delivery() -> None:
+    out = _talk(session_script(login_status=LOGON_FAILURE), segment=1)
+    assert [(c["user"], c["success"]) for c in out.credentials] == [("CORP\\alice", False)]
+    assert [hashlib.sha256(f["data"]).hexdigest() for f in out.files] == \
+        [hashlib.sha256(UPLOAD).hexdigest(), hashlib.sha256(DOWNLOAD).hexdigest()]
+
+
+def test_a_message_longer_than_the_parser_holds_is_streamed_into_its_file() -> None:
+    big = hashlib.sha512(b"seed").digest() * ((MAX_BUFFER * 3) // 64)  # 3 MiB in one WRITE
+    script = [(True, nb(tree_connect(1, "\\\\fs\\d"))), (False, nb(tree_connect_response(1, 7, 1))),
+              (True, nb(create(2, 7, "big.bin"))), (False, nb(create_response(2, FID_UP))),
+              (True, nb(write_req(3, FID_UP, 0, big))), (False, nb(ok(9, 3))),
+              (True, nb(read_req(4, FID_UP, 0, len(big)))), (False, nb(read_resp(4, big))),
+              (True, nb(close(5, FID_UP)))]
+    written, read = _talk(script, segment=65536).files
+    assert written["is_orig"] and not read["is_orig"]
+    assert written["data"] == big and read["data"] == big and written["missing_bytes"] == read["missing_bytes"] == 0
+
+
+def test_a_gap_loses_only_what_it_covers() -> None:
+    """After a gap the parser finds the next message header; the file has a hole, counted missing."""
+    out = ListOutput()
+    p = SMB(_conn(), out)
+    for side, payload in [(True, nb(tree_connect(1, "\\\\fs\\d"))), (False, nb(tree_connect_response(1, 7, 1))),
+                          (True, nb(create(2, 7, "x.bin"))), (False, nb(create_response(2, FID_UP)))]:
+        p.data(side, payload, 1.0)
+    first = nb(write_req(3, FID_UP, 0, b"A" * 5000))
+    p.data(True, first[:3000], 2.0)
+    p.gap(True, len(first) - 3000, 2.1)  # the rest of the first write never arrives
+    p.data(True, b"garbage" + nb(write_req(4, FID_UP, 5000, b"B" * 100)) + nb(close(5, FID_UP)), 2.2)
+    p.end(3.0)
+    (f,) = out.files
+    assert f["data"][5000:] == b"B" * 100 and f["missing_bytes"] == 5000
+
+
+def test_detect() -> None:
+    c = _conn()
+    assert SMB.detect(nb(tree_connect(1, "\\\\a\\b")), True, c)
+    assert SMB.detect(b"\x00\x00\x00\x2f\xffSMBr", True, c)  # SMB1 negotiate, upgraded to SMB2
+    assert not SMB.detect(b"GET / HTTP/1.1\r\n", True, c)
+    assert not SMB.detect(b"\x00\x00\x00\x10\x16\x03\x01\x00", True, c)
+
+
+def test_ntlm_authenticate_user() -> None:
+    assert authenticate_user(ntlm_authenticate("CORP", "alice")) == "CORP\\alice"
+    assert authenticate_user(ntlm_authenticate("", "bob")) == "bob"
+    assert authenticate_user(b"NTLMSSP\x00\x01\x00\x00\x00" + b"\x00" * 60) is None  # a NEGOTIATE
+    assert authenticate_user(b"junk") is None
+
+
+# -- Zeek's reference trace and a capture ingested end to end ---------------------------------
+
+def test_zeek_smb2_trace() -> None:
+    """smb__smb2.pcap: a PDF copied to a share; Zeek's files.log names it, its type and size."""
+    trace = need(APP / "smb__smb2.pcap", "the zeek-app reference traces")
+    ((conn, events),) = tcp_streams(trace)
+    out = ListOutput()
+    run_parser(SMB, conn, events, out)
+    (f,) = out.files
+    assert (f["filename"], f["is_orig"], len(f["data"]), f["missing_bytes"]) == ("WP_SMBPlugin.pdf", True, 1508939, 0)
+    assert f["data"].startswith(b"%PDF") and f["data"].rstrip().endswith(b"%%EOF")
+    assert [(c["user"], c["success"]) for c in out.credentials] == [("CONTOSO\\Administrator", True)]
+
+
+def test_ingest_carves_smb_files_equal_to_the_originals(tmp_path: Path) -> None:
+    packets, seq = [], {True: 1000, False: 9000}
+    cli_h, srv_h = ("10.1.0.5", 50123), ("10.1.0.9", 445)
+    packets.append((0.0, tcp(*cli_h, *srv_h, seq[True] - 1, 0x02)))
+    packets.append((0.001, tcp(*srv_h, *cli_h, seq[False] - 1, 0x12, ack=seq[True])))
+    t = 0.002
+    for side, payload in session_script():
+        src, dst = (cli_h, srv_h) if side else (srv_h, cli_h)
+        for j in range(0, len(payload), 1448):
+            seg = payload[j:j + 1448]
+            packets.append((t, tcp(*src, *dst, seq[side], 0x18, seg, ack=seq[not side])))
+            seq[side] += len(seg)
+            t += 0.0001
+    packets.append((t, tcp(*cli_h, *srv_h, seq[True], 0x11, ack=seq[False])))
+    packets.append((t + 0.001, tcp(*srv_h, *cli_h, seq[False], 0x11, ack=seq[True] + 1)))
+    cap = write(tmp_path / "smb.pcap", packets)
+    cli, db, xdir = wiretrail_cli(), str(tmp_path / "w.db"), tmp_path / "x"
+    subprocess.run([cli, "ingest", "--db", db, "--extract-files", str(xdir), str(cap)], check=True,
+                   capture_output=True)
+    rows = [json.loads(x) for x in subprocess.run([cli, "files", "--db", db, "--format", "jsonl"], check=True,
+                                                  capture_output=True, text=True).stdout.splitlines()]
+    by_name = {r["filename"]: r for r in rows}
+    for name, original in (("finance\\q3.xlsx", UPLOAD), ("reports\\annual.pdf", DOWNLOAD)):
+        r = by_name[name]
+        assert r["sha256"] == hashlib.sha256(original).hexdigest() and r["source"] == "SMB"
+        assert (xdir / r["extracted"]).read_bytes() == original
+        assert "\\" not in r["extracted"] and "/" not in r["extracted"]
+    creds = subprocess.run([cli, "credentials", "--db", db, "--format", "jsonl"], check=True, capture_output=True,
+                           text=True).stdout
+    assert json.loads(creds)["user"] == "CORP\\alice"
+    flows = subprocess.run([cli, "flows", "--db", db, "--format", "jsonl"], check=True, capture_output=True,
+                           text=True).stdout
+    assert json.loads(flows)["service"] == "smb"
+
+
+# -- fuzz -------------------------------------------------------------------------------------
+
+_PIECES = [nb(m) for m in (tree_connect(1, "\\\\a\\b"), tree_connect_response(1, 5, 1), create(2, 5, "f"),
+                           create_response(2, FID_UP), write_req(3, FID_UP, 0, b"abc"), read_req(4, FID_UP, 0, 9),
+                           read_resp(4, b"xyz"), close(5, FID_UP), session_setup(6, ntlm_authenticate("D", "u")),
+                           ok(1, 6, MORE), write_req(7, FID_UP, 1 << 40, b"far"))]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.booleans(), st.one_of(st.binary(max_size=90), st.sampled_from(_PIECES)),
+                          st.integers(0, 40)), max_size=25))
+def test_smb_fuzz_never_raises(chunks: list[tuple[bool, bytes, int]]) -> None:
+    p = SMB(_conn(), ListOutput())
+    for i, (side, b, cut) in enumerate(chunks):
+        p.data(side, b[cut:] if i % 3 == 0 else b, float(i))  # a piece cut short or whole
+        if i % 7 == 5:
+            p.gap(side, 11, float(i))
+    p.end(99.0)
