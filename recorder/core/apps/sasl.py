@@ -1,10 +1,12 @@
 """SASL as the mail protocols carry it (SMTP AUTH, POP3 AUTH, IMAP AUTHENTICATE): base64
 responses, PLAIN's ``authzid NUL authcid NUL passwd``, LOGIN's user then password, CRAM-MD5's
-``user digest``."""
+``user digest``, NTLM's AUTHENTICATE message (``DOMAIN\\user``, no secret)."""
 
 from __future__ import annotations
 
 import binascii
+
+from recorder.core.apps.ntlm import authenticate_user
 
 
 def b64text(s: str) -> str | None:
@@ -41,3 +43,10 @@ def sasl_response(auth: dict, value: str) -> None:
         text = b64text(value)
         if text:
             auth["user"] = text.rsplit(" ", 1)[0]
+    elif mech == "NTLM":
+        try:
+            user = authenticate_user(binascii.a2b_base64(value.strip().encode("ascii", "replace")))
+        except (binascii.Error, ValueError):
+            user = None
+        if user:
+            auth["user"] = user

@@ -90,6 +90,28 @@ def test_smtp_auth_login_success_and_attachment_carved() -> None:
     assert rec["fuids"] == [text["fuid"], attachment["fuid"]]
 
 
+def test_auth_ntlm_names_the_account_in_smtp_pop3_imap() -> None:
+    """Exchange's AUTH NTLM: the account is in the client's third message (AUTHENTICATE)."""
+    from tests.core.apps.test_smb import ntlm_authenticate
+
+    negotiate = base64.b64encode(b"NTLMSSP\x00\x01\x00\x00\x00" + b"\x00" * 24)
+    auth = base64.b64encode(ntlm_authenticate("CORP", "mallory"))
+    smtp = _talk(SMTP(_conn(587), ListOutput()), [
+        (False, b"220 mx ESMTP\r\n"), (True, b"EHLO c\r\n"), (False, b"250 AUTH NTLM\r\n"),
+        (True, b"AUTH NTLM " + negotiate + b"\r\n"), (False, b"334 TlRMTVNTUAACAAAA\r\n"),
+        (True, auth + b"\r\n"), (False, b"235 2.7.0 ok\r\n")])
+    pop = _talk(POP3(_conn(110), ListOutput()), [
+        (False, b"+OK ready\r\n"), (True, b"AUTH NTLM\r\n"), (False, b"+ \r\n"), (True, negotiate + b"\r\n"),
+        (False, b"+ TlRMTVNTUAACAAAA\r\n"), (True, auth + b"\r\n"), (False, b"-ERR denied\r\n")])
+    imap = _talk(IMAP(_conn(143), ListOutput()), [
+        (False, b"* OK ready\r\n"), (True, b"a1 AUTHENTICATE NTLM\r\n"), (False, b"+ \r\n"),
+        (True, negotiate + b"\r\n"), (False, b"+ TlRMTVNTUAACAAAA\r\n"), (True, auth + b"\r\n"),
+        (False, b"a1 OK done\r\n")])
+    assert [(c["protocol"], c["user"], c["secret"], c["success"]) for o in (smtp, pop, imap)
+            for c in o.credentials] == [("SMTP", "CORP\\mallory", None, True), ("POP3", "CORP\\mallory", None, False),
+                                        ("IMAP", "CORP\\mallory", None, True)]
+
+
 def test_smtp_auth_plain_failure_then_retry_and_two_transactions() -> None:
     out = ListOutput()
     _talk(SMTP(_conn(25), out), [
