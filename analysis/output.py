@@ -181,7 +181,8 @@ _HEX_ESCAPE = re.compile(r"\\x[0-9a-fA-F]{2}")
 
 
 def _zeek_escape(s: str, in_set: bool) -> str:
-    """A string as Zeek's ASCII writer escapes it: separators, backslash, non-printables as \\xNN."""
+    """A string as Zeek's ASCII writer escapes it: separators and non-printables as \\xNN, a
+    backslash doubled (current Zeek's ``util::get_escaped_string``; older versions wrote \\x5c)."""
     if s == "":
         return _ZEEK_EMPTY
     prefix = ""
@@ -192,7 +193,9 @@ def _zeek_escape(s: str, in_set: bool) -> str:
         o = ord(ch)
         if ch == "\\" and _HEX_ESCAPE.match(s, i):
             out.append(ch)  # a byte that was not text on the wire, already written as Zeek writes it
-        elif ch == "\\" or ch == _ZEEK_SEPARATOR or (in_set and ch == _ZEEK_SET_SEPARATOR) \
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == _ZEEK_SEPARATOR or (in_set and ch == _ZEEK_SET_SEPARATOR) \
                 or o < 0x20 or o == 0x7f:
             out.append(f"\\x{o:02x}")
         else:

@@ -1,4 +1,5 @@
-"""``wiretrail dns|http|tls|ssh|ftp|smtp|pop3|imap|files|credentials|hosts``: protocol records.
+"""``wiretrail dns|http|tls|ssh|ftp|smtp|pop3|imap|kerberos|smb-mapping|smb-files|files|credentials|hosts``:
+protocol records.
 
 Each listing takes the filters and formats of ``wiretrail flows``; ``--format zeek`` prints the
 Zeek log (``tls`` prints ssl.log). Secrets (credentials, and the password fields of http.log and
@@ -38,6 +39,8 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "files": ("ts", "fuid", "uid", "id.orig_h", "id.resp_h", "source", "mime_type", "filename",
               "seen_bytes", "md5", "extracted"),
     "credentials": (*_ID, "protocol", "user", "secret", "success", "note"),
+    "smb_files": (*_ID, "action", "path", "name", "size", "prev_name"),
+    "smb_mapping": (*_ID, "path", "share_type"),
 }
 
 # Fields holding a secret, per log.
@@ -127,8 +130,13 @@ COMMANDS: dict[str, tuple[str, str]] = {  # command -> (log, help)
     "smtp": ("smtp", "List SMTP mail transactions as Zeek smtp.log records, oldest first."),
     "pop3": ("pop3", "List POP3 commands and replies, oldest first."),
     "imap": ("imap", "List IMAP commands and replies, oldest first."),
+    "kerberos": ("kerberos", "List Kerberos AS and TGS exchanges (client, service, outcome) as Zeek kerberos.log records."),
+    "smb-mapping": ("smb_mapping", "List SMB shares mapped (tree connects) as Zeek smb_mapping.log records."),
+    "smb-files": ("smb_files", "List SMB files opened, deleted and renamed on disk shares as Zeek smb_files.log "
+                               "records (what was read or written is in `wiretrail files`)."),
     "files": ("files", "List transferred files (hashes, mime type, extracted name) as Zeek files.log records."),
-    "credentials": ("credentials", "List logins seen in clear text (FTP, HTTP, POP3, IMAP, SMTP, telnet). "
+    "credentials": ("credentials", "List logins seen in clear text (FTP, HTTP, POP3, IMAP, SMTP, telnet) and the "
+                                   "accounts of NTLM and Kerberos logins (HTTP, SMB, mail). "
                                    "Secrets are masked unless --show-secrets."),
 }
 

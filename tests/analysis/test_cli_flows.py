@@ -275,7 +275,7 @@ def test_db_info_missing(tmp_path):
 # --- the renderer on its own --------------------------------------------------------------
 
 def test_zeek_escaping():
-    assert zeek_value("a\tb\\c\x01", "string") == "a\\x09b\\x5cc\\x01"
+    assert zeek_value("a\tb\\c\x01", "string") == "a\\x09b\\\\c\\x01"
     assert zeek_value("(empty)", "string") == "\\x28empty)"
     assert zeek_value(["a,b", "-", ""], "set[string]") == "a\\x2cb,\\x2d,(empty)"
     assert zeek_value(0.5, "interval") == "0.500000" and zeek_value(True, "bool") == "T"

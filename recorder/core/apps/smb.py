@@ -7,8 +7,13 @@ to shares (files.log, source ``SMB``, as Zeek logs them) and the account of each
 The stream is NetBIOS session messages (a 4-byte length) holding SMB2 messages, compounded by
 ``NextCommand``. The parser follows, per connection:
 
-- TREE_CONNECT: the share type of each tree id (named pipes on IPC$ carry RPC, not files);
-- CREATE: the name a file id was opened with (the path in the share, as Zeek's filename);
+- TREE_CONNECT: the share mapped and its type, in smb_mapping.log (named pipes on IPC$ carry
+  RPC, not files);
+- CREATE: the name a file id was opened with (the path in the share, as Zeek's filename); an open
+  on a disk share is an ``SMB::FILE_OPEN`` record in smb_files.log with the size and times the
+  server gave (``<share_root>`` for the share itself), as Zeek logs it by default;
+- SET_INFO: a file marked for deletion (or opened delete-on-close) is ``SMB::FILE_DELETE``, a
+  rename ``SMB::FILE_RENAME`` (name the new one, prev_name the old);
 - WRITE requests and READ responses (matched to their request by message id): the bytes at their
   offset in the file; each file is assembled from its pieces (at most ``MAX_FILE`` bytes held);
 - CLOSE (or the end of the connection): the file is handed to ``out.file`` once per direction,
@@ -25,20 +30,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from recorder.core.apps.base import MAX_BUFFER, Conn, Output, Parser
+from recorder.core.apps.base import CONN_ID, MAX_BUFFER, Conn, LogFields, Output, Parser
 from recorder.core.apps.ntlm import authenticate_user
 
 MAX_FILE = 64 << 20  # bytes of one file kept for out.file (as FTP data channels)
 MAX_PENDING = 1024  # requests awaiting a response per connection
-MAX_FILES = 1024  # files open at once per connection
+MAX_FILES = 1024  # files open at once per connection (and trees, and recent smb_files records)
+RECENT = 180.0  # seconds an smb_files.log record is not repeated (our choice for Zeek's recent_files)
 
 SMB2 = b"\xfeSMB"
 HEADER = 64
-NEGOTIATE, SESSION_SETUP, TREE_CONNECT, CREATE, CLOSE, READ, WRITE = 0, 1, 3, 5, 6, 8, 9
+NEGOTIATE, SESSION_SETUP, TREE_CONNECT, CREATE, CLOSE, READ, WRITE, SET_INFO = 0, 1, 3, 5, 6, 8, 9, 17
 FLAG_RESPONSE, FLAG_ASYNC = 0x1, 0x2
 STATUS_PENDING = 0x00000103
 STATUS_MORE_PROCESSING = 0xC0000016
 SHARE_PIPE = 0x02
+SHARE_TYPES = {0x01: "DISK", 0x02: "PIPE", 0x03: "PRINT"}
+DELETE_ON_CLOSE = 0x00001000  # CreateOptions
+INFO_FILE = 1
+RENAME_INFO, DISPOSITION_INFO, DISPOSITION_INFO_EX = 10, 13, 64  # FileInformationClass
+FILETIME_EPOCH = 116444736000000000  # 1601-01-01 to 1970-01-01 in 100 ns units
 ANY_FILE = b"\xff" * 16  # a compounded request's "the file the previous CREATE opened"
 
 
@@ -54,6 +65,11 @@ def _u64(b: bytes, off: int) -> int:
     return int.from_bytes(b[off:off + 8], "little")
 
 
+def _filetime(ft: int) -> float | None:
+    """A Windows FILETIME as epoch seconds (None for 0, "never")."""
+    return (ft - FILETIME_EPOCH) / 1e7 if ft else None
+
+
 @dataclass(slots=True)
 class _File:
     """One opened file id: its name and, per direction, the pieces seen at their offsets."""
@@ -61,6 +77,8 @@ class _File:
     name: str | None
     pipe: bool
     size: int | None  # EndOfFile from the CREATE response
+    path: str | None = None  # the share's UNC path
+    times: dict = field(default_factory=dict)  # smb_files.log's times.* from the CREATE response
     data: dict[bool, bytearray] = field(default_factory=lambda: {True: bytearray(), False: bytearray()})
     spans: dict[bool, list[tuple[int, int]]] = field(default_factory=lambda: {True: [], False: []})
     first: dict[bool, float] = field(default_factory=dict)
@@ -102,7 +120,14 @@ class _File:
 class SMB(Parser):
     service = "smb"
     ports = frozenset({445, 139})
-    logs: ClassVar[dict] = {}
+    logs: ClassVar[dict[str, LogFields]] = {
+        "smb_files": CONN_ID + (
+            ("fuid", "string"), ("action", "enum"), ("path", "string"), ("name", "string"), ("size", "count"),
+            ("prev_name", "string"), ("times.modified", "time"), ("times.accessed", "time"),
+            ("times.created", "time"), ("times.changed", "time")),
+        "smb_mapping": CONN_ID + (
+            ("path", "string"), ("service", "string"), ("native_file_system", "string"), ("share_type", "string")),
+    }
 
     def __init__(self, conn: Conn, out: Output, conn_context: dict | None = None) -> None:
         super().__init__(conn, out, conn_context)
@@ -111,9 +136,10 @@ class SMB(Parser):
         self.passing: dict[bool, list[list]] = {True: [], False: []}
         self.lost = {True: False, False: False}  # framing lost (a gap): look for a message header
         self.pending: dict[int, tuple] = {}  # message id -> what the request asked
-        self.trees: dict[int, bool] = {}  # tree id -> is a named pipe share
+        self.trees: dict[int, tuple[str, bool]] = {}  # tree id -> (UNC path, is a named pipe share)
         self.files: dict[bytes, _File] = {}
         self.last_created: bytes | None = None  # for compounded requests naming ANY_FILE
+        self.recent: dict[tuple, float] = {}  # smb_files.log records written -> when
 
     @classmethod
     def detect(cls, data: bytes, is_orig: bool, conn: Conn) -> bool:
@@ -227,10 +253,13 @@ class SMB(Parser):
             return (user, ts) if user else None
         if cmd == TREE_CONNECT and len(body) >= 8:
             path = m[_u16(body, 4):_u16(body, 4) + _u16(body, 6)].decode("utf-16-le", "replace")
-            return (path,)
+            return (path, ts)
         if cmd == CREATE and len(body) >= 48:
             name = m[_u16(body, 44):_u16(body, 44) + _u16(body, 46)].decode("utf-16-le", "replace")
-            return (name, tree)
+            return (name, tree, ts, _u32(body, 40))
+        if cmd == SET_INFO and len(body) >= 32 and body[2] == INFO_FILE:
+            self._set_info(body[3], body[16:32], m[_u16(body, 8):_u16(body, 8) + _u32(body, 4)], ts)
+            return None
         if cmd == CLOSE and len(body) >= 24:
             self._close(self._fid(body[8:24]), ts)
             return None
@@ -252,14 +281,26 @@ class SMB(Parser):
                 self.out.credential(self.conn, ts=when, protocol="NTLM", user=user, secret=None,
                                     success=status == 0, note=None if status == 0 else f"status 0x{status:08x}")
         elif cmd == TREE_CONNECT and status == 0 and len(body) >= 3:
-            path = req[1]
-            self.trees[_u32(m, 36)] = body[2] == SHARE_PIPE or path.rstrip("\\").upper().endswith("\\IPC$")
+            _, path, when = req
+            pipe = body[2] == SHARE_PIPE or path.rstrip("\\").upper().endswith("\\IPC$")
+            if len(self.trees) < MAX_FILES:
+                self.trees[_u32(m, 36)] = (path, pipe)
+            self.out.log("smb_mapping", {"ts": when, "path": path, "service": None, "native_file_system": None,
+                                         "share_type": SHARE_TYPES.get(body[2])}, self.conn)
         elif cmd == CREATE and status == 0 and len(body) >= 80:
-            _, name, tree = req
+            _, name, tree, when, options = req
+            path, pipe = self.trees.get(tree, (None, False))
+            f = _File(name=name or None, pipe=pipe, size=_u64(body, 48), path=path)
             if len(self.files) < MAX_FILES:
-                f = _File(name=name or None, pipe=self.trees.get(tree, False), size=_u64(body, 48))
                 self.files[body[64:80]] = f
                 self.last_created = body[64:80]
+            if not pipe:
+                times = {"times.modified": _filetime(_u64(body, 24)), "times.accessed": _filetime(_u64(body, 16)),
+                         "times.created": _filetime(_u64(body, 8)), "times.changed": _filetime(_u64(body, 32))}
+                f.times = times
+                self._file_log("SMB::FILE_OPEN", f, when)
+                if options & DELETE_ON_CLOSE:
+                    self._file_log("SMB::FILE_DELETE", f, when)
         elif cmd == READ and status == 0 and len(body) >= 8:
             _, fid, offset = req
             f = self._file(fid)
@@ -282,6 +323,34 @@ class SMB(Parser):
             f = self._file(req[1]) if req is not None and req[0] == READ else None
             return None if f is None or f.pipe else (f, req[2], body[2], _u32(body, 4))
         return None
+
+    def _set_info(self, info_class: int, fid: bytes, buf: bytes, ts: float) -> None:
+        f = self._file(fid)
+        if f is None or f.pipe:
+            return
+        if (info_class == DISPOSITION_INFO and buf[:1] == b"\x01") or \
+                (info_class == DISPOSITION_INFO_EX and len(buf) >= 4 and _u32(buf, 0) & 1):
+            self._file_log("SMB::FILE_DELETE", f, ts)
+        elif info_class == RENAME_INFO and len(buf) >= 20:
+            new = buf[20:20 + _u32(buf, 16)].decode("utf-16-le", "replace")
+            self._file_log("SMB::FILE_RENAME", f, ts, name=new, prev_name=f.name)
+            f.name = new or f.name
+
+    def _file_log(self, action: str, f: _File, ts: float, **changes) -> None:
+        """An smb_files.log record; the same action on the same file (name, path, size, times) seen
+        again within RECENT seconds is not logged again, as Zeek keeps ``recent_files`` per
+        connection against overlogging (a directory listing reopens the share root many times)."""
+        rec = {"ts": ts, "fuid": None, "action": action, "path": f.path, "name": f.name or "<share_root>",
+               "size": f.size, "prev_name": None, **f.times}
+        rec.update(changes)
+        ident = (action, rec["name"], rec["path"], rec["size"], rec["prev_name"], tuple(f.times.values()))
+        seen = self.recent.get(ident)
+        if seen is not None and ts - seen < RECENT:
+            return
+        if len(self.recent) >= MAX_FILES:
+            self.recent.clear()
+        self.recent[ident] = ts
+        self.out.log("smb_files", rec, self.conn)
 
     # -- files -------------------------------------------------------------------------------
 

@@ -70,16 +70,23 @@ def tree_connect_response(mid: int, tree: int, share_type: int) -> bytes:
     return _hdr(3, mid, response=True, tree=tree) + (16).to_bytes(2, "little") + bytes([share_type, 0]) + b"\x00" * 12
 
 
-def create(mid: int, tree: int, name: str) -> bytes:
+def create(mid: int, tree: int, name: str, options: int = 0) -> bytes:
     n = name.encode("utf-16-le")
-    body = (57).to_bytes(2, "little") + b"\x00" * 42 + (120).to_bytes(2, "little") + len(n).to_bytes(2, "little") \
+    body = (57).to_bytes(2, "little") + b"\x00" * 38 + options.to_bytes(4, "little") + (120).to_bytes(2, "little") + len(n).to_bytes(2, "little") \
         + b"\x00" * 8
     return _hdr(5, mid, tree=tree) + body + n
 
 
-def create_response(mid: int, fid: bytes, size: int = 0) -> bytes:
-    body = (89).to_bytes(2, "little") + b"\x00" * 46 + size.to_bytes(8, "little") + b"\x00" * 8 + fid + b"\x00" * 8
+def create_response(mid: int, fid: bytes, size: int = 0, filetime: int = 0) -> bytes:
+    body = (89).to_bytes(2, "little") + b"\x00" * 6 + filetime.to_bytes(8, "little") * 4 + b"\x00" * 8 \
+        + size.to_bytes(8, "little") + b"\x00" * 8 + fid + b"\x00" * 8
     return _hdr(5, mid, response=True) + body
+
+
+def set_info(mid: int, fid: bytes, info_class: int, buf: bytes) -> bytes:
+    body = (33).to_bytes(2, "little") + bytes([1, info_class]) + len(buf).to_bytes(4, "little") \
+        + (96).to_bytes(2, "little") + b"\x00" * 6 + fid
+    return _hdr(17, mid) + body + buf
 
 
 def write_req(mid: int, fid: bytes, offset: int, data: bytes) -> bytes:
@@ -198,6 +205,35 @@ def test_a_gap_loses_only_what_it_covers() -> None:
     assert f["data"][5000:] == b"B" * 100 and f["missing_bytes"] == 5000
 
 
+def test_smb_mapping_and_smb_files_logs() -> None:
+    """Shares mapped (smb_mapping.log), files opened on disk shares, deleted and renamed
+    (smb_files.log); opens of named pipes are not file actions; a repeated open is logged once."""
+    ft = 132_000_000_000_000_000  # a FILETIME (100 ns since 1601): 2019-04-17T18:40:00Z
+    rename = b"\x00" * 16 + len("b.txt".encode("utf-16-le")).to_bytes(4, "little") + "b.txt".encode("utf-16-le")
+    script = [(True, nb(tree_connect(1, "\\\\fs\\C$"))), (False, nb(tree_connect_response(1, 5, 1))),
+              (True, nb(tree_connect(2, "\\\\fs\\IPC$"))), (False, nb(tree_connect_response(2, 6, 2))),
+              (True, nb(create(3, 6, "svcctl"))), (False, nb(create_response(3, FID_PIPE))),
+              (True, nb(create(4, 5, "a.txt"))), (False, nb(create_response(4, FID_UP, 12, ft))),
+              (True, nb(set_info(5, FID_UP, 10, rename))), (False, nb(ok(17, 5))),
+              (True, nb(create(6, 5, "tools\\x.exe", options=0x1000))), (False, nb(create_response(6, FID_DOWN, 7))),
+              (True, nb(create(7, 5, ""))), (False, nb(create_response(7, b"\x04" * 16, 0, ft))),
+              (True, nb(create(8, 5, ""))), (False, nb(create_response(8, b"\x05" * 16, 0, ft))),
+              (True, nb(set_info(9, b"\x04" * 16, 13, b"\x01"))), (False, nb(ok(17, 9)))]
+    out = _talk(script)
+    assert [(r["path"], r["share_type"]) for r in out.logs("smb_mapping")] == \
+        [("\\\\fs\\C$", "DISK"), ("\\\\fs\\IPC$", "PIPE")]
+    files = out.logs("smb_files")
+    assert [(r["action"], r["path"], r["name"], r["size"], r["prev_name"]) for r in files] == [
+        ("SMB::FILE_OPEN", "\\\\fs\\C$", "a.txt", 12, None),
+        ("SMB::FILE_RENAME", "\\\\fs\\C$", "b.txt", 12, "a.txt"),
+        ("SMB::FILE_OPEN", "\\\\fs\\C$", "tools\\x.exe", 7, None),
+        ("SMB::FILE_DELETE", "\\\\fs\\C$", "tools\\x.exe", 7, None),
+        ("SMB::FILE_OPEN", "\\\\fs\\C$", "<share_root>", 0, None),  # the second open of the root: not again
+        ("SMB::FILE_DELETE", "\\\\fs\\C$", "<share_root>", 0, None)]
+    assert files[0]["times.modified"] == files[0]["times.created"] == 1555526400.0
+    assert files[2]["times.modified"] is None  # FILETIME 0: never
+
+
 def test_detect() -> None:
     c = _conn()
     assert SMB.detect(nb(tree_connect(1, "\\\\a\\b")), True, c)
@@ -225,6 +261,12 @@ def test_zeek_smb2_trace() -> None:
     assert (f["filename"], f["is_orig"], len(f["data"]), f["missing_bytes"]) == ("WP_SMBPlugin.pdf", True, 1508939, 0)
     assert f["data"].startswith(b"%PDF") and f["data"].rstrip().endswith(b"%%EOF")
     assert [(c["user"], c["success"]) for c in out.credentials] == [("CONTOSO\\Administrator", True)]
+    # smb_mapping.log and smb_files.log as Zeek's baselines for this trace have them
+    assert [(r["path"], r["share_type"]) for r in out.logs("smb_mapping")] == \
+        [("\\\\10.0.0.12\\smb2", "DISK"), ("\\\\10.0.0.12\\IPC$", "PIPE")]
+    assert [(r["action"], r["name"], r["size"]) for r in out.logs("smb_files")] == [
+        ("SMB::FILE_OPEN", "<share_root>", 8192), ("SMB::FILE_OPEN", "WP_SMBPlugin.pdf", 0),
+        ("SMB::FILE_OPEN", "<share_root>", 8192)]
 
 
 def test_ingest_carves_smb_files_equal_to_the_originals(tmp_path: Path) -> None:
@@ -260,6 +302,13 @@ def test_ingest_carves_smb_files_equal_to_the_originals(tmp_path: Path) -> None:
     flows = subprocess.run([cli, "flows", "--db", db, "--format", "jsonl"], check=True, capture_output=True,
                            text=True).stdout
     assert json.loads(flows)["service"] == "smb"
+    mapping = subprocess.run([cli, "smb-mapping", "--db", db, "--format", "zeek"], check=True, capture_output=True,
+                             text=True).stdout
+    rows = [line.split("\t") for line in mapping.splitlines() if not line.startswith("#")]
+    assert [r[6:] for r in rows] == [["\\\\\\\\fs\\\\share", "-", "-", "DISK"], ["\\\\\\\\fs\\\\IPC$", "-", "-", "PIPE"]]
+    opened = subprocess.run([cli, "smb-files", "--db", db, "--format", "jsonl"], check=True, capture_output=True,
+                            text=True).stdout
+    assert [json.loads(x)["name"] for x in opened.splitlines()] == ["finance\\q3.xlsx", "reports\\annual.pdf"]
 
 
 # -- fuzz -------------------------------------------------------------------------------------
