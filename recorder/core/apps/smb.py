@@ -15,10 +15,12 @@ The stream is NetBIOS session messages (a 4-byte length) holding SMB2 messages, 
 - SET_INFO: a file marked for deletion (or opened delete-on-close) is ``SMB::FILE_DELETE``, a
   rename ``SMB::FILE_RENAME`` (name the new one, prev_name the old);
 - WRITE requests and READ responses (matched to their request by message id): the bytes at their
-  offset in the file; each file is assembled from its pieces (at most ``MAX_FILE`` bytes held);
+  offset in the file; each file is assembled from its pieces (within ``MAX_FILE`` per file and
+  ``MAX_HELD`` per connection; what is not held counts as missing);
 - CLOSE (or the end of the connection): the file is handed to ``out.file`` once per direction,
   is_orig true for what the client wrote. Holes (offsets never written or read) are counted as
-  missing bytes, and a file with holes is not hashed (Zeek's hash analyzers stop at a gap).
+  missing bytes, not filled, and a file with holes is not hashed (Zeek's hash analyzers stop at
+  a gap).
 
 A message longer than ``MAX_BUFFER`` is not held: a large WRITE or READ response is streamed
 into its file, anything else skipped. SMB1 messages and encrypted (transform) messages are
@@ -34,6 +36,7 @@ from recorder.core.apps.base import CONN_ID, MAX_BUFFER, Conn, LogFields, Output
 from recorder.core.apps.ntlm import authenticate_user
 
 MAX_FILE = 64 << 20  # bytes of one file kept for out.file (as FTP data channels)
+MAX_HELD = 256 << 20  # bytes of file pieces one connection holds at once
 MAX_PENDING = 1024  # requests awaiting a response per connection
 MAX_FILES = 1024  # files open at once per connection (and trees, and recent smb_files records)
 RECENT = 180.0  # seconds an smb_files.log record is not repeated (our choice for Zeek's recent_files)
@@ -79,42 +82,41 @@ class _File:
     size: int | None  # EndOfFile from the CREATE response
     path: str | None = None  # the share's UNC path
     times: dict = field(default_factory=dict)  # smb_files.log's times.* from the CREATE response
-    data: dict[bool, bytearray] = field(default_factory=lambda: {True: bytearray(), False: bytearray()})
-    spans: dict[bool, list[tuple[int, int]]] = field(default_factory=lambda: {True: [], False: []})
+    pieces: dict[bool, list[tuple[int, bytes]]] = field(default_factory=lambda: {True: [], False: []})
     first: dict[bool, float] = field(default_factory=dict)
-    over: dict[bool, int] = field(default_factory=lambda: {True: 0, False: 0})  # bytes past MAX_FILE
+    over: dict[bool, int] = field(default_factory=lambda: {True: 0, False: 0})  # bytes seen, not held
 
-    def add(self, is_orig: bool, offset: int, data: bytes, ts: float) -> None:
+    def add(self, is_orig: bool, offset: int, data: bytes, ts: float, room: int) -> int:
+        """A piece at ``offset``; held only within MAX_FILE and ``room`` (the connection's budget
+        left), else counted as seen but not held. Returns the bytes newly held."""
         if not data:
-            return
+            return 0
         self.first.setdefault(is_orig, ts)
-        end = offset + len(data)
-        self.spans[is_orig].append((offset, end))
-        if end > MAX_FILE:
-            self.over[is_orig] += end - max(offset, MAX_FILE)
-            data, end = data[:max(MAX_FILE - offset, 0)], min(end, MAX_FILE)
-            if not data:
-                return
-        buf = self.data[is_orig]
-        if len(buf) < offset:
-            buf.extend(bytes(offset - len(buf)))
-        buf[offset:end] = data
+        if offset + len(data) > MAX_FILE or len(data) > room:
+            self.over[is_orig] += len(data)
+            return 0
+        self.pieces[is_orig].append((offset, data))
+        return len(data)
 
-    def covered(self, is_orig: bool) -> tuple[int, int]:
-        """(bytes covered by the pieces, the furthest byte)."""
-        seen = furthest = 0
-        cur_start = cur_end = -1
-        for start, end in sorted(self.spans[is_orig]):
-            if start > cur_end:
-                if cur_end > cur_start:
-                    seen += cur_end - cur_start
-                cur_start, cur_end = start, end
+    def assemble(self, is_orig: bool) -> tuple[bytes, int]:
+        """(the bytes held, in file order, later writes over earlier ones; the bytes missing).
+        Holes between pieces are missing bytes, not zeros (so seen_bytes is what was seen, as in
+        Zeek and the other parsers' files)."""
+        pieces = self.pieces[is_orig]
+        spans: list[list[int]] = []
+        for start, end in sorted((o, o + len(d)) for o, d in pieces):
+            if spans and start <= spans[-1][1]:
+                spans[-1][1] = max(spans[-1][1], end)
             else:
-                cur_end = max(cur_end, end)
-            furthest = max(furthest, end)
-        if cur_end > cur_start:
-            seen += cur_end - cur_start
-        return seen, furthest
+                spans.append([start, end])
+        furthest = spans[-1][1] if spans else 0
+        buf = bytearray(furthest)
+        for offset, data in pieces:
+            buf[offset:offset + len(data)] = data
+        if len(spans) == 1 and spans[0][0] == 0:
+            return bytes(buf), self.over[is_orig]
+        held = b"".join(bytes(buf[a:b]) for a, b in spans)
+        return held, furthest - len(held) + self.over[is_orig]
 
 
 class SMB(Parser):
@@ -140,6 +142,7 @@ class SMB(Parser):
         self.files: dict[bytes, _File] = {}
         self.last_created: bytes | None = None  # for compounded requests naming ANY_FILE
         self.recent: dict[tuple, float] = {}  # smb_files.log records written -> when
+        self.held = 0  # bytes of file pieces held by this connection
 
     @classmethod
     def detect(cls, data: bytes, is_orig: bool, conn: Conn) -> bool:
@@ -159,7 +162,7 @@ class SMB(Parser):
                 item = passing[0]
                 n = min(item[0], len(buf) - pos)
                 if item[1] is not None:
-                    item[1].add(is_orig, item[2], bytes(buf[pos:pos + n]), ts)
+                    self._add(item[1], is_orig, item[2], bytes(buf[pos:pos + n]), ts)
                     item[2] += n
                 item[0] -= n
                 pos += n
@@ -267,7 +270,7 @@ class SMB(Parser):
             f = self._file(body[16:32])
             if f is not None and not f.pipe:
                 data_off, length = _u16(body, 2), _u32(body, 4)
-                f.add(True, _u64(body, 8), m[data_off:data_off + length], ts)
+                self._add(f, True, _u64(body, 8), m[data_off:data_off + length], ts)
             return None
         if cmd == READ and len(body) >= 32:
             return (body[16:32], _u64(body, 8))  # the file id is resolved with the response (compounds)
@@ -306,7 +309,7 @@ class SMB(Parser):
             f = self._file(fid)
             if f is not None and not f.pipe:
                 data_off, length = body[2], _u32(body, 4)
-                f.add(False, offset, m[data_off:data_off + length], ts)
+                self._add(f, False, offset, m[data_off:data_off + length], ts)
 
     def _large(self, head: bytes) -> tuple[_File, int, int, int] | None:
         """A message too long to hold, from its first bytes: (file, file offset, data offset, data
@@ -360,15 +363,18 @@ class SMB(Parser):
     def _file(self, fid: bytes) -> _File | None:
         return self.files.get(self._fid(fid))
 
+    def _add(self, f: _File, is_orig: bool, offset: int, data: bytes, ts: float) -> None:
+        self.held += f.add(is_orig, offset, data, ts, MAX_HELD - self.held)
+
     def _close(self, fid: bytes, ts: float) -> None:
         f = self.files.pop(fid, None)
         if f is None or f.pipe:
             return
         for is_orig in (True, False):
-            if not f.spans[is_orig]:
+            if is_orig not in f.first:
                 continue
-            seen, furthest = f.covered(is_orig)
+            data, missing = f.assemble(is_orig)
+            self.held -= sum(len(d) for _, d in f.pieces[is_orig])
             total = f.size if not is_orig and f.size else None
-            self.out.file(self.conn, ts=f.first[is_orig], data=bytes(f.data[is_orig]), is_orig=is_orig,
-                          source="SMB", filename=f.name, total_bytes=total,
-                          missing_bytes=(furthest - seen) + f.over[is_orig])
+            self.out.file(self.conn, ts=f.first[is_orig], data=data, is_orig=is_orig, source="SMB",
+                          filename=f.name, total_bytes=total, missing_bytes=missing)
