@@ -4,8 +4,9 @@
 Needs root, iproute2, tcpreplay and tcpdump. Makes a network namespace with a veth pair,
 replays a ``gen_traffic.py --loopback`` capture with ``tcpreplay --topspeed`` onto one end, and
 captures on the other, first with ``tcpdump -B 65536`` (a 64 MiB buffer), then with
-``wiretrail-recorder run`` with 1 and with 2 workers (64 MiB buffer each, writing sealed files
-and metering flows into SQLite), ``--rounds`` times each, alternating. Prints packets sent,
+``wiretrail-recorder run`` with 1 and with 2 workers (64 MiB buffer each, writing sealed files,
+metering flows and running the protocol parsers into SQLite) and with 1 worker and
+``--no-parsers``, ``--rounds`` times each, alternating. Prints packets sent,
 kept, kernel drops, the replay rate and CPU time (user + system, per packet kept) per round,
 and the median kept.
 
@@ -81,7 +82,7 @@ def run_tcpdump(pcap: Path, work: Path, workers: int = 1) -> tuple[int, str, str
     return kept, m.group(1) if m else "?", rate, cpu
 
 
-def run_recorder(pcap: Path, work: Path, workers: int = 1) -> tuple[int, str, str, float]:
+def run_recorder(pcap: Path, work: Path, workers: int = 1, parsers: bool = True) -> tuple[int, str, str, float]:
     out, db = work / "rec", work / "rec.db"
     sock_path = work / "notify.sock"
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -90,7 +91,8 @@ def run_recorder(pcap: Path, work: Path, workers: int = 1) -> tuple[int, str, st
     log = open(work / "recorder.log", "w")  # noqa: SIM115
     p = subprocess.Popen(["ip", "netns", "exec", NS, sys.executable, "-m", "recorder.cli", "run", "--interface", RX,
                           "--output-dir", str(out), "--db", str(db), "--buffer-size", "64M", "--rotate-size", "1G",
-                          "--stats-interval", "0", "--workers", str(workers)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+                          "--stats-interval", "0", "--workers", str(workers),
+                          *(() if parsers else ("--no-parsers",))], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     notify.settimeout(120)
     while b"READY=1" not in notify.recv(4096):
         pass
@@ -103,10 +105,11 @@ def run_recorder(pcap: Path, work: Path, workers: int = 1) -> tuple[int, str, st
     sock_path.unlink()
     text = (work / "recorder.log").read_text()
     drops = sum(int(x) for x in re.findall(r"stopped \S+: \d+ packets, (\d+) kernel drops", text))
+    unparsed = sum(int(x) for x in re.findall(r"(\d+) packets not parsed", text))
     kept = count_packets(sorted(out.glob("*.pcap")))
     shutil.rmtree(out)
     db.unlink()
-    return kept, str(drops), rate, cpu
+    return kept, f"{drops} (not parsed {unparsed})" if parsers else str(drops), rate, cpu
 
 
 def main() -> int:
@@ -134,21 +137,22 @@ def main() -> int:
     sent = count_packets([pcap])
     netns_up()
     runs = (("tcpdump -B 65536", run_tcpdump, 1), ("recorder, 1 worker", run_recorder, 1),
-            ("recorder, 2 workers", run_recorder, 2))
+            ("recorder, 2 workers", run_recorder, 2),
+            ("recorder, --no-parsers", lambda p, w, n: run_recorder(p, w, n, parsers=False), 1))
     results: dict[str, list[int]] = {name: [] for name, _, _ in runs}
     try:
         for i in range(a.rounds):
             for name, fn, workers in runs:
                 kept, drops, rate, cpu = fn(pcap, work, workers)
                 results[name].append(kept)
-                print(f"round {i + 1} {name:20s} sent {sent:>9,} kept {kept:>9,} ({100 * kept / sent:6.2f}%) "
+                print(f"round {i + 1} {name:22s} sent {sent:>9,} kept {kept:>9,} ({100 * kept / sent:6.2f}%) "
                       f"kernel drops {drops:>8} replay {rate} pps, CPU {cpu:.2f} s "
                       f"({1e6 * cpu / max(kept, 1):.2f} us/packet kept)", flush=True)
     finally:
         sh("ip", "netns", "del", NS, check=False)
         shutil.rmtree(work, ignore_errors=True)
     for name, kept in results.items():
-        print(f"median {name:20s} kept {statistics.median(kept):>11,.0f} of {sent:,} "
+        print(f"median {name:22s} kept {statistics.median(kept):>11,.0f} of {sent:,} "
               f"({100 * statistics.median(kept) / sent:.2f}%)")
     return 0
 

@@ -8,9 +8,11 @@ Per stream the loop is:
     batch = capture.read()          up to 4096 packets, or None after 100 ms without any
     writer.write(batch)             into the open file (split at the size limit)
     decode + meter                  the same Decoder and FlowMeter as ``wiretrail ingest``
+    parsers                         the batch queued for the protocol parsers' process (``LiveApps``)
     writer.tick(), retention, stats, watchdog
 
-so a ``wiretrail ingest`` of the sealed files gives the flows the daemon stored.
+so a ``wiretrail ingest`` of the sealed files gives the flows the daemon stored, and the
+protocol records (dns, http, ssl, files, credentials...) unless the parsers fell behind.
 
 Signals: SIGTERM/SIGINT stop (flush and seal everything); SIGHUP re-reads the configuration and
 rotates. Lack of space: retention deletes the oldest sealed files; if nothing is left to delete,
@@ -24,9 +26,11 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import queue
 import re
 import signal
 import socket
+import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +57,8 @@ FLOW_FLUSH_SECONDS = 5.0
 FLOW_RETRY_SECONDS = 30.0
 FLOW_BACKLOG_BATCHES = 256
 READ_BATCH = 16384  # packets per libpcap read at most (bigger batches meter faster)
+APP_QUEUE_BATCHES = 64  # batches waiting for the protocol parsers; a batch finding it full is not parsed
+APP_PENDING_SERVICES = 1_000_000  # flows whose service waits for their row to be stored
 DRAIN_SECONDS = 10.0  # at most this long writing what the kernel still holds when told to stop
 
 
@@ -99,6 +105,7 @@ class Counters:
     paused_dropped: int = 0
     flows: int = 0
     flows_lost: int = 0
+    parser_skipped: int = 0  # packets not parsed: the parsers were behind (or had failed)
     files_sealed: int = 0
     files_deleted: int = 0
     repaired: int = 0
@@ -171,6 +178,109 @@ class FlowSink:
             log.error("%d flows could not be written to the database; re-ingest the sealed files to recover them", lost)
 
 
+class LiveApps:
+    """The protocol parsers beside capture, in the application-layer process ``wiretrail ingest``
+    uses (``recorder.core.ingest.app_process``), writing dns, http, ssl, files, credentials...
+    records into the same store.
+
+    Capture never waits for a parser: batches go through a bounded queue to a thread that hands
+    them over; a batch that finds the queue full is not parsed (its packets are counted in
+    ``parser_skipped`` and stay in the capture files, where an ingest parses them). Records are
+    flushed every FLOW_FLUSH_SECONDS. A flow's service is set once its row is stored (flows are
+    written when they end, often after their protocol was recognised). If the parsers' process
+    fails, capture and flows go on without it, with one log line."""
+
+    def __init__(self, store: Store, counters: Counters) -> None:
+        from recorder.core.ingest import app_process
+
+        self.store = store
+        self.counters = counters
+        self.proc = app_process(store, warn=lambda w: log.warning("parsers: %s", w))
+        self.queue: queue.Queue = queue.Queue(APP_QUEUE_BATCHES)
+        self.capture_id: int | None = None
+        self.failed = False
+        self.services: dict[str, str] = {}  # uid -> service, until the flow's row is stored
+        self.thread = threading.Thread(target=self._serve, name="parsers-feed", daemon=True)
+        self.thread.start()
+
+    def feed(self, raw, dec, capture_id: int | None) -> None:
+        if self.failed:
+            self.counters.parser_skipped += len(raw)
+            return
+        try:
+            if capture_id != self.capture_id:
+                self.queue.put_nowait(("capture", capture_id))
+                self.capture_id = capture_id
+            self.queue.put_nowait(("feed", raw, dec))
+        except queue.Full:
+            self.counters.parser_skipped += len(raw)
+
+    def flush(self) -> None:
+        """Ask for the records so far to be written and the services found to be stored (done by
+        the thread when it comes to it; skipped when the queue is full)."""
+        if not self.failed:
+            try:
+                self.queue.put_nowait(("flush",))
+            except queue.Full:
+                pass
+
+    def _serve(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.failed:
+                continue
+            try:
+                if item[0] == "feed":
+                    self.proc.feed(item[1], item[2])
+                elif item[0] == "capture":
+                    self.proc.capture_id = item[1]
+                else:
+                    self._add_services(self.proc.flush())
+                    self._store_services()
+            except WiretrailError as err:
+                self._fail(err)
+
+    def _fail(self, err: WiretrailError) -> None:
+        self.failed = True
+        log.error("protocol parsers stopped: %s; capture and flows go on (an ingest of the capture files "
+                  "gives the protocol records)", err.message if hasattr(err, "message") else err)
+
+    def _add_services(self, services) -> None:
+        for uid, names in services:
+            value = ",".join(dict.fromkeys(n for n in names if n))
+            if uid and value:
+                self.services.pop(uid, None)
+                self.services[uid] = value
+        while len(self.services) > APP_PENDING_SERVICES:  # the oldest first
+            del self.services[next(iter(self.services))]
+
+    def _store_services(self) -> None:
+        if not self.services:
+            return
+        from recorder.core.appstore import update_stored_services
+
+        try:
+            for uid in update_stored_services(self.store, self.services):
+                del self.services[uid]
+        except StoreError as err:
+            log.error("flow services not stored: %s", err.message)
+
+    def close(self) -> None:
+        """After the flows are written: the parsers end every connection, their last records are
+        written and the services stored."""
+        self.queue.put(None)
+        self.thread.join()
+        if self.failed:
+            self.proc.close()
+            return
+        try:
+            self.proc.finish()
+            self._add_services(self.proc.services())
+            self._store_services()
+        except WiretrailError as err:
+            self._fail(err)
+            self.proc.close()
+
+
 class Stream:
     def __init__(self, config: Config, spec: StreamSpec, *, reload=None, ready=None, watchdog: bool = False) -> None:
         self.config = config
@@ -186,6 +296,7 @@ class Stream:
         self.store: Store | None = None
         self.capture: LiveCapture | None = None
         self.writer: RotatingWriter | None = None
+        self.apps: LiveApps | None = None
         self.stats_at_open: CaptureStats | None = None
         self.last_stats = CaptureStats(0, 0, 0)
 
@@ -281,6 +392,8 @@ class Stream:
         sink = meter = None
         try:
             sink = FlowSink(self.store, self.counters)
+            if c.parsers:
+                self.apps = LiveApps(self.store, self.counters)
             meter = FlowMeter(sink, local_nets=LocalNets([str(n) for n in c.local_net]), timeouts=Timeouts())
             decoder = Decoder(fast=True)
             self.writer = RotatingWriter(c.output_dir, self.spec.prefix(self.sensor), linktype=self.capture.linktype,
@@ -339,6 +452,8 @@ class Stream:
                 if now >= next_flush:
                     meter.flush()
                     sink.drain()
+                    if self.apps is not None:
+                        self.apps.flush()
                     next_flush = now + FLOW_FLUSH_SECONDS
                 if now >= next_watchdog:
                     if self.watchdog:
@@ -383,7 +498,10 @@ class Stream:
         raw, segments = done
         for lo, hi, capture_id in segments:
             part = slice_batch(raw, lo, hi)
-            meter.add(part, decoder.decode(part), capture_id, decoder.tunnels)
+            dec = decoder.decode(part)
+            meter.add(part, dec, capture_id, decoder.tunnels)
+            if self.apps is not None:
+                self.apps.feed(part, dec, capture_id)
 
     def _write(self, raw) -> list | None:
         """Write a batch into the files; on a full disk free space or pause. Returns the segments
@@ -442,9 +560,11 @@ class Stream:
         s, k = self.last_stats, self.counters
         used = sum(p.stat().st_size for p in self.config.output_dir.glob("*.pcap*") if p.is_file())
         log.info("stats %s: packets %d, kernel drops %d, interface drops %d, paused drops %d, flows %d "
-                 "(%d open), written %d bytes, files sealed %d, deleted %d, disk used %d bytes",
+                 "(%d open), written %d bytes, files sealed %d, deleted %d, disk used %d bytes, "
+                 "not parsed %d packets",
                  self.spec.name, k.packets, s.dropped, s.if_dropped, k.paused_dropped, k.flows,
-                 meter.open_connections, self.writer.bytes_written, k.files_sealed, k.files_deleted, used)
+                 meter.open_connections, self.writer.bytes_written, k.files_sealed, k.files_deleted, used,
+                 k.parser_skipped)
 
     def _shutdown(self, meter: FlowMeter | None, sink: FlowSink | None) -> None:
         self._refresh_stats()
@@ -457,14 +577,17 @@ class Stream:
             meter.finish()
         if sink is not None:
             sink.close()
+        if self.apps is not None:
+            self.apps.close()
         if self.store is not None and meter is not None:
             try:  # every connection is a final flow now
                 self.store.replace_open_flows(self.stream_name, None, meter.now)
             except StoreError as err:
                 log.error("interim records not cleared: %s", err.message)
-        log.info("stopped %s: %d packets, %d kernel drops, %d paused drops, %d flows, %d files sealed",
-                 self.spec.name, self.counters.packets, self.last_stats.dropped, self.counters.paused_dropped,
-                 self.counters.flows, self.counters.files_sealed)
+        log.info("stopped %s: %d packets, %d kernel drops, %d paused drops, %d flows, %d files sealed, "
+                 "%d packets not parsed", self.spec.name, self.counters.packets, self.last_stats.dropped,
+                 self.counters.paused_dropped, self.counters.flows, self.counters.files_sealed,
+                 self.counters.parser_skipped)
         if self.capture is not None:
             self.capture.close()
         if self.store is not None:

@@ -582,6 +582,23 @@ def update_services(store: Store, services: Iterable[tuple[str, list[str]]], *, 
     return n
 
 
+def update_stored_services(store: Store, services: dict[str, str], *, chunk: int = 500) -> set[str]:
+    """For a recorder whose flows are written while their connections' services are still being
+    found: set flows.service for the uids in ``services`` (uid -> Zeek's comma-separated list)
+    whose flow row is already stored; returns those uids (the others are to be tried again)."""
+    done: set[str] = set()
+    uids = list(services)
+    stmt = flows.update().where(flows.c.uid == sa.bindparam("u")).values(service=sa.bindparam("s"))
+    with store._errors("update flow services"), store.engine.begin() as conn:
+        for i in range(0, len(uids), chunk):
+            part = uids[i:i + chunk]
+            found = [u for (u,) in conn.execute(sa.select(flows.c.uid).where(flows.c.uid.in_(part)))]
+            if found:
+                conn.execute(stmt, [{"u": u, "s": services[u]} for u in dict.fromkeys(found)])
+                done.update(found)
+    return done
+
+
 def app_summary(conn: Connection) -> dict:
     """Counts per application log and parser failures per capture and service (``Store.info``)."""
     counts = {name: int(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar() or 0)

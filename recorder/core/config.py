@@ -93,6 +93,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("buffer_size", SIZE, "64M", "Kernel capture ring per capture process (at least 1M).",
             _at_least(MIB, "1M")),
     Setting("stats_interval", DURATION, "1m", "How often a stats line is logged; 0 = never."),
+    Setting("parsers", BOOL, True, "Run the protocol parsers on the traffic (dns, http, ssl, files, "
+            "credentials... records in the database); off: flows only."),
 )
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
@@ -117,6 +119,7 @@ class Config:
     sensor: str
     buffer_size: int
     stats_interval: int
+    parsers: bool
 
 
 # --- parsing raw values -------------------------------------------------------------------------

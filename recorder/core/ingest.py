@@ -414,6 +414,12 @@ class _AppProcess:
             self._failures = self._get()
         return self._failures
 
+    def flush(self) -> list[tuple[str, list[str]]]:
+        """The records so far on their way to the store; the services recognised since the last
+        flush (``AppLayer.take_services``). For a long-running caller (the recorder)."""
+        self._put(("flush",))
+        return self._get()
+
     def finish(self) -> None:
         self._put(("finish",))
         self._failures, self._services, written = self._get()
@@ -481,6 +487,9 @@ def _app_main(store, extract_dir: str | None, recv, inherited: list, reply, forw
                 out.capture_id = item[1]
             elif kind == "failures":
                 send("ok", Counter(apps.failures))
+            elif kind == "flush":
+                out.flush()
+                send("ok", apps.take_services())
             elif kind == "finish":
                 apps.finish()
                 if inspection is not None:
@@ -500,6 +509,13 @@ def _app_main(store, extract_dir: str | None, recv, inherited: list, reply, forw
                 out.close()
             except BaseException:  # noqa: BLE001 - the first error is the one reported
                 pass
+
+
+def app_process(store, warn: Callable[[str], None]) -> _AppProcess:
+    """The protocol parsers in their own process, writing their records into ``store``, for a
+    caller that feeds batches itself (the recorder): ``feed(raw, dec)``, ``capture_id = id``,
+    ``flush()``, ``finish()``, ``services()``, ``failures``, ``close()``."""
+    return _AppProcess(store, None, warn)
 
 
 def _pipe():

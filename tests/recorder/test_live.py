@@ -299,3 +299,51 @@ def test_runs_as_an_unprivileged_user_with_only_the_capture_capabilities(netns, 
         assert packets([loop_pcap]) - packets(files) == collections.Counter()
     finally:
         shutil.rmtree(state, ignore_errors=True)
+
+
+def _records(db: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return sorted(conn.execute(sql).fetchall(), key=repr)
+
+
+APP_QUERIES = {
+    "dns": "SELECT uid, query, qtype_name, rcode_name, answers FROM dns",
+    "http": "SELECT uid, method, host, uri, status_code, response_body_len, resp_mime_types FROM http",
+    "files": "SELECT uid, source, mime_type, seen_bytes, sha256 FROM files",
+    "services": "SELECT uid, service FROM flows WHERE service IS NOT NULL",
+}
+
+
+def test_protocol_records_written_live_equal_an_ingest(netns, tmp_path):
+    """The parsers run beside capture: the dns, http and files records and the flows' services
+    the daemon stored are those an ingest of its sealed files gives; --no-parsers stores none."""
+    from tests.recorder.conftest import Recorder
+    from tests.recorder.traffic import write_protocol_capture
+
+    cap = tmp_path / "protocols.pcap"
+    sent = write_protocol_capture(cap, 100)
+    rec = Recorder(netns, tmp_path, "--rotate-size", "1M", "--rotate-interval", "0").ready()
+    netns.replay(cap, pps=2000)
+    rec.wait_for("WATCHDOG=1")
+    assert rec.stop() == 0, rec.text()
+    assert "0 packets not parsed" in rec.text(), rec.text()[-2000:]
+    assert sum(packets(sealed(rec.out)).values()) == sent
+
+    again = tmp_path / "ingest.db"
+    r = cli("ingest", "--db", str(again), *map(str, sealed(rec.out)))
+    assert r.exit_code == 0, r.output
+    for name, sql in APP_QUERIES.items():
+        live, ingested = _records(rec.db, sql), _records(again, sql)
+        assert live == ingested, name
+    assert len(_records(rec.db, APP_QUERIES["dns"])) == 100
+    assert len(_records(rec.db, APP_QUERIES["http"])) == 100
+    assert {s for _, s in _records(rec.db, APP_QUERIES["services"])} == {"dns", "http"}
+    assert len(_records(rec.db, APP_QUERIES["services"])) == 200
+
+    flows_only = Recorder(netns, tmp_path, "--no-parsers", out=tmp_path / "out2", db=tmp_path / "flows.db").ready()
+    netns.replay(cap, pps=5000)
+    flows_only.wait_for("WATCHDOG=1")
+    assert flows_only.stop() == 0, flows_only.text()
+    assert len(flows(tmp_path / "flows.db")) == 200
+    assert _records(tmp_path / "flows.db", APP_QUERIES["dns"]) == []
+    assert _records(tmp_path / "flows.db", APP_QUERIES["services"]) == []

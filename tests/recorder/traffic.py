@@ -84,3 +84,42 @@ def write_loopback_capture(path, packets: int, seed: int = 1, start: float = 1_7
             w.write(int(t * 1e9), ETH + _ipv4(src, dst, proto, l4, ident))
             written += 1
     return written
+
+
+def _dns(qid: int, name: str, answer: bytes | None) -> bytes:
+    q = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0" + struct.pack("!HH", 1, 1)
+    if answer is None:
+        return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + q
+    return (struct.pack("!HHHHHH", qid, 0x8180, 1, 1, 0, 0) + q
+            + struct.pack("!HHHIH", 0xC00C, 1, 1, 300, 4) + answer)
+
+
+def write_protocol_capture(path, conversations: int = 100, start: float = 1_700_000_000.0) -> int:
+    """DNS lookups and HTTP GETs (real messages, loopback addresses), one after another: for the
+    protocol records the recorder writes live. Returns the number of packets."""
+    packets: list[tuple[int, int, int, bytes]] = []
+    for i in range(conversations):
+        client = (127 << 24) | (3 << 16) | (i % 200 + 1)
+        server = (127 << 24) | (4 << 16) | (i % 7 + 1)
+        name = f"host{i}.example.test"
+        sport = 30000 + i
+        packets.append((client, server, 17, _udp(sport, 53, _dns(i, name, None))))
+        packets.append((server, client, 17, _udp(53, sport, _dns(i, name, bytes([127, 4, 0, i % 7 + 1])))))
+        req = (f"GET /files/{i}.txt HTTP/1.1\r\nHost: {name}\r\nUser-Agent: wiretrail-test\r\n\r\n").encode()
+        body = f"file {i}\n".encode() * 40
+        resp = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        c, s = 1000 * i + 1, 5000 * i + 1
+        packets += [(client, server, 6, _tcp(sport, 80, c - 1, 0, 0x02, b"")),
+                    (server, client, 6, _tcp(80, sport, s - 1, c, 0x12, b"")),
+                    (client, server, 6, _tcp(sport, 80, c, s, 0x10, b"")),
+                    (client, server, 6, _tcp(sport, 80, c, s, 0x18, req)),
+                    (server, client, 6, _tcp(80, sport, s, c + len(req), 0x18, resp)),
+                    (client, server, 6, _tcp(sport, 80, c + len(req), s + len(resp), 0x11, b"")),
+                    (server, client, 6, _tcp(80, sport, s + len(resp), c + len(req) + 1, 0x11, b"")),
+                    (client, server, 6, _tcp(sport, 80, c + len(req) + 1, s + len(resp) + 1, 0x10, b""))]
+    t = start
+    with PcapWriter(str(path)) as w:
+        for ident, (src, dst, proto, l4) in enumerate(packets):
+            t += 0.001
+            w.write(int(t * 1e9), ETH + _ipv4(src, dst, proto, l4, ident))
+    return len(packets)

@@ -243,6 +243,13 @@ class AppLayer:
         for uid, svc in self._services.items():
             yield uid, sorted(svc)
 
+    def take_services(self) -> list[tuple[str, list[str]]]:
+        """``services`` recognised since the last call, then forgotten here (a recorder running for
+        months would otherwise keep every connection's); a connection that gains a service later
+        (STARTTLS) is given again with all of its services."""
+        taken, self._services = self._services, {}
+        return [(uid, sorted(svc)) for uid, svc in taken.items()]
+
     @property
     def open_connections(self) -> int:
         return sum(1 for st in self.conns.values() if st.mode != CLOSED)
