@@ -57,7 +57,7 @@ FLOW_FLUSH_SECONDS = 5.0
 FLOW_RETRY_SECONDS = 30.0
 FLOW_BACKLOG_BATCHES = 256
 READ_BATCH = 16384  # packets per libpcap read at most (bigger batches meter faster)
-APP_QUEUE_BATCHES = 64  # batches waiting for the protocol parsers; a batch finding it full is not parsed
+APP_QUEUE_BYTES = 128 << 20  # packet bytes waiting for the protocol parsers; a batch finding it full is not parsed
 APP_PENDING_SERVICES = 1_000_000  # flows whose service waits for their row to be stored
 DRAIN_SECONDS = 10.0  # at most this long writing what the kernel still holds when told to stop
 
@@ -178,13 +178,17 @@ class FlowSink:
             log.error("%d flows could not be written to the database; re-ingest the sealed files to recover them", lost)
 
 
+def _batch_bytes(raw) -> int:
+    return int(raw.caplen.sum())
+
+
 class LiveApps:
     """The protocol parsers beside capture, in the application-layer process ``wiretrail ingest``
     uses (``recorder.core.ingest.app_process``), writing dns, http, ssl, files, credentials...
     records into the same store.
 
     Capture never waits for a parser: batches go through a bounded queue to a thread that hands
-    them over; a batch that finds the queue full is not parsed (its packets are counted in
+    them over; a batch that finds APP_QUEUE_BYTES waiting is not parsed (its packets are counted in
     ``parser_skipped`` and stay in the capture files, where an ingest parses them). Records are
     flushed every FLOW_FLUSH_SECONDS. A flow's service is set once its row is stored (flows are
     written when they end, often after their protocol was recognised). If the parsers' process
@@ -196,7 +200,9 @@ class LiveApps:
         self.store = store
         self.counters = counters
         self.proc = app_process(store, warn=lambda w: log.warning("parsers: %s", w))
-        self.queue: queue.Queue = queue.Queue(APP_QUEUE_BATCHES)
+        self.queue: queue.Queue = queue.Queue()
+        self.queued = 0  # packet bytes in the queue
+        self.lock = threading.Lock()
         self.capture_id: int | None = None
         self.failed = False
         self.services: dict[str, str] = {}  # uid -> service, until the flow's row is stored
@@ -207,28 +213,28 @@ class LiveApps:
         if self.failed:
             self.counters.parser_skipped += len(raw)
             return
-        try:
-            if capture_id != self.capture_id:
-                self.queue.put_nowait(("capture", capture_id))
-                self.capture_id = capture_id
-            self.queue.put_nowait(("feed", raw, dec))
-        except queue.Full:
-            self.counters.parser_skipped += len(raw)
+        size = _batch_bytes(raw)
+        with self.lock:
+            if self.queued + size > APP_QUEUE_BYTES and self.queued:
+                self.counters.parser_skipped += len(raw)
+                return
+            self.queued += size
+        if capture_id != self.capture_id:
+            self.queue.put(("capture", capture_id))
+            self.capture_id = capture_id
+        self.queue.put(("feed", raw, dec))
 
     def flush(self) -> None:
         """Ask for the records so far to be written and the services found to be stored (done by
-        the thread when it comes to it; skipped when the queue is full)."""
+        the thread when it comes to it)."""
         if not self.failed:
-            try:
-                self.queue.put_nowait(("flush",))
-            except queue.Full:
-                pass
+            self.queue.put(("flush",))
 
     def _serve(self) -> None:
         while (item := self.queue.get()) is not None:
-            if self.failed:
-                continue
             try:
+                if self.failed:
+                    continue
                 if item[0] == "feed":
                     self.proc.feed(item[1], item[2])
                 elif item[0] == "capture":
@@ -238,6 +244,10 @@ class LiveApps:
                     self._store_services()
             except WiretrailError as err:
                 self._fail(err)
+            finally:
+                if item[0] == "feed":
+                    with self.lock:
+                        self.queued -= _batch_bytes(item[1])
 
     def _fail(self, err: WiretrailError) -> None:
         self.failed = True
