@@ -553,7 +553,7 @@ class Stream:
             log.error("SIGHUP: configuration not reloaded: %s", err)
             return
         keep = ("interface", "bpf", "snaplen", "promisc", "output_dir", "db", "workers", "sensor", "buffer_size",
-                "local_net")
+                "local_net", "parsers")
         changed = [k for k in keep if getattr(new, k) != getattr(self.config, k)]
         if changed:
             log.warning("SIGHUP: %s changed; that takes a restart (the rest is applied now)", ", ".join(changed))
