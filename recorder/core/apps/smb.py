@@ -216,6 +216,10 @@ class SMB(Parser):
     def end(self, ts: float) -> None:
         for fid in list(self.files):
             self._close(fid, ts)
+        for req in self.pending.values():  # a login whose answer was never seen: outcome unknown
+            if req[0] == SESSION_SETUP:
+                self.out.credential(self.conn, ts=req[2], protocol="NTLM", user=req[1], secret=None, success=None)
+        self.pending.clear()
 
     # -- messages ----------------------------------------------------------------------------
 

@@ -177,6 +177,11 @@ def test_failed_login_and_byte_at_a_time_delivery() -> None:
         [hashlib.sha256(UPLOAD).hexdigest(), hashlib.sha256(DOWNLOAD).hexdigest()]
 
 
+def test_a_login_without_its_answer_has_an_unknown_outcome() -> None:
+    out = _talk([(True, nb(session_setup(1, ntlm_authenticate("CORP", "bob"))))])
+    assert [(c["user"], c["success"]) for c in out.credentials] == [("CORP\\bob", None)]
+
+
 def test_a_message_longer_than_the_parser_holds_is_streamed_into_its_file() -> None:
     big = hashlib.sha512(b"seed").digest() * ((MAX_BUFFER * 3) // 64)  # 3 MiB in one WRITE
     script = [(True, nb(tree_connect(1, "\\\\fs\\d"))), (False, nb(tree_connect_response(1, 7, 1))),
