@@ -54,6 +54,7 @@ def test_check_config_prints_defaults():
         'sensor = ""',
         'buffer_size = "64M"',
         'stats_interval = "1m"',
+        "parsers = true",
     ]
 
 
