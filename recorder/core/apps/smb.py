@@ -38,6 +38,7 @@ from recorder.core.apps.ntlm import authenticate_user
 MAX_FILE = 64 << 20  # bytes of one file kept for out.file (as FTP data channels)
 MAX_HELD = 256 << 20  # bytes of file pieces one connection holds at once
 MAX_PENDING = 1024  # requests awaiting a response per connection
+MAX_DEFERRED = 16  # compounded WRITEs (at most MAX_BUFFER each) held until their CREATE's response
 MAX_FILES = 1024  # files open at once per connection (and trees, and recent smb_files records)
 RECENT = 180.0  # seconds an smb_files.log record is not repeated (our choice for Zeek's recent_files)
 
@@ -53,7 +54,8 @@ DELETE_ON_CLOSE = 0x00001000  # CreateOptions
 INFO_FILE = 1
 RENAME_INFO, DISPOSITION_INFO, DISPOSITION_INFO_EX = 10, 13, 64  # FileInformationClass
 FILETIME_EPOCH = 116444736000000000  # 1601-01-01 to 1970-01-01 in 100 ns units
-ANY_FILE = b"\xff" * 16  # a compounded request's "the file the previous CREATE opened"
+ANY_FILE = b"\xff" * 16  # a compounded request's "the file the previous CREATE opened": such a
+# request (WRITE, SET_INFO, CLOSE) is applied with its response, after the CREATE's has named the file
 
 
 def _u16(b: bytes, off: int) -> int:
@@ -265,16 +267,26 @@ class SMB(Parser):
             name = m[_u16(body, 44):_u16(body, 44) + _u16(body, 46)].decode("utf-16-le", "replace")
             return (name, tree, ts, _u32(body, 40))
         if cmd == SET_INFO and len(body) >= 32 and body[2] == INFO_FILE:
-            self._set_info(body[3], body[16:32], m[_u16(body, 8):_u16(body, 8) + _u32(body, 4)], ts)
+            args = (body[3], body[16:32], m[_u16(body, 8):_u16(body, 8) + _u32(body, 4)], ts)
+            if body[16:32] == ANY_FILE:
+                return args  # in a compound after its CREATE: the file is known with the responses
+            self._set_info(*args)
             return None
         if cmd == CLOSE and len(body) >= 24:
-            self._close(self._fid(body[8:24]), ts)
+            if body[8:24] == ANY_FILE:
+                return (ANY_FILE,)
+            self._close(body[8:24], ts)
             return None
         if cmd == WRITE and len(body) >= 32:
-            f = self._file(body[16:32])
+            data_off, length = _u16(body, 2), _u32(body, 4)
+            data = m[data_off:data_off + length]
+            if body[16:32] == ANY_FILE:
+                if sum(1 for p in self.pending.values() if p[0] == WRITE) >= MAX_DEFERRED:
+                    return None
+                return (ANY_FILE, _u64(body, 8), data)
+            f = self.files.get(body[16:32])
             if f is not None and not f.pipe:
-                data_off, length = _u16(body, 2), _u32(body, 4)
-                self._add(f, True, _u64(body, 8), m[data_off:data_off + length], ts)
+                self._add(f, True, _u64(body, 8), data, ts)
             return None
         if cmd == READ and len(body) >= 32:
             return (body[16:32], _u64(body, 8))  # the file id is resolved with the response (compounds)
@@ -298,6 +310,7 @@ class SMB(Parser):
             _, name, tree, when, options = req
             path, pipe = self.trees.get(tree, (None, False))
             f = _File(name=name or None, pipe=pipe, size=_u64(body, 48), path=path)
+            self.last_created = None
             if len(self.files) < MAX_FILES:
                 self.files[body[64:80]] = f
                 self.last_created = body[64:80]
@@ -314,6 +327,15 @@ class SMB(Parser):
             if f is not None and not f.pipe:
                 data_off, length = body[2], _u32(body, 4)
                 self._add(f, False, offset, m[data_off:data_off + length], ts)
+        elif cmd == WRITE:
+            _, fid, offset, data = req
+            f = self._file(fid)
+            if status == 0 and f is not None and not f.pipe:
+                self._add(f, True, offset, data, ts)
+        elif cmd == SET_INFO and status == 0:
+            self._set_info(*req[1:])
+        elif cmd == CLOSE:
+            self._close(self._fid(req[1]), ts)
 
     def _large(self, head: bytes) -> tuple[_File, int, int, int] | None:
         """A message too long to hold, from its first bytes: (file, file offset, data offset, data
@@ -323,7 +345,7 @@ class SMB(Parser):
         cmd, flags, mid = _u16(head, 12), _u32(head, 16), _u64(head, 24)
         body = head[HEADER:]
         if cmd == WRITE and not flags & FLAG_RESPONSE:
-            f = self._file(body[16:32])
+            f = self.files.get(body[16:32])  # not ANY_FILE: a compound's CREATE would come first
             return None if f is None or f.pipe else (f, _u64(body, 8), _u16(body, 2), _u32(body, 4))
         if cmd == READ and flags & FLAG_RESPONSE and _u32(head, 8) == 0:
             req = self.pending.pop(mid, None)

@@ -177,6 +177,29 @@ def test_failed_login_and_byte_at_a_time_delivery() -> None:
         [hashlib.sha256(UPLOAD).hexdigest(), hashlib.sha256(DOWNLOAD).hexdigest()]
 
 
+def test_compounded_requests_act_on_the_file_their_create_opened() -> None:
+    """Windows renames with CREATE + SET_INFO + CLOSE in one compound, and small files go as
+    CREATE + WRITE + CLOSE; those name the file as "the one just opened" (all ff). They act on
+    that file, never on another one still open (here a copy in progress)."""
+    any_file = b"\xff" * 16
+    rename = b"\x00" * 16 + len("new.txt".encode("utf-16-le")).to_bytes(4, "little") + "new.txt".encode("utf-16-le")
+    big = bytes(range(256)) * 100
+    script = [(True, nb(tree_connect(1, "\\\\fs\\d"))), (False, nb(tree_connect_response(1, 7, 1))),
+              (True, nb(create(2, 7, "copy.bin"))), (False, nb(create_response(2, FID_UP))),
+              (True, nb(write_req(3, FID_UP, 0, big[:10000]))), (False, nb(ok(9, 3))),
+              (True, nb(create(4, 7, "old.txt"), set_info(5, any_file, 10, rename), close(6, any_file))),
+              (False, nb(create_response(4, FID_DOWN, 3), ok(17, 5), ok(6, 6))),
+              (True, nb(create(7, 7, "small.txt"), write_req(8, any_file, 0, b"tiny file body"), close(9, any_file))),
+              (False, nb(create_response(7, b"\x07" * 16), ok(9, 8), ok(6, 9))),
+              (True, nb(write_req(10, FID_UP, 10000, big[10000:]))), (False, nb(ok(9, 10))),
+              (True, nb(close(11, FID_UP))), (False, nb(ok(6, 11)))]
+    out = _talk(script)
+    assert [(f["filename"], f["data"]) for f in out.files] == [("small.txt", b"tiny file body"), ("copy.bin", big)]
+    assert [(r["action"], r["name"], r["prev_name"]) for r in out.logs("smb_files")] == [
+        ("SMB::FILE_OPEN", "copy.bin", None), ("SMB::FILE_OPEN", "old.txt", None),
+        ("SMB::FILE_RENAME", "new.txt", "old.txt"), ("SMB::FILE_OPEN", "small.txt", None)]
+
+
 def test_a_login_without_its_answer_has_an_unknown_outcome() -> None:
     out = _talk([(True, nb(session_setup(1, ntlm_authenticate("CORP", "bob"))))])
     assert [(c["user"], c["success"]) for c in out.credentials] == [("CORP\\bob", None)]
