@@ -242,17 +242,17 @@ class LiveApps:
                 else:
                     self._add_services(self.proc.flush())
                     self._store_services()
-            except WiretrailError as err:
+            except Exception as err:  # noqa: BLE001 - whatever stops the parsers, capture goes on
                 self._fail(err)
             finally:
                 if item[0] == "feed":
                     with self.lock:
                         self.queued -= _batch_bytes(item[1])
 
-    def _fail(self, err: WiretrailError) -> None:
+    def _fail(self, err: Exception) -> None:
         self.failed = True
         log.error("protocol parsers stopped: %s; capture and flows go on (an ingest of the capture files "
-                  "gives the protocol records)", err.message if hasattr(err, "message") else err)
+                  "gives the protocol records)", err.message if isinstance(err, WiretrailError) else repr(err))
 
     def _add_services(self, services) -> None:
         for uid, names in services:

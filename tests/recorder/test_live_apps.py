@@ -1,0 +1,66 @@
+"""The recorder's parsers (``LiveApps``) without a network: records and services reach the store,
+and a parser process that dies stops only the parsers, with one log line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+from recorder.core.decode import Decoder
+from recorder.core.flowmeter import FlowMeter
+from recorder.core.pcapio import read_batches
+from recorder.core.store import Store
+from recorder.daemon import Counters, LiveApps
+
+DEMO = Path(__file__).resolve().parents[2] / "captures" / "demo.pcap"
+
+
+def _batches():
+    dec = Decoder(fast=True)
+    return [(raw, dec.decode(raw)) for raw in read_batches(str(DEMO), batch_size=50)]
+
+
+def test_records_and_services_reach_the_store(tmp_path):
+    store = Store(str(tmp_path / "w.db"))
+    store.ensure_schema()
+    counters = Counters()
+    apps = LiveApps(store, counters)
+    writer = store.flow_writer()
+    meter = FlowMeter(writer.put)
+    for raw, dec in _batches():
+        meter.add(raw, dec, None)
+        apps.feed(raw, dec, None)
+    apps.flush()
+    meter.finish()
+    writer.close()
+    apps.close()
+    with sqlite3.connect(tmp_path / "w.db") as conn:
+        assert conn.execute("SELECT count(*) FROM dns").fetchone()[0] > 0
+        assert conn.execute("SELECT count(*) FROM http").fetchone()[0] > 0
+        services = dict(conn.execute("SELECT uid, service FROM flows WHERE service IS NOT NULL").fetchall())
+    assert {"dns", "http"} <= set(services.values())
+    assert counters.parser_skipped == 0
+
+
+def test_a_dead_parser_process_stops_only_the_parsers(tmp_path, caplog):
+    store = Store(str(tmp_path / "w.db"))
+    store.ensure_schema()
+    counters = Counters()
+    apps = LiveApps(store, counters)
+    os.kill(apps.proc._proc.pid, signal.SIGKILL)
+    apps.proc._proc.join()
+    batches = _batches()
+    with caplog.at_level(logging.ERROR, logger="wiretrail-recorder"):
+        for raw, dec in batches:
+            apps.feed(raw, dec, None)
+        deadline = time.monotonic() + 30
+        while not apps.failed and time.monotonic() < deadline:
+            time.sleep(0.05)
+        apps.feed(*batches[0], None)  # after the failure: counted, not queued
+        apps.close()  # returns: nothing waits for the dead process
+    assert apps.failed and counters.parser_skipped >= len(batches[0][0])
+    assert [r.message for r in caplog.records if "protocol parsers stopped" in r.message] != []
