@@ -205,7 +205,7 @@ class LiveApps:
         self.lock = threading.Lock()
         self.capture_id: int | None = None
         self.failed = False
-        self.services: dict[str, str] = {}  # uid -> service, until the flow's row is stored
+        self.services: dict[str, list[str]] = {}  # uid -> services, until the flow's row is stored
         self.thread = threading.Thread(target=self._serve, name="parsers-feed", daemon=True)
         self.thread.start()
 
@@ -256,21 +256,20 @@ class LiveApps:
 
     def _add_services(self, services) -> None:
         for uid, names in services:
-            value = ",".join(dict.fromkeys(n for n in names if n))
-            if uid and value:
-                self.services.pop(uid, None)
-                self.services[uid] = value
+            if uid and names:
+                self.services.pop(uid, None)  # to the end: the oldest stay first
+                self.services[uid] = names
         while len(self.services) > APP_PENDING_SERVICES:  # the oldest first
             del self.services[next(iter(self.services))]
 
     def _store_services(self) -> None:
         if not self.services:
             return
-        from recorder.core.appstore import update_stored_services
+        from recorder.core.appstore import stored_uids, update_services
 
         try:
-            for uid in update_stored_services(self.store, self.services):
-                del self.services[uid]
+            found = stored_uids(self.store, self.services)
+            update_services(self.store, ((uid, self.services.pop(uid)) for uid in found))
         except StoreError as err:
             log.error("flow services not stored: %s", err.message)
 

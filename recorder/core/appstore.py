@@ -582,21 +582,15 @@ def update_services(store: Store, services: Iterable[tuple[str, list[str]]], *, 
     return n
 
 
-def update_stored_services(store: Store, services: dict[str, str], *, chunk: int = 500) -> set[str]:
-    """For a recorder whose flows are written while their connections' services are still being
-    found: set flows.service for the uids in ``services`` (uid -> Zeek's comma-separated list)
-    whose flow row is already stored; returns those uids (the others are to be tried again)."""
-    done: set[str] = set()
-    uids = list(services)
-    stmt = flows.update().where(flows.c.uid == sa.bindparam("u")).values(service=sa.bindparam("s"))
-    with store._errors("update flow services"), store.engine.begin() as conn:
+def stored_uids(store: Store, uids: Iterable[str], *, chunk: int = 500) -> set[str]:
+    """Those of ``uids`` whose flow row is stored (a recorder sets a flow's service only then:
+    its flows are written when they end, often after their protocol was recognised)."""
+    uids = list(uids)
+    found: set[str] = set()
+    with store._errors("look up flows"), store.engine.connect() as conn:
         for i in range(0, len(uids), chunk):
-            part = uids[i:i + chunk]
-            found = [u for (u,) in conn.execute(sa.select(flows.c.uid).where(flows.c.uid.in_(part)))]
-            if found:
-                conn.execute(stmt, [{"u": u, "s": services[u]} for u in dict.fromkeys(found)])
-                done.update(found)
-    return done
+            found.update(u for (u,) in conn.execute(sa.select(flows.c.uid).where(flows.c.uid.in_(uids[i:i + chunk]))))
+    return found
 
 
 def app_summary(conn: Connection) -> dict:

@@ -17,6 +17,7 @@ import hashlib
 import os
 import re
 import unicodedata
+from collections.abc import Iterable
 from pathlib import Path
 
 from recorder.core.apps.base import Conn
@@ -137,6 +138,17 @@ def file_record(conn: Conn, *, ts: float, data: bytes, is_orig: bool, source: st
     return rec
 
 
+def merge_spans(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Byte ranges (start, end) merged where they overlap or touch, in order."""
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(x, y) for x, y in merged]
+
+
 class RangedFile:
     """One file fetched in pieces by byte ranges (HTTP 206), maybe over several connections.
 
@@ -181,13 +193,7 @@ class RangedFile:
 
     def spans(self) -> list[tuple[int, int]]:
         """The byte ranges covered, merged, in order."""
-        merged: list[list[int]] = []
-        for start, end in sorted((o, o + n) for o, n in self.lengths.items()):
-            if merged and start <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], end)
-            else:
-                merged.append([start, end])
-        return [(x, y) for x, y in merged]
+        return merge_spans((o, o + n) for o, n in self.lengths.items())
 
     def records(self, hashes: bool = True) -> tuple[list[tuple[dict, Conn]], bytes | None]:
         """One record per connection, and the whole file's bytes when it is whole (else None)."""

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from recorder.core.apps.base import CONN_ID, MAX_BUFFER, Conn, LogFields, Output, Parser
+from recorder.core.apps.files import merge_spans
 from recorder.core.apps.ntlm import authenticate_user
 
 MAX_FILE = 64 << 20  # bytes of one file kept for out.file (as FTP data channels)
@@ -44,7 +45,7 @@ RECENT = 180.0  # seconds an smb_files.log record is not repeated (our choice fo
 
 SMB2 = b"\xfeSMB"
 HEADER = 64
-NEGOTIATE, SESSION_SETUP, TREE_CONNECT, CREATE, CLOSE, READ, WRITE, SET_INFO = 0, 1, 3, 5, 6, 8, 9, 17
+SESSION_SETUP, TREE_CONNECT, CREATE, CLOSE, READ, WRITE, SET_INFO = 1, 3, 5, 6, 8, 9, 17
 FLAG_RESPONSE, FLAG_ASYNC = 0x1, 0x2
 STATUS_PENDING = 0x00000103
 STATUS_MORE_PROCESSING = 0xC0000016
@@ -105,12 +106,7 @@ class _File:
         Holes between pieces are missing bytes, not zeros (so seen_bytes is what was seen, as in
         Zeek and the other parsers' files)."""
         pieces = self.pieces[is_orig]
-        spans: list[list[int]] = []
-        for start, end in sorted((o, o + len(d)) for o, d in pieces):
-            if spans and start <= spans[-1][1]:
-                spans[-1][1] = max(spans[-1][1], end)
-            else:
-                spans.append([start, end])
+        spans = merge_spans((o, o + len(d)) for o, d in pieces)
         furthest = spans[-1][1] if spans else 0
         buf = bytearray(furthest)
         for offset, data in pieces:
