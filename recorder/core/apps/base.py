@@ -26,6 +26,10 @@ A parser that hands the connection over (STARTTLS in SMTP/POP3/IMAP/XMPP/FTP, HT
 Upgrade) sets ``self.redetect = True``: the dispatcher calls its ``end`` and runs detection
 afresh on the connection's next bytes; each service recognised stays in ``conn.services``.
 
+A parser that needs no more of the connection's bytes (its record is written and nothing later
+changes it: TLS once both sides encrypt, SSH once logged) sets ``self.wants_data = False``: the
+dispatcher then stops reassembling the connection, and still calls ``end`` at FIN, RST or timeout.
+
 Parsers must never raise on bad input: an exception from a parser is caught by the dispatcher,
 counted per service as a parser failure, and the parser is detached from that connection.
 Memory is the parser's own responsibility: buffer at most ``MAX_BUFFER`` bytes per direction.
@@ -105,6 +109,7 @@ class Parser:
     transport: ClassVar[str] = "tcp"  # "tcp" or "udp"
     logs: ClassVar[dict[str, LogFields]] = {}  # the logs this parser writes, with their fields
     ports: ClassVar[frozenset[int]] = frozenset()  # well-known ports: a hint for detection only
+    wants_data: bool = True  # false once no later bytes can change what the parser reports
 
     def __init__(self, conn: Conn, out: Output, conn_context: dict | None = None) -> None:
         self.conn = conn

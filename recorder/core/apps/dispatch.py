@@ -53,7 +53,9 @@ DNS_SESSION = 10 * NS  # Zeek's dns_session_timeout
 SWEEP_EVERY = 5 * NS  # how often (capture time) idle connections are looked for
 EXPECT_FOR = 300 * NS  # how long an expected connection is waited for
 
-DETECTING, ATTACHED, IGNORED, CLOSED = 0, 1, 2, 3
+# SATED: every parser of the connection has what it needs (``Parser.wants_data`` false): its
+# bytes are no longer reassembled, but FIN, RST and timeouts still end it (parsers get ``end``)
+DETECTING, ATTACHED, SATED, IGNORED, CLOSED = 0, 1, 2, 3, 4
 
 _M64 = 0xFFFFFFFFFFFFFFFF
 _MIX1, _MIX2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
@@ -354,6 +356,13 @@ class AppLayer:
                 if pll[i]:
                     st = conns.get(kh)
                     t = tl[j - 1]
+                    if st is not None and st.mode == SATED and t < st.deadline:
+                        st.last = t  # plain segments: no flags that could end it, nothing to deliver
+                        if al[i] != st.orig_is_a:
+                            st.resp_seen = True
+                        st.deadline = t + self.tcp_timeout
+                        i = j
+                        continue
                     if st is not None and st.mode == ATTACHED and t < st.deadline:
                         is_orig = al[i] == st.orig_is_a
                         s = st.so if is_orig else st.sr
@@ -608,6 +617,8 @@ class AppLayer:
                     continue
                 if p.redetect:
                     self._redetect(st, p)
+                elif not p.wants_data and st.mode == ATTACHED and not any(q.wants_data for q in st.parsers):
+                    st.mode = SATED  # the streams stay as they are until the end (no more adds)
             return
         if st.mode != DETECTING or not data:
             return
@@ -698,11 +709,11 @@ class AppLayer:
 
     def _end(self, st: _State, ts: float) -> None:
         """The connection is over: deliver what is buffered (with gaps), then end its parsers."""
-        if st.mode == ATTACHED:
+        if st.mode in (ATTACHED, SATED):
             for s in (st.so, st.sr):
                 if s is not None and s.starts:
                     self._buffered_total -= s.buffered
-                    s.flush()
+                    s.flush()  # SATED: nothing is delivered, the buffer is dropped
             for p in list(st.parsers):
                 try:
                     p.end(ts)
@@ -739,7 +750,7 @@ class AppLayer:
 
     def _evict(self) -> None:
         """Over the total bound: flush the connections holding the most out-of-order bytes."""
-        by_size = sorted((st for st in self.conns.values() if st.mode == ATTACHED), key=_State.buffered,
+        by_size = sorted((st for st in self.conns.values() if st.mode in (ATTACHED, SATED)), key=_State.buffered,
                          reverse=True)
         for st in by_size:
             if self._buffered_total <= self.max_total_buffer // 2:

@@ -285,6 +285,7 @@ class SSH(Parser):
 
     def _log(self) -> None:
         self.logged = True
+        self.wants_data = False
         orig_local, resp_local = _is_local(self.conn.orig_h), _is_local(self.conn.resp_h)
         direction = "OUTBOUND" if orig_local and not resp_local else (
             "INBOUND" if resp_local and not orig_local else None)

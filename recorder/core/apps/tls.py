@@ -683,18 +683,26 @@ class TLS(Parser):
         if len(side.buf) > MAX_BUFFER:
             side.dead = True
             side.buf.clear()
+            self._check_sated()
             return
         try:
             self._records(is_orig, side, ts)
         except (ValueError, IndexError):
             side.dead = True
             side.buf.clear()
+        if side.dead:
+            self._check_sated()
 
     def gap(self, is_orig: bool, nbytes: int, ts: float) -> None:
         side = self.sides[is_orig]
         side.dead = True  # record boundaries are lost
         side.buf.clear()
         side.hs.clear()
+        self._check_sated()
+
+    def _check_sated(self) -> None:
+        if self.sides[True].dead and self.sides[False].dead:
+            self.wants_data = False  # neither side can be read further: only end() is left
 
     def end(self, ts: float) -> None:
         if not self.done and self.ts is not None and (self.history or self.rec):
@@ -984,6 +992,7 @@ class TLS(Parser):
     # -- output ----------------------------------------------------------------------------
     def _log(self) -> None:
         self.done = True
+        self.wants_data = False
         rec = self.rec
         record = {
             "ts": self.ts, "version": rec.get("version"), "cipher": rec.get("cipher"),

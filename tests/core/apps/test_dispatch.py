@@ -245,6 +245,31 @@ def test_redetect_hands_the_connection_to_the_next_protocol(tmp_path: Path) -> N
         assert dict(app.services()) == {first["uid"]: ["hello", "other"]}
 
 
+def test_sated_parser_gets_no_more_bytes_but_its_end(tmp_path: Path) -> None:
+    class Sated(Recorder):
+        """Has what it needs once the server said something (as TLS once both sides encrypt)."""
+
+        def data(self, is_orig, data, ts):
+            super().data(is_orig, data, ts)
+            if not is_orig:
+                self.wants_data = False
+
+    pkts = handshake() + [(0.10, tcp(CLI, 40000, SRV, 7000, 1001, PA, b"HELLO")),
+                          (0.11, tcp(CLI, 40000, SRV, 7000, 1010, PA, b"later")),  # beyond a hole: held
+                          (0.20, tcp(SRV, 7000, CLI, 40000, 5001, PA, b"hi")),
+                          (0.30, tcp(CLI, 40000, SRV, 7000, 1006, PA, b"more")),  # fills it: not delivered
+                          (0.40, tcp(SRV, 7000, CLI, 40000, 5003, PA, b"and more"))]
+    pkts += close(40000, 7000, 1015, 5011, 0.5)
+    pkts += handshake(cisn=9000, sisn=7000, t=1.0) + [(1.1, tcp(CLI, 40000, SRV, 7000, 9001, PA, b"HELLO again"))]
+    for size in (1, 65536):
+        app, out, flows = run(write(tmp_path / "t.pcap", pkts), [Sated], batch_size=size)
+        first, second = out.logs("hello")
+        assert first["orig"] == b"HELLO" and first["resp"] == b"hi" and first["gaps"] == []
+        assert first["ts"] == T0 / 1e9 + 0.51  # ended by the FINs, as any connection
+        assert second["orig"] == b"HELLO again"  # the port pair's next connection is parsed afresh
+        assert app._buffered_total == 0 and len(flows) == 2
+
+
 def test_expected_connection_gets_its_parser_without_detection(tmp_path: Path) -> None:
     class Control(Recorder):
         def data(self, is_orig, data, ts):
