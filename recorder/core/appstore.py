@@ -111,6 +111,9 @@ def _double(value: Any) -> float | None:
     return None
 
 
+_json_text = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(x, ensure_ascii=False), built once
+
+
 def _collection(value: Any, ztype: str) -> str | None:
     if value is None:
         return None
@@ -124,7 +127,7 @@ def _collection(value: Any, ztype: str) -> str | None:
         out = [_count(v) for v in items]
     else:
         out = [clean_text(v) for v in items]
-    return json.dumps(out, ensure_ascii=False)
+    return _json_text(out)
 
 
 def to_column(value: Any, ztype: str) -> Any:
@@ -564,20 +567,22 @@ def record_failures(store: Store, counts: dict[int | None, Counter]) -> None:
 
 def update_services(store: Store, services: Iterable[tuple[str, list[str]]], *, batch: int = 5000) -> int:
     """Set flows.service (Zeek's comma-separated list) from the application layer, by uid."""
-    stmt = flows.update().where(flows.c.uid == sa.bindparam("u")).values(service=sa.bindparam("s"))
     n = 0
-    rows: list[dict] = []
+    rows: list[tuple[str, str]] = []
     with store._errors("update flow services"), store.engine.begin() as conn:
+        # the driver's executemany with tuples: a Core update() with dicts took twice as long
+        mark = "%s" if conn.dialect.paramstyle in ("pyformat", "format") else "?"
+        sql = f"UPDATE {flows.name} SET service = {mark} WHERE uid = {mark}"
         for uid, names in services:
             value = ",".join(dict.fromkeys(s for s in names if s))
             if uid and value:
-                rows.append({"u": uid, "s": value})
+                rows.append((value, uid))
             if len(rows) >= batch:
-                conn.execute(stmt, rows)
+                conn.exec_driver_sql(sql, rows)
                 n += len(rows)
                 rows = []
         if rows:
-            conn.execute(stmt, rows)
+            conn.exec_driver_sql(sql, rows)
             n += len(rows)
     return n
 
