@@ -44,6 +44,7 @@ from recorder.core.errors import CaptureError, StoreError, WiretrailError
 from recorder.core.evidence import GENESIS, chain_hash, file_sha256
 from recorder.core.flowid import LocalNets
 from recorder.core.flowmeter import FlowMeter, Timeouts
+from recorder.core.l2 import MacTable
 from recorder.core.pcapwrite import repair_pcap
 from recorder.core.store import Store
 from recorder.retention import Limits, enforce
@@ -192,13 +193,18 @@ class LiveApps:
     ``parser_skipped`` and stay in the capture files, where an ingest parses them). Records are
     flushed every FLOW_FLUSH_SECONDS. A flow's service is set once its row is stored (flows are
     written when they end, often after their protocol was recognised). If the parsers' process
-    fails, capture and flows go on without it, with one log line."""
+    fails, capture and flows go on without it, with one log line.
 
-    def __init__(self, store: Store, counters: Counters) -> None:
+    The hardware addresses of local hosts (``l2.MacTable``, for ``wiretrail hosts``) are taken from
+    every batch in the capture thread, parsed or not (a few numpy operations), and each new
+    (address, MAC) pair is stored at the next flush, with its first sighting."""
+
+    def __init__(self, store: Store, counters: Counters, local: LocalNets | None = None) -> None:
         from recorder.core.ingest import app_process
 
         self.store = store
         self.counters = counters
+        self.macs = MacTable(local or LocalNets(None))
         self.proc = app_process(store, warn=lambda w: log.warning("parsers: %s", w))
         self.queue: queue.Queue = queue.Queue()
         self.queued = 0  # packet bytes in the queue
@@ -215,6 +221,7 @@ class LiveApps:
             return
         size = _batch_bytes(raw)
         with self.lock:
+            self.macs.add(raw, dec, capture_id)
             if self.queued + size > APP_QUEUE_BYTES and self.queued:
                 self.counters.parser_skipped += len(raw)
                 return
@@ -242,6 +249,7 @@ class LiveApps:
                 else:
                     self._add_services(self.proc.flush())
                     self._store_services()
+                    self._store_macs()
             except Exception as err:  # noqa: BLE001 - whatever stops the parsers, capture goes on
                 self._fail(err)
             finally:
@@ -273,9 +281,21 @@ class LiveApps:
         except StoreError as err:
             log.error("flow services not stored: %s", err.message)
 
+    def _store_macs(self) -> None:
+        with self.lock:
+            records = self.macs.take_new()
+        if not records:
+            return
+        from recorder.core.ingest import store_mac_records
+
+        try:
+            store_mac_records(self.store, records)
+        except StoreError as err:
+            log.error("MAC addresses not stored: %s", err.message)
+
     def close(self) -> None:
         """After the flows are written: the parsers end every connection, their last records are
-        written and the services stored."""
+        written and the services and MAC addresses stored."""
         self.queue.put(None)
         self.thread.join()
         if self.failed:
@@ -285,6 +305,7 @@ class LiveApps:
             self.proc.finish()
             self._add_services(self.proc.services())
             self._store_services()
+            self._store_macs()
         except WiretrailError as err:
             self._fail(err)
             self.proc.close()
@@ -401,9 +422,10 @@ class Stream:
         sink = meter = None
         try:
             sink = FlowSink(self.store, self.counters)
+            local = LocalNets([str(n) for n in c.local_net])
             if c.parsers:
-                self.apps = LiveApps(self.store, self.counters)
-            meter = FlowMeter(sink, local_nets=LocalNets([str(n) for n in c.local_net]), timeouts=Timeouts())
+                self.apps = LiveApps(self.store, self.counters, local)
+            meter = FlowMeter(sink, local_nets=local, timeouts=Timeouts())
             decoder = Decoder(fast=True)
             self.writer = RotatingWriter(c.output_dir, self.spec.prefix(self.sensor), linktype=self.capture.linktype,
                                          snaplen=c.snaplen, rotate_size=c.rotate_size,

@@ -252,12 +252,16 @@ def _ingest(paths: list[str], store, local_nets: list[str] | None, timeouts: Tim
 
 def _store_macs(store, macs: MacTable | None) -> None:
     """The (local address, MAC) pairs seen, into the ``macs`` table."""
-    if macs is None:
-        return
+    if macs is not None:
+        store_mac_records(store, macs.records())
+
+
+def store_mac_records(store, records: list[tuple[dict, int | None]]) -> None:
+    """``MacTable`` records (record, capture id) into the ``macs`` table."""
     from recorder.core.appstore import to_row
     from recorder.core.schema import APP_TABLES
 
-    rows = [to_row("macs", record, capture_id) for record, capture_id in macs.records()]
+    rows = [to_row("macs", record, capture_id) for record, capture_id in records]
     if rows:
         with store._errors("store MAC addresses"), store.engine.begin() as conn:
             conn.execute(APP_TABLES["macs"].insert(), rows)

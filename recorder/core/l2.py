@@ -21,12 +21,18 @@ def mac_str(mac: int) -> str:
     return ":".join(f"{(mac >> s) & 0xFF:02x}" for s in range(40, -8, -8))
 
 
+MAX_PAIRS = 1_000_000  # pairs a long-running table keeps; past it, those already taken are forgotten
+
+
 class MacTable:
-    """(local address, MAC) -> first and last time seen, fed batch by batch."""
+    """(local address, MAC) -> first and last time seen, fed batch by batch. ``records`` gives
+    every pair (an ingest, at its end); ``take_new`` only those not taken before (the recorder,
+    at each flush)."""
 
     def __init__(self, local: LocalNets) -> None:
         self.local = local
-        self.pairs: dict[tuple[int, int], list] = {}  # (addr int, mac int) -> [first ns, last ns, capture id]
+        # (addr int, mac int) -> [first ns, last ns, capture id, taken by take_new]
+        self.pairs: dict[tuple[int, int], list] = {}
 
     def add(self, raw, dec, capture_id: int | None = None) -> None:
         c = dec.cols
@@ -56,15 +62,28 @@ class MacTable:
             k = ((h << 64) | lo_, m)
             seen = self.pairs.get(k)
             if seen is None:
-                self.pairs[k] = [f, t, capture_id]
+                self.pairs[k] = [f, t, capture_id, False]
             else:
                 seen[0], seen[1] = min(seen[0], f), max(seen[1], t)
+        if len(self.pairs) > MAX_PAIRS:  # a recorder on a huge or churning network: bounded memory
+            self.pairs = {k: v for k, v in self.pairs.items() if not v[3]}
 
     def records(self) -> list[tuple[dict, int | None]]:
         """Each pair as a ``macs`` record (first sighting, source ``ethernet``) with its capture."""
+        return self._records(self.pairs.items())
+
+    def take_new(self) -> list[tuple[dict, int | None]]:
+        """``records`` of the pairs seen since the last call only (their last_seen as of now)."""
+        new = [(k, v) for k, v in self.pairs.items() if not v[3]]
+        for _, v in new:
+            v[3] = True
+        return self._records(new)
+
+    @staticmethod
+    def _records(pairs) -> list[tuple[dict, int | None]]:
         return [({"ts": f / 1e9, "addr": addr_str(a), "mac": mac_str(m), "source": "ethernet",
                   "last_seen": t / 1e9}, cid)
-                for (a, m), (f, t, cid) in sorted(self.pairs.items(), key=lambda kv: (kv[1][0], kv[0]))]
+                for (a, m), (f, t, cid, _) in sorted(pairs, key=lambda kv: (kv[1][0], kv[0]))]
 
 
 __all__ = ["MacTable", "mac_str"]

@@ -78,3 +78,21 @@ def test_no_macs_without_parsers_or_ethernet(tmp_path):
         store.ensure_schema()
         ingest([str(cap)], store, parsers=False)  # --no-parsers: flows only
         assert [h["mac"] for h in hosts(store)] == [None, None]
+
+
+def test_take_new_gives_each_pair_once(tmp_path):
+    from recorder.core.decode import Decoder
+    from recorder.core.flowid import LocalNets
+    from recorder.core.l2 import MacTable
+    from recorder.core.pcapio import read_batches
+
+    cap = tmp_path / "l2.pcap"
+    wrpcap(str(cap), [packet(1.0, HOST, "10.0.0.5", "8.8.8.8"), packet(2.0, NIC2, "10.0.0.5", "8.8.8.8"),
+                      packet(3.0, HOST, "10.0.0.5", "8.8.8.8")])
+    table, dec = MacTable(LocalNets()), Decoder()
+    taken = []
+    for raw in read_batches(str(cap), batch_size=1):  # as the recorder: a flush after each batch
+        table.add(raw, dec.decode(raw), 7)
+        taken.append([(r["addr"], r["mac"], r["ts"], cid) for r, cid in table.take_new()])
+    assert taken == [[("10.0.0.5", HOST, 1.0, 7)], [("10.0.0.5", NIC2, 2.0, 7)], []]
+    assert [r["last_seen"] for r, _ in table.records()] == [3.0, 2.0]  # records() still gives every pair

@@ -311,11 +311,12 @@ APP_QUERIES = {
     "http": "SELECT uid, method, host, uri, status_code, response_body_len, resp_mime_types FROM http",
     "files": "SELECT uid, source, mime_type, seen_bytes, sha256 FROM files",
     "services": "SELECT uid, service FROM flows WHERE service IS NOT NULL",
+    "macs": "SELECT addr, mac, ts_ns FROM macs",
 }
 
 
 def test_protocol_records_written_live_equal_an_ingest(netns, tmp_path):
-    """The parsers run beside capture: the dns, http and files records and the flows' services
+    """The parsers run beside capture: the dns, http and files records, the flows' services and the MACs
     the daemon stored are those an ingest of its sealed files gives; --no-parsers stores none."""
     from tests.recorder.conftest import Recorder
     from tests.recorder.traffic import write_protocol_capture
@@ -339,6 +340,7 @@ def test_protocol_records_written_live_equal_an_ingest(netns, tmp_path):
     assert len(_records(rec.db, APP_QUERIES["http"])) == 100
     assert {s for _, s in _records(rec.db, APP_QUERIES["services"])} == {"dns", "http"}
     assert len(_records(rec.db, APP_QUERIES["services"])) == 200
+    assert _records(rec.db, APP_QUERIES["macs"]) != []  # the local hosts' hardware addresses
 
     flows_only = Recorder(netns, tmp_path, "--no-parsers", out=tmp_path / "out2", db=tmp_path / "flows.db").ready()
     netns.replay(cap, pps=5000)
@@ -347,3 +349,4 @@ def test_protocol_records_written_live_equal_an_ingest(netns, tmp_path):
     assert len(flows(tmp_path / "flows.db")) == 200
     assert _records(tmp_path / "flows.db", APP_QUERIES["dns"]) == []
     assert _records(tmp_path / "flows.db", APP_QUERIES["services"]) == []
+    assert _records(tmp_path / "flows.db", APP_QUERIES["macs"]) == []

@@ -44,6 +44,15 @@ def test_records_and_services_reach_the_store(tmp_path):
         services = dict(conn.execute("SELECT uid, service FROM flows WHERE service IS NOT NULL").fetchall())
     assert {"dns", "http"} <= set(services.values())
     assert counters.parser_skipped == 0
+    # the hardware addresses of local hosts, as an ingest of the same capture stores them
+    from recorder.core.ingest import ingest
+
+    with Store(str(tmp_path / "i.db")) as other:
+        other.ensure_schema()
+        ingest([str(DEMO)], other)
+    pairs = [sorted(sqlite3.connect(tmp_path / db).execute("SELECT addr, mac, ts_ns FROM macs").fetchall())
+             for db in ("w.db", "i.db")]
+    assert pairs[0] == pairs[1] and pairs[0] != []
 
 
 def test_a_dead_parser_process_stops_only_the_parsers(tmp_path, caplog):
