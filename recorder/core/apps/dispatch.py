@@ -31,7 +31,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from recorder.core.apps.base import Conn, Output, Parser
-from recorder.core.apps.streams import DEFAULT_MAX_BUFFER, Stream
+from recorder.core.apps.streams import DEFAULT_MAX_BUFFER, M32, Stream
 from recorder.core.batch import DecodedBatch, RawBatch
 from recorder.core.flowid import (
     DNS_UDP_PORTS,
@@ -372,9 +372,17 @@ class AppLayer:
                             if not is_orig:
                                 st.resp_seen = True
                             st.deadline = t + self.tcp_timeout
+                            payload = (data[ol[i]:ol[i] + cl[i]] if j - i == 1 else
+                                       b"".join([data[o:o + m] for o, m in zip(ol[i:j], cl[i:j])]))
+                            if not s.starts and s.next >= 0 and sl[i] == s.next & M32:
+                                # in order with nothing held: Stream.add's first case, inline
+                                s.next += len(payload)
+                                s.delivered += len(payload)
+                                self._data(st, is_orig, payload)
+                                i = j
+                                continue
                             before = s.buffered
-                            s.add(sl[i], data[ol[i]:ol[i] + cl[i]] if j - i == 1 else
-                                  b"".join([data[o:o + m] for o, m in zip(ol[i:j], cl[i:j])]))
+                            s.add(sl[i], payload)
                             if s.buffered != before:
                                 self._buffered_total += s.buffered - before
                                 if self._buffered_total > self.max_total_buffer:
