@@ -116,6 +116,7 @@ def test_hostile_values_are_stored_not_raised(store, background):
         "ts": TS, "uri": "/a\x00b", "host": "h\udcff\udc80st", "user_agent": b"raw\xff bytes",
         "status_code": 1 << 70, "request_body_len": "12", "response_body_len": "lots", "trans_depth": -1,
         "tags": "not-a-list", "orig_fuids": [None, "\x00"], "method": 7, "username": object(),
+        "referrer": "a\tb\nc\\N\r\\.",  # what COPY's text format must escape (PostgreSQL)
     }, CONN)
     out.log("dns", {"ts": float("nan"), "rtt": float("inf"), "TTLs": [1.5, "x", None], "AA": "yes",
                     "trans_id": 3.0, "answers": ("1.2.3.4",)}, CONN)
@@ -124,6 +125,7 @@ def test_hostile_values_are_stored_not_raised(store, background):
     out.close()
     http = next(query_log(store, "http"))
     assert http["uri"] == "/a\\x00b"
+    assert http["referrer"] == "a\tb\nc\\N\r\\."
     assert http["host"] == "h\\xff\\x80st"
     assert http["user_agent"] == "raw\\xff bytes"
     assert http["status_code"] is None and http["request_body_len"] == 12 and http["response_body_len"] is None
