@@ -10,7 +10,9 @@ metering flows and running the protocol parsers into SQLite) and with 1 worker a
 kept, kernel drops, the replay rate and CPU time (user + system, per packet kept) per round,
 and the median kept.
 
-    sudo python3 bench/bench_recorder.py [--packets 1000000] [--rounds 3] [--pcap FILE]
+    sudo .venv/bin/python bench/bench_recorder.py [--packets 1000000] [--rounds 3] [--pcap FILE]
+
+(the project's virtualenv: the recorder runs as ``sys.executable -m recorder.cli``)
 """
 
 from __future__ import annotations
@@ -120,6 +122,12 @@ def main() -> int:
     a = ap.parse_args()
     if os.geteuid() != 0:
         print("bench_recorder.py: needs root (network namespace, capture)", file=sys.stderr)
+        return 2
+    try:  # the recorder runs with this interpreter
+        import recorder.daemon  # noqa: F401
+    except ImportError as err:
+        print(f"bench_recorder.py: {sys.executable} cannot run the recorder ({err}); "
+              "use the project's virtualenv: sudo .venv/bin/python bench/bench_recorder.py", file=sys.stderr)
         return 2
     for tool in ("ip", "tcpreplay", "tcpdump"):
         if shutil.which(tool) is None:
