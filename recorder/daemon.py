@@ -204,7 +204,7 @@ class LiveApps:
 
         self.store = store
         self.counters = counters
-        self.macs = MacTable(local or LocalNets(None))
+        self.macs: MacTable | None = MacTable(local if local is not None else LocalNets())
         self.proc = app_process(store, warn=lambda w: log.warning("parsers: %s", w))
         self.queue: queue.Queue = queue.Queue()
         self.queued = 0  # packet bytes in the queue
@@ -221,7 +221,12 @@ class LiveApps:
             return
         size = _batch_bytes(raw)
         with self.lock:
-            self.macs.add(raw, dec, capture_id)
+            if self.macs is not None:
+                try:
+                    self.macs.add(raw, dec, capture_id)
+                except Exception as err:  # noqa: BLE001 - capture goes on whatever this does
+                    log.error("MAC addresses no longer kept: %r", err)
+                    self.macs = None
             if self.queued + size > APP_QUEUE_BYTES and self.queued:
                 self.counters.parser_skipped += len(raw)
                 return
@@ -283,7 +288,7 @@ class LiveApps:
 
     def _store_macs(self) -> None:
         with self.lock:
-            records = self.macs.take_new()
+            records = self.macs.take_new() if self.macs is not None else []
         if not records:
             return
         from recorder.core.ingest import store_mac_records
