@@ -179,10 +179,6 @@ class FlowSink:
             log.error("%d flows could not be written to the database; re-ingest the sealed files to recover them", lost)
 
 
-def _batch_bytes(raw) -> int:
-    return int(raw.caplen.sum())
-
-
 class LiveApps:
     """The protocol parsers beside capture, in the application-layer process ``wiretrail ingest``
     uses (``recorder.core.ingest.app_process``), writing dns, http, ssl, files, credentials...
@@ -219,7 +215,7 @@ class LiveApps:
         if self.failed:
             self.counters.parser_skipped += len(raw)
             return
-        size = _batch_bytes(raw)
+        size = int(raw.caplen.sum())  # packet bytes, for the queue's bound
         with self.lock:
             if self.macs is not None:
                 try:
@@ -234,7 +230,7 @@ class LiveApps:
         if capture_id != self.capture_id:
             self.queue.put(("capture", capture_id))
             self.capture_id = capture_id
-        self.queue.put(("feed", raw, dec))
+        self.queue.put(("feed", raw, dec, size))
 
     def flush(self) -> None:
         """Ask for the records so far to be written and the services found to be stored (done by
@@ -260,7 +256,7 @@ class LiveApps:
             finally:
                 if item[0] == "feed":
                     with self.lock:
-                        self.queued -= _batch_bytes(item[1])
+                        self.queued -= item[3]
 
     def _fail(self, err: Exception) -> None:
         self.failed = True

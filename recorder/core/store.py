@@ -406,8 +406,8 @@ class Store:
                 sa.select(*(alerts.c[k] for k in _ALERT_KEY)).where(alerts.c.ts_ns.between(lo, hi)))}
             new = [(*(v[f] for f in ALERT_FIELDS), addrs[v["src_ip"]], addrs[v["dest_ip"]])
                    for v in values if key(v) not in existing]
-            if new:  # tuples through the DBAPI, as flows are written: no per-row work in SQLAlchemy
-                conn.exec_driver_sql(_insert_sql(conn.dialect, "alerts", (*ALERT_FIELDS, "src_a", "dest_a")), new)
+            if new:  # tuples, as flows are written: no per-row work in SQLAlchemy
+                insert_tuples(conn, "alerts", (*ALERT_FIELDS, "src_a", "dest_a"), new)
         return len(new)
 
     def flow_captures(self, uids: Iterable[str]) -> dict[str, int]:
@@ -546,29 +546,28 @@ def _addr16_or_none(ip: Any) -> bytes | None:
 
 
 _FLOW_VALUES = itemgetter(*FLOW_FIELDS)
-_COPY_FLOWS = f"COPY flows ({', '.join(FLOW_FIELDS)}) FROM STDIN"
-
-
 def _insert_flow_batch(conn: Connection, values: Sequence[tuple]) -> None:
-    """One transaction of flow rows (tuples in FLOW_FIELDS order), without SQLAlchemy's per-row work.
-
-    SQLite: the DBAPI's ``executemany`` with tuples. PostgreSQL (psycopg 3): ``COPY FROM STDIN``.
-    Both take the meter's values (int, str, bytes, bool, None) as they are. Measured for 100k rows
-    on 2 shared cores: SQLite ~0.7 s against ~2 s for a Core ``insert(flows)`` with the dicts;
-    PostgreSQL COPY ~1 s against ~2.3 s for ``executemany``.
-    """
+    """One transaction of flow rows (tuples in FLOW_FIELDS order), through ``insert_tuples``.
+    Measured for 100k rows on 2 shared cores: SQLite ~0.7 s against ~2 s for a Core
+    ``insert(flows)`` with the dicts; PostgreSQL COPY ~1 s against ~2.3 s for ``executemany``."""
     with conn.begin():
-        if conn.dialect.driver == "psycopg":
-            with conn.connection.driver_connection.cursor() as cur, cur.copy(_COPY_FLOWS) as copy:
-                for v in values:
-                    copy.write_row(v)
-        else:
-            conn.exec_driver_sql(_insert_sql(conn.dialect), values)
+        insert_tuples(conn, "flows", FLOW_FIELDS, values)
 
 
-def _insert_sql(dialect: sa.Dialect, table: str = "flows", columns: Sequence[str] = FLOW_FIELDS) -> str:
-    mark = "%s" if dialect.paramstyle in ("pyformat", "format") else "?"
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+def insert_tuples(conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+    """Rows as tuples in ``columns`` order into ``table``, without SQLAlchemy's per-row work: the
+    DBAPI's ``executemany`` (SQLite), or ``COPY FROM STDIN`` (PostgreSQL with psycopg 3). Both take
+    the values as they are (int, float, str, bytes, bool, None). Names are quoted (a column may be
+    a reserved word, such as ``user``). The caller holds the transaction."""
+    q = conn.dialect.identifier_preparer.quote
+    target = f"{q(table)} ({', '.join(q(c) for c in columns)})"
+    if conn.dialect.driver == "psycopg":
+        with conn.connection.driver_connection.cursor() as cur, cur.copy(f"COPY {target} FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    else:
+        mark = "%s" if conn.dialect.paramstyle in ("pyformat", "format") else "?"
+        conn.exec_driver_sql(f"INSERT INTO {target} VALUES ({', '.join([mark] * len(columns))})", rows)
 
 
 # --- the writer process ---------------------------------------------------------------------

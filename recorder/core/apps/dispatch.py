@@ -356,22 +356,18 @@ class AppLayer:
                 if pll[i]:
                     st = conns.get(kh)
                     t = tl[j - 1]
-                    if st is not None and st.mode == SATED and t < st.deadline:
-                        st.last = t  # plain segments: no flags that could end it, nothing to deliver
-                        if al[i] != st.orig_is_a:
-                            st.resp_seen = True
-                        st.deadline = t + self.tcp_timeout
-                        i = j
-                        continue
-                    if st is not None and st.mode == ATTACHED and t < st.deadline:
+                    if st is not None and (st.mode == ATTACHED or st.mode == SATED) and t < st.deadline:
                         is_orig = al[i] == st.orig_is_a
                         s = st.so if is_orig else st.sr
-                        if s is not None:
-                            self._ts = tl[i] / NS
+                        if s is not None or st.mode == SATED:
                             st.last = t
                             if not is_orig:
                                 st.resp_seen = True
                             st.deadline = t + self.tcp_timeout
+                            if st.mode == SATED:  # plain segments: no flags that could end it, nothing to deliver
+                                i = j
+                                continue
+                            self._ts = tl[i] / NS
                             payload = (data[ol[i]:ol[i] + cl[i]] if j - i == 1 else
                                        b"".join([data[o:o + m] for o, m in zip(ol[i:j], cl[i:j])]))
                             if not s.starts and s.next >= 0 and sl[i] == s.next & M32:
