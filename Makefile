@@ -9,7 +9,7 @@ SYSTEM_PACKAGES      := python3-venv python3-dev gcc libpcap-dev
 TEST_SYSTEM_PACKAGES := $(SYSTEM_PACKAGES) postgresql tcpdump tcpreplay iproute2
 DEMO_DB ?= demo-out/wiretrail.db
 
-.PHONY: demo test system-deps test-system-deps bench clean
+.PHONY: demo test compiled system-deps test-system-deps bench clean
 
 define apt_install
 	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; done; \
@@ -30,10 +30,15 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,compiled]'
 	touch $@
 
-demo: system-deps $(VENV)/.installed
+# The core's modules compiled with Cython (recorder/core/compiled.py says why and how they are
+# kept current); only the modules changed since the last build are compiled again.
+compiled: system-deps $(VENV)/.installed
+	$(BIN)/python -m recorder.core.build_compiled
+
+demo: system-deps $(VENV)/.installed compiled
 	@mkdir -p $(dir $(DEMO_DB))
 	@rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
 	$(BIN)/python captures/make_captures.py --check
@@ -43,14 +48,14 @@ demo: system-deps $(VENV)/.installed
 	$(BIN)/wiretrail db info --db $(DEMO_DB)
 	$(BIN)/wiretrail replay captures/demo.pcap
 
-test: test-system-deps $(VENV)/.installed
+test: test-system-deps $(VENV)/.installed compiled
 	WIRETRAIL_TEST_PG_URL="$$(timeout 600 bash tests/pg_start.sh)" $(BIN)/python -m pytest -q -ra
 
 # The peers run beside wiretrail: argus from Debian, nfstream in a venv of its own.
-bench: system-deps $(VENV)/.installed
+bench: system-deps $(VENV)/.installed compiled
 	$(call apt_install,argus-server)
 	test -x bench/.nfstream-venv/bin/python || ($(PYTHON) -m venv bench/.nfstream-venv && bench/.nfstream-venv/bin/pip install -q nfstream)
 	$(BIN)/python bench/bench_ingest.py --nfstream-python bench/.nfstream-venv/bin/python
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache .hypothesis
+	rm -rf $(VENV) demo-out .pytest_cache .hypothesis recorder/core/_compiled

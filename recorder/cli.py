@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from recorder import __version__
+from recorder.core.compiled import version_message
 from recorder.core.config import BOOL, LIST_KINDS, SETTINGS, load_config, render_config, require_runnable
 from recorder.core.errors import WiretrailError
 
@@ -44,7 +45,7 @@ def setting_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="wiretrail-recorder")
+@click.version_option(__version__, prog_name="wiretrail-recorder", message=version_message())
 def main() -> None:
     """Always-on capture daemon: `run` captures into rotating, sealed pcap files and meters
     flows into the database; `check-config` validates a configuration (exit 78 if bad)."""

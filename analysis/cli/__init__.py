@@ -12,6 +12,7 @@ import sys
 import click
 
 from recorder import __version__
+from recorder.core.compiled import version_message
 from recorder.core.errors import WiretrailError
 
 
@@ -45,7 +46,7 @@ class WiretrailGroup(click.Group):
 
 
 @click.group(cls=WiretrailGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="wiretrail")
+@click.version_option(__version__, prog_name="wiretrail", message=version_message())
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:

@@ -2,3 +2,7 @@
 
 Nothing here imports live-capture code, click or rich; ``analysis`` imports only this package.
 """
+
+from recorder.core.compiled import install as _install_compiled
+
+_install_compiled()  # the compiled modules, where built and current (recorder/core/compiled.py)

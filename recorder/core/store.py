@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 
+import recorder.core as _core
 from recorder.core.errors import StoreError
 from recorder.core.flowrows import FlowBatch
 from recorder.core.schema import (
@@ -45,7 +46,7 @@ from recorder.core.schema import (
 )
 
 DEFAULT_DB = "./wiretrail.db"
-MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+MIGRATIONS_DIR = Path(_core.__file__).with_name("migrations")  # not this file's: it may be compiled elsewhere
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _MIGRATION_LOCK = int.from_bytes(b"wiretrl")  # PostgreSQL advisory lock key held while migrating
 

@@ -1,0 +1,143 @@
+"""The core's modules compiled with Cython, used when they match their source.
+
+The protocol parsers and the dispatcher feeding them run per connection and per segment, in
+Python; compiling the unchanged source with Cython takes about a fifth off the ingest's time with
+every parser on (measured: README, "Why Cython"). Nothing in the source is Cython-specific and
+nothing becomes unchecked C: the type annotations are ignored (``annotation_typing`` off; with it
+on, Cython enforces every hint strictly, rejecting a ``Counter`` where ``-> tuple`` was written or
+SQLAlchemy's ``str`` subclass where ``str`` was, which the test suite caught in 105 tests), so a
+compiled module keeps Python's semantics: Python integers and objects, bounds-checked slices and
+indexes, the same exceptions; hostile input meets the same checks as in the interpreter. The
+whole test suite, fuzz tests included, runs against the compiled modules, and a test compares an
+ingest compiled and not.
+
+``python -m recorder.core.build_compiled`` compiles every module of ``recorder.core`` (but the
+package ``__init__`` files, this module, and modules using numba, whose JIT needs Python
+functions) into ``recorder/core/_compiled/``, with a manifest of each source's SHA-256.
+``install()``, run when ``recorder.core`` is imported, puts a finder in front of the normal import
+that loads a compiled module only when the source beside it still has that hash: an edited module
+runs as Python until the next build, never as stale code. ``WIRETRAIL_PURE_PYTHON=1`` turns the
+compiled modules off. Without a build (no compiler, a plain ``pip install``) everything runs as
+Python, slower.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.machinery
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+CORE = Path(__file__).resolve().parent
+COMPILED_DIR = CORE / "_compiled"
+MANIFEST = "manifest.json"
+PURE_ENV = "WIRETRAIL_PURE_PYTHON"
+PACKAGE = "recorder.core"
+# what the compiled modules are built with; a module compiled otherwise is rebuilt
+DIRECTIVES = {"language_level": 3, "annotation_typing": False}
+SELF = ("compiled", "build_compiled")  # this mechanism stays Python
+
+
+def _suffix() -> str:
+    return importlib.machinery.EXTENSION_SUFFIXES[0]
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _source(name: str) -> Path:
+    return CORE.joinpath(*name.split(".")[2:]).with_suffix(".py")
+
+
+class CompiledFinder:
+    """A ``sys.meta_path`` finder: the compiled module for a name in ``modules`` (name -> source
+    SHA-256) when its source still has that hash, else nothing (the normal import goes on)."""
+
+    def __init__(self, modules: dict[str, str], directory: Path) -> None:
+        self.modules = modules
+        self.directory = directory
+        self.loaded: list[str] = []
+        self.stale: list[str] = []
+
+    def find_spec(self, name: str, path=None, target=None):
+        digest = self.modules.get(name)
+        if digest is None:
+            return None
+        binary = self.directory.joinpath(*name.split(".")[2:]).with_suffix(_suffix())
+        try:
+            current = _digest(_source(name).read_bytes())
+        except OSError:
+            return None
+        if current != digest or not binary.is_file():
+            self.stale.append(name)
+            return None
+        self.loaded.append(name)
+        loader = importlib.machinery.ExtensionFileLoader(name, str(binary))
+        return importlib.util.spec_from_file_location(name, str(binary), loader=loader)
+
+    # the rest of the finder protocol
+    def invalidate_caches(self) -> None:
+        pass
+
+
+def read_manifest(directory: Path = COMPILED_DIR) -> dict[str, str]:
+    """The built modules (name -> source SHA-256) usable by this interpreter; {} if none."""
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    if (not isinstance(manifest, dict) or manifest.get("suffix") != _suffix()
+            or manifest.get("directives") != DIRECTIVES or not isinstance(manifest.get("modules"), dict)):
+        return {}
+    return {str(k): str(v) for k, v in manifest["modules"].items()}
+
+
+def install() -> CompiledFinder | None:
+    """Put the finder of the built modules first in ``sys.meta_path`` (once); None when there is
+    no usable build or ``WIRETRAIL_PURE_PYTHON`` is set to anything but 0 or empty."""
+    for finder in sys.meta_path:
+        if isinstance(finder, CompiledFinder):
+            return finder
+    if os.environ.get(PURE_ENV, "") not in ("", "0"):
+        return None
+    modules = read_manifest()
+    if not modules:
+        return None
+    finder = CompiledFinder(modules, COMPILED_DIR)
+    sys.meta_path.insert(0, finder)
+    return finder
+
+
+def status() -> str:
+    """One line for ``--version``: how many core modules run compiled."""
+    finder = next((f for f in sys.meta_path if isinstance(f, CompiledFinder)), None)
+    if finder is None:
+        why = "turned off by " + PURE_ENV if os.environ.get(PURE_ENV, "") not in ("", "0") else "not built"
+        return f"compiled core modules: none ({why})"
+    built = len(finder.modules)
+    stale = sum(1 for name, digest in finder.modules.items()
+                if not _source(name).is_file() or _digest(_source(name).read_bytes()) != digest)
+    extra = f", {stale} changed since the build (run as Python)" if stale else ""
+    return f"compiled core modules: {built - stale} of {built} built{extra}"
+
+
+def version_message() -> str:
+    """click's ``--version`` message: the version, then which core modules run compiled."""
+    return "%(prog)s, version %(version)s\n" + status().replace("%", "%%")
+
+
+def candidates() -> dict[str, Path]:
+    """The modules of ``recorder.core`` to compile: name -> source."""
+    found = {}
+    for path in sorted(CORE.rglob("*.py")):
+        rel = path.relative_to(CORE)
+        if rel.name == "__init__.py" or rel.parts[0] in ("migrations", "_compiled") or rel.stem in SELF:
+            continue
+        if "numba" in path.read_text(encoding="utf-8"):
+            continue  # numba compiles Python functions: a Cython function is not one
+        found[".".join((PACKAGE, *rel.with_suffix("").parts))] = path
+    return found
