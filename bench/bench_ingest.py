@@ -7,7 +7,8 @@ Generates the capture with ../shared/bench/gen_traffic.py (or takes --capture FI
 whole process and wall clock, median of --runs:
 
 * ``wiretrail ingest --no-parsers`` into a fresh SQLite database (flows stored), with its peak
-  RSS, the base of the ratios; then ``wiretrail ingest`` with every protocol parser on;
+  RSS, the base of the ratios; then ``wiretrail ingest`` with every protocol parser on; then both
+  with the core's modules as Python (``WIRETRAIL_PURE_PYTHON=1``) instead of compiled;
 * nfstream (flows, no DPI), if the ``nfstream`` module is importable by --nfstream-python;
 * argus (``argus -r FILE -w OUT``), if ``argus`` is on PATH.
 
@@ -37,12 +38,15 @@ NFSTREAM_SNIPPET = (
 )
 
 
-def timed(cmd: list[str], *, stdout: bool = True, ok: tuple[int, ...] = (0,)) -> tuple[float, int, str]:
+def timed(cmd: list[str], *, stdout: bool = True, ok: tuple[int, ...] = (0,),
+          env: dict[str, str] | None = None) -> tuple[float, int, str]:
     """Wall seconds, the child's own peak RSS in KiB (from wait4), and the tail of its output
-    (``stdout=False``: its standard output is dropped and all of its standard error kept)."""
+    (``stdout=False``: its standard output is dropped and all of its standard error kept);
+    ``env`` is added to the child's environment."""
     t = time.perf_counter()
     with subprocess.Popen(cmd, stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
-                          stderr=subprocess.STDOUT if stdout else subprocess.PIPE, text=True) as p:
+                          stderr=subprocess.STDOUT if stdout else subprocess.PIPE, text=True,
+                          env={**os.environ, **env} if env else None) as p:
         stream = p.stdout if stdout else p.stderr
         out = stream.read() if stream else ""
         _, status, usage = os.wait4(p.pid, 0)
@@ -115,11 +119,15 @@ def main() -> int:
         # one warm-up run so numba's cache and the page cache are in place, as in steady use
         clean()
         timed([wiretrail, "ingest", "--db", str(db), str(cap)])
-        # flows only: what nfstream (no DPI) and argus do; then with every protocol parser on
-        for label, extra in (("wiretrail ingest --no-parsers (flows stored, SQLite)", ["--no-parsers"]),
-                             ("wiretrail ingest (flows + protocol logs, SQLite)", [])):
+        # flows only: what nfstream (no DPI) and argus do; then with every protocol parser on; then
+        # both again with the core's modules run as Python instead of compiled (README, "Why Cython")
+        pure = {"WIRETRAIL_PURE_PYTHON": "1"}
+        for label, extra, env in (("wiretrail ingest --no-parsers (flows stored, SQLite)", ["--no-parsers"], None),
+                                  ("wiretrail ingest (flows + protocol logs, SQLite)", [], None),
+                                  ("same --no-parsers, core as Python (WIRETRAIL_PURE_PYTHON=1)", ["--no-parsers"], pure),
+                                  ("same with parsers, core as Python (WIRETRAIL_PURE_PYTHON=1)", [], pure)):
             wall, rss, out = median_runs(lambda extra=extra: [wiretrail, "ingest", "--db", str(db), *extra, str(cap)],
-                                         args.runs, clean)
+                                         args.runs, clean, env=env)
             results.append({"tool": label, "wall_s": wall, "peak_rss_mib": rss / 1024,
                             "note": out.strip().splitlines()[-1] if out.strip() else ""})
 
@@ -149,6 +157,9 @@ def main() -> int:
             continue
         print(f"| {r['tool']} | {r['wall_s']:.2f} | {base / r['wall_s']:.2f}x | {r.get('peak_rss_mib', 0):.0f} |")
     print(f"\nparsers on / off: {results[1]['wall_s'] / base:.2f}x ({results[1]['note']})")
+    print(f"as Python: parsers on / off {results[3]['wall_s'] / results[2]['wall_s']:.2f}x; compiled / Python: "
+          f"{base / results[2]['wall_s']:.2f}x without parsers, {results[1]['wall_s'] / results[3]['wall_s']:.2f}x with")
+    print(subprocess.run([wiretrail, "--version"], capture_output=True, text=True).stdout.strip().splitlines()[-1])
     (work / "ingest.json").write_text(json.dumps({"capture": str(cap), "runs": args.runs, "results": results}, indent=1))
     return 0
 
