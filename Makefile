@@ -48,9 +48,10 @@ demo: system-deps $(VENV)/.installed compiled
 	$(BIN)/wiretrail db info --db $(DEMO_DB)
 	$(BIN)/wiretrail replay captures/demo.pcap
 
+# Every test against the compiled core, then the parsers' tests once more as Python, as an
+# install without the compiled modules runs them.
 test: test-system-deps $(VENV)/.installed compiled
 	WIRETRAIL_TEST_PG_URL="$$(timeout 600 bash tests/pg_start.sh)" $(BIN)/python -m pytest -q -ra
-	# the parsers once more as Python, as an install without the compiled modules runs them
 	WIRETRAIL_PURE_PYTHON=1 $(BIN)/python -m pytest -q -ra tests/core/apps
 
 # The peers run beside wiretrail: argus from Debian, nfstream in a venv of its own.
