@@ -189,19 +189,22 @@ class LiveApps:
     ``parser_skipped`` and stay in the capture files, where an ingest parses them). Records are
     flushed every FLOW_FLUSH_SECONDS. A flow's service is set once its row is stored (flows are
     written when they end, often after their protocol was recognised). If the parsers' process
-    fails, capture and flows go on without it, with one log line.
+    fails (a database outage, say), capture and flows go on without it, with one log line, and a
+    new one is started at the first flush ``retry_seconds`` later (connections then in progress
+    are picked up midway, as at start-up); the packets in between are counted as not parsed.
 
     The hardware addresses of local hosts (``l2.MacTable``, for ``wiretrail hosts``) are taken from
     every batch in the capture thread, parsed or not (a few numpy operations), and each new
     (address, MAC) pair is stored at the next flush, with its first sighting."""
 
-    def __init__(self, store: Store, counters: Counters, local: LocalNets | None = None) -> None:
-        from recorder.core.ingest import app_process
-
+    def __init__(self, store: Store, counters: Counters, local: LocalNets | None = None, *,
+                 retry_seconds: float = FLOW_RETRY_SECONDS) -> None:
         self.store = store
         self.counters = counters
         self.macs: MacTable | None = MacTable(local if local is not None else LocalNets())
-        self.proc = app_process(store, warn=lambda w: log.warning("parsers: %s", w))
+        self.retry_seconds = retry_seconds
+        self.retry_at = 0.0
+        self.proc = self._start()
         self.queue: queue.Queue = queue.Queue()
         self.queued = 0  # packet bytes in the queue
         self.lock = threading.Lock()
@@ -211,10 +214,12 @@ class LiveApps:
         self.thread = threading.Thread(target=self._serve, name="parsers-feed", daemon=True)
         self.thread.start()
 
+    def _start(self):
+        from recorder.core.ingest import app_process
+
+        return app_process(self.store, warn=lambda w: log.warning("parsers: %s", w))
+
     def feed(self, raw, dec, capture_id: int | None) -> None:
-        if self.failed:
-            self.counters.parser_skipped += len(raw)
-            return
         size = int(raw.caplen.sum())  # packet bytes, for the queue's bound
         with self.lock:
             if self.macs is not None:
@@ -223,6 +228,9 @@ class LiveApps:
                 except Exception as err:  # noqa: BLE001 - capture goes on whatever this does
                     log.error("MAC addresses no longer kept: %r", err)
                     self.macs = None
+            if self.failed:
+                self.counters.parser_skipped += len(raw)
+                return
             if self.queued + size > APP_QUEUE_BYTES and self.queued:
                 self.counters.parser_skipped += len(raw)
                 return
@@ -234,14 +242,16 @@ class LiveApps:
 
     def flush(self) -> None:
         """Ask for the records so far to be written and the services found to be stored (done by
-        the thread when it comes to it)."""
-        if not self.failed:
-            self.queue.put(("flush",))
+        the thread when it comes to it); after a failure, for the parsers to be started again
+        once ``retry_seconds`` have passed."""
+        self.queue.put(("flush",))
 
     def _serve(self) -> None:
         while (item := self.queue.get()) is not None:
             try:
                 if self.failed:
+                    if item[0] == "flush" and time.monotonic() >= self.retry_at:
+                        self._restart()
                     continue
                 if item[0] == "feed":
                     self.proc.feed(item[1], item[2])
@@ -260,8 +270,19 @@ class LiveApps:
 
     def _fail(self, err: Exception) -> None:
         self.failed = True
-        log.error("protocol parsers stopped: %s; capture and flows go on (an ingest of the capture files "
-                  "gives the protocol records)", err.message if isinstance(err, WiretrailError) else repr(err))
+        self.retry_at = time.monotonic() + self.retry_seconds
+        log.error("protocol parsers stopped: %s; capture and flows go on, parsers restarted in %ds (an ingest "
+                  "of the capture files gives the protocol records missed)",
+                  err.message if isinstance(err, WiretrailError) else repr(err), self.retry_seconds)
+
+    def _restart(self) -> None:
+        """A new parsers' process in place of the failed one (run by the feeding thread)."""
+        self.proc.close()  # the failed one ends, if it has not
+        self.proc = self._start()
+        self.proc.capture_id = self.capture_id
+        with self.lock:
+            self.failed = False
+        log.warning("protocol parsers restarted")
 
     def _add_services(self, services) -> None:
         for uid, names in services:

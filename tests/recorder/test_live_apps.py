@@ -73,3 +73,36 @@ def test_a_dead_parser_process_stops_only_the_parsers(tmp_path, caplog):
         apps.close()  # returns: nothing waits for the dead process
     assert apps.failed and counters.parser_skipped >= len(batches[0][0])
     assert [r.message for r in caplog.records if "protocol parsers stopped" in r.message] != []
+
+
+def test_failed_parsers_are_started_again_at_a_flush_after_the_retry_time(tmp_path, caplog):
+    store = Store(str(tmp_path / "w.db"))
+    store.ensure_schema()
+    counters = Counters()
+    apps = LiveApps(store, counters, retry_seconds=0.5)
+    os.kill(apps.proc._proc.pid, signal.SIGKILL)
+    apps.proc._proc.join()
+    batches = _batches()
+    with caplog.at_level(logging.WARNING, logger="wiretrail-recorder"):
+        deadline = time.monotonic() + 30
+        while not apps.failed and time.monotonic() < deadline:
+            apps.feed(*batches[0], None)
+            time.sleep(0.05)
+        assert apps.failed
+        apps.flush()  # before the retry time: still off
+        time.sleep(0.2)
+        assert apps.failed
+        time.sleep(0.5)
+        apps.flush()
+        while apps.failed and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not apps.failed
+        skipped = counters.parser_skipped
+        for raw, dec in batches:
+            apps.feed(raw, dec, None)
+        apps.close()
+    assert counters.parser_skipped == skipped  # every batch after the restart was parsed
+    assert [r.message for r in caplog.records if r.message == "protocol parsers restarted"] != []
+    with sqlite3.connect(tmp_path / "w.db") as conn:
+        assert conn.execute("SELECT count(*) FROM dns").fetchone()[0] > 0
+        assert conn.execute("SELECT count(*) FROM http").fetchone()[0] > 0
