@@ -16,9 +16,10 @@ from recorder.core.compiled import (
     COMPILED_DIR,
     DIRECTIVES,
     MANIFEST,
-    _digest,
-    _suffix,
+    binary,
     candidates,
+    digest,
+    ext_suffix,
     read_manifest,
 )
 
@@ -32,9 +33,8 @@ def build(jobs: int = 2, quiet: bool = True) -> tuple[int, int]:
     wanted = candidates()
     old = read_manifest()
     sources = {name: path.read_bytes() for name, path in wanted.items()}
-    digests = {name: _digest(data) for name, data in sources.items()}
-    keep = {name for name in wanted if old.get(name) == digests[name]
-            and COMPILED_DIR.joinpath(*name.split(".")[2:]).with_suffix(_suffix()).is_file()}
+    digests = {name: digest(data) for name, data in sources.items()}
+    keep = {name for name in wanted if old.get(name) == digests[name] and binary(name).is_file()}
     todo = sorted(set(wanted) - keep)
     with tempfile.TemporaryDirectory(prefix="wiretrail-build-") as tmp:
         root = Path(tmp)
@@ -62,14 +62,13 @@ def build(jobs: int = 2, quiet: bool = True) -> tuple[int, int]:
                 os.chdir(cwd)
         COMPILED_DIR.mkdir(exist_ok=True)
         for name in todo:
-            rel = Path(*name.split(".")[2:]).with_suffix(_suffix())
-            target = COMPILED_DIR / rel
+            target = binary(name)
             target.parent.mkdir(parents=True, exist_ok=True)
-            built = root.joinpath("lib", *name.split(".")).with_suffix(_suffix())
+            built = root.joinpath("lib", *name.split(".")).with_suffix(ext_suffix())
             tmp_target = target.with_name(target.name + ".new")
             shutil.copyfile(built, tmp_target)
             os.replace(tmp_target, target)  # a running process keeps the file it mapped
-    manifest = {"suffix": _suffix(), "directives": DIRECTIVES,
+    manifest = {"suffix": ext_suffix(), "directives": DIRECTIVES,
                 "modules": {name: digests[name] for name in sorted(wanted)}}
     tmp_manifest = COMPILED_DIR / (MANIFEST + ".new")
     tmp_manifest.write_text(json.dumps(manifest, indent=1) + "\n")

@@ -41,16 +41,35 @@ DIRECTIVES = {"language_level": 3, "annotation_typing": False}
 SELF = ("compiled", "build_compiled")  # this mechanism stays Python
 
 
-def _suffix() -> str:
+def ext_suffix() -> str:
+    """This interpreter's file name ending for extension modules."""
     return importlib.machinery.EXTENSION_SUFFIXES[0]
 
 
-def _digest(data: bytes) -> str:
+def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _source(name: str) -> Path:
-    return CORE.joinpath(*name.split(".")[2:]).with_suffix(".py")
+def _rel(name: str) -> Path:
+    """A module's path under ``recorder/core`` (or ``_compiled``), without its ending."""
+    return Path(*name[len(PACKAGE) + 1:].split("."))
+
+
+def source(name: str) -> Path:
+    return (CORE / _rel(name)).with_suffix(".py")
+
+
+def binary(name: str, directory: Path = COMPILED_DIR) -> Path:
+    return (directory / _rel(name)).with_suffix(ext_suffix())
+
+
+def is_current(name: str, built_digest: str, directory: Path = COMPILED_DIR) -> bool:
+    """Whether the compiled ``name`` in ``directory`` exists and its source still has the hash it
+    was built from."""
+    try:
+        return digest(source(name).read_bytes()) == built_digest and binary(name, directory).is_file()
+    except OSError:
+        return False
 
 
 class CompiledFinder:
@@ -64,20 +83,15 @@ class CompiledFinder:
         self.stale: list[str] = []
 
     def find_spec(self, name: str, path=None, target=None):
-        digest = self.modules.get(name)
-        if digest is None:
+        built = self.modules.get(name)
+        if built is None:
             return None
-        binary = self.directory.joinpath(*name.split(".")[2:]).with_suffix(_suffix())
-        try:
-            current = _digest(_source(name).read_bytes())
-        except OSError:
-            return None
-        if current != digest or not binary.is_file():
+        if not is_current(name, built, self.directory):
             self.stale.append(name)
             return None
         self.loaded.append(name)
-        loader = importlib.machinery.ExtensionFileLoader(name, str(binary))
-        return importlib.util.spec_from_file_location(name, str(binary), loader=loader)
+        so = str(binary(name, self.directory))
+        return importlib.util.spec_from_file_location(name, so, loader=importlib.machinery.ExtensionFileLoader(name, so))
 
     # the rest of the finder protocol
     def invalidate_caches(self) -> None:
@@ -90,7 +104,7 @@ def read_manifest(directory: Path = COMPILED_DIR) -> dict[str, str]:
         manifest = json.loads((directory / MANIFEST).read_text())
     except (OSError, ValueError):
         return {}
-    if (not isinstance(manifest, dict) or manifest.get("suffix") != _suffix()
+    if (not isinstance(manifest, dict) or manifest.get("suffix") != ext_suffix()
             or manifest.get("directives") != DIRECTIVES or not isinstance(manifest.get("modules"), dict)):
         return {}
     return {str(k): str(v) for k, v in manifest["modules"].items()}
@@ -119,8 +133,7 @@ def status() -> str:
         why = "turned off by " + PURE_ENV if os.environ.get(PURE_ENV, "") not in ("", "0") else "not built"
         return f"compiled core modules: none ({why})"
     built = len(finder.modules)
-    stale = sum(1 for name, digest in finder.modules.items()
-                if not _source(name).is_file() or _digest(_source(name).read_bytes()) != digest)
+    stale = sum(1 for name, built in finder.modules.items() if not is_current(name, built, finder.directory))
     extra = f", {stale} changed since the build (run as Python)" if stale else ""
     return f"compiled core modules: {built - stale} of {built} built{extra}"
 

@@ -28,7 +28,7 @@ def test_candidates_leave_out_the_mechanism_init_files_and_numba():
     assert not any(n.endswith("__init__") or ".migrations." in n for n in names)
 
 
-def test_a_changed_source_runs_as_python(tmp_path):
+def test_a_changed_source_runs_as_python():
     finder = CompiledFinder({"recorder.core.apps.dns": "0" * 64}, COMPILED_DIR)
     assert finder.find_spec("recorder.core.apps.dns") is None  # the normal import goes on
     assert finder.stale == ["recorder.core.apps.dns"]
@@ -36,7 +36,7 @@ def test_a_changed_source_runs_as_python(tmp_path):
 
 
 def test_a_build_for_another_interpreter_or_directives_is_not_used(tmp_path):
-    good = {"suffix": compiled._suffix(), "directives": compiled.DIRECTIVES, "modules": {"recorder.core.x": "ab"}}
+    good = {"suffix": compiled.ext_suffix(), "directives": compiled.DIRECTIVES, "modules": {"recorder.core.x": "ab"}}
     (tmp_path / "manifest.json").write_text(json.dumps(good))
     assert read_manifest(tmp_path) == {"recorder.core.x": "ab"}
     for key, value in (("suffix", ".cpython-39-x86_64-linux-gnu.so"), ("directives", {"language_level": 2})):
@@ -51,7 +51,7 @@ def test_a_current_build_is_loaded():
     name = "recorder.core.apps.dispatch"
     finder = CompiledFinder(BUILT, COMPILED_DIR)
     spec = finder.find_spec(name)
-    assert spec is not None and spec.origin.endswith(compiled._suffix())
+    assert spec is not None and spec.origin.endswith(compiled.ext_suffix())
     assert finder.loaded == [name]
 
 
@@ -81,7 +81,7 @@ def _ingest(tmp_path: Path, pure: bool) -> tuple[str, dict[str, list]]:
 def test_an_ingest_stores_the_same_compiled_and_as_python(tmp_path):
     out_c, compiled_dump = _ingest(tmp_path, pure=False)
     out_p, pure_dump = _ingest(tmp_path, pure=True)
-    assert f"{len(BUILT)} of {len(BUILT)} built" in out_c and compiled._suffix() in out_c
+    assert f"{len(BUILT)} of {len(BUILT)} built" in out_c and compiled.ext_suffix() in out_c
     assert "none (turned off" in out_p and out_p.strip().endswith("http.py")
     counts = {t: len(rows) for t, rows in compiled_dump.items()}
     assert counts["flows"] > 30 and all(counts[t] for t in ("dns", "http", "ssl", "ssh", "files", "credentials", "macs"))
