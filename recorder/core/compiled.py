@@ -72,15 +72,49 @@ def is_current(name: str, built_digest: str, directory: Path = COMPILED_DIR) -> 
         return False
 
 
+class _Loader(importlib.machinery.ExtensionFileLoader):
+    """Loads a compiled module; when the file cannot be loaded (damaged on disk, a library it
+    needs gone), the module's source instead, with one warning line rather than a failed import."""
+
+    def __init__(self, finder: CompiledFinder, name: str, path: str) -> None:
+        super().__init__(name, path)
+        self.finder = finder
+        self.fallback: importlib.machinery.SourceFileLoader | None = None
+
+    def create_module(self, spec):
+        try:
+            return super().create_module(spec)
+        except ImportError as err:
+            self.finder.broken.append(spec.name)
+            self.finder.loaded.remove(spec.name)
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            print(f"warning: compiled module {spec.name} cannot be loaded ({reason}); running it as Python",
+                  file=sys.stderr)
+            self.fallback = importlib.machinery.SourceFileLoader(spec.name, str(source(spec.name)))
+            return None  # a plain module, filled by exec_module from the source
+
+    def exec_module(self, module) -> None:
+        if self.fallback is None:
+            super().exec_module(module)
+            return
+        module.__file__ = self.fallback.path
+        module.__loader__ = self.fallback
+        module.__spec__ = importlib.util.spec_from_file_location(module.__name__, self.fallback.path,
+                                                                 loader=self.fallback)
+        self.fallback.exec_module(module)
+
+
 class CompiledFinder:
     """A ``sys.meta_path`` finder: the compiled module for a name in ``modules`` (name -> source
-    SHA-256) when its source still has that hash, else nothing (the normal import goes on)."""
+    SHA-256) when its source still has that hash, else nothing (the normal import goes on). A
+    compiled file that will not load runs as its source (``broken``)."""
 
     def __init__(self, modules: dict[str, str], directory: Path) -> None:
         self.modules = modules
         self.directory = directory
         self.loaded: list[str] = []
         self.stale: list[str] = []
+        self.broken: list[str] = []
 
     def find_spec(self, name: str, path=None, target=None):
         built = self.modules.get(name)
@@ -91,7 +125,7 @@ class CompiledFinder:
             return None
         self.loaded.append(name)
         so = str(binary(name, self.directory))
-        return importlib.util.spec_from_file_location(name, so, loader=importlib.machinery.ExtensionFileLoader(name, so))
+        return importlib.util.spec_from_file_location(name, so, loader=_Loader(self, name, so))
 
     # the rest of the finder protocol
     def invalidate_caches(self) -> None:
@@ -135,7 +169,9 @@ def status() -> str:
     built = len(finder.modules)
     stale = sum(1 for name, built in finder.modules.items() if not is_current(name, built, finder.directory))
     extra = f", {stale} changed since the build (run as Python)" if stale else ""
-    return f"compiled core modules: {built - stale} of {built} built{extra}"
+    if finder.broken:
+        extra += f", {len(finder.broken)} cannot be loaded (run as Python)"
+    return f"compiled core modules: {built - stale - len(finder.broken)} of {built} built{extra}"
 
 
 def version_message() -> str:

@@ -86,3 +86,30 @@ def test_an_ingest_stores_the_same_compiled_and_as_python(tmp_path):
     counts = {t: len(rows) for t, rows in compiled_dump.items()}
     assert counts["flows"] > 30 and all(counts[t] for t in ("dns", "http", "ssl", "ssh", "files", "credentials", "macs"))
     assert compiled_dump == pure_dump
+
+
+def test_a_damaged_compiled_file_runs_as_python_with_one_warning(tmp_path):
+    # a module of the core that the test process has not imported: a fresh interpreter imports it
+    # through a finder whose "compiled" file is garbage
+    name = "recorder.core.apps.xmpp"
+    damaged = compiled.binary(name, tmp_path)
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(b"\x7fELF not really")
+    built = compiled.digest(compiled.source(name).read_bytes())
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom recorder.core import compiled\n"
+        "sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, compiled.CompiledFinder)]\n"
+        f"finder = compiled.CompiledFinder({{{name!r}: {built!r}}}, Path({str(tmp_path)!r}))\n"
+        "sys.meta_path.insert(0, finder)\n"
+        f"import {name} as m\n"
+        "print(m.__file__, m.__spec__.origin, finder.broken, finder.loaded, hasattr(m, 'XMPP'))\n"
+        "print(compiled.status())\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, compiled.PURE_ENV: "0"})
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.splitlines()
+    assert first == f"{compiled.source(name)} {compiled.source(name)} ['{name}'] [] True"
+    assert second == "compiled core modules: 0 of 1 built, 1 cannot be loaded (run as Python)"
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"warning: compiled module {name} cannot be loaded (")
+    assert len(done.stderr.strip().splitlines()) == 1
