@@ -27,6 +27,8 @@ class RawBatch:
     ``file_off`` is the byte offset of the packet's record (pcap) or block (pcapng) in the file
     as stored on disk (for gzip files: in the decompressed stream).
     ``index`` is the 0-based packet number within the file.
+    ``in_file``: packet ``i``'s bytes lie unchanged at ``file_off[i] + 16`` of the file ``source``
+    on disk (a classic, uncompressed pcap), so another process can read them there.
     """
 
     source: str
@@ -38,6 +40,7 @@ class RawBatch:
     linktype: np.ndarray  # int64
     file_off: np.ndarray  # int64
     index: np.ndarray  # int64
+    in_file: bool = False
 
     def __len__(self) -> int:
         return len(self.off)

@@ -345,6 +345,57 @@ class _Batch:
         return self.n
 
 
+def _batch_message(raw, dec) -> tuple[bytes, bytes | None]:
+    """One batch for a process of the application layer or of an inspector: the pickled head
+    (``"feed"``, packets, times, the ``_APP_COLUMNS``, payloads, span) and the packets' bytes, or
+    None for them when the batch lies unchanged in its capture file (``RawBatch.in_file``): then
+    the span (file, offset, length) says where, the payload offsets point into that span, and the
+    receiver reads it there (``_SpanReader``) instead of every byte crossing a pipe (the 480 MB
+    benchmark capture: 0.68 s of CPU through a pipe, 0.06 s read from the file)."""
+    cols = {k: dec.cols[k] for k in _APP_COLUMNS}
+    span = None
+    if raw.in_file and len(raw):
+        base = int(raw.file_off[0])
+        span = (raw.source, base, int(raw.file_off[-1] + 16 + raw.caplen[-1]) - base)
+        pay = cols["pay_off"]
+        if len(pay):
+            shift = (raw.file_off + (16 - base) - raw.off)[cols["pkt"]]
+            cols["pay_off"] = np.where(pay >= 0, pay + shift, pay)
+    head = pickle.dumps(("feed", len(raw), raw.ts, cols, dec.payloads, span), protocol=pickle.HIGHEST_PROTOCOL)
+    return head, (None if span is not None else raw.data)
+
+
+class _SpanReader:
+    """A receiver's side of ``_batch_message``: a batch's bytes from its pipe, or from its span of
+    the capture file (the last file stays open)."""
+
+    def __init__(self) -> None:
+        self._path: str | None = None
+        self._fd = -1
+
+    def data(self, span: tuple[str, int, int] | None, recv) -> bytes:
+        if span is None:
+            return recv.recv_bytes()
+        path, offset, length = span
+        try:
+            if path != self._path:
+                self.close()
+                self._fd = os.open(path, os.O_RDONLY)
+                self._path = path
+            data = os.pread(self._fd, length, offset)
+        except OSError as err:
+            raise CaptureError(f"cannot read the capture again: {err.strerror or err}", path=path,
+                               offset=offset) from None
+        if len(data) != length:
+            raise CaptureError("the capture became shorter while it was read", path=path, offset=offset + len(data))
+        return data
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd, self._path = -1, None
+
+
 class _AppProcess:
     """The application layer (``AppLayer`` and its ``StoreOutput``) in a child process, so that it
     runs beside the decoder and flow meter on the second core: each batch's packet columns go
@@ -408,8 +459,10 @@ class _AppProcess:
 
     def feed(self, raw, dec) -> None:
         self._check()
-        self._put(("feed", len(raw), raw.ts, {k: dec.cols[k] for k in _APP_COLUMNS}, dec.payloads))
-        self._put_raw(raw.data)  # the packet bytes as they are (not copied into a pickle)
+        head, data = _batch_message(raw, dec)
+        self._put_raw(head)
+        if data is not None:
+            self._put_raw(data)  # the packet bytes as they are (not copied into a pickle)
 
     @property
     def failures(self) -> Counter[str]:
@@ -490,6 +543,7 @@ def _app_main(store, extract_dir: str | None, recv, inherited: list, reply, forw
         apps = AppLayer(inspection.output if inspection is not None else out, PARSERS)
         if inspection is not None:
             inspection.attach(apps)
+        reader = _SpanReader()
         while True:
             try:
                 item = pickle.loads(recv.recv_bytes())
@@ -497,8 +551,8 @@ def _app_main(store, extract_dir: str | None, recv, inherited: list, reply, forw
                 break  # the ingest stopped early: keep what was handed over
             kind = item[0]
             if kind == "feed":
-                _, n, ts, cols, payloads = item
-                data = recv.recv_bytes()
+                _, n, ts, cols, payloads, span = item
+                data = reader.data(span, recv)
                 raw, dec = _Batch(n, ts=ts, data=data), _Batch(len(cols["pkt"]), cols=cols, payloads=payloads)
                 apps.feed(raw, dec)
                 if inspection is not None:
@@ -519,7 +573,9 @@ def _app_main(store, extract_dir: str | None, recv, inherited: list, reply, forw
                 return
         out.close()
     except BaseException as err:  # noqa: BLE001 - reported to the parent, one line
-        message = err.message if isinstance(err, WiretrailError) else f"application layer failed: {err!r}"
+        # a store error is raised again with the store's name; any other says where it is itself
+        message = (err.message if isinstance(err, StoreError) else str(err) if isinstance(err, WiretrailError)
+                   else f"application layer failed: {err!r}")
         try:
             send("error", (isinstance(err, StoreError), message))
         except OSError:
@@ -582,10 +638,11 @@ class _InspectorProcess:
         recv_end.close()
         reply_end.close()
 
-    def _put_bytes(self, head: bytes, data: bytes) -> None:
+    def _put_bytes(self, head: bytes, data: bytes | None) -> None:
         try:
             self._send.send_bytes(head)
-            self._send.send_bytes(data)
+            if data is not None:
+                self._send.send_bytes(data)
         except OSError:
             self._get()
             raise WiretrailError("the inspection process ended unexpectedly") from None
@@ -601,8 +658,8 @@ class _InspectorProcess:
             raise WiretrailError(value)
         return value
 
-    def feed(self, head: bytes, data: bytes) -> None:
-        """One batch: its pickled head (``_Inspectors.feed``) and its packets' bytes."""
+    def feed(self, head: bytes, data: bytes | None) -> None:
+        """One batch: its pickled head and its packets' bytes, or None (``_batch_message``)."""
         if self._reply.poll():
             self._get()
         self._put_bytes(head, data)
@@ -641,10 +698,9 @@ class _Inspectors:
         self.procs = procs
 
     def feed(self, raw, dec) -> None:
-        head = pickle.dumps(("feed", len(raw), raw.ts, {k: dec.cols[k] for k in _APP_COLUMNS}, dec.payloads),
-                            protocol=pickle.HIGHEST_PROTOCOL)
+        head, data = _batch_message(raw, dec)
         for p in self.procs:
-            p.feed(head, raw.data)
+            p.feed(head, data)
 
     def finish(self):
         try:
@@ -687,6 +743,7 @@ def _inspector_main(inspector, recv, messages, reply, inherited: list, shard: tu
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    reader = _SpanReader()
     try:
         while True:  # paced by the parsers' messages: their "finish" ends the input
             try:
@@ -700,14 +757,14 @@ def _inspector_main(inspector, recv, messages, reply, inherited: list, shard: tu
             if kind == "finish":
                 reply.send(("ok", [], inspector.finish(msgs)))
                 return
-            _, n, ts, cols, payloads = pickle.loads(recv.recv_bytes())
-            data = recv.recv_bytes()
+            _, n, ts, cols, payloads, span = pickle.loads(recv.recv_bytes())
+            data = reader.data(span, recv)
             if shard is not None:
                 cols, payloads = _shard_batch(cols, payloads, *shard)
             inspector.feed(_Batch(n, ts=ts, data=data), _Batch(len(cols["pkt"]), cols=cols, payloads=payloads),
                            msgs, recognised)
     except BaseException as err:  # noqa: BLE001 - reported to the parent, one line
-        message = err.message if isinstance(err, WiretrailError) else f"inspection failed: {err!r}"
+        message = str(err) if isinstance(err, WiretrailError) else f"inspection failed: {err!r}"
         try:
             reply.send(("error", [], message))
         except OSError:

@@ -395,7 +395,7 @@ def _read_pcap_fast(path: str, head: _Head, batch_size: int, stop: pcapng.StopFn
                     source=path, data=data, off=m[:k, 2].copy(), caplen=caplen[:k].copy(),
                     wirelen=lens[:k, 1].copy(), ts=m[:k, 0] * 1_000_000_000 + m[:k, 1] * 1000,
                     linktype=np.full(k, head.linktype, dtype=np.int64), file_off=rec[:k].copy(),
-                    index=np.arange(index, index + k, dtype=np.int64),
+                    index=np.arange(index, index + k, dtype=np.int64), in_file=True,
                 )
                 index += k
                 pos = int(rec[k - 1] + 16 + caplen[k - 1])
