@@ -399,7 +399,8 @@ class _SpanReader:
 class _AppProcess:
     """The application layer (``AppLayer`` and its ``StoreOutput``) in a child process, so that it
     runs beside the decoder and flow meter on the second core: each batch's packet columns go
-    over a pipe. It stands for both the layer and its output in ``_ingest`` (``feed``,
+    over a pipe, its packets' bytes too unless the child reads them from the capture file
+    (``_batch_message``). It stands for both the layer and its output in ``_ingest`` (``feed``,
     ``failures``, ``finish``, ``services``; ``capture_id``, ``close``, ``rows_written``). An error
     in the child is raised as StoreError (a database problem) or WiretrailError by the next call."""
 
