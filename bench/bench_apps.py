@@ -9,8 +9,8 @@ and decoded first; prints the best of --runs of feeding every batch to a fresh `
 
 With ``--store``, the records are kept as an ingest keeps them, all in this one process (no
 writer process, nothing handed between processes), into a fresh SQLite database, and the time is
-split: the application layer with the records' building, the rows made of them (file hashes
-included), the SQLite inserts. Their sum is the CPU time the parsers add to an ingest before any
+split: the application layer with the records' building (file hashes included: in one process
+they are computed there), the rows made of them, the SQLite inserts. Their sum is the CPU time the parsers add to an ingest before any
 cost of running on two cores; the ingest's speed target is set against that (README, "Speed").
 """
 
