@@ -28,9 +28,10 @@ import click
 from analysis.cli.ingest import _check_cidr
 from analysis.cli.rules import _parse_vars
 from analysis.output import FORMATS, output_options, render
+from analysis.resources import ruleset
 from recorder.core.errors import WiretrailError
 
-SHIPPED_RULES = Path(__file__).resolve().parents[2] / "rules"
+SHIPPED_RULES = ruleset()
 _COLUMNS = ("timestamp", "sid", "severity", "signature", "src_ip", "src_port", "dest_ip", "dest_port", "proto")
 _TYPES = ("time", "count", "count", "string", "addr", "port", "addr", "port", "string")
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from analysis.resources import classification_config
 from recorder.core.errors import WiretrailError
 
-SHIPPED = Path(__file__).resolve().parents[2] / "rules" / "classification.config"
+SHIPPED = classification_config()
 
 
 @dataclass(frozen=True, slots=True)
