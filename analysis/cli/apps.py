@@ -92,7 +92,7 @@ def _log_command(command: str, log: str, doc: str) -> click.Command:
     secret_fields = SECRETS.get(log, ())
 
     def run(db, host, port, since, until, uid, limit, fmt, show_secrets=False, hashes=True) -> None:
-        from recorder.core.appstore import query_log
+        from recorder.core.store.logs import query_log
 
         store = open_for_reading(db)
         capped = fmt == "table" and limit is None
@@ -154,7 +154,7 @@ def hosts(db, host, since, until, limit, fmt) -> None:
     """List every address in the flows: first/last seen, flows, bytes sent and received, services
     it offered, names seen for it (DNS, DHCP, NetBIOS, TLS SNI, HTTP Host) and, for a local
     address, its MACs (Ethernet source of its packets, DHCP lease)."""
-    from recorder.core.appstore import hosts as query_hosts
+    from recorder.core.store.logs import hosts as query_hosts
 
     store = open_for_reading(db)
     capped = fmt == "table" and limit is None
