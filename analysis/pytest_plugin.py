@@ -9,7 +9,7 @@ and check the alerts. Installed with Wiretrail (entry point ``pytest11``), so th
     def test_in_one_call(wiretrail_replay):
         wiretrail_replay("captures/brute.pcap", expect="tests/expect/brute.yaml")
 
-Rule files that cannot be loaded raise ``analysis.cli.replay.ReplayError`` (every problem as
+Rule files that cannot be loaded raise ``analysis.replay.ReplayError`` (every problem as
 path:line: reason); an unreadable capture raises ``recorder.core.errors.CaptureError``.
 """
 
@@ -82,7 +82,7 @@ def wiretrail_replay():
     -> ReplayResult: ingest the captures (into a temporary store unless ``db`` is given), match the
     signatures and evaluate the behaviour rules of ``rules`` (files or folders; default: the shipped
     behaviour rules), and, with ``expect``, assert the alerts against that expectations file."""
-    from analysis.cli.replay import replay_captures
+    from analysis.replay import replay_captures
 
     def replay(*captures, rules=None, vars=None, expect=None, db=None, local_nets=()) -> ReplayResult:
         __tracebackhide__ = True

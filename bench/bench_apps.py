@@ -23,7 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from recorder.core import appstore
 from recorder.core.apps.base import ListOutput
 from recorder.core.apps.dispatch import AppLayer
 from recorder.core.apps.registry import PARSERS
@@ -32,6 +31,7 @@ from recorder.core.decode import Decoder
 from recorder.core.ingest import GC_THRESHOLD
 from recorder.core.pcapio import read_batches
 from recorder.core.store import Store
+from recorder.core.store import records as store_records
 
 DEFAULT = Path(__file__).resolve().parent / "out" / "gen_1000000_s2.pcap"
 
@@ -80,7 +80,7 @@ def main() -> int:
 
 def _with_store(batches: list, runs: int) -> int:
     spent = {"rows": 0.0, "inserts": 0.0}
-    make_rows, insert_rows = appstore._make_rows, appstore._insert_rows
+    make_rows, insert_rows = store_records.make_rows, store_records.insert_rows
 
     def timed(key, fn):
         def call(*a):
@@ -91,13 +91,13 @@ def _with_store(batches: list, runs: int) -> int:
                 spent[key] += time.perf_counter() - t
         return call
 
-    appstore._make_rows, appstore._insert_rows = timed("rows", make_rows), timed("inserts", insert_rows)
+    store_records.make_rows, store_records.insert_rows = timed("rows", make_rows), timed("inserts", insert_rows)
     best = None
     for _ in range(runs):
         spent.update(rows=0.0, inserts=0.0)
         with tempfile.TemporaryDirectory() as td, Store(str(Path(td) / "apps.db")) as store:
             store.ensure_schema()
-            out = appstore.StoreOutput(store)
+            out = store_records.StoreOutput(store)
             app = AppLayer(out, PARSERS)
             t = time.perf_counter()
             for raw, d in batches:

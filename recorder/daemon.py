@@ -295,7 +295,7 @@ class LiveApps:
     def _store_services(self) -> None:
         if not self.services:
             return
-        from recorder.core.appstore import stored_uids, update_services
+        from recorder.core.store.records import stored_uids, update_services
 
         try:
             found = stored_uids(self.store, self.services)
@@ -308,10 +308,10 @@ class LiveApps:
             records = self.macs.take_new() if self.macs is not None else []
         if not records:
             return
-        from recorder.core.ingest import store_mac_records
+        from recorder.core.store.records import add_mac_records
 
         try:
-            store_mac_records(self.store, records)
+            add_mac_records(self.store, records)
         except StoreError as err:
             log.error("MAC addresses not stored: %s", err.message)
 

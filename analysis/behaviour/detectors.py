@@ -358,7 +358,7 @@ def evaluate(store, rules: list[BehaviourRule]) -> list[Alert]:
     """Every rule over the store; alerts in time order (then by sid)."""
     alerts: list[Alert] = []
     ordered = sorted(rules, key=lambda r: (r.kind in _LAST, r.id))
-    with store._errors("evaluate behaviour rules"), store.engine.connect() as conn:
+    with store.db_errors("evaluate behaviour rules"), store.engine.connect() as conn:
         for rule in ordered:
             alerts += DETECTORS[rule.kind](conn, rule, list(alerts))
     return sorted(alerts, key=lambda a: (a.ts_ns, a.signature_id, a.src_ip, a.dest_ip))

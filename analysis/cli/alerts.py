@@ -8,7 +8,7 @@ import sys
 import click
 
 from analysis.cli.db import db_option, open_for_reading
-from analysis.cli.flows import TimeType, _check_host
+from analysis.cli.params import TimeType, check_host
 from analysis.output import TABLE_MAX_ROWS, output_options, render
 
 # column -> Zeek type (drives how each format shows it)
@@ -46,7 +46,7 @@ def to_row(row: dict) -> dict:
 
 @click.command()
 @db_option
-@click.option("--host", callback=_check_host, metavar="IP|CIDR", help="Either endpoint in this address or network.")
+@click.option("--host", callback=check_host, metavar="IP|CIDR", help="Either endpoint in this address or network.")
 @click.option("--port", type=click.IntRange(0, 65535), help="Either endpoint's port.")
 @click.option("--proto", type=click.Choice(["tcp", "udp", "icmp"]))
 @click.option("--since", type=TimeType(), help="Alerts at or after TIME (RFC 3339, date, epoch s).")

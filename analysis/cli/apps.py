@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 import click
 
 from analysis.cli.db import db_option, open_for_reading
-from analysis.cli.flows import TimeType, _check_host
+from analysis.cli.params import TimeType, check_host
 from analysis.output import TABLE_MAX_ROWS, Field, LogSpec, output_options, render
 from recorder.core.apps.records import LOGS, ZEEK_PATH
 
@@ -75,7 +75,7 @@ def without_hashes(rows: Iterable[dict]) -> Iterator[dict]:
 def _filters(fn: Callable) -> Callable:
     for option in reversed((
         db_option,
-        click.option("--host", callback=_check_host, metavar="IP|CIDR", help="Either endpoint in this address or network."),
+        click.option("--host", callback=check_host, metavar="IP|CIDR", help="Either endpoint in this address or network."),
         click.option("--port", type=click.IntRange(0, 65535), help="Either endpoint's port."),
         click.option("--since", type=TimeType(), help="Records at or after TIME (RFC 3339, date, epoch s)."),
         click.option("--until", type=TimeType(), help="Records before TIME."),
@@ -92,7 +92,7 @@ def _log_command(command: str, log: str, doc: str) -> click.Command:
     secret_fields = SECRETS.get(log, ())
 
     def run(db, host, port, since, until, uid, limit, fmt, show_secrets=False, hashes=True) -> None:
-        from recorder.core.appstore import query_log
+        from recorder.core.store.logs import query_log
 
         store = open_for_reading(db)
         capped = fmt == "table" and limit is None
@@ -145,7 +145,7 @@ LOG_COMMANDS: dict[str, click.Command] = {name: _log_command(name, log, doc) for
 
 @click.command()
 @db_option
-@click.option("--host", callback=_check_host, metavar="IP|CIDR", help="Addresses in this network.")
+@click.option("--host", callback=check_host, metavar="IP|CIDR", help="Addresses in this network.")
 @click.option("--since", type=TimeType(), help="Flows starting at or after TIME.")
 @click.option("--until", type=TimeType(), help="Flows starting before TIME.")
 @click.option("--limit", type=click.IntRange(min=0), help=f"At most N hosts (a table shows {TABLE_MAX_ROWS}).")
@@ -154,7 +154,7 @@ def hosts(db, host, since, until, limit, fmt) -> None:
     """List every address in the flows: first/last seen, flows, bytes sent and received, services
     it offered, names seen for it (DNS, DHCP, NetBIOS, TLS SNI, HTTP Host) and, for a local
     address, its MACs (Ethernet source of its packets, DHCP lease)."""
-    from recorder.core.appstore import hosts as query_hosts
+    from recorder.core.store.logs import hosts as query_hosts
 
     store = open_for_reading(db)
     capped = fmt == "table" and limit is None

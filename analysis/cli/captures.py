@@ -7,6 +7,7 @@ import click
 
 from analysis.cli.db import CAPTURE_COLUMNS, CAPTURE_TYPES, capture_rows, db_option, open_for_reading
 from analysis.output import output_options, render
+from recorder.core.evidence import EvidenceError
 from recorder.core.evidence import verify as verify_chain
 
 
@@ -35,8 +36,6 @@ def verify(db: str, no_files: bool) -> None:
         click.echo(problem, err=True)
     summary = (f"{report.links_checked} sealed file record(s) in the chain, {report.files_checked} file(s) "
                f"re-hashed, {report.files_deleted} deleted by retention")
-    if report.ok:
-        click.echo(f"verified: {summary}")
-    else:
-        click.echo(f"NOT verified: {len(report.problems)} problem(s); {summary}", err=True)
-        raise SystemExit(1)
+    if not report.ok:
+        raise EvidenceError(f"NOT verified: {len(report.problems)} problem(s); {summary}")
+    click.echo(f"verified: {summary}")

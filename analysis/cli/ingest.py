@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import sys
 
 import click
 
-
-
-def _check_cidr(ctx, param, values):
-    for v in values:
-        try:
-            ipaddress.ip_network(v, strict=False)
-        except ValueError:
-            raise click.BadParameter(f"{v!r} is not an IP network (CIDR)") from None
-    return list(values)
+from analysis.cli.params import check_cidr
 
 
 @click.command()
 @click.argument("captures", nargs=-1, required=True)
 @click.option("--db", default=lambda: os.environ.get("WIRETRAIL_DB", "wiretrail.db"), show_default="wiretrail.db",
               help="Database path (SQLite) or SQLAlchemy URL (postgresql://...). Env: WIRETRAIL_DB.")
-@click.option("--local-net", "local_nets", multiple=True, callback=_check_cidr, metavar="CIDR",
+@click.option("--local-net", "local_nets", multiple=True, callback=check_cidr, metavar="CIDR",
               help="A local network for local_orig/local_resp (repeatable); private ranges are always local.")
 @click.option("--extract-files", "extract_dir", metavar="DIR", type=click.Path(file_okay=False),
               help="Write every transferred file (HTTP bodies, mail attachments, FTP data) under DIR.")

@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import click
 
-
-def _parse_vars(values: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for item in values:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip() or not value.strip():
-            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--var")
-        out[name.strip()] = value.strip()
-    return out
+from analysis.cli.params import parse_vars
 
 
 @click.group()
@@ -28,12 +20,10 @@ def rules() -> None:
 def check(paths: tuple[str, ...], var: tuple[str, ...]) -> None:
     """Load rule files or folders (every *.rules below them, and the threshold.config beside
     each rules file) and report every rejected rule or threshold.config line as path:line:
-    reason, then the line `N rules loaded, M rejected`. Exit 1 when any is rejected."""
+    reason on stderr, and the line `N rules loaded, M rejected` on stdout. Exit 1 when any is
+    rejected."""
     from analysis.rules import Variables, load_rules
 
-    ruleset = load_rules(paths, Variables.with_overrides(_parse_vars(var)))
-    for error in ruleset.errors:
-        click.echo(str(error))
+    ruleset = load_rules(paths, Variables.with_overrides(parse_vars(var)))
     click.echo(f"{len(ruleset.rules)} rules loaded, {len(ruleset.errors)} rejected")
-    if ruleset.errors:
-        raise SystemExit(1)
+    ruleset.raise_errors()

@@ -1,9 +1,9 @@
 """Suricata-syntax signatures: the rule model, the loader, variables and classtypes."""
 
 from analysis.rules.classification import Classtype, load_classifications
-from analysis.rules.model import Rule, RuleError, RuleSet
+from analysis.rules.model import Rule, RuleError, RuleSet, RuleSetError
 from analysis.rules.parser import KEYWORDS, RulesPathError, load_rules, parse_rule
 from analysis.rules.variables import Variables
 
-__all__ = ["KEYWORDS", "Classtype", "Rule", "RuleError", "RuleSet", "RulesPathError", "Variables",
+__all__ = ["KEYWORDS", "Classtype", "Rule", "RuleError", "RuleSet", "RuleSetError", "RulesPathError", "Variables",
            "load_classifications", "load_rules", "parse_rule"]

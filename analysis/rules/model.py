@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from analysis.rules.variables import AddressSpec, PortSpec
+from recorder.core.errors import ProblemsError
 
 PAYLOAD = "payload"
 
@@ -267,3 +268,12 @@ class RuleSet:
     @property
     def rejected(self) -> int:
         return sum(1 for e in self.errors if e.line)
+
+    def raise_errors(self) -> None:
+        """Raise RuleSetError listing every rejected rule and unreadable file, if there is any."""
+        if self.errors:
+            raise RuleSetError([str(e) for e in self.errors])
+
+
+class RuleSetError(ProblemsError):
+    """Rule files with rejected rules: every problem as ``path:line: reason`` (``errors``)."""

@@ -48,3 +48,15 @@ class ConfigError(WiretrailError):
     """A bad setting; the daemon exits 78 (EX_CONFIG) so systemd stops restarting it."""
 
     exit_code = 78
+
+
+class ProblemsError(WiretrailError):
+    """Every problem found in the user's files, one ``path:line: reason`` each (``errors``), so all
+    of them are fixed in one round; ``str(err)`` is those lines."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__(errors[0])
+        self.errors = errors
+
+    def __str__(self) -> str:
+        return "\n".join(self.errors)

@@ -22,6 +22,8 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from recorder.core.errors import WiretrailError
+
 GENESIS = "0" * 64
 
 
@@ -46,6 +48,10 @@ def record_chain(row: dict) -> str:
     return chain_hash(row["prev_chain"] or GENESIS, name=os.path.basename(row["path"]), sha256=row["sha256"] or "",
                       packets=int(row["packets"] or 0), size=int(row["bytes"] or 0),
                       first_ts_ns=row["first_ts_ns"], last_ts_ns=row["last_ts_ns"])
+
+
+class EvidenceError(WiretrailError):
+    """The evidence did not verify (the problems are in the VerifyReport)."""
 
 
 @dataclass(slots=True)

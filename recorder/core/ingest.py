@@ -240,7 +240,7 @@ def _ingest(paths: list[str], store, local_nets: list[str] | None, timeouts: Tim
     _store_macs(store, macs)
     stats.flows = meter.flows_out
     if apps is not None:
-        from recorder.core.appstore import record_failures, update_services
+        from recorder.core.store.records import record_failures, update_services
 
         update_services(store, apps.services())  # the flows are all written now
         record_failures(store, failures)
@@ -253,18 +253,9 @@ def _ingest(paths: list[str], store, local_nets: list[str] | None, timeouts: Tim
 def _store_macs(store, macs: MacTable | None) -> None:
     """The (local address, MAC) pairs seen, into the ``macs`` table."""
     if macs is not None:
-        store_mac_records(store, macs.records())
+        from recorder.core.store.records import add_mac_records
 
-
-def store_mac_records(store, records: list[tuple[dict, int | None]]) -> None:
-    """``MacTable`` records (record, capture id) into the ``macs`` table."""
-    from recorder.core.appstore import to_row
-    from recorder.core.schema import APP_TABLES
-
-    rows = [to_row("macs", record, capture_id) for record, capture_id in records]
-    if rows:
-        with store._errors("store MAC addresses"), store.engine.begin() as conn:
-            conn.execute(APP_TABLES["macs"].insert(), rows)
+        add_mac_records(store, macs.records())
 
 
 def _app_layer(store, parsers: bool, extract_dir: str | None, factory: Callable | None,
@@ -275,7 +266,7 @@ def _app_layer(store, parsers: bool, extract_dir: str | None, factory: Callable 
 
     if not parsers:
         return None, None, (Inspection(inspector) if inspector is not None else None)
-    from recorder.core.appstore import StoreOutput
+    from recorder.core.store.records import StoreOutput
 
     if extract_dir is not None:
         try:
@@ -523,7 +514,7 @@ def _app_main(store, extract_dir: str | None, recv, inherited: list, reply, forw
     from recorder.core.apps.dispatch import AppLayer
     from recorder.core.apps.inspection import Inspection
     from recorder.core.apps.registry import PARSERS
-    from recorder.core.appstore import StoreOutput
+    from recorder.core.store.records import StoreOutput
 
     for conn in inherited:  # the parent's ends: its closing its end (or dying) ends recv with EOF
         conn.close()

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from analysis.alerts import Alert
 from analysis.cli import main
-from analysis.cli.replay import SHIPPED_RULES
+from analysis.replay import SHIPPED_RULES
 from tests.analysis.behaviour.traffic import T0, Capture, ftp_login
 
 NS = 1_000_000_000
@@ -199,7 +199,7 @@ def test_bad_expect_file_exits_1_before_reading_captures(pcaps, tmp_path):
     exp.write_text("alerts:\n  - sid: x\n  - port: 22\n")
     r = run("replay", *pcaps, "--expect", exp)
     assert r.exit_code == 1
-    assert r.stderr.splitlines() == [f"{exp}:2: sid must be a whole number >= 1, not 'x'",
+    assert r.stderr.splitlines() == [f"Error: {exp}:2: sid must be a whole number >= 1, not 'x'",
                                      f"{exp}:3: this entry has no sid",
                                      f"{exp}:3: unknown key 'port' (one of sid, count, gid, src_ip, src_port, "
                                      "dest_ip, dest_port, proto, app_proto, severity, signature)"]
@@ -253,7 +253,7 @@ def test_signatures_match_in_the_ingest_pass_with_vars_and_merge_in_time_order(d
 
 
 def test_alert_without_a_uid_is_tagged_by_time(pcaps, tmp_path):
-    from analysis.cli.replay import _capture_ids
+    from analysis.replay import alert_capture_ids
     from recorder.core.store import Store
 
     db = tmp_path / "t.db"
@@ -262,14 +262,14 @@ def test_alert_without_a_uid_is_tagged_by_time(pcaps, tmp_path):
         caps = {c["path"]: c["id"] for c in store.captures()}
         alerts = [Alert(ts_ns=int(T0) * NS + t * NS, signature_id=1, signature="x", severity=3, src_ip="10.0.0.1",
                         dest_ip="10.0.0.2") for t in (150, 5000)]
-        assert _capture_ids(store, alerts, list(caps.values())) == [caps[pcaps[1]], None]  # in b.pcap's span; in none
+        assert alert_capture_ids(store, alerts, list(caps.values())) == [caps[pcaps[1]], None]  # in b.pcap's span; in none
 
 
 def test_rejected_signatures_and_bad_vars(pcaps, rules_file, tmp_path):
     db = tmp_path / "t.db"
     r = run("replay", pcaps[0], "--rules", rules_file, "--db", db)  # $ATTACKERS undefined
     assert r.exit_code == 1
-    assert r.stderr.splitlines() == [f"{rules_file}:1: undefined address variable $ATTACKERS"]
+    assert r.stderr.splitlines() == [f"Error: {rules_file}:1: undefined address variable $ATTACKERS"]
     assert r.stdout == "" and not db.exists()  # before reading any capture
     r = run("replay", pcaps[0], "--rules", rules_file, "--var", "ATTACKERS")
     assert r.exit_code == 2 and "'ATTACKERS' is not NAME=VALUE" in r.stderr

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from analysis.alerts import Alert
-from analysis.cli.replay import alert_row
+from analysis.replay import alert_row
 from recorder.core.schema import ALERT_FIELDS
 from recorder.core.store import Store, addr16
 

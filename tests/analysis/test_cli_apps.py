@@ -15,7 +15,7 @@ from analysis.cli import main
 from analysis.cli.apps import COMMANDS, MASK
 from recorder.core.apps.base import Conn
 from recorder.core.apps.records import LOGS
-from recorder.core.appstore import StoreOutput
+from recorder.core.store.records import StoreOutput
 from recorder.core.store import Store, addr16
 from tests.helpers import REFERENCE, need, wiretrail_cli
 

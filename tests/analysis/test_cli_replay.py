@@ -60,18 +60,18 @@ def test_bad_rule_file_exits_1_with_path_and_line(scan_pcap, tmp_path):
     bad.write_text("id: 7\nname: x\nkind: port_scan\nseverity: 0\ntactic: t\ntechnique: t\ndescription: d\n")
     r = replay(scan_pcap, "--rules", bad)
     assert r.exit_code == 1
-    assert r.stderr.splitlines() == [f"{bad}:4: severity must be 1 (highest), 2 or 3"]
+    assert r.stderr.splitlines() == [f"Error: {bad}:4: severity must be 1 (highest), 2 or 3"]
     assert r.stdout == ""
 
 
 def test_missing_rule_path_exits_1(scan_pcap, tmp_path):
     r = replay(scan_pcap, "--rules", tmp_path / "nope.yaml")
     assert r.exit_code == 1
-    assert r.stderr.splitlines() == [f"{tmp_path / 'nope.yaml'}: no such file or directory"]
+    assert r.stderr.splitlines() == [f"Error: {tmp_path / 'nope.yaml'}: no such file or directory"]
 
 
 def test_only_the_given_rules_and_signature_files_matched(scan_pcap, tmp_path):
-    from analysis.cli.replay import SHIPPED_RULES
+    from analysis.replay import SHIPPED_RULES
 
     # a signature for the scanner's SYNs to one port, beside one behaviour rule
     (tmp_path / "local.rules").write_text('alert tcp any any -> any 22 (msg:"syn to ssh"; flags:S; sid:1;)\n')

@@ -27,11 +27,11 @@ def test_every_error_is_listed_with_path_and_line(tmp_path):
                  'alert tcp $NOPE any -> any any (msg:"v"; sid:3;)\n')
     r = CliRunner().invoke(main, ["rules", "check", str(f)])
     assert r.exit_code == 1
-    assert r.stdout.splitlines() == [
-        f"{f}:3: unsupported keyword tag",
+    assert r.stdout.splitlines() == ["1 rules loaded, 3 rejected"]
+    assert r.stderr.splitlines() == [  # through the CLI's one error mapping, so --debug covers it
+        f"Error: {f}:3: unsupported keyword tag",
         f"{f}:4: duplicate sid 1 (first at {f}:1)",
         f"{f}:5: undefined address variable $NOPE",
-        "1 rules loaded, 3 rejected",
     ]
 
 

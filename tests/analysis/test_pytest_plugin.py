@@ -10,7 +10,7 @@ from importlib.metadata import entry_points
 
 import pytest
 
-from analysis.cli.replay import SHIPPED_RULES
+from analysis.replay import SHIPPED_RULES
 from tests.analysis.test_alerts_cli import BRUTE, CLEARTEXT, SCAN, SWEEP, build_captures
 
 pytest_plugins = ["pytester"]
@@ -72,7 +72,7 @@ def test_bad_rules_and_vars_raise(pytester):
     (pytester.path / "bad.rules").write_text('alert tcp $NOWHERE any -> any any (msg:"x"; sid:1;)\n')
     pytester.makepyfile(textwrap.dedent("""\
         import pytest
-        from analysis.cli.replay import ReplayError
+        from analysis.replay import ReplayError
 
         def test_rejected(wiretrail_replay):
             with pytest.raises(ReplayError) as info:

@@ -13,11 +13,13 @@ from hypothesis import strategies as st
 
 from recorder.core.apps.base import Conn
 from recorder.core.apps.records import CONN_LOGS, LOGS
-from recorder.core.appstore import StoreOutput, hosts, query_log, record_failures, to_row, update_services
 from recorder.core.errors import WiretrailError
 from recorder.core.ingest import ingest
 from recorder.core.schema import APP_TABLES
 from recorder.core.store import Store, addr16
+from recorder.core.store.logs import hosts, query_log
+from recorder.core.store.records import StoreOutput, record_failures, update_services
+from recorder.core.store.rows import to_row
 from tests.helpers import REFERENCE
 
 REPO = Path(__file__).resolve().parents[2]

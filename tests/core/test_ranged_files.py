@@ -10,8 +10,9 @@ from pathlib import Path
 from recorder.core.apps.base import Conn, ListOutput
 from recorder.core.apps.files import RangedFile
 from recorder.core.apps.http import HTTP
-from recorder.core.appstore import StoreOutput, query_log
 from recorder.core.store import Store
+from recorder.core.store.logs import query_log
+from recorder.core.store.records import StoreOutput
 
 ORIGINAL = random.Random(3).randbytes(25_000)
 SHA256 = hashlib.sha256(ORIGINAL).hexdigest()
@@ -82,7 +83,7 @@ def test_a_file_fetched_whole_in_ranges_over_two_connections_hashes_and_extracts
 
 
 def test_the_byte_budget_keeps_spans_but_not_hashes(monkeypatch, tmp_path):
-    import recorder.core.appstore as appstore
+    import recorder.core.store.records as appstore
 
     monkeypatch.setattr(appstore, "MAX_RANGED_BYTES", 5_000)
     with Store(str(tmp_path / "w.db")) as store:

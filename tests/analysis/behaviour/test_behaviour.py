@@ -12,7 +12,7 @@ import pytest
 
 from analysis.alerts import Alert, eve_timestamp, flow_id, write_eve
 from analysis.behaviour import evaluate, load_behaviour_rules
-from analysis.cli.replay import SHIPPED_RULES
+from analysis.replay import SHIPPED_RULES
 from recorder.core.ingest import ingest
 from recorder.core.store import Store
 from tests.analysis.behaviour.traffic import (
