@@ -46,6 +46,7 @@ from recorder.core.flowid import LocalNets
 from recorder.core.flowmeter import FlowMeter, Timeouts
 from recorder.core.l2 import MacTable
 from recorder.core.pcapwrite import repair_pcap
+from recorder.core.secure_files import GROUP_READ
 from recorder.core.store import Store
 from recorder.retention import Limits, enforce
 from recorder.rotation import PART, DiskFull, RotatingWriter, SealedFile, slice_batch
@@ -435,7 +436,7 @@ class Stream:
         c = self.config
         self._signals()
         c.output_dir.mkdir(parents=True, exist_ok=True)
-        self.store = Store(c.db)
+        self.store = Store(c.db, file_mode=GROUP_READ)
         self.store.ensure_schema()
         self.repair_leftovers()
         # The capture first: if it cannot open, nothing else has started.
@@ -685,7 +686,7 @@ def run(config: Config, *, reload=None) -> int:
         sd_notify("STOPPING=1")
         return 0
     # Several streams: one process each. Schema first, so they do not race to create it.
-    with Store(config.db) as store:
+    with Store(config.db, file_mode=GROUP_READ) as store:
         store.ensure_schema()
     ctx = multiprocessing.get_context("fork")
     children = []

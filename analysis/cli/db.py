@@ -65,16 +65,26 @@ def _seconds(ns: int | None) -> float | None:
 @db_option
 @output_options(formats=("table", "json"))
 def info(db: str, fmt: str) -> None:
-    """Summarise a database: schema revision, captures, flows and their time span, drops,
-    protocol records and parser failures per protocol."""
+    """Summarise a database: schema revision, file mode (a warning when others can read a database
+    holding credentials), captures, flows and their time span, drops, protocol records and parser
+    failures per protocol."""
     from recorder.core.store import Store
 
-    summary = Store(db, create=False).info()
+    store = Store(db, create=False)
+    summary = store.info()
+    mode, readers = _file_access(store)
+    summary["file_mode"] = mode
+    summary["readable_by"] = readers
+    credentials = (summary.get("app_records") or {}).get("credentials", 0)
+    if readers and credentials:
+        click.echo(f"warning: {summary['database']} holds {credentials} credential(s) (passwords seen in the "
+                   f"traffic) and {readers} can read it (mode {mode}); chmod 600 it", err=True)
     if fmt == "json":
         click.echo(json.dumps(summary, indent=2, default=str))
         return
     pairs = {
         "database": summary["database"], "revision": summary["revision"] or "(no schema)",
+        "file_mode": "-" if mode is None else f"{mode} ({'readable by ' + readers if readers else 'owner only'})",
         "captures": summary["capture_count"], "flows": summary["flow_count"],
         "first_flow": rfc3339(_seconds(summary["first_ts_ns"])) or "-",
         "last_flow": rfc3339(_seconds(summary["last_ts_ns"])) or "-",
@@ -95,6 +105,20 @@ def info(db: str, fmt: str) -> None:
     if summary["captures"]:
         render(capture_rows(summary["captures"]), "table", CAPTURE_COLUMNS, zeek_types=CAPTURE_TYPES,
                title="captures")
+
+
+def _file_access(store) -> tuple[str | None, str | None]:
+    """A SQLite store's permission bits and who besides its owner can read it (None, None for a
+    server database)."""
+    from recorder.core.secure_files import describe_mode
+
+    path = store.engine.url.database if store.is_sqlite else None
+    if not path or path == ":memory:":
+        return None, None
+    try:
+        return describe_mode(path)
+    except OSError:
+        return None, None
 
 
 def capture_rows(caps: list[dict]):

@@ -226,6 +226,7 @@ def replay(captures: tuple[str, ...], rule_paths: tuple[str, ...], var: tuple[st
     alerts (see `wiretrail alerts`) and print them."""
     from analysis.alerts import write_eve
     from analysis.expect import ExpectFileError, compare, load_expectations
+    from recorder.core.secure_files import atomic_output
 
     variables = _parse_vars(var)
     expectations = None
@@ -251,7 +252,7 @@ def replay(captures: tuple[str, ...], rule_paths: tuple[str, ...], var: tuple[st
                f"{outcome.behaviour_rules} behaviour rules, {len(alerts)} alerts{kept}", err=True)
     if eve_path:
         try:
-            with open(eve_path, "w", encoding="utf-8") as f:
+            with atomic_output(eve_path, text=True) as f:  # owner-only; nothing half-written on failure
                 write_eve(alerts, f)
         except OSError as err:
             raise click.ClickException(f"{eve_path}: cannot write: {err.strerror or err}") from None

@@ -31,6 +31,7 @@ import numpy as np
 from recorder.core import pcapng
 from recorder.core.batch import RawBatch
 from recorder.core.errors import CaptureError, CaptureWarning
+from recorder.core.secure_files import AtomicFile
 
 log = logging.getLogger(__name__)
 
@@ -472,18 +473,20 @@ def _first_ts_key(path: str) -> tuple[int, int, str]:
 class PcapWriter:
     """Write a classic little-endian pcap file, like dpkt's ``pcap.Writer``.
 
-    ``fileobj_or_path`` is a path (opened, and closed by :meth:`close`) or a binary file object
-    (flushed, left open). Packets longer than ``snaplen`` are cut to it.
+    ``fileobj_or_path`` is a path or a binary file object (flushed, left open). A path is written
+    owner-only (0600) under a temporary name and renamed into place by :meth:`close`; leaving a
+    ``with`` block by an exception (or :meth:`discard`) removes it, so no half-written file is left
+    at the path. Packets longer than ``snaplen`` are cut to it.
     """
 
     def __init__(self, fileobj_or_path: str | os.PathLike[str] | BinaryIO, linktype: int = 1,
                  snaplen: int = 262144, nanosecond: bool = False) -> None:
+        self._out: AtomicFile | None = None
         if isinstance(fileobj_or_path, (str, os.PathLike)):
-            self._f: BinaryIO = open(fileobj_or_path, "wb")  # noqa: SIM115 - closed by close()
-            self._own = True
+            self._out = AtomicFile(fileobj_or_path)
+            self._f: BinaryIO = self._out.file  # type: ignore[assignment]
         else:
             self._f = fileobj_or_path
-            self._own = False
         self._snaplen = snaplen
         self._nano = nanosecond
         self._hdr = struct.Struct("<IIII")
@@ -506,13 +509,22 @@ class PcapWriter:
         if self.closed:
             return
         self.closed = True
-        if self._own:
-            self._f.close()
+        if self._out is not None:
+            self._out.commit()
         else:
             self._f.flush()
+
+    def discard(self) -> None:
+        """Give up: a file this writer created is removed (a file object is left as it is)."""
+        self.closed = True
+        if self._out is not None:
+            self._out.discard()
 
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None and not self.closed:
+            self.discard()
+        else:
+            self.close()
