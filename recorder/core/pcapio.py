@@ -7,9 +7,13 @@ Reading has two paths that give identical batches:
   of the file. Any doubt (a libpcap error, a caplen that does not match the file) hands over to
 * the pure-Python path, which handles every format and is the reference for the fast one.
 
-A truncated or corrupt capture yields every complete packet, then reports one CaptureWarning
-naming the byte offset of the bad record and stops. A file that is not a capture raises
-CaptureError before anything is yielded.
+A damaged classic pcap (a corrupt record header: a sensor that lost power, a bad sector, a file
+carved from an image) is read past the damage like pcapfix does: the reader searches forward for
+the next plausible record (``pcaprecords``) and goes on from there; the skipped byte ranges are
+reported in one DamagedCaptureWarning per file, which carries them. A truncated capture, or a
+damaged one with no plausible record after the damage, yields every complete packet, then
+reports one CaptureWarning naming the byte offset of the bad record and stops. A file that is not
+a capture raises CaptureError before anything is yielded.
 """
 
 from __future__ import annotations
@@ -30,14 +34,23 @@ import numpy as np
 
 from recorder.core import pcapng
 from recorder.core.batch import RawBatch
-from recorder.core.errors import CaptureError, CaptureWarning
+from recorder.core.errors import CaptureError, CaptureWarning, DamagedCaptureWarning
+from recorder.core.pcaprecords import (
+    MAX_CAPLEN,
+    WINDOW,
+    RecordFormat,
+    describe,
+    find_next,
+    plausible,
+    ts_window,
+)
+from recorder.core.pcaprecords import problem as record_problem
 from recorder.core.secure_files import AtomicFile
 
 log = logging.getLogger(__name__)
 
 WarnFn = Callable[[CaptureWarning], None]
 
-MAX_CAPLEN = 262144  # a record claiming more is corruption (libpcap's limit for most link types)
 SNAPLEN_SLACK = 256  # tolerated excess of a record's caplen over the file's snaplen
 CHUNK = 1 << 20  # read size of the Python path
 GZIP_MAGIC = b"\x1f\x8b"
@@ -87,6 +100,30 @@ class _Head:
     @property
     def u4(self) -> np.dtype:
         return np.dtype(self.endian + "u4")
+
+    def record_format(self) -> RecordFormat:
+        return RecordFormat(self.endian, self.nano, self.caplen_limit, self.linktype)
+
+
+class _Damage:
+    """What a read has met so far: the time span of its packets (seconds) and the byte ranges
+    skipped over damage (start inclusive, end exclusive)."""
+
+    __slots__ = ("first_sec", "last_sec", "packets", "reported", "skipped")
+
+    def __init__(self) -> None:
+        self.first_sec: int | None = None
+        self.last_sec: int | None = None
+        self.packets = 0
+        self.skipped: list[tuple[int, int]] = []
+        self.reported = False
+
+    def saw(self, batch: RawBatch) -> None:
+        if len(batch):
+            lo, hi = int(batch.ts.min()) // 1_000_000_000, int(batch.ts.max()) // 1_000_000_000
+            self.first_sec = lo if self.first_sec is None else min(self.first_sec, lo)
+            self.last_sec = hi if self.last_sec is None else max(self.last_sec, hi)
+            self.packets += len(batch)
 
 
 class _ByteStream:
@@ -235,50 +272,77 @@ def read_batches(path: str | os.PathLike[str], batch_size: int = 65536,
     """Read one capture file (pcap, pcapng, either gzip-compressed) as RawBatches of ``batch_size``
     packets (the last may be shorter).
 
-    Raises CaptureError now if the file is not a readable capture. A truncated or corrupt record
-    later ends the iteration after every complete packet, with one CaptureWarning passed to
-    ``on_warning`` (logged if None). ``fast=False`` forces the pure-Python path.
+    Raises CaptureError now if the file is not a readable capture. A corrupt record header in a
+    classic pcap is skipped over to the next plausible record; the skipped ranges come in one
+    DamagedCaptureWarning at the end. A truncated record, or damage with no plausible record
+    after it, ends the iteration after every complete packet, with one CaptureWarning (naming
+    the skipped ranges too, if any). Warnings go to ``on_warning`` (logged if None).
+    ``fast=False`` forces the pure-Python path.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     p = os.fspath(path)
     head = _sniff(p)
     warn = on_warning or _log_warning
+    damage = _Damage()
 
     def stop(reason: str, offset: int, count: int) -> None:
         plural = "" if count == 1 else "s"
-        warn(CaptureWarning(f"{reason}; stopped after {count} packet{plural}", path=p, offset=offset))
+        text = f"{reason}; stopped after {count} packet{plural}"
+        damage.reported = True
+        if damage.skipped:
+            warn(DamagedCaptureWarning(f"{text}; before that {describe(damage.skipped)}", path=p,
+                                       offset=offset, skipped=damage.skipped))
+        else:
+            warn(CaptureWarning(text, path=p, offset=offset))
 
     if fast and _fast_ok(head):
-        return _read_pcap_fast(p, head, batch_size, stop)
-    return _read_python(p, head, batch_size, stop)
+        return _reported(_read_pcap_fast(p, head, batch_size, stop, damage), damage, warn, p)
+    return _reported(_read_python(p, head, batch_size, stop, damage), damage, warn, p)
+
+
+def _reported(batches: Iterator[RawBatch], damage: _Damage, warn: WarnFn, path: str) -> Iterator[RawBatch]:
+    """Pass the batches on, noting their time span; then one warning for the skipped ranges."""
+    for batch in batches:
+        damage.saw(batch)
+        yield batch
+    if damage.skipped and not damage.reported:
+        plural = "" if damage.packets == 1 else "s"
+        warn(DamagedCaptureWarning(f"{describe(damage.skipped)}; resynchronised, read {damage.packets} "
+                                   f"packet{plural}", path=path, offset=damage.skipped[0][0],
+                                   skipped=damage.skipped))
 
 
 def _log_warning(w: CaptureWarning) -> None:
     log.warning("%s", w)
 
 
-def _read_python(path: str, head: _Head, batch_size: int, stop: pcapng.StopFn) -> Iterator[RawBatch]:
+def _read_python(path: str, head: _Head, batch_size: int, stop: pcapng.StopFn,
+                 damage: _Damage) -> Iterator[RawBatch]:
     with _source(path) as (src, _):
         if head.fmt == "pcapng":
             yield from pcapng.read_pcapng(src, path, batch_size, stop)
         else:
             src.fill(24)
             src.drop(24)
-            yield from _read_pcap_py(src, 24, head, path, batch_size, 0, stop)
+            yield from _read_pcap_py(src, 24, head, path, batch_size, 0, stop, damage)
 
 
 def _read_pcap_py(src: pcapng.Source, pos: int, head: _Head, path: str, batch_size: int, index: int,
-                  stop: pcapng.StopFn, prefix: RawBatch | None = None) -> Iterator[RawBatch]:
+                  stop: pcapng.StopFn, damage: _Damage, prefix: RawBatch | None = None) -> Iterator[RawBatch]:
     """Classic pcap records from offset ``pos`` on; ``prefix`` (packets already read by the fast
-    path) is joined to the first batch so batch boundaries match a pure-Python read."""
-    u32 = struct.Struct(head.endian + "I").unpack_from
-    limit = head.caplen_limit
+    path) is joined to the first batch so batch boundaries match a pure-Python read. A record
+    that is not plausible (``pcaprecords``) or runs past the end ends the batch; reading goes on
+    from the next resynchronisation point, if there is one."""
+    unpack = struct.Struct(head.endian + "IIII").unpack_from
+    fmt = head.record_format()
+    limit, frac_limit = fmt.caplen_limit, fmt.frac_limit
     want = batch_size - (len(prefix) if prefix is not None else 0)
     while True:
         start = pos
         offs: list[int] = []
         problem: str | None = None
+        damaged = False  # the problem may be damage with intact records after it
         buf, base, avail, n = src.buf, src.base, src.end, 0  # base only moves between batches
         while n < want:
             if pos + 16 > avail:
@@ -290,14 +354,16 @@ def _read_pcap_py(src: pcapng.Source, pos: int, head: _Head, path: str, batch_si
                 elif src.error:
                     problem = f"compressed stream ends early ({src.error})"
                 break
-            caplen = u32(buf, pos - base + 8)[0]
-            if caplen > limit:
-                problem = f"corrupt record: caplen {caplen} exceeds the limit {limit} (snaplen {head.snaplen})"
+            sec, frac, caplen, wirelen = unpack(buf, pos - base)
+            if caplen > limit or caplen > wirelen or frac >= frac_limit or not (wirelen or sec or frac):
+                problem = f"corrupt record: {record_problem(sec, frac, caplen, wirelen, fmt)} (snaplen {head.snaplen})"
+                damaged = True
                 break
             nxt = pos + 16 + caplen
             if nxt > avail:
                 if not src.fill(nxt):
                     problem = f"truncated record: {src.end - pos - 16} of {caplen} bytes"
+                    damaged = True
                     break
                 avail = src.end
             offs.append(pos)
@@ -312,11 +378,31 @@ def _read_pcap_py(src: pcapng.Source, pos: int, head: _Head, path: str, batch_si
         index += n
         src.drop(pos)
         if problem:
-            stop(problem, pos, index)
-            return
+            found = _resync(src, pos, fmt, damage) if damaged else None
+            if found is None:
+                stop(problem, pos, index)
+                return
+            damage.skipped.append((pos, found))
+            pos = found
+            want = batch_size
+            continue
         if n < want:
             return
         want = batch_size
+
+
+def _resync(src: pcapng.Source, pos: int, fmt: RecordFormat, damage: _Damage) -> int | None:
+    """The offset of the next resynchronisation point after a bad record at ``pos``, or None."""
+    ts = ts_window(damage.first_sec, damage.last_sec)
+    lo = pos + 1
+    ahead = WINDOW + fmt.lookahead()
+    while True:
+        more = src.fill(lo + ahead)
+        found = find_next(src.buf, src.base, lo, src.end, fmt, ts, at_eof=not more)
+        if found is not None or not more:
+            return found
+        lo = max(lo, src.end - fmt.lookahead() + 1)
+        src.drop(lo)
 
 
 def _pcap_batch(data: bytes, start: int, offs: list[int], head: _Head, path: str, index: int) -> RawBatch:
@@ -354,7 +440,8 @@ def _fast_ok(head: _Head) -> bool:
     return True
 
 
-def _read_pcap_fast(path: str, head: _Head, batch_size: int, stop: pcapng.StopFn) -> Iterator[RawBatch]:
+def _read_pcap_fast(path: str, head: _Head, batch_size: int, stop: pcapng.StopFn,
+                    damage: _Damage) -> Iterator[RawBatch]:
     """libpcap batches; offsets from cumulative caplens, checked against (and wirelen read from)
     a memory map of the file. On any disagreement, the Python path continues from that record."""
     import pcapy
@@ -368,9 +455,9 @@ def _read_pcap_fast(path: str, head: _Head, batch_size: int, stop: pcapng.StopFn
     except pcapy.PcapError:  # libpcap refuses a header the Python path accepts
         del mm
         mapping.close()
-        yield from _read_python(path, head, batch_size, stop)
+        yield from _read_python(path, head, batch_size, stop, damage)
         return
-    limit = head.caplen_limit
+    fmt = head.record_format()
     pos, index = 24, 0
     prefix: RawBatch | None = None
     try:
@@ -385,11 +472,12 @@ def _read_pcap_fast(path: str, head: _Head, batch_size: int, stop: pcapng.StopFn
             caplen = m[:, 3]
             rec = pos + np.concatenate(([0], np.cumsum(16 + caplen[:-1])))
             good = rec + 16 <= size
-            lens = np.zeros((len(rec), 2), dtype=np.int64)
+            hdr = np.zeros((len(rec), 4), dtype=np.int64)
             if good.any():
-                idx = rec[good][:, None] + _HDR16[8:]
-                lens[good] = np.asarray(mm[idx]).view(head.u4).astype(np.int64)
-            good &= (lens[:, 0] == caplen) & (caplen <= limit)
+                idx = rec[good][:, None] + _HDR16
+                hdr[good] = np.asarray(mm[idx]).view(head.u4).astype(np.int64)
+            good &= (hdr[:, 2] == caplen) & plausible(hdr, fmt)
+            lens = hdr[:, 2:]
             k = len(rec) if good.all() else int(np.argmin(good))
             if k:
                 batch = RawBatch(
@@ -419,7 +507,7 @@ def _read_pcap_fast(path: str, head: _Head, batch_size: int, stop: pcapng.StopFn
     with _source(path) as (src, _):  # hand over to the Python path at the first doubtful record
         src.fill(pos)  # no-op on a memory-mapped file; skips ahead on a stream
         src.drop(pos)
-        yield from _read_pcap_py(src, pos, head, path, batch_size, index, stop, prefix)
+        yield from _read_pcap_py(src, pos, head, path, batch_size, index, stop, damage, prefix)
 
 
 def expand_inputs(args: Sequence[str]) -> list[str]:
