@@ -45,6 +45,7 @@ from recorder.core.evidence import GENESIS, chain_hash, file_sha256
 from recorder.core.flowid import LocalNets
 from recorder.core.flowmeter import FlowMeter, Timeouts
 from recorder.core.l2 import MacTable
+from recorder.core.pcaprecords import describe
 from recorder.core.pcapwrite import repair_pcap
 from recorder.core.secure_files import GROUP_READ
 from recorder.core.store import Store
@@ -385,8 +386,9 @@ class Stream:
             self._record_seal(sealed, capture_id=row["id"] if row and row.get("sealed_at") is None else None,
                               repaired=True)
             self.counters.repaired += 1
-            log.warning("%s: left unsealed by an unclean stop; repaired (%d whole packets kept, %d bytes cut) "
-                        "and sealed", final, scan.packets, scan.size - scan.good_size)
+            damaged = f"; {describe(list(scan.skipped))} and taken out" if scan.skipped else ""
+            log.warning("%s: left unsealed by an unclean stop; repaired (%d whole packets kept, %d bytes cut%s) "
+                        "and sealed", final, scan.packets, scan.size - scan.good_size, damaged)
 
     def _on_open(self, path: Path) -> int:
         # runs in the writer thread: it uses the counters the loop last read, never the handle

@@ -50,11 +50,11 @@ def migrate(db: str) -> None:
         click.echo(f"{store.display}: migrated from {before or 'empty'} to revision {after}", err=True)
 
 
-CAPTURE_COLUMNS = ["id", "path", "format", "packets", "malformed", "bytes", "first_ts", "last_ts",
+CAPTURE_COLUMNS = ["id", "path", "format", "packets", "malformed", "bytes", "skipped_bytes", "first_ts", "last_ts",
                    "ingested_at", "sensor", "interface", "kernel_drops", "iface_drops", "sealed_at",
-                   "repaired", "deleted_at", "sha256"]
-CAPTURE_TYPES = ["count", "string", "string", "count", "count", "count", "time", "time", "time",
-                 "string", "string", "count", "count", "time", "bool", "time", "string"]
+                   "repaired", "deleted_at", "sha256", "skipped_ranges"]
+CAPTURE_TYPES = ["count", "string", "string", "count", "count", "count", "count", "time", "time", "time",
+                 "string", "string", "count", "count", "time", "bool", "time", "string", "string"]
 
 
 def _seconds(ns: int | None) -> float | None:
@@ -66,8 +66,8 @@ def _seconds(ns: int | None) -> float | None:
 @output_options(formats=("table", "json"))
 def info(db: str, fmt: str) -> None:
     """Summarise a database: schema revision, file mode (a warning when others can read a database
-    holding credentials), captures, flows and their time span, drops, protocol records and parser
-    failures per protocol."""
+    holding credentials), captures, flows and their time span, drops, protocol records, parser
+    failures per protocol, and the byte ranges skipped in damaged captures."""
     from recorder.core.store import Store
 
     store = Store(db, create=False)
@@ -105,6 +105,11 @@ def info(db: str, fmt: str) -> None:
     if summary["captures"]:
         render(capture_rows(summary["captures"]), "table", CAPTURE_COLUMNS, zeek_types=CAPTURE_TYPES,
                title="captures")
+    damaged = [c for c in summary["captures"] if c.get("skipped_ranges")]
+    if damaged:  # read past damage: which byte ranges were skipped (start-end, end exclusive)
+        render(({"id": c["id"], "path": c["path"], "skipped_bytes": c["skipped_bytes"],
+                 "skipped_ranges": c["skipped_ranges"]} for c in damaged), "table",
+               ["id", "path", "skipped_bytes", "skipped_ranges"], title="damaged captures")
 
 
 def _file_access(store) -> tuple[str | None, str | None]:

@@ -183,3 +183,10 @@ def describe(ranges: list[tuple[int, int]], shown: int = 5) -> str:
     more = f" and {len(ranges) - shown} more" if len(ranges) > shown else ""
     plural = "" if len(ranges) == 1 else "s"
     return f"{len(ranges)} damaged range{plural} ({total} bytes) skipped at offset{plural} {parts}{more}"
+
+
+def skipped_fields(ranges: list[tuple[int, int]]) -> dict[str, object]:
+    """A capture row's ``skipped_ranges`` ("start-end ...") and ``skipped_bytes``; {} for none."""
+    if not ranges:
+        return {}
+    return {"skipped_ranges": " ".join(f"{a}-{b}" for a, b in ranges), "skipped_bytes": sum(b - a for a, b in ranges)}

@@ -147,3 +147,25 @@ def test_capture_without_damage_is_unchanged(tmp_path, intact):
     shutil.copy(DEMO, tmp_path / "ok.pcap")
     got, warnings = records(tmp_path / "ok.pcap", fast=False)
     assert got == intact and warnings == []
+
+
+# ---------------------------------------------------------------- the recorder's crash repair
+
+
+def test_repair_keeps_every_intact_record_and_cuts_the_tail(tmp_path, intact):
+    from recorder.core.pcapwrite import repair_pcap
+
+    data = bytearray(DEMO.read_bytes())
+    a, b = intact[40][0], intact[45][0]
+    data[a:b] = bytes(b - a)  # a zero-filled block, as a power loss leaves one
+    cut = intact[-1][0] + 30  # and the last record cut short, as a crash mid-write leaves it
+    part = tmp_path / "s1-eth1-20240314T000000Z-000001.pcap.part"
+    part.write_bytes(bytes(data[:cut]))
+    scan = repair_pcap(part)
+    assert scan.skipped == ((a, b),) and scan.size == cut
+    assert scan.packets == len(intact) - 5 - 1
+    assert part.stat().st_size == scan.good_size == cut - (b - a) - 30
+    got, warnings = records(part)  # a valid capture now: nothing to warn about
+    assert warnings == []
+    assert [(ts, pkt) for _, ts, _, pkt in got] == [(ts, pkt) for _, ts, _, pkt in intact[:40] + intact[45:-1]]
+    assert scan.first_ts_ns == intact[0][1] and scan.last_ts_ns == intact[-2][1]
