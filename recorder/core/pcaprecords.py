@@ -116,8 +116,10 @@ def find_next(buf, base: int, start: int, end: int, fmt: RecordFormat, ts_range:
     arr = np.frombuffer(buf, dtype=np.uint8, count=end - base) if end > base else np.zeros(0, np.uint8)
     last = end - 16 if at_eof else end - fmt.lookahead()
     lo = start
+    step = 1024  # most damage is a few hundred bytes: start small, widen to WINDOW
     while lo <= last:
-        hi = min(last, lo + WINDOW)
+        hi = min(last, lo + step)
+        step = min(WINDOW, step * 4)
         hdr = _headers_at(arr, np.arange(lo - base, hi - base + 1, dtype=np.int64), fmt)
         ok = _candidate(hdr, fmt)
         if ts_range is not None:
