@@ -204,7 +204,7 @@ def alert_row(alert, kind: str, capture_id: int | None) -> dict[str, Any]:
               help="Keep the ingested store and its alerts here (path or SQLAlchemy URL). "
                    "Default: a temporary SQLite database.")
 @click.option("--eve", "eve_path", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
-              help="Write the alerts as Suricata EVE JSON lines to FILE.")
+              help="Write the alerts as Suricata EVE JSON lines to FILE (owner-only, 0600).")
 @click.option("--expect", "expect_path", type=click.Path(dir_okay=False), metavar="FILE",
               help="A YAML file of expected alerts (see analysis/expect.py); exit 3 with the "
                    "differences, one line each, when the alerts differ.")
