@@ -281,7 +281,7 @@ def _app_layer(store, parsers: bool, extract_dir: str | None, factory: Callable 
 
     if extract_dir is not None:
         try:
-            os.makedirs(extract_dir, exist_ok=True)
+            os.makedirs(extract_dir, mode=0o700, exist_ok=True)  # new: owner-only, as the files
         except OSError as err:
             raise WiretrailError(f"cannot create the extraction directory: {err.strerror or err}",
                                  path=extract_dir) from err

@@ -45,6 +45,7 @@ def test_ingest_store_and_extracted_files_are_owner_only(secrets_pcap, tmp_path,
     db, files = tmp_path / "case.db", tmp_path / "files"
     r = run("ingest", "--db", db, "--extract-files", files, secrets_pcap)
     assert r.exit_code == 0, r.output
+    assert stat.S_IMODE(files.stat().st_mode) == 0o700  # the directory it created, too
     extracted = list(files.iterdir())
     assert extracted, "the HTTP body was not extracted"
     made = [db, *extracted] + [p for p in tmp_path.iterdir() if p.name.startswith("case.db-")]
