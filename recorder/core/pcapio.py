@@ -35,15 +35,7 @@ import numpy as np
 from recorder.core import pcapng
 from recorder.core.batch import RawBatch
 from recorder.core.errors import CaptureError, CaptureWarning, DamagedCaptureWarning
-from recorder.core.pcaprecords import (
-    MAX_CAPLEN,
-    WINDOW,
-    RecordFormat,
-    describe,
-    find_next,
-    plausible,
-    ts_window,
-)
+from recorder.core.pcaprecords import MAX_CAPLEN, Damage, RecordFormat, describe, plausible, resync
 from recorder.core.pcaprecords import problem as record_problem
 from recorder.core.secure_files import AtomicFile
 
@@ -103,27 +95,6 @@ class _Head:
 
     def record_format(self) -> RecordFormat:
         return RecordFormat(self.endian, self.nano, self.caplen_limit, self.linktype)
-
-
-class _Damage:
-    """What a read has met so far: the time span of its packets (seconds) and the byte ranges
-    skipped over damage (start inclusive, end exclusive)."""
-
-    __slots__ = ("first_sec", "last_sec", "packets", "reported", "skipped")
-
-    def __init__(self) -> None:
-        self.first_sec: int | None = None
-        self.last_sec: int | None = None
-        self.packets = 0
-        self.skipped: list[tuple[int, int]] = []
-        self.reported = False
-
-    def saw(self, batch: RawBatch) -> None:
-        if len(batch):
-            lo, hi = int(batch.ts.min()) // 1_000_000_000, int(batch.ts.max()) // 1_000_000_000
-            self.first_sec = lo if self.first_sec is None else min(self.first_sec, lo)
-            self.last_sec = hi if self.last_sec is None else max(self.last_sec, hi)
-            self.packets += len(batch)
 
 
 class _ByteStream:
@@ -284,7 +255,7 @@ def read_batches(path: str | os.PathLike[str], batch_size: int = 65536,
     p = os.fspath(path)
     head = _sniff(p)
     warn = on_warning or _log_warning
-    damage = _Damage()
+    damage = Damage()
 
     def stop(reason: str, offset: int, count: int) -> None:
         plural = "" if count == 1 else "s"
@@ -301,7 +272,7 @@ def read_batches(path: str | os.PathLike[str], batch_size: int = 65536,
     return _reported(_read_python(p, head, batch_size, stop, damage), damage, warn, p)
 
 
-def _reported(batches: Iterator[RawBatch], damage: _Damage, warn: WarnFn, path: str) -> Iterator[RawBatch]:
+def _reported(batches: Iterator[RawBatch], damage: Damage, warn: WarnFn, path: str) -> Iterator[RawBatch]:
     """Pass the batches on, noting their time span; then one warning for the skipped ranges."""
     for batch in batches:
         damage.saw(batch)
@@ -318,10 +289,10 @@ def _log_warning(w: CaptureWarning) -> None:
 
 
 def _read_python(path: str, head: _Head, batch_size: int, stop: pcapng.StopFn,
-                 damage: _Damage) -> Iterator[RawBatch]:
+                 damage: Damage) -> Iterator[RawBatch]:
     with _source(path) as (src, _):
         if head.fmt == "pcapng":
-            yield from pcapng.read_pcapng(src, path, batch_size, stop)
+            yield from pcapng.read_pcapng(src, path, batch_size, stop, damage)
         else:
             src.fill(24)
             src.drop(24)
@@ -329,7 +300,7 @@ def _read_python(path: str, head: _Head, batch_size: int, stop: pcapng.StopFn,
 
 
 def _read_pcap_py(src: pcapng.Source, pos: int, head: _Head, path: str, batch_size: int, index: int,
-                  stop: pcapng.StopFn, damage: _Damage, prefix: RawBatch | None = None) -> Iterator[RawBatch]:
+                  stop: pcapng.StopFn, damage: Damage, prefix: RawBatch | None = None) -> Iterator[RawBatch]:
     """Classic pcap records from offset ``pos`` on; ``prefix`` (packets already read by the fast
     path) is joined to the first batch so batch boundaries match a pure-Python read. A record
     that is not plausible (``pcaprecords``) or runs past the end ends the batch; reading goes on
@@ -378,7 +349,7 @@ def _read_pcap_py(src: pcapng.Source, pos: int, head: _Head, path: str, batch_si
         index += n
         src.drop(pos)
         if problem:
-            found = _resync(src, pos, fmt, damage) if damaged else None
+            found = resync(src, pos, fmt, damage) if damaged else None
             if found is None:
                 stop(problem, pos, index)
                 return
@@ -389,20 +360,6 @@ def _read_pcap_py(src: pcapng.Source, pos: int, head: _Head, path: str, batch_si
         if n < want:
             return
         want = batch_size
-
-
-def _resync(src: pcapng.Source, pos: int, fmt: RecordFormat, damage: _Damage) -> int | None:
-    """The offset of the next resynchronisation point after a bad record at ``pos``, or None."""
-    ts = ts_window(damage.first_sec, damage.last_sec)
-    lo = pos + 1
-    ahead = WINDOW + fmt.lookahead()
-    while True:
-        more = src.fill(lo + ahead)
-        found = find_next(src.buf, src.base, lo, src.end, fmt, ts, at_eof=not more)
-        if found is not None or not more:
-            return found
-        lo = max(lo, src.end - fmt.lookahead() + 1)
-        src.drop(lo)
 
 
 def _pcap_batch(data: bytes, start: int, offs: list[int], head: _Head, path: str, index: int) -> RawBatch:
@@ -441,7 +398,7 @@ def _fast_ok(head: _Head) -> bool:
 
 
 def _read_pcap_fast(path: str, head: _Head, batch_size: int, stop: pcapng.StopFn,
-                    damage: _Damage) -> Iterator[RawBatch]:
+                    damage: Damage) -> Iterator[RawBatch]:
     """libpcap batches; offsets from cumulative caplens, checked against (and wirelen read from)
     a memory map of the file. On any disagreement, the Python path continues from that record."""
     import pcapy

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recorder.core.batch import RawBatch
+
 MAX_CAPLEN = 262144
 MAX_WIRELEN = 262144
 TS_BEFORE_S = 3600  # a record may be this much older than the file's first packet
@@ -169,6 +171,42 @@ def _chain_ok(arr: np.ndarray, base: int, pos: int, end: int, fmt: RecordFormat,
         first = False
         pos += 16 + caplen
     return True
+
+
+class Damage:
+    """What a read has met so far (``pcapio``): the time span of its packets (seconds) and the byte ranges
+    skipped over damage (start inclusive, end exclusive)."""
+
+    __slots__ = ("first_sec", "last_sec", "packets", "reported", "skipped")
+
+    def __init__(self) -> None:
+        self.first_sec: int | None = None
+        self.last_sec: int | None = None
+        self.packets = 0
+        self.skipped: list[tuple[int, int]] = []
+        self.reported = False
+
+    def saw(self, batch: RawBatch) -> None:
+        if len(batch):
+            lo, hi = int(batch.ts.min()) // 1_000_000_000, int(batch.ts.max()) // 1_000_000_000
+            self.first_sec = lo if self.first_sec is None else min(self.first_sec, lo)
+            self.last_sec = hi if self.last_sec is None else max(self.last_sec, hi)
+            self.packets += len(batch)
+
+
+def resync(src, pos: int, fmt: RecordFormat, damage: Damage) -> int | None:
+    """The offset of the next resynchronisation point after a bad record at ``pos`` in ``src``
+    (a ``pcapng.Source``: a buffered window on the file), or None."""
+    ts = ts_window(damage.first_sec, damage.last_sec)
+    lo = pos + 1
+    ahead = WINDOW + fmt.lookahead()
+    while True:
+        more = src.fill(lo + ahead)
+        found = find_next(src.buf, src.base, lo, src.end, fmt, ts, at_eof=not more)
+        if found is not None or not more:
+            return found
+        lo = max(lo, src.end - fmt.lookahead() + 1)
+        src.drop(lo)
 
 
 def ts_window(first_sec: int | None, last_sec: int | None) -> tuple[int, int] | None:

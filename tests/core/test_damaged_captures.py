@@ -169,3 +169,52 @@ def test_repair_keeps_every_intact_record_and_cuts_the_tail(tmp_path, intact):
     assert warnings == []
     assert [(ts, pkt) for _, ts, _, pkt in got] == [(ts, pkt) for _, ts, _, pkt in intact[:40] + intact[45:-1]]
     assert scan.first_ts_ns == intact[0][1] and scan.last_ts_ns == intact[-2][1]
+
+
+# ---------------------------------------------------------------- pcapng: the same with block lengths
+
+
+@pytest.fixture(scope="module")
+def demo_pcapng(tmp_path_factory, intact):
+    """captures/demo.pcap as pcapng (one Ethernet interface, microseconds); block offsets."""
+    from tests.core.test_pcapio import epb, idb, shb
+
+    blocks = [shb("<"), idb("<", 1)]
+    offs = []
+    pos = sum(len(b) for b in blocks)
+    for _, ts, _, pkt in intact:
+        blocks.append(epb("<", 0, ts // 1000, pkt))
+        offs.append(pos)
+        pos += len(blocks[-1])
+    path = tmp_path_factory.mktemp("ng") / "demo.pcapng"
+    path.write_bytes(b"".join(blocks))
+    return path, offs
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_pcapng_random_block_damage_keeps_every_intact_packet(tmp_path, intact, demo_pcapng, seed):
+    src, offs = demo_pcapng
+    ng_intact = [(o, ts, cap, pkt) for o, (_, ts, cap, pkt) in zip(offs, intact)]
+    rng = random.Random(seed)
+    data = bytearray(src.read_bytes())
+    hits = sorted(damage(data, rng, ng_intact[1:], zeros=seed % 3 == 0) for _ in range(1 + seed % 3))
+    path = tmp_path / "damaged.pcapng"
+    path.write_bytes(data)
+    got, warnings = records(path)
+    # a pcapng block carries its length at both ends: the whole block is the record here
+    sizes = {o: b - o for o, b in zip(offs, offs[1:] + [len(data)])}
+    ng = [(o, ts, sizes[o] - 16, pkt) for o, ts, _, pkt in ng_intact]
+    got = [(o, ts, sizes.get(o, cap + 32) - 16, pkt) for o, ts, cap, pkt in got]
+    check(got, warnings, ng, hits, len(data))
+
+
+def test_pcapng_damaged_block_is_reported(tmp_path, intact, demo_pcapng):
+    src, offs = demo_pcapng
+    data = bytearray(src.read_bytes())
+    a, b = offs[70], offs[72]
+    data[a:b] = bytes(b - a)
+    path = tmp_path / "z.pcapng"
+    path.write_bytes(data)
+    got, [w] = records(path)
+    assert [(ts, pkt) for _, ts, _, pkt in got] == [(ts, pkt) for _, ts, _, pkt in intact[:70] + intact[72:]]
+    assert w.skipped == ((a, b),)
