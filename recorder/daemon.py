@@ -45,7 +45,9 @@ from recorder.core.evidence import GENESIS, chain_hash, file_sha256
 from recorder.core.flowid import LocalNets
 from recorder.core.flowmeter import FlowMeter, Timeouts
 from recorder.core.l2 import MacTable
+from recorder.core.pcaprecords import describe
 from recorder.core.pcapwrite import repair_pcap
+from recorder.core.secure_files import GROUP_READ
 from recorder.core.store import Store
 from recorder.retention import Limits, enforce
 from recorder.rotation import PART, DiskFull, RotatingWriter, SealedFile, slice_batch
@@ -384,8 +386,9 @@ class Stream:
             self._record_seal(sealed, capture_id=row["id"] if row and row.get("sealed_at") is None else None,
                               repaired=True)
             self.counters.repaired += 1
-            log.warning("%s: left unsealed by an unclean stop; repaired (%d whole packets kept, %d bytes cut) "
-                        "and sealed", final, scan.packets, scan.size - scan.good_size)
+            damaged = f"; {describe(list(scan.skipped))} and taken out" if scan.skipped else ""
+            log.warning("%s: left unsealed by an unclean stop; repaired (%d whole packets kept, %d bytes cut%s) "
+                        "and sealed", final, scan.packets, scan.size - scan.good_size, damaged)
 
     def _on_open(self, path: Path) -> int:
         # runs in the writer thread: it uses the counters the loop last read, never the handle
@@ -435,7 +438,7 @@ class Stream:
         c = self.config
         self._signals()
         c.output_dir.mkdir(parents=True, exist_ok=True)
-        self.store = Store(c.db)
+        self.store = Store(c.db, file_mode=GROUP_READ)
         self.store.ensure_schema()
         self.repair_leftovers()
         # The capture first: if it cannot open, nothing else has started.
@@ -685,7 +688,7 @@ def run(config: Config, *, reload=None) -> int:
         sd_notify("STOPPING=1")
         return 0
     # Several streams: one process each. Schema first, so they do not race to create it.
-    with Store(config.db) as store:
+    with Store(config.db, file_mode=GROUP_READ) as store:
         store.ensure_schema()
     ctx = multiprocessing.get_context("fork")
     children = []

@@ -28,6 +28,7 @@ import numpy as np
 
 from recorder.core.batch import RawBatch
 from recorder.core.pcapwrite import FILE_HEADER_LEN, encode_records, file_header, record_sizes
+from recorder.core.secure_files import GROUP_READ, open_private
 
 PART = ".part"
 
@@ -191,7 +192,8 @@ class RotatingWriter:
         header = file_header(self.linktype, self.snaplen)
         try:
             # unbuffered: a write that finds the disk full fails there, not later in close()
-            f.fileobj = open(f.part, "wb", buffering=0)  # noqa: SIM115 - closed when sealed
+            # 0640 whatever the umask: the recorder's group may read its captures, nobody else
+            f.fileobj = open_private(f.part, GROUP_READ, buffering=0)  # closed when sealed
             _write_all(f.fileobj, header)
         except OSError as err:
             if f.fileobj is not None:

@@ -25,17 +25,74 @@ def captures(db: str, fmt: str) -> None:
 @click.command()
 @db_option
 @click.option("--no-files", is_flag=True, help="Check the hash chain in the database only; do not re-read the files.")
-def verify(db: str, no_files: bool) -> None:
-    """Verify the evidence: every file the recorder sealed still has the SHA-256 it was sealed
-    with, and every record is linked to the one before it (hash chain per sensor and interface),
-    so an altered, deleted or replaced file or record shows. Files that retention deleted are
-    recorded as such and not looked for. Exit 1 with one line per problem."""
+@click.option("--export", "export_path", type=click.Path(dir_okay=False), metavar="MANIFEST.json",
+              help="Also write a hand-over manifest: every sealed file's name, size, time span, packets, "
+                   "SHA-256, chain hash and verification result now, and the tool version (owner-only file).")
+@click.option("--manifest", "manifest_path", type=click.Path(dir_okay=False), metavar="MANIFEST.json",
+              help="Check copies of the files in DIR against a manifest (no database needed).")
+@click.argument("directory", required=False, type=click.Path(file_okay=False), metavar="[DIR]")
+def verify(db: str, no_files: bool, export_path: str | None, manifest_path: str | None,
+           directory: str | None) -> None:
+    """Verify the evidence: every file the recorder sealed still has the size and SHA-256 it was
+    sealed with, every record is linked to the one before it (hash chain per sensor and
+    interface), and no capture file beside them lacks a record, so an altered, truncated, deleted,
+    added or replaced file or record shows. Files that retention deleted are recorded as such and
+    not looked for. Exit 1 with one line per problem.
+
+    With --manifest MANIFEST.json DIR, check a handed-over copy of the files in DIR against the
+    manifest instead, on any machine, without the database."""
+    if manifest_path:
+        if directory is None:
+            raise click.UsageError("--manifest needs the DIR holding the copied files")
+        _check_manifest(manifest_path, directory)
+        return
+    if directory is not None:
+        raise click.UsageError("DIR is only for --manifest")
     store = open_for_reading(db)
-    report = verify_chain(store.captures(), check_files=not no_files)
-    for problem in report.problems:
-        click.echo(problem, err=True)
+    rows = store.captures()
+    report = verify_chain(rows, check_files=not no_files)
+    if export_path:
+        _export(export_path, rows, report, store.display)
     summary = (f"{report.links_checked} sealed file record(s) in the chain, {report.files_checked} file(s) "
                f"re-hashed, {report.files_deleted} deleted by retention")
+    _finish(report, summary)
+
+
+def _export(path: str, rows: list[dict], report, database: str) -> None:
+    import hashlib
+    import json
+    import time
+
+    from recorder import __version__
+    from recorder.core.manifest import build
+    from recorder.core.secure_files import atomic_output
+
+    manifest = build(rows, report, tool=f"wiretrail {__version__}", database=database, now_ns=time.time_ns())
+    text = json.dumps(manifest, indent=1) + "\n"
+    try:
+        with atomic_output(path, text=True) as f:
+            f.write(text)
+    except OSError as err:
+        raise click.ClickException(f"{path}: cannot write: {err.strerror or err}") from None
+    heads = ", ".join(f"{s['sensor']}/{s['interface']} {s['head']}" for s in manifest["streams"]) or "none"
+    click.echo(f"{path}: {len(manifest['files'])} file(s); manifest SHA-256 "
+               f"{hashlib.sha256(text.encode()).hexdigest()}; chain head(s): {heads}", err=True)
+
+
+def _check_manifest(path: str, directory: str) -> None:
+    from recorder.core.manifest import check, load
+
+    manifest = load(path)
+    report = check(manifest, directory)
+    summary = (f"{len(manifest['files'])} file(s) in the manifest ({manifest.get('tool')}, exported "
+               f"{manifest.get('exported_at')}), {report.files_checked} re-hashed in {directory}, "
+               f"{report.files_deleted} deleted by retention before the export")
+    _finish(report, summary)
+
+
+def _finish(report, summary: str) -> None:
+    for problem in report.problems:
+        click.echo(problem, err=True)
     if not report.ok:
         raise EvidenceError(f"NOT verified: {len(report.problems)} problem(s); {summary}")
     click.echo(f"verified: {summary}")

@@ -50,11 +50,11 @@ def migrate(db: str) -> None:
         click.echo(f"{store.display}: migrated from {before or 'empty'} to revision {after}", err=True)
 
 
-CAPTURE_COLUMNS = ["id", "path", "format", "packets", "malformed", "bytes", "first_ts", "last_ts",
+CAPTURE_COLUMNS = ["id", "path", "format", "packets", "malformed", "bytes", "skipped_bytes", "first_ts", "last_ts",
                    "ingested_at", "sensor", "interface", "kernel_drops", "iface_drops", "sealed_at",
-                   "repaired", "deleted_at", "sha256"]
-CAPTURE_TYPES = ["count", "string", "string", "count", "count", "count", "time", "time", "time",
-                 "string", "string", "count", "count", "time", "bool", "time", "string"]
+                   "repaired", "deleted_at", "sha256", "skipped_ranges"]
+CAPTURE_TYPES = ["count", "string", "string", "count", "count", "count", "count", "time", "time", "time",
+                 "string", "string", "count", "count", "time", "bool", "time", "string", "string"]
 
 
 def _seconds(ns: int | None) -> float | None:
@@ -65,16 +65,26 @@ def _seconds(ns: int | None) -> float | None:
 @db_option
 @output_options(formats=("table", "json"))
 def info(db: str, fmt: str) -> None:
-    """Summarise a database: schema revision, captures, flows and their time span, drops,
-    protocol records and parser failures per protocol."""
+    """Summarise a database: schema revision, file mode (a warning when others can read a database
+    holding credentials), captures, flows and their time span, drops, protocol records, parser
+    failures per protocol, and the byte ranges skipped in damaged captures."""
     from recorder.core.store import Store
 
-    summary = Store(db, create=False).info()
+    store = Store(db, create=False)
+    summary = store.info()
+    mode, readers = _file_access(store)
+    summary["file_mode"] = mode
+    summary["readable_by"] = readers
+    credentials = (summary.get("app_records") or {}).get("credentials", 0)
+    if readers and credentials:
+        click.echo(f"warning: {summary['database']} holds {credentials} credential(s) (passwords seen in the "
+                   f"traffic) and {readers} can read it (mode {mode}); chmod 600 it", err=True)
     if fmt == "json":
         click.echo(json.dumps(summary, indent=2, default=str))
         return
     pairs = {
         "database": summary["database"], "revision": summary["revision"] or "(no schema)",
+        "file_mode": "-" if mode is None else f"{mode} ({'readable by ' + readers if readers else 'owner only'})",
         "captures": summary["capture_count"], "flows": summary["flow_count"],
         "first_flow": rfc3339(_seconds(summary["first_ts_ns"])) or "-",
         "last_flow": rfc3339(_seconds(summary["last_ts_ns"])) or "-",
@@ -95,6 +105,25 @@ def info(db: str, fmt: str) -> None:
     if summary["captures"]:
         render(capture_rows(summary["captures"]), "table", CAPTURE_COLUMNS, zeek_types=CAPTURE_TYPES,
                title="captures")
+    damaged = [c for c in summary["captures"] if c.get("skipped_ranges")]
+    if damaged:  # read past damage: which byte ranges were skipped (start-end, end exclusive)
+        render(({"id": c["id"], "path": c["path"], "skipped_bytes": c["skipped_bytes"],
+                 "skipped_ranges": c["skipped_ranges"]} for c in damaged), "table",
+               ["id", "path", "skipped_bytes", "skipped_ranges"], title="damaged captures")
+
+
+def _file_access(store) -> tuple[str | None, str | None]:
+    """A SQLite store's permission bits and who besides its owner can read it (None, None for a
+    server database)."""
+    from recorder.core.secure_files import describe_mode
+
+    path = store.engine.url.database if store.is_sqlite else None
+    if not path or path == ":memory:":
+        return None, None
+    try:
+        return describe_mode(path)
+    except OSError:
+        return None, None
 
 
 def capture_rows(caps: list[dict]):

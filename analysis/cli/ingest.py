@@ -17,7 +17,7 @@ from analysis.cli.params import check_cidr
 @click.option("--local-net", "local_nets", multiple=True, callback=check_cidr, metavar="CIDR",
               help="A local network for local_orig/local_resp (repeatable); private ranges are always local.")
 @click.option("--extract-files", "extract_dir", metavar="DIR", type=click.Path(file_okay=False),
-              help="Write every transferred file (HTTP bodies, mail attachments, FTP data) under DIR.")
+              help="Write every transferred file (HTTP bodies, mail attachments, FTP data) under DIR, owner-only (0600).")
 @click.option("--no-parsers", is_flag=True, help="Flows only: skip protocol parsing (dns, http, tls, ...).")
 def ingest(captures: tuple[str, ...], db: str, local_nets: list[str], extract_dir: str | None,
            no_parsers: bool) -> None:

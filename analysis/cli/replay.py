@@ -32,7 +32,7 @@ _TYPES = ("time", "count", "count", "string", "addr", "port", "addr", "port", "s
               help="Keep the ingested store and its alerts here (path or SQLAlchemy URL). "
                    "Default: a temporary SQLite database.")
 @click.option("--eve", "eve_path", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
-              help="Write the alerts as Suricata EVE JSON lines to FILE.")
+              help="Write the alerts as Suricata EVE JSON lines to FILE (owner-only, 0600).")
 @click.option("--expect", "expect_path", type=click.Path(dir_okay=False), metavar="FILE",
               help="A YAML file of expected alerts (see analysis/expect.py); exit 3 with the "
                    "differences, one line each, when the alerts differ.")
@@ -55,6 +55,7 @@ def replay(captures: tuple[str, ...], rule_paths: tuple[str, ...], var: tuple[st
     from analysis.alerts import write_eve
     from analysis.expect import compare, load_expectations
     from analysis.replay import replay_captures
+    from recorder.core.secure_files import atomic_output
 
     variables = parse_vars(var)
     expectations = load_expectations(expect_path) if expect_path else None
@@ -68,7 +69,7 @@ def replay(captures: tuple[str, ...], rule_paths: tuple[str, ...], var: tuple[st
                f"{outcome.behaviour_rules} behaviour rules, {len(alerts)} alerts{kept}", err=True)
     if eve_path:
         try:
-            with open(eve_path, "w", encoding="utf-8") as f:
+            with atomic_output(eve_path, text=True) as f:  # owner-only; nothing half-written on failure
                 write_eve(alerts, f)
         except OSError as err:
             raise click.ClickException(f"{eve_path}: cannot write: {err.strerror or err}") from None

@@ -40,6 +40,16 @@ class CaptureWarning(WiretrailError):
     """A recoverable problem in a capture (truncated last record); reading stopped cleanly."""
 
 
+class DamagedCaptureWarning(CaptureWarning):
+    """Damaged records were skipped (and reading resynchronised after them): ``skipped`` holds
+    the byte ranges, each (start, end) with the end exclusive."""
+
+    def __init__(self, message: str, *, path: str | None = None, offset: int | None = None,
+                 skipped: list[tuple[int, int]] | tuple[tuple[int, int], ...] = ()) -> None:
+        super().__init__(message, path=path, offset=offset)
+        self.skipped = tuple(skipped)
+
+
 class StoreError(WiretrailError):
     """The database cannot be opened, migrated or written."""
 

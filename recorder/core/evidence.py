@@ -60,49 +60,103 @@ class VerifyReport:
     files_deleted: int = 0  # removed by retention, recorded as such
     links_checked: int = 0
     problems: list[str] = field(default_factory=list)
+    # per sealed row (by its "id"): "ok", "deleted by retention", "not re-read", or its first problem
+    results: dict = field(default_factory=dict)
+    # per stream (sensor, interface): the chain value of its last sealed file
+    heads: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
+    def _problem(self, row: dict, text: str) -> None:
+        self.problems.append(text)
+        self.results.setdefault(row["id"], text.split(": ", 1)[1] if ": " in text else text)
 
-def verify(rows: Iterable[dict], *, check_files: bool = True,
+
+def verify(rows: Iterable[dict], *, check_files: bool = True, keep_order: bool = False,
+           directories: Iterable[str] | None = None,
            progress: Callable[[str], None] | None = None) -> VerifyReport:
-    """Check the sealed captures (``origin == 'recorder'`` rows, any order) and their files."""
+    """Check the sealed captures (``origin == 'recorder'`` rows) and their files.
+
+    Rows are put in sealing order per stream, unless ``keep_order`` (a manifest: its order is
+    the one to check). A file shorter or longer than sealed, a changed byte, a missing file, an
+    altered, removed or reordered record each give a problem line. With ``check_files``, a
+    ``*.pcap`` file in ``directories`` (default: those holding the sealed files) that no row
+    names was added afterwards and is a problem too.
+    """
     report = VerifyReport()
     streams: dict[tuple, list[dict]] = {}
+    known: set[str] = set()
     for row in rows:
+        known.add(os.path.realpath(row["path"]))
         if row.get("origin") != "recorder" or row.get("sealed_at") is None:
             continue
         streams.setdefault((row.get("sensor"), row.get("interface")), []).append(row)
     for (sensor, iface), entries in sorted(streams.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
-        entries.sort(key=lambda r: (r["sealed_at"], r["id"]))
+        if not keep_order:
+            entries.sort(key=lambda r: (r["sealed_at"], r["id"]))
         prev = GENESIS
         for row in entries:
             name = os.path.basename(row["path"])
             report.links_checked += 1
             if (row["prev_chain"] or GENESIS) != prev:
-                report.problems.append(f"{row['path']}: chain broken before this file (a sealed file's "
-                                       f"record is missing or was altered; stream {sensor}/{iface})")
+                report._problem(row, f"{row['path']}: chain broken before this file (a sealed file's "
+                                     f"record is missing, reordered or was altered; stream {sensor}/{iface})")
             if record_chain(row) != row["chain"]:
-                report.problems.append(f"{row['path']}: its database record was altered (chain value does not match)")
+                report._problem(row, f"{row['path']}: its record was altered (chain value does not match)")
             prev = row["chain"] or ""
             if row.get("deleted_at") is not None:
                 report.files_deleted += 1
+                report.results.setdefault(row["id"], "deleted by retention")
                 continue
             if not check_files:
+                report.results.setdefault(row["id"], "not re-read")
                 continue
             if progress:
                 progress(name)
-            try:
-                digest = file_sha256(row["path"])
-            except FileNotFoundError:
-                report.problems.append(f"{row['path']}: file is missing (not deleted by retention)")
-                continue
-            except OSError as err:
-                report.problems.append(f"{row['path']}: cannot read: {err.strerror or err}")
-                continue
-            report.files_checked += 1
-            if digest != row["sha256"]:
-                report.problems.append(f"{row['path']}: SHA-256 {digest} differs from the sealed {row['sha256']}")
+            _check_file(row, report)
+        report.heads[(sensor, iface)] = prev
+    if check_files:
+        dirs = directories if directories is not None else {
+            os.path.dirname(r["path"]) or "." for e in streams.values() for r in e}
+        for directory in sorted(dirs):
+            for extra in unrecorded_files(directory, known):
+                report.problems.append(f"{extra}: a capture file no sealed record names (added afterwards)")
     return report
+
+
+def _check_file(row: dict, report: VerifyReport) -> None:
+    path = row["path"]
+    try:
+        size = os.stat(path).st_size
+        digest = file_sha256(path)
+    except FileNotFoundError:
+        report._problem(row, f"{path}: file is missing (not deleted by retention)")
+        return
+    except OSError as err:
+        report._problem(row, f"{path}: cannot read: {err.strerror or err}")
+        return
+    report.files_checked += 1
+    sealed_size = row.get("bytes")
+    if sealed_size is not None and size != int(sealed_size):
+        what = "truncated" if size < int(sealed_size) else "grown"
+        report._problem(row, f"{path}: {what}: {size} bytes, sealed with {sealed_size}")
+    elif digest != row["sha256"]:
+        report._problem(row, f"{path}: SHA-256 {digest} differs from the sealed {row['sha256']}")
+    report.results.setdefault(row["id"], "ok")
+
+
+def unrecorded_files(directory: str, known: set[str]) -> list[str]:
+    """The ``*.pcap`` files directly in ``directory`` whose real path is not in ``known``."""
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        path = os.path.join(directory, name)
+        if name.endswith(".pcap") and not name.startswith(".") and os.path.isfile(path) \
+                and os.path.realpath(path) not in known:
+            found.append(path)
+    return found

@@ -28,6 +28,7 @@ from recorder.core.flowmeter import FlowMeter, Timeouts
 from recorder.core.flowrows import FlowBatch
 from recorder.core.l2 import MacTable
 from recorder.core.pcapio import expand_inputs, probe, read_batches
+from recorder.core.pcaprecords import skipped_fields
 
 GC_THRESHOLD = 100_000  # allocations between young-generation collections while parsers run
 APP_PROCESS = True  # run the application layer in its own process when there is a second core
@@ -178,7 +179,8 @@ def _ingest(paths: list[str], store, local_nets: list[str] | None, timeouts: Tim
             if out is not None:
                 out.capture_id = capture_id
             first_ts = last_ts = None
-            for raw in read_batches(path, on_warning=warn):
+            skipped: list[tuple[int, int]] = []  # byte ranges the reader skipped over damage
+            for raw in read_batches(path, on_warning=lambda w, s=skipped: (s.extend(getattr(w, "skipped", ())), warn(w))):
                 dec = decoder.decode(raw)
                 meter.add(raw, dec, capture_id, decoder.tunnels)
                 if macs is not None:
@@ -199,7 +201,7 @@ def _ingest(paths: list[str], store, local_nets: list[str] | None, timeouts: Tim
             if hasher.ident is not None:  # started as a thread (not run in place above)
                 hasher.join()
             store.update_capture(capture_id, sha256=hasher.result(), first_ts_ns=first_ts, last_ts_ns=last_ts,
-                                 packets=res.packets, malformed=res.malformed)
+                                 packets=res.packets, malformed=res.malformed, **skipped_fields(skipped))
             stats.files.append(res)
             count_failures(capture_id)
             stats.packets += res.packets
@@ -270,7 +272,7 @@ def _app_layer(store, parsers: bool, extract_dir: str | None, factory: Callable 
 
     if extract_dir is not None:
         try:
-            os.makedirs(extract_dir, exist_ok=True)
+            os.makedirs(extract_dir, mode=0o700, exist_ok=True)  # new: owner-only, as the files
         except OSError as err:
             raise WiretrailError(f"cannot create the extraction directory: {err.strerror or err}",
                                  path=extract_dir) from err

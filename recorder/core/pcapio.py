@@ -7,9 +7,13 @@ Reading has two paths that give identical batches:
   of the file. Any doubt (a libpcap error, a caplen that does not match the file) hands over to
 * the pure-Python path, which handles every format and is the reference for the fast one.
 
-A truncated or corrupt capture yields every complete packet, then reports one CaptureWarning
-naming the byte offset of the bad record and stops. A file that is not a capture raises
-CaptureError before anything is yielded.
+A damaged classic pcap (a corrupt record header: a sensor that lost power, a bad sector, a file
+carved from an image) is read past the damage like pcapfix does: the reader searches forward for
+the next plausible record (``pcaprecords``) and goes on from there; the skipped byte ranges are
+reported in one DamagedCaptureWarning per file, which carries them. A truncated capture, or a
+damaged one with no plausible record after the damage, yields every complete packet, then
+reports one CaptureWarning naming the byte offset of the bad record and stops. A file that is not
+a capture raises CaptureError before anything is yielded.
 """
 
 from __future__ import annotations
@@ -30,13 +34,15 @@ import numpy as np
 
 from recorder.core import pcapng
 from recorder.core.batch import RawBatch
-from recorder.core.errors import CaptureError, CaptureWarning
+from recorder.core.errors import CaptureError, CaptureWarning, DamagedCaptureWarning
+from recorder.core.pcaprecords import MAX_CAPLEN, Damage, RecordFormat, describe, plausible, resync
+from recorder.core.pcaprecords import problem as record_problem
+from recorder.core.secure_files import AtomicFile
 
 log = logging.getLogger(__name__)
 
 WarnFn = Callable[[CaptureWarning], None]
 
-MAX_CAPLEN = 262144  # a record claiming more is corruption (libpcap's limit for most link types)
 SNAPLEN_SLACK = 256  # tolerated excess of a record's caplen over the file's snaplen
 CHUNK = 1 << 20  # read size of the Python path
 GZIP_MAGIC = b"\x1f\x8b"
@@ -86,6 +92,9 @@ class _Head:
     @property
     def u4(self) -> np.dtype:
         return np.dtype(self.endian + "u4")
+
+    def record_format(self) -> RecordFormat:
+        return RecordFormat(self.endian, self.nano, self.caplen_limit, self.linktype)
 
 
 class _ByteStream:
@@ -234,50 +243,77 @@ def read_batches(path: str | os.PathLike[str], batch_size: int = 65536,
     """Read one capture file (pcap, pcapng, either gzip-compressed) as RawBatches of ``batch_size``
     packets (the last may be shorter).
 
-    Raises CaptureError now if the file is not a readable capture. A truncated or corrupt record
-    later ends the iteration after every complete packet, with one CaptureWarning passed to
-    ``on_warning`` (logged if None). ``fast=False`` forces the pure-Python path.
+    Raises CaptureError now if the file is not a readable capture. A corrupt record header in a
+    classic pcap is skipped over to the next plausible record; the skipped ranges come in one
+    DamagedCaptureWarning at the end. A truncated record, or damage with no plausible record
+    after it, ends the iteration after every complete packet, with one CaptureWarning (naming
+    the skipped ranges too, if any). Warnings go to ``on_warning`` (logged if None).
+    ``fast=False`` forces the pure-Python path.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     p = os.fspath(path)
     head = _sniff(p)
     warn = on_warning or _log_warning
+    damage = Damage()
 
     def stop(reason: str, offset: int, count: int) -> None:
         plural = "" if count == 1 else "s"
-        warn(CaptureWarning(f"{reason}; stopped after {count} packet{plural}", path=p, offset=offset))
+        text = f"{reason}; stopped after {count} packet{plural}"
+        damage.reported = True
+        if damage.skipped:
+            warn(DamagedCaptureWarning(f"{text}; before that {describe(damage.skipped)}", path=p,
+                                       offset=offset, skipped=damage.skipped))
+        else:
+            warn(CaptureWarning(text, path=p, offset=offset))
 
     if fast and _fast_ok(head):
-        return _read_pcap_fast(p, head, batch_size, stop)
-    return _read_python(p, head, batch_size, stop)
+        return _reported(_read_pcap_fast(p, head, batch_size, stop, damage), damage, warn, p)
+    return _reported(_read_python(p, head, batch_size, stop, damage), damage, warn, p)
+
+
+def _reported(batches: Iterator[RawBatch], damage: Damage, warn: WarnFn, path: str) -> Iterator[RawBatch]:
+    """Pass the batches on, noting their time span; then one warning for the skipped ranges."""
+    for batch in batches:
+        damage.saw(batch)
+        yield batch
+    if damage.skipped and not damage.reported:
+        plural = "" if damage.packets == 1 else "s"
+        warn(DamagedCaptureWarning(f"{describe(damage.skipped)}; resynchronised, read {damage.packets} "
+                                   f"packet{plural}", path=path, offset=damage.skipped[0][0],
+                                   skipped=damage.skipped))
 
 
 def _log_warning(w: CaptureWarning) -> None:
     log.warning("%s", w)
 
 
-def _read_python(path: str, head: _Head, batch_size: int, stop: pcapng.StopFn) -> Iterator[RawBatch]:
+def _read_python(path: str, head: _Head, batch_size: int, stop: pcapng.StopFn,
+                 damage: Damage) -> Iterator[RawBatch]:
     with _source(path) as (src, _):
         if head.fmt == "pcapng":
-            yield from pcapng.read_pcapng(src, path, batch_size, stop)
+            yield from pcapng.read_pcapng(src, path, batch_size, stop, damage)
         else:
             src.fill(24)
             src.drop(24)
-            yield from _read_pcap_py(src, 24, head, path, batch_size, 0, stop)
+            yield from _read_pcap_py(src, 24, head, path, batch_size, 0, stop, damage)
 
 
 def _read_pcap_py(src: pcapng.Source, pos: int, head: _Head, path: str, batch_size: int, index: int,
-                  stop: pcapng.StopFn, prefix: RawBatch | None = None) -> Iterator[RawBatch]:
+                  stop: pcapng.StopFn, damage: Damage, prefix: RawBatch | None = None) -> Iterator[RawBatch]:
     """Classic pcap records from offset ``pos`` on; ``prefix`` (packets already read by the fast
-    path) is joined to the first batch so batch boundaries match a pure-Python read."""
-    u32 = struct.Struct(head.endian + "I").unpack_from
-    limit = head.caplen_limit
+    path) is joined to the first batch so batch boundaries match a pure-Python read. A record
+    that is not plausible (``pcaprecords``) or runs past the end ends the batch; reading goes on
+    from the next resynchronisation point, if there is one."""
+    unpack = struct.Struct(head.endian + "IIII").unpack_from
+    fmt = head.record_format()
+    limit, frac_limit = fmt.caplen_limit, fmt.frac_limit
     want = batch_size - (len(prefix) if prefix is not None else 0)
     while True:
         start = pos
         offs: list[int] = []
         problem: str | None = None
+        damaged = False  # the problem may be damage with intact records after it
         buf, base, avail, n = src.buf, src.base, src.end, 0  # base only moves between batches
         while n < want:
             if pos + 16 > avail:
@@ -289,14 +325,16 @@ def _read_pcap_py(src: pcapng.Source, pos: int, head: _Head, path: str, batch_si
                 elif src.error:
                     problem = f"compressed stream ends early ({src.error})"
                 break
-            caplen = u32(buf, pos - base + 8)[0]
-            if caplen > limit:
-                problem = f"corrupt record: caplen {caplen} exceeds the limit {limit} (snaplen {head.snaplen})"
+            sec, frac, caplen, wirelen = unpack(buf, pos - base)
+            if caplen > limit or caplen > wirelen or frac >= frac_limit or not (wirelen or sec or frac):
+                problem = f"corrupt record: {record_problem(sec, frac, caplen, wirelen, fmt)} (snaplen {head.snaplen})"
+                damaged = True
                 break
             nxt = pos + 16 + caplen
             if nxt > avail:
                 if not src.fill(nxt):
                     problem = f"truncated record: {src.end - pos - 16} of {caplen} bytes"
+                    damaged = True
                     break
                 avail = src.end
             offs.append(pos)
@@ -311,8 +349,14 @@ def _read_pcap_py(src: pcapng.Source, pos: int, head: _Head, path: str, batch_si
         index += n
         src.drop(pos)
         if problem:
-            stop(problem, pos, index)
-            return
+            found = resync(src, pos, fmt, damage) if damaged else None
+            if found is None:
+                stop(problem, pos, index)
+                return
+            damage.skipped.append((pos, found))
+            pos = found
+            want = batch_size
+            continue
         if n < want:
             return
         want = batch_size
@@ -353,7 +397,8 @@ def _fast_ok(head: _Head) -> bool:
     return True
 
 
-def _read_pcap_fast(path: str, head: _Head, batch_size: int, stop: pcapng.StopFn) -> Iterator[RawBatch]:
+def _read_pcap_fast(path: str, head: _Head, batch_size: int, stop: pcapng.StopFn,
+                    damage: Damage) -> Iterator[RawBatch]:
     """libpcap batches; offsets from cumulative caplens, checked against (and wirelen read from)
     a memory map of the file. On any disagreement, the Python path continues from that record."""
     import pcapy
@@ -367,9 +412,9 @@ def _read_pcap_fast(path: str, head: _Head, batch_size: int, stop: pcapng.StopFn
     except pcapy.PcapError:  # libpcap refuses a header the Python path accepts
         del mm
         mapping.close()
-        yield from _read_python(path, head, batch_size, stop)
+        yield from _read_python(path, head, batch_size, stop, damage)
         return
-    limit = head.caplen_limit
+    fmt = head.record_format()
     pos, index = 24, 0
     prefix: RawBatch | None = None
     try:
@@ -384,11 +429,12 @@ def _read_pcap_fast(path: str, head: _Head, batch_size: int, stop: pcapng.StopFn
             caplen = m[:, 3]
             rec = pos + np.concatenate(([0], np.cumsum(16 + caplen[:-1])))
             good = rec + 16 <= size
-            lens = np.zeros((len(rec), 2), dtype=np.int64)
+            hdr = np.zeros((len(rec), 4), dtype=np.int64)
             if good.any():
-                idx = rec[good][:, None] + _HDR16[8:]
-                lens[good] = np.asarray(mm[idx]).view(head.u4).astype(np.int64)
-            good &= (lens[:, 0] == caplen) & (caplen <= limit)
+                idx = rec[good][:, None] + _HDR16
+                hdr[good] = np.asarray(mm[idx]).view(head.u4).astype(np.int64)
+            good &= (hdr[:, 2] == caplen) & plausible(hdr, fmt)
+            lens = hdr[:, 2:]
             k = len(rec) if good.all() else int(np.argmin(good))
             if k:
                 batch = RawBatch(
@@ -418,7 +464,7 @@ def _read_pcap_fast(path: str, head: _Head, batch_size: int, stop: pcapng.StopFn
     with _source(path) as (src, _):  # hand over to the Python path at the first doubtful record
         src.fill(pos)  # no-op on a memory-mapped file; skips ahead on a stream
         src.drop(pos)
-        yield from _read_pcap_py(src, pos, head, path, batch_size, index, stop, prefix)
+        yield from _read_pcap_py(src, pos, head, path, batch_size, index, stop, damage, prefix)
 
 
 def expand_inputs(args: Sequence[str]) -> list[str]:
@@ -472,18 +518,20 @@ def _first_ts_key(path: str) -> tuple[int, int, str]:
 class PcapWriter:
     """Write a classic little-endian pcap file, like dpkt's ``pcap.Writer``.
 
-    ``fileobj_or_path`` is a path (opened, and closed by :meth:`close`) or a binary file object
-    (flushed, left open). Packets longer than ``snaplen`` are cut to it.
+    ``fileobj_or_path`` is a path or a binary file object (flushed, left open). A path is written
+    owner-only (0600) under a temporary name and renamed into place by :meth:`close`; leaving a
+    ``with`` block by an exception (or :meth:`discard`) removes it, so no half-written file is left
+    at the path. Packets longer than ``snaplen`` are cut to it.
     """
 
     def __init__(self, fileobj_or_path: str | os.PathLike[str] | BinaryIO, linktype: int = 1,
                  snaplen: int = 262144, nanosecond: bool = False) -> None:
+        self._out: AtomicFile | None = None
         if isinstance(fileobj_or_path, (str, os.PathLike)):
-            self._f: BinaryIO = open(fileobj_or_path, "wb")  # noqa: SIM115 - closed by close()
-            self._own = True
+            self._out = AtomicFile(fileobj_or_path)
+            self._f: BinaryIO = self._out.file  # type: ignore[assignment]
         else:
             self._f = fileobj_or_path
-            self._own = False
         self._snaplen = snaplen
         self._nano = nanosecond
         self._hdr = struct.Struct("<IIII")
@@ -506,13 +554,22 @@ class PcapWriter:
         if self.closed:
             return
         self.closed = True
-        if self._own:
-            self._f.close()
+        if self._out is not None:
+            self._out.commit()
         else:
             self._f.flush()
+
+    def discard(self) -> None:
+        """Give up: a file this writer created is removed (a file object is left as it is)."""
+        self.closed = True
+        if self._out is not None:
+            self._out.discard()
 
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None and not self.closed:
+            self.discard()
+        else:
+            self.close()

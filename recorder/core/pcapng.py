@@ -4,6 +4,12 @@ Used by :mod:`recorder.core.pcapio`, which opens the file (plain or gzip) and ha
 buffered :class:`Source`. Handles both byte orders (a new Section Header Block may switch it and
 resets the interfaces), Interface Description Blocks with ``if_tsresol`` (10^-n and 2^-n) and
 ``if_tsoffset``, Enhanced, Simple and obsolete Packet Blocks; every other block is skipped.
+
+A damaged block (a corrupt length, a trailing length that differs, a packet block that does not
+fit) is searched past as in classic pcap (``pcaprecords``): :func:`find_block` looks at every
+4-byte-aligned offset after it for a known block type whose leading and trailing lengths agree,
+an Enhanced Packet Block naming a defined interface, with a time in the file's range and a
+packet whose link-layer header decodes, followed by another sound block (or the end).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from recorder.core.batch import RawBatch
+from recorder.core.pcaprecords import link_plausible
 
 SHB = 0x0A0D0D0A  # Section Header Block (a palindrome: same value in both byte orders)
 IDB = 0x00000001  # Interface Description Block
@@ -142,11 +149,13 @@ def _readers(endian: str) -> tuple[Callable[..., tuple[int, ...]], ...]:
     return tuple(struct.Struct(endian + f).unpack_from for f in ("II", "5I", "I"))
 
 
-def read_pcapng(src: Source, source: str, batch_size: int, stop: StopFn) -> Iterator[RawBatch]:
+def read_pcapng(src: Source, source: str, batch_size: int, stop: StopFn, damage=None) -> Iterator[RawBatch]:
     """Yield the packets of a pcapng stream in batches of ``batch_size`` (the last may be shorter).
 
-    A truncated or corrupt block ends the stream: the packets before it are yielded, then
-    ``stop`` is called with the reason and the block's offset.
+    A corrupt block is skipped over to the next sound one when ``damage`` (``pcapio._Damage``:
+    the time span so far, and the list the skipped ranges go to) is given and there is one. A
+    truncated block, or damage with nothing sound after it, ends the stream: the packets before
+    it are yielded, then ``stop`` is called with the reason and the block's offset.
     """
     pos, index, last_ts = src.base, 0, 0
     endian: str | None = None
@@ -162,6 +171,7 @@ def read_pcapng(src: Source, source: str, batch_size: int, stop: StopFn) -> Iter
         tss: list[int] = []
         lts: list[int] = []
         problem: str | None = None
+        damaged = False  # the problem may be damage with sound blocks after it
         buf, base = src.buf, src.base  # base only moves between batches
         while len(b_off) < batch_size:
             r = pos - base
@@ -183,6 +193,7 @@ def read_pcapng(src: Source, source: str, batch_size: int, stop: StopFn) -> Iter
                         continue
             btype, endian_now, problem = _check_block(src, pos, endian)
             if btype is None:
+                damaged = problem is not None and problem.startswith(("corrupt block", "truncated block:"))
                 break
             if endian_now != endian:
                 endian = endian_now
@@ -191,6 +202,7 @@ def read_pcapng(src: Source, source: str, batch_size: int, stop: StopFn) -> Iter
             if btype == EPB or btype == PB:
                 if blen < 32:
                     problem = f"corrupt packet block: length {blen}"
+                    damaged = True
                     break
                 if btype == EPB:
                     iface, hi, lo, cap, wire = epb(buf, r + 8)
@@ -198,9 +210,11 @@ def read_pcapng(src: Source, source: str, batch_size: int, stop: StopFn) -> Iter
                     iface, _, hi, lo, cap, wire = struct.unpack_from(endian + "HH4I", buf, r + 8)
                 if iface >= len(ifaces):
                     problem = f"packet block names interface {iface}, only {len(ifaces)} defined"
+                    damaged = bool(ifaces)
                     break
                 if cap > blen - 32:
                     problem = f"corrupt packet block: captured length {cap} exceeds the block"
+                    damaged = True
                     break
                 ifc = ifaces[iface]
                 last_ts = ifc.ts_ns((hi << 32) | lo)
@@ -231,10 +245,88 @@ def read_pcapng(src: Source, source: str, batch_size: int, stop: StopFn) -> Iter
             index += len(b_off)
         src.drop(pos)
         if problem:
-            stop(problem, pos, index)
-            return
+            found = None
+            if damaged and damage is not None and endian is not None:
+                found = find_block(src, pos, endian, ifaces, _window(damage))
+            if found is None:
+                stop(problem, pos, index)
+                return
+            damage.skipped.append((pos, found))
+            pos = found
+            buf = src.buf
+            continue
         if len(b_off) < batch_size:
             return
+
+
+_KNOWN = np.array([SHB, IDB, PB, SPB, 4, 5, EPB, 0xA], dtype=np.int64)  # block types to restart at
+_TS_BEFORE_NS, _TS_AFTER_NS = 3600 * 10**9, 7 * 86400 * 10**9
+
+
+def _window(damage) -> tuple[int, int] | None:
+    if damage.first_sec is None or damage.last_sec is None:
+        return None
+    return damage.first_sec * 10**9 - _TS_BEFORE_NS, (damage.last_sec + 1) * 10**9 + _TS_AFTER_NS
+
+
+def find_block(src: Source, pos: int, endian: str, ifaces: list[Interface],
+               ts_range: tuple[int, int] | None) -> int | None:
+    """The offset of the next sound block after a damaged one at ``pos`` (4-byte aligned), or None."""
+    p = pos + 4
+    while True:
+        more = src.fill(p + (4 << 20) + 2 * MAX_BLOCK)
+        end = src.end
+        last = end - 12 if not more else end - 2 * MAX_BLOCK
+        if last >= p:
+            n = (last - p) // 4 + 1
+            words = np.frombuffer(src.buf, dtype=np.dtype(endian + "u4"), count=n, offset=p - src.base)
+            for i in np.flatnonzero(np.isin(words, _KNOWN)):
+                q = p + 4 * int(i)
+                if _sound(src, q, endian, ifaces, ts_range, end, first=True, at_eof=not more):
+                    return q
+            p += 4 * n
+        if not more:
+            return None
+        src.drop(p)
+
+
+def _sound(src: Source, q: int, endian: str, ifaces: list[Interface], ts_range: tuple[int, int] | None,
+           end: int, *, first: bool, at_eof: bool) -> bool:
+    """Is there a plausible block at ``q`` (the first: an EPB with a decodable packet in time, or a
+    section or interface header), followed by another (or the end)?"""
+    if q == end and at_eof and not first:
+        return True
+    if q + 12 > end:
+        return False
+    r = q - src.base
+    btype = struct.unpack_from("<I", src.buf, r)[0]
+    if btype != SHB:
+        btype = struct.unpack_from(endian + "I", src.buf, r)[0]
+    blen = struct.unpack_from(endian + "I", src.buf, r + 4)[0]
+    if btype not in _KNOWN or blen < 12 or blen % 4 or blen > MAX_BLOCK or q + blen > end:
+        return False
+    if struct.unpack_from(endian + "I", src.buf, r + blen - 4)[0] != blen:
+        return False
+    if btype == SHB:
+        return blen >= 28 and _section_endian(src, q) == endian
+    if first:
+        if btype == IDB:
+            return blen >= 20 and _sound(src, q + blen, endian, ifaces, ts_range, end, first=False, at_eof=at_eof)
+        if btype != EPB or blen < 32:
+            return False
+        iface, hi, lo, cap, wire = struct.unpack_from(endian + "5I", src.buf, r + 8)
+        if iface >= len(ifaces) or cap > blen - 32 or cap > wire:
+            return False
+        ts = ifaces[iface].ts_ns((hi << 32) | lo)
+        if ts_range is not None and not ts_range[0] <= ts <= ts_range[1]:
+            return False
+        if not link_plausible(ifaces[iface].linktype, src.get(q + 28, q + 28 + cap)):
+            return False
+        # the next block sound, or (the file's time range known) more damage right after it:
+        # the intact blocks between two damaged stretches are kept
+        return _sound(src, q + blen, endian, ifaces, ts_range, end, first=False, at_eof=at_eof) \
+            or (ts_range is not None and (q + blen + 12 <= end or at_eof))
+    return True
 
 
 def _batch(data: bytes, start: int, source: str, index: int, d_off: list[int], b_off: list[int],

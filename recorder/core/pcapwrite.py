@@ -3,12 +3,14 @@
 The recorder writes classic little-endian microsecond pcap (what every tool reads): one file
 header, then for each packet a 16-byte record header and the captured bytes. ``encode_records``
 turns a slice of a RawBatch into those bytes with numpy (no per-packet Python when the batch's
-packets lie back to back, as libpcap's batches do). ``scan_pcap`` walks a file's records and
-stops at the first one that is not whole; ``repair_pcap`` truncates the file there.
+packets lie back to back, as libpcap's batches do). ``scan_pcap`` walks a file's records with
+the reader's plausibility rules (``pcaprecords``) and searches past damage inside as the reader
+does; ``repair_pcap`` keeps every good record and cuts the file after the last one.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ import numpy as np
 
 from recorder.core.batch import RawBatch
 from recorder.core.errors import CaptureError
+from recorder.core.pcaprecords import MAX_CAPLEN, RecordFormat, find_next, problem, ts_window
 
 PCAP_MAGIC_US = 0xA1B2C3D4
 FILE_HEADER_LEN = 24
@@ -75,13 +78,18 @@ class PcapScan:
     packets: int
     first_ts_ns: int | None
     last_ts_ns: int | None
-    good_size: int  # bytes up to the end of the last whole record
+    good_size: int  # bytes of the file header and the whole, plausible records kept
     size: int  # bytes in the file
+    skipped: tuple[tuple[int, int], ...] = ()  # damaged ranges (start, end) inside, resynchronised over
+    spans: tuple[tuple[int, int], ...] = ()  # the runs of good records (start, end)
 
 
-def scan_pcap(path: str | os.PathLike[str], max_caplen: int = 262144 + 256) -> PcapScan:
+def scan_pcap(path: str | os.PathLike[str], max_caplen: int = MAX_CAPLEN + 256, *,
+              resync: bool = True) -> PcapScan:
     """Walk the records of a microsecond or nanosecond little-endian pcap file (as the recorder
-    writes them) and find where the whole records end."""
+    writes them) and find the whole, plausible ones (``pcaprecords``, the reader's own rules).
+    With ``resync``, damage inside the file (a zero-filled block a power loss left) is searched
+    past as the reader does, and the records after it count; otherwise the walk stops there."""
     size = os.path.getsize(path)
     with open(path, "rb") as f:
         head = f.read(FILE_HEADER_LEN)
@@ -90,30 +98,48 @@ def scan_pcap(path: str | os.PathLike[str], max_caplen: int = 262144 + 256) -> P
         magic, _, _, _, _, _snaplen, linktype = _FILE_HEADER.unpack(head)
         if magic not in (PCAP_MAGIC_US, 0xA1B23C4D):
             raise CaptureError("not a little-endian pcap file written by the recorder", path=str(path), offset=0)
-        frac_ns = 1000 if magic == PCAP_MAGIC_US else 1
-        pos = FILE_HEADER_LEN
-        packets = 0
-        first = last = None
-        rec = struct.Struct("<IIII")
-        while True:
-            h = f.read(RECORD_HEADER_LEN)
-            if len(h) < RECORD_HEADER_LEN:
-                break
-            sec, frac, caplen, _wire = rec.unpack(h)
-            if caplen > max_caplen or pos + RECORD_HEADER_LEN + caplen > size:
-                break
-            f.seek(caplen, os.SEEK_CUR)
-            pos += RECORD_HEADER_LEN + caplen
+        if size == FILE_HEADER_LEN:
+            return PcapScan(linktype, 0, None, None, size, size, (), ())
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            return _walk(mm, size, RecordFormat("<", magic != PCAP_MAGIC_US, max_caplen, linktype), resync)
+
+
+def _walk(mm, size: int, fmt: RecordFormat, resync: bool) -> PcapScan:
+    frac_ns = 1 if fmt.nano else 1000
+    unpack = struct.Struct("<IIII").unpack_from
+    pos = run = FILE_HEADER_LEN
+    packets = 0
+    first = last = lo = hi = None
+    spans: list[tuple[int, int]] = []
+    skipped: list[tuple[int, int]] = []
+    while pos + RECORD_HEADER_LEN <= size:
+        sec, frac, caplen, wirelen = unpack(mm, pos)
+        if problem(sec, frac, caplen, wirelen, fmt) is None and pos + RECORD_HEADER_LEN + caplen <= size:
             ts = sec * 1_000_000_000 + frac * frac_ns
             first = ts if first is None else first
             last = ts
+            lo = sec if lo is None else min(lo, sec)
+            hi = sec if hi is None else max(hi, sec)
             packets += 1
-    return PcapScan(linktype, packets, first, last, pos, size)
+            pos += RECORD_HEADER_LEN + caplen
+            continue
+        found = find_next(mm, 0, pos + 1, size, fmt, ts_window(lo, hi), at_eof=True) if resync else None
+        if found is None:
+            break
+        spans.append((run, pos))
+        skipped.append((pos, found))
+        pos = run = found
+    spans.append((run, pos))
+    good = FILE_HEADER_LEN + sum(b - a for a, b in spans)
+    return PcapScan(fmt.linktype, packets, first, last, good, size, tuple(skipped), tuple(spans))
 
 
 def repair_pcap(path: str | os.PathLike[str]) -> PcapScan:
-    """Truncate a pcap file to its last whole record (a crash may have cut one short); a file
-    shorter than its header is given one. Returns the scan of the repaired file."""
+    """Make a pcap file a crash left half-written whole: the good records are kept (moved up over
+    any damaged range inside, so the file is a valid capture of every intact packet) and the
+    file is cut after the last one; a file shorter than its header is given one. Returns the
+    scan: ``good_size`` is the repaired file's size, ``size`` the size it had, ``skipped`` the
+    damaged ranges taken out (offsets in the file as it was)."""
     scan = scan_pcap(path)
     with open(path, "r+b") as f:
         if scan.good_size < FILE_HEADER_LEN:
@@ -121,8 +147,18 @@ def repair_pcap(path: str | os.PathLike[str]) -> PcapScan:
             f.write(file_header(1, 262144))
             good = FILE_HEADER_LEN
         else:
+            at = scan.spans[0][1] if scan.spans else FILE_HEADER_LEN
+            for a, b in scan.spans[1:]:  # compact: each later run moves up to where the last ended
+                src = a
+                while src < b:
+                    f.seek(src)
+                    chunk = f.read(min(4 << 20, b - src))
+                    f.seek(at)
+                    f.write(chunk)
+                    at += len(chunk)
+                    src += len(chunk)
             good = scan.good_size
             f.truncate(good)
         f.flush()
         os.fsync(f.fileno())
-    return PcapScan(scan.linktype or 1, scan.packets, scan.first_ts_ns, scan.last_ts_ns, good, good)
+    return PcapScan(scan.linktype or 1, scan.packets, scan.first_ts_ns, scan.last_ts_ns, good, scan.size, scan.skipped)

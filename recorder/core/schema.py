@@ -64,6 +64,9 @@ captures = Table(
     Column("chain", String(64), nullable=True),
     Column("deleted_at", BigInteger, nullable=True),
     Column("deleted_reason", Text, nullable=True),
+    # Damaged records skipped by the reader (migration 0010): "start-end ..." byte offsets, end exclusive.
+    Column("skipped_ranges", Text, nullable=True),
+    Column("skipped_bytes", BigInteger, nullable=True),
     Index("ix_captures_first_ts_ns", "first_ts_ns"),
 )
 

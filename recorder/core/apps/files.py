@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from recorder.core.apps.base import Conn
+from recorder.core.secure_files import create_private
 
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 MAX_NAME_BYTES = 120  # of the sanitised original name in an extracted file's name (filesystems allow 255)
@@ -264,12 +265,11 @@ def extract(directory: str | os.PathLike, fuid: str, filename: str | None, data:
     root = Path(directory)
     name = safe_name(fuid, filename, mime_type)
     stem, dot, ext = name.rpartition(".")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
     for n in range(1000):
         candidate = name if n == 0 else f"{stem}-{n}{dot}{ext}"
         path = root / candidate
         try:
-            fd = os.open(path, flags, 0o640)
+            fd = create_private(path)  # 0600 whatever the umask; never follows a symlink
         except FileExistsError:
             if not path.is_symlink() and path.is_file() and path.stat().st_size == len(data) \
                     and path.read_bytes() == data:

@@ -20,6 +20,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 
 from recorder.core.errors import StoreError
+from recorder.core.secure_files import PRIVATE, ensure_private
 
 DEFAULT_DB = "./wiretrail.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -63,14 +64,22 @@ class Database:
     The object is safe to share between threads; ``close()`` disposes of the connection pool.
     """
 
-    def __init__(self, db: str = DEFAULT_DB, *, create: bool = True) -> None:
+    def __init__(self, db: str = DEFAULT_DB, *, create: bool = True, file_mode: int = PRIVATE) -> None:
         self.db = db
         url, self.display = engine_url(db)
         self.is_sqlite = url.get_backend_name() == "sqlite"
+        path = (url.database or "") if self.is_sqlite else ""
         if self.is_sqlite and not create:
-            path = url.database or ""
             if path in ("", ":memory:") or not Path(path).exists():
                 raise StoreError(f"no database at {path or db}; run wiretrail ingest first")
+        if path not in ("", ":memory:") and not path.startswith("file:"):
+            # a new SQLite file is private (secure_files): created before the engine connects,
+            # and SQLite gives its -wal and -shm files the same mode. If it cannot be made here,
+            # SQLite reports why when it connects.
+            try:
+                ensure_private(path, file_mode)
+            except OSError:
+                pass
         self._head: str | None = None
         with self.db_errors("open database"):
             self.engine: Engine = sa.create_engine(url)
