@@ -10,16 +10,18 @@ import queue
 import signal
 from collections.abc import Iterable, Iterator, Sequence
 from operator import itemgetter
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from recorder.core.errors import StoreError
-from recorder.core.flowrows import FlowBatch
 from recorder.core.schema import FLOW_FIELDS, captures, flows, open_flows
 from recorder.core.store.database import Database, first_line
 from recorder.core.store.sql import insert_tuples, where_endpoints
+
+if TYPE_CHECKING:  # numpy, which FlowBatch needs, is imported only by the commands that meter
+    from recorder.core.flowrows import FlowBatch
 
 
 class FlowTable(Database):
@@ -37,6 +39,8 @@ class FlowTable(Database):
         """
         if not rows:
             return 0
+        from recorder.core.flowrows import FlowBatch
+
         if isinstance(rows, FlowBatch):
             rows = rows.rows()
             if not rows:
@@ -217,6 +221,8 @@ def _writer_main(store: Database, q, reply, batch_rows: int) -> None:
     parent = os.getppid()
     written = 0
     failed = False
+    from recorder.core.flowrows import FlowBatch
+
     stopped = False
     pending: list = []
     try:

@@ -4,17 +4,18 @@ needs (``SCHEMA_HEAD``): creating, checking and upgrading a database's tables.
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-import recorder.core as _core
 from recorder.core.errors import StoreError
 from recorder.core.schema import metadata
 from recorder.core.store.database import Database
 
-MIGRATIONS_DIR = Path(_core.__file__).with_name("migrations")  # not this file's: it may be compiled elsewhere
+# package data found with importlib.resources (not beside this file: it may be compiled elsewhere)
+MIGRATIONS_DIR = Path(str(files("recorder.core") / "migrations"))
 _MIGRATION_LOCK = int.from_bytes(b"wiretrl")  # PostgreSQL advisory lock key held while migrating
 
 # The newest migration in migrations/versions (a test keeps this equal to alembic's head), so the
@@ -108,6 +109,6 @@ class Migrations(Database):
         if current is None:
             raise StoreError("no Wiretrail tables here; run wiretrail ingest or wiretrail db migrate",
                              path=self.display)
-        if current != self.head():
-            raise StoreError(f"schema revision {current}, this version needs {self.head()}; "
+        if current != SCHEMA_HEAD:  # not head(): a read command need not import alembic
+            raise StoreError(f"schema revision {current}, this version needs {SCHEMA_HEAD}; "
                              "run wiretrail db migrate", path=self.display)
