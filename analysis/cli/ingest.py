@@ -8,7 +8,7 @@ import sys
 import click
 
 from analysis.cli.params import check_cidr
-from recorder.core.ingest import ingest as run_ingest
+from recorder.core.pipeline.ingest import ingest as run_ingest
 
 
 @click.command()

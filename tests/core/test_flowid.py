@@ -6,7 +6,7 @@ import ipaddress
 from pathlib import Path
 
 from recorder.core.flowid import community_id, flow_uid
-from recorder.core.ingest import ingest
+from recorder.core.pipeline.ingest import ingest
 from recorder.core.store import Store
 
 DEMO = Path(__file__).resolve().parents[2] / "captures" / "demo.pcap"

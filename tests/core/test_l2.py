@@ -6,8 +6,8 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
-from recorder.core.ingest import ingest
 from recorder.core.l2 import mac_str
+from recorder.core.pipeline.ingest import ingest
 from recorder.core.store import Store
 from recorder.core.store.logs import hosts
 

@@ -20,8 +20,8 @@ from recorder.core.decode import Decoder
 from recorder.core.flowid import connection_uids
 from recorder.core.flowmeter import FlowMeter
 from recorder.core.flowrows import FLOW_FIELDS
-from recorder.core.ingest import ingest
 from recorder.core.pcapio import PcapWriter, read_batches
+from recorder.core.pipeline.ingest import ingest
 from recorder.core.store import Store
 from tests.helpers import GEN_TRAFFIC, REFERENCE, need
 
