@@ -44,7 +44,7 @@ from recorder.core.errors import CaptureError, StoreError, WiretrailError
 from recorder.core.evidence import GENESIS, chain_hash, file_sha256
 from recorder.core.flowid import LocalNets
 from recorder.core.flowmeter import FlowMeter, Timeouts
-from recorder.core.l2 import MacTable
+from recorder.core.mactable import MacTable
 from recorder.core.pcapwrite import repair_pcap
 from recorder.core.store import Store
 from recorder.retention import Limits, enforce
@@ -193,7 +193,7 @@ class LiveApps:
     new one is started at the first flush ``retry_seconds`` later (connections then in progress
     are picked up midway, as at start-up); the packets in between are counted as not parsed.
 
-    The hardware addresses of local hosts (``l2.MacTable``, for ``wiretrail hosts``) are taken from
+    The hardware addresses of local hosts (``mactable.MacTable``, for ``wiretrail hosts``) are taken from
     every batch in the capture thread, parsed or not (a few numpy operations), and each new
     (address, MAC) pair is stored at the next flush, with its first sighting."""
 

@@ -24,7 +24,7 @@ from recorder.core.errors import CaptureError, CaptureWarning, StoreError, Wiret
 from recorder.core.flowid import LocalNets
 from recorder.core.flowmeter import FlowMeter, Timeouts
 from recorder.core.flowrows import FlowBatch
-from recorder.core.l2 import MacTable
+from recorder.core.mactable import MacTable
 from recorder.core.pcapio import expand_inputs, probe, read_batches
 from recorder.core.pipeline.child import Child, Family, Inbox, Outbox
 
