@@ -35,7 +35,7 @@ class ReplayOutcome:
     alerts: list = field(default_factory=list)  # analysis.alerts.Alert
     kinds: list[str] = field(default_factory=list)  # signature | behaviour
     capture_ids: list[int | None] = field(default_factory=list)
-    stats: Any = None  # recorder.core.ingest.IngestStats
+    stats: Any = None  # recorder.core.pipeline.ingest.IngestStats
     behaviour_rules: int = 0
     signatures: int = 0
     signatures_matched: bool = False  # False when there were none
@@ -107,7 +107,7 @@ def _run(outcome: ReplayOutcome, captures: list[str], db: str, behaviour_rules, 
          local_nets: list[str], warn: Callable[[str], None], midstream: bool = False) -> None:
     from analysis.behaviour import evaluate
     from analysis.rules.engine import Engine, EngineInspector
-    from recorder.core.ingest import ingest
+    from recorder.core.pipeline.ingest import ingest
     from recorder.core.store import Store
 
     with Store(db) as store:

@@ -28,8 +28,8 @@ from recorder.core.apps.dispatch import AppLayer
 from recorder.core.apps.registry import PARSERS
 from recorder.core.compiled import status
 from recorder.core.decode import Decoder
-from recorder.core.ingest import GC_THRESHOLD
 from recorder.core.pcapio import read_batches
+from recorder.core.pipeline.ingest import GC_THRESHOLD
 from recorder.core.store import Store
 from recorder.core.store import records as store_records
 

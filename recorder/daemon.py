@@ -44,7 +44,7 @@ from recorder.core.errors import CaptureError, StoreError, WiretrailError
 from recorder.core.evidence import GENESIS, chain_hash, file_sha256
 from recorder.core.flowid import LocalNets
 from recorder.core.flowmeter import FlowMeter, Timeouts
-from recorder.core.l2 import MacTable
+from recorder.core.mactable import MacTable
 from recorder.core.pcaprecords import describe
 from recorder.core.pcapwrite import repair_pcap
 from recorder.core.secure_files import GROUP_READ
@@ -183,7 +183,7 @@ class FlowSink:
 
 class LiveApps:
     """The protocol parsers beside capture, in the application-layer process ``wiretrail ingest``
-    uses (``recorder.core.ingest.app_process``), writing dns, http, ssl, files, credentials...
+    uses (``recorder.core.pipeline.ingest.app_process``), writing dns, http, ssl, files, credentials...
     records into the same store.
 
     Capture never waits for a parser: batches go through a bounded queue to a thread that hands
@@ -195,7 +195,7 @@ class LiveApps:
     new one is started at the first flush ``retry_seconds`` later (connections then in progress
     are picked up midway, as at start-up); the packets in between are counted as not parsed.
 
-    The hardware addresses of local hosts (``l2.MacTable``, for ``wiretrail hosts``) are taken from
+    The hardware addresses of local hosts (``mactable.MacTable``, for ``wiretrail hosts``) are taken from
     every batch in the capture thread, parsed or not (a few numpy operations), and each new
     (address, MAC) pair is stored at the next flush, with its first sighting."""
 
@@ -217,7 +217,7 @@ class LiveApps:
         self.thread.start()
 
     def _start(self):
-        from recorder.core.ingest import app_process
+        from recorder.core.pipeline.ingest import app_process
 
         return app_process(self.store, warn=lambda w: log.warning("parsers: %s", w))
 

@@ -26,7 +26,7 @@ def ingest(captures: tuple[str, ...], db: str, local_nets: list[str], extract_di
     Files are read in time order as one stream, so a connection spanning rotated files is one
     flow. A file already in the store (same SHA-256) is skipped.
     """
-    from recorder.core.ingest import ingest as run_ingest
+    from recorder.core.pipeline.ingest import ingest as run_ingest
     from recorder.core.store import Store
 
     store = Store(db)

@@ -89,7 +89,9 @@ _CID_PORTS = frozenset((6, 17, 1, 58, 132))
 
 _M64 = 0xFFFFFFFFFFFFFFFF
 _B62 = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", dtype=np.uint8)
-_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_MIX1, _MIX2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+_M1, _M2 = np.uint64(_MIX1), np.uint64(_MIX2)
+_B62_TEXT = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def mix64(z: np.ndarray) -> np.ndarray:
@@ -126,14 +128,61 @@ def tunnel_uid(kind: str, a: int, b: int) -> str:
     return uids(hash_columns(*cols))[0]
 
 
-def connection_uids(key: np.ndarray, start_ns: np.ndarray) -> list[str]:
-    """The uids of connections: a hash of each canonical key and first-packet time.
+def canonical_keys(proto: np.ndarray, sh: np.ndarray, sl: np.ndarray, dh: np.ndarray, dl: np.ndarray,
+                   sport: np.ndarray, dport: np.ndarray, one_way: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The canonical connection keys of packets, and for each whether its source is the key's
+    second endpoint (``swap``): the one key layout the flow meter and the application layer share,
+    so conn.log and the protocol logs join on the same uid.
 
-    ``key`` is (n, 6) uint64: (proto << 1 | one_way, a_hi, a_lo, a_port << 16 | b_port, b_hi, b_lo)
-    with the lower (address, port) first. The same connection in the same input gets the same
-    uid on every run, offline or live.
+    The key is (n, 6) uint64: (proto << 1 | one_way, a_hi, a_lo, a_port << 16 | b_port, b_hi,
+    b_lo) with the lower (address, port) first, unless ``one_way`` (an ICMP message without a
+    reply type), which keeps the packet's own direction. Ports are as the caller maps them (the
+    meter: ICMP type and code, 0 for other protocols).
     """
-    return uids(hash_columns(*(key[:, i] for i in range(6)), start_ns))
+    proto, sport, dport = (np.asarray(x).astype(np.int64, copy=False) for x in (proto, sport, dport))
+    src_gt = (sh > dh) | ((sh == dh) & ((sl > dl) | ((sl == dl) & (sport > dport))))
+    swap = src_gt if one_way is None else src_gt & ~one_way
+    k = np.empty((len(proto), 6), dtype=np.uint64)
+    k[:, 0] = proto << 1 if one_way is None else (proto << 1) | one_way
+    k[:, 1] = np.where(swap, dh, sh)
+    k[:, 2] = np.where(swap, dl, sl)
+    k[:, 3] = (np.where(swap, dport, sport) << 16) | np.where(swap, sport, dport)
+    k[:, 4] = np.where(swap, sh, dh)
+    k[:, 5] = np.where(swap, sl, dl)
+    return k, swap
+
+
+def key_hashes(key: np.ndarray) -> np.ndarray:
+    """The 64-bit identity of canonical keys ((n, 6), ``canonical_keys``), from which with the
+    first packet's time the uid follows (``uids_of``)."""
+    return hash_columns(*(key[:, i] for i in range(6)))
+
+
+def uids_of(key_hash: np.ndarray, start_ns: np.ndarray) -> list[str]:
+    """Connection uids from key hashes (``key_hashes``) and first-packet times (ns)."""
+    with np.errstate(over="ignore"):
+        return uids(mix64(key_hash ^ np.asarray(start_ns).astype(np.uint64, copy=False)))
+
+
+def uid_of(key_hash: int, start_ns: int) -> str:
+    """``uids_of`` for one connection, in plain Python (no array for a single uid)."""
+    z = key_hash ^ (start_ns & _M64)
+    z = ((z ^ (z >> 30)) * _MIX1) & _M64
+    z = ((z ^ (z >> 27)) * _MIX2) & _M64
+    z ^= z >> 31
+    digits = []
+    for _ in range(11):
+        z, d = divmod(z, 62)
+        digits.append(_B62_TEXT[d])
+    return "C" + "".join(reversed(digits))
+
+
+def connection_uids(key: np.ndarray, start_ns: np.ndarray) -> list[str]:
+    """The uids of connections: a hash of each canonical key (``canonical_keys``) and first-packet
+    time. The same connection in the same input gets the same uid on every run, offline or live.
+    """
+    return uids_of(key_hashes(key), start_ns)
 
 
 def flow_uid(key: tuple, start_ns: int) -> str:

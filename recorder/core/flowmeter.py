@@ -27,6 +27,7 @@ from recorder.core.flowid import (
     LIKELY_SERVER_UDP,
     V4_MAPPED,
     LocalNets,
+    canonical_keys,
     connection_uids,
     mix64,
     tunnel_uid,
@@ -198,15 +199,7 @@ class FlowMeter:
         sport[other] = 0
         dport[other] = 0
         sh, sl, dh, dl = c["src_hi"], c["src_lo"], c["dst_hi"], c["dst_lo"]
-        src_gt = (sh > dh) | ((sh == dh) & ((sl > dl) | ((sl == dl) & (sport > dport))))
-        swap = src_gt & ~one_way
-        k = np.empty((n, 6), dtype=np.uint64)
-        k[:, 0] = (proto << 1) | one_way
-        k[:, 1] = np.where(swap, dh, sh)
-        k[:, 2] = np.where(swap, dl, sl)
-        k[:, 3] = (np.where(swap, dport, sport) << 16) | np.where(swap, sport, dport)
-        k[:, 4] = np.where(swap, sh, dh)
-        k[:, 5] = np.where(swap, sl, dl)
+        k, swap = canonical_keys(proto, sh, sl, dh, dl, sport, dport, one_way)
         # group rows by key: sort a 64-bit hash (much faster than sorting the records), then
         # confirm every row equals its group's first row (a hash collision falls back to records)
         h = _key_hash(k)

@@ -15,8 +15,8 @@ from analysis.cli import main
 from analysis.cli.apps import COMMANDS, MASK
 from recorder.core.apps.base import Conn
 from recorder.core.apps.records import LOGS
-from recorder.core.store.records import StoreOutput
 from recorder.core.store import Store, addr16
+from recorder.core.store.records import StoreOutput
 from tests.helpers import REFERENCE, need, wiretrail_cli
 
 TS = 1_362_692_526.939527

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from recorder.core.apps.base import Conn
 from recorder.core.apps.records import CONN_LOGS, LOGS
 from recorder.core.errors import WiretrailError
-from recorder.core.ingest import ingest
+from recorder.core.pipeline.ingest import ingest
 from recorder.core.schema import APP_TABLES
 from recorder.core.store import Store, addr16
 from recorder.core.store.logs import hosts, query_log

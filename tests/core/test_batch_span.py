@@ -14,8 +14,8 @@ import pytest
 
 from recorder.core.decode import Decoder
 from recorder.core.errors import CaptureError
-from recorder.core.ingest import _batch_message, _SpanReader
 from recorder.core.pcapio import read_batches
+from recorder.core.pipeline.ingest import _batch_message, _SpanReader
 
 DEMO = Path(__file__).resolve().parents[2] / "captures" / "demo.pcap"
 

@@ -58,7 +58,7 @@ def test_a_current_build_is_loaded():
 def _ingest(tmp_path: Path, pure: bool) -> tuple[str, dict[str, list]]:
     db = tmp_path / ("pure.db" if pure else "compiled.db")
     env = {**os.environ, compiled.PURE_ENV: "1" if pure else "0"}
-    script = ("import sys\nfrom recorder.core.compiled import status\nfrom recorder.core.ingest import ingest\n"
+    script = ("import sys\nfrom recorder.core.compiled import status\nfrom recorder.core.pipeline.ingest import ingest\n"
               "from recorder.core.store import Store\nimport recorder.core.apps.http as h\n"
               "with Store(sys.argv[1]) as store:\n    store.ensure_schema()\n    ingest(sys.argv[2:], store)\n"
               "print(status(), h.__file__)\n")

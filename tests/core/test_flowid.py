@@ -5,8 +5,10 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from recorder.core.flowid import community_id, flow_uid
-from recorder.core.ingest import ingest
+import numpy as np
+
+from recorder.core.flowid import community_id, connection_uids, flow_uid, key_hashes, uid_of, uids_of
+from recorder.core.pipeline.ingest import ingest
 from recorder.core.store import Store
 
 DEMO = Path(__file__).resolve().parents[2] / "captures" / "demo.pcap"
@@ -52,3 +54,14 @@ def test_stored_uid_is_flow_uid_of_the_canonical_key(tmp_path):
         r = (int(ipaddress.ip_address(f["resp_h"])) | (0xFFFF << 32), f["resp_p"])
         (a, ap), (b, bp) = sorted((o, r))
         assert f["uid"] == flow_uid((6, a, ap, b, bp, 0), f["ts_ns"])
+
+
+def test_one_uid_arithmetic_for_the_meter_and_the_dispatcher():
+    """uid_of (the dispatcher's, one connection) and uids_of (its batches) give connection_uids
+    (the meter's), so conn.log and the protocol logs join."""
+    rng = np.random.default_rng(3)
+    key = rng.integers(0, 2**63, size=(20, 6), dtype=np.int64).astype(np.uint64)
+    start = rng.integers(0, 2**62, size=20, dtype=np.int64)
+    h = key_hashes(key)
+    assert [uid_of(int(a), int(b)) for a, b in zip(h, start)] == connection_uids(key, start) == uids_of(h, start)
+

@@ -15,7 +15,7 @@ from collections import defaultdict
 
 import pytest
 
-from recorder.core.ingest import ingest
+from recorder.core.pipeline.ingest import ingest
 from recorder.core.store import Store
 from tests.helpers import GEN_TRAFFIC, need
 

@@ -45,7 +45,7 @@ def test_records_and_services_reach_the_store(tmp_path):
     assert {"dns", "http"} <= set(services.values())
     assert counters.parser_skipped == 0
     # the hardware addresses of local hosts, as an ingest of the same capture stores them
-    from recorder.core.ingest import ingest
+    from recorder.core.pipeline.ingest import ingest
 
     with Store(str(tmp_path / "i.db")) as other:
         other.ensure_schema()

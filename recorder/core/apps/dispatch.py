@@ -31,16 +31,17 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from recorder.core.apps.base import Conn, Output, Parser
-from recorder.core.apps.streams import DEFAULT_MAX_BUFFER, M32, Stream
+from recorder.core.apps.streams import DEFAULT_MAX_BUFFER, Stream
 from recorder.core.batch import DecodedBatch, RawBatch
 from recorder.core.flowid import (
     DNS_UDP_PORTS,
     LIKELY_SERVER_TCP,
     LIKELY_SERVER_UDP,
     addr_str,
-    hash_columns,
-    mix64,
-    uids,
+    canonical_keys,
+    key_hashes,
+    uid_of,
+    uids_of,
 )
 
 NS = 1_000_000_000
@@ -57,23 +58,7 @@ EXPECT_FOR = 300 * NS  # how long an expected connection is waited for
 # bytes are no longer reassembled, but FIN, RST and timeouts still end it (parsers get ``end``)
 DETECTING, ATTACHED, SATED, IGNORED, CLOSED = 0, 1, 2, 3, 4
 
-_M64 = 0xFFFFFFFFFFFFFFFF
-_MIX1, _MIX2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
-_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _BCAST_LO = (0xFFFF << 32) | 0xFFFFFFFF
-
-
-def _uid(key_hash: int, start_ns: int) -> str:
-    """flowid.connection_uids for one connection, from hash_columns of its key (the same arithmetic)."""
-    z = key_hash ^ (start_ns & _M64)
-    z = ((z ^ (z >> 30)) * _MIX1) & _M64
-    z = ((z ^ (z >> 27)) * _MIX2) & _M64
-    z ^= z >> 31
-    digits = []
-    for _ in range(11):
-        z, d = divmod(z, 62)
-        digits.append(_B62[d])
-    return "C" + "".join(reversed(digits))
 
 
 class _OutProxy:
@@ -201,15 +186,9 @@ class AppLayer:
         rows = np.flatnonzero(want)
         if not len(rows):
             return
-        sh, sl, dh, dl = c["src_hi"][rows], c["src_lo"][rows], c["dst_hi"][rows], c["dst_lo"][rows]
-        sport = c["sport"][rows].astype(np.uint64)
-        dport = c["dport"][rows].astype(np.uint64)
-        p = proto[rows].astype(np.uint64)
-        swap = (sh > dh) | ((sh == dh) & ((sl > dl) | ((sl == dl) & (sport > dport))))
-        with np.errstate(over="ignore"):
-            h = hash_columns(p << np.uint64(1), np.where(swap, dh, sh), np.where(swap, dl, sl),
-                             (np.where(swap, dport, sport) << np.uint64(16)) | np.where(swap, sport, dport),
-                             np.where(swap, sh, dh), np.where(swap, sl, dl))
+        key, swap = canonical_keys(proto[rows], c["src_hi"][rows], c["src_lo"][rows], c["dst_hi"][rows],
+                                   c["dst_lo"][rows], c["sport"][rows], c["dport"][rows])
+        h = key_hashes(key)  # the flow meter's key, so the uid is conn.log's
         ts = raw.ts[c["pkt"][rows]]
         if self.ignored:
             if self._ignored_dirty:
@@ -297,8 +276,7 @@ class AppLayer:
         if len(cand):
             self._quick_ignore(c, data, payloads, rows, dirs, gstart, cand, gh, gt, glast, fp2[cand, 0], fp2[cand, 1],
                                pre)
-        with np.errstate(over="ignore"):
-            uid_list = uids(mix64(gh ^ gt.astype(np.uint64)))
+        uid_list = uids_of(gh, gt)
         self._batch_uids = dict(zip(gh.tolist(), zip(gt.tolist(), uid_list)))
         # the rows of pre-ignored connections leave the Python loop here; each is settled when its
         # turn comes (ignored, or run after all when a parser announced it meanwhile)
@@ -370,11 +348,7 @@ class AppLayer:
                             self._ts = tl[i] / NS
                             payload = (data[ol[i]:ol[i] + cl[i]] if j - i == 1 else
                                        b"".join([data[o:o + m] for o, m in zip(ol[i:j], cl[i:j])]))
-                            if not s.starts and s.next >= 0 and sl[i] == s.next & M32:
-                                # in order with nothing held: Stream.add's first case, inline
-                                s.next += len(payload)
-                                s.delivered += len(payload)
-                                self._data(st, is_orig, payload)
+                            if s.add_next(sl[i], payload):  # in order with nothing held
                                 i = j
                                 continue
                             before = s.buffered
@@ -664,7 +638,7 @@ class AppLayer:
     def _attach(self, st: _State, P: type[Parser], context: dict | None) -> None:
         if st.conn.uid is None:  # computed only for connections a parser takes
             hint = self._batch_uids.get(st.h)
-            st.conn.uid = hint[1] if hint is not None and hint[0] == st.start else _uid(st.h, st.start)
+            st.conn.uid = hint[1] if hint is not None and hint[0] == st.start else uid_of(st.h, st.start)
         try:
             parser = P(st.conn, self.out, context)
         except Exception:

@@ -29,7 +29,7 @@ multipart) with a user and a password field. The Host header names the responder
 
 Rule engine: when the output is inspecting, every request and response also goes to
 ``Output.inspect`` with Suricata's sticky buffers (``http.uri``, ``http.header``, ``file.data``...),
-read apart from the log by ``apps.htp._Inspector`` the way libhtp reads them;
+read apart from the log by ``apps.http_normalise.Inspector`` the way libhtp reads them;
 otherwise that reader does not exist and costs nothing.
 """
 
@@ -43,12 +43,12 @@ from collections import deque
 from urllib.parse import parse_qsl
 
 from recorder.core.apps.base import CONN_ID, MAX_BUFFER, Conn, Output, Parser
-from recorder.core.apps.htp import (  # noqa: F401 (normalize_uri: re-exported)
-    _HEX,
+from recorder.core.apps.http_normalise import (  # noqa: F401 (normalize_uri: re-exported)
+    HEX_DIGITS,
     MAX_FILE_BYTES,
     MAX_HEADER_BYTES,
     MAX_PENDING,
-    _Inspector,
+    Inspector,
     normalize_uri,
 )
 from recorder.core.apps.ntlm import authenticate_user
@@ -119,10 +119,10 @@ def unescape_uri(uri: bytes) -> bytes:
             break
         if uri[i] == 0x25:  # doubled %: drop the first
             continue
-        if uri[i] in _HEX and uri[i + 1] in _HEX:
+        if uri[i] in HEX_DIGITS and uri[i + 1] in HEX_DIGITS:
             out.append(int(uri[i:i + 2], 16))
             i += 2
-        elif n - i >= 5 and uri[i] == 0x75 and all(b in _HEX for b in uri[i + 1:i + 5]):
+        elif n - i >= 5 and uri[i] == 0x75 and all(b in HEX_DIGITS for b in uri[i + 1:i + 5]):
             if uri[i + 1:i + 3] != b"00":
                 out.append(int(uri[i + 1:i + 3], 16))
             out.append(int(uri[i + 3:i + 5], 16))
@@ -292,9 +292,9 @@ class HTTP(Parser):
         self.cur_key = 0
         self.named: set[str] = set()
         self.errors = 0  # internal errors swallowed (the parser then stops): 0 unless there is a bug
-        # the rule engine's buffers, read apart from the log (see _Inspector); None costs nothing
+        # the rule engine's buffers, read apart from the log (see Inspector); None costs nothing
         self._inspect = out.inspect if getattr(out, "inspecting", False) else None
-        self._insp = _Inspector(conn, self._inspect) if self._inspect is not None else None
+        self._insp = Inspector(conn, self._inspect) if self._inspect is not None else None
 
     # ---- the Parser interface ----
 

@@ -14,7 +14,7 @@ where ``messages`` are the parsers' messages since the last call, each a tuple `
 orig_h, orig_p, resp_h, resp_p, service, is_orig, tx, buffers)`` (``proto`` 6 or 17, ``service``
 the protocol the parser recognised, as Zeek names it, ``is_orig`` the message went to the server),
 and ``recognised`` the connections whose protocol was recognised since the last call, each
-``(proto, orig_h, orig_p, resp_h, resp_p, service)``. ``recorder.core.ingest`` drives it (in its
+``(proto, orig_h, orig_p, resp_h, resp_p, service)``. ``recorder.core.pipeline.ingest`` drives it (in its
 application-layer process when it has one); ``Inspection`` is the glue on an ``AppLayer``.
 
 An inspector whose state lives per flow may also implement::

@@ -34,7 +34,7 @@ FRAMEWORK_LOGS: dict[str, LogFields] = {
     "credentials": CONN_ID + _f("protocol:string user:string secret:string success:bool note:string"),
     # ours: address -> name mappings (DNS answers, TLS SNI, HTTP Host, ...)
     "names": _f("ts:time addr:addr name:string source:string"),
-    # ours: local address -> MAC (Ethernet source of its packets, ``recorder.core.l2``)
+    # ours: local address -> MAC (Ethernet source of its packets, ``recorder.core.mactable``)
     "macs": _f("ts:time addr:addr mac:string source:string last_seen:time"),
 }
 

@@ -56,6 +56,17 @@ class Stream:
         nxt = self.next
         return nxt + (((seq - nxt) + HALF) & M32) - HALF
 
+    def add_next(self, seq: int, data: bytes) -> bool:
+        """``add``'s common case alone, for a caller's hot loop: when ``data`` starts at the next
+        byte (``seq``) and nothing is held, deliver it and return True; else do nothing and return
+        False (then call ``add``)."""
+        if self.starts or self.next < 0 or seq != self.next & M32:
+            return False
+        self.next += len(data)
+        self.delivered += len(data)
+        self.deliver(data)
+        return True
+
     def add(self, seq: int, data: bytes, length: int | None = None) -> None:
         """A segment: ``data`` at sequence ``seq``. ``length`` is its sequence-space length when
         fewer bytes were captured than sent (the missing tail becomes a gap once it is reached)."""

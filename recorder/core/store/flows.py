@@ -4,10 +4,6 @@ the interim records of open connections, and the conn.log query.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import queue
-import signal
 from collections.abc import Iterable, Iterator, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Self
@@ -16,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from recorder.core.errors import StoreError
+from recorder.core.pipeline.child import Child, Inbox, Outbox
 from recorder.core.schema import FLOW_FIELDS, captures, flows, open_flows
 from recorder.core.store.database import Database, first_line
 from recorder.core.store.sql import insert_tuples, where_endpoints
@@ -119,8 +116,6 @@ def _insert_flow_batch(conn: Connection, values: Sequence[tuple]) -> None:
         insert_tuples(conn, "flows", FLOW_FIELDS, values)
 
 
-_STOP = None  # end of the writer queue (None pickles as itself across processes)
-
 class FlowWriter:
     """The single writer of flow rows: a separate process fed by a bounded queue, inserting in batches.
 
@@ -135,44 +130,29 @@ class FlowWriter:
     def __init__(self, store: Database, *, batch_rows: int = 20_000, queue_batches: int = 16) -> None:
         self.store = store
         self.rows_written = 0
-        self._error: str | None = None
         self._closed = False
-        ctx = multiprocessing.get_context("fork")
-        self._queue = ctx.Queue(maxsize=queue_batches)
-        self._reply, child_end = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(target=_writer_main, args=(store, self._queue, child_end, batch_rows),
-                                 name="wiretrail-flow-writer", daemon=True)
-        self._proc.start()
-        child_end.close()
+        self._child = Child(_writer_main, (store, batch_rows), name="wiretrail-flow-writer", queue=queue_batches,
+                            failure=lambda err: StoreError(f"cannot write flows: {first_line(err)}",
+                                                           path=store.display),
+                            ended=StoreError("cannot write flows: the writer process ended unexpectedly",
+                                             path=store.display),
+                            store_path=store.display)
 
     def put(self, rows: FlowBatch | list[dict] | list[tuple]) -> None:
         if self._closed:
             raise StoreError("flow writer is closed", path=self.store.display)
-        self._poll()
-        self._raise_error()
+        self._child.check()
         if len(rows):
-            self._queue.put(rows)
+            self._child.send(rows)
 
     def close(self) -> None:
         """Flush queued rows, stop the writer, and raise StoreError if it failed."""
         if not self._closed:
             self._closed = True
-            self._queue.put(_STOP)
-            while True:
-                try:
-                    kind, value = self._reply.recv()
-                except EOFError:
-                    self._error = self._error or "cannot write flows: the writer process ended unexpectedly"
-                    break
-                if kind == "error":
-                    self._error = self._error or value
-                elif kind == "done":
-                    self.rows_written = value
-                    break
-            self._queue.close()
-            self._queue.join_thread()
-            self._proc.join()
-        self._raise_error()
+            written = self._child.finish()
+            if self._child.error is None:
+                self.rows_written = written
+        self._child.raise_error()
 
     def __enter__(self) -> Self:
         return self
@@ -186,64 +166,29 @@ class FlowWriter:
         except StoreError:
             pass
 
-    def _poll(self) -> None:
-        while self._error is None and self._reply.poll():
-            kind, value = self._reply.recv()
-            if kind == "error":
-                self._error = value
 
-    def _raise_error(self) -> None:
-        if self._error is not None:
-            raise StoreError(self._error, path=self.store.display)
-
-
-def _get_or_orphaned(q, parent: int):
-    """The next queue item; the end marker if the parent died (SIGKILL leaves the queue open
-    forever, and a writer waiting on it would outlive the recorder)."""
-    while True:
-        try:
-            return q.get(timeout=1.0)
-        except queue.Empty:
-            if os.getppid() != parent:
-                return _STOP
-
-
-def _writer_main(store: Database, q, reply, batch_rows: int) -> None:
+def _writer_main(inbox: Inbox, outbox: Outbox, store: FlowTable, batch_rows: int) -> None:
     """The writer process: rows from the queue into the database, in transactions of batch_rows."""
     # The parent's pooled connections came along with the fork; leave them to the parent.
     store.engine.dispose(close=False)
-    # The parent decides when the writer stops (it sends the end marker after a flush): the
-    # signal handlers it may have installed must not run here, and SIGINT from a terminal, sent
-    # to the whole process group, must not cut the flush short.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    parent = os.getppid()
-    written = 0
-    failed = False
     from recorder.core.flowrows import FlowBatch
 
-    stopped = False
+    written = 0
+    failed = False
     pending: list = []
     try:
         with store.engine.connect() as conn:
-            while True:
-                item = _get_or_orphaned(q, parent)
-                if item is None:
-                    stopped = True
-                    break
+            for item in inbox:  # until the end marker (or the parent's death)
                 if isinstance(item, FlowBatch):
                     item = item.rows()
                 pending.extend(item)
-                if len(pending) >= batch_rows or q.empty():
+                if len(pending) >= batch_rows or not inbox.poll():
                     written += store.insert_flows(pending, conn)
                     pending = []
             written += store.insert_flows(pending, conn)
     except BaseException as err:  # noqa: BLE001 - reported to the producer, one line
         failed = True
-        reply.send(("error", err.message if isinstance(err, StoreError)
-                    else f"cannot write flows: {first_line(err)}"))
-        while not stopped:
-            stopped = q.get() is None
-    reply.send(("done", written if not failed else 0))
-    reply.close()
+        outbox.error(err)
+        for _ in inbox:  # keep draining so that the producer never blocks
+            pass
+    outbox.send("done", written if not failed else 0)

@@ -15,9 +15,7 @@ counted (``dropped_fields``).
 
 from __future__ import annotations
 
-import multiprocessing
 import pickle
-import signal
 from collections import Counter
 from collections.abc import Callable, Iterable
 
@@ -27,6 +25,7 @@ from recorder.core.apps.base import Conn, Parser
 from recorder.core.apps.files import RangedFile, add_hashes, extract, file_record
 from recorder.core.apps.records import LOGS
 from recorder.core.errors import StoreError
+from recorder.core.pipeline.child import Child, Inbox, Outbox
 from recorder.core.schema import APP_TABLES, flows, parser_failures
 from recorder.core.store.database import Database
 from recorder.core.store.rows import KNOWN_FIELDS, ROW_MAKERS, clean_text, to_count, to_row
@@ -227,66 +226,29 @@ class RecordWriter:
 
     def __init__(self, store: Database) -> None:
         self.store = store
-        self._error: str | None = None
-        ctx = multiprocessing.get_context("fork")
-        recv_end, self._send = ctx.Pipe(duplex=False)
-        self._reply, reply_end = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(target=_record_writer_main, args=(store, recv_end, self._send, reply_end),
-                                 name="wiretrail-record-writer", daemon=True)
-        self._proc.start()
-        recv_end.close()
-        reply_end.close()
+        self._child = Child(_record_writer_main, (store,), name="wiretrail-record-writer",
+                            failure=lambda err: StoreError(f"cannot write protocol records: {err}", path=store.display),
+                            ended=StoreError("cannot write protocol records: the writer process ended unexpectedly",
+                                             path=store.display),
+                            store_path=store.display)
 
     def put(self, data: bytes) -> None:
         """``data``: pickled records (a list of ``make_rows`` items) or rows (its result)."""
-        self._poll()
-        try:
-            self._send.send_bytes(data)
-        except OSError:
-            self._error = self._error or "cannot write protocol records: the writer process ended unexpectedly"
-        self._raise_error()
+        self._child.check()
+        self._child.send(data)
 
     def close(self) -> Counter[str]:
         """Wait for every row to be written; the rows written per log."""
         written: Counter[str] = Counter()
-        try:
-            self._send.close()
-        except OSError:
-            pass
-        while True:
-            try:
-                kind, value = self._reply.recv()
-            except EOFError:
-                self._error = self._error or "cannot write protocol records: the writer process ended unexpectedly"
-                break
-            if kind == "error":
-                self._error = self._error or value
-            elif kind == "done":
-                written.update(value)
-                break
-        self._reply.close()
-        self._proc.join()
-        self._raise_error()
+        value = self._child.finish()
+        self._child.raise_error()
+        written.update(value)
         return written
 
-    def _poll(self) -> None:
-        while self._error is None and self._reply.poll():
-            kind, value = self._reply.recv()
-            if kind == "error":
-                self._error = value
 
-    def _raise_error(self) -> None:
-        if self._error is not None:
-            raise StoreError(self._error, path=self.store.display)
-
-
-def _record_writer_main(store: Database, recv, parent_send, reply) -> None:
-    """The child: pickled batches of rows from ``recv`` into the store until the parent closes the pipe."""
-    parent_send.close()  # so that the parent's end closing (or the parent dying) ends recv with EOF
+def _record_writer_main(inbox: Inbox, outbox: Outbox, store: Database) -> None:
+    """The child: pickled batches of rows from the pipe into the store until the parent closes it."""
     store.engine.dispose(close=False)  # the parent's pooled connections stay the parent's
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the writer stops
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     written: Counter[str] = Counter()
     failed = False
     ended = False
@@ -295,10 +257,10 @@ def _record_writer_main(store: Database, recv, parent_send, reply) -> None:
         by_table: dict[str, list[tuple]] = {}
         rows = 0
         try:
-            while rows < WRITER_ROWS and (not by_table or recv.poll()):
+            while rows < WRITER_ROWS and (not by_table or inbox.poll()):
                 try:
-                    data = recv.recv_bytes()
-                except (EOFError, OSError):
+                    data = inbox.get()
+                except EOFError:
                     ended = True
                     break
                 if failed:
@@ -311,11 +273,11 @@ def _record_writer_main(store: Database, recv, parent_send, reply) -> None:
                 written.update(insert_rows(store, by_table))
         except BaseException as err:  # noqa: BLE001 - reported to the producer, one line
             failed = True
-            msg = err.message if isinstance(err, StoreError) else f"cannot write protocol records: {err}"
-            reply.send(("error", msg))
-    reply.send(("done", dict(written)))
-    reply.close()
+            outbox.error(err)
+    outbox.send("done", dict(written))
 
+
+# --- after an ingest ---------------------------------------------------------------------------
 
 def record_failures(store: Database, counts: dict[int | None, Counter]) -> None:
     """Store parser failures: capture_id -> Counter(service -> exceptions)."""

@@ -13,7 +13,7 @@ import pytest
 from analysis.alerts import Alert, eve_timestamp, flow_id, write_eve
 from analysis.behaviour import evaluate, load_behaviour_rules
 from analysis.replay import SHIPPED_RULES
-from recorder.core.ingest import ingest
+from recorder.core.pipeline.ingest import ingest
 from recorder.core.store import Store
 from tests.analysis.behaviour.traffic import (
     SSH_BANNERS,

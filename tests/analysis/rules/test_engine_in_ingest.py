@@ -10,8 +10,8 @@ import pytest
 
 from analysis.rules import Variables, load_classifications, parse_rule
 from analysis.rules.engine import Engine, EngineInspector
-from recorder.core import ingest as ingest_module
-from recorder.core.ingest import ingest
+from recorder.core.pipeline import ingest as ingest_module
+from recorder.core.pipeline.ingest import ingest
 from recorder.core.store import Store
 
 DEMO = Path(__file__).resolve().parents[3] / "captures" / "demo.pcap"

@@ -12,7 +12,7 @@ from scapy.utils import wrpcap
 from recorder.core.apps.base import Conn, ListOutput
 from recorder.core.apps.dhcp import DHCP as DHCPParser
 from recorder.core.apps.records import LOGS
-from recorder.core.ingest import ingest
+from recorder.core.pipeline.ingest import ingest
 from recorder.core.store import Store
 from recorder.core.store.logs import hosts
 

@@ -9,19 +9,17 @@ import sys
 from pathlib import Path
 
 import dpkt
-import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recorder.core.apps.base import Conn, ListOutput, Parser
-from recorder.core.apps.dispatch import AppLayer, _uid
+from recorder.core.apps.dispatch import AppLayer
 from recorder.core.apps.dns import DNS
 from recorder.core.decode import Decoder
-from recorder.core.flowid import connection_uids
 from recorder.core.flowmeter import FlowMeter
 from recorder.core.flowrows import FLOW_FIELDS
-from recorder.core.ingest import ingest
 from recorder.core.pcapio import PcapWriter, read_batches
+from recorder.core.pipeline.ingest import ingest
 from recorder.core.store import Store
 from tests.helpers import GEN_TRAFFIC, REFERENCE, need
 
@@ -340,14 +338,6 @@ def test_udp_inactivity_splits_connections_like_the_flow_meter(tmp_path: Path) -
     assert sorted({r["uid"] for r in recs}) == sorted(f["uid"] for f in flows)
     assert all(r["id.orig_h"] == CLI for r in recs)
 
-
-def test_uid_arithmetic_matches_flowid() -> None:
-    rng = np.random.default_rng(3)
-    key = rng.integers(0, 2**63, size=(20, 6), dtype=np.int64).astype(np.uint64)
-    start = rng.integers(0, 2**62, size=20, dtype=np.int64)
-    from recorder.core.flowid import hash_columns
-    h = hash_columns(*(key[:, i] for i in range(6)))
-    assert [_uid(int(a), int(b)) for a, b in zip(h, start)] == connection_uids(key, start)
 
 
 # -- the flow table is the reference for uids and orientation ---------------------------------------

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import multiprocessing
 import os
 import pickle
-import signal
 import threading
 import time
 from collections import Counter
@@ -26,9 +24,10 @@ from recorder.core.errors import CaptureError, CaptureWarning, StoreError, Wiret
 from recorder.core.flowid import LocalNets
 from recorder.core.flowmeter import FlowMeter, Timeouts
 from recorder.core.flowrows import FlowBatch
-from recorder.core.l2 import MacTable
+from recorder.core.mactable import MacTable
 from recorder.core.pcapio import expand_inputs, probe, read_batches
 from recorder.core.pcaprecords import skipped_fields
+from recorder.core.pipeline.child import Child, Family, Inbox, Outbox
 
 GC_THRESHOLD = 100_000  # allocations between young-generation collections while parsers run
 APP_PROCESS = True  # run the application layer in its own process when there is a second core
@@ -284,18 +283,12 @@ def _app_layer(store, parsers: bool, extract_dir: str | None, factory: Callable 
         # one per core when the inspector can be sharded by flow; the parsers' messages go
         # straight from the second to the inspectors
         shards = min(_cores(), MAX_INSPECTOR_SHARDS) if hasattr(inspector, "shard") else 1
-        pipes = [_pipe() for _ in range(shards)]
+        family = Family()  # which process closes which pipe end: decided there
+        pipes = [family.pipe() for _ in range(shards)]
         from_parsers, to_inspectors = [r for r, _ in pipes], [s for _, s in pipes]
-        remote = _AppProcess(store, extract_dir, warn, forward=to_inspectors, inherited=from_parsers)
-        procs: list[_InspectorProcess] = []
-        for k in range(shards):
-            others = [*to_inspectors, *(r for j, r in enumerate(from_parsers) if j != k),
-                      *(c for p in procs for c in (p._send, p._reply))]
-            procs.append(_InspectorProcess(inspector.shard(k, shards) if shards > 1 else inspector, from_parsers[k],
-                                           warn, inherited=[remote._send, remote._reply, *others],
-                                           shard=(k, shards) if shards > 1 else None))
-        for conn in (*to_inspectors, *from_parsers):
-            conn.close()
+        remote = _AppProcess(store, extract_dir, warn, forward=to_inspectors, family=family)
+        procs = [_InspectorProcess(inspector.shard(k, shards) if shards > 1 else inspector, from_parsers[k], warn,
+                                   family, shard=(k, shards) if shards > 1 else None) for k in range(shards)]
         return remote, remote, _Inspectors(inspector, procs)
     out = StoreOutput(store, extract_dir=extract_dir, on_warning=warn, background=True)
     inspection = Inspection(inspector, out) if inspector is not None else None
@@ -398,50 +391,21 @@ class _AppProcess:
     in the child is raised as StoreError (a database problem) or WiretrailError by the next call."""
 
     def __init__(self, store, extract_dir: str | None, warn: Callable[[str], None], forward=None,
-                 inherited: list | None = None) -> None:
+                 family: Family | None = None) -> None:
         self.store = store
-        self._warn = warn
         self.rows_written: Counter[str] = Counter()
         self._failures: Counter[str] = Counter()
         self._services: list[tuple[str, list[str]]] = []
         self._done = False
-        ctx = multiprocessing.get_context("fork")
-        recv_end, self._send = ctx.Pipe(duplex=False)
-        _widen(self._send)
-        self._reply, reply_end = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(target=_app_main, args=(store, extract_dir, recv_end, [self._send, *(inherited or [])], reply_end, forward),
-                                 name="wiretrail-app-layer")  # not daemonic: it starts the record writer
-        self._proc.start()
-        recv_end.close()
-        reply_end.close()
+        self._child = Child(_app_main, (store, extract_dir, forward), name="wiretrail-app-layer", family=family,
+                            daemon=False,  # not daemonic: it starts the record writer
+                            wide=True, hand_over=forward or (),
+                            failure=lambda err: WiretrailError(f"application layer failed: {err!r}"),
+                            ended=WiretrailError("the application layer process ended unexpectedly"),
+                            store_path=store.display, on_warning=warn)
 
     def _put(self, item: tuple) -> None:
-        self._put_raw(pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
-
-    def _put_raw(self, data) -> None:
-        try:
-            self._send.send_bytes(data)
-        except OSError:
-            self._get()  # the child is gone: its error, if it sent one
-            raise WiretrailError("the application layer process ended unexpectedly") from None
-
-    def _get(self) -> tuple:
-        """The child's next reply (its warnings are passed on); raises if it failed."""
-        try:
-            reply = self._reply.recv()
-        except EOFError:
-            raise WiretrailError("the application layer process ended unexpectedly") from None
-        kind, warnings, value = reply
-        for w in warnings:
-            self._warn(w)
-        if kind == "error":
-            store_error, message = value
-            raise (StoreError(message, path=self.store.display) if store_error else WiretrailError(message))
-        return value
-
-    def _check(self) -> None:
-        if self._reply.poll():
-            self._get()
+        self._child.send_object(item)
 
     @property
     def capture_id(self) -> int | None:
@@ -452,101 +416,64 @@ class _AppProcess:
         self._put(("capture", value))
 
     def feed(self, raw, dec) -> None:
-        self._check()
+        self._child.check()
         head, data = _batch_message(raw, dec)
-        self._put_raw(head)
+        self._child.send(head)
         if data is not None:
-            self._put_raw(data)  # the packet bytes as they are (not copied into a pickle)
+            self._child.send(data)  # the packet bytes as they are (not copied into a pickle)
 
     @property
     def failures(self) -> Counter[str]:
         """Parser failures so far (waits for the child to catch up)."""
         if not self._done:
             self._put(("failures",))
-            self._failures = self._get()
+            self._failures = self._child.reply()
         return self._failures
 
     def flush(self) -> list[tuple[str, list[str]]]:
         """The records so far on their way to the store; the services recognised since the last
         flush (``AppLayer.take_services``). For a long-running caller (the recorder)."""
         self._put(("flush",))
-        return self._get()
+        return self._child.reply()
 
     def finish(self) -> None:
         self._put(("finish",))
-        self._failures, self._services, written = self._get()
+        self._failures, self._services, written = self._child.reply()
         self.rows_written.update(written)
         self._done = True
-        self._stop()
+        self._child.join()
 
     def services(self) -> list[tuple[str, list[str]]]:
         return self._services
 
     def close(self) -> None:
         """After ``finish``: nothing. Before (the ingest stopped): the child writes what it has and ends."""
-        self._stop()
-
-    def _stop(self) -> None:
-        if self._proc.is_alive() or not self._send.closed:
-            try:
-                self._send.close()
-            except OSError:
-                pass
-            self._proc.join()
+        self._child.join()
 
 
-PIPE_BYTES = 1 << 20  # the packet pipe's kernel buffer (Linux's default is 64 KiB)
-
-
-def _widen(conn) -> None:
-    """Give a pipe carrying packet batches a larger kernel buffer, where the system allows it: the
-    batches (tens of MB) then cross in 16 times fewer wake-ups (480 MB: 0.58 s -> 0.44 s of the
-    reader's CPU, measured)."""
-    try:
-        import fcntl
-
-        fcntl.fcntl(conn.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
-    except (ImportError, OSError, ValueError):
-        pass  # not Linux, or over /proc/sys/fs/pipe-max-size: the default buffer works too
-
-
-def _app_main(store, extract_dir: str | None, recv, inherited: list, reply, forward) -> None:
-    """The application layer's process: batches from ``recv`` through ``AppLayer`` into the store;
-    with ``forward`` (a pipe to an ``_InspectorProcess``) the parsers' messages go there too."""
+def _app_main(inbox: Inbox, outbox: Outbox, store, extract_dir: str | None, forward) -> None:
+    """The application layer's process: batches from ``inbox`` through ``AppLayer`` into the store;
+    with ``forward`` (pipes to the ``_InspectorProcess``es) the parsers' messages go there too."""
     from recorder.core.apps.dispatch import AppLayer
     from recorder.core.apps.inspection import Inspection
     from recorder.core.apps.registry import PARSERS
     from recorder.core.store.records import StoreOutput
 
-    for conn in inherited:  # the parent's ends: its closing its end (or dying) ends recv with EOF
-        conn.close()
     store.engine.dispose(close=False)  # the parent's pooled connections stay the parent's
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when this process stops
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    warnings: list[str] = []
-
-    def send(kind: str, value) -> None:
-        reply.send((kind, warnings[:], value))
-        warnings.clear()
-
     out = None
     try:
-        out = StoreOutput(store, extract_dir=extract_dir, on_warning=warnings.append, background=True)
+        out = StoreOutput(store, extract_dir=extract_dir, on_warning=outbox.warnings.append, background=True)
         inspection = Inspection(_Forwarder(forward), out) if forward is not None else None
         apps = AppLayer(inspection.output if inspection is not None else out, PARSERS)
         if inspection is not None:
             inspection.attach(apps)
         reader = _SpanReader()
-        while True:
-            try:
-                item = pickle.loads(recv.recv_bytes())
-            except (EOFError, OSError):
-                break  # the ingest stopped early: keep what was handed over
+        for message in inbox:  # until the ingest stops early (keep what was handed over) or ends
+            item = pickle.loads(message)
             kind = item[0]
             if kind == "feed":
                 _, n, ts, cols, payloads, span = item
-                data = reader.data(span, recv)
+                data = reader.data(span, inbox)
                 raw, dec = _Batch(n, ts=ts, data=data), _Batch(len(cols["pkt"]), cols=cols, payloads=payloads)
                 apps.feed(raw, dec)
                 if inspection is not None:
@@ -554,26 +481,20 @@ def _app_main(store, extract_dir: str | None, recv, inherited: list, reply, forw
             elif kind == "capture":
                 out.capture_id = item[1]
             elif kind == "failures":
-                send("ok", Counter(apps.failures))
+                outbox.send("ok", Counter(apps.failures))
             elif kind == "flush":
                 out.flush()
-                send("ok", apps.take_services())
+                outbox.send("ok", apps.take_services())
             elif kind == "finish":
                 apps.finish()
                 if inspection is not None:
                     inspection.finish()
                 out.close()
-                send("ok", (Counter(apps.failures), list(apps.services()), dict(out.rows_written)))
+                outbox.send("ok", (Counter(apps.failures), list(apps.services()), dict(out.rows_written)))
                 return
         out.close()
     except BaseException as err:  # noqa: BLE001 - reported to the parent, one line
-        # a store error is raised again with the store's name; any other says where it is itself
-        message = (err.message if isinstance(err, StoreError) else str(err) if isinstance(err, WiretrailError)
-                   else f"application layer failed: {err!r}")
-        try:
-            send("error", (isinstance(err, StoreError), message))
-        except OSError:
-            pass
+        outbox.error(err)
         if out is not None:
             try:  # the records handed over so far are kept, as far as the store takes them
                 out.close()
@@ -586,10 +507,6 @@ def app_process(store, warn: Callable[[str], None]) -> _AppProcess:
     caller that feeds batches itself (the recorder): ``feed(raw, dec)``, ``capture_id = id``,
     ``flush()``, ``finish()``, ``services()``, ``failures``, ``close()``."""
     return _AppProcess(store, None, warn)
-
-
-def _pipe():
-    return multiprocessing.get_context("fork").Pipe(duplex=False)
 
 
 class _Forwarder:
@@ -616,70 +533,35 @@ class _InspectorProcess:
     layer's: each batch comes from this process (as to ``_AppProcess``), the parsers' messages for
     it from the application layer's process (``_Forwarder``). Same interface as ``Inspection``:
     ``feed(raw, dec)`` and ``finish()``, which returns what the inspector's finish returned. An
-    error there is raised here by the next call, as WiretrailError."""
+    error there is raised here by the next call."""
 
-    def __init__(self, inspector, messages, warn: Callable[[str], None], inherited: list,
+    def __init__(self, inspector, messages, warn: Callable[[str], None], family: Family,
                  shard: tuple[int, int] | None = None) -> None:
-        self._warn = warn
-        recv_end, self._send = _pipe()
-        _widen(self._send)
-        self._reply, reply_end = _pipe()
-        ctx = multiprocessing.get_context("fork")
-        self._proc = ctx.Process(target=_inspector_main,
-                                 args=(inspector, recv_end, messages, reply_end, [self._send, *inherited], shard),
-                                 name="wiretrail-inspector", daemon=True)
-        self._proc.start()
-        recv_end.close()
-        reply_end.close()
-
-    def _put_bytes(self, head: bytes, data: bytes | None) -> None:
-        try:
-            self._send.send_bytes(head)
-            if data is not None:
-                self._send.send_bytes(data)
-        except OSError:
-            self._get()
-            raise WiretrailError("the inspection process ended unexpectedly") from None
-
-    def _get(self):
-        try:
-            kind, warnings, value = self._reply.recv()
-        except EOFError:
-            raise WiretrailError("the inspection process ended unexpectedly") from None
-        for w in warnings:
-            self._warn(w)
-        if kind == "error":
-            raise WiretrailError(value)
-        return value
+        self._child = Child(_inspector_main, (inspector, messages, shard), name="wiretrail-inspector",
+                            family=family, wide=True, hand_over=[messages],
+                            failure=lambda err: WiretrailError(f"inspection failed: {err!r}"),
+                            ended=WiretrailError("the inspection process ended unexpectedly"), on_warning=warn)
 
     def feed(self, head: bytes, data: bytes | None) -> None:
         """One batch: its pickled head and its packets' bytes, or None (``_batch_message``)."""
-        if self._reply.poll():
-            self._get()
-        self._put_bytes(head, data)
+        self._child.check()
+        self._child.send(head)
+        if data is not None:
+            self._child.send(data)
 
     def finish(self):
         """The result (the inspector finishes when the parsers' last messages reach it)."""
         try:
-            return self._get()
+            return self._child.reply()
         finally:
             self.close()
 
     def close(self) -> None:
-        if not self._send.closed:
-            self._send.close()
-        self._proc.join()
+        self._child.join()
 
     def error(self) -> WiretrailError | None:
         """After ``close``: the error the inspector reported and nobody read yet, if it failed."""
-        try:
-            if self._reply.poll():
-                kind, _warnings, value = self._reply.recv()
-                if kind == "error":
-                    return WiretrailError(value)
-        except (EOFError, OSError):
-            pass
-        return None
+        return self._child.pending_error()
 
 
 class _Inspectors:
@@ -727,39 +609,27 @@ def _shard_batch(cols: dict, payloads: dict, k: int, n: int) -> tuple[dict, dict
     return {c: v[keep] for c, v in cols.items()}, payloads
 
 
-def _inspector_main(inspector, recv, messages, reply, inherited: list, shard: tuple[int, int] | None) -> None:
-    """The inspector's process: batches from ``recv``, the parsers' messages for each from
+def _inspector_main(inbox: Inbox, outbox: Outbox, inspector, messages, shard: tuple[int, int] | None) -> None:
+    """The inspector's process: batches from ``inbox``, the parsers' messages for each from
     ``messages``; with ``shard`` (k, n), only what belongs to the k-th of n shares of the flows."""
     from recorder.core.apps.inspection import shard_of
 
-    for conn in inherited:  # the parent's ends: EOF on our pipes must mean the parent is gone
-        conn.close()
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     reader = _SpanReader()
-    try:
-        while True:  # paced by the parsers' messages: their "finish" ends the input
-            try:
-                kind, msgs, recognised = pickle.loads(messages.recv_bytes())
-            except (EOFError, OSError):
-                return  # the ingest stopped early
-            if shard is not None:
-                k, parts = shard
-                msgs = [m for m in msgs if shard_of(m[1], m[2], m[3], m[4], m[5], parts) == k]
-                recognised = [r for r in recognised if shard_of(r[0], r[1], r[2], r[3], r[4], parts) == k]
-            if kind == "finish":
-                reply.send(("ok", [], inspector.finish(msgs)))
-                return
-            _, n, ts, cols, payloads, span = pickle.loads(recv.recv_bytes())
-            data = reader.data(span, recv)
-            if shard is not None:
-                cols, payloads = _shard_batch(cols, payloads, *shard)
-            inspector.feed(_Batch(n, ts=ts, data=data), _Batch(len(cols["pkt"]), cols=cols, payloads=payloads),
-                           msgs, recognised)
-    except BaseException as err:  # noqa: BLE001 - reported to the parent, one line
-        message = str(err) if isinstance(err, WiretrailError) else f"inspection failed: {err!r}"
+    while True:  # paced by the parsers' messages: their "finish" ends the input
         try:
-            reply.send(("error", [], message))
-        except OSError:
-            pass
+            kind, msgs, recognised = pickle.loads(messages.recv_bytes())
+        except (EOFError, OSError):
+            return  # the ingest stopped early
+        if shard is not None:
+            k, parts = shard
+            msgs = [m for m in msgs if shard_of(m[1], m[2], m[3], m[4], m[5], parts) == k]
+            recognised = [r for r in recognised if shard_of(r[0], r[1], r[2], r[3], r[4], parts) == k]
+        if kind == "finish":
+            outbox.send("ok", inspector.finish(msgs))
+            return
+        _, n, ts, cols, payloads, span = pickle.loads(inbox.get())
+        data = reader.data(span, inbox)
+        if shard is not None:
+            cols, payloads = _shard_batch(cols, payloads, *shard)
+        inspector.feed(_Batch(n, ts=ts, data=data), _Batch(len(cols["pkt"]), cols=cols, payloads=payloads),
+                       msgs, recognised)

@@ -2,7 +2,7 @@
 
 Zeek and libhtp (Suricata's HTTP parser, rust/htp in Suricata 8) disagree on broken messages;
 http.log keeps Zeek's reading (apps/http.py), while the rule engine must see what Suricata's rules see.
-So when the output is inspecting, ``_Inspector`` reads both directions again, on its own, the way
+So when the output is inspecting, ``Inspector`` reads both directions again, on its own, the way
 libhtp-rs does: its header-block parser is ported as ``_HeaderBlock`` (CR, LF, LFCR and "deformed"
 line ends in responses, folding, names recovered from invalid folding); a response line not
 starting with "http" is body; Transfer-Encoding containing "chunked" wins over Content-Length; a
@@ -24,7 +24,7 @@ from recorder.core.apps.base import Conn
 MAX_HEADER_BYTES = 64 * 1024  # a message whose header block is larger is given up
 MAX_FILE_BYTES = 64 * 1024 * 1024  # decoded bytes kept per body (files log, file.data)
 MAX_PENDING = 100  # Zeek's HTTP::max_pending_requests
-_HEX = frozenset(b"0123456789abcdefABCDEF")
+HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 
 MAX_DECODE_LAYERS = 3  # Suricata's response-body-decompress-layer-limit, as the HTTP Evader tests set it
 _NOM_SPACE = b" \t"
@@ -257,7 +257,7 @@ def _chunk_length(line: bytes) -> int | None:
     """libhtp-rs parse_chunked_length: a length, None (no length: go on), -1 invalid."""
     s = line.lstrip(_CHUNK_CTL).lstrip(_NOM_SPACE)
     k = 0
-    while k < len(s) and s[k] in _HEX:
+    while k < len(s) and s[k] in HEX_DIGITS:
         k += 1
     digits, trailing = s[:k], s[k:].lstrip(_NOM_SPACE)
     if not digits:
@@ -486,7 +486,7 @@ class _IMsg:
             self.body += data[:room]
 
 
-class _Inspector:
+class Inspector:
     """Both directions of one connection read as libhtp-rs reads them; each message ends in ``inspect``."""
 
     def __init__(self, conn: Conn, inspect) -> None:
@@ -575,7 +575,7 @@ class _Inspector:
         lf = buf.find(b"\n", pos)
         if lf < 0:
             rest = bytes(buf[pos:]).lstrip(_CHUNK_CTL)
-            if rest and rest[0] not in _HEX:  # junk before any length: the rest is an identity body
+            if rest and rest[0] not in HEX_DIGITS:  # junk before any length: the rest is an identity body
                 self.state[is_orig] = "close"
                 return pos
             if self.eof:

@@ -1,4 +1,4 @@
-"""MAC addresses of local hosts (recorder.core.l2) through an ingest into `hosts`."""
+"""MAC addresses of local hosts (recorder.core.mactable) through an ingest into `hosts`."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
-from recorder.core.ingest import ingest
-from recorder.core.l2 import mac_str
+from recorder.core.mactable import mac_str
+from recorder.core.pipeline.ingest import ingest
 from recorder.core.store import Store
 from recorder.core.store.logs import hosts
 
@@ -83,7 +83,7 @@ def test_no_macs_without_parsers_or_ethernet(tmp_path):
 def test_take_new_gives_each_pair_once(tmp_path):
     from recorder.core.decode import Decoder
     from recorder.core.flowid import LocalNets
-    from recorder.core.l2 import MacTable
+    from recorder.core.mactable import MacTable
     from recorder.core.pcapio import read_batches
 
     cap = tmp_path / "l2.pcap"
