@@ -350,8 +350,12 @@ DETECTORS: dict[str, Detector] = {
     "lateral_movement": lateral_movement,
 }
 
+from analysis.behaviour.chain import CHAIN_DETECTORS  # noqa: E402 (chain uses the helpers above)
+
+DETECTORS.update(CHAIN_DETECTORS)
+
 # Kinds that read other rules' alerts run last.
-_LAST = frozenset({"lateral_movement"})
+_LAST = frozenset({"lateral_movement", "callback", "executable_download"})
 
 
 def evaluate(store, rules: list[BehaviourRule]) -> list[Alert]:

@@ -44,6 +44,13 @@ KINDS: dict[str, dict[str, Any]] = {
                                    "dce-rpc": 135},
                          "after_kinds": ["port_scan", "host_sweep", "brute_force", "long_connection", "dns_tunnelling",
                                          "beaconing", "exfiltration"]},
+    # attack-chain and insider signals (``chain``)
+    "callback": {"window_seconds": 3600.0, "after_kinds": ["port_scan", "brute_force"]},
+    "executable_download": {"window_seconds": 3600.0,
+                            "mime_types": ["application/x-dosexec", "application/x-executable",
+                                           "application/x-mach-o-executable", "application/x-java-applet"]},
+    "cleartext_admin": {"ports": {"telnet": 23, "rlogin": 513, "rsh": 514}},
+    "large_upload": {"min_bytes": 1_000_000, "min_ratio": 20.0},
 }
 
 _REQUIRED = ("id", "name", "kind", "severity", "tactic", "technique", "description")

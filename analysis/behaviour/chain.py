@@ -1,0 +1,138 @@
+"""Generic attack-chain and insider detectors: signals that need no signature for the exploit.
+
+    callback            a host connects back to an address that attacked it just before
+                        (reverse shell, second stage): ATT&CK T1571 / T1059
+    executable_download an executable (PE, ELF, Mach-O, Java class) by content, not by name,
+                        reaches a local host over HTTP, FTP or SMB (T1105 Ingress Tool Transfer)
+    cleartext_admin     an administrator account logs in over a clear-text protocol, or a
+                        telnet/rlogin/rsh session is opened (T1552 / T1021)
+    large_upload        a local host sends far more than it receives to one external address in
+                        one connection, above a volume (uploads to file sharing, T1567)
+
+Same contract as ``detectors``: ``fn(conn, rule, prior) -> list[Alert]``.
+"""
+
+from __future__ import annotations
+
+from analysis.alerts import Alert
+from analysis.behaviour.detectors import NS, _alert, _first_flow, _in, _rows
+from analysis.behaviour.model import BehaviourRule
+
+ADMIN_NAMES = ("root", "admin", "administrator", "administrateur", "sa", "postgres", "sysadmin",
+               "domain admins", "enterprise admins", "superuser", "toor")
+EXECUTABLE_MIMES = ("application/x-dosexec", "application/x-executable", "application/x-mach-o-executable",
+                    "application/x-java-applet", "text/x-script")
+
+
+def is_admin_name(user: str | None) -> bool:
+    """root, Administrator, admin... with or without a domain (``CORP\\Administrator``, ``root@x``)."""
+    if not user:
+        return False
+    name = user.lower().split("\\")[-1].split("@")[0].strip()
+    return name in ADMIN_NAMES or name.endswith("admin") or name.startswith("admin")
+
+
+def callback(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
+    """A local host opens a session to an external address within ``window_seconds`` after an
+    alert (of a kind in ``after_kinds``) naming that address as the source and the host as the
+    target: the victim calls its attacker back."""
+    kinds = set(rule.param("after_kinds"))
+    first: dict[tuple[str, str], Alert] = {}
+    for a in sorted(prior, key=lambda a: a.ts_ns):
+        if a.rule_kind in kinds:
+            first.setdefault((a.src_ip, a.dest_ip), a)
+    out = []
+    window = int(rule.param("window_seconds") * NS)
+    for (attacker, victim), cause in sorted(first.items()):
+        flow = _first_flow(conn, """orig_h = :v AND resp_h = :a AND ts_ns >= :t AND ts_ns <= :end
+                                    AND local_orig = :yes AND (local_resp IS NULL OR local_resp = :no)
+                                    AND COALESCE(orig_bytes, 0) + COALESCE(resp_bytes, 0) > 0""",
+                           v=victim, a=attacker, t=cause.ts_ns, end=cause.ts_ns + window, yes=True, no=False)
+        if flow is None:
+            continue
+        delay = (flow["ts_ns"] - cause.ts_ns) / NS
+        out.append(_alert(rule, flow, f"{victim} connected back to {attacker}:{flow['resp_p']} {delay:.0f} s after "
+                                      f"{cause.signature.split(':')[0].lower()} from it"))
+    return out
+
+
+def executable_download(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
+    """Files whose content is an executable (files.mime_type, sniffed from the bytes) received by a
+    local host; the text says when an alert named the host within ``window_seconds`` before."""
+    p: dict = {"yes": True}
+    rows = _rows(conn, f"""
+        SELECT ts_ns, uid, orig_h, resp_h, source, mime_type, filename, is_orig, seen_bytes, sha256 FROM files
+        WHERE {_in('mime_type', rule.param('mime_types'), p, 'mime')} ORDER BY ts_ns, id""", **p)
+    window = int(rule.param("window_seconds") * NS)
+    out = []
+    for r in rows:
+        receiver, sender = (r["resp_h"], r["orig_h"]) if r["is_orig"] else (r["orig_h"], r["resp_h"])
+        flow = _first_flow(conn, "uid = :u", u=r["uid"]) if r["uid"] else None
+        if flow is None:
+            continue
+        local_receiver = flow["local_resp"] if r["is_orig"] else flow["local_orig"]
+        if not local_receiver:
+            continue
+        cause = next((a for a in sorted(prior, key=lambda a: -a.ts_ns)
+                      if receiver in (a.src_ip, a.dest_ip) and r["ts_ns"] - window <= a.ts_ns <= r["ts_ns"]), None)
+        name = f" {r['filename']!r}" if r["filename"] else ""
+        after = f", {(r['ts_ns'] - cause.ts_ns) / NS:.0f} s after alert {cause.signature_id} on it" if cause else ""
+        out.append(_alert(rule, flow, f"{receiver} received an executable{name} ({r['mime_type']}, "
+                                      f"{r['seen_bytes'] or 0:,} bytes) from {sender} over {r['source']}{after}",
+                          ts_ns=r["ts_ns"], src=receiver, dest=sender, app_proto=(r["source"] or "").lower() or None))
+    return out
+
+
+def cleartext_admin(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
+    """Administrator accounts logging in over a clear-text protocol (one alert per account, client
+    and server, with the count), and sessions on clear-text remote-shell ports."""
+    out = []
+    rows = _rows(conn, """SELECT orig_h, resp_h, protocol, "user" AS login, MIN(ts_ns) AS ts_ns, MIN(uid) AS uid,
+                                 COUNT(*) AS n, SUM(CASE WHEN success = :yes THEN 1 ELSE 0 END) AS ok
+                          FROM credentials WHERE "user" IS NOT NULL
+                          GROUP BY orig_h, resp_h, protocol, "user" ORDER BY MIN(ts_ns)""", yes=True)
+    for r in rows:
+        if not is_admin_name(r["login"]):
+            continue
+        flow = _first_flow(conn, "uid = :u", u=r["uid"]) if r["uid"] else None
+        if flow is None:
+            continue
+        outcome = f"{r['ok']} accepted" if r["ok"] else "none accepted"
+        out.append(_alert(rule, flow, f"administrator account {r['login']!r} logged in over {r['protocol']} in clear "
+                                      f"text from {r['orig_h']} to {r['resp_h']} ({r['n']} login(s), {outcome})",
+                          ts_ns=r["ts_ns"], app_proto=(r["protocol"] or "").lower() or None))
+    ports = rule.param("ports")
+    names = {port: name for name, port in ports.items()}
+    p: dict = {}
+    for g in _rows(conn, f"""SELECT orig_h, resp_h, resp_p, COUNT(*) AS n, MIN(ts_ns) AS ts_ns FROM flows
+                             WHERE proto = 'tcp' AND {_in('resp_p', names, p)}
+                             AND COALESCE(orig_bytes, 0) > 0 AND COALESCE(resp_bytes, 0) > 0
+                             GROUP BY orig_h, resp_h, resp_p ORDER BY MIN(ts_ns)""", **p):
+        flow = _first_flow(conn, "orig_h = :o AND resp_h = :r AND resp_p = :rp", o=g["orig_h"], r=g["resp_h"],
+                           rp=g["resp_p"])
+        out.append(_alert(rule, flow, f"{g['orig_h']} opened {g['n']} {names[g['resp_p']]} session(s) to "
+                                      f"{g['resp_h']} (clear-text remote shell)"))
+    return sorted(out, key=lambda a: a.ts_ns)
+
+
+def large_upload(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
+    """One connection from a local host to an external address that sent at least ``min_bytes``
+    and at least ``min_ratio`` times what it received."""
+    rows = _rows(conn, """SELECT * FROM flows WHERE local_orig = :yes AND (local_resp IS NULL OR local_resp = :no)
+                          AND COALESCE(orig_bytes, 0) >= :min ORDER BY ts_ns, id""",
+                 yes=True, no=False, min=rule.param("min_bytes"))
+    out = []
+    for f in rows:
+        if f["orig_bytes"] < rule.param("min_ratio") * max(1, f["resp_bytes"] or 0):
+            continue
+        out.append(_alert(rule, f, f"{f['orig_h']} uploaded {f['orig_bytes']:,} bytes to {f['resp_h']}:{f['resp_p']} "
+                                   f"(received {f['resp_bytes'] or 0:,})"))
+    return out
+
+
+CHAIN_DETECTORS = {
+    "callback": callback,
+    "executable_download": executable_download,
+    "cleartext_admin": cleartext_admin,
+    "large_upload": large_upload,
+}
