@@ -7,7 +7,7 @@ Addresses: 10.0.0.0/16 is the shop's network (private, so local); 203.0.113.0/24
 ``breach``: one external attacker through every stage, against the web server 10.0.0.10:
   t=-600  workstation 10.0.0.7 logs in to the file server 10.0.0.20 over FTP as "administrator"
           (the password crosses the network in clear text: it is exposed)
-  t=0     port scan of 10.0.0.10 from 203.0.113.66 (30 ports, refused)
+  t=0     port scan of 10.0.0.10 from 203.0.113.66 (60 ports, refused)
   t=60    FTP brute force of "webmaster" on 10.0.0.10: 8 failures, then a success
   t=120   exploit: GET /cgi-bin/view.cgi?file=../../../../etc/passwd (a shipped signature)
   t=150   10.0.0.10 downloads an ELF binary from 203.0.113.66 (named ``update.dat``)
@@ -82,7 +82,7 @@ def breach(cap: Capture, rng: random.Random | None = None) -> None:
     cap.session(-600, WORKSTATION, FILESERVER, 40100, 21,
                 ftp_session(b"administrator", ADMIN_PASSWORD, True, [(b"PWD\r\n", b'257 "/"\r\n')]))
     # reconnaissance
-    for i, port in enumerate(range(1000, 1030)):
+    for i, port in enumerate(range(1000, 1060)):
         cap.rejected(0 + i * 0.05, ATTACKER, WEB, 45000 + i, port)
     # brute force, then success
     for i in range(8):
