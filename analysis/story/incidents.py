@@ -15,6 +15,7 @@ scanning" incident, so thousands of alerts still give a short list, the worst fi
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -123,6 +124,18 @@ def _logins(scope: Scope, conn, d: _Draft) -> None:
             d.victims.setdefault(r.resp_h, r.ts_ns)
             d.compromised.setdefault(r.resp_h, (r.ts_ns, f"the attacker logged in to it from {r.orig_h} as "
                                                           f"{r.user!r}", ev))
+
+
+def _extend_beacons(scope: Scope, conn, d: _Draft) -> None:
+    """A beaconing alert stands at its first connection: its last time is the pair's last flow."""
+    fl = flows.c
+    for i, f in enumerate(d.findings):
+        if f.kind != "beaconing":
+            continue
+        last = conn.execute(sa.select(sa.func.max(fl.ts_ns)).where(
+            fl.orig_a == addr16(f.src), fl.resp_h == f.dst, *scope.in_range(fl.ts_ns))).scalar()
+        if last is not None and last > f.last_ts_ns:
+            d.findings[i] = dataclasses.replace(f, last_ts_ns=int(last))
 
 
 def _file_name(row) -> str:
@@ -259,6 +272,7 @@ def build_incidents(scope: Scope, found: list[Finding], last_ts_ns: int | None) 
                 out.append(d)
                 continue
             _logins(scope, conn, d)
+            _extend_beacons(scope, conn, d)
             exfil = exfiltration(scope, conn, d)
             stages = _stages(d, exfil)
             pz, pz_why, pz_ev = None, None, None

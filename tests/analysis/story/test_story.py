@@ -1,0 +1,207 @@
+"""The breach story on scapy-built captures (``scenes``), replayed with the shipped rules: the
+whole story is asserted -- attackers, patient zero, stages in order with their times, the insider,
+accounts to reset with the administrator first, card numbers counted and never printed whole,
+bytes that left and where to, one brute-force finding instead of one alert per attempt."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from analysis.cli import main
+from analysis.cli.replay import replay_captures
+from analysis.story.build import build_story
+from analysis.story.data import luhn, mask, scan
+from analysis.story.model import STAGE_ORDER
+from analysis.story.timeline import build_timeline
+from recorder.core.store import Store
+from tests.analysis.behaviour.traffic import T0, Capture
+from tests.analysis.story import scenes
+
+NS = 1_000_000_000
+
+
+def at(seconds: float) -> int:
+    return round((T0 + seconds) * NS)
+
+
+def _replay(tmp_path_factory, name: str) -> str:
+    d = tmp_path_factory.mktemp(name)
+    cap = Capture()
+    getattr(scenes, name)(cap)
+    db = str(d / "s.db")
+    replay_captures([cap.write(d / f"{name}.pcap")], db=db)
+    return db
+
+
+@pytest.fixture(scope="module")
+def breach_db(tmp_path_factory):
+    return _replay(tmp_path_factory, "breach")
+
+
+@pytest.fixture(scope="module")
+def breach(breach_db):
+    with Store(breach_db) as store:
+        return build_story(store)
+
+
+def test_breach_incident(breach):
+    assert len(breach.incidents) == 1
+    inc = breach.incidents[0]
+    assert inc.attackers[0].address == scenes.ATTACKER and not inc.attackers[0].internal
+    assert scenes.C2 in [a.address for a in inc.attackers]
+    assert not inc.insider and inc.severity == 1 and inc.confidence == "high"
+    assert inc.patient_zero == scenes.WEB
+    assert "logged in to it over FTP as 'webmaster' after 8 failed tries" in inc.patient_zero_reason
+    assert set(inc.victims) == {scenes.WEB, scenes.FILESERVER}
+    assert {scenes.ATTACKER, scenes.WEB, scenes.FILESERVER, scenes.C2, scenes.DROP} <= set(inc.hosts)
+    stages = {s.name: s for s in inc.stages}
+    assert [s.name for s in inc.stages] == sorted(stages, key=STAGE_ORDER.index)
+    assert list(stages) == ["reconnaissance", "initial-access", "execution", "credential-access",
+                            "lateral-movement", "command-and-control", "exfiltration"]
+    assert stages["reconnaissance"].first_ts_ns == at(0)
+    assert stages["credential-access"].first_ts_ns == at(60)
+    assert stages["initial-access"].first_ts_ns == at(80.06)  # the accepted login, before the exploit at 120
+    assert stages["command-and-control"].first_ts_ns == at(150)  # download and callback
+    assert stages["command-and-control"].last_ts_ns >= at(300 + 29 * 60)  # beacons until the last
+    assert stages["lateral-movement"].first_ts_ns == at(220.06)
+    assert stages["exfiltration"].first_ts_ns == at(400)
+    assert all(s.evidence and s.evidence[0].capture_sha256 for s in inc.stages)
+    # exfiltration: from the file server to the drop, with the file's name from the URL
+    (ex,) = inc.exfiltration
+    assert (ex.host, ex.destination, ex.encrypted, ex.files) == (scenes.FILESERVER, scenes.DROP, False,
+                                                                ("customers.csv",))
+    assert ex.bytes > len(scenes.customers_csv())
+    assert set(inc.accounts) == {"administrator", "webmaster"}
+    # the story: sentences in time order, each with evidence; brute force is one finding with a count
+    assert all(s.evidence for s in inc.story)
+    text = "\n".join(s.text for s in inc.story)
+    assert text.count("Brute force login") == 1
+    assert "sent in clear text (9 times" in text
+    assert "30 payment card number(s) in customers.csv left the network" in text
+
+
+def test_breach_ids_are_deterministic(breach_db, breach):
+    with Store(breach_db) as store:
+        again = build_story(store)
+    assert [i.id for i in again.incidents] == [i.id for i in breach.incidents]
+    assert again.incidents[0].story == breach.incidents[0].story
+
+
+def test_breach_accounts_admin_first(breach):
+    names = [a.name for a in breach.accounts if a.reset]
+    assert names == ["administrator", "webmaster"]
+    admin, web = breach.accounts[0], breach.accounts[1]
+    assert admin.admin and admin.exposed and admin.used_by_attacker and not admin.brute_forced
+    assert web.brute_forced and web.used_by_attacker and not web.admin
+    assert (web.failures, web.successes) == (8, 1)
+    assert admin.reasons[0].startswith("administrator account")
+    dumped = json.dumps([a.reasons for a in breach.accounts])
+    assert scenes.ADMIN_PASSWORD.decode() not in dumped and "letmein" not in dumped
+
+
+def test_breach_data_at_risk(breach):
+    by_kind = {d.kind: d for d in breach.data_at_risk}
+    card = by_kind["card"]
+    assert card.count == 30  # the Luhn-invalid number is not counted
+    assert (card.src, card.dst, card.file, card.left_network, card.after_compromise) == (
+        scenes.FILESERVER, scenes.DROP, "customers.csv", True, True)
+    assert card.samples[0] == "4111 **** **** 1111"
+    assert by_kind["email"].count == 30 and by_kind["db_dump"].count >= 30
+    whole = json.dumps(breach.to_dict())
+    assert not any(c in whole for c in scenes.CARDS)
+    assert "alice0@example.com" not in whole
+
+
+def test_timeline_collapses_and_tags(breach_db, breach):
+    with Store(breach_db) as store:
+        events = build_timeline(store)
+        alerts = [e for e in events if e.kind == "alert"]
+        assert [e.ts_ns for e in events] == sorted(e.ts_ns for e in events)
+        clear = [e for e in alerts if "'webmaster' sent in clear text" in e.description]
+        assert len(clear) == 1 and clear[0].count == 9  # the 8 refused and 1 accepted are one row
+        assert all(e.incident == breach.incidents[0].id for e in alerts if e.src == scenes.ATTACKER)
+        beacon = [e for e in events if e.kind == "flow" and e.dst == scenes.C2]
+        assert len(beacon) == 1 and beacon[0].count == 30
+        only = build_timeline(store, incident=breach.incidents[0].id, min_severity=1)
+        assert only and all(e.severity == 1 for e in only)
+        host = build_timeline(store, host="10.0.0.20/32")
+        assert host and all("10.0.0.20" in (e.src, e.dst) for e in host)
+        with pytest.raises(KeyError):
+            build_timeline(store, incident="INC-000000")
+
+
+@pytest.fixture(scope="module")
+def insider_db(tmp_path_factory):
+    return _replay(tmp_path_factory, "insider")
+
+
+def test_insider(insider_db):
+    with Store(insider_db) as store:
+        story = build_story(store)
+    (inc,) = story.incidents
+    assert inc.insider and inc.attackers[0].address == scenes.INSIDER and inc.attackers[0].internal
+    assert inc.patient_zero == scenes.INSIDER
+    assert [s.name for s in inc.stages] == ["discovery", "lateral-movement", "exfiltration"]
+    (ex,) = inc.exfiltration
+    assert (ex.destination, ex.bytes, ex.encrypted) == (scenes.INSIDER_DEST, 3_000_000, True)
+    (enc,) = [d for d in story.data_at_risk if d.kind == "encrypted"]
+    assert enc.count == 3_000_000 and enc.dst == scenes.INSIDER_DEST
+
+
+@pytest.fixture(scope="module")
+def ftp_db(tmp_path_factory):
+    return _replay(tmp_path_factory, "ftp_brute")
+
+
+def test_ftp_brute_force_is_one_finding(ftp_db):
+    with Store(ftp_db) as store:
+        story = build_story(store)
+        events = build_timeline(store)
+    (inc,) = story.incidents
+    assert inc.patient_zero == scenes.FTP_SERVER and inc.attackers[0].address == scenes.FTP_ATTACKER
+    assert "after 60 failed tries" in inc.patient_zero_reason
+    brute = [e for e in events if e.kind == "alert" and e.description.startswith("Brute force")]
+    assert len(brute) == 1
+    clear = [e for e in events if e.kind == "alert" and e.description.startswith("Cleartext credentials")]
+    assert sum(e.count for e in clear) == 61 and len(clear) <= 2
+    (acc,) = story.accounts
+    assert acc.name == "ftpadmin" and acc.brute_forced and acc.used_by_attacker and acc.admin
+    assert (acc.failures, acc.successes) == (60, 1)
+
+
+def test_scan_masks_and_checks():
+    assert luhn("4111111111111111") and not luhn("4111111111111112")
+    hits = scan(b"card 4111 1111 1111 1111, iban DE89 3704 0044 0532 0130 00, ssn 123-45-6789, x@y.org")
+    assert hits["card"] == (1, ("4111 **** **** 1111",))
+    assert hits["iban"][0] == 1 and hits["ssn"] == (1, ("***-**-6789",)) and hits["email"][0] == 1
+    assert "db_dump" not in hits
+    assert mask("email", "alice@example.com") == "a***@example.com"
+    assert scan(b"order 4111111111111112 and 2024-05-01 12:00") == {}
+
+
+def test_cli(breach_db, breach, tmp_path):
+    r = CliRunner()
+    inc = breach.incidents[0].id
+    out = r.invoke(main, ["incidents", "--db", breach_db, "--format", "json"])
+    assert out.exit_code == 0 and json.loads(out.output)[0]["id"] == inc
+    out = r.invoke(main, ["incident", inc, "--db", breach_db])
+    assert out.exit_code == 0 and "Patient zero is 10.0.0.10" in out.output and "[alert " in out.output
+    out = r.invoke(main, ["accounts", "--db", breach_db, "--reset-list"])
+    assert out.exit_code == 0 and out.output.splitlines()[0].startswith("1. administrator: administrator account")
+    out = r.invoke(main, ["data-at-risk", "--db", breach_db, "--format", "csv"])
+    assert out.exit_code == 0 and "4111 **** **** 1111" in out.output and "4111111111111111" not in out.output
+    out = r.invoke(main, ["timeline", "--db", breach_db, "--format", "timesketch"])
+    lines = [json.loads(line) for line in out.output.splitlines()]
+    assert out.exit_code == 0 and all({"message", "datetime", "timestamp_desc"} <= set(d) for d in lines)
+    out = r.invoke(main, ["timeline", "--db", breach_db, "--since", "2030-01-01"])
+    assert out.exit_code == 1 and "nothing recorded between 2030-01-01T00:00:00.000000Z and the end" in out.output
+    out = r.invoke(main, ["incident", "INC-000000", "--db", breach_db])
+    assert out.exit_code == 1 and "no incident INC-000000" in out.output
+    empty = tmp_path / "empty.db"
+    with Store(str(empty)) as store:
+        store.ensure_schema()
+    out = r.invoke(main, ["incidents", "--db", str(empty)])
+    assert out.exit_code == 1 and "nothing recorded between the beginning and the end" in out.output
