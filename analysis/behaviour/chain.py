@@ -84,16 +84,18 @@ def executable_download(conn, rule: BehaviourRule, prior: list[Alert]) -> list[A
 
 
 def cleartext_admin(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
-    """Administrator accounts logging in over a clear-text protocol (one alert per account, client
-    and server, with the count), and sessions on clear-text remote-shell ports."""
+    """Administrator accounts logging in over a clear-text protocol, accepted or with no outcome
+    seen (one alert per account, client and server, with the count; NTLM and Kerberos carry no
+    password and are left out), and sessions on clear-text remote-shell ports."""
     out = []
     rows = _rows(conn, """SELECT orig_h, resp_h, protocol, "user" AS login, MIN(ts_ns) AS ts_ns, MIN(uid) AS uid,
-                                 COUNT(*) AS n, SUM(CASE WHEN success = :yes THEN 1 ELSE 0 END) AS ok
-                          FROM credentials WHERE "user" IS NOT NULL
+                                 COUNT(*) AS n, SUM(CASE WHEN success = :yes THEN 1 ELSE 0 END) AS ok,
+                                 SUM(CASE WHEN success IS NULL THEN 1 ELSE 0 END) AS unknown
+                          FROM credentials WHERE "user" IS NOT NULL AND secret IS NOT NULL
                           GROUP BY orig_h, resp_h, protocol, "user" ORDER BY MIN(ts_ns)""", yes=True)
     for r in rows:
-        if not is_admin_name(r["login"]):
-            continue
+        if not is_admin_name(r["login"]) or not (r["ok"] or r["unknown"]):
+            continue  # wrong guesses are not the administrator's password
         flow = _first_flow(conn, "uid = :u", u=r["uid"]) if r["uid"] else None
         if flow is None:
             continue

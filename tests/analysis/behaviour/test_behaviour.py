@@ -49,7 +49,8 @@ def with_params(kind: str, **params):
 def test_shipped_rules_load():
     assert _ERRORS == []
     assert set(SID) == {"port_scan", "host_sweep", "brute_force", "long_connection", "dns_tunnelling", "beaconing",
-                        "exfiltration", "cleartext_credentials", "lateral_movement"}
+                        "exfiltration", "cleartext_credentials", "lateral_movement", "callback",
+                        "executable_download", "cleartext_admin", "large_upload"}
     assert all(r.tactic.startswith("TA") and r.technique.startswith("T1") for r in RULES)
 
 
@@ -108,7 +109,8 @@ def test_brute_force_fires_on_failed_ftp_logins(tmp_path):
     brute = [a for a in alerts if a.signature_id == SID["brute_force"]]
     assert len(brute) == 1 and "6 failed FTP logins" in brute[0].signature
     assert brute[0].app_proto == "ftp" and brute[0].dest_port == 21
-    # every clear-text login is reported too (6 connections, one user each)
+    # every clear-text login is reported too (6 connections, one user each); the wrong guesses
+    # for "admin" are not an administrator's password in clear text
     assert sids(alerts) == [SID["brute_force"]] + [SID["cleartext_credentials"]] * 6
 
 
@@ -324,7 +326,8 @@ def test_rule_file_yaml_syntax_error_and_missing_keys(tmp_path):
         f"{f}:1: missing key 'severity'", f"{f}:1: missing key 'tactic'", f"{f}:1: missing key 'technique'",
         f"{f}:1: missing key 'description'", f"{f}:3: unknown kind 'nope' (known: " + ", ".join(
             ["port_scan", "host_sweep", "brute_force", "long_connection", "dns_tunnelling", "beaconing",
-             "exfiltration", "cleartext_credentials", "lateral_movement"]) + ")"]
+             "exfiltration", "cleartext_credentials", "lateral_movement", "callback", "executable_download",
+             "cleartext_admin", "large_upload"]) + ")"]
 
 
 def test_duplicate_ids_are_rejected(tmp_path):
@@ -396,5 +399,6 @@ def test_every_rule_on_one_capture(db_url, tmp_path):
     assert sorted((a.rule_kind, a.src_ip) for a in alerts) == sorted(
         [("port_scan", ATTACKER), ("lateral_movement", ATTACKER), ("brute_force", "10.0.0.70"),
          ("dns_tunnelling", "10.0.0.71"), ("beaconing", "10.0.0.72"), ("long_connection", "10.0.0.73"),
-         ("exfiltration", "10.0.0.74"), ("host_sweep", "10.0.0.75")] + [("cleartext_credentials", "10.0.0.70")] * 6)
+         ("exfiltration", "10.0.0.74"), ("host_sweep", "10.0.0.75")]
+        + [("cleartext_credentials", "10.0.0.70")] * 6)
     assert [a.ts_ns for a in alerts] == sorted(a.ts_ns for a in alerts)

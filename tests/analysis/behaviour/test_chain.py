@@ -1,0 +1,84 @@
+"""The attack-chain and insider rules (``analysis.behaviour.chain``): each fires on its capture
+and stays quiet on its near miss."""
+
+from __future__ import annotations
+
+from analysis.behaviour import evaluate
+from recorder.core.ingest import ingest
+from recorder.core.store import Store
+from tests.analysis.behaviour.test_behaviour import RULES, SID
+from tests.analysis.behaviour.traffic import Capture, ftp_login, http_get
+
+ATTACKER, VICTIM = "203.0.113.66", "10.0.0.10"
+ELF = b"\x7fELF\x02\x01\x01\x00" + bytes(range(200))
+
+
+def kinds(tmp_path, cap: Capture, name: str = "c") -> list[tuple[str, str, str]]:
+    path = cap.write(tmp_path / f"{name}.pcap")
+    with Store(str(tmp_path / f"{name}.db")) as store:
+        store.ensure_schema()
+        ingest([path], store)
+        return [(a.rule_kind, a.src_ip, a.signature) for a in evaluate(store, RULES)]
+
+
+def _scan(cap: Capture, t: float = 0.0) -> None:
+    for i, port in enumerate(range(1000, 1030)):
+        cap.rejected(t + i * 0.01, ATTACKER, VICTIM, 45000 + i, port)
+
+
+def test_callback_fires_after_a_scan_and_not_without(tmp_path):
+    cap = Capture()
+    _scan(cap)
+    cap.session(100, VICTIM, ATTACKER, 33001, 4444, [(b"id\n", b"ls\n")])
+    found = [k for k in kinds(tmp_path, cap) if k[0] == "callback"]
+    assert len(found) == 1 and found[0][1] == VICTIM and "connected back to 203.0.113.66:4444" in found[0][2]
+    near = Capture()  # the same connection, but to an address that never attacked the host
+    _scan(near)
+    near.session(100, VICTIM, "198.51.100.5", 33001, 4444, [(b"id\n", b"ls\n")])
+    assert not [k for k in kinds(tmp_path, near, "n") if k[0] == "callback"]
+    late = Capture()  # back to the attacker, but two hours later: outside the window
+    _scan(late)
+    late.session(7200, VICTIM, ATTACKER, 33001, 4444, [(b"id\n", b"ls\n")])
+    assert not [k for k in kinds(tmp_path, late, "l") if k[0] == "callback"]
+
+
+def test_executable_download_by_content_not_name(tmp_path):
+    cap = Capture()
+    cap.session(10, VICTIM, ATTACKER, 33000, 80, http_get(ATTACKER, "/photo.jpg", body=ELF))
+    found = [k for k in kinds(tmp_path, cap) if k[0] == "executable_download"]
+    assert len(found) == 1 and "application/x-executable" in found[0][2] and found[0][1] == VICTIM
+    near = Capture()  # named like a program, but text
+    near.session(10, VICTIM, ATTACKER, 33000, 80, http_get(ATTACKER, "/setup.exe", body=b"just some text here"))
+    assert not [k for k in kinds(tmp_path, near, "n") if k[0] == "executable_download"]
+
+
+def test_cleartext_admin_once_per_account_and_pair(tmp_path):
+    cap = Capture()
+    for i in range(3):
+        cap.session(i, "10.0.0.7", "10.0.0.20", 40000 + i, 21, ftp_login(b"Administrator", b"pw", ok=True))
+    found = [k for k in kinds(tmp_path, cap) if k[0] == "cleartext_admin"]
+    assert len(found) == 1 and "(3 login(s), 3 accepted)" in found[0][2]
+    near = Capture()
+    near.session(0, "10.0.0.7", "10.0.0.20", 40000, 21, ftp_login(b"alice", b"pw", ok=True))
+    assert not [k for k in kinds(tmp_path, near, "n") if k[0] == "cleartext_admin"]
+    telnet = Capture()
+    telnet.session(0, "10.0.0.7", "10.0.0.20", 40000, 23, [(b"\xff\xfb\x01", b"login: ")])
+    assert [k[0] for k in kinds(tmp_path, telnet, "t")].count("cleartext_admin") == 1
+
+
+def test_large_upload(tmp_path):
+    cap = Capture()
+    cap.upload(0, "10.0.0.8", "198.51.100.77", 47200, 443, 1_200_000)
+    found = [k for k in kinds(tmp_path, cap) if k[0] == "large_upload"]
+    assert len(found) == 1 and "uploaded 1,200,000 bytes" in found[0][2]
+    near = Capture()  # as much, but inside the network
+    near.upload(0, "10.0.0.8", "10.0.0.20", 47200, 443, 1_200_000)
+    assert not [k for k in kinds(tmp_path, near, "n") if k[0] == "large_upload"]
+    assert SID["large_upload"] == 9000013
+
+
+def test_cleartext_admin_wrong_guesses_are_not_an_exposure(tmp_path):
+    cap = Capture()
+    for i in range(6):
+        cap.session(i, ATTACKER, VICTIM, 40000 + i, 21, ftp_login(b"root", f"guess{i}".encode(), ok=False))
+    assert not [k for k in kinds(tmp_path, cap) if k[0] == "cleartext_admin"]
