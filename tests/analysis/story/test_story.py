@@ -205,3 +205,25 @@ def test_cli(breach_db, breach, tmp_path):
         store.ensure_schema()
     out = r.invoke(main, ["incidents", "--db", str(empty)])
     assert out.exit_code == 1 and "nothing recorded between the beginning and the end" in out.output
+
+
+@pytest.mark.postgres
+def test_breach_story_on_postgres(pg_url, breach, tmp_path):
+    """The same store on PostgreSQL tells the same story (same ids, stages, accounts, data)."""
+    from tests.conftest import _pg_reset
+
+    _pg_reset(pg_url)
+    cap = Capture()
+    scenes.breach(cap)
+    replay_captures([cap.write(tmp_path / "breach.pcap")], db=pg_url)
+    with Store(pg_url) as store:
+        story = build_story(store)
+        events = build_timeline(store)
+    assert [i.id for i in story.incidents] == [i.id for i in breach.incidents]
+    inc, ref = story.incidents[0], breach.incidents[0]
+    assert [(s.name, s.first_ts_ns, s.last_ts_ns) for s in inc.stages] == [
+        (s.name, s.first_ts_ns, s.last_ts_ns) for s in ref.stages]
+    assert (inc.patient_zero, inc.exfiltration[0].bytes) == (ref.patient_zero, ref.exfiltration[0].bytes)
+    assert [(a.name, a.reset, a.admin) for a in story.accounts] == [(a.name, a.reset, a.admin) for a in breach.accounts]
+    assert [(d.kind, d.count) for d in story.data_at_risk] == [(d.kind, d.count) for d in breach.data_at_risk]
+    assert any(e.kind == "alert" and e.count == 9 for e in events)
