@@ -227,3 +227,34 @@ def test_breach_story_on_postgres(pg_url, breach, tmp_path):
     assert [(a.name, a.reset, a.admin) for a in story.accounts] == [(a.name, a.reset, a.admin) for a in breach.accounts]
     assert [(d.kind, d.count) for d in story.data_at_risk] == [(d.kind, d.count) for d in breach.data_at_risk]
     assert any(e.kind == "alert" and e.count == 9 for e in events)
+
+
+def test_thousands_of_alerts_give_a_short_incident_list(tmp_path):
+    """4,000 scan alerts from 200 Internet addresses plus one real intrusion: the intrusion first,
+    the scanners as one background incident, every repeated alert one finding with its count."""
+    from analysis.alerts import Alert
+    from analysis.cli.replay import alert_row
+
+    def alert(ts, sid, name, src, dst, sev, tactic, kind):
+        return alert_row(Alert(ts_ns=at(ts), signature_id=sid, signature=f"{name}: {src} -> {dst}", severity=sev,
+                               src_ip=src, dest_ip=dst, tactic=tactic, rule_kind=kind), "behaviour", None)
+
+    rows = []
+    for i in range(200):
+        for k in range(20):
+            rows.append(alert(i + k * 0.001, 9000001, "Port scan", f"198.51.100.{i % 250}" if i < 100 else
+                              f"203.0.113.{i - 100}", f"10.0.0.{1 + i % 5}", 2, "TA0007 Discovery", "port_scan"))
+    rows.append(alert(500, 9000003, "Brute force login", "192.0.2.9", "10.0.0.3", 1, "TA0006 Credential Access",
+                      "brute_force"))
+    rows.append(alert(600, 9000010, "Callback to attacker", "10.0.0.3", "192.0.2.9", 1,
+                      "TA0011 Command and Control", "callback"))
+    with Store(str(tmp_path / "many.db")) as store:
+        store.ensure_schema()
+        assert store.add_alerts(rows) == 4002
+        story = build_story(store)
+        events = build_timeline(store)
+    assert len(story.incidents) == 2
+    first, background = story.incidents
+    assert first.attackers[0].address == "192.0.2.9" and first.patient_zero == "10.0.0.3"
+    assert background.title == "Background scanning from 200 outside addresses" and background.alert_count == 4000
+    assert len(events) == 202 and {e.count for e in events if e.description.startswith("Port scan")} == {20}
