@@ -8,6 +8,9 @@
                         telnet/rlogin/rsh session is opened (T1552 / T1021)
     large_upload        a local host sends far more than it receives to one external address in
                         one connection, above a volume (uploads to file sharing, T1567)
+    share_read          a local host reads many files from one SMB server in an hour, far more
+                        than its usual (T1039 Data from Network Shared Drive)
+    shared_account      one account logs in from two hosts within minutes (T1078 Valid Accounts)
 
 Same contract as ``detectors``: ``fn(conn, rule, prior) -> list[Alert]``.
 """
@@ -75,7 +78,7 @@ def executable_download(conn, rule: BehaviourRule, prior: list[Alert]) -> list[A
             continue
         cause = next((a for a in sorted(prior, key=lambda a: -a.ts_ns)
                       if receiver in (a.src_ip, a.dest_ip) and r["ts_ns"] - window <= a.ts_ns <= r["ts_ns"]), None)
-        name = f" {r['filename']!r}" if r["filename"] else ""
+        name = f" '{r['filename']}'" if r["filename"] else ""
         after = f", {(r['ts_ns'] - cause.ts_ns) / NS:.0f} s after alert {cause.signature_id} on it" if cause else ""
         out.append(_alert(rule, flow, f"{receiver} received an executable{name} ({r['mime_type']}, "
                                       f"{r['seen_bytes'] or 0:,} bytes) from {sender} over {r['source']}{after}",
@@ -100,7 +103,7 @@ def cleartext_admin(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert
         if flow is None:
             continue
         outcome = f"{r['ok']} accepted" if r["ok"] else "none accepted"
-        out.append(_alert(rule, flow, f"administrator account {r['login']!r} logged in over {r['protocol']} in clear "
+        out.append(_alert(rule, flow, f"administrator account '{r['login']}' logged in over {r['protocol']} in clear "
                                       f"text from {r['orig_h']} to {r['resp_h']} ({r['n']} login(s), {outcome})",
                           ts_ns=r["ts_ns"], app_proto=(r["protocol"] or "").lower() or None))
     ports = rule.param("ports")
@@ -132,9 +135,66 @@ def large_upload(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
     return out
 
 
+def share_read(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
+    """A local host reading many distinct files from one SMB server within an hour, far more than
+    it reads there in its other hours (or never before): someone copying a share."""
+    p: dict = {"hour": 3600 * NS, "no": False}
+    rows = _rows(conn, """SELECT orig_h, resp_h, ts_ns / :hour AS hour, COUNT(DISTINCT COALESCE(filename, fuid)) AS n,
+                                 MIN(ts_ns) AS ts_ns, MIN(uid) AS uid, SUM(COALESCE(seen_bytes, 0)) AS bytes
+                          FROM files WHERE source = 'SMB' AND is_orig = :no
+                          GROUP BY orig_h, resp_h, ts_ns / :hour""", **p)
+    hours: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        hours.setdefault((r["orig_h"], r["resp_h"]), []).append(r)
+    out = []
+    for (client, server), rs in sorted(hours.items()):
+        for r in rs:
+            if r["n"] < rule.param("min_files"):
+                continue
+            others = sorted(o["n"] for o in rs if o is not r)
+            usual = others[len(others) // 2] if others else 0
+            if usual and r["n"] < rule.param("min_ratio") * usual:
+                continue
+            flow = _first_flow(conn, "uid = :u", u=r["uid"]) if r["uid"] else None
+            if flow is None or not flow["local_orig"]:
+                continue
+            why = f"{r['n'] / usual:.0f}x its usual {usual} an hour" if usual else "never before"
+            out.append(_alert(rule, flow, f"{client} read {r['n']} files ({r['bytes']:,} bytes) from the shares of "
+                                          f"{server} within an hour ({why})", ts_ns=r["ts_ns"], app_proto="smb"))
+    return out
+
+
+def shared_account(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
+    """One account logging in successfully from two different hosts within ``window_seconds``:
+    someone using another person's account (NTLM, Kerberos and clear-text logins alike)."""
+    rows = _rows(conn, """SELECT a."user" AS login, a.orig_h AS first_h, b.orig_h AS second_h, MIN(b.ts_ns) AS ts_ns,
+                                 MIN(b.uid) AS uid, COUNT(*) AS n
+                          FROM credentials a JOIN credentials b ON a."user" = b."user" AND a.orig_h <> b.orig_h
+                               AND b.ts_ns >= a.ts_ns AND b.ts_ns - a.ts_ns <= :w
+                          WHERE a.success = :yes AND b.success = :yes AND a."user" IS NOT NULL
+                          GROUP BY a."user", a.orig_h, b.orig_h ORDER BY MIN(b.ts_ns)""",
+                 w=int(rule.param("window_seconds") * NS), yes=True)
+    out, seen = [], set()
+    ignore = {u.lower() for u in rule.param("ignore_users")}
+    for r in rows:
+        key = (r["login"], frozenset((r["first_h"], r["second_h"])))
+        if key in seen or r["login"].lower() in ignore:
+            continue
+        seen.add(key)
+        flow = _first_flow(conn, "uid = :u", u=r["uid"]) if r["uid"] else None
+        if flow is None:
+            continue
+        out.append(_alert(rule, flow, f"account '{r['login']}' logged in from {r['first_h']} and from {r['second_h']} "
+                                      f"within {rule.param('window_seconds') / 60:.0f} min", ts_ns=r["ts_ns"],
+                          src=r["second_h"]))
+    return out
+
+
 CHAIN_DETECTORS = {
     "callback": callback,
     "executable_download": executable_download,
     "cleartext_admin": cleartext_admin,
     "large_upload": large_upload,
+    "share_read": share_read,
+    "shared_account": shared_account,
 }

@@ -54,7 +54,7 @@ def _compromise_reason(f: Finding, host: str) -> str:
         return f"it downloaded a program ({f.detail})"
     if f.kind == "beaconing":
         return f"it called a control server at regular intervals ({f.detail})"
-    return f"the signature {f.name!r} matched on its traffic with {f.dst if f.src == host else f.src} at {hms(f.first_ts_ns)}"
+    return f"the alert '{f.name}' on its traffic with {f.dst if f.src == host else f.src} at {hms(f.first_ts_ns)}"
 
 
 def group(scope: Scope, found: list[Finding]) -> list[_Draft]:
@@ -86,7 +86,7 @@ def group(scope: Scope, found: list[Finding]) -> list[_Draft]:
         if not local(f.dst) and f.dst != d.actor:
             d.others.add(f.dst)
         hit = f.src if (s_local and f.kind in COMPROMISE_KINDS) else victim
-        if local(hit) and hit != d.actor and (f.kind in COMPROMISE_KINDS or (
+        if not d.internal and local(hit) and hit != d.actor and (f.kind in COMPROMISE_KINDS or (
                 f.stage in COMPROMISE_STAGES and not f.exposure and f.stage != "lateral-movement")):
             if hit not in d.compromised:
                 d.compromised[hit] = (f.first_ts_ns, _compromise_reason(f, hit), f.evidence)
@@ -112,18 +112,18 @@ def _logins(scope: Scope, conn, d: _Draft) -> None:
                 cred.ts_ns <= r.ts_ns)).scalar() or 0
             why = f" after {fails} failed tries" if fails else ""
             d.extra.append(("initial-access", "T1078 Valid Accounts", r.ts_ns,
-                            f"{r.orig_h} logged in to {r.resp_h} over {r.protocol} as {r.user!r}{why}.", ev))
+                            f"{r.orig_h} logged in to {r.resp_h} over {r.protocol} as '{r.user}'{why}.", ev))
             d.victims.setdefault(r.resp_h, r.ts_ns)
             if r.resp_h not in d.compromised or d.compromised[r.resp_h][0] > r.ts_ns:
                 d.compromised[r.resp_h] = (r.ts_ns, f"the attacker logged in to it over {r.protocol} as "
-                                                    f"{r.user!r}{why}", ev)
+                                                    f"'{r.user}'{why}", ev)
         elif r.orig_h in d.compromised and r.ts_ns >= d.compromised[r.orig_h][0] and scope.is_local(r.resp_h) \
                 and r.resp_h != r.orig_h:
             d.extra.append(("lateral-movement", "T1021 Remote Services", r.ts_ns,
-                            f"From {r.orig_h}, the attacker logged in to {r.resp_h} over {r.protocol} as {r.user!r}.", ev))
+                            f"From {r.orig_h}, the attacker logged in to {r.resp_h} over {r.protocol} as '{r.user}'.", ev))
             d.victims.setdefault(r.resp_h, r.ts_ns)
             d.compromised.setdefault(r.resp_h, (r.ts_ns, f"the attacker logged in to it from {r.orig_h} as "
-                                                          f"{r.user!r}", ev))
+                                                          f"'{r.user}'", ev))
 
 
 def _extend_beacons(scope: Scope, conn, d: _Draft) -> None:
@@ -276,10 +276,11 @@ def build_incidents(scope: Scope, found: list[Finding], last_ts_ns: int | None) 
             exfil = exfiltration(scope, conn, d)
             stages = _stages(d, exfil)
             pz, pz_why, pz_ev = None, None, None
-            if d.compromised:
-                pz, (_, pz_why, pz_ev) = min(d.compromised.items(), key=lambda kv: (kv[1][0], kv[0]))
-            elif d.internal:
+            if d.internal:  # an insider: the story starts on the actor's own machine
                 pz, pz_why = d.actor, "the activity starts on it and no outside attacker reached it before"
+                pz_ev = d.findings[0].evidence
+            elif d.compromised:
+                pz, (_, pz_why, pz_ev) = min(d.compromised.items(), key=lambda kv: (kv[1][0], kv[0]))
             first = min(s.first_ts_ns for s in stages)
             last = max(s.last_ts_ns for s in stages)
             conf, reasons = _confidence(d, stages)

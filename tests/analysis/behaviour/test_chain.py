@@ -82,3 +82,29 @@ def test_cleartext_admin_wrong_guesses_are_not_an_exposure(tmp_path):
     for i in range(6):
         cap.session(i, ATTACKER, VICTIM, 40000 + i, 21, ftp_login(b"root", f"guess{i}".encode(), ok=False))
     assert not [k for k in kinds(tmp_path, cap) if k[0] == "cleartext_admin"]
+
+
+def test_shared_account_within_minutes_only(tmp_path):
+    cap = Capture()
+    cap.session(0, "10.0.0.7", "10.0.0.20", 40000, 21, ftp_login(b"carol", b"pw", ok=True))
+    cap.session(120, "10.0.0.8", "10.0.0.20", 40001, 21, ftp_login(b"carol", b"pw", ok=True))
+    found = [k for k in kinds(tmp_path, cap) if k[0] == "shared_account"]
+    assert len(found) == 1 and found[0][1] == "10.0.0.8"
+    assert "account 'carol' logged in from 10.0.0.7 and from 10.0.0.8 within 10 min" in found[0][2]
+    near = Capture()  # the same two logins an hour apart: a person moving desks
+    near.session(0, "10.0.0.7", "10.0.0.20", 40000, 21, ftp_login(b"carol", b"pw", ok=True))
+    near.session(3600, "10.0.0.8", "10.0.0.20", 40001, 21, ftp_login(b"carol", b"pw", ok=True))
+    assert not [k for k in kinds(tmp_path, near, "n") if k[0] == "shared_account"]
+
+
+def test_share_read_many_files_not_a_few(tmp_path):
+    from tests.analysis.story.scenes import smb_read
+
+    many = {f"docs\\f{i}.txt": b"text " * 10 for i in range(25)}
+    cap = Capture()
+    cap.session(0, "10.0.0.8", "10.0.0.20", 47100, 445, smb_read("eve", many))
+    found = [k for k in kinds(tmp_path, cap) if k[0] == "share_read"]
+    assert len(found) == 1 and "10.0.0.8 read 25 files" in found[0][2] and "(never before)" in found[0][2]
+    near = Capture()
+    near.session(0, "10.0.0.8", "10.0.0.20", 47100, 445, smb_read("eve", dict(list(many.items())[:10])))
+    assert not [k for k in kinds(tmp_path, near, "n") if k[0] == "share_read"]

@@ -16,8 +16,10 @@ Addresses: 10.0.0.0/16 is the shop's network (private, so local); 203.0.113.0/24
   t=300.. 10.0.0.10 beacons to 198.51.100.99:8443 every 60 s, 30 times
   t=400   10.0.0.20 uploads customers.csv (card numbers, e-mails) by HTTP POST to 203.0.113.80
 
-``insider``: the local host 10.0.0.8 sweeps 25 hosts on 445, then uploads 3 MB over TLS-like
-traffic to 198.51.100.77:443 (no external attacker at all).
+``insider``: the local host 10.0.0.8 sweeps 25 hosts on 445 (t=1000), logs in to the file server
+over SMB with Bob's account while Bob is logged in from 10.0.0.9 (t=1030), reads 30 files of
+the finance share (one holds IBANs and SSN-like numbers), then uploads 3 MB over TLS-like traffic
+to 198.51.100.77:443 (t=1100). No external attacker at all.
 
 ``ftp_brute``: 203.0.113.5 tries 60 passwords for "ftpadmin" on 10.0.0.21, the 61st works.
 """
@@ -121,10 +123,45 @@ def insider(cap: Capture, rng: random.Random | None = None) -> None:
     normal_office(cap, rng, start=-1200)
     for i in range(25):
         cap.unanswered(1000 + i * 0.2, INSIDER, f"10.0.1.{i + 1}", 47000 + i, 445)
-    # the share it found, read: many small sessions to the file server
-    for i in range(5):
-        cap.session(1030 + i, INSIDER, FILESERVER, 47100 + i, 445, [(b"s" * 300, b"d" * 4000)])
+    # Bob at his own desk, then the insider with Bob's account copying the finance share
+    cap.session(1020, "10.0.0.9", FILESERVER, 47090, 445, smb_read("bob", {"notes.txt": b"bob's notes"}))
+    files = {f"finance\\report{i:02d}.txt": f"quarter report {i}\n".encode() * 20 for i in range(29)}
+    files["finance\\payroll.csv"] = PAYROLL
+    cap.session(1030, INSIDER, FILESERVER, 47100, 445, smb_read("bob", files))
     cap.upload(1100, INSIDER, INSIDER_DEST, 47200, 443, 3_000_000)
+
+
+PAYROLL = (b"name,iban,ssn\n" + b"".join(f"emp{i},DE89370400440532013000,123-45-{6780 + i}\n".encode()
+                                           for i in range(12)))
+
+
+def smb_read(user: str, files: dict[str, bytes]) -> list[tuple[bytes, bytes]]:
+    """An SMB2 session (the message builders of the SMB parser's tests): NTLM login as CORP\\user,
+    the share \\\\fs\\finance, and each file opened, read whole and closed."""
+    from tests.core.apps.test_smb import (
+        close,
+        create,
+        create_response,
+        nb,
+        ntlm_authenticate,
+        ok,
+        read_req,
+        read_resp,
+        session_setup,
+        tree_connect,
+        tree_connect_response,
+    )
+
+    ex = [(nb(session_setup(1, b"\x60\x48" + ntlm_authenticate("CORP", user))), nb(ok(1, 1))),
+          (nb(tree_connect(2, "\\\\fs\\finance")), nb(tree_connect_response(2, 5, 1)))]
+    mid = 3
+    for i, (name, data) in enumerate(files.items()):
+        fid = (i + 1).to_bytes(16, "little")
+        ex += [(nb(create(mid, 5, name)), nb(create_response(mid, fid, size=len(data)))),
+               (nb(read_req(mid + 1, fid, 0, len(data))), nb(read_resp(mid + 1, data))),
+               (nb(close(mid + 2, fid)), nb(ok(6, mid + 2)))]
+        mid += 3
+    return ex
 
 
 def ftp_brute(cap: Capture) -> None:

@@ -79,7 +79,8 @@ def test_breach_incident(breach):
     assert all(s.evidence for s in inc.story)
     text = "\n".join(s.text for s in inc.story)
     assert text.count("Brute force login") == 1
-    assert "sent in clear text (9 times" in text
+    assert text.count("Cleartext credentials: FTP login for 'webmaster' sent in clear text 9 times "
+                      "(1 accepted, 8 refused)") == 1
     assert "30 payment card number(s) in customers.csv left the network" in text
 
 
@@ -121,7 +122,10 @@ def test_timeline_collapses_and_tags(breach_db, breach):
         alerts = [e for e in events if e.kind == "alert"]
         assert [e.ts_ns for e in events] == sorted(e.ts_ns for e in events)
         clear = [e for e in alerts if "'webmaster' sent in clear text" in e.description]
-        assert len(clear) == 1 and clear[0].count == 9  # the 8 refused and 1 accepted are one row
+        assert len(clear) == 1 and "9 times (1 accepted, 8 refused)" in clear[0].description  # one alert
+        refused = [e for e in events if e.kind == "credential" and "webmaster" in e.description
+                   and "refused" in e.description]
+        assert len(refused) == 1 and refused[0].count == 8  # the records collapsed: one row, 8 like it
         assert all(e.incident == breach.incidents[0].id for e in alerts if e.src == scenes.ATTACKER)
         beacon = [e for e in events if e.kind == "flow" and e.dst == scenes.C2]
         assert len(beacon) == 1 and beacon[0].count == 30
@@ -144,7 +148,20 @@ def test_insider(insider_db):
     (inc,) = story.incidents
     assert inc.insider and inc.attackers[0].address == scenes.INSIDER and inc.attackers[0].internal
     assert inc.patient_zero == scenes.INSIDER
-    assert [s.name for s in inc.stages] == ["discovery", "lateral-movement", "exfiltration"]
+    assert [s.name for s in inc.stages] == ["initial-access", "discovery", "lateral-movement", "collection",
+                                            "exfiltration"]
+    stages = {s.name: s for s in inc.stages}
+    assert "'CORP\\bob' logged in from 10.0.0.9 and from 10.0.0.8" in stages["initial-access"].summary
+    assert stages["collection"].first_ts_ns >= at(1030) and "read 30 files" in stages["collection"].summary
+    # Bob's account: seen over NTLM (no password on the wire), used by the insider: reset it
+    (bob,) = story.accounts
+    assert bob.name == "CORP\\bob" and bob.used_by_attacker and not bob.exposed and bob.reset
+    assert any("account seen (NTLM)" in r for r in bob.reasons)
+    # what the insider read in clear text: IBANs and SSN-like numbers, inside the network, masked
+    inside = {d.kind: d for d in story.data_at_risk if not d.left_network}
+    assert inside["iban"].count == 12 and inside["ssn"].count == 12 and inside["iban"].file == "finance\\payroll.csv"
+    assert inside["ssn"].samples[0] == "***-**-6780" and (inside["ssn"].src, inside["ssn"].dst) == (
+        scenes.FILESERVER, scenes.INSIDER)
     (ex,) = inc.exfiltration
     assert (ex.destination, ex.bytes, ex.encrypted) == (scenes.INSIDER_DEST, 3_000_000, True)
     (enc,) = [d for d in story.data_at_risk if d.kind == "encrypted"]
@@ -165,8 +182,8 @@ def test_ftp_brute_force_is_one_finding(ftp_db):
     assert "after 60 failed tries" in inc.patient_zero_reason
     brute = [e for e in events if e.kind == "alert" and e.description.startswith("Brute force")]
     assert len(brute) == 1
-    clear = [e for e in events if e.kind == "alert" and e.description.startswith("Cleartext credentials")]
-    assert sum(e.count for e in clear) == 61 and len(clear) <= 2
+    (clear,) = [e for e in events if e.kind == "alert" and e.description.startswith("Cleartext credentials")]
+    assert clear.description.endswith("'ftpadmin' sent in clear text 61 times (1 accepted, 60 refused)")
     (acc,) = story.accounts
     assert acc.name == "ftpadmin" and acc.brute_forced and acc.used_by_attacker and acc.admin
     assert (acc.failures, acc.successes) == (60, 1)
@@ -226,7 +243,7 @@ def test_breach_story_on_postgres(pg_url, breach, tmp_path):
     assert (inc.patient_zero, inc.exfiltration[0].bytes) == (ref.patient_zero, ref.exfiltration[0].bytes)
     assert [(a.name, a.reset, a.admin) for a in story.accounts] == [(a.name, a.reset, a.admin) for a in breach.accounts]
     assert [(d.kind, d.count) for d in story.data_at_risk] == [(d.kind, d.count) for d in breach.data_at_risk]
-    assert any(e.kind == "alert" and e.count == 9 for e in events)
+    assert any(e.kind == "credential" and e.count == 8 for e in events)
 
 
 def test_thousands_of_alerts_give_a_short_incident_list(tmp_path):
