@@ -274,3 +274,22 @@ def test_rejected_signatures_and_bad_vars(pcaps, rules_file, tmp_path):
     assert r.stdout == "" and not db.exists()  # before reading any capture
     r = run("replay", pcaps[0], "--rules", rules_file, "--var", "ATTACKERS")
     assert r.exit_code == 2 and "'ATTACKERS' is not NAME=VALUE" in r.stderr
+
+
+def test_home_net_is_the_local_nets_plus_the_private_ranges(tmp_path):
+    """A signature on $HOME_NET fires on a server in a --local-net public range, and not without
+    it; an explicit --var HOME_NET still wins."""
+    rules = tmp_path / "home.rules"
+    rules.write_text('alert tcp $EXTERNAL_NET any -> $HOME_NET 21 (msg:"FTP to home"; flow:to_server,established; content:"USER"; sid:2000042; rev:1;)\n')
+    cap = Capture()
+    cap.session(0, "203.0.113.5", "198.51.100.20", 44000, 21, ftp_login(b"u", b"p", ok=True))
+    pcap = cap.write(tmp_path / "home.pcap")
+
+    def fired(*extra):
+        r = run("replay", pcap, "--rules", rules, "--format", "jsonl", *extra)
+        assert r.exit_code == 0, r.output
+        return [e["alert"]["signature_id"] for e in jsonl(r.stdout)]
+
+    assert fired() == []
+    assert fired("--local-net", "198.51.100.0/24") == [2000042]
+    assert fired("--local-net", "198.51.100.0/24", "--var", "HOME_NET=10.0.0.0/8") == []
