@@ -5,7 +5,8 @@ one pair with the same key (a DNS name, an HTTP host, a TLS server name, a login
 with ``count`` and ``last_ts_ns`` ("N more like this"), so a busy day stays readable and a store
 of millions of flows is read as groups, never row by row. Flows appear only when notable: the
 first contact of a local host with an external address, transfers of a megabyte or more out,
-connections of an hour or more.
+connections of an hour or more; collapsed, a host's first contacts are one row per host and hour
+("first contact with 37 external addresses within the hour").
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from recorder.core.schema import APP_TABLES, alerts, flows
 
 LARGE_OUT_BYTES = 1_000_000
 LONG_NS = 3600 * 1_000_000_000
+HOUR_NS = 3600 * 1_000_000_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -91,7 +93,7 @@ def _records(scope: Scope, conn, src: _Source, host, collapse: bool) -> list[Tim
     return out
 
 
-def _flows(scope: Scope, conn, host) -> list[TimelineEvent]:
+def _flows(scope: Scope, conn, host, collapse: bool = True) -> list[TimelineEvent]:
     f = flows.c
     cond = scope.in_range(f.ts_ns)
     hf = host_filter(host, f.orig_a, f.resp_a)
@@ -99,11 +101,18 @@ def _flows(scope: Scope, conn, host) -> list[TimelineEvent]:
         cond.append(hf)
     picks: dict[int, tuple[str, int, int | None]] = {}  # flow id -> (why, count, last)
     outward = sa.and_(f.local_orig.is_(True), sa.or_(f.local_resp.is_(False), f.local_resp.is_(None)))
-    for r in conn.execute(sa.select(sa.func.min(f.id), sa.func.count(), sa.func.max(f.ts_ns),
-                                    sa.func.sum(sa.func.coalesce(f.orig_bytes, 0)))
-                          .where(outward, *cond).group_by(f.orig_h, f.resp_h)):
-        picks[int(r[0])] = (f"first contact with an external address ({int(r[1])} connection(s), "
-                            f"{int(r[3] or 0):,} bytes out in all)", int(r[1]), int(r[2]))
+    pairs = (sa.select(f.orig_h, sa.func.min(f.ts_ns).label("first"), sa.func.min(f.id).label("fid"),
+                       sa.func.count().label("n")).where(outward, *cond).group_by(f.orig_h, f.resp_h).subquery())
+    if collapse:  # a host's first contacts with new external addresses, one row per host and hour
+        hour = pairs.c.first // HOUR_NS
+        q = sa.select(sa.func.min(pairs.c.fid), sa.func.count(), sa.func.max(pairs.c.first)).group_by(pairs.c.orig_h, hour)
+        for r in conn.execute(q):
+            n = int(r[1])
+            picks[int(r[0])] = (f"first contact with {n} external address(es) within the hour" if n > 1 else
+                                "first contact with an external address", n, int(r[2]))
+    else:
+        for r in conn.execute(sa.select(pairs.c.fid, pairs.c.n)):
+            picks[int(r[0])] = (f"first contact with an external address ({int(r[1])} connection(s))", 1, None)
     for r in conn.execute(sa.select(f.id).where(outward, f.orig_bytes >= LARGE_OUT_BYTES, *cond)):
         picks.setdefault(int(r[0]), ("large outbound transfer", 1, None))
     for r in conn.execute(sa.select(f.id).where(f.duration_ns >= LONG_NS, *cond)):
@@ -163,7 +172,7 @@ def build_timeline(store, *, host: str | None = None, since_ns: int | None = Non
                                         capture_id=r["capture_id"])))
     if min_severity is None:
         with store._errors("read the store"), scope.connect() as conn:
-            events += _flows(scope, conn, host)
+            events += _flows(scope, conn, host, collapse)
             for src in SOURCES:
                 events += _records(scope, conn, src, host, collapse)
     else:

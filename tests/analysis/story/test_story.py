@@ -127,8 +127,11 @@ def test_timeline_collapses_and_tags(breach_db, breach):
                    and "refused" in e.description]
         assert len(refused) == 1 and refused[0].count == 8  # the records collapsed: one row, 8 like it
         assert all(e.incident == breach.incidents[0].id for e in alerts if e.src == scenes.ATTACKER)
-        beacon = [e for e in events if e.kind == "flow" and e.dst == scenes.C2]
-        assert len(beacon) == 1 and beacon[0].count == 30
+        # the web server's first contacts (the attacker, the control server) are one row for the hour
+        first = [e for e in events if e.kind == "flow" and e.src == scenes.WEB]
+        assert len(first) == 1 and first[0].count == 2 and "2 external address(es)" in first[0].description
+        every = [e for e in build_timeline(store, collapse=False) if e.kind == "flow" and e.src == scenes.WEB]
+        assert sorted(e.dst for e in every) == [scenes.C2, scenes.ATTACKER]
         only = build_timeline(store, incident=breach.incidents[0].id, min_severity=1)
         assert only and all(e.severity == 1 for e in only)
         host = build_timeline(store, host="10.0.0.20/32")
