@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -86,15 +85,18 @@ def build(db: str, flows: int, alerts: int, seed: int) -> None:
 
 
 def run(cmd: list[str]) -> tuple[float, int, int]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    t = time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    wall = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if p.returncode not in (0,):
-        sys.stderr.write(p.stderr.decode())
-        raise SystemExit(f"{' '.join(cmd)}: exit {p.returncode}")
-    return wall, max(peak, before), len(p.stdout.splitlines())
+    """Wall clock, the child's own peak RSS (KiB, from wait4) and the lines it printed."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        _, status, usage = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t
+        if os.waitstatus_to_exitcode(status) != 0:
+            err.seek(0)
+            sys.stderr.write(err.read().decode())
+            raise SystemExit(f"{' '.join(cmd)}: exit {os.waitstatus_to_exitcode(status)}")
+        out.seek(0)
+        return wall, usage.ru_maxrss, sum(1 for _ in out)
 
 
 def main() -> int:
