@@ -20,6 +20,7 @@ from recorder.core.schema import APP_TABLES
 # Protocols whose user names come without the password (authentication by challenge or ticket).
 NAME_ONLY = frozenset({"ntlm", "kerberos", "ssh"})
 BRUTE_MIN_FAILURES = 5
+ANONYMOUS = frozenset({"anonymous", "ftp", "guest"})  # logins whose "password" is no secret
 ADMIN_MIN_SERVERS = 5  # an account that logs in to this many hosts administers them
 
 
@@ -65,6 +66,9 @@ def build_accounts(scope: Scope, incidents: list[Incident]) -> list[Account]:
         reasons: list[str] = []
         protocols = tuple(sorted({p.protocol for p in parts if p.protocol}))
         clear = [p for p in parts if p.clear and (p.protocol or "").lower() not in NAME_ONLY]
+        if name.lower() in ANONYMOUS:
+            clear = []
+            reasons.append("anonymous login: no secret to protect")
         exposed = bool(clear)
         if exposed:
             first = min(clear, key=lambda p: p.first)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from analysis.story.accounts import build_accounts
-from analysis.story.common import Scope
+from analysis.story.common import Scope, hms
 from analysis.story.data import build_data_at_risk, describe
 from analysis.story.findings import load_findings
 from analysis.story.incidents import build_incidents
@@ -79,7 +79,7 @@ def build_story(store, *, since_ns: int | None = None, until_ns: int | None = No
     for inc in incidents:
         attackers = {a.address for a in inc.attackers}
         names = tuple(a.name for a in accounts if inc.id in a.incidents or (set(a.used_from) & attackers))
-        lines = [Sentence(f"{d.first_ts_ns and describe(d)}.", d.evidence) for d in data
+        lines = [Sentence(f"{hms(d.first_ts_ns)}: {describe(d)}.", d.evidence) for d in data
                  if d.incident == inc.id and d.kind != "encrypted"]
         told.append(dataclasses.replace(inc, accounts=names, story=inc.story + tuple(lines)))
     notes = _notes(scope)

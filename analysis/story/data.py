@@ -1,6 +1,6 @@
 """Data at risk: customer-like data in the files that left the network, or crossed it in clear
-text: payment cards (13-19 digits passing the Luhn check), e-mail addresses, IBANs (mod-97
-check), US SSN-like numbers, database dumps (SQL ``INSERT`` statements or CSV with many rows).
+text: payment cards (13-19 digits with an issuer's prefix passing the Luhn check), e-mail addresses (5 or more distinct in
+one transfer), IBANs (mod-97 check), US SSN-like numbers, database dumps (SQL ``INSERT`` statements or CSV with many rows).
 Only counts and masked samples (``4111 **** **** 1111``) leave this module, never a value.
 
 The store keeps each transferred file's record (``files``: endpoints, hashes, the name of its
@@ -28,9 +28,12 @@ from recorder.core.schema import APP_TABLES
 MAX_FILE_BYTES = 50_000_000
 TEXT_MIMES = ("text/", "application/json", "application/xml", "text/json", "application/x-sql")
 DUMP_MIN_ROWS = 10
+EMAIL_MIN = 5  # distinct addresses in one transfer: a mail's own From/To are not customer data
 SAMPLES = 3
 
 _CARD = re.compile(rb"(?<![\d.])\d(?:[ -]?\d){12,18}(?![\d.])")
+# issuer prefixes: Visa, Mastercard (51-55, 2221-2720), Amex, Diners, JCB, Discover, UnionPay
+_CARD_PREFIX = re.compile(r"4|5[1-5]|2[2-7]|3[47]|3[0689]|35|6(?:011|5|4[4-9]|2)")
 _EMAIL = re.compile(rb"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}")
 _IBAN = re.compile(rb"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
 _SSN = re.compile(rb"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])")
@@ -74,7 +77,7 @@ def scan(data: bytes) -> dict[str, tuple[int, tuple[str, ...]]]:
     found: dict[str, list[str]] = defaultdict(list)
     for m in _CARD.finditer(data):
         digits = re.sub(rb"\D", b"", m.group()).decode()
-        if 13 <= len(digits) <= 19 and luhn(digits):
+        if 13 <= len(digits) <= 19 and _CARD_PREFIX.match(digits) and luhn(digits):
             found["card"].append(digits)
     found["email"] = [m.group().decode("ascii", "replace") for m in _EMAIL.finditer(data)]
     found["iban"] = [m.group().decode() for m in _IBAN.finditer(data) if iban_ok(m.group().decode())]
@@ -86,6 +89,8 @@ def scan(data: bytes) -> dict[str, tuple[int, tuple[str, ...]]]:
             width = lines[0].count(b",")
             same = sum(1 for line in lines[1:] if line.count(b",") == width)
             rows = same if width >= 2 and same >= DUMP_MIN_ROWS else 0
+    if len(set(found["email"])) < EMAIL_MIN:
+        found["email"] = []
     out = {}
     for kind, values in found.items():
         if values:

@@ -242,7 +242,7 @@ def _confidence(d: _Draft, stages: tuple[Stage, ...]) -> tuple[str, tuple[str, .
         reasons.append(f"{len(sigs)} signature(s) matched")
     if d.compromised and len(names) >= 3:
         return "high", tuple(reasons)
-    if len(names) >= 2 or any(f.severity == 1 for f in d.findings):
+    if len(names) >= 2 or d.compromised:
         return "medium", tuple(reasons)
     reasons.append("one kind of activity only")
     return "low", tuple(reasons)
