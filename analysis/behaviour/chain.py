@@ -2,6 +2,8 @@
 
     callback            a host connects back to an address that attacked it just before
                         (reverse shell, second stage): ATT&CK T1571 / T1059
+    bind_shell          right after an attack, the attacker reaches a port of the victim never
+                        served before (a shell the exploit bound): T1059
     executable_download an executable (PE, ELF, Mach-O, Java class) by content, not by name,
                         reaches a local host over HTTP, FTP or SMB (T1105 Ingress Tool Transfer)
     cleartext_admin     an administrator account logs in over a clear-text protocol, or a
@@ -56,6 +58,32 @@ def callback(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
         delay = (flow["ts_ns"] - cause.ts_ns) / NS
         out.append(_alert(rule, flow, f"{victim} connected back to {attacker}:{flow['resp_p']} {delay:.0f} s after "
                                       f"{cause.signature.split(':')[0].lower()} from it"))
+    return out
+
+
+def bind_shell(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
+    """Right after an attack (an alert of ``after_kinds`` from an address on a local host), the
+    attacker opens a session to a port of that host that nothing had been served on before, with
+    no protocol the parsers know, at or above ``min_port``: a shell bound by the exploit."""
+    kinds = set(rule.param("after_kinds"))
+    first: dict[tuple[str, str], Alert] = {}
+    for a in sorted(prior, key=lambda a: a.ts_ns):
+        if a.rule_kind in kinds:
+            first.setdefault((a.src_ip, a.dest_ip), a)
+    out = []
+    window = int(rule.param("window_seconds") * NS)
+    for (attacker, victim), cause in sorted(first.items()):
+        for f in _rows(conn, """SELECT * FROM flows f WHERE orig_h = :a AND resp_h = :v AND ts_ns >= :t AND ts_ns <= :end
+                                AND proto = 'tcp' AND resp_p >= :minp AND service IS NULL AND local_resp = :yes
+                                AND COALESCE(orig_bytes, 0) > 0 AND COALESCE(resp_bytes, 0) > 0
+                                AND NOT EXISTS (SELECT 1 FROM flows g WHERE g.resp_h = f.resp_h AND g.resp_p = f.resp_p
+                                    AND g.proto = 'tcp' AND g.ts_ns < :t AND COALESCE(g.resp_bytes, 0) > 0)
+                                ORDER BY ts_ns LIMIT 1""",
+                       a=attacker, v=victim, t=cause.ts_ns, end=cause.ts_ns + window, minp=rule.param("min_port"),
+                       yes=True):
+            delay = (f["ts_ns"] - cause.ts_ns) / NS
+            out.append(_alert(rule, f, f"{attacker} opened a session to {victim}:{f['resp_p']}, a port never served "
+                                       f"before, {delay:.0f} s after {cause.signature.split(':')[0].lower()} from it"))
     return out
 
 
@@ -192,6 +220,7 @@ def shared_account(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]
 
 CHAIN_DETECTORS = {
     "callback": callback,
+    "bind_shell": bind_shell,
     "executable_download": executable_download,
     "cleartext_admin": cleartext_admin,
     "large_upload": large_upload,

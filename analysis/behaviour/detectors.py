@@ -367,7 +367,7 @@ from analysis.behaviour.chain import CHAIN_DETECTORS  # noqa: E402 (chain uses t
 DETECTORS.update(CHAIN_DETECTORS)
 
 # Kinds that read other rules' alerts run last.
-_LAST = frozenset({"lateral_movement", "callback", "executable_download"})
+_LAST = frozenset({"lateral_movement", "callback", "bind_shell", "executable_download"})
 
 
 def evaluate(store, rules: list[BehaviourRule]) -> list[Alert]:

@@ -46,6 +46,7 @@ KINDS: dict[str, dict[str, Any]] = {
                                          "beaconing", "exfiltration"]},
     # attack-chain and insider signals (``chain``)
     "callback": {"window_seconds": 3600.0, "after_kinds": ["port_scan", "brute_force"]},
+    "bind_shell": {"window_seconds": 3600.0, "min_port": 1024, "after_kinds": ["port_scan", "brute_force"]},
     "executable_download": {"window_seconds": 3600.0,
                             "mime_types": ["application/x-dosexec", "application/x-executable",
                                            "application/x-mach-o-executable", "application/x-java-applet"]},

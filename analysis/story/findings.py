@@ -96,6 +96,8 @@ def load_findings(scope: Scope, *, host_cond=None) -> list[Finding]:
         # an attack on a web application is how attackers get in, whatever it fetched
         stage = KIND_STAGE.get(kind or "") or ("initial-access" if f.category == "Web Application Attack"
                                                else stage_of(tactic, f.category))
+        if kind == "executable_download" and scope.is_local(g.src_ip) and scope.is_local(g.dest_ip):
+            stage, technique = "lateral-movement", "T1570 Lateral Tool Transfer"  # copied host to host
         out.append(Finding(
             sid=int(g.signature_id), kind=kind, name=f.signature.split(":")[0], text=f.signature, src=g.src_ip,
             dst=g.dest_ip, count=int(g.n), first_ts_ns=int(g.first), last_ts_ns=int(g.last), severity=int(g.sev),

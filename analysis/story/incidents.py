@@ -51,7 +51,7 @@ def _compromise_reason(f: Finding, host: str) -> str:
     if f.kind == "callback":
         return f"it connected back to the attacker ({f.detail})"
     if f.kind == "executable_download":
-        return f"it downloaded a program ({f.detail})"
+        return f"it received a program ({f.detail})"
     if f.kind == "beaconing":
         return f"it called a control server at regular intervals ({f.detail})"
     return f"the alert '{f.name}' on its traffic with {f.dst if f.src == host else f.src} at {hms(f.first_ts_ns)}"
@@ -63,36 +63,40 @@ def group(scope: Scope, found: list[Finding]) -> list[_Draft]:
     owner: dict[str, _Draft] = {}  # compromised local host -> its incident
     local = scope.is_local
     for f in found:
-        s_local, d_local = local(f.src), local(f.dst)
+        src, dst = f.src, f.dst
+        pushed = f.kind == "executable_download" and local(src) and local(dst)
+        if pushed:  # a program copied from one local host to another: the sender acts
+            src, dst = dst, src
+        s_local, d_local = local(src), local(dst)
         d: _Draft | None = None
-        if s_local and f.src in owner:
-            d = owner[f.src]
-        elif s_local and f.src in by_actor:
-            d = by_actor[f.src]
-        elif s_local and not d_local and f.dst in by_actor:
-            d = by_actor[f.dst]  # the victim calls its attacker
-        if f.exposure and d is None and f.src not in by_actor:
+        if s_local and src in owner:
+            d = owner[src]
+        elif s_local and src in by_actor:
+            d = by_actor[src]
+        elif s_local and not d_local and dst in by_actor:
+            d = by_actor[dst]  # the victim calls its attacker
+        if f.exposure and d is None and src not in by_actor:
             continue
         if d is None:
-            actor = f.dst if (s_local and not d_local) else f.src
+            actor = dst if (s_local and not d_local) else src
             d = by_actor.get(actor)
             if d is None:
                 d = by_actor[actor] = _Draft(actor, local(actor))
                 drafts.append(d)
         d.findings.append(f)
-        victim = f.src if (s_local and not d_local) else f.dst
+        victim = src if (s_local and not d_local) else dst
         if victim != d.actor and local(victim):
             d.victims.setdefault(victim, f.first_ts_ns)
-        if not local(f.dst) and f.dst != d.actor:
-            d.others.add(f.dst)
-        hit = f.src if (s_local and f.kind in COMPROMISE_KINDS) else victim
+        if not local(dst) and dst != d.actor:
+            d.others.add(dst)
+        hit = src if (s_local and f.kind in COMPROMISE_KINDS and not pushed) else victim
         if not d.internal and local(hit) and hit != d.actor and (f.kind in COMPROMISE_KINDS or (
                 f.stage in COMPROMISE_STAGES and not f.exposure and f.stage != "lateral-movement")):
             if hit not in d.compromised:
                 d.compromised[hit] = (f.first_ts_ns, _compromise_reason(f, hit), f.evidence)
                 owner.setdefault(hit, d)
-        if f.exposure and d_local and s_local and f.src in d.compromised and f.dst != f.src:
-            d.victims.setdefault(f.dst, f.first_ts_ns)
+        if f.exposure and d_local and s_local and src in d.compromised and dst != src:
+            d.victims.setdefault(dst, f.first_ts_ns)
     return drafts
 
 

@@ -108,3 +108,44 @@ def test_share_read_many_files_not_a_few(tmp_path):
     near = Capture()
     near.session(0, "10.0.0.8", "10.0.0.20", 47100, 445, smb_read("eve", dict(list(many.items())[:10])))
     assert not [k for k in kinds(tmp_path, near, "n") if k[0] == "share_read"]
+
+
+def test_bind_shell_on_a_port_never_served_before(tmp_path):
+    cap = Capture()
+    _scan(cap)
+    cap.session(100, ATTACKER, VICTIM, 33001, 31337, [(b"id\n", b"uid=0(root)\n")])
+    found = [k for k in kinds(tmp_path, cap) if k[0] == "bind_shell"]
+    assert len(found) == 1 and "opened a session to 10.0.0.10:31337, a port never served before" in found[0][2]
+    near = Capture()  # the same port, but the host served it before the attack: its own service
+    near.session(-500, "10.0.0.7", VICTIM, 33000, 31337, [(b"hello", b"world")])
+    _scan(near)
+    near.session(100, ATTACKER, VICTIM, 33001, 31337, [(b"id\n", b"uid=0(root)\n")])
+    assert not [k for k in kinds(tmp_path, near, "n") if k[0] == "bind_shell"]
+    web = Capture()  # a web request after the scan is a service (HTTP), not a shell
+    _scan(web)
+    web.session(100, ATTACKER, VICTIM, 33001, 8080, http_get(VICTIM, "/"))
+    assert not [k for k in kinds(tmp_path, web, "w") if k[0] == "bind_shell"]
+
+
+def test_executable_written_to_a_share_is_lateral_tool_transfer(tmp_path):
+    from tests.core.apps.test_smb import (
+        close,
+        create,
+        create_response,
+        nb,
+        ok,
+        tree_connect,
+        tree_connect_response,
+        write_req,
+    )
+
+    pe = b"MZ" + bytes(range(256)) * 4
+    fid = b"\x09" * 16
+    ex = [(nb(tree_connect(1, "\\\\srv\\ADMIN$")), nb(tree_connect_response(1, 5, 1))),
+          (nb(create(2, 5, "svc.exe")), nb(create_response(2, fid))),
+          (nb(write_req(3, fid, 0, pe)), nb(ok(9, 3))), (nb(close(4, fid)), nb(ok(6, 4)))]
+    cap = Capture()
+    cap.session(0, "10.0.0.10", "10.0.0.20", 40000, 445, ex)
+    found = [k for k in kinds(tmp_path, cap) if k[0] == "executable_download"]
+    assert len(found) == 1 and found[0][1] == "10.0.0.20"
+    assert "received an executable 'svc.exe' (application/x-dosexec" in found[0][2] and "over SMB" in found[0][2]

@@ -12,7 +12,9 @@ Addresses: 10.0.0.0/16 is the shop's network (private, so local); 203.0.113.0/24
   t=120   exploit: GET /cgi-bin/view.cgi?file=../../../../etc/passwd (a shipped signature)
   t=150   10.0.0.10 downloads an ELF binary from 203.0.113.66 (named ``update.dat``)
   t=160   10.0.0.10 connects back to 203.0.113.66:4444 (reverse shell, ``uid=0(root)``)
+  t=170   203.0.113.66 reaches a shell bound on 10.0.0.10:31337 (a port never served before)
   t=220   10.0.0.10 logs in to 10.0.0.20 over FTP as "administrator" (the reused password)
+  t=230   10.0.0.10 copies svc.exe (a Windows PE) to 10.0.0.20's ADMIN$ share over SMB
   t=300.. 10.0.0.10 beacons to 198.51.100.99:8443 every 60 s, 30 times
   t=400   10.0.0.20 uploads customers.csv (card numbers, e-mails) by HTTP POST to 203.0.113.80
 
@@ -44,6 +46,7 @@ ADMIN_PASSWORD = b"Winter2024!"
 CARDS = ("4111111111111111", "5500005555555559", "4012888888881881")  # test numbers, Luhn-valid
 NOT_A_CARD = "4111111111111112"  # fails the Luhn check
 EMAILS = ("alice@example.com", "bob@example.org", "carol@example.net")
+PE = b"MZ\x90\x00" + bytes(range(256)) * 4
 ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 8 + b"\x02\x00\x3e\x00" + bytes(range(256)) * 4
 
 
@@ -99,9 +102,13 @@ def breach(cap: Capture, rng: random.Random | None = None) -> None:
     # the callback (reverse shell)
     cap.session(160, WEB, ATTACKER, 33001, 4444,
                 [(b"id\n", b""), (b"uid=0(root) gid=0(root) groups=0(root)\n", b"cat /etc/shadow\n")])
+    # a shell the exploit bound on a high port
+    cap.session(170, ATTACKER, WEB, 46300, 31337, [(b"uname -a\n", b"Linux web 6.1.0\n")])
     # lateral movement with the administrator's password seen at t=-600
     cap.session(220, WEB, FILESERVER, 33002, 21,
                 ftp_session(b"administrator", ADMIN_PASSWORD, True, [(b"LIST\r\n", b"150 Here\r\n")]))
+    # a Windows tool copied to the file server's admin share over SMB
+    cap.session(230, WEB, FILESERVER, 33003, 445, smb_write("ADMIN$", "svc.exe", PE))
     # beaconing
     for i in range(30):
         cap.session(300 + i * 60, WEB, C2, 34000 + i, 8443, [(b"b" * 120, b"c" * 64)])
@@ -162,6 +169,25 @@ def smb_read(user: str, files: dict[str, bytes]) -> list[tuple[bytes, bytes]]:
                (nb(close(mid + 2, fid)), nb(ok(6, mid + 2)))]
         mid += 3
     return ex
+
+
+def smb_write(share: str, name: str, data: bytes) -> list[tuple[bytes, bytes]]:
+    """An SMB2 session writing one file to ``\\\\fs\\<share>`` (no login seen: it was earlier)."""
+    from tests.core.apps.test_smb import (
+        close,
+        create,
+        create_response,
+        nb,
+        ok,
+        tree_connect,
+        tree_connect_response,
+        write_req,
+    )
+
+    fid = b"\x09" * 16
+    return [(nb(tree_connect(1, f"\\\\fs\\{share}")), nb(tree_connect_response(1, 5, 1))),
+            (nb(create(2, 5, name)), nb(create_response(2, fid))),
+            (nb(write_req(3, fid, 0, data)), nb(ok(9, 3))), (nb(close(4, fid)), nb(ok(6, 4)))]
 
 
 def ftp_brute(cap: Capture) -> None:
