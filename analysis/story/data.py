@@ -1,6 +1,8 @@
 """Data at risk: customer-like data in the files that left the network, or crossed it in clear
 text: payment cards (13-19 digits with an issuer's prefix passing the Luhn check), e-mail addresses (5 or more distinct in
-one transfer), IBANs (mod-97 check), US SSN-like numbers, database dumps (SQL ``INSERT`` statements or CSV with many rows).
+one transfer), IBANs (mod-97 check), US SSN-like numbers, database dumps (SQL ``INSERT`` statements or CSV with many rows), and
+lists of user names with password hashes (``password_hashes``: a table dumped through SQL
+injection; those accounts are exposed, their names are the samples).
 Only counts and masked samples (``4111 **** **** 1111``) leave this module, never a value.
 
 The store keeps each transferred file's record (``files``: endpoints, hashes, the name of its
@@ -38,6 +40,10 @@ _EMAIL = re.compile(rb"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-
 _IBAN = re.compile(rb"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
 _SSN = re.compile(rb"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])")
 _INSERT = re.compile(rb"\bINSERT\s+INTO\b", re.I)
+# a user name next to a password hash: hex MD5/SHA-1/SHA-256, or crypt(3) ($1$, $2y$, $5$, $6$, $argon2...)
+_HASH_ROW = re.compile(rb"(?m)^[\s|'\"]*([A-Za-z0-9._@-]{1,64})[\s|:,;'\"]+"
+                       rb"((?:[0-9a-fA-F]{32}|[0-9a-fA-F]{40}|[0-9a-fA-F]{64})|\$(?:1|2[abxy]?|5|6|argon2i?d?)\$[./A-Za-z0-9$=,]{8,})\b")
+HASHES_MIN = 3  # user/hash rows in one response: a dumped account table
 
 
 def luhn(digits: str) -> bool:
@@ -69,6 +75,8 @@ def mask(kind: str, value: str) -> str:
         return f"{value[:4]} **** {value[-4:]}"
     if kind == "ssn":
         return f"***-**-{value[-4:]}"
+    if kind == "password_hashes":
+        return f"{value} (hash hidden)"  # the account's name: it must be reset
     return value
 
 
@@ -89,6 +97,9 @@ def scan(data: bytes) -> dict[str, tuple[int, tuple[str, ...]]]:
             width = lines[0].count(b",")
             same = sum(1 for line in lines[1:] if line.count(b",") == width)
             rows = same if width >= 2 and same >= DUMP_MIN_ROWS else 0
+    users = [m.group(1).decode("ascii", "replace") for m in _HASH_ROW.finditer(data)]
+    if len(set(users)) >= HASHES_MIN:
+        found["password_hashes"] = users
     if len(set(found["email"])) < EMAIL_MIN:
         found["email"] = []
     out = {}
@@ -238,7 +249,8 @@ def describe(d: DataFinding) -> str:
     if d.kind == "encrypted":
         return f"{d.count:,} bytes from {d.src} to {d.dst}, content unknown (encrypted)"
     what = {"card": "payment card number(s)", "email": "e-mail address(es)", "iban": "IBAN(s)",
-            "ssn": "US SSN-like number(s)", "db_dump": "database row(s)"}[d.kind]
+            "ssn": "US SSN-like number(s)", "db_dump": "database row(s)",
+            "password_hashes": "account(s) with their password hash"}[d.kind]
     inside = f" in {d.file}" if d.file else ""
     return f"{d.count} {what}{inside} {where} ({d.src} -> {d.dst} over {d.channel or 'unknown'})"
 

@@ -142,6 +142,14 @@ def _extend_beacons(scope: Scope, conn, d: _Draft) -> None:
             d.findings[i] = dataclasses.replace(f, last_ts_ns=int(last))
 
 
+def _names(scope: Scope, conn, addr: str) -> tuple[str, ...]:
+    """Names the network gave an address (DNS answers, TLS SNI, HTTP Host...), at most five."""
+    n = APP_TABLES["names"].c
+    rows = conn.execute(sa.select(n.name).where(n.addr_a == addr16(addr), n.name.is_not(None))
+                        .group_by(n.name).order_by(sa.func.min(n.ts_ns)).limit(5)).all()
+    return tuple(r.name for r in rows)
+
+
 def _file_name(row) -> str:
     return row.filename or (row.uri or "").split("?")[0].rstrip("/").rsplit("/", 1)[-1] or row.fuid
 
@@ -299,8 +307,9 @@ def build_incidents(scope: Scope, found: list[Finding], last_ts_ns: int | None) 
             out.append(Incident(
                 id=f"INC-{ident[:6]}", title=_title(d, pz, exfil, names), severity=severity, first_ts_ns=first,
                 last_ts_ns=last, ongoing=last_ts_ns is not None and span > 0 and last >= last_ts_ns - span // 10,
-                insider=d.internal, attackers=(Actor(d.actor, d.internal),) + tuple(
-                    Actor(o, False) for o in sorted(d.others) if o not in {e.destination for e in exfil}),
+                insider=d.internal, attackers=tuple(
+                    Actor(a, scope.is_local(a), _names(scope, conn, a)) for a in
+                    [d.actor] + [o for o in sorted(d.others) if o not in {e.destination for e in exfil}]),
                 victims=tuple(sorted(set(d.victims) | set(d.compromised), key=lambda h: (d.victims.get(h, 0), h))),
                 patient_zero=pz, patient_zero_reason=pz_why, stages=stages,
                 accounts=(), exfiltration=tuple(exfil), hosts=tuple(hosts), confidence=conf,

