@@ -288,3 +288,19 @@ def test_thousands_of_alerts_give_a_short_incident_list(tmp_path):
     assert first.attackers[0].address == "192.0.2.9" and first.patient_zero == "10.0.0.3"
     assert background.title == "Background scanning from 200 outside addresses" and background.alert_count == 4000
     assert len(events) == 202 and {e.count for e in events if e.description.startswith("Port scan")} == {20}
+
+
+@pytest.mark.parametrize("command", ["timeline", "incidents", "accounts", "data-at-risk"])
+def test_an_old_database_is_refused_in_one_line(tmp_path, command):
+    from alembic import command as alembic
+
+    from recorder.core.store import SCHEMA_HEAD
+
+    store = Store(str(tmp_path / "old.db"))
+    with store.engine.begin() as conn:
+        alembic.upgrade(store._alembic_config(conn), "0003")
+    store.close()
+    out = CliRunner().invoke(main, [command, "--db", str(tmp_path / "old.db")])
+    assert out.exit_code == 1
+    assert out.output.strip().splitlines() == [
+        f"Error: {tmp_path / 'old.db'}: schema revision 0003, this version needs {SCHEMA_HEAD}; run wiretrail db migrate"]
