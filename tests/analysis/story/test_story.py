@@ -304,3 +304,20 @@ def test_an_old_database_is_refused_in_one_line(tmp_path, command):
     assert out.exit_code == 1
     assert out.output.strip().splitlines() == [
         f"Error: {tmp_path / 'old.db'}: schema revision 0003, this version needs {SCHEMA_HEAD}; run wiretrail db migrate"]
+
+
+@pytest.mark.postgres
+def test_insider_story_on_postgres(pg_url, insider_db, tmp_path):
+    """The insider rules (SQL with integer hours and a self-join) and story agree on PostgreSQL."""
+    from tests.conftest import _pg_reset
+
+    _pg_reset(pg_url)
+    cap = Capture()
+    scenes.insider(cap)
+    out = replay_captures([cap.write(tmp_path / "insider.pcap")], db=pg_url)
+    assert {"share_read", "shared_account", "large_upload", "host_sweep"} <= {a.rule_kind for a in out.alerts}
+    with Store(pg_url) as store, Store(insider_db) as ref:
+        story, expected = build_story(store), build_story(ref)
+    assert [(s.name, s.first_ts_ns) for s in story.incidents[0].stages] == [
+        (s.name, s.first_ts_ns) for s in expected.incidents[0].stages]
+    assert [(d.kind, d.count) for d in story.data_at_risk] == [(d.kind, d.count) for d in expected.data_at_risk]
