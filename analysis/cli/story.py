@@ -26,7 +26,9 @@ def _since_until(fn):
 
 
 def _local_net(fn):
-    return click.option("--local-net", "local_nets", multiple=True, metavar="CIDR",
+    from analysis.cli.ingest import _check_cidr
+
+    return click.option("--local-net", "local_nets", multiple=True, metavar="CIDR", callback=_check_cidr,
                         help="A local network besides the private ranges (repeatable).")(fn)
 
 
@@ -127,7 +129,8 @@ _INCIDENTS = {"id": "string", "severity": "count", "confidence": "string", "insi
 @_local_net
 @output_options("md")
 def incidents(db, since, until, local_nets, fmt) -> None:
-    """Incidents: alerts grouped by attacker and target over time, the worst first."""
+    """List incidents: alerts grouped by attacker and target over time, the worst first (see
+    `wiretrail incident ID` for one told as a story)."""
     from analysis.story.build import build_incident_list
     from analysis.story.common import Scope
 
@@ -196,8 +199,8 @@ _ACCOUNTS = {"name": "string", "admin": "bool", "exposed": "bool", "brute_forced
 @_local_net
 @output_options("md")
 def accounts(db, since, until, reset_list, local_nets, fmt) -> None:
-    """Every account seen (clear-text logins, NTLM and Kerberos names) with where it was used and
-    why it may need a new password. Secrets are never shown."""
+    """List every account seen (clear-text logins, NTLM and Kerberos names) with where it was used
+    and why it may need a new password. Secrets are never shown."""
     from analysis.story.accounts import build_accounts
     from analysis.story.build import build_incident_list
     from analysis.story.common import Scope
@@ -239,8 +242,8 @@ _DATA = {"first_ts": "time", "kind": "string", "count": "count", "src": "addr", 
               help="Where `wiretrail ingest --extract-files DIR` put the files (else their captures are read again).")
 @output_options("md")
 def data_at_risk(db, since, until, local_nets, files_dir, fmt) -> None:
-    """Customer-like data (card numbers, e-mails, IBANs, SSN-like numbers, database dumps) in what
-    left the network or crossed it in clear text: counts and masked samples, never the data."""
+    """List customer-like data (card numbers, e-mails, IBANs, SSN-like numbers, dumps, password
+    hashes) in what left the network or crossed it in clear text: counts and masked samples only."""
     from analysis.story.build import build_incident_list
     from analysis.story.common import Scope
     from analysis.story.data import build_data_at_risk, describe

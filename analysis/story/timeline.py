@@ -177,6 +177,11 @@ def build_timeline(store, *, host: str | None = None, since_ns: int | None = Non
                 events += _records(scope, conn, src, host, collapse)
     else:
         events = [e for e in events if e.severity is not None and e.severity <= min_severity]
+    spans = [(i.first_ts_ns, i.last_ts_ns, set(i.hosts), i.id) for i in incidents if i.patient_zero]
+    if spans:  # records between an incident's hosts during it are part of it
+        events = [e if e.incident or e.src is None else dataclasses.replace(e, incident=next(
+            (ident for lo, hi, hosts, ident in spans if lo <= e.ts_ns <= hi and e.src in hosts and e.dst in hosts),
+            None)) for e in events]
     if chosen is not None:
         hosts = set(chosen.hosts)
         events = [dataclasses.replace(e, incident=chosen.id) for e in events
