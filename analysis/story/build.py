@@ -59,8 +59,7 @@ def _notes(scope: Scope) -> tuple[str, ...]:
 
 
 def build_incident_list(scope: Scope) -> list[Incident]:
-    first, last = recorded_span(scope)
-    return build_incidents(scope, load_findings(scope), last)
+    return build_incidents(scope, load_findings(scope), recorded_span(scope))
 
 
 def build_story(store, *, since_ns: int | None = None, until_ns: int | None = None, local_nets=(),
@@ -72,7 +71,7 @@ def build_story(store, *, since_ns: int | None = None, until_ns: int | None = No
     store.require_schema()
     scope = Scope.open(store, since_ns=since_ns, until_ns=until_ns, local_nets=tuple(local_nets))
     first, last = recorded_span(scope)
-    incidents = build_incidents(scope, load_findings(scope), last)
+    incidents = build_incidents(scope, load_findings(scope), (first, last))
     accounts = build_accounts(scope, incidents)
     data = build_data_at_risk(scope, incidents, files_dir=files_dir, on_warning=on_warning)
     told = []

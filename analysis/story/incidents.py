@@ -274,7 +274,10 @@ def _title(d: _Draft, pz: str | None, exfil: list[Exfiltration], names: set[str]
     return f"{d.actor} attacked {victims or 'the network'}"
 
 
-def build_incidents(scope: Scope, found: list[Finding], last_ts_ns: int | None) -> list[Incident]:
+def build_incidents(scope: Scope, found: list[Finding], recorded: tuple[int | None, int | None] = (None, None)
+                    ) -> list[Incident]:
+    """The incidents of ``found``, the worst first. ``recorded``: the first and last time the store
+    holds in the range; an incident active in its last tenth is ``ongoing``."""
     drafts = group(scope, found)
     drafts = _merge_background(drafts)
     out = []
@@ -303,10 +306,11 @@ def build_incidents(scope: Scope, found: list[Finding], last_ts_ns: int | None) 
             seed = d.findings[0]
             ident = hashlib.sha256(f"{d.actor}|{seed.sid}|{seed.src}|{seed.dst}|{seed.first_ts_ns}".encode()).hexdigest()
             hosts = sorted({d.actor, *d.victims, *d.compromised, *d.others, *(e.destination for e in exfil)})
-            span = (last_ts_ns or last) - first
+            rec_first, rec_last = recorded
+            tail = rec_last - (rec_last - rec_first) // 10 if rec_first is not None and rec_last is not None else None
             out.append(Incident(
                 id=f"INC-{ident[:6]}", title=_title(d, pz, exfil, names), severity=severity, first_ts_ns=first,
-                last_ts_ns=last, ongoing=last_ts_ns is not None and span > 0 and last >= last_ts_ns - span // 10,
+                last_ts_ns=last, ongoing=tail is not None and last >= tail,
                 insider=d.internal, attackers=tuple(
                     Actor(a, scope.is_local(a), _names(scope, conn, a)) for a in
                     [d.actor] + [o for o in sorted(d.others) if o not in {e.destination for e in exfil}]),

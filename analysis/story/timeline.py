@@ -141,7 +141,7 @@ def build_timeline(store, *, host: str | None = None, since_ns: int | None = Non
     store.require_schema()
     scope = Scope.open(store, since_ns=since_ns, until_ns=until_ns, local_nets=tuple(local_nets))
     found = load_findings(scope)
-    incidents = build_incidents(scope, found, None)
+    incidents = build_incidents(scope, found)
     member: dict[tuple[int, str, str], str] = {}
     for inc in incidents:
         for s in inc.stages:

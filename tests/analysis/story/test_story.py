@@ -321,3 +321,16 @@ def test_insider_story_on_postgres(pg_url, insider_db, tmp_path):
     assert [(s.name, s.first_ts_ns) for s in story.incidents[0].stages] == [
         (s.name, s.first_ts_ns) for s in expected.incidents[0].stages]
     assert [(d.kind, d.count) for d in story.data_at_risk] == [(d.kind, d.count) for d in expected.data_at_risk]
+
+
+def test_ongoing_means_active_in_the_last_tenth(breach, breach_db):
+    from analysis.story.common import Scope
+    from analysis.story.findings import load_findings
+    from analysis.story.incidents import build_incidents
+
+    # the breach's beacons last until 10:34, the end of what was recorded: still going on
+    assert breach.incidents[0].ongoing
+    with Store(breach_db) as store:
+        scope = Scope.open(store)
+        later = build_incidents(scope, load_findings(scope), (at(-1200), at(20_000)))  # had the store gone on
+    assert [i.id for i in later] == [breach.incidents[0].id] and not later[0].ongoing
