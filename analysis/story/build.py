@@ -80,7 +80,9 @@ def build_story(store, *, since_ns: int | None = None, until_ns: int | None = No
         names = tuple(a.name for a in accounts if inc.id in a.incidents or (set(a.used_from) & attackers))
         lines = [Sentence(f"{hms(d.first_ts_ns)}: {describe(d)}.", d.evidence) for d in data
                  if d.incident == inc.id and d.kind != "encrypted"]
-        told.append(dataclasses.replace(inc, accounts=names, story=inc.story + tuple(lines)))
+        head, events = inc.story[:2], sorted(inc.story[2:] + tuple(lines),
+                                             key=lambda x: x.evidence[0].ts_ns if x.evidence else 0)
+        told.append(dataclasses.replace(inc, accounts=names, story=head + tuple(events)))
     notes = _notes(scope)
     if any(d.kind == "encrypted" for d in data):
         notes += ("encrypted transfers are counted in bytes only: their content is unknown",)

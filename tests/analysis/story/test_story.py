@@ -81,6 +81,8 @@ def test_breach_incident(breach):
     assert set(inc.accounts) == {"administrator", "webmaster"}
     # the story: sentences in time order, each with evidence; brute force is one finding with a count
     assert all(s.evidence for s in inc.story)
+    times = [s.evidence[0].ts_ns for s in inc.story[2:]]
+    assert times == sorted(times)  # after who and patient zero, in time order
     text = "\n".join(s.text for s in inc.story)
     assert text.count("Brute force login") == 1
     assert text.count("Cleartext credentials: FTP login for 'webmaster' sent in clear text 9 times "
