@@ -10,6 +10,8 @@
                         telnet/rlogin/rsh session is opened (T1552 / T1021)
     large_upload        a local host sends far more than it receives to one external address in
                         one connection, above a volume (uploads to file sharing, T1567)
+    remote_service      a program written to ADMIN$/C$ and IPC$ mapped in one SMB connection:
+                        PsExec-like remote execution (T1569.002 Service Execution)
     share_read          a local host reads many files from one SMB server in an hour, far more
                         than its usual (T1039 Data from Network Shared Drive)
     shared_account      one account logs in from two hosts within minutes (T1078 Valid Accounts)
@@ -163,6 +165,31 @@ def large_upload(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
     return out
 
 
+def remote_service(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
+    """PsExec's pattern: in one SMB connection, a program written to an administrative share
+    (ADMIN$, C$...) and the IPC$ share mapped (where the service control manager's pipe is)."""
+    p: dict = {"yes": True}
+    admin = " OR ".join(f"UPPER(m.path) LIKE :share_{i}" for i in range(len(rule.param("admin_shares"))))
+    for i, share in enumerate(rule.param("admin_shares")):
+        p[f"share_{i}"] = "%\\" + share.upper()
+    rows = _rows(conn, f"""
+        SELECT f.ts_ns, f.uid, f.orig_h, f.resp_h, f.filename, f.mime_type, f.seen_bytes, MIN(m.path) AS share
+        FROM files f JOIN smb_mapping m ON m.uid = f.uid AND ({admin})
+        WHERE f.source = 'SMB' AND f.is_orig = :yes AND {_in('f.mime_type', rule.param('mime_types'), p, 'mime')}
+          AND EXISTS (SELECT 1 FROM smb_mapping i WHERE i.uid = f.uid AND UPPER(i.path) LIKE '%IPC$')
+        GROUP BY f.ts_ns, f.uid, f.orig_h, f.resp_h, f.filename, f.mime_type, f.seen_bytes ORDER BY f.ts_ns""", **p)
+    out = []
+    for r in rows:
+        flow = _first_flow(conn, "uid = :u", u=r["uid"])
+        if flow is None:
+            continue
+        name = f" '{r['filename']}'" if r["filename"] else ""
+        out.append(_alert(rule, flow, f"{r['orig_h']} copied a program{name} to {r['share']} on {r['resp_h']} and "
+                                      f"opened its IPC$ share (remote service install, as PsExec does)",
+                          ts_ns=r["ts_ns"], app_proto="smb"))
+    return out
+
+
 def share_read(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
     """A local host reading many distinct files from one SMB server within an hour, far more than
     it reads there in its other hours (or never before): someone copying a share."""
@@ -224,6 +251,7 @@ CHAIN_DETECTORS = {
     "executable_download": executable_download,
     "cleartext_admin": cleartext_admin,
     "large_upload": large_upload,
+    "remote_service": remote_service,
     "share_read": share_read,
     "shared_account": shared_account,
 }

@@ -52,6 +52,8 @@ KINDS: dict[str, dict[str, Any]] = {
                                            "application/x-mach-o-executable", "application/x-java-applet"]},
     "cleartext_admin": {"ports": {"telnet": 23, "rlogin": 513, "rsh": 514}},
     "large_upload": {"min_bytes": 1_000_000, "min_ratio": 20.0},
+    "remote_service": {"admin_shares": ["ADMIN$", "C$", "D$"],
+                       "mime_types": ["application/x-dosexec", "application/x-executable"]},
     "share_read": {"min_files": 20, "min_ratio": 5.0},
     "shared_account": {"window_seconds": 600.0, "ignore_users": ["anonymous", "ftp", "guest"]},
 }

@@ -21,10 +21,11 @@ from recorder.core.schema import alerts
 # Behaviour kinds whose alerts describe a weakness seen, not an attacker's act.
 EXPOSURE_KINDS = frozenset({"cleartext_credentials", "cleartext_admin"})
 # Kinds that say a host is in the attacker's hands (it acts for them), whatever their tactic.
-COMPROMISE_KINDS = frozenset({"callback", "executable_download", "beaconing", "dns_tunnelling"})
+COMPROMISE_KINDS = frozenset({"callback", "executable_download", "beaconing", "dns_tunnelling", "remote_service"})
 # Behaviour kinds -> stage, where the rule's tactic alone would say otherwise.
 KIND_STAGE = {"port_scan": "reconnaissance", "host_sweep": "discovery", "executable_download": "command-and-control",
-              "callback": "command-and-control", "lateral_movement": "lateral-movement"}
+              "callback": "command-and-control", "lateral_movement": "lateral-movement",
+              "remote_service": "lateral-movement"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,8 @@ def _compromise_reason(f: Finding, host: str) -> str:
         return f"it received a program ({f.detail})"
     if f.kind == "beaconing":
         return f"it called a control server at regular intervals ({f.detail})"
+    if f.kind == "remote_service":
+        return f"a program was installed on it as a service ({f.detail})"
     return f"the alert '{f.name}' on its traffic with {f.dst if f.src == host else f.src} at {hms(f.first_ts_ns)}"
 
 
@@ -89,7 +91,9 @@ def group(scope: Scope, found: list[Finding]) -> list[_Draft]:
             d.victims.setdefault(victim, f.first_ts_ns)
         if not local(dst) and dst != d.actor:
             d.others.add(dst)
-        hit = src if (s_local and f.kind in COMPROMISE_KINDS and not pushed) else victim
+        # the host that acts for the attacker from now on: the caller (callback, beacon), or the
+        # receiver of a program pushed to it (a copy, a remote service)
+        hit = src if (s_local and f.kind in COMPROMISE_KINDS and not pushed and f.kind != "remote_service") else victim
         if not d.internal and local(hit) and hit != d.actor and (f.kind in COMPROMISE_KINDS or (
                 f.stage in COMPROMISE_STAGES and not f.exposure and f.stage != "lateral-movement")):
             if hit not in d.compromised:

@@ -51,7 +51,7 @@ def test_shipped_rules_load():
     assert set(SID) == {"port_scan", "host_sweep", "brute_force", "long_connection", "dns_tunnelling", "beaconing",
                         "exfiltration", "cleartext_credentials", "lateral_movement", "callback",
                         "executable_download", "cleartext_admin", "large_upload", "share_read", "shared_account",
-                        "bind_shell"}
+                        "bind_shell", "remote_service"}
     assert all(r.tactic.startswith("TA") and r.technique.startswith("T1") for r in RULES)
 
 
@@ -330,7 +330,8 @@ def test_rule_file_yaml_syntax_error_and_missing_keys(tmp_path):
         f"{f}:1: missing key 'description'", f"{f}:3: unknown kind 'nope' (known: " + ", ".join(
             ["port_scan", "host_sweep", "brute_force", "long_connection", "dns_tunnelling", "beaconing",
              "exfiltration", "cleartext_credentials", "lateral_movement", "callback", "bind_shell",
-             "executable_download", "cleartext_admin", "large_upload", "share_read", "shared_account"]) + ")"]
+             "executable_download", "cleartext_admin", "large_upload", "remote_service", "share_read",
+             "shared_account"]) + ")"]
 
 
 def test_duplicate_ids_are_rejected(tmp_path):

@@ -149,3 +149,19 @@ def test_executable_written_to_a_share_is_lateral_tool_transfer(tmp_path):
     found = [k for k in kinds(tmp_path, cap) if k[0] == "executable_download"]
     assert len(found) == 1 and found[0][1] == "10.0.0.20"
     assert "received an executable 'svc.exe' (application/x-dosexec" in found[0][2] and "over SMB" in found[0][2]
+
+
+def test_remote_service_install_like_psexec(tmp_path):
+    from tests.analysis.story.scenes import PE, smb_write
+
+    cap = Capture()
+    cap.session(0, "10.0.0.10", "10.0.0.20", 40000, 445, smb_write("ADMIN$", "PSEXESVC.exe", PE, ipc=True))
+    found = [k for k in kinds(tmp_path, cap) if k[0] == "remote_service"]
+    assert len(found) == 1 and found[0][1] == "10.0.0.10"
+    assert "copied a program 'PSEXESVC.exe' to \\\\fs\\ADMIN$ on 10.0.0.20 and opened its IPC$ share" in found[0][2]
+    public = Capture()  # a program dropped on an ordinary share: no service install
+    public.session(0, "10.0.0.10", "10.0.0.20", 40000, 445, smb_write("public", "setup.exe", PE, ipc=True))
+    assert not [k for k in kinds(tmp_path, public, "p") if k[0] == "remote_service"]
+    no_ipc = Capture()  # to ADMIN$ but the service manager never reached
+    no_ipc.session(0, "10.0.0.10", "10.0.0.20", 40000, 445, smb_write("ADMIN$", "svc.exe", PE))
+    assert not [k for k in kinds(tmp_path, no_ipc, "n") if k[0] == "remote_service"]

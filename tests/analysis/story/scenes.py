@@ -16,7 +16,8 @@ Addresses: 10.0.0.0/16 is the shop's network (private, so local); 203.0.113.0/24
   t=160   10.0.0.10 connects back to 203.0.113.66:4444 (reverse shell, ``uid=0(root)``)
   t=170   203.0.113.66 reaches a shell bound on 10.0.0.10:31337 (a port never served before)
   t=220   10.0.0.10 logs in to 10.0.0.20 over FTP as "administrator" (the reused password)
-  t=230   10.0.0.10 copies svc.exe (a Windows PE) to 10.0.0.20's ADMIN$ share over SMB
+  t=230   10.0.0.10 copies svc.exe (a Windows PE) to 10.0.0.20's ADMIN$ share over SMB and maps
+          IPC$ (PsExec's way)
   t=300.. 10.0.0.10 beacons to 198.51.100.99:8443 every 60 s, 30 times
   t=400   10.0.0.20 uploads customers.csv (card numbers, e-mails) by HTTP POST to 203.0.113.80
 
@@ -115,7 +116,7 @@ def breach(cap: Capture, rng: random.Random | None = None) -> None:
     cap.session(220, WEB, FILESERVER, 33002, 21,
                 ftp_session(b"administrator", ADMIN_PASSWORD, True, [(b"LIST\r\n", b"150 Here\r\n")]))
     # a Windows tool copied to the file server's admin share over SMB
-    cap.session(230, WEB, FILESERVER, 33003, 445, smb_write("ADMIN$", "svc.exe", PE))
+    cap.session(230, WEB, FILESERVER, 33003, 445, smb_write("ADMIN$", "svc.exe", PE, ipc=True))
     # beaconing
     for i in range(30):
         cap.session(300 + i * 60, WEB, C2, 34000 + i, 8443, [(b"b" * 120, b"c" * 64)])
@@ -178,8 +179,9 @@ def smb_read(user: str, files: dict[str, bytes]) -> list[tuple[bytes, bytes]]:
     return ex
 
 
-def smb_write(share: str, name: str, data: bytes) -> list[tuple[bytes, bytes]]:
-    """An SMB2 session writing one file to ``\\\\fs\\<share>`` (no login seen: it was earlier)."""
+def smb_write(share: str, name: str, data: bytes, ipc: bool = False) -> list[tuple[bytes, bytes]]:
+    """An SMB2 session writing one file to ``\\\\fs\\<share>`` (no login seen: it was earlier);
+    with ``ipc``, then mapping IPC$ (where PsExec reaches the service control manager)."""
     from tests.core.apps.test_smb import (
         close,
         create,
@@ -194,7 +196,8 @@ def smb_write(share: str, name: str, data: bytes) -> list[tuple[bytes, bytes]]:
     fid = b"\x09" * 16
     return [(nb(tree_connect(1, f"\\\\fs\\{share}")), nb(tree_connect_response(1, 5, 1))),
             (nb(create(2, 5, name)), nb(create_response(2, fid))),
-            (nb(write_req(3, fid, 0, data)), nb(ok(9, 3))), (nb(close(4, fid)), nb(ok(6, 4)))]
+            (nb(write_req(3, fid, 0, data)), nb(ok(9, 3))), (nb(close(4, fid)), nb(ok(6, 4)))] + (
+        [(nb(tree_connect(5, "\\\\fs\\IPC$")), nb(tree_connect_response(5, 6, 2)))] if ipc else [])
 
 
 def ftp_brute(cap: Capture) -> None:

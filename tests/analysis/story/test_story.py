@@ -70,6 +70,7 @@ def test_breach_incident(breach):
     assert stages["command-and-control"].last_ts_ns >= at(300 + 29 * 60)  # beacons until the last
     assert stages["lateral-movement"].first_ts_ns == at(220.06)
     assert "T1570 Lateral Tool Transfer" in stages["lateral-movement"].techniques  # svc.exe over SMB
+    assert "T1569.002 System Services - Service Execution" in stages["lateral-movement"].techniques  # PsExec-like
     assert "Bind shell" in stages["execution"].summary and stages["execution"].first_ts_ns == at(160.04)
     assert stages["exfiltration"].first_ts_ns == at(400)
     assert all(s.evidence and s.evidence[0].capture_sha256 for s in inc.stages)
