@@ -254,8 +254,8 @@ def test_breach_story_on_postgres(pg_url, breach, tmp_path):
         events = build_timeline(store)
     assert [i.id for i in story.incidents] == [i.id for i in breach.incidents]
     inc, ref = story.incidents[0], breach.incidents[0]
-    assert [(s.name, s.first_ts_ns, s.last_ts_ns) for s in inc.stages] == [
-        (s.name, s.first_ts_ns, s.last_ts_ns) for s in ref.stages]
+    assert [(s.name, s.first_ts_ns, s.last_ts_ns, s.techniques) for s in inc.stages] == [
+        (s.name, s.first_ts_ns, s.last_ts_ns, s.techniques) for s in ref.stages]
     assert (inc.patient_zero, inc.exfiltration[0].bytes) == (ref.patient_zero, ref.exfiltration[0].bytes)
     assert [(a.name, a.reset, a.admin) for a in story.accounts] == [(a.name, a.reset, a.admin) for a in breach.accounts]
     assert [(d.kind, d.count) for d in story.data_at_risk] == [(d.kind, d.count) for d in breach.data_at_risk]
