@@ -69,7 +69,8 @@ def replay_captures(captures: Sequence[str], *, rules: Sequence[str] | None = No
     signatures of the *.rules files and evaluate the behaviour rules in ``rules`` (default: the
     shipped rules/: rules/*.rules and rules/behaviour/), store the alerts tagged with their capture, and return them.
 
-    ``variables`` (NAME -> VALUE) override Suricata's address and port variables. Raises
+    ``variables`` (NAME -> VALUE) override Suricata's address and port variables; ``HOME_NET``
+    defaults to the private ranges plus ``local_nets``. Raises
     ReplayError for missing or bad rule files (before reading any capture) and CaptureError or
     StoreError as an ingest does. With ``skip_invalid``, rejected signatures are skipped instead,
     each reported through ``on_warning`` (missing files and bad behaviour rules still raise).
@@ -86,7 +87,11 @@ def replay_captures(captures: Sequence[str], *, rules: Sequence[str] | None = No
     errors += [str(e) for e in behaviour_errors]
     signatures: Sequence = ()
     if signature_files:
-        ruleset = load_rules(signature_files, Variables.with_overrides(dict(variables or {})))
+        overrides = dict(variables or {})
+        if local_nets and not any(k.lstrip("$") == "HOME_NET" for k in overrides):
+            # the signatures' home is the site's: the --local-net networks plus the private ranges
+            overrides["HOME_NET"] = "[" + ",".join(["192.168.0.0/16", "10.0.0.0/8", "172.16.0.0/12", *local_nets]) + "]"
+        ruleset = load_rules(signature_files, Variables.with_overrides(overrides))
         if skip_invalid:
             for e in ruleset.errors:
                 warn(f"skipped: {e}")

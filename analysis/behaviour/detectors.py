@@ -142,25 +142,37 @@ def brute_force(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
 
 
 def cleartext_credentials(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
-    """Every login seen in clear text (one alert per connection, protocol and user), except
-    those of ``ignore_users`` (anonymous FTP, say)."""
+    """Passwords seen in clear text: one alert per account, client, server and protocol, with the
+    number of logins and their outcome, except those of ``ignore_users`` (anonymous FTP, say).
+    A user name with no password (NTLM, Kerberos: a challenge or a ticket) is no clear-text
+    password and is left to ``wiretrail accounts`` ("account seen"). Only wrong guesses, at least
+    ``min_failed_as_guesses`` of them, are the brute-force rule's: no alert here."""
     p: dict = {}
     only = rule.param("protocols")
-    where = _in("protocol", only, p) if only else "1 = 1"
+    where = "secret IS NOT NULL AND " + (_in("protocol", only, p) if only else "1 = 1")
     ignore = rule.param("ignore_users")
     if ignore:
         where += ' AND ("user" IS NULL OR NOT ' + _in('"user"', ignore, p, "login") + ")"
-    rows = _rows(conn, f"""SELECT uid, protocol, "user" AS login, MIN(ts_ns) AS ts_ns, COUNT(*) AS n, MAX(CASE WHEN success = :yes
-                           THEN 1 ELSE 0 END) AS ok FROM credentials WHERE {where}
-                           GROUP BY uid, protocol, "user" ORDER BY MIN(ts_ns)""", yes=True, **p)
+    rows = _rows(conn, f"""SELECT orig_h, resp_h, protocol, "user" AS login, MIN(ts_ns) AS ts_ns, COUNT(*) AS n,
+                           SUM(CASE WHEN success = :yes THEN 1 ELSE 0 END) AS ok,
+                           SUM(CASE WHEN success = :no THEN 1 ELSE 0 END) AS bad FROM credentials WHERE {where}
+                           GROUP BY orig_h, resp_h, protocol, "user" ORDER BY MIN(ts_ns)""", yes=True, no=False, **p)
     out = []
     for r in rows:
-        flow = _first_flow(conn, "uid = :u", u=r["uid"]) or {}
+        if not r["ok"] and r["bad"] >= rule.param("min_failed_as_guesses") and r["bad"] == r["n"]:
+            continue
+        first = _rows(conn, """SELECT uid FROM credentials WHERE orig_h = :o AND resp_h = :r AND ts_ns = :t
+                               AND secret IS NOT NULL LIMIT 1""", o=r["orig_h"], r=r["resp_h"], t=r["ts_ns"])
+        flow = _first_flow(conn, "uid = :u", u=first[0]["uid"]) if first and first[0]["uid"] else None
         if not flow:
             continue
         user = r["login"] if r["login"] is not None else "(no user)"
-        out.append(_alert(rule, flow, f"{r['protocol']} login for {user!r} sent in clear text"
-                                      f"{' (accepted)' if r['ok'] else ''}", ts_ns=r["ts_ns"],
+        if r["n"] == 1:
+            outcome = " (accepted)" if r["ok"] else ""
+        else:
+            parts = [f"{r['ok']} accepted" if r["ok"] else "none accepted"] + ([f"{r['bad']} refused"] if r["bad"] else [])
+            outcome = f" {r['n']} times ({', '.join(parts)})"
+        out.append(_alert(rule, flow, f"{r['protocol']} login for {user!r} sent in clear text{outcome}", ts_ns=r["ts_ns"],
                           app_proto=(r["protocol"] or "").lower() or None))
     return out
 
@@ -350,8 +362,12 @@ DETECTORS: dict[str, Detector] = {
     "lateral_movement": lateral_movement,
 }
 
+from analysis.behaviour.chain import CHAIN_DETECTORS  # noqa: E402 (chain uses the helpers above)
+
+DETECTORS.update(CHAIN_DETECTORS)
+
 # Kinds that read other rules' alerts run last.
-_LAST = frozenset({"lateral_movement"})
+_LAST = frozenset({"lateral_movement", "callback", "bind_shell", "executable_download"})
 
 
 def evaluate(store, rules: list[BehaviourRule]) -> list[Alert]:

@@ -39,11 +39,23 @@ KINDS: dict[str, dict[str, Any]] = {
                        "min_txt_queries": 50, "ignore_domains": []},
     "beaconing": {"min_connections": 10, "min_score": 0.8, "count_target": 50, "min_median_interval_seconds": 10.0},
     "exfiltration": {"min_bytes": 50_000_000, "min_ratio_to_median": 10.0},
-    "cleartext_credentials": {"protocols": [], "ignore_users": []},
+    "cleartext_credentials": {"protocols": [], "ignore_users": [], "min_failed_as_guesses": 5},
     "lateral_movement": {"ports": {"smb": 445, "rdp": 3389, "ssh": 22, "winrm": 5985, "winrm-tls": 5986,
                                    "dce-rpc": 135},
                          "after_kinds": ["port_scan", "host_sweep", "brute_force", "long_connection", "dns_tunnelling",
                                          "beaconing", "exfiltration"]},
+    # attack-chain and insider signals (``chain``)
+    "callback": {"window_seconds": 3600.0, "after_kinds": ["port_scan", "brute_force"]},
+    "bind_shell": {"window_seconds": 3600.0, "min_port": 1024, "after_kinds": ["port_scan", "brute_force"]},
+    "executable_download": {"window_seconds": 3600.0,
+                            "mime_types": ["application/x-dosexec", "application/x-executable",
+                                           "application/x-mach-o-executable", "application/x-java-applet"]},
+    "cleartext_admin": {"ports": {"telnet": 23, "rlogin": 513, "rsh": 514}},
+    "large_upload": {"min_bytes": 1_000_000, "min_ratio": 20.0},
+    "remote_service": {"admin_shares": ["ADMIN$", "C$", "D$"],
+                       "mime_types": ["application/x-dosexec", "application/x-executable"]},
+    "share_read": {"min_files": 20, "min_ratio": 5.0},
+    "shared_account": {"window_seconds": 600.0, "ignore_users": ["anonymous", "ftp", "guest"]},
 }
 
 _REQUIRED = ("id", "name", "kind", "severity", "tactic", "technique", "description")

@@ -39,7 +39,8 @@ _TYPES = ("time", "count", "count", "string", "addr", "port", "addr", "port", "s
 @click.option("--fail-on", type=click.Choice(["1", "2", "3", "any"]), metavar="SEVERITY|any",
               help="Exit 3 when an alert of this severity or higher (1 is highest) fires; any: any alert.")
 @click.option("--local-net", "local_nets", multiple=True, metavar="CIDR", callback=check_cidr,
-              help="A local network (repeatable); private ranges are always local.")
+              help="A local network (repeatable); private ranges are always local. The signatures' "
+                   "HOME_NET is these plus the private ranges unless --var HOME_NET is given.")
 @click.option("--skip-invalid", is_flag=True,
               help="Skip signatures that do not load (each reported as a warning) instead of exiting 1: "
                    "for large rulesets such as ET Open.")

@@ -22,8 +22,9 @@ SCAN, SWEEP, BRUTE, CLEARTEXT = 9000001, 9000002, 9000003, 9000008
 
 def build_captures(folder) -> tuple[str, str]:
     """a.pcap: a port scan (10.0.0.66 -> 10.0.0.5) at T0. b.pcap: a host sweep on tcp/445 at
-    T0+100 s (10.0.0.77) and six failed FTP logins at T0+200 s (10.0.0.99 -> 10.0.0.6), which
-    raise a brute force (severity 1) and six clear-text credential alerts."""
+    T0+100 s (10.0.0.77) and six failed FTP logins for six accounts at T0+200 s (10.0.0.99 ->
+    10.0.0.6), which raise a brute force (severity 1) and six clear-text credential alerts (one
+    per account and pair)."""
     a = Capture()
     for i, port in enumerate(range(1, 41)):
         a.rejected(i * 0.01, "10.0.0.66", "10.0.0.5", 40000 + i, port)
@@ -31,7 +32,7 @@ def build_captures(folder) -> tuple[str, str]:
     for i in range(30):
         b.unanswered(100 + i * 0.05, "10.0.0.77", f"10.0.1.{i + 1}", 42000 + i, 445)
     for i in range(6):
-        b.session(200 + i * 2, "10.0.0.99", "10.0.0.6", 44000 + i, 21, ftp_login(b"admin", f"guess{i}".encode(), ok=False))
+        b.session(200 + i * 2, "10.0.0.99", "10.0.0.6", 44000 + i, 21, ftp_login(f"user{i}".encode(), f"guess{i}".encode(), ok=False))
     return a.write(folder / "a.pcap"), b.write(folder / "b.pcap")
 
 
@@ -54,7 +55,7 @@ def replayed(db_url, pcaps, tmp_path):
     eve = tmp_path / "eve.json"
     r = run("replay", *pcaps, "--db", db_url, "--eve", eve, "--format", "jsonl")
     assert r.exit_code == 0, r.output
-    assert "9 behaviour rules, 9 alerts (9 new in the store)" in r.stderr
+    assert "17 behaviour rules, 9 alerts (9 new in the store)" in r.stderr
     return db_url, eve.read_text().splitlines()
 
 
@@ -80,7 +81,7 @@ def test_replay_again_adds_no_duplicates(replayed, pcaps):
     db, _ = replayed
     r = run("replay", pcaps[1], "--db", db)  # already ingested; the behaviour rules see the whole store
     assert r.exit_code == 0, r.output
-    assert "0 packets, 0 flows, 5 signatures, 9 behaviour rules, 9 alerts (0 new in the store)" in r.stderr
+    assert "0 packets, 0 flows, 5 signatures, 17 behaviour rules, 9 alerts (0 new in the store)" in r.stderr
     assert len(run("alerts", "--db", db, "--format", "jsonl").stdout.splitlines()) == 9
 
 
@@ -225,7 +226,7 @@ def test_signatures_match_in_the_ingest_pass_with_vars_and_merge_in_time_order(d
     r = run("replay", *pcaps, "--db", db_url, "--rules", rules_file, "--rules", behaviour,
             "--var", "ATTACKERS=[10.0.0.99,10.0.0.66]", "--var", "HOME_NET=10.0.0.0/24", "--format", "jsonl")
     assert r.exit_code == 0, r.output
-    assert "1 signatures, 9 behaviour rules, 10 alerts (10 new in the store)" in r.stderr
+    assert "1 signatures, 17 behaviour rules, 10 alerts (10 new in the store)" in r.stderr
     eve = jsonl(r.stdout)
     assert [e["alert"]["signature_id"] for e in eve] == [SCAN, SWEEP, BRUTE, 2000001] + [CLEARTEXT] * 6
     sig = eve[3]
@@ -273,3 +274,22 @@ def test_rejected_signatures_and_bad_vars(pcaps, rules_file, tmp_path):
     assert r.stdout == "" and not db.exists()  # before reading any capture
     r = run("replay", pcaps[0], "--rules", rules_file, "--var", "ATTACKERS")
     assert r.exit_code == 2 and "'ATTACKERS' is not NAME=VALUE" in r.stderr
+
+
+def test_home_net_is_the_local_nets_plus_the_private_ranges(tmp_path):
+    """A signature on $HOME_NET fires on a server in a --local-net public range, and not without
+    it; an explicit --var HOME_NET still wins."""
+    rules = tmp_path / "home.rules"
+    rules.write_text('alert tcp $EXTERNAL_NET any -> $HOME_NET 21 (msg:"FTP to home"; flow:to_server,established; content:"USER"; sid:2000042; rev:1;)\n')
+    cap = Capture()
+    cap.session(0, "203.0.113.5", "198.51.100.20", 44000, 21, ftp_login(b"u", b"p", ok=True))
+    pcap = cap.write(tmp_path / "home.pcap")
+
+    def fired(*extra):
+        r = run("replay", pcap, "--rules", rules, "--format", "jsonl", *extra)
+        assert r.exit_code == 0, r.output
+        return [e["alert"]["signature_id"] for e in jsonl(r.stdout)]
+
+    assert fired() == []
+    assert fired("--local-net", "198.51.100.0/24") == [2000042]
+    assert fired("--local-net", "198.51.100.0/24", "--var", "HOME_NET=10.0.0.0/8") == []
