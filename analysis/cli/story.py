@@ -10,7 +10,7 @@ import sys
 import click
 
 from analysis.cli.db import db_option, open_for_reading
-from analysis.cli.flows import TimeType, _check_host
+from analysis.cli.params import TimeType, check_cidr, check_host
 from analysis.output import output_options, render
 
 _TIMELINE = {"ts": "time", "kind": "string", "severity": "count", "src": "addr", "dst": "addr",
@@ -26,9 +26,8 @@ def _since_until(fn):
 
 
 def _local_net(fn):
-    from analysis.cli.ingest import _check_cidr
 
-    return click.option("--local-net", "local_nets", multiple=True, metavar="CIDR", callback=_check_cidr,
+    return click.option("--local-net", "local_nets", multiple=True, metavar="CIDR", callback=check_cidr,
                         help="A local network besides the private ranges (repeatable).")(fn)
 
 
@@ -81,7 +80,7 @@ def _event_row(e) -> dict:
 
 @click.command()
 @db_option
-@click.option("--host", callback=_check_host, metavar="IP|CIDR", help="Either side in this address or network.")
+@click.option("--host", callback=check_host, metavar="IP|CIDR", help="Either side in this address or network.")
 @_since_until
 @click.option("--incident", metavar="ID", help="Only the events of one incident (see `wiretrail incidents`).")
 @click.option("--min-severity", type=click.IntRange(1, 3), metavar="N",

@@ -176,7 +176,6 @@ def _bodies(scope: Scope, wanted: list[_File], files_dir: str | None,
     if not paths:
         return out
     from recorder.core.pipeline.ingest import ingest
-
     from recorder.core.store import Store
 
     with tempfile.TemporaryDirectory(prefix="wiretrail-story-") as tmp:

@@ -4,7 +4,7 @@ and stays quiet on its near miss."""
 from __future__ import annotations
 
 from analysis.behaviour import evaluate
-from recorder.core.ingest import ingest
+from recorder.core.pipeline.ingest import ingest
 from recorder.core.store import Store
 from tests.analysis.behaviour.test_behaviour import RULES, SID
 from tests.analysis.behaviour.traffic import Capture, ftp_login, http_get
