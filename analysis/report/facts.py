@@ -9,7 +9,6 @@ the timeline lists the notable rows and counts the others.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -61,7 +60,7 @@ CUSTOMER_ADVICE = {
 CLEARTEXT_PROTOCOLS = frozenset({"FTP", "TELNET", "HTTP", "POP3", "IMAP", "SMTP", "LDAP", "SNMP", "VNC", "IRC",
                                  "MYSQL", "REDIS", "RLOGIN"})
 
-_PAN = re.compile(r"(?<![\d*])(?:\d[ -]?){12,18}\d(?![\d*])")
+_PAN = re.compile(r"(?<![\w*])(?:\d[ -]?){12,18}\d(?![\w*])")
 
 
 def _luhn(digits: str) -> bool:
@@ -102,13 +101,6 @@ def nbytes(n: int) -> str:
         if n < 1000 or unit == "TB":
             return f"{n:.1f} {unit}"
     return f"{n} bytes"  # not reached
-
-
-def _external(address: str) -> bool:
-    try:
-        return not ipaddress.ip_address(address).is_private
-    except ValueError:
-        return True  # a name: outside
 
 
 @dataclass(slots=True)

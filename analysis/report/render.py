@@ -95,4 +95,15 @@ def render_json(story: Story, timeline: list[TimelineEvent], meta: ReportMeta) -
     doc["report"] = {"wiretrail_version": meta.version, "generated": rfc3339(meta.generated_ns),
                      "database": meta.database, "since": rfc3339(meta.since_ns), "until": rfc3339(meta.until_ns),
                      "chain_check": meta.chain_check, "chain_ok": meta.chain_ok, "commands": list(meta.commands)}
-    return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+    return json.dumps(_masked(doc), indent=1, ensure_ascii=False) + "\n"
+
+
+def _masked(obj: Any) -> Any:
+    """``obj`` with card numbers masked in every string (the JSON facts never hold one whole either)."""
+    if isinstance(obj, str):
+        return mask_pans(obj)
+    if isinstance(obj, dict):
+        return {k: _masked(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_masked(v) for v in obj]
+    return obj

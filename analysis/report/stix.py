@@ -39,8 +39,13 @@ def _is_ip(text: str) -> bool:
         return False
 
 
-def _external_ip(text: str) -> bool:
-    return _is_ip(text) and ipaddress.ip_address(text).is_global
+def _local_test(story: Story):
+    """A test for "inside the network": the story's local networks plus the private ranges (as the
+    flow meter decides it; documentation ranges such as 203.0.113.0/24 are outside)."""
+    from recorder.core.flowid import PRIVATE_NETS
+
+    nets = [ipaddress.ip_network(n, strict=False) for n in (*PRIVATE_NETS, *story.local_nets)]
+    return lambda addr: any(ipaddress.ip_address(addr) in n for n in nets)
 
 
 def technique_id(text: str) -> tuple[str, str] | None:
@@ -52,6 +57,7 @@ def technique_id(text: str) -> tuple[str, str] | None:
 def _observables(story: Story) -> dict[tuple[str, str], dict[str, Any]]:
     """(type, value) -> {first, last, count, incidents} for every indicator the story supports."""
     seen: dict[tuple[str, str], dict[str, Any]] = {}
+    local = _local_test(story)
 
     def add(key: tuple[str, str], inc: Incident, first: int, last: int, count: int = 1) -> None:
         entry = seen.setdefault(key, {"first": first, "last": last, "count": 0, "incidents": set()})
@@ -61,13 +67,13 @@ def _observables(story: Story) -> dict[tuple[str, str], dict[str, Any]]:
 
     for inc in story.incidents:
         for a in inc.attackers:
-            if _external_ip(a.address):
+            if not a.internal and _is_ip(a.address) and not local(a.address):
                 add(("ip", a.address), inc, inc.first_ts_ns, inc.last_ts_ns, max(inc.alert_count, 1))
             if not a.internal:
                 for name in a.names:
                     add(("domain", name.rstrip(".").lower()), inc, inc.first_ts_ns, inc.last_ts_ns)
         for x in inc.exfiltration:
-            if _external_ip(x.destination):
+            if _is_ip(x.destination) and not local(x.destination):
                 add(("ip", x.destination), inc, x.first_ts_ns, x.last_ts_ns)
             elif not _is_ip(x.destination):
                 add(("domain", x.destination.rstrip(".").lower()), inc, x.first_ts_ns, x.last_ts_ns)
@@ -134,7 +140,7 @@ def to_stix(story: Story, *, organisation: str = "Wiretrail user"):
         description=f"{len(story.incidents)} incident(s) found by Wiretrail in the traffic recorded: {titles}",
         object_refs=refs or [identity.id], created_by_ref=identity.id)
     objects.append(report)
-    return stix2.Bundle(objects=objects, allow_custom=False)
+    return stix2.Bundle(id=_id("bundle", report.id), objects=objects, allow_custom=False)
 
 
 def attack_layer(story: Story, *, name: str = "Wiretrail incidents") -> dict[str, Any]:
