@@ -218,10 +218,13 @@ def alert_row(alert, kind: str, capture_id: int | None) -> dict[str, Any]:
 @click.option("--midstream", is_flag=True,
               help="Inspect TCP sessions picked up without their handshake (Suricata's stream.midstream: "
                    "true): a capture that starts, or a rotated file that begins, while connections are open.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also write the owner's report of the replayed store to FILE (HTML; .md Markdown, "
+                   ".json the facts), as `wiretrail report` does.")
 @output_options(formats=FORMATS[:3])
 def replay(captures: tuple[str, ...], rule_paths: tuple[str, ...], var: tuple[str, ...], db: str | None,
            eve_path: str | None, expect_path: str | None, fail_on: str | None, local_nets: tuple[str, ...],
-           skip_invalid: bool, midstream: bool, fmt: str) -> None:
+           skip_invalid: bool, midstream: bool, report_path: str | None, fmt: str) -> None:
     """Ingest CAPTURES, match the signatures and evaluate the behaviour rules over them; store the
     alerts (see `wiretrail alerts`) and print them."""
     from analysis.alerts import write_eve
@@ -236,8 +239,9 @@ def replay(captures: tuple[str, ...], rule_paths: tuple[str, ...], var: tuple[st
             for e in err.errors:
                 click.echo(str(e), err=True)
             raise SystemExit(1) from None
+    report_db, report_tmp = _report_store(report_path, db)  # --report: the store must outlive the replay
     try:
-        outcome = replay_captures(captures, rules=rule_paths or None, variables=variables, db=db,
+        outcome = replay_captures(captures, rules=rule_paths or None, variables=variables, db=report_db,
                                   local_nets=local_nets, skip_invalid=skip_invalid, midstream=midstream,
                                   on_warning=lambda w: click.echo(f"warning: {w}", err=True))
     except ReplayError as err:
@@ -256,6 +260,8 @@ def replay(captures: tuple[str, ...], rule_paths: tuple[str, ...], var: tuple[st
         except OSError as err:
             raise click.ClickException(f"{eve_path}: cannot write: {err.strerror or err}") from None
     _print(alerts, fmt)
+    if report_path:
+        _write_report(report_path, report_db, report_tmp, local_nets)
     failed = False
     if expectations is not None:
         diff = compare(expectations, alerts)
@@ -283,3 +289,31 @@ def _print(alerts, fmt: str) -> None:
             sys.stdout.write(json.dumps(e, separators=(",", ":"), ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(json.dumps(eves, indent=1, ensure_ascii=False) + "\n")
+
+
+# --- --report: the owner's report of the replayed store (analysis/cli/report.py) -----------------
+
+def _report_store(report_path: str | None, db: str | None):
+    """The database to replay into: --db, or with --report a temporary one kept until the report is written."""
+    if not report_path:
+        return db, None
+    from analysis.report.produce import check_writable
+
+    check_writable(report_path)  # before the replay's work
+    if db:
+        return db, None
+    tmp = tempfile.TemporaryDirectory(prefix="wiretrail-replay-report-")
+    return os.path.join(tmp.name, "replay.db"), tmp
+
+
+def _write_report(report_path: str, db: str, tmp, local_nets: tuple[str, ...]) -> None:
+    from analysis.cli.report import write_from_store
+    from recorder.core.store import Store
+
+    try:
+        with Store(db, create=False) as store:
+            written = write_from_store(store, report_path, None, local_nets=local_nets)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    click.echo(f"report ({written}) written to {report_path}", err=True)
