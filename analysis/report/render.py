@@ -55,7 +55,7 @@ def _environment(autoescape: bool):
 
 def check_not_empty(story: Story, meta: ReportMeta) -> None:
     """Raise EmptyReportError when the story rests on no recorded traffic at all."""
-    if story.first_ts_ns is None and not story.incidents and not story.captures:
+    if story.first_ts_ns is None and not story.incidents and not story.data_at_risk:
         span = ""
         if meta.since_ns or meta.until_ns:
             span = f" between {rfc3339(meta.since_ns) or 'the start'} and {rfc3339(meta.until_ns) or 'the end'}"
