@@ -137,8 +137,8 @@ def ftp_session(d: Demo, t: float, client: Host, user: str, password: str, ok: b
 
 
 def brute_force(d: Demo, t: float) -> float:
-    for i, guess in enumerate(("123456", "password", "shop2026", "qwerty", "letmein", "shopftp", "admin123",
-                               "welcome1")):
+    for guess in ("123456", "password", "shop2026", "qwerty", "letmein", "shopftp", "admin123",
+                  "welcome1"):
         t = ftp_session(d, t + 3.0, ATTACKER, "shopftp", guess, ok=False)
     return ftp_session(d, t + 3.0, ATTACKER, "shopftp", "Summer2026", ok=True)
 

@@ -68,7 +68,11 @@ def timeline_svg(story: Story, timeline: list[TimelineEvent]) -> str:
         if others:
             y = len(lanes)
             lanes.append(f"other alerts ({sum(e.count for e in others)})")
-            ax.scatter([_dt(e.ts_ns) for e in others], [y] * len(others), s=12, c="#d62728", marker="|")
+            # one tick per slot of 1/500 of the time span: thousands of alerts stay a small picture
+            lo = min(e.ts_ns for e in others)
+            slot = max((max(e.ts_ns for e in others) - lo) // 500, 1)
+            ticks = sorted({lo + (e.ts_ns - lo) // slot * slot for e in others})
+            ax.scatter([_dt(t) for t in ticks], [y] * len(ticks), s=12, c="#d62728", marker="|")
         ax.set_yticks(range(len(lanes)), labels=lanes)
         ax.set_ylim(len(lanes) - 0.5, -0.5)
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b %H:%M", tz=UTC))

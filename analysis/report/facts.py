@@ -120,6 +120,12 @@ class EvidenceIndex:
         return {"numbers": shown, "more": max(0, len(evidence) - EVIDENCE_PER_CLAIM)}
 
 
+def _some(items: list[str], limit: int = 20) -> str:
+    """Up to ``limit`` items joined, and how many more: a list of 3,000 addresses stays one line."""
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
 def _claim(index: EvidenceIndex, text: str, evidence=(), anchor: str | None = None) -> dict[str, Any]:
     return {"text": text, "cite": index.cite(tuple(evidence)), "anchor": anchor}
 
@@ -150,13 +156,17 @@ def _summary(story: Story, incidents: list[Incident], index: EvidenceIndex) -> d
     entry = _entry_stage(top)
     what = [_claim(index, f"{len(incidents)} incident(s) were found in the recorded traffic; the most serious: "
                           f"{top.title}.", _incident_evidence(top), top.id)]
-    for a in attackers.values():
-        inc = next(i for i in incidents if i.id == a["incidents"][0])
+    by_id = {i.id: i for i in incidents}
+    for a in list(attackers.values())[:TOP_INCIDENTS]:
+        inc = by_id[a["incidents"][0]]
         where = "a computer inside your network" if a["internal"] else "an address outside your network"
         names = f" ({', '.join(a['names'])})" if a["names"] else ""
         what.append(_claim(index, f"Attacker: {a['address']}{names}, {where}, in {len(a['incidents'])} "
                                   f"incident(s).", _incident_evidence(inc), inc.id))
-    for inc in incidents:
+    if len(attackers) > TOP_INCIDENTS:
+        what.append(_claim(index, f"{len(attackers) - TOP_INCIDENTS} more attacking address(es), listed with "
+                                  "their incidents below."))
+    for inc in [i for i in incidents if i.patient_zero][:5]:
         if inc.patient_zero:
             what.append(_claim(index, f"First computer taken over (patient zero): {inc.patient_zero}"
                                       f"{' - ' + inc.patient_zero_reason if inc.patient_zero_reason else ''}.",
@@ -164,7 +174,7 @@ def _summary(story: Story, incidents: list[Incident], index: EvidenceIndex) -> d
     if ongoing:
         still = _claim(index, "Yes, probably: activity was still seen near the end of the recording "
                               f"({when(max(i.last_ts_ns for i in ongoing))}) in "
-                              f"{', '.join(i.id for i in ongoing)}.", _incident_evidence(ongoing[0]), ongoing[0].id)
+                              f"{_some([i.id for i in ongoing], 5)}.", _incident_evidence(ongoing[0]), ongoing[0].id)
     else:
         still = _claim(index, f"No activity of these incidents was seen after {when(last)}; the recording ends "
                               f"{when(story.last_ts_ns)}. Keep recording: quiet is not proof they left.")
@@ -180,16 +190,16 @@ def _actions(story: Story, incidents: list[Incident], resets: list[Account], ind
     ongoing_hosts = sorted({h for i in incidents if i.ongoing for h in i.victims})
     victims = sorted({h for i in incidents for h in i.victims})
     if ongoing_hosts:
-        out.append(_claim(index, f"Disconnect {', '.join(ongoing_hosts)} from the network now (unplug the cable "
+        out.append(_claim(index, f"Disconnect {_some(ongoing_hosts)} from the network now (unplug the cable "
                                  "or turn off Wi-Fi). Do not switch them off or wipe them yet: they are evidence."))
     elif victims:
-        out.append(_claim(index, f"Have {', '.join(victims)} checked, or reinstalled, before they are used again."))
+        out.append(_claim(index, f"Have {_some(victims)} checked, or reinstalled, before they are used again."))
     external = sorted({a.address for i in incidents for a in i.attackers if not a.internal})
     if external:
-        out.append(_claim(index, f"Block these addresses in your router or firewall: {', '.join(external)}."))
+        out.append(_claim(index, f"Block these addresses in your router or firewall: {_some(external, 30)}."))
     if resets:
         admins = [a.name for a in resets if a.admin]
-        first = f" Start with the administrator account(s): {', '.join(admins)}." if admins else ""
+        first = f" Start with the administrator account(s): {_some(admins)}." if admins else ""
         out.append(_claim(index, f"Change the passwords of {len(resets)} account(s) listed under "
                                  f"\"Accounts to reset\".{first}", resets[0].evidence))
     left = [d for d in story.data_at_risk if d.left_network and d.kind != "encrypted"]
@@ -204,7 +214,7 @@ def _actions(story: Story, incidents: list[Incident], resets: list[Account], ind
     insiders = [i for i in incidents if i.insider]
     if insiders:
         hosts = sorted({a.address for i in insiders for a in i.attackers})
-        out.append(_claim(index, f"Part of this came from inside: {', '.join(hosts)}. Treat it as a staff matter: "
+        out.append(_claim(index, f"Part of this came from inside: {_some(hosts)}. Treat it as a staff matter: "
                                  "keep the evidence and take legal advice before confronting anyone.",
                           _incident_evidence(insiders[0]), insiders[0].id))
     exposed = [a for a in story.accounts if a.exposed]

@@ -22,9 +22,9 @@ from tests.analysis.report.conftest import (
     OFFICE,
     SHA,
     SHOP,
-    S,
     T0,
     TOOL_SHA,
+    S,
     breach_story,
     breach_timeline,
     meta,
@@ -197,6 +197,9 @@ def test_thousands_of_alerts_stay_readable() -> None:
     story = dataclasses.replace(base, incidents=tuple(many))
     doc = render_markdown(story, timeline, meta())
     assert doc.count("\n### INC-") == 10  # the top incidents told in full
+    summary = _section(doc, "## Summary for the owner", "## How they got in")
+    assert len(summary) < 5000 and "more attacking address(es)" not in summary  # one attacker per incident here
+    assert "Disconnect 192.168.1.10, 192.168.1.20 from" in summary
     assert "### 2990 more incident(s), summarised" in doc
     assert "more routine rows are not listed" in doc
     timeline_rows = _section(doc, "## Timeline", "## Computers involved").count("\n| Thu")
