@@ -189,14 +189,20 @@ def _actions(story: Story, incidents: list[Incident], resets: list[Account], ind
     out = []
     ongoing_hosts = sorted({h for i in incidents if i.ongoing for h in i.victims})
     victims = sorted({h for i in incidents for h in i.victims})
+    ongoing = [i for i in incidents if i.ongoing]
     if ongoing_hosts:
         out.append(_claim(index, f"Disconnect {_some(ongoing_hosts)} from the network now (unplug the cable "
-                                 "or turn off Wi-Fi). Do not switch them off or wipe them yet: they are evidence."))
+                                 "or turn off Wi-Fi). Do not switch them off or wipe them yet: they are evidence.",
+                          _incident_evidence(ongoing[0]), ongoing[0].id))
     elif victims:
-        out.append(_claim(index, f"Have {_some(victims)} checked, or reinstalled, before they are used again."))
-    external = sorted({a.address for i in incidents for a in i.attackers if not a.internal})
+        first = next(i for i in incidents if i.victims)
+        out.append(_claim(index, f"Have {_some(victims)} checked, or reinstalled, before they are used again.",
+                          _incident_evidence(first), first.id))
+    outside = [i for i in incidents if any(not a.internal for a in i.attackers)]
+    external = sorted({a.address for i in outside for a in i.attackers if not a.internal})
     if external:
-        out.append(_claim(index, f"Block these addresses in your router or firewall: {_some(external, 30)}."))
+        out.append(_claim(index, f"Block these addresses in your router or firewall: {_some(external, 30)}.",
+                          _incident_evidence(outside[0]), outside[0].id))
     if resets:
         admins = [a.name for a in resets if a.admin]
         first = f" Start with the administrator account(s): {_some(admins)}." if admins else ""

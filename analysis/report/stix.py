@@ -16,6 +16,7 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
+from analysis.report.facts import mask_pans
 from analysis.story.model import Incident, Story
 
 _NS = uuid.UUID("6f1a7c36-0b36-4f1e-9d7a-2b3d0c9e4e11")  # Wiretrail's namespace for STIX ids
@@ -132,7 +133,7 @@ def to_stix(story: Story, *, organisation: str = "Wiretrail user"):
             created_by_ref=identity.id)
         objects.append(pattern)
         refs.append(pattern.id)
-    titles = "; ".join(f"{i.id} {i.title}" for i in story.incidents[:20])
+    titles = mask_pans("; ".join(f"{i.id} {i.title}" for i in story.incidents[:20]))
     report = stix2.Report(
         id=_id("report", f"{story.first_ts_ns}-{story.last_ts_ns}-{len(story.incidents)}"), created=created,
         modified=created, name="Wiretrail breach report", published=_dt(story.last_ts_ns or story.first_ts_ns or 0),
