@@ -206,3 +206,23 @@ def test_thousands_of_alerts_stay_readable() -> None:
     assert timeline_rows == 150
     page = render_html(story, timeline, meta())
     assert len(page) < 3_000_000
+
+
+def test_sparse_story_still_renders() -> None:
+    """An incident with no stage, attacker, victim or sentence, one instant long, and no timeline:
+    every format renders and says what it does not know."""
+    from analysis.report import attack_layer, to_stix
+    from analysis.story.model import Incident
+
+    bare = Incident(id="INC-000001", title="Odd traffic", severity=3, first_ts_ns=T0, last_ts_ns=T0, ongoing=False,
+                    insider=False, attackers=(), victims=(), patient_zero=None, patient_zero_reason=None, stages=(),
+                    accounts=(), exfiltration=(), hosts=(), confidence="low", confidence_reasons=(), story=())
+    story = Story(first_ts_ns=T0, last_ts_ns=T0 + S, incidents=(bare,), accounts=(), data_at_risk=(), captures=(),
+                  local_nets=())
+    md = render_markdown(story, [], meta())
+    assert "### INC-000001: Odd traffic" in md and "Patient zero: none found" in md
+    assert "No account needs a reset" in md and "Draft notification" not in md
+    assert "<svg" in render_html(story, [], meta())
+    assert json.loads(render_json(story, [], meta()))["incidents"][0]["id"] == "INC-000001"
+    assert attack_layer(story)["techniques"] == []
+    assert to_stix(story).objects[-1].type == "report"
