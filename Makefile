@@ -1,12 +1,12 @@
 # Wiretrail: two commands do all setup on a fresh Debian machine (as root).
-#   make demo   install what is needed, ingest the shipped demo capture, show its flows
+#   make demo   install what is needed, replay the shipped demo breach, print its story and write its report
 #   make test   install what tests need (system packages too), start PostgreSQL, run every test
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-SYSTEM_PACKAGES      := python3-venv python3-dev gcc libpcap-dev
-TEST_SYSTEM_PACKAGES := $(SYSTEM_PACKAGES) postgresql tcpdump tcpreplay iproute2
+SYSTEM_PACKAGES      := python3-venv python3-dev gcc libpcap-dev graphviz
+TEST_SYSTEM_PACKAGES := $(SYSTEM_PACKAGES) postgresql tcpdump tcpreplay iproute2 chromium poppler-utils
 DEMO_DB ?= demo-out/wiretrail.db
 
 .PHONY: demo test compiled system-deps test-system-deps bench clean
@@ -38,15 +38,24 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 compiled: system-deps $(VENV)/.installed
 	$(BIN)/python -m recorder.core.build_compiled
 
+# The demo: a small shop's breach (captures/demo-breach.pcap, built by captures/make_demo_breach.py)
+# replayed into a store, its alerts, the incident story (once `wiretrail incidents` exists) and the
+# owner's report.
+DEMO_REPORT ?= demo-out/report.html
+
 demo: system-deps $(VENV)/.installed compiled
-	@mkdir -p $(dir $(DEMO_DB))
-	@rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
-	$(BIN)/python captures/make_captures.py --check
-	$(BIN)/wiretrail ingest --db $(DEMO_DB) captures/demo.pcap
-	$(BIN)/wiretrail flows --db $(DEMO_DB)
+	@mkdir -p $(dir $(DEMO_DB)) $(dir $(DEMO_REPORT))
+	@rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm $(DEMO_REPORT)
+	$(BIN)/python captures/make_demo_breach.py --check
+	$(BIN)/wiretrail replay --db $(DEMO_DB) --report $(DEMO_REPORT) captures/demo-breach.pcap
 	$(BIN)/wiretrail credentials --db $(DEMO_DB)
 	$(BIN)/wiretrail db info --db $(DEMO_DB)
-	$(BIN)/wiretrail replay captures/demo.pcap
+	@if $(BIN)/wiretrail incidents --help >/dev/null 2>&1; then \
+	  $(BIN)/wiretrail incidents --db $(DEMO_DB) && \
+	  for id in $$($(BIN)/wiretrail incidents --db $(DEMO_DB) --format json | $(BIN)/python -c 'import json,sys; print(" ".join(i["id"] for i in json.load(sys.stdin)))'); do \
+	    $(BIN)/wiretrail incident --db $(DEMO_DB) $$id; done; \
+	fi
+	@echo "The owner's report: $(abspath $(DEMO_REPORT))"
 
 # Every test against the compiled core, then the parsers' tests once more as Python, as an
 # install without the compiled modules runs them.

@@ -56,7 +56,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from analysis.cli import alerts, apps, captures, db, flows, ingest, replay, rules, story
+    from analysis.cli import alerts, apps, captures, db, flows, ingest, replay, report, rules, story
 
     main.add_command(ingest.ingest)
     main.add_command(flows.flows)
@@ -71,6 +71,7 @@ def _register() -> None:
     main.add_command(alerts.alerts)
     for command in story.COMMANDS:
         main.add_command(command)
+    main.add_command(report.report)
 
 
 _register()

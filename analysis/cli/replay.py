@@ -8,7 +8,9 @@ unreadable capture; 3 when ``--fail-on`` is met or the alerts differ from ``--ex
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 
 import click
 
@@ -47,10 +49,13 @@ _TYPES = ("time", "count", "count", "string", "addr", "port", "addr", "port", "s
 @click.option("--midstream", is_flag=True,
               help="Inspect TCP sessions picked up without their handshake (Suricata's stream.midstream: "
                    "true): a capture that starts, or a rotated file that begins, while connections are open.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also write the owner's report of the replayed store to FILE (HTML; .md Markdown, "
+                   ".json the facts), as `wiretrail report` does.")
 @output_options(formats=FORMATS[:3])
 def replay(captures: tuple[str, ...], rule_paths: tuple[str, ...], var: tuple[str, ...], db: str | None,
            eve_path: str | None, expect_path: str | None, fail_on: str | None, local_nets: tuple[str, ...],
-           skip_invalid: bool, midstream: bool, fmt: str) -> None:
+           skip_invalid: bool, midstream: bool, report_path: str | None, fmt: str) -> None:
     """Ingest CAPTURES, match the signatures and evaluate the behaviour rules over them; store the
     alerts (see `wiretrail alerts`) and print them."""
     from analysis.alerts import write_eve
@@ -60,7 +65,8 @@ def replay(captures: tuple[str, ...], rule_paths: tuple[str, ...], var: tuple[st
 
     variables = parse_vars(var)
     expectations = load_expectations(expect_path) if expect_path else None
-    outcome = replay_captures(captures, rules=rule_paths or None, variables=variables, db=db,
+    report_db, report_tmp = _report_store(report_path, db)  # --report: the store must outlive the replay
+    outcome = replay_captures(captures, rules=rule_paths or None, variables=variables, db=report_db,
                               local_nets=local_nets, skip_invalid=skip_invalid, midstream=midstream,
                               on_warning=lambda w: click.echo(f"warning: {w}", err=True))
     alerts = outcome.alerts
@@ -75,6 +81,8 @@ def replay(captures: tuple[str, ...], rule_paths: tuple[str, ...], var: tuple[st
         except OSError as err:
             raise click.ClickException(f"{eve_path}: cannot write: {err.strerror or err}") from None
     _print(alerts, fmt)
+    if report_path:
+        _write_report(report_path, report_db, report_tmp, local_nets)
     failed = False
     if expectations is not None:
         diff = compare(expectations, alerts)
@@ -102,3 +110,31 @@ def _print(alerts, fmt: str) -> None:
             sys.stdout.write(json.dumps(e, separators=(",", ":"), ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(json.dumps(eves, indent=1, ensure_ascii=False) + "\n")
+
+
+# --- --report: the owner's report of the replayed store (analysis/cli/report.py) -----------------
+
+def _report_store(report_path: str | None, db: str | None):
+    """The database to replay into: --db, or with --report a temporary one kept until the report is written."""
+    if not report_path:
+        return db, None
+    from analysis.report.produce import check_writable
+
+    check_writable(report_path)  # before the replay's work
+    if db:
+        return db, None
+    tmp = tempfile.TemporaryDirectory(prefix="wiretrail-replay-report-")
+    return os.path.join(tmp.name, "replay.db"), tmp
+
+
+def _write_report(report_path: str, db: str, tmp, local_nets: tuple[str, ...]) -> None:
+    from analysis.report.produce import write_from_store
+    from recorder.core.store import Store
+
+    try:
+        with Store(db, create=False) as store:
+            written = write_from_store(store, report_path, None, local_nets=local_nets)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    click.echo(f"report ({written}) written to {report_path}", err=True)
