@@ -56,7 +56,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from analysis.cli import alerts, apps, captures, db, flows, ingest, replay, rules
+    from analysis.cli import alerts, apps, captures, db, flows, ingest, logs, replay, rules
 
     main.add_command(ingest.ingest)
     main.add_command(flows.flows)
@@ -69,6 +69,7 @@ def _register() -> None:
     main.add_command(rules.rules)
     main.add_command(replay.replay)
     main.add_command(alerts.alerts)
+    main.add_command(logs.logs)
 
 
 _register()
