@@ -166,7 +166,7 @@ def detect(db, rules, no_store, fmt) -> None:
             row["eve"] = eve
             rows.append(row)
         store.add_alerts(rows)
-    click.echo(f"{count:,} events, {len(eves):,} alerts from {len({m.rule.path for m in matches})} rule(s)",
+    click.echo(f"{count:,} events, {len(eves):,} alerts from {len({(m.rule.path, m.rule.title) for m in matches})} rule(s)",
                err=True)
     if fmt == "eve":
         for eve in eves:

@@ -135,6 +135,32 @@ def _run_rule(conn: sqlite3.Connection, rule: CompiledRule) -> Iterator[Match]:
                 yield Match(rule, (eid,))
 
 
+def merge_overlapping(matches: list[Match]) -> list[Match]:
+    """A correlation fires once per window that meets its condition, so a run of twelve failures
+    against ``gte: 10`` yields three overlapping windows: those of one rule and group that share
+    events are merged into one match (the union of their events)."""
+    out: list[Match] = []
+    groups: dict[tuple, list[Match]] = {}
+    for m in matches:
+        if not m.rule.correlation:
+            out.append(m)
+        else:
+            groups.setdefault((m.rule.id, m.rule.title, m.group), []).append(m)
+    for found in groups.values():
+        found.sort(key=lambda m: m.event_ids)
+        current: Match | None = None
+        for m in found:
+            if current is not None and set(current.event_ids) & set(m.event_ids):
+                current = Match(current.rule, tuple(sorted(set(current.event_ids) | set(m.event_ids))), current.group)
+            else:
+                if current is not None:
+                    out.append(current)
+                current = m
+        if current is not None:
+            out.append(current)
+    return out
+
+
 def run(store: Store, rules: RuleSet) -> tuple[list[Match], list[tuple[str, str]], int]:
     """Every rule over every stored event: (matches, rules that failed at run time as (path,
     reason), events scanned)."""
@@ -149,7 +175,7 @@ def run(store: Store, rules: RuleSet) -> tuple[list[Match], list[tuple[str, str]
                 matches.extend(_run_rule(conn, rule))
             except (sqlite3.Error, ValueError, RuntimeError) as err:
                 failed.append((rule.path, f"{rule.title}: {err}"))
-        return matches, failed, count
+        return merge_overlapping(matches), failed, count
     finally:
         conn.close()
 
