@@ -20,7 +20,7 @@ DEFAULT_RULES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.
 COLUMNS = {
     "ts": "time", "host": "string", "kind": "string", "src_ip": "addr", "src_port": "port", "account": "string",
     "action": "string", "outcome": "string", "raw": "string", "fields": "string", "file": "string",
-    "line": "count", "id": "count",
+    "line": "count", "uid": "string", "id": "count",
 }
 TABLE_COLUMNS = ("ts", "host", "kind", "src_ip", "account", "action", "outcome")
 ALERT_COLUMNS = {"ts": "time", "severity": "count", "signature": "string", "host": "string", "account": "string",
@@ -112,6 +112,11 @@ def ingest(files, db, host_name, tz, log_format) -> None:
         click.echo(f"{path}: {s.kind}, {s.events:,} events read, {s.skipped:,} skipped{note}", err=True)
     if not total:
         raise click.ClickException(f"nothing could be read from {len(files)} file(s)")
+    from analysis.logs.link import link_flows
+
+    linked = link_flows(store)
+    if linked:
+        click.echo(f"{linked:,} events linked to the flows that carried them", err=True)
 
 
 def _load(rules: tuple[str, ...]):

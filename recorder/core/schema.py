@@ -222,7 +222,7 @@ ALERT_FIELDS: tuple[str, ...] = tuple(c.name for c in alerts.columns if c.name n
 # how many lines or records skipped), and one row per event in it: its time (UTC), host, source
 # address (text and 16 bytes, as flows), account, action, outcome, the raw line, the event's fields
 # as JSON text (for an evtx record its System and EventData fields, flattened) and where it came
-# from (the file's row, its line or record number).
+# from (the file's row, its line or record number), and the flow that carried it (``uid``).
 log_sources = Table(
     "log_sources", metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
@@ -252,10 +252,13 @@ log_events = Table(
     Column("outcome", String(16), nullable=True),  # success, failure or NULL
     Column("raw", Text, nullable=True),
     Column("fields", Text, nullable=True),  # JSON object
+    Column("uid", String(24), nullable=True),  # the flow that carried it, when one is found
     Index(None, "ts_ns"),
     Index(None, "src_a"),
     Index(None, "account"),
     Index(None, "source_id"),
+    Index(None, "uid"),
 )
 
-LOG_EVENT_FIELDS: tuple[str, ...] = tuple(c.name for c in log_events.columns if c.name != "id")
+# The columns a reader's row fills (``uid`` is set afterwards, by linking events to flows).
+LOG_EVENT_FIELDS: tuple[str, ...] = tuple(c.name for c in log_events.columns if c.name not in ("id", "uid"))

@@ -48,15 +48,16 @@ def upgrade() -> None:
         sa.Column("outcome", sa.String(16), nullable=True),
         sa.Column("raw", sa.Text(), nullable=True),
         sa.Column("fields", sa.Text(), nullable=True),
+        sa.Column("uid", sa.String(24), nullable=True),
         sa.ForeignKeyConstraint(["source_id"], ["log_sources.id"], name="fk_log_events_source_id_log_sources"),
         sa.PrimaryKeyConstraint("id", name="pk_log_events"),
     )
-    for col in ("ts_ns", "src_a", "account", "source_id"):
+    for col in ("ts_ns", "src_a", "account", "source_id", "uid"):
         op.create_index(f"ix_log_events_{col}", "log_events", [col])
 
 
 def downgrade() -> None:
-    for col in ("ts_ns", "src_a", "account", "source_id"):
+    for col in ("ts_ns", "src_a", "account", "source_id", "uid"):
         op.drop_index(f"ix_log_events_{col}", "log_events")
     op.drop_table("log_events")
     op.drop_index("ix_log_sources_sha256", "log_sources")
