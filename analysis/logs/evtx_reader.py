@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from analysis.logs.model import LogEvent
+from analysis.logs.model import LogEvent, address
 
 EVTX_MAGIC = b"ElfFile\x00"
 
@@ -137,8 +137,8 @@ def to_event(number: int, fields: dict[str, Any]) -> LogEvent:
         src = src.strip()
         if src.startswith("::ffff:"):
             src = src[7:]
-        if src not in _NO_ADDR and _looks_ip(src):
-            src_ip = src
+        found = address(src) if src not in _NO_ADDR else None
+        src_ip = found[0] if found else None
     port = _int(fields.get("IpPort") if "IpPort" in fields else fields.get("SourcePort"))
     outcome = None
     if eid in _FAILED:
@@ -150,16 +150,6 @@ def to_event(number: int, fields: dict[str, Any]) -> LogEvent:
     return LogEvent(line=number, kind="windows", ts_ns=ts_ns, host=fields.get("Computer"), src_ip=src_ip,
                     src_port=port or None, account=str(account) if account not in (None, "-") else None,
                     action=ACTIONS.get((ckind, eid or -1)), outcome=outcome, raw=None, fields=fields)
-
-
-def _looks_ip(text: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def read_evtx(path: str, counts: dict[str, int]) -> Iterator[LogEvent]:

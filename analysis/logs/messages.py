@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from analysis.logs.model import address
+
 
 @dataclass(frozen=True, slots=True)
 class Parsed:
@@ -69,14 +71,10 @@ def _port(v: str | None) -> int | None:
 
 
 def _ip(v: str | None) -> str | None:
-    if not v or v in ("-", "::1", "127.0.0.1", "UNKNOWN"):
-        return None if not v or v in ("-", "UNKNOWN") else v
-    import ipaddress
-
-    try:
-        return str(ipaddress.ip_address(v))
-    except ValueError:
+    if not v:
         return None
+    found = address(v)
+    return found[0] if found else None
 
 
 def _sshd(message: str) -> Parsed:

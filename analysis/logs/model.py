@@ -3,8 +3,29 @@ and the ``SourceSummary`` of a file read."""
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
+
+_V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
+
+
+@lru_cache(maxsize=65536)
+def address(text: str) -> tuple[str, bytes] | None:
+    """An IP address's canonical text and its 16-byte store form (IPv4 as ``::ffff:a.b.c.d``, as
+    ``recorder.core.store.addr16``), or None when ``text`` is not an address. Through
+    ``inet_pton`` and cached: log lines repeat their addresses, and this runs once per line."""
+    try:
+        if ":" not in text:
+            packed = socket.inet_pton(socket.AF_INET, text)
+            return socket.inet_ntop(socket.AF_INET, packed), _V4_MAPPED + packed
+        packed = socket.inet_pton(socket.AF_INET6, text.split("%", 1)[0])
+    except (OSError, ValueError):
+        return None
+    if packed.startswith(_V4_MAPPED):
+        return socket.inet_ntop(socket.AF_INET, packed[12:]), packed
+    return socket.inet_ntop(socket.AF_INET6, packed), packed
 
 
 @dataclass(frozen=True, slots=True)

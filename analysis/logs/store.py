@@ -9,9 +9,9 @@ from collections.abc import Iterable, Iterator
 
 import sqlalchemy as sa
 
-from analysis.logs.model import LogEvent
+from analysis.logs.model import LogEvent, address
 from recorder.core.schema import LOG_EVENT_FIELDS, log_events, log_sources
-from recorder.core.store import Store, _addr16_or_none, _db_text, insert_tuples
+from recorder.core.store import Store, _db_text, insert_tuples
 
 BATCH = 20_000
 
@@ -30,8 +30,9 @@ def finish_source(store: Store, source_id: int, *, kind: str, events: int, skipp
 
 
 def _row(source_id: int, host: str | None, ev: LogEvent) -> tuple:
-    return (source_id, ev.line, ev.ts_ns, ev.host or host, ev.kind, ev.src_ip,
-            _addr16_or_none(ev.src_ip) if ev.src_ip else None, ev.src_port,
+    found = address(ev.src_ip) if ev.src_ip else None
+    return (source_id, ev.line, ev.ts_ns, ev.host or host, ev.kind, ev.src_ip, found[1] if found else None,
+            ev.src_port,
             _db_text(ev.account), _db_text(ev.action), ev.outcome, _db_text(ev.raw),
             json.dumps(ev.fields, ensure_ascii=False, separators=(",", ":"), default=str) if ev.fields else None)
 

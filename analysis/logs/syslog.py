@@ -53,16 +53,26 @@ class SyslogParser:
     def __init__(self, *, mtime: float, tz: tzinfo | None = None) -> None:
         self.tz = tz or UTC
         self.anchor = datetime.fromtimestamp(mtime, self.tz) + timedelta(days=1)
+        self._hours: dict[tuple[int, int, int], int | None] = {}  # (month, day, hour) -> epoch s
 
-    def _year_less(self, month: int, day: int, hh: int, mm: int, ss: int) -> int | None:
+    def _hour(self, month: int, day: int, hh: int) -> int | None:
         year = self.anchor.year
         try:
-            dt = datetime(year, month, day, hh, mm, ss, tzinfo=self.tz)
+            dt = datetime(year, month, day, hh, tzinfo=self.tz)
             if dt > self.anchor:
-                dt = datetime(year - 1, month, day, hh, mm, ss, tzinfo=self.tz)
-        except ValueError:  # Feb 29 in a year without it
+                dt = datetime(year - 1, month, day, hh, tzinfo=self.tz)
+        except ValueError:  # Feb 29 in a year without it, hour 24
             return None
-        return int(dt.timestamp()) * 1_000_000_000
+        return int(dt.timestamp())
+
+    def _year_less(self, month: int, day: int, hh: int, mm: int, ss: int) -> int | None:
+        key = (month, day, hh)
+        if key not in self._hours:
+            self._hours[key] = self._hour(month, day, hh)
+        hour = self._hours[key]
+        if hour is None or mm > 59 or ss > 60:
+            return None
+        return (hour + mm * 60 + ss) * 1_000_000_000
 
     def parse(self, number: int, text: str) -> LogEvent | None:
         m = RFC3164.match(text)

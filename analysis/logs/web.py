@@ -6,12 +6,11 @@ Fields carry the names of Sigma's ``webserver`` taxonomy (``c-ip``, ``cs-method`
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from datetime import datetime
 from urllib.parse import unquote
 
-from analysis.logs.model import LogEvent
+from analysis.logs.model import LogEvent, address
 
 COMBINED = '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"'
 COMMON = '%h %l %u %t "%r" %>s %b'
@@ -105,11 +104,8 @@ def _event(number: int, raw: str, values: dict[str, str]) -> LogEvent | None:
     for key in ("sc-status", "sc-bytes", "cs-bytes"):
         if key in fields and str(fields[key]).isdigit():
             fields[key] = int(fields[key])
-    ip = values.get("c-ip")
-    try:
-        ip = str(ipaddress.ip_address(ip)) if ip else None
-    except ValueError:
-        ip = None
+    found = address(values["c-ip"]) if values.get("c-ip") else None
+    ip = found[0] if found else None
     status = fields.get("sc-status")
     outcome = None
     if isinstance(status, int):
