@@ -64,7 +64,8 @@ def _flatten_system(node: dict, prefix: str, out: dict[str, Any]) -> None:
 
 
 def _flatten_data(node: Any, out: dict[str, Any]) -> None:
-    """EventData/UserData: each leaf under its own name (the first of a name wins)."""
+    """EventData/UserData: each leaf under its own name (the first of a name wins), with spaces
+    taken out, as Sigma's rules name them (Defender's ``Source Name`` is ``SourceName``)."""
     if not isinstance(node, dict):
         if node is not None:
             out.setdefault("Data", _scalar(node))
@@ -72,11 +73,11 @@ def _flatten_data(node: Any, out: dict[str, Any]) -> None:
     for key, value in node.items():
         if key == "#attributes":
             for akey, avalue in value.items():
-                out.setdefault(akey, avalue)
+                out.setdefault(akey.replace(" ", ""), avalue)
         elif isinstance(value, dict) and "#text" not in value:
             _flatten_data(value, out)
         else:
-            out.setdefault("Data" if key == "#text" else key, _scalar(value))
+            out.setdefault("Data" if key == "#text" else key.replace(" ", ""), _scalar(value))
 
 
 def flatten(record: dict) -> dict[str, Any]:
