@@ -118,16 +118,16 @@ def _linux_pipeline():
 def _backend_class():
     from sigma.backends.sqlite import sqliteBackend
     from sigma.conditions import ConditionValueExpression
-    from sigma.types import SigmaString
+    from sigma.types import SigmaString, SpecialChars
 
     class Backend(sqliteBackend):
         """The SQLite backend, with keyword detections matched as substrings of the raw line."""
 
         def convert_condition_val_str(self, cond: ConditionValueExpression, state):
-            value = cond.value
-            if not value.startswith(SigmaString.wildcard_multi if False else "*"):
+            value = cond.value  # a keyword matches anywhere in the line, unless it says where
+            if not value.startswith(SpecialChars.WILDCARD_MULTI):
                 value = SigmaString("*") + value
-            if not value.endswith("*"):
+            if not value.endswith(SpecialChars.WILDCARD_MULTI):
                 value = value + SigmaString("*")
             return f"_raw LIKE {self.convert_value_str(value, state)} ESCAPE '\\'"
 
