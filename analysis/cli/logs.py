@@ -146,44 +146,55 @@ def rules_check(paths) -> None:
 @click.option("--rules", "rules", multiple=True, metavar="PATH",
               help="Sigma rule file or folder (repeatable); default: Wiretrail's rules/sigma.")
 @click.option("--no-store", is_flag=True, help="Print the alerts without storing them in the alerts table.")
+@click.option("--expect", "expect_path", type=click.Path(dir_okay=False), metavar="FILE",
+              help="A YAML file of expected alerts, as for replay (a Sigma rule's sid is its EVE "
+                   "alert.signature_id); exit 3 with the differences when the alerts differ.")
 @output_options("eve")
-def detect(db, rules, no_store, fmt) -> None:
+def detect(db, rules, no_store, expect_path, fmt) -> None:
     """Run Sigma rules over the stored log events; alerts go into the alerts table (kind `log`)
-    and are printed. Exit 0 with or without alerts."""
-    from analysis.logs.detect import eve_of, run, to_alerts
-    from analysis.logs.store import events_by_id
+    and are printed. Exit 0 with or without alerts (3 when --expect does not hold)."""
+    from analysis.logs.detect import detect as run_detect
 
+    expectations = None
+    if expect_path:
+        from analysis.expect import ExpectFileError, load_expectations
+
+        try:
+            expectations = load_expectations(expect_path)
+        except ExpectFileError as err:
+            for e in err.errors:
+                click.echo(str(e), err=True)
+            raise SystemExit(1) from None
     ruleset = _load(rules)
-    store = open_for_reading(db)
-    matches, failed, count = run(store, ruleset)
-    for path, reason in failed:
+    found = run_detect(open_for_reading(db), ruleset, joined=not rules, keep=not no_store)
+    for path, reason in found.failed:
         click.echo(f"{path}: {reason}", err=True)
-    events = events_by_id(store, [m.event_ids[-1] for m in matches if m.event_ids])
-    pairs = to_alerts(matches, events)
-    pairs.sort(key=lambda p: (p[0].ts_ns, p[0].signature))
-    eves = [eve_of(a, extra) for a, extra in pairs]
-    if not no_store and pairs:
-        from analysis.cli.replay import alert_row
+    click.echo(f"{found.events:,} events, {len(found.alerts):,} alerts from {found.rules_fired} rule(s)", err=True)
+    eves = [eve for _a, eve in found.alerts]
+    _print_alerts(found.alerts, fmt)
+    if expectations is not None:
+        from analysis.expect import compare
 
-        rows = []
-        for (a, _extra), eve in zip(pairs, eves):
-            row = alert_row(a, "log", None)
-            row["eve"] = eve
-            rows.append(row)
-        store.add_alerts(rows)
-    click.echo(f"{count:,} events, {len(eves):,} alerts from {len({(m.rule.path, m.rule.title) for m in matches})} rule(s)",
-               err=True)
+        diff = compare(expectations, eves)
+        for line in diff:
+            click.echo(line, err=True)
+        if diff:
+            raise SystemExit(3)
+        click.echo(f"{expect_path}: {len(expectations.alerts)} expectation(s) hold", err=True)
+
+
+def _print_alerts(found, fmt) -> None:
     if fmt == "eve":
-        for eve in eves:
+        for _a, eve in found:
             sys.stdout.write(json.dumps(eve, ensure_ascii=False) + "\n")
         return
-    rows = [{"ts": e["timestamp"] and a.ts_ns / 1e9, "severity": a.severity, "signature": a.signature,
-             "host": extra.get("host"), "account": extra.get("account"), "src_ip": a.src_ip or None,
+    rows = [{"ts": a.ts_ns / 1e9, "severity": a.severity, "signature": a.signature, "host": eve.get("host"),
+             "account": eve.get("account"), "src_ip": a.src_ip or None,
              "sigma_id": dict(a.metadata).get("sigma_id"), "level": dict(a.metadata).get("sigma_level"),
-             "file": extra["log"].get("file"), "line": extra["log"].get("line")}
-            for (a, extra), e in zip(pairs, eves)]
+             "file": eve["log"].get("file"), "line": eve["log"].get("line")}
+            for a, eve in found]
     if fmt in ("json", "jsonl"):
-        for row, eve in zip(rows, eves):
+        for row, (_a, eve) in zip(rows, found):
             row["eve"] = eve
     columns = list(ALERT_COLUMNS) + (["eve"] if fmt in ("json", "jsonl") else [])
     render(rows, fmt, columns, zeek_types=[ALERT_COLUMNS.get(c, "string") for c in columns])

@@ -219,10 +219,52 @@ def to_alerts(matches: list[Match], events: dict[int, dict]) -> list[tuple[Alert
 
 
 def eve_of(alert: Alert, extra: dict) -> dict:
+    """The alert's EVE object with the log's side: ``host``, ``account`` and ``log`` (the events'
+    ids, kind, action, file and line)."""
     eve = alert.to_eve()
-    eve["event_type"] = "alert"
     for key in ("host", "account"):
         if extra.get(key):
             eve[key] = extra[key]
     eve["log"] = {k: v for k, v in extra["log"].items() if v is not None}
     return json.loads(json.dumps(eve, default=str))
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """What ``detect`` found: the alerts (value object, EVE object) oldest first, the rules that
+    failed at run time, how many events were scanned and how many rules fired."""
+
+    alerts: tuple[tuple[Alert, dict], ...]
+    failed: tuple[tuple[str, str], ...]
+    events: int
+    rules_fired: int
+
+
+def alert_row(alert: Alert, eve: dict) -> dict:
+    """A log alert as a row of the store's ``alerts`` table (``Store.add_alerts``)."""
+    return {"capture_id": None, "ts_ns": alert.ts_ns, "uid": alert.uid, "flow_id": alert.flow_id,
+            "community_id": None, "src_ip": alert.src_ip, "src_port": alert.src_port, "dest_ip": alert.dest_ip,
+            "dest_port": None, "proto": None, "app_proto": None, "gid": alert.gid,
+            "signature_id": alert.signature_id, "rev": alert.rev, "signature": alert.signature,
+            "category": alert.category or None, "severity": alert.severity, "action": alert.action, "kind": "log",
+            "tactic": alert.tactic, "technique": alert.technique, "eve": eve}
+
+
+def detect(store: Store, rules: RuleSet, *, joined: bool, keep: bool) -> Detection:
+    """Every rule over the stored events (and, with ``joined``, the log-and-network detections of
+    ``joined``); with ``keep`` the alerts go into the alerts table (an alert already there is not
+    added twice)."""
+    from analysis.logs.joined import login_after_alert
+    from analysis.logs.store import events_by_id
+
+    matches, failed, count = run(store, rules)
+    events = events_by_id(store, [m.event_ids[-1] for m in matches if m.event_ids])
+    pairs = to_alerts(matches, events)
+    if joined:
+        pairs += login_after_alert(store)
+    pairs.sort(key=lambda p: (p[0].ts_ns, p[0].signature))
+    found = tuple((a, eve_of(a, extra)) for a, extra in pairs)
+    if keep and found:
+        store.add_alerts(alert_row(a, eve) for a, eve in found)
+    fired = len({(m.rule.path, m.rule.title) for m in matches}) + (1 if len(pairs) > len(matches) else 0)
+    return Detection(found, tuple(failed), count, fired)

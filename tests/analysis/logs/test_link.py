@@ -43,3 +43,36 @@ def test_ssh_login_and_web_request_take_the_flow_uid(tmp_path):
     assert got == {("198.51.100.7", 41000): uid[("198.51.100.7", 41000)],
                    ("198.51.100.7", 49999): None,
                    ("198.51.100.9", None): uid[("198.51.100.9", 52000)]}
+
+
+def test_login_after_a_network_alert_and_expect(tmp_path):
+    """Six failed FTP logins from 10.0.0.99 raise the brute-force behaviour alert in replay; an
+    SSH login from that address a minute later is the log-and-network alert; --expect holds."""
+    from tests.analysis.behaviour.traffic import ftp_login
+
+    cap = Capture()
+    for i in range(6):
+        cap.session(200 + i * 2, "10.0.0.99", "10.0.0.6", 44000 + i, 21, ftp_login(b"admin", f"g{i}".encode(), ok=False))
+    pcap = cap.write(tmp_path / "b.pcap")
+    db = tmp_path / "w.db"
+    r = CliRunner().invoke(main, ["replay", "--db", str(db), "--format", "json", pcap])
+    assert r.exit_code == 0, r.output
+    network = {e["alert"]["signature"] for e in json.loads(r.stdout)}
+    assert any("brute" in s.lower() for s in network)
+    auth = tmp_path / "auth.log"
+    auth.write_text(f"{stamp(300, '%b %e %H:%M:%S')} srv sshd[5]: Accepted password for admin from 10.0.0.99 port 50000 ssh2\n"
+                    f"{stamp(301, '%b %e %H:%M:%S')} srv sshd[6]: Accepted password for bob from 10.0.0.42 port 50001 ssh2\n")
+    os.utime(auth, (T0 + 600, T0 + 600))
+    assert CliRunner().invoke(main, ["logs", "ingest", "--db", str(db), str(auth)]).exit_code == 0
+    expect = tmp_path / "expect.yaml"
+    expect.write_text("alerts:\n  - sid: 2100000001\n    count: 1\n    src_ip: 10.0.0.99\n")
+    r = CliRunner().invoke(main, ["logs", "detect", "--db", str(db), "--format", "eve", "--expect", str(expect)])
+    assert r.exit_code == 0, r.output
+    eves = [json.loads(line) for line in r.stdout.splitlines()]
+    joined = [e for e in eves if e["alert"]["signature_id"] == 2100000001]
+    assert len(joined) == 1 and joined[0]["account"] == "admin"
+    assert joined[0]["log"]["after_alert"]["signature"] in network  # the latest alert naming the address
+    assert "1 expectation(s) hold" in r.stderr
+    expect.write_text("alerts:\n  - sid: 2100000001\n    count: 2\n")
+    r = CliRunner().invoke(main, ["logs", "detect", "--db", str(db), "--expect", str(expect), "--no-store"])
+    assert r.exit_code == 3 and "expected exactly 2, got 1" in r.stderr
