@@ -90,8 +90,8 @@ def _stage(conn: sqlite3.Connection, store: Store) -> None:
             conn.executemany("INSERT INTO ev VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", [tuple(r) for r in rows])
 
 
-def build_table(conn: sqlite3.Connection, fields: frozenset[str]) -> int:
-    """The ``logs`` table of every field the rules name; returns its row count."""
+def build_table(conn: sqlite3.Connection, fields: frozenset[str]) -> str:
+    """The ``logs`` table of every field the rules name; returns its column definitions."""
     seen: dict[str, str] = {}
     for name in sorted(fields):
         if name.lower() != EVENT_ID and name.lower() != "rowid":
@@ -107,22 +107,12 @@ def build_table(conn: sqlite3.Connection, fields: frozenset[str]) -> int:
                  f"SELECT ev.id, {', '.join(exprs)} FROM ev")
     conn.execute("DROP TABLE ev")
     conn.commit()
-    return conn.execute("SELECT count(*) FROM logs").fetchone()[0]
+    return f"{EVENT_ID} INTEGER PRIMARY KEY, {columns}"
 
 
-def _run_rule(conn: sqlite3.Connection, rule: CompiledRule) -> Iterator[Match]:
-    from sigma.backends.sqlite.runtime import execute_plan
-
+def _run_rule(conn: sqlite3.Connection, rule: CompiledRule, columns: str = "") -> Iterator[Match]:
     if rule.correlation:
-        for q in rule.queries:
-            if q.plan is None:
-                continue
-            rows, _diag = execute_plan(conn, q.plan, include_events=False)
-            for row in rows:
-                ids = tuple(sorted(int(i.split(":", 1)[1]) for i in row.get("event_ids", [])))
-                keys = row.get("group_keys") or {}
-                group = tuple(sorted((str(k), str(v)) for k, v in keys.items())) if isinstance(keys, dict) else ()
-                yield Match(rule, ids, group)
+        yield from _run_correlation(conn, rule, columns)
         return
     seen: set[int] = set()
     for q in rule.queries:
@@ -133,6 +123,30 @@ def _run_rule(conn: sqlite3.Connection, rule: CompiledRule) -> Iterator[Match]:
             if eid not in seen:
                 seen.add(eid)
                 yield Match(rule, (eid,))
+
+
+def _run_correlation(conn: sqlite3.Connection, rule: CompiledRule, columns: str) -> Iterator[Match]:
+    """The rule's plan through pySigma's runtime; with a prefilter, over a temporary ``logs``
+    (which SQLite finds before the main one) holding only the rows the counted rules match."""
+    from sigma.backends.sqlite.runtime import execute_plan
+
+    narrowed = bool(rule.prefilter and columns)
+    if narrowed:
+        conn.execute(f"CREATE TEMP TABLE logs ({columns})")
+        conn.execute(f"INSERT INTO temp.logs SELECT * FROM main.logs WHERE {rule.prefilter}")
+    try:
+        for q in rule.queries:
+            if q.plan is None:
+                continue
+            rows, _diag = execute_plan(conn, q.plan, include_events=False)
+            for row in rows:
+                ids = tuple(sorted(int(i.split(":", 1)[1]) for i in row.get("event_ids", [])))
+                keys = row.get("group_keys") or {}
+                group = tuple(sorted((str(k), str(v)) for k, v in keys.items())) if isinstance(keys, dict) else ()
+                yield Match(rule, ids, group)
+    finally:
+        if narrowed:
+            conn.execute("DROP TABLE temp.logs")
 
 
 def merge_overlapping(matches: list[Match]) -> list[Match]:
@@ -167,12 +181,13 @@ def run(store: Store, rules: RuleSet) -> tuple[list[Match], list[tuple[str, str]
     conn = _connect()
     try:
         _stage(conn, store)
-        count = build_table(conn, rules.fields)
+        columns = build_table(conn, rules.fields)
+        count = conn.execute("SELECT count(*) FROM logs").fetchone()[0]
         matches: list[Match] = []
         failed: list[tuple[str, str]] = []
         for rule in rules.rules:
             try:
-                matches.extend(_run_rule(conn, rule))
+                matches.extend(_run_rule(conn, rule, columns))
             except (sqlite3.Error, ValueError, RuntimeError) as err:
                 failed.append((rule.path, f"{rule.title}: {err}"))
         return merge_overlapping(matches), failed, count

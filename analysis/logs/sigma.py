@@ -52,6 +52,9 @@ class CompiledRule:
     queries: tuple[Query, ...]
     fields: frozenset[str]
     correlation: bool = False
+    # For a correlation: the OR of the conditions of the rules it counts (SQL over ``logs``), so
+    # its plan runs over the rows that can take part rather than over every event.
+    prefilter: str | None = None
 
     @property
     def signature_id(self) -> int:
@@ -225,6 +228,7 @@ def load_rules(paths: Iterable[str]) -> RuleSet:
         loaded = [(p, r) for p, r in loaded if not isinstance(r, SigmaCorrelationRule)]
     primary, audit = backends()
     compiled: list[CompiledRule] = []
+    predicates: dict[int, list[str]] = {}  # id(rule) -> its conditions as SQL, for prefilters
     order = sorted(loaded, key=lambda pr: isinstance(pr[1], SigmaCorrelationRule))  # bases first
     for path, rule in order:
         correlation = isinstance(rule, SigmaCorrelationRule)
@@ -237,6 +241,12 @@ def load_rules(paths: Iterable[str]) -> RuleSet:
         except Exception as err:
             rejected.append((path, _first_line(err)))
             continue
+        prefilter = None
+        if correlation:
+            prefilter = _prefilter(rule, predicates)
+        else:
+            result = rule.get_conversion_result() if getattr(rule, "_backreferences", None) else []
+            predicates[id(rule)] = [q for q in result if isinstance(q, str)]
         logsource = getattr(rule, "logsource", None)
         if (not correlation and logsource is not None and logsource.product == "windows"
                 and logsource.category in AUDIT_CATEGORIES):
@@ -254,5 +264,27 @@ def load_rules(paths: Iterable[str]) -> RuleSet:
         level = rule.level.name.lower() if getattr(rule, "level", None) else ""
         compiled.append(CompiledRule(path=path, id=str(rule.id) if rule.id else "", title=rule.title or "",
                                      level=level, tags=_tags(rule), queries=tuple(queries),
-                                     fields=frozenset(fields), correlation=correlation))
+                                     fields=frozenset(fields), correlation=correlation, prefilter=prefilter))
     return RuleSet(tuple(compiled), tuple(rejected))
+
+
+def _prefilter(rule, predicates: dict[int, list[str]]) -> str | None:
+    """The OR of the conditions of every detection rule a correlation counts, through the
+    correlations it counts; None when one of them is unknown."""
+    from sigma.correlations import SigmaCorrelationRule
+
+    out: list[str] = []
+    for ref in getattr(rule, "rules", None) or ():
+        target = getattr(ref, "rule", None)
+        if target is None:
+            return None
+        if isinstance(target, SigmaCorrelationRule):
+            inner = _prefilter(target, predicates)
+            if inner is None:
+                return None
+            out.append(inner)
+        elif predicates.get(id(target)):
+            out.extend(f"({p})" for p in predicates[id(target)])
+        else:
+            return None
+    return " OR ".join(out) if out else None
