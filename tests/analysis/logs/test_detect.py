@@ -112,3 +112,19 @@ def test_keyword_rule_matches_the_raw_line(tmp_path):
     r = detect(db, "--rules", str(rule), "--no-store")
     assert r.exit_code == 0, r.output
     assert [a["line"] for a in json.loads(r.stdout)] == [1]
+
+
+def test_ingest_and_detect_on_each_store(tmp_path, db_url):
+    """The same logs and rules on SQLite and PostgreSQL give the same alerts."""
+    log = write(tmp_path / "auth.log", auth_lines())
+    r = CliRunner().invoke(main, ["logs", "ingest", "--db", db_url, str(log)])
+    assert r.exit_code == 0, r.output
+    r = detect(db_url)
+    assert r.exit_code == 0, r.output
+    assert sorted(a["signature"] for a in json.loads(r.stdout)) == sorted([
+        "SSH password guessing from one address",
+        "SSH password guessing followed by a successful login from the same address",
+        "Password spraying - failed logons to many accounts from one address",
+        "Linux account created", "sudo to root by an account created shortly before"])
+    rows = json.loads(CliRunner().invoke(main, ["logs", "--db", db_url, "--account", "eve", "--format", "json"]).stdout)
+    assert [row["action"] for row in rows] == ["account created", "sudo"]
