@@ -13,7 +13,8 @@ names:
 - ``product: windows`` services through pySigma's ``windows-logsources`` pipeline (``Channel``).
 - ``product: linux`` (``service: sshd|sudo|su|auth``...) and ``category: webserver`` through our
   own pipeline: conditions on the pseudo-fields ``wt_source`` (syslog, journal, web, evtx) and
-  ``wt_kind`` (sshd, sudo, su, web, windows, ...).
+  ``wt_kind`` (sshd, sudo, su, web, windows, ...). A rule for any other log source (proxy, cloud,
+  ...) gets a condition nothing meets: it loads, and matches none of the logs we read.
 
 Keyword (full-text) detections, which the SQLite backend refuses, are matched against the raw
 line (``_raw``; an evtx record's fields as JSON text)."""
@@ -115,6 +116,13 @@ def _linux_pipeline():
         {"wt_kind": "web"}), rule_conditions=[LogsourceCondition(category="webserver")]))
     items.append(ProcessingItem(identifier="wt_windows", transformation=AddConditionTransformation(
         {"wt_source": "evtx"}), rule_conditions=[LogsourceCondition(product="windows")]))
+    # Any other log source (proxy, cloud, zeek, ...) is not read by `logs ingest`: such a rule loads
+    # but matches nothing, rather than matching look-alike fields of another log.
+    items.append(ProcessingItem(
+        identifier="wt_unread", transformation=AddConditionTransformation({"wt_source": "unread"}),
+        rule_conditions=[LogsourceCondition(product="windows"), LogsourceCondition(product="linux"),
+                         LogsourceCondition(category="webserver")],
+        rule_condition_linking=any, rule_condition_negation=True))
     return ProcessingPipeline(name="Wiretrail log sources", priority=20, items=items)
 
 
