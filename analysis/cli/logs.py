@@ -96,21 +96,25 @@ def ingest(files, db, host_name, tz, log_format) -> None:
     """Read log FILES into the store, each by its content (plain or gzip): syslog auth logs
     (RFC 3164/5424), journalctl -o json, Apache/nginx access logs, Windows .evtx.
 
-    Lines that do not parse are kept raw and counted as skipped; exit 1 only when nothing at all
-    could be read."""
+    Lines that do not parse are kept raw and counted as skipped; a file already read into this
+    store (same SHA-256) is skipped; exit 1 only when nothing at all could be read."""
     from analysis.logs.ingest import Options, ingest_file
     from recorder.core.store import Store
 
     store = Store(db)
     store.ensure_schema()
     options = Options(host=host_name, tz=tz, log_format=log_format)
-    total = 0
+    total = duplicates = 0
     for path in files:
         s = ingest_file(store, path, options)
         total += s.events
+        duplicates += s.duplicate
+        if s.duplicate:
+            click.echo(f"{path}: skipped, {s.problem}", err=True)
+            continue
         note = f" ({s.problem})" if s.problem else ""
         click.echo(f"{path}: {s.kind}, {s.events:,} events read, {s.skipped:,} skipped{note}", err=True)
-    if not total:
+    if not total and not duplicates:
         raise click.ClickException(f"nothing could be read from {len(files)} file(s)")
     from analysis.logs.link import link_flows
 

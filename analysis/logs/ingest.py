@@ -153,6 +153,10 @@ def ingest_file(store: Store, path: str, options: Options) -> SourceSummary:
         kind = sniff(path, options)
     except OSError as err:
         return SourceSummary(path, "unknown", "", 0, 0, problem=err.strerror or str(err))
+    seen = log_store.source_by_sha256(store, digest)
+    if seen is not None:
+        return SourceSummary(path, seen["kind"], digest, 0, 0, source_id=seen["id"], duplicate=True,
+                             problem=f"already in the store (same SHA-256 as {seen['path']})")
     counts = {"skipped": 0}
     source_id = log_store.add_source(store, path=path, sha256=digest, kind=kind, host=options.host)
     if kind == "evtx":

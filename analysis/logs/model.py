@@ -59,3 +59,4 @@ class SourceSummary:
     skipped: int
     source_id: int | None = None
     problem: str | None = None  # why nothing could be read, when nothing could
+    duplicate: bool = False  # the same file (SHA-256) was read into this store before: skipped

@@ -23,6 +23,12 @@ def add_source(store: Store, *, path: str, sha256: str, kind: str, host: str | N
         return int(result.inserted_primary_key[0])
 
 
+def source_by_sha256(store: Store, sha256: str) -> dict | None:
+    with store._errors("read log files"), store.engine.connect() as conn:
+        row = conn.execute(sa.select(log_sources).where(log_sources.c.sha256 == sha256).limit(1)).first()
+        return dict(row._mapping) if row else None
+
+
 def finish_source(store: Store, source_id: int, *, kind: str, events: int, skipped: int) -> None:
     with store._errors("record log file"), store.engine.begin() as conn:
         conn.execute(log_sources.update().where(log_sources.c.id == source_id)

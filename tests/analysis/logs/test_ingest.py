@@ -223,3 +223,15 @@ def test_help_does_not_import_heavy_libraries(mod):
 
 def test_utc_default():
     assert datetime(2027, 1, 1, tzinfo=UTC).timestamp() == 1798761600
+
+
+def test_same_file_twice_is_skipped(tmp_path):
+    db = tmp_path / "w.db"
+    log = write(tmp_path / "auth.log", AUTH[:3], mtime="2027-01-01T00:05:00+00:00")
+    assert ingest(db, log).exit_code == 0
+    copy = tmp_path / "auth.log.copy"
+    copy.write_bytes(log.read_bytes())
+    r = ingest(db, copy)
+    assert r.exit_code == 0, r.output
+    assert f"{copy}: skipped, already in the store (same SHA-256 as {log})" in r.stderr
+    assert len(events(db)) == 3
