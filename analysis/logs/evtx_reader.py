@@ -128,10 +128,9 @@ def to_event(number: int, fields: dict[str, Any]) -> LogEvent:
             ts_ns = int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
         except ValueError:
             ts_ns = None
-    account = fields.get("TargetUserName") or fields.get("SubjectUserName") or fields.get("User") \
-        or fields.get("AccountName")
-    if eid in (4648,):
-        account = fields.get("SubjectUserName") or account
+    names = ("SubjectUserName", "TargetUserName") if eid == 4648 else \
+        ("TargetUserName", "SubjectUserName", "User", "AccountName")
+    account = next((fields[n] for n in names if fields.get(n) not in (None, "", "-")), None)
     src = fields.get("IpAddress") or fields.get("SourceIp") or fields.get("Workstation")
     src_ip = None
     if isinstance(src, str):

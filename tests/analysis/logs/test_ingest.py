@@ -204,6 +204,10 @@ def test_evtx_records_mapped():
     service = to_event(11, flatten(_record(_system(7045, "System", qualifiers=True),
                                            {"ServiceName": "evil", "ImagePath": "C:\\x.exe"})))
     assert (service.fields["EventID"], service.action) == (7045, "service installed")
+    proc = to_event(13, flatten(_record(_system(4688), {"SubjectUserName": "svc_web", "TargetUserName": "-",
+                                                        "NewProcessName": "C:\\Windows\\System32\\cmd.exe"})))
+    assert (proc.account, proc.action, proc.fields["NewProcessName"]) == \
+        ("svc_web", "process created", "C:\\Windows\\System32\\cmd.exe")
     ntlm = to_event(12, flatten(_record(_system(4776), {"TargetUserName": "carol", "Status": "0xc000006a"})))
     assert (ntlm.action, ntlm.outcome) == ("NTLM credential validation", "failure")
 
