@@ -152,11 +152,32 @@ def to_event(number: int, fields: dict[str, Any]) -> LogEvent:
                     action=ACTIONS.get((ckind, eid or -1)), outcome=outcome, raw=None, fields=fields)
 
 
+HEADER_SIZE = 4096
+CHUNK_SIZE = 65536
+
+
+def missing_chunks(path: str) -> int:
+    """Chunks the file header counts that the file does not hold whole (a file cut short): the
+    evtx package reads the whole chunks and passes over the rest without a word."""
+    import os
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(HEADER_SIZE)
+    if len(head) < 44 or not is_evtx(head):
+        return 0
+    (declared,) = struct.unpack_from("<H", head, 42)
+    whole = max(0, os.path.getsize(path) - HEADER_SIZE) // CHUNK_SIZE
+    return max(0, declared - whole)
+
+
 def read_evtx(path: str, counts: dict[str, int]) -> Iterator[LogEvent]:
-    """Events of one .evtx file; ``counts['skipped']`` grows for each record (or chunk) that
-    does not parse. Raises OSError/RuntimeError when the file cannot be opened as evtx."""
+    """Events of one .evtx file; ``counts['skipped']`` grows for each record that does not
+    parse, and for each chunk a file cut short lacks. Raises OSError/RuntimeError when the file
+    cannot be opened as evtx."""
     import evtx
 
+    counts["skipped"] += missing_chunks(path)
     parser = evtx.PyEvtxParser(path)
     for rec in parser.records_json():
         if isinstance(rec, Exception):  # evtx yields errors for broken records in place
