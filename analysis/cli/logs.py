@@ -105,6 +105,7 @@ def ingest(files, db, host_name, tz, log_format) -> None:
     store.ensure_schema()
     options = Options(host=host_name, tz=tz, log_format=log_format)
     total = duplicates = 0
+    kinds: dict[str, list[int]] = {}
     for path in files:
         s = ingest_file(store, path, options)
         total += s.events
@@ -114,6 +115,12 @@ def ingest(files, db, host_name, tz, log_format) -> None:
             continue
         note = f" ({s.problem})" if s.problem else ""
         click.echo(f"{path}: {s.kind}, {s.events:,} events read, {s.skipped:,} skipped{note}", err=True)
+        counts = kinds.setdefault(s.kind, [0, 0])
+        counts[0] += s.events
+        counts[1] += s.skipped
+    if len(files) > 1:
+        click.echo("total: " + "; ".join(f"{k} {r:,} read, {sk:,} skipped" for k, (r, sk) in sorted(kinds.items())),
+                   err=True)
     if not total and not duplicates:
         raise click.ClickException(f"nothing could be read from {len(files)} file(s)")
     from analysis.logs.link import link_flows

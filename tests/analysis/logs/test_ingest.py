@@ -137,6 +137,7 @@ def test_web_logs_combined_common_custom_and_gzip(tmp_path):
                    ['shop.example 198.51.100.2 - - [05/Feb/2026:11:00:03 +0000] "GET /cart HTTP/1.1" 200 10'])
     r = ingest(db, combined, common)
     assert r.exit_code == 0 and "web, 2 events read, 0 skipped" in r.stderr, r.output
+    assert r.stderr.strip().splitlines()[-1] == "total: web 3 read, 0 skipped"
     r = ingest(db, "--log-format", '%v %h %l %u %t "%r" %>s %b', custom)
     assert r.exit_code == 0 and "web, 1 events read, 0 skipped" in r.stderr, r.output
     rows = events(db, "--kind", "web")
