@@ -55,6 +55,7 @@ class ReplayOutcome:
     capture_ids: list[int | None] = field(default_factory=list)
     stats: Any = None  # recorder.core.ingest.IngestStats
     behaviour_rules: int = 0
+    sigma_rules: int = 0  # Sigma rules given with --rules, run over the store's log events
     signatures: int = 0
     signatures_matched: bool = False  # False when there were none
     stored: int = 0  # alerts new to the store (a replay into the same --db again adds none)
@@ -95,11 +96,22 @@ def replay_captures(captures: Sequence[str], *, rules: Sequence[str] | None = No
     ``stream.midstream: true``), as when a capture starts while connections are open.
     """
     from analysis.behaviour import load_behaviour_rules
+    from analysis.behaviour.model import rule_files as yaml_files
     from analysis.rules import Variables, load_rules
 
     warn = on_warning or (lambda _msg: None)
-    behaviour, signature_files, missing = _split_rules(rules if rules is not None else (str(SHIPPED_RULES),))
+    # Sigma rules (a YAML file with a logsource) run over the store's log events (`wiretrail logs
+    # ingest`); only when named with --rules, so a default replay does not load pySigma.
+    sigma_files = [f for f in yaml_files(rules or ()) if _is_sigma(f)]
+    paths = rules if rules is not None else (str(SHIPPED_RULES),)
+    behaviour, signature_files, missing = _split_rules(p for p in paths if Path(p) not in sigma_files)
     errors = [f"{path}: no such file or directory" for path in missing]
+    sigma = None
+    if sigma_files:
+        from analysis.logs.sigma import load_rules as load_sigma
+
+        sigma = load_sigma([str(f) for f in sigma_files])
+        errors += [f"{path}: {reason}" for path, reason in sigma.rejected]
     behaviour_rules, behaviour_errors = load_behaviour_rules(behaviour)
     errors += [str(e) for e in behaviour_errors]
     signatures: Sequence = ()
@@ -114,15 +126,21 @@ def replay_captures(captures: Sequence[str], *, rules: Sequence[str] | None = No
     if errors:
         raise ReplayError(errors)
     outcome = ReplayOutcome(behaviour_rules=len(behaviour_rules), signatures=len(signatures),
-                            signatures_matched=bool(signatures))
+                            signatures_matched=bool(signatures), sigma_rules=len(sigma.rules) if sigma else 0)
     with tempfile.TemporaryDirectory(prefix="wiretrail-replay-") as tmp:
         _run(outcome, list(captures), db or os.path.join(tmp, "replay.db"), behaviour_rules, signatures,
-             list(local_nets), warn, midstream)
+             list(local_nets), warn, midstream, sigma)
     return outcome
 
 
+def _is_sigma(path) -> bool:
+    from analysis.behaviour.model import is_sigma
+
+    return is_sigma(Path(path))
+
+
 def _run(outcome: ReplayOutcome, captures: list[str], db: str, behaviour_rules, signatures,
-         local_nets: list[str], warn: Callable[[str], None], midstream: bool = False) -> None:
+         local_nets: list[str], warn: Callable[[str], None], midstream: bool = False, sigma=None) -> None:
     from analysis.behaviour import evaluate
     from analysis.rules.engine import Engine, EngineInspector
     from recorder.core.ingest import ingest
@@ -134,6 +152,10 @@ def _run(outcome: ReplayOutcome, captures: list[str], db: str, behaviour_rules, 
         engine = EngineInspector(signatures, midstream=midstream) if signatures else None
         stats = ingest(captures, store, local_nets=local_nets, on_warning=warn, inspector=engine)
         found = [(a, "behaviour") for a in evaluate(store, behaviour_rules)]
+        if sigma is not None and sigma.rules:
+            from analysis.logs.detect import detect as detect_logs
+
+            found += [(a, "log") for a, _eve in detect_logs(store, sigma, joined=False, keep=False).alerts]
         if engine is not None:
             matched = stats.inspected
             if any(f.skipped_reason for f in stats.files):
@@ -196,6 +218,8 @@ def alert_row(alert, kind: str, capture_id: int | None) -> dict[str, Any]:
 @click.option("--rules", "rule_paths", multiple=True, metavar="PATH",
               help="Suricata signature files (*.rules), behaviour rule files (*.yaml) or folders of "
                    "either; repeatable. Default: the shipped rules/ (signatures and behaviour rules). "
+                   "Sigma rules (*.yml with a logsource) named here run over the log events in --db "
+                   "(`wiretrail logs ingest`). "
                    "A threshold.config beside a rules file applies to its rules.")
 @click.option("--var", "var", multiple=True, metavar="NAME=VALUE",
               help="Define an address or port variable for the signatures (HOME_NET, EXTERNAL_NET, "
@@ -246,6 +270,7 @@ def replay(captures: tuple[str, ...], rule_paths: tuple[str, ...], var: tuple[st
         raise SystemExit(1) from None
     alerts = outcome.alerts
     sigs = f"{outcome.signatures} signatures, " if outcome.signatures else ""
+    sigs += f"{outcome.sigma_rules} Sigma rules, " if outcome.sigma_rules else ""
     kept = f" ({outcome.stored} new in the store)" if db else ""
     click.echo(f"{outcome.stats.packets:,} packets, {outcome.stats.flows:,} flows, {sigs}"
                f"{outcome.behaviour_rules} behaviour rules, {len(alerts)} alerts{kept}", err=True)

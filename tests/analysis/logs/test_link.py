@@ -76,3 +76,29 @@ def test_login_after_a_network_alert_and_expect(tmp_path):
     expect.write_text("alerts:\n  - sid: 2100000001\n    count: 2\n")
     r = CliRunner().invoke(main, ["logs", "detect", "--db", str(db), "--expect", str(expect), "--no-store"])
     assert r.exit_code == 3 and "expected exactly 2, got 1" in r.stderr
+
+
+def test_replay_runs_sigma_rules_over_the_stores_logs(tmp_path):
+    """replay --db with a Sigma rule among --rules: the log alerts come out with the network ones."""
+    from analysis.cli.replay import SHIPPED_RULES
+
+    db = tmp_path / "w.db"
+    auth = tmp_path / "auth.log"
+    auth.write_text("".join(f"{stamp(100 + i, '%b %e %H:%M:%S')} srv sshd[{i}]: Failed password for root from "
+                            f"203.0.113.5 port {40000 + i} ssh2\n" for i in range(12)))
+    os.utime(auth, (T0 + 600, T0 + 600))
+    assert CliRunner().invoke(main, ["logs", "ingest", "--db", str(db), str(auth)]).exit_code == 0
+    cap = Capture()
+    for i, port in enumerate(range(1, 41)):
+        cap.rejected(i * 0.01, "10.0.0.66", "10.0.0.5", 40000 + i, port)
+    pcap = cap.write(tmp_path / "scan.pcap")
+    sigma = SHIPPED_RULES / "sigma" / "linux_ssh_password_guessing.yml"
+    r = CliRunner().invoke(main, ["replay", "--db", str(db), "--rules", str(SHIPPED_RULES / "behaviour"),
+                                  "--rules", str(sigma), "--format", "json", pcap])
+    assert r.exit_code == 0, r.output
+    assert "2 Sigma rules" in r.stderr
+    names = [e["alert"]["signature"] for e in json.loads(r.stdout)]
+    assert "SSH password guessing from one address" in names
+    assert any("scan" in n.lower() for n in names)
+    stored = json.loads(CliRunner().invoke(main, ["alerts", "--db", str(db), "--kind", "log", "--format", "json"]).stdout)
+    assert [a["signature"] for a in stored] == ["SSH password guessing from one address"]
