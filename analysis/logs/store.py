@@ -14,6 +14,7 @@ from recorder.core.schema import LOG_EVENT_FIELDS, log_events, log_sources
 from recorder.core.store import Store, _db_text, insert_tuples
 
 BATCH = 20_000
+_FIELDS_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
 
 def add_source(store: Store, *, path: str, sha256: str, kind: str, host: str | None) -> int:
@@ -40,7 +41,7 @@ def _row(source_id: int, host: str | None, ev: LogEvent) -> tuple:
     return (source_id, ev.line, ev.ts_ns, ev.host or host, ev.kind, ev.src_ip, found[1] if found else None,
             ev.src_port,
             _db_text(ev.account), _db_text(ev.action), ev.outcome, _db_text(ev.raw),
-            json.dumps(ev.fields, ensure_ascii=False, separators=(",", ":"), default=str) if ev.fields else None)
+            _FIELDS_JSON(ev.fields) if ev.fields else None)
 
 
 def write_events(store: Store, source_id: int, host: str | None, events: Iterable[LogEvent]) -> int:
