@@ -82,3 +82,16 @@ def test_security_log_fields(tmp_path):
     fields = json.loads(rows[0]["fields"])
     assert fields["EventID"] == 4648 and fields["Channel"] == "Security"
     assert rows[0]["account"] == fields["SubjectUserName"]
+
+
+def test_sysmon_process_creation_fields(tmp_path):
+    evtx = _case("proc_creation_win_chcp_codepage_switch")
+    db = tmp_path / "w.db"
+    assert CliRunner().invoke(main, ["logs", "ingest", "--db", str(db), str(evtx)]).exit_code == 0
+    rows = json.loads(CliRunner().invoke(main, ["logs", "--db", str(db), "--format", "json"]).stdout)
+    created = [row for row in rows if row.get("action") == "process created"]
+    assert created, rows[:2]
+    fields = json.loads(created[0]["fields"])
+    assert fields["EventID"] == 1 and fields["Channel"] == "Microsoft-Windows-Sysmon/Operational"
+    assert fields["Image"] and fields["CommandLine"] and created[0]["account"] == fields["User"]
+    assert created[0]["host"] == fields["Computer"] and created[0]["kind"] == "windows"
