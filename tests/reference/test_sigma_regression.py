@@ -25,6 +25,7 @@ RULES_LOADED_FLOOR = 2600
 pytestmark = pytest.mark.reference
 
 
+@pytest.mark.timeout(3000)  # 286 runs of the CLI: about 7 min on an idle 2-core machine, more when shared
 def test_sigmahq_regression_cases():
     scorer = need(SIGMA / "run_regression.py", "SigmaHQ regression set")
     r = subprocess.run([sys.executable, str(scorer), "--cli", wiretrail_cli(), "-v"],
@@ -37,6 +38,7 @@ def test_sigmahq_regression_cases():
     assert 100.0 * passed / (passed + failed) >= FLOOR, r.stdout
 
 
+@pytest.mark.timeout(1200)
 def test_sigmahq_rule_folders_load():
     rules = need(SIGMA / "rules", "SigmaHQ rule folders")
     r = CliRunner().invoke(main, ["logs", "rules", str(rules)])
