@@ -37,6 +37,7 @@ class ReplayOutcome:
     capture_ids: list[int | None] = field(default_factory=list)
     stats: Any = None  # recorder.core.pipeline.ingest.IngestStats
     behaviour_rules: int = 0
+    sigma_rules: int = 0  # Sigma rules given with --rules, run over the store's log events
     signatures: int = 0
     signatures_matched: bool = False  # False when there were none
     stored: int = 0  # alerts new to the store (a replay into the same --db again adds none)
@@ -78,11 +79,23 @@ def replay_captures(captures: Sequence[str], *, rules: Sequence[str] | None = No
     ``stream.midstream: true``), as when a capture starts while connections are open.
     """
     from analysis.behaviour import load_behaviour_rules
+    from analysis.behaviour.model import is_sigma
+    from analysis.behaviour.model import rule_files as yaml_files
     from analysis.rules import Variables, load_rules
 
     warn = on_warning or (lambda _msg: None)
-    behaviour, signature_files, missing = split_rules(rules if rules is not None else (str(SHIPPED_RULES),))
+    # Sigma rules (a YAML file with a logsource) run over the store's log events (`wiretrail logs
+    # ingest`); only when named with --rules, so a default replay does not load pySigma.
+    sigma_files = [f for f in yaml_files(rules or ()) if is_sigma(Path(f))]
+    paths = rules if rules is not None else (str(SHIPPED_RULES),)
+    behaviour, signature_files, missing = split_rules(p for p in paths if Path(p) not in sigma_files)
     errors = [f"{path}: no such file or directory" for path in missing]
+    sigma = None
+    if sigma_files:
+        from analysis.logs.sigma import load_rules as load_sigma
+
+        sigma = load_sigma([str(f) for f in sigma_files])
+        errors += [f"{path}: {reason}" for path, reason in sigma.rejected]
     behaviour_rules, behaviour_errors = load_behaviour_rules(behaviour)
     errors += [str(e) for e in behaviour_errors]
     signatures: Sequence = ()
@@ -101,15 +114,15 @@ def replay_captures(captures: Sequence[str], *, rules: Sequence[str] | None = No
     if errors:
         raise ReplayError(errors)
     outcome = ReplayOutcome(behaviour_rules=len(behaviour_rules), signatures=len(signatures),
-                            signatures_matched=bool(signatures))
+                            signatures_matched=bool(signatures), sigma_rules=len(sigma.rules) if sigma else 0)
     with tempfile.TemporaryDirectory(prefix="wiretrail-replay-") as tmp:
         _run(outcome, list(captures), db or os.path.join(tmp, "replay.db"), behaviour_rules, signatures,
-             list(local_nets), warn, midstream)
+             list(local_nets), warn, midstream, sigma)
     return outcome
 
 
 def _run(outcome: ReplayOutcome, captures: list[str], db: str, behaviour_rules, signatures,
-         local_nets: list[str], warn: Callable[[str], None], midstream: bool = False) -> None:
+         local_nets: list[str], warn: Callable[[str], None], midstream: bool = False, sigma=None) -> None:
     from analysis.behaviour import evaluate
     from analysis.rules.engine import Engine, EngineInspector
     from recorder.core.pipeline.ingest import ingest
@@ -121,6 +134,10 @@ def _run(outcome: ReplayOutcome, captures: list[str], db: str, behaviour_rules, 
         engine = EngineInspector(signatures, midstream=midstream) if signatures else None
         stats = ingest(captures, store, local_nets=local_nets, on_warning=warn, inspector=engine)
         found = [(a, "behaviour") for a in evaluate(store, behaviour_rules)]
+        if sigma is not None and sigma.rules:
+            from analysis.logs.detect import detect as detect_logs
+
+            found += [(a, "log") for a, _eve in detect_logs(store, sigma, joined=False, keep=False).alerts]
         if engine is not None:
             matched = stats.inspected
             if any(f.skipped_reason for f in stats.files):

@@ -159,12 +159,24 @@ def parse_rule(text: str, path: str) -> tuple[BehaviourRule | None, list[RuleFil
     return rule, []
 
 
+def is_sigma(path: Path) -> bool:
+    """A YAML file with a top-level ``logsource:`` or ``correlation:`` is a Sigma rule (for
+    ``wiretrail logs detect``), not a behaviour rule."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return any(line.startswith(("logsource:", "correlation:")) for line in f)
+    except OSError:
+        return False
+
+
 def rule_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Files given, and every ``*.yaml``/``*.yml`` below folders given, sorted within a folder."""
+    """Files given, and every ``*.yaml``/``*.yml`` below folders given that is not a Sigma rule
+    (``rules/sigma``), sorted within a folder."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.suffix in (".yaml", ".yml") and f.is_file())
+            out += sorted(f for f in p.rglob("*") if f.suffix in (".yaml", ".yml") and f.is_file()
+                          and not is_sigma(f))
         else:
             out.append(p)
     return out
@@ -180,6 +192,10 @@ def load_behaviour_rules(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[
             text = f.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             errors.append(RuleFileError(f"cannot read: {getattr(e, 'strerror', None) or e}", path=str(f)))
+            continue
+        if is_sigma(f):
+            errors.append(RuleFileError("a Sigma rule (it has a logsource): run it with "
+                                        "`wiretrail logs detect --rules`", path=str(f)))
             continue
         rule, errs = parse_rule(text, str(f))
         errors += errs

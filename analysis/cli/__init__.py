@@ -56,7 +56,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from analysis.cli import alerts, apps, captures, db, flows, ingest, replay, report, rules, story
+    from analysis.cli import alerts, apps, captures, db, flows, ingest, logs, replay, report, rules, story
 
     main.add_command(ingest.ingest)
     main.add_command(flows.flows)
@@ -72,6 +72,7 @@ def _register() -> None:
     for command in story.COMMANDS:
         main.add_command(command)
     main.add_command(report.report)
+    main.add_command(logs.logs)
 
 
 _register()

@@ -57,7 +57,8 @@ def to_row(row: dict) -> dict:
 @click.option("--severity", type=click.IntRange(min=1), metavar="N",
               help="Severity N or higher (1 is the highest): --severity 2 shows 1 and 2.")
 @click.option("--signature", metavar="TEXT", help="Signature text contains TEXT (case-insensitive).")
-@click.option("--kind", type=click.Choice(["signature", "behaviour"]), help="Only signature or behaviour alerts.")
+@click.option("--kind", type=click.Choice(["signature", "behaviour", "log"]),
+              help="Only signature, behaviour or log (Sigma, from `wiretrail logs detect`) alerts.")
 @click.option("--capture", "capture_id", type=click.IntRange(min=1), metavar="ID",
               help="Alerts from one capture (its id in `wiretrail captures`).")
 @click.option("--limit", type=click.IntRange(min=0),

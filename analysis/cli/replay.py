@@ -26,6 +26,8 @@ _TYPES = ("time", "count", "count", "string", "addr", "port", "addr", "port", "s
 @click.option("--rules", "rule_paths", multiple=True, metavar="PATH",
               help="Suricata signature files (*.rules), behaviour rule files (*.yaml) or folders of "
                    "either; repeatable. Default: the shipped rules/ (signatures and behaviour rules). "
+                   "Sigma rules (*.yml with a logsource) named here run over the log events in --db "
+                   "(`wiretrail logs ingest`). "
                    "A threshold.config beside a rules file applies to its rules.")
 @click.option("--var", "var", multiple=True, metavar="NAME=VALUE",
               help="Define an address or port variable for the signatures (HOME_NET, EXTERNAL_NET, "
@@ -71,6 +73,7 @@ def replay(captures: tuple[str, ...], rule_paths: tuple[str, ...], var: tuple[st
                               on_warning=lambda w: click.echo(f"warning: {w}", err=True))
     alerts = outcome.alerts
     sigs = f"{outcome.signatures} signatures, " if outcome.signatures else ""
+    sigs += f"{outcome.sigma_rules} Sigma rules, " if outcome.sigma_rules else ""
     kept = f" ({outcome.stored} new in the store)" if db else ""
     click.echo(f"{outcome.stats.packets:,} packets, {outcome.stats.flows:,} flows, {sigs}"
                f"{outcome.behaviour_rules} behaviour rules, {len(alerts)} alerts{kept}", err=True)

@@ -219,3 +219,49 @@ alerts = Table(
 
 # The keys of a row handed to ``Store.add_alerts`` (``src_a``/``dest_a`` are computed there).
 ALERT_FIELDS: tuple[str, ...] = tuple(c.name for c in alerts.columns if c.name not in ("id", "src_a", "dest_a"))
+
+# --- log events (migration 0007) ------------------------------------------------------------------
+# One row per file `wiretrail logs ingest` read (its kind, SHA-256, how many events were read and
+# how many lines or records skipped), and one row per event in it: its time (UTC), host, source
+# address (text and 16 bytes, as flows), account, action, outcome, the raw line, the event's fields
+# as JSON text (for an evtx record its System and EventData fields, flattened) and where it came
+# from (the file's row, its line or record number), and the flow that carried it (``uid``).
+log_sources = Table(
+    "log_sources", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("path", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # syslog, journal, web, evtx, unknown
+    Column("host", Text, nullable=True),  # --host-name, when given
+    Column("events", BigInteger, nullable=False, server_default="0"),
+    Column("skipped", BigInteger, nullable=False, server_default="0"),
+    Column("ingested_at", BigInteger, nullable=False),
+    Index(None, "sha256"),
+)
+
+log_events = Table(
+    "log_events", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("source_id", BigId, ForeignKey("log_sources.id"), nullable=True),
+    Column("line", BigInteger, nullable=True),  # line number (text logs) or record number (evtx)
+    Column("ts_ns", BigInteger, nullable=True),  # UTC; NULL for a line kept raw without a time
+    Column("host", Text, nullable=True),
+    Column("kind", String(16), nullable=False),  # sshd, sudo, su, web, windows, ..., raw (unparsed)
+    Column("src_ip", String(45), nullable=True),
+    Column("src_a", LargeBinary(16), nullable=True),
+    Column("src_port", Integer, nullable=True),
+    Column("account", Text, nullable=True),
+    Column("action", Text, nullable=True),
+    Column("outcome", String(16), nullable=True),  # success, failure or NULL
+    Column("raw", Text, nullable=True),
+    Column("fields", Text, nullable=True),  # JSON object
+    Column("uid", String(24), nullable=True),  # the flow that carried it, when one is found
+    Index(None, "ts_ns"),
+    Index(None, "src_a"),
+    Index(None, "account"),
+    Index(None, "source_id"),
+    Index(None, "uid"),
+)
+
+# The columns a reader's row fills (``uid`` is set afterwards, by linking events to flows).
+LOG_EVENT_FIELDS: tuple[str, ...] = tuple(c.name for c in log_events.columns if c.name not in ("id", "uid"))

@@ -1,0 +1,285 @@
+"""Sigma rules run over the stored log events.
+
+The stored events are laid out once per run in an in-memory SQLite table ``logs`` with one
+``TEXT COLLATE NOCASE`` column per field any loaded rule names (as Zircolite builds its table, which
+is what pySigma's SQLite backend writes its SQL for: Sigma compares strings case-insensitively),
+filled with SQLite's ``json_extract`` from each event's fields, plus the pseudo-fields of
+``sigma`` (``wt_source``, ``wt_kind``), the common columns (``host``, ``account``, ``action``,
+``outcome``, ``src_ip``, ``src_port``), ``timestamp`` (epoch seconds, for correlations) and
+``_raw`` (keyword searches). Each rule's SQL then runs there; a correlation rule's plan runs
+through pySigma-backend-sqlite's runtime. With a SQLite store the events are copied by SQL
+(``ATTACH``), with PostgreSQL through Python."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+from analysis.alerts import Alert
+from analysis.logs.sigma import CompiledRule, RuleSet
+from recorder.core.store import Store
+
+# pseudo-field (lower case) -> SQL over the staging table ``ev``
+PSEUDO = {
+    "wt_source": "ev.source_kind", "wt_kind": "ev.kind", "host": "ev.host", "account": "ev.account",
+    "action": "ev.action", "outcome": "ev.outcome", "src_ip": "ev.src_ip", "src_port": "ev.src_port",
+    "timestamp": "ev.ts_ns / 1e9", "_raw": "COALESCE(ev.raw, ev.fields)",
+}
+EVENT_ID = "wt_event_id"
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A rule firing: on one event (``event_ids`` of one), or a correlation on its group."""
+
+    rule: CompiledRule
+    event_ids: tuple[int, ...]
+    group: tuple[tuple[str, str], ...] = ()
+
+
+def _quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _json_path(name: str) -> str:
+    return '$."' + name.replace('"', '\\"') + '"'
+
+
+@lru_cache(maxsize=4096)
+def _regex(pattern: str) -> re.Pattern | None:
+    try:
+        return re.compile(pattern)
+    except re.error:
+        return None
+
+
+def _regexp(pattern: str | None, value) -> bool:
+    if pattern is None or value is None:
+        return False
+    rx = _regex(pattern)
+    return bool(rx is not None and rx.search(str(value)))
+
+
+def _connect() -> sqlite3.Connection:
+    conn = sqlite3.connect(":memory:")
+    conn.create_function("regexp", 2, _regexp, deterministic=True)
+    return conn
+
+
+def _stage(conn: sqlite3.Connection, store: Store) -> None:
+    """The stored events into ``ev`` (id, ts_ns, host, kind, ..., fields, source kind)."""
+    select = ("SELECT e.id, e.ts_ns, e.host, e.kind, e.src_ip, e.src_port, e.account, e.action, e.outcome, "
+              "e.raw, e.fields, s.kind FROM {p}log_events e LEFT JOIN {p}log_sources s ON s.id = e.source_id")
+    conn.execute("CREATE TABLE ev (id INTEGER PRIMARY KEY, ts_ns INTEGER, host TEXT, kind TEXT, src_ip TEXT, "
+                 "src_port INTEGER, account TEXT, action TEXT, outcome TEXT, raw TEXT, fields TEXT, "
+                 "source_kind TEXT)")
+    path = store.engine.url.database if store.is_sqlite else None
+    if path and path != ":memory:":
+        conn.execute("ATTACH DATABASE ? AS store", (path,))
+        conn.execute("INSERT INTO ev " + select.format(p="store."))
+        conn.commit()
+        conn.execute("DETACH DATABASE store")
+        return
+    with store._errors("read log events"), store.engine.connect() as sconn:
+        result = sconn.exec_driver_sql(select.format(p=""))
+        while rows := result.fetchmany(10_000):
+            conn.executemany("INSERT INTO ev VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", [tuple(r) for r in rows])
+
+
+def build_table(conn: sqlite3.Connection, fields: frozenset[str]) -> str:
+    """The ``logs`` table of every field the rules name; returns its column definitions."""
+    seen: dict[str, str] = {}
+    for name in sorted(fields):
+        if name.lower() != EVENT_ID and name.lower() != "rowid":
+            seen.setdefault(name.lower(), name)
+    for extra in ("timestamp", "_raw"):
+        seen.setdefault(extra, extra)
+    names = list(seen.values())
+    columns = ", ".join(f"{_quote(n)} {'REAL' if n.lower() == 'timestamp' else 'TEXT COLLATE NOCASE'}"
+                        for n in names)
+    conn.execute(f"CREATE TABLE logs ({EVENT_ID} INTEGER PRIMARY KEY, {columns})")
+    exprs = [PSEUDO.get(n.lower(), f"json_extract(ev.fields, '{_json_path(n)}')") for n in names]
+    conn.execute(f"INSERT INTO logs ({EVENT_ID}, {', '.join(map(_quote, names))}) "
+                 f"SELECT ev.id, {', '.join(exprs)} FROM ev")
+    conn.execute("DROP TABLE ev")
+    conn.commit()
+    return f"{EVENT_ID} INTEGER PRIMARY KEY, {columns}"
+
+
+def _run_rule(conn: sqlite3.Connection, rule: CompiledRule, columns: str = "") -> Iterator[Match]:
+    if rule.correlation:
+        yield from _run_correlation(conn, rule, columns)
+        return
+    seen: set[int] = set()
+    for q in rule.queries:
+        if q.sql is None:
+            continue
+        sql = q.sql.replace("SELECT * FROM logs", f"SELECT {EVENT_ID} FROM logs", 1)
+        for (eid,) in conn.execute(sql):
+            if eid not in seen:
+                seen.add(eid)
+                yield Match(rule, (eid,))
+
+
+def _run_correlation(conn: sqlite3.Connection, rule: CompiledRule, columns: str) -> Iterator[Match]:
+    """The rule's plan through pySigma's runtime; with a prefilter, over a temporary ``logs``
+    (which SQLite finds before the main one) holding only the rows the counted rules match."""
+    from sigma.backends.sqlite.runtime import execute_plan
+
+    narrowed = bool(rule.prefilter and columns)
+    if narrowed:
+        conn.execute(f"CREATE TEMP TABLE logs ({columns})")
+        conn.execute(f"INSERT INTO temp.logs SELECT * FROM main.logs WHERE {rule.prefilter}")
+    try:
+        for q in rule.queries:
+            if q.plan is None:
+                continue
+            rows, _diag = execute_plan(conn, q.plan, include_events=False)
+            for row in rows:
+                ids = tuple(sorted(int(i.split(":", 1)[1]) for i in row.get("event_ids", [])))
+                keys = row.get("group_keys") or {}
+                group = tuple(sorted((str(k), str(v)) for k, v in keys.items())) if isinstance(keys, dict) else ()
+                yield Match(rule, ids, group)
+    finally:
+        if narrowed:
+            conn.execute("DROP TABLE temp.logs")
+
+
+def merge_overlapping(matches: list[Match]) -> list[Match]:
+    """A correlation fires once per window that meets its condition, so a run of twelve failures
+    against ``gte: 10`` yields three overlapping windows: those of one rule and group that share
+    events are merged into one match (the union of their events)."""
+    out: list[Match] = []
+    groups: dict[tuple, list[Match]] = {}
+    for m in matches:
+        if not m.rule.correlation:
+            out.append(m)
+        else:
+            groups.setdefault((m.rule.id, m.rule.title, m.group), []).append(m)
+    for found in groups.values():
+        found.sort(key=lambda m: m.event_ids)
+        current: Match | None = None
+        for m in found:
+            if current is not None and set(current.event_ids) & set(m.event_ids):
+                current = Match(current.rule, tuple(sorted(set(current.event_ids) | set(m.event_ids))), current.group)
+            else:
+                if current is not None:
+                    out.append(current)
+                current = m
+        if current is not None:
+            out.append(current)
+    return out
+
+
+def run(store: Store, rules: RuleSet) -> tuple[list[Match], list[tuple[str, str]], int]:
+    """Every rule over every stored event: (matches, rules that failed at run time as (path,
+    reason), events scanned)."""
+    conn = _connect()
+    try:
+        _stage(conn, store)
+        columns = build_table(conn, rules.fields)
+        count = conn.execute("SELECT count(*) FROM logs").fetchone()[0]
+        matches: list[Match] = []
+        failed: list[tuple[str, str]] = []
+        for rule in rules.rules:
+            try:
+                matches.extend(_run_rule(conn, rule, columns))
+            except (sqlite3.Error, ValueError, RuntimeError) as err:
+                failed.append((rule.path, f"{rule.title}: {err}"))
+        return merge_overlapping(matches), failed, count
+    finally:
+        conn.close()
+
+
+def _attack(tags: tuple[str, ...]) -> tuple[str | None, str | None, list[tuple[str, str]]]:
+    tactic = technique = None
+    meta = []
+    for tag in tags:
+        if not tag.startswith("attack."):
+            continue
+        name = tag.split(".", 1)[1]
+        if re.fullmatch(r"t\d{4}(\.\d{3})?", name):
+            meta.append(("mitre_technique_id", name.upper()))
+            technique = technique or name.upper()
+        elif re.fullmatch(r"[gs]\d{4}", name):
+            meta.append(("mitre_software_or_group", name.upper()))
+        else:
+            meta.append(("mitre_tactic", name))
+            tactic = tactic or name
+    return tactic, technique, meta
+
+
+def to_alerts(matches: list[Match], events: dict[int, dict]) -> list[tuple[Alert, dict]]:
+    """Alert value objects (and the extra EVE keys: host, account, log event) for the matches."""
+    out = []
+    for m in matches:
+        ev = events.get(m.event_ids[-1] if m.event_ids else -1, {})
+        tactic, technique, meta = _attack(m.rule.tags)
+        meta = [("sigma_id", m.rule.id), ("sigma_level", m.rule.level), ("sigma_rule", m.rule.path)] + meta
+        alert = Alert(ts_ns=int(ev.get("ts_ns") or 0), signature_id=m.rule.signature_id, signature=m.rule.title,
+                      severity=m.rule.severity, src_ip=ev.get("src_ip") or "", dest_ip="",
+                      src_port=ev.get("src_port"), category="Sigma: " + (m.rule.level or "unknown level"),
+                      tactic=tactic, technique=technique, rule_kind=None, metadata=tuple(meta))
+        extra = {"host": ev.get("host"), "account": ev.get("account"),
+                 "log": {"event_ids": list(m.event_ids), "kind": ev.get("kind"), "action": ev.get("action"),
+                         "file": ev.get("path"), "line": ev.get("line")}}
+        if m.group:
+            extra["log"]["group"] = dict(m.group)
+        out.append((alert, extra))
+    return out
+
+
+def eve_of(alert: Alert, extra: dict) -> dict:
+    """The alert's EVE object with the log's side: ``host``, ``account`` and ``log`` (the events'
+    ids, kind, action, file and line)."""
+    eve = alert.to_eve()
+    for key in ("host", "account"):
+        if extra.get(key):
+            eve[key] = extra[key]
+    eve["log"] = {k: v for k, v in extra["log"].items() if v is not None}
+    return json.loads(json.dumps(eve, default=str))
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """What ``detect`` found: the alerts (value object, EVE object) oldest first, the rules that
+    failed at run time, how many events were scanned and how many rules fired."""
+
+    alerts: tuple[tuple[Alert, dict], ...]
+    failed: tuple[tuple[str, str], ...]
+    events: int
+    rules_fired: int
+
+
+def alert_row(alert: Alert, eve: dict) -> dict:
+    """A log alert as a row of the store's ``alerts`` table (``Store.add_alerts``)."""
+    return {"capture_id": None, "ts_ns": alert.ts_ns, "uid": alert.uid, "flow_id": alert.flow_id,
+            "community_id": None, "src_ip": alert.src_ip, "src_port": alert.src_port, "dest_ip": alert.dest_ip,
+            "dest_port": None, "proto": None, "app_proto": None, "gid": alert.gid,
+            "signature_id": alert.signature_id, "rev": alert.rev, "signature": alert.signature,
+            "category": alert.category or None, "severity": alert.severity, "action": alert.action, "kind": "log",
+            "tactic": alert.tactic, "technique": alert.technique, "eve": eve}
+
+
+def detect(store: Store, rules: RuleSet, *, joined: bool, keep: bool) -> Detection:
+    """Every rule over the stored events (and, with ``joined``, the log-and-network detections of
+    ``joined``); with ``keep`` the alerts go into the alerts table (an alert already there is not
+    added twice)."""
+    from analysis.logs.joined import login_after_alert
+    from analysis.logs.store import events_by_id
+
+    matches, failed, count = run(store, rules)
+    events = events_by_id(store, [m.event_ids[-1] for m in matches if m.event_ids])
+    pairs = to_alerts(matches, events)
+    if joined:
+        pairs += login_after_alert(store)
+    pairs.sort(key=lambda p: (p[0].ts_ns, p[0].signature))
+    found = tuple((a, eve_of(a, extra)) for a, extra in pairs)
+    if keep and found:
+        store.add_alerts(alert_row(a, eve) for a, eve in found)
+    fired = len({(m.rule.path, m.rule.title) for m in matches}) + (1 if len(pairs) > len(matches) else 0)
+    return Detection(found, tuple(failed), count, fired)

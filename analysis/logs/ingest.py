@@ -1,0 +1,186 @@
+"""``logs ingest``: each file read by its content (evtx, journalctl JSON, syslog, web access log;
+plain or gzip), its events written to the store with where they came from.
+
+A line that does not parse is kept raw (kind ``raw``) and counted as skipped; a line that is not
+UTF-8, holds binary bytes (NUL) or is longer than ``MAX_LINE`` is counted as skipped and not
+kept; a broken evtx record is counted as skipped. Nothing here is fatal for a file's other lines."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import tempfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import tzinfo
+
+from analysis.logs import store as log_store
+from analysis.logs.evtx_reader import is_evtx, read_evtx
+from analysis.logs.model import LogEvent, SourceSummary
+from analysis.logs.syslog import SyslogParser, is_journal_line, is_syslog_line, parse_journal_line
+from analysis.logs.web import WebParser
+from recorder.core.store import Store
+
+MAX_LINE = 64 * 1024
+SNIFF_LINES = 50
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    host: str | None = None
+    tz: tzinfo | None = None  # zone of timestamps written without one (default UTC)
+    log_format: str | None = None  # Apache LogFormat for web logs
+
+
+def sha256_of(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _open(path: str):
+    with open(path, "rb") as f:
+        head = f.read(2)
+    return gzip.open(path, "rb") if head == GZIP_MAGIC else open(path, "rb")
+
+
+def _head(path: str) -> bytes:
+    with _open(path) as f:
+        try:
+            return f.read(8)
+        except (OSError, EOFError, zlib.error):
+            return b""
+
+
+def _lines(path: str, counts: dict[str, int]) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each readable line; the others counted in ``skipped``."""
+    with _open(path) as f:
+        number = 0
+        try:
+            while True:
+                data = f.readline(MAX_LINE + 1)
+                if not data:
+                    break
+                number += 1
+                if len(data) > MAX_LINE and not data.endswith(b"\n"):
+                    counts["skipped"] += 1
+                    while data and not data.endswith(b"\n"):  # the rest of the long line
+                        data = f.readline(MAX_LINE + 1)
+                    continue
+                if b"\x00" in data:
+                    counts["skipped"] += 1
+                    continue
+                try:
+                    text = data.decode("utf-8").rstrip("\r\n")
+                except UnicodeDecodeError:
+                    counts["skipped"] += 1
+                    continue
+                if text.strip():
+                    yield number, text
+        except (OSError, EOFError, zlib.error):  # a gzip cut short: what was read stays
+            counts["skipped"] += 1
+
+
+def sniff(path: str, options: Options) -> str:
+    """syslog, journal, web, evtx or unknown, from the first lines."""
+    head = _head(path)
+    if is_evtx(head):
+        return "evtx"
+    web = WebParser(options.log_format)
+    votes = {"journal": 0, "syslog": 0, "web": 0}
+    for _n, line in zip(range(SNIFF_LINES), _lines(path, {"skipped": 0})):
+        text = line[1]
+        if is_journal_line(text):
+            votes["journal"] += 1
+        elif web.matches(text):
+            votes["web"] += 1
+        elif is_syslog_line(text):
+            votes["syslog"] += 1
+    best = max(votes, key=lambda k: votes[k])
+    return best if votes[best] else "unknown"
+
+
+def _evtx_events(path: str, counts: dict[str, int]) -> Iterator[LogEvent]:
+    with open(path, "rb") as f:
+        compressed = f.read(2) == GZIP_MAGIC
+    if not compressed:
+        yield from read_evtx(path, counts)
+        return
+    with tempfile.NamedTemporaryFile(suffix=".evtx") as tmp, gzip.open(path, "rb") as src:
+        while chunk := src.read(1 << 20):
+            tmp.write(chunk)
+        tmp.flush()
+        yield from read_evtx(tmp.name, counts)
+
+
+def _text_events(path: str, kind: str, options: Options, counts: dict[str, int]) -> Iterator[LogEvent]:
+    if kind == "journal":
+        for number, text in _lines(path, counts):
+            ev = parse_journal_line(number, text)
+            if ev is None:
+                counts["skipped"] += 1
+                ev = LogEvent(line=number, kind="raw", raw=text)
+            yield ev
+        return
+    if kind == "web":
+        parser = WebParser(options.log_format)
+        for number, text in _lines(path, counts):
+            ev = parser.parse(number, text)
+            if ev is None:
+                counts["skipped"] += 1
+                ev = LogEvent(line=number, kind="raw", raw=text)
+            yield ev
+        return
+    mtime = os.stat(path).st_mtime
+    syslog = SyslogParser(mtime=mtime, tz=options.tz)
+    for number, text in _lines(path, counts):
+        ev = syslog.parse(number, text) if kind == "syslog" else None
+        if ev is None:
+            counts["skipped"] += 1
+            ev = LogEvent(line=number, kind="raw", raw=text)
+        yield ev
+
+
+def ingest_file(store: Store, path: str, options: Options) -> SourceSummary:
+    """One file into the store; never raises for the file's content (only for the database)."""
+    try:
+        digest = sha256_of(path)
+        kind = sniff(path, options)
+    except OSError as err:
+        return SourceSummary(path, "unknown", "", 0, 0, problem=err.strerror or str(err))
+    seen = log_store.source_by_sha256(store, digest)
+    if seen is not None:
+        return SourceSummary(path, seen["kind"], digest, 0, 0, source_id=seen["id"], duplicate=True,
+                             problem=f"already in the store (same SHA-256 as {seen['path']})")
+    counts = {"skipped": 0}
+    source_id = log_store.add_source(store, path=path, sha256=digest, kind=kind, host=options.host)
+    if kind == "evtx":
+        events = _evtx_events(path, counts)
+    else:
+        events = _text_events(path, kind, options, counts)
+    written = log_store.write_events(store, source_id, options.host, _tolerant(events, counts))
+    parsed = written - counts.get("raw", 0)
+    log_store.finish_source(store, source_id, kind=kind, events=parsed, skipped=counts["skipped"])
+    problem = counts.get("error") if not parsed else None  # type: ignore[assignment]
+    if kind == "unknown" and not parsed:
+        problem = "not a log format this version reads (syslog, journalctl JSON, web access log, evtx)"
+    return SourceSummary(path, kind, digest, parsed, counts["skipped"], source_id=source_id,
+                         problem=str(problem) if problem else None)
+
+
+def _tolerant(events: Iterator[LogEvent], counts: dict[str, int]) -> Iterator[LogEvent]:
+    """The events, counting raw ones; a reader failing midway (a truncated evtx, a broken gzip)
+    ends the file with what was read, counted as one skipped part (its error kept in ``error``)."""
+    try:
+        for ev in events:
+            if ev.kind == "raw":
+                counts["raw"] = counts.get("raw", 0) + 1
+            yield ev
+    except (OSError, RuntimeError, ValueError, EOFError, zlib.error) as err:
+        counts["skipped"] += 1
+        counts["error"] = (str(err).splitlines() or [type(err).__name__])[0][:200]  # type: ignore[assignment]

@@ -1,0 +1,217 @@
+"""The messages of Linux authentication programs, read into account, source address, action and
+outcome: sshd, sudo, su, useradd/usermod/groupadd/passwd/chpasswd and systemd-logind. A message
+not listed here keeps its program as kind and no action."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from analysis.logs.model import address
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    kind: str
+    action: str | None = None
+    outcome: str | None = None
+    account: str | None = None
+    src_ip: str | None = None
+    src_port: int | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+_ADDR = r"(?P<ip>\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]*:[0-9A-Fa-f:.]+)(?:%\S+)?"
+_PORT = r"(?: port (?P<port>\d+))?"
+SSHD: tuple[tuple[re.Pattern, str, str | None], ...] = (
+    (re.compile(r"^Accepted (?P<method>\S+) for (?P<user>.+?) from " + _ADDR + _PORT + r"(?: ssh2)?(?:: (?P<key>.*))?$"),
+     "login", "success"),
+    (re.compile(r"^Failed (?P<method>\S+) for (?P<invalid>invalid user )?(?P<user>.*?) from " + _ADDR + _PORT
+                + r"(?: ssh2)?"), "login", "failure"),
+    (re.compile(r"^Invalid user (?P<user>.*?) from " + _ADDR + _PORT), "invalid user", "failure"),
+    (re.compile(r"^error: maximum authentication attempts exceeded for (?P<invalid>invalid user )?(?P<user>.*?) "
+                r"from " + _ADDR + _PORT), "too many authentication failures", "failure"),
+    (re.compile(r"^PAM \d+ more authentication failures?;.*?rhost=(?P<ip>\S+)(?:\s+user=(?P<user>\S+))?"),
+     "login", "failure"),
+    (re.compile(r"^pam_unix\(sshd:auth\): authentication failure;.*?rhost=(?P<ip>\S+)(?:\s+user=(?P<user>\S+))?"),
+     "login", "failure"),
+    (re.compile(r"^Connection from " + _ADDR + _PORT + r" on (?P<local>\S+)(?: port (?P<lport>\d+))?"),
+     "connection", None),
+    (re.compile(r"^(?:Disconnected from|Connection closed by|Received disconnect from|Connection reset by)"
+                r"(?: (?:invalid|authenticating) user)?(?: user)?(?: (?P<user>\S+))?? " + _ADDR + _PORT
+                + r".*?(?P<preauth>\[preauth\])?$"), "disconnect", None),
+    (re.compile(r"^pam_unix\(sshd:session\): session opened for user (?P<user>[^\s(]+)"), "session opened", "success"),
+    (re.compile(r"^pam_unix\(sshd:session\): session closed for user (?P<user>[^\s(]+)"), "session closed", None),
+)
+
+SUDO_CMD = re.compile(r"^\s*(?P<user>\S+) : (?:(?P<problem>[^;]*?) ; )?TTY=(?P<tty>\S*) ; PWD=(?P<pwd>.*?) ; "
+                      r"USER=(?P<target>\S+) ;(?: GROUP=\S+ ;)?(?: ENV=.*? ;)? COMMAND=(?P<command>.*)$")
+SUDO_NOT = re.compile(r"^\s*(?P<user>\S+) : (?P<problem>user NOT in sudoers|.*incorrect password attempts?)")
+PAM_AUTH_FAIL = re.compile(r"^pam_unix\((?P<svc>[\w-]+):auth\): authentication failure;.*?logname=(?P<logname>\S*)"
+                           r".*?ruser=(?P<ruser>\S*).*?rhost=(?P<rhost>\S*)(?:\s+user=(?P<user>\S+))?")
+PAM_SESSION = re.compile(r"^pam_unix\((?P<svc>[\w-]+):session\): session (?P<what>opened|closed) for user "
+                         r"(?P<user>[^\s(]+)(?:\(uid=\d+\))?(?: by (?P<by>[^\s(]*))?")
+SU_OK = re.compile(r"^(?:\+ \S+ |Successful su for (?P<target2>\S+) by (?P<by2>\S+)|\(to (?P<target>\S+)\) "
+                   r"(?P<by>\S+) on (?P<tty>\S+))")
+SU_FAIL = re.compile(r"^(?:FAILED su for (?P<target>\S+) by (?P<by>\S+)|FAILED SU \(to (?P<target2>\S+)\) "
+                     r"(?P<by2>\S+) on (?P<tty>\S+))")
+NEW_USER = re.compile(r"^new user: name=(?P<user>[^,]+), UID=(?P<uid>\d+), GID=(?P<gid>\d+), home=(?P<home>[^,]*), "
+                      r"shell=(?P<shell>[^,\s]*)")
+NEW_GROUP = re.compile(r"^(?:new group: name=|group added to /etc/group: name=)(?P<group>[^,]+), GID=(?P<gid>\d+)")
+ADD_TO_GROUP = re.compile(r"^add '(?P<user>[^']+)' to (?:shadow )?group '(?P<group>[^']+)'")
+PASSWD = re.compile(r"^(?:pam_unix\((?:passwd|chpasswd):chauthtok\): )?password changed for (?P<user>\S+)")
+USERMOD_OTHER = re.compile(r"^(?:change user '(?P<user>[^']+)' (?P<what>.*)|lock user '(?P<lock>[^']+)' password)")
+LOGIND_NEW = re.compile(r"^New session (?P<session>\S+) of user (?P<user>[^.\s]+)\.?")
+LOGIND_END = re.compile(r"^(?:Removed session (?P<session>[^.\s]+)|Session (?P<session2>\S+) logged out)")
+
+
+def _port(v: str | None) -> int | None:
+    return int(v) if v and v.isdigit() and int(v) < 65536 else None
+
+
+def _ip(v: str | None) -> str | None:
+    if not v:
+        return None
+    found = address(v)
+    return found[0] if found else None
+
+
+def _sshd(message: str) -> Parsed:
+    for rx, action, outcome in SSHD:
+        m = rx.search(message)
+        if not m:
+            continue
+        g = {k: v for k, v in m.groupdict().items() if v}
+        user = g.get("user")
+        fields: dict[str, Any] = {"action": action}
+        if outcome:
+            fields["outcome"] = outcome
+        if "method" in g:
+            fields["auth_method"] = g["method"]
+        if "invalid" in g or action == "invalid user":
+            fields["invalid_user"] = True
+        if "preauth" in g or message.endswith("[preauth]"):
+            fields["preauth"] = True
+        if "key" in g:
+            fields["key"] = g["key"]
+        ip, port = _ip(g.get("ip")), _port(g.get("port"))
+        if user:
+            fields["user"] = user
+        if ip:
+            fields["src_ip"] = ip
+        if port:
+            fields["src_port"] = port
+        return Parsed("sshd", action, outcome, user, ip, port, fields)
+    return Parsed("sshd")
+
+
+def _sudo(message: str) -> Parsed:
+    m = SUDO_CMD.match(message)
+    if m:
+        failed = bool(m.group("problem"))
+        fields = {"user": m.group("user"), "target_user": m.group("target"), "command": m.group("command"),
+                  "tty": m.group("tty"), "pwd": m.group("pwd"), "action": "sudo",
+                  "outcome": "failure" if failed else "success"}
+        if failed:
+            fields["problem"] = m.group("problem")
+        return Parsed("sudo", "sudo", fields["outcome"], m.group("user"), fields=fields)
+    m = SUDO_NOT.match(message)
+    if m:
+        fields = {"user": m.group("user"), "problem": m.group("problem"), "action": "sudo", "outcome": "failure"}
+        return Parsed("sudo", "sudo", "failure", m.group("user"), fields=fields)
+    return _pam("sudo", message)
+
+
+def _pam(kind: str, message: str) -> Parsed:
+    m = PAM_AUTH_FAIL.search(message)
+    if m:
+        user = m.group("user") or m.group("ruser") or m.group("logname") or None
+        fields = {"action": "authentication", "outcome": "failure", "by": m.group("ruser") or m.group("logname")}
+        if user:
+            fields["user"] = user
+        ip = _ip(m.group("rhost"))
+        if ip:
+            fields["src_ip"] = ip
+        return Parsed(kind, "authentication", "failure", user, ip, fields=fields)
+    m = PAM_SESSION.search(message)
+    if m:
+        action = f"session {m.group('what')}"
+        fields = {"action": action, "user": m.group("user"), "target_user": m.group("user")}
+        if m.group("by"):
+            fields["by"] = m.group("by")
+        return Parsed(kind, action, "success" if m.group("what") == "opened" else None,
+                      m.group("by") or m.group("user"), fields=fields)
+    return Parsed(kind)
+
+
+def _su(message: str) -> Parsed:
+    m = SU_FAIL.match(message)
+    if m:
+        target, by = m.group("target") or m.group("target2"), m.group("by") or m.group("by2")
+        return Parsed("su", "su", "failure", by, fields={"action": "su", "outcome": "failure", "user": by,
+                                                          "target_user": target})
+    m = SU_OK.match(message)
+    if m and (m.group("target") or m.group("target2")):
+        target, by = m.group("target") or m.group("target2"), m.group("by") or m.group("by2")
+        return Parsed("su", "su", "success", by, fields={"action": "su", "outcome": "success", "user": by,
+                                                          "target_user": target})
+    return _pam("su", message)
+
+
+def _accounts(program: str, message: str) -> Parsed:
+    m = NEW_USER.match(message)
+    if m:
+        fields = {"action": "account created", "outcome": "success", **m.groupdict()}
+        return Parsed(program, "account created", "success", m.group("user"), fields=fields)
+    m = NEW_GROUP.match(message)
+    if m:
+        return Parsed(program, "group created", "success", None,
+                      fields={"action": "group created", "outcome": "success", **m.groupdict()})
+    m = ADD_TO_GROUP.match(message)
+    if m:
+        return Parsed(program, "added to group", "success", m.group("user"),
+                      fields={"action": "added to group", "outcome": "success", **m.groupdict()})
+    m = PASSWD.search(message)
+    if m:
+        return Parsed(program, "password changed", "success", m.group("user"),
+                      fields={"action": "password changed", "outcome": "success", "user": m.group("user")})
+    m = USERMOD_OTHER.match(message)
+    if m:
+        user = m.group("user") or m.group("lock")
+        action = "account locked" if m.group("lock") else "account changed"
+        return Parsed(program, action, "success", user, fields={"action": action, "user": user,
+                                                                  "change": m.group("what")})
+    return _pam(program, message)
+
+
+def _logind(message: str) -> Parsed:
+    m = LOGIND_NEW.match(message)
+    if m:
+        return Parsed("systemd-logind", "session opened", "success", m.group("user"),
+                      fields={"action": "session opened", "session": m.group("session"), "user": m.group("user")})
+    m = LOGIND_END.match(message)
+    if m:
+        session = m.group("session") or m.group("session2")
+        return Parsed("systemd-logind", "session closed", None, None,
+                      fields={"action": "session closed", "session": session})
+    return Parsed("systemd-logind")
+
+
+def parse_message(program: str, message: str) -> Parsed:
+    """The message of one program (its syslog tag, without the pid)."""
+    name = program.rsplit("/", 1)[-1]
+    if name in ("sshd", "sshd-session"):
+        return _sshd(message)
+    if name == "sudo":
+        return _sudo(message)
+    if name == "su":
+        return _su(message)
+    if name in ("useradd", "usermod", "groupadd", "groupmod", "passwd", "chpasswd", "userdel", "gpasswd",
+                "adduser"):
+        return _accounts(name, message)
+    if name == "systemd-logind":
+        return _logind(message)
+    if name in ("login", "cron", "CRON", "systemd"):
+        return _pam(name.lower(), message)
+    return Parsed(name[:16] or "syslog")

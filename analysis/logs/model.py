@@ -1,0 +1,62 @@
+"""The value objects every log parser produces: one ``LogEvent`` per event (or per line kept raw),
+and the ``SourceSummary`` of a file read."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+_V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
+
+
+@lru_cache(maxsize=65536)
+def address(text: str) -> tuple[str, bytes] | None:
+    """An IP address's canonical text and its 16-byte store form (IPv4 as ``::ffff:a.b.c.d``, as
+    ``recorder.core.store.addr16``), or None when ``text`` is not an address. Through
+    ``inet_pton`` and cached: log lines repeat their addresses, and this runs once per line."""
+    try:
+        if ":" not in text:
+            packed = socket.inet_pton(socket.AF_INET, text)
+            return socket.inet_ntop(socket.AF_INET, packed), _V4_MAPPED + packed
+        packed = socket.inet_pton(socket.AF_INET6, text.split("%", 1)[0])
+    except (OSError, ValueError):
+        return None
+    if packed.startswith(_V4_MAPPED):
+        return socket.inet_ntop(socket.AF_INET, packed[12:]), packed
+    return socket.inet_ntop(socket.AF_INET6, packed), packed
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    """One event of a log file. ``ts_ns`` is UTC nanoseconds (None for a raw line without a time);
+    ``kind`` names the program or log (sshd, sudo, su, useradd, ..., web, windows, raw);
+    ``fields`` holds every field the parser found (for Sigma), JSON-serialisable values only."""
+
+    line: int  # line number (text logs) or record number (evtx)
+    kind: str
+    ts_ns: int | None = None
+    host: str | None = None
+    src_ip: str | None = None
+    src_port: int | None = None
+    account: str | None = None
+    action: str | None = None
+    outcome: str | None = None  # success | failure | None
+    raw: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSummary:
+    """What reading one file gave: its format, hash, how many events were read and how many
+    lines or records were skipped (unparsed lines are kept raw and counted as skipped too)."""
+
+    path: str
+    kind: str  # syslog, journal, web, evtx, unknown
+    sha256: str
+    events: int
+    skipped: int
+    source_id: int | None = None
+    problem: str | None = None  # why nothing could be read, when nothing could
+    duplicate: bool = False  # the same file (SHA-256) was read into this store before: skipped

@@ -1,0 +1,110 @@
+"""Log events in the store: one ``log_sources`` row per file, its events written in batches
+(through ``recorder.core.store.insert_tuples``), and the filtered listing."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator
+
+import sqlalchemy as sa
+
+from analysis.logs.model import LogEvent, address
+from recorder.core.schema import LOG_EVENT_FIELDS, log_events, log_sources
+from recorder.core.store import Store, clean_text, insert_tuples
+
+BATCH = 20_000
+_FIELDS_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
+def add_source(store: Store, *, path: str, sha256: str, kind: str, host: str | None) -> int:
+    with store._errors("record log file"), store.engine.begin() as conn:
+        result = conn.execute(log_sources.insert().values(path=path, sha256=sha256, kind=kind, host=host,
+                                                          events=0, skipped=0, ingested_at=time.time_ns()))
+        return int(result.inserted_primary_key[0])
+
+
+def source_by_sha256(store: Store, sha256: str) -> dict | None:
+    with store._errors("read log files"), store.engine.connect() as conn:
+        row = conn.execute(sa.select(log_sources).where(log_sources.c.sha256 == sha256).limit(1)).first()
+        return dict(row._mapping) if row else None
+
+
+def finish_source(store: Store, source_id: int, *, kind: str, events: int, skipped: int) -> None:
+    with store._errors("record log file"), store.engine.begin() as conn:
+        conn.execute(log_sources.update().where(log_sources.c.id == source_id)
+                     .values(kind=kind, events=events, skipped=skipped))
+
+
+def _row(source_id: int, host: str | None, ev: LogEvent) -> tuple:
+    found = address(ev.src_ip) if ev.src_ip else None
+    return (source_id, ev.line, ev.ts_ns, ev.host or host, ev.kind, ev.src_ip, found[1] if found else None,
+            ev.src_port,
+            clean_text(ev.account), clean_text(ev.action), ev.outcome, clean_text(ev.raw),
+            _FIELDS_JSON(ev.fields) if ev.fields else None)
+
+
+def write_events(store: Store, source_id: int, host: str | None, events: Iterable[LogEvent]) -> int:
+    """Write the events in batches of ``BATCH`` rows; returns how many were written."""
+    n = 0
+    batch: list[tuple] = []
+    with store._errors("write log events"), store.engine.connect() as conn:
+        for ev in events:
+            batch.append(_row(source_id, host, ev))
+            if len(batch) >= BATCH:
+                with conn.begin():
+                    insert_tuples(conn, "log_events", LOG_EVENT_FIELDS, batch)
+                n += len(batch)
+                batch = []
+        if batch:
+            with conn.begin():
+                insert_tuples(conn, "log_events", LOG_EVENT_FIELDS, batch)
+            n += len(batch)
+    return n
+
+
+def query_events(store: Store, *, host: str | None = None, account: str | None = None,
+                 since: int | None = None, until: int | None = None, kind: str | None = None,
+                 limit: int | None = None, batch: int = 1000) -> Iterator[dict]:
+    """Events ordered by (ts_ns, id). ``host`` matches the event's host name or, as an IP or CIDR,
+    its source address; ``account`` is case-insensitive and exact; ``since`` inclusive, ``until``
+    exclusive (ns)."""
+    c = log_events.c
+    stmt = sa.select(*(col for col in log_events.c if col.name != "src_a"), log_sources.c.path) \
+        .select_from(log_events.outerjoin(log_sources, log_sources.c.id == c.source_id))
+    if host is not None:
+        from recorder.core.store import host_range
+
+        try:
+            lo, hi = host_range(host)
+        except ValueError:
+            stmt = stmt.where(sa.func.lower(c.host) == host.lower())
+        else:
+            stmt = stmt.where(c.src_a.between(lo, hi))
+    if account is not None:
+        stmt = stmt.where(sa.func.lower(c.account) == account.lower())
+    if since is not None:
+        stmt = stmt.where(c.ts_ns >= since)
+    if until is not None:
+        stmt = stmt.where(c.ts_ns < until)
+    if kind is not None:
+        stmt = stmt.where(c.kind == kind)
+    stmt = stmt.order_by(c.ts_ns, c.id)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return store._stream(stmt, batch, "read log events")
+
+
+def events_by_id(store: Store, ids: Iterable[int]) -> dict[int, dict]:
+    """id -> event row (without fields), for the events alerts name."""
+    wanted = sorted(set(ids))
+    out: dict[int, dict] = {}
+    c = log_events.c
+    with store._errors("read log events"), store.engine.connect() as conn:
+        for i in range(0, len(wanted), 500):
+            stmt = sa.select(c.id, c.ts_ns, c.host, c.kind, c.src_ip, c.src_port, c.account, c.action,
+                             c.outcome, c.line, c.source_id, log_sources.c.path) \
+                .select_from(log_events.outerjoin(log_sources, log_sources.c.id == c.source_id)) \
+                .where(c.id.in_(wanted[i:i + 500]))
+            out.update((int(r.id), dict(r._mapping)) for r in conn.execute(stmt))
+    return out

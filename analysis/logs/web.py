@@ -1,0 +1,117 @@
+"""Web server access logs: Apache/nginx common and combined formats, or a custom Apache
+``LogFormat`` (``--log-format '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"'``).
+
+Fields carry the names of Sigma's ``webserver`` taxonomy (``c-ip``, ``cs-method``, ``cs-uri-stem``,
+``cs-uri-query``, ``c-uri``, ``sc-status``, ``cs-referer``, ``cs-user-agent``, ...)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from urllib.parse import unquote
+
+from analysis.logs.model import LogEvent, address
+
+COMBINED = '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"'
+COMMON = '%h %l %u %t "%r" %>s %b'
+
+# Apache format directive -> (field, regex)
+_DIRECTIVES: dict[str, tuple[str, str]] = {
+    "%h": ("c-ip", r"\S+"), "%a": ("c-ip", r"\S+"), "%l": ("ident", r"\S+"), "%u": ("cs-username", r"\S+"),
+    "%t": ("time", r"\[[^\]]+\]"), "%r": ("request", r".*?"), "%>s": ("sc-status", r"\d{3}|-"),
+    "%s": ("sc-status", r"\d{3}|-"), "%b": ("sc-bytes", r"\d+|-"), "%B": ("sc-bytes", r"\d+"),
+    "%{Referer}i": ("cs-referer", r".*?"), "%{User-agent}i": ("cs-user-agent", r".*?"),
+    "%{User-Agent}i": ("cs-user-agent", r".*?"), "%v": ("cs-host", r"\S+"), "%V": ("cs-host", r"\S+"),
+    "%D": ("time-taken-us", r"\d+|-"), "%T": ("time-taken", r"[\d.]+|-"), "%p": ("s-port", r"\d+"),
+    "%{Host}i": ("cs-host", r".*?"), "%U": ("cs-uri-stem", r"\S+"), "%q": ("cs-uri-query", r"\S*"),
+    "%m": ("cs-method", r"\S+"), "%H": ("cs-version", r"\S+"), "%I": ("cs-bytes", r"\d+|-"),
+    "%O": ("sc-bytes", r"\d+|-"),
+}
+_DIRECTIVE = re.compile(r"%(?:>|<)?(?:\{[^}]*\})?[a-zA-Z]")
+_REQUEST = re.compile(r"^(?P<method>[A-Za-z]+) (?P<uri>\S+)(?: (?P<version>HTTP/[\d.]+))?$")
+
+
+class LogFormatError(ValueError):
+    pass
+
+
+def compile_format(fmt: str) -> tuple[re.Pattern, dict[str, str]]:
+    """An Apache LogFormat as a regex with one named group per known directive, and the map of
+    group name -> field."""
+    out, pos, names = [], 0, {}
+    for m in _DIRECTIVE.finditer(fmt):
+        out.append(re.escape(fmt[pos:m.start()]))
+        field, rx = _DIRECTIVES.get(m.group(0), (None, r"\S*"))
+        if field is None or field in names:
+            out.append(f"(?:{rx})")
+        else:
+            group = f"g{len(names)}"
+            names[field] = group
+            out.append(f"(?P<{group}>{rx})")
+        pos = m.end()
+    out.append(re.escape(fmt[pos:]))
+    if not names:
+        raise LogFormatError(f"no known directive in log format {fmt!r}")
+    return re.compile("^" + "".join(out) + "$"), {g: f for f, g in names.items()}
+
+
+def _time_ns(text: str) -> int | None:
+    try:
+        dt = datetime.strptime(text.strip("[]"), "%d/%b/%Y:%H:%M:%S %z")
+    except ValueError:
+        return None
+    return int(dt.timestamp()) * 1_000_000_000
+
+
+class WebParser:
+    """Combined, then common format; or only ``log_format`` when given."""
+
+    def __init__(self, log_format: str | None = None) -> None:
+        formats = [log_format] if log_format else [COMBINED, COMMON]
+        self.patterns = [compile_format(f) for f in formats]
+
+    def matches(self, text: str) -> bool:
+        return any(rx.match(text) for rx, _ in self.patterns)
+
+    def parse(self, number: int, text: str) -> LogEvent | None:
+        for rx, groups in self.patterns:
+            m = rx.match(text)
+            if m:
+                return _event(number, text, {groups[g]: v for g, v in m.groupdict().items() if v is not None})
+        return None
+
+
+def _event(number: int, raw: str, values: dict[str, str]) -> LogEvent | None:
+    fields: dict = {k: v for k, v in values.items() if v != "-" and k not in ("time", "ident")}
+    ts = _time_ns(values["time"]) if "time" in values else None
+    if "time" in values and ts is None:
+        return None
+    request = values.get("request")
+    if request is not None:
+        fields["request"] = request
+        m = _REQUEST.match(request)
+        if m:
+            fields["cs-method"] = m.group("method")
+            uri = m.group("uri")
+            if m.group("version"):
+                fields["cs-version"] = m.group("version")
+            fields["cs-uri"] = fields["c-uri"] = uri
+            stem, _, query = uri.partition("?")
+            fields["cs-uri-stem"] = stem
+            if query:
+                fields["cs-uri-query"] = query
+            fields["c-uri-decoded"] = unquote(uri)
+    for key in ("sc-status", "sc-bytes", "cs-bytes"):
+        if key in fields and str(fields[key]).isdigit():
+            fields[key] = int(fields[key])
+    found = address(values["c-ip"]) if values.get("c-ip") else None
+    ip = found[0] if found else None
+    status = fields.get("sc-status")
+    outcome = None
+    if isinstance(status, int):
+        outcome = "success" if status < 400 else "failure"
+    user = fields.get("cs-username")
+    method = fields.get("cs-method")
+    return LogEvent(line=number, kind="web", ts_ns=ts, src_ip=ip, account=user,
+                    action=f"http {method.lower()}" if method else "http request", outcome=outcome, raw=raw,
+                    fields=fields)
