@@ -24,7 +24,7 @@ NS = 1_000_000_000
 _SESSION = "COALESCE(orig_bytes, 0) > 0 AND COALESCE(resp_bytes, 0) > 0"
 
 
-def _alert(rule: BehaviourRule, flow: dict | None, text: str, *, ts_ns: int | None = None, src: str | None = None,
+def make_alert(rule: BehaviourRule, flow: dict | None, text: str, *, ts_ns: int | None = None, src: str | None = None,
            dest: str | None = None, app_proto: str | None = None) -> Alert:
     flow = flow or {}
     return Alert(
@@ -44,16 +44,16 @@ def _number(v):
     return v
 
 
-def _rows(conn, sql: str, **params) -> list[dict]:
+def sql_rows(conn, sql: str, **params) -> list[dict]:
     return [{k: _number(v) for k, v in r.items()} for r in conn.execute(sa.text(sql), params).mappings()]
 
 
-def _first_flow(conn, where: str, **params) -> dict | None:
-    rows = _rows(conn, f"SELECT * FROM flows WHERE {where} ORDER BY ts_ns, id LIMIT 1", **params)
+def first_flow(conn, where: str, **params) -> dict | None:
+    rows = sql_rows(conn, f"SELECT * FROM flows WHERE {where} ORDER BY ts_ns, id LIMIT 1", **params)
     return rows[0] if rows else None
 
 
-def _in(column: str, values, params: dict, name: str | None = None) -> str:
+def sql_in(column: str, values, params: dict, name: str | None = None) -> str:
     """``column IN (:name_0, ...)`` with the values bound into ``params`` (``1 = 0`` when empty)."""
     values = list(values)
     name = name or column
@@ -65,7 +65,7 @@ def _in(column: str, values, params: dict, name: str | None = None) -> str:
 
 
 def _failed_sql(rule: BehaviourRule, params: dict) -> str:
-    return f"SUM(CASE WHEN {_in('conn_state', rule.param('failed_states'), params)} THEN 1 ELSE 0 END)"
+    return f"SUM(CASE WHEN {sql_in('conn_state', rule.param('failed_states'), params)} THEN 1 ELSE 0 END)"
 
 
 # --- reconnaissance -----------------------------------------------------------------------------
@@ -73,7 +73,7 @@ def _failed_sql(rule: BehaviourRule, params: dict) -> str:
 def port_scan(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
     """One source, many distinct destination ports on one host, mostly failed connections."""
     p: dict = {"min": rule.param("min_ports")}
-    groups = _rows(conn, f"""
+    groups = sql_rows(conn, f"""
         SELECT orig_h, resp_h, proto, COUNT(DISTINCT resp_p) AS ports, COUNT(*) AS n, {_failed_sql(rule, p)} AS failed
         FROM flows WHERE proto IN ('tcp', 'udp') GROUP BY orig_h, resp_h, proto
         HAVING COUNT(DISTINCT resp_p) >= :min""", **p)
@@ -82,9 +82,9 @@ def port_scan(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
         ratio = g["failed"] / g["n"]
         if ratio < rule.param("min_failed_ratio"):
             continue
-        flow = _first_flow(conn, "orig_h = :o AND resp_h = :r AND proto = :p", o=g["orig_h"], r=g["resp_h"],
+        flow = first_flow(conn, "orig_h = :o AND resp_h = :r AND proto = :p", o=g["orig_h"], r=g["resp_h"],
                            p=g["proto"])
-        out.append(_alert(rule, flow, f"{g['orig_h']} probed {g['ports']} {g['proto']} ports on {g['resp_h']} "
+        out.append(make_alert(rule, flow, f"{g['orig_h']} probed {g['ports']} {g['proto']} ports on {g['resp_h']} "
                                       f"({g['n']} connections, {ratio:.0%} failed)"))
     return out
 
@@ -92,7 +92,7 @@ def port_scan(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
 def host_sweep(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
     """One source, many distinct destination hosts on one port, mostly unanswered."""
     p: dict = {"min": rule.param("min_hosts")}
-    groups = _rows(conn, f"""
+    groups = sql_rows(conn, f"""
         SELECT orig_h, resp_p, proto, COUNT(DISTINCT resp_h) AS hosts, COUNT(*) AS n, {_failed_sql(rule, p)} AS failed
         FROM flows GROUP BY orig_h, resp_p, proto HAVING COUNT(DISTINCT resp_h) >= :min""", **p)
     out = []
@@ -100,10 +100,10 @@ def host_sweep(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
         ratio = g["failed"] / g["n"]
         if ratio < rule.param("min_failed_ratio"):
             continue
-        flow = _first_flow(conn, "orig_h = :o AND resp_p = :rp AND proto = :p", o=g["orig_h"], rp=g["resp_p"],
+        flow = first_flow(conn, "orig_h = :o AND resp_p = :rp AND proto = :p", o=g["orig_h"], rp=g["resp_p"],
                            p=g["proto"])
         assert flow is not None
-        out.append(_alert(rule, flow, f"{g['orig_h']} swept {g['hosts']} hosts on {g['proto']}/{g['resp_p']} "
+        out.append(make_alert(rule, flow, f"{g['orig_h']} swept {g['hosts']} hosts on {g['proto']}/{g['resp_p']} "
                                       f"({ratio:.0%} unanswered or refused)", dest=flow["resp_h"]))
     return out
 
@@ -114,30 +114,30 @@ def brute_force(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
     """Many failed logins (credentials.success false, HTTP 401) or many short connections from one
     source to one service (SSH, FTP, telnet, RDP, SMB by default)."""
     found: dict[tuple, tuple[int, str, str | None, str]] = {}  # (src, dst, port) -> (n, where, app, text)
-    for g in _rows(conn, """
+    for g in sql_rows(conn, """
             SELECT orig_h, resp_h, resp_p, protocol, COUNT(*) AS n FROM credentials
             WHERE success = :no GROUP BY orig_h, resp_h, resp_p, protocol HAVING COUNT(*) >= :min""",
                    no=False, min=rule.param("min_failed_logins")):
         found[(g["orig_h"], g["resp_h"], g["resp_p"])] = (
             g["n"], "credentials", (g["protocol"] or "").lower() or None, f"{g['n']} failed {g['protocol']} logins")
-    for g in _rows(conn, """
+    for g in sql_rows(conn, """
             SELECT orig_h, resp_h, resp_p, COUNT(*) AS n FROM http WHERE status_code = 401
             GROUP BY orig_h, resp_h, resp_p HAVING COUNT(*) >= :min""", min=rule.param("min_http_401")):
         found.setdefault((g["orig_h"], g["resp_h"], g["resp_p"]),
                          (g["n"], "http", "http", f"{g['n']} HTTP 401 responses"))
     names = {port: name for name, port in rule.param("ports").items()}
     p: dict = {"min": rule.param("min_connections"), "dur": int(rule.param("max_mean_duration_seconds") * NS)}
-    for g in _rows(conn, f"""
+    for g in sql_rows(conn, f"""
             SELECT orig_h, resp_h, resp_p, COUNT(*) AS n, AVG(COALESCE(duration_ns, 0)) AS dur FROM flows
-            WHERE proto = 'tcp' AND {_in('resp_p', names, p)} GROUP BY orig_h, resp_h, resp_p
+            WHERE proto = 'tcp' AND {sql_in('resp_p', names, p)} GROUP BY orig_h, resp_h, resp_p
             HAVING COUNT(*) >= :min AND AVG(COALESCE(duration_ns, 0)) <= :dur""", **p):
         found.setdefault((g["orig_h"], g["resp_h"], g["resp_p"]),
                          (g["n"], "flows", names[g["resp_p"]],
                           f"{g['n']} connections to {names[g['resp_p']]} (mean {g['dur'] / NS:.1f} s)"))
     out = []
     for (src, dst, port), (_n, _where, app, text) in sorted(found.items()):
-        flow = _first_flow(conn, "orig_h = :o AND resp_h = :r AND resp_p = :rp", o=src, r=dst, rp=port)
-        out.append(_alert(rule, flow, f"{src} -> {dst}:{port}: {text}", app_proto=app))
+        flow = first_flow(conn, "orig_h = :o AND resp_h = :r AND resp_p = :rp", o=src, r=dst, rp=port)
+        out.append(make_alert(rule, flow, f"{src} -> {dst}:{port}: {text}", app_proto=app))
     return out
 
 
@@ -149,11 +149,11 @@ def cleartext_credentials(conn, rule: BehaviourRule, prior: list[Alert]) -> list
     ``min_failed_as_guesses`` of them, are the brute-force rule's: no alert here."""
     p: dict = {}
     only = rule.param("protocols")
-    where = "secret IS NOT NULL AND " + (_in("protocol", only, p) if only else "1 = 1")
+    where = "secret IS NOT NULL AND " + (sql_in("protocol", only, p) if only else "1 = 1")
     ignore = rule.param("ignore_users")
     if ignore:
-        where += ' AND ("user" IS NULL OR NOT ' + _in('"user"', ignore, p, "login") + ")"
-    rows = _rows(conn, f"""SELECT orig_h, resp_h, protocol, "user" AS login, MIN(ts_ns) AS ts_ns, COUNT(*) AS n,
+        where += ' AND ("user" IS NULL OR NOT ' + sql_in('"user"', ignore, p, "login") + ")"
+    rows = sql_rows(conn, f"""SELECT orig_h, resp_h, protocol, "user" AS login, MIN(ts_ns) AS ts_ns, COUNT(*) AS n,
                            SUM(CASE WHEN success = :yes THEN 1 ELSE 0 END) AS ok,
                            SUM(CASE WHEN success = :no THEN 1 ELSE 0 END) AS bad FROM credentials WHERE {where}
                            GROUP BY orig_h, resp_h, protocol, "user" ORDER BY MIN(ts_ns)""", yes=True, no=False, **p)
@@ -161,9 +161,9 @@ def cleartext_credentials(conn, rule: BehaviourRule, prior: list[Alert]) -> list
     for r in rows:
         if not r["ok"] and r["bad"] >= rule.param("min_failed_as_guesses") and r["bad"] == r["n"]:
             continue
-        first = _rows(conn, """SELECT uid FROM credentials WHERE orig_h = :o AND resp_h = :r AND ts_ns = :t
+        first = sql_rows(conn, """SELECT uid FROM credentials WHERE orig_h = :o AND resp_h = :r AND ts_ns = :t
                                AND secret IS NOT NULL LIMIT 1""", o=r["orig_h"], r=r["resp_h"], t=r["ts_ns"])
-        flow = _first_flow(conn, "uid = :u", u=first[0]["uid"]) if first and first[0]["uid"] else None
+        flow = first_flow(conn, "uid = :u", u=first[0]["uid"]) if first and first[0]["uid"] else None
         if not flow:
             continue
         user = r["login"] if r["login"] is not None else "(no user)"
@@ -172,7 +172,7 @@ def cleartext_credentials(conn, rule: BehaviourRule, prior: list[Alert]) -> list
         else:
             parts = [f"{r['ok']} accepted" if r["ok"] else "none accepted"] + ([f"{r['bad']} refused"] if r["bad"] else [])
             outcome = f" {r['n']} times ({', '.join(parts)})"
-        out.append(_alert(rule, flow, f"{r['protocol']} login for {user!r} sent in clear text{outcome}", ts_ns=r["ts_ns"],
+        out.append(make_alert(rule, flow, f"{r['protocol']} login for {user!r} sent in clear text{outcome}", ts_ns=r["ts_ns"],
                           app_proto=(r["protocol"] or "").lower() or None))
     return out
 
@@ -183,9 +183,9 @@ def long_connection(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert
     """Connections lasting longer than ``min_duration_seconds``."""
     p: dict = {"dur": int(rule.param("min_duration_seconds") * NS)}
     exclude = rule.param("exclude_ports")
-    where = f"NOT {_in('resp_p', exclude, p)}" if exclude else "1 = 1"
-    return [_alert(rule, f, f"{f['orig_h']} -> {f['resp_h']}:{f['resp_p']} open for {f['duration_ns'] / NS / 3600:.2f} h")
-            for f in _rows(conn, f"SELECT * FROM flows WHERE duration_ns >= :dur AND {where} ORDER BY ts_ns", **p)]
+    where = f"NOT {sql_in('resp_p', exclude, p)}" if exclude else "1 = 1"
+    return [make_alert(rule, f, f"{f['orig_h']} -> {f['resp_h']}:{f['resp_p']} open for {f['duration_ns'] / NS / 3600:.2f} h")
+            for f in sql_rows(conn, f"SELECT * FROM flows WHERE duration_ns >= :dur AND {where} ORDER BY ts_ns", **p)]
 
 
 def _mad_ratio(x: np.ndarray) -> float:
@@ -226,9 +226,9 @@ def beaconing(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
         if score < rule.param("min_score"):
             continue
         src, dst, port, proto = keys[a]
-        flow = _first_flow(conn, "orig_h = :o AND resp_h = :r AND resp_p = :rp AND proto = :p",
+        flow = first_flow(conn, "orig_h = :o AND resp_h = :r AND resp_p = :rp AND proto = :p",
                            o=src, r=dst, rp=port, p=proto)
-        out.append(_alert(rule, flow, f"{src} -> {dst}:{port}/{proto} score {score:.2f} (interval {ts_score:.2f}, "
+        out.append(make_alert(rule, flow, f"{src} -> {dst}:{port}/{proto} score {score:.2f} (interval {ts_score:.2f}, "
                                       f"size {size_score:.2f}, count {count_score:.2f}; {n} connections every "
                                       f"{np.median(intervals) / NS:.1f} s, median {np.median(size[a:b]):.0f} bytes)"))
     return out
@@ -237,7 +237,7 @@ def beaconing(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
 def exfiltration(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
     """Bytes sent by a local host to one external destination above ``min_bytes`` and at least
     ``min_ratio_to_median`` times the median of what it sends to its other destinations."""
-    rows = _rows(conn, """SELECT orig_h, resp_h, SUM(COALESCE(orig_bytes, 0)) AS sent, MIN(ts_ns) AS ts_ns,
+    rows = sql_rows(conn, """SELECT orig_h, resp_h, SUM(COALESCE(orig_bytes, 0)) AS sent, MIN(ts_ns) AS ts_ns,
                                  MAX(CASE WHEN local_orig = :yes AND NOT local_resp = :yes THEN 1 ELSE 0 END) AS outbound
                           FROM flows GROUP BY orig_h, resp_h""", yes=True)
     by_host: dict[str, list[dict]] = defaultdict(list)
@@ -253,10 +253,10 @@ def exfiltration(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
             baseline = float(np.median(others)) if len(others) else 0.0
             if baseline > 0 and d["sent"] < rule.param("min_ratio_to_median") * baseline:
                 continue
-            flow = _first_flow(conn, "orig_h = :o AND resp_h = :r", o=host, r=d["resp_h"])
+            flow = first_flow(conn, "orig_h = :o AND resp_h = :r", o=host, r=d["resp_h"])
             why = f"{d['sent'] / baseline:.0f}x its median of {baseline:,.0f} bytes per destination" if baseline \
                 else "no other destination"
-            out.append(_alert(rule, flow, f"{host} sent {d['sent']:,} bytes to {d['resp_h']} ({why})"))
+            out.append(make_alert(rule, flow, f"{host} sent {d['sent']:,} bytes to {d['resp_h']} ({why})"))
     return out
 
 
@@ -281,7 +281,7 @@ def dns_tunnelling(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]
     labels or many TXT queries."""
     ignore = {d.lower().rstrip(".") for d in rule.param("ignore_domains")}
     groups: dict[tuple[str, str], dict] = {}
-    for r in _rows(conn, "SELECT orig_h, resp_h, query, qtype_name, uid, ts_ns FROM dns WHERE query IS NOT NULL "
+    for r in sql_rows(conn, "SELECT orig_h, resp_h, query, qtype_name, uid, ts_ns FROM dns WHERE query IS NOT NULL "
                          "ORDER BY ts_ns"):
         sub, parent = _split(r["query"])
         if not sub or parent in ignore:
@@ -307,9 +307,9 @@ def dns_tunnelling(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]
         if not reasons:
             continue
         first = g["first"]
-        flow = _first_flow(conn, "uid = :u", u=first["uid"]) or {**first, "proto": "udp", "orig_p": None,
+        flow = first_flow(conn, "uid = :u", u=first["uid"]) or {**first, "proto": "udp", "orig_p": None,
                                                                     "resp_p": None}
-        out.append(_alert(rule, flow, f"{client}: {len(subs)} unique subdomains of {parent} in {g['n']} queries "
+        out.append(make_alert(rule, flow, f"{client}: {len(subs)} unique subdomains of {parent} in {g['n']} queries "
                                       f"({', '.join(reasons)})", ts_ns=first["ts_ns"], app_proto="dns"))
     return out
 
@@ -334,15 +334,15 @@ def lateral_movement(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Aler
     out = []
     for host, cause in first_alert.items():
         p: dict = {"h": host, "t": cause.ts_ns, "yes": True}
-        flows = _rows(conn, f"""SELECT * FROM flows WHERE orig_h = :h AND ts_ns >= :t AND local_orig = :yes
-                                AND local_resp = :yes AND proto = 'tcp' AND {_in('resp_p', names, p)} AND {_SESSION}
+        flows = sql_rows(conn, f"""SELECT * FROM flows WHERE orig_h = :h AND ts_ns >= :t AND local_orig = :yes
+                                AND local_resp = :yes AND proto = 'tcp' AND {sql_in('resp_p', names, p)} AND {_SESSION}
                                 ORDER BY ts_ns""", **p)
         seen = set()
         for f in flows:
             if (f["resp_h"], f["resp_p"]) in seen or (host, f["resp_h"], f["resp_p"]) in explained:
                 continue
             seen.add((f["resp_h"], f["resp_p"]))
-            out.append(_alert(rule, f, f"{host} -> {f['resp_h']} over {names[f['resp_p']]} after alert "
+            out.append(make_alert(rule, f, f"{host} -> {f['resp_h']} over {names[f['resp_p']]} after alert "
                                        f"{cause.signature_id} ({cause.signature.split(':')[0]})",
                               app_proto=f.get("service") or names[f["resp_p"]]))
     return out
