@@ -23,8 +23,12 @@ The stream is NetBIOS session messages (a 4-byte length) holding SMB2 messages, 
   a gap).
 
 A message longer than ``MAX_BUFFER`` is not held: a large WRITE or READ response is streamed
-into its file, anything else skipped. SMB1 messages and encrypted (transform) messages are
-skipped; what they carry is not readable here.
+into its file, anything else skipped. SMB1 messages are read by ``apps.smb1`` into the same
+records; encrypted (transform) messages are skipped: what they carry is not readable here.
+
+Named pipes carry DCE-RPC (``apps.dcerpc``: dce_rpc.log): pipe WRITEs, READs and IOCTL
+FSCTL_PIPE_TRANSCEIVE feed one RPC session per pipe. SESSION_SETUP security blobs also go to
+ntlm.log (``apps.ntlm``) and, for Kerberos, to kerberos.log as an AP request.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from recorder.core.apps.files import merge_spans
 from recorder.core.apps.dcerpc import DCE_RPC_LOG, RPCSession
 from recorder.core.apps.kerberos import Kerberos, ap_request
 from recorder.core.apps.ntlm import NTLM_LOG, NTLMLogins, authenticate_user
+from recorder.core.apps.smb1 import SMB1
 
 MAX_FILE = 64 << 20  # bytes of one file kept for out.file (as FTP data channels)
 MAX_HELD = 256 << 20  # bytes of file pieces one connection holds at once
@@ -151,6 +156,7 @@ class SMB(Parser):
         self.held = 0  # bytes of file pieces held by this connection
         self.ntlm = NTLMLogins(conn, out, credentials=False)  # credentials: from SESSION_SETUP below
         self.kerberos_logged = False  # one AP record per connection, as Zeek
+        self.smb1 = SMB1(self)
 
     @classmethod
     def detect(cls, data: bytes, is_orig: bool, conn: Conn) -> bool:
@@ -233,7 +239,10 @@ class SMB(Parser):
     # -- messages ----------------------------------------------------------------------------
 
     def _messages(self, msg: bytes, ts: float) -> None:
-        """One NetBIOS message: SMB2 messages chained by NextCommand."""
+        """One NetBIOS message: SMB2 messages chained by NextCommand, or one SMB1 message."""
+        if msg[:4] == b"\xffSMB":
+            self.smb1.message(msg, ts)
+            return
         off = 0
         while off + HEADER <= len(msg) and msg[off:off + 4] == SMB2:
             nxt = _u32(msg, off + 20)
