@@ -147,6 +147,7 @@ def cleartext_credentials(conn, rule: BehaviourRule, prior: list[Alert]) -> list
     p: dict = {}
     only = rule.param("protocols")
     where = _in("protocol", only, p) if only else "1 = 1"
+    where += " AND secret IS NOT NULL"  # an account seen without its secret (NTLM, Kerberos, RDP) is no clear-text login
     ignore = rule.param("ignore_users")
     if ignore:
         where += ' AND ("user" IS NULL OR NOT ' + _in('"user"', ignore, p, "login") + ")"
@@ -349,6 +350,15 @@ DETECTORS: dict[str, Detector] = {
     "cleartext_credentials": cleartext_credentials,
     "lateral_movement": lateral_movement,
 }
+
+
+def _register_windows() -> None:
+    from analysis.behaviour.windows import remote_service  # reads this module's helpers
+
+    DETECTORS["remote_service"] = remote_service
+
+
+_register_windows()
 
 # Kinds that read other rules' alerts run last.
 _LAST = frozenset({"lateral_movement"})

@@ -44,6 +44,8 @@ KINDS: dict[str, dict[str, Any]] = {
                                    "dce-rpc": 135},
                          "after_kinds": ["port_scan", "host_sweep", "brute_force", "long_connection", "dns_tunnelling",
                                          "beaconing", "exfiltration"]},
+    "remote_service": {"endpoint": "svcctl",
+                       "operations": ["CreateServiceW", "CreateServiceA", "CreateServiceWOW64W", "CreateServiceWOW64A"]},
 }
 
 _REQUIRED = ("id", "name", "kind", "severity", "tactic", "technique", "description")

@@ -49,7 +49,7 @@ def with_params(kind: str, **params):
 def test_shipped_rules_load():
     assert _ERRORS == []
     assert set(SID) == {"port_scan", "host_sweep", "brute_force", "long_connection", "dns_tunnelling", "beaconing",
-                        "exfiltration", "cleartext_credentials", "lateral_movement"}
+                        "exfiltration", "cleartext_credentials", "lateral_movement", "remote_service"}
     assert all(r.tactic.startswith("TA") and r.technique.startswith("T1") for r in RULES)
 
 
