@@ -324,7 +324,7 @@ def test_rule_file_yaml_syntax_error_and_missing_keys(tmp_path):
         f"{f}:1: missing key 'severity'", f"{f}:1: missing key 'tactic'", f"{f}:1: missing key 'technique'",
         f"{f}:1: missing key 'description'", f"{f}:3: unknown kind 'nope' (known: " + ", ".join(
             ["port_scan", "host_sweep", "brute_force", "long_connection", "dns_tunnelling", "beaconing",
-             "exfiltration", "cleartext_credentials", "lateral_movement"]) + ")"]
+             "exfiltration", "cleartext_credentials", "lateral_movement", "remote_service"]) + ")"]
 
 
 def test_duplicate_ids_are_rejected(tmp_path):
