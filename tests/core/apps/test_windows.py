@@ -33,8 +33,7 @@ from tests.core.apps.windows_traffic import (
     response,
     write_capture,
 )
-from tests.helpers import need, wiretrail_cli
-from tests.reference.test_zeek_app import REFERENCE
+from tests.helpers import REFERENCE, need, wiretrail_cli
 
 WINDOWS = REFERENCE / "zeek-windows"
 DRSUAPI = "e3514235-4b06-11d1-ab04-00c04fc2dcd2"
