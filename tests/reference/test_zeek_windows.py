@@ -3,9 +3,11 @@ scored by the shared scorer (compare_app.py ../zeek-windows).
 
 The issue's acceptance is at least 95% of rows overall and 80% per log type. The floors below
 are what the code scores today (2026-12-06: 97.3% of 113 rows), so a regression fails. The one
-ntlm.log row is below its 80%: Zeek's record for that connection has no user name, where the
-AUTHENTICATE message carries one (Administrator), and Zeek orients that mid-stream connection
-the other way; the README ("Reference scores") says so.
+ntlm.log row is below its 80%: that trace was captured on 10.10.10.120, whose own packets carry
+bad TCP checksums (offload), and Zeek ran without -C, so it dropped them: it saw only the
+server's side (the CHALLENGE, no AUTHENTICATE, so no user) and oriented the connection from
+10.10.10.121. We read both sides (user Administrator, orig 10.10.10.120); the README
+("Reference scores") says so.
 """
 
 from __future__ import annotations

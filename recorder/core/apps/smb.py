@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from recorder.core.apps.base import CONN_ID, MAX_BUFFER, Conn, LogFields, Output, Parser
-from recorder.core.apps.files import merge_spans
 from recorder.core.apps.dcerpc import DCE_RPC_LOG, RPCSession
+from recorder.core.apps.files import merge_spans
 from recorder.core.apps.kerberos import Kerberos, ap_request
 from recorder.core.apps.ntlm import NTLM_LOG, NTLMLogins, authenticate_user
 from recorder.core.apps.smb1 import SMB1

@@ -7,8 +7,17 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from tests.core.apps.test_smb import _hdr, create, create_response, nb, ntlm_authenticate, ok, session_setup, \
-    tree_connect, tree_connect_response
+from tests.core.apps.test_smb import (
+    _hdr,
+    create,
+    create_response,
+    nb,
+    ntlm_authenticate,
+    ok,
+    session_setup,
+    tree_connect,
+    tree_connect_response,
+)
 
 SVCCTL = "367abb81-9844-35f1-ad32-98f038001003"
 NDR = "8a885d04-1ceb-11c9-9fe8-08002b104860"
