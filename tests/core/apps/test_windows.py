@@ -233,3 +233,60 @@ def test_fuzz_ntlm_spnego_kerberos_helpers(data) -> None:
     ntlm.parse(b"NTLMSSP\x00" + data)
     ntlm.neg_state(b"\xa1" + data)
     ap_request(b"\x6e" + data)
+
+
+# -- SMB1 ---------------------------------------------------------------------------------------
+
+def _smb1(cmd: int, mid: int, words: bytes, data: bytes = b"", *, reply: bool = False, tid: int = 0,
+          status: int = 0) -> bytes:
+    head = (b"\xffSMB" + bytes([cmd]) + status.to_bytes(4, "little") + bytes([0x80 if reply else 0x00])
+            + b"\x00\x00" + b"\x00" * 12 + tid.to_bytes(2, "little") + b"\x01\x00" + b"\x07\x00"
+            + mid.to_bytes(2, "little"))
+    return head + bytes([len(words) // 2]) + words + len(data).to_bytes(2, "little") + data
+
+
+ANDX_NONE = b"\xff\x00\x00\x00"
+
+
+def smb1_script(status: int = 0) -> list[tuple[bool, bytes]]:
+    from tests.core.apps.test_smb import nb
+
+    body = b"quarterly figures\n" * 50
+    setup = ANDX_NONE + b"\x00" * 10 + (3).to_bytes(2, "little") + b"\x00\x00" + b"\x00" * 8
+    create_w = ANDX_NONE + b"\x00" + (8).to_bytes(2, "little") + b"\x00" * 41
+    create_r = ANDX_NONE + b"\x00" + (0x4001).to_bytes(2, "little") + b"\x00" * 4 \
+        + (130000000000000000).to_bytes(8, "little") * 4 + b"\x00" * 12 + len(body).to_bytes(8, "little") \
+        + b"\x00\x00" + b"\x00\x00" + b"\x00"
+    write_w = ANDX_NONE + (0x4001).to_bytes(2, "little") + b"\x00" * 14 + len(body).to_bytes(2, "little") \
+        + (59).to_bytes(2, "little")
+    read_w = ANDX_NONE + (0x4001).to_bytes(2, "little") + b"\x00" * 4 + (4096).to_bytes(2, "little") + b"\x00" * 8
+    read_r = ANDX_NONE + b"\x00" * 6 + len(body).to_bytes(2, "little") + (59).to_bytes(2, "little") + b"\x00" * 10
+    return [
+        (True, nb(_smb1(0x73, 1, setup, b"pwd" + b"carol\x00CORP\x00Unix\x00Samba\x00"))),
+        (False, nb(_smb1(0x73, 1, ANDX_NONE + b"\x00\x00", b"", reply=True, status=status))),
+        (True, nb(_smb1(0x75, 2, ANDX_NONE + b"\x00\x00" + b"\x01\x00", b"\x00\\\\FS\\DOCS\x00?????\x00"))),
+        (False, nb(_smb1(0x75, 2, ANDX_NONE + b"\x00\x00", b"A:\x00NTFS\x00", reply=True, tid=9))),
+        (True, nb(_smb1(0xA2, 3, create_w, b"\\q3.xls\x00", tid=9))),
+        (False, nb(_smb1(0xA2, 3, create_r, reply=True, tid=9))),
+        (True, nb(_smb1(0x2F, 4, write_w, body, tid=9))),
+        (False, nb(_smb1(0x2F, 4, ANDX_NONE + b"\x00" * 8, reply=True, tid=9))),
+        (True, nb(_smb1(0x2E, 5, read_w, tid=9))),
+        (False, nb(_smb1(0x2E, 5, read_r, body, reply=True, tid=9))),
+        (True, nb(_smb1(0x04, 6, (0x4001).to_bytes(2, "little") + b"\x00" * 4, tid=9))),
+        (False, nb(_smb1(0x04, 6, b"", reply=True, tid=9)))]
+
+
+def test_smb1_login_share_file_open_write_read() -> None:
+    out = _talk(smb1_script(), segment=50)
+    assert [(r["path"], r["service"], r["native_file_system"], r["share_type"]) for r in out.logs("smb_mapping")] == \
+        [("\\\\FS\\DOCS", "A:", "NTFS", "DISK")]
+    (f,) = out.logs("smb_files")
+    assert (f["action"], f["path"], f["name"], f["size"]) == ("SMB::FILE_OPEN", "\\\\FS\\DOCS", "q3.xls", 900)
+    assert f["times.created"] == (130000000000000000 - 116444736000000000) / 1e7
+    assert [(x["filename"], x["is_orig"], x["data"]) for x in out.files] == \
+        [("q3.xls", True, b"quarterly figures\n" * 50), ("q3.xls", False, b"quarterly figures\n" * 50)]
+    assert [(c["protocol"], c["user"], c["secret"], c["success"]) for c in out.credentials] == \
+        [("NTLM", "CORP\\carol", None, True)]
+    failed = _talk(smb1_script(status=0xC000006D))
+    assert [(c["user"], c["success"], c["note"]) for c in failed.credentials] == \
+        [("CORP\\carol", False, "status 0xc000006d")]
