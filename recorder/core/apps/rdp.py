@@ -111,9 +111,19 @@ class RDP(Parser):
 
     @classmethod
     def detect(cls, data: bytes, is_orig: bool, conn: Conn) -> bool:
-        """A TPKT carrying an X.224 Connection Request (client) or Confirm (server)."""
-        return (len(data) >= 11 and data[0] == 3 and data[1] == 0 and int.from_bytes(data[2:4], "big") >= 11
-                and data[5] in (0xE0, 0xD0) and data[4] >= 6)
+        """A TPKT carrying an X.224 Connection Request (client) or Confirm (server) that is RDP's:
+        on port 3389, or with a cookie or an RDP negotiation request/response (other ISO transport
+        users such as S7comm on port 102 open with the same X.224 request)."""
+        if not (len(data) >= 11 and data[0] == 3 and data[1] == 0 and int.from_bytes(data[2:4], "big") >= 11
+                and data[5] in (0xE0, 0xD0) and data[4] >= 6):
+            return False
+        if conn.resp_p == 3389:
+            return True
+        end = min(int.from_bytes(data[2:4], "big"), len(data))
+        if data[5] == 0xE0 and (data[11:19] == b"Cookie: " or (end >= 19 and data[end - 8] == 0x01
+                                                              and data[end - 6:end - 4] == b"\x08\x00")):
+            return True
+        return data[5] == 0xD0 and end == 19 and data[11] in (0x02, 0x03) and data[13:15] == b"\x08\x00"
 
     def data(self, is_orig: bool, data: bytes, ts: float) -> None:
         if self.written:

@@ -290,3 +290,11 @@ def test_smb1_login_share_file_open_write_read() -> None:
     failed = _talk(smb1_script(status=0xC000006D))
     assert [(c["user"], c["success"], c["note"]) for c in failed.credentials] == \
         [("CORP\\carol", False, "status 0xc000006d")]
+
+
+def test_rdp_detection_off_port_needs_rdp_content() -> None:
+    other = Conn("10.0.0.5", 50000, "10.0.0.9", 102, "tcp", 1.0)
+    s7 = b"\x03\x00\x00\x16\x11\xe0\x00\x00\x00\x01\x00\xc1\x02\x01\x00\xc2\x02\x01\x02\xc0\x01\x0a"  # S7comm COTP CR
+    assert not RDP.detect(s7, True, other)
+    cr = b"\x03\x00\x00\x13\x0e\xe0\x00\x00\x00\x00\x00\x01\x00\x08\x00\x03\x00\x00\x00"
+    assert RDP.detect(cr, True, other) and RDP.detect(cr, True, Conn("a", 1, "b", 3389, "tcp", 0.0))
