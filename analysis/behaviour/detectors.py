@@ -353,9 +353,9 @@ DETECTORS: dict[str, Detector] = {
 
 
 def _register_windows() -> None:
-    from analysis.behaviour.windows import remote_service  # reads this module's helpers
+    from analysis.behaviour.windows import rpc_operation  # reads this module's helpers
 
-    DETECTORS["remote_service"] = remote_service
+    DETECTORS["rpc_operation"] = rpc_operation
 
 
 _register_windows()

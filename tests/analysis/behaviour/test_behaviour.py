@@ -49,7 +49,7 @@ def with_params(kind: str, **params):
 def test_shipped_rules_load():
     assert _ERRORS == []
     assert set(SID) == {"port_scan", "host_sweep", "brute_force", "long_connection", "dns_tunnelling", "beaconing",
-                        "exfiltration", "cleartext_credentials", "lateral_movement", "remote_service"}
+                        "exfiltration", "cleartext_credentials", "lateral_movement", "rpc_operation"}
     assert all(r.tactic.startswith("TA") and r.technique.startswith("T1") for r in RULES)
 
 
@@ -324,7 +324,7 @@ def test_rule_file_yaml_syntax_error_and_missing_keys(tmp_path):
         f"{f}:1: missing key 'severity'", f"{f}:1: missing key 'tactic'", f"{f}:1: missing key 'technique'",
         f"{f}:1: missing key 'description'", f"{f}:3: unknown kind 'nope' (known: " + ", ".join(
             ["port_scan", "host_sweep", "brute_force", "long_connection", "dns_tunnelling", "beaconing",
-             "exfiltration", "cleartext_credentials", "lateral_movement", "remote_service"]) + ")"]
+             "exfiltration", "cleartext_credentials", "lateral_movement", "rpc_operation"]) + ")"]
 
 
 def test_duplicate_ids_are_rejected(tmp_path):

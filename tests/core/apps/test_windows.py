@@ -176,7 +176,7 @@ def test_psexec_capture_end_to_end(tmp_path) -> None:
     from analysis.cli.replay import SHIPPED_RULES
     from recorder.core.store import Store
 
-    rules = [r for r in load_behaviour_rules([SHIPPED_RULES])[0] if r.kind == "remote_service"]
+    rules = [r for r in load_behaviour_rules([SHIPPED_RULES])[0] if r.name == "Remote service creation"]
     for name, script, expect in (("psexec", psexec_script(), 1), ("query", psexec_script(create_service=False), 0)):
         cap = write_capture(tmp_path / f"{name}.pcap", script)
         db = tmp_path / f"{name}.db"
@@ -195,6 +195,36 @@ def test_psexec_capture_end_to_end(tmp_path) -> None:
         if expect:
             assert alerts[0].technique == "T1569.002 Service Execution"
             assert "CreateServiceW" in alerts[0].signature and "CORP\\alice" in alerts[0].signature
+
+
+def _alerts(tmp_path, name: str, script, rule_name: str, **params) -> list:
+    import dataclasses
+
+    from analysis.behaviour import evaluate, load_behaviour_rules
+    from analysis.cli.replay import SHIPPED_RULES
+    from recorder.core.store import Store
+
+    (rule,) = [r for r in load_behaviour_rules([SHIPPED_RULES])[0] if r.name == rule_name]
+    rule = dataclasses.replace(rule, params={**rule.params, **params})
+    cap = write_capture(tmp_path / f"{name}.pcap", script)
+    with Store(str(tmp_path / f"{name}.db")) as store:
+        store.ensure_schema()
+        from recorder.core.ingest import ingest
+
+        ingest([cap], store)
+        return evaluate(store, [rule])
+
+
+def test_scheduled_task_and_dcsync_rules_with_near_misses(tmp_path) -> None:
+    tasks = "86d35949-83c9-4044-b424-db363231fd0c"
+    (a,) = _alerts(tmp_path, "task", psexec_script(iface=tasks, pipe="atsvc", calls=(1,)), "Remote scheduled task")
+    assert "SchRpcRegisterTask" in a.signature and a.technique == "T1053.005 Scheduled Task"
+    assert _alerts(tmp_path, "tasklist", psexec_script(iface=tasks, pipe="atsvc", calls=(7,)),
+                   "Remote scheduled task") == []  # SchRpcEnumTasks: looking, not creating
+    dcsync = psexec_script(iface=DRSUAPI, pipe="drsuapi", calls=(3, 1))
+    (d,) = _alerts(tmp_path, "dcsync", dcsync, "DCSync")
+    assert d.signature.startswith("DCSync: 10.0.0.5 replicated the directory") and "DRSGetNCChanges" in d.signature
+    assert _alerts(tmp_path, "dc", dcsync, "DCSync", ignore_sources=["10.0.0.0/29"]) == []  # a domain controller
 
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -298,3 +328,13 @@ def test_rdp_detection_off_port_needs_rdp_content() -> None:
     assert not RDP.detect(s7, True, other)
     cr = b"\x03\x00\x00\x13\x0e\xe0\x00\x00\x00\x00\x00\x01\x00\x08\x00\x03\x00\x00\x00"
     assert RDP.detect(cr, True, other) and RDP.detect(cr, True, Conn("a", 1, "b", 3389, "tcp", 0.0))
+
+
+def test_rpc_rule_rejects_a_bad_ignore_source() -> None:
+    from analysis.behaviour.model import parse_rule
+
+    text = ("id: 1\nname: x\nkind: rpc_operation\nseverity: 1\ntactic: TA0002 Execution\ntechnique: T1569 X\n"
+            "description: d\nparams:\n  ignore_sources: [10.0.0.0/8, not-a-net]\n")
+    rule, errors = parse_rule(text, "r.yaml")
+    assert rule is None and [str(e) for e in errors] == ["r.yaml:9: not an address or network in ignore_sources: "
+                                                         "'not-a-net'"]

@@ -106,20 +106,22 @@ def session_setup_response(mid: int, status: int, blob: bytes) -> bytes:
 PIPE = b"\x0a" * 16
 
 
-def psexec_script(*, create_service: bool = True, user: str = "alice") -> list[tuple[bool, bytes]]:
+def psexec_script(*, create_service: bool = True, user: str = "alice", iface: str = SVCCTL, pipe: str = "svcctl",
+                  calls: tuple[int, ...] | None = None) -> list[tuple[bool, bytes]]:
     """SMB2: NTLM login, IPC$, open \\PIPE\\svcctl, bind svcctl, OpenSCManagerW, then
-    CreateServiceW + StartServiceW (or, as a near miss, QueryServiceStatus only)."""
+    CreateServiceW + StartServiceW (or, as a near miss, QueryServiceStatus only). ``iface``,
+    ``pipe`` and ``calls`` (opnums after the first call) make other interfaces' sessions."""
     s = [(True, nb(session_setup(1, ntlm_negotiate()))),
          (False, nb(session_setup_response(1, 0xC0000016, spnego_result(1, ntlm_challenge("DC1", "dc1.corp.lan",
                                                                                             "corp.lan"))))),
          (True, nb(session_setup(2, ntlm_authenticate("CORP", user)))),
          (False, nb(session_setup_response(2, 0, spnego_result(0)))),
          (True, nb(tree_connect(3, "\\\\10.0.0.9\\IPC$"))), (False, nb(tree_connect_response(3, 1, 2))),
-         (True, nb(create(4, 1, "svcctl"))), (False, nb(create_response(4, PIPE))),
-         (True, nb(ioctl(5, PIPE, bind(1, SVCCTL)))), (False, nb(ioctl_response(5, PIPE, bind_ack(1, "\\PIPE\\svcctl")))),
+         (True, nb(create(4, 1, pipe))), (False, nb(create_response(4, PIPE))),
+         (True, nb(ioctl(5, PIPE, bind(1, iface)))), (False, nb(ioctl_response(5, PIPE, bind_ack(1, f"\\PIPE\\{pipe}")))),
          (True, nb(ioctl(6, PIPE, request(2, OPEN_SCM)))), (False, nb(ioctl_response(6, PIPE, response(2))))]
-    calls = [(3, CREATE_SERVICE), (4, START_SERVICE)] if create_service else [(3, QUERY_STATUS)]
-    for call_id, op in calls:
+    ops = [CREATE_SERVICE, START_SERVICE] if create_service else [QUERY_STATUS]
+    for call_id, op in enumerate(ops if calls is None else calls, start=3):
         s += [(True, nb(ioctl(4 + call_id, PIPE, request(call_id, op, "PSEXESVC".encode("utf-16-le"))))),
               (False, nb(ioctl_response(4 + call_id, PIPE, response(call_id))))]
     s += [(True, nb(ioctl(9, PIPE, request(5, CLOSE_HANDLE)))), (False, nb(ioctl_response(9, PIPE, response(5)))),
