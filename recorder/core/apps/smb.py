@@ -308,7 +308,7 @@ class SMB(Parser):
                 self._add(f, True, _u64(body, 8), data, ts)
             return None
         if cmd == IOCTL and len(body) >= 32 and _u32(body, 4) == FSCTL_PIPE_TRANSCEIVE:
-            f = self._file(body[8:24])
+            f = self.pipe_file(self._fid(body[8:24]))
             if f is not None and f.rpc is not None:
                 f.rpc.feed(True, m[_u32(body, 24):_u32(body, 24) + _u32(body, 28)], ts)
             return (body[8:24],)
@@ -431,6 +431,17 @@ class SMB(Parser):
 
     def _add(self, f: _File, is_orig: bool, offset: int, data: bytes, ts: float) -> None:
         self.held += f.add(is_orig, offset, data, ts, MAX_HELD - self.held)
+
+    def pipe_file(self, fid: bytes) -> _File | None:
+        """The file a pipe-only request names (FSCTL_PIPE_TRANSCEIVE, SMB1 TransactNmPipe): made a
+        named pipe with its RPC session when its CREATE was not seen (a capture started after it)."""
+        f = self.files.get(fid)
+        if f is None and len(self.files) < MAX_FILES:
+            f = self.files[fid] = _File(name=None, pipe=True, size=None)
+        if f is not None and f.rpc is None:
+            f.pipe = True
+            f.rpc = RPCSession(self.conn, self.out, self.ntlm)
+        return f
 
     def _security_blob(self, blob: bytes, ts: float) -> None:
         """A client's SESSION_SETUP security blob: NTLM to ntlm.log, a Kerberos AP-REQ to

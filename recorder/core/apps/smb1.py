@@ -142,7 +142,7 @@ class SMB1:
         elif cmd == TRANSACTION and len(w) >= 32 and w[26] >= 2:
             if _u16(w, 28) == TRANSACT_NM_PIPE:
                 fid = b"1" + w[30:32]
-                f = host.files.get(fid)
+                f = host.pipe_file(fid)
                 if f is not None and f.rpc is not None:
                     f.rpc.feed(True, m[_u16(w, 24):_u16(w, 24) + _u16(w, 22)], ts)
                 req = (fid,)

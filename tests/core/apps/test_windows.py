@@ -338,3 +338,14 @@ def test_rpc_rule_rejects_a_bad_ignore_source() -> None:
     rule, errors = parse_rule(text, "r.yaml")
     assert rule is None and [str(e) for e in errors] == ["r.yaml:9: not an address or network in ignore_sources: "
                                                          "'not-a-net'"]
+
+
+def test_pipe_calls_of_a_capture_started_after_the_pipe_was_opened() -> None:
+    """The login, tree connect and CREATE are not in the capture: FSCTL_PIPE_TRANSCEIVE says the
+    file is a pipe, and the bind that follows names the interface."""
+    script = psexec_script()
+    start = next(i for i, (_, b) in enumerate(script) if b[4 + 12] == 11)  # the first IOCTL (the bind)
+    out = _talk(script[start:])
+    assert [r["operation"] for r in out.logs("dce_rpc")] == ["OpenSCManagerW", "CreateServiceW", "StartServiceW",
+                                                             "CloseServiceHandle"]
+    assert all(r["named_pipe"] == "\\PIPE\\svcctl" for r in out.logs("dce_rpc"))
