@@ -363,8 +363,10 @@ DETECTORS: dict[str, Detector] = {
 }
 
 from analysis.behaviour.chain import CHAIN_DETECTORS  # noqa: E402 (chain uses the helpers above)
+from analysis.behaviour.windows import rpc_operation  # noqa: E402 (windows uses the helpers above)
 
 DETECTORS.update(CHAIN_DETECTORS)
+DETECTORS["rpc_operation"] = rpc_operation
 
 # Kinds that read other rules' alerts run last.
 _LAST = frozenset({"lateral_movement", "callback", "bind_shell", "executable_download"})

@@ -56,6 +56,8 @@ KINDS: dict[str, dict[str, Any]] = {
                        "mime_types": ["application/x-dosexec", "application/x-executable"]},
     "share_read": {"min_files": 20, "min_ratio": 5.0},
     "shared_account": {"window_seconds": 600.0, "ignore_users": ["anonymous", "ftp", "guest"]},
+    "rpc_operation": {"endpoints": ["svcctl"], "operations": ["CreateServiceW"], "action": "called",
+                      "ignore_sources": []},
 }
 
 _REQUIRED = ("id", "name", "kind", "severity", "tactic", "technique", "description")
@@ -100,6 +102,16 @@ def _same_type(default: Any, value: Any) -> bool:
     if isinstance(default, dict):
         return isinstance(value, dict) and all(isinstance(p, int) and 0 <= p <= 65535 for p in value.values())
     return isinstance(value, type(default))
+
+
+def _network(value: Any) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(str(value), strict=False)
+    except ValueError:
+        return False
+    return isinstance(value, str)
 
 
 def parse_rule(text: str, path: str) -> tuple[BehaviourRule | None, list[RuleFileError]]:
@@ -149,6 +161,8 @@ def parse_rule(text: str, path: str) -> tuple[BehaviourRule | None, list[RuleFil
                     errors.append(err(f"parameter {name!r} must not be negative", line))
                 elif name == "after_kinds" and (bad := [k for k in value if k not in KINDS]):
                     errors.append(err(f"unknown kind {bad[0]!r} in after_kinds", line))
+                elif name == "ignore_sources" and (bad := [n for n in value if not _network(n)]):
+                    errors.append(err(f"not an address or network in ignore_sources: {bad[0]!r}", line))
     if errors:
         return None, errors
     if data.get("enabled", True) is False:

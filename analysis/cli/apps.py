@@ -1,4 +1,5 @@
-"""``wiretrail dns|http|tls|ssh|ftp|smtp|pop3|imap|kerberos|smb-mapping|smb-files|files|credentials|hosts``:
+"""``wiretrail dns|http|tls|ssh|ftp|smtp|pop3|imap|kerberos|dce-rpc|ntlm|rdp|smb-mapping|smb-files|files|
+credentials|hosts``:
 protocol records.
 
 Each listing takes the filters and formats of ``wiretrail flows``; ``--format zeek`` prints the
@@ -41,6 +42,9 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "credentials": (*_ID, "protocol", "user", "secret", "success", "note"),
     "smb_files": (*_ID, "action", "path", "name", "size", "prev_name"),
     "smb_mapping": (*_ID, "path", "share_type"),
+    "dce_rpc": (*_ID, "rtt", "named_pipe", "endpoint", "operation"),
+    "ntlm": (*_ID, "username", "hostname", "domainname", "server_nb_computer_name", "success"),
+    "rdp": (*_ID, "cookie", "result", "security_protocol", "client_name", "client_build"),
 }
 
 # Fields holding a secret, per log.
@@ -130,13 +134,21 @@ COMMANDS: dict[str, tuple[str, str]] = {  # command -> (log, help)
     "smtp": ("smtp", "List SMTP mail transactions as Zeek smtp.log records, oldest first."),
     "pop3": ("pop3", "List POP3 commands and replies, oldest first."),
     "imap": ("imap", "List IMAP commands and replies, oldest first."),
-    "kerberos": ("kerberos", "List Kerberos AS and TGS exchanges (client, service, outcome) as Zeek kerberos.log records."),
+    "kerberos": ("kerberos", "List Kerberos AS, TGS and AP exchanges (client, service, outcome) as Zeek kerberos.log "
+                             "records."),
+    "dce-rpc": ("dce_rpc", "List DCE-RPC calls (interface and operation: svcctl CreateServiceW, drsuapi "
+                           "DRSGetNCChanges, ...) over SMB named pipes and TCP as Zeek dce_rpc.log records."),
+    "ntlm": ("ntlm", "List NTLM logins (client user, workstation, domain; server names; outcome) as Zeek "
+                     "ntlm.log records."),
+    "rdp": ("rdp", "List remote desktop connections (cookie user name, security protocol, client name and "
+                   "build, result) as Zeek rdp.log records."),
     "smb-mapping": ("smb_mapping", "List SMB shares mapped (tree connects) as Zeek smb_mapping.log records."),
     "smb-files": ("smb_files", "List SMB files opened, deleted and renamed on disk shares as Zeek smb_files.log "
                                "records (what was read or written is in `wiretrail files`)."),
     "files": ("files", "List transferred files (hashes, mime type, extracted name) as Zeek files.log records."),
     "credentials": ("credentials", "List logins seen in clear text (FTP, HTTP, POP3, IMAP, SMTP, telnet) and the "
-                                   "accounts of NTLM and Kerberos logins (HTTP, SMB, mail). "
+                                   "accounts of NTLM and Kerberos logins (HTTP, SMB, DCE-RPC, mail) and RDP "
+                                   "cookies. "
                                    "Secrets are masked unless --show-secrets."),
 }
 

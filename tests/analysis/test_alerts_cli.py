@@ -55,7 +55,7 @@ def replayed(db_url, pcaps, tmp_path):
     eve = tmp_path / "eve.json"
     r = run("replay", *pcaps, "--db", db_url, "--eve", eve, "--format", "jsonl")
     assert r.exit_code == 0, r.output
-    assert "17 behaviour rules, 9 alerts (9 new in the store)" in r.stderr
+    assert "20 behaviour rules, 9 alerts (9 new in the store)" in r.stderr
     return db_url, eve.read_text().splitlines()
 
 
@@ -81,7 +81,7 @@ def test_replay_again_adds_no_duplicates(replayed, pcaps):
     db, _ = replayed
     r = run("replay", pcaps[1], "--db", db)  # already ingested; the behaviour rules see the whole store
     assert r.exit_code == 0, r.output
-    assert "0 packets, 0 flows, 5 signatures, 17 behaviour rules, 9 alerts (0 new in the store)" in r.stderr
+    assert "0 packets, 0 flows, 5 signatures, 20 behaviour rules, 9 alerts (0 new in the store)" in r.stderr
     assert len(run("alerts", "--db", db, "--format", "jsonl").stdout.splitlines()) == 9
 
 
@@ -226,7 +226,7 @@ def test_signatures_match_in_the_ingest_pass_with_vars_and_merge_in_time_order(d
     r = run("replay", *pcaps, "--db", db_url, "--rules", rules_file, "--rules", behaviour,
             "--var", "ATTACKERS=[10.0.0.99,10.0.0.66]", "--var", "HOME_NET=10.0.0.0/24", "--format", "jsonl")
     assert r.exit_code == 0, r.output
-    assert "1 signatures, 17 behaviour rules, 10 alerts (10 new in the store)" in r.stderr
+    assert "1 signatures, 20 behaviour rules, 10 alerts (10 new in the store)" in r.stderr
     eve = jsonl(r.stdout)
     assert [e["alert"]["signature_id"] for e in eve] == [SCAN, SWEEP, BRUTE, 2000001] + [CLEARTEXT] * 6
     sig = eve[3]

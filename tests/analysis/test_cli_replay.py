@@ -38,7 +38,7 @@ def test_normal_traffic_exits_0_with_no_alerts(normal_pcap):
     r = replay(normal_pcap, "--format", "json", "--fail-on", "any")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout) == []
-    assert "17 behaviour rules, 0 alerts" in r.stderr
+    assert "20 behaviour rules, 0 alerts" in r.stderr
 
 
 def test_fail_on_severity_and_any(scan_pcap, tmp_path):

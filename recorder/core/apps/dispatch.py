@@ -305,6 +305,7 @@ class AppLayer:
         group_ends = np.append(group_starts[1:], n)
         rl, hl, tl, al, pl_ = rows.tolist(), hs.tolist(), ts.tolist(), dirs.tolist(), protos.tolist()
         ol, cl, ll, fl, sl = offs.tolist(), caps.tolist(), plens.tolist(), flags.tolist(), seqs.tolist()
+        akl = c["ack"][rows].tolist() if "ack" in c else [-1] * n  # -1: no ACK known
         rel, syl, pll = run_end.tolist(), synonly.tolist(), plain.tolist()
         row = self._row
         pp = 0
@@ -346,6 +347,9 @@ class AppLayer:
                                 i = j
                                 continue
                             self._ts = tl[i] / NS
+                            peer = st.sr if is_orig else st.so
+                            if peer is not None and peer.starts and fl[i] & F_ACK and akl[i] >= 0:
+                                self._ack(peer, akl[i])
                             payload = (data[ol[i]:ol[i] + cl[i]] if j - i == 1 else
                                        b"".join([data[o:o + m] for o, m in zip(ol[i:j], cl[i:j])]))
                             if s.add_next(sl[i], payload):  # in order with nothing held
@@ -359,7 +363,7 @@ class AppLayer:
                                     self._evict()
                             i = j
                             continue
-                row(c, data, payloads, rl[i], kh, tl[i], al[i], pl_[i], ol[i], cl[i], ll[i], fl[i], sl[i])
+                row(c, data, payloads, rl[i], kh, tl[i], al[i], pl_[i], ol[i], cl[i], ll[i], fl[i], sl[i], akl[i])
                 i += 1
         for item in pre_list[pp:]:
             self._settle(item, pre, c, data, payloads, full)
@@ -378,10 +382,10 @@ class AppLayer:
         for i in range(a, b):
             r = int(rows[i])
             self._row(c, data, payloads, r, kh, int(ts[i]), bool(dirs[i]), int(c["proto"][r]), int(c["pay_off"][r]),
-                      int(c["pay_cap"][r]), int(c["plen"][r]), int(c["flags"][r]), int(c["seq"][r]))
+                      int(c["pay_cap"][r]), int(c["plen"][r]), int(c["flags"][r]), int(c["seq"][r]), int(c["ack"][r]) if "ack" in c else -1)
 
     def _row(self, c: dict, data: bytes, payloads: dict, r: int, kh: int, t: int, a_src: bool, proto: int,
-             off: int, cap: int, plen: int, fl: int, seq: int) -> None:
+             off: int, cap: int, plen: int, fl: int, seq: int, ack: int = -1) -> None:
         """One row through its connection: timers, reuse, creation, reassembly, close."""
         conns = self.conns
         st = conns.get(kh)
@@ -434,6 +438,9 @@ class AppLayer:
             s.start(seq, bool(fl & F_SYN))
         elif fl & F_SYN and not s.delivered and not s.starts:
             s.start(seq, True)
+        peer = st.sr if is_orig else st.so
+        if peer is not None and peer.starts and fl & F_ACK and ack >= 0:
+            self._ack(peer, ack)
         if cap and not fl & F_RST:
             before = s.buffered
             s.add(seq + 1 if fl & F_SYN else seq, data[off:off + cap] if off >= 0 else payloads.get(r, b""),
@@ -444,6 +451,12 @@ class AppLayer:
                     self._evict()
         if fl & (F_FIN | F_RST):
             self._close_flags(st, is_orig, fl, t)
+
+    def _ack(self, peer: Stream, ack: int) -> None:
+        """A segment acknowledging the other direction past a hole: that hole is a gap now."""
+        before = peer.buffered
+        peer.ack(ack)
+        self._buffered_total += peer.buffered - before
 
     def _reuse(self, st: _State, fl: int, seq: int, a_src: bool) -> bool:
         """Zeek's IsReuse, simplified: a SYN after a FIN/RST, or a new initial sequence number."""

@@ -482,6 +482,7 @@ class DNSTCP(DNS):
     def __init__(self, conn: Conn, out, conn_context: dict | None = None) -> None:
         super().__init__(conn, out, conn_context)
         self.buf = {True: bytearray(), False: bytearray()}
+        self.lost = {True: False, False: False}  # after a gap: look for the next framed message
 
     @classmethod
     def detect(cls, data: bytes, is_orig: bool, conn: Conn) -> bool:
@@ -493,6 +494,9 @@ class DNSTCP(DNS):
     def data(self, is_orig: bool, data: bytes, ts: float) -> None:
         buf = self.buf[is_orig]
         buf += data
+        if self.lost[is_orig] and not self._resync(buf):
+            return
+        self.lost[is_orig] = False
         while len(buf) >= 2:
             n = (buf[0] << 8) | buf[1]
             if len(buf) < 2 + n:
@@ -504,4 +508,20 @@ class DNSTCP(DNS):
             buf.clear()
 
     def gap(self, is_orig: bool, nbytes: int, ts: float) -> None:
-        self.buf[is_orig].clear()  # the framing is lost; resynchronise on the next bytes
+        """The framing is lost: go on at the next length prefix followed by a whole plausible
+        message (a sane header whose question section parses), as Zeek's analyzer resumes at the
+        next valid header."""
+        self.buf[is_orig].clear()
+        self.lost[is_orig] = True
+
+    @staticmethod
+    def _resync(buf: bytearray) -> bool:
+        """Drop bytes up to the next framed plausible message; False if none is whole yet."""
+        for p in range(0, max(len(buf) - 13, 0)):
+            n = (buf[p] << 8) | buf[p + 1]
+            if n >= 12 and p + 2 + n <= len(buf) and plausible(bytes(buf[p + 2:p + 2 + n])):
+                del buf[:p]
+                return True
+        if len(buf) > MAX_BUFFER:
+            buf.clear()
+        return False

@@ -60,6 +60,10 @@ _CODES = {
     "MLST": (150, 226, 250, 500, 501, 550), "MLSD": (150, 226, 250, 500, 501, 550),
     "CLNT": (200, 500), "MACB": (200, 500, 550),
 }
+KNOWN_COMMANDS = frozenset(_CODES) | TRANSFER_CMDS | LISTING_CMDS | frozenset({
+    "USER", "PASS", "ACCT", "AUTH", "PBSZ", "PROT", "FEAT", "SYST", "PWD", "XPWD", "XCWD", "XCUP", "XMKD", "XRMD",
+    "NOOP", "HELP", "STAT", "SITE", "SIZE", "MDTM", "MKD", "RMD", "DELE", "RNFR", "RNTO", "ABOR", "OPTS", "EPSV",
+    "EPRT", "LPRT", "LPSV", "MLST", "CLNT", "MACB", "CCC", "ADAT", "MIC", "CONF", "ENC", "LANG", "HOST"})
 _REPLY = re.compile(rb"^(\d{3})([ -])(.*)$", re.S)
 _LOOKS_FINAL = re.compile(rb"^[1-9][0-9]{2} [\x20-\x7e]{10}")
 _PASV = re.compile(r"(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3})")
@@ -146,6 +150,7 @@ class FTP(Parser):
         self.session: dict = {}  # shared with the data channels announced (see module doc)
         self.login: tuple[str | None, str, float] | None = None  # (user, secret, ts) awaiting a reply
         self.auth_tls = False
+        self.resync = {True: False, False: False}  # after a gap: wait for a line that parses
 
     @classmethod
     def detect(cls, data: bytes, is_orig: bool, conn: Conn) -> bool:
@@ -166,6 +171,10 @@ class FTP(Parser):
             if nl < 0:
                 break
             line, pos = buf[pos:nl].rstrip(b"\r"), nl + 1
+            if self.resync[is_orig]:
+                if not self._parses(is_orig, line):
+                    continue  # the tail of a line whose start was lost
+                self.resync[is_orig] = False
             if is_orig:
                 self._request(line, ts)
             else:
@@ -175,9 +184,20 @@ class FTP(Parser):
         self.buf[is_orig] = buf[pos:][-MAX_BUFFER:]
 
     def gap(self, is_orig: bool, nbytes: int, ts: float) -> None:
+        """Bytes lost: resynchronise at the next line that parses as a command (client) or a
+        reply (server), as Zeek's FTP analyzer goes on after a content gap; commands and replies
+        are paired again by ``_pending_for`` (codes and text), so a lost one does not shift them."""
         self.buf[is_orig] = b""
+        self.resync[is_orig] = True
         if not is_orig:
             self.multi = None
+
+    @staticmethod
+    def _parses(is_orig: bool, line: bytes) -> bool:
+        if not is_orig:
+            return _REPLY.match(line) is not None
+        word = line.split(b" ", 1)[0].strip().upper()
+        return word.decode("latin-1") in KNOWN_COMMANDS
 
     def end(self, ts: float) -> None:
         for cmd in list(self.pending.values()):

@@ -18,6 +18,8 @@ from recorder.core.apps.sasl import sasl_response
 MAX_PENDING = 100
 MAX_LITERAL = 1 << 20  # literal bytes kept from a client command (LOGIN arguments are short)
 _LITERAL = re.compile(rb"\{(\d{1,10})\+?\}\r?$")
+_COMMAND = re.compile(rb"^[A-Za-z0-9.]{1,32} [A-Za-z]{2,16}(?: |$)")  # resynchronisation after a gap
+_RESPONSE = re.compile(rb"^(?:\* |\+|[A-Za-z0-9.]{1,32} (?:OK|NO|BAD)\b)")
 _TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"|([^\s()"]+)')
 
 
@@ -42,6 +44,7 @@ class IMAP(Parser):
 
     def __init__(self, conn: Conn, out: Output, conn_context: dict | None = None) -> None:
         super().__init__(conn, out, conn_context)
+        self.resync = {True: False, False: False}  # after a gap: wait for a line that parses
         self.buf = {True: b"", False: b""}
         self.parts: list[str] = []  # tokens of the client command being assembled
         self.lit_left = {True: 0, False: 0}
@@ -76,6 +79,10 @@ class IMAP(Parser):
             if nl < 0:
                 break
             line, pos = buf[pos:nl + 1].rstrip(b"\r\n"), nl + 1
+            if self.resync[is_orig]:
+                if not (_COMMAND if is_orig else _RESPONSE).match(line):
+                    continue  # the tail of a line whose start was lost
+                self.resync[is_orig] = False
             m = _LITERAL.search(line)
             if is_orig:
                 self._client_line(line, m, ts)
@@ -86,7 +93,10 @@ class IMAP(Parser):
         self.buf[is_orig] = buf[pos:][-MAX_BUFFER:]
 
     def gap(self, is_orig: bool, nbytes: int, ts: float) -> None:
+        """Bytes lost: each side goes on at its next line that parses (a tagged command; an
+        untagged, continuation or tagged response); replies pair by tag, so nothing shifts."""
         self.buf[is_orig] = b""
+        self.resync[is_orig] = True
         self.lit_left[is_orig] = 0
         if is_orig:
             self.parts, self.literal = [], bytearray()

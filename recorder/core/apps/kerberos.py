@@ -236,3 +236,26 @@ class KerberosTCP(Kerberos):
 
     def gap(self, is_orig: bool, nbytes: int, ts: float) -> None:
         self.buf[is_orig] = b""
+
+
+def ap_request(blob: bytes) -> tuple[str | None, str | None] | None:
+    """(ticket realm, ticket service) of the first Kerberos AP-REQ ([APPLICATION 14]) inside
+    ``blob`` (a GSS-API/SPNEGO token as SMB SESSION_SETUP carries it), or None."""
+    pos = blob.find(b"\x6e")
+    tries = 0
+    while pos >= 0 and tries < 64:
+        tries += 1
+        h = der(blob, pos)
+        if h is not None:
+            seq = _sequence_body(blob, h[1], h[2])
+            if seq is not None:
+                f = children(blob, *seq)
+                if _int(blob, f.get(0)) == 5 and _int(blob, f.get(1)) == 14 and f.get(3) is not None:
+                    tkt = f[3]
+                    if tkt[0] == 0x61:  # Ticket ::= [APPLICATION 1] SEQUENCE
+                        body = _sequence_body(blob, tkt[1], tkt[2])
+                        if body is not None:
+                            t = children(blob, *body)
+                            return _string(blob, t.get(1)), _principal(blob, t.get(2))
+        pos = blob.find(b"\x6e", pos + 1)
+    return None

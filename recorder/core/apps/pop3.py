@@ -23,6 +23,10 @@ def _text(b: bytes) -> str:
     return b.decode("utf-8", "replace")
 
 
+COMMANDS = frozenset({"USER", "PASS", "APOP", "STAT", "LIST", "RETR", "DELE", "NOOP", "RSET", "QUIT", "TOP", "UIDL",
+                      "CAPA", "STLS", "AUTH", "XTND", "LAST"})
+
+
 class POP3(Parser):
     service = "pop3"
     ports = frozenset({110})
@@ -38,6 +42,7 @@ class POP3(Parser):
         self.greeted = False
         self.in_body = False  # server is sending a multi-line reply
         self.auth: dict | None = None  # SASL exchange in progress
+        self.resync = {True: False, False: False}  # after a gap: wait for a line that parses
 
     @classmethod
     def detect(cls, data: bytes, is_orig: bool, conn: Conn) -> bool:
@@ -54,6 +59,10 @@ class POP3(Parser):
             if nl < 0:
                 break
             line, pos = _text(buf[pos:nl]).rstrip("\r"), nl + 1
+            if self.resync[is_orig]:
+                if not (line.split(" ", 1)[0].upper() in COMMANDS if is_orig else line.startswith(("+OK", "-ERR"))):
+                    continue  # the tail of a line whose start was lost
+                self.resync[is_orig] = False
             if is_orig:
                 self._request(line, ts)
             else:
@@ -61,7 +70,15 @@ class POP3(Parser):
         self.buf[is_orig] = buf[pos:][-MAX_BUFFER:]
 
     def gap(self, is_orig: bool, nbytes: int, ts: float) -> None:
+        """Bytes lost: the commands awaiting a reply are logged unanswered (their replies, or the
+        commands the replies answer, may be in the gap: pairing them by order would shift every
+        later pair), and each side goes on at its next line that parses."""
         self.buf[is_orig] = b""
+        self.resync[is_orig] = True
+        if not is_orig:
+            self.in_body = False
+        while self.pending:
+            self._done(self.pending.popleft(), None)
 
     def end(self, ts: float) -> None:
         while self.pending:

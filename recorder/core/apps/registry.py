@@ -22,6 +22,8 @@ _PARSERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("telnet", ("Telnet",)),
     ("kerberos", ("Kerberos", "KerberosTCP")),
     ("smb", ("SMB",)),
+    ("dcerpc", ("DCERPC",)),
+    ("rdp", ("RDP",)),
     ("xmpp", ("XMPP",)),
     ("mysql", ("MySQL",)),
     ("quic", ("QUIC",)),

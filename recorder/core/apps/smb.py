@@ -23,8 +23,12 @@ The stream is NetBIOS session messages (a 4-byte length) holding SMB2 messages, 
   a gap).
 
 A message longer than ``MAX_BUFFER`` is not held: a large WRITE or READ response is streamed
-into its file, anything else skipped. SMB1 messages and encrypted (transform) messages are
-skipped; what they carry is not readable here.
+into its file, anything else skipped. SMB1 messages are read by ``apps.smb1`` into the same
+records; encrypted (transform) messages are skipped: what they carry is not readable here.
+
+Named pipes carry DCE-RPC (``apps.dcerpc``: dce_rpc.log): pipe WRITEs, READs and IOCTL
+FSCTL_PIPE_TRANSCEIVE feed one RPC session per pipe. SESSION_SETUP security blobs also go to
+ntlm.log (``apps.ntlm``) and, for Kerberos, to kerberos.log as an AP request.
 """
 
 from __future__ import annotations
@@ -33,8 +37,11 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from recorder.core.apps.base import CONN_ID, MAX_BUFFER, Conn, LogFields, Output, Parser
+from recorder.core.apps.dcerpc import DCE_RPC_LOG, RPCSession
 from recorder.core.apps.files import merge_spans
-from recorder.core.apps.ntlm import authenticate_user
+from recorder.core.apps.kerberos import Kerberos, ap_request
+from recorder.core.apps.ntlm import NTLM_LOG, NTLMLogins, authenticate_user
+from recorder.core.apps.smb1 import SMB1
 
 MAX_FILE = 64 << 20  # bytes of one file kept for out.file (as FTP data channels)
 MAX_HELD = 256 << 20  # bytes of file pieces one connection holds at once
@@ -45,7 +52,9 @@ RECENT = 180.0  # seconds an smb_files.log record is not repeated (our choice fo
 
 SMB2 = b"\xfeSMB"
 HEADER = 64
-SESSION_SETUP, TREE_CONNECT, CREATE, CLOSE, READ, WRITE, SET_INFO = 1, 3, 5, 6, 8, 9, 17
+SESSION_SETUP, TREE_CONNECT, CREATE, CLOSE, READ, WRITE, IOCTL, SET_INFO = 1, 3, 5, 6, 8, 9, 11, 17
+FSCTL_PIPE_TRANSCEIVE = 0x0011C017
+STATUS_BUFFER_OVERFLOW = 0x80000005  # a pipe read or transceive with more to come
 FLAG_RESPONSE, FLAG_ASYNC = 0x1, 0x2
 STATUS_PENDING = 0x00000103
 STATUS_MORE_PROCESSING = 0xC0000016
@@ -88,6 +97,7 @@ class _File:
     pieces: dict[bool, list[tuple[int, bytes]]] = field(default_factory=lambda: {True: [], False: []})
     first: dict[bool, float] = field(default_factory=dict)
     over: dict[bool, int] = field(default_factory=lambda: {True: 0, False: 0})  # bytes seen, not held
+    rpc: RPCSession | None = None  # a named pipe's DCE-RPC association
 
     def add(self, is_orig: bool, offset: int, data: bytes, ts: float, room: int) -> int:
         """A piece at ``offset``; held only within MAX_FILE and ``room`` (the connection's budget
@@ -127,6 +137,9 @@ class SMB(Parser):
             ("times.created", "time"), ("times.changed", "time")),
         "smb_mapping": CONN_ID + (
             ("path", "string"), ("service", "string"), ("native_file_system", "string"), ("share_type", "string")),
+        "dce_rpc": DCE_RPC_LOG,  # DCE-RPC over named pipes (apps.dcerpc)
+        "ntlm": NTLM_LOG,
+        "kerberos": Kerberos.logs["kerberos"],  # Kerberos AP-REQ in SESSION_SETUP
     }
 
     def __init__(self, conn: Conn, out: Output, conn_context: dict | None = None) -> None:
@@ -141,6 +154,9 @@ class SMB(Parser):
         self.last_created: bytes | None = None  # for compounded requests naming ANY_FILE
         self.recent: dict[tuple, float] = {}  # smb_files.log records written -> when
         self.held = 0  # bytes of file pieces held by this connection
+        self.ntlm = NTLMLogins(conn, out, credentials=False)  # credentials: from SESSION_SETUP below
+        self.kerberos_logged = False  # one AP record per connection, as Zeek
+        self.smb1 = SMB1(self)
 
     @classmethod
     def detect(cls, data: bytes, is_orig: bool, conn: Conn) -> bool:
@@ -214,15 +230,19 @@ class SMB(Parser):
     def end(self, ts: float) -> None:
         for fid in list(self.files):
             self._close(fid, ts)
+        self.ntlm.end(ts)
         for req in self.pending.values():  # a login whose answer was never seen: outcome unknown
-            if req[0] == SESSION_SETUP:
+            if req[0] == SESSION_SETUP and req[1]:
                 self.out.credential(self.conn, ts=req[2], protocol="NTLM", user=req[1], secret=None, success=None)
         self.pending.clear()
 
     # -- messages ----------------------------------------------------------------------------
 
     def _messages(self, msg: bytes, ts: float) -> None:
-        """One NetBIOS message: SMB2 messages chained by NextCommand."""
+        """One NetBIOS message: SMB2 messages chained by NextCommand, or one SMB1 message."""
+        if msg[:4] == b"\xffSMB":
+            self.smb1.message(msg, ts)
+            return
         off = 0
         while off + HEADER <= len(msg) and msg[off:off + 4] == SMB2:
             nxt = _u32(msg, off + 20)
@@ -253,9 +273,10 @@ class SMB(Parser):
         body = m[HEADER:]
         if cmd == SESSION_SETUP and len(body) >= 16:
             blob = m[_u16(body, 12):_u16(body, 12) + _u16(body, 14)]
+            self._security_blob(blob, ts)
             at = blob.find(b"NTLMSSP\x00")
             user = authenticate_user(blob[at:]) if at >= 0 else None
-            return (user, ts) if user else None
+            return (user, ts)
         if cmd == TREE_CONNECT and len(body) >= 8:
             path = m[_u16(body, 4):_u16(body, 4) + _u16(body, 6)].decode("utf-16-le", "replace")
             return (path, ts)
@@ -281,9 +302,16 @@ class SMB(Parser):
                     return None
                 return (ANY_FILE, _u64(body, 8), data)
             f = self.files.get(body[16:32])
-            if f is not None and not f.pipe:
+            if f is not None and f.rpc is not None:
+                f.rpc.feed(True, data, ts)
+            elif f is not None and not f.pipe:
                 self._add(f, True, _u64(body, 8), data, ts)
             return None
+        if cmd == IOCTL and len(body) >= 32 and _u32(body, 4) == FSCTL_PIPE_TRANSCEIVE:
+            f = self.pipe_file(self._fid(body[8:24]))
+            if f is not None and f.rpc is not None:
+                f.rpc.feed(True, m[_u32(body, 24):_u32(body, 24) + _u32(body, 28)], ts)
+            return (body[8:24],)
         if cmd == READ and len(body) >= 32:
             return (body[16:32], _u64(body, 8))  # the file id is resolved with the response (compounds)
         return None
@@ -292,7 +320,13 @@ class SMB(Parser):
         body = m[HEADER:]
         if cmd == SESSION_SETUP:
             _, user, when = req
+            if len(body) >= 8:
+                blob = m[_u16(body, 4):_u16(body, 4) + _u16(body, 6)]
+                self.ntlm.message(blob, ts)
+                self.ntlm.spnego(blob, ts)
             if status != STATUS_MORE_PROCESSING:
+                self.ntlm.result(status == 0, ts)
+            if user and status != STATUS_MORE_PROCESSING:
                 self.out.credential(self.conn, ts=when, protocol="NTLM", user=user, secret=None,
                                     success=status == 0, note=None if status == 0 else f"status 0x{status:08x}")
         elif cmd == TREE_CONNECT and status == 0 and len(body) >= 3:
@@ -306,6 +340,8 @@ class SMB(Parser):
             _, name, tree, when, options = req
             path, pipe = self.trees.get(tree, (None, False))
             f = _File(name=name or None, pipe=pipe, size=_u64(body, 48), path=path)
+            if pipe:
+                f.rpc = RPCSession(self.conn, self.out, self.ntlm, pipe=name or None)
             self.last_created = None
             if len(self.files) < MAX_FILES:
                 self.files[body[64:80]] = f
@@ -317,16 +353,24 @@ class SMB(Parser):
                 self._file_log("SMB::FILE_OPEN", f, when)
                 if options & DELETE_ON_CLOSE:
                     self._file_log("SMB::FILE_DELETE", f, when)
-        elif cmd == READ and status == 0 and len(body) >= 8:
+        elif cmd == READ and status in (0, STATUS_BUFFER_OVERFLOW) and len(body) >= 8:
             _, fid, offset = req
             f = self._file(fid)
-            if f is not None and not f.pipe:
-                data_off, length = body[2], _u32(body, 4)
+            data_off, length = body[2], _u32(body, 4)
+            if f is not None and f.rpc is not None:
+                f.rpc.feed(False, m[data_off:data_off + length], ts)
+            elif f is not None and not f.pipe and status == 0:
                 self._add(f, False, offset, m[data_off:data_off + length], ts)
+        elif cmd == IOCTL and status in (0, STATUS_BUFFER_OVERFLOW) and len(body) >= 40:
+            f = self._file(req[1])
+            if f is not None and f.rpc is not None:
+                f.rpc.feed(False, m[_u32(body, 32):_u32(body, 32) + _u32(body, 36)], ts)
         elif cmd == WRITE:
             _, fid, offset, data = req
             f = self._file(fid)
-            if status == 0 and f is not None and not f.pipe:
+            if f is not None and f.rpc is not None:
+                f.rpc.feed(True, data, ts)
+            elif status == 0 and f is not None and not f.pipe:
                 self._add(f, True, offset, data, ts)
         elif cmd == SET_INFO and status == 0:
             self._set_info(*req[1:])
@@ -388,8 +432,33 @@ class SMB(Parser):
     def _add(self, f: _File, is_orig: bool, offset: int, data: bytes, ts: float) -> None:
         self.held += f.add(is_orig, offset, data, ts, MAX_HELD - self.held)
 
+    def pipe_file(self, fid: bytes) -> _File | None:
+        """The file a pipe-only request names (FSCTL_PIPE_TRANSCEIVE, SMB1 TransactNmPipe): made a
+        named pipe with its RPC session when its CREATE was not seen (a capture started after it)."""
+        f = self.files.get(fid)
+        if f is None and len(self.files) < MAX_FILES:
+            f = self.files[fid] = _File(name=None, pipe=True, size=None)
+        if f is not None and f.rpc is None:
+            f.pipe = True
+            f.rpc = RPCSession(self.conn, self.out, self.ntlm)
+        return f
+
+    def _security_blob(self, blob: bytes, ts: float) -> None:
+        """A client's SESSION_SETUP security blob: NTLM to ntlm.log, a Kerberos AP-REQ to
+        kerberos.log (request type AP, the ticket's service and realm, as Zeek logs it)."""
+        if self.ntlm.message(blob, ts) is not None or self.kerberos_logged:
+            return
+        ap = ap_request(blob)
+        if ap is not None:
+            self.kerberos_logged = True
+            realm, service = ap
+            self.out.log("kerberos", {"ts": ts, "request_type": "AP", "client": f"/{realm or ''}",
+                                      "service": service, "success": True, "error_msg": None}, self.conn)
+
     def _close(self, fid: bytes, ts: float) -> None:
         f = self.files.pop(fid, None)
+        if f is not None and f.rpc is not None:
+            f.rpc.end(ts)
         if f is None or f.pipe:
             return
         for is_orig in (True, False):

@@ -36,6 +36,9 @@ def _text(b: bytes) -> str:
     return b.decode("utf-8", "replace")
 
 
+VERBS = frozenset({b"HELO", b"EHLO", b"MAIL", b"RCPT", b"DATA", b"BDAT", b"RSET", b"VRFY", b"EXPN", b"HELP",
+                   b"NOOP", b"QUIT", b"AUTH", b"STARTTLS", b"TURN", b"ETRN", b"ATRN", b"XCLIENT", b"XFORWARD"})
+
 class SMTP(Parser):
     service = "smtp"
     ports = frozenset({25, 587, 2525})
@@ -58,6 +61,7 @@ class SMTP(Parser):
         self.message = bytearray()
         self.message_ts = conn.start
         self.pending: deque[str] = deque()
+        self.resync = False  # after a client gap: wait for a line that parses as a command
         self.greeted = False
         self.helo: str | None = None
         self.messages_transferred = 0
@@ -108,7 +112,12 @@ class SMTP(Parser):
             self._server(data, ts)
 
     def gap(self, is_orig: bool, nbytes: int, ts: float) -> None:
+        """Bytes lost: replies awaited are dropped (pairing by order across the gap would shift
+        every later pair); the client goes on at its next line that parses as a command."""
         self.buf[is_orig] = b""
+        self.pending.clear()
+        if is_orig:
+            self.resync = True
         if is_orig and self.mode in ("data", "bdat"):
             self._end_message(ts)  # what arrived is kept; the chunk/message is over for us
             self.mode = "cmd"
@@ -135,6 +144,10 @@ class SMTP(Parser):
             if nl < 0:
                 break
             line, pos = buf[pos:nl + 1], nl + 1
+            if self.resync and self.mode == "cmd":
+                if line.split(b" ", 1)[0].strip().upper() not in VERBS:
+                    continue  # the tail of a line whose start was lost
+            self.resync = False
             if self.mode == "data":
                 self._data_line(line, ts)
             elif self.mode == "auth":

@@ -12,7 +12,9 @@ reports what will never arrive to ``gap`` with its length. Used by the applicati
   copy seen wins (Zeek's reassembler does the same for delivered data).
 - Segments beyond a hole are buffered, at most ``max_buffer`` bytes; past that bound the hole is
   reported as a gap and delivery goes on from the next buffered segment. ``flush`` does the same for
-  every hole (at FIN, RST, a timeout or end of input).
+  every hole (at FIN, RST, a timeout or end of input). ``ack`` does it as soon as the receiver
+  acknowledges past a hole (its bytes reached the receiver, not the tap: they will never be seen),
+  as Zeek's reassembler reports a content gap, so a parser goes on at once rather than at the end.
 """
 
 from __future__ import annotations
@@ -159,6 +161,22 @@ class Stream:
             self.next = self.starts[0]
             self.gap(hole)
         self._drain()
+
+    def ack(self, seq: int) -> None:
+        """The receiver acknowledged everything before ``seq``: holes below it are gaps now."""
+        if self.next < 0 or not self.starts:
+            return
+        pos = self._pos(seq)
+        while self.starts and pos > self.next:
+            if pos >= self.starts[0]:
+                self._skip_hole()
+            else:  # part of the hole acknowledged: the rest may still come
+                hole = pos - self.next
+                self.gaps += hole
+                self.next = pos
+                self.gap(hole)
+                self._drain()
+                break
 
     def flush(self) -> None:
         """Report every hole as a gap and deliver everything buffered (end of this direction)."""

@@ -314,7 +314,7 @@ def _cores() -> int:
 
 # The columns of a decoded batch the application layer reads (``AppLayer.feed``).
 _APP_COLUMNS = ("proto", "pay_cap", "flags", "l4_ok", "src_hi", "src_lo", "dst_hi", "dst_lo", "sport", "dport",
-                "pkt", "seq", "pay_off", "plen")
+                "pkt", "seq", "ack", "pay_off", "plen")
 
 
 class _Batch:

@@ -51,7 +51,7 @@ def test_shipped_rules_load():
     assert set(SID) == {"port_scan", "host_sweep", "brute_force", "long_connection", "dns_tunnelling", "beaconing",
                         "exfiltration", "cleartext_credentials", "lateral_movement", "callback",
                         "executable_download", "cleartext_admin", "large_upload", "share_read", "shared_account",
-                        "bind_shell", "remote_service"}
+                        "bind_shell", "remote_service", "rpc_operation"}
     assert all(r.tactic.startswith("TA") and r.technique.startswith("T1") for r in RULES)
 
 
@@ -331,7 +331,7 @@ def test_rule_file_yaml_syntax_error_and_missing_keys(tmp_path):
             ["port_scan", "host_sweep", "brute_force", "long_connection", "dns_tunnelling", "beaconing",
              "exfiltration", "cleartext_credentials", "lateral_movement", "callback", "bind_shell",
              "executable_download", "cleartext_admin", "large_upload", "remote_service", "share_read",
-             "shared_account"]) + ")"]
+             "shared_account", "rpc_operation"]) + ")"]
 
 
 def test_duplicate_ids_are_rejected(tmp_path):

@@ -184,6 +184,32 @@ def test_dns_over_tcp_frames_messages_across_segments() -> None:
     assert rec["proto"] == "tcp" and rec["qtype_name"] == "AXFR" and rec["answers"] == ["10.0.0.1"]
 
 
+def test_dns_over_tcp_resynchronises_after_a_gap() -> None:
+    wires = []
+    for i in range(6):
+        q = message(100 + i, QUERY, [question(f"host{i}.example.com")])
+        r = message(100 + i, RESPONSE, [question(f"host{i}.example.com")], [rr(PTR_Q, 1, bytes([10, 0, 0, i]))])
+        wires.append((struct.pack("!H", len(q)) + q, struct.pack("!H", len(r)) + r))
+    events = []
+    for i, (wq, wr) in enumerate(wires):
+        if i == 2:  # the middle of the third query and of its answer are lost
+            events += [(True, wq[:7], 1.0 + i), ("gap", True, 9), (True, wq[16:], 1.0 + i),
+                       (False, wr[:20], 1.1 + i), ("gap", False, 5), (False, wr[25:], 1.1 + i)]
+        else:
+            events += [(True, wq, 1.0 + i), (False, wr, 1.1 + i)]
+    out = ListOutput()
+    p = DNSTCP(conn(53, "tcp"), out)
+    for ev in events:
+        if ev[0] == "gap":
+            p.gap(ev[1], ev[2], 0.0)
+        else:
+            p.data(ev[0], ev[1], ev[2])
+    p.end(10.0)
+    got = {r["query"]: r["answers"] for r in out.logs("dns")}
+    assert {q: got.get(q) for q in ("host3.example.com", "host4.example.com", "host5.example.com")} == \
+        {f"host{i}.example.com": [f"10.0.0.{i}"] for i in (3, 4, 5)}
+
+
 # -- fuzz ------------------------------------------------------------------------------------------
 
 VALID = message(0x4242, RESPONSE, [question("fuzz.example.com")],

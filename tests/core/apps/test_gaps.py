@@ -1,0 +1,172 @@
+"""Gap recovery: after lost bytes every line protocol resynchronises at its next line that parses
+and goes on logging, pairing commands and replies again without shifting them; the dispatcher
+reports a hole as soon as the receiver acknowledges past it (as Zeek does), not at the end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from recorder.core.apps.base import Conn, ListOutput
+from recorder.core.apps.ftp import FTP
+from recorder.core.apps.imap import IMAP
+from recorder.core.apps.pop3 import POP3
+from recorder.core.apps.smtp import SMTP
+from recorder.core.apps.streams import Stream
+from tests.helpers import wiretrail_cli
+
+N = 30
+
+
+def _ftp_lines() -> list[tuple[bool, bytes]]:
+    s = [(False, b"220 FTP server ready\r\n"), (True, b"USER bob\r\n"), (False, b"331 Password required\r\n"),
+         (True, b"PASS x\r\n"), (False, b"230 Logged in\r\n")]
+    for i in range(N):
+        s += [(True, f"RETR file{i}.txt\r\n".encode()), (False, f"550 file{i}.txt: No such file\r\n".encode())]
+    return s
+
+
+def _pop3_lines() -> list[tuple[bool, bytes]]:
+    s = [(False, b"+OK POP3 ready\r\n"), (True, b"USER bob\r\n"), (False, b"+OK\r\n")]
+    for i in range(N):
+        s += [(True, f"DELE {i}\r\n".encode()), (False, f"-ERR no message {i}\r\n".encode())]
+    return s
+
+
+def _imap_lines() -> list[tuple[bool, bytes]]:
+    s = [(False, b"* OK IMAP4rev1 ready\r\n")]
+    for i in range(N):
+        s += [(True, f"a{i} SELECT box{i}\r\n".encode()), (False, f"a{i} NO no box{i}\r\n".encode())]
+    return s
+
+
+PROTOCOLS = {"ftp": (FTP, _ftp_lines, 21, lambda r: (r["command"], r["arg"], r["reply_code"])),
+             "pop3": (POP3, _pop3_lines, 110, lambda r: (r["command"], r["arg"], r["reply"])),
+             "imap": (IMAP, _imap_lines, 143, lambda r: (r["command"], r["arg"], r["reply"]))}
+
+
+def _segments(lines: list[tuple[bool, bytes]], cuts: list[int]) -> list[tuple[int, bool, bytes]]:
+    """Each line as one or two segments (cut at ``cuts[i] % len``): (line index, side, bytes)."""
+    out = []
+    for i, (side, line) in enumerate(lines):
+        c = cuts[i % len(cuts)] % len(line) if cuts else 0
+        if c:
+            out += [(i, side, line[:c]), (i, side, line[c:])]
+        else:
+            out.append((i, side, line))
+    return out
+
+
+def _run(name: str, segments, dropped: set[int]) -> list[tuple[float, tuple]]:
+    cls, _, port, key = PROTOCOLS[name]
+    out = ListOutput()
+    p = cls(Conn("10.0.0.5", 40000, "10.0.0.9", port, "tcp", 0.0, uid="C1"), out)
+    for k, (i, side, data) in enumerate(segments):
+        if k in dropped:
+            p.gap(side, len(data), float(i))
+        else:
+            p.data(side, data, float(i))
+    p.end(1e6)
+    return [(r["ts"], key(r)) for n, r in out.records if n == name]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(sorted(PROTOCOLS)), st.lists(st.integers(0, 40), min_size=1, max_size=8),
+       st.sets(st.integers(8, 4 * N), min_size=1, max_size=4))
+def test_records_after_the_last_gap_equal_the_intact_streams(name, cuts, drop) -> None:
+    segments = _segments(PROTOCOLS[name][1](), cuts)
+    drop = {k for k in drop if k < len(segments)}
+    intact = _run(name, segments, set())
+    damaged = _run(name, segments, drop)
+    if not drop:
+        assert damaged == intact
+        return
+    # the first line starting wholly after the last lost segment
+    last = max(drop)
+    after = next((segments[k][0] for k in range(last + 1, len(segments))
+                  if segments[k][0] != segments[last][0]), None)
+    if after is None:
+        return
+    assert [r for r in damaged if r[0] >= after] == [r for r in intact if r[0] >= after]
+
+
+def test_smtp_transactions_after_a_gap() -> None:
+    lines = [(False, b"220 mx ESMTP\r\n"), (True, b"EHLO c\r\n"), (False, b"250 mx\r\n")]
+    for i in range(6):
+        lines += [(True, f"MAIL FROM:<a{i}@x>\r\n".encode()), (False, b"250 ok\r\n"),
+                  (True, f"RCPT TO:<b{i}@y>\r\n".encode()), (False, b"250 ok\r\n"),
+                  (True, b"DATA\r\n"), (False, b"354 go\r\n"),
+                  (True, f"Subject: m{i}\r\n\r\nbody {i}\r\n.\r\n".encode()), (False, b"250 queued\r\n")]
+    out = ListOutput()
+    p = SMTP(Conn("10.0.0.5", 40000, "10.0.0.9", 25, "tcp", 0.0, uid="C1"), out)
+    for k, (side, line) in enumerate(lines):
+        if 11 <= k <= 13:  # the second mail's RCPT reply, DATA and 354 are lost (and half of RCPT)
+            p.gap(side, len(line), float(k))
+        elif k == 10:
+            p.data(side, line[:9], float(k))
+            p.gap(side, len(line) - 9, float(k))
+        else:
+            p.data(side, line, float(k))
+    p.end(1e6)
+    subjects = [(r["mailfrom"], r["subject"]) for r in out.logs("smtp")]
+    assert [s for s in subjects if s[1] in {f"m{i}" for i in range(2, 6)}] == \
+        [(f"a{i}@x", f"m{i}") for i in range(2, 6)]
+
+
+def test_stream_reports_a_hole_once_acknowledged() -> None:
+    got: list = []
+    s = Stream(lambda d: got.append(d), lambda n: got.append(n))
+    s.start(999, True)  # data from 1000
+    s.add(1000, b"abc")
+    s.add(1010, b"xyz")  # 1003-1009 lost
+    assert got == [b"abc"]
+    s.ack(1005)  # the receiver has up to 1004: 2 bytes of the hole are a gap, the rest may come
+    assert got == [b"abc", 2]
+    s.ack(1013)
+    assert got == [b"abc", 2, 5, b"xyz"] and s.gaps == 7
+
+
+def test_ftp_capture_with_lost_segments_logs_every_later_transfer(tmp_path: Path) -> None:
+    """Through ingest: segments lost mid-session (one line split across two, its first half lost)
+    are reported when the other side acknowledges past them, and every later command is logged
+    with its reply."""
+    from scapy.all import IP, TCP, Ether, wrpcap
+
+    lines = _ftp_lines()
+    pkts, seq, t = [], {True: 1000, False: 5000}, 1_700_000_000.0
+
+    def add(side: bool, flags: str, data: bytes = b"", keep: bool = True) -> None:
+        nonlocal t
+        src, dst, sp, dp = ("10.0.0.5", "10.0.0.9", 40000, 21) if side else ("10.0.0.9", "10.0.0.5", 21, 40000)
+        p = Ether() / IP(src=src, dst=dst) / TCP(sport=sp, dport=dp, flags=flags, seq=seq[side], ack=seq[not side]) / data
+        p.time = t
+        t += 0.01
+        if keep:
+            pkts.append(p)
+        seq[side] += len(data) + (1 if "S" in flags or "F" in flags else 0)
+
+    add(True, "S")
+    add(False, "SA")
+    add(True, "A")
+    for i, (side, line) in enumerate(lines):
+        if i == 15:  # RETR file5: first half lost
+            add(side, "PA", line[:6], keep=False)
+            add(side, "PA", line[6:])
+        else:
+            add(side, "PA", line, keep=i not in (20, 21, 24))
+    add(True, "FA")
+    add(False, "FA")
+    add(True, "A")
+    cap = tmp_path / "ftp-gaps.pcap"
+    wrpcap(str(cap), pkts)
+    db = tmp_path / "g.db"
+    subprocess.run([wiretrail_cli(), "ingest", "--db", str(db), str(cap)], check=True, capture_output=True)
+    rows = [json.loads(x) for x in subprocess.run([wiretrail_cli(), "ftp", "--db", str(db), "--format", "jsonl"],
+                                                  check=True, capture_output=True, text=True).stdout.splitlines()]
+    retr = [(r["arg"].rsplit("/", 1)[-1], r.get("reply_code")) for r in rows if r.get("command") == "RETR"]
+    later = [f"file{i}.txt" for i in range(11, N)]
+    assert [x for x in retr if x[0] in later] == [(f, 550) for f in later]
