@@ -334,8 +334,8 @@ def _batch_message(raw, dec) -> tuple[bytes, bytes | None]:
     (``"feed"``, packets, times, the ``_APP_COLUMNS``, payloads, span) and the packets' bytes, or
     None for them when the batch lies unchanged in its capture file (``RawBatch.in_file``): then
     the span (file, offset, length) says where, the payload offsets point into that span, and the
-    receiver reads it there (``_SpanReader``) instead of every byte crossing a pipe (the 480 MB
-    benchmark capture: 0.68 s of CPU through a pipe, 0.06 s read from the file)."""
+    receiver reads it there (``_SpanReader``) instead of every byte crossing a pipe (measured:
+    README, "Measured choices")."""
     cols = {k: dec.cols[k] for k in _APP_COLUMNS}
     span = None
     if raw.in_file and len(raw):
