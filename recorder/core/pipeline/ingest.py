@@ -333,6 +333,11 @@ class _AppProcess:
                             ended=WiretrailError("the application layer process ended unexpectedly"),
                             store_path=store.display, on_warning=warn)
 
+    @property
+    def process(self):
+        """The child process (``multiprocessing.Process``)."""
+        return self._child.process
+
     def _put(self, item: tuple) -> None:
         self._child.send_object(item)
 
