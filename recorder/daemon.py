@@ -5,10 +5,10 @@ group. Each stream runs ``Stream.run`` in its own process (in the main process w
 only one) with its own files, prefixed ``<sensor>-<interface>[-w<N>]``, and its own hash chain.
 Per stream the loop is:
 
-    batch = capture.read()          up to 4096 packets, or None after 100 ms without any
-    writer.write(batch)             into the open file (split at the size limit)
-    decode + meter                  the same Decoder and FlowMeter as ``wiretrail ingest``
-    parsers                         the batch queued for the protocol parsers' process (``LiveApps``)
+    batch = capture.read(READ_BATCH)    up to READ_BATCH packets, or None after 100 ms without any
+    writer.write(batch)                 into the open file (split at the size limit)
+    decode + meter                      the same Decoder and FlowMeter as ``wiretrail ingest``
+    parsers                             the batch queued for the protocol parsers' process (``LiveApps``)
     writer.tick(), retention, stats, watchdog
 
 so a ``wiretrail ingest`` of the sealed files gives the flows the daemon stored, and the

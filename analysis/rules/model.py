@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from analysis.rules.variables import AddressSpec, PortSpec
-from recorder.core.errors import ProblemsError
+from recorder.core.errors import ProblemsError, WiretrailError
 
 PAYLOAD = "payload"
 
@@ -277,3 +277,11 @@ class RuleSet:
 
 class RuleSetError(ProblemsError):
     """Rule files with rejected rules: every problem as ``path:line: reason`` (``errors``)."""
+
+
+class RuleSyntaxError(ValueError):
+    """Why one rule is rejected (the message is the reason printed after path:line)."""
+
+
+class RulesPathError(WiretrailError):
+    """A rules path given by the user does not exist or cannot be read."""

@@ -1,9 +1,10 @@
-"""Parse Suricata-syntax rule files into :class:`~analysis.rules.model.Rule` objects.
+"""Parse one Suricata-syntax rule into a :class:`~analysis.rules.model.Rule` (files are read by
+``analysis.rules.loader``, PCRE translated by ``analysis.rules.pcre``).
 
-Every problem is collected as a :class:`RuleError` with ``path:line`` and a reason; a bad rule is
-rejected and the next one is read. Nothing here raises on hostile text except a missing input path
-(:class:`RulesPathError`). A keyword the engine does not implement rejects its rule with
-``unsupported keyword X``: the supported ones are the keys of :data:`KEYWORDS`.
+A bad rule raises :class:`RuleSyntaxError` with the reason, which the loader records as a
+:class:`RuleError` with ``path:line`` before reading the next one. A keyword the engine does not
+implement rejects its rule with ``unsupported keyword X``: the supported ones are the keys of
+:data:`KEYWORDS`.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from __future__ import annotations
 import dataclasses
 import re
 import warnings
-from collections.abc import Iterable, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 
-from analysis.rules.classification import Classtype, load_classifications
+from analysis.rules.classification import Classtype
 from analysis.rules.model import (
     PAYLOAD,
     Action,
@@ -30,22 +30,12 @@ from analysis.rules.model import (
     Pcre,
     Reference,
     Rule,
-    RuleError,
-    RuleSet,
+    RuleSyntaxError,
     TcpFlags,
     Threshold,
 )
+from analysis.rules.pcre import pcre_to_python
 from analysis.rules.variables import SpecError, Variables
-from recorder.core.errors import WiretrailError
-
-
-class RuleSyntaxError(ValueError):
-    """Why one rule is rejected (the message is the reason printed after path:line)."""
-
-
-class RulesPathError(WiretrailError):
-    """A rules path given by the user does not exist or cannot be read."""
-
 
 # --- what is supported -----------------------------------------------------------------------
 
@@ -385,116 +375,6 @@ def _flow(value: str) -> frozenset[str]:
     return frozenset(out)
 
 
-_POSIX_CLASSES: Mapping[str, str] = {
-    "alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z", "lower": "a-z",
-    "space": r"\t\n\v\f\r ", "blank": r"\t ", "punct": r"!-/:-@\[-`{-~", "xdigit": "0-9A-Fa-f",
-    "word": r"\w", "cntrl": r"\x00-\x1f\x7f", "print": r"\x20-\x7e", "graph": r"\x21-\x7e",
-    "ascii": r"\x00-\x7f",
-}
-_UNSUPPORTED_ESCAPES = {"R": "\\R (any newline)", "K": "\\K (reset match start)", "X": "\\X",
-                        "C": "\\C", "p": "\\p{} (Unicode property)", "P": "\\P{} (Unicode property)",
-                        "G": "\\G"}
-
-
-def pcre_to_python(src: str) -> str:
-    """Rewrite the PCRE constructs Python's ``re`` spells differently; raise RuleSyntaxError for
-    those it lacks. (?<name>, \\k<name>, \\z, \\Z, \\h, \\e, \\x{..}, \\Q..\\E, [:alpha:]."""
-    out: list[str] = []
-    i, n = 0, len(src)
-    in_class = False
-    while i < n:
-        ch = src[i]
-        if ch == "\\" and i + 1 < n:
-            nxt = src[i + 1]
-            if nxt == "Q":
-                end = src.find("\\E", i + 2)
-                end = n if end < 0 else end
-                out.append(re.escape(src[i + 2:end]))
-                i = end + 2
-                continue
-            if nxt == "E":
-                i += 2
-                continue
-            if nxt in _UNSUPPORTED_ESCAPES:
-                raise RuleSyntaxError(f"pcre: {_UNSUPPORTED_ESCAPES[nxt]} is not supported by Python re")
-            if nxt == "z" and not in_class:
-                out.append("\\Z")
-            elif nxt == "Z" and not in_class:
-                out.append("(?=\\n?\\Z)")
-            elif nxt in "hH":
-                body = "\\t \\xa0"
-                out.append(body if in_class and nxt == "h" else (f"[{body}]" if nxt == "h" else f"[^{body}]"))
-            elif nxt == "e":
-                out.append("\\x1b")
-            elif nxt == "x" and i + 2 < n and src[i + 2] == "{":
-                end = src.find("}", i + 3)
-                digits = src[i + 3:end] if end > 0 else ""
-                if not digits or any(c not in "0123456789abcdefABCDEF" for c in digits) or int(digits, 16) > 255:
-                    raise RuleSyntaxError(f"pcre: invalid \\x{{{digits}}}")
-                out.append(f"\\x{int(digits, 16):02x}")
-                i = end + 1
-                continue
-            elif nxt == "x":
-                j = i + 2
-                while j < n and j < i + 4 and src[j] in "0123456789abcdefABCDEF":
-                    j += 1
-                out.append(f"\\x{int(src[i + 2:j] or '0', 16):02x}")
-                i = j
-                continue
-            elif nxt == "g" and (m := re.match(r"\{?(\d+)\}?", src[i + 2:])):
-                out.append(f"(?:\\{m.group(1)})")
-                i += 2 + m.end()
-                continue
-            elif nxt == "k" and i + 2 < n and src[i + 2] in "<{'":
-                close = {"<": ">", "{": "}", "'": "'"}[src[i + 2]]
-                end = src.find(close, i + 3)
-                if end < 0:
-                    raise RuleSyntaxError("pcre: unterminated \\k")
-                out.append(f"(?P={src[i + 3:end]})")
-                i = end + 1
-                continue
-            else:
-                out.append(ch + nxt)
-            i += 2
-            continue
-        if in_class:
-            if ch == "[" and src.startswith("[:", i):
-                end = src.find(":]", i + 2)
-                name = src[i + 2:end] if end > 0 else ""
-                negate = name.startswith("^")
-                if name.lstrip("^") in _POSIX_CLASSES and not negate:
-                    out.append(_POSIX_CLASSES[name])
-                    i = end + 2
-                    continue
-                raise RuleSyntaxError(f"pcre: POSIX class [:{name}:] is not supported")
-            if ch == "[":
-                out.append("\\[")
-                i += 1
-                continue
-            if ch == "]":
-                in_class = False
-        elif ch == "[":
-            in_class = True
-            out.append(ch)
-            i += 1
-            if i < n and src[i] == "^":
-                out.append("^")
-                i += 1
-            if i < n and src[i] == "]":  # a leading ] is a literal in PCRE
-                out.append("\\]")
-                i += 1
-            continue
-        elif ch == "(" and src.startswith("(?<", i) and i + 3 < n and src[i + 3] not in "=!":
-            out.append("(?P<")
-            i += 3
-            continue
-        elif ch == "(" and src.startswith("(*", i):
-            raise RuleSyntaxError("pcre: (*VERB) control is not supported by Python re")
-        out.append(ch)
-        i += 1
-    return "".join(out)
-
-
 def _pcre(value: str, buffer: str, sticky: bool, transforms: tuple[str, ...]) -> Pcre:
     bare = value.strip()
     if bare.lstrip("!").startswith("/"):  # Suricata also takes the pattern unquoted: pcre:/x/U;
@@ -819,116 +699,3 @@ def parse_rule(text: str, variables: Variables, classtypes: Mapping[str, Classty
         matches=tuple(builder.matches), flow=f.pop("flow", frozenset()), flowbits=tuple(builder.flowbits),
         options=tuple(options), path=path, line=line, text=text, **f,
     )
-
-
-# --- files -------------------------------------------------------------------------------------
-
-def logical_lines(text: str) -> Iterable[tuple[int, str]]:
-    """(first line number, text) of each rule line, joining lines that end with a backslash."""
-    pending: list[str] = []
-    start = 0
-    for lineno, raw in enumerate(text.split("\n"), 1):
-        line = raw.rstrip("\r")
-        if not pending:
-            start = lineno
-        if line.endswith("\\"):
-            pending.append(line[:-1])
-            continue
-        pending.append(line)
-        yield start, "".join(pending)
-        pending = []
-    if pending:
-        yield start, "".join(pending)
-
-
-def parse_rules_text(text: str, path: str, variables: Variables, classtypes: Mapping[str, Classtype],
-                     ) -> tuple[list[Rule], list[RuleError]]:
-    rules: list[Rule] = []
-    errors: list[RuleError] = []
-    for lineno, line in logical_lines(text):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        try:
-            rules.append(parse_rule(stripped, variables, classtypes, path=path, line=lineno))
-        except RuleSyntaxError as err:
-            errors.append(RuleError(path, lineno, _shorten(str(err)), _sid_of(stripped)))
-        except Exception as err:  # never crash on a hostile rule; the reason names the bug
-            errors.append(RuleError(path, lineno, f"internal error: {type(err).__name__}: {err}", _sid_of(stripped)))
-    return rules, errors
-
-
-def _shorten(reason: str, limit: int = 200) -> str:
-    return reason if len(reason) <= limit else reason[:limit] + "..."
-
-
-_SID = re.compile(r"[;(]\s*sid\s*:\s*(\d+)", re.ASCII)
-
-
-def _sid_of(text: str) -> int | None:
-    m = _SID.search(text)
-    return int(m.group(1)) if m else None
-
-
-def rule_files(paths: Iterable[Path | str]) -> list[Path]:
-    """Files as given, and every ``*.rules`` under folders (sorted); raise for a missing path."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out.extend(sorted(q for q in p.rglob("*.rules") if q.is_file()))
-        elif p.exists():
-            out.append(p)
-        else:
-            raise RulesPathError("no such file or directory", path=str(p))
-    return out
-
-
-def load_rules(paths: Iterable[Path | str], variables: Variables | None = None,
-               classtypes: Mapping[str, Classtype] | None = None, *, threshold_configs: bool = True) -> RuleSet:
-    """Load every rule under ``paths``; duplicate (gid, sid) after the first is rejected. The
-    ``threshold.config`` beside each rules file applies to the rules (``thresholdconfig``)."""
-    variables = variables or Variables()
-    classtypes = load_classifications() if classtypes is None else classtypes
-    rules: list[Rule] = []
-    errors: list[RuleError] = []
-    seen: dict[tuple[int, int], Rule] = {}
-    files = rule_files(paths)
-    for path in files:
-        try:
-            text = path.read_bytes().decode("utf-8", "surrogateescape")
-        except OSError as err:
-            errors.append(RuleError(str(path), 0, f"cannot read: {err.strerror}"))
-            continue
-        file_rules, file_errors = parse_rules_text(text, str(path), variables, classtypes)
-        for rule in file_rules:
-            first = seen.get((rule.gid, rule.sid))
-            if first is not None:
-                file_errors.append(RuleError(rule.path, rule.line,
-                                             f"duplicate sid {rule.sid} (first at {first.path}:{first.line})", rule.sid))
-                continue
-            seen[(rule.gid, rule.sid)] = rule
-            rules.append(rule)
-        errors.extend(sorted(file_errors, key=lambda e: e.line))
-    if threshold_configs:
-        rules = _with_threshold_configs(rules, errors, files, variables)
-    return RuleSet(tuple(rules), tuple(errors))
-
-
-def _with_threshold_configs(rules: list[Rule], errors: list[RuleError], files: list[Path],
-                            variables: Variables) -> list[Rule]:
-    """The rules with the ``threshold.config`` beside each rules file applied (each file once)."""
-    from analysis.rules.thresholdconfig import FILENAME, apply_threshold_config, parse_threshold_config
-
-    entries = []
-    for config in dict.fromkeys(f.parent / FILENAME for f in files):
-        if not config.is_file():
-            continue
-        try:
-            text = config.read_bytes().decode("utf-8", "surrogateescape")
-        except OSError as err:
-            errors.append(RuleError(str(config), 0, f"cannot read: {err.strerror}"))
-            continue
-        found, bad = parse_threshold_config(text, str(config), variables)
-        entries += found
-        errors.extend(bad)
-    return apply_threshold_config(rules, entries) if entries else rules

@@ -1,6 +1,6 @@
 """A batch handed to the application layer's or an inspector's process: its packets' bytes read
-from their span of the capture file when they lie there unchanged (ingest._batch_message and
-_SpanReader), through the pipe otherwise, with the same payload at every row either way."""
+from their span of the capture file when they lie there unchanged (pipeline.batches: batch_message and
+SpanReader), through the pipe otherwise, with the same payload at every row either way."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from recorder.core.decode import Decoder
 from recorder.core.errors import CaptureError
 from recorder.core.pcapio import read_batches
-from recorder.core.pipeline.ingest import _batch_message, _SpanReader
+from recorder.core.pipeline.batches import SpanReader, batch_message
 
 DEMO = Path(__file__).resolve().parents[2] / "captures" / "demo.pcap"
 
@@ -42,12 +42,12 @@ def _received(path: str, batch_size: int = 64) -> tuple[list, list]:
     dec = Decoder(fast=True)
     seen, sent = [], []
     pipe = _Pipe()
-    reader = _SpanReader()
+    reader = SpanReader()
     try:
         for raw in read_batches(path, batch_size=batch_size):
             d = dec.decode(raw)
             sent.append(_payloads(d.cols, d.payloads, raw.data))
-            head, data = _batch_message(raw, d)
+            head, data = batch_message(raw, d)
             if data is not None:
                 pipe.sent.append(data)
             _, n, _ts, cols, payloads, span = pickle.loads(head)
@@ -80,25 +80,25 @@ def test_a_capture_cut_short_meanwhile_is_a_one_line_error(tmp_path):
     cap = tmp_path / "cut.pcap"
     shutil.copy(DEMO, cap)
     raw = next(read_batches(str(cap), batch_size=1000))
-    head, data = _batch_message(raw, Decoder(fast=True).decode(raw))
+    head, data = batch_message(raw, Decoder(fast=True).decode(raw))
     assert data is None
     span = pickle.loads(head)[5]
     with open(cap, "r+b") as f:
         f.truncate(span[1] + span[2] - 100)
-    reader = _SpanReader()
+    reader = SpanReader()
     with pytest.raises(CaptureError) as err:
         reader.data(span, None)
     reader.close()
     assert str(err.value) == f"{cap}, offset {span[1] + span[2] - 100}: the capture became shorter while it was read"
     cap.unlink()
     with pytest.raises(CaptureError, match="cannot read the capture again: No such file"):
-        _SpanReader().data(span, None)
+        SpanReader().data(span, None)
 
 
 def test_payload_offsets_move_into_the_span():
     raw = next(read_batches(str(DEMO), batch_size=1000))
     d = Decoder(fast=True).decode(raw)
-    _, _, _, cols, _, span = pickle.loads(_batch_message(raw, d)[0])
+    _, _, _, cols, _, span = pickle.loads(batch_message(raw, d)[0])
     has = d.cols["pay_off"] >= 0
     assert has.any()
     # packet i's bytes start 16 bytes after its record header in the file, the span at the first record

@@ -60,8 +60,8 @@ def test_a_dead_parser_process_stops_only_the_parsers(tmp_path, caplog):
     store.ensure_schema()
     counters = Counters()
     apps = LiveApps(store, counters)
-    os.kill(apps.proc._proc.pid, signal.SIGKILL)
-    apps.proc._proc.join()
+    os.kill(apps.proc.process.pid, signal.SIGKILL)
+    apps.proc.process.join()
     batches = _batches()
     with caplog.at_level(logging.ERROR, logger="wiretrail-recorder"):
         for raw, dec in batches:
@@ -80,8 +80,8 @@ def test_failed_parsers_are_started_again_at_a_flush_after_the_retry_time(tmp_pa
     store.ensure_schema()
     counters = Counters()
     apps = LiveApps(store, counters, retry_seconds=0.5)
-    os.kill(apps.proc._proc.pid, signal.SIGKILL)
-    apps.proc._proc.join()
+    os.kill(apps.proc.process.pid, signal.SIGKILL)
+    apps.proc.process.join()
     batches = _batches()
     with caplog.at_level(logging.WARNING, logger="wiretrail-recorder"):
         deadline = time.monotonic() + 30

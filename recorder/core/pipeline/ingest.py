@@ -27,6 +27,7 @@ from recorder.core.flowrows import FlowBatch
 from recorder.core.mactable import MacTable
 from recorder.core.pcapio import expand_inputs, probe, read_batches
 from recorder.core.pcaprecords import skipped_fields
+from recorder.core.pipeline.batches import Batch, SpanReader, batch_message
 from recorder.core.pipeline.child import Child, Family, Inbox, Outbox
 
 GC_THRESHOLD = 100_000  # allocations between young-generation collections while parsers run
@@ -312,81 +313,11 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-# The columns of a decoded batch the application layer reads (``AppLayer.feed``).
-_APP_COLUMNS = ("proto", "pay_cap", "flags", "l4_ok", "src_hi", "src_lo", "dst_hi", "dst_lo", "sport", "dport",
-                "pkt", "seq", "ack", "pay_off", "plen")
-
-
-class _Batch:
-    """What ``AppLayer.feed`` reads of a RawBatch (``ts``, ``data``) or a DecodedBatch (``cols``,
-    ``payloads``), rebuilt in the application layer's process."""
-
-    __slots__ = ("ts", "data", "cols", "payloads", "n")
-
-    def __init__(self, n: int, ts=None, data: bytes = b"", cols: dict | None = None,
-                 payloads: dict | None = None) -> None:
-        self.n, self.ts, self.data, self.cols, self.payloads = n, ts, data, cols or {}, payloads or {}
-
-    def __len__(self) -> int:
-        return self.n
-
-
-def _batch_message(raw, dec) -> tuple[bytes, bytes | None]:
-    """One batch for a process of the application layer or of an inspector: the pickled head
-    (``"feed"``, packets, times, the ``_APP_COLUMNS``, payloads, span) and the packets' bytes, or
-    None for them when the batch lies unchanged in its capture file (``RawBatch.in_file``): then
-    the span (file, offset, length) says where, the payload offsets point into that span, and the
-    receiver reads it there (``_SpanReader``) instead of every byte crossing a pipe (the 480 MB
-    benchmark capture: 0.68 s of CPU through a pipe, 0.06 s read from the file)."""
-    cols = {k: dec.cols[k] for k in _APP_COLUMNS}
-    span = None
-    if raw.in_file and len(raw):
-        base = int(raw.file_off[0])
-        span = (raw.source, base, int(raw.file_off[-1] + 16 + raw.caplen[-1]) - base)
-        pay = cols["pay_off"]
-        if len(pay):
-            shift = (raw.file_off + (16 - base) - raw.off)[cols["pkt"]]
-            cols["pay_off"] = np.where(pay >= 0, pay + shift, pay)
-    head = pickle.dumps(("feed", len(raw), raw.ts, cols, dec.payloads, span), protocol=pickle.HIGHEST_PROTOCOL)
-    return head, (None if span is not None else raw.data)
-
-
-class _SpanReader:
-    """A receiver's side of ``_batch_message``: a batch's bytes from its pipe, or from its span of
-    the capture file (the last file stays open)."""
-
-    def __init__(self) -> None:
-        self._path: str | None = None
-        self._fd = -1
-
-    def data(self, span: tuple[str, int, int] | None, recv) -> bytes:
-        if span is None:
-            return recv.recv_bytes()
-        path, offset, length = span
-        try:
-            if path != self._path:
-                self.close()
-                self._fd = os.open(path, os.O_RDONLY)
-                self._path = path
-            data = os.pread(self._fd, length, offset)
-        except OSError as err:
-            raise CaptureError(f"cannot read the capture again: {err.strerror or err}", path=path,
-                               offset=offset) from None
-        if len(data) != length:
-            raise CaptureError("the capture became shorter while it was read", path=path, offset=offset + len(data))
-        return data
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-        self._fd, self._path = -1, None
-
-
 class _AppProcess:
     """The application layer (``AppLayer`` and its ``StoreOutput``) in a child process, so that it
     runs beside the decoder and flow meter on the second core: each batch's packet columns go
     over a pipe, its packets' bytes too unless the child reads them from the capture file
-    (``_batch_message``). It stands for both the layer and its output in ``_ingest`` (``feed``,
+    (``batch_message``). It stands for both the layer and its output in ``_ingest`` (``feed``,
     ``failures``, ``finish``, ``services``; ``capture_id``, ``close``, ``rows_written``). An error
     in the child is raised as StoreError (a database problem) or WiretrailError by the next call."""
 
@@ -404,6 +335,11 @@ class _AppProcess:
                             ended=WiretrailError("the application layer process ended unexpectedly"),
                             store_path=store.display, on_warning=warn)
 
+    @property
+    def process(self):
+        """The child process (``multiprocessing.Process``)."""
+        return self._child.process
+
     def _put(self, item: tuple) -> None:
         self._child.send_object(item)
 
@@ -417,7 +353,7 @@ class _AppProcess:
 
     def feed(self, raw, dec) -> None:
         self._child.check()
-        head, data = _batch_message(raw, dec)
+        head, data = batch_message(raw, dec)
         self._child.send(head)
         if data is not None:
             self._child.send(data)  # the packet bytes as they are (not copied into a pickle)
@@ -467,14 +403,14 @@ def _app_main(inbox: Inbox, outbox: Outbox, store, extract_dir: str | None, forw
         apps = AppLayer(inspection.output if inspection is not None else out, PARSERS)
         if inspection is not None:
             inspection.attach(apps)
-        reader = _SpanReader()
+        reader = SpanReader()
         for message in inbox:  # until the ingest stops early (keep what was handed over) or ends
             item = pickle.loads(message)
             kind = item[0]
             if kind == "feed":
                 _, n, ts, cols, payloads, span = item
                 data = reader.data(span, inbox)
-                raw, dec = _Batch(n, ts=ts, data=data), _Batch(len(cols["pkt"]), cols=cols, payloads=payloads)
+                raw, dec = Batch(n, ts=ts, data=data), Batch(len(cols["pkt"]), cols=cols, payloads=payloads)
                 apps.feed(raw, dec)
                 if inspection is not None:
                     inspection.feed(raw, dec)
@@ -543,7 +479,7 @@ class _InspectorProcess:
                             ended=WiretrailError("the inspection process ended unexpectedly"), on_warning=warn)
 
     def feed(self, head: bytes, data: bytes | None) -> None:
-        """One batch: its pickled head and its packets' bytes, or None (``_batch_message``)."""
+        """One batch: its pickled head and its packets' bytes, or None (``batch_message``)."""
         self._child.check()
         self._child.send(head)
         if data is not None:
@@ -574,7 +510,7 @@ class _Inspectors:
         self.procs = procs
 
     def feed(self, raw, dec) -> None:
-        head, data = _batch_message(raw, dec)
+        head, data = batch_message(raw, dec)
         for p in self.procs:
             p.feed(head, data)
 
@@ -614,7 +550,7 @@ def _inspector_main(inbox: Inbox, outbox: Outbox, inspector, messages, shard: tu
     ``messages``; with ``shard`` (k, n), only what belongs to the k-th of n shares of the flows."""
     from recorder.core.apps.inspection import shard_of
 
-    reader = _SpanReader()
+    reader = SpanReader()
     while True:  # paced by the parsers' messages: their "finish" ends the input
         try:
             kind, msgs, recognised = pickle.loads(messages.recv_bytes())
@@ -631,5 +567,5 @@ def _inspector_main(inbox: Inbox, outbox: Outbox, inspector, messages, shard: tu
         data = reader.data(span, inbox)
         if shard is not None:
             cols, payloads = _shard_batch(cols, payloads, *shard)
-        inspector.feed(_Batch(n, ts=ts, data=data), _Batch(len(cols["pkt"]), cols=cols, payloads=payloads),
+        inspector.feed(Batch(n, ts=ts, data=data), Batch(len(cols["pkt"]), cols=cols, payloads=payloads),
                        msgs, recognised)

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analysis.rules import KEYWORDS, Variables, load_classifications, load_rules, parse_rule
+from analysis.rules.loader import parse_rules_text
 from analysis.rules.model import (
     Action,
     BufferSize,
@@ -23,10 +24,11 @@ from analysis.rules.model import (
     NumberTest,
     Pcre,
     Reference,
+    RulesPathError,
+    RuleSyntaxError,
     TcpFlags,
     Threshold,
 )
-from analysis.rules.parser import RulesPathError, RuleSyntaxError, parse_rules_text
 from tests.helpers import REFERENCE, need
 
 CLASSTYPES = load_classifications()

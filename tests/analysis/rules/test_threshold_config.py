@@ -103,5 +103,5 @@ def test_bad_lines_are_reported_with_path_and_line(tmp_path):
     (tmp_path / "threshold.config").write_text(text)
     result = CliRunner().invoke(main, ["rules", "check", str(tmp_path)])
     assert result.exit_code == 1
-    assert f"{tmp_path / 'threshold.config'}:4: threshold.config: rate_filter track must be" in result.output
-    assert result.output.strip().splitlines()[-1] == "3 rules loaded, 6 rejected"
+    assert f"{tmp_path / 'threshold.config'}:4: threshold.config: rate_filter track must be" in result.stderr
+    assert result.stdout.strip().splitlines() == ["3 rules loaded, 6 rejected"]  # the problems: on stderr
