@@ -84,7 +84,7 @@ def _stage(conn: sqlite3.Connection, store: Store) -> None:
         conn.commit()
         conn.execute("DETACH DATABASE store")
         return
-    with store._errors("read log events"), store.engine.connect() as sconn:
+    with store.db_errors("read log events"), store.engine.connect() as sconn:
         result = sconn.exec_driver_sql(select.format(p=""))
         while rows := result.fetchmany(10_000):
             conn.executemany("INSERT INTO ev VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", [tuple(r) for r in rows])

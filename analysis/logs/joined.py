@@ -29,7 +29,7 @@ def login_after_alert(store: Store) -> list[tuple[Alert, dict]]:
                    e.ts_ns.is_not(None))
             .order_by(e.ts_ns, e.id))
     out = []
-    with store._errors("read log events"), store.engine.connect() as conn:
+    with store.db_errors("read log events"), store.engine.connect() as conn:
         rows = [r for r in conn.execute(stmt) if r.alert_ts is not None]
         for r in rows:
             named = conn.execute(sa.select(a.signature_id, a.signature).where(

@@ -26,7 +26,7 @@ def link_flows(store: Store) -> int:
            .order_by(f.ts_ns.desc()).limit(1).scalar_subquery())
     base = sa.and_(e.uid.is_(None), e.src_a.is_not(None), e.ts_ns.is_not(None))
     count = sa.select(sa.func.count()).select_from(log_events).where(e.uid.is_not(None))
-    with store._errors("link log events to flows"), store.engine.begin() as conn:
+    with store.db_errors("link log events to flows"), store.engine.begin() as conn:
         before = conn.execute(count).scalar() or 0
         conn.execute(log_events.update().where(base, e.src_port.is_not(None)).values(uid=with_port))
         conn.execute(log_events.update().where(base, e.src_port.is_(None), e.kind == "web").values(uid=web))

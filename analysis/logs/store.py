@@ -18,20 +18,20 @@ _FIELDS_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), defau
 
 
 def add_source(store: Store, *, path: str, sha256: str, kind: str, host: str | None) -> int:
-    with store._errors("record log file"), store.engine.begin() as conn:
+    with store.db_errors("record log file"), store.engine.begin() as conn:
         result = conn.execute(log_sources.insert().values(path=path, sha256=sha256, kind=kind, host=host,
                                                           events=0, skipped=0, ingested_at=time.time_ns()))
         return int(result.inserted_primary_key[0])
 
 
 def source_by_sha256(store: Store, sha256: str) -> dict | None:
-    with store._errors("read log files"), store.engine.connect() as conn:
+    with store.db_errors("read log files"), store.engine.connect() as conn:
         row = conn.execute(sa.select(log_sources).where(log_sources.c.sha256 == sha256).limit(1)).first()
         return dict(row._mapping) if row else None
 
 
 def finish_source(store: Store, source_id: int, *, kind: str, events: int, skipped: int) -> None:
-    with store._errors("record log file"), store.engine.begin() as conn:
+    with store.db_errors("record log file"), store.engine.begin() as conn:
         conn.execute(log_sources.update().where(log_sources.c.id == source_id)
                      .values(kind=kind, events=events, skipped=skipped))
 
@@ -48,7 +48,7 @@ def write_events(store: Store, source_id: int, host: str | None, events: Iterabl
     """Write the events in batches of ``BATCH`` rows; returns how many were written."""
     n = 0
     batch: list[tuple] = []
-    with store._errors("write log events"), store.engine.connect() as conn:
+    with store.db_errors("write log events"), store.engine.connect() as conn:
         for ev in events:
             batch.append(_row(source_id, host, ev))
             if len(batch) >= BATCH:
@@ -92,7 +92,7 @@ def query_events(store: Store, *, host: str | None = None, account: str | None =
     stmt = stmt.order_by(c.ts_ns, c.id)
     if limit is not None:
         stmt = stmt.limit(limit)
-    return store._stream(stmt, batch, "read log events")
+    return store.stream(stmt, batch, "read log events")
 
 
 def events_by_id(store: Store, ids: Iterable[int]) -> dict[int, dict]:
@@ -100,7 +100,7 @@ def events_by_id(store: Store, ids: Iterable[int]) -> dict[int, dict]:
     wanted = sorted(set(ids))
     out: dict[int, dict] = {}
     c = log_events.c
-    with store._errors("read log events"), store.engine.connect() as conn:
+    with store.db_errors("read log events"), store.engine.connect() as conn:
         for i in range(0, len(wanted), 500):
             stmt = sa.select(c.id, c.ts_ns, c.host, c.kind, c.src_ip, c.src_port, c.account, c.action,
                              c.outcome, c.line, c.source_id, log_sources.c.path) \

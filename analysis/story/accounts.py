@@ -50,7 +50,7 @@ def build_accounts(scope: Scope, incidents: list[Incident]) -> list[Account]:
                    sa.func.max(sa.case((cred.success.is_(True), cred.ts_ns), else_=None)).label("last_ok"))
          .where(cred.user.is_not(None), cred.user != "", *scope.in_range(cred.ts_ns))
          .group_by(cred.user, cred.protocol, cred.orig_h, cred.resp_h))
-    with scope.store._errors("read credentials"), scope.connect() as conn:
+    with scope.store.db_errors("read credentials"), scope.connect() as conn:
         rows = conn.execute(q).all()
         ids = [int(r.first_id) for r in rows]
         firsts = {}

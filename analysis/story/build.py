@@ -24,7 +24,7 @@ from recorder.core.schema import alerts, captures, flows
 def recorded_span(scope: Scope) -> tuple[int | None, int | None]:
     """First and last time of the flows and alerts inside the scope's range (None, None: nothing)."""
     lo, hi = [], []
-    with scope.store._errors("read the store"), scope.connect() as conn:
+    with scope.store.db_errors("read the store"), scope.connect() as conn:
         for ts, end in ((flows.c.ts_ns, flows.c.ts_ns + sa.func.coalesce(flows.c.duration_ns, 0)),
                         (alerts.c.ts_ns, alerts.c.ts_ns)):
             r = conn.execute(sa.select(sa.func.min(ts), sa.func.max(end)).where(*scope.in_range(ts))).one()
@@ -40,14 +40,14 @@ def _captures(scope: Scope, first: int | None, last: int | None) -> tuple[Captur
     if first is not None and last is not None:
         q = q.where(sa.or_(c.first_ts_ns.is_(None), sa.and_(c.first_ts_ns <= last,
                                                                sa.func.coalesce(c.last_ts_ns, c.first_ts_ns) >= first)))
-    with scope.store._errors("read captures"), scope.connect() as conn:
+    with scope.store.db_errors("read captures"), scope.connect() as conn:
         return tuple(CaptureInfo(r.path, r.sha256, r.first_ts_ns, r.last_ts_ns, int(r.packets or 0),
                                  r.sealed_at is not None) for r in conn.execute(q))
 
 
 def _notes(scope: Scope) -> tuple[str, ...]:
     c = captures.c
-    with scope.store._errors("read captures"), scope.connect() as conn:
+    with scope.store.db_errors("read captures"), scope.connect() as conn:
         drops = conn.execute(sa.select(sa.func.sum(sa.func.coalesce(c.kernel_drops, 0) + sa.func.coalesce(c.iface_drops, 0)))).scalar()
         malformed = conn.execute(sa.select(sa.func.sum(c.malformed))).scalar()
     out = []

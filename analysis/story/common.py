@@ -75,7 +75,7 @@ class Scope:
 
     @classmethod
     def open(cls, store, *, since_ns=None, until_ns=None, local_nets=()) -> Scope:
-        with store._errors("read captures"), store.engine.connect() as conn:
+        with store.db_errors("read captures"), store.engine.connect() as conn:
             caps = {int(r.id): (r.path, r.sha256) for r in
                     conn.execute(sa.select(captures_table.c.id, captures_table.c.path, captures_table.c.sha256))}
         for net in local_nets:

@@ -215,7 +215,7 @@ def _after(incidents: list[Incident]) -> dict[str, list[tuple[int, str]]]:
 def build_data_at_risk(scope: Scope, incidents: list[Incident], *, files_dir: str | None = None,
                        on_warning: Callable[[str], None] | None = None) -> list[DataFinding]:
     warn = on_warning or (lambda _m: None)
-    with scope.store._errors("read files"), scope.connect() as conn:
+    with scope.store.db_errors("read files"), scope.connect() as conn:
         wanted = _candidates(scope, conn)
     bodies = _bodies(scope, wanted, files_dir, warn) if wanted else {}
     after = _after(incidents)

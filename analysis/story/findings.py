@@ -79,7 +79,7 @@ def load_findings(scope: Scope, *, host_cond=None) -> list[Finding]:
                         sa.func.min(a.id).label("first_id"), sa.func.min(a.severity).label("sev"))
               .where(*where).group_by(a.signature_id, a.src_ip, a.dest_ip))
     out: list[Finding] = []
-    with scope.store._errors("read alerts"), scope.connect() as conn:
+    with scope.store.db_errors("read alerts"), scope.connect() as conn:
         rows = conn.execute(groups).all()
         firsts: dict[int, sa.Row] = {}
         ids = [int(r.first_id) for r in rows]

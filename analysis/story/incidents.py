@@ -285,7 +285,7 @@ def build_incidents(scope: Scope, found: list[Finding], recorded: tuple[int | No
     drafts = group(scope, found)
     drafts = _merge_background(drafts)
     out = []
-    with scope.store._errors("read the store"), scope.connect() as conn:
+    with scope.store.db_errors("read the store"), scope.connect() as conn:
         for d in drafts:
             if isinstance(d, Incident):
                 out.append(d)

@@ -171,7 +171,7 @@ def build_timeline(store, *, host: str | None = None, since_ns: int | None = Non
                 evidence=scope.evidence("alert", r["ts_ns"], r["id"], uid=r["uid"], community_id=r["community_id"],
                                         capture_id=r["capture_id"])))
     if min_severity is None:
-        with store._errors("read the store"), scope.connect() as conn:
+        with store.db_errors("read the store"), scope.connect() as conn:
             events += _flows(scope, conn, host, collapse)
             for src in SOURCES:
                 events += _records(scope, conn, src, host, collapse)

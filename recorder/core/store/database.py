@@ -101,7 +101,6 @@ class Database:
                 raise StoreError(f"cannot {action}: {first_line(err)}", path=self.display) from err
             raise
 
-    _errors = db_errors  # the old private spelling, for branches written before the store package
 
     def _is_dbapi_error(self, err: BaseException) -> bool:
         dbapi = getattr(getattr(self, "engine", None), "dialect", None)
@@ -116,7 +115,6 @@ class Database:
                 for row in part:
                     yield dict(row)
 
-    _stream = stream  # the old private spelling, for branches written before the store package
 
     def close(self) -> None:
         self.engine.dispose()

@@ -173,7 +173,7 @@ def test_psexec_capture_end_to_end(tmp_path) -> None:
     created) does not."""
     cli = wiretrail_cli()
     from analysis.behaviour import evaluate, load_behaviour_rules
-    from analysis.cli.replay import SHIPPED_RULES
+    from analysis.replay import SHIPPED_RULES
     from recorder.core.store import Store
 
     rules = [r for r in load_behaviour_rules([SHIPPED_RULES])[0] if r.name == "Remote service creation"]
@@ -201,7 +201,7 @@ def _alerts(tmp_path, name: str, script, rule_name: str, **params) -> list:
     import dataclasses
 
     from analysis.behaviour import evaluate, load_behaviour_rules
-    from analysis.cli.replay import SHIPPED_RULES
+    from analysis.replay import SHIPPED_RULES
     from recorder.core.store import Store
 
     (rule,) = [r for r in load_behaviour_rules([SHIPPED_RULES])[0] if r.name == rule_name]
