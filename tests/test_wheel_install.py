@@ -37,7 +37,12 @@ def installed(tmp_path_factory):
     """(venv bin folder, a work folder outside the checkout, the environment to run in)."""
     base = tmp_path_factory.mktemp("wheel")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "WIRETRAIL_", "VIRTUAL_ENV"))}
-    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(base / "dist"), str(ROOT)], base, env)
+    # built from a copy: setuptools builds in the source tree, where an old build/ could leak into the wheel
+    src = base / "src"
+    shutil.copytree(ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "_compiled", "__pycache__", ".pytest_cache",
+        ".hypothesis", "demo-out", "out", ".nfstream-venv"))
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(base / "dist"), str(src)], base, env)
     wheel = next((base / "dist").glob("wiretrail-*.whl"))
     _run([sys.executable, "-m", "venv", str(base / "venv")], base, env)
     bin_ = base / "venv" / "bin"

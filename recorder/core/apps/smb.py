@@ -33,17 +33,15 @@ ntlm.log (``apps.ntlm``) and, for Kerberos, to kerberos.log as an AP request.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import ClassVar
 
 from recorder.core.apps.base import CONN_ID, MAX_BUFFER, Conn, LogFields, Output, Parser
 from recorder.core.apps.dcerpc import DCE_RPC_LOG, RPCSession
-from recorder.core.apps.files import merge_spans
 from recorder.core.apps.kerberos import Kerberos, ap_request
 from recorder.core.apps.ntlm import NTLM_LOG, NTLMLogins, authenticate_user
 from recorder.core.apps.smb1 import SMB1
+from recorder.core.apps.smbfile import OpenFile, filetime
 
-MAX_FILE = 64 << 20  # bytes of one file kept for out.file (as FTP data channels)
 MAX_HELD = 256 << 20  # bytes of file pieces one connection holds at once
 MAX_PENDING = 1024  # requests awaiting a response per connection
 MAX_DEFERRED = 16  # compounded WRITEs (at most MAX_BUFFER each) held until their CREATE's response
@@ -63,7 +61,6 @@ SHARE_TYPES = {0x01: "DISK", 0x02: "PIPE", 0x03: "PRINT"}
 DELETE_ON_CLOSE = 0x00001000  # CreateOptions
 INFO_FILE = 1
 RENAME_INFO, DISPOSITION_INFO, DISPOSITION_INFO_EX = 10, 13, 64  # FileInformationClass
-FILETIME_EPOCH = 116444736000000000  # 1601-01-01 to 1970-01-01 in 100 ns units
 ANY_FILE = b"\xff" * 16  # a compounded request's "the file the previous CREATE opened": such a
 # request (WRITE, SET_INFO, CLOSE) is applied with its response, after the CREATE's has named the file
 
@@ -78,53 +75,6 @@ def _u32(b: bytes, off: int) -> int:
 
 def _u64(b: bytes, off: int) -> int:
     return int.from_bytes(b[off:off + 8], "little")
-
-
-def _filetime(ft: int) -> float | None:
-    """A Windows FILETIME as epoch seconds (None for 0, "never")."""
-    return (ft - FILETIME_EPOCH) / 1e7 if ft else None
-
-
-@dataclass(slots=True)
-class _File:
-    """One opened file id: its name and, per direction, the pieces seen at their offsets."""
-
-    name: str | None
-    pipe: bool
-    size: int | None  # EndOfFile from the CREATE response
-    path: str | None = None  # the share's UNC path
-    times: dict = field(default_factory=dict)  # smb_files.log's times.* from the CREATE response
-    pieces: dict[bool, list[tuple[int, bytes]]] = field(default_factory=lambda: {True: [], False: []})
-    first: dict[bool, float] = field(default_factory=dict)
-    over: dict[bool, int] = field(default_factory=lambda: {True: 0, False: 0})  # bytes seen, not held
-    rpc: RPCSession | None = None  # a named pipe's DCE-RPC association
-
-    def add(self, is_orig: bool, offset: int, data: bytes, ts: float, room: int) -> int:
-        """A piece at ``offset``; held only within MAX_FILE and ``room`` (the connection's budget
-        left), else counted as seen but not held. Returns the bytes newly held."""
-        if not data:
-            return 0
-        self.first.setdefault(is_orig, ts)
-        if offset + len(data) > MAX_FILE or len(data) > room:
-            self.over[is_orig] += len(data)
-            return 0
-        self.pieces[is_orig].append((offset, data))
-        return len(data)
-
-    def assemble(self, is_orig: bool) -> tuple[bytes, int]:
-        """(the bytes held, in file order, later writes over earlier ones; the bytes missing).
-        Holes between pieces are missing bytes, not zeros (so seen_bytes is what was seen, as in
-        Zeek and the other parsers' files)."""
-        pieces = self.pieces[is_orig]
-        spans = merge_spans((o, o + len(d)) for o, d in pieces)
-        furthest = spans[-1][1] if spans else 0
-        buf = bytearray(furthest)
-        for offset, data in pieces:
-            buf[offset:offset + len(data)] = data
-        if len(spans) == 1 and spans[0][0] == 0:
-            return bytes(buf), self.over[is_orig]
-        held = b"".join(bytes(buf[a:b]) for a, b in spans)
-        return held, furthest - len(held) + self.over[is_orig]
 
 
 class SMB(Parser):
@@ -150,7 +100,7 @@ class SMB(Parser):
         self.lost = {True: False, False: False}  # framing lost (a gap): look for a message header
         self.pending: dict[int, tuple] = {}  # message id -> what the request asked
         self.trees: dict[int, tuple[str, bool]] = {}  # tree id -> (UNC path, is a named pipe share)
-        self.files: dict[bytes, _File] = {}
+        self.files: dict[bytes, OpenFile] = {}
         self.last_created: bytes | None = None  # for compounded requests naming ANY_FILE
         self.recent: dict[tuple, float] = {}  # smb_files.log records written -> when
         self.held = 0  # bytes of file pieces held by this connection
@@ -339,7 +289,7 @@ class SMB(Parser):
         elif cmd == CREATE and status == 0 and len(body) >= 80:
             _, name, tree, when, options = req
             path, pipe = self.trees.get(tree, (None, False))
-            f = _File(name=name or None, pipe=pipe, size=_u64(body, 48), path=path)
+            f = OpenFile(name=name or None, pipe=pipe, size=_u64(body, 48), path=path)
             if pipe:
                 f.rpc = RPCSession(self.conn, self.out, self.ntlm, pipe=name or None)
             self.last_created = None
@@ -347,8 +297,8 @@ class SMB(Parser):
                 self.files[body[64:80]] = f
                 self.last_created = body[64:80]
             if not pipe:
-                times = {"times.modified": _filetime(_u64(body, 24)), "times.accessed": _filetime(_u64(body, 16)),
-                         "times.created": _filetime(_u64(body, 8)), "times.changed": _filetime(_u64(body, 32))}
+                times = {"times.modified": filetime(_u64(body, 24)), "times.accessed": filetime(_u64(body, 16)),
+                         "times.created": filetime(_u64(body, 8)), "times.changed": filetime(_u64(body, 32))}
                 f.times = times
                 self._file_log("SMB::FILE_OPEN", f, when)
                 if options & DELETE_ON_CLOSE:
@@ -377,7 +327,7 @@ class SMB(Parser):
         elif cmd == CLOSE:
             self._close(self._fid(req[1]), ts)
 
-    def _large(self, head: bytes) -> tuple[_File, int, int, int] | None:
+    def _large(self, head: bytes) -> tuple[OpenFile, int, int, int] | None:
         """A message too long to hold, from its first bytes: (file, file offset, data offset, data
         length) to stream a WRITE request's or READ response's data into; None to skip it."""
         if head[:4] != SMB2 or _u32(head, 20):
@@ -405,7 +355,7 @@ class SMB(Parser):
             self._file_log("SMB::FILE_RENAME", f, ts, name=new, prev_name=f.name)
             f.name = new or f.name
 
-    def _file_log(self, action: str, f: _File, ts: float, **changes) -> None:
+    def _file_log(self, action: str, f: OpenFile, ts: float, **changes) -> None:
         """An smb_files.log record; the same action on the same file (name, path, size, times) seen
         again within RECENT seconds is not logged again, as Zeek keeps ``recent_files`` per
         connection against overlogging (a directory listing reopens the share root many times)."""
@@ -426,18 +376,18 @@ class SMB(Parser):
     def _fid(self, fid: bytes) -> bytes:
         return self.last_created if fid == ANY_FILE and self.last_created is not None else fid
 
-    def _file(self, fid: bytes) -> _File | None:
+    def _file(self, fid: bytes) -> OpenFile | None:
         return self.files.get(self._fid(fid))
 
-    def _add(self, f: _File, is_orig: bool, offset: int, data: bytes, ts: float) -> None:
+    def _add(self, f: OpenFile, is_orig: bool, offset: int, data: bytes, ts: float) -> None:
         self.held += f.add(is_orig, offset, data, ts, MAX_HELD - self.held)
 
-    def pipe_file(self, fid: bytes) -> _File | None:
+    def pipe_file(self, fid: bytes) -> OpenFile | None:
         """The file a pipe-only request names (FSCTL_PIPE_TRANSCEIVE, SMB1 TransactNmPipe): made a
         named pipe with its RPC session when its CREATE was not seen (a capture started after it)."""
         f = self.files.get(fid)
         if f is None and len(self.files) < MAX_FILES:
-            f = self.files[fid] = _File(name=None, pipe=True, size=None)
+            f = self.files[fid] = OpenFile(name=None, pipe=True, size=None)
         if f is not None and f.rpc is None:
             f.pipe = True
             f.rpc = RPCSession(self.conn, self.out, self.ntlm)

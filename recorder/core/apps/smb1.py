@@ -18,13 +18,11 @@ counted in ``malformed``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from recorder.core.apps.dcerpc import RPCSession
 from recorder.core.apps.ntlm import authenticate_user
-
-if TYPE_CHECKING:
-    from recorder.core.apps.smb import SMB
+from recorder.core.apps.smbfile import OpenFile, filetime
 
 CLOSE, TRANSACTION, READ_ANDX, WRITE_ANDX = 0x04, 0x25, 0x2E, 0x2F
 SESSION_SETUP_ANDX, TREE_CONNECT_ANDX, NT_CREATE_ANDX = 0x73, 0x75, 0xA2
@@ -70,7 +68,7 @@ def _string(m: bytes, off: int, unicode: bool) -> tuple[str, int]:
 class SMB1:
     """The SMB1 side of one SMB connection; state it shares with SMB2 lives in ``host``."""
 
-    def __init__(self, host: SMB) -> None:
+    def __init__(self, host: Any) -> None:  # the apps.smb.SMB parser that owns it (no import: no cycle)
         self.host = host
         self.pending: dict[tuple[int, int], tuple] = {}  # (mid, command) -> what the request asked
         self.trees: dict[int, tuple[str, bool]] = {}  # tid -> (path, is IPC$)
@@ -186,16 +184,14 @@ class SMB1:
             name, tree, when, _options = req
             path, pipe = self.trees.get(tree, (None, False))
             pipe = pipe or _u16(w, 63) in PIPE_RESOURCES
-            from recorder.core.apps.smb import _File, _filetime
-
-            f = _File(name=name or None, pipe=pipe, size=_u64(w, 55), path=path)
+            f = OpenFile(name=name or None, pipe=pipe, size=_u64(w, 55), path=path)
             if pipe:
                 f.rpc = RPCSession(host.conn, host.out, host.ntlm, pipe=name or None)
             if len(host.files) < 1024:
                 host.files[b"1" + w[5:7]] = f
             if not pipe:
-                f.times = {"times.modified": _filetime(_u64(w, 27)), "times.accessed": _filetime(_u64(w, 19)),
-                           "times.created": _filetime(_u64(w, 11)), "times.changed": _filetime(_u64(w, 35))}
+                f.times = {"times.modified": filetime(_u64(w, 27)), "times.accessed": filetime(_u64(w, 19)),
+                           "times.created": filetime(_u64(w, 11)), "times.changed": filetime(_u64(w, 35))}
                 host._file_log("SMB::FILE_OPEN", f, when)
         elif cmd == READ_ANDX and len(w) >= 14:
             fid, offset = req

@@ -236,14 +236,14 @@ def test_a_gap_loses_only_what_it_covers() -> None:
 def test_pieces_beyond_the_bounds_are_counted_not_held() -> None:
     """A write far into a file (or past what a connection may hold) allocates nothing: its bytes
     count as missing, the file's other pieces are kept."""
-    from recorder.core.apps import smb
+    from recorder.core.apps import smbfile
 
     out = ListOutput()
     p = SMB(_conn(), out)
     for side, payload in [(True, nb(tree_connect(1, "\\\\fs\\d"))), (False, nb(tree_connect_response(1, 7, 1))),
                           (True, nb(create(2, 7, "x.bin"))), (False, nb(create_response(2, FID_UP))),
                           (True, nb(write_req(3, FID_UP, 0, b"head"))),
-                          (True, nb(write_req(4, FID_UP, smb.MAX_FILE - 2, b"tail"))),
+                          (True, nb(write_req(4, FID_UP, smbfile.MAX_FILE - 2, b"tail"))),
                           (True, nb(close(5, FID_UP)))]:
         p.data(side, payload, 1.0)
     assert p.held == 0

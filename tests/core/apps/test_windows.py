@@ -209,7 +209,7 @@ def _alerts(tmp_path, name: str, script, rule_name: str, **params) -> list:
     cap = write_capture(tmp_path / f"{name}.pcap", script)
     with Store(str(tmp_path / f"{name}.db")) as store:
         store.ensure_schema()
-        from recorder.core.ingest import ingest
+        from recorder.core.pipeline.ingest import ingest
 
         ingest([cap], store)
         return evaluate(store, [rule])
