@@ -39,22 +39,22 @@ compiled: system-deps $(VENV)/.installed
 	$(BIN)/python -m recorder.core.build_compiled
 
 # The demo: a small shop's breach (captures/demo-breach.pcap, built by captures/make_demo_breach.py)
-# replayed into a store, its alerts, the incident story (once `wiretrail incidents` exists) and the
-# owner's report.
+# replayed into a store; the incident story, the accounts to reset and the data at risk printed;
+# the owner's report written.
 DEMO_REPORT ?= demo-out/report.html
 
 demo: system-deps $(VENV)/.installed compiled
 	@mkdir -p $(dir $(DEMO_DB)) $(dir $(DEMO_REPORT))
 	@rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm $(DEMO_REPORT)
 	$(BIN)/python captures/make_demo_breach.py --check
-	$(BIN)/wiretrail replay --db $(DEMO_DB) --report $(DEMO_REPORT) captures/demo-breach.pcap
-	$(BIN)/wiretrail credentials --db $(DEMO_DB)
-	$(BIN)/wiretrail db info --db $(DEMO_DB)
-	@if $(BIN)/wiretrail incidents --help >/dev/null 2>&1; then \
-	  $(BIN)/wiretrail incidents --db $(DEMO_DB) && \
-	  for id in $$($(BIN)/wiretrail incidents --db $(DEMO_DB) --format json | $(BIN)/python -c 'import json,sys; print(" ".join(i["id"] for i in json.load(sys.stdin)))'); do \
-	    $(BIN)/wiretrail incident --db $(DEMO_DB) $$id; done; \
-	fi
+	$(BIN)/wiretrail replay --db $(DEMO_DB) --report $(DEMO_REPORT) captures/demo-breach.pcap > /dev/null
+	$(BIN)/wiretrail incidents --db $(DEMO_DB)
+	@for id in $$($(BIN)/wiretrail incidents --db $(DEMO_DB) --format json | $(BIN)/python -c 'import json,sys; print(" ".join(i["id"] for i in json.load(sys.stdin)))'); do \
+	  echo; $(BIN)/wiretrail incident --db $(DEMO_DB) $$id || exit 1; done
+	@echo
+	$(BIN)/wiretrail accounts --db $(DEMO_DB) --reset-list
+	$(BIN)/wiretrail data-at-risk --db $(DEMO_DB)
+	@echo
 	@echo "The owner's report: $(abspath $(DEMO_REPORT))"
 
 # Every test against the compiled core, then the parsers' tests once more as Python, as an
