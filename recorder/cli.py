@@ -18,7 +18,7 @@ from recorder.core.config import BOOL, LIST_KINDS, SETTINGS, load_config, render
 from recorder.core.errors import WiretrailError
 
 _METAVARS = {"str": "TEXT", "path": "PATH", "int": "INT", "float": "NUMBER", "size": "SIZE",
-             "duration": "DURATION", "names": "NAME", "cidrs": "CIDR"}
+             "duration": "DURATION", "names": "NAME", "cidrs": "CIDR", "texts": "TEXT"}
 
 
 class DomainError(click.ClickException):
@@ -32,6 +32,8 @@ class DomainError(click.ClickException):
 def setting_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """One flag per row of the settings table; unset flags arrive as None (or an empty tuple)."""
     for s in reversed(SETTINGS):
+        if s.secret:  # never on the command line (ps shows it): config file or systemd credential
+            continue
         opt = s.flag[2:]
         default = ("true" if s.default else "false") if isinstance(s.default, bool) else (
             f"{s.default:g}" if isinstance(s.default, float) else s.default)
