@@ -63,10 +63,23 @@ def check_config(config_path: str | None, **overrides: Any) -> None:
     try:
         config = load_config(config_path, os.environ, overrides)
         require_runnable(config)
+        _detectors(config)  # a bad rule file is a bad configuration
     except WiretrailError as err:
         raise DomainError(err) from None
     for line in render_config(config):
         click.echo(line)
+
+
+def _detectors(config) -> list:
+    """The live detection plug-ins for ``config`` (none when detect_interval is 0)."""
+    import logging
+
+    from recorder.core.detection import load_detectors
+
+    if not config.detect_interval:
+        return []
+    warn = logging.getLogger("wiretrail-recorder").warning
+    return load_detectors(config, lambda msg: warn("%s", msg))
 
 
 @main.command("run")
@@ -88,6 +101,7 @@ def run_command(config_path: str | None, **overrides: Any) -> None:
 
     try:
         config = load()
+        detectors = _detectors(config)
     except WiretrailError as err:
         raise DomainError(err) from None
     fmt = "%(levelname)s %(message)s" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s %(levelname)s %(message)s"
@@ -100,9 +114,35 @@ def run_command(config_path: str | None, **overrides: Any) -> None:
     logging.getLogger().addHandler(handler)  # other libraries: warnings and errors only
     logging.getLogger().setLevel(logging.WARNING)
     try:
-        daemon.run(config, reload=load)
+        daemon.run(config, reload=load, detectors=detectors)
     except WiretrailError as err:
         raise DomainError(err) from None
+
+
+@main.command("test-notify")
+@click.option("--config", "config_path", metavar="PATH", default=None,
+              help="TOML config file [default: /etc/wiretrail/recorder.toml if it exists].")
+@setting_options
+def test_notify(config_path: str | None, **overrides: Any) -> None:
+    """Send one test message through every configured channel (e-mail, webhooks) now, bypassing
+    the queue; print which worked. Exit 1 if one failed or none is configured, 78 on a bad
+    configuration."""
+    import socket
+
+    from recorder.notify import test_channels
+
+    try:
+        config = load_config(config_path, os.environ, overrides)
+    except WiretrailError as err:
+        raise DomainError(err) from None
+    results = test_channels(config, config.sensor or socket.gethostname())
+    if not results:
+        raise click.ClickException("no notification channel configured (notify_smtp_url with notify_to, "
+                                   "or notify_webhook)")
+    for channel, error in results:
+        click.echo(f"{channel.label}: " + ("sent" if error is None else f"FAILED: {error}"))
+    if any(error for _, error in results):
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -680,13 +680,30 @@ def _child(config: Config, spec: StreamSpec, conn) -> None:
     os._exit(0)
 
 
-def run(config: Config, *, reload=None) -> int:
-    """Run the recorder until SIGTERM; returns the exit code."""
+def run(config: Config, *, reload=None, detectors: list | None = None) -> int:
+    """Run the recorder until SIGTERM; returns the exit code. ``detectors``: the live detection
+    plug-ins (``recorder.core.detection.load_detectors``), run in a thread of this process."""
+    from recorder.detect import LiveDetection
+
     specs = stream_specs(config)
+    live = LiveDetection(config, detectors or [], config.sensor or socket.gethostname())
     if len(specs) == 1:
-        Stream(config, specs[0], reload=reload, ready=lambda: sd_notify("READY=1"), watchdog=True).run()
+        def ready():
+            live.start()  # once capture and the parsers' process run (no thread across their fork)
+            sd_notify("READY=1")
+        try:
+            Stream(config, specs[0], reload=reload, ready=ready, watchdog=True).run()
+        finally:
+            live.stop()
         sd_notify("STOPPING=1")
         return 0
+    try:
+        return _run_streams(config, specs, live)
+    finally:
+        live.stop()
+
+
+def _run_streams(config: Config, specs: list[StreamSpec], live) -> int:
     # Several streams: one process each. Schema first, so they do not race to create it.
     with Store(config.db, file_mode=GROUP_READ) as store:
         store.ensure_schema()
@@ -725,6 +742,7 @@ def run(config: Config, *, reload=None) -> int:
                 if kind == "ready":
                     ready.add(value)
                     if len(ready) == len(children):
+                        live.start()
                         sd_notify("READY=1")
                 elif kind == "error":
                     log.error("%s", value)
