@@ -67,3 +67,14 @@ class HTTPReceiver:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def register_detectors(where) -> str:
+    """A dist-info in ``where`` declaring the ``wiretrail.detectors`` entry point as pyproject.toml
+    does (the shared virtualenv was installed before it existed); put ``where`` on sys.path or
+    PYTHONPATH. Returns ``where`` as text."""
+    info = where / "wiretrail_live_detectors-0.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: wiretrail-live-detectors\nVersion: 0\n")
+    (info / "entry_points.txt").write_text("[wiretrail.detectors]\nbehaviour = analysis.live:behaviour_detector\n")
+    return str(where)
