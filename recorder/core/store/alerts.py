@@ -71,13 +71,14 @@ class AlertTable(Database):
                      since: int | None = None, until: int | None = None, uid: str | None = None,
                      sids: Iterable[int] | None = None, max_severity: int | None = None,
                      signature: str | None = None, kind: str | None = None, capture_id: int | None = None,
-                     limit: int | None = None, batch: int = 1000) -> Iterator[dict]:
+                     limit: int | None = None, after_id: int | None = None, batch: int = 1000) -> Iterator[dict]:
         """Alert rows matching every given filter, ordered by (ts_ns, id), streamed as dicts.
 
         ``host`` an IP or CIDR on either side, ``port`` either side, ``since`` inclusive and
         ``until`` exclusive (ns on ``ts_ns``), ``sids`` any of these signature ids, ``max_severity``
         this severity or a higher one (1 is the highest), ``signature`` a case-insensitive
-        substring of the signature text, ``kind`` signature or behaviour. Raises ValueError for a
+        substring of the signature text, ``kind`` signature or behaviour, ``after_id`` only rows
+        stored after the one with this id (``alerts --follow``; then ordered by id). Raises ValueError for a
         bad host or limit, before touching the database.
         """
         stmt = where_endpoints(sa.select(*(c for c in alerts.c if c.name not in ("src_a", "dest_a"))), alerts,
@@ -94,12 +95,19 @@ class AlertTable(Database):
             stmt = stmt.where(alerts.c.kind == kind)
         if capture_id is not None:
             stmt = stmt.where(alerts.c.capture_id == capture_id)
+        if after_id is not None:
+            stmt = stmt.where(alerts.c.id > after_id)
         if limit is not None:
             if limit < 0:
                 raise ValueError(f"limit must be >= 0, not {limit}")
             stmt = stmt.limit(limit)
-        stmt = stmt.order_by(alerts.c.ts_ns, alerts.c.id)
+        stmt = stmt.order_by(alerts.c.id) if after_id is not None else stmt.order_by(alerts.c.ts_ns, alerts.c.id)
         return self.stream(stmt, batch, "read alerts")
+
+    def last_alert_id(self) -> int:
+        """The id of the newest stored alert (0 when there is none)."""
+        with self.db_errors("read alerts"), self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(alerts.c.id))).scalar() or 0)
 
 
 # What makes two alerts the same alert (add_alerts skips one already stored).
