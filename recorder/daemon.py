@@ -57,6 +57,9 @@ log = logging.getLogger("wiretrail-recorder")
 PAUSE_CHECK_SECONDS = 1.0
 RETENTION_EVERY_SECONDS = 10.0
 FLOW_FLUSH_SECONDS = 5.0
+# An idle link advances the flow meter's clock to the wall clock less this (packets the kernel
+# still holds are older than now), so quiet connections end on time (live detection sees them).
+IDLE_CLOCK_MARGIN_NS = 1_000_000_000
 FLOW_RETRY_SECONDS = 30.0
 FLOW_BACKLOG_BATCHES = 256
 READ_BATCH = 16384  # packets per libpcap read at most (bigger batches meter faster)
@@ -506,6 +509,8 @@ class Stream:
                     sealed_seen = self.writer.files_sealed
                     self._interim(meter, sink)
                 if now >= next_flush:
+                    if raw is None and meter.now:  # idle link: time passes without packets
+                        meter.advance(time.time_ns() - IDLE_CLOCK_MARGIN_NS)
                     meter.flush()
                     sink.drain()
                     if self.apps is not None:

@@ -137,6 +137,8 @@ def brute_force(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
     out = []
     for (src, dst, port), (_n, _where, app, text) in sorted(found.items()):
         flow = first_flow(conn, "orig_h = :o AND resp_h = :r AND resp_p = :rp", o=src, r=dst, rp=port)
+        if flow is None:  # live: the logins are stored, their connections not yet (the next round has them)
+            continue
         out.append(make_alert(rule, flow, f"{src} -> {dst}:{port}: {text}", app_proto=app))
     return out
 

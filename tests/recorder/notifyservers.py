@@ -78,3 +78,39 @@ def register_detectors(where) -> str:
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: wiretrail-live-detectors\nVersion: 0\n")
     (info / "entry_points.txt").write_text("[wiretrail.detectors]\nbehaviour = analysis.live:behaviour_detector\n")
     return str(where)
+
+
+def serve(smtp_port: int, http_port: int, out: str) -> None:
+    """Run both receivers until killed, appending what arrives to ``out`` as JSON lines (for a
+    test that needs them inside a network namespace: ``ip netns exec ... python -c``)."""
+    import time
+
+    def dump(kind: str, item) -> None:
+        with open(out, "a") as f:
+            f.write(json.dumps({"kind": kind, "t": time.time(), **item}) + "\n")
+
+    class LoggingSMTP(SMTPServer):
+        def __init__(self, port: int) -> None:
+            super().__init__(port)
+            self.messages = _Sink(lambda m: dump("smtp", {"to": m[0], "subject": " ".join(str(m[1]["Subject"]).split()),
+                                                           "body": m[1].get_payload(decode=True).decode()}))
+
+    class LoggingHTTP(HTTPReceiver):
+        def __init__(self, port: int) -> None:
+            super().__init__(port)
+            self.posts = _Sink(lambda p: dump("webhook", {"path": p[0], "body": p[1]}))
+
+    with LoggingSMTP(smtp_port), LoggingHTTP(http_port):
+        dump("ready", {})
+        while True:
+            time.sleep(1)
+
+
+class _Sink(list):
+    def __init__(self, fn) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def append(self, item) -> None:
+        super().append(item)
+        self.fn(item)
