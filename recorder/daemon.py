@@ -61,6 +61,10 @@ FLOW_FLUSH_SECONDS = 5.0
 # still holds are older than now), so quiet connections end on time (live detection sees them).
 IDLE_CLOCK_MARGIN_NS = 1_000_000_000
 FLOW_RETRY_SECONDS = 30.0
+# Read by the live detection thread and its notifier at start: a change takes a restart.
+LIVE_SETTINGS = ("rules", "var", "detect_interval", "detect_window", "notify_smtp_url", "notify_from", "notify_to",
+                 "notify_webhook", "notify_webhook_format", "notify_min_severity", "notify_aggregate",
+                 "notify_rate_limit")
 FLOW_BACKLOG_BATCHES = 256
 READ_BATCH = 16384  # packets per libpcap read at most (bigger batches meter faster)
 APP_QUEUE_BYTES = 128 << 20  # packet bytes waiting for the protocol parsers; a batch finding it full is not parsed
@@ -604,7 +608,7 @@ class Stream:
             log.error("SIGHUP: configuration not reloaded: %s", err)
             return
         keep = ("interface", "bpf", "snaplen", "promisc", "output_dir", "db", "workers", "sensor", "buffer_size",
-                "local_net", "parsers")
+                "local_net", "parsers", *LIVE_SETTINGS)
         changed = [k for k in keep if getattr(new, k) != getattr(self.config, k)]
         if changed:
             log.warning("SIGHUP: %s changed; that takes a restart (the rest is applied now)", ", ".join(changed))

@@ -47,6 +47,9 @@ class LiveDetection:
     def start(self) -> None:
         self.store.ensure_schema()
         self.notifier.start()
+        if not self.detectors and self.config.detect_interval:
+            log.warning("live detection off: no detection plug-in is installed (entry-point group "
+                        "wiretrail.detectors; re-install the wiretrail package)")
         if self.detectors and self.config.detect_interval:
             self._thread.start()
             log.info("live detection: %s every %ds over the last %ds",
