@@ -64,7 +64,7 @@ FLOW_RETRY_SECONDS = 30.0
 # Read by the live detection thread and its notifier at start: a change takes a restart.
 LIVE_SETTINGS = ("rules", "var", "detect_interval", "detect_window", "notify_smtp_url", "notify_from", "notify_to",
                  "notify_webhook", "notify_webhook_format", "notify_min_severity", "notify_aggregate",
-                 "notify_rate_limit")
+                 "notify_digest", "notify_rate_limit")
 FLOW_BACKLOG_BATCHES = 256
 READ_BATCH = 16384  # packets per libpcap read at most (bigger batches meter faster)
 APP_QUEUE_BYTES = 128 << 20  # packet bytes waiting for the protocol parsers; a batch finding it full is not parsed

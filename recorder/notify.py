@@ -228,6 +228,7 @@ class Notifier:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="notifier", daemon=True)
         self.sent = 0  # messages delivered since start
+        self._digest_retry: dict[str, float] = {}  # channel -> when to try a failed digest again
 
     def submit(self, rows: list[dict]) -> int:
         """Queue new alert rows for every channel they reach; returns how many queue rows."""
@@ -249,6 +250,8 @@ class Notifier:
             for ch in self.channels:
                 try:
                     self.flush(ch)
+                    if self.config.notify_digest:
+                        self.digest(ch)
                 except Exception as err:  # noqa: BLE001 - the database may be busy; next round
                     log.warning("notify %s: %s", ch.label, _reason(err))
 
@@ -282,3 +285,37 @@ class Notifier:
         self.sent += 1
         log.info("notify %s: sent %d alerts in one message", ch.label, len(ids))
         return len(ids)
+
+    def digest(self, ch: Channel) -> bool:
+        """Send the day's digest through ``ch`` once it is ``notify_digest`` (UTC) and it was not
+        sent yet today (the store remembers, across restarts); True when sent now."""
+        now = self.clock()
+        hh, mm = map(int, self.config.notify_digest.split(":"))
+        today = datetime.fromtimestamp(now, UTC).replace(hour=hh, minute=mm, second=0, microsecond=0)
+        due_ns, now_ns = int(today.timestamp()) * NS, int(now * NS)
+        marker = "digest:" + ch.name
+        if now_ns < due_ns or now < self._digest_retry.get(ch.name, 0) or self.store.messages_sent(marker, due_ns):
+            return False
+        rows = list(self.store.query_alerts(since=now_ns - 86400 * NS))
+        subject, body = compose_digest([alert_brief(r, self.sensor) for r in rows], self.sensor, self.config.db)
+        try:
+            deliver(self.config, ch, subject, body, [])
+        except Exception as err:  # noqa: BLE001 - tried again in 5 minutes
+            self._digest_retry[ch.name] = now + 300
+            log.warning("notify %s: daily digest not sent, next try in 300s: %s", ch.label, _reason(err))
+            return False
+        self.store.record_sent(marker, {"digest": today.date().isoformat(), "alerts": len(rows)}, now_ns)
+        log.info("notify %s: daily digest sent (%d alerts)", ch.label, len(rows))
+        return True
+
+
+def compose_digest(alerts: list[dict], sensor: str, db: str) -> tuple[str, str]:
+    """The daily digest: the last 24 hours' findings, or a line saying there were none."""
+    if not alerts:
+        return (f"[wiretrail {sensor}] daily digest: no alerts",
+                f"The Wiretrail sensor {sensor!r} is running and raised no alert in the last 24 hours.\n")
+    subject, body = compose(alerts, db)
+    findings = subject.split("] ", 1)[1]
+    count = f"{len(alerts)} alert{'s' if len(alerts) != 1 else ''}"
+    return (f"[wiretrail {sensor}] daily digest: {count}, {findings}"[:150],
+            f"The last 24 hours on the sensor {sensor!r}: {count}.\n\n" + body.split("\n\n", 1)[1])

@@ -66,6 +66,7 @@ def test_check_config_prints_defaults():
         'notify_webhook_format = "json"',
         "notify_min_severity = 2",
         'notify_aggregate = "2m"',
+        'notify_digest = ""',
         "notify_rate_limit = 12",
     ]
 

@@ -194,6 +194,9 @@ SETTINGS: tuple[Setting, ...] = (
             _between(1, 3)),
     Setting("notify_aggregate", DURATION, "2m", "Alerts within this long of the first are sent as one "
             "message, the same finding counted rather than repeated."),
+    Setting("notify_digest", STR, "", "Time of day (UTC, HH:MM) a daily digest of the last 24 hours' alerts "
+            "goes to every channel, also when there were none; empty = no digest.",
+            lambda v: None if not v or re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", v) else "is not a time like 07:30"),
     Setting("notify_rate_limit", INT, 12, "At most this many messages per hour per channel; the rest wait.",
             _between(1, 3600)),
 )
@@ -232,6 +235,7 @@ class Config:
     notify_webhook_format: str
     notify_min_severity: int
     notify_aggregate: int
+    notify_digest: str
     notify_rate_limit: int
 
 

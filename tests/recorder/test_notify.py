@@ -133,3 +133,27 @@ def test_test_notify_says_which_channel_worked(tmp_path):
     assert lines[1].startswith(f"webhook http://127.0.0.1:{http_port}/...: FAILED: URLError")
     assert "secret-token" not in result.output
     assert len(smtp.messages) == 1 and "test message" in smtp.messages[0][1]["Subject"]
+
+
+def test_daily_digest_once_a_day_also_when_quiet(tmp_path):
+    from datetime import UTC, datetime
+
+    smtp_port, http_port = free_port(), free_port()
+    cfg = config(tmp_path, smtp_port, http_port, notify_digest='"07:30"')
+    day = datetime(2026, 12, 7, 7, 29, tzinfo=UTC).timestamp()
+    now = [day]
+    with SMTPServer(smtp_port) as smtp, Store(cfg.db) as store:
+        store.ensure_schema()
+        n = Notifier(cfg, store, "shop-gw", clock=lambda: now[0])
+        ch = n.channels[0]
+        assert not n.digest(ch)  # 07:29: not yet
+        now[0] += 120
+        assert n.digest(ch)
+        assert not Notifier(cfg, store, "shop-gw", clock=lambda: now[0] + 60).digest(ch)  # restarted: already sent
+        store.add_alerts([{**brute(0), "ts_ns": int((now[0] + 3600) * 1e9), "gid": 1, "rev": 1, "action": "allowed"}])
+        now[0] += 86400
+        assert n.digest(ch)
+    subjects = [" ".join(m["Subject"].split()) for _, m in smtp.messages]
+    assert subjects == ["[wiretrail shop-gw] daily digest: no alerts",
+                        "[wiretrail shop-gw] daily digest: 1 alert, 1 finding: ET SCAN FTP brute force attempt"]
+    assert "The last 24 hours on the sensor 'shop-gw': 1 alert." in smtp.messages[1][1].get_payload(decode=True).decode()

@@ -28,6 +28,13 @@ class NotifyQueue(Database):
                 conn.execute(notify_queue.insert(), rows)
         return len(rows)
 
+    def record_sent(self, channel: str, item: dict, now_ns: int) -> None:
+        """A message sent outside the queue (the daily digest), recorded as sent."""
+        with self.db_errors("queue notifications"), self.engine.begin() as conn:
+            conn.execute(notify_queue.insert(), [{"channel": channel, "queued_ns": now_ns, "sent_ns": now_ns,
+                                                  "alert": json.dumps(item, sort_keys=True), "attempts": 1,
+                                                  "next_try_ns": 0}])
+
     def pending_notifications(self, channel: str, limit: int = 1000) -> list[dict]:
         """The channel's unsent rows, oldest first: id, queued_ns, attempts, next_try_ns, error,
         alert (the dict)."""
