@@ -19,10 +19,11 @@ def free_port() -> int:
 class SMTPServer:
     """aiosmtpd on 127.0.0.1:port; ``messages`` holds (envelope recipients, parsed message)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, *, tls_context=None, login: tuple[str, str] | None = None) -> None:
         from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult
 
-        self.port, self.messages = port, []
+        self.port, self.messages, self.logins = port, [], []
         outer = self
 
         class Handler:
@@ -30,7 +31,17 @@ class SMTPServer:
                 outer.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
                 return "250 OK"
 
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = login is not None and (auth_data.login.decode(), auth_data.password.decode()) == login
+            if ok:
+                outer.logins.append(auth_data.login.decode())
+            return AuthResult(success=ok)
+
+        kw = {}
+        if tls_context is not None:  # STARTTLS offered and required before AUTH
+            kw = {"tls_context": tls_context, "require_starttls": True, "authenticator": authenticator,
+                  "auth_required": True}
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=port, **kw)
 
     def __enter__(self) -> SMTPServer:
         self.controller.start()

@@ -157,3 +157,34 @@ def test_daily_digest_once_a_day_also_when_quiet(tmp_path):
     assert subjects == ["[wiretrail shop-gw] daily digest: no alerts",
                         "[wiretrail shop-gw] daily digest: 1 alert, 1 finding: ET SCAN FTP brute force attempt"]
     assert "The last 24 hours on the sensor 'shop-gw': 1 alert." in smtp.messages[1][1].get_payload(decode=True).decode()
+
+
+def test_starttls_with_login(tmp_path, monkeypatch):
+    """smtp+starttls:// with a user and a password (percent-encoded in the URL) against a server
+    that requires STARTTLS before AUTH; the client verifies the server's certificate."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client trusts this one certificate
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    smtp_port = free_port()
+    path = tmp_path / "r.toml"
+    path.write_text(f'notify_smtp_url = "smtp+starttls://shop%40example:p%3Ass@127.0.0.1:{smtp_port}"\n'
+                    f'notify_to = ["owner@shop.example"]\ndb = "{tmp_path / "w.db"}"\nnotify_aggregate = "0"\n')
+    path.chmod(0o600)
+    cfg = load_config(str(path), {}, {})
+    with SMTPServer(smtp_port, tls_context=server_ctx, login=("shop@example", "p:ss")) as smtp, \
+            Store(cfg.db) as store:
+        store.ensure_schema()
+        n = Notifier(cfg, store, "shop-gw")
+        n.submit([scan()])
+        assert n.flush(n.channels[0]) == 1
+    assert smtp.logins == ["shop@example"] and len(smtp.messages) == 1
