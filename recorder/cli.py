@@ -49,8 +49,10 @@ def setting_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="wiretrail-recorder", message=version_message())
 def main() -> None:
-    """Always-on capture daemon: `run` captures into rotating, sealed pcap files and meters
-    flows into the database; `check-config` validates a configuration (exit 78 if bad)."""
+    """Always-on capture daemon: `run` captures into rotating, sealed pcap files, meters
+    flows into the database and runs live detection with notifications; `check-config`
+    validates a configuration (exit 78 if bad); `test-notify` sends a test message through
+    every notification channel."""
 
 
 @main.command("check-config")

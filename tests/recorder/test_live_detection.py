@@ -104,3 +104,16 @@ def test_bad_rule_file_is_a_config_error(tmp_path, detectors_registered):
     config = cfg(tmp_path, tmp_path / "w.db", rules=f'["{bad}"]')
     with pytest.raises(ConfigError, match=r"^rules: .*bad.yaml"):
         load_detectors(config, lambda m: None)
+
+
+def test_check_config_exits_78_on_a_bad_behaviour_rule(tmp_path, detectors_registered):
+    from click.testing import CliRunner
+
+    from recorder.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: 1\nname: x\nkind: no_such_kind\n")
+    result = CliRunner().invoke(main, ["check-config", "--interface", "eth0", "--db", str(tmp_path / "w.db"),
+                                       "--rules", str(bad)])
+    assert result.exit_code == 78
+    assert len(result.output.splitlines()) == 1 and result.output.startswith(f"Error: rules: {bad}")
