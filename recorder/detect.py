@@ -60,6 +60,10 @@ class LiveDetection:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(30)
+        for det in self.detectors:
+            close = getattr(det, "close", None)
+            if close is not None:
+                close()
         self.notifier.stop()
         self.store.close()
 
@@ -84,10 +88,11 @@ class LiveDetection:
             rows = det.evaluate(self.store, since_ns)
             if not rows:
                 continue
-            new += self.store.add_alerts(rows)
-            for row in rows:
+            fresh: list[dict] = []
+            new += self.store.add_alerts(rows, new_rows=fresh)  # a file matched again after a restart adds none
+            for row in fresh:
                 log.warning("%s", alert_line(row))
-            self.notifier.submit(rows)
+            self.notifier.submit(fresh)
         self.rounds += 1
         self.alerts += new
         self.last_seconds = self.clock() - start

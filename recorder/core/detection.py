@@ -6,16 +6,19 @@ The recorder does not import the rule engines (they live in ``analysis``, which 
 ``behaviour = "analysis.live:behaviour_detector"``) and another package may add more. An entry
 point names a factory::
 
-    factory(config: recorder.core.config.Config, warn: Callable[[str], None]) -> LiveDetector
+    factory(config: recorder.core.config.Config, warn: Callable[[str], None]) -> LiveDetector | None
 
-which raises ``ConfigError`` for a bad rule file (the daemon exits 78) and returns an object with
+which raises ``ConfigError`` for a bad rule file (the daemon exits 78) and returns None when it
+has nothing to run, else an object with
 
     name: str                                        for the log
     rules: int                                       how many rules it evaluates
     evaluate(store, since_ns: int) -> list[dict]     alert rows (``Store.add_alerts``), kind set,
                                                      over the records at or after ``since_ns``
 
-``evaluate`` reports a rule that fails through ``warn`` and goes on without it.
+``evaluate`` reports a rule that fails through ``warn`` and goes on without it; it may return
+rows already stored (the recorder keeps only the new ones). An optional ``close()`` is called at
+shutdown.
 """
 
 from __future__ import annotations
@@ -44,5 +47,7 @@ def load_detectors(config: Any, warn: Callable[[str], None], group: str = GROUP)
             factory = ep.load()
         except Exception as err:  # noqa: BLE001 - a broken plug-in is a configuration problem
             raise ConfigError(f"detector {ep.name} ({ep.value}): cannot load: {type(err).__name__}: {err}") from None
-        out.append(factory(config, warn))
+        detector = factory(config, warn)
+        if detector is not None:
+            out.append(detector)
     return out

@@ -87,7 +87,8 @@ def register_detectors(where) -> str:
     info = where / "wiretrail_live_detectors-0.dist-info"
     info.mkdir(parents=True, exist_ok=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: wiretrail-live-detectors\nVersion: 0\n")
-    (info / "entry_points.txt").write_text("[wiretrail.detectors]\nbehaviour = analysis.live:behaviour_detector\n")
+    (info / "entry_points.txt").write_text("[wiretrail.detectors]\nbehaviour = analysis.live:behaviour_detector\n"
+                                         "signature = analysis.live:signature_detector\n")
     return str(where)
 
 

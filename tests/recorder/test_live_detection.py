@@ -53,7 +53,7 @@ def test_findings_stored_once_across_rounds_and_restarts(tmp_path, breach_db, de
     db.write_bytes(src.read_bytes())
     config = cfg(tmp_path, db, detect_window='"2h"')
     dets = load_detectors(config, lambda m: None)
-    assert [d.name for d in dets] == ["behaviour"] and dets[0].rules > 10
+    assert [d.name for d in dets] == ["behaviour", "signature"] and dets[0].rules > 10
     with Store(str(db)) as store:
         rules, _ = load_behaviour_rules([str(ROOT / "rules" / "behaviour")])
         replayed = {(a.signature_id, a.src_ip, a.dest_ip, a.dest_port) for a in evaluate(store, rules)}
@@ -117,3 +117,42 @@ def test_check_config_exits_78_on_a_bad_behaviour_rule(tmp_path, detectors_regis
                                        "--rules", str(bad)])
     assert result.exit_code == 78
     assert len(result.output.splitlines()) == 1 and result.output.startswith(f"Error: rules: {bad}")
+
+
+def test_signatures_on_each_sealed_file_equal_a_replay(tmp_path, detectors_registered):
+    """The recorder's sealed file is matched by the same engine as `wiretrail replay` (in a worker
+    process): the same alerts; after a restart, matched again, nothing is stored or queued twice."""
+    from analysis.replay import SHIPPED_RULES, replay_captures
+    from tests.analysis.behaviour.traffic import T0, Capture
+
+    cap = Capture()
+    req = b"GET /cgi-bin/view?file=../../etc/passwd HTTP/1.1\r\nHost: shop.example\r\n\r\n"
+    cap.session(0.0, "10.0.0.66", "10.0.0.20", 40000, 80, [(req, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")])
+    pcap = cap.write(tmp_path / "test-eth1-20240501T100000Z-000000.pcap")
+    db = tmp_path / "w.db"
+    config = cfg(tmp_path, db, detect_window='"1h"', notify_min_severity=3)
+    with Store(str(db)) as store:
+        store.ensure_schema()
+        store.add_capture(path=pcap, format="pcap", link_types="1", origin="recorder", interface="eth1",
+                          sensor="shop-gw", sealed_at=int((T0 + 1) * NS), packets=len(cap.packets),
+                          first_ts_ns=int(T0 * NS), last_ts_ns=int((T0 + 0.2) * NS))
+    dets = load_detectors(config, lambda m: None)
+    assert [d.name for d in dets] == ["behaviour", "signature"]
+    live = LiveDetection(config, dets, "shop-gw", clock=lambda: T0 + 60)
+    live.store.ensure_schema()
+    live.run_once()
+    live.stop()
+    replay = replay_captures([pcap], rules=[str(SHIPPED_RULES / "wiretrail.rules")])
+    assert replay.alerts, "the capture must set off a shipped signature"
+    with Store(str(db)) as store:
+        rows = list(store.query_alerts(kind="signature"))
+        queued = len(store.pending_notifications("webhook:" + __import__("hashlib").sha256(
+            b"http://127.0.0.1:9/x").hexdigest()[:16]))
+    assert [(r["ts_ns"], r["signature_id"], r["src_ip"], r["dest_ip"], r["uid"]) for r in rows] == \
+        [(a.ts_ns, a.signature_id, a.src_ip, a.dest_ip, a.uid) for a in replay.alerts]
+    assert {json.loads(r["eve"])["host"] for r in rows} == {"shop-gw"} and queued == len(rows)
+    again = LiveDetection(config, load_detectors(config, lambda m: None), "shop-gw", clock=lambda: T0 + 120)
+    assert again.run_once() == 0
+    again.stop()
+    with Store(str(db)) as store:
+        assert len(store.pending_notifications(again.notifier.channels[0].name)) == queued

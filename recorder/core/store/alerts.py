@@ -18,16 +18,17 @@ from recorder.core.store.sql import addr16_or_none, insert_tuples, where_endpoin
 class AlertTable(Database):
     """The store's methods for alerts."""
 
-    def add_alerts(self, rows: Iterable[dict]) -> int:
+    def add_alerts(self, rows: Iterable[dict], *, new_rows: list | None = None) -> int:
         """Store alerts in one transaction; returns how many were new.
 
         A row is a dict with the ``schema.ALERT_FIELDS`` keys (the nullable ones may be absent);
         ``eve`` is the EVE object (a dict, stored as JSON text) or its JSON text. An alert already
         stored -- same time, gid, sid, endpoints, flow and text -- is skipped, so replaying the same
         captures into one store again keeps one copy. Text that is not UTF-8 (or holds NUL) is
-        escaped as ``\\xNN`` rather than refused.
+        escaped as ``\\xNN`` rather than refused. ``new_rows``: a list the rows that were new are
+        appended to (the live recorder notifies only those).
         """
-        values = []
+        values, given = [], []
         addrs: dict[Any, bytes | None] = {}  # alerts repeat their addresses: parse each once
         for row in rows:
             check_fields(row, ALERT_FIELDS, "alert")
@@ -41,6 +42,7 @@ class AlertTable(Database):
                 if v[f] not in addrs:
                     addrs[v[f]] = addr16_or_none(v[f])
             values.append(v)
+            given.append(row)
         if not values:
             return 0
         key = itemgetter(*_ALERT_KEY)
@@ -48,10 +50,13 @@ class AlertTable(Database):
             lo, hi = min(v["ts_ns"] for v in values), max(v["ts_ns"] for v in values)
             existing = {tuple(r) for r in conn.execute(
                 sa.select(*(alerts.c[k] for k in _ALERT_KEY)).where(alerts.c.ts_ns.between(lo, hi)))}
-            new = [(*(v[f] for f in ALERT_FIELDS), addrs[v["src_ip"]], addrs[v["dest_ip"]])
-                   for v in values if key(v) not in existing]
+            fresh = [i for i, v in enumerate(values) if key(v) not in existing]
+            new = [(*(values[i][f] for f in ALERT_FIELDS), addrs[values[i]["src_ip"]], addrs[values[i]["dest_ip"]])
+                   for i in fresh]
             if new:  # tuples, as flows are written: no per-row work in SQLAlchemy
                 insert_tuples(conn, "alerts", (*ALERT_FIELDS, "src_a", "dest_a"), new)
+        if new_rows is not None:
+            new_rows.extend(given[i] for i in fresh)
         return len(new)
 
     def flow_captures(self, uids: Iterable[str]) -> dict[str, int]:
