@@ -76,8 +76,11 @@ class LiveDetection:
                 log.warning("live detection: %s: %s", type(err).__name__, str(err).splitlines()[0] if str(err) else "")
             if next_stats is not None and time.monotonic() >= next_stats:
                 next_stats = time.monotonic() + self.config.stats_interval
-                log.info("stats live detection: rounds %d, new alerts %d, last round %.2f s, messages sent %d",
-                         self.rounds, self.alerts, self.last_seconds, self.notifier.sent)
+                files = "".join(f", {d.name}: {d.packets} packets matched from sealed files, last "
+                                f"{d.delay_s:.1f} s after the file's last packet"
+                                for d in self.detectors if hasattr(d, "delay_s"))
+                log.info("stats live detection: rounds %d, new alerts %d, last round %.2f s, messages sent %d%s",
+                         self.rounds, self.alerts, self.last_seconds, self.notifier.sent, files)
 
     def run_once(self) -> int:
         """One round over the window ending now; returns how many alerts were new."""
