@@ -57,7 +57,14 @@ log = logging.getLogger("wiretrail-recorder")
 PAUSE_CHECK_SECONDS = 1.0
 RETENTION_EVERY_SECONDS = 10.0
 FLOW_FLUSH_SECONDS = 5.0
+# An idle link advances the flow meter's clock to the wall clock less this (packets the kernel
+# still holds are older than now), so quiet connections end on time (live detection sees them).
+IDLE_CLOCK_MARGIN_NS = 1_000_000_000
 FLOW_RETRY_SECONDS = 30.0
+# Read by the live detection thread and its notifier at start: a change takes a restart.
+LIVE_SETTINGS = ("rules", "var", "detect_interval", "detect_window", "notify_smtp_url", "notify_from", "notify_to",
+                 "notify_webhook", "notify_webhook_format", "notify_min_severity", "notify_aggregate",
+                 "notify_digest", "notify_rate_limit")
 FLOW_BACKLOG_BATCHES = 256
 READ_BATCH = 16384  # packets per libpcap read at most (bigger batches meter faster)
 APP_QUEUE_BYTES = 128 << 20  # packet bytes waiting for the protocol parsers; a batch finding it full is not parsed
@@ -506,6 +513,8 @@ class Stream:
                     sealed_seen = self.writer.files_sealed
                     self._interim(meter, sink)
                 if now >= next_flush:
+                    if raw is None and meter.now:  # idle link: time passes without packets
+                        meter.advance(time.time_ns() - IDLE_CLOCK_MARGIN_NS)
                     meter.flush()
                     sink.drain()
                     if self.apps is not None:
@@ -599,7 +608,7 @@ class Stream:
             log.error("SIGHUP: configuration not reloaded: %s", err)
             return
         keep = ("interface", "bpf", "snaplen", "promisc", "output_dir", "db", "workers", "sensor", "buffer_size",
-                "local_net", "parsers")
+                "local_net", "parsers", *LIVE_SETTINGS)
         changed = [k for k in keep if getattr(new, k) != getattr(self.config, k)]
         if changed:
             log.warning("SIGHUP: %s changed; that takes a restart (the rest is applied now)", ", ".join(changed))
@@ -680,13 +689,30 @@ def _child(config: Config, spec: StreamSpec, conn) -> None:
     os._exit(0)
 
 
-def run(config: Config, *, reload=None) -> int:
-    """Run the recorder until SIGTERM; returns the exit code."""
+def run(config: Config, *, reload=None, detectors: list | None = None) -> int:
+    """Run the recorder until SIGTERM; returns the exit code. ``detectors``: the live detection
+    plug-ins (``recorder.core.detection.load_detectors``), run in a thread of this process."""
+    from recorder.detect import LiveDetection
+
     specs = stream_specs(config)
+    live = LiveDetection(config, detectors or [], config.sensor or socket.gethostname())
     if len(specs) == 1:
-        Stream(config, specs[0], reload=reload, ready=lambda: sd_notify("READY=1"), watchdog=True).run()
+        def ready():
+            live.start()  # once capture and the parsers' process run (no thread across their fork)
+            sd_notify("READY=1")
+        try:
+            Stream(config, specs[0], reload=reload, ready=ready, watchdog=True).run()
+        finally:
+            live.stop()
         sd_notify("STOPPING=1")
         return 0
+    try:
+        return _run_streams(config, specs, live)
+    finally:
+        live.stop()
+
+
+def _run_streams(config: Config, specs: list[StreamSpec], live) -> int:
     # Several streams: one process each. Schema first, so they do not race to create it.
     with Store(config.db, file_mode=GROUP_READ) as store:
         store.ensure_schema()
@@ -725,6 +751,7 @@ def run(config: Config, *, reload=None) -> int:
                 if kind == "ready":
                     ready.add(value)
                     if len(ready) == len(children):
+                        live.start()
                         sd_notify("READY=1")
                 elif kind == "error":
                     log.error("%s", value)

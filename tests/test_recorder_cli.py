@@ -55,6 +55,19 @@ def test_check_config_prints_defaults():
         'buffer_size = "64M"',
         'stats_interval = "1m"',
         "parsers = true",
+        "rules = []",
+        "var = []",
+        'detect_interval = "10s"',
+        'detect_window = "1h"',
+        'notify_smtp_url = ""',
+        'notify_from = ""',
+        "notify_to = []",
+        "notify_webhook = []",
+        'notify_webhook_format = "json"',
+        "notify_min_severity = 2",
+        'notify_aggregate = "2m"',
+        'notify_digest = ""',
+        "notify_rate_limit = 12",
     ]
 
 
@@ -62,7 +75,10 @@ def test_every_setting_has_a_flag_in_help():
     result = run(["check-config", "--help"])
     assert result.exit_code == 0
     for s in SETTINGS:
-        assert s.flag in result.output and s.env in result.output
+        if s.secret:  # a secret is never a flag (ps would show it) nor an environment variable
+            assert s.flag + " " not in result.output
+        else:
+            assert s.flag in result.output and s.env in result.output
     assert "--no-promisc" in result.output
 
 
@@ -104,6 +120,19 @@ BAD = [
      "min_free_percent: 150 is not between 0 and 99 (from {cfg} line 3)"),
     ([], {}, 'interface = ["eth0"]\nsnaplen = 1500\nsnap_len = 1500\n', "snap_len: unknown setting (from {cfg} line 3)"),
     ([], {}, 'interface = ["eth0"]\nsnaplen = = 1\n', None),  # bad TOML: checked by pattern below
+    (["--rules", "/nonexistent/local.rules"], {}, None,
+     "rules: '/nonexistent/local.rules' is no rule file or folder (no such file or directory) (from --rules)"),
+    ([], {}, 'interface = ["eth0"]\nnotify_smtp_url = "mail.example.com"\n',
+     "notify_smtp_url: 'mail.example.com' is not an SMTP URL like smtp+starttls://user:password@mail.example.com:587 "
+     "(from {cfg} line 2)"),
+    ([], {}, 'interface = ["eth0"]\nnotify_webhook = ["https://hooks.invalid/T0/B0"]\n',
+     "notify_webhook: 'https://hooks.invalid/T0/B0' names host 'hooks.invalid', which does not resolve "
+     "(from {cfg} line 2)"),
+    ([], {"WIRETRAIL_NOTIFY_SMTP_URL": "smtp://127.0.0.1"}, None,
+     "notify_smtp_url: a secret is not read from the environment (WIRETRAIL_NOTIFY_SMTP_URL); put it in the config "
+     "file or the systemd credential notify_smtp_url"),
+    ([], {}, 'interface = ["eth0"]\nnotify_webhook_format = "xml"\n',
+     "notify_webhook_format: 'xml' is not one of json, text (from {cfg} line 2)"),
 ]
 
 
@@ -113,6 +142,7 @@ def test_bad_values_exit_78_with_one_line(tmp_path, args, env, text, expected):
     extra = []
     if text is not None:
         cfg.write_text(text)
+        cfg.chmod(0o640)  # not world-readable: secrets are read from it
         extra = ["--config", str(cfg)]
     result = run(["check-config", "--interface", "eth0", *extra, *args], env=env)
     assert result.exit_code == 78, result.output

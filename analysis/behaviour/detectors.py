@@ -137,6 +137,8 @@ def brute_force(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
     out = []
     for (src, dst, port), (_n, _where, app, text) in sorted(found.items()):
         flow = first_flow(conn, "orig_h = :o AND resp_h = :r AND resp_p = :rp", o=src, r=dst, rp=port)
+        if flow is None:  # live: the logins are stored, their connections not yet (the next round has them)
+            continue
         out.append(make_alert(rule, flow, f"{src} -> {dst}:{port}: {text}", app_proto=app))
     return out
 
@@ -372,11 +374,55 @@ DETECTORS["rpc_operation"] = rpc_operation
 _LAST = frozenset({"lateral_movement", "callback", "bind_shell", "executable_download"})
 
 
-def evaluate(store, rules: list[BehaviourRule]) -> list[Alert]:
-    """Every rule over the store; alerts in time order (then by sid)."""
+# The tables the detectors read: a windowed evaluation shadows each with a temporary view.
+WINDOWED_TABLES = ("flows", "credentials", "dce_rpc", "dns", "files", "http", "ntlm", "smb_mapping")
+
+
+def evaluate(store, rules: list[BehaviourRule], *, since_ns: int | None = None,
+             on_error: Callable[[BehaviourRule, Exception], None] | None = None) -> list[Alert]:
+    """Every rule over the store; alerts in time order (then by sid).
+
+    ``since_ns``: only the records at or after this time (the live sensor's sliding window): each
+    table the detectors read is shadowed, on this connection only, by a temporary view of its
+    recent rows (SQLite and PostgreSQL both look in the temporary schema first).
+    ``on_error``: a rule that raises is reported there and skipped, the others still run
+    (without it the error propagates).
+    """
     alerts: list[Alert] = []
     ordered = sorted(rules, key=lambda r: (r.kind in _LAST, r.id))
     with store.db_errors("evaluate behaviour rules"), store.engine.connect() as conn:
-        for rule in ordered:
-            alerts += DETECTORS[rule.kind](conn, rule, list(alerts))
+        views = _window_views(conn, int(since_ns)) if since_ns is not None else []
+        try:
+            for rule in ordered:
+                if on_error is None:
+                    alerts += DETECTORS[rule.kind](conn, rule, list(alerts))
+                    continue
+                try:
+                    with conn.begin_nested():
+                        alerts += DETECTORS[rule.kind](conn, rule, list(alerts))
+                except Exception as err:  # noqa: BLE001 - one failing rule stops only itself
+                    on_error(rule, err)
+        finally:
+            for name in views:
+                conn.execute(sa.text(f"DROP VIEW IF EXISTS {_temp(conn)}{name}"))
+            conn.commit()
     return sorted(alerts, key=lambda a: (a.ts_ns, a.signature_id, a.src_ip, a.dest_ip))
+
+
+def _temp(conn) -> str:
+    return "temp." if conn.dialect.name == "sqlite" else "pg_temp."
+
+
+def _window_views(conn, since_ns: int) -> list[str]:
+    if conn.dialect.name == "sqlite":
+        schema = "main"
+    else:
+        schema = conn.execute(sa.text("SELECT current_schema()")).scalar_one()
+    present = set(sa.inspect(conn).get_table_names(schema=None if conn.dialect.name == "sqlite" else schema))
+    made = []
+    for name in WINDOWED_TABLES:
+        if name in present:
+            conn.execute(sa.text(f"CREATE TEMP VIEW {name} AS SELECT * FROM {schema}.{name} "
+                                 f"WHERE ts_ns >= {since_ns:d}"))
+            made.append(name)
+    return made

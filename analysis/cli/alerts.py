@@ -3,7 +3,9 @@ Suricata EVE JSON lines (``--format eve``) exactly as they were written."""
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 
 import click
 
@@ -63,12 +65,20 @@ def to_row(row: dict) -> dict:
               help="Alerts from one capture (its id in `wiretrail captures`).")
 @click.option("--limit", type=click.IntRange(min=0),
               help=f"At most N alerts (a table shows {TABLE_MAX_ROWS} unless given).")
+@click.option("--follow", is_flag=True, help="Print alerts stored from now on as they arrive (the live "
+              "recorder's), one line each (table, jsonl or eve), until interrupted.")
 @output_options("eve")
 def alerts(db, host, port, proto, since, until, uid, sids, severity, signature, kind, capture_id, limit,
-           fmt) -> None:
-    """List stored alerts (from `wiretrail replay`), oldest first. --format eve writes them as
-    Suricata EVE JSON lines."""
+           follow, fmt) -> None:
+    """List stored alerts (from `wiretrail replay` or the live recorder), oldest first. --format eve
+    writes them as Suricata EVE JSON lines; --follow waits for new ones."""
     store = open_for_reading(db)
+    if follow:
+        if fmt not in ("table", "jsonl", "eve"):
+            raise click.UsageError("--follow writes one line per alert: --format table, jsonl or eve")
+        _follow(store, fmt, dict(host=host, port=port, proto=proto, since=since, until=until, uid=uid, sids=sids,
+                                 max_severity=severity, signature=signature, kind=kind, capture_id=capture_id))
+        return
     capped = fmt == "table" and limit is None
     rows = store.query_alerts(host=host, port=port, proto=proto, since=since, until=until, uid=uid, sids=sids,
                               max_severity=severity, signature=signature, kind=kind, capture_id=capture_id,
@@ -82,3 +92,29 @@ def alerts(db, host, port, proto, since, until, uid, sids, severity, signature, 
            table_max_rows=TABLE_MAX_ROWS if capped else None,
            more_note=f"showing the first {TABLE_MAX_ROWS} alerts; use --limit N, or --format jsonl|csv|eve "
                      "for all of them")
+
+
+def _line(row: dict, fmt: str) -> str:
+    if fmt == "eve":
+        return row["eve"]
+    if fmt == "jsonl":
+        return json.dumps(to_row(row), default=str)
+    from analysis.alerts import eve_timestamp
+
+    port = f":{row['dest_port']}" if row.get("dest_port") is not None else ""
+    return (f"{eve_timestamp(row['ts_ns'])[:19]}Z  sev {row['severity']}  {row['kind']:<9}  {row['signature_id']:>8}  "
+            f"{row['src_ip']} -> {row['dest_ip']}{port}  {row['signature']}")
+
+
+def _follow(store, fmt: str, filters: dict, poll: float = 1.0) -> None:
+    """Poll the store for alerts stored after the newest one at start; print each as it comes."""
+    last = store.last_alert_id()
+    try:
+        while True:
+            for row in store.query_alerts(after_id=last, **filters):
+                sys.stdout.write(_line(row, fmt) + "\n")
+                last = row["id"]
+            sys.stdout.flush()
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        return

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
 import re
+import socket
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,9 +27,9 @@ DEFAULT_CONFIG_PATH = "/etc/wiretrail/recorder.toml"
 ENV_PREFIX = "WIRETRAIL_"
 
 # Value kinds: how a raw value (TOML value, environment text or flag text) becomes a typed one.
-STR, PATH, INT, FLOAT, BOOL, SIZE, DURATION, NAMES, CIDRS = (
-    "str", "path", "int", "float", "bool", "size", "duration", "names", "cidrs")
-LIST_KINDS = (NAMES, CIDRS)
+STR, PATH, INT, FLOAT, BOOL, SIZE, DURATION, NAMES, CIDRS, TEXTS = (
+    "str", "path", "int", "float", "bool", "size", "duration", "names", "cidrs", "texts")
+LIST_KINDS = (NAMES, CIDRS, TEXTS)
 
 Validator = Callable[[Any], "str | None"]
 
@@ -50,6 +52,9 @@ class Setting:
     default: Any
     help: str
     validate: Validator | None = None
+    # A secret (a password or a URL that is one) is read only from a config file that is not
+    # world-readable or from a systemd credential, never from the environment or a flag.
+    secret: bool = False
 
     @property
     def env(self) -> str:
@@ -69,6 +74,75 @@ def _at_least(lo: float, what: str) -> Validator:
 
 
 MIB = 1 << 20
+
+SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps")
+
+
+# A list's validator raises _Bad for the one element that is wrong, so the line names it.
+
+def _files_exist(paths: tuple[str, ...]) -> str | None:
+    for p in paths:
+        if not Path(p).exists():
+            raise _Bad(p, "is no rule file or folder (no such file or directory)")
+    return None
+
+
+def _assignments(items: tuple[str, ...]) -> str | None:
+    for i in items:
+        if not re.fullmatch(r"\$?[A-Za-z_][A-Za-z0-9_]*=.+", i):
+            raise _Bad(i, "is not NAME=VALUE (HOME_NET=[10.0.0.0/8])")
+    return None
+
+
+def _one_of(*words: str) -> Validator:
+    return lambda v: None if v in words else f"is not one of {', '.join(words)}"
+
+
+def _addresses(items: tuple[str, ...]) -> str | None:
+    for i in items:
+        if not re.fullmatch(r"[^@\s]+@[^@\s]+", i):
+            raise _Bad(i, "is not an e-mail address")
+    return None
+
+
+def _resolvable(host: str) -> bool:
+    try:
+        socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return False
+    return True
+
+
+def _smtp_url(url: str) -> str | None:
+    """``smtp://[user:password@]host[:port]``, ``smtp+starttls://...`` or ``smtps://...``."""
+    if not url:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "is not an SMTP URL (bad port)"
+    if parts.scheme not in SMTP_SCHEMES or not parts.hostname:
+        return "is not an SMTP URL like smtp+starttls://user:password@mail.example.com:587"
+    if port == 0:
+        return "is not an SMTP URL (bad port)"
+    if not _resolvable(parts.hostname):
+        return f"names host {parts.hostname!r}, which does not resolve"
+    return None
+
+
+def _webhook_urls(urls: tuple[str, ...]) -> str | None:
+    from urllib.parse import urlsplit
+
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise _Bad(url, "is not an http:// or https:// URL")
+        if not _resolvable(parts.hostname):
+            raise _Bad(url, f"names host {parts.hostname!r}, which does not resolve")
+    return None
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("interface", NAMES, (), "Interface to capture on; repeat (or comma-separate) for several. "
@@ -95,6 +169,36 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("stats_interval", DURATION, "1m", "How often a stats line is logged; 0 = never."),
     Setting("parsers", BOOL, True, "Run the protocol parsers on the traffic (dns, http, ssl, files, "
             "credentials... records in the database); off: flows only."),
+    # live detection (issue 21): the detection plug-ins (entry-point group wiretrail.detectors) read these
+    Setting("rules", TEXTS, (), "Rule files or folders evaluated live (signature *.rules, behaviour YAML); "
+            "repeat or comma-separate; none = the shipped rules.", _files_exist),
+    Setting("var", TEXTS, (), "Rule variable NAME=VALUE (HOME_NET=[10.0.0.0/8]); repeat. HOME_NET defaults "
+            "to local_net plus the private ranges.", _assignments),
+    Setting("detect_interval", DURATION, "10s", "How often the behaviour rules run over the recent traffic; "
+            "0 = no live detection."),
+    Setting("detect_window", DURATION, "1h", "How far back each live evaluation of the behaviour rules looks.",
+            _at_least(60, "1m")),
+    # notifications (recorder.notify): a log line per alert always; e-mail and webhooks when set
+    Setting("notify_smtp_url", STR, "", "SMTP server for alert e-mail: smtp+starttls://user:password@host:587, "
+            "smtps://... (TLS) or smtp://... (plain). Secret: config file (not world-readable) or the systemd "
+            "credential notify_smtp_url only.", _smtp_url, secret=True),
+    Setting("notify_from", STR, "", "Sender address of alert e-mail; empty = wiretrail@<host name>."),
+    Setting("notify_to", TEXTS, (), "Recipients of alert e-mail; repeat or comma-separate.", _addresses),
+    Setting("notify_webhook", TEXTS, (), "Webhook URLs alerts are POSTed to. Secret: config file (not "
+            "world-readable) or the systemd credential notify_webhook (one URL a line) only.", _webhook_urls,
+            secret=True),
+    Setting("notify_webhook_format", STR, "json", "Webhook body: json (an object with the alerts) or text "
+            "({\"text\": ...}, which Slack, Mattermost and Teams accept; ntfy takes it as the message).",
+            _one_of("json", "text")),
+    Setting("notify_min_severity", INT, 2, "Notify alerts of this severity or a higher one (1 highest, 3 lowest).",
+            _between(1, 3)),
+    Setting("notify_aggregate", DURATION, "2m", "Alerts within this long of the first are sent as one "
+            "message, the same finding counted rather than repeated."),
+    Setting("notify_digest", STR, "", "Time of day (UTC, HH:MM) a daily digest of the last 24 hours' alerts "
+            "goes to every channel, also when there were none; empty = no digest.",
+            lambda v: None if not v or re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", v) else "is not a time like 07:30"),
+    Setting("notify_rate_limit", INT, 12, "At most this many messages per hour per channel; the rest wait.",
+            _between(1, 3600)),
 )
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
@@ -120,6 +224,19 @@ class Config:
     buffer_size: int
     stats_interval: int
     parsers: bool
+    rules: tuple[str, ...]
+    var: tuple[str, ...]
+    detect_interval: int
+    detect_window: int
+    notify_smtp_url: str
+    notify_from: str
+    notify_to: tuple[str, ...]
+    notify_webhook: tuple[str, ...]
+    notify_webhook_format: str
+    notify_min_severity: int
+    notify_aggregate: int
+    notify_digest: str
+    notify_rate_limit: int
 
 
 # --- parsing raw values -------------------------------------------------------------------------
@@ -225,9 +342,14 @@ def _parse_cidrs(raw: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Networ
     return tuple(dict.fromkeys(nets))
 
 
+def _parse_texts(raw: Any) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(_elements(raw)))
+
+
 _PARSERS: dict[str, Callable[[Any], Any]] = {
     STR: _parse_str, PATH: _parse_path, INT: _parse_int, FLOAT: _parse_float, BOOL: _parse_bool,
     SIZE: _parse_size, DURATION: _parse_duration, NAMES: _parse_names, CIDRS: _parse_cidrs,
+    TEXTS: _parse_texts,
 }
 
 
@@ -278,8 +400,9 @@ def format_value(setting: Setting, value: Any) -> str:
 
 
 def render_config(config: Config) -> list[str]:
-    """One ``name = value`` line per setting, in table order."""
-    return [f"{s.name} = {format_value(s, getattr(config, s.name))}" for s in SETTINGS]
+    """One ``name = value`` line per setting, in table order; a secret that is set shows as "(set)"."""
+    return [f"{s.name} = " + ('"(set)"' if s.secret and getattr(config, s.name) else
+                             format_value(s, getattr(config, s.name))) for s in SETTINGS]
 
 
 # --- loading ------------------------------------------------------------------------------------
@@ -329,17 +452,31 @@ def load_config(path: str | None, env: Mapping[str, str], overrides: Mapping[str
         raise ConfigError(f"{path}: config file does not exist")
     if path is not None:
         data, text = _read_toml(path)
+        world_readable = bool(os.stat(path).st_mode & 0o004)
         for key, raw in data.items():
             line = toml_key_line(text, key)
             where = f"{path} line {line}" if line else path
             setting = SETTINGS_BY_NAME.get(key)
             if setting is None:
                 raise ConfigError(f"{key}: unknown setting (from {where})")
+            if setting.secret and world_readable and raw:
+                raise ConfigError(f"{key}: a secret in a world-readable file (from {where}); chmod o-r "
+                                  f"{path} or use the systemd credential {key}")
             values[key] = coerce(setting, raw, where)
 
     for setting in SETTINGS:
         if setting.env in env:
+            if setting.secret:
+                raise ConfigError(f"{setting.name}: a secret is not read from the environment ({setting.env}); "
+                                  "put it in the config file or the systemd credential " + setting.name)
             values[setting.name] = coerce(setting, env[setting.env], setting.env)
+    creds = env.get("CREDENTIALS_DIRECTORY")
+    for setting in (s for s in SETTINGS if s.secret and creds):
+        cred = Path(creds) / setting.name
+        if cred.is_file():
+            raw_text = cred.read_text(encoding="utf-8").strip()
+            raw_value: Any = raw_text.splitlines() if setting.type in LIST_KINDS else raw_text
+            values[setting.name] = coerce(setting, raw_value, f"credential {cred}")
 
     for name, raw in overrides.items():
         setting = SETTINGS_BY_NAME.get(name)
@@ -347,6 +484,8 @@ def load_config(path: str | None, env: Mapping[str, str], overrides: Mapping[str
             raise ConfigError(f"{name}: unknown setting (from overrides)")
         if raw is None or (setting.type in LIST_KINDS and isinstance(raw, list | tuple) and not raw):
             continue
+        if setting.secret:
+            raise ConfigError(f"{name}: a secret is not taken from the command line")
         values[name] = coerce(setting, raw, setting.flag)
 
     return Config(**values)

@@ -163,6 +163,19 @@ class FlowMeter:
         if self.npending >= self.emit_every:
             self._flush_pending()
 
+    def advance(self, ts_ns: int) -> None:
+        """Move the meter's clock to ``ts_ns`` without a packet, ending the connections whose
+        timeouts passed: the live recorder calls it when the link is idle, so the last
+        connections before a quiet spell reach the store (and live detection) without waiting for
+        the next packet. Never moves the clock back."""
+        if ts_ns <= self.now:
+            return
+        self.now = int(ts_ns)
+        out = np.empty(self.S.shape[0], dtype=np.int64)
+        nexp = K.expired(self.S, self.now, self.TO, out)
+        if nexp:
+            self._finish_slots(out[:nexp])
+
     def finish(self) -> None:
         """End of input: every open connection is logged as it stands."""
         active = np.flatnonzero(self.S[:, K.C_ACTIVE])

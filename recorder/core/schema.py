@@ -265,3 +265,18 @@ log_events = Table(
 
 # The columns a reader's row fills (``uid`` is set afterwards, by linking events to flows).
 LOG_EVENT_FIELDS: tuple[str, ...] = tuple(c.name for c in log_events.columns if c.name not in ("id", "uid"))
+
+# The recorder's notification queue (migration 0013): one row per alert and channel, kept until
+# the channel took it, so a restart or a mail server that is down loses nothing.
+notify_queue = Table(
+    "notify_queue", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("channel", Text, nullable=False),  # smtp, or webhook:<the URL's SHA-256, 16 hex digits>
+    Column("queued_ns", BigInteger, nullable=False),
+    Column("alert", Text, nullable=False),  # JSON: the alert's fields a message needs
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_try_ns", BigInteger, nullable=False, server_default="0"),
+    Column("error", Text, nullable=True),  # the last failure
+    Column("sent_ns", BigInteger, nullable=True),  # NULL until delivered; one message's rows share it
+    Index(None, "channel", "sent_ns"),
+)

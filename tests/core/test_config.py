@@ -207,3 +207,24 @@ def test_example_file_documents_every_setting(tmp_path):
     for s in SETTINGS:
         if s.name not in ("interface", "local_net"):
             assert getattr(c, s.name) == getattr(defaults, s.name), s.name
+
+
+def test_secrets_only_from_a_private_file_or_a_credential(tmp_path):
+    """The SMTP URL holds a password: refused from a world-readable file, the environment or a
+    flag; read from a 0640 file and from $CREDENTIALS_DIRECTORY (systemd LoadCredential=)."""
+    toml = 'notify_smtp_url = "smtp+starttls://u:pw@127.0.0.1:587"\n'
+    path = tmp_path / "recorder.toml"
+    path.write_text(toml)
+    path.chmod(0o644)
+    with pytest.raises(ConfigError, match=r"^notify_smtp_url: a secret in a world-readable file .* line 1\)"):
+        load_config(str(path), {}, {})
+    path.chmod(0o640)
+    assert load_config(str(path), {}, {}).notify_smtp_url == "smtp+starttls://u:pw@127.0.0.1:587"
+    with pytest.raises(ConfigError, match="not taken from the command line"):
+        load_config(None, {}, {"notify_smtp_url": "smtp://127.0.0.1"}, default_path=str(tmp_path / "no.toml"))
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "notify_webhook").write_text("http://127.0.0.1:8080/a\nhttp://127.0.0.1:8080/b\n")
+    c = load_config(None, {"CREDENTIALS_DIRECTORY": str(creds)}, {}, default_path=str(tmp_path / "no.toml"))
+    assert c.notify_webhook == ("http://127.0.0.1:8080/a", "http://127.0.0.1:8080/b")
+    assert 'notify_webhook = "(set)"' in render_config(c)

@@ -13,7 +13,7 @@ violated) is raised as ``StoreError`` whose ``str`` is one line naming the datab
 
 The package follows the store's seams: ``database`` (the engine and its errors), ``migrate`` (the
 schema's revision, ``SCHEMA_HEAD``), ``captures``, ``flows`` (with the flow writer), ``alerts``,
-``summary`` (``info``), and the protocol records: ``rows`` (record <-> row, ``clean_text``),
+``notify`` (the notification queue), ``summary`` (``info``), and the protocol records: ``rows`` (record <-> row, ``clean_text``),
 ``records`` (writing them during an ingest) and ``logs`` (reading them back). ``sql`` holds what
 the tables share (addresses, endpoint filters, bulk inserts).
 """
@@ -25,12 +25,13 @@ from recorder.core.store.captures import CaptureTable
 from recorder.core.store.database import DEFAULT_DB, SQLITE_BUSY_TIMEOUT_MS
 from recorder.core.store.flows import FlowTable, FlowWriter
 from recorder.core.store.migrate import MIGRATIONS_DIR, SCHEMA_HEAD
+from recorder.core.store.notify import NotifyQueue
 from recorder.core.store.rows import clean_text
 from recorder.core.store.sql import IPAddress, addr16, host_range, insert_tuples
 from recorder.core.store.summary import Summary
 
 
-class Store(CaptureTable, FlowTable, AlertTable, Summary):
+class Store(CaptureTable, FlowTable, AlertTable, NotifyQueue, Summary):
     """One Wiretrail database. ``db`` is a file path (SQLite) or a SQLAlchemy URL.
 
     ``create=False`` refuses to create a missing SQLite file (for read-only commands).

@@ -18,16 +18,17 @@ from recorder.core.store.sql import addr16_or_none, insert_tuples, where_endpoin
 class AlertTable(Database):
     """The store's methods for alerts."""
 
-    def add_alerts(self, rows: Iterable[dict]) -> int:
+    def add_alerts(self, rows: Iterable[dict], *, new_rows: list | None = None) -> int:
         """Store alerts in one transaction; returns how many were new.
 
         A row is a dict with the ``schema.ALERT_FIELDS`` keys (the nullable ones may be absent);
         ``eve`` is the EVE object (a dict, stored as JSON text) or its JSON text. An alert already
         stored -- same time, gid, sid, endpoints, flow and text -- is skipped, so replaying the same
         captures into one store again keeps one copy. Text that is not UTF-8 (or holds NUL) is
-        escaped as ``\\xNN`` rather than refused.
+        escaped as ``\\xNN`` rather than refused. ``new_rows``: a list the rows that were new are
+        appended to (the live recorder notifies only those).
         """
-        values = []
+        values, given = [], []
         addrs: dict[Any, bytes | None] = {}  # alerts repeat their addresses: parse each once
         for row in rows:
             check_fields(row, ALERT_FIELDS, "alert")
@@ -41,6 +42,7 @@ class AlertTable(Database):
                 if v[f] not in addrs:
                     addrs[v[f]] = addr16_or_none(v[f])
             values.append(v)
+            given.append(row)
         if not values:
             return 0
         key = itemgetter(*_ALERT_KEY)
@@ -48,10 +50,13 @@ class AlertTable(Database):
             lo, hi = min(v["ts_ns"] for v in values), max(v["ts_ns"] for v in values)
             existing = {tuple(r) for r in conn.execute(
                 sa.select(*(alerts.c[k] for k in _ALERT_KEY)).where(alerts.c.ts_ns.between(lo, hi)))}
-            new = [(*(v[f] for f in ALERT_FIELDS), addrs[v["src_ip"]], addrs[v["dest_ip"]])
-                   for v in values if key(v) not in existing]
+            fresh = [i for i, v in enumerate(values) if key(v) not in existing]
+            new = [(*(values[i][f] for f in ALERT_FIELDS), addrs[values[i]["src_ip"]], addrs[values[i]["dest_ip"]])
+                   for i in fresh]
             if new:  # tuples, as flows are written: no per-row work in SQLAlchemy
                 insert_tuples(conn, "alerts", (*ALERT_FIELDS, "src_a", "dest_a"), new)
+        if new_rows is not None:
+            new_rows.extend(given[i] for i in fresh)
         return len(new)
 
     def flow_captures(self, uids: Iterable[str]) -> dict[str, int]:
@@ -71,13 +76,14 @@ class AlertTable(Database):
                      since: int | None = None, until: int | None = None, uid: str | None = None,
                      sids: Iterable[int] | None = None, max_severity: int | None = None,
                      signature: str | None = None, kind: str | None = None, capture_id: int | None = None,
-                     limit: int | None = None, batch: int = 1000) -> Iterator[dict]:
+                     limit: int | None = None, after_id: int | None = None, batch: int = 1000) -> Iterator[dict]:
         """Alert rows matching every given filter, ordered by (ts_ns, id), streamed as dicts.
 
         ``host`` an IP or CIDR on either side, ``port`` either side, ``since`` inclusive and
         ``until`` exclusive (ns on ``ts_ns``), ``sids`` any of these signature ids, ``max_severity``
         this severity or a higher one (1 is the highest), ``signature`` a case-insensitive
-        substring of the signature text, ``kind`` signature or behaviour. Raises ValueError for a
+        substring of the signature text, ``kind`` signature or behaviour, ``after_id`` only rows
+        stored after the one with this id (``alerts --follow``; then ordered by id). Raises ValueError for a
         bad host or limit, before touching the database.
         """
         stmt = where_endpoints(sa.select(*(c for c in alerts.c if c.name not in ("src_a", "dest_a"))), alerts,
@@ -94,12 +100,19 @@ class AlertTable(Database):
             stmt = stmt.where(alerts.c.kind == kind)
         if capture_id is not None:
             stmt = stmt.where(alerts.c.capture_id == capture_id)
+        if after_id is not None:
+            stmt = stmt.where(alerts.c.id > after_id)
         if limit is not None:
             if limit < 0:
                 raise ValueError(f"limit must be >= 0, not {limit}")
             stmt = stmt.limit(limit)
-        stmt = stmt.order_by(alerts.c.ts_ns, alerts.c.id)
+        stmt = stmt.order_by(alerts.c.id) if after_id is not None else stmt.order_by(alerts.c.ts_ns, alerts.c.id)
         return self.stream(stmt, batch, "read alerts")
+
+    def last_alert_id(self) -> int:
+        """The id of the newest stored alert (0 when there is none)."""
+        with self.db_errors("read alerts"), self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(alerts.c.id))).scalar() or 0)
 
 
 # What makes two alerts the same alert (add_alerts skips one already stored).
