@@ -81,8 +81,12 @@ def main() -> int:
     cli = wiretrail_cli()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     with tempfile.TemporaryDirectory(prefix="wiretrail-startup-") as tmp:
-        db = str(Path(tmp) / "small.db")
+        db, old_db = str(Path(tmp) / "small.db"), str(Path(tmp) / "small-before.db")
         subprocess.run([*cli, "replay", "--db", db, str(DEMO)], env=env, stdout=subprocess.DEVNULL, check=True)
+        before_env = {**env, "PYTHONPATH": args.before} if args.before else None
+        if before_env:  # the older code makes its own store: its schema may be older
+            subprocess.run([*cli, "replay", "--db", old_db, str(DEMO)], env=before_env, stdout=subprocess.DEVNULL,
+                           check=True)
         peer = shutil.which("sqlite-utils") or (str(Path(sys.executable).with_name("sqlite-utils"))
                                                if Path(sys.executable).with_name("sqlite-utils").exists() else None)
         header = "| command | wiretrail s |" + (" before s |" if args.before else "") + (" sqlite-utils s |" if peer else "")
@@ -91,8 +95,9 @@ def main() -> int:
         for name, argv in COMMANDS.items():
             cmd = [*cli, *(a.format(db=db) for a in argv)]
             row = f"| `{name}` | {timed(cmd, args.runs, env):.3f} |"
-            if args.before:
-                row += f" {timed(cmd, args.runs, {**env, 'PYTHONPATH': args.before}):.3f} |"
+            if before_env:
+                old = [*cli, *(a.format(db=old_db) for a in argv)]
+                row += f" {timed(old, args.runs, before_env):.3f} |"
             if peer:
                 row += (f" {timed([peer, *(a.format(db=db) for a in PEER[name])], args.runs, env):.3f} |"
                         if name in PEER else " |")

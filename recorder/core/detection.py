@@ -42,7 +42,10 @@ class LiveDetector(Protocol):
 def load_detectors(config: Any, warn: Callable[[str], None], group: str = GROUP) -> list[LiveDetector]:
     """Every registered detector, built for ``config``; ConfigError names a plug-in that fails to load."""
     out = []
-    for ep in sorted(entry_points(group=group), key=lambda e: e.name):
+    # one plug-in per name and target: an installed package seen twice on the path (an editable
+    # install beside a wheel, say) must not run its rules twice
+    unique = {(ep.name, ep.value): ep for ep in entry_points(group=group)}
+    for ep in sorted(unique.values(), key=lambda e: e.name):
         try:
             factory = ep.load()
         except Exception as err:  # noqa: BLE001 - a broken plug-in is a configuration problem

@@ -80,18 +80,6 @@ class HTTPReceiver:
         self.server.server_close()
 
 
-def register_detectors(where) -> str:
-    """A dist-info in ``where`` declaring the ``wiretrail.detectors`` entry point as pyproject.toml
-    does (the shared virtualenv was installed before it existed); put ``where`` on sys.path or
-    PYTHONPATH. Returns ``where`` as text."""
-    info = where / "wiretrail_live_detectors-0.dist-info"
-    info.mkdir(parents=True, exist_ok=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: wiretrail-live-detectors\nVersion: 0\n")
-    (info / "entry_points.txt").write_text("[wiretrail.detectors]\nbehaviour = analysis.live:behaviour_detector\n"
-                                         "signature = analysis.live:signature_detector\n")
-    return str(where)
-
-
 def serve(smtp_port: int, http_port: int, out: str) -> None:
     """Run both receivers until killed, appending what arrives to ``out`` as JSON lines (for a
     test that needs them inside a network namespace: ``ip netns exec ... python -c``)."""

@@ -17,7 +17,6 @@ from recorder.core.errors import ConfigError
 from recorder.core.pipeline.ingest import ingest
 from recorder.core.store import Store
 from recorder.detect import LiveDetection
-from tests.recorder.notifyservers import register_detectors
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = 1_000_000_000
@@ -34,8 +33,9 @@ def breach_db(tmp_path_factory):
 
 
 @pytest.fixture
-def detectors_registered(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(register_detectors(tmp_path / "ep"))
+def detectors_registered():
+    """The installed package declares its detectors (pyproject.toml's ``wiretrail.detectors``
+    entry points; ``make`` installs the project): the recorder finds them as a sensor would."""
 
 
 def cfg(tmp_path, db, **extra):
