@@ -339,23 +339,30 @@ def _confidence(d: _Draft, stages: tuple[Stage, ...]) -> tuple[str, tuple[str, .
         reasons.append(f"{len(sigs)} signature(s) matched")
     if d.compromised and len(names) >= 3:
         return "high", tuple(reasons)
-    if len(names) >= 2 or d.compromised:
+    if len(names) >= 2:
         return "medium", tuple(reasons)
     reasons.append("one kind of activity only")
     return "low", tuple(reasons)
 
 
-def _title(d: _Draft, pz: str | None, exfil: list[Exfiltration], names: set[str]) -> str:
+def _title(d: _Draft, pz: str | None, exfil: list[Exfiltration], names: set[str], confidence: str) -> str:
     left = f"; {sum(e.bytes for e in exfil):,} bytes left" if exfil else ""
+    what = ", ".join(n.replace("-", " ") for n in sorted(names, key=STAGE_ORDER.index) if n in STAGE_ORDER)
+    if confidence == "low" and not exfil and (d.internal or pz):
+        # one kind of activity only (one rule, or one signature): a claim to check, not a verdict
+        seen = d.findings[0].name
+        who = f"local host {d.actor}" if d.internal else f"{d.actor} -> {pz}"
+        return f"To check: {seen} ({who}; {what} only)"
     if d.internal:
-        what = ", ".join(n.replace("-", " ") for n in sorted(names, key=STAGE_ORDER.index) if n in STAGE_ORDER)
         return f"Insider activity from local host {d.actor} ({what}){left}"
     if pz:
         return f"{d.actor} broke into {pz}" + (f" and reached {len(d.compromised) - 1} more host(s)"
                                                if len(d.compromised) > 1 else "") + left
     victims = ", ".join(sorted(d.victims)[:3]) + (" ..." if len(d.victims) > 3 else "")
     if names <= {"reconnaissance", "discovery"}:
-        return f"{d.actor} scanned {victims or 'the network'}"
+        if all(f.kind in ("port_scan", "host_sweep") for f in d.findings):
+            return f"{d.actor} scanned {victims or 'the network'}"
+        return f"To check: {d.findings[0].name} ({d.actor} -> {victims or 'the network'})"
     return f"{d.actor} attacked {victims or 'the network'}"
 
 
@@ -388,8 +395,10 @@ def build_incidents(scope: Scope, found: list[Finding], recorded: tuple[int | No
             last = max(s.last_ts_ns for s in stages)
             conf, reasons = _confidence(d, stages)
             names = {s.name for s in stages}
+            if conf == "low" and pz and not d.internal:
+                pz_why = f"{pz_why} (one kind of activity only: check it)"
             severity = min(f.severity for f in d.findings)
-            if d.compromised or exfil:
+            if (d.compromised and conf != "low") or exfil:
                 severity = 1
             seed = d.findings[0]
             ident = hashlib.sha256(f"{d.actor}|{seed.sid}|{seed.src}|{seed.dst}|{seed.first_ts_ns}".encode()).hexdigest()
@@ -398,7 +407,7 @@ def build_incidents(scope: Scope, found: list[Finding], recorded: tuple[int | No
             rec_first, rec_last = recorded
             tail = rec_last - (rec_last - rec_first) // 10 if rec_first is not None and rec_last is not None else None
             out.append(Incident(
-                id=f"INC-{ident[:6]}", title=_title(d, pz, exfil, names), severity=severity, first_ts_ns=first,
+                id=f"INC-{ident[:6]}", title=_title(d, pz, exfil, names, conf), severity=severity, first_ts_ns=first,
                 last_ts_ns=last, ongoing=tail is not None and last >= tail,
                 insider=d.internal, attackers=tuple(
                     Actor(a, scope.is_local(a), _names(scope, conn, a)) for a in
