@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from analysis.story.common import Scope
+from analysis.story.common import Scope, carved_name
 from analysis.story.model import DataFinding, Incident
 from recorder.core.schema import APP_TABLES
 
@@ -146,7 +146,7 @@ def _candidates(scope: Scope, conn) -> list[_File]:
         sender, receiver = (r.orig_h, r.resp_h) if r.is_orig else (r.resp_h, r.orig_h)
         if not scope.is_local(sender):
             continue
-        name = r.filename or ((r.uri or "").split("?")[0].rstrip("/").rsplit("/", 1)[-1] or None)
+        name = carved_name(conn, r.fuid, r.filename)
         out.append(_File(int(r.id), int(r.ts_ns), r.fuid, r.uid, r.capture_id, sender, receiver, r.orig_h,
                          (r.source or "").lower(), name, r.sha256, r.extracted))
     return out

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from analysis.story.common import STAGE_TACTIC, Scope, hms
+from analysis.story.common import STAGE_TACTIC, Scope, carved_name, hms
 from analysis.story.findings import COMPROMISE_KINDS, Finding
 from analysis.story.model import STAGE_ORDER, Actor, Evidence, Exfiltration, Incident, Sentence, Stage
 from recorder.core.schema import APP_TABLES, flows
@@ -155,7 +155,7 @@ def _collection(scope: Scope, conn, d: _Draft) -> None:
         if scope.is_local(r.resp_h) and r.resp_h != d.actor:
             by_server[r.resp_h].append(r)
     for server, got in sorted(by_server.items()):
-        names = list(dict.fromkeys(r.filename or r.fuid for r in got))
+        names = list(dict.fromkeys(carved_name(conn, r.fuid, r.filename) for r in got))
         proto = (got[0].source or "").upper() or "the network"
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         tech = "T1039 Data from Network Shared Drive" if proto == "SMB" else "T1005 Data from Local System"
@@ -185,8 +185,6 @@ def _names(scope: Scope, conn, addr: str) -> tuple[str, ...]:
     return tuple(r.name for r in rows)
 
 
-def _file_name(row) -> str:
-    return row.filename or (row.uri or "").split("?")[0].rstrip("/").rsplit("/", 1)[-1] or row.fuid
 
 
 def _outbound(scope: Scope, conn, host: str, start: int, *conds) -> list:
@@ -235,7 +233,6 @@ def exfiltration(scope: Scope, conn, d: _Draft) -> list[Exfiltration]:
     c2 = {f.dst for f in d.findings if f.kind == "beaconing"}
     files = APP_TABLES["files"]
     fl, fi = flows.c, files.c
-    http = APP_TABLES["http"].c
     out = []
     for host, start in sorted(starts.items()):
         rows = [r for r in _outbound(scope, conn, host, start) if r.resp_h not in c2]
@@ -245,9 +242,7 @@ def exfiltration(scope: Scope, conn, d: _Draft) -> list[Exfiltration]:
         for r in rows:
             if scope.is_local(r.resp_h):
                 continue
-            carved = conn.execute(sa.select(fi.fuid, fi.filename, fi.ts_ns, http.uri).select_from(
-                files.outerjoin(APP_TABLES["http"], sa.and_(http.uid == fi.uid, http.orig_fuids.contains(fi.fuid))))
-                .where(fi.orig_h == host, fi.resp_h == r.resp_h, fi.is_orig.is_(True), fi.ts_ns >= start,
+            carved = conn.execute(sa.select(fi.fuid, fi.filename, fi.ts_ns).where(fi.orig_h == host, fi.resp_h == r.resp_h, fi.is_orig.is_(True), fi.ts_ns >= start,
                        *scope.in_range(fi.ts_ns)).order_by(fi.ts_ns)).all()
             if int(r.sent or 0) < EXFIL_MIN_BYTES and not carved:
                 continue
@@ -256,7 +251,7 @@ def exfiltration(scope: Scope, conn, d: _Draft) -> list[Exfiltration]:
             enc = svc in ENCRYPTED_SERVICES or (not svc and int(r.port or 0) in ENCRYPTED_PORTS)
             out.append(Exfiltration(
                 host=host, destination=r.resp_h, bytes=int(r.sent or 0), first_ts_ns=int(r.first), last_ts_ns=int(r.last),
-                encrypted=enc, channel=svc or f"tcp/{r.port}", files=tuple(dict.fromkeys(_file_name(c) for c in carved)),
+                encrypted=enc, channel=svc or f"tcp/{r.port}", files=tuple(dict.fromkeys(carved_name(conn, c.fuid, c.filename) for c in carved)),
                 evidence=(scope.evidence("flow", first.ts_ns, first.uid, uid=first.uid, community_id=first.community_id,
                                          capture_id=first.capture_id),)))
     out += _dns_tunnels(scope, conn, d, starts)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from analysis.story.common import STAGE_TACTIC, Scope, host_filter
+from analysis.story.common import STAGE_TACTIC, Scope, carved_name, host_filter
 from analysis.story.findings import load_findings
 from analysis.story.incidents import build_incidents
 from analysis.story.model import TimelineEvent
@@ -86,6 +86,8 @@ def _records(scope: Scope, conn, src: _Source, host, collapse: bool) -> list[Tim
     for i in range(0, len(ids), 500):
         for r in conn.execute(sa.select(t).where(c.id.in_(ids[i:i + 500]))).mappings():
             n, last = groups[int(r["id"])]
+            if src.table == "files" and not r["filename"]:  # named from its URL, FTP or SMB path
+                r = {**r, "filename": carved_name(conn, r["fuid"], None)}
             out.append(TimelineEvent(
                 ts_ns=int(r["ts_ns"]), kind=src.kind, src=r["orig_h"], dst=r["resp_h"], description=src.text(r),
                 count=n, last_ts_ns=last if n > 1 else None,

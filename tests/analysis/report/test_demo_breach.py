@@ -194,3 +194,14 @@ def test_what_to_do_names_only_hosts_in_the_attackers_hands(reports) -> None:
     assert f"from {SHOP} to {C2} over http" in summary and "(files: cards.csv)" in summary
     assert "hidden in DNS look-ups for names under exfil-example.net" in summary
     assert 'class="mono addr"' in reports["html"] and "td.addr { white-space: nowrap" in reports["html"]
+
+
+def test_a_carved_file_with_no_name_is_named_from_its_url(replayed) -> None:
+    from analysis.story.timeline import build_timeline
+    from recorder.core.store import Store
+
+    db, _ = replayed
+    with Store(str(db)) as store:
+        files = [e.description for e in build_timeline(store, collapse=False) if e.kind == "file"]
+    assert any(d.startswith("file x86 (") for d in files), files  # the tool, GET /x86: no name in HTTP
+    assert not any(d.startswith("file - (") for d in files)

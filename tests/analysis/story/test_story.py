@@ -337,3 +337,25 @@ def test_ongoing_means_active_in_the_last_tenth(breach, breach_db):
         scope = Scope.open(store)
         later = build_incidents(scope, load_findings(scope), (at(-1200), at(20_000)))  # had the store gone on
     assert [i.id for i in later] == [breach.incidents[0].id] and not later[0].ongoing
+
+
+def test_repeated_signature_alerts_on_one_flow_are_one_stored_alert_with_a_count(tmp_path):
+    from tests.analysis.behaviour.traffic import http_get
+
+    cap = Capture()
+    # three identical requests for /etc/passwd on one keep-alive connection: three alerts in the EVE
+    # output (as Suricata gives), one row in the store with the count in its EVE metadata
+    cap.session(T0, "203.0.113.9", "10.0.0.20", 41000, 80, http_get("10.0.0.20", "/x?f=../../etc/passwd") * 3)
+    cap.session(T0 + 10, "203.0.113.9", "10.0.0.20", 41001, 80, http_get("10.0.0.20", "/y?f=/etc/passwd"))
+    db = str(tmp_path / "r.db")
+    outcome = replay_captures([cap.write(tmp_path / "r.pcap")], db=db)
+    sigs = [a for a in outcome.alerts if a.signature_id == 9100004]
+    assert len(sigs) == 4 and outcome.repeats == 2
+    with Store(db) as store:
+        rows = [r for r in store.query_alerts() if r["signature_id"] == 9100004]
+    assert len(rows) == 2
+    counts = sorted((json.loads(r["eve"]) if isinstance(r["eve"], str) else r["eve"])["alert"]["metadata"]
+                    .get("wiretrail_count", ["1"])[0] for r in rows)
+    assert counts == ["1", "3"]
+    r = CliRunner().invoke(main, ["replay", "--db", str(tmp_path / "again.db"), str(tmp_path / "r.pcap")])
+    assert r.exit_code == 0 and "2 repeats on one flow stored as counts" in r.output
