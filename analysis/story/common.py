@@ -55,6 +55,9 @@ def stage_of(tactic: str | None, category: str | None = None) -> str | None:
         code = tactic.split()[0].upper()
         if code in TACTIC_STAGE:
             return TACTIC_STAGE[code]
+        name = tactic.strip().lower().replace("_", "-").replace(" ", "-")  # Sigma's "credential_access"
+        if name in STAGE_TACTIC:
+            return name
     return CATEGORY_STAGE.get(category or "")
 
 
