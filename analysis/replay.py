@@ -41,6 +41,7 @@ class ReplayOutcome:
     signatures: int = 0
     signatures_matched: bool = False  # False when there were none
     stored: int = 0  # alerts new to the store (a replay into the same --db again adds none)
+    repeats: int = 0  # signature alerts stored as a count on an identical alert of the same flow
 
     def eve(self) -> list[dict]:
         return [a.to_eve() for a in self.alerts]
@@ -150,9 +151,46 @@ def _run(outcome: ReplayOutcome, captures: list[str], db: str, behaviour_rules, 
         found.sort(key=lambda p: (p[0].ts_ns, p[0].signature_id, p[0].src_ip, p[0].dest_ip))
         alerts = [a for a, _ in found]
         capture_ids = alert_capture_ids(store, alerts, [f.capture_id for f in stats.files])
-        outcome.stored = store.add_alerts(alert_row(a, kind, cid) for (a, kind), cid in zip(found, capture_ids))
+        rows = collapse_repeats([alert_row(a, kind, cid) for (a, kind), cid in zip(found, capture_ids)])
+        outcome.repeats = len(found) - len(rows)
+        outcome.stored = store.add_alerts(rows)
     outcome.alerts, outcome.kinds, outcome.capture_ids = alerts, [k for _, k in found], capture_ids
     outcome.stats = stats
+
+
+def collapse_repeats(rows: list[dict]) -> list[dict]:
+    """Identical signature alerts on one flow (same rule and text, same flow uid and endpoints) as
+    ONE row: the first, its EVE ``alert.metadata`` gaining ``wiretrail_count`` (how many) and
+    ``wiretrail_last_seen`` (the last one's EVE timestamp), as Suricata's metadata lists of
+    strings, so the stored EVE stays EVE. Alerts with no flow, and behaviour and log alerts (one
+    per finding already), are kept as they are. The EVE output of a replay is not collapsed."""
+    from analysis.alerts import eve_timestamp
+
+    out: list[dict] = []
+    first: dict[tuple, tuple[dict, int, int]] = {}  # key -> (row, count, last ts)
+    for row in rows:
+        if row["kind"] != "signature" or not row["uid"]:
+            out.append(row)
+            continue
+        key = (row["gid"], row["signature_id"], row["rev"], row["signature"], row["uid"], row["src_ip"],
+               row["src_port"], row["dest_ip"], row["dest_port"])
+        if key in first:
+            kept, n, _last = first[key]
+            first[key] = (kept, n + 1, row["ts_ns"])
+            continue
+        first[key] = (row, 1, row["ts_ns"])
+        out.append(row)
+    for kept, n, last in first.values():
+        if n > 1:
+            eve = dict(kept["eve"])
+            alert = dict(eve.get("alert") or {})
+            meta = dict(alert.get("metadata") or {})
+            meta["wiretrail_count"] = [str(n)]
+            meta["wiretrail_last_seen"] = [eve_timestamp(last)]
+            alert["metadata"] = meta
+            eve["alert"] = alert
+            kept["eve"] = eve
+    return out
 
 
 def alert_capture_ids(store, alerts: list, replayed: list[int | None]) -> list[int | None]:

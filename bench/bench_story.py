@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""The breach story's speed: ``wiretrail incidents`` and ``wiretrail timeline`` on a store of N
-flows and 10k alerts, for each N given.
+"""The breach story's speed: ``wiretrail incidents``, ``wiretrail timeline`` and ``wiretrail
+report`` (the owner's HTML report) on a store of N flows and 10k alerts, for each N given.
 
     python bench/bench_story.py [--flows 100000 1000000] [--alerts 10000] [--seed 19]
 
@@ -114,8 +114,10 @@ def main() -> int:
             t = time.perf_counter()
             build(db, n, args.alerts, args.seed)
             built = time.perf_counter() - t
-            for name in ("incidents", "timeline"):
-                wall, peak_kb, lines = run([wiretrail, name, "--db", db, "--format", "jsonl"])
+            for name in ("incidents", "timeline", "report"):
+                cmd = ([wiretrail, name, "--db", db, "--out", os.path.join(tmp, "report.html")] if name == "report"
+                       else [wiretrail, name, "--db", db, "--format", "jsonl"])
+                wall, peak_kb, lines = run(cmd)
                 results.append({"flows": n, "alerts": args.alerts, "command": name, "seconds": round(wall, 2),
                                 "peak_rss_mib": round(peak_kb / 1024), "rows": lines, "build_seconds": round(built, 1)})
                 print(f"| {n:,} | {name} | {wall:.1f} s | {peak_kb / 1024:.0f} MiB | {lines:,} rows |", flush=True)

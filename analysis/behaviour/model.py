@@ -57,7 +57,7 @@ KINDS: dict[str, dict[str, Any]] = {
     "share_read": {"min_files": 20, "min_ratio": 5.0},
     "shared_account": {"window_seconds": 600.0, "ignore_users": ["anonymous", "ftp", "guest"]},
     "rpc_operation": {"endpoints": ["svcctl"], "operations": ["CreateServiceW"], "action": "called",
-                      "ignore_sources": []},
+                      "ignore_sources": [], "ignore_machine_accounts": False},
 }
 
 _REQUIRED = ("id", "name", "kind", "severity", "tactic", "technique", "description")

@@ -5,7 +5,8 @@ interfaces, as dce_rpc.log names them) on another host, from a source not in
 ``ignore_sources``. The shipped rules use it for remote service creation (svcctl CreateService*,
 as PsExec does: T1569.002 over T1021.002), remote scheduled tasks (atsvc NetrJobAdd,
 ITaskSchedulerService SchRpcRegisterTask: T1053) and DCSync (drsuapi DRSGetNCChanges from a
-host that is not a domain controller: T1003.006). One alert per connection, naming the calls
+host that is not a domain controller: T1003.006; with ``ignore_machine_accounts``, not when every
+account on the connection is a computer account, NAME$, as domain controllers replicate). One alert per connection, naming the calls
 seen on that interface and the account that logged in on the connection (from credentials or
 ntlm.log) when known.
 """
@@ -50,6 +51,8 @@ def rpc_operation(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
             users = [f"{u['d']}\\{u['n']}" if u["d"] else u["n"] for u in sql_rows(
                 conn, """SELECT domainname AS d, username AS n FROM ntlm WHERE uid = :u AND username IS NOT NULL
                          GROUP BY domainname, username ORDER BY MIN(ts_ns)""", u=r["uid"])]
+        if users and rule.param("ignore_machine_accounts") and all(u.endswith("$") for u in users):
+            continue  # a computer account (NAME$): what domain controllers replicate with
         who = f" by account {', '.join(users)}" if users else ""
         out.append(make_alert(rule, flow, f"{flow['orig_h']} {rule.param('action')} on {flow['resp_h']} "
                                       f"({', '.join(calls)}){who}", ts_ns=r["ts_ns"], app_proto="dce_rpc"))

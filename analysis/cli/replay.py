@@ -74,7 +74,8 @@ def replay(captures: tuple[str, ...], rule_paths: tuple[str, ...], var: tuple[st
     alerts = outcome.alerts
     sigs = f"{outcome.signatures} signatures, " if outcome.signatures else ""
     sigs += f"{outcome.sigma_rules} Sigma rules, " if outcome.sigma_rules else ""
-    kept = f" ({outcome.stored} new in the store)" if db else ""
+    repeats = f"; {outcome.repeats} repeats on one flow stored as counts" if outcome.repeats else ""
+    kept = f" ({outcome.stored} new in the store{repeats})" if db else ""
     click.echo(f"{outcome.stats.packets:,} packets, {outcome.stats.flows:,} flows, {sigs}"
                f"{outcome.behaviour_rules} behaviour rules, {len(alerts)} alerts{kept}", err=True)
     if eve_path:

@@ -171,6 +171,17 @@ def _summary(story: Story, incidents: list[Incident], index: EvidenceIndex) -> d
             what.append(_claim(index, f"First computer taken over (patient zero): {inc.patient_zero}"
                                       f"{' - ' + inc.patient_zero_reason if inc.patient_zero_reason else ''}.",
                                entry.evidence if inc is top and entry else _incident_evidence(inc), inc.id))
+    exfil = sorted(((inc, x) for inc in incidents for x in inc.exfiltration), key=lambda p: p[1].first_ts_ns)
+    for inc, x in exfil[:5]:
+        files = f" (files: {', '.join(x.files)})" if x.files else ""
+        how = ("hidden in DNS look-ups for names under " + x.destination if x.channel == "dns"
+               else f"to {x.destination} over {x.channel}")
+        what.append(_claim(index, f"Data left: {nbytes(x.bytes)}{files} from {x.host} {how}"
+                                  f"{', content unknown (encrypted)' if x.encrypted else ''}, "
+                                  + (f"at {when(x.first_ts_ns)}." if x.last_ts_ns - x.first_ts_ns < 1_000_000_000
+                                     else f"{when(x.first_ts_ns)} to {when(x.last_ts_ns)}."), x.evidence, inc.id))
+    if len(exfil) > 5:
+        what.append(_claim(index, f"{len(exfil) - 5} more transfer(s) out, listed with their incidents below."))
     if ongoing:
         still = _claim(index, "Yes, probably: activity was still seen near the end of the recording "
                               f"({when(max(i.last_ts_ns for i in ongoing))}) in "
@@ -187,17 +198,20 @@ def _summary(story: Story, incidents: list[Incident], index: EvidenceIndex) -> d
 
 def _actions(story: Story, incidents: list[Incident], resets: list[Account], index: EvidenceIndex) -> list[dict]:
     out = []
-    ongoing_hosts = sorted({h for i in incidents if i.ongoing for h in i.victims})
-    victims = sorted({h for i in incidents for h in i.victims})
-    ongoing = [i for i in incidents if i.ongoing]
+    # only hosts in an attacker's hands (patient zero, hosts it moved to, an insider's own machine):
+    # a host that was only scanned or swept is not named
+    ongoing = [i for i in incidents if i.ongoing and i.compromised]
+    ongoing_hosts = list(dict.fromkeys(h for i in ongoing for h in i.compromised))
+    done = [i for i in incidents if i.compromised and not i.ongoing and not i.insider]  # insiders: see below
+    others = list(dict.fromkeys(h for i in done for h in i.compromised if h not in ongoing_hosts))
     if ongoing_hosts:
         out.append(_claim(index, f"Disconnect {_some(ongoing_hosts)} from the network now (unplug the cable "
                                  "or turn off Wi-Fi). Do not switch them off or wipe them yet: they are evidence.",
                           _incident_evidence(ongoing[0]), ongoing[0].id))
-    elif victims:
-        first = next(i for i in incidents if i.victims)
-        out.append(_claim(index, f"Have {_some(victims)} checked, or reinstalled, before they are used again.",
-                          _incident_evidence(first), first.id))
+    if others:
+        first = done[0]
+        out.append(_claim(index, f"Have {_some(others)} checked, or reinstalled, before they are used again: "
+                                 "the attackers controlled them.", _incident_evidence(first), first.id))
     outside = [i for i in incidents if any(not a.internal for a in i.attackers)]
     external = sorted({a.address for i in outside for a in i.attackers if not a.internal})
     if external:
@@ -239,7 +253,7 @@ def _incident_view(inc: Incident, index: EvidenceIndex) -> dict[str, Any]:
         "id": inc.id, "title": inc.title, "severity": inc.severity, "first": when(inc.first_ts_ns),
         "last": when(inc.last_ts_ns), "ongoing": inc.ongoing, "insider": inc.insider,
         "attackers": [f"{a.address}{' (inside your network)' if a.internal else ''}" for a in inc.attackers],
-        "victims": list(inc.victims), "patient_zero": inc.patient_zero, "patient_zero_reason": inc.patient_zero_reason,
+        "victims": list(inc.victims), "compromised": list(inc.compromised), "patient_zero": inc.patient_zero, "patient_zero_reason": inc.patient_zero_reason,
         "confidence": inc.confidence, "confidence_reasons": list(inc.confidence_reasons),
         "hosts": list(inc.hosts), "accounts": list(inc.accounts), "alert_count": inc.alert_count,
         "story": [_claim(index, s.text, s.evidence) for s in inc.story],

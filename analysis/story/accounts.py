@@ -9,13 +9,14 @@ rows as distinct pairs.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from analysis.behaviour.chain import is_admin_name
 from analysis.story.common import Scope, hms
-from analysis.story.model import Account, Incident
-from recorder.core.schema import APP_TABLES
+from analysis.story.model import Account, Evidence, Incident
+from recorder.core.schema import APP_TABLES, log_events
 
 # Protocols whose user names come without the password (authentication by challenge or ticket).
 NAME_ONLY = frozenset({"ntlm", "kerberos", "ssh"})
@@ -39,6 +40,58 @@ def _compromise_starts(incidents: list[Incident]) -> dict[str, list[tuple[int, s
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """One account's logins from one client to one server over one protocol (or one log's kind)."""
+
+    user: str
+    protocol: str | None
+    orig_h: str | None
+    resp_h: str | None
+    ok: int
+    bad: int
+    clear: bool
+    first: int
+    last: int
+    last_ok: int | None
+    ev: Evidence
+
+
+# log kinds whose login events name accounts, and what the accounts list calls them
+LOG_PROTOCOLS = {"sshd": "SSH (auth log)", "windows": "Windows logon (event log)", "sudo": "sudo (auth log)",
+                 "su": "su (auth log)"}
+LOGIN_ACTIONS = ("login", "logon", "explicit credentials logon", "invalid user")
+
+
+def _log_parts(scope: Scope, conn) -> tuple[list[_Part], dict[str, str]]:
+    """Logins from the log events (sshd accepted/failed, Windows 4624/4625), as parts, and the
+    accounts the logs show as administrators (root, sudo users, Windows 4672 special privileges)."""
+    e = log_events.c
+    ok = sa.func.sum(sa.case((e.outcome == "success", 1), else_=0))
+    q = (sa.select(e.account, e.kind, e.src_ip, e.host, ok.label("ok"),
+                   sa.func.sum(sa.case((e.outcome == "failure", 1), else_=0)).label("bad"),
+                   sa.func.min(e.ts_ns).label("first"), sa.func.max(e.ts_ns).label("last"),
+                   sa.func.max(sa.case((e.outcome == "success", e.ts_ns), else_=None)).label("last_ok"),
+                   sa.func.min(e.id).label("first_id"))
+         .where(e.account.is_not(None), e.account != "", e.ts_ns.is_not(None), e.kind.in_(("sshd", "windows")),
+                e.action.in_(LOGIN_ACTIONS), *scope.in_range(e.ts_ns))
+         .group_by(e.account, e.kind, e.src_ip, e.host))
+    parts = []
+    for r in conn.execute(q):
+        first = conn.execute(sa.select(e.ts_ns, e.uid).where(e.id == r.first_id)).one()
+        parts.append(_Part(r.account, LOG_PROTOCOLS[r.kind], r.src_ip, r.host, int(r.ok or 0), int(r.bad or 0), False,
+                           int(r.first), int(r.last), r.last_ok, scope.evidence("log", first.ts_ns, r.first_id,
+                                                                                 uid=first.uid)))
+    admins: dict[str, str] = {}
+    for r in conn.execute(sa.select(e.account, e.kind, e.action).where(
+            e.account.is_not(None), sa.or_(sa.and_(e.kind == "sudo", e.outcome == "success"),
+                                           e.action == "special privileges logon"), *scope.in_range(e.ts_ns))
+                          .group_by(e.account, e.kind, e.action)):
+        admins.setdefault(r.account, "ran sudo (auth log)" if r.kind == "sudo" else
+                          "logged on with administrator privileges (Windows 4672)")
+    return parts, admins
+
+
 def build_accounts(scope: Scope, incidents: list[Incident]) -> list[Account]:
     cred = APP_TABLES["credentials"].c
     secret = sa.case((cred.secret.is_not(None), 1), else_=0)
@@ -57,9 +110,14 @@ def build_accounts(scope: Scope, incidents: list[Incident]) -> list[Account]:
         for i in range(0, len(ids), 500):
             firsts.update({int(r.id): r for r in conn.execute(
                 sa.select(cred.id, cred.ts_ns, cred.uid, cred.capture_id).where(cred.id.in_(ids[i:i + 500])))})
+        parts_all = [_Part(r.user, r.protocol, r.orig_h, r.resp_h, int(r.ok or 0), int(r.bad or 0), bool(r.clear),
+                           int(r.first), int(r.last), r.last_ok, scope.evidence(
+                               "credential", firsts[int(r.first_id)].ts_ns, r.first_id, uid=firsts[int(r.first_id)].uid,
+                               capture_id=firsts[int(r.first_id)].capture_id)) for r in rows]
+        log_parts, log_admins = _log_parts(scope, conn)
     starts = _compromise_starts(incidents)
     groups: dict[str, list] = defaultdict(list)
-    for r in rows:
+    for r in parts_all + log_parts:
         groups[r.user].append(r)
     out = []
     for name, parts in groups.items():
@@ -91,15 +149,15 @@ def build_accounts(scope: Scope, incidents: list[Incident]) -> list[Account]:
                                    f"(incident {inc})")
                     break
         servers = {p.resp_h for p in parts if p.ok}
-        admin = is_admin_name(name) or len(servers) >= ADMIN_MIN_SERVERS
+        admin = is_admin_name(name) or len(servers) >= ADMIN_MIN_SERVERS or name in log_admins
         if admin:
-            why = "an administrator's name" if is_admin_name(name) else f"logged in to {len(servers)} hosts"
+            why = ("an administrator's name" if is_admin_name(name) else log_admins[name] if name in log_admins
+                   else f"logged in to {len(servers)} hosts")
             reasons.insert(0, f"administrator account ({why}): reset it first")
-        if not exposed and all((p.protocol or "").lower() in NAME_ONLY for p in parts):
+        if not exposed and all((p.protocol or "").lower() in NAME_ONLY or p.protocol in LOG_PROTOCOLS.values()
+                               for p in parts):
             reasons.append(f"account seen ({', '.join(protocols)}); its password did not cross the network")
-        evidence = tuple(scope.evidence("credential", firsts[int(p.first_id)].ts_ns, p.first_id,
-                                        uid=firsts[int(p.first_id)].uid, capture_id=firsts[int(p.first_id)].capture_id)
-                         for p in sorted(parts, key=lambda p: p.first)[:5])
+        evidence = tuple(p.ev for p in sorted(parts, key=lambda p: p.first)[:5])
         out.append(Account(
             name=name, protocols=protocols, used_from=tuple(sorted({p.orig_h for p in parts})),
             used_on=tuple(sorted({p.resp_h for p in parts})), first_ts_ns=int(min(p.first for p in parts)),

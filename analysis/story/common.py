@@ -55,6 +55,9 @@ def stage_of(tactic: str | None, category: str | None = None) -> str | None:
         code = tactic.split()[0].upper()
         if code in TACTIC_STAGE:
             return TACTIC_STAGE[code]
+        name = tactic.strip().lower().replace("_", "-").replace(" ", "-")  # Sigma's "credential_access"
+        if name in STAGE_TACTIC:
+            return name
     return CATEGORY_STAGE.get(category or "")
 
 
@@ -124,3 +127,29 @@ def hms(ts_ns: int) -> str:
 
     text = rfc3339(ts_ns) or ""
     return text[:10] + " " + text[11:19] + "Z"
+
+
+def _last_part(path: str | None) -> str | None:
+    """``/upload/cards.csv?x=1`` -> ``cards.csv``; ``share\\dir\\a.txt`` -> ``a.txt``; None for nothing."""
+    if not path:
+        return None
+    name = path.split("?")[0].rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
+    return name or None
+
+
+def carved_name(conn, fuid: str, filename: str | None) -> str:
+    """A carved file's name: the protocol's own (``files.filename``), else the last part of the
+    HTTP URL that carried it, else the FTP command's argument or the SMB path, else its fuid."""
+    from recorder.core.schema import APP_TABLES
+
+    if filename:
+        return filename
+    http = APP_TABLES["http"].c
+    uri = conn.execute(sa.select(http.uri).where(sa.or_(http.orig_fuids.contains(fuid), http.resp_fuids.contains(fuid)))
+                       .limit(1)).scalar()
+    ftp, smb = APP_TABLES["ftp"].c, APP_TABLES["smb_files"].c
+    return (_last_part(uri)
+            or _last_part(conn.execute(sa.select(ftp.arg).where(ftp.fuid == fuid).limit(1)).scalar())
+            or _last_part(conn.execute(sa.select(sa.func.coalesce(smb.name, smb.path)).where(smb.fuid == fuid)
+                                       .limit(1)).scalar())
+            or fuid)

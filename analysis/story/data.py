@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from analysis.story.common import Scope
+from analysis.story.common import Scope, carved_name
 from analysis.story.model import DataFinding, Incident
 from recorder.core.schema import APP_TABLES
 
@@ -120,6 +120,7 @@ class _File:
     capture_id: int | None
     sender: str
     receiver: str
+    actor: str  # who opened the connection: the reader of a share, the uploader, the web client
     channel: str
     name: str | None
     sha256: str | None
@@ -145,8 +146,8 @@ def _candidates(scope: Scope, conn) -> list[_File]:
         sender, receiver = (r.orig_h, r.resp_h) if r.is_orig else (r.resp_h, r.orig_h)
         if not scope.is_local(sender):
             continue
-        name = r.filename or ((r.uri or "").split("?")[0].rstrip("/").rsplit("/", 1)[-1] or None)
-        out.append(_File(int(r.id), int(r.ts_ns), r.fuid, r.uid, r.capture_id, sender, receiver,
+        name = carved_name(conn, r.fuid, r.filename)
+        out.append(_File(int(r.id), int(r.ts_ns), r.fuid, r.uid, r.capture_id, sender, receiver, r.orig_h,
                          (r.source or "").lower(), name, r.sha256, r.extracted))
     return out
 
@@ -198,14 +199,14 @@ def _bodies(scope: Scope, wanted: list[_File], files_dir: str | None,
 
 
 def _after(incidents: list[Incident]) -> dict[str, list[tuple[int, str]]]:
-    """host -> [(compromised from, incident id)]: victims from their first non-reconnaissance
-    stage, insiders from the incident's start."""
+    """host -> [(compromised from, incident id)]: hosts in the attacker's hands from the incident's
+    first non-reconnaissance stage (not hosts only scanned or swept), insiders from its start."""
     out: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for inc in incidents:
         stages = [s.first_ts_ns for s in inc.stages if s.name != "reconnaissance"]
         if not stages:
             continue
-        for v in inc.victims:
+        for v in inc.compromised or inc.victims:
             out[v].append((min(stages), inc.id))
         if inc.insider:
             out[inc.attackers[0].address].append((inc.first_ts_ns, inc.id))
@@ -227,11 +228,15 @@ def build_data_at_risk(scope: Scope, incidents: list[Incident], *, files_dir: st
         hits = scan(data)
         if not hits:
             continue
-        inc = next((i for start, i in after.get(w.sender, ()) if w.ts_ns >= start), None)
+        left = not scope.is_local(w.receiver)
+        # the incident of who moved the data: the connection's opener (an insider reading a share
+        # acts, not the file server that answered); data that left also counts for its sender
+        who = (w.actor, w.sender) if left else (w.actor,)
+        inc = next((i for h in who for start, i in after.get(h, ()) if w.ts_ns >= start), None)
         ev = (scope.evidence("file", w.ts_ns, w.fuid, uid=w.uid, capture_id=w.capture_id),)
         for kind, (count, samples) in sorted(hits.items()):
             out.append(DataFinding(kind=kind, count=count, src=w.sender, dst=w.receiver, channel=w.channel,
-                                   first_ts_ns=w.ts_ns, last_ts_ns=w.ts_ns, left_network=not scope.is_local(w.receiver),
+                                   first_ts_ns=w.ts_ns, last_ts_ns=w.ts_ns, left_network=left,
                                    after_compromise=inc is not None, samples=samples, file=w.name, incident=inc,
                                    evidence=ev))
     for inc in incidents:

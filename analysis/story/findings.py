@@ -70,6 +70,32 @@ def _first(meta: dict, *keys: str) -> str | None:
     return " ".join(values) or None
 
 
+def _log_dests(scope: Scope, firsts: list) -> dict[int, str]:
+    """alert id -> the server's address, for log-based alerts (no destination of their own): the
+    flow their log event was linked to (an sshd login -> the SSH connection it came in on)."""
+    from recorder.core.schema import flows, log_events
+
+    want: dict[int, int] = {}
+    for f in firsts:
+        try:
+            ids = (json.loads(f.eve).get("log") or {}).get("event_ids") or []
+        except (ValueError, AttributeError):
+            continue
+        if ids:
+            want[int(f.id)] = int(ids[-1])
+    if not want:
+        return {}
+    out = {}
+    with scope.connect() as conn:
+        for alert_id, event_id in want.items():
+            uid = conn.execute(sa.select(log_events.c.uid).where(log_events.c.id == event_id)).scalar()
+            if uid:
+                resp = conn.execute(sa.select(flows.c.resp_h).where(flows.c.uid == uid).limit(1)).scalar()
+                if resp:
+                    out[alert_id] = resp
+    return out
+
+
 def load_findings(scope: Scope, *, host_cond=None) -> list[Finding]:
     """Every finding in the scope's time range, in time order."""
     a = alerts.c
@@ -88,9 +114,11 @@ def load_findings(scope: Scope, *, host_cond=None) -> list[Finding]:
                                             a.category, a.tactic, a.technique, a.eve)
                                   .where(a.id.in_(ids[i:i + 500]))):
                 firsts[int(r.id)] = r
+    dests = _log_dests(scope, [firsts[int(g.first_id)] for g in rows if not g.dest_ip])
     for g in rows:
         f = firsts[int(g.first_id)]
         meta = _meta(f.eve)
+        dest = g.dest_ip or dests.get(int(f.id)) or ""
         kind = _first(meta, "wiretrail_behaviour")
         tactic = f.tactic or _first(meta, "mitre_tactic", "mitre_tactic_id")
         technique = f.technique or _first(meta, "mitre_technique", "mitre_technique_id")
@@ -101,7 +129,7 @@ def load_findings(scope: Scope, *, host_cond=None) -> list[Finding]:
             stage, technique = "lateral-movement", "T1570 Lateral Tool Transfer"  # copied host to host
         out.append(Finding(
             sid=int(g.signature_id), kind=kind, name=f.signature.split(":")[0], text=f.signature, src=g.src_ip,
-            dst=g.dest_ip, count=int(g.n), first_ts_ns=int(g.first), last_ts_ns=int(g.last), severity=int(g.sev),
+            dst=dest, count=int(g.n), first_ts_ns=int(g.first), last_ts_ns=int(g.last), severity=int(g.sev),
             stage=stage, technique=technique,
             evidence=scope.evidence("alert", f.ts_ns, f.id, uid=f.uid, community_id=f.community_id,
                                     capture_id=f.capture_id),

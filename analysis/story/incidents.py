@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from analysis.story.common import STAGE_TACTIC, Scope, hms
+from analysis.story.common import STAGE_TACTIC, Scope, carved_name, hms
 from analysis.story.findings import COMPROMISE_KINDS, Finding
 from analysis.story.model import STAGE_ORDER, Actor, Evidence, Exfiltration, Incident, Sentence, Stage
 from recorder.core.schema import APP_TABLES, flows
@@ -33,6 +34,7 @@ COMPROMISE_STAGES = frozenset({"initial-access", "execution", "command-and-contr
 ENCRYPTED_SERVICES = frozenset({"ssl", "tls", "ssh", "quic", "rdp"})
 ENCRYPTED_PORTS = frozenset({443, 8443, 22, 993, 995, 465, 636, 990, 3389})
 EXFIL_MIN_BYTES = 1000  # per host and destination after the compromise, or a carved file
+_TUNNEL_DOMAIN = re.compile(r"subdomains of (\S+) in")  # the dns_tunnelling rule's words
 BACKGROUND_MIN = 3  # reconnaissance-only incidents merged into one when there are more
 
 
@@ -99,6 +101,10 @@ def group(scope: Scope, found: list[Finding]) -> list[_Draft]:
             if hit not in d.compromised:
                 d.compromised[hit] = (f.first_ts_ns, _compromise_reason(f, hit), f.evidence)
                 owner.setdefault(hit, d)
+        if not d.internal and f.kind == "lateral_movement" and src in d.compromised and local(dst) \
+                and dst not in d.compromised and dst != d.actor:  # the attacker moved on to it
+            d.compromised[dst] = (f.first_ts_ns, f"the attacker moved to it from {src} ({f.detail})", f.evidence)
+            owner.setdefault(dst, d)
         if f.exposure and d_local and s_local and src in d.compromised and dst != src:
             d.victims.setdefault(dst, f.first_ts_ns)
     return drafts
@@ -134,6 +140,31 @@ def _logins(scope: Scope, conn, d: _Draft) -> None:
                                                           f"'{r.user}'", ev))
 
 
+def _collection(scope: Scope, conn, d: _Draft) -> None:
+    """Files the insider copied from other local hosts (read from a share, downloaded from a local
+    server) once its activity started: the collection stage, unless a rule already told it."""
+    if any(f.stage == "collection" for f in d.findings):
+        return
+    fi = APP_TABLES["files"].c
+    start = min(f.first_ts_ns for f in d.findings)
+    rows = conn.execute(sa.select(fi.id, fi.ts_ns, fi.fuid, fi.uid, fi.capture_id, fi.resp_h, fi.source, fi.filename)
+                        .where(fi.orig_h == d.actor, fi.is_orig.is_(False), fi.ts_ns >= start,
+                               *scope.in_range(fi.ts_ns)).order_by(fi.ts_ns, fi.id)).all()
+    by_server: dict[str, list] = defaultdict(list)
+    for r in rows:
+        if scope.is_local(r.resp_h) and r.resp_h != d.actor:
+            by_server[r.resp_h].append(r)
+    for server, got in sorted(by_server.items()):
+        names = list(dict.fromkeys(carved_name(conn, r.fuid, r.filename) for r in got))
+        proto = (got[0].source or "").upper() or "the network"
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        tech = "T1039 Data from Network Shared Drive" if proto == "SMB" else "T1005 Data from Local System"
+        d.extra.append(("collection", tech, int(got[0].ts_ns),
+                        f"{d.actor} copied {len(names)} file(s) from {server} over {proto}: {shown}.",
+                        scope.evidence("file", got[0].ts_ns, got[0].fuid, uid=got[0].uid, capture_id=got[0].capture_id)))
+        d.victims.setdefault(server, int(got[0].ts_ns))
+
+
 def _extend_beacons(scope: Scope, conn, d: _Draft) -> None:
     """A beaconing alert stands at its first connection: its last time is the pair's last flow."""
     fl = flows.c
@@ -154,34 +185,64 @@ def _names(scope: Scope, conn, addr: str) -> tuple[str, ...]:
     return tuple(r.name for r in rows)
 
 
-def _file_name(row) -> str:
-    return row.filename or (row.uri or "").split("?")[0].rstrip("/").rsplit("/", 1)[-1] or row.fuid
+
+
+def _outbound(scope: Scope, conn, host: str, start: int, *conds) -> list:
+    fl = flows.c
+    return conn.execute(sa.select(
+        fl.resp_h, sa.func.sum(sa.func.coalesce(fl.orig_bytes, 0)).label("sent"), sa.func.min(fl.ts_ns).label("first"),
+        sa.func.max(fl.ts_ns + sa.func.coalesce(fl.duration_ns, 0)).label("last"), sa.func.max(fl.service).label("svc"),
+        sa.func.max(fl.resp_p).label("port"), sa.func.min(fl.id).label("fid"))
+        .where(fl.orig_a == addr16(host), fl.ts_ns >= start, sa.or_(fl.local_resp.is_(False), fl.local_resp.is_(None)),
+               *conds, *scope.in_range(fl.ts_ns)).group_by(fl.resp_h)).all()
+
+
+def _dns_tunnels(scope: Scope, conn, d: _Draft, starts: dict[str, int]) -> list[Exfiltration]:
+    """Data sent in the names of DNS queries (a tunnel) by a host after its compromise: the bytes
+    are the query names' lengths under the tunnelled domain (ATT&CK T1048.003)."""
+    dns = APP_TABLES["dns"].c
+    out = []
+    for f in d.findings:
+        m = _TUNNEL_DOMAIN.search(f.text)
+        if f.kind != "dns_tunnelling" or not m or f.src not in starts:
+            continue
+        domain = m.group(1).rstrip(".").lower()
+        r = conn.execute(sa.select(sa.func.sum(sa.func.length(dns.query)).label("sent"), sa.func.count().label("n"),
+                                   sa.func.min(dns.ts_ns).label("first"), sa.func.max(dns.ts_ns).label("last"),
+                                   sa.func.min(dns.id).label("did"))
+                         .where(dns.orig_a == addr16(f.src), dns.ts_ns >= starts[f.src],
+                                sa.func.lower(dns.query).like(f"%.{domain}"), *scope.in_range(dns.ts_ns))).one()
+        if not r.n:
+            continue
+        first = conn.execute(sa.select(dns.uid, dns.capture_id, dns.ts_ns).where(dns.id == r.did)).one()
+        out.append(Exfiltration(
+            host=f.src, destination=domain, bytes=int(r.sent or 0), first_ts_ns=int(r.first), last_ts_ns=int(r.last),
+            encrypted=False, channel="dns", files=(),
+            evidence=(scope.evidence("dns", first.ts_ns, r.did, uid=first.uid, capture_id=first.capture_id), f.evidence)))
+    return out
 
 
 def exfiltration(scope: Scope, conn, d: _Draft) -> list[Exfiltration]:
     """Bytes each compromised host (or the insider) sent to each external address after its
-    compromise, with the files carved from those transfers; control servers left out."""
+    compromise, with the files carved from those transfers. To a control server (beaconing)
+    only the connections that carried data count (a file, or ``EXFIL_MIN_BYTES`` in one
+    connection), not the beacons themselves; data in the names of a DNS tunnel counts too."""
     starts = dict((h, v[0]) for h, v in d.compromised.items())
     if d.internal:
         starts[d.actor] = min(f.first_ts_ns for f in d.findings)
     c2 = {f.dst for f in d.findings if f.kind == "beaconing"}
     files = APP_TABLES["files"]
     fl, fi = flows.c, files.c
-    http = APP_TABLES["http"].c
     out = []
     for host, start in sorted(starts.items()):
-        rows = conn.execute(sa.select(
-            fl.resp_h, sa.func.sum(sa.func.coalesce(fl.orig_bytes, 0)).label("sent"), sa.func.min(fl.ts_ns).label("first"),
-            sa.func.max(fl.ts_ns + sa.func.coalesce(fl.duration_ns, 0)).label("last"), sa.func.max(fl.service).label("svc"),
-            sa.func.max(fl.resp_p).label("port"), sa.func.min(fl.id).label("fid"))
-            .where(fl.orig_a == addr16(host), fl.ts_ns >= start, sa.or_(fl.local_resp.is_(False), fl.local_resp.is_(None)),
-                   *scope.in_range(fl.ts_ns)).group_by(fl.resp_h)).all()
+        rows = [r for r in _outbound(scope, conn, host, start) if r.resp_h not in c2]
+        if c2:
+            rows += _outbound(scope, conn, host, start, fl.resp_h.in_(sorted(c2)),
+                              sa.func.coalesce(fl.orig_bytes, 0) >= EXFIL_MIN_BYTES)
         for r in rows:
-            if r.resp_h in c2 or scope.is_local(r.resp_h):
+            if scope.is_local(r.resp_h):
                 continue
-            carved = conn.execute(sa.select(fi.fuid, fi.filename, fi.ts_ns, http.uri).select_from(
-                files.outerjoin(APP_TABLES["http"], sa.and_(http.uid == fi.uid, http.orig_fuids.contains(fi.fuid))))
-                .where(fi.orig_h == host, fi.resp_h == r.resp_h, fi.is_orig.is_(True), fi.ts_ns >= start,
+            carved = conn.execute(sa.select(fi.fuid, fi.filename, fi.ts_ns).where(fi.orig_h == host, fi.resp_h == r.resp_h, fi.is_orig.is_(True), fi.ts_ns >= start,
                        *scope.in_range(fi.ts_ns)).order_by(fi.ts_ns)).all()
             if int(r.sent or 0) < EXFIL_MIN_BYTES and not carved:
                 continue
@@ -190,10 +251,28 @@ def exfiltration(scope: Scope, conn, d: _Draft) -> list[Exfiltration]:
             enc = svc in ENCRYPTED_SERVICES or (not svc and int(r.port or 0) in ENCRYPTED_PORTS)
             out.append(Exfiltration(
                 host=host, destination=r.resp_h, bytes=int(r.sent or 0), first_ts_ns=int(r.first), last_ts_ns=int(r.last),
-                encrypted=enc, channel=svc or f"tcp/{r.port}", files=tuple(dict.fromkeys(_file_name(c) for c in carved)),
+                encrypted=enc, channel=svc or f"tcp/{r.port}", files=tuple(dict.fromkeys(carved_name(conn, c.fuid, c.filename) for c in carved)),
                 evidence=(scope.evidence("flow", first.ts_ns, first.uid, uid=first.uid, community_id=first.community_id,
                                          capture_id=first.capture_id),)))
+    out += _dns_tunnels(scope, conn, d, starts)
     return sorted(out, key=lambda e: (-e.bytes, e.host, e.destination))
+
+
+def _exfil_technique(e: Exfiltration, c2: set[str]) -> str:
+    if e.channel == "dns":
+        return "T1048.003 Exfiltration Over Unencrypted Non-C2 Protocol"
+    if e.destination in c2:
+        return "T1041 Exfiltration Over C2 Channel"
+    return "T1048 Exfiltration Over Alternative Protocol" if e.encrypted else "T1041 Exfiltration Over C2 Channel"
+
+
+def exfil_words(e: Exfiltration) -> str:
+    """``192.168.1.20 sent 2,048 bytes to 198.51.100.23 over http, files: cards.csv``."""
+    if e.channel == "dns":
+        return f"{e.host} sent {e.bytes:,} bytes hidden in DNS queries for names under {e.destination} (a DNS tunnel)"
+    what = "content unknown (encrypted)" if e.encrypted else f"over {e.channel}"
+    files_ = f", files: {', '.join(e.files)}" if e.files else ""
+    return f"{e.host} sent {e.bytes:,} bytes to {e.destination} {what}{files_}"
 
 
 def _stages(d: _Draft, exfil: list[Exfiltration]) -> tuple[Stage, ...]:
@@ -208,12 +287,10 @@ def _stages(d: _Draft, exfil: list[Exfiltration]) -> tuple[Stage, ...]:
         parts[stage].append((f.first_ts_ns, f.last_ts_ns, f.technique, f"{f.text}{more}", f.evidence))
     for stage, tech, ts, text, ev in d.extra:
         parts[stage].append((ts, ts, tech, text, ev))
+    c2 = {f.dst for f in d.findings if f.kind == "beaconing"}
     for e in exfil:
-        what = "content unknown (encrypted)" if e.encrypted else f"over {e.channel}"
-        files_ = f", files: {', '.join(e.files)}" if e.files else ""
-        parts["exfiltration"].append((e.first_ts_ns, e.last_ts_ns, "T1041 Exfiltration Over C2 Channel"
-                                      if not e.encrypted else "T1048 Exfiltration Over Alternative Protocol",
-                                      f"{e.host} sent {e.bytes:,} bytes to {e.destination} {what}{files_}.", e.evidence[0]))
+        parts["exfiltration"].append((e.first_ts_ns, e.last_ts_ns, _exfil_technique(e, c2), f"{exfil_words(e)}.",
+                                      e.evidence[0]))
     out = []
     for stage, items in parts.items():
         items.sort(key=lambda i: i[0])
@@ -226,7 +303,7 @@ def _stages(d: _Draft, exfil: list[Exfiltration]) -> tuple[Stage, ...]:
     return tuple(sorted(out, key=lambda s: (order.get(s.name, len(order)), s.first_ts_ns)))
 
 
-def _story(d: _Draft, stages: tuple[Stage, ...], pz: str | None, pz_why: str | None,
+def _story(d: _Draft, stages: tuple[Stage, ...], exfil: list[Exfiltration], pz: str | None, pz_why: str | None,
            pz_ev: Evidence | None) -> tuple[Sentence, ...]:
     events: list[tuple[int, str, Evidence]] = []
     for f in d.findings:
@@ -236,9 +313,8 @@ def _story(d: _Draft, stages: tuple[Stage, ...], pz: str | None, pz_why: str | N
         events.append((ts, f"{hms(ts)}: {text}", ev))
     for s in stages:
         if s.name == "exfiltration":
-            for ev, part in zip(s.evidence, s.summary.split("; ")):
-                if ev.kind == "flow":
-                    events.append((ev.ts_ns, f"{hms(ev.ts_ns)}: {part.rstrip('.')}.", ev))
+            for e in exfil:
+                events.append((e.first_ts_ns, f"{hms(e.first_ts_ns)}: {exfil_words(e)}.", e.evidence[0]))
     events.sort(key=lambda e: e[0])
     who = f"The local host {d.actor}" if d.internal else f"The address {d.actor} (outside the network)"
     out = [Sentence(f"{who} is the actor of this incident; first seen {hms(events[0][0])}.", (events[0][2],))]
@@ -258,23 +334,30 @@ def _confidence(d: _Draft, stages: tuple[Stage, ...]) -> tuple[str, tuple[str, .
         reasons.append(f"{len(sigs)} signature(s) matched")
     if d.compromised and len(names) >= 3:
         return "high", tuple(reasons)
-    if len(names) >= 2 or d.compromised:
+    if len(names) >= 2:
         return "medium", tuple(reasons)
     reasons.append("one kind of activity only")
     return "low", tuple(reasons)
 
 
-def _title(d: _Draft, pz: str | None, exfil: list[Exfiltration], names: set[str]) -> str:
+def _title(d: _Draft, pz: str | None, exfil: list[Exfiltration], names: set[str], confidence: str) -> str:
     left = f"; {sum(e.bytes for e in exfil):,} bytes left" if exfil else ""
+    what = ", ".join(n.replace("-", " ") for n in sorted(names, key=STAGE_ORDER.index) if n in STAGE_ORDER)
+    if confidence == "low" and not exfil and (d.internal or pz):
+        # one kind of activity only (one rule, or one signature): a claim to check, not a verdict
+        seen = d.findings[0].name
+        who = f"local host {d.actor}" if d.internal else f"{d.actor} -> {pz}"
+        return f"To check: {seen} ({who}; {what} only)"
     if d.internal:
-        what = ", ".join(n.replace("-", " ") for n in sorted(names, key=STAGE_ORDER.index) if n in STAGE_ORDER)
         return f"Insider activity from local host {d.actor} ({what}){left}"
     if pz:
         return f"{d.actor} broke into {pz}" + (f" and reached {len(d.compromised) - 1} more host(s)"
                                                if len(d.compromised) > 1 else "") + left
     victims = ", ".join(sorted(d.victims)[:3]) + (" ..." if len(d.victims) > 3 else "")
     if names <= {"reconnaissance", "discovery"}:
-        return f"{d.actor} scanned {victims or 'the network'}"
+        if all(f.kind in ("port_scan", "host_sweep") for f in d.findings):
+            return f"{d.actor} scanned {victims or 'the network'}"
+        return f"To check: {d.findings[0].name} ({d.actor} -> {victims or 'the network'})"
     return f"{d.actor} attacked {victims or 'the network'}"
 
 
@@ -292,7 +375,10 @@ def build_incidents(scope: Scope, found: list[Finding], recorded: tuple[int | No
                 continue
             _logins(scope, conn, d)
             _extend_beacons(scope, conn, d)
+            if d.internal:
+                _collection(scope, conn, d)
             exfil = exfiltration(scope, conn, d)
+            c2 = {f.dst for f in d.findings if f.kind == "beaconing"}
             stages = _stages(d, exfil)
             pz, pz_why, pz_ev = None, None, None
             if d.internal:  # an insider: the story starts on the actor's own machine
@@ -304,24 +390,29 @@ def build_incidents(scope: Scope, found: list[Finding], recorded: tuple[int | No
             last = max(s.last_ts_ns for s in stages)
             conf, reasons = _confidence(d, stages)
             names = {s.name for s in stages}
+            if conf == "low" and pz and not d.internal:
+                pz_why = f"{pz_why} (one kind of activity only: check it)"
             severity = min(f.severity for f in d.findings)
-            if d.compromised or exfil:
+            if (d.compromised and conf != "low") or exfil:
                 severity = 1
             seed = d.findings[0]
             ident = hashlib.sha256(f"{d.actor}|{seed.sid}|{seed.src}|{seed.dst}|{seed.first_ts_ns}".encode()).hexdigest()
-            hosts = sorted({d.actor, *d.victims, *d.compromised, *d.others, *(e.destination for e in exfil)})
+            hosts = sorted({d.actor, *d.victims, *d.compromised, *d.others,
+                            *(e.destination for e in exfil if e.channel != "dns")})
             rec_first, rec_last = recorded
             tail = rec_last - (rec_last - rec_first) // 10 if rec_first is not None and rec_last is not None else None
             out.append(Incident(
-                id=f"INC-{ident[:6]}", title=_title(d, pz, exfil, names), severity=severity, first_ts_ns=first,
+                id=f"INC-{ident[:6]}", title=_title(d, pz, exfil, names, conf), severity=severity, first_ts_ns=first,
                 last_ts_ns=last, ongoing=tail is not None and last >= tail,
                 insider=d.internal, attackers=tuple(
                     Actor(a, scope.is_local(a), _names(scope, conn, a)) for a in
-                    [d.actor] + [o for o in sorted(d.others) if o not in {e.destination for e in exfil}]),
+                    [d.actor] + [o for o in sorted(d.others) if o in c2 or o not in {e.destination for e in exfil}]),
                 victims=tuple(sorted(set(d.victims) | set(d.compromised), key=lambda h: (d.victims.get(h, 0), h))),
                 patient_zero=pz, patient_zero_reason=pz_why, stages=stages,
+                compromised=tuple(sorted(d.compromised, key=lambda h: (d.compromised[h][0], h))) if not d.internal
+                else (d.actor,),
                 accounts=(), exfiltration=tuple(exfil), hosts=tuple(hosts), confidence=conf,
-                confidence_reasons=reasons, story=_story(d, stages, pz, pz_why, pz_ev),
+                confidence_reasons=reasons, story=_story(d, stages, exfil, pz, pz_why, pz_ev),
                 alert_count=sum(f.count for f in d.findings)))
     rank = {"high": 0, "medium": 1, "low": 2}
     return sorted(out, key=lambda i: (i.severity, rank[i.confidence], -len(i.stages), i.first_ts_ns, i.id))

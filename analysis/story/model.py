@@ -151,6 +151,8 @@ class Incident:
     confidence_reasons: tuple[str, ...]
     story: tuple[Sentence, ...]
     alert_count: int = 0
+    # hosts in the actor's hands (patient zero first, then those it moved to); an insider: its own
+    compromised: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,11 +16,11 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from analysis.story.common import STAGE_TACTIC, Scope, host_filter
+from analysis.story.common import STAGE_TACTIC, Scope, carved_name, host_filter
 from analysis.story.findings import load_findings
 from analysis.story.incidents import build_incidents
 from analysis.story.model import TimelineEvent
-from recorder.core.schema import APP_TABLES, alerts, flows
+from recorder.core.schema import APP_TABLES, alerts, flows, log_events
 
 LARGE_OUT_BYTES = 1_000_000
 LONG_NS = 3600 * 1_000_000_000
@@ -86,10 +86,49 @@ def _records(scope: Scope, conn, src: _Source, host, collapse: bool) -> list[Tim
     for i in range(0, len(ids), 500):
         for r in conn.execute(sa.select(t).where(c.id.in_(ids[i:i + 500]))).mappings():
             n, last = groups[int(r["id"])]
+            if src.table == "files" and not r["filename"]:  # named from its URL, FTP or SMB path
+                r = {**r, "filename": carved_name(conn, r["fuid"], None)}
             out.append(TimelineEvent(
                 ts_ns=int(r["ts_ns"]), kind=src.kind, src=r["orig_h"], dst=r["resp_h"], description=src.text(r),
                 count=n, last_ts_ns=last if n > 1 else None,
                 evidence=scope.evidence(src.kind, r["ts_ns"], r["id"], uid=r["uid"], capture_id=r["capture_id"])))
+    return out
+
+
+def _log_text(r) -> str:
+    who = f" for account {r['account']}" if r["account"] else ""
+    where = f" on {r['host']}" if r["host"] else ""
+    came = f" from {r['src_ip']}" if r["src_ip"] else ""
+    outcome = f" ({r['outcome']})" if r["outcome"] else ""
+    return f"{r['kind']} log: {r['action'] or 'event'}{outcome}{who}{came}{where}"
+
+
+def _logs(scope: Scope, conn, host, collapse: bool) -> list[TimelineEvent]:
+    """Log events (``wiretrail logs ingest``) beside the packets: kind ``log``; one linked to the
+    flow that carried it names that flow's server as its destination. Raw lines are left out."""
+    c = log_events.c
+    cond = [c.ts_ns.is_not(None), c.kind != "raw", *scope.in_range(c.ts_ns)]
+    hf = host_filter(host, c.src_a)
+    if hf is not None:
+        cond.append(hf)
+    if collapse:
+        q = sa.select(sa.func.min(c.id).label("first_id"), sa.func.count().label("n"), sa.func.max(c.ts_ns).label("last")
+                      ).where(*cond).group_by(c.kind, c.action, c.outcome, c.account, c.src_ip, c.host)
+        groups = {int(r.first_id): (int(r.n), int(r.last)) for r in conn.execute(q)}
+    else:
+        groups = {int(r.id): (1, int(r.ts_ns)) for r in conn.execute(sa.select(c.id, c.ts_ns).where(*cond))}
+    out = []
+    ids = sorted(groups)
+    for i in range(0, len(ids), 500):
+        rows = conn.execute(sa.select(c.id, c.ts_ns, c.kind, c.action, c.outcome, c.account, c.src_ip, c.host, c.uid,
+                                      flows.c.resp_h, flows.c.capture_id).select_from(
+            log_events.outerjoin(flows, flows.c.uid == c.uid)).where(c.id.in_(ids[i:i + 500]))).mappings()
+        for r in rows:
+            n, last = groups[int(r["id"])]
+            out.append(TimelineEvent(
+                ts_ns=int(r["ts_ns"]), kind="log", src=r["src_ip"], dst=r["resp_h"], description=_log_text(r),
+                count=n, last_ts_ns=last if n > 1 else None,
+                evidence=scope.evidence("log", r["ts_ns"], r["id"], uid=r["uid"], capture_id=r["capture_id"])))
     return out
 
 
@@ -175,6 +214,7 @@ def build_timeline(store, *, host: str | None = None, since_ns: int | None = Non
             events += _flows(scope, conn, host, collapse)
             for src in SOURCES:
                 events += _records(scope, conn, src, host, collapse)
+            events += _logs(scope, conn, host, collapse)
     else:
         events = [e for e in events if e.severity is not None and e.severity <= min_severity]
     spans = [(i.first_ts_ns, i.last_ts_ns, set(i.hosts), i.id) for i in incidents if i.patient_zero]

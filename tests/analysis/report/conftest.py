@@ -62,7 +62,7 @@ def breach_story(*, ongoing: bool = True) -> Story:
         id="INC-3f2a9c", title="Break-in to the shop server from 203.0.113.66, card numbers taken", severity=1,
         first_ts_ns=T0, last_ts_ns=T0 + 1900 * S, ongoing=ongoing, insider=False,
         attackers=(Actor(ATTACKER, False), Actor(C2, False, ("update-check.example.net",))),
-        victims=(SHOP, FILES), patient_zero=SHOP,
+        victims=(SHOP, FILES), compromised=(SHOP, FILES), patient_zero=SHOP,
         patient_zero_reason="first host the attacker logged in to (FTP brute force succeeded)",
         stages=(
             stage("reconnaissance", "TA0043 Reconnaissance", ("T1046 Network Service Discovery",), 0, 20,
@@ -103,7 +103,7 @@ def breach_story(*, ongoing: bool = True) -> Story:
     insider = Incident(
         id="INC-77b01e", title="Office PC 192.168.1.30 copied the file server's share", severity=2,
         first_ts_ns=T0 + 2400 * S, last_ts_ns=T0 + 2600 * S, ongoing=False, insider=True,
-        attackers=(Actor(OFFICE, True, ("office-pc",)),), victims=(FILES,), patient_zero=None, patient_zero_reason=None,
+        attackers=(Actor(OFFICE, True, ("office-pc",)),), victims=(FILES,), compromised=(OFFICE,), patient_zero=None, patient_zero_reason=None,
         stages=(
             stage("discovery", "TA0007 Discovery", ("T1018 Remote System Discovery",), 2400, 2410,
                   "the office PC tried 40 addresses on port 445", sweep),

@@ -140,3 +140,68 @@ def test_replay_writes_the_report(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert f"written to {out}" in r.stderr
     assert ATTACKER in out.read_text(encoding="utf-8")
+
+
+# --- what the story tells about the demo: exfiltration, the insider's copy, who to disconnect --------
+
+@pytest.fixture(scope="module")
+def demo_story(replayed):
+    from analysis.story.build import build_story
+    from recorder.core.store import Store
+
+    db, _ = replayed
+    with Store(str(db)) as store:
+        return build_story(store)
+
+
+def test_data_sent_to_the_control_server_is_exfiltration(demo_story) -> None:
+    outsider = next(i for i in demo_story.incidents if i.attackers[0].address == ATTACKER)
+    stages = {s.name: s for s in outsider.stages}
+    assert "exfiltration" in stages and "command-and-control" in stages  # C2 and exfiltration both
+    by_dest = {x.destination: x for x in outsider.exfiltration}
+    http = by_dest[C2]  # the C2 is also where cards.csv went: its upload counts, its beacons do not
+    assert http.host == SHOP and http.files == ("cards.csv",) and 1000 < http.bytes < 5000 and not http.encrypted
+    dns = by_dest["exfil-example.net"]  # the DNS tunnel after the compromise: exfiltration over DNS too
+    assert dns.channel == "dns" and dns.host == SHOP and dns.bytes > 1000
+    assert "T1048.003 Exfiltration Over Unencrypted Non-C2 Protocol" in stages["exfiltration"].techniques
+    assert "T1041 Exfiltration Over C2 Channel" in stages["exfiltration"].techniques
+    assert stages["exfiltration"].first_ts_ns == http.first_ts_ns < dns.first_ts_ns
+    assert "bytes left" in outsider.title
+    told = " ".join(s.text for s in outsider.story)
+    assert f"to {C2} over http, files: cards.csv" in told and "hidden in DNS queries for names under exfil-example.net" in told
+    assert outsider.compromised == (SHOP, FILES)  # patient zero, then the host reached over SSH
+
+
+def test_the_insiders_copy_belongs_to_the_insider(demo_story) -> None:
+    insider = next(i for i in demo_story.incidents if i.insider)
+    assert insider.attackers[0].address == OFFICE and insider.compromised == (OFFICE,)
+    collection = next(s for s in insider.stages if s.name == "collection")
+    assert "copied 12 file(s) from 192.168.1.10 over SMB: customers.csv, invoices" in collection.summary
+    assert "T1039 Data from Network Shared Drive" in collection.techniques
+    copied = [d for d in demo_story.data_at_risk if d.file == "customers.csv"]
+    assert copied and all(d.incident == insider.id and not d.left_network for d in copied)
+    left = [d for d in demo_story.data_at_risk if d.file == "cards.csv"]
+    assert left and all(d.incident != insider.id and d.left_network for d in left)
+
+
+def test_what_to_do_names_only_hosts_in_the_attackers_hands(reports) -> None:
+    md = reports["md"]
+    actions = md[md.index("What to do now"):md.index("How they got in")]
+    assert f"Disconnect {OFFICE} from the network" in actions  # the insider's machine, still active
+    assert f"Have {SHOP}, {FILES} checked" in actions
+    assert "192.168.1.100" not in actions  # only swept
+    summary = md[md.index("Summary for the owner"):md.index("What to do now")]
+    assert f"from {SHOP} to {C2} over http" in summary and "(files: cards.csv)" in summary
+    assert "hidden in DNS look-ups for names under exfil-example.net" in summary
+    assert 'class="mono addr"' in reports["html"] and "td.addr { white-space: nowrap" in reports["html"]
+
+
+def test_a_carved_file_with_no_name_is_named_from_its_url(replayed) -> None:
+    from analysis.story.timeline import build_timeline
+    from recorder.core.store import Store
+
+    db, _ = replayed
+    with Store(str(db)) as store:
+        files = [e.description for e in build_timeline(store, collapse=False) if e.kind == "file"]
+    assert any(d.startswith("file x86 (") for d in files), files  # the tool, GET /x86: no name in HTTP
+    assert not any(d.startswith("file - (") for d in files)

@@ -64,7 +64,7 @@ def test_owner_summary_names_the_facts(page: str, markdown: str) -> None:
         assert "Yes, probably" in summary and "20:58:20 UTC" in summary  # still going on, last seen
         assert "3 payment card numbers" in summary and "120 e-mail addresses" in summary
         actions = summary[summary.index("What to do now"):]
-        assert f"Disconnect {FILES}, {SHOP}" in actions
+        assert f"Disconnect {SHOP}, {FILES} from the network" in actions  # in the attackers' hands
         assert f"Block these addresses in your router or firewall: {C2}, {ATTACKER}" in actions
         assert "Start with the administrator account(s): admin" in actions
         assert "Call your card processor" in actions
@@ -75,7 +75,7 @@ def test_finished_incident_is_not_called_ongoing() -> None:
     doc = render_markdown(breach_story(ongoing=False), breach_timeline(), meta())
     still = doc[doc.index("**Still going on?**"):].split("\n", 1)[0]
     assert still.startswith("**Still going on?** No activity of these incidents was seen after")
-    assert "Have 192.168.1.10, 192.168.1.20 checked" in doc
+    assert "Have 192.168.1.20, 192.168.1.10 checked, or reinstalled" in doc  # not the insider's own machine
 
 
 def test_accounts_to_reset_administrator_first(page: str, markdown: str) -> None:
@@ -199,7 +199,7 @@ def test_thousands_of_alerts_stay_readable() -> None:
     assert doc.count("\n### INC-") == 10  # the top incidents told in full
     summary = _section(doc, "## Summary for the owner", "## How they got in")
     assert len(summary) < 5000 and "more attacking address(es)" not in summary  # one attacker per incident here
-    assert "Disconnect 192.168.1.10, 192.168.1.20 from" in summary
+    assert "Disconnect 192.168.1.20, 192.168.1.10 from" in summary
     assert "### 2990 more incident(s), summarised" in doc
     assert "more routine rows are not listed" in doc
     timeline_rows = _section(doc, "## Timeline", "## Computers involved").count("\n| Thu")

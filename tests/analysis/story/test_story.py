@@ -337,3 +337,73 @@ def test_ongoing_means_active_in_the_last_tenth(breach, breach_db):
         scope = Scope.open(store)
         later = build_incidents(scope, load_findings(scope), (at(-1200), at(20_000)))  # had the store gone on
     assert [i.id for i in later] == [breach.incidents[0].id] and not later[0].ongoing
+
+
+def test_repeated_signature_alerts_on_one_flow_are_one_stored_alert_with_a_count(tmp_path):
+    from tests.analysis.behaviour.traffic import http_get
+
+    cap = Capture()
+    # three identical requests for /etc/passwd on one keep-alive connection: three alerts in the EVE
+    # output (as Suricata gives), one row in the store with the count in its EVE metadata
+    cap.session(T0, "203.0.113.9", "10.0.0.20", 41000, 80, http_get("10.0.0.20", "/x?f=../../etc/passwd") * 3)
+    cap.session(T0 + 10, "203.0.113.9", "10.0.0.20", 41001, 80, http_get("10.0.0.20", "/y?f=/etc/passwd"))
+    db = str(tmp_path / "r.db")
+    outcome = replay_captures([cap.write(tmp_path / "r.pcap")], db=db)
+    sigs = [a for a in outcome.alerts if a.signature_id == 9100004]
+    assert len(sigs) == 4 and outcome.repeats == 2
+    with Store(db) as store:
+        rows = [r for r in store.query_alerts() if r["signature_id"] == 9100004]
+    assert len(rows) == 2
+    counts = sorted((json.loads(r["eve"]) if isinstance(r["eve"], str) else r["eve"])["alert"]["metadata"]
+                    .get("wiretrail_count", ["1"])[0] for r in rows)
+    assert counts == ["1", "3"]
+    r = CliRunner().invoke(main, ["replay", "--db", str(tmp_path / "again.db"), str(tmp_path / "r.pcap")])
+    assert r.exit_code == 0 and "2 repeats on one flow stored as counts" in r.output
+
+
+def test_log_evidence_in_the_story(tmp_path):
+    """sshd's failed and accepted logins (an auth log, joined to the SSH connections) and a sudo
+    line: the timeline shows them (kind "log"), the Sigma alert on them feeds the incident with
+    the SSH server as its victim, and the accounts list has root brute-forced and deploy an admin."""
+    import os
+    from datetime import UTC, datetime
+
+    from tests.analysis.behaviour.traffic import SSH_BANNERS
+
+    def stamp(offset: float) -> str:
+        return datetime.fromtimestamp(T0 + offset, UTC).strftime("%b %e %H:%M:%S")
+
+    cap, lines = Capture(), []
+    for i in range(13):  # thirteen SSH connections: twelve refused passwords, then one accepted
+        cap.session(10 + i * 5, "198.51.100.7", "10.0.0.5", 41000 + i, 22, SSH_BANNERS)
+        verdict = "Accepted" if i == 12 else "Failed"
+        lines.append(f"{stamp(10.5 + i * 5)} srv sshd[{100 + i}]: {verdict} password for root from 198.51.100.7 "
+                     f"port {41000 + i} ssh2")
+    lines.append(f"{stamp(90)} srv sshd[300]: Accepted publickey for deploy from 10.0.0.8 port 50000 ssh2")
+    lines.append(f"{stamp(95)} srv sudo:   deploy : TTY=pts/0 ; PWD=/home/deploy ; USER=root ; COMMAND=/bin/bash")
+    db = str(tmp_path / "l.db")
+    replay_captures([cap.write(tmp_path / "l.pcap")], db=db)
+    auth = tmp_path / "auth.log"
+    auth.write_text("\n".join(lines) + "\n")
+    os.utime(auth, (T0 + 600, T0 + 600))
+    runner = CliRunner()
+    assert runner.invoke(main, ["logs", "ingest", "--db", db, str(auth)]).exit_code == 0
+    r = runner.invoke(main, ["logs", "detect", "--db", db])
+    assert r.exit_code == 0, r.output
+    with Store(db) as store:
+        story = build_story(store)
+        events = build_timeline(store)
+    logs = [e for e in events if e.kind == "log"]
+    failed = next(e for e in logs if "(failure)" in e.description)
+    assert failed.count == 12 and failed.src == "198.51.100.7" and failed.dst == "10.0.0.5"
+    assert failed.description == "sshd log: login (failure) for account root from 198.51.100.7 on srv"
+    assert any("(success) for account root" in e.description for e in logs)
+    assert [e for e in events if e.kind == "alert" and e.dst == "10.0.0.5"]  # the Sigma alert, its server found
+    inc = next(i for i in story.incidents if i.attackers[0].address == "198.51.100.7")
+    assert "10.0.0.5" in inc.victims
+    accounts = {a.name: a for a in story.accounts}
+    root = accounts["root"]
+    assert root.brute_forced and root.admin and (root.failures, root.successes) == (12, 1)
+    assert root.protocols == ("SSH (auth log)",) and root.evidence[0].kind == "log"
+    deploy = accounts["deploy"]  # logged in with a key, then sudo: an administrator, nothing to reset
+    assert deploy.admin and "ran sudo (auth log)" in deploy.reasons[0] and not deploy.reset
