@@ -109,6 +109,22 @@ flows = Table(
     Index(None, "conn_state"),
 )
 
+# Where each flow key's packets lie in a capture file (migration 0011; recorder.core.packetindex):
+# one row per (file, key), the record byte ranges as delta-encoded varints.
+packet_index = Table(
+    "packet_index", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("capture_id", BigId, ForeignKey("captures.id"), nullable=False),
+    Column("key_hash", BigInteger, nullable=False),
+    Column("first_ts_ns", BigInteger, nullable=False),
+    Column("last_ts_ns", BigInteger, nullable=False),
+    Column("packets", BigInteger, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("ranges", LargeBinary, nullable=False),
+    Index(None, "key_hash"),
+    Index(None, "capture_id"),
+)
+
 # The keys of every dict the flow meter hands the store: all flow columns except ``id``.
 FLOW_FIELDS: tuple[str, ...] = tuple(c.name for c in flows.columns if c.name != "id")
 

@@ -1,0 +1,174 @@
+"""The packet index: where each flow's packets lie in a capture file, built while it is metered.
+
+For every classic (uncompressed) pcap file, the packets of each flow key are listed as byte
+ranges of their records (16-byte record header plus data), in file order, as unsigned LEB128
+varints: the first record's offset and length, then for each next record the gap since the end
+of the one before and its length. A flow whose packets sit close together costs two or three
+bytes a packet. One entry per (file, key), with the first and last packet time, so a query by
+uid, host or time reads the entry and then only the ranges it names.
+
+The key is a symmetric 64-bit hash of (IP protocol, the two addresses, and the two ports for
+TCP and UDP): both directions of a connection, and each of its rows in several rotated files,
+share it; connections of the same key at other times are told apart by packet time when the
+packets are read. A tunnelled packet is listed under its inner and its outer key. An IP
+fragment is listed under the datagram's key only when it completes the datagram (the fragments
+before it are in no entry).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from recorder.core.batch import DecodedBatch, RawBatch
+
+RECORD_HEADER = 16
+_M = np.uint64(0xBF58476D1CE4E5B9)
+_N = np.uint64(0x94D049BB133111EB)
+_GOLD = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, elementwise on uint64 (wrapping)."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * _M
+        x = (x ^ (x >> np.uint64(27))) * _N
+        return x ^ (x >> np.uint64(31))
+
+
+def key_hashes(proto: np.ndarray, a_hi: np.ndarray, a_lo: np.ndarray, a_port: np.ndarray,
+               b_hi: np.ndarray, b_lo: np.ndarray, b_port: np.ndarray) -> np.ndarray:
+    """The index key of each row (int64): the same for either direction. Ports count only for
+    TCP (6) and UDP (17)."""
+    proto = np.asarray(proto).astype(np.uint64)
+    ported = (proto == 6) | (proto == 17)
+    ap = np.where(ported, np.asarray(a_port).astype(np.uint64), np.uint64(0))
+    bp = np.where(ported, np.asarray(b_port).astype(np.uint64), np.uint64(0))
+    with np.errstate(over="ignore"):
+        ea = _mix(np.asarray(a_hi, dtype=np.uint64) ^ _mix(np.asarray(a_lo, dtype=np.uint64) ^ _mix(ap + _GOLD)))
+        eb = _mix(np.asarray(b_hi, dtype=np.uint64) ^ _mix(np.asarray(b_lo, dtype=np.uint64) ^ _mix(bp + _GOLD)))
+        return (_mix(proto * _GOLD + np.uint64(1)) + ea + eb).view(np.int64)
+
+
+def flow_key(ip_proto: int, orig_a: bytes, orig_p: int, resp_a: bytes, resp_p: int) -> int:
+    """The index key of a stored flow (addresses as the flows table holds them: 16 bytes)."""
+    def halves(a: bytes) -> tuple[int, int]:
+        v = int.from_bytes(a, "big")
+        return v >> 64, v & 0xFFFFFFFFFFFFFFFF
+
+    (ah, al), (bh, bl) = halves(orig_a), halves(resp_a)
+    arr = [np.array([v], dtype=np.uint64) for v in (ip_proto, ah, al, orig_p, bh, bl, resp_p)]
+    return int(key_hashes(*arr)[0])
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """One key's packets in one file."""
+
+    key: int
+    first_ts_ns: int
+    last_ts_ns: int
+    packets: int
+    bytes: int  # record bytes (headers included) the ranges cover
+    ranges: bytes  # varints, see the module's docstring
+
+
+class IndexBuilder:
+    """Collects (key, record offset, record length, time) of every decoded row of one file;
+    ``entries()`` at the end of the file. ``add`` is a few vectorised operations per batch."""
+
+    def __init__(self) -> None:
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.packets = 0
+
+    def add(self, raw: RawBatch, dec: DecodedBatch) -> None:
+        n = len(dec)
+        if not n:
+            return
+        c = dec.cols
+        pkt = c["pkt"]
+        keys = key_hashes(c["proto"], c["src_hi"], c["src_lo"], c["sport"], c["dst_hi"], c["dst_lo"], c["dport"])
+        self._parts.append((keys, raw.file_off[pkt], raw.caplen[pkt] + RECORD_HEADER, raw.ts[pkt]))
+        self.packets += n
+
+    def entries(self) -> list[IndexEntry]:
+        if not self._parts:
+            return []
+        key, off, length, ts = (np.concatenate(x) for x in zip(*self._parts))
+        self._parts = []
+        order = np.lexsort((off, key))
+        key, off, length, ts = key[order], off[order], length[order], ts[order]
+        keep = np.ones(len(key), dtype=bool)  # one packet twice under one key (a tunnel to itself)
+        keep[1:] = (key[1:] != key[:-1]) | (off[1:] != off[:-1])
+        if not keep.all():
+            key, off, length, ts = key[keep], off[keep], length[keep], ts[keep]
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        ends = np.r_[starts[1:], len(key)]
+        gap = np.empty(len(off), dtype=np.int64)
+        gap[0] = off[0]
+        gap[1:] = off[1:] - (off[:-1] + length[:-1])
+        gap[starts] = off[starts]
+        vals = np.empty(2 * len(off), dtype=np.uint64)
+        vals[0::2] = gap
+        vals[1::2] = length
+        buf, sizes = encode_varints(vals)
+        pos = np.r_[0, np.cumsum(sizes)]
+        bstart, bend = pos[2 * starts], pos[2 * ends]
+        tmin = np.minimum.reduceat(ts, starts)
+        tmax = np.maximum.reduceat(ts, starts)
+        nbytes = np.add.reduceat(length, starts)
+        return [IndexEntry(int(k), int(a), int(b), int(e - s), int(nb), buf[x:y])
+                for k, a, b, s, e, nb, x, y in zip(key[starts].tolist(), tmin.tolist(), tmax.tolist(), starts.tolist(),
+                                                   ends.tolist(), nbytes.tolist(), bstart.tolist(), bend.tolist())]
+
+
+def encode_varints(vals: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """Unsigned LEB128 of every value (uint64): the bytes, and each value's size in bytes."""
+    vals = np.asarray(vals, dtype=np.uint64)
+    size = np.ones(len(vals), dtype=np.int64)
+    for k in range(1, 10):
+        size += vals >= np.uint64(1 << (7 * k))
+    start = np.cumsum(size) - size
+    out = np.zeros(int(size.sum()), dtype=np.uint8)
+    for j in range(int(size.max(initial=1))):
+        m = size > j
+        byte = ((vals[m] >> np.uint64(7 * j)) & np.uint64(0x7F)).astype(np.uint8)
+        byte |= np.where(size[m] > j + 1, 0x80, 0).astype(np.uint8)
+        out[start[m] + j] = byte
+    return out.tobytes(), size
+
+
+def decode_ranges(blob: bytes) -> Iterator[tuple[int, int]]:
+    """The (offset, length) record ranges of an entry, in file order. Raises ValueError when the
+    bytes are not a well-formed list."""
+    vals: list[int] = []
+    v = shift = 0
+    for b in blob:
+        v |= (b & 0x7F) << shift
+        if b & 0x80:
+            shift += 7
+            if shift > 63:
+                raise ValueError("packet index entry: varint too long")
+        else:
+            vals.append(v)
+            v = shift = 0
+    if shift or len(vals) % 2:
+        raise ValueError("packet index entry: truncated")
+    end = 0
+    for i in range(0, len(vals), 2):
+        off = vals[i] + (end if i else 0)
+        end = off + vals[i + 1]
+        yield off, vals[i + 1]
+
+
+def merge_ranges(ranges: list[tuple[int, int]], slack: int = 0) -> list[tuple[int, int]]:
+    """Adjacent (or within ``slack`` bytes) ranges as one read: (offset, length), sorted."""
+    out: list[list[int]] = []
+    for off, length in sorted(ranges):
+        if out and off <= out[-1][0] + out[-1][1] + slack:
+            out[-1][1] = max(out[-1][1], off + length - out[-1][0])
+        else:
+            out.append([off, length])
+    return [(a, b) for a, b in out]
