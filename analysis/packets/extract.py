@@ -99,12 +99,14 @@ def read_packets(store, flows: list[dict], *, since: int | None = None, until: i
         if cap is None:
             continue
         path = cap["path"]
-        if cap.get("deleted_at") is not None or not os.path.exists(path):
-            why = f" (deleted: {cap['deleted_reason']})" if cap.get("deleted_reason") else ""
-            res.missing.append(f"{path}: capture {cid} is gone{why}; its packets are not in the output")
+        if cap.get("deleted_at") is not None:  # the recorder's retention removed it
+            why = f" ({cap['deleted_reason']})" if cap.get("deleted_reason") else ""
+            res.missing.append(f"{path}: deleted by the recorder{why}; its packets are not in the output")
             if on_missing:
                 on_missing(res.missing[-1])
             continue
+        if not os.path.exists(path):
+            raise CaptureError(f"missing: capture {cid} was read from this path (moved or deleted since?)", path=path)
         ranges: dict[int, tuple[int, list[tuple[int, int, str]]]] = {}
         for e in ents:
             win = windows[int(e["key_hash"])]
