@@ -44,6 +44,7 @@ from recorder.core.errors import CaptureError, StoreError, WiretrailError
 from recorder.core.evidence import GENESIS, chain_hash, file_sha256
 from recorder.core.flowid import LocalNets
 from recorder.core.flowmeter import FlowMeter, Timeouts
+from recorder.core.packetindex import FileIndexes
 from recorder.core.mactable import MacTable
 from recorder.core.pcaprecords import describe
 from recorder.core.pcapwrite import repair_pcap
@@ -353,6 +354,7 @@ class Stream:
         self.apps: LiveApps | None = None
         self.stats_at_open: CaptureStats | None = None
         self.last_stats = CaptureStats(0, 0, 0)
+        self.indexes = FileIndexes(self._save_index)  # packet index: where each flow's packets are
 
     # -- set-up
 
@@ -556,6 +558,7 @@ class Stream:
             part = slice_batch(raw, lo, hi)
             dec = decoder.decode(part)
             meter.add(part, dec, capture_id, decoder.tunnels)
+            self.indexes.add(part, dec, capture_id)
             if self.apps is not None:
                 self.apps.feed(part, dec, capture_id)
 
@@ -622,8 +625,17 @@ class Stream:
                  meter.open_connections, self.writer.bytes_written, k.files_sealed, k.files_deleted, used,
                  k.parser_skipped)
 
+    def _save_index(self, capture_id: int, entries) -> None:
+        """A file's packet index, once its last packet is metered (``FileIndexes``)."""
+        try:
+            self.store.add_packet_index(capture_id, entries)
+        except StoreError as err:
+            log.error("packet index of capture %d not written: %s", capture_id, err.message)
+
     def _shutdown(self, meter: FlowMeter | None, sink: FlowSink | None) -> None:
         self._refresh_stats()
+        if self.store is not None:
+            self.indexes.close()
         if self.writer is not None:
             try:
                 self.writer.close()

@@ -172,3 +172,29 @@ def merge_ranges(ranges: list[tuple[int, int]], slack: int = 0) -> list[tuple[in
         else:
             out.append([off, length])
     return [(a, b) for a, b in out]
+
+
+class FileIndexes:
+    """The index of a stream of files metered one after another (the recorder): packets come
+    with the id of the file they were written to; when the next file's packets start (or at
+    ``close``), the finished file's entries go to ``save(capture_id, entries)``."""
+
+    def __init__(self, save) -> None:
+        self._save = save
+        self._capture_id: int | None = None
+        self._builder: IndexBuilder | None = None
+
+    def add(self, raw: RawBatch, dec: DecodedBatch, capture_id: int | None) -> None:
+        if capture_id != self._capture_id:
+            self.close()
+            self._capture_id = capture_id
+            self._builder = IndexBuilder() if capture_id is not None else None
+        if self._builder is not None:
+            self._builder.add(raw, dec)
+
+    def close(self) -> None:
+        """The current file's entries saved (it has no more packets)."""
+        builder, capture_id = self._builder, self._capture_id
+        self._builder = self._capture_id = None
+        if builder is not None and capture_id is not None:
+            self._save(capture_id, builder.entries())
