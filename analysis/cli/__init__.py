@@ -74,6 +74,7 @@ def _register() -> None:
     main.add_command(report.report)
     main.add_command(logs.logs)
     main.add_command(packets.extract)
+    main.add_command(packets.packets)
 
 
 _register()

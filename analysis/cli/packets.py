@@ -9,6 +9,7 @@ import click
 
 from analysis.cli.db import db_option, open_for_reading
 from analysis.cli.params import TimeType, check_host
+from analysis.output import output_options, render
 from analysis.packets.extract import ExtractResult, bpf_filter, read_packets, write_pcap, write_pcapng
 from analysis.packets.select import Selection, select_flows
 from recorder.core.errors import WiretrailError
@@ -47,8 +48,52 @@ def extract(db, uids, community_ids, alert, incident, host, port, proto, since, 
                 keep[p.linktype] = bpf_filter(bpf, p.linktype)
         packets = [p for p in packets if keep[p.linktype](p.data)]
     if not packets:
-        raise WiretrailError(f"no packets of the {len(chosen)} flow(s) chosen are in the indexed capture files"
-                             + (" (some files are gone)" if res.missing else ""))
+        why = (f" (only classic pcap files are indexed, not {', '.join(res.unindexed)})" if res.unindexed
+               else " (some files are gone)" if res.missing else "")
+        raise WiretrailError(f"no packets of the {len(chosen)} flow(s) chosen are in the indexed capture files{why}")
     (write_pcapng if pcapng else write_pcap)(out, packets)
     click.echo(f"{len(packets)} packets of {len(chosen)} flow(s) written to {os.path.abspath(out)} "
                f"({res.bytes_read} bytes read from {res.files} file(s))", err=True)
+
+
+@click.command()
+@db_option
+@click.option("--uid", required=True, metavar="UID", help="The flow's uid.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most N packets.")
+@click.option("--follow", is_flag=True, help="The reassembled TCP payload of both sides instead (Follow Stream).")
+@click.option("--hex", "as_hex", is_flag=True, help="With --follow: a hex dump instead of text.")
+@output_options("details")
+def packets(db, uid, limit, follow, as_hex, fmt) -> None:
+    """A flow's packets dissected by Wireshark's dissectors (tshark, through pyshark: optional,
+    `apt-get install tshark`, `pip install pyshark`); --format details shows every field.
+    With --follow, the TCP payload both ways as text (non-printable bytes as \\xNN) or --hex."""
+    import tempfile
+
+    from analysis.packets import dissect
+
+    store = open_for_reading(db)
+    [flow] = select_flows(store, Selection(uids=(uid,)))[:1]
+    if not follow:
+        dissect.require_tshark()  # before reading anything: one line saying how to install
+    found = read_packets(store, [flow], on_missing=lambda line: click.echo(f"Warning: {line}", err=True))
+    if not found:
+        raise WiretrailError(f"no packets of flow {uid} are in the indexed capture files")
+    if follow:
+        side = {True: f"{flow['orig_h']}:{flow['orig_p']} -> {flow['resp_h']}:{flow['resp_p']}",
+                False: f"{flow['resp_h']}:{flow['resp_p']} -> {flow['orig_h']}:{flow['orig_p']}"}
+        for ch in dissect.follow(found, flow):
+            if ch.missing:
+                click.echo(f"=== {side[ch.from_orig]}: {ch.missing} bytes not captured ===")
+                continue
+            click.echo(f"=== {side[ch.from_orig]}: {len(ch.data)} bytes ===")
+            click.echo(dissect.hexdump(ch.data) if as_hex else dissect.as_text(ch.data))
+        return
+    with tempfile.TemporaryDirectory(prefix="wiretrail-packets-") as tmp:
+        pcap = os.path.join(tmp, "flow.pcapng")
+        write_pcapng(pcap, found)
+        if fmt == "details":
+            for text in dissect.details(pcap, limit):
+                click.echo(text)
+            return
+        rows = dissect.summaries(pcap, limit)
+    render(rows, fmt, ["no", "time", "source", "destination", "protocol", "length", "layers"])

@@ -46,6 +46,7 @@ class ExtractResult:
     bytes_read: int = 0
     files: int = 0
     missing: list[str] = field(default_factory=list)  # files named by the index that are gone
+    unindexed: list[str] = field(default_factory=list)  # the flows' files that have no index (pcapng, gzip)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,10 @@ def read_packets(store, flows: list[dict], *, since: int | None = None, until: i
     by_capture: dict[int, list[dict]] = {}
     for e in entries:
         by_capture.setdefault(e["capture_id"], []).append(e)
+    for cid in sorted({f["capture_id"] for f in flows if f.get("capture_id") is not None}):
+        cap = captures.get(cid)
+        if cap is not None and cap.get("format") != "pcap":
+            res.unindexed.append(f"{cap['path']} ({cap.get('format')})")
     found: dict[tuple[int, int], Packet] = {}
     for cid, ents in sorted(by_capture.items()):
         cap = captures.get(cid)
