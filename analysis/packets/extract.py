@@ -20,7 +20,8 @@ from recorder.core.packetindex import RECORD_HEADER, decode_ranges, flow_key, me
 from recorder.core.secure_files import atomic_output
 
 _FOREVER = 1 << 62
-MAX_READ_GAP = 4096  # ranges closer than this are read as one (fewer system calls, a few bytes more)
+MAX_READ_GAP = 4096
+FRAGMENT_SLACK_NS = 300 * 10**9  # fragments are kept this long for reassembly (fragments.DEFAULT_TIMEOUT_NS)  # ranges closer than this are read as one (fewer system calls, a few bytes more)
 _MAGICS = {b"\xd4\xc3\xb2\xa1": ("<", False), b"\xa1\xb2\xc3\xd4": (">", False),
            b"\x4d\x3c\xb2\xa1": ("<", True), b"\xa1\xb2\x3c\x4d": (">", True)}
 
@@ -116,8 +117,8 @@ def read_packets(store, flows: list[dict], *, since: int | None = None, until: i
         for e in ents:
             win = windows[int(e["key_hash"])]
             try:
-                for off, length in decode_ranges(bytes(e["ranges"])):
-                    ranges[off] = (length, win)
+                for off, length, early in decode_ranges(bytes(e["ranges"])):
+                    ranges[off] = (length, win, early)
             except ValueError as err:
                 raise WiretrailError(f"packet index of capture {cid} is damaged: {err}", path=store.display) from err
         res.files += 1
@@ -142,7 +143,7 @@ def _read_file(path: str, cap: dict, ranges: dict, since: int | None, until: int
         head = _file_head(f, path)
         res.bytes_read += 24
         hdr = struct.Struct(head.endian + "IIII")
-        for start, length in merge_ranges([(o, n) for o, (n, _) in ranges.items()], MAX_READ_GAP):
+        for start, length in merge_ranges([(o, v[0]) for o, v in ranges.items()], MAX_READ_GAP):
             f.seek(start)
             block = f.read(length)
             res.bytes_read += len(block)
@@ -150,14 +151,15 @@ def _read_file(path: str, cap: dict, ranges: dict, since: int | None, until: int
                 raise CaptureError(f"changed since it was indexed: offset {start + len(block)} is past its end",
                                    path=path, offset=start + len(block))
             for off in sorted(o for o in ranges if start <= o < start + length):
-                n, win = ranges[off]
+                n, win, early = ranges[off]
                 rec = block[off - start:off - start + n]
                 sec, frac, caplen, wirelen = hdr.unpack_from(rec)
                 if caplen + RECORD_HEADER != n:
                     raise CaptureError(f"changed since it was indexed: the record at offset {off} is "
                                        f"{caplen} bytes, the index says {n - RECORD_HEADER}", path=path, offset=off)
                 ts = sec * 1_000_000_000 + (frac if head.nano else frac * 1000)
-                uids = tuple(u for s, e, u in win if s <= ts <= e)
+                slack = FRAGMENT_SLACK_NS if early else 0  # an early fragment comes before its flow's start
+                uids = tuple(u for s, e, u in win if s - slack <= ts <= e)
                 if not uids or (since is not None and ts < since) or (until is not None and ts >= until):
                     continue
                 key = (cid, off)

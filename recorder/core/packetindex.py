@@ -2,17 +2,19 @@
 
 For every classic (uncompressed) pcap file, the packets of each flow key are listed as byte
 ranges of their records (16-byte record header plus data), in file order, as unsigned LEB128
-varints: the first record's offset and length, then for each next record the gap since the end
-of the one before and its length. A flow whose packets sit close together costs two or three
-bytes a packet. One entry per (file, key), with the first and last packet time, so a query by
+varints: the first record's offset and twice its length (plus one for an early fragment, below),
+then for each next record the gap since the end of the one before and twice its length. A flow
+whose packets sit close together costs three or four bytes a packet. One entry per (file, key), with the first and last packet time, so a query by
 uid, host or time reads the entry and then only the ranges it names.
 
 The key is a symmetric 64-bit hash of (IP protocol, the two addresses, and the two ports for
 TCP and UDP): both directions of a connection, and each of its rows in several rotated files,
 share it; connections of the same key at other times are told apart by packet time when the
-packets are read. A tunnelled packet is listed under its inner and its outer key. An IP
-fragment is listed under the datagram's key only when it completes the datagram (the fragments
-before it are in no entry).
+packets are read. A tunnelled packet is listed under its inner and its outer key. The fragments of
+a reassembled IP datagram are listed under the datagram's key; those before the one that
+completed it are marked early (their time is before the flow's first packet, which is the
+completing fragment's). The recorder does not mark early fragments (their packets may lie in the
+file before), so live indexes list only completing fragments.
 """
 
 from __future__ import annotations
@@ -79,9 +81,10 @@ class IndexBuilder:
     """Collects (key, record offset, record length, time) of every decoded row of one file;
     ``entries()`` at the end of the file. ``add`` is a few vectorised operations per batch."""
 
-    def __init__(self) -> None:
-        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    def __init__(self, fragments: bool = True) -> None:
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self.packets = 0
+        self.fragments = fragments  # list the early fragments of reassembled datagrams (DecodedBatch.members)
 
     def add(self, raw: RawBatch, dec: DecodedBatch) -> None:
         n = len(dec)
@@ -90,20 +93,27 @@ class IndexBuilder:
         c = dec.cols
         pkt = c["pkt"]
         keys = key_hashes(c["proto"], c["src_hi"], c["src_lo"], c["sport"], c["dst_hi"], c["dst_lo"], c["dport"])
-        self._parts.append((keys, raw.file_off[pkt], raw.caplen[pkt] + RECORD_HEADER, raw.ts[pkt]))
+        self._parts.append((keys, raw.file_off[pkt], raw.caplen[pkt] + RECORD_HEADER, raw.ts[pkt],
+                            np.zeros(n, dtype=np.int64)))
         self.packets += n
+        if dec.members and self.fragments:
+            early = [(int(keys[row]), off, cap + RECORD_HEADER, ts) for row, mem in dec.members.items()
+                     for src, off, cap, ts in mem if src == raw.source]
+            if early:
+                k, o, c, t = (np.array(x, dtype=np.int64) for x in zip(*early))
+                self._parts.append((k, o, c, t, np.ones(len(k), dtype=np.int64)))
 
     def entries(self) -> list[IndexEntry]:
         if not self._parts:
             return []
-        key, off, length, ts = (np.concatenate(x) for x in zip(*self._parts))
+        key, off, length, ts, early = (np.concatenate(x) for x in zip(*self._parts))
         self._parts = []
-        order = np.lexsort((off, key))
-        key, off, length, ts = key[order], off[order], length[order], ts[order]
+        order = np.lexsort((early, off, key))  # of one packet twice under one key, the row first
+        key, off, length, ts, early = key[order], off[order], length[order], ts[order], early[order]
         keep = np.ones(len(key), dtype=bool)  # one packet twice under one key (a tunnel to itself)
         keep[1:] = (key[1:] != key[:-1]) | (off[1:] != off[:-1])
         if not keep.all():
-            key, off, length, ts = key[keep], off[keep], length[keep], ts[keep]
+            key, off, length, ts, early = key[keep], off[keep], length[keep], ts[keep], early[keep]
         starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
         ends = np.r_[starts[1:], len(key)]
         gap = np.empty(len(off), dtype=np.int64)
@@ -112,7 +122,7 @@ class IndexBuilder:
         gap[starts] = off[starts]
         vals = np.empty(2 * len(off), dtype=np.uint64)
         vals[0::2] = gap
-        vals[1::2] = length
+        vals[1::2] = length * 2 + early
         buf, sizes = encode_varints(vals)
         pos = np.r_[0, np.cumsum(sizes)]
         bstart, bend = pos[2 * starts], pos[2 * ends]
@@ -140,9 +150,9 @@ def encode_varints(vals: np.ndarray) -> tuple[bytes, np.ndarray]:
     return out.tobytes(), size
 
 
-def decode_ranges(blob: bytes) -> Iterator[tuple[int, int]]:
-    """The (offset, length) record ranges of an entry, in file order. Raises ValueError when the
-    bytes are not a well-formed list."""
+def decode_ranges(blob: bytes) -> Iterator[tuple[int, int, bool]]:
+    """The (offset, length, early fragment) record ranges of an entry, in file order. Raises
+    ValueError when the bytes are not a well-formed list."""
     vals: list[int] = []
     v = shift = 0
     for b in blob:
@@ -159,8 +169,9 @@ def decode_ranges(blob: bytes) -> Iterator[tuple[int, int]]:
     end = 0
     for i in range(0, len(vals), 2):
         off = vals[i] + (end if i else 0)
-        end = off + vals[i + 1]
-        yield off, vals[i + 1]
+        length, early = vals[i + 1] >> 1, bool(vals[i + 1] & 1)
+        end = off + length
+        yield off, length, early
 
 
 def merge_ranges(ranges: list[tuple[int, int]], slack: int = 0) -> list[tuple[int, int]]:
@@ -188,7 +199,7 @@ class FileIndexes:
         if capture_id != self._capture_id:
             self.close()
             self._capture_id = capture_id
-            self._builder = IndexBuilder() if capture_id is not None else None
+            self._builder = IndexBuilder(fragments=False) if capture_id is not None else None
         if self._builder is not None:
             self._builder.add(raw, dec)
 
