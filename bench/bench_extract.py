@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -83,6 +82,18 @@ def tcpdump_over(files: list[Path], expr: str, out: Path):
     return go
 
 
+class NoIndex:
+    """The packet index's builder doing nothing (the ingest without the index)."""
+
+    packets = 0
+
+    def add(self, raw, dec) -> None:
+        pass
+
+    def entries(self) -> list:
+        return []
+
+
 def index_cost(files: list[Path], runs: int) -> dict:
     sys.path.insert(0, str(REPO))
     import tempfile
@@ -91,16 +102,6 @@ def index_cost(files: list[Path], runs: int) -> dict:
     from recorder.core.store import Store
 
     real = ing.IndexBuilder
-
-    class NoIndex:
-        packets = 0
-
-        def add(self, raw, dec) -> None:
-            pass
-
-        def entries(self) -> list:
-            return []
-
     times: dict[str, list[float]] = {"with": [], "without": []}
     for _ in range(runs):
         for name, builder in (("without", NoIndex), ("with", real)):
@@ -126,6 +127,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--workdir", default="/tmp/wiretrail-bench-extract")
     ap.add_argument("--index-cost", action="store_true")
+    ap.add_argument("--only-index-cost", action="store_true", help="skip the extract and tcpdump runs")
     a = ap.parse_args()
     work = Path(a.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -144,6 +146,9 @@ def main() -> None:
         t = time.perf_counter()
         subprocess.run([*wt, "ingest", "--no-parsers", "--db", str(db), *map(str, parts)], check=True)
         print(f"ingest: {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    if a.only_index_cost:
+        print(json.dumps(index_cost(parts, a.runs), indent=2))
+        return
     con = sqlite3.connect(db)
     con.row_factory = sqlite3.Row
     entries, packets, blob = con.execute(

@@ -77,6 +77,15 @@ class IndexEntry:
     ranges: bytes  # varints, see the module's docstring
 
 
+@dataclass(frozen=True, slots=True)
+class PendingIndex:
+    """A file's collected packets, on their way to the store's writer (which sorts and encodes
+    them there, off the metering process: ``FlowWriter.put_index``)."""
+
+    capture_id: int
+    builder: IndexBuilder
+
+
 class IndexBuilder:
     """Collects (key, record offset, record length, time) of every decoded row of one file;
     ``entries()`` at the end of the file. ``add`` is a few vectorised operations per batch."""
@@ -188,7 +197,7 @@ def merge_ranges(ranges: list[tuple[int, int]], slack: int = 0) -> list[tuple[in
 class FileIndexes:
     """The index of a stream of files metered one after another (the recorder): packets come
     with the id of the file they were written to; when the next file's packets start (or at
-    ``close``), the finished file's entries go to ``save(capture_id, entries)``."""
+    ``close``), the finished file goes to ``save(PendingIndex)``."""
 
     def __init__(self, save) -> None:
         self._save = save
@@ -208,4 +217,4 @@ class FileIndexes:
         builder, capture_id = self._builder, self._capture_id
         self._builder = self._capture_id = None
         if builder is not None and capture_id is not None:
-            self._save(capture_id, builder.entries())
+            self._save(PendingIndex(capture_id, builder))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -11,20 +12,25 @@ from recorder.core.schema import flows, packet_index
 from recorder.core.store.database import Database
 from recorder.core.store.sql import insert_tuples
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
 _COLUMNS = ("capture_id", "key_hash", "first_ts_ns", "last_ts_ns", "packets", "bytes", "ranges")
 
 
 class PacketIndexTable(Database):
     """The store's methods for the packet index."""
 
-    def add_packet_index(self, capture_id: int, entries: Sequence[IndexEntry]) -> None:
-        """One file's index entries, in one transaction (replacing any it had)."""
-        with self.db_errors("write packet index"), self.engine.begin() as conn:
-            conn.execute(packet_index.delete().where(packet_index.c.capture_id == capture_id))
-            if entries:
-                insert_tuples(conn, "packet_index", _COLUMNS,
-                              [(capture_id, e.key, e.first_ts_ns, e.last_ts_ns, e.packets, e.bytes, e.ranges)
-                               for e in entries])
+    def add_packet_index(self, capture_id: int, entries: Sequence[IndexEntry],
+                         connection: Connection | None = None) -> None:
+        """One file's index entries, in one transaction (replacing any it had); on ``connection``
+        when given (the flow writer's)."""
+        with self.db_errors("write packet index"):
+            if connection is None:
+                with self.engine.connect() as conn:
+                    _replace(conn, capture_id, entries)
+            else:
+                _replace(connection, capture_id, entries)
 
     def packet_index_entries(self, keys: Iterable[int], *, since: int | None = None,
                              until: int | None = None) -> list[dict]:
@@ -61,3 +67,12 @@ class PacketIndexTable(Database):
         with self.db_errors("read packet index"), self.engine.connect() as conn:
             n, p, b = conn.execute(query).one()
             return int(n), int(p), int(b)
+
+
+def _replace(conn, capture_id: int, entries: Sequence[IndexEntry]) -> None:
+    with conn.begin():
+        conn.execute(packet_index.delete().where(packet_index.c.capture_id == capture_id))
+        if entries:
+            insert_tuples(conn, "packet_index", _COLUMNS,
+                          [(capture_id, e.key, e.first_ts_ns, e.last_ts_ns, e.packets, e.bytes, e.ranges)
+                           for e in entries])
