@@ -73,11 +73,13 @@ def flow_windows(store, flows: Iterable[dict]) -> dict[int, list[tuple[int, int,
     first packet until the next connection of the same addresses and ports starts (a final ACK
     can come after the time Zeek's duration ends at)."""
     out: dict[int, list[tuple[int, int, str]]] = {}
+    flows = list(flows)
+    nexts = store.next_flow_starts(flows)
     for f in flows:
         key = flow_key(int(f["ip_proto"] or 0), bytes(f["orig_a"]), int(f["orig_p"]), bytes(f["resp_a"]),
                        int(f["resp_p"]))
         start = int(f["ts_ns"])
-        nxt = store.next_flow_start(f)
+        nxt = nexts[f["uid"]]
         out.setdefault(key, []).append((start, nxt - 1 if nxt is not None else _FOREVER, f["uid"]))
     return out
 
