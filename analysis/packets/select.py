@@ -11,6 +11,9 @@ from recorder.core.errors import WiretrailError
 from recorder.core.schema import alerts, flows
 
 
+LOOKBACK_NS = 3600 * 10**9  # --since also takes flows that started up to this long before it
+
+
 @dataclass(frozen=True, slots=True)
 class Selection:
     uids: tuple[str, ...] = ()
@@ -58,10 +61,11 @@ def select_flows(store, sel: Selection) -> list[dict]:
         chosen.update((r["uid"], r) for r in rows)
     if sel.incident is not None:
         chosen.update((r["uid"], r) for r in _incident_flows(store, sel.incident))
-    if not sel.by_flow:
-        rows = list(store.query_flows(host=sel.host, port=sel.port, proto=sel.proto, since=sel.since,
-                                      until=sel.until))
-        chosen.update((r["uid"], r) for r in rows)
+    if not sel.by_flow:  # flows active in [since, until): started before until, up to LOOKBACK before since
+        since = sel.since - LOOKBACK_NS if sel.since is not None else None
+        rows = store.query_flows(host=sel.host, port=sel.port, proto=sel.proto, since=since, until=sel.until)
+        chosen.update((r["uid"], r) for r in rows
+                      if sel.since is None or r["ts_ns"] + (r["duration_ns"] or 0) >= sel.since)
     elif sel.host or sel.port is not None or sel.proto:  # narrow the flows named
         keep = {r["uid"] for r in store.query_flows(host=sel.host, port=sel.port, proto=sel.proto)}
         chosen = {u: r for u, r in chosen.items() if u in keep}

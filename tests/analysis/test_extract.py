@@ -144,6 +144,12 @@ def test_host_and_time_selection(tmp_path, need_tcpdump):
     assert r.exit_code == 0, r.output
     want = tcpdump(DEMO, tmp_path / "ref.pcap", f"ip and host {f['orig_h']}")
     assert records(out) == want
+    # a time range in the middle: the packets in it, of flows that began before it too
+    t0, t1 = want[len(want) // 3][0], want[2 * len(want) // 3][0]
+    r = run("extract", "--db", str(db), "--host", f["orig_h"], "--since", str(t0), "--until", str(t1),
+            "--out", str(out))
+    assert r.exit_code == 0, r.output
+    assert records(out) == [(ts, b) for ts, b in want if t0 <= ts < t1]
 
 
 def _tunnel_counts(tmp_path: Path, capture: Path) -> int:
