@@ -102,21 +102,32 @@ def index_cost(files: list[Path], runs: int) -> dict:
     from recorder.core.store import Store
 
     real = ing.IndexBuilder
+    import resource
+
+    def cpu() -> float:  # this process and its waited-for children (the flow writer)
+        a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
     times: dict[str, list[float]] = {"with": [], "without": []}
+    cpus: dict[str, list[float]] = {"with": [], "without": []}
     for _ in range(runs):
         for name, builder in (("without", NoIndex), ("with", real)):
             ing.IndexBuilder = builder
             with tempfile.TemporaryDirectory() as d:
                 store = Store(os.path.join(d, "b.db"))
                 store.ensure_schema()
-                t = time.perf_counter()
+                t, c = time.perf_counter(), cpu()
                 ing.ingest([str(f) for f in files], store, parsers=False)
                 times[name].append(time.perf_counter() - t)
+                cpus[name].append(cpu() - c)
                 store.close()
     ing.IndexBuilder = real
     w, wo = min(times["with"]), min(times["without"])
+    cw, cwo = min(cpus["with"]), min(cpus["without"])
     return {"with_index_s": round(w, 3), "without_index_s": round(wo, 3),
-            "cost_percent": round(100 * (w - wo) / wo, 1), "runs": runs}
+            "cost_percent": round(100 * (w - wo) / wo, 1),
+            "cpu_with_s": round(cw, 3), "cpu_without_s": round(cwo, 3),
+            "cpu_cost_percent": round(100 * (cw - cwo) / cwo, 1), "runs": runs}
 
 
 def main() -> None:

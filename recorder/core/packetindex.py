@@ -65,16 +65,11 @@ def flow_key(ip_proto: int, orig_a: bytes, orig_p: int, resp_a: bytes, resp_p: i
     return int(key_hashes(*arr)[0])
 
 
-@dataclass(frozen=True, slots=True)
-class IndexEntry:
-    """One key's packets in one file."""
-
-    key: int
-    first_ts_ns: int
-    last_ts_ns: int
-    packets: int
-    bytes: int  # record bytes (headers included) the ranges cover
-    ranges: bytes  # varints, see the module's docstring
+# One key's packets in one file, as ``IndexBuilder.entries`` gives them (plain tuples: a file has
+# tens of thousands): the key, first and last packet time (ns), packets, record bytes (headers
+# included) the ranges cover, and the ranges (varints, see the module's docstring).
+ENTRY_FIELDS = ("key_hash", "first_ts_ns", "last_ts_ns", "packets", "bytes", "ranges")
+IndexEntry = tuple[int, int, int, int, int, bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +112,9 @@ class IndexBuilder:
             return []
         key, off, length, ts, early = (np.concatenate(x) for x in zip(*self._parts))
         self._parts = []
-        order = np.lexsort((early, off, key))  # of one packet twice under one key, the row first
+        order = np.argsort(key, kind="stable")  # packets were added in file order, but for early fragments
+        if early.any():
+            order = np.lexsort((early, off, key))  # of one packet twice under one key, the row first
         key, off, length, ts, early = key[order], off[order], length[order], ts[order], early[order]
         keep = np.ones(len(key), dtype=bool)  # one packet twice under one key (a tunnel to itself)
         keep[1:] = (key[1:] != key[:-1]) | (off[1:] != off[:-1])
@@ -138,9 +135,8 @@ class IndexBuilder:
         tmin = np.minimum.reduceat(ts, starts)
         tmax = np.maximum.reduceat(ts, starts)
         nbytes = np.add.reduceat(length, starts)
-        return [IndexEntry(int(k), int(a), int(b), int(e - s), int(nb), buf[x:y])
-                for k, a, b, s, e, nb, x, y in zip(key[starts].tolist(), tmin.tolist(), tmax.tolist(), starts.tolist(),
-                                                   ends.tolist(), nbytes.tolist(), bstart.tolist(), bend.tolist())]
+        return list(zip(key[starts].tolist(), tmin.tolist(), tmax.tolist(), (ends - starts).tolist(), nbytes.tolist(),
+                        [buf[x:y] for x, y in zip(bstart.tolist(), bend.tolist())]))
 
 
 def encode_varints(vals: np.ndarray) -> tuple[bytes, np.ndarray]:

@@ -23,8 +23,8 @@ class PacketIndexTable(Database):
 
     def add_packet_index(self, capture_id: int, entries: Sequence[IndexEntry],
                          connection: Connection | None = None) -> None:
-        """One file's index entries, in one transaction (replacing any it had); on ``connection``
-        when given (the flow writer's)."""
+        """One file's index entries (``IndexBuilder.entries``), in one transaction, once per
+        file; on ``connection`` when given (the flow writer's)."""
         with self.db_errors("write packet index"):
             if connection is None:
                 with self.engine.connect() as conn:
@@ -84,11 +84,8 @@ class PacketIndexTable(Database):
 
 def _replace(conn, capture_id: int, entries: Sequence[IndexEntry]) -> None:
     with conn.begin():
-        conn.execute(packet_index.delete().where(packet_index.c.capture_id == capture_id))
         if entries:
-            insert_tuples(conn, "packet_index", _COLUMNS,
-                          [(capture_id, e.key, e.first_ts_ns, e.last_ts_ns, e.packets, e.bytes, e.ranges)
-                           for e in entries])
+            insert_tuples(conn, "packet_index", _COLUMNS, [(capture_id, *e) for e in entries])
 
 
 def _endpoints(a: bytes, ap: int, b: bytes, bp: int, proto) -> tuple:

@@ -21,22 +21,18 @@ def upgrade() -> None:
     bigid = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
     op.create_table(
         "packet_index",
-        sa.Column("id", bigid, primary_key=True, autoincrement=True),
-        sa.Column("capture_id", bigid, nullable=False),
-        sa.Column("key_hash", sa.BigInteger(), nullable=False),
+        sa.Column("key_hash", sa.BigInteger(), nullable=False, autoincrement=False),
+        sa.Column("capture_id", bigid, nullable=False, autoincrement=False),
         sa.Column("first_ts_ns", sa.BigInteger(), nullable=False),
         sa.Column("last_ts_ns", sa.BigInteger(), nullable=False),
         sa.Column("packets", sa.BigInteger(), nullable=False),
         sa.Column("bytes", sa.BigInteger(), nullable=False),
         sa.Column("ranges", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(["capture_id"], ["captures.id"], name="fk_packet_index_capture_id_captures"),
-        sa.PrimaryKeyConstraint("id", name="pk_packet_index"),
+        sa.PrimaryKeyConstraint("key_hash", "capture_id", name="pk_packet_index"),
+        sqlite_with_rowid=False,  # clustered on the key: one B-tree insert per row, one search per lookup
     )
-    op.create_index("ix_packet_index_key_hash", "packet_index", ["key_hash"])
-    op.create_index("ix_packet_index_capture_id", "packet_index", ["capture_id"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_packet_index_capture_id", "packet_index")
-    op.drop_index("ix_packet_index_key_hash", "packet_index")
     op.drop_table("packet_index")
