@@ -162,8 +162,9 @@ def main() -> None:
         return
     con = sqlite3.connect(db)
     con.row_factory = sqlite3.Row
-    entries, packets, blob = con.execute(
-        "SELECT count(*), sum(packets), sum(length(ranges)) FROM packet_index").fetchone()
+    rows, entries, packets, blob, directory = con.execute(
+        "SELECT count(*), sum(keys), sum(packets), sum(length(ranges)), sum(length(directory)) "
+        "FROM packet_index").fetchone()
     total_packets = con.execute("SELECT sum(packets) FROM captures").fetchone()[0]
     flows = con.execute("SELECT * FROM flows WHERE proto = 'tcp' ORDER BY orig_pkts + resp_pkts DESC LIMIT 200").fetchall()
     con.close()
@@ -180,9 +181,10 @@ def main() -> None:
             f"and port {chosen['resp_p']}")
     res: dict = {"packets": total_packets, "files": len(parts), "bytes": sum(p.stat().st_size for p in parts),
                  "cold_cache": cold, "uid": chosen["uid"], "flow_packets": chosen["orig_pkts"] + chosen["resp_pkts"]}
-    res["index"] = {"entries": entries, "packets": packets, "ranges_bytes": blob,
+    res["index"] = {"rows": rows, "keys": entries, "packets": packets, "ranges_bytes": blob,
+                    "directory_bytes": directory,
                     "ranges_bytes_per_million_packets": round(blob * 1e6 / total_packets),
-                    "row_bytes_per_million_packets_estimate": round((blob + entries * 48) * 1e6 / total_packets)}
+                    "bytes_per_million_packets": round((blob + directory) * 1e6 / total_packets)}
     res["extract_uid"] = best(lambda c: run([*wt, "extract", "--db", str(db), "--uid", chosen["uid"], "--out", str(out)], c),
                               a.runs, cold)
     m = re.search(r"\((\d+) bytes read from (\d+) file", res["extract_uid"]["stderr"])

@@ -4,8 +4,9 @@ For every classic (uncompressed) pcap file, the packets of each flow key are lis
 ranges of their records (16-byte record header plus data), in file order, as unsigned LEB128
 varints: the first record's offset and twice its length (plus one for an early fragment, below),
 then for each next record the gap since the end of the one before and twice its length. A flow
-whose packets sit close together costs three or four bytes a packet. One entry per (file, key), with the first and last packet time, so a query by
-uid, host or time reads the entry and then only the ranges it names.
+whose packets sit close together costs three or four bytes a packet. One entry per (file, key), with the first and last packet time, kept in buckets of
+keys (one row per bucket and file), so a query by uid, host or time reads a bucket row per file
+and then only the ranges its entries name.
 
 The key is a symmetric 64-bit hash of (IP protocol, the two addresses, and the two ports for
 TCP and UDP): both directions of a connection, and each of its rows in several rotated files,
@@ -65,11 +66,30 @@ def flow_key(ip_proto: int, orig_a: bytes, orig_p: int, resp_a: bytes, resp_p: i
     return int(key_hashes(*arr)[0])
 
 
-# One key's packets in one file, as ``IndexBuilder.entries`` gives them (plain tuples: a file has
-# tens of thousands): the key, first and last packet time (ns), packets, record bytes (headers
-# included) the ranges cover, and the ranges (varints, see the module's docstring).
-ENTRY_FIELDS = ("key_hash", "first_ts_ns", "last_ts_ns", "packets", "bytes", "ranges")
-IndexEntry = tuple[int, int, int, int, int, bytes]
+# A file's entries are stored in buckets of keys (the key's top bits), one row per bucket and
+# file, so storing a file costs at most BUCKETS rows whatever its number of flows, and a lookup
+# reads one bucket row (a few dozen keys) per file. A row: the bucket, its first and last packet
+# time, packets, keys, a directory (per key, little-endian int64: key, first ts, last ts,
+# packets, record bytes, end of its ranges in ``ranges``) and the keys' ranges end to end.
+BUCKET_SHIFT = 54
+BUCKETS = 1 << (64 - BUCKET_SHIFT)
+DIRECTORY_COLUMNS = 6
+IndexEntry = tuple[int, int, int, int, int, bytes, bytes]  # bucket, first, last, packets, keys, directory, ranges
+
+
+def bucket_of(key: int) -> int:
+    return key >> BUCKET_SHIFT
+
+
+def bucket_entries(directory: bytes, ranges: bytes, wanted: set[int]) -> list[tuple[int, int, int, int, int, bytes]]:
+    """(key, first ts, last ts, packets, bytes, ranges) of the ``wanted`` keys in one bucket row."""
+    d = np.frombuffer(directory, dtype="<i8").reshape(-1, DIRECTORY_COLUMNS)
+    out = []
+    for i in np.flatnonzero(np.isin(d[:, 0], np.fromiter(wanted, dtype=np.int64, count=len(wanted)))).tolist():
+        start = int(d[i - 1, 5]) if i else 0
+        k, a, b, p, nb, end = (int(x) for x in d[i])
+        out.append((k, a, b, p, nb, ranges[start:end]))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,27 +152,41 @@ class IndexBuilder:
         buf, sizes = encode_varints(vals)
         pos = np.r_[0, np.cumsum(sizes)]
         bstart, bend = pos[2 * starts], pos[2 * ends]
+        keys = key[starts]
         tmin = np.minimum.reduceat(ts, starts)
         tmax = np.maximum.reduceat(ts, starts)
         nbytes = np.add.reduceat(length, starts)
-        return list(zip(key[starts].tolist(), tmin.tolist(), tmax.tolist(), (ends - starts).tolist(), nbytes.tolist(),
-                        [buf[x:y] for x, y in zip(bstart.tolist(), bend.tolist())]))
+        count = ends - starts
+        buckets = keys >> BUCKET_SHIFT  # sorted keys: each bucket is one run
+        bs = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
+        be = np.r_[bs[1:], len(keys)]
+        d = np.empty((len(keys), DIRECTORY_COLUMNS), dtype="<i8")
+        d[:, 0], d[:, 1], d[:, 2], d[:, 3], d[:, 4] = keys, tmin, tmax, count, nbytes
+        d[:, 5] = bend - np.repeat(bstart[bs], be - bs)  # relative to the bucket's first range
+        rows = []
+        for b, lo, hi, first, last, pk in zip(buckets[bs].tolist(), bs.tolist(), be.tolist(),
+                                              np.minimum.reduceat(tmin, bs).tolist(),
+                                              np.maximum.reduceat(tmax, bs).tolist(),
+                                              np.add.reduceat(count, bs).tolist()):
+            rows.append((b, first, last, pk, hi - lo, d[lo:hi].tobytes(), buf[int(bstart[lo]):int(bend[hi - 1])]))
+        return rows
 
 
 def encode_varints(vals: np.ndarray) -> tuple[bytes, np.ndarray]:
     """Unsigned LEB128 of every value (uint64): the bytes, and each value's size in bytes."""
     vals = np.asarray(vals, dtype=np.uint64)
+    if not len(vals):
+        return b"", np.zeros(0, dtype=np.int64)
+    top = int(vals.max())
+    width = max(1, (top.bit_length() + 6) // 7)
     size = np.ones(len(vals), dtype=np.int64)
-    for k in range(1, 10):
+    for k in range(1, width):
         size += vals >= np.uint64(1 << (7 * k))
-    start = np.cumsum(size) - size
-    out = np.zeros(int(size.sum()), dtype=np.uint8)
-    for j in range(int(size.max(initial=1))):
-        m = size > j
-        byte = ((vals[m] >> np.uint64(7 * j)) & np.uint64(0x7F)).astype(np.uint8)
-        byte |= np.where(size[m] > j + 1, 0x80, 0).astype(np.uint8)
-        out[start[m] + j] = byte
-    return out.tobytes(), size
+    shifts = np.arange(width, dtype=np.uint64) * np.uint64(7)
+    groups = ((vals[:, None] >> shifts) & np.uint64(0x7F)).astype(np.uint8)  # (n, width), row-major
+    cols = np.arange(width)
+    groups[cols < (size - 1)[:, None]] |= 0x80  # more bytes follow
+    return groups[cols < size[:, None]].tobytes(), size
 
 
 def decode_ranges(blob: bytes) -> Iterator[tuple[int, int, bool]]:

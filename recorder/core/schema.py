@@ -110,16 +110,17 @@ flows = Table(
 )
 
 # Where each flow key's packets lie in a capture file (migration 0011; recorder.core.packetindex):
-# one row per (key, file), the record byte ranges as delta-encoded varints. Clustered on its key
-# (SQLite: WITHOUT ROWID), so a row costs one B-tree insert and a lookup one search.
+# one row per (bucket of keys, file): a directory of its keys and their record byte ranges as
+# delta-encoded varints. Clustered on (bucket, capture) (SQLite: WITHOUT ROWID).
 packet_index = Table(
     "packet_index", metadata,
-    Column("key_hash", BigInteger, primary_key=True, autoincrement=False),
+    Column("bucket", Integer, primary_key=True, autoincrement=False),
     Column("capture_id", BigId, ForeignKey("captures.id"), primary_key=True, autoincrement=False),
     Column("first_ts_ns", BigInteger, nullable=False),
     Column("last_ts_ns", BigInteger, nullable=False),
     Column("packets", BigInteger, nullable=False),
-    Column("bytes", BigInteger, nullable=False),
+    Column("keys", Integer, nullable=False),
+    Column("directory", LargeBinary, nullable=False),
     Column("ranges", LargeBinary, nullable=False),
     sqlite_with_rowid=False,
 )

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from recorder.core.packetindex import IndexEntry
+from recorder.core.packetindex import IndexEntry, bucket_entries, bucket_of
 from recorder.core.schema import flows, packet_index
 from recorder.core.store.database import Database
 from recorder.core.store.sql import insert_tuples
@@ -15,7 +15,7 @@ from recorder.core.store.sql import insert_tuples
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-_COLUMNS = ("capture_id", "key_hash", "first_ts_ns", "last_ts_ns", "packets", "bytes", "ranges")
+_COLUMNS = ("capture_id", "bucket", "first_ts_ns", "last_ts_ns", "packets", "keys", "directory", "ranges")
 
 
 class PacketIndexTable(Database):
@@ -34,18 +34,23 @@ class PacketIndexTable(Database):
 
     def packet_index_entries(self, keys: Iterable[int], *, since: int | None = None,
                              until: int | None = None) -> list[dict]:
-        """The entries of these keys whose packets overlap [since, until] (ns, inclusive), by
-        capture and time."""
-        keys = sorted(set(keys))
+        """The entries of these keys (capture_id, key_hash, first_ts_ns, last_ts_ns, packets,
+        bytes, ranges) whose packets overlap [since, until] (ns, inclusive), by capture and time."""
+        wanted = set(keys)
+        buckets = sorted({bucket_of(k) for k in wanted})
         out: list[dict] = []
         with self.db_errors("read packet index"), self.engine.connect() as conn:
-            for i in range(0, len(keys), 500):
-                stmt = packet_index.select().where(packet_index.c.key_hash.in_(keys[i:i + 500]))
+            for i in range(0, len(buckets), 500):
+                stmt = packet_index.select().where(packet_index.c.bucket.in_(buckets[i:i + 500]))
                 if since is not None:
                     stmt = stmt.where(packet_index.c.last_ts_ns >= since)
                 if until is not None:
                     stmt = stmt.where(packet_index.c.first_ts_ns <= until)
-                out.extend(dict(r) for r in conn.execute(stmt).mappings())
+                for r in conn.execute(stmt).mappings():
+                    for k, a, b, p, nb, ranges in bucket_entries(bytes(r["directory"]), bytes(r["ranges"]), wanted):
+                        if (since is None or b >= since) and (until is None or a <= until):
+                            out.append({"capture_id": r["capture_id"], "key_hash": k, "first_ts_ns": a,
+                                        "last_ts_ns": b, "packets": p, "bytes": nb, "ranges": ranges})
         out.sort(key=lambda r: (r["capture_id"], r["first_ts_ns"]))
         return out
 
@@ -74,8 +79,9 @@ class PacketIndexTable(Database):
         return out
 
     def packet_index_size(self) -> tuple[int, int, int]:
-        """(entries, packets, bytes of ranges) in the index."""
-        query = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(packet_index.c.packets), 0),
+        """(keys, packets, bytes of ranges) in the index."""
+        query = sa.select(sa.func.coalesce(sa.func.sum(packet_index.c.keys), 0),
+                          sa.func.coalesce(sa.func.sum(packet_index.c.packets), 0),
                           sa.func.coalesce(sa.func.sum(sa.func.length(packet_index.c.ranges)), 0))
         with self.db_errors("read packet index"), self.engine.connect() as conn:
             n, p, b = conn.execute(query).one()

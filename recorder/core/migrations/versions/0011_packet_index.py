@@ -21,16 +21,17 @@ def upgrade() -> None:
     bigid = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
     op.create_table(
         "packet_index",
-        sa.Column("key_hash", sa.BigInteger(), nullable=False, autoincrement=False),
+        sa.Column("bucket", sa.Integer(), nullable=False, autoincrement=False),
         sa.Column("capture_id", bigid, nullable=False, autoincrement=False),
         sa.Column("first_ts_ns", sa.BigInteger(), nullable=False),
         sa.Column("last_ts_ns", sa.BigInteger(), nullable=False),
         sa.Column("packets", sa.BigInteger(), nullable=False),
-        sa.Column("bytes", sa.BigInteger(), nullable=False),
+        sa.Column("keys", sa.Integer(), nullable=False),
+        sa.Column("directory", sa.LargeBinary(), nullable=False),
         sa.Column("ranges", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(["capture_id"], ["captures.id"], name="fk_packet_index_capture_id_captures"),
-        sa.PrimaryKeyConstraint("key_hash", "capture_id", name="pk_packet_index"),
-        sqlite_with_rowid=False,  # clustered on the key: one B-tree insert per row, one search per lookup
+        sa.PrimaryKeyConstraint("bucket", "capture_id", name="pk_packet_index"),
+        sqlite_with_rowid=False,  # clustered on (bucket, capture): a lookup is one search per file
     )
 
 
