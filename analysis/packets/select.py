@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from recorder.core.errors import WiretrailError
 from recorder.core.schema import alerts, flows
 
-
 LOOKBACK_NS = 3600 * 10**9  # --since also takes flows that started up to this long before it
 
 

@@ -233,3 +233,14 @@ def test_bad_input_is_one_line_and_nothing_at_out(tmp_path):
     refused("--uid", uid, says="changed since it was indexed")
     cap.unlink()
     refused("--uid", uid, says="missing: capture 1 was read from this path")
+
+
+def test_community_id_selects_the_same_packets(tmp_path):
+    db = tmp_path / "w.db"
+    ingest(db, DEMO)
+    f = next(f for f in flows(db) if f["proto"] == "tcp" and f["community_id"])
+    a, b = tmp_path / "a.pcap", tmp_path / "b.pcap"
+    assert run("extract", "--db", str(db), "--uid", f["uid"], "--out", str(a)).exit_code == 0
+    r = run("extract", "--db", str(db), "--community-id", f["community_id"], "--out", str(b))
+    assert r.exit_code == 0, r.output
+    assert a.read_bytes() == b.read_bytes() and len(records(a)) == f["orig_pkts"] + f["resp_pkts"]
