@@ -19,7 +19,7 @@ from recorder.core.errors import WiretrailError
 @db_option
 @click.option("--uid", "uids", multiple=True, metavar="UID", help="A flow's uid (repeatable).")
 @click.option("--community-id", "community_ids", multiple=True, metavar="ID", help="A flow's Community ID (repeatable).")
-@click.option("--alert", type=int, metavar="ID", help="The flow of this alert (`wiretrail alerts`' id).")
+@click.option("--alert", type=int, metavar="FLOW_ID", help="The flow of the alerts with this flow_id (as `wiretrail alerts` shows it).")
 @click.option("--incident", metavar="ID", help="Flows between the incident's hosts during it (`wiretrail incidents`).")
 @click.option("--host", callback=check_host, metavar="IP|CIDR", help="Flows with either endpoint in this address or network.")
 @click.option("--port", type=click.IntRange(0, 65535), help="Flows with this port on either side.")

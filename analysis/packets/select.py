@@ -51,9 +51,9 @@ def select_flows(store, sel: Selection) -> list[dict]:
         chosen.update((r["uid"], r) for r in rows)
     if sel.alert is not None:
         with store.db_errors("read alerts"), store.engine.connect() as conn:
-            uid = conn.execute(sa.select(alerts.c.uid).where(alerts.c.id == sel.alert)).first()
+            uid = conn.execute(sa.select(alerts.c.uid).where(alerts.c.flow_id == sel.alert).limit(1)).first()
         if uid is None:
-            raise WiretrailError(f"no alert with id {sel.alert}", path=store.display)
+            raise WiretrailError(f"no alert with flow_id {sel.alert}", path=store.display)
         rows = _rows(store, flows.select().where(flows.c.uid == uid[0])) if uid[0] else []
         if not rows:
             raise WiretrailError(f"alert {sel.alert} names no stored flow", path=store.display)

@@ -244,3 +244,31 @@ def test_community_id_selects_the_same_packets(tmp_path):
     r = run("extract", "--db", str(db), "--community-id", f["community_id"], "--out", str(b))
     assert r.exit_code == 0, r.output
     assert a.read_bytes() == b.read_bytes() and len(records(a)) == f["orig_pkts"] + f["resp_pkts"]
+
+
+def test_alert_and_incident(tmp_path):
+    """The shipped breach replayed: an alert's flow by its flow_id, and an incident's flows."""
+    import json
+
+    db = tmp_path / "b.db"
+    r = run("replay", str(CAPTURES / "demo-breach.pcap"), "--db", str(db), "--format", "jsonl")
+    assert r.exit_code == 0, r.output
+    alert = json.loads(run("alerts", "--db", str(db), "--format", "jsonl").stdout.splitlines()[0])
+    a, b = tmp_path / "a.pcap", tmp_path / "b.pcap"
+    r = run("extract", "--db", str(db), "--alert", str(alert["flow_id"]), "--out", str(a))
+    assert r.exit_code == 0, r.output
+    assert run("extract", "--db", str(db), "--uid", alert["uid"], "--out", str(b)).exit_code == 0
+    assert a.read_bytes() == b.read_bytes() and records(a)
+    r = run("extract", "--db", str(db), "--alert", "1", "--out", str(tmp_path / "x.pcap"))
+    assert r.exit_code == 1 and "no alert with flow_id 1" in r.stderr
+    inc = json.loads(run("incidents", "--db", str(db), "--format", "jsonl").stdout.splitlines()[0])
+    out = tmp_path / "i.pcap"
+    r = run("extract", "--db", str(db), "--incident", inc["id"], "--out", str(out))
+    assert r.exit_code == 0, r.output
+    got = records(out)
+    actors = set(inc["attackers"]) | {inc["patient_zero"]}  # every flow of it has one of them
+    assert got
+    for ts, buf in got:
+        ip = _ip(buf)
+        assert {dpkt.utils.inet_to_str(ip.src), dpkt.utils.inet_to_str(ip.dst)} & actors
+        assert inc["first_ts"] - 3600 <= ts <= inc["last_ts"] + 3600
