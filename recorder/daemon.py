@@ -45,6 +45,7 @@ from recorder.core.evidence import GENESIS, chain_hash, file_sha256
 from recorder.core.flowid import LocalNets
 from recorder.core.flowmeter import FlowMeter, Timeouts
 from recorder.core.mactable import MacTable
+from recorder.core.packetindex import FileIndexes
 from recorder.core.pcaprecords import describe
 from recorder.core.pcapwrite import repair_pcap
 from recorder.core.secure_files import GROUP_READ
@@ -360,6 +361,8 @@ class Stream:
         self.apps: LiveApps | None = None
         self.stats_at_open: CaptureStats | None = None
         self.last_stats = CaptureStats(0, 0, 0)
+        self.indexes = FileIndexes(self._save_index)  # packet index: where each flow's packets are
+        self.index_thread: threading.Thread | None = None  # the last file's index being stored
 
     # -- set-up
 
@@ -565,6 +568,7 @@ class Stream:
             part = slice_batch(raw, lo, hi)
             dec = decoder.decode(part)
             meter.add(part, dec, capture_id, decoder.tunnels)
+            self.indexes.add(part, dec, capture_id)
             if self.apps is not None:
                 self.apps.feed(part, dec, capture_id)
 
@@ -631,8 +635,28 @@ class Stream:
                  meter.open_connections, self.writer.bytes_written, k.files_sealed, k.files_deleted, used,
                  k.parser_skipped)
 
+    def _save_index(self, pending) -> None:
+        """A file's packet index, once its last packet is metered (``FileIndexes``): sorted,
+        encoded and stored by a thread, one file after another, while capture goes on."""
+        before = self.index_thread
+
+        def save() -> None:
+            if before is not None:
+                before.join()
+            try:
+                self.store.add_packet_index(pending.capture_id, pending.builder.entries())
+            except StoreError as err:
+                log.error("packet index of capture %d not written: %s", pending.capture_id, err.message)
+
+        self.index_thread = threading.Thread(target=save, name="packet-index")
+        self.index_thread.start()
+
     def _shutdown(self, meter: FlowMeter | None, sink: FlowSink | None) -> None:
         self._refresh_stats()
+        if self.store is not None:
+            self.indexes.close()
+            if self.index_thread is not None:
+                self.index_thread.join()
         if self.writer is not None:
             try:
                 self.writer.close()

@@ -56,7 +56,20 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from analysis.cli import alerts, apps, captures, db, flows, ingest, logs, replay, report, rules, story
+    from analysis.cli import (
+        alerts,
+        apps,
+        captures,
+        db,
+        flows,
+        ingest,
+        logs,
+        packets,
+        replay,
+        report,
+        rules,
+        story,
+    )
 
     main.add_command(ingest.ingest)
     main.add_command(flows.flows)
@@ -73,6 +86,8 @@ def _register() -> None:
         main.add_command(command)
     main.add_command(report.report)
     main.add_command(logs.logs)
+    main.add_command(packets.extract)
+    main.add_command(packets.packets)
 
 
 _register()

@@ -101,6 +101,9 @@ class DecodedBatch:
     # Payload bytes of rows whose ``pay_off`` is -2 (reassembled fragments, and anything tunnelled
     # inside them): those bytes are not in RawBatch.data. Row index -> the captured payload.
     payloads: dict[int, bytes] = field(default_factory=dict)
+    # Rows of a reassembled datagram: row index -> the fragments before the one that completed it
+    # (which is the row's ``pkt``), as (RawBatch.source, file_off, caplen, ts), in arrival order.
+    members: dict[int, list[tuple]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.cols["pkt"])

@@ -88,11 +88,15 @@ class Decoder:
         data = raw.data
         rows: list[tuple] = []
         payloads: dict[int, bytes] = {}
+        members: dict[int, list] = {}
         malformed = 0
         examples: list[str] = []
         todo_cols = zip(todo.tolist(), raw.off[todo].tolist(), raw.caplen[todo].tolist(),
-                        raw.wirelen[todo].tolist(), raw.linktype[todo].tolist(), raw.ts[todo].tolist())
-        for i, off, cap, wire, lt, ts in todo_cols:
+                        raw.wirelen[todo].tolist(), raw.linktype[todo].tolist(), raw.ts[todo].tolist(),
+                        raw.file_off[todo].tolist())
+        source = raw.source
+        for i, off, cap, wire, lt, ts, foff in todo_cols:
+            slow.member = (source, foff, cap, ts)  # where the packet lies, kept with its fragments
             try:
                 slow.decode(data, i, off, cap, wire, lt, ts)
             except Exception as exc:  # noqa: BLE001 - a decoder bug must not lose the batch
@@ -102,6 +106,8 @@ class Decoder:
                 base = len(rows)
                 for k, pay in slow.payloads:
                     payloads[base + k] = pay
+                for k, mem in slow.row_members:
+                    members[base + k] = mem
                 rows.extend(slow.rows)
             elif slow.why is not None:
                 if slow.why[0] == linklayer.NON_IP:
@@ -110,7 +116,7 @@ class Decoder:
                     malformed += 1
                     if len(examples) < MAX_EXAMPLES:
                         examples.append(f"packet {int(raw.index[i])}: {slow.why[1]}")
-        out = _merge(fast_cols, rows, payloads)
+        out = _merge(fast_cols, rows, payloads, members)
         out.malformed, out.non_ip, out.malformed_examples = malformed, non_ip, examples
         self._count(n, len(todo), out, fast_cols)
         return out
@@ -131,12 +137,13 @@ class Decoder:
 
 
 def _merge(fast_cols: dict[str, np.ndarray] | None, rows: list[tuple],
-           payloads: dict[int, bytes]) -> DecodedBatch:
+           payloads: dict[int, bytes], members: dict[int, list]) -> DecodedBatch:
     """Fast rows + slow rows, ordered by packet (stable: a tunnel's outer row stays first)."""
     slow = DecodedBatch.from_rows(rows) if rows else None
     if fast_cols is None:
         out = slow if slow is not None else DecodedBatch.empty()
         out.payloads = payloads
+        out.members = members
         return out
     if slow is None:
         return DecodedBatch(fast_cols)
@@ -145,4 +152,5 @@ def _merge(fast_cols: dict[str, np.ndarray] | None, rows: list[tuple],
     where = np.searchsorted(fast_cols["pkt"], slow.cols["pkt"], side="right")
     out = DecodedBatch({k: np.insert(fast_cols[k], where, slow.cols[k]) for k in DECODED_COLUMNS})
     out.payloads = {int(where[j]) + j: v for j, v in payloads.items()}
+    out.members = {int(where[j]) + j: v for j, v in members.items()}
     return out

@@ -31,6 +31,7 @@ class _Datagram:
     next_proto: int
     size: int = 0  # payload size implied by the last fragment; 0 while unknown
     blocks: list[tuple[int, int, bytes]] = field(default_factory=list)  # sorted, disjoint
+    members: list = field(default_factory=list)  # the callers' tokens of its fragments, in arrival order
 
 
 class FragmentReassembler:
@@ -41,13 +42,16 @@ class FragmentReassembler:
         self.completed = 0
         self.evicted = 0
         self.expired = 0
+        self.members: list = []  # the tokens of the datagram ``add`` last completed
 
     def __len__(self) -> int:
         return len(self._pending)
 
     def add(self, key: tuple, ts: int, version: int, header: bytes, nh_index: int, next_proto: int,
-            offset: int, more: bool, data: bytes) -> bytes | None:
-        """Add one fragment; return the reassembled IP packet when this fragment completes it."""
+            offset: int, more: bool, data: bytes, member=None) -> bytes | None:
+        """Add one fragment; return the reassembled IP packet when this fragment completes it.
+        ``member`` (any token, such as where the packet lies) is kept with the datagram: when it
+        completes, ``members`` lists its fragments' tokens in arrival order."""
         self._expire(ts)
         dg = self._pending.get(key)
         if dg is not None and self.timeout_ns and ts - dg.created > self.timeout_ns:
@@ -62,6 +66,8 @@ class FragmentReassembler:
             self._pending[key] = dg
         if offset == 0:
             dg.next_proto = next_proto
+        if member is not None:
+            dg.members.append(member)
         upper = offset + len(data)
         if not more:
             if dg.size == 0 or upper > dg.size:
@@ -74,6 +80,7 @@ class FragmentReassembler:
         if whole is not None:
             del self._pending[key]
             self.completed += 1
+            self.members = dg.members
         return whole
 
     def _expire(self, ts: int) -> None:

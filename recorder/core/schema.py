@@ -109,6 +109,22 @@ flows = Table(
     Index(None, "conn_state"),
 )
 
+# Where each flow key's packets lie in a capture file (migration 0011; recorder.core.packetindex):
+# one row per (bucket of keys, file): a directory of its keys and their record byte ranges as
+# delta-encoded varints. Clustered on (bucket, capture) (SQLite: WITHOUT ROWID).
+packet_index = Table(
+    "packet_index", metadata,
+    Column("bucket", Integer, primary_key=True, autoincrement=False),
+    Column("capture_id", BigId, ForeignKey("captures.id"), primary_key=True, autoincrement=False),
+    Column("first_ts_ns", BigInteger, nullable=False),
+    Column("last_ts_ns", BigInteger, nullable=False),
+    Column("packets", BigInteger, nullable=False),
+    Column("keys", Integer, nullable=False),
+    Column("directory", LargeBinary, nullable=False),
+    Column("ranges", LargeBinary, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 # The keys of every dict the flow meter hands the store: all flow columns except ``id``.
 FLOW_FIELDS: tuple[str, ...] = tuple(c.name for c in flows.columns if c.name != "id")
 

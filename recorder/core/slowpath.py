@@ -49,6 +49,8 @@ class SlowPath:
         self.pkt = 0
         self.ts = 0
         self.why: tuple[int, str] | None = None
+        self.member = None  # the caller's token for this packet (kept with its fragments)
+        self.row_members: list[tuple[int, list]] = []  # (row, tokens of the fragments before this packet)
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -61,6 +63,7 @@ class SlowPath:
         self.pkt = pkt
         self.ts = ts
         self.why = None
+        self.row_members = []
         end = off + caplen
         status, starts, reason = linklayer.unwrap(data, off, end, linktype)
         if status != linklayer.IP:
@@ -121,10 +124,14 @@ class SlowPath:
             if n >= total:
                 key = (v, addr16(buf, sa, v), addr16(buf, da, v), ident, proto)
                 whole = self.frags.add(key, self.ts, v, header, nh_index, proto, offset, bool(more),
-                                       bytes(buf[p + hl:p + total]))
+                                       bytes(buf[p + hl:p + total]), self.member)
                 if whole is None:
                     return None
-                return self._ip(whole, 0, len(whole), len(whole), tun, depth, 0, True)
+                first, earlier = len(self.rows), self.frags.members[:-1]  # the last is this packet
+                self._ip(whole, 0, len(whole), len(whole), tun, depth, 0, True)
+                if self.member is not None and earlier:
+                    self.row_members.extend((k, earlier) for k in range(first, len(self.rows)))
+                return None
             if offset:  # not fully captured: Zeek keeps only a first fragment, unreassembled
                 self.fragments_dropped += 1
                 return None

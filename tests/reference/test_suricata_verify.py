@@ -17,6 +17,7 @@ from tests.helpers import REFERENCE, need, wiretrail_cli
 FLOOR = 0.85  # of the evaluated cases (passed + failed)
 
 
+@pytest.mark.timeout(2400)  # 460 replays: about 5 min on an idle 2-core machine, far more when shared
 def test_suricata_verify_cases():
     scorer = need(REFERENCE / "suricata-verify" / "run_checks.py", "suricata-verify reference set")
     r = subprocess.run([sys.executable, str(scorer), "--cli", wiretrail_cli()],

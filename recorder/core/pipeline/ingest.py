@@ -25,6 +25,7 @@ from recorder.core.flowid import LocalNets
 from recorder.core.flowmeter import FlowMeter, Timeouts
 from recorder.core.flowrows import FlowBatch
 from recorder.core.mactable import MacTable
+from recorder.core.packetindex import IndexBuilder, PendingIndex
 from recorder.core.pcapio import expand_inputs, probe, read_batches
 from recorder.core.pcaprecords import skipped_fields
 from recorder.core.pipeline.batches import Batch, SpanReader, batch_message
@@ -179,10 +180,13 @@ def _ingest(paths: list[str], store, local_nets: list[str] | None, timeouts: Tim
             if out is not None:
                 out.capture_id = capture_id
             first_ts = last_ts = None
+            index = IndexBuilder() if info.format == "pcap" else None  # record offsets: classic pcap only
             skipped: list[tuple[int, int]] = []  # byte ranges the reader skipped over damage
             for raw in read_batches(path, on_warning=lambda w, s=skipped: (s.extend(getattr(w, "skipped", ())), warn(w))):
                 dec = decoder.decode(raw)
                 meter.add(raw, dec, capture_id, decoder.tunnels)
+                if index is not None:
+                    index.add(raw, dec)
                 if macs is not None:
                     macs.add(raw, dec, capture_id)
                 if apps is not None:
@@ -202,6 +206,8 @@ def _ingest(paths: list[str], store, local_nets: list[str] | None, timeouts: Tim
                 hasher.join()
             store.update_capture(capture_id, sha256=hasher.result(), first_ts_ns=first_ts, last_ts_ns=last_ts,
                                  packets=res.packets, malformed=res.malformed, **skipped_fields(skipped))
+            if index is not None:  # sorted, encoded and stored by the flow writer's process
+                writer.put_index(PendingIndex(capture_id, index))
             stats.files.append(res)
             count_failures(capture_id)
             stats.packets += res.packets

@@ -26,12 +26,13 @@ from recorder.core.store.database import DEFAULT_DB, SQLITE_BUSY_TIMEOUT_MS
 from recorder.core.store.flows import FlowTable, FlowWriter
 from recorder.core.store.migrate import MIGRATIONS_DIR, SCHEMA_HEAD
 from recorder.core.store.notify import NotifyQueue
+from recorder.core.store.packets import PacketIndexTable
 from recorder.core.store.rows import clean_text
 from recorder.core.store.sql import IPAddress, addr16, host_range, insert_tuples
 from recorder.core.store.summary import Summary
 
 
-class Store(CaptureTable, FlowTable, AlertTable, NotifyQueue, Summary):
+class Store(CaptureTable, FlowTable, AlertTable, NotifyQueue, PacketIndexTable, Summary):
     """One Wiretrail database. ``db`` is a file path (SQLite) or a SQLAlchemy URL.
 
     ``create=False`` refuses to create a missing SQLite file (for read-only commands).

@@ -144,6 +144,13 @@ class FlowWriter:
         if len(rows):
             self._child.send(rows)
 
+    def put_index(self, pending) -> None:
+        """A file's packet index (``packetindex.PendingIndex``): encoded and stored by the writer."""
+        if self._closed:
+            raise StoreError("flow writer is closed", path=self.store.display)
+        self._child.check()
+        self._child.send(pending)
+
     def close(self) -> None:
         """Flush queued rows, stop the writer, and raise StoreError if it failed."""
         if not self._closed:
@@ -171,6 +178,7 @@ def _writer_main(inbox: Inbox, outbox: Outbox, store: FlowTable, batch_rows: int
     # The parent's pooled connections came along with the fork; leave them to the parent.
     store.engine.dispose(close=False)
     from recorder.core.flowrows import FlowBatch
+    from recorder.core.packetindex import PendingIndex
 
     written = 0
     failed = False
@@ -178,6 +186,9 @@ def _writer_main(inbox: Inbox, outbox: Outbox, store: FlowTable, batch_rows: int
     try:
         with store.engine.connect() as conn:
             for item in inbox:  # until the end marker (or the parent's death)
+                if isinstance(item, PendingIndex):
+                    store.add_packet_index(item.capture_id, item.builder.entries(), conn)
+                    continue
                 if isinstance(item, FlowBatch):
                     item = item.rows()
                 pending.extend(item)

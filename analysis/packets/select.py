@@ -1,0 +1,88 @@
+"""Which flows an ``extract`` takes: by uid, Community ID, alert, incident, or the listing
+filters (host, port, protocol, time)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from recorder.core.errors import WiretrailError
+from recorder.core.schema import alerts, flows
+
+LOOKBACK_NS = 3600 * 10**9  # --since also takes flows that started up to this long before it
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    uids: tuple[str, ...] = ()
+    community_ids: tuple[str, ...] = ()
+    alert: int | None = None
+    incident: str | None = None
+    host: str | None = None
+    port: int | None = None
+    proto: str | None = None
+    since: int | None = None
+    until: int | None = None
+
+    @property
+    def by_flow(self) -> bool:
+        return bool(self.uids or self.community_ids or self.alert is not None or self.incident is not None)
+
+
+def _rows(store, stmt) -> list[dict]:
+    with store.db_errors("read flows"), store.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def select_flows(store, sel: Selection) -> list[dict]:
+    """The flow rows chosen; raises WiretrailError (one line) for a uid, Community ID, alert or
+    incident the store does not have, or when nothing matches."""
+    chosen: dict[str, dict] = {}
+    for uid in sel.uids:
+        rows = _rows(store, flows.select().where(flows.c.uid == uid))
+        if not rows:
+            raise WiretrailError(f"no flow with uid {uid}", path=store.display)
+        chosen.update((r["uid"], r) for r in rows)
+    for cid in sel.community_ids:
+        rows = _rows(store, flows.select().where(flows.c.community_id == cid))
+        if not rows:
+            raise WiretrailError(f"no flow with Community ID {cid}", path=store.display)
+        chosen.update((r["uid"], r) for r in rows)
+    if sel.alert is not None:
+        with store.db_errors("read alerts"), store.engine.connect() as conn:
+            uid = conn.execute(sa.select(alerts.c.uid).where(alerts.c.flow_id == sel.alert).limit(1)).first()
+        if uid is None:
+            raise WiretrailError(f"no alert with flow_id {sel.alert}", path=store.display)
+        rows = _rows(store, flows.select().where(flows.c.uid == uid[0])) if uid[0] else []
+        if not rows:
+            raise WiretrailError(f"alert {sel.alert} names no stored flow", path=store.display)
+        chosen.update((r["uid"], r) for r in rows)
+    if sel.incident is not None:
+        chosen.update((r["uid"], r) for r in _incident_flows(store, sel.incident))
+    if not sel.by_flow:  # flows active in [since, until): started before until, up to LOOKBACK before since
+        since = sel.since - LOOKBACK_NS if sel.since is not None else None
+        rows = store.query_flows(host=sel.host, port=sel.port, proto=sel.proto, since=since, until=sel.until)
+        chosen.update((r["uid"], r) for r in rows
+                      if sel.since is None or r["ts_ns"] + (r["duration_ns"] or 0) >= sel.since)
+    elif sel.host or sel.port is not None or sel.proto:  # narrow the flows named
+        keep = {r["uid"] for r in store.query_flows(host=sel.host, port=sel.port, proto=sel.proto)}
+        chosen = {u: r for u, r in chosen.items() if u in keep}
+    if not chosen:
+        raise WiretrailError("no flow matches", path=store.display)
+    return sorted(chosen.values(), key=lambda r: (r["ts_ns"], r["uid"]))
+
+
+def _incident_flows(store, incident: str) -> list[dict]:
+    """The flows between the incident's hosts during its time span."""
+    from analysis.story.build import build_story
+
+    story = build_story(store)
+    inc = next((i for i in story.incidents if i.id == incident), None)
+    if inc is None:
+        raise WiretrailError(f"no incident {incident} (see `wiretrail incidents`)", path=store.display)
+    hosts = set(inc.hosts)
+    stmt = flows.select().where(flows.c.ts_ns <= inc.last_ts_ns,
+                                flows.c.ts_ns + sa.func.coalesce(flows.c.duration_ns, 0) >= inc.first_ts_ns,
+                                flows.c.orig_h.in_(hosts), flows.c.resp_h.in_(hosts))
+    return _rows(store, stmt)

@@ -1,0 +1,250 @@
+"""The packet index: where each flow's packets lie in a capture file, built while it is metered.
+
+For every classic (uncompressed) pcap file, the packets of each flow key are listed as byte
+ranges of their records (16-byte record header plus data), in file order, as unsigned LEB128
+varints: the first record's offset and twice its length (plus one for an early fragment, below),
+then for each next record the gap since the end of the one before and twice its length. A flow
+whose packets sit close together costs three or four bytes a packet. One entry per (file, key), with the first and last packet time, kept in buckets of
+keys (one row per bucket and file), so a query by uid, host or time reads a bucket row per file
+and then only the ranges its entries name.
+
+The key is a symmetric 64-bit hash of (IP protocol, the two addresses, and the two ports for
+TCP and UDP): both directions of a connection, and each of its rows in several rotated files,
+share it; connections of the same key at other times are told apart by packet time when the
+packets are read. A tunnelled packet is listed under its inner and its outer key. The fragments of
+a reassembled IP datagram are listed under the datagram's key; those before the one that
+completed it are marked early (their time is before the flow's first packet, which is the
+completing fragment's). The recorder does not mark early fragments (their packets may lie in the
+file before), so live indexes list only completing fragments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from recorder.core.batch import DecodedBatch, RawBatch
+
+RECORD_HEADER = 16
+_M = np.uint64(0xBF58476D1CE4E5B9)
+_N = np.uint64(0x94D049BB133111EB)
+_GOLD = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, elementwise on uint64 (wrapping)."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * _M
+        x = (x ^ (x >> np.uint64(27))) * _N
+        return x ^ (x >> np.uint64(31))
+
+
+def key_hashes(proto: np.ndarray, a_hi: np.ndarray, a_lo: np.ndarray, a_port: np.ndarray,
+               b_hi: np.ndarray, b_lo: np.ndarray, b_port: np.ndarray) -> np.ndarray:
+    """The index key of each row (int64): the same for either direction. Ports count only for
+    TCP (6) and UDP (17)."""
+    proto = np.asarray(proto).astype(np.uint64)
+    ported = (proto == 6) | (proto == 17)
+    ap = np.where(ported, np.asarray(a_port).astype(np.uint64), np.uint64(0))
+    bp = np.where(ported, np.asarray(b_port).astype(np.uint64), np.uint64(0))
+    with np.errstate(over="ignore"):
+        ea = _mix(np.asarray(a_hi, dtype=np.uint64) ^ _mix(np.asarray(a_lo, dtype=np.uint64) ^ _mix(ap + _GOLD)))
+        eb = _mix(np.asarray(b_hi, dtype=np.uint64) ^ _mix(np.asarray(b_lo, dtype=np.uint64) ^ _mix(bp + _GOLD)))
+        return (_mix(proto * _GOLD + np.uint64(1)) + ea + eb).view(np.int64)
+
+
+def flow_key(ip_proto: int, orig_a: bytes, orig_p: int, resp_a: bytes, resp_p: int) -> int:
+    """The index key of a stored flow (addresses as the flows table holds them: 16 bytes)."""
+    def halves(a: bytes) -> tuple[int, int]:
+        v = int.from_bytes(a, "big")
+        return v >> 64, v & 0xFFFFFFFFFFFFFFFF
+
+    (ah, al), (bh, bl) = halves(orig_a), halves(resp_a)
+    arr = [np.array([v], dtype=np.uint64) for v in (ip_proto, ah, al, orig_p, bh, bl, resp_p)]
+    return int(key_hashes(*arr)[0])
+
+
+# A file's entries are stored in buckets of keys (the key's top bits), one row per bucket and
+# file, so storing a file costs at most BUCKETS rows whatever its number of flows, and a lookup
+# reads one bucket row (a few dozen keys) per file. A row: the bucket, its first and last packet
+# time, packets, keys, a directory (per key, little-endian int64: key, first ts, last ts,
+# packets, record bytes, end of its ranges in ``ranges``) and the keys' ranges end to end.
+BUCKET_SHIFT = 54
+BUCKETS = 1 << (64 - BUCKET_SHIFT)
+DIRECTORY_COLUMNS = 6
+IndexEntry = tuple[int, int, int, int, int, bytes, bytes]  # bucket, first, last, packets, keys, directory, ranges
+
+
+def bucket_of(key: int) -> int:
+    return key >> BUCKET_SHIFT
+
+
+def bucket_entries(directory: bytes, ranges: bytes, wanted: set[int]) -> list[tuple[int, int, int, int, int, bytes]]:
+    """(key, first ts, last ts, packets, bytes, ranges) of the ``wanted`` keys in one bucket row."""
+    d = np.frombuffer(directory, dtype="<i8").reshape(-1, DIRECTORY_COLUMNS)
+    out = []
+    for i in np.flatnonzero(np.isin(d[:, 0], np.fromiter(wanted, dtype=np.int64, count=len(wanted)))).tolist():
+        start = int(d[i - 1, 5]) if i else 0
+        k, a, b, p, nb, end = (int(x) for x in d[i])
+        out.append((k, a, b, p, nb, ranges[start:end]))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class PendingIndex:
+    """A file's collected packets, on their way to the store's writer (which sorts and encodes
+    them there, off the metering process: ``FlowWriter.put_index``)."""
+
+    capture_id: int
+    builder: IndexBuilder
+
+
+class IndexBuilder:
+    """Collects (key, record offset, record length, time) of every decoded row of one file;
+    ``entries()`` at the end of the file. ``add`` is a few vectorised operations per batch."""
+
+    def __init__(self, fragments: bool = True) -> None:
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.packets = 0
+        self.fragments = fragments  # list the early fragments of reassembled datagrams (DecodedBatch.members)
+
+    def add(self, raw: RawBatch, dec: DecodedBatch) -> None:
+        n = len(dec)
+        if not n:
+            return
+        c = dec.cols
+        pkt = c["pkt"]
+        keys = key_hashes(c["proto"], c["src_hi"], c["src_lo"], c["sport"], c["dst_hi"], c["dst_lo"], c["dport"])
+        self._parts.append((keys, raw.file_off[pkt], raw.caplen[pkt] + RECORD_HEADER, raw.ts[pkt],
+                            np.zeros(n, dtype=np.int64)))
+        self.packets += n
+        if dec.members and self.fragments:
+            early = [(int(keys[row]), off, cap + RECORD_HEADER, ts) for row, mem in dec.members.items()
+                     for src, off, cap, ts in mem if src == raw.source]
+            if early:
+                k, o, c, t = (np.array(x, dtype=np.int64) for x in zip(*early))
+                self._parts.append((k, o, c, t, np.ones(len(k), dtype=np.int64)))
+
+    def entries(self) -> list[IndexEntry]:
+        if not self._parts:
+            return []
+        key, off, length, ts, early = (np.concatenate(x) for x in zip(*self._parts))
+        self._parts = []
+        order = np.argsort(key, kind="stable")  # packets were added in file order, but for early fragments
+        if early.any():
+            order = np.lexsort((early, off, key))  # of one packet twice under one key, the row first
+        key, off, length, ts, early = key[order], off[order], length[order], ts[order], early[order]
+        keep = np.ones(len(key), dtype=bool)  # one packet twice under one key (a tunnel to itself)
+        keep[1:] = (key[1:] != key[:-1]) | (off[1:] != off[:-1])
+        if not keep.all():
+            key, off, length, ts, early = key[keep], off[keep], length[keep], ts[keep], early[keep]
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        ends = np.r_[starts[1:], len(key)]
+        gap = np.empty(len(off), dtype=np.int64)
+        gap[0] = off[0]
+        gap[1:] = off[1:] - (off[:-1] + length[:-1])
+        gap[starts] = off[starts]
+        vals = np.empty(2 * len(off), dtype=np.uint64)
+        vals[0::2] = gap
+        vals[1::2] = length * 2 + early
+        buf, sizes = encode_varints(vals)
+        pos = np.r_[0, np.cumsum(sizes)]
+        bstart, bend = pos[2 * starts], pos[2 * ends]
+        keys = key[starts]
+        tmin = np.minimum.reduceat(ts, starts)
+        tmax = np.maximum.reduceat(ts, starts)
+        nbytes = np.add.reduceat(length, starts)
+        count = ends - starts
+        buckets = keys >> BUCKET_SHIFT  # sorted keys: each bucket is one run
+        bs = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
+        be = np.r_[bs[1:], len(keys)]
+        d = np.empty((len(keys), DIRECTORY_COLUMNS), dtype="<i8")
+        d[:, 0], d[:, 1], d[:, 2], d[:, 3], d[:, 4] = keys, tmin, tmax, count, nbytes
+        d[:, 5] = bend - np.repeat(bstart[bs], be - bs)  # relative to the bucket's first range
+        rows = []
+        for b, lo, hi, first, last, pk in zip(buckets[bs].tolist(), bs.tolist(), be.tolist(),
+                                              np.minimum.reduceat(tmin, bs).tolist(),
+                                              np.maximum.reduceat(tmax, bs).tolist(),
+                                              np.add.reduceat(count, bs).tolist()):
+            rows.append((b, first, last, pk, hi - lo, d[lo:hi].tobytes(), buf[int(bstart[lo]):int(bend[hi - 1])]))
+        return rows
+
+
+def encode_varints(vals: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """Unsigned LEB128 of every value (uint64): the bytes, and each value's size in bytes."""
+    vals = np.asarray(vals, dtype=np.uint64)
+    if not len(vals):
+        return b"", np.zeros(0, dtype=np.int64)
+    top = int(vals.max())
+    width = max(1, (top.bit_length() + 6) // 7)
+    size = np.ones(len(vals), dtype=np.int64)
+    for k in range(1, width):
+        size += vals >= np.uint64(1 << (7 * k))
+    shifts = np.arange(width, dtype=np.uint64) * np.uint64(7)
+    groups = ((vals[:, None] >> shifts) & np.uint64(0x7F)).astype(np.uint8)  # (n, width), row-major
+    cols = np.arange(width)
+    groups[cols < (size - 1)[:, None]] |= 0x80  # more bytes follow
+    return groups[cols < size[:, None]].tobytes(), size
+
+
+def decode_ranges(blob: bytes) -> Iterator[tuple[int, int, bool]]:
+    """The (offset, length, early fragment) record ranges of an entry, in file order. Raises
+    ValueError when the bytes are not a well-formed list."""
+    vals: list[int] = []
+    v = shift = 0
+    for b in blob:
+        v |= (b & 0x7F) << shift
+        if b & 0x80:
+            shift += 7
+            if shift > 63:
+                raise ValueError("packet index entry: varint too long")
+        else:
+            vals.append(v)
+            v = shift = 0
+    if shift or len(vals) % 2:
+        raise ValueError("packet index entry: truncated")
+    end = 0
+    for i in range(0, len(vals), 2):
+        off = vals[i] + (end if i else 0)
+        length, early = vals[i + 1] >> 1, bool(vals[i + 1] & 1)
+        end = off + length
+        yield off, length, early
+
+
+def merge_ranges(ranges: list[tuple[int, int]], slack: int = 0) -> list[tuple[int, int]]:
+    """Adjacent (or within ``slack`` bytes) ranges as one read: (offset, length), sorted."""
+    out: list[list[int]] = []
+    for off, length in sorted(ranges):
+        if out and off <= out[-1][0] + out[-1][1] + slack:
+            out[-1][1] = max(out[-1][1], off + length - out[-1][0])
+        else:
+            out.append([off, length])
+    return [(a, b) for a, b in out]
+
+
+class FileIndexes:
+    """The index of a stream of files metered one after another (the recorder): packets come
+    with the id of the file they were written to; when the next file's packets start (or at
+    ``close``), the finished file goes to ``save(PendingIndex)``."""
+
+    def __init__(self, save) -> None:
+        self._save = save
+        self._capture_id: int | None = None
+        self._builder: IndexBuilder | None = None
+
+    def add(self, raw: RawBatch, dec: DecodedBatch, capture_id: int | None) -> None:
+        if capture_id != self._capture_id:
+            self.close()
+            self._capture_id = capture_id
+            self._builder = IndexBuilder(fragments=False) if capture_id is not None else None
+        if self._builder is not None:
+            self._builder.add(raw, dec)
+
+    def close(self) -> None:
+        """The current file's entries saved (it has no more packets)."""
+        builder, capture_id = self._builder, self._capture_id
+        self._builder = self._capture_id = None
+        if builder is not None and capture_id is not None:
+            self._save(PendingIndex(capture_id, builder))

@@ -1,0 +1,274 @@
+"""`wiretrail extract`: a flow's packets through the packet index equal the same flow filtered
+out of the original capture by tcpdump, also when the flow spans rotated files; bad input is one
+line and exit 1 with nothing left at --out."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import dpkt
+import pytest
+from click.testing import CliRunner
+
+from analysis.cli import main
+from recorder.core.pcapio import read_batches
+from tests.helpers import REFERENCE, need
+
+CAPTURES = Path(__file__).resolve().parents[2] / "captures"
+DEMO = CAPTURES / "demo.pcap"
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def ingest(db: Path, *files: Path) -> None:
+    r = run("ingest", "--no-parsers", "--db", str(db), *map(str, files))
+    assert r.exit_code == 0, r.output
+
+
+def flows(db: Path) -> list[dict]:
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute("select * from flows order by ts_ns")]
+    finally:
+        con.close()
+
+
+def records(path: Path) -> list[tuple[float, bytes]]:
+    with open(path, "rb") as f:
+        return [(ts, bytes(buf)) for ts, buf in dpkt.pcap.Reader(f)]
+
+
+def tcpdump(src: Path, out: Path, expr: str) -> list[tuple[float, bytes]]:
+    subprocess.run(["tcpdump", "-r", str(src), "-w", str(out), expr], check=True, capture_output=True)
+    return records(out)
+
+
+def flow_expr(f: dict) -> str:
+    return f"{f['proto']} and host {f['orig_h']} and host {f['resp_h']} and port {f['orig_p']} and port {f['resp_p']}"
+
+
+@pytest.fixture(scope="module")
+def need_tcpdump():
+    if shutil.which("tcpdump") is None:
+        pytest.skip("tcpdump is not installed (Debian: apt-get install tcpdump)")
+
+
+def split(src: Path, dirpath: Path, cuts: list[int]) -> list[Path]:
+    """The capture cut into files at these packet numbers, records copied byte for byte."""
+    data = src.read_bytes()
+    offs = [int(o) for b in read_batches(src) for o in b.file_off] + [len(data)]
+    bounds = [0, *cuts, len(offs) - 1]
+    out = []
+    for i in range(len(bounds) - 1):
+        p = dirpath / f"part{i}.pcap"
+        p.write_bytes(data[:24] + data[offs[bounds[i]]:offs[bounds[i + 1]]])
+        out.append(p)
+    return out
+
+
+def test_every_tcp_udp_flow_equals_tcpdump(tmp_path, need_tcpdump):
+    db = tmp_path / "w.db"
+    ingest(db, DEMO)
+    checked = 0
+    for f in flows(db):
+        if f["proto"] not in ("tcp", "udp"):
+            continue
+        out = tmp_path / f"{f['uid']}.pcap"
+        r = run("extract", "--db", str(db), "--uid", f["uid"], "--out", str(out))
+        assert r.exit_code == 0, r.output
+        want = tcpdump(DEMO, tmp_path / "ref.pcap", flow_expr(f))
+        assert records(out) == want, f["uid"]
+        assert out.read_bytes() == (tmp_path / "ref.pcap").read_bytes()  # the file too, header and all
+        assert os.stat(out).st_mode & 0o777 == 0o600
+        checked += 1
+    assert checked >= 10
+
+
+def test_flow_spanning_rotated_files(tmp_path, need_tcpdump):
+    offs = [int(o) for b in read_batches(DEMO) for o in b.file_off]
+    n = len(offs)
+    parts = split(DEMO, tmp_path, [n // 4, n // 2, 3 * n // 4])
+    db = tmp_path / "w.db"
+    ingest(db, *parts)
+    # a flow whose packets are in more than one file: found by comparing with the originals' split
+    multi = []
+    for f in flows(db):
+        if f["proto"] not in ("tcp", "udp"):
+            continue
+        want = tcpdump(DEMO, tmp_path / "ref.pcap", flow_expr(f))
+        out = tmp_path / "x.pcap"
+        r = run("extract", "--db", str(db), "--uid", f["uid"], "--out", str(out))
+        assert r.exit_code == 0, r.output
+        assert records(out) == want, f["uid"]
+        if "from 1 file" not in r.stderr:
+            multi.append(f["uid"])
+    assert multi, "no flow spans the cut files: choose other cuts"
+
+
+def test_pcapng_comments_and_bpf(tmp_path, need_tcpdump):
+    db = tmp_path / "w.db"
+    ingest(db, DEMO)
+    f = next(f for f in flows(db) if f["proto"] == "tcp" and f["orig_pkts"] > 2)
+    out = tmp_path / "x.pcapng"
+    r = run("extract", "--db", str(db), "--uid", f["uid"], "--pcapng", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    with open(out, "rb") as fh:
+        got = [bytes(buf) for _, buf in dpkt.pcapng.Reader(fh)]
+    want = tcpdump(DEMO, tmp_path / "ref.pcap", flow_expr(f))
+    assert got == [b for _, b in want]
+    if shutil.which("tshark"):
+        comments = subprocess.run(["tshark", "-r", str(out), "-T", "fields", "-e", "frame.comment"],
+                                  capture_output=True, text=True, check=True).stdout.split()
+        assert comments == [f["uid"]] * len(want) or set(comments) <= {"uid", f["uid"]}
+    # --bpf narrows with libpcap's compiler: only the originator's packets
+    out = tmp_path / "y.pcap"
+    r = run("extract", "--db", str(db), "--uid", f["uid"], "--bpf", f"src host {f['orig_h']} and tcp",
+            "--out", str(out))
+    assert r.exit_code == 0, r.output
+    assert records(out) == tcpdump(DEMO, tmp_path / "ref.pcap", f"{flow_expr(f)} and src host {f['orig_h']}")
+
+
+def test_host_and_time_selection(tmp_path, need_tcpdump):
+    db = tmp_path / "w.db"
+    ingest(db, DEMO)
+    f = flows(db)[0]
+    out = tmp_path / "h.pcap"
+    r = run("extract", "--db", str(db), "--host", f["orig_h"], "--out", str(out))
+    assert r.exit_code == 0, r.output
+    want = tcpdump(DEMO, tmp_path / "ref.pcap", f"ip and host {f['orig_h']}")
+    assert records(out) == want
+    # a time range in the middle: the packets in it, of flows that began before it too
+    t0, t1 = want[len(want) // 3][0], want[2 * len(want) // 3][0]
+    r = run("extract", "--db", str(db), "--host", f["orig_h"], "--since", str(t0), "--until", str(t1),
+            "--out", str(out))
+    assert r.exit_code == 0, r.output
+    assert records(out) == [(ts, b) for ts, b in want if t0 <= ts < t1]
+
+
+def _tunnel_counts(tmp_path: Path, capture: Path) -> int:
+    db = tmp_path / "w.db"
+    ingest(db, capture)
+    n = 0
+    originals = {buf for _, buf in records(capture)}
+    for f in flows(db):
+        out = tmp_path / "t.pcap"
+        r = run("extract", "--db", str(db), "--uid", f["uid"], "--out", str(out))
+        assert r.exit_code == 0, r.output
+        got = records(out)
+        assert {b for _, b in got} <= originals
+        # Zeek's counts, where a reassembled datagram is one packet; here its fragments are all there
+        frags = sum(_is_fragment(b) for _, b in got)
+        assert len(got) - frags + _datagrams(got) == f["orig_pkts"] + f["resp_pkts"], (f["uid"], f["proto"])
+        n += 1
+    return n
+
+
+def _ip(buf: bytes):
+    eth = dpkt.ethernet.Ethernet(buf)
+    return eth.data if isinstance(eth.data, dpkt.ip.IP) else None
+
+
+def _is_fragment(buf: bytes) -> bool:
+    ip = _ip(buf)
+    return ip is not None and bool(ip.mf or ip.offset)
+
+
+def _datagrams(got) -> int:
+    return len({(_ip(b).src, _ip(b).id) for _, b in got if _is_fragment(b)})
+
+
+def test_fragments_all_in_the_flow(tmp_path, need_tcpdump):
+    """A fragmented UDP datagram: every fragment is in the flow's packets, as tcpdump's
+    host filter (a port filter would only see the first fragment) gives them."""
+    db = tmp_path / "w.db"
+    cap = CAPTURES / "encap.pcap"
+    ingest(db, cap)
+    [f] = [f for f in flows(db) if f["orig_h"] == "10.20.9.1"]
+    out = tmp_path / "f.pcap"
+    r = run("extract", "--db", str(db), "--uid", f["uid"], "--out", str(out))
+    assert r.exit_code == 0, r.output
+    want = tcpdump(cap, tmp_path / "ref.pcap", "host 10.20.9.1 and host 10.20.9.2")
+    assert sum(_is_fragment(b) for _, b in want) == 3
+    assert records(out) == want
+
+
+def test_tunnels_give_the_flow_packets(tmp_path):
+    assert _tunnel_counts(tmp_path, CAPTURES / "encap.pcap") >= 3
+
+
+@pytest.mark.parametrize("name", ["tunnels__Teredo", "tunnels__geneve-47101", "tunnels__ayiya3"])
+def test_zeek_tunnel_traces(tmp_path, name):
+    pcap = need(REFERENCE / "zeek" / f"{name}.pcap", "Zeek's test traces")
+    assert _tunnel_counts(tmp_path, pcap) >= 1
+
+
+def test_bad_input_is_one_line_and_nothing_at_out(tmp_path):
+    cap = tmp_path / "c.pcap"
+    cap.write_bytes(DEMO.read_bytes())
+    db = tmp_path / "w.db"
+    ingest(db, cap)
+    uid = next(f["uid"] for f in flows(db) if f["proto"] == "tcp")
+    out = tmp_path / "o.pcap"
+
+    def refused(*args: str, says: str) -> None:
+        r = run("extract", "--db", str(db), *args, "--out", str(out))
+        assert r.exit_code == 1, r.output
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and says in lines[0], r.stderr
+        assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".o.pcap")]
+
+    refused("--uid", "Cnotthere", says="no flow with uid Cnotthere")
+    refused("--uid", uid, "--since", "2030-01-01", "--until", "2020-01-01", says="empty time range")
+    refused("--host", "10.0.0.0/8", "--since", "2030-01-01", says="no flow matches")
+    data = bytearray(cap.read_bytes())
+    data[100:101] = b"\x00\x00"  # one byte more: the file changed
+    cap.write_bytes(data)
+    refused("--uid", uid, says="changed since it was indexed")
+    cap.unlink()
+    refused("--uid", uid, says="missing: capture 1 was read from this path")
+
+
+def test_community_id_selects_the_same_packets(tmp_path):
+    db = tmp_path / "w.db"
+    ingest(db, DEMO)
+    f = next(f for f in flows(db) if f["proto"] == "tcp" and f["community_id"])
+    a, b = tmp_path / "a.pcap", tmp_path / "b.pcap"
+    assert run("extract", "--db", str(db), "--uid", f["uid"], "--out", str(a)).exit_code == 0
+    r = run("extract", "--db", str(db), "--community-id", f["community_id"], "--out", str(b))
+    assert r.exit_code == 0, r.output
+    assert a.read_bytes() == b.read_bytes() and len(records(a)) == f["orig_pkts"] + f["resp_pkts"]
+
+
+def test_alert_and_incident(tmp_path):
+    """The shipped breach replayed: an alert's flow by its flow_id, and an incident's flows."""
+    import json
+
+    db = tmp_path / "b.db"
+    r = run("replay", str(CAPTURES / "demo-breach.pcap"), "--db", str(db), "--format", "jsonl")
+    assert r.exit_code == 0, r.output
+    alert = json.loads(run("alerts", "--db", str(db), "--format", "jsonl").stdout.splitlines()[0])
+    a, b = tmp_path / "a.pcap", tmp_path / "b.pcap"
+    r = run("extract", "--db", str(db), "--alert", str(alert["flow_id"]), "--out", str(a))
+    assert r.exit_code == 0, r.output
+    assert run("extract", "--db", str(db), "--uid", alert["uid"], "--out", str(b)).exit_code == 0
+    assert a.read_bytes() == b.read_bytes() and records(a)
+    r = run("extract", "--db", str(db), "--alert", "1", "--out", str(tmp_path / "x.pcap"))
+    assert r.exit_code == 1 and "no alert with flow_id 1" in r.stderr
+    inc = json.loads(run("incidents", "--db", str(db), "--format", "jsonl").stdout.splitlines()[0])
+    out = tmp_path / "i.pcap"
+    r = run("extract", "--db", str(db), "--incident", inc["id"], "--out", str(out))
+    assert r.exit_code == 0, r.output
+    got = records(out)
+    actors = set(inc["attackers"]) | {inc["patient_zero"]}  # every flow of it has one of them
+    assert got
+    for ts, buf in got:
+        ip = _ip(buf)
+        assert {dpkt.utils.inet_to_str(ip.src), dpkt.utils.inet_to_str(ip.dst)} & actors
+        assert inc["first_ts"] - 3600 <= ts <= inc["last_ts"] + 3600
