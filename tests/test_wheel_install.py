@@ -110,6 +110,7 @@ def _check(out: dict[str, str]) -> None:
     assert "1 passed" in out["pytest plugin"]
 
 
+@pytest.mark.timeout(2400)  # builds a wheel and a fresh virtualenv (pip from its cache)
 def test_wheel_outside_the_checkout_as_python(installed):
     bin_, work, env = installed
     for module in ("analysis", "recorder"):
@@ -121,6 +122,7 @@ def test_wheel_outside_the_checkout_as_python(installed):
     _check(out)
 
 
+@pytest.mark.timeout(2400)  # compiles the core in the fresh virtualenv (about 2 min on 2 idle cores)
 def test_wheel_with_the_compiled_core(installed):
     bin_, work, env = installed
     _run([str(bin_ / "python"), "-m", "recorder.core.build_compiled"], work, env, timeout=1800)

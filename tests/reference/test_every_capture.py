@@ -8,9 +8,12 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 
+import pytest
+
 from tests.helpers import REFERENCE, need, wiretrail_cli
 
 
+@pytest.mark.timeout(1800)  # a sweep of reference traces: minutes when the machine is shared
 def test_every_reference_capture_ingests_without_a_parser_failure(tmp_path):
     need(REFERENCE / "suricata-verify", "Suricata's verification traces")
     need(REFERENCE / "zeek", "Zeek's test traces")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from analysis.story.build import build_story
 from recorder.core.store import Store
 from tests.helpers import REFERENCE, need, wiretrail_cli
@@ -15,6 +17,7 @@ from tests.helpers import REFERENCE, need, wiretrail_cli
 SETS = ("zeek-app", "zeek-windows", "suricata-verify")
 
 
+@pytest.mark.timeout(1800)  # a sweep of reference traces: minutes when the machine is shared
 def test_story_over_every_reference_trace_is_short_and_true(tmp_path):
     for name in SETS:
         need(REFERENCE / name, f"reference traces {name}")

@@ -12,6 +12,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import REFERENCE, need, wiretrail_cli
 
 FLOOR = 0.85  # of the evaluated cases (passed + failed)

@@ -10,11 +10,14 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import REFERENCE, need, wiretrail_cli
 
 FLOOR = 95.0
 
 
+@pytest.mark.timeout(1800)  # a sweep of reference traces: minutes when the machine is shared
 def test_conn_agreement_with_zeek_baselines():
     scorer = need(REFERENCE / "zeek" / "compare_conn.py", "Zeek conn.log reference set")
     r = subprocess.run([sys.executable, str(scorer), "--cli", wiretrail_cli(), "--verbose"],

@@ -16,6 +16,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import REFERENCE, need, wiretrail_cli
 
 OVERALL_FLOOR = 97.0
@@ -23,6 +25,7 @@ FLOORS = {"dce_rpc.log": 5, "kerberos.log": 96, "ntlm.log": 0, "rdp.log": 1, "sm
           "smb_mapping.log": 2}
 
 
+@pytest.mark.timeout(1800)  # a sweep of reference traces: minutes when the machine is shared
 def test_windows_agreement_with_zeek_baselines():
     scorer = need(REFERENCE / "zeek-app" / "compare_app.py", "Zeek protocol-log scorer")
     folder = need(REFERENCE / "zeek-windows", "Zeek Windows-protocol reference set")
