@@ -63,9 +63,9 @@ test: test-system-deps $(VENV)/.installed compiled
 	WIRETRAIL_TEST_PG_URL="$$(timeout 600 bash tests/pg_start.sh)" $(BIN)/python -m pytest -q -ra
 	WIRETRAIL_PURE_PYTHON=1 $(BIN)/python -m pytest -q -ra tests/core/apps
 
-# The peers run beside wiretrail: argus from Debian, nfstream in a venv of its own.
+# The peers run beside wiretrail: argus and tshark from Debian, nfstream in a venv of its own.
 bench: system-deps $(VENV)/.installed compiled
-	$(call apt_install,argus-server)
+	$(call apt_install,argus-server tshark)
 	test -x bench/.nfstream-venv/bin/python || ($(PYTHON) -m venv bench/.nfstream-venv && bench/.nfstream-venv/bin/pip install -q nfstream)
 	$(BIN)/python bench/bench_ingest.py --nfstream-python bench/.nfstream-venv/bin/python
 

@@ -10,7 +10,10 @@ whole process and wall clock, median of --runs:
   RSS, the base of the ratios; then ``wiretrail ingest`` with every protocol parser on; then both
   with the core's modules as Python (``WIRETRAIL_PURE_PYTHON=1``) instead of compiled;
 * nfstream (flows, no DPI), if the ``nfstream`` module is importable by --nfstream-python;
-* argus (``argus -r FILE -w OUT``), if ``argus`` is on PATH.
+* argus (``argus -r FILE -w OUT``), if ``argus`` is on PATH;
+* tshark, Wireshark's dissectors doing the protocol part of the work (the DNS query, HTTP host
+  and URI, TLS server name of every packet: ``tshark -r FILE -T fields -e ...``, output
+  discarded), if ``tshark`` is on PATH; its ratio is to the ingest with every parser on.
 
 Prints a Markdown table with ratios to wiretrail and writes bench/out/ingest.json.
 No timing is asserted anywhere: this reports what it measured.
@@ -31,6 +34,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared"
+TSHARK_FIELDS = ("dns.qry.name", "http.host", "http.request.uri", "tls.handshake.extensions_server_name")
 NFSTREAM_SNIPPET = (
     "import sys\nfrom nfstream import NFStreamer\n"
     "n = sum(1 for _ in NFStreamer(source=sys.argv[1], statistical_analysis=False, n_dissections=0))\n"
@@ -147,6 +151,15 @@ def main() -> int:
     else:
         results.append({"tool": "argus", "wall_s": None, "note": "not on PATH (apt-get install argus-server)"})
 
+    if shutil.which("tshark"):
+        fields = [arg for name in TSHARK_FIELDS for arg in ("-e", name)]
+        wall, rss, _ = median_runs(lambda: ["tshark", "-r", str(cap), "-T", "fields", *fields], args.runs,
+                                   stdout=False)
+        results.append({"tool": "tshark (DNS query, HTTP host/URI, TLS SNI)", "wall_s": wall,
+                        "peak_rss_mib": rss / 1024})
+    else:
+        results.append({"tool": "tshark", "wall_s": None, "note": "not on PATH (apt-get install tshark)"})
+
     base = results[0]["wall_s"]
     print(f"\ninput: {cap} ({cap.stat().st_size / 1e6:.0f} MB), median of {args.runs} runs\n")
     print("| tool | wall s | wiretrail / tool | peak RSS MiB |")
@@ -157,6 +170,8 @@ def main() -> int:
             continue
         print(f"| {r['tool']} | {r['wall_s']:.2f} | {base / r['wall_s']:.2f}x | {r.get('peak_rss_mib', 0):.0f} |")
     print(f"\nparsers on / off: {results[1]['wall_s'] / base:.2f}x ({results[1]['note']})")
+    if results[-1]["wall_s"] is not None:
+        print(f"with parsers / tshark's fields: {results[1]['wall_s'] / results[-1]['wall_s']:.2f}x")
     print(f"as Python: parsers on / off {results[3]['wall_s'] / results[2]['wall_s']:.2f}x; compiled / Python: "
           f"{base / results[2]['wall_s']:.2f}x without parsers, {results[1]['wall_s'] / results[3]['wall_s']:.2f}x with")
     print(subprocess.run([wiretrail, "--version"], capture_output=True, text=True).stdout.strip().splitlines()[-1])

@@ -1,9 +1,15 @@
 """The core's modules compiled with Cython, used when they match their source.
 
 The protocol parsers and the dispatcher feeding them run per connection and per segment, in
-Python; compiling the unchanged source with Cython takes about a fifth off the ingest's time with
-every parser on (measured: README, "Why Cython"). Nothing in the source is Cython-specific and
-nothing becomes unchecked C: the type annotations are ignored (``annotation_typing`` off; with it
+Python; compiling the source with Cython takes about a fifth off the ingest's time with every
+parser on (measured: README, "Why Cython"). Most modules are compiled unchanged. A module may
+type its hot state in Cython's pure-Python mode (``apps/streams.py``, ``apps/dispatch.py``):
+``cython.cclass`` extension types with ``cython.declare``'d attributes, ``cython.locals`` and
+``cython.cfunc``; these are explicit and module by module, ``recorder.core.purecython`` stands in
+for ``cython`` when Cython is not installed, and a module may set its own directives in a
+``# cython:`` header line (its hash, and so its build, changes with it). Bounds checking and
+wrap-around checks stay on everywhere, and no module uses raw pointers. Nothing becomes
+unchecked C through the hints: the type annotations are ignored (``annotation_typing`` off; with it
 on, Cython enforces every hint strictly, rejecting a ``Counter`` where ``-> tuple`` was written or
 SQLAlchemy's ``str`` subclass where ``str`` was, which the test suite caught in 105 tests), so a
 compiled module keeps Python's semantics: Python integers and objects, bounds-checked slices and
@@ -38,7 +44,7 @@ PURE_ENV = "WIRETRAIL_PURE_PYTHON"
 PACKAGE = "recorder.core"
 # what the compiled modules are built with; a module compiled otherwise is rebuilt
 DIRECTIVES = {"language_level": 3, "annotation_typing": False}
-SELF = ("compiled", "build_compiled")  # this mechanism stays Python
+SELF = ("compiled", "build_compiled", "purecython")  # this mechanism stays Python
 
 
 def ext_suffix() -> str:

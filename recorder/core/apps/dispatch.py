@@ -30,6 +30,11 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+try:
+    import cython
+except ImportError:  # no Cython: the same source runs as plain Python
+    from recorder.core import purecython as cython
+
 from recorder.core.apps.base import Conn, Output, Parser
 from recorder.core.apps.streams import DEFAULT_MAX_BUFFER, Stream
 from recorder.core.batch import DecodedBatch, RawBatch
@@ -83,11 +88,31 @@ class _OutProxy:
             fwd(conn, orig_h=orig_h, resp_h=resp_h, resp_p=resp_p, parser=parser, context=context, ts=ts)
 
 
+@cython.cclass
 class _State:
-    """One connection as the application layer follows it."""
+    """One connection as the application layer follows it (compiled: an extension type whose
+    times, counters and flags are C integers; times are nanoseconds, far below 2**63)."""
 
-    __slots__ = ("app", "conn", "h", "proto", "orig_is_a", "start", "last", "deadline", "mode", "parsers",
-                 "so", "sr", "seen", "tried", "pending", "fin", "resp_seen", "isn", "dns", "cands")
+    app = cython.declare(object, visibility="public")
+    conn = cython.declare(object, visibility="public")
+    h = cython.declare(object, visibility="public")  # the 64-bit key hash, a dict key
+    proto = cython.declare(cython.int, visibility="public")
+    orig_is_a = cython.declare(cython.bint, visibility="public")
+    start = cython.declare(cython.longlong, visibility="public")
+    last = cython.declare(cython.longlong, visibility="public")
+    deadline = cython.declare(cython.longlong, visibility="public")
+    mode = cython.declare(cython.int, visibility="public")
+    parsers = cython.declare(list, visibility="public")
+    so = cython.declare(object, visibility="public")
+    sr = cython.declare(object, visibility="public")
+    seen = cython.declare(cython.longlong, visibility="public")
+    tried = cython.declare(cython.int, visibility="public")
+    pending = cython.declare(list, visibility="public")
+    fin = cython.declare(cython.int, visibility="public")
+    resp_seen = cython.declare(cython.bint, visibility="public")
+    isn = cython.declare(cython.longlong, visibility="public")
+    dns = cython.declare(cython.bint, visibility="public")
+    cands = cython.declare(tuple, visibility="public")
 
     def __init__(self, app: AppLayer, conn: Conn, h: int, proto: int, orig_is_a: bool, ts: int) -> None:
         self.app = app
@@ -236,6 +261,11 @@ class AppLayer:
         return sum(1 for st in self.conns.values() if st.mode != CLOSED)
 
     # ------------------------------------------------------------------ rows
+    @cython.locals(i=cython.Py_ssize_t, j=cython.Py_ssize_t, a=cython.Py_ssize_t, b=cython.Py_ssize_t,
+                   pp=cython.Py_ssize_t, start_i=cython.Py_ssize_t, st=_State, t=cython.longlong,
+                   limit=cython.longlong, is_orig=cython.bint, rl=list, hl=list, tl=list, al=list, pl_=list,
+                   ol=list, cl=list, ll=list, fl=list, sl=list, akl=list, rel=list, syl=list, pll=list,
+                   pre_list=list)
     def _rows(self, raw: RawBatch, dec: DecodedBatch, rows: np.ndarray, h: np.ndarray, ts: np.ndarray,
               swap: np.ndarray) -> None:
         """The rows of one batch, connection by connection (in the order the connections first
@@ -384,6 +414,9 @@ class AppLayer:
             self._row(c, data, payloads, r, kh, int(ts[i]), bool(dirs[i]), int(c["proto"][r]), int(c["pay_off"][r]),
                       int(c["pay_cap"][r]), int(c["plen"][r]), int(c["flags"][r]), int(c["seq"][r]), int(c["ack"][r]) if "ack" in c else -1)
 
+    @cython.locals(st=_State, t=cython.longlong, a_src=cython.bint, proto=cython.int, off=cython.longlong,
+                   cap=cython.longlong, plen=cython.longlong, fl=cython.int, seq=cython.longlong,
+                   ack=cython.longlong, is_orig=cython.bint)
     def _row(self, c: dict, data: bytes, payloads: dict, r: int, kh: int, t: int, a_src: bool, proto: int,
              off: int, cap: int, plen: int, fl: int, seq: int, ack: int = -1) -> None:
         """One row through its connection: timers, reuse, creation, reassembly, close."""
@@ -458,6 +491,7 @@ class AppLayer:
         peer.ack(ack)
         self._buffered_total += peer.buffered - before
 
+    @cython.locals(st=_State, fl=cython.int, seq=cython.longlong, a_src=cython.bint)
     def _reuse(self, st: _State, fl: int, seq: int, a_src: bool) -> bool:
         """Zeek's IsReuse, simplified: a SYN after a FIN/RST, or a new initial sequence number."""
         if st.fin or st.mode == CLOSED:
@@ -466,6 +500,7 @@ class AppLayer:
             return False
         return (a_src == st.orig_is_a) and st.isn >= 0 and seq != st.isn
 
+    @cython.locals(st=_State, is_orig=cython.bint, fl=cython.int, t=cython.longlong)
     def _close_flags(self, st: _State, is_orig: bool, fl: int, t: int) -> None:
         if fl & F_RST:
             st.fin |= 3
@@ -597,6 +632,7 @@ class AppLayer:
         return text
 
     # ------------------------------------------------------------------ data and detection
+    @cython.locals(st=_State, is_orig=cython.bint)
     def _data(self, st: _State, is_orig: bool, data: bytes) -> None:
         ts = self._ts
         if st.mode == ATTACHED:
@@ -617,7 +653,7 @@ class AppLayer:
         if st.seen <= DETECT_LIMIT:
             st.pending.append((is_orig, data, ts))
         bit = 1 if is_orig else 2
-        head = b"".join(d for o, d, _ in st.pending if o == is_orig)[:DETECT_LIMIT] if st.tried & bit else data
+        head = b"".join([d for o, d, _ in st.pending if o == is_orig])[:DETECT_LIMIT] if st.tried & bit else data
         conn = st.conn
         for P in st.cands:
             try:

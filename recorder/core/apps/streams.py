@@ -22,16 +22,32 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 
+try:
+    import cython
+except ImportError:  # no Cython: the same source runs as plain Python
+    from recorder.core import purecython as cython
+
 M32 = 0xFFFFFFFF
 HALF = 1 << 31
 DEFAULT_MAX_BUFFER = 1 << 20  # out-of-order bytes held per direction
 
 
+@cython.cclass
 class Stream:
-    """In-order delivery of one direction's bytes. Call ``start`` once (or let ``add`` start it)."""
+    """In-order delivery of one direction's bytes. Call ``start`` once (or let ``add`` start it).
 
-    __slots__ = ("deliver", "gap", "max_buffer", "next", "starts", "datas", "buffered", "delivered",
-                 "gaps")
+    Compiled, an extension type with C 64-bit positions and counters (sequence numbers are 32-bit
+    and positions stay far below 2**63); lists and bytes keep Python's checked indexing."""
+
+    deliver = cython.declare(object, visibility="public")
+    gap = cython.declare(object, visibility="public")
+    max_buffer = cython.declare(cython.longlong, visibility="public")
+    next = cython.declare(cython.longlong, visibility="public")
+    starts = cython.declare(list, visibility="public")
+    datas = cython.declare(list, visibility="public")
+    buffered = cython.declare(cython.longlong, visibility="public")
+    delivered = cython.declare(cython.longlong, visibility="public")
+    gaps = cython.declare(cython.longlong, visibility="public")
 
     def __init__(self, deliver: Callable[[bytes], None], gap: Callable[[int], None],
                  max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
@@ -53,22 +69,27 @@ class Stream:
         """Begin at a SYN (data starts one past it) or at the first segment seen."""
         self.next = ((seq + 1) & M32) if syn else (seq & M32)
 
+    @cython.cfunc
+    @cython.returns(cython.longlong)
+    @cython.locals(seq=cython.longlong, nxt=cython.longlong)
     def _pos(self, seq: int) -> int:
         """Unwrapped position of a 32-bit sequence number, the one nearest the in-order point."""
         nxt = self.next
         return nxt + (((seq - nxt) + HALF) & M32) - HALF
 
+    @cython.locals(seq=cython.longlong, data=bytes)
     def add_next(self, seq: int, data: bytes) -> bool:
         """``add``'s common case alone, for a caller's hot loop: when ``data`` starts at the next
         byte (``seq``) and nothing is held, deliver it and return True; else do nothing and return
         False (then call ``add``)."""
-        if self.starts or self.next < 0 or seq != self.next & M32:
+        if self.starts or self.next < 0 or seq != (self.next & M32):
             return False
         self.next += len(data)
         self.delivered += len(data)
         self.deliver(data)
         return True
 
+    @cython.locals(seq=cython.longlong, data=bytes, n=cython.longlong, pos=cython.longlong, end=cython.longlong)
     def add(self, seq: int, data: bytes, length: int | None = None) -> None:
         """A segment: ``data`` at sequence ``seq``. ``length`` is its sequence-space length when
         fewer bytes were captured than sent (the missing tail becomes a gap once it is reached)."""
@@ -108,6 +129,10 @@ class Stream:
         while self.buffered > self.max_buffer and self.starts:
             self._skip_hole()
 
+    @cython.cfunc
+    @cython.locals(pos=cython.longlong, data=bytes, end=cython.longlong, i=cython.Py_ssize_t, j=cython.Py_ssize_t,
+                   k=cython.Py_ssize_t, cur=cython.longlong, s=cython.longlong, e=cython.longlong, starts=list,
+                   datas=list, pieces=list)
     def _insert(self, pos: int, data: bytes) -> None:
         """Buffer the parts of [pos, pos+len) not already buffered (the first copy wins)."""
         starts, datas = self.starts, self.datas
@@ -132,12 +157,14 @@ class Stream:
                 break
         if cur < end:
             pieces.append((cur, data[cur - pos:]))
-        for s, d in pieces:
-            k = bisect_left(starts, s)
-            starts.insert(k, s)
-            datas.insert(k, d)
-            self.buffered += len(d)
+        for piece in pieces:
+            k = bisect_left(starts, piece[0])
+            starts.insert(k, piece[0])
+            datas.insert(k, piece[1])
+            self.buffered += len(piece[1])
 
+    @cython.cfunc
+    @cython.locals(starts=list, datas=list, s=cython.longlong, e=cython.longlong, d=bytes)
     def _drain(self) -> None:
         """Deliver buffered segments the in-order point has reached."""
         starts, datas = self.starts, self.datas
@@ -154,6 +181,8 @@ class Stream:
             self.delivered += len(d)
             self.deliver(d)
 
+    @cython.cfunc
+    @cython.locals(hole=cython.longlong)
     def _skip_hole(self) -> None:
         hole = self.starts[0] - self.next
         if hole > 0:
@@ -162,6 +191,7 @@ class Stream:
             self.gap(hole)
         self._drain()
 
+    @cython.locals(seq=cython.longlong, pos=cython.longlong, hole=cython.longlong)
     def ack(self, seq: int) -> None:
         """The receiver acknowledged everything before ``seq``: holes below it are gaps now."""
         if self.next < 0 or not self.starts:

@@ -180,7 +180,7 @@ def test_batches_split_anywhere_give_the_same_result(tmp_path: Path) -> None:
     assert len(whole[0]["orig"]) == 30 * 50 + 5
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(min_size=1, max_size=600), st.integers(0, 0xFFFFFFFF), st.integers(1, 9), st.data())
 def test_any_segment_order_and_batching_delivers_the_stream(tmp_path: Path, body: bytes, isn: int, batch: int,
                                                              data) -> None:

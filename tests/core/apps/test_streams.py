@@ -109,7 +109,7 @@ def test_truncated_segment_becomes_gap() -> None:
     assert sink.events == [("data", b"abcd"), ("gap", 6), ("data", b"next")]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(st.binary(min_size=1, max_size=400), st.integers(0, 0xFFFFFFFF), st.data())
 def test_any_segmentation_and_order_reassembles(payload: bytes, isn: int, data) -> None:
     """Cut the payload into overlapping segments, shuffle, duplicate: the bytes come back whole."""
@@ -129,7 +129,7 @@ def test_any_segmentation_and_order_reassembles(payload: bytes, isn: int, data) 
     assert s.delivered == len(payload) and s.gaps == 0 and s.buffered == 0
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 3000), st.binary(max_size=300)), max_size=30),
        st.integers(0, 0xFFFFFFFF), st.integers(1, 2000))
 def test_arbitrary_segments_keep_the_accounting(segs, isn: int, bound: int) -> None:

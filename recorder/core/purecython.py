@@ -1,0 +1,46 @@
+"""Cython's pure-Python names for a module typed with them, when Cython is not installed.
+
+A module typed for Cython (``cython.cclass``, ``cython.locals``, ``cython.declare``; see
+``recorder.core.compiled``) starts with::
+
+    try:
+        import cython
+    except ImportError:  # no Cython: the same source runs as plain Python
+        from recorder.core import purecython as cython
+
+Compiled, Cython reads the names as types; as Python (Cython installed or not) they change
+nothing: the decorators return what they decorate and ``declare`` its value.
+"""
+
+from __future__ import annotations
+
+compiled = False
+
+# the C types a typed module names, as the Python types they hold
+int = int  # noqa: A001 - Cython's own names
+long = longlong = Py_ssize_t = size_t = uint = ulong = ulonglong = int
+bint = bool
+double = float = float  # noqa: A001
+
+
+def _same(obj):
+    return obj
+
+
+cclass = cfunc = ccall = inline = final = _same
+
+
+def locals(**types):  # noqa: A001 - Cython's name
+    return _same
+
+
+def returns(type_):
+    return _same
+
+
+def exceptval(*args, **kwargs):
+    return _same
+
+
+def declare(type_=None, value=None, **kwargs):
+    return value
