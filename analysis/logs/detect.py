@@ -106,11 +106,60 @@ def build_table(conn: sqlite3.Connection, fields: frozenset[str]) -> str:
     conn.execute(f"INSERT INTO logs ({EVENT_ID}, {', '.join(map(_quote, names))}) "
                  f"SELECT ev.id, {', '.join(exprs)} FROM ev")
     conn.execute("DROP TABLE ev")
+    # Every rule of a log source we read starts with its source's condition (``sigma``'s pipeline):
+    # indexed, a rule reads only the rows of its source instead of the whole table.
+    for name in ("wt_kind", "wt_source"):
+        if name in seen:
+            conn.execute(f"CREATE INDEX logs_{name} ON logs ({_quote(seen[name])})")
+    conn.execute("PRAGMA analysis_limit = 1000")
+    conn.execute("ANALYZE")
     conn.commit()
     return f"{EVENT_ID} INTEGER PRIMARY KEY, {columns}"
 
 
-def _run_rule(conn: sqlite3.Connection, rule: CompiledRule, columns: str = "") -> Iterator[Match]:
+# A field's REGEXP condition (the backend writes ``field REGEXP 'pattern'``) or a string or quoted
+# name, which is skipped whole so that no REGEXP inside a literal is taken for one.
+_SQL_REGEXP = re.compile(r"(?P<field>`(?:[^`]|``)+`|\b[A-Za-z_][A-Za-z0-9_]*) REGEXP '(?P<rx>(?:[^']|'')*)'"
+                         r"|'(?:[^']|'')*'|`(?:[^`]|``)*`")
+
+
+class Regexps:
+    """REGEXP conditions answered by table lookups: for each (field, pattern) the distinct values of
+    the field in ``logs`` are matched once in Python (as ``regexp`` would match them) and those that
+    match go into a temporary table; the condition becomes a lookup in it. A rule's SQL then runs in
+    SQLite alone instead of calling Python on every row."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.tables: dict[tuple[str, str], str] = {}
+        self.values: dict[str, list[str]] = {}  # field -> its distinct values
+
+    def _table(self, field: str, pattern: str) -> str:
+        key = (field, pattern)
+        if key not in self.tables:
+            name = f"temp.wt_rx{len(self.tables)}"
+            self.conn.execute(f"CREATE TABLE {name} (v TEXT PRIMARY KEY) WITHOUT ROWID")
+            if field not in self.values:
+                self.values[field] = [v for (v,) in self.conn.execute(
+                    f"SELECT DISTINCT CAST({field} AS TEXT) COLLATE BINARY FROM logs WHERE {field} IS NOT NULL")]
+            self.conn.executemany(f"INSERT INTO {name} VALUES (?)",
+                                  ((v,) for v in self.values[field] if _regexp(pattern, v)))
+            self.tables[key] = name
+        return self.tables[key]
+
+    def rewrite(self, sql: str) -> str:
+        def one(m: re.Match) -> str:
+            if m.group("rx") is None:
+                return m.group(0)
+            table = self._table(m.group("field"), m.group("rx").replace("''", "'"))
+            if self.conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is None:
+                return "0"  # no value of the field matches: neither can a row
+            return f"COALESCE(CAST({m.group('field')} AS TEXT) COLLATE BINARY IN (SELECT v FROM {table}), 0)"
+        return _SQL_REGEXP.sub(one, sql) if " REGEXP '" in sql else sql
+
+
+def _run_rule(conn: sqlite3.Connection, rule: CompiledRule, columns: str = "",
+              regexps: Regexps | None = None) -> Iterator[Match]:
     if rule.correlation:
         yield from _run_correlation(conn, rule, columns)
         return
@@ -119,6 +168,8 @@ def _run_rule(conn: sqlite3.Connection, rule: CompiledRule, columns: str = "") -
         if q.sql is None:
             continue
         sql = q.sql.replace("SELECT * FROM logs", f"SELECT {EVENT_ID} FROM logs", 1)
+        if regexps is not None:
+            sql = regexps.rewrite(sql)
         for (eid,) in conn.execute(sql):
             if eid not in seen:
                 seen.add(eid)
@@ -185,9 +236,10 @@ def run(store: Store, rules: RuleSet) -> tuple[list[Match], list[tuple[str, str]
         count = conn.execute("SELECT count(*) FROM logs").fetchone()[0]
         matches: list[Match] = []
         failed: list[tuple[str, str]] = []
+        regexps = Regexps(conn)
         for rule in rules.rules:
             try:
-                matches.extend(_run_rule(conn, rule, columns))
+                matches.extend(_run_rule(conn, rule, columns, regexps))
             except (sqlite3.Error, ValueError, RuntimeError) as err:
                 failed.append((rule.path, f"{rule.title}: {err}"))
         return merge_overlapping(matches), failed, count

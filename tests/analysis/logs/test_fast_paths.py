@@ -1,0 +1,69 @@
+"""The fast paths of ingest and detect give what the slow ones gave: the web log's cached day
+(against strptime), and REGEXP conditions answered by lookup tables (against the row-by-row
+``regexp`` function, on the same table and SQL: case-sensitive, NULLs, negation, a quote, a
+REGEXP inside a string literal left alone)."""
+
+from __future__ import annotations
+
+import pytest
+
+from analysis.logs.detect import Regexps, _connect, _regexp
+from analysis.logs.messages import SSHD, _sshd
+from analysis.logs.web import _time_ns
+
+STAMPS = ["[10/Oct/2000:13:55:36 -0700]", "[31/Dec/2026:23:59:59 +0530]", "[01/Jan/2027:00:00:00 -1200]",
+          "[29/Feb/2024:12:00:00 +0000]", "[29/Feb/2021:12:00:00 +0000]", "[10/Oct/2000:13:55:60 -0700]",
+          "[10/Oct/2000:24:00:00 +0000]", "[10/Oct/2000:1\u00b2:55:36 -0700]", "[10/Foo/2000:13:55:36 -0700]",
+          "[1/Oct/2000:13:55:36 -0700]", "[10/Oct/2000:13:55:36 +0000"]
+
+
+@pytest.mark.parametrize("stamp", STAMPS)
+def test_cached_day_equals_strptime(stamp):
+    days: dict = {}
+    assert _time_ns(stamp, days) == _time_ns(stamp)
+    assert _time_ns(stamp, days) == _time_ns(stamp)  # second time from the cache
+
+
+@pytest.mark.parametrize("message", [
+    "Accepted password for root from 198.51.100.7 port 41000 ssh2",
+    "Failed password for invalid user bob from 10.0.0.1 port 22 ssh2",
+    "Invalid user x from 2001:db8::1 port 5",
+    "Connection from 10.0.0.1 port 5 on 10.0.0.2 port 22",
+    "Connection closed by authenticating user root 10.0.0.1 port 5 [preauth]",
+    "Received disconnect from 10.0.0.1 port 5:11: Bye [preauth]",
+    "pam_unix(sshd:session): session opened for user root(uid=0) by (uid=0)",
+    "error: maximum authentication attempts exceeded for root from 10.0.0.1 port 5 ssh2 [preauth]",
+    "Server listening on 0.0.0.0 port 22.", " Accepted password for root from 10.0.0.1 port 5",
+])
+def test_sshd_first_word_dispatch_equals_trying_every_pattern(message):
+    def every(message):
+        for rx, action, outcome in SSHD:
+            if rx.search(message):
+                return action, outcome
+        return None, None
+    got = _sshd(message)
+    assert (got.action, got.outcome) == every(message)
+
+
+def test_regexp_lookup_equals_the_function():
+    conn = _connect()
+    conn.execute("CREATE TABLE logs (wt_event_id INTEGER PRIMARY KEY, user TEXT COLLATE NOCASE, "
+                 "`cs-uri` TEXT COLLATE NOCASE, n TEXT COLLATE NOCASE)")
+    rows = [(1, "Admin7", "/a'b", "12"), (2, "admin7", "/x", None), (3, None, "/ADMIN", "7"), (4, "root", None, "x12")]
+    conn.executemany("INSERT INTO logs VALUES (?,?,?,?)", rows)
+    queries = [
+        "SELECT wt_event_id FROM logs WHERE user REGEXP '^admin[0-9]+$'",
+        "SELECT wt_event_id FROM logs WHERE user REGEXP '(?i)^admin[0-9]+$'",
+        "SELECT wt_event_id FROM logs WHERE NOT user REGEXP '^admin'",
+        "SELECT wt_event_id FROM logs WHERE NOT (`cs-uri` REGEXP 'a''b')",
+        "SELECT wt_event_id FROM logs WHERE n REGEXP '^[0-9]+$' OR user = 'x REGEXP ''y'''",
+        "SELECT wt_event_id FROM logs WHERE user REGEXP 'nothing' AND n = '7'",
+        "SELECT wt_event_id FROM logs WHERE `cs-uri` REGEXP '(' OR user = 'root'",
+    ]
+    regexps = Regexps(conn)
+    for sql in queries:
+        slow = sorted(r[0] for r in conn.execute(sql))
+        fast_sql = regexps.rewrite(sql)
+        assert "REGEXP" not in fast_sql.replace("'x REGEXP ''y'''", "")
+        assert sorted(r[0] for r in conn.execute(fast_sql)) == slow, sql
+    assert _regexp("^admin", "admin1") and not _regexp(None, "x")
