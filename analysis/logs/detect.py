@@ -183,8 +183,15 @@ def _run_correlation(conn: sqlite3.Connection, rule: CompiledRule, columns: str)
 
     narrowed = bool(rule.prefilter and columns)
     if narrowed:
+        where = f"({rule.prefilter})"
+        names = {n.lower() for n in _column_names(conn)}
+        if rule.needs and all(g in names for g in rule.groups):
+            keys = ", ".join(_quote(g) for g in rule.groups)
+            having = " AND ".join(f"sum(CASE WHEN ({c}) THEN 1 ELSE 0 END) >= {n}" for c, n in rule.needs)
+            where += (f" AND ({keys}) IN (SELECT {keys} FROM main.logs WHERE {where} GROUP BY {keys} "
+                      f"HAVING {having})")
         conn.execute(f"CREATE TEMP TABLE logs ({columns})")
-        conn.execute(f"INSERT INTO temp.logs SELECT * FROM main.logs WHERE {rule.prefilter}")
+        conn.execute(f"INSERT INTO temp.logs SELECT * FROM main.logs WHERE {where}")
     try:
         for q in rule.queries:
             if q.plan is None:
@@ -198,6 +205,10 @@ def _run_correlation(conn: sqlite3.Connection, rule: CompiledRule, columns: str)
     finally:
         if narrowed:
             conn.execute("DROP TABLE temp.logs")
+
+
+def _column_names(conn: sqlite3.Connection) -> list[str]:
+    return [row[1] for row in conn.execute("PRAGMA main.table_info(logs)")]
 
 
 def merge_overlapping(matches: list[Match]) -> list[Match]:

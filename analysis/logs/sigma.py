@@ -56,6 +56,11 @@ class CompiledRule:
     # For a correlation: the OR of the conditions of the rules it counts (SQL over ``logs``), so
     # its plan runs over the rows that can take part rather than over every event.
     prefilter: str | None = None
+    # For a correlation with ``group-by`` that can only fire in a group holding enough rows: the
+    # group's fields and, per condition (SQL over ``logs``), how many of the group's rows must meet
+    # it (``_needs``). A group short of them cannot fire, so its rows are left out of the plan.
+    groups: tuple[str, ...] = ()
+    needs: tuple[tuple[str, int], ...] = ()
 
     @property
     def signature_id(self) -> int:
@@ -250,8 +255,13 @@ def load_rules(paths: Iterable[str]) -> RuleSet:
             rejected.append((path, _first_line(err)))
             continue
         prefilter = None
+        groups: tuple[str, ...] = ()
+        needs: tuple[tuple[str, int], ...] = ()
         if correlation:
             prefilter = _prefilter(rule, predicates)
+            need = _needs(rule, predicates) if prefilter else None
+            if need is not None:
+                groups, needs = need
         else:
             result = rule.get_conversion_result() if getattr(rule, "_backreferences", None) else []
             predicates[id(rule)] = [q for q in result if isinstance(q, str)]
@@ -272,7 +282,8 @@ def load_rules(paths: Iterable[str]) -> RuleSet:
         level = rule.level.name.lower() if getattr(rule, "level", None) else ""
         compiled.append(CompiledRule(path=path, id=str(rule.id) if rule.id else "", title=rule.title or "",
                                      level=level, tags=_tags(rule), queries=tuple(queries),
-                                     fields=frozenset(fields), correlation=correlation, prefilter=prefilter))
+                                     fields=frozenset(fields), correlation=correlation, prefilter=prefilter,
+                                     groups=groups, needs=needs))
     return RuleSet(tuple(compiled), tuple(rejected))
 
 
@@ -296,3 +307,55 @@ def _prefilter(rule, predicates: dict[int, list[str]]) -> str | None:
         else:
             return None
     return " OR ".join(out) if out else None
+
+
+def _needs(rule, predicates: dict[int, list[str]]) -> tuple[tuple[str, ...], tuple[tuple[str, int], ...]] | None:
+    """What a group must hold for the correlation to fire in it, as (group-by fields, ((condition,
+    rows), ...)), or None when that cannot be said simply (no group-by, field aliases, an extended
+    or upper-bound condition, ...). A window of a group holds only rows of that group, so:
+    ``event_count`` and ``value_count`` over detection rules with ``gte: n`` (``gt: n``) need n
+    (n + 1) rows of the group meeting the rules' conditions; ``temporal`` and ``temporal_ordered``
+    need every rule they name present in the window: a row of each detection rule, and what each
+    correlation they name needs (grouped by the same fields)."""
+    from sigma.correlations import (
+        SigmaCorrelationCondition,
+        SigmaCorrelationConditionOperator,
+        SigmaCorrelationRule,
+        SigmaCorrelationType,
+    )
+
+    groups = tuple(g.lower() for g in (getattr(rule, "group_by", None) or ()))
+    aliases = getattr(getattr(rule, "aliases", None), "aliases", None)
+    cond = getattr(rule, "condition", None)
+    if not groups or aliases or type(cond) is not SigmaCorrelationCondition:
+        return None
+    targets = [getattr(ref, "rule", None) for ref in getattr(rule, "rules", None) or ()]
+    if not targets or any(t is None for t in targets):
+        return None
+    if rule.type in (SigmaCorrelationType.EVENT_COUNT, SigmaCorrelationType.VALUE_COUNT):
+        if any(isinstance(t, SigmaCorrelationRule) or not predicates.get(id(t)) for t in targets):
+            return None
+        if cond.op == SigmaCorrelationConditionOperator.GTE:
+            n = int(cond.count)
+        elif cond.op == SigmaCorrelationConditionOperator.GT:
+            n = int(cond.count) + 1
+        else:
+            return None
+        if n < 2:
+            return None
+        condition = " OR ".join(f"({p})" for t in targets for p in predicates[id(t)])
+        return groups, ((condition, n),)
+    if rule.type in (SigmaCorrelationType.TEMPORAL, SigmaCorrelationType.TEMPORAL_ORDERED):
+        out: list[tuple[str, int]] = []
+        for t in targets:
+            if isinstance(t, SigmaCorrelationRule):
+                inner = _needs(t, predicates)
+                if inner is None or inner[0] != groups:
+                    return None
+                out.extend(inner[1])
+            elif predicates.get(id(t)):
+                out.append((" OR ".join(f"({p})" for p in predicates[id(t)]), 1))
+            else:
+                return None
+        return groups, tuple(out)
+    return None

@@ -67,3 +67,50 @@ def test_regexp_lookup_equals_the_function():
         assert "REGEXP" not in fast_sql.replace("'x REGEXP ''y'''", "")
         assert sorted(r[0] for r in conn.execute(fast_sql)) == slow, sql
     assert _regexp("^admin", "admin1") and not _regexp(None, "x")
+
+
+def test_correlation_groups_left_out_change_nothing(tmp_path):
+    """Correlations run over the rows of the groups that can fire only (``needs``): on logs where
+    some groups fire and others fall short, the matches equal those with every group kept."""
+    import dataclasses
+    import os as _os
+    import random
+
+    from analysis.logs.detect import run
+    from analysis.logs.ingest import Options, ingest_file
+    from analysis.logs.sigma import load_rules
+    from recorder.core.store import Store
+
+    rng = random.Random(5)
+    users = ["root", "admin", "alice", "bob", "eve", "oracle", "test"]
+    lines = []
+    for i in range(3000):
+        # a few busy addresses, many quiet ones
+        ip = f"10.0.0.{rng.randrange(4)}" if rng.random() < .5 else f"10.0.{rng.randrange(1, 9)}.{rng.randrange(250)}"
+        u = rng.choice(users)
+        k = rng.random()
+        msg = (f"sshd[1]: Failed password for {u} from {ip} port {1024 + i} ssh2" if k < .6 else
+               f"sshd[1]: Invalid user {u}{i % 7} from {ip} port {1024 + i}" if k < .75 else
+               f"sshd[1]: Accepted password for {u} from {ip} port {1024 + i} ssh2" if k < .85 else
+               f"useradd[2]: new user: name={u}, UID=1001, GID=1001, home=/h, shell=/bin/sh" if k < .88 else
+               f"sudo:   {u} : TTY=pts/0 ; PWD=/h ; USER=root ; COMMAND=/bin/sh")
+        t = 3600 + i * 4
+        lines.append(f"Jan  1 {t // 3600 % 24:02d}:{t // 60 % 60:02d}:{t % 60:02d} gw {msg}")
+    log = tmp_path / "auth.log"
+    log.write_text("\n".join(lines) + "\n")
+    _os.utime(log, (1_798_800_000, 1_798_800_000))
+    store = Store(str(tmp_path / "w.db"))
+    store.ensure_schema()
+    ingest_file(store, str(log), Options())
+    rules = load_rules([str(__import__("pathlib").Path(__file__).resolve().parents[3] / "rules" / "sigma")])
+    assert any(r.needs for r in rules.rules)
+    every = dataclasses.replace(rules, rules=tuple(dataclasses.replace(r, needs=()) for r in rules.rules))
+
+    def key(matches):
+        return sorted((m.rule.title, m.event_ids, m.group) for m in matches)
+    fast, slow = key(run(store, rules)[0]), key(run(store, every)[0])
+    assert fast == slow
+    fired = {title for title, _, _ in fast}
+    assert {"SSH password guessing from one address",
+            "Password spraying - failed logons to many accounts from one address"} <= fired
+    store.close()
