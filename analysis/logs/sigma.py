@@ -61,6 +61,9 @@ class CompiledRule:
     # it (``_needs``). A group short of them cannot fire, so its rows are left out of the plan.
     groups: tuple[str, ...] = ()
     needs: tuple[tuple[str, int], ...] = ()
+    # For a detection rule of a Linux service or of web servers: the ``wt_kind`` every row it
+    # matches has (our pipeline adds that condition), so rules of one kind can share a scan.
+    scope: str | None = None
 
     @property
     def signature_id(self) -> int:
@@ -279,12 +282,25 @@ def load_rules(paths: Iterable[str]) -> RuleSet:
             continue
         if not queries:
             continue  # a rule only referenced by a correlation (generate: false)
+        scope = None if correlation else _scope(logsource, queries)
         level = rule.level.name.lower() if getattr(rule, "level", None) else ""
         compiled.append(CompiledRule(path=path, id=str(rule.id) if rule.id else "", title=rule.title or "",
                                      level=level, tags=_tags(rule), queries=tuple(queries),
                                      fields=frozenset(fields), correlation=correlation, prefilter=prefilter,
-                                     groups=groups, needs=needs))
+                                     groups=groups, needs=needs, scope=scope))
     return RuleSet(tuple(compiled), tuple(rejected))
+
+
+def _scope(logsource, queries: list[Query]) -> str | None:
+    """The ``wt_kind`` our pipeline requires of the rule's rows, when its one query says so."""
+    if logsource is None or len(queries) != 1 or queries[0].sql is None:
+        return None
+    kind = None
+    if logsource.product == "linux" and logsource.service in LINUX_SERVICES:
+        kind = LINUX_SERVICES[logsource.service]
+    elif logsource.category == "webserver":
+        kind = "web"
+    return kind if kind and f"wt_kind='{kind}'" in queries[0].sql else None
 
 
 def _prefilter(rule, predicates: dict[int, list[str]]) -> str | None:

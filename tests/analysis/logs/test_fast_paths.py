@@ -114,3 +114,50 @@ def test_correlation_groups_left_out_change_nothing(tmp_path):
     assert {"SSH password guessing from one address",
             "Password spraying - failed logons to many accounts from one address"} <= fired
     store.close()
+
+
+def test_shared_scan_equals_one_scan_per_rule(tmp_path):
+    """Detection rules of one kind evaluated together (``scope``) match what each gives alone,
+    including regular expressions, a rule that matches nothing and two rules on one row."""
+    import dataclasses
+
+    from analysis.logs.detect import run
+    from analysis.logs.ingest import Options, ingest_file
+    from analysis.logs.sigma import load_rules
+    from recorder.core.store import Store
+
+    web = tmp_path / "access.log"
+    web.write_text("".join(
+        f'192.0.2.{i % 7} - - [01/Jan/2027:05:00:{i % 60:02d} +0000] "GET /{p} HTTP/1.1" {s} 10 "-" "{ua}"\n'
+        for i, (p, s, ua) in enumerate([("wp-admin/x", 200, "curl/8"), ("index.html", 200, "Mozilla"),
+                                        ("WP-ADMIN", 404, "sqlmap/1"), (".env", 200, "curl/7"),
+                                        ("cgi-bin/a", 500, "Mozilla")] * 5)))
+    auth = tmp_path / "auth.log"
+    auth.write_text("".join(
+        f"Jan  1 01:00:{i:02d} gw sshd[1]: Failed password for {u} from 198.51.100.{i} port {4000 + i} ssh2\n"
+        for i, u in enumerate(["admin1", "Admin2", "root", "admin", "backup9"])))
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    dets = [("webserver", "cs-uri-stem|contains: 'wp-admin'"), ("webserver", "cs-user-agent|startswith: 'curl'"),
+            ("webserver", "sc-status: 200"), ("webserver", "cs-uri-stem|contains: 'nothing-here'"),
+            ("sshd", "user|re: '^admin[0-9]+$'"), ("sshd", "user|re: '(?i)^ADMIN'"), ("sshd", "user|re: '^zz'")]
+    for i, (src, det) in enumerate(dets):
+        logsource = "category: webserver" if src == "webserver" else "product: linux\n    service: sshd"
+        (rules_dir / f"r{i}.yml").write_text(
+            f"title: r{i}\nid: 00000000-0000-4000-8000-{i:012d}\nlogsource:\n    {logsource}\n"
+            f"detection:\n    sel:\n        {det}\n    condition: sel\nlevel: low\n")
+    store = Store(str(tmp_path / "w.db"))
+    store.ensure_schema()
+    for f in (web, auth):
+        ingest_file(store, str(f), Options())
+    rules = load_rules([str(rules_dir)])
+    assert len(rules.rules) == len(dets) and all(r.scope for r in rules.rules)
+    alone = dataclasses.replace(rules, rules=tuple(dataclasses.replace(r, scope=None) for r in rules.rules))
+
+    def key(matches):
+        return sorted((m.rule.title, m.event_ids) for m in matches)
+    shared = key(run(store, rules)[0])
+    assert shared == key(run(store, alone)[0])
+    counts = {t: sum(1 for title, _ in shared if title == t) for t in {title for title, _ in shared}}
+    assert counts == {"r0": 10, "r1": 10, "r2": 15, "r4": 1, "r5": 3}  # Sigma: case-insensitive but |re
+    store.close()
