@@ -5,21 +5,23 @@ not listed here keeps its program as kind and no action."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from analysis.logs.model import address
 
 
-@dataclass(frozen=True, slots=True)
-class Parsed:
+class Parsed(NamedTuple):
+    """What a program's message says (a NamedTuple: one is built per line read)."""
+
     kind: str
     action: str | None = None
     outcome: str | None = None
     account: str | None = None
     src_ip: str | None = None
     src_port: int | None = None
-    fields: dict[str, Any] = field(default_factory=dict)
+    fields: Mapping[str, Any] = MappingProxyType({})
 
 
 _ADDR = r"(?P<ip>\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]*:[0-9A-Fa-f:.]+)(?:%\S+)?"
