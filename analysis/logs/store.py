@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -14,7 +15,21 @@ from recorder.core.schema import LOG_EVENT_FIELDS, log_events, log_sources
 from recorder.core.store import Store, clean_text, insert_tuples
 
 BATCH = 20_000
-_FIELDS_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
+def _fields_encoder() -> Callable[[Any], str]:
+    """Compact JSON (non-ASCII kept, anything else as ``str``): the json module's C encoder built
+    once rather than per call, and without the cycle check (fields come from parsers, never cyclic);
+    ``json.JSONEncoder`` where the C encoder is missing."""
+    from json.encoder import c_make_encoder, encode_basestring
+
+    if c_make_encoder is None:
+        return json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+    encode = c_make_encoder(None, str, encode_basestring, None, ":", ",", False, False, True)
+    return lambda obj: "".join(encode(obj, 0))
+
+
+_FIELDS_JSON = _fields_encoder()
 
 
 def add_source(store: Store, *, path: str, sha256: str, kind: str, host: str | None) -> int:
