@@ -198,10 +198,7 @@ def _run_correlation(conn: sqlite3.Connection, rule: CompiledRule, columns: str)
         where = f"({rule.prefilter})"
         names = {n.lower() for n in _column_names(conn)}
         if rule.needs and all(g in names for g in rule.groups):
-            keys = ", ".join(_quote(g) for g in rule.groups)
-            having = " AND ".join(f"sum(CASE WHEN ({c}) THEN 1 ELSE 0 END) >= {n}" for c, n in rule.needs)
-            where += (f" AND ({keys}) IN (SELECT {keys} FROM main.logs WHERE {where} GROUP BY {keys} "
-                      f"HAVING {having})")
+            where += f" AND ({_groups(rule)}) IN ({_groups_that_can_fire(rule, where)})"
         conn.execute(f"CREATE TEMP TABLE logs ({columns})")
         conn.execute(f"INSERT INTO temp.logs SELECT * FROM main.logs WHERE {where}")
     try:
@@ -250,6 +247,30 @@ def _run_shared(conn: sqlite3.Connection, rules: RuleSet, regexps: Regexps) -> d
                 continue
             out.update((id(r), h) for r, h in zip(chunk, hits))
     return out
+
+
+def _groups(rule: CompiledRule) -> str:
+    return ", ".join(_quote(g) for g in rule.groups)
+
+
+def _groups_that_can_fire(rule: CompiledRule, where: str) -> str:
+    """SQL selecting the group keys whose rows meet every one of the rule's ``needs``: for each, the
+    most rows meeting its condition in any window of its timespan ending at a row (a window
+    function per need: one sort of the group's rows by time, not a query per window)."""
+    keys = _groups(rule)
+    counts, having, total = [], [], []
+    for i, (cond, n, span) in enumerate(rule.needs):
+        frame = f" ORDER BY timestamp RANGE BETWEEN {int(span)} PRECEDING AND CURRENT ROW" if span else ""
+        counts.append(f"count(CASE WHEN ({cond}) THEN 1 END) OVER (PARTITION BY {keys}{frame}) AS wt_need{i}")
+        having.append(f"max(wt_need{i}) >= {int(n)}")
+        total.append(f"count(CASE WHEN ({cond}) THEN 1 END) >= {int(n)}")
+    # first the groups with enough rows at all (one pass, no sort), then the windows over their rows
+    enough = f"SELECT {keys} FROM main.logs WHERE {where} GROUP BY {keys} HAVING {' AND '.join(total)}"
+    if not any(span for _c, _n, span in rule.needs):
+        return enough
+    return (f"SELECT {keys} FROM (SELECT {keys}, {', '.join(counts)} FROM main.logs "
+            f"WHERE {where} AND timestamp IS NOT NULL AND ({keys}) IN ({enough})) "
+            f"GROUP BY {keys} HAVING {' AND '.join(having)}")
 
 
 def _column_names(conn: sqlite3.Connection) -> list[str]:

@@ -58,9 +58,10 @@ class CompiledRule:
     prefilter: str | None = None
     # For a correlation with ``group-by`` that can only fire in a group holding enough rows: the
     # group's fields and, per condition (SQL over ``logs``), how many of the group's rows must meet
-    # it (``_needs``). A group short of them cannot fire, so its rows are left out of the plan.
+    # it within how many seconds (None: anywhere in the group) (``_needs``). A group short of them
+    # cannot fire, so its rows are left out of the plan.
     groups: tuple[str, ...] = ()
-    needs: tuple[tuple[str, int], ...] = ()
+    needs: tuple[tuple[str, int, int | None], ...] = ()
     # For a detection rule of a Linux service or of web servers: the ``wt_kind`` every row it
     # matches has (our pipeline adds that condition), so rules of one kind can share a scan.
     scope: str | None = None
@@ -259,7 +260,7 @@ def load_rules(paths: Iterable[str]) -> RuleSet:
             continue
         prefilter = None
         groups: tuple[str, ...] = ()
-        needs: tuple[tuple[str, int], ...] = ()
+        needs: tuple[tuple[str, int, int | None], ...] = ()
         if correlation:
             prefilter = _prefilter(rule, predicates)
             need = _needs(rule, predicates) if prefilter else None
@@ -325,14 +326,15 @@ def _prefilter(rule, predicates: dict[int, list[str]]) -> str | None:
     return " OR ".join(out) if out else None
 
 
-def _needs(rule, predicates: dict[int, list[str]]) -> tuple[tuple[str, ...], tuple[tuple[str, int], ...]] | None:
+def _needs(rule, predicates: dict[int, list[str]]) -> tuple[tuple[str, ...], tuple[tuple[str, int, int | None], ...]] | None:
     """What a group must hold for the correlation to fire in it, as (group-by fields, ((condition,
-    rows), ...)), or None when that cannot be said simply (no group-by, field aliases, an extended
-    or upper-bound condition, ...). A window of a group holds only rows of that group, so:
+    rows, seconds), ...)), or None when that cannot be said simply (no group-by, field aliases, an
+    extended or upper-bound condition, ...). A window of a group holds only rows of that group, so:
     ``event_count`` and ``value_count`` over detection rules with ``gte: n`` (``gt: n``) need n
-    (n + 1) rows of the group meeting the rules' conditions; ``temporal`` and ``temporal_ordered``
-    need every rule they name present in the window: a row of each detection rule, and what each
-    correlation they name needs (grouped by the same fields)."""
+    (n + 1) rows of the group meeting the rules' conditions within the timespan; ``temporal`` and
+    ``temporal_ordered`` need every rule they name present in the window: a row of each detection
+    rule (anywhere in the group), and what each correlation they name needs (grouped by the same
+    fields)."""
     from sigma.correlations import (
         SigmaCorrelationCondition,
         SigmaCorrelationConditionOperator,
@@ -360,9 +362,10 @@ def _needs(rule, predicates: dict[int, list[str]]) -> tuple[tuple[str, ...], tup
         if n < 2:
             return None
         condition = " OR ".join(f"({p})" for t in targets for p in predicates[id(t)])
-        return groups, ((condition, n),)
+        span = getattr(getattr(rule, "timespan", None), "seconds", None)
+        return groups, ((condition, n, int(span) if isinstance(span, int) and span > 0 else None),)
     if rule.type in (SigmaCorrelationType.TEMPORAL, SigmaCorrelationType.TEMPORAL_ORDERED):
-        out: list[tuple[str, int]] = []
+        out: list[tuple[str, int, int | None]] = []
         for t in targets:
             if isinstance(t, SigmaCorrelationRule):
                 inner = _needs(t, predicates)
@@ -370,7 +373,7 @@ def _needs(rule, predicates: dict[int, list[str]]) -> tuple[tuple[str, ...], tup
                     return None
                 out.extend(inner[1])
             elif predicates.get(id(t)):
-                out.append((" OR ".join(f"({p})" for p in predicates[id(t)]), 1))
+                out.append((" OR ".join(f"({p})" for p in predicates[id(t)]), 1, None))
             else:
                 return None
         return groups, tuple(out)

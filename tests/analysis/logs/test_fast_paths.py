@@ -96,6 +96,12 @@ def test_correlation_groups_left_out_change_nothing(tmp_path):
                f"sudo:   {u} : TTY=pts/0 ; PWD=/h ; USER=root ; COMMAND=/bin/sh")
         t = 3600 + i * 4
         lines.append(f"Jan  1 {t // 3600 % 24:02d}:{t // 60 % 60:02d}:{t % 60:02d} gw {msg}")
+    # 15 failures two minutes apart (never 10 in 10 min: left out), and 10 failures whose first
+    # and last are exactly 10 min apart (the window's bounds are inclusive: it fires)
+    extra = [(20000 + i * 120, "10.9.9.9") for i in range(15)] + [(30000 + i * 600 // 9, "10.9.9.8") for i in range(10)]
+    for t, ip in extra:
+        lines.append(f"Jan  1 {t // 3600 % 24:02d}:{t // 60 % 60:02d}:{t % 60:02d} gw sshd[1]: "
+                     f"Failed password for root from {ip} port 999 ssh2")
     log = tmp_path / "auth.log"
     log.write_text("\n".join(lines) + "\n")
     _os.utime(log, (1_798_800_000, 1_798_800_000))
@@ -111,6 +117,8 @@ def test_correlation_groups_left_out_change_nothing(tmp_path):
     fast, slow = key(run(store, rules)[0]), key(run(store, every)[0])
     assert fast == slow
     fired = {title for title, _, _ in fast}
+    guessing = [dict(group).get("src_ip") for title, _, group in fast if title == "SSH password guessing from one address"]
+    assert "10.9.9.8" in guessing and "10.9.9.9" not in guessing
     assert {"SSH password guessing from one address",
             "Password spraying - failed logons to many accounts from one address"} <= fired
     store.close()
