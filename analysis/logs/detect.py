@@ -6,9 +6,13 @@ is what pySigma's SQLite backend writes its SQL for: Sigma compares strings case
 filled with SQLite's ``json_extract`` from each event's fields, plus the pseudo-fields of
 ``sigma`` (``wt_source``, ``wt_kind``), the common columns (``host``, ``account``, ``action``,
 ``outcome``, ``src_ip``, ``src_port``), ``timestamp`` (epoch seconds, for correlations) and
-``_raw`` (keyword searches). Each rule's SQL then runs there; a correlation rule's plan runs
-through pySigma-backend-sqlite's runtime. With a SQLite store the events are copied by SQL
-(``ATTACH``), with PostgreSQL through Python."""
+``_raw`` (keyword searches). With a SQLite store the events are read in place (``ATTACH``), with
+PostgreSQL copied through Python. The table is indexed on ``wt_kind`` and ``wt_source``.
+
+Each rule's SQL then runs there: the detection rules of one Linux service or of web servers
+(``scope``) share one scan of that kind's rows; a ``REGEXP`` condition is answered from a table of
+the field's values that match (``Regexps``); a correlation rule's plan runs through
+pySigma-backend-sqlite's runtime over the rows of the groups that can fire (``needs``)."""
 
 from __future__ import annotations
 
@@ -70,28 +74,32 @@ def _connect() -> sqlite3.Connection:
     return conn
 
 
-def _stage(conn: sqlite3.Connection, store: Store) -> None:
-    """The stored events into ``ev`` (id, ts_ns, host, kind, ..., fields, source kind)."""
-    select = ("SELECT e.id, e.ts_ns, e.host, e.kind, e.src_ip, e.src_port, e.account, e.action, e.outcome, "
-              "e.raw, e.fields, s.kind FROM {p}log_events e LEFT JOIN {p}log_sources s ON s.id = e.source_id")
-    conn.execute("CREATE TABLE ev (id INTEGER PRIMARY KEY, ts_ns INTEGER, host TEXT, kind TEXT, src_ip TEXT, "
-                 "src_port INTEGER, account TEXT, action TEXT, outcome TEXT, raw TEXT, fields TEXT, "
-                 "source_kind TEXT)")
+_EVENTS = ("SELECT e.id, e.ts_ns, e.host, e.kind, e.src_ip, e.src_port, e.account, e.action, e.outcome, "
+           "e.raw, e.fields, s.kind AS source_kind FROM {p}log_events e "
+           "LEFT JOIN {p}log_sources s ON s.id = e.source_id")
+
+
+def _stage(conn: sqlite3.Connection, store: Store) -> str:
+    """Where ``build_table`` reads the stored events (id, ts_ns, host, kind, ..., fields, source
+    kind) as ``ev``: a SQLite store attached and read in place, or a PostgreSQL store's events
+    copied into a table ``ev`` through Python."""
     path = store.engine.url.database if store.is_sqlite else None
     if path and path != ":memory:":
         conn.execute("ATTACH DATABASE ? AS store", (path,))
-        conn.execute("INSERT INTO ev " + select.format(p="store."))
-        conn.commit()
-        conn.execute("DETACH DATABASE store")
-        return
+        return "(" + _EVENTS.format(p="store.") + ")"
+    conn.execute("CREATE TABLE ev (id INTEGER PRIMARY KEY, ts_ns INTEGER, host TEXT, kind TEXT, src_ip TEXT, "
+                 "src_port INTEGER, account TEXT, action TEXT, outcome TEXT, raw TEXT, fields TEXT, "
+                 "source_kind TEXT)")
     with store.db_errors("read log events"), store.engine.connect() as sconn:
-        result = sconn.exec_driver_sql(select.format(p=""))
+        result = sconn.exec_driver_sql(_EVENTS.format(p=""))
         while rows := result.fetchmany(10_000):
             conn.executemany("INSERT INTO ev VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", [tuple(r) for r in rows])
+    return "ev"
 
 
-def build_table(conn: sqlite3.Connection, fields: frozenset[str]) -> str:
-    """The ``logs`` table of every field the rules name; returns its column definitions."""
+def build_table(conn: sqlite3.Connection, fields: frozenset[str], source: str = "ev") -> str:
+    """The ``logs`` table of every field the rules name, from the events in ``source`` (``_stage``);
+    returns its column definitions."""
     seen: dict[str, str] = {}
     for name in sorted(fields):
         if name.lower() != EVENT_ID and name.lower() != "rowid":
@@ -104,13 +112,66 @@ def build_table(conn: sqlite3.Connection, fields: frozenset[str]) -> str:
     conn.execute(f"CREATE TABLE logs ({EVENT_ID} INTEGER PRIMARY KEY, {columns})")
     exprs = [PSEUDO.get(n.lower(), f"json_extract(ev.fields, '{_json_path(n)}')") for n in names]
     conn.execute(f"INSERT INTO logs ({EVENT_ID}, {', '.join(map(_quote, names))}) "
-                 f"SELECT ev.id, {', '.join(exprs)} FROM ev")
-    conn.execute("DROP TABLE ev")
+                 f"SELECT ev.id, {', '.join(exprs)} FROM {source} AS ev")
+    conn.commit()
+    if source == "ev":
+        conn.execute("DROP TABLE ev")
+    else:
+        conn.execute("DETACH DATABASE store")
+    # Every rule of a log source we read starts with its source's condition (``sigma``'s pipeline):
+    # indexed, a rule reads only the rows of its source instead of the whole table.
+    for name in ("wt_kind", "wt_source"):
+        if name in seen:
+            conn.execute(f"CREATE INDEX logs_{name} ON logs ({_quote(seen[name])})")
+    conn.execute("PRAGMA analysis_limit = 1000")
+    conn.execute("ANALYZE")
     conn.commit()
     return f"{EVENT_ID} INTEGER PRIMARY KEY, {columns}"
 
 
-def _run_rule(conn: sqlite3.Connection, rule: CompiledRule, columns: str = "") -> Iterator[Match]:
+# A field's REGEXP condition (the backend writes ``field REGEXP 'pattern'``) or a string or quoted
+# name, which is skipped whole so that no REGEXP inside a literal is taken for one.
+_SQL_REGEXP = re.compile(r"(?P<field>`(?:[^`]|``)+`|\b[A-Za-z_][A-Za-z0-9_]*) REGEXP '(?P<rx>(?:[^']|'')*)'"
+                         r"|'(?:[^']|'')*'|`(?:[^`]|``)*`")
+
+
+class Regexps:
+    """REGEXP conditions answered by table lookups: for each (field, pattern) the distinct values of
+    the field in ``logs`` are matched once in Python (as ``regexp`` would match them) and those that
+    match go into a temporary table; the condition becomes a lookup in it. A rule's SQL then runs in
+    SQLite alone instead of calling Python on every row."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.tables: dict[tuple[str, str], str] = {}
+        self.values: dict[str, list[str]] = {}  # field -> its distinct values
+
+    def _table(self, field: str, pattern: str) -> str:
+        key = (field, pattern)
+        if key not in self.tables:
+            name = f"temp.wt_rx{len(self.tables)}"
+            self.conn.execute(f"CREATE TABLE {name} (v TEXT PRIMARY KEY) WITHOUT ROWID")
+            if field not in self.values:
+                self.values[field] = [v for (v,) in self.conn.execute(
+                    f"SELECT DISTINCT CAST({field} AS TEXT) COLLATE BINARY FROM logs WHERE {field} IS NOT NULL")]
+            self.conn.executemany(f"INSERT INTO {name} VALUES (?)",
+                                  ((v,) for v in self.values[field] if _regexp(pattern, v)))
+            self.tables[key] = name
+        return self.tables[key]
+
+    def rewrite(self, sql: str) -> str:
+        def one(m: re.Match) -> str:
+            if m.group("rx") is None:
+                return m.group(0)
+            table = self._table(m.group("field"), m.group("rx").replace("''", "'"))
+            if self.conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is None:
+                return "0"  # no value of the field matches: neither can a row
+            return f"COALESCE(CAST({m.group('field')} AS TEXT) COLLATE BINARY IN (SELECT v FROM {table}), 0)"
+        return _SQL_REGEXP.sub(one, sql) if " REGEXP '" in sql else sql
+
+
+def _run_rule(conn: sqlite3.Connection, rule: CompiledRule, columns: str = "",
+              regexps: Regexps | None = None) -> Iterator[Match]:
     if rule.correlation:
         yield from _run_correlation(conn, rule, columns)
         return
@@ -119,6 +180,8 @@ def _run_rule(conn: sqlite3.Connection, rule: CompiledRule, columns: str = "") -
         if q.sql is None:
             continue
         sql = q.sql.replace("SELECT * FROM logs", f"SELECT {EVENT_ID} FROM logs", 1)
+        if regexps is not None:
+            sql = regexps.rewrite(sql)
         for (eid,) in conn.execute(sql):
             if eid not in seen:
                 seen.add(eid)
@@ -132,8 +195,12 @@ def _run_correlation(conn: sqlite3.Connection, rule: CompiledRule, columns: str)
 
     narrowed = bool(rule.prefilter and columns)
     if narrowed:
+        where = f"({rule.prefilter})"
+        names = {n.lower() for n in _column_names(conn)}
+        if rule.needs and all(g in names for g in rule.groups):
+            where += f" AND ({_groups(rule)}) IN ({_groups_that_can_fire(rule, where)})"
         conn.execute(f"CREATE TEMP TABLE logs ({columns})")
-        conn.execute(f"INSERT INTO temp.logs SELECT * FROM main.logs WHERE {rule.prefilter}")
+        conn.execute(f"INSERT INTO temp.logs SELECT * FROM main.logs WHERE {where}")
     try:
         for q in rule.queries:
             if q.plan is None:
@@ -147,6 +214,67 @@ def _run_correlation(conn: sqlite3.Connection, rule: CompiledRule, columns: str)
     finally:
         if narrowed:
             conn.execute("DROP TABLE temp.logs")
+
+
+SHARED_SCAN = 32  # rules of one kind evaluated in one scan of that kind's rows
+_WHERE = "SELECT * FROM logs WHERE "
+
+
+def _run_shared(conn: sqlite3.Connection, rules: RuleSet, regexps: Regexps) -> dict[int, list[Match]]:
+    """The detection rules of one ``wt_kind`` (``scope``), up to ``SHARED_SCAN`` at a time, in one
+    scan of that kind's rows: each row is read once and every rule's condition is evaluated on it,
+    instead of one scan per rule. Returns id(rule) -> its matches; a group whose scan fails is left
+    out (its rules then run one by one)."""
+    by_scope: dict[str, list[CompiledRule]] = {}
+    for rule in rules.rules:
+        if rule.scope and len(rule.queries) == 1 and (rule.queries[0].sql or "").startswith(_WHERE):
+            by_scope.setdefault(rule.scope, []).append(rule)
+    out: dict[int, list[Match]] = {}
+    for scope, found in by_scope.items():
+        for i in range(0, len(found), SHARED_SCAN):
+            chunk = found[i:i + SHARED_SCAN]
+            try:
+                conds = [regexps.rewrite((r.queries[0].sql or "")[len(_WHERE):]) for r in chunk]
+                flags = ", ".join(f"CASE WHEN ({c}) THEN 1 ELSE 0 END" for c in conds)
+                sql = (f"SELECT {EVENT_ID}, {flags} FROM logs WHERE wt_kind = ? AND ("
+                       + " OR ".join(f"({c})" for c in conds) + ")")
+                hits: list[list[Match]] = [[] for _ in chunk]
+                for row in conn.execute(sql, (scope,)):
+                    for j, flag in enumerate(row[1:]):
+                        if flag:
+                            hits[j].append(Match(chunk[j], (row[0],)))
+            except sqlite3.Error:
+                continue
+            out.update((id(r), h) for r, h in zip(chunk, hits))
+    return out
+
+
+def _groups(rule: CompiledRule) -> str:
+    return ", ".join(_quote(g) for g in rule.groups)
+
+
+def _groups_that_can_fire(rule: CompiledRule, where: str) -> str:
+    """SQL selecting the group keys whose rows meet every one of the rule's ``needs``: for each, the
+    most rows meeting its condition in any window of its timespan ending at a row (a window
+    function per need: one sort of the group's rows by time, not a query per window)."""
+    keys = _groups(rule)
+    counts, having, total = [], [], []
+    for i, (cond, n, span) in enumerate(rule.needs):
+        frame = f" ORDER BY timestamp RANGE BETWEEN {int(span)} PRECEDING AND CURRENT ROW" if span else ""
+        counts.append(f"count(CASE WHEN ({cond}) THEN 1 END) OVER (PARTITION BY {keys}{frame}) AS wt_need{i}")
+        having.append(f"max(wt_need{i}) >= {int(n)}")
+        total.append(f"count(CASE WHEN ({cond}) THEN 1 END) >= {int(n)}")
+    # first the groups with enough rows at all (one pass, no sort), then the windows over their rows
+    enough = f"SELECT {keys} FROM main.logs WHERE {where} GROUP BY {keys} HAVING {' AND '.join(total)}"
+    if not any(span for _c, _n, span in rule.needs):
+        return enough
+    return (f"SELECT {keys} FROM (SELECT {keys}, {', '.join(counts)} FROM main.logs "
+            f"WHERE {where} AND timestamp IS NOT NULL AND ({keys}) IN ({enough})) "
+            f"GROUP BY {keys} HAVING {' AND '.join(having)}")
+
+
+def _column_names(conn: sqlite3.Connection) -> list[str]:
+    return [row[1] for row in conn.execute("PRAGMA main.table_info(logs)")]
 
 
 def merge_overlapping(matches: list[Match]) -> list[Match]:
@@ -180,14 +308,18 @@ def run(store: Store, rules: RuleSet) -> tuple[list[Match], list[tuple[str, str]
     reason), events scanned)."""
     conn = _connect()
     try:
-        _stage(conn, store)
-        columns = build_table(conn, rules.fields)
+        columns = build_table(conn, rules.fields, _stage(conn, store))
         count = conn.execute("SELECT count(*) FROM logs").fetchone()[0]
         matches: list[Match] = []
         failed: list[tuple[str, str]] = []
+        regexps = Regexps(conn)
+        shared = _run_shared(conn, rules, regexps) if "wt_kind" in {f.lower() for f in rules.fields} else {}
         for rule in rules.rules:
+            if id(rule) in shared:
+                matches.extend(shared[id(rule)])
+                continue
             try:
-                matches.extend(_run_rule(conn, rule, columns))
+                matches.extend(_run_rule(conn, rule, columns, regexps))
             except (sqlite3.Error, ValueError, RuntimeError) as err:
                 failed.append((rule.path, f"{rule.title}: {err}"))
         return merge_overlapping(matches), failed, count

@@ -163,7 +163,11 @@ def ingest_file(store: Store, path: str, options: Options) -> SourceSummary:
         events = _evtx_events(path, counts)
     else:
         events = _text_events(path, kind, options, counts)
-    written = log_store.write_events(store, source_id, options.host, _tolerant(events, counts))
+    try:  # about how many lines are coming (a line of an auth or web log is ~100-200 bytes)
+        expected = os.path.getsize(path) // 200 if kind != "evtx" else 0
+    except OSError:
+        expected = 0
+    written = log_store.write_events(store, source_id, options.host, _tolerant(events, counts), expected)
     parsed = written - counts.get("raw", 0)
     log_store.finish_source(store, source_id, kind=kind, events=parsed, skipped=counts["skipped"])
     problem = counts.get("error") if not parsed else None  # type: ignore[assignment]

@@ -5,21 +5,23 @@ not listed here keeps its program as kind and no action."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from analysis.logs.model import address
 
 
-@dataclass(frozen=True, slots=True)
-class Parsed:
+class Parsed(NamedTuple):
+    """What a program's message says (a NamedTuple: one is built per line read)."""
+
     kind: str
     action: str | None = None
     outcome: str | None = None
     account: str | None = None
     src_ip: str | None = None
     src_port: int | None = None
-    fields: dict[str, Any] = field(default_factory=dict)
+    fields: Mapping[str, Any] = MappingProxyType({})
 
 
 _ADDR = r"(?P<ip>\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]*:[0-9A-Fa-f:.]+)(?:%\S+)?"
@@ -77,8 +79,17 @@ def _ip(v: str | None) -> str | None:
     return found[0] if found else None
 
 
+# First word of a message -> the SSHD patterns that can match it (each is anchored at a literal
+# word), so a line is tried against one or two patterns, not all ten in turn.
+_SSHD_BY_WORD: dict[str, tuple[tuple[re.Pattern, str, str | None], ...]] = {
+    word: tuple(SSHD[i] for i in found) for word, found in (
+        ("Accepted", (0,)), ("Failed", (1,)), ("Invalid", (2,)), ("error:", (3,)), ("PAM", (4,)),
+        ("pam_unix(sshd:auth):", (5,)), ("Connection", (6, 7)), ("Disconnected", (7,)), ("Received", (7,)),
+        ("pam_unix(sshd:session):", (8, 9)))}
+
+
 def _sshd(message: str) -> Parsed:
-    for rx, action, outcome in SSHD:
+    for rx, action, outcome in _SSHD_BY_WORD.get(message.split(" ", 1)[0], ()):
         m = rx.search(message)
         if not m:
             continue

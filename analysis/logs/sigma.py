@@ -56,6 +56,15 @@ class CompiledRule:
     # For a correlation: the OR of the conditions of the rules it counts (SQL over ``logs``), so
     # its plan runs over the rows that can take part rather than over every event.
     prefilter: str | None = None
+    # For a correlation with ``group-by`` that can only fire in a group holding enough rows: the
+    # group's fields and, per condition (SQL over ``logs``), how many of the group's rows must meet
+    # it within how many seconds (None: anywhere in the group) (``_needs``). A group short of them
+    # cannot fire, so its rows are left out of the plan.
+    groups: tuple[str, ...] = ()
+    needs: tuple[tuple[str, int, int | None], ...] = ()
+    # For a detection rule of a Linux service or of web servers: the ``wt_kind`` every row it
+    # matches has (our pipeline adds that condition), so rules of one kind can share a scan.
+    scope: str | None = None
 
     @property
     def signature_id(self) -> int:
@@ -250,8 +259,13 @@ def load_rules(paths: Iterable[str]) -> RuleSet:
             rejected.append((path, _first_line(err)))
             continue
         prefilter = None
+        groups: tuple[str, ...] = ()
+        needs: tuple[tuple[str, int, int | None], ...] = ()
         if correlation:
             prefilter = _prefilter(rule, predicates)
+            need = _needs(rule, predicates) if prefilter else None
+            if need is not None:
+                groups, needs = need
         else:
             result = rule.get_conversion_result() if getattr(rule, "_backreferences", None) else []
             predicates[id(rule)] = [q for q in result if isinstance(q, str)]
@@ -269,11 +283,25 @@ def load_rules(paths: Iterable[str]) -> RuleSet:
             continue
         if not queries:
             continue  # a rule only referenced by a correlation (generate: false)
+        scope = None if correlation else _scope(logsource, queries)
         level = rule.level.name.lower() if getattr(rule, "level", None) else ""
         compiled.append(CompiledRule(path=path, id=str(rule.id) if rule.id else "", title=rule.title or "",
                                      level=level, tags=_tags(rule), queries=tuple(queries),
-                                     fields=frozenset(fields), correlation=correlation, prefilter=prefilter))
+                                     fields=frozenset(fields), correlation=correlation, prefilter=prefilter,
+                                     groups=groups, needs=needs, scope=scope))
     return RuleSet(tuple(compiled), tuple(rejected))
+
+
+def _scope(logsource, queries: list[Query]) -> str | None:
+    """The ``wt_kind`` our pipeline requires of the rule's rows, when its one query says so."""
+    if logsource is None or len(queries) != 1 or queries[0].sql is None:
+        return None
+    kind = None
+    if logsource.product == "linux" and logsource.service in LINUX_SERVICES:
+        kind = LINUX_SERVICES[logsource.service]
+    elif logsource.category == "webserver":
+        kind = "web"
+    return kind if kind and f"wt_kind='{kind}'" in queries[0].sql else None
 
 
 def _prefilter(rule, predicates: dict[int, list[str]]) -> str | None:
@@ -296,3 +324,57 @@ def _prefilter(rule, predicates: dict[int, list[str]]) -> str | None:
         else:
             return None
     return " OR ".join(out) if out else None
+
+
+def _needs(rule, predicates: dict[int, list[str]]) -> tuple[tuple[str, ...], tuple[tuple[str, int, int | None], ...]] | None:
+    """What a group must hold for the correlation to fire in it, as (group-by fields, ((condition,
+    rows, seconds), ...)), or None when that cannot be said simply (no group-by, field aliases, an
+    extended or upper-bound condition, ...). A window of a group holds only rows of that group, so:
+    ``event_count`` and ``value_count`` over detection rules with ``gte: n`` (``gt: n``) need n
+    (n + 1) rows of the group meeting the rules' conditions within the timespan; ``temporal`` and
+    ``temporal_ordered`` need every rule they name present in the window: a row of each detection
+    rule (anywhere in the group), and what each correlation they name needs (grouped by the same
+    fields)."""
+    from sigma.correlations import (
+        SigmaCorrelationCondition,
+        SigmaCorrelationConditionOperator,
+        SigmaCorrelationRule,
+        SigmaCorrelationType,
+    )
+
+    groups = tuple(g.lower() for g in (getattr(rule, "group_by", None) or ()))
+    aliases = getattr(getattr(rule, "aliases", None), "aliases", None)
+    cond = getattr(rule, "condition", None)
+    if not groups or aliases or type(cond) is not SigmaCorrelationCondition:
+        return None
+    targets = [getattr(ref, "rule", None) for ref in getattr(rule, "rules", None) or ()]
+    if not targets or any(t is None for t in targets):
+        return None
+    if rule.type in (SigmaCorrelationType.EVENT_COUNT, SigmaCorrelationType.VALUE_COUNT):
+        if any(isinstance(t, SigmaCorrelationRule) or not predicates.get(id(t)) for t in targets):
+            return None
+        if cond.op == SigmaCorrelationConditionOperator.GTE:
+            n = int(cond.count)
+        elif cond.op == SigmaCorrelationConditionOperator.GT:
+            n = int(cond.count) + 1
+        else:
+            return None
+        if n < 2:
+            return None
+        condition = " OR ".join(f"({p})" for t in targets for p in predicates[id(t)])
+        span = getattr(getattr(rule, "timespan", None), "seconds", None)
+        return groups, ((condition, n, int(span) if isinstance(span, int) and span > 0 else None),)
+    if rule.type in (SigmaCorrelationType.TEMPORAL, SigmaCorrelationType.TEMPORAL_ORDERED):
+        out: list[tuple[str, int, int | None]] = []
+        for t in targets:
+            if isinstance(t, SigmaCorrelationRule):
+                inner = _needs(t, predicates)
+                if inner is None or inner[0] != groups:
+                    return None
+                out.extend(inner[1])
+            elif predicates.get(id(t)):
+                out.append((" OR ".join(f"({p})" for p in predicates[id(t)]), 1, None))
+            else:
+                return None
+        return groups, tuple(out)
+    return None

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -14,7 +15,21 @@ from recorder.core.schema import LOG_EVENT_FIELDS, log_events, log_sources
 from recorder.core.store import Store, clean_text, insert_tuples
 
 BATCH = 20_000
-_FIELDS_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
+def _fields_encoder() -> Callable[[Any], str]:
+    """Compact JSON (non-ASCII kept, anything else as ``str``): the json module's C encoder built
+    once rather than per call, and without the cycle check (fields come from parsers, never cyclic);
+    ``json.JSONEncoder`` where the C encoder is missing."""
+    from json.encoder import c_make_encoder, encode_basestring
+
+    if c_make_encoder is None:
+        return json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+    encode = c_make_encoder(None, str, encode_basestring, None, ":", ",", False, False, True)
+    return lambda obj: "".join(encode(obj, 0))
+
+
+_FIELDS_JSON = _fields_encoder()
 
 
 def add_source(store: Store, *, path: str, sha256: str, kind: str, host: str | None) -> int:
@@ -44,23 +59,50 @@ def _row(source_id: int, host: str | None, ev: LogEvent) -> tuple:
             _FIELDS_JSON(ev.fields) if ev.fields else None)
 
 
-def write_events(store: Store, source_id: int, host: str | None, events: Iterable[LogEvent]) -> int:
-    """Write the events in batches of ``BATCH`` rows; returns how many were written."""
+def write_events(store: Store, source_id: int, host: str | None, events: Iterable[LogEvent],
+                 expected: int = 0) -> int:
+    """Write the events in batches of ``BATCH`` rows; returns how many were written.
+
+    On SQLite, when about ``expected`` rows are coming and the table holds fewer than that, the
+    table's indexes are dropped for the load and built again at its end (one sort per index rather
+    than a B-tree insert per row and index); they are built again whatever happens, and any
+    missing beforehand (an ingest cut short) is built first."""
     n = 0
     batch: list[tuple] = []
     with store.db_errors("write log events"), store.engine.connect() as conn:
-        for ev in events:
-            batch.append(_row(source_id, host, ev))
-            if len(batch) >= BATCH:
+        deferred = store.is_sqlite and expected > 0 and _deferrable(conn, expected)
+        try:
+            for ev in events:
+                batch.append(_row(source_id, host, ev))
+                if len(batch) >= BATCH:
+                    with conn.begin():
+                        insert_tuples(conn, "log_events", LOG_EVENT_FIELDS, batch)
+                    n += len(batch)
+                    batch = []
+            if batch:
                 with conn.begin():
                     insert_tuples(conn, "log_events", LOG_EVENT_FIELDS, batch)
                 n += len(batch)
-                batch = []
-        if batch:
-            with conn.begin():
-                insert_tuples(conn, "log_events", LOG_EVENT_FIELDS, batch)
-            n += len(batch)
+        finally:
+            if deferred:
+                if conn.in_transaction():
+                    conn.rollback()
+                with conn.begin():
+                    for index in log_events.indexes:
+                        index.create(conn, checkfirst=True)
     return n
+
+
+def _deferrable(conn: sa.Connection, expected: int) -> bool:
+    with conn.begin():
+        for index in log_events.indexes:  # one left out by an ingest cut short comes back first
+            index.create(conn, checkfirst=True)
+        held = conn.execute(sa.select(sa.func.max(log_events.c.id))).scalar() or 0
+        if held >= expected:
+            return False
+        for index in log_events.indexes:
+            index.drop(conn)
+    return True
 
 
 def query_events(store: Store, *, host: str | None = None, account: str | None = None,

@@ -77,11 +77,11 @@ class SyslogParser:
     def parse(self, number: int, text: str) -> LogEvent | None:
         m = RFC3164.match(text)
         if m and m.group(2) in _MONTHS:
-            ts = self._year_less(_MONTHS[m.group(2)], int(m.group(3)), int(m.group(4)), int(m.group(5)),
-                                 int(m.group(6)))
+            _pri, month, day, hh, mm, ss, host, program, pid, message = m.groups()
+            ts = self._year_less(_MONTHS[month], int(day), int(hh), int(mm), int(ss))
             if ts is None:
                 return None
-            return _event(number, text, ts, m.group(7), m.group(8), m.group(9), m.group(10))
+            return _event(number, text, ts, host, program, pid, message)
         m = RFC5424.match(text)
         if m:
             ts = _iso_ns(m.group(2), self.tz)

@@ -55,9 +55,24 @@ def compile_format(fmt: str) -> tuple[re.Pattern, dict[str, str]]:
     return re.compile("^" + "".join(out) + "$"), {g: f for f, g in names.items()}
 
 
-def _time_ns(text: str) -> int | None:
+def _time_ns(text: str, days: dict[str, int | None] | None = None) -> int | None:
+    """``[10/Oct/2000:13:55:36 -0700]`` as UTC ns. With ``days`` (a parser's cache of date and
+    zone -> epoch seconds of that midnight) only the time of day is read per line, as strptime
+    would read it; any other shape goes through strptime."""
+    s = text.strip("[]")
+    if days is not None and len(s) == 26 and s[11] == ":" and s[14] == ":" and s[17] == ":" and s[20] == " ":
+        hh, mm, ss = s[12:14], s[15:17], s[18:20]
+        digits = hh + mm + ss
+        if digits.isascii() and digits.isdigit() and hh < "24" and mm < "60" and ss < "60":
+            key = s[:11] + s[20:]
+            if key not in days:
+                midnight = _time_ns(s[:11] + ":00:00:00" + s[20:])
+                days[key] = None if midnight is None else midnight // 1_000_000_000
+            day = days[key]
+            if day is not None:
+                return (day + int(hh) * 3600 + int(mm) * 60 + int(ss)) * 1_000_000_000
     try:
-        dt = datetime.strptime(text.strip("[]"), "%d/%b/%Y:%H:%M:%S %z")
+        dt = datetime.strptime(s, "%d/%b/%Y:%H:%M:%S %z")
     except ValueError:
         return None
     return int(dt.timestamp()) * 1_000_000_000
@@ -69,6 +84,7 @@ class WebParser:
     def __init__(self, log_format: str | None = None) -> None:
         formats = [log_format] if log_format else [COMBINED, COMMON]
         self.patterns = [compile_format(f) for f in formats]
+        self._days: dict[str, int | None] = {}  # date and zone -> epoch s of its midnight
 
     def matches(self, text: str) -> bool:
         return any(rx.match(text) for rx, _ in self.patterns)
@@ -77,13 +93,14 @@ class WebParser:
         for rx, groups in self.patterns:
             m = rx.match(text)
             if m:
-                return _event(number, text, {groups[g]: v for g, v in m.groupdict().items() if v is not None})
+                return _event(number, text, {groups[g]: v for g, v in m.groupdict().items() if v is not None},
+                              self._days)
         return None
 
 
-def _event(number: int, raw: str, values: dict[str, str]) -> LogEvent | None:
+def _event(number: int, raw: str, values: dict[str, str], days: dict[str, int | None]) -> LogEvent | None:
     fields: dict = {k: v for k, v in values.items() if v != "-" and k not in ("time", "ident")}
-    ts = _time_ns(values["time"]) if "time" in values else None
+    ts = _time_ns(values["time"], days) if "time" in values else None
     if "time" in values and ts is None:
         return None
     request = values.get("request")
