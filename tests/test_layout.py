@@ -114,3 +114,50 @@ def test_no_private_name_is_imported_from_another_module():
                     bad += [f"{path.relative_to(REPO)}:{node.lineno} imports {a.name} from {node.module}"
                             for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
     assert not bad, "\n".join(bad)
+
+
+def imported_test_modules(source: str, package: str = "tests") -> list[str]:
+    """The test modules (``test_*``) and conftests that ``source`` (a module of ``package``) imports,
+    deferred imports and relative ones included."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            candidates = [a.name for a in node.names if a.name.split(".")[0] == "tests"]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            if base.split(".")[0] != "tests":
+                continue
+            candidates = [base] + [f"{base}.{a.name}" for a in node.names]
+        else:
+            continue
+        found += [c for c in candidates if any(p.startswith("test_") or p == "conftest" for p in c.split("."))]
+    return found
+
+
+def test_the_test_import_check_finds_a_test_module_imported():
+    assert imported_test_modules("from tests.core.apps.test_smb import nb") == ["tests.core.apps.test_smb",
+                                                                                "tests.core.apps.test_smb.nb"]
+    assert imported_test_modules("def f():\n    from tests.core.apps import test_smb, windows_traffic\n") == [
+        "tests.core.apps.test_smb"]
+    assert imported_test_modules("import tests.conftest") == ["tests.conftest"]
+    assert imported_test_modules("from .test_dns import rr", "tests.core.apps") == ["tests.core.apps.test_dns",
+                                                                                    "tests.core.apps.test_dns.rr"]
+    assert imported_test_modules("from . import conftest", "tests.analysis.report") == [
+        "tests.analysis.report.conftest"]
+    assert imported_test_modules("from tests.helpers.smb import nb\nfrom tests.analysis.story import scenes\n"
+                                 "from analysis.expect import test_case") == []
+
+
+def test_no_test_module_imports_another():
+    """What two test files share lives in tests/helpers (or a builder module beside them, such as
+    tests/analysis/behaviour/traffic.py): no module under tests/ imports a test module or a conftest,
+    so running, moving or deleting one test file never changes another."""
+    bad = []
+    for path in modules("tests"):
+        rel = path.relative_to(REPO).with_suffix("")
+        package = ".".join(rel.parts if path.name == "__init__.py" else rel.parts[:-1])
+        bad += [f"{path.relative_to(REPO)} imports {m}" for m in imported_test_modules(path.read_text(), package)]
+    assert not bad, "\n".join(bad)
