@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 from analysis.alerts import Alert
 from analysis.rules.compiled import CompiledRule, compile_rule, evaluation_order
+from analysis.rules.flowstate import FlowState, Inspection
 from analysis.rules.header import F_ACK, F_FIN, F_RST, F_SYN, HeaderIndex, flags_ok, static_ok
 from analysis.rules.match import match_payload
 from analysis.rules.model import PAYLOAD, Action, Rule
@@ -60,76 +61,12 @@ _APP_NAMES = {"ssl": "tls", "krb": "krb5", "krb_tcp": "krb5", "http": "http", "d
 _EVE_PROTO = {6: "tcp", 17: "udp", 1: "icmp", 58: "ipv6-icmp", 132: "sctp"}
 
 
-
-
-
-
-class _Flow:
-    __slots__ = ("key", "proto", "client", "client_port", "start", "last", "state",
-                 "midstream", "seen", "bits", "app", "next_seq", "done_tx", "hdr", "fixed", "uid", "closed",
-                 "tail", "spos", "pending", "data_seen")
-
-    def __init__(self, key: tuple, proto: int, client: int, cport: int, ts: int) -> None:
-        self.key = key
-        self.proto = proto
-        self.client, self.client_port = client, cport  # the side whose packets go to the server
-        self.start = self.last = ts
-        self.state = 0  # TCP: 0 none, 1 SYN, 2 SYN-ACK, 3 established
-        self.midstream = False
-        self.seen = 0  # bit 1: a packet to the server, bit 2: one to the client
-        self.bits: set[str] = set()
-        self.app: str | None = None
-        self.next_seq = [None, None]  # per direction (0 to server): highest sequence end inspected
-        self.done_tx: set[tuple[int, int, bool]] = set()  # (rule index, tx, to_server) alerted or passed
-        self.hdr: dict[int, bool] = {}  # rule index * 2 + to_server -> its header (and protocol) matched
-        self.fixed: list = [None, None]  # per direction (0 to server): the header-only rules whose header matched
-        self.uid: str | None = None
-        self.closed = False
-        self.tail = [b"", b""]  # per direction: the last STREAM_TAIL bytes of its in-order data
-        self.spos = [0, 0]  # per direction: stream bytes seen
-        self.pending: list[dict] = [{}, {}]  # per direction: rule index -> (rule, spos when it failed)
-        self.data_seen = False  # a packet with payload went by: the protocol may be known from it on
-
-    @property
-    def established(self) -> bool:
-        if self.proto == 6:
-            return self.state == 3
-        return self.seen == 3
-
-
-@dataclass(slots=True)
-class _Inspection:
-    """One packet or message being inspected."""
-
-    ts_ns: int
-    flow: _Flow
-    to_server: bool
-    src: int
-    sport: int
-    dst: int
-    dport: int
-    proto: int
-    buffers: dict
-    flags: int = 0
-    dsize: int = 0
-    itype: int = 0
-    icode: int = 0
-    tx: int | None = None
-    pcap_cnt: int | None = None
-    app: str | None = None
-    stream: bytes | None = None  # TCP, in an established session: this packet's new bytes
-    tail: bytes = b""  # the direction's recent data before them (the stream is tail + stream)
-    failed: list | None = None  # stream-capable candidates that did not match (to retry on the next segment)
-
-
 @dataclass
 class EngineStats:
     packets: int = 0
     inspected: int = 0
     messages: int = 0
     alerts: int = 0
-
-
 
 
 def _app_name(service: str | None) -> str | None:
@@ -169,7 +106,7 @@ class Engine:
                                             default=0))
         self._by_header = HeaderIndex([c for c in self.packet_rules if fast_pattern(c.rule) is None])
         self._app_pf = Prefilter([c.rule for c in self.app_rules])
-        self.flows: dict[tuple, _Flow] = {}
+        self.flows: dict[tuple, FlowState] = {}
         self._last_sweep = 0
         self._pending_apps: dict[tuple, str] = {}  # flow key -> protocol, recognised before its first packet
         self._pcap_cnt = 0  # packets fed so far (an alert's pcap_cnt counts from 1)
@@ -280,7 +217,7 @@ class Engine:
             self._event(e)
 
     # -------------------------------------------------------------------- flows
-    def _flow(self, ts: int, proto: int, src: int, sport: int, dst: int, dport: int, flags: int) -> tuple[_Flow, bool]:
+    def _flow(self, ts: int, proto: int, src: int, sport: int, dst: int, dport: int, flags: int) -> tuple[FlowState, bool]:
         key = ((proto, src, sport, dst, dport) if src < dst or (src == dst and sport <= dport)
                else (proto, dst, dport, src, sport))
         f = self.flows.get(key)
@@ -290,9 +227,9 @@ class Engine:
                 f = None
         if f is None:
             if proto == 6 and flags & (F_SYN | F_ACK) == (F_SYN | F_ACK):
-                f = _Flow(key, proto, dst, dport, ts)  # a SYN-ACK first: its receiver is the client
+                f = FlowState(key, proto, dst, dport, ts)  # a SYN-ACK first: its receiver is the client
             else:
-                f = _Flow(key, proto, src, sport, ts)
+                f = FlowState(key, proto, src, sport, ts)
             if proto == 6 and flags & (F_SYN | F_ACK) != F_SYN:
                 f.midstream = True  # picked up after its SYN (a SYN-ACK first counts too, as in Suricata)
             if self._pending_apps:
@@ -301,7 +238,7 @@ class Engine:
         f.last = ts
         return f, (src == f.client and sport == f.client_port)
 
-    def _tcp_state(self, f: _Flow, to_server: bool, flags: int) -> None:
+    def _tcp_state(self, f: FlowState, to_server: bool, flags: int) -> None:
         if flags & F_RST:
             f.closed = True
             return
@@ -395,7 +332,7 @@ class Engine:
         # the protocol as Suricata's detection would know it at this packet: not before the first
         # payload, and never in a TCP session picked up midstream (unless inspecting those)
         app = f.app if f.data_seen and not (proto == 6 and f.midstream and not self.midstream) else None
-        insp = _Inspection(ts, f, to_server, src, sport, dst, dport, proto, buffers, flags=flags,
+        insp = Inspection(ts, f, to_server, src, sport, dst, dport, proto, buffers, flags=flags,
                            dsize=len(payload), itype=itype, icode=icode, pcap_cnt=pcap_cnt, app=app)
         if stream is not None:
             insp.stream, insp.tail = stream, tail
@@ -415,7 +352,7 @@ class Engine:
         src, sport, dst, dport = (a, orig_p, b, resp_p) if is_orig else (b, resp_p, a, orig_p)
         f = self.flows.get(key)
         if f is None:
-            f = _Flow(key, proto, a, orig_p, ts)
+            f = FlowState(key, proto, a, orig_p, ts)
             f.state = 3
             f.seen = 3
             self.flows[key] = f
@@ -423,7 +360,7 @@ class Engine:
         if proto == 6 and f.midstream and not self.midstream:
             return  # Suricata (stream.midstream: false) does not parse sessions picked up midstream
         self.stats.messages += 1
-        insp = _Inspection(ts, f, is_orig, src, sport, dst, dport, proto, buffers, tx=tx, app=app)
+        insp = Inspection(ts, f, is_orig, src, sport, dst, dport, proto, buffers, tx=tx, app=app)
         cand = self._app_pf.candidates(buffers)
         if cand:
             rules = self.app_rules
@@ -432,7 +369,7 @@ class Engine:
                 self._try(cand, insp, packet=False)
 
     @staticmethod
-    def _header_filter(cands: list[CompiledRule], f: _Flow, to_server: bool, proto: int, src: int, sport: int,
+    def _header_filter(cands: list[CompiledRule], f: FlowState, to_server: bool, proto: int, src: int, sport: int,
                        dst: int, dport: int) -> list[CompiledRule]:
         """The candidates whose protocol and header match, remembered per flow and direction."""
         hdr = f.hdr
@@ -446,7 +383,7 @@ class Engine:
                 out.append(c)
         return out
 
-    def _try(self, cands: list[CompiledRule], insp: _Inspection, *, packet: bool) -> None:
+    def _try(self, cands: list[CompiledRule], insp: Inspection, *, packet: bool) -> None:
         """Try ``cands`` (in evaluation order, their headers matched) on one inspection."""
         f = insp.flow
         fired: list[Rule] = []
@@ -498,7 +435,7 @@ class Engine:
             self._alert(rule, insp)
 
     @staticmethod
-    def _flow_ok(opts: frozenset[str], insp: _Inspection, packet: bool) -> bool:
+    def _flow_ok(opts: frozenset[str], insp: Inspection, packet: bool) -> bool:
         f = insp.flow
         if "to_server" in opts and not insp.to_server:
             return False
@@ -515,7 +452,7 @@ class Engine:
         return True
 
     @staticmethod
-    def _packet_ok(rule: Rule, insp: _Inspection) -> bool:
+    def _packet_ok(rule: Rule, insp: Inspection) -> bool:
         if rule.dsize is not None and (not rule.dsize.test(insp.dsize)):
             return False
         if rule.flags is not None and (insp.proto != 6 or not flags_ok(rule.flags, insp.flags)):
@@ -529,7 +466,7 @@ class Engine:
         return True
 
     @staticmethod
-    def _bits_ok(rule: Rule, f: _Flow) -> bool:
+    def _bits_ok(rule: Rule, f: FlowState) -> bool:
         for b in rule.flowbits:
             if b.command == "isset":
                 have = [n in f.bits for n in b.names]
@@ -542,7 +479,7 @@ class Engine:
         return True
 
     @staticmethod
-    def _bits_apply(rule: Rule, f: _Flow) -> None:
+    def _bits_apply(rule: Rule, f: FlowState) -> None:
         for b in rule.flowbits:
             if b.command == "set":
                 f.bits.update(b.names)
@@ -553,7 +490,7 @@ class Engine:
                     f.bits.symmetric_difference_update((n,))
 
     @staticmethod
-    def _icmp_uid(insp: _Inspection) -> str:
+    def _icmp_uid(insp: Inspection) -> str:
         """The uid of the ICMP connection as the flow meter keys it (``flowid.icmp_ports``)."""
         sp, dp, one_way = icmp_ports(insp.proto, insp.itype, insp.icode)
         s, d = insp.src, insp.dst
@@ -561,7 +498,7 @@ class Engine:
             s, sp, d, dp = d, dp, s, sp
         return flow_uid((insp.proto, s, sp, d, dp, int(one_way)), insp.flow.start)
 
-    def _uid(self, insp: _Inspection) -> str:
+    def _uid(self, insp: Inspection) -> str:
         """The uid of the inspection's flow, as the flow meter gives it."""
         f = insp.flow
         if insp.proto in (1, 58):  # Zeek keys ICMP by type and counterpart type: one flow here, several there
@@ -571,7 +508,7 @@ class Engine:
             f.uid = flow_uid((insp.proto, a, ap, b, bp, 0), f.start)
         return f.uid
 
-    def _alert(self, rule: Rule, insp: _Inspection) -> None:
+    def _alert(self, rule: Rule, insp: Inspection) -> None:
         f = insp.flow
         proto = insp.proto
         uid = self._uid(insp)
