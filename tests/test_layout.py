@@ -44,11 +44,11 @@ def test_analysis_uses_only_the_core_of_recorder():
         assert not bad, f"{path.relative_to(REPO)} imports {bad}"
 
 
-def core_graph() -> dict[str, set[str]]:
-    """recorder.core's modules -> the modules of recorder.core they import (deferred imports too;
-    ``from pkg import mod`` counts as importing ``pkg.mod``)."""
+def core_graph(*packages: str) -> dict[str, set[str]]:
+    """The modules of ``packages`` (directories; recorder/core unless given) -> the modules of those
+    packages they import (deferred imports too; ``from pkg import mod`` counts as importing ``pkg.mod``)."""
     mods = {}
-    for path in modules("recorder/core"):
+    for path in [p for package in packages or ("recorder/core",) for p in modules(package)]:
         rel = path.relative_to(REPO).with_suffix("")
         if "_compiled" in rel.parts or "migrations" in rel.parts:
             continue
@@ -97,6 +97,13 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_no_import_cycle_in_the_core():
     cycle = find_cycle(core_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or ())
+
+
+def test_no_import_cycle_anywhere():
+    """Not in the core, not in the live side, not in analysis (behaviour's detectors, chain and
+    windows share their SQL helpers through behaviour/queries.py, not through each other)."""
+    cycle = find_cycle(core_graph("recorder", "analysis"))
     assert cycle is None, "import cycle: " + " -> ".join(cycle or ())
 
 
