@@ -1,9 +1,7 @@
 """FTP control and data channels: crafted conversations, the reference traces, a fuzz test.
 
-``tcp_streams`` (also used by test_mail.py) is a test-only stand-in for the dispatcher: it reads
-a capture with dpkt, orients each TCP connection (SYN sender, else the higher port is the client)
-and yields per-direction in-order payload (sorted by sequence number, retransmissions trimmed) in
-capture order, with ``gap`` where the receiver acknowledged bytes the capture never carried.
+The reference traces are fed to the parsers by ``tests.helpers.streams.tcp_streams`` (a test-only
+stand-in for the dispatcher) and compared with Zeek's logs by ``tests.helpers.zeek``.
 """
 
 from __future__ import annotations
