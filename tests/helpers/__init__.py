@@ -2,8 +2,9 @@
 
 This package: where the shared reference data lives, and the CLI under test. Its modules:
 ``packets`` (frames, pcap and pcapng builders), ``streams`` (TCP-stream extractors and feeding
-parsers), ``zeek`` (Zeek-log readers and agreement with Zeek's baselines), ``tls``, ``dns``, ``smb``
-(protocol message builders), ``postgres`` (the test database's schema)."""
+parsers), ``zeek`` (the Zeek-log reader and agreement with Zeek's baselines), ``tls``, ``dns``,
+``smb`` (protocol message builders), ``decode`` (the decoder's sample frames), ``store`` (flow
+rows), ``postgres`` (the test database's schema)."""
 
 from __future__ import annotations
 
