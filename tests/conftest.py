@@ -1,37 +1,14 @@
-"""Shared fixtures. Keep each fixture small and documented; add yours below."""
+"""Shared fixtures. Keep each fixture small and documented; add yours below. Helpers a test
+imports live in tests/helpers (no test module imports a conftest)."""
 
 from __future__ import annotations
 
 import os
-from urllib.parse import quote
 
 import pytest
 
-PG_ENV = "WIRETRAIL_TEST_PG_URL"
-
-
-def _pg_schema() -> str:
-    # One schema per test process, so parallel runs against the same database do not collide.
-    return f"wt_test_{os.getpid()}"
-
-
-def _pg_url(base: str) -> str:
-    sep = "&" if "?" in base else "?"
-    return f"{base}{sep}options={quote(f'-csearch_path={_pg_schema()}')}"
-
-
-def _pg_reset(url: str, *, recreate: bool = True) -> None:
-    """Drop every table (alembic_version included) by recreating this process's schema."""
-    from recorder.core.store import Store
-
-    store = Store(url)
-    try:
-        with store.engine.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {_pg_schema()} CASCADE")
-            if recreate:
-                conn.exec_driver_sql(f"CREATE SCHEMA {_pg_schema()}")
-    finally:
-        store.close()
+from tests.helpers.postgres import PG_ENV, pg_reset
+from tests.helpers.postgres import pg_url as schema_url
 
 
 @pytest.fixture(scope="session")
@@ -40,9 +17,9 @@ def pg_url() -> str:
     base = os.environ.get(PG_ENV)
     if not base:
         pytest.skip(f"{PG_ENV} is not set; run: export {PG_ENV}=$(bash tests/pg_start.sh)")
-    url = _pg_url(base)
+    url = schema_url(base)
     yield url
-    _pg_reset(url, recreate=False)
+    pg_reset(url, recreate=False)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -51,5 +28,5 @@ def db_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "wiretrail.db")
     url = request.getfixturevalue("pg_url")
-    _pg_reset(url)
+    pg_reset(url)
     return url

@@ -44,11 +44,11 @@ def test_analysis_uses_only_the_core_of_recorder():
         assert not bad, f"{path.relative_to(REPO)} imports {bad}"
 
 
-def core_graph() -> dict[str, set[str]]:
-    """recorder.core's modules -> the modules of recorder.core they import (deferred imports too;
-    ``from pkg import mod`` counts as importing ``pkg.mod``)."""
+def core_graph(*packages: str) -> dict[str, set[str]]:
+    """The modules of ``packages`` (directories; recorder/core unless given) -> the modules of those
+    packages they import (deferred imports too; ``from pkg import mod`` counts as importing ``pkg.mod``)."""
     mods = {}
-    for path in modules("recorder/core"):
+    for path in [p for package in packages or ("recorder/core",) for p in modules(package)]:
         rel = path.relative_to(REPO).with_suffix("")
         if "_compiled" in rel.parts or "migrations" in rel.parts:
             continue
@@ -100,6 +100,13 @@ def test_no_import_cycle_in_the_core():
     assert cycle is None, "import cycle: " + " -> ".join(cycle or ())
 
 
+def test_no_import_cycle_anywhere():
+    """Not in the core, not in the live side, not in analysis (behaviour's detectors, chain and
+    windows share their SQL helpers through behaviour/queries.py, not through each other)."""
+    cycle = find_cycle(core_graph("recorder", "analysis"))
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or ())
+
+
 def test_the_cycle_check_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
@@ -113,4 +120,51 @@ def test_no_private_name_is_imported_from_another_module():
                 if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in ("recorder", "analysis"):
                     bad += [f"{path.relative_to(REPO)}:{node.lineno} imports {a.name} from {node.module}"
                             for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not bad, "\n".join(bad)
+
+
+def imported_test_modules(source: str, package: str = "tests") -> list[str]:
+    """The test modules (``test_*``) and conftests that ``source`` (a module of ``package``) imports,
+    deferred imports and relative ones included."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            candidates = [a.name for a in node.names if a.name.split(".")[0] == "tests"]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            if base.split(".")[0] != "tests":
+                continue
+            candidates = [base] + [f"{base}.{a.name}" for a in node.names]
+        else:
+            continue
+        found += [c for c in candidates if any(p.startswith("test_") or p == "conftest" for p in c.split("."))]
+    return found
+
+
+def test_the_test_import_check_finds_a_test_module_imported():
+    assert imported_test_modules("from tests.core.apps.test_smb import nb") == ["tests.core.apps.test_smb",
+                                                                                "tests.core.apps.test_smb.nb"]
+    assert imported_test_modules("def f():\n    from tests.core.apps import test_smb, windows_traffic\n") == [
+        "tests.core.apps.test_smb"]
+    assert imported_test_modules("import tests.conftest") == ["tests.conftest"]
+    assert imported_test_modules("from .test_dns import rr", "tests.core.apps") == ["tests.core.apps.test_dns",
+                                                                                    "tests.core.apps.test_dns.rr"]
+    assert imported_test_modules("from . import conftest", "tests.analysis.report") == [
+        "tests.analysis.report.conftest"]
+    assert imported_test_modules("from tests.helpers.smb import nb\nfrom tests.analysis.story import scenes\n"
+                                 "from analysis.expect import test_case") == []
+
+
+def test_no_test_module_imports_another():
+    """What two test files share lives in tests/helpers (or a builder module beside them, such as
+    tests/analysis/behaviour/traffic.py): no module under tests/ imports a test module or a conftest,
+    so running, moving or deleting one test file never changes another."""
+    bad = []
+    for path in modules("tests"):
+        rel = path.relative_to(REPO).with_suffix("")
+        package = ".".join(rel.parts if path.name == "__init__.py" else rel.parts[:-1])
+        bad += [f"{path.relative_to(REPO)} imports {m}" for m in imported_test_modules(path.read_text(), package)]
     assert not bad, "\n".join(bad)

@@ -22,8 +22,8 @@ Same contract as ``detectors``: ``fn(conn, rule, prior) -> list[Alert]``.
 from __future__ import annotations
 
 from analysis.alerts import Alert
-from analysis.behaviour.detectors import NS, first_flow, make_alert, sql_in, sql_rows
 from analysis.behaviour.model import BehaviourRule
+from analysis.behaviour.queries import NS, first_flow, make_alert, sql_in, sql_rows
 
 ADMIN_NAMES = ("root", "admin", "administrator", "administrateur", "sa", "postgres", "sysadmin",
                "domain admins", "enterprise admins", "superuser", "toor")

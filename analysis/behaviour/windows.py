@@ -16,8 +16,8 @@ from __future__ import annotations
 import ipaddress
 
 from analysis.alerts import Alert
-from analysis.behaviour.detectors import first_flow, make_alert, sql_in, sql_rows
 from analysis.behaviour.model import BehaviourRule
+from analysis.behaviour.queries import first_flow, make_alert, sql_in, sql_rows
 
 
 def _ignored(addr: str, networks: list) -> bool:

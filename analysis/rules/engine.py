@@ -1,4 +1,6 @@
-"""The signature engine: Suricata-syntax rules matched over captures, alerts as Suricata attributes them.
+"""The signature engine: Suricata-syntax rules matched over captures, alerts as Suricata attributes them
+(each rule precomputed by ``analysis.rules.compiled``, header-only rules found by
+``analysis.rules.header``'s index, alerts limited by ``analysis.rules.thresholds``).
 
 One pass over the captures, in packet order:
 
@@ -30,22 +32,20 @@ An alert's endpoints are those of the packet (or message) that completed the mat
 
 from __future__ import annotations
 
-import bisect
-import collections
-import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from analysis.alerts import Alert
+from analysis.rules.compiled import CompiledRule, compile_rule, evaluation_order
+from analysis.rules.flowstate import FlowState, Inspection
+from analysis.rules.header import F_ACK, F_FIN, F_RST, F_SYN, HeaderIndex, flags_ok, static_ok
 from analysis.rules.match import match_payload
-from analysis.rules.model import PAYLOAD, Action, Content, Direction, Pcre, Rule
+from analysis.rules.model import PAYLOAD, Action, Rule
 from analysis.rules.prefilter import Prefilter, fast_pattern
+from analysis.rules.thresholds import Thresholds
 from recorder.core.flowid import addr_int, addr_str, community_id, flow_uid, icmp_ports
 
 NS = 1_000_000_000
-F_FIN, F_SYN, F_RST, F_PSH, F_ACK, F_URG, F_ECE, F_CWR = 1, 2, 4, 8, 16, 32, 64, 128
-_FLAG_BITS = {"F": F_FIN, "S": F_SYN, "R": F_RST, "P": F_PSH, "A": F_ACK, "U": F_URG, "E": F_ECE, "C": F_CWR}
-_V4_MAPPED = 0xFFFF
 _TIMEOUT = {6: 3600 * NS, 17: 300 * NS}  # idle time after which a key starts a new flow
 _DEFAULT_TIMEOUT = 300 * NS
 _CLOSED_KEEP = 30 * NS  # a closed TCP flow's late packets (retransmitted FINs) still find it this long
@@ -54,259 +54,11 @@ STREAM_TAIL = 1024  # bytes of a TCP direction kept to match what a segment boun
 _MAX_PENDING = 64  # rules per direction awaiting the rest of a split match
 _JUNCTION = 63  # bytes before a segment scanned with it for fast patterns across the boundary
 
-# IP protocols a rule's header protocol covers (None: any)
-_TRANSPORT_PROTOS: dict[str, frozenset[int] | None] = {
-    "ip": None, "ipv4": None, "ipv6": None, "tcp": frozenset({6}), "tcp-pkt": frozenset({6}), "tcp-stream": frozenset({6}),
-    "udp": frozenset({17}), "icmp": frozenset({1, 58}), "icmpv4": frozenset({1}), "icmpv6": frozenset({58}),
-    "sctp": frozenset({132}),
-}
 # Zeek service names (what the parsers call themselves) -> Suricata app-layer protocol names
 _APP_NAMES = {"ssl": "tls", "krb": "krb5", "krb_tcp": "krb5", "http": "http", "dns": "dns", "ssh": "ssh",
               "ftp": "ftp", "ftp-data": "ftp-data", "smtp": "smtp", "imap": "imap", "pop3": "pop3",
               "quic": "quic", "telnet": "telnet"}
-_APP_ALIASES = {"http1": "http", "http2": "http2"}
 _EVE_PROTO = {6: "tcp", 17: "udp", 1: "icmp", 58: "ipv6-icmp", 132: "sctp"}
-
-
-def _app_of(rule: Rule) -> str | None:
-    app = rule.app_protocol
-    if app is None and rule.protocol not in _TRANSPORT_PROTOS:
-        app = rule.protocol
-    return _APP_ALIASES.get(app, app) if app else None
-
-
-@dataclass(slots=True)
-class _Compiled:
-    """What the engine needs of one rule, precomputed."""
-
-    index: int
-    rule: Rule
-    protos: frozenset[int] | None
-    app: str | None
-    app_layer: bool  # inspects application buffers (else packet payload / header only)
-    ipv4: bool | None  # ipv4 / ipv6 rules: only that IP version
-    order: tuple
-    stream: bool = False  # may match across TCP segments (its payload matches float freely)
-    stream_only: bool = False  # tcp-stream or flow:only_stream: never on a packet alone
-
-
-def _compile(i: int, rule: Rule) -> _Compiled:
-    app = _app_of(rule)
-    protos = _TRANSPORT_PROTOS.get(rule.protocol)
-    if rule.protocol not in _TRANSPORT_PROTOS:
-        protos = frozenset({17, 6}) if app in ("dns", "quic", "krb5", "ntp", "dhcp", "snmp", "tftp", "sip") \
-            else frozenset({6})
-    buffers = rule.buffers
-    # a rule naming an application protocol but no buffer of it (`alert http any any -> any any
-    # (sid:1;)`) is a packet rule: as in Suricata, it matches every packet of the flow from the one
-    # whose payload made the protocol known
-    app_layer = bool(buffers - {PAYLOAD})
-    sets = any(b.command in ("set", "unset", "toggle") for b in rule.flowbits)
-    checks = any(b.command in ("isset", "isnotset") for b in rule.flowbits)
-    # Suricata's order: pass first, then flowbit setters before readers, then priority.
-    order = (rule.action is not Action.PASS, not sets or checks, rule.priority, i)
-    ipv4 = {"ipv4": True, "ipv6": False}.get(rule.protocol)
-    stream_only = rule.protocol == "tcp-stream" or "only_stream" in rule.flow
-    stream = (not app_layer and rule.protocol in ("tcp", "tcp-stream") and bool(rule.matches)
-              and rule.dsize is None and "no_stream" not in rule.flow and all(map(_floats, rule.matches)))
-    return _Compiled(i, rule, protos, app, app_layer, ipv4, order, stream, stream_only and stream)
-
-
-def _floats(m) -> bool:
-    """A payload match that means the same in a stream as in a packet: a content or pcre not tied
-    to the start or end of the buffer (relative ones are tied to the match before them)."""
-    if isinstance(m, Content):
-        return (m.buffer == PAYLOAD and not m.negated and m.depth is None and m.offset is None
-                and not m.startswith and not m.endswith)
-    if isinstance(m, Pcre):
-        return m.buffer == PAYLOAD and not m.negated and not m.anchored and "^" not in m.source and "$" not in m.source
-    return False
-
-
-def _ORDER(c: _Compiled) -> tuple:
-    return c.order
-
-
-_V4_SPACE = 1 << 32
-_NARROW = 1 / 16  # a dimension covering less than this share of its space is indexed
-_PORT_PROTOS = frozenset({6, 17, 132})
-
-
-def _share(ranges, space: int) -> float:
-    return sum(hi - lo + 1 for lo, hi in ranges) / space
-
-
-def _addr_share(spec) -> float:
-    return max(_share(spec.v4, _V4_SPACE), _share(spec.v6, 1 << 128))
-
-
-def _addr_ranges(spec) -> list[tuple[int, int]]:
-    """The spec's ranges in the engine's address space (IPv4 as IPv4-mapped IPv6)."""
-    base = _V4_MAPPED << 32
-    return [(base | lo, base | hi) for lo, hi in spec.v4] + list(spec.v6)
-
-
-class _HeaderIndex:
-    """Header-only rules (ET's reputation lists, scans by port and flags...) by the most selective
-    part of their header: source or destination addresses (a reputation list names thousands of
-    addresses) or, for TCP/UDP/SCTP rules, source or destination ports. A packet finds the few that
-    can apply with binary searches instead of testing every rule; a rule with no part covering
-    less than 1/16 of its space (or with ``<>``) is tried on every packet (``broad``)."""
-
-    _DIMENSIONS = (
-        (lambda r: _addr_share(r.src), lambda r: _addr_ranges(r.src)),
-        (lambda r: _addr_share(r.dst), lambda r: _addr_ranges(r.dst)),
-        (lambda r: _share(r.src_ports.ranges, 65536), lambda r: list(r.src_ports.ranges)),
-        (lambda r: _share(r.dst_ports.ranges, 65536), lambda r: list(r.dst_ports.ranges)),
-    )
-
-    def __init__(self, rules: list[_Compiled]) -> None:
-        placed: list[list[_Compiled]] = [[], [], [], []]
-        self.broad: list[_Compiled] = []
-        for c in rules:
-            r = c.rule
-            dims = 4 if c.protos is not None and c.protos <= _PORT_PROTOS else 2
-            shares = [self._DIMENSIONS[i][0](r) for i in range(dims)]
-            best = min(range(dims), key=shares.__getitem__)
-            if r.direction is Direction.TO_DST and shares[best] < _NARROW:
-                placed[best].append(c)
-            else:
-                self.broad.append(c)
-        self.indexes = [self._segments(placed[i], self._DIMENSIONS[i][1]) for i in range(4)]
-
-    @staticmethod
-    def _segments(rules: list[_Compiled], ranges_of) -> tuple[list[int], list[tuple[_Compiled, ...]]]:
-        events: dict[int, list[tuple[int, _Compiled]]] = {}
-        for c in rules:
-            for lo, hi in ranges_of(c.rule):
-                events.setdefault(lo, []).append((1, c))
-                events.setdefault(hi + 1, []).append((-1, c))
-        points = sorted(events)
-        active: collections.Counter = collections.Counter()
-        active_rules: dict[int, _Compiled] = {}
-        sets = []
-        for p in points:
-            for delta, c in events[p]:
-                active[c.index] += delta
-                if not active[c.index]:
-                    del active[c.index]
-                else:
-                    active_rules[c.index] = c
-            sets.append(tuple(sorted((active_rules[i] for i in active), key=_ORDER)))
-        return points, sets
-
-    def lookup(self, src: int, dst: int, sport: int, dport: int, ports: bool) -> list[_Compiled]:
-        """The rules that may apply to a packet with this header, in evaluation order."""
-        out = list(self.broad)
-        for value, (points, sets) in zip((src, dst, sport, dport) if ports else (src, dst), self.indexes):
-            if points:
-                i = bisect.bisect_right(points, value) - 1
-                if i >= 0 and sets[i]:
-                    out += sets[i]
-        if len(out) > 1 and len(out) != len(self.broad):
-            out.sort(key=_ORDER)
-        return out
-
-
-def _header_ok(rule: Rule, src: int, sport: int, dst: int, dport: int, ports: bool) -> bool:
-    def one_way(s: int, sp: int, d: int, dp: int) -> bool:
-        if not (rule.src.contains_int(s) and rule.dst.contains_int(d)):
-            return False
-        return not ports or (rule.src_ports.contains(sp) and rule.dst_ports.contains(dp))
-    if one_way(src, sport, dst, dport):
-        return True
-    return rule.direction is Direction.BOTH and one_way(dst, dport, src, sport)
-
-
-def _static_ok(c: _Compiled, proto: int, src: int, sport: int, dst: int, dport: int) -> bool:
-    """Whether a rule's protocol, IP version, addresses and ports admit a packet of a flow."""
-    if c.protos is not None and proto not in c.protos:
-        return False
-    if c.ipv4 is not None and ((src >> 32) == _V4_MAPPED) != c.ipv4:
-        return False
-    return _header_ok(c.rule, src, sport, dst, dport, proto in _PORT_PROTOS)
-
-
-@functools.lru_cache(maxsize=256)
-def _flag_bits(test) -> tuple[int, int]:
-    """(flags wanted, mask of flags considered) of a ``flags`` keyword; "0" wants none."""
-    want = 0
-    for ch in test.flags:
-        want |= _FLAG_BITS.get(ch, 0)
-    mask = 0xFF
-    for ch in test.ignore:
-        mask &= ~_FLAG_BITS.get(ch, 0)
-    return want, mask
-
-
-def _flags_ok(test, flags: int) -> bool:
-    want, mask = _flag_bits(test)
-    got = flags & mask
-    if test.modifier == "+":
-        return got & want == want
-    if test.modifier == "*":
-        return bool(got & want) if want else got == 0
-    if test.modifier == "!":
-        return not got & want
-    return got == want
-
-
-class _Flow:
-    __slots__ = ("key", "proto", "client", "client_port", "start", "last", "state",
-                 "midstream", "seen", "bits", "app", "next_seq", "done_tx", "hdr", "fixed", "uid", "closed",
-                 "tail", "spos", "pending", "data_seen")
-
-    def __init__(self, key: tuple, proto: int, client: int, cport: int, ts: int) -> None:
-        self.key = key
-        self.proto = proto
-        self.client, self.client_port = client, cport  # the side whose packets go to the server
-        self.start = self.last = ts
-        self.state = 0  # TCP: 0 none, 1 SYN, 2 SYN-ACK, 3 established
-        self.midstream = False
-        self.seen = 0  # bit 1: a packet to the server, bit 2: one to the client
-        self.bits: set[str] = set()
-        self.app: str | None = None
-        self.next_seq = [None, None]  # per direction (0 to server): highest sequence end inspected
-        self.done_tx: set[tuple[int, int, bool]] = set()  # (rule index, tx, to_server) alerted or passed
-        self.hdr: dict[int, bool] = {}  # rule index * 2 + to_server -> its header (and protocol) matched
-        self.fixed: list = [None, None]  # per direction (0 to server): the header-only rules whose header matched
-        self.uid: str | None = None
-        self.closed = False
-        self.tail = [b"", b""]  # per direction: the last STREAM_TAIL bytes of its in-order data
-        self.spos = [0, 0]  # per direction: stream bytes seen
-        self.pending: list[dict] = [{}, {}]  # per direction: rule index -> (rule, spos when it failed)
-        self.data_seen = False  # a packet with payload went by: the protocol may be known from it on
-
-    @property
-    def established(self) -> bool:
-        if self.proto == 6:
-            return self.state == 3
-        return self.seen == 3
-
-
-@dataclass(slots=True)
-class _Inspection:
-    """One packet or message being inspected."""
-
-    ts_ns: int
-    flow: _Flow
-    to_server: bool
-    src: int
-    sport: int
-    dst: int
-    dport: int
-    proto: int
-    buffers: dict
-    flags: int = 0
-    dsize: int = 0
-    itype: int = 0
-    icode: int = 0
-    tx: int | None = None
-    pcap_cnt: int | None = None
-    app: str | None = None
-    stream: bytes | None = None  # TCP, in an established session: this packet's new bytes
-    tail: bytes = b""  # the direction's recent data before them (the stream is tail + stream)
-    failed: list | None = None  # stream-capable candidates that did not match (to retry on the next segment)
 
 
 @dataclass
@@ -315,68 +67,6 @@ class EngineStats:
     inspected: int = 0
     messages: int = 0
     alerts: int = 0
-
-
-class _Thresholds:
-    """threshold (limit / threshold / both), detection_filter and a threshold.config's suppress and
-    rate_filter (``analysis.rules.thresholdconfig``), Suricata's semantics."""
-
-    def __init__(self) -> None:
-        self.state: dict[tuple, list[int]] = {}  # key -> [window start ns, matches in the window, rate until ns]
-
-    @staticmethod
-    def _track_key(t, src: int, dst: int, sid: int, gid: int, flow: str | None) -> tuple:
-        track = t.track
-        who = (src,) if track == "by_src" else (dst,) if track == "by_dst" else \
-            (min(src, dst), max(src, dst)) if track == "by_both" else (flow,) if track == "by_flow" else ()
-        return (gid, sid, track, *who)
-
-    @staticmethod
-    def limited(rule: Rule) -> bool:
-        """Whether ``allow`` may say no to this rule's alerts."""
-        return (rule.threshold is not None or rule.detection_filter is not None or rule.rate_filter is not None
-                or bool(rule.suppress))
-
-    def allow(self, rule: Rule, ts: int, src: int, dst: int, flow: str | None) -> bool:
-        """Whether a match of ``rule`` (at ``ts`` from ``src`` to ``dst`` on the flow of uid ``flow``)
-        alerts; called for every match, in time order."""
-        for s in rule.suppress:
-            if (s.track != "by_dst" and s.ip.contains_int(src)) or (s.track != "by_src" and s.ip.contains_int(dst)):
-                return False
-        ok = True
-        if rule.detection_filter is not None:
-            t = rule.detection_filter
-            st = self._tick(("df", *self._track_key(t, src, dst, rule.sid, rule.gid, flow)), t.seconds, ts)
-            ok = st[1] > t.count
-        t = rule.threshold
-        if t is not None and ok:
-            st = self._tick(("th", *self._track_key(t, src, dst, rule.sid, rule.gid, flow)), t.seconds, ts)
-            if t.type == "limit":
-                ok = st[1] <= t.count
-            elif t.type == "threshold":
-                ok = st[1] % t.count == 0
-            else:  # both: once per window, when the count is reached
-                ok = st[1] == t.count
-        rf = rule.rate_filter
-        if rf is not None and ok:
-            key = ("rf", *self._track_key(rf, src, dst, rule.sid, rule.gid, flow))
-            st = self.state.get(key)
-            if st is not None and ts < st[2]:  # the new action holds until its timeout
-                st[1] += 1
-            else:
-                st = self._tick(key, rf.seconds, ts)
-                if st[1] > rf.count:
-                    st[2] = ts + rf.timeout * NS
-            if ts < st[2] and rf.new_action == "pass":
-                ok = False  # a passive sensor: drop and reject still alert, as in Suricata's IDS mode
-        return ok
-
-    def _tick(self, key: tuple, seconds: int, ts: int) -> list[int]:
-        st = self.state.get(key)
-        if st is None or ts - st[0] >= seconds * NS:
-            st = self.state[key] = [ts, 0, -1]
-        st[1] += 1
-        return st
 
 
 def _app_name(service: str | None) -> str | None:
@@ -397,10 +87,10 @@ class Engine:
 
     def __init__(self, rules: Sequence[Rule], *, midstream: bool = False, defer_thresholds: bool = False) -> None:
         """``defer_thresholds``: this engine sees a share of the flows (``ingest`` shards it), so
-        what ``_Thresholds`` decides (threshold, detection_filter, suppress, rate_filter: they
+        what ``Thresholds`` decides (threshold, detection_filter, suppress, rate_filter: they
         count across flows) is left to ``merge_shards``; ``finish`` then returns ``(alerts,
         deferred)`` for it."""
-        compiled = [_compile(i, r) for i, r in enumerate(rules)]
+        compiled = [compile_rule(i, r) for i, r in enumerate(rules)]
         self.rules = list(rules)
         self.midstream = midstream
         compiled.sort(key=lambda c: c.order)  # candidates come back in index order: evaluation order
@@ -414,13 +104,13 @@ class Engine:
         # (fast patterns up to _JUNCTION + 1 bytes long, which is nearly all of them)
         self._junction = min(_JUNCTION, max((len(fast_pattern(c.rule)[1]) - 1 for c in self._fp_rules if c.stream),
                                             default=0))
-        self._by_header = _HeaderIndex([c for c in self.packet_rules if fast_pattern(c.rule) is None])
+        self._by_header = HeaderIndex([c for c in self.packet_rules if fast_pattern(c.rule) is None])
         self._app_pf = Prefilter([c.rule for c in self.app_rules])
-        self.flows: dict[tuple, _Flow] = {}
+        self.flows: dict[tuple, FlowState] = {}
         self._last_sweep = 0
         self._pending_apps: dict[tuple, str] = {}  # flow key -> protocol, recognised before its first packet
         self._pcap_cnt = 0  # packets fed so far (an alert's pcap_cnt counts from 1)
-        self.thresholds = _Thresholds()
+        self.thresholds = Thresholds()
         self.defer_thresholds = defer_thresholds
         self._deferred: dict[int, int] = {}  # alert position -> index of its rule, whose threshold is left to merge_shards
         self.stats = EngineStats()
@@ -527,7 +217,7 @@ class Engine:
             self._event(e)
 
     # -------------------------------------------------------------------- flows
-    def _flow(self, ts: int, proto: int, src: int, sport: int, dst: int, dport: int, flags: int) -> tuple[_Flow, bool]:
+    def _flow(self, ts: int, proto: int, src: int, sport: int, dst: int, dport: int, flags: int) -> tuple[FlowState, bool]:
         key = ((proto, src, sport, dst, dport) if src < dst or (src == dst and sport <= dport)
                else (proto, dst, dport, src, sport))
         f = self.flows.get(key)
@@ -537,9 +227,9 @@ class Engine:
                 f = None
         if f is None:
             if proto == 6 and flags & (F_SYN | F_ACK) == (F_SYN | F_ACK):
-                f = _Flow(key, proto, dst, dport, ts)  # a SYN-ACK first: its receiver is the client
+                f = FlowState(key, proto, dst, dport, ts)  # a SYN-ACK first: its receiver is the client
             else:
-                f = _Flow(key, proto, src, sport, ts)
+                f = FlowState(key, proto, src, sport, ts)
             if proto == 6 and flags & (F_SYN | F_ACK) != F_SYN:
                 f.midstream = True  # picked up after its SYN (a SYN-ACK first counts too, as in Suricata)
             if self._pending_apps:
@@ -548,7 +238,7 @@ class Engine:
         f.last = ts
         return f, (src == f.client and sport == f.client_port)
 
-    def _tcp_state(self, f: _Flow, to_server: bool, flags: int) -> None:
+    def _tcp_state(self, f: FlowState, to_server: bool, flags: int) -> None:
         if flags & F_RST:
             f.closed = True
             return
@@ -612,7 +302,7 @@ class Engine:
         fixed = f.fixed[d]
         if fixed is None:  # once per flow and direction: the header does not change
             fixed = f.fixed[d] = [c for c in self._by_header.lookup(src, dst, sport, dport, is_port_proto)
-                                  if _static_ok(c, proto, src, sport, dst, dport)]
+                                  if static_ok(c, proto, src, sport, dst, dport)]
         if payload:
             fp = self._fp_rules
             found = self._packet_pf.candidates({PAYLOAD: scan} if scan else buffers)
@@ -630,9 +320,9 @@ class Engine:
                             del pend[k]
                         elif k not in have:
                             cand.append(c)
-                    cand.sort(key=_ORDER)
+                    cand.sort(key=evaluation_order)
             if fixed:
-                cand = sorted(cand + fixed, key=_ORDER) if cand else fixed
+                cand = sorted(cand + fixed, key=evaluation_order) if cand else fixed
             elif not cand:
                 return
         elif fixed:
@@ -642,7 +332,7 @@ class Engine:
         # the protocol as Suricata's detection would know it at this packet: not before the first
         # payload, and never in a TCP session picked up midstream (unless inspecting those)
         app = f.app if f.data_seen and not (proto == 6 and f.midstream and not self.midstream) else None
-        insp = _Inspection(ts, f, to_server, src, sport, dst, dport, proto, buffers, flags=flags,
+        insp = Inspection(ts, f, to_server, src, sport, dst, dport, proto, buffers, flags=flags,
                            dsize=len(payload), itype=itype, icode=icode, pcap_cnt=pcap_cnt, app=app)
         if stream is not None:
             insp.stream, insp.tail = stream, tail
@@ -662,7 +352,7 @@ class Engine:
         src, sport, dst, dport = (a, orig_p, b, resp_p) if is_orig else (b, resp_p, a, orig_p)
         f = self.flows.get(key)
         if f is None:
-            f = _Flow(key, proto, a, orig_p, ts)
+            f = FlowState(key, proto, a, orig_p, ts)
             f.state = 3
             f.seen = 3
             self.flows[key] = f
@@ -670,7 +360,7 @@ class Engine:
         if proto == 6 and f.midstream and not self.midstream:
             return  # Suricata (stream.midstream: false) does not parse sessions picked up midstream
         self.stats.messages += 1
-        insp = _Inspection(ts, f, is_orig, src, sport, dst, dport, proto, buffers, tx=tx, app=app)
+        insp = Inspection(ts, f, is_orig, src, sport, dst, dport, proto, buffers, tx=tx, app=app)
         cand = self._app_pf.candidates(buffers)
         if cand:
             rules = self.app_rules
@@ -679,8 +369,8 @@ class Engine:
                 self._try(cand, insp, packet=False)
 
     @staticmethod
-    def _header_filter(cands: list[_Compiled], f: _Flow, to_server: bool, proto: int, src: int, sport: int,
-                       dst: int, dport: int) -> list[_Compiled]:
+    def _header_filter(cands: list[CompiledRule], f: FlowState, to_server: bool, proto: int, src: int, sport: int,
+                       dst: int, dport: int) -> list[CompiledRule]:
         """The candidates whose protocol and header match, remembered per flow and direction."""
         hdr = f.hdr
         out = []
@@ -688,12 +378,12 @@ class Engine:
             hk = c.index * 2 + to_server
             ok = hdr.get(hk)
             if ok is None:
-                ok = hdr[hk] = _static_ok(c, proto, src, sport, dst, dport)
+                ok = hdr[hk] = static_ok(c, proto, src, sport, dst, dport)
             if ok:
                 out.append(c)
         return out
 
-    def _try(self, cands: list[_Compiled], insp: _Inspection, *, packet: bool) -> None:
+    def _try(self, cands: list[CompiledRule], insp: Inspection, *, packet: bool) -> None:
         """Try ``cands`` (in evaluation order, their headers matched) on one inspection."""
         f = insp.flow
         fired: list[Rule] = []
@@ -734,7 +424,7 @@ class Engine:
                 return  # nothing else alerts on this packet
             if rule.noalert or any(b.command == "noalert" for b in rule.flowbits):
                 continue
-            limited = _Thresholds.limited(rule)
+            limited = Thresholds.limited(rule)
             if limited and not self.defer_thresholds and not self.thresholds.allow(rule, insp.ts_ns, insp.src,
                                                                                   insp.dst, self._uid(insp)):
                 continue
@@ -745,7 +435,7 @@ class Engine:
             self._alert(rule, insp)
 
     @staticmethod
-    def _flow_ok(opts: frozenset[str], insp: _Inspection, packet: bool) -> bool:
+    def _flow_ok(opts: frozenset[str], insp: Inspection, packet: bool) -> bool:
         f = insp.flow
         if "to_server" in opts and not insp.to_server:
             return False
@@ -762,10 +452,10 @@ class Engine:
         return True
 
     @staticmethod
-    def _packet_ok(rule: Rule, insp: _Inspection) -> bool:
+    def _packet_ok(rule: Rule, insp: Inspection) -> bool:
         if rule.dsize is not None and (not rule.dsize.test(insp.dsize)):
             return False
-        if rule.flags is not None and (insp.proto != 6 or not _flags_ok(rule.flags, insp.flags)):
+        if rule.flags is not None and (insp.proto != 6 or not flags_ok(rule.flags, insp.flags)):
             return False
         if rule.ip_proto is not None and not rule.ip_proto.test(insp.proto):
             return False
@@ -776,7 +466,7 @@ class Engine:
         return True
 
     @staticmethod
-    def _bits_ok(rule: Rule, f: _Flow) -> bool:
+    def _bits_ok(rule: Rule, f: FlowState) -> bool:
         for b in rule.flowbits:
             if b.command == "isset":
                 have = [n in f.bits for n in b.names]
@@ -789,7 +479,7 @@ class Engine:
         return True
 
     @staticmethod
-    def _bits_apply(rule: Rule, f: _Flow) -> None:
+    def _bits_apply(rule: Rule, f: FlowState) -> None:
         for b in rule.flowbits:
             if b.command == "set":
                 f.bits.update(b.names)
@@ -800,7 +490,7 @@ class Engine:
                     f.bits.symmetric_difference_update((n,))
 
     @staticmethod
-    def _icmp_uid(insp: _Inspection) -> str:
+    def _icmp_uid(insp: Inspection) -> str:
         """The uid of the ICMP connection as the flow meter keys it (``flowid.icmp_ports``)."""
         sp, dp, one_way = icmp_ports(insp.proto, insp.itype, insp.icode)
         s, d = insp.src, insp.dst
@@ -808,7 +498,7 @@ class Engine:
             s, sp, d, dp = d, dp, s, sp
         return flow_uid((insp.proto, s, sp, d, dp, int(one_way)), insp.flow.start)
 
-    def _uid(self, insp: _Inspection) -> str:
+    def _uid(self, insp: Inspection) -> str:
         """The uid of the inspection's flow, as the flow meter gives it."""
         f = insp.flow
         if insp.proto in (1, 58):  # Zeek keys ICMP by type and counterpart type: one flow here, several there
@@ -818,7 +508,7 @@ class Engine:
             f.uid = flow_uid((insp.proto, a, ap, b, bp, 0), f.start)
         return f.uid
 
-    def _alert(self, rule: Rule, insp: _Inspection) -> None:
+    def _alert(self, rule: Rule, insp: Inspection) -> None:
         f = insp.flow
         proto = insp.proto
         uid = self._uid(insp)
@@ -842,7 +532,7 @@ def merge_shards(rules: Sequence[Rule], results: Sequence[tuple[list[Alert], dic
     found = [(a.ts_ns, k, pos, a, deferred.get(pos))
              for k, (alerts, deferred) in enumerate(results) for pos, a in enumerate(alerts)]
     found.sort(key=lambda t: t[:3])
-    thresholds = _Thresholds()
+    thresholds = Thresholds()
     return [a for ts, _, _, a, index in found
             if index is None or thresholds.allow(rules[index], ts, addr_int(a.src_ip), addr_int(a.dest_ip), a.uid)]
 

@@ -24,77 +24,16 @@ are absent from the buffer costs one substring search.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from analysis.rules.model import PAYLOAD, BufferSize, ByteJump, ByteTest, Content, IsDataAt, Pcre, Rule
+from analysis.rules.transforms import HEX_DIGITS, WHITESPACE, apply_transforms
 
 RECURSION_LIMIT = 3000  # Suricata's detect.inspection-recursion-limit default
 
-_WHITESPACE = b" \t\n\v\f\r"
-_HEX = b"0123456789abcdefABCDEF"
-
 # step kinds
 _CONTENT, _PCRE, _BYTETEST, _BYTEJUMP, _ISDATAAT, _BSIZE = range(6)
-
-
-# --- transforms ----------------------------------------------------------------------------------
-
-def _url_decode(data: bytes) -> bytes:
-    """Suricata's ``url_decode`` transform: ``%HH`` decoded, ``+`` to space, bad escapes kept."""
-    if b"%" not in data and b"+" not in data:
-        return data
-    out = bytearray()
-    i, n = 0, len(data)
-    while i < n:
-        ch = data[i]
-        if ch == 0x25 and i + 2 < n and data[i + 1] in _HEX and data[i + 2] in _HEX:
-            out.append(int(data[i + 1:i + 3], 16))
-            i += 3
-            continue
-        out.append(0x20 if ch == 0x2B else ch)
-        i += 1
-    return bytes(out)
-
-
-def _compress_whitespace(data: bytes) -> bytes:
-    """Each run of whitespace becomes its first character, as Suricata's transform does."""
-    out = bytearray()
-    prev_space = False
-    for ch in data:
-        space = ch in _WHITESPACE
-        if not (space and prev_space):
-            out.append(ch)
-        prev_space = space
-    return bytes(out)
-
-
-_STRIP_TABLE = bytes.maketrans(b"", b"")
-
-
-def apply_transforms(data: bytes, transforms: tuple[str, ...]) -> bytes:
-    """The buffer after Suricata's transforms, applied in the order given."""
-    for t in transforms:
-        if t == "dotprefix":
-            data = b"." + data
-        elif t == "to_lowercase":
-            data = data.lower()
-        elif t == "to_uppercase":
-            data = data.upper()
-        elif t == "strip_whitespace":
-            data = data.translate(_STRIP_TABLE, _WHITESPACE)
-        elif t == "compress_whitespace":
-            data = _compress_whitespace(data)
-        elif t == "url_decode":
-            data = _url_decode(data)
-        elif t == "to_md5":
-            data = hashlib.md5(data).digest()
-        elif t == "to_sha1":
-            data = hashlib.sha1(data).digest()
-        elif t == "to_sha256":
-            data = hashlib.sha256(data).digest()
-    return data
 
 
 # --- number extraction ---------------------------------------------------------------------------
@@ -106,13 +45,13 @@ _MAX64 = (1 << 64) - 1
 def _strtoull(data: bytes, base: int) -> tuple[int, int]:
     """C ``strtoull`` over ``data``: (value, characters consumed); consumed 0 when no number, -1 on overflow."""
     i, n = 0, len(data)
-    while i < n and data[i] in _WHITESPACE:
+    while i < n and data[i] in WHITESPACE:
         i += 1
     neg = False
     if i < n and data[i] in b"+-":
         neg = data[i] == 0x2D
         i += 1
-    if base == 16 and data[i:i + 2] in (b"0x", b"0X") and i + 2 < n and data[i + 2] in _HEX:
+    if base == 16 and data[i:i + 2] in (b"0x", b"0X") and i + 2 < n and data[i + 2] in HEX_DIGITS:
         i += 2
     start = i
     value = 0
@@ -618,4 +557,4 @@ def match_payload(rule: Rule, buffers: Mapping[str, bytes | None]) -> bool:
     return True
 
 
-__all__ = ["RECURSION_LIMIT", "apply_transforms", "compile_rule", "inspect_buffer", "match_payload"]
+__all__ = ["RECURSION_LIMIT", "compile_rule", "inspect_buffer", "match_payload"]

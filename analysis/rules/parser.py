@@ -1,5 +1,6 @@
 """Parse one Suricata-syntax rule into a :class:`~analysis.rules.model.Rule` (files are read by
-``analysis.rules.loader``, PCRE translated by ``analysis.rules.pcre``).
+``analysis.rules.loader``, each option's value parsed by ``analysis.rules.values``, PCRE translated
+by ``analysis.rules.pcre``).
 
 A bad rule raises :class:`RuleSyntaxError` with the reason, which the loader records as a
 :class:`RuleError` with ``path:line`` before reading the next one. A keyword the engine does not
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import warnings
 from collections.abc import Mapping
 
 from analysis.rules.classification import Classtype
@@ -19,22 +19,31 @@ from analysis.rules.model import (
     PAYLOAD,
     Action,
     BufferSize,
-    ByteJump,
-    ByteTest,
     Content,
     Direction,
     Flowbit,
-    IsDataAt,
     Match,
-    NumberTest,
-    Pcre,
     Reference,
     Rule,
     RuleSyntaxError,
-    TcpFlags,
-    Threshold,
 )
-from analysis.rules.pcre import pcre_to_python
+from analysis.rules.values import (
+    byte_jump,
+    byte_test,
+    content_bytes,
+    flags_value,
+    flow_value,
+    flowbit_value,
+    int_value,
+    ip_proto,
+    isdataat,
+    number_test,
+    pcre_value,
+    quoted,
+    split_commas,
+    threshold_value,
+    unescape,
+)
 from analysis.rules.variables import SpecError, Variables
 
 # --- what is supported -----------------------------------------------------------------------
@@ -95,322 +104,6 @@ KEYWORDS: frozenset[str] = (OTHER_KEYWORDS | CONTENT_MODIFIERS | TRANSFORMS | ST
 SINGLE = frozenset({"msg", "sid", "rev", "gid", "classtype", "priority", "flow", "dsize", "urilen",
                     "flags", "ip_proto", "itype", "icode", "threshold", "detection_filter", "target"})
 
-# pcre flag -> buffer (Suricata's HTTP modifiers)
-PCRE_BUFFER_FLAGS: Mapping[str, str] = {
-    "U": "http.uri", "I": "http.uri.raw", "P": "http.request_body", "Q": "http.response_body",
-    "H": "http.header", "D": "http.header.raw", "M": "http.method", "C": "http.cookie",
-    "S": "http.stat_code", "Y": "http.stat_msg", "V": "http.user_agent", "W": "http.host",
-    "Z": "http.host.raw",
-}
-PCRE_FLAGS = frozenset("ismxAERBO") | PCRE_BUFFER_FLAGS.keys()
-
-FLOW_OPTIONS: Mapping[str, str] = {
-    "established": "established", "not_established": "not_established", "stateless": "stateless",
-    "to_server": "to_server", "from_client": "to_server", "to_client": "to_client",
-    "from_server": "to_client", "only_stream": "only_stream", "no_stream": "no_stream",
-    "only_frag": "only_frag", "no_frag": "no_frag",
-}
-FLOW_CONFLICTS = (("to_server", "to_client"), ("established", "not_established"),
-                  ("established", "stateless"), ("only_stream", "no_stream"), ("only_frag", "no_frag"))
-FLOWBIT_COMMANDS = frozenset({"set", "isset", "isnotset", "unset", "toggle", "noalert"})
-IP_PROTOCOLS: Mapping[str, int] = {
-    "icmp": 1, "igmp": 2, "ipip": 4, "tcp": 6, "udp": 17, "ipv6": 41, "gre": 47, "esp": 50, "ah": 51,
-    "ipv6-icmp": 58, "icmpv6": 58, "ospf": 89, "pim": 103, "vrrp": 112, "l2tp": 115, "sctp": 132,
-}
-
-_NUMBER = re.compile(r"^\s*(!|<=|>=|<|>|=)?\s*(\d{1,20})\s*$", re.ASCII)
-_RANGE = re.compile(r"^\s*(\d{1,20})\s*(<>|-)\s*(\d{1,20})\s*$", re.ASCII)
-_FLAG_LETTERS = "FSRPAUCE0"
-
-
-# --- small value parsers ---------------------------------------------------------------------
-
-def _int(value: str, what: str, *, lo: int | None = 0, hi: int | None = None) -> int:
-    text = value.strip()
-    try:
-        if not text.isascii() or len(text) > 40:
-            raise ValueError(text)
-        n = int(text, 0) if text.lower().startswith(("0x", "-0x")) else int(text, 10)
-    except ValueError:
-        raise RuleSyntaxError(f"{what} expects a number, got {text!r}") from None
-    if (lo is not None and n < lo) or (hi is not None and n > hi):
-        raise RuleSyntaxError(f"{what} {n} is out of range")
-    return n
-
-
-def _number_test(value: str, what: str) -> NumberTest:
-    m = _NUMBER.match(value)
-    if m:
-        return NumberTest({"!": "!=", None: "="}.get(m.group(1), m.group(1)), int(m.group(2)))
-    m = _RANGE.match(value)
-    if m:
-        lo, hi = int(m.group(1)), int(m.group(3))
-        if lo >= hi:
-            raise RuleSyntaxError(f"{what} range {value.strip()!r} is empty")
-        return NumberTest(m.group(2), lo, hi)
-    raise RuleSyntaxError(f"{what} expects N, <N, >N, <=N, >=N, !N or N<>M, got {value.strip()!r}")
-
-
-def _quoted(value: str, what: str) -> tuple[str, bool]:
-    """The text between the quotes of ``"..."`` or ``!"..."``, and whether it was negated."""
-    text = value.strip()
-    negated = text.startswith("!")
-    if negated:
-        text = text[1:].lstrip()
-    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
-        raise RuleSyntaxError(f"{what} must be in double quotes")
-    return text[1:-1], negated
-
-
-def _unescape(text: str, what: str, *, strict: bool) -> str:
-    if "\\" not in text and '"' not in text:
-        return text
-    out, i = [], 0
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\":
-            if i + 1 >= len(text):
-                raise RuleSyntaxError(f"{what} ends with a lone backslash")
-            nxt = text[i + 1]
-            if nxt in '";\\:|' or not strict:
-                out.append(nxt if nxt in '";\\:|' else ch + nxt)
-                i += 2
-                continue
-            raise RuleSyntaxError(f"invalid escape \\{nxt} in {what}")
-        if ch == '"':
-            raise RuleSyntaxError(f"unescaped double quote in {what}")
-        out.append(ch)
-        i += 1
-    return "".join(out)
-
-
-def _content_bytes(inner: str) -> bytes:
-    out = bytearray()
-    i, n = 0, len(inner)
-    while i < n:
-        ch = inner[i]
-        if ch == "|":
-            end = inner.find("|", i + 1)
-            if end < 0:
-                raise RuleSyntaxError("unterminated |hex| in content")
-            digits = "".join(inner[i + 1:end].split())
-            if len(digits) % 2 or any(c not in "0123456789abcdefABCDEF" for c in digits):
-                raise RuleSyntaxError(f"invalid hex {inner[i:end + 1]!r} in content")
-            out += bytes.fromhex(digits)
-            i = end + 1
-        elif ch == "\\":
-            if i + 1 >= n:
-                raise RuleSyntaxError("content ends with a lone backslash")
-            nxt = inner[i + 1]
-            if nxt not in '";\\:|':
-                raise RuleSyntaxError(f"invalid escape \\{nxt} in content")
-            out += nxt.encode()
-            i += 2
-        elif ch == '"':
-            raise RuleSyntaxError("unescaped double quote in content")
-        else:
-            out += ch.encode("utf-8", "surrogateescape")
-            i += 1
-    if not out:
-        raise RuleSyntaxError("empty content")
-    return bytes(out)
-
-
-def _parts(value: str) -> list[str]:
-    return [p.strip() for p in value.split(",")]
-
-
-def _keyvals(value: str, what: str, keys: frozenset[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for part in _parts(value):
-        bits = part.split()
-        if len(bits) != 2 or bits[0] not in keys:
-            raise RuleSyntaxError(f"{what}: bad part {part!r} (expected one of {', '.join(sorted(keys))} with a value)")
-        out[bits[0]] = bits[1]
-    return out
-
-
-def _threshold(value: str, what: str, *, typed: bool) -> Threshold:
-    keys = frozenset({"type", "track", "count", "seconds"} if typed else {"track", "count", "seconds"})
-    kv = _keyvals(value, what, keys)
-    missing = sorted(keys - kv.keys())
-    if missing:
-        raise RuleSyntaxError(f"{what} needs {', '.join(missing)}")
-    if typed and kv["type"] not in ("limit", "threshold", "both"):
-        raise RuleSyntaxError(f"{what} type must be limit, threshold or both, not {kv['type']!r}")
-    if kv["track"] not in ("by_src", "by_dst", "by_rule", "by_both", "by_flow"):
-        raise RuleSyntaxError(f"{what} track must be by_src, by_dst, by_rule, by_both or by_flow, "
-                              f"not {kv['track']!r}")
-    return Threshold(kv.get("type"), kv["track"], _int(kv["count"], f"{what} count", lo=1),
-                     _int(kv["seconds"], f"{what} seconds", lo=0))
-
-
-def _flags(value: str) -> TcpFlags:
-    main, _, mask = value.strip().partition(",")
-    main = main.strip().replace("1", "C").replace("2", "E")
-    modifier = ""
-    for mod in "!*+":
-        if main.startswith(mod) or main.endswith(mod):
-            modifier = mod
-            main = main.strip(mod)
-    mask = mask.strip().replace("1", "C").replace("2", "E")
-    if not main or any(c not in _FLAG_LETTERS for c in main) or any(c not in _FLAG_LETTERS[:-1] for c in mask):
-        raise RuleSyntaxError(f"flags: invalid value {value.strip()!r}")
-    return TcpFlags(main, modifier, mask)
-
-
-def _ip_proto(value: str) -> NumberTest:
-    text = value.strip()
-    op = "="
-    for prefix, name in (("!", "!="), ("<", "<"), (">", ">")):
-        if text.startswith(prefix):
-            op, text = name, text[1:].strip()
-    num = IP_PROTOCOLS.get(text.lower())
-    if num is None:
-        num = _int(text, "ip_proto", lo=0, hi=255)
-    return NumberTest(op, num)
-
-
-_ENDIAN = {"big": "big", "little": "little", "dce": "dce"}
-_BASES = ("hex", "dec", "oct")
-
-
-def _byte_test(value: str, buffer: str, transforms: tuple[str, ...]) -> ByteTest:
-    parts = _parts(value)
-    if len(parts) < 4:
-        raise RuleSyntaxError("byte_test needs bytes, operator, value, offset")
-    op = parts[1].replace(" ", "")
-    negated = op.startswith("!")
-    op = op.lstrip("!") or "="
-    if op not in ("<", ">", "=", "<=", ">=", "&", "^"):
-        raise RuleSyntaxError(f"byte_test: invalid operator {parts[1]!r}")
-    kw: dict = {"relative": False, "endian": "big", "string": None, "bitmask": None}
-    for opt in parts[4:]:
-        if opt == "relative":
-            kw["relative"] = True
-        elif opt in _ENDIAN:
-            kw["endian"] = _ENDIAN[opt]
-        elif opt == "string":
-            kw["string"] = kw["string"] or "dec"
-        elif opt in _BASES:
-            kw["string"] = opt
-        elif opt.startswith("bitmask"):
-            kw["bitmask"] = _int(opt[len("bitmask"):], "byte_test bitmask")
-        else:
-            raise RuleSyntaxError(f"byte_test: unknown option {opt!r}")
-    # 0 bytes with `string` is accepted, as Suricata does (ET uses it)
-    nbytes = _int(parts[0], "byte_test bytes", lo=0 if kw["string"] else 1, hi=23 if kw["string"] else 8)
-    return ByteTest(nbytes, op, _int(parts[2], "byte_test value", lo=None), _int(parts[3], "byte_test offset", lo=None),
-                    buffer, transforms, negated, **kw)
-
-
-def _byte_jump(value: str, buffer: str, transforms: tuple[str, ...]) -> ByteJump:
-    parts = _parts(value)
-    if len(parts) < 2:
-        raise RuleSyntaxError("byte_jump needs bytes, offset")
-    kw: dict = {"relative": False, "multiplier": 1, "endian": "big", "string": None, "align": False,
-                "from_beginning": False, "from_end": False, "post_offset": 0, "bitmask": None}
-    for opt in parts[2:]:
-        word, _, arg = opt.partition(" ")
-        if opt in ("relative", "align", "from_beginning", "from_end"):
-            kw[opt] = True
-        elif opt in _ENDIAN:
-            kw["endian"] = _ENDIAN[opt]
-        elif opt == "string":
-            kw["string"] = kw["string"] or "dec"
-        elif opt in _BASES:
-            kw["string"] = opt
-        elif word == "multiplier":
-            kw["multiplier"] = _int(arg, "byte_jump multiplier", lo=1)
-        elif word == "post_offset":
-            kw["post_offset"] = _int(arg, "byte_jump post_offset", lo=None)
-        elif word == "bitmask":
-            kw["bitmask"] = _int(arg, "byte_jump bitmask")
-        else:
-            raise RuleSyntaxError(f"byte_jump: unknown option {opt!r}")
-    nbytes = _int(parts[0], "byte_jump bytes", lo=1, hi=23 if kw["string"] else 8)
-    return ByteJump(nbytes, _int(parts[1], "byte_jump offset", lo=None), buffer, transforms, **kw)
-
-
-def _isdataat(value: str, buffer: str, transforms: tuple[str, ...]) -> IsDataAt:
-    parts = _parts(value)
-    first = parts[0]
-    negated = first.startswith("!")
-    flags = set(parts[1:])
-    if flags - {"relative", "rawbytes"}:
-        raise RuleSyntaxError(f"isdataat: unknown option {', '.join(sorted(flags - {'relative', 'rawbytes'}))}")
-    return IsDataAt(_int(first.lstrip("!"), "isdataat"), buffer, transforms, negated,
-                    "relative" in flags, "rawbytes" in flags)
-
-
-def _flowbit(value: str) -> Flowbit:
-    cmd, _, names = value.partition(",")
-    cmd, names = cmd.strip(), names.strip()
-    if cmd not in FLOWBIT_COMMANDS:
-        raise RuleSyntaxError(f"flowbits: unknown command {cmd!r}")
-    if cmd == "noalert":
-        if names:
-            raise RuleSyntaxError("flowbits:noalert takes no name")
-        return Flowbit(cmd)
-    if not names:
-        raise RuleSyntaxError(f"flowbits:{cmd} needs a name")
-    any_of = "|" in names
-    if any_of and cmd not in ("isset", "isnotset"):
-        raise RuleSyntaxError(f"flowbits:{cmd} cannot take '|' (only isset and isnotset can)")
-    split = [n.strip() for n in re.split(r"[|&]", names)]
-    if any(not n or any(c.isspace() for c in n) for n in split):
-        raise RuleSyntaxError(f"flowbits: invalid name {names!r}")
-    return Flowbit(cmd, tuple(split), any_of)
-
-
-def _flow(value: str) -> frozenset[str]:
-    out = set()
-    for part in _parts(value):
-        if part not in FLOW_OPTIONS:
-            raise RuleSyntaxError(f"flow: unknown option {part!r}")
-        out.add(FLOW_OPTIONS[part])
-    for a, b in FLOW_CONFLICTS:
-        if a in out and b in out:
-            raise RuleSyntaxError(f"flow: {a} and {b} conflict")
-    return frozenset(out)
-
-
-def _pcre(value: str, buffer: str, sticky: bool, transforms: tuple[str, ...]) -> Pcre:
-    bare = value.strip()
-    if bare.lstrip("!").startswith("/"):  # Suricata also takes the pattern unquoted: pcre:/x/U;
-        inner, negated = bare.lstrip("!"), bare.startswith("!")
-    else:
-        inner, negated = _quoted(value, "pcre")
-    if not inner.startswith("/") or inner.rfind("/") == 0:
-        raise RuleSyntaxError("pcre must be /pattern/flags")
-    last = inner.rfind("/")
-    source, flags = inner[1:last], inner[last + 1:]
-    bad = sorted(set(flags) - PCRE_FLAGS)
-    if bad:
-        reason = "ungreedy (G) is not supported by Python re" if bad == ["G"] else f"unknown flag {bad[0]!r}"
-        raise RuleSyntaxError(f"pcre: {reason}")
-    buffer_flags = [f for f in flags if f in PCRE_BUFFER_FLAGS]
-    if len(set(buffer_flags)) > 1:
-        raise RuleSyntaxError(f"pcre: buffer flags {''.join(buffer_flags)} conflict")
-    if buffer_flags:
-        wanted = PCRE_BUFFER_FLAGS[buffer_flags[0]]
-        if sticky and wanted != buffer and {wanted, buffer} != {"http.response_body", "file.data"}:
-            raise RuleSyntaxError(f"pcre: flag {buffer_flags[0]} ({wanted}) conflicts with the sticky buffer {buffer}")
-        buffer = PCRE_BUFFER_FLAGS[buffer_flags[0]]
-    re_flags = 0
-    for letter, flag in (("i", re.I), ("s", re.S), ("m", re.M), ("x", re.X)):
-        if letter in flags:
-            re_flags |= flag
-    try:
-        pattern = pcre_to_python(source)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            regex = re.compile(pattern.encode("utf-8", "surrogateescape"), re_flags)
-    except RuleSyntaxError:
-        raise
-    except (re.error, OverflowError, RecursionError, ValueError) as err:
-        raise RuleSyntaxError(f"pcre: Python re cannot compile it: {err}") from None
-    return Pcre(source, flags, regex, buffer, transforms, negated, "R" in flags, "A" in flags, "E" in flags)
 
 
 # --- rule text -> options ----------------------------------------------------------------------
@@ -517,15 +210,15 @@ def _apply(b: _Builder, keyword: str, value: str, classtypes: Mapping[str, Class
     if keyword in SINGLE and keyword in f:
         raise RuleSyntaxError(f"{keyword} given twice")
     if keyword == "msg":
-        f["msg"] = _unescape(_quoted(value, "msg")[0], "msg", strict=False)
+        f["msg"] = unescape(quoted(value, "msg")[0], "msg", strict=False)
     elif keyword in ("sid", "rev", "gid", "priority"):
-        f[keyword] = _int(value, keyword, lo=1 if keyword in ("sid", "gid", "priority") else 0)
+        f[keyword] = int_value(value, keyword, lo=1 if keyword in ("sid", "gid", "priority") else 0)
     elif keyword == "classtype":
         if value not in classtypes:
             raise RuleSyntaxError(f"unknown classtype {value!r} (not in classification.config)")
         f["classtype"] = value
     elif keyword == "metadata":
-        for part in _parts(value):
+        for part in split_commas(value):
             if part:
                 key, _, val = part.partition(" ")
                 b.metadata.append((key, val.strip()))
@@ -539,11 +232,11 @@ def _apply(b: _Builder, keyword: str, value: str, classtypes: Mapping[str, Class
             raise RuleSyntaxError(f"target must be src_ip or dest_ip, not {value!r}")
         f["target"] = value
     elif keyword in ("content", "uricontent"):  # uricontent: the legacy content + http_uri
-        inner, negated = _quoted(value, keyword)
+        inner, negated = quoted(value, keyword)
         if keyword == "uricontent":
-            b.matches.append(Content(_content_bytes(inner), "http.uri", (), negated))
+            b.matches.append(Content(content_bytes(inner), "http.uri", (), negated))
         else:
-            b.matches.append(Content(_content_bytes(inner), b.buffer, b.transforms, negated))
+            b.matches.append(Content(content_bytes(inner), b.buffer, b.transforms, negated))
         b.last_content = len(b.matches) - 1
     elif keyword in CONTENT_MODIFIERS:
         _content_modifier(b, keyword, value)
@@ -561,35 +254,35 @@ def _apply(b: _Builder, keyword: str, value: str, classtypes: Mapping[str, Class
             raise RuleSyntaxError(f"transform {keyword} needs a sticky buffer before it")
         b.transforms = (*b.transforms, keyword)
     elif keyword == "pcre":
-        b.matches.append(_pcre(value, b.buffer, b.sticky, b.transforms))
+        b.matches.append(pcre_value(value, b.buffer, b.sticky, b.transforms))
     elif keyword == "byte_test":
-        b.matches.append(_byte_test(value, b.buffer, b.transforms))
+        b.matches.append(byte_test(value, b.buffer, b.transforms))
     elif keyword == "byte_jump":
-        b.matches.append(_byte_jump(value, b.buffer, b.transforms))
+        b.matches.append(byte_jump(value, b.buffer, b.transforms))
     elif keyword == "isdataat":
-        b.matches.append(_isdataat(value, b.buffer, b.transforms))
+        b.matches.append(isdataat(value, b.buffer, b.transforms))
     elif keyword == "bsize":
-        b.matches.append(BufferSize(_number_test(value, "bsize"), b.buffer, b.transforms))
+        b.matches.append(BufferSize(number_test(value, "bsize"), b.buffer, b.transforms))
     elif keyword == "flow":
-        f["flow"] = _flow(value)
+        f["flow"] = flow_value(value)
     elif keyword == "flowbits":
-        b.flowbits.append(_flowbit(value))
+        b.flowbits.append(flowbit_value(value))
     elif keyword in ("dsize", "itype", "icode"):
-        f[keyword] = _number_test(value, keyword)
+        f[keyword] = number_test(value, keyword)
     elif keyword == "urilen":
         num, _, mode = value.partition(",")
         if mode.strip() not in ("", "norm", "raw"):
             raise RuleSyntaxError(f"urilen mode must be norm or raw, not {mode.strip()!r}")
-        f["urilen"] = _number_test(num, "urilen")
+        f["urilen"] = number_test(num, "urilen")
         f["urilen_raw"] = mode.strip() == "raw"
     elif keyword == "flags":
-        f["flags"] = _flags(value)
+        f["flags"] = flags_value(value)
     elif keyword == "ip_proto":
-        f["ip_proto"] = _ip_proto(value)
+        f["ip_proto"] = ip_proto(value)
     elif keyword == "threshold":
-        f["threshold"] = _threshold(value, "threshold", typed=True)
+        f["threshold"] = threshold_value(value, "threshold", typed=True)
     elif keyword == "detection_filter":
-        f["detection_filter"] = _threshold(value, "detection_filter", typed=False)
+        f["detection_filter"] = threshold_value(value, "detection_filter", typed=False)
     elif keyword == "noalert":
         f["noalert"] = True
     else:  # pragma: no cover - KEYWORDS and this chain are kept in step
@@ -602,11 +295,11 @@ def _content_modifier(b: _Builder, keyword: str, value: str) -> None:
             raise RuleSyntaxError(f"{keyword} takes no value")
         b.modify(keyword, **{keyword: True})
     elif keyword in ("depth", "within"):
-        b.modify(keyword, **{keyword: _int(value, keyword, lo=1)})
+        b.modify(keyword, **{keyword: int_value(value, keyword, lo=1)})
     elif keyword == "offset":
-        b.modify(keyword, offset=_int(value, keyword, lo=0))
+        b.modify(keyword, offset=int_value(value, keyword, lo=0))
     elif keyword == "distance":
-        b.modify(keyword, distance=_int(value, keyword, lo=None))
+        b.modify(keyword, distance=int_value(value, keyword, lo=None))
     elif keyword == "fast_pattern":
         if b.fast_pattern_seen:
             raise RuleSyntaxError("fast_pattern given on more than one content")
@@ -616,10 +309,10 @@ def _content_modifier(b: _Builder, keyword: str, value: str) -> None:
         elif value == "only":
             b.modify(keyword, fast_pattern=True, fast_pattern_only=True)
         else:
-            parts = _parts(value)
+            parts = split_commas(value)
             if len(parts) != 2:
                 raise RuleSyntaxError(f"fast_pattern expects nothing, 'only' or offset,length, got {value!r}")
-            chop = (_int(parts[0], "fast_pattern offset"), _int(parts[1], "fast_pattern length", lo=1))
+            chop = (int_value(parts[0], "fast_pattern offset"), int_value(parts[1], "fast_pattern length", lo=1))
             b.modify(keyword, fast_pattern=True, fast_pattern_chop=chop)
 
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from analysis.rules.match import apply_transforms
 from analysis.rules.model import PAYLOAD, Content, Rule
+from analysis.rules.transforms import apply_transforms
 
 # Suricata's buffer priorities for fast pattern selection (lower wins): application-layer buffers 2,
 # the packet/stream payload 3, http.method 4 (its docs: "http_method ... has lower priority than the

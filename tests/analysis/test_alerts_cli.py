@@ -14,28 +14,18 @@ from click.testing import CliRunner
 from analysis.alerts import Alert
 from analysis.cli import main
 from analysis.replay import SHIPPED_RULES
-from tests.analysis.behaviour.traffic import T0, Capture, ftp_login
+from tests.analysis.behaviour.traffic import (
+    BRUTE,
+    CLEARTEXT,
+    SCAN,
+    SWEEP,
+    T0,
+    Capture,
+    build_captures,
+    ftp_login,
+)
 
 NS = 1_000_000_000
-SCAN, SWEEP, BRUTE, CLEARTEXT = 9000001, 9000002, 9000003, 9000008
-
-
-def build_captures(folder) -> tuple[str, str]:
-    """a.pcap: a port scan (10.0.0.66 -> 10.0.0.5) at T0. b.pcap: a host sweep on tcp/445 at
-    T0+100 s (10.0.0.77) and six failed FTP logins for six accounts at T0+200 s (10.0.0.99 ->
-    10.0.0.6), which raise a brute force (severity 1) and six clear-text credential alerts (one
-    per account and pair)."""
-    a = Capture()
-    for i, port in enumerate(range(1, 41)):
-        a.rejected(i * 0.01, "10.0.0.66", "10.0.0.5", 40000 + i, port)
-    b = Capture()
-    for i in range(30):
-        b.unanswered(100 + i * 0.05, "10.0.0.77", f"10.0.1.{i + 1}", 42000 + i, 445)
-    for i in range(6):
-        b.session(200 + i * 2, "10.0.0.99", "10.0.0.6", 44000 + i, 21, ftp_login(f"user{i}".encode(), f"guess{i}".encode(), ok=False))
-    return a.write(folder / "a.pcap"), b.write(folder / "b.pcap")
-
-
 @pytest.fixture(scope="module")
 def pcaps(tmp_path_factory):
     return build_captures(tmp_path_factory.mktemp("alerts"))

@@ -174,7 +174,7 @@ def test_filters(filled, store):
 
 
 def test_flow_captures(store):
-    from tests.core.test_store import flow
+    from tests.helpers.store import flow
 
     cid = store.add_capture(path="/a.pcap", sha256="c" * 64, format="pcap")
     store.insert_flows([flow(0, capture_id=cid), flow(1), flow(2, capture_id=cid)])

@@ -11,7 +11,7 @@ from importlib.metadata import entry_points
 import pytest
 
 from analysis.replay import SHIPPED_RULES
-from tests.analysis.test_alerts_cli import BRUTE, CLEARTEXT, SCAN, SWEEP, build_captures
+from tests.analysis.behaviour.traffic import BRUTE, CLEARTEXT, SCAN, SWEEP, build_captures
 
 pytest_plugins = ["pytester"]
 

@@ -177,7 +177,7 @@ def test_repair_keeps_every_intact_record_and_cuts_the_tail(tmp_path, intact):
 @pytest.fixture(scope="module")
 def demo_pcapng(tmp_path_factory, intact):
     """captures/demo.pcap as pcapng (one Ethernet interface, microseconds); block offsets."""
-    from tests.core.test_pcapio import epb, idb, shb
+    from tests.helpers.packets import epb, idb, shb
 
     blocks = [shb("<"), idb("<", 1)]
     offs = []

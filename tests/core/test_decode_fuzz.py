@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from scapy.compat import raw
 from scapy.layers.inet import IP, UDP
 
-from tests.core.test_decode import (
+from tests.helpers.decode import (
     A4,
     B4,
     CUT_SAMPLES,

@@ -25,6 +25,7 @@ from recorder.core.batch import RawBatch
 from recorder.core.errors import CaptureError, CaptureWarning
 from recorder.core.pcapio import CaptureInfo, PcapWriter, expand_inputs, probe, read_batches
 from tests.helpers import REFERENCE, need
+from tests.helpers.packets import block, epb, idb, shb
 
 TCPDUMP = shutil.which("tcpdump") or ("/usr/bin/tcpdump" if os.path.exists("/usr/bin/tcpdump") else None)
 
@@ -43,34 +44,6 @@ def pcap(packets: Iterable[tuple[int, bytes]], *, endian: str = "<", nano: bool 
     return b"".join(out)
 
 
-def block(e: str, btype: int, body: bytes) -> bytes:
-    body += b"\0" * (-len(body) % 4)
-    return struct.pack(e + "II", btype, 12 + len(body)) + body + struct.pack(e + "I", 12 + len(body))
-
-
-def option(e: str, code: int, value: bytes) -> bytes:
-    return struct.pack(e + "HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
-
-
-def shb(e: str, major: int = 1) -> bytes:
-    return block(e, 0x0A0D0D0A, struct.pack(e + "IHHq", 0x1A2B3C4D, major, 0, -1))
-
-
-def idb(e: str, linktype: int, snaplen: int = 0, tsresol: int | None = None, tsoffset: int | None = None) -> bytes:
-    opts = b""
-    if tsresol is not None:
-        opts += option(e, 9, bytes([tsresol]))
-    if tsoffset is not None:
-        opts += option(e, 14, struct.pack(e + "q", tsoffset))
-    if opts:
-        opts += option(e, 0, b"")
-    return block(e, 1, struct.pack(e + "HHI", linktype, 0, snaplen) + opts)
-
-
-def epb(e: str, iface: int, ticks: int, data: bytes, wirelen: int | None = None) -> bytes:
-    head = struct.pack(e + "5I", iface, ticks >> 32, ticks & 0xFFFFFFFF, len(data),
-                       len(data) if wirelen is None else wirelen)
-    return block(e, 6, head + data)
 
 
 def spb(e: str, data: bytes, wirelen: int | None = None) -> bytes:

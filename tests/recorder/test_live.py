@@ -49,7 +49,7 @@ def cli(*args: str):
 
 
 def test_every_packet_sealed_and_flows_equal_an_ingest(netns, tmp_path, loop_pcap):
-    from tests.recorder.conftest import Recorder
+    from tests.recorder.live import Recorder
 
     rec = Recorder(netns, tmp_path, "--rotate-size", "1M", "--rotate-interval", "0").ready()
     netns.replay(loop_pcap, pps=10000)
@@ -86,7 +86,7 @@ def test_every_packet_sealed_and_flows_equal_an_ingest(netns, tmp_path, loop_pca
 
 
 def test_verify_shows_an_altered_file_and_a_removed_record(netns, tmp_path, loop_pcap):
-    from tests.recorder.conftest import Recorder
+    from tests.recorder.live import Recorder
 
     rec = Recorder(netns, tmp_path, "--rotate-size", "1M").ready()
     netns.replay(loop_pcap, pps=20000)
@@ -107,7 +107,7 @@ def test_verify_shows_an_altered_file_and_a_removed_record(netns, tmp_path, loop
 
 
 def test_rotation_by_interval_and_retention_by_bytes(netns, tmp_path, loop_pcap):
-    from tests.recorder.conftest import Recorder
+    from tests.recorder.live import Recorder
 
     rec = Recorder(netns, tmp_path, "--rotate-size", "1M", "--rotate-interval", "1s",
                    "--retain-bytes", "3M").ready()
@@ -145,7 +145,7 @@ def test_rotation_by_interval_and_retention_by_bytes(netns, tmp_path, loop_pcap)
 
 
 def test_sigkill_then_restart_repairs_and_resumes(netns, tmp_path):
-    from tests.recorder.conftest import Recorder
+    from tests.recorder.live import Recorder
 
     slow = tmp_path / "slow.pcap"
     write_loopback_capture(slow, 6000, seed=11)
@@ -197,7 +197,7 @@ def _tmpfs(path: Path, size: str) -> Path:
 
 
 def test_full_disk_retention_deletes_the_oldest(netns, tmp_path, loop_pcap):
-    from tests.recorder.conftest import Recorder
+    from tests.recorder.live import Recorder
 
     out = _tmpfs(tmp_path / "small", "3m")
     try:
@@ -218,7 +218,7 @@ def test_full_disk_retention_deletes_the_oldest(netns, tmp_path, loop_pcap):
 
 
 def test_full_disk_with_nothing_to_delete_pauses_then_resumes(netns, tmp_path, loop_pcap):
-    from tests.recorder.conftest import Recorder
+    from tests.recorder.live import Recorder
 
     out = _tmpfs(tmp_path / "small", "2m")
     try:
@@ -247,7 +247,7 @@ def test_full_disk_with_nothing_to_delete_pauses_then_resumes(netns, tmp_path, l
 
 
 def test_workers_share_a_fanout_group(netns, tmp_path, loop_pcap):
-    from tests.recorder.conftest import Recorder
+    from tests.recorder.live import Recorder
 
     rec = Recorder(netns, tmp_path, "--workers", "2", "--rotate-size", "100M").ready()
     netns.replay(loop_pcap, pps=10000)
@@ -275,7 +275,7 @@ def test_runs_as_an_unprivileged_user_with_only_the_capture_capabilities(netns, 
 
     import pytest
 
-    from tests.recorder.conftest import Recorder
+    from tests.recorder.live import Recorder
 
     if shutil.which("setpriv") is None:
         pytest.skip("setpriv (util-linux) is not installed")
@@ -318,7 +318,7 @@ APP_QUERIES = {
 def test_protocol_records_written_live_equal_an_ingest(netns, tmp_path):
     """The parsers run beside capture: the dns, http and files records, the flows' services and the MACs
     the daemon stored are those an ingest of its sealed files gives; --no-parsers stores none."""
-    from tests.recorder.conftest import Recorder
+    from tests.recorder.live import Recorder
     from tests.recorder.traffic import write_protocol_capture
 
     cap = tmp_path / "protocols.pcap"

@@ -15,6 +15,8 @@ from analysis.behaviour import evaluate, load_behaviour_rules
 from analysis.replay import SHIPPED_RULES
 from recorder.core.pipeline.ingest import ingest
 from recorder.core.store import Store
+from tests.analysis.behaviour.shipped import ERRORS as _ERRORS
+from tests.analysis.behaviour.shipped import RULES, SID
 from tests.analysis.behaviour.traffic import (
     SSH_BANNERS,
     Capture,
@@ -24,8 +26,6 @@ from tests.analysis.behaviour.traffic import (
     random_label,
 )
 
-RULES, _ERRORS = load_behaviour_rules([SHIPPED_RULES])
-SID = {r.kind: r.id for r in RULES}
 ATTACKER, VICTIM = "10.0.0.66", "10.0.0.5"
 
 

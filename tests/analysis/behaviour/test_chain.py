@@ -6,7 +6,7 @@ from __future__ import annotations
 from analysis.behaviour import evaluate
 from recorder.core.pipeline.ingest import ingest
 from recorder.core.store import Store
-from tests.analysis.behaviour.test_behaviour import RULES, SID
+from tests.analysis.behaviour.shipped import RULES, SID
 from tests.analysis.behaviour.traffic import Capture, ftp_login, http_get
 
 ATTACKER, VICTIM = "203.0.113.66", "10.0.0.10"
@@ -128,7 +128,7 @@ def test_bind_shell_on_a_port_never_served_before(tmp_path):
 
 
 def test_executable_written_to_a_share_is_lateral_tool_transfer(tmp_path):
-    from tests.core.apps.test_smb import (
+    from tests.helpers.smb import (
         close,
         create,
         create_response,

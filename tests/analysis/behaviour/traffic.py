@@ -134,3 +134,24 @@ def normal_office(cap: Capture, rng: random.Random, start: float = 0.0) -> None:
         t += rng.expovariate(1 / 40)
     cap.session(start + 100, "10.0.0.7", "10.0.0.20", 51000, 22, SSH_BANNERS + [(b"k" * 300, b"k" * 500)])
     cap.session(start + 300, "10.0.0.8", "10.0.0.30", 51001, 445, [(b"s" * 200, b"s" * 900)])
+
+
+# -- two captures for the replay and alerts tests (and the pytest plugin's) -----------------------
+
+SCAN, SWEEP, BRUTE, CLEARTEXT = 9000001, 9000002, 9000003, 9000008
+
+
+def build_captures(folder) -> tuple[str, str]:
+    """a.pcap: a port scan (10.0.0.66 -> 10.0.0.5) at T0. b.pcap: a host sweep on tcp/445 at
+    T0+100 s (10.0.0.77) and six failed FTP logins for six accounts at T0+200 s (10.0.0.99 ->
+    10.0.0.6), which raise a brute force (severity 1) and six clear-text credential alerts (one
+    per account and pair)."""
+    a = Capture()
+    for i, port in enumerate(range(1, 41)):
+        a.rejected(i * 0.01, "10.0.0.66", "10.0.0.5", 40000 + i, port)
+    b = Capture()
+    for i in range(30):
+        b.unanswered(100 + i * 0.05, "10.0.0.77", f"10.0.1.{i + 1}", 42000 + i, 445)
+    for i in range(6):
+        b.session(200 + i * 2, "10.0.0.99", "10.0.0.6", 44000 + i, 21, ftp_login(f"user{i}".encode(), f"guess{i}".encode(), ok=False))
+    return a.write(folder / "a.pcap"), b.write(folder / "b.pcap")

@@ -5,48 +5,16 @@ PDF of several pages (A4 and Letter) whose text can be extracted."""
 from __future__ import annotations
 
 import shutil
-import struct
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from analysis.report import render_html
-from tests.analysis.report.browser import visit
-from tests.analysis.report.conftest import breach_story, breach_timeline, meta
+from tests.analysis.report.breach import breach_story, breach_timeline, meta
+from tests.analysis.report.browser import check_in_browser, visit
 
 needs_tools = pytest.mark.skipif(not (shutil.which("dot") and shutil.which("pdftotext") and shutil.which("pdfinfo")),
                                  reason="needs Graphviz (graphviz) and poppler-utils (pdftotext, pdfinfo)")
-
-
-def _png_size(path: Path) -> tuple[int, int]:
-    head = path.read_bytes()[:24]
-    assert head[:8] == b"\x89PNG\r\n\x1a\n"
-    return struct.unpack(">II", head[16:24])
-
-
-def check_in_browser(page: Path, tmp: Path, must_read: tuple[str, ...]) -> None:
-    """The checks the issue asks of the report, for any report file."""
-    shot, a4, letter = tmp / "report.png", tmp / "report-a4.pdf", tmp / "report-letter.pdf"
-    seen = visit(page, screenshot=shot, pdfs={"A4": a4, "Letter": letter})
-    assert seen.requests == [page.resolve().as_uri()], "the report fetched something beyond itself"
-    assert [c for c in seen.console if c[0] in ("error", "pageerror", "warning")] == []
-    assert len(seen.svgs) == 2
-    for svg in seen.svgs:
-        assert svg["width"] > 100 and svg["height"] > 50 and svg["shapes"] > 5, svg
-    width, height = _png_size(shot)
-    assert width == 1280 and height > 2000
-    for pdf, paper in ((a4, "A4"), (letter, "letter")):
-        info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
-        pages = int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
-        assert pages > 1
-        size = next(line for line in info.splitlines() if line.startswith("Page size:"))
-        assert paper in size, size
-        text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
-                              check=True).stdout
-        flat = " ".join(text.split())
-        for phrase in must_read:
-            assert phrase in flat, phrase
 
 
 @needs_tools

@@ -126,7 +126,7 @@ def test_report_exports(reports) -> None:
 
 
 def test_demo_report_in_chromium(reports, tmp_path: Path) -> None:
-    from tests.analysis.report.test_browser import check_in_browser
+    from tests.analysis.report.browser import check_in_browser
 
     page = tmp_path / "report.html"
     page.write_text(reports["html"], encoding="utf-8")

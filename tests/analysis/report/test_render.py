@@ -1,4 +1,4 @@
-"""The owner's report rendered from a hand-built breach story (conftest.py): the facts it must tell,
+"""The owner's report rendered from a hand-built breach story (breach.py): the facts it must tell,
 in HTML, Markdown and JSON, the same in each, and nothing it must not show (a card number whole)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from analysis.report import EmptyReportError, render_html, render_json, render_markdown
 from analysis.report.facts import mask_pans
 from analysis.story.model import Story, TimelineEvent
-from tests.analysis.report.conftest import (
+from tests.analysis.report.breach import (
     ATTACKER,
     C2,
     CARDS,

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from analysis.report import attack_layer, to_stix
-from tests.analysis.report.conftest import ATTACKER, C2, OFFICE, TOOL_SHA, breach_story
+from tests.analysis.report.breach import ATTACKER, C2, OFFICE, TOOL_SHA, breach_story
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ import dpkt
 import pytest
 
 from analysis.rules import Variables, load_classifications, load_rules, parse_rule
-from analysis.rules.match import RECURSION_LIMIT, apply_transforms, inspect_buffer, match_payload
+from analysis.rules.match import RECURSION_LIMIT, inspect_buffer, match_payload
+from analysis.rules.transforms import apply_transforms
 from tests.helpers import REFERENCE, need
 
 CLASSTYPES = load_classifications()

@@ -151,9 +151,9 @@ PAYROLL = (b"name,iban,ssn\n" + b"".join(f"emp{i},DE89370400440532013000,123-45-
 
 
 def smb_read(user: str, files: dict[str, bytes]) -> list[tuple[bytes, bytes]]:
-    """An SMB2 session (the message builders of the SMB parser's tests): NTLM login as CORP\\user,
+    """An SMB2 session (tests.helpers.smb's message builders): NTLM login as CORP\\user,
     the share \\\\fs\\finance, and each file opened, read whole and closed."""
-    from tests.core.apps.test_smb import (
+    from tests.helpers.smb import (
         close,
         create,
         create_response,
@@ -182,7 +182,7 @@ def smb_read(user: str, files: dict[str, bytes]) -> list[tuple[bytes, bytes]]:
 def smb_write(share: str, name: str, data: bytes, ipc: bool = False) -> list[tuple[bytes, bytes]]:
     """An SMB2 session writing one file to ``\\\\fs\\<share>`` (no login seen: it was earlier);
     with ``ipc``, then mapping IPC$ (where PsExec reaches the service control manager)."""
-    from tests.core.apps.test_smb import (
+    from tests.helpers.smb import (
         close,
         create,
         create_response,

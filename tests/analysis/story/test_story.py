@@ -243,9 +243,9 @@ def test_cli(breach_db, breach, tmp_path):
 @pytest.mark.postgres
 def test_breach_story_on_postgres(pg_url, breach, tmp_path):
     """The same store on PostgreSQL tells the same story (same ids, stages, accounts, data)."""
-    from tests.conftest import _pg_reset
+    from tests.helpers.postgres import pg_reset
 
-    _pg_reset(pg_url)
+    pg_reset(pg_url)
     cap = Capture()
     scenes.breach(cap)
     replay_captures([cap.write(tmp_path / "breach.pcap")], db=pg_url)
@@ -312,9 +312,9 @@ def test_an_old_database_is_refused_in_one_line(tmp_path, command):
 @pytest.mark.postgres
 def test_insider_story_on_postgres(pg_url, insider_db, tmp_path):
     """The insider rules (SQL with integer hours and a self-join) and story agree on PostgreSQL."""
-    from tests.conftest import _pg_reset
+    from tests.helpers.postgres import pg_reset
 
-    _pg_reset(pg_url)
+    pg_reset(pg_url)
     cap = Capture()
     scenes.insider(cap)
     out = replay_captures([cap.write(tmp_path / "insider.pcap")], db=pg_url)

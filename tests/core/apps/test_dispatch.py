@@ -3,71 +3,20 @@ generated traffic compared with the flow table the ingest stores."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
-import dpkt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recorder.core.apps.base import Conn, ListOutput, Parser
-from recorder.core.apps.dispatch import AppLayer
+from recorder.core.apps.base import Conn, Parser
 from recorder.core.apps.dns import DNS
-from recorder.core.decode import Decoder
-from recorder.core.flowmeter import FlowMeter
-from recorder.core.flowrows import FLOW_FIELDS
-from recorder.core.pcapio import PcapWriter, read_batches
 from recorder.core.pipeline.ingest import ingest
 from recorder.core.store import Store
 from tests.helpers import GEN_TRAFFIC, REFERENCE, need
-
-S, SA, A, PA, FA, R = 0x02, 0x12, 0x10, 0x18, 0x11, 0x04
-CLI, SRV = "10.0.0.1", "10.0.0.2"
-T0 = 1_700_000_000 * 10**9
-
-
-# -- captures built in code -------------------------------------------------------------------------
-
-def frame(src: str, dst: str, proto: int, l4) -> bytes:
-    ip = dpkt.ip.IP(src=socket.inet_aton(src), dst=socket.inet_aton(dst), p=proto, ttl=64, data=l4)
-    ip.len = 20 + len(bytes(l4))
-    return bytes(dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\x04" * 6, type=0x0800, data=ip))
-
-
-def tcp(src: str, sport: int, dst: str, dport: int, seq: int, flags: int, data: bytes = b"", ack: int = 0) -> bytes:
-    return frame(src, dst, 6, dpkt.tcp.TCP(sport=sport, dport=dport, seq=seq & 0xFFFFFFFF, ack=ack & 0xFFFFFFFF, flags=flags,
-                                           win=65535, data=data))
-
-
-def udp(src: str, sport: int, dst: str, dport: int, data: bytes) -> bytes:
-    u = dpkt.udp.UDP(sport=sport, dport=dport, data=data)
-    u.ulen = 8 + len(data)
-    return frame(src, dst, 17, u)
-
-
-def write(path: Path, packets: list[tuple[float, bytes]]) -> Path:
-    with PcapWriter(path) as w:
-        for t, pkt in packets:
-            w.write(T0 + int(t * 1e9), pkt)
-    return path
-
-
-def run(path: Path, parsers, batch_size: int = 65536, **kw) -> tuple[AppLayer, ListOutput, list]:
-    """read -> decode -> meter -> AppLayer, as the ingest runs them; returns the flow rows too."""
-    out = ListOutput()
-    app = AppLayer(out, parsers, **kw)
-    flows: list = []
-    meter = FlowMeter(lambda fb: flows.extend(dict(zip(FLOW_FIELDS, row)) for row in fb.rows()))
-    dec = Decoder()
-    for raw in read_batches(path, batch_size=batch_size):
-        d = dec.decode(raw)
-        meter.add(raw, d, None, dec.tunnels)
-        app.feed(raw, d)
-    meter.finish()
-    app.finish()
-    return app, out, flows
+from tests.helpers.packets import CLI, PA, SRV, T0, R, close, handshake, tcp, udp, write
+from tests.helpers.streams import run_app_layer as run
 
 
 class Recorder(Parser):
@@ -124,16 +73,6 @@ class Greedy(Recorder):
     def detect(cls, data: bytes, is_orig: bool, conn: Conn) -> bool:
         return True
 
-
-def handshake(sport: int = 40000, dport: int = 7000, cisn: int = 1000, sisn: int = 5000, t: float = 0.0):
-    return [(t, tcp(CLI, sport, SRV, dport, cisn, S)),
-            (t + 0.01, tcp(SRV, dport, CLI, sport, sisn, SA, ack=cisn + 1)),
-            (t + 0.02, tcp(CLI, sport, SRV, dport, cisn + 1, A, ack=sisn + 1))]
-
-
-def close(sport: int, dport: int, cseq: int, sseq: int, t: float):
-    return [(t, tcp(CLI, sport, SRV, dport, cseq, FA)), (t + 0.01, tcp(SRV, dport, CLI, sport, sseq, FA)),
-            (t + 0.02, tcp(CLI, sport, SRV, dport, cseq + 1, A))]
 
 
 # -- reassembly, detection, hand-over, failures --------------------------------------------------------
@@ -323,7 +262,7 @@ def test_rst_ends_the_connection_and_a_new_syn_starts_another(tmp_path: Path) ->
 
 
 def test_udp_inactivity_splits_connections_like_the_flow_meter(tmp_path: Path) -> None:
-    from tests.core.apps.test_dns import PTR_Q, QUERY, RESPONSE, message, question, rr
+    from tests.helpers.dns import PTR_Q, QUERY, RESPONSE, message, question, rr
 
     def pair(tid: int, t: float):
         q = message(tid, QUERY, [question("a.example.com")])

@@ -15,38 +15,17 @@ from recorder.core.apps.dns import DNS, DNSTCP, decode_netbios_name, plausible, 
 from recorder.core.decode import Decoder
 from recorder.core.flowmeter import FlowMeter
 from recorder.core.pcapio import read_batches
-from tests.core.apps.zeeklog import norm as _norm
-from tests.core.apps.zeeklog import parse_zeek as _parse_zeek
 from tests.helpers import REFERENCE, need
+from tests.helpers.dns import PTR_Q, QUERY, RESPONSE, message, qname, question, rr
+from tests.helpers.zeek import norm as _norm
+from tests.helpers.zeek import parse_zeek as _parse_zeek
 
 APP = REFERENCE / "zeek-app"
 DNS_KEYS = ["id.orig_h", "id.resp_h", "id.resp_p", "proto", "trans_id", "query", "qtype_name", "rcode_name",
             "answers"]  # compare_app.KEYS["dns.log"]
 
 
-# -- crafted messages ----------------------------------------------------------------------------
-
-def qname(name: str) -> bytes:
-    return b"".join(bytes([len(p)]) + p.encode() for p in name.split(".") if p) + b"\0"
-
-
-def rr(name: bytes, rtype: int, rdata: bytes, ttl: int = 300, rclass: int = 1) -> bytes:
-    return name + struct.pack("!HHIH", rtype, rclass, ttl, len(rdata)) + rdata
-
-
-def message(tid: int, flags: int, questions: list[bytes], answers: list[bytes] = (), auth: list[bytes] = (),
-            addl: list[bytes] = ()) -> bytes:
-    return (struct.pack("!HHHHHH", tid, flags, len(questions), len(answers), len(auth), len(addl))
-            + b"".join(questions) + b"".join(answers) + b"".join(auth) + b"".join(addl))
-
-
-def question(name: str, qtype: int = 1, qclass: int = 1) -> bytes:
-    return qname(name) + struct.pack("!HH", qtype, qclass)
-
-
-PTR_Q = b"\xc0\x0c"  # compression pointer to the question name
-QUERY, RESPONSE = 0x0100, 0x8180
-
+# -- crafted messages (built by tests.helpers.dns) ----------------------------------------------
 
 def conn(resp_p: int = 53, proto: str = "udp") -> Conn:
     c = Conn("10.0.0.1", 40000, "10.0.0.53", resp_p, proto, 100.0)
@@ -285,7 +264,7 @@ def test_reference_traces_agree_with_zeek() -> None:
 
 
 def test_dns_over_tcp_through_the_dispatcher(tmp_path) -> None:
-    from tests.core.apps.test_dispatch import CLI, PA, SRV, close, handshake, tcp, write
+    from tests.helpers.packets import CLI, PA, SRV, close, handshake, tcp, write
 
     q = message(99, QUERY, [question("tcp.example.org", 28)])
     r = message(99, RESPONSE, [question("tcp.example.org", 28)], [rr(PTR_Q, 28, bytes(15) + b"\x02")])

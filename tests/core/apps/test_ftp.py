@@ -1,182 +1,26 @@
 """FTP control and data channels: crafted conversations, the reference traces, a fuzz test.
 
-``tcp_streams`` (also used by test_mail.py) is a test-only stand-in for the dispatcher: it reads
-a capture with dpkt, orients each TCP connection (SYN sender, else the higher port is the client)
-and yields per-direction in-order payload (sorted by sequence number, retransmissions trimmed) in
-capture order, with ``gap`` where the receiver acknowledged bytes the capture never carried.
+The reference traces are fed to the parsers by ``tests.helpers.streams.tcp_streams`` (a test-only
+stand-in for the dispatcher) and compared with Zeek's logs by ``tests.helpers.zeek``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import socket
-from collections.abc import Iterator
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recorder.core.apps.base import Conn, ListOutput, Parser
 from recorder.core.apps.ftp import FTP, FTPData, build_path_compressed, parse_eprt, parse_port
-from tests.core.apps.zeeklog import norm
-from tests.helpers import REFERENCE, need
+from tests.helpers import need
+from tests.helpers.streams import run_parser, tcp_streams
+from tests.helpers.zeek import ZEEK_APP, norm, zeek_header, zeek_rows
+from tests.helpers.zeek import stream_agreement as agreement
 
-APP = REFERENCE / "zeek-app"
+APP = ZEEK_APP
 FTP_KEYS = ["id.orig_h", "id.resp_h", "user", "command", "arg", "reply_code"]  # compare_app.KEYS["ftp.log"]
 
-
-# -- test-only stream helper ---------------------------------------------------------------------
-
-def _packets(path: Path) -> Iterator[tuple[float, object]]:
-    import dpkt
-
-    with path.open("rb") as f:
-        try:
-            reader = dpkt.pcap.Reader(f)
-        except ValueError:
-            f.seek(0)
-            reader = dpkt.pcapng.Reader(f)
-        link = reader.datalink()
-        for ts, buf in reader:
-            try:
-                if link == dpkt.pcap.DLT_EN10MB:
-                    ip = dpkt.ethernet.Ethernet(buf).data
-                elif link in (0, 108):
-                    ip = dpkt.loopback.Loopback(buf).data
-                elif link == 113:
-                    ip = dpkt.sll.SLL(buf).data
-                else:
-                    ip = dpkt.ip.IP(buf)
-            except (dpkt.UnpackError, IndexError, ValueError):
-                continue
-            if isinstance(ip, (dpkt.ip.IP, dpkt.ip6.IP6)) and isinstance(ip.data, dpkt.tcp.TCP):
-                yield float(ts), ip
-
-
-def tcp_streams(path: Path) -> list[tuple[Conn, list[tuple]]]:
-    """Each TCP connection of a capture as (Conn, events); an event is ("data", is_orig, bytes, ts)
-    or ("gap", is_orig, nbytes, ts)."""
-    import dpkt
-
-    conns: dict[tuple, dict] = {}
-    order: list[dict] = []
-    for ts, ip in _packets(path):
-        tcp = ip.data
-        fam = socket.AF_INET6 if isinstance(ip, dpkt.ip6.IP6) else socket.AF_INET
-        a = (socket.inet_ntop(fam, ip.src), tcp.sport)
-        b = (socket.inet_ntop(fam, ip.dst), tcp.dport)
-        key = tuple(sorted([a, b]))
-        c = conns.get(key)
-        syn_only = tcp.flags & dpkt.tcp.TH_SYN and not tcp.flags & dpkt.tcp.TH_ACK
-        if c is None:
-            if syn_only or (not tcp.flags & dpkt.tcp.TH_SYN and a[1] > b[1]):
-                orig, resp = a, b
-            else:
-                orig, resp = b, a
-            c = {"conn": Conn(orig[0], orig[1], resp[0], resp[1], "tcp", ts, uid=f"C{len(order)}"),
-                 "orig": orig, "events": [], "next": {}, "held": {True: {}, False: {}}}
-            conns[key] = c
-            order.append(c)
-        is_orig = a == c["orig"]
-        nxt, held, events = c["next"], c["held"], c["events"]
-        if tcp.flags & dpkt.tcp.TH_SYN:
-            nxt[is_orig] = (tcp.seq + 1) & 0xFFFFFFFF
-        payload = bytes(tcp.data)
-        if payload:
-            nxt.setdefault(is_orig, tcp.seq)
-            held[is_orig][tcp.seq] = max(payload, held[is_orig].get(tcp.seq, b""), key=len)
-        if tcp.flags & dpkt.tcp.TH_ACK and (not is_orig) in nxt and held[not is_orig]:
-            _drain(events, nxt, held, not is_orig, ts, upto=tcp.ack)
-        if is_orig in nxt:
-            _drain(events, nxt, held, is_orig, ts)
-    for c in order:
-        for side in (True, False):
-            if side in c["next"]:
-                _drain(c["events"], c["next"], c["held"], side, c["conn"].start, upto=-1)
-    return [(c["conn"], c["events"]) for c in order]
-
-
-def _drain(events: list, nxt: dict, held: dict, side: bool, ts: float, upto: int | None = None) -> None:
-    """Deliver held segments of ``side`` that are in order; with ``upto`` (an ACK, or -1 for
-    everything) skip holes below it as gaps."""
-    pending = held[side]
-    while pending:
-        base = nxt[side]
-        rel = {_signed(s - base): s for s in pending}
-        first = min(rel)
-        seg = pending[rel[first]]
-        if first <= 0:
-            del pending[rel[first]]
-            if len(seg) + first > 0:
-                events.append(("data", side, seg[-first:] if first else seg, ts))
-                nxt[side] = (base + len(seg) + first) & 0xFFFFFFFF
-            continue
-        if upto is None or (upto != -1 and ((upto - base) & 0xFFFFFFFF) <= first):
-            return
-        events.append(("gap", side, first, ts))
-        nxt[side] = (base + first) & 0xFFFFFFFF
-
-
-def _signed(delta: int) -> int:
-    """A sequence-number difference as a signed 32-bit value (wrap-around safe)."""
-    delta &= 0xFFFFFFFF
-    return delta - (1 << 32) if delta >= 1 << 31 else delta
-
-
-def run_parser(cls: type[Parser], conn: Conn, events: list[tuple], out: ListOutput) -> Parser:
-    """Feed events to a parser as the dispatcher would; stop at a hand-over (redetect)."""
-    parser = cls(conn, out)
-    for kind, side, payload, ts in events:
-        if kind == "data":
-            parser.data(side, payload, ts)
-        else:
-            parser.gap(side, payload, ts)
-        if parser.redetect:
-            break
-    parser.end(events[-1][3] if events else conn.start)
-    return parser
-
-
-def zeek_rows(path: Path) -> list[dict]:
-    fields, rows = None, []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if line.startswith("#fields"):
-            fields = line.split("\t")[1:]
-        elif line and not line.startswith("#") and fields:
-            rows.append(dict(zip(fields, line.split("\t"))))
-    return rows
-
-
-def agreement(log: str, keys: list[str], parsers: dict[str, type[Parser]]) -> tuple[int, int, list]:
-    """Baseline rows of ``log`` (over the manifest's traces) matched by our records on ``keys``."""
-    manifest = json.loads(need(APP / "manifest.json", "the Zeek app reference").read_text())
-    hit = total = 0
-    misses: list = []
-    for m in manifest:
-        if log not in m["logs"]:
-            continue
-        ours: dict[tuple, int] = {}
-        for conn, events in tcp_streams(APP / m["trace"]):
-            head = [e for e in events if e[0] == "data"]
-            cls = next((p for p in parsers.values() if any(
-                p.detect(e[2], e[1], conn) for e in head[:2])), None)
-            if cls is None:
-                continue
-            out = ListOutput()
-            run_parser(cls, conn, events, out)
-            for rec in out.logs(log.split(".")[0]):
-                k = tuple(norm(rec.get(f)) for f in keys)
-                ours[k] = ours.get(k, 0) + 1
-        for row in zeek_rows(APP / m["logs"][log]):
-            k = tuple(norm(row.get(f)) for f in keys)
-            total += 1
-            if ours.get(k, 0) > 0:
-                ours[k] -= 1
-                hit += 1
-            else:
-                misses.append((m["trace"], dict(zip(keys, k))))
-    return hit, total, misses
 
 
 # -- crafted conversations ----------------------------------------------------------------------
@@ -358,13 +202,6 @@ def test_ftp_fuzz_never_raises(chunks: list[tuple[bool, bytes]]) -> None:
     data.end(99.0)
 
 
-
-def zeek_header(path: Path) -> list[tuple[str, str]]:
-    """A Zeek log's (#fields, #types) pairs."""
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    names = next(ln for ln in lines if ln.startswith("#fields")).split("\t")[1:]
-    types = next(ln for ln in lines if ln.startswith("#types")).split("\t")[1:]
-    return list(zip(names, types))
 
 
 def test_ftp_log_fields_are_zeeks() -> None:

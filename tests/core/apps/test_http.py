@@ -25,9 +25,9 @@ from hypothesis import strategies as st
 
 from recorder.core.apps.base import MAX_BUFFER, Conn, ListOutput
 from recorder.core.apps.http import HTTP, MAX_FILE_BYTES, MAX_HEADER_BYTES, unescape_uri, zeek_str
-from tests.core.apps.zeeklog import norm as _norm
-from tests.core.apps.zeeklog import parse_zeek as _parse_zeek
 from tests.helpers import REFERENCE, need
+from tests.helpers.zeek import norm as _norm
+from tests.helpers.zeek import parse_zeek as _parse_zeek
 
 APP = REFERENCE / "zeek-app"
 HTTP_KEYS = ["id.orig_h", "id.resp_h", "id.resp_p", "method", "host", "uri", "user_agent", "status_code",

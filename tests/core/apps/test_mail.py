@@ -15,8 +15,11 @@ from recorder.core.apps.imap import IMAP
 from recorder.core.apps.mime import email_addrs, header_params, leaf_entities, mime_addresses, split_headers
 from recorder.core.apps.pop3 import POP3
 from recorder.core.apps.smtp import SMTP
-from tests.core.apps.test_ftp import APP, agreement, run_parser, tcp_streams, zeek_header, zeek_rows
 from tests.helpers import need
+from tests.helpers.streams import run_parser, tcp_streams
+from tests.helpers.zeek import ZEEK_APP as APP
+from tests.helpers.zeek import stream_agreement as agreement
+from tests.helpers.zeek import zeek_header, zeek_rows
 
 SMTP_KEYS = ["id.orig_h", "id.resp_h", "helo", "mailfrom", "rcptto", "subject"]  # compare_app.KEYS["smtp.log"]
 
@@ -92,7 +95,7 @@ def test_smtp_auth_login_success_and_attachment_carved() -> None:
 
 def test_auth_ntlm_names_the_account_in_smtp_pop3_imap() -> None:
     """Exchange's AUTH NTLM: the account is in the client's third message (AUTHENTICATE)."""
-    from tests.core.apps.test_smb import ntlm_authenticate
+    from tests.helpers.smb import ntlm_authenticate
 
     negotiate = base64.b64encode(b"NTLMSSP\x00\x01\x00\x00\x00" + b"\x00" * 24)
     auth = base64.b64encode(ntlm_authenticate("CORP", "mallory"))

@@ -32,9 +32,10 @@ from recorder.core.apps.quic import (
     varint,
 )
 from recorder.core.apps.tls import TLS
-from tests.core.apps.test_dispatch import run, udp, write
-from tests.core.apps.test_tls import client_hello, server_hello, u16s, vec
-from tests.core.apps.test_xmpp_mysql import SSL_KEYS, our_ssl_rows, zeek_ssl_rows
+from tests.helpers.packets import udp, write
+from tests.helpers.streams import run_app_layer as run
+from tests.helpers.tls import client_hello, server_hello, u16s, vec
+from tests.helpers.zeek import SSL_KEYS, our_ssl_rows, zeek_ssl_rows
 
 # -- RFC 9001 appendix A (and RFC 9369 appendix A for version 2) ---------------------------------
 DCID = bytes.fromhex("8394c8f03e515708")

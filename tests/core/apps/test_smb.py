@@ -11,108 +11,33 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recorder.core.apps.base import MAX_BUFFER, Conn, ListOutput
+from recorder.core.apps.base import MAX_BUFFER, ListOutput
 from recorder.core.apps.ntlm import authenticate_user
 from recorder.core.apps.smb import SMB
-from tests.core.apps.test_dispatch import tcp, write
-from tests.core.apps.test_ftp import APP, run_parser, tcp_streams
 from tests.helpers import need, wiretrail_cli
-
-SUCCESS, MORE, LOGON_FAILURE = 0, 0xC0000016, 0xC000006D
-
-
-# -- SMB2 messages, as a client and server send them ------------------------------------------
-
-def _hdr(cmd: int, mid: int, *, response: bool = False, status: int = 0, tree: int = 0, next_cmd: int = 0) -> bytes:
-    return (b"\xfeSMB" + (64).to_bytes(2, "little") + b"\x00\x00" + status.to_bytes(4, "little")
-            + cmd.to_bytes(2, "little") + b"\x01\x00" + (1 if response else 0).to_bytes(4, "little")
-            + next_cmd.to_bytes(4, "little") + mid.to_bytes(8, "little") + b"\x00" * 4
-            + tree.to_bytes(4, "little") + (0x1234).to_bytes(8, "little") + b"\x00" * 16)
-
-
-def nb(*messages: bytes) -> bytes:
-    """One NetBIOS session message holding ``messages`` (compounded when more than one)."""
-    parts = []
-    for i, m in enumerate(messages):
-        if i < len(messages) - 1:
-            m = m + b"\x00" * (-len(m) % 8)
-            m = m[:20] + len(m).to_bytes(4, "little") + m[24:]
-        parts.append(m)
-    body = b"".join(parts)
-    return len(body).to_bytes(4, "big") + body
-
-
-def ntlm_authenticate(domain: str, user: str) -> bytes:
-    d, u, w = domain.encode("utf-16-le"), user.encode("utf-16-le"), "WS".encode("utf-16-le")
-    off = 72
-    fields = b""
-    payload = b""
-    for blob in (b"", b"", d, u, w):  # LM, NT responses, domain, user, workstation
-        fields += len(blob).to_bytes(2, "little") * 2 + (off + len(payload)).to_bytes(4, "little")
-        payload += blob
-    fields += b"\x00" * 8  # session key
-    return b"NTLMSSP\x00" + (3).to_bytes(4, "little") + fields + (1).to_bytes(4, "little") + b"\x00" * 8 + payload
-
-
-def session_setup(mid: int, blob: bytes) -> bytes:
-    body = (25).to_bytes(2, "little") + b"\x00\x01" + b"\x00" * 8 + (88).to_bytes(2, "little") \
-        + len(blob).to_bytes(2, "little") + b"\x00" * 8
-    return _hdr(1, mid) + body + blob
-
-
-def tree_connect(mid: int, path: str) -> bytes:
-    p = path.encode("utf-16-le")
-    return _hdr(3, mid) + (9).to_bytes(2, "little") + b"\x00\x00" + (72).to_bytes(2, "little") \
-        + len(p).to_bytes(2, "little") + p
-
-
-def tree_connect_response(mid: int, tree: int, share_type: int) -> bytes:
-    return _hdr(3, mid, response=True, tree=tree) + (16).to_bytes(2, "little") + bytes([share_type, 0]) + b"\x00" * 12
-
-
-def create(mid: int, tree: int, name: str, options: int = 0) -> bytes:
-    n = name.encode("utf-16-le")
-    body = (57).to_bytes(2, "little") + b"\x00" * 38 + options.to_bytes(4, "little") + (120).to_bytes(2, "little") + len(n).to_bytes(2, "little") \
-        + b"\x00" * 8
-    return _hdr(5, mid, tree=tree) + body + n
-
-
-def create_response(mid: int, fid: bytes, size: int = 0, filetime: int = 0) -> bytes:
-    body = (89).to_bytes(2, "little") + b"\x00" * 6 + filetime.to_bytes(8, "little") * 4 + b"\x00" * 8 \
-        + size.to_bytes(8, "little") + b"\x00" * 8 + fid + b"\x00" * 8
-    return _hdr(5, mid, response=True) + body
-
-
-def set_info(mid: int, fid: bytes, info_class: int, buf: bytes) -> bytes:
-    body = (33).to_bytes(2, "little") + bytes([1, info_class]) + len(buf).to_bytes(4, "little") \
-        + (96).to_bytes(2, "little") + b"\x00" * 6 + fid
-    return _hdr(17, mid) + body + buf
-
-
-def write_req(mid: int, fid: bytes, offset: int, data: bytes) -> bytes:
-    body = (49).to_bytes(2, "little") + (112).to_bytes(2, "little") + len(data).to_bytes(4, "little") \
-        + offset.to_bytes(8, "little") + fid + b"\x00" * 16
-    return _hdr(9, mid) + body + data
-
-
-def read_req(mid: int, fid: bytes, offset: int, length: int) -> bytes:
-    body = (49).to_bytes(2, "little") + b"\x00\x00" + length.to_bytes(4, "little") + offset.to_bytes(8, "little") \
-        + fid + b"\x00" * 17
-    return _hdr(8, mid) + body
-
-
-def read_resp(mid: int, data: bytes) -> bytes:
-    body = (17).to_bytes(2, "little") + bytes([80, 0]) + len(data).to_bytes(4, "little") + b"\x00" * 8
-    return _hdr(8, mid, response=True) + body + data
-
-
-def close(mid: int, fid: bytes) -> bytes:
-    return _hdr(6, mid) + (24).to_bytes(2, "little") + b"\x00" * 6 + fid
-
-
-def ok(cmd: int, mid: int, status: int = SUCCESS) -> bytes:
-    return _hdr(cmd, mid, response=True, status=status) + (9).to_bytes(2, "little") + b"\x00" * 7
-
+from tests.helpers.packets import tcp, write
+from tests.helpers.smb import (
+    LOGON_FAILURE,
+    MORE,
+    SUCCESS,
+    close,
+    create,
+    create_response,
+    nb,
+    ntlm_authenticate,
+    ok,
+    read_req,
+    read_resp,
+    session_setup,
+    set_info,
+    smb_conn,
+    talk,
+    tree_connect,
+    tree_connect_response,
+    write_req,
+)
+from tests.helpers.streams import run_parser, tcp_streams
+from tests.helpers.zeek import ZEEK_APP as APP
 
 FID_UP, FID_DOWN, FID_PIPE = b"\x01" * 16, b"\x02" * 16, b"\x03" * 16
 UPLOAD = bytes(range(256)) * 300 + b"%%EOF upload"  # written by the client
@@ -144,22 +69,9 @@ def session_script(*, login_status: int = SUCCESS) -> list[tuple[bool, bytes]]:
     return s
 
 
-def _conn() -> Conn:
-    return Conn("10.0.0.5", 49700, "10.0.0.9", 445, "tcp", 1000.0, uid="Csmb")
-
-
-def _talk(script: list[tuple[bool, bytes]], *, segment: int = 1460) -> ListOutput:
-    out = ListOutput()
-    p = SMB(_conn(), out)
-    for i, (side, payload) in enumerate(script):
-        for j in range(0, len(payload), segment):
-            p.data(side, payload[j:j + segment], 1000.0 + i)
-    p.end(2000.0)
-    return out
-
 
 def test_files_written_and_read_and_the_ntlm_login() -> None:
-    out = _talk(session_script())
+    out = talk(session_script())
     up, down = out.files  # the pipe's RPC is no file
     assert (up["filename"], up["is_orig"], up["source"], up["missing_bytes"]) == ("finance\\q3.xlsx", True, "SMB", 0)
     assert hashlib.sha256(up["data"]).hexdigest() == hashlib.sha256(UPLOAD).hexdigest()
@@ -171,7 +83,7 @@ def test_files_written_and_read_and_the_ntlm_login() -> None:
 
 
 def test_failed_login_and_byte_at_a_time_delivery() -> None:
-    out = _talk(session_script(login_status=LOGON_FAILURE), segment=1)
+    out = talk(session_script(login_status=LOGON_FAILURE), segment=1)
     assert [(c["user"], c["success"]) for c in out.credentials] == [("CORP\\alice", False)]
     assert [hashlib.sha256(f["data"]).hexdigest() for f in out.files] == \
         [hashlib.sha256(UPLOAD).hexdigest(), hashlib.sha256(DOWNLOAD).hexdigest()]
@@ -193,7 +105,7 @@ def test_compounded_requests_act_on_the_file_their_create_opened() -> None:
               (False, nb(create_response(7, b"\x07" * 16), ok(9, 8), ok(6, 9))),
               (True, nb(write_req(10, FID_UP, 10000, big[10000:]))), (False, nb(ok(9, 10))),
               (True, nb(close(11, FID_UP))), (False, nb(ok(6, 11)))]
-    out = _talk(script)
+    out = talk(script)
     assert [(f["filename"], f["data"]) for f in out.files] == [("small.txt", b"tiny file body"), ("copy.bin", big)]
     assert [(r["action"], r["name"], r["prev_name"]) for r in out.logs("smb_files")] == [
         ("SMB::FILE_OPEN", "copy.bin", None), ("SMB::FILE_OPEN", "old.txt", None),
@@ -201,7 +113,7 @@ def test_compounded_requests_act_on_the_file_their_create_opened() -> None:
 
 
 def test_a_login_without_its_answer_has_an_unknown_outcome() -> None:
-    out = _talk([(True, nb(session_setup(1, ntlm_authenticate("CORP", "bob"))))])
+    out = talk([(True, nb(session_setup(1, ntlm_authenticate("CORP", "bob"))))])
     assert [(c["user"], c["success"]) for c in out.credentials] == [("CORP\\bob", None)]
 
 
@@ -212,7 +124,7 @@ def test_a_message_longer_than_the_parser_holds_is_streamed_into_its_file() -> N
               (True, nb(write_req(3, FID_UP, 0, big))), (False, nb(ok(9, 3))),
               (True, nb(read_req(4, FID_UP, 0, len(big)))), (False, nb(read_resp(4, big))),
               (True, nb(close(5, FID_UP)))]
-    written, read = _talk(script, segment=65536).files
+    written, read = talk(script, segment=65536).files
     assert written["is_orig"] and not read["is_orig"]
     assert written["data"] == big and read["data"] == big and written["missing_bytes"] == read["missing_bytes"] == 0
 
@@ -220,7 +132,7 @@ def test_a_message_longer_than_the_parser_holds_is_streamed_into_its_file() -> N
 def test_a_gap_loses_only_what_it_covers() -> None:
     """After a gap the parser finds the next message header; the file has a hole, counted missing."""
     out = ListOutput()
-    p = SMB(_conn(), out)
+    p = SMB(smb_conn(), out)
     for side, payload in [(True, nb(tree_connect(1, "\\\\fs\\d"))), (False, nb(tree_connect_response(1, 7, 1))),
                           (True, nb(create(2, 7, "x.bin"))), (False, nb(create_response(2, FID_UP)))]:
         p.data(side, payload, 1.0)
@@ -239,7 +151,7 @@ def test_pieces_beyond_the_bounds_are_counted_not_held() -> None:
     from recorder.core.apps import smbfile
 
     out = ListOutput()
-    p = SMB(_conn(), out)
+    p = SMB(smb_conn(), out)
     for side, payload in [(True, nb(tree_connect(1, "\\\\fs\\d"))), (False, nb(tree_connect_response(1, 7, 1))),
                           (True, nb(create(2, 7, "x.bin"))), (False, nb(create_response(2, FID_UP))),
                           (True, nb(write_req(3, FID_UP, 0, b"head"))),
@@ -265,7 +177,7 @@ def test_smb_mapping_and_smb_files_logs() -> None:
               (True, nb(create(7, 5, ""))), (False, nb(create_response(7, b"\x04" * 16, 0, ft))),
               (True, nb(create(8, 5, ""))), (False, nb(create_response(8, b"\x05" * 16, 0, ft))),
               (True, nb(set_info(9, b"\x04" * 16, 13, b"\x01"))), (False, nb(ok(17, 9)))]
-    out = _talk(script)
+    out = talk(script)
     assert [(r["path"], r["share_type"]) for r in out.logs("smb_mapping")] == \
         [("\\\\fs\\C$", "DISK"), ("\\\\fs\\IPC$", "PIPE")]
     files = out.logs("smb_files")
@@ -281,7 +193,7 @@ def test_smb_mapping_and_smb_files_logs() -> None:
 
 
 def test_detect() -> None:
-    c = _conn()
+    c = smb_conn()
     assert SMB.detect(nb(tree_connect(1, "\\\\a\\b")), True, c)
     assert SMB.detect(b"\x00\x00\x00\x2f\xffSMBr", True, c)  # SMB1 negotiate, upgraded to SMB2
     assert not SMB.detect(b"GET / HTTP/1.1\r\n", True, c)
@@ -369,7 +281,7 @@ _PIECES = [nb(m) for m in (tree_connect(1, "\\\\a\\b"), tree_connect_response(1,
 @given(st.lists(st.tuples(st.booleans(), st.one_of(st.binary(max_size=90), st.sampled_from(_PIECES)),
                           st.integers(0, 40)), max_size=25))
 def test_smb_fuzz_never_raises(chunks: list[tuple[bool, bytes, int]]) -> None:
-    p = SMB(_conn(), ListOutput())
+    p = SMB(smb_conn(), ListOutput())
     for i, (side, b, cut) in enumerate(chunks):
         p.data(side, b[cut:] if i % 3 == 0 else b, float(i))  # a piece cut short or whole
         if i % 7 == 5:

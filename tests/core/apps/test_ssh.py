@@ -13,7 +13,10 @@ from hypothesis import strategies as st
 
 from recorder.core.apps.base import Conn, ListOutput
 from recorder.core.apps.ssh import SSH, negotiate, parse_kexinit
-from tests.core.apps.test_tls import ZEEK_APP, agreement, need, parse_zeek, run_parser
+from tests.helpers import need
+from tests.helpers.streams import run_on_trace as run_parser
+from tests.helpers.zeek import ZEEK_APP, parse_zeek
+from tests.helpers.zeek import trace_agreement as agreement
 
 CLIENT_ALGS = {
     "kex": "curve25519-sha256,ecdh-sha2-nistp256,ext-info-c",

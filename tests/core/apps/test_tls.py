@@ -11,10 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from collections import Counter
-from pathlib import Path
 
-import dpkt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,186 +19,13 @@ from hypothesis import strategies as st
 from recorder.core.apps.base import Conn, ListOutput
 from recorder.core.apps.tls import CIPHERS, TLS, cipher_name, is_grease, ja3_string, ja4, version_name
 from recorder.core.apps.x509 import parse_certificate
-from tests.core.apps.zeeklog import norm, parse_zeek
-from tests.helpers import REFERENCE, need
-
-ZEEK_APP = REFERENCE / "zeek-app"
-
-
-# -- test-only reference plumbing (shared with test_ssh) --------------------------------------
-def _ip_of(buf: bytes, linktype: int):
-    """The IP packet inside one captured frame (Ethernet, raw, null; GRE unwrapped), or None."""
-    try:
-        if linktype == 1:
-            pkt = dpkt.ethernet.Ethernet(buf).data
-        elif linktype == 0:
-            pkt = dpkt.loopback.Loopback(buf).data
-        elif linktype in (101, 12, 228, 229):
-            pkt = dpkt.ip.IP(buf) if buf[0] >> 4 == 4 else dpkt.ip6.IP6(buf)
-        else:
-            return None
-        for _ in range(3):  # tunnels: GRE carrying IP (or Ethernet carrying IP)
-            if isinstance(pkt, dpkt.ip.IP | dpkt.ip6.IP6) and isinstance(pkt.data, dpkt.gre.GRE):
-                inner = pkt.data.data
-                if isinstance(inner, dpkt.ethernet.Ethernet):
-                    inner = inner.data
-                if isinstance(inner, bytes):
-                    inner = dpkt.ip.IP(inner) if inner and inner[0] >> 4 == 4 else None
-                pkt = inner
-            else:
-                break
-        return pkt if isinstance(pkt, dpkt.ip.IP | dpkt.ip6.IP6) else None
-    except (dpkt.UnpackError, IndexError, struct.error):
-        return None
-
-
-def _addr(ip) -> str:
-    import ipaddress
-    return str(ipaddress.ip_address(ip.src)), str(ipaddress.ip_address(ip.dst))
-
-
-def reference_conns(pcap: Path) -> list[dict]:
-    """Every TCP connection of a trace: {conn: Conn, chunks: [(ts, is_orig, bytes)]} in time order."""
-    conns: list[dict] = []
-    current: dict[tuple, dict] = {}
-    with open(pcap, "rb") as f:
-        reader = dpkt.pcap.Reader(f)
-        linktype = reader.datalink()
-        for ts, buf in reader:
-            ip = _ip_of(buf, linktype)
-            if ip is None or not isinstance(ip.data, dpkt.tcp.TCP):
-                continue
-            tcp = ip.data
-            src, dst = _addr(ip)
-            a, b = (src, tcp.sport), (dst, tcp.dport)
-            key = tuple(sorted([a, b]))
-            syn, ack = tcp.flags & dpkt.tcp.TH_SYN, tcp.flags & dpkt.tcp.TH_ACK
-            c = current.get(key)
-            if c is not None and syn and not ack and (c["segs"][True] or c["segs"][False] or c["fin"]):
-                c = None  # a new SYN on a used 4-tuple starts a new connection
-            if c is None:
-                if syn and ack:
-                    orig = b
-                elif syn or not (a[1] < 1024 <= b[1]):
-                    orig = a
-                else:
-                    orig = b
-                resp = b if orig == a else a
-                c = {"orig": orig, "resp": resp, "start": ts, "segs": {True: [], False: []},
-                     "isn": {}, "fin": False}
-                current[key] = c
-                conns.append(c)
-            is_orig = a == c["orig"]
-            if syn:
-                c["isn"][is_orig] = tcp.seq + 1
-            if tcp.flags & (dpkt.tcp.TH_FIN | dpkt.tcp.TH_RST):
-                c["fin"] = True
-            if tcp.data:
-                c["segs"][is_orig].append((tcp.seq, ts, bytes(tcp.data)))
-    out = []
-    for c in conns:
-        chunks = []
-        for is_orig in (True, False):
-            segs = c["segs"][is_orig]
-            if not segs:
-                continue
-            base = c["isn"].get(is_orig, min(s for s, _, _ in segs))
-            nxt = 0
-            for rel, ts, data in sorted(((s - base) % (1 << 32), ts, d) for s, ts, d in segs):
-                if rel + len(data) <= nxt:
-                    continue  # duplicate
-                if rel < nxt:
-                    data = data[nxt - rel:]
-                nxt = max(nxt, rel) + len(data)
-                chunks.append((ts, is_orig, data))
-        chunks.sort(key=lambda x: x[0])
-        conn = Conn(c["orig"][0], c["orig"][1], c["resp"][0], c["resp"][1], "tcp", c["start"])
-        out.append({"conn": conn, "chunks": chunks})
-    return out
-
-
-def run_parser(parser_cls, pcap: Path) -> ListOutput:
-    """Detect (at a chunk boundary, in either direction, as after a STARTTLS hand-over) and feed."""
-    out = ListOutput()
-    for item in reference_conns(pcap):
-        chunks, conn = item["chunks"], item["conn"]
-        streams = {True: b"", False: b""}
-        offsets = []
-        for _, is_orig, data in chunks:
-            offsets.append(len(streams[is_orig]))
-            streams[is_orig] += data
-        start = None
-        for i, (_, is_orig, _) in enumerate(chunks):
-            if parser_cls.detect(streams[is_orig][offsets[i]:offsets[i] + 4096], is_orig, conn):
-                start = i
-                break
-        if start is None:
-            continue
-        parser = parser_cls(conn, out)
-        for ts, is_orig, data in chunks[start:]:
-            parser.data(is_orig, data, ts)
-        parser.end(chunks[-1][0])
-    return out
-
-
-def agreement(log: str, keys: list[str], parser_cls, prefixes: tuple[str, ...]) -> tuple[int, int, list]:
-    """(rows matched, baseline rows, misses) over every manifest trace whose name has a prefix."""
-    manifest = json.loads(need(ZEEK_APP / "manifest.json", "Zeek app reference").read_text())
-    hit = total = 0
-    misses = []
-    for m in manifest:
-        if log not in m["logs"] or not m["trace"].startswith(prefixes):
-            continue
-        base = parse_zeek((ZEEK_APP / m["logs"][log]).read_text(errors="replace"))
-        ours = Counter(tuple(norm(r.get(k)) for k in keys)
-                       for r in run_parser(parser_cls, ZEEK_APP / m["trace"]).logs(log.split(".")[0]))
-        for b in base:
-            k = tuple(norm(b.get(k)) for k in keys)
-            total += 1
-            if ours[k] > 0:
-                ours[k] -= 1
-                hit += 1
-            else:
-                misses.append((m["trace"], k, sorted(ours)))
-    return hit, total, misses
-
+from tests.helpers import need
+from tests.helpers.streams import run_on_trace as run_parser
+from tests.helpers.tls import client_hello, handshake, record, server_hello, u16s, vec
+from tests.helpers.zeek import SSL_KEYS, ZEEK_APP, parse_zeek
+from tests.helpers.zeek import trace_agreement as agreement
 
 # -- building handshakes ----------------------------------------------------------------------
-def vec(data: bytes, width: int) -> bytes:
-    return len(data).to_bytes(width, "big") + data
-
-
-def ext(etype: int, data: bytes) -> bytes:
-    return struct.pack(">H", etype) + vec(data, 2)
-
-
-def handshake(mtype: int, body: bytes) -> bytes:
-    return bytes([mtype]) + len(body).to_bytes(3, "big") + body
-
-
-def record(ctype: int, body: bytes, version: int = 0x0303) -> bytes:
-    return struct.pack(">BHH", ctype, version, len(body)) + body
-
-
-def u16s(values) -> bytes:
-    return b"".join(struct.pack(">H", v) for v in values)
-
-
-def client_hello(*, version=0x0303, ciphers=(0xC02F, 0x009C), sni="example.com", session_id=b"",
-                 extensions: list[tuple[int, bytes]] | None = None) -> bytes:
-    exts = extensions
-    if exts is None:
-        exts = [(0, vec(b"\x00" + vec(sni.encode(), 2), 2))] if sni else []
-    body = (struct.pack(">H", version) + b"\x11" * 32 + vec(session_id, 1) + vec(u16s(ciphers), 2)
-            + vec(b"\x00", 1) + vec(b"".join(ext(t, d) for t, d in exts), 2))
-    return handshake(1, body)
-
-
-def server_hello(*, version=0x0303, cipher=0xC02F, session_id=b"", extensions=()) -> bytes:
-    body = (struct.pack(">H", version) + b"\x22" * 32 + vec(session_id, 1) + struct.pack(">H", cipher)
-            + b"\x00" + vec(b"".join(ext(t, d) for t, d in extensions), 2))
-    return handshake(2, body)
-
 
 def der(tag: int, content: bytes) -> bytes:
     n = len(content)
@@ -488,7 +312,6 @@ def test_buffer_is_bounded():
 
 
 # -- Zeek baselines ---------------------------------------------------------------------------
-SSL_KEYS = ["id.orig_h", "id.resp_h", "id.resp_p", "version", "cipher", "server_name"]
 
 
 @pytest.mark.reference

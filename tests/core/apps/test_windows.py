@@ -16,8 +16,6 @@ from recorder.core.apps.dcerpc_names import endpoint, operation
 from recorder.core.apps.kerberos import ap_request
 from recorder.core.apps.rdp import RDP
 from recorder.core.apps.smb import SMB
-from tests.core.apps.test_ftp import run_parser, tcp_streams
-from tests.core.apps.test_smb import _talk
 from tests.core.apps.windows_traffic import (
     CREATE_SERVICE,
     OPEN_SCM,
@@ -34,6 +32,9 @@ from tests.core.apps.windows_traffic import (
     write_capture,
 )
 from tests.helpers import REFERENCE, need, wiretrail_cli
+from tests.helpers.smb import nb, ntlm_authenticate
+from tests.helpers.smb import talk as _talk
+from tests.helpers.streams import run_parser, tcp_streams
 
 WINDOWS = REFERENCE / "zeek-windows"
 DRSUAPI = "e3514235-4b06-11d1-ab04-00c04fc2dcd2"
@@ -93,7 +94,6 @@ def test_ntlm_in_rpc_auth_and_zeek_field_meaning() -> None:
     auth = ntlm.parse(ntlm_challenge("DC1", "dc1.corp.lan", "corp.lan"))
     assert auth == {"type": 2, "nb_computer_name": "DC1", "dns_computer_name": "dc1.corp.lan",
                     "dns_tree_name": "corp.lan"}
-    from tests.core.apps.test_smb import ntlm_authenticate
 
     out, _ = _rpc([(True, bind(1, SVCCTL, auth=ntlm_negotiate())),
                    (False, bind_ack(1, "49676", auth=ntlm_challenge("DC1", "dc1.corp.lan", "corp.lan"))),
@@ -279,7 +279,6 @@ ANDX_NONE = b"\xff\x00\x00\x00"
 
 
 def smb1_script(status: int = 0) -> list[tuple[bool, bytes]]:
-    from tests.core.apps.test_smb import nb
 
     body = b"quarterly figures\n" * 50
     setup = ANDX_NONE + b"\x00" * 10 + (3).to_bytes(2, "little") + b"\x00\x00" + b"\x00" * 8

@@ -6,8 +6,6 @@ The reference helpers (``zeek_ssl_rows``, ``our_ssl_rows``) are shared with test
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,12 +16,11 @@ from recorder.core.apps.base import Conn, ListOutput, Parser
 from recorder.core.apps.mysql import MySQL, is_ssl_request, parse_greeting
 from recorder.core.apps.tls import TLS
 from recorder.core.apps.xmpp import XMPP
-from tests.core.apps.test_dispatch import PA, close, handshake, run, tcp, write
-from tests.core.apps.test_tls import client_hello, record, server_hello
-from tests.helpers import REFERENCE, need, wiretrail_cli
+from tests.helpers.packets import PA, close, handshake, tcp, write
+from tests.helpers.streams import run_app_layer as run
+from tests.helpers.tls import client_hello, record, server_hello
+from tests.helpers.zeek import SSL_KEYS, our_ssl_rows, zeek_ssl_rows
 
-ZEEK_APP = REFERENCE / "zeek-app"
-SSL_KEYS = ["id.orig_h", "id.resp_h", "id.resp_p", "version", "cipher", "server_name"]  # compare_app.KEYS
 CLI, SRV = "10.0.0.1", "10.0.0.2"
 
 CLIENT_STREAM = (b"<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' "
@@ -207,39 +204,7 @@ def test_fuzz_never_raises(cls: type[Parser], cut: int, chunks: list[tuple[bool,
     p.end(100.0)
 
 
-# -- Zeek's baselines, through the CLI ------------------------------------------------------------
-
-def zeek_ssl_rows(trace: str) -> list[dict]:
-    """The rows of the ssl.log Zeek's test suite expects for ``trace`` (a name in manifest.json)."""
-    manifest = json.loads(need(ZEEK_APP / "manifest.json", "the Zeek app reference").read_text())
-    (entry,) = [m for m in manifest if m["trace"] == trace]
-    return _zeek_rows((ZEEK_APP / entry["logs"]["ssl.log"]).read_text())
-
-
-def _zeek_rows(text: str) -> list[dict]:
-    fields: list[str] = []
-    rows = []
-    for line in text.splitlines():
-        if line.startswith("#fields"):
-            fields = line.split("\t")[1:]
-        elif line and not line.startswith("#"):
-            rows.append({k: (None if v in ("-", "(empty)") else v) for k, v in zip(fields, line.split("\t"))})
-    return rows
-
-
-def our_ssl_rows(trace: str, tmp_path: Path) -> tuple[list[dict], list[dict]]:
-    """``wiretrail ingest`` the trace, then (``wiretrail tls --format zeek`` rows, flow rows)."""
-    cli = wiretrail_cli()
-    db = tmp_path / "w.db"
-    subprocess.run([cli, "ingest", "--db", str(db), str(need(ZEEK_APP / trace, "the Zeek app reference"))],
-                   check=True, capture_output=True, timeout=300)
-    tls = subprocess.run([cli, "tls", "--db", str(db), "--format", "zeek"], check=True, capture_output=True,
-                         text=True, timeout=300).stdout
-    flows = subprocess.run([cli, "flows", "--db", str(db), "--format", "zeek"], check=True, capture_output=True,
-                           text=True, timeout=300).stdout
-    return _zeek_rows(tls), _zeek_rows(flows)
-
-
+# -- Zeek's baselines, through the CLI (tests.helpers.zeek) --------------------------------------
 @pytest.mark.reference
 @pytest.mark.parametrize("trace", ["tls__xmpp-starttls.pcap", "tls__xmpp-dialback-starttls.pcap",
                                    "mysql__encrypted.pcap"])

@@ -7,10 +7,10 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from tests.core.apps.test_smb import (
-    _hdr,
+from tests.helpers.smb import (
     create,
     create_response,
+    header,
     nb,
     ntlm_authenticate,
     ok,
@@ -88,19 +88,19 @@ def ioctl(mid: int, fid: bytes, data: bytes) -> bytes:
     body = (57).to_bytes(2, "little") + b"\x00\x00" + (0x0011C017).to_bytes(4, "little") + fid \
         + (120).to_bytes(4, "little") + len(data).to_bytes(4, "little") + b"\x00" * 4 * 3 \
         + (4280).to_bytes(4, "little") + b"\x00" * 8
-    return _hdr(11, mid) + body + data
+    return header(11, mid) + body + data
 
 
 def ioctl_response(mid: int, fid: bytes, data: bytes) -> bytes:
     body = (49).to_bytes(2, "little") + b"\x00\x00" + (0x0011C017).to_bytes(4, "little") + fid \
         + (112).to_bytes(4, "little") + b"\x00" * 4 + (112).to_bytes(4, "little") + len(data).to_bytes(4, "little") \
         + b"\x00" * 8
-    return _hdr(11, mid, response=True) + body + data
+    return header(11, mid, response=True) + body + data
 
 
 def session_setup_response(mid: int, status: int, blob: bytes) -> bytes:
     body = (9).to_bytes(2, "little") + b"\x00\x00" + (72).to_bytes(2, "little") + len(blob).to_bytes(2, "little")
-    return _hdr(1, mid, response=True, status=status) + body + blob
+    return header(1, mid, response=True, status=status) + body + blob
 
 
 PIPE = b"\x0a" * 16
@@ -125,7 +125,7 @@ def psexec_script(*, create_service: bool = True, user: str = "alice", iface: st
         s += [(True, nb(ioctl(4 + call_id, PIPE, request(call_id, op, "PSEXESVC".encode("utf-16-le"))))),
               (False, nb(ioctl_response(4 + call_id, PIPE, response(call_id))))]
     s += [(True, nb(ioctl(9, PIPE, request(5, CLOSE_HANDLE)))), (False, nb(ioctl_response(9, PIPE, response(5)))),
-          (True, nb(_hdr(6, 10) + (24).to_bytes(2, "little") + b"\x00" * 6 + PIPE)), (False, nb(ok(6, 10)))]
+          (True, nb(header(6, 10) + (24).to_bytes(2, "little") + b"\x00" * 6 + PIPE)), (False, nb(ok(6, 10)))]
     return s
 
 

@@ -1,4 +1,10 @@
-"""Shared test helpers: where the shared reference data lives, and the CLI under test."""
+"""Shared test helpers (no test module imports another: what two test files need lives here).
+
+This package: where the shared reference data lives, and the CLI under test. Its modules:
+``packets`` (frames, pcap and pcapng builders), ``streams`` (TCP-stream extractors and feeding
+parsers), ``zeek`` (the Zeek-log reader and agreement with Zeek's baselines), ``tls``, ``dns``,
+``smb`` (protocol message builders), ``decode`` (the decoder's sample frames), ``store`` (flow
+rows), ``postgres`` (the test database's schema)."""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 REFERENCE = SHARED / "reference"
 GEN_TRAFFIC = SHARED / "bench" / "gen_traffic.py"
