@@ -50,7 +50,7 @@ def stored_alerts(db: Path) -> list[tuple]:
 
 
 def test_attack_alerts_within_seconds_and_one_notification_per_channel(netns, tmp_path):
-    from tests.recorder.conftest import Recorder
+    from tests.recorder.live import Recorder
 
     pcap = Path(attack_capture(tmp_path / "attack.pcap"))
     got = tmp_path / "received.jsonl"

@@ -37,7 +37,7 @@ def records(paths: list[Path], expr: str, tmp: Path) -> list[bytes]:
 
 
 def test_live_index_equals_ingest_and_extract_spans_files(netns, tmp_path, loop_pcap):
-    from tests.recorder.conftest import Recorder
+    from tests.recorder.live import Recorder
 
     if shutil.which("tcpdump") is None:
         pytest.skip("tcpdump is not installed")
