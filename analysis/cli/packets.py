@@ -10,8 +10,6 @@ import click
 from analysis.cli.db import db_option, open_for_reading
 from analysis.cli.params import TimeType, check_host
 from analysis.output import output_options, render
-from analysis.packets.extract import ExtractResult, bpf_filter, read_packets, write_pcap, write_pcapng
-from analysis.packets.select import Selection, select_flows
 from recorder.core.errors import WiretrailError
 
 
@@ -34,6 +32,9 @@ def extract(db, uids, community_ids, alert, incident, host, port, proto, since, 
     """Write the packets of the chosen flows, in time order, as pcap (or pcapng), reading only the
     byte ranges the packet index names. Capture files deleted by retention are named (one line
     each); a file changed since it was indexed is refused."""
+    from analysis.packets.extract import ExtractResult, bpf_filter, read_packets, write_pcap, write_pcapng
+    from analysis.packets.select import Selection, select_flows
+
     if since is not None and until is not None and until <= since:
         raise WiretrailError("empty time range: --until is not after --since")
     store = open_for_reading(db)
@@ -71,6 +72,8 @@ def packets(db, uid, limit, follow, as_hex, fmt) -> None:
     import tempfile
 
     from analysis.packets import dissect
+    from analysis.packets.extract import read_packets, write_pcapng
+    from analysis.packets.select import Selection, select_flows
 
     store = open_for_reading(db)
     [flow] = select_flows(store, Selection(uids=(uid,)))[:1]

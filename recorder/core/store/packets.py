@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from recorder.core.packetindex import IndexEntry, bucket_entries, bucket_of
 from recorder.core.schema import flows, packet_index
 from recorder.core.store.database import Database
 from recorder.core.store.sql import insert_tuples
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # numpy (packetindex) only in the commands that read or write the index
     from sqlalchemy.engine import Connection
+
+    from recorder.core.packetindex import IndexEntry
 
 _COLUMNS = ("capture_id", "bucket", "first_ts_ns", "last_ts_ns", "packets", "keys", "directory", "ranges")
 
@@ -37,6 +38,8 @@ class PacketIndexTable(Database):
         """The entries of these keys (capture_id, key_hash, first_ts_ns, last_ts_ns, packets,
         bytes, ranges) whose packets overlap [since, until] (ns, inclusive), by capture and time."""
         wanted = set(keys)
+        from recorder.core.packetindex import bucket_entries, bucket_of
+
         buckets = sorted({bucket_of(k) for k in wanted})
         out: list[dict] = []
         with self.db_errors("read packet index"), self.engine.connect() as conn:

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from recorder.core.schema import APP_TABLES, captures, flows, parser_failures
 from recorder.core.store.database import to_int
-from recorder.core.store.migrate import Migrations
+from recorder.core.store.migrate import SCHEMA_HEAD, Migrations
 
 
 class Summary(Migrations):
@@ -21,7 +21,7 @@ class Summary(Migrations):
         revision = self.revision()
         out: dict[str, Any] = {
             "database": self.display, "backend": self.engine.dialect.name,
-            "revision": revision, "head": self.head(),
+            "revision": revision, "head": SCHEMA_HEAD,  # equal to alembic's head (a test keeps it so)
             "capture_count": 0, "flow_count": 0, "first_ts_ns": None, "last_ts_ns": None,
             "packets": 0, "malformed": 0, "captures": [], "app_records": {}, "parser_failures": [],
         }
