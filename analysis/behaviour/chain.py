@@ -43,14 +43,9 @@ def callback(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
     """A local host opens a session to an external address within ``window_seconds`` after an
     alert (of a kind in ``after_kinds``) naming that address as the source and the host as the
     target: the victim calls its attacker back."""
-    kinds = set(rule.param("after_kinds"))
-    first: dict[tuple[str, str], Alert] = {}
-    for a in sorted(prior, key=lambda a: a.ts_ns):
-        if a.rule_kind in kinds:
-            first.setdefault((a.src_ip, a.dest_ip), a)
     out = []
     window = int(rule.param("window_seconds") * NS)
-    for (attacker, victim), cause in sorted(first.items()):
+    for (attacker, victim), cause in _first_attacks(prior, rule):
         flow = first_flow(conn, """orig_h = :v AND resp_h = :a AND ts_ns >= :t AND ts_ns <= :end
                                     AND local_orig = :yes AND (local_resp IS NULL OR local_resp = :no)
                                     AND COALESCE(orig_bytes, 0) + COALESCE(resp_bytes, 0) > 0""",
@@ -67,14 +62,9 @@ def bind_shell(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
     """Right after an attack (an alert of ``after_kinds`` from an address on a local host), the
     attacker opens a session to a port of that host that nothing had been served on before, with
     no protocol the parsers know, at or above ``min_port``: a shell bound by the exploit."""
-    kinds = set(rule.param("after_kinds"))
-    first: dict[tuple[str, str], Alert] = {}
-    for a in sorted(prior, key=lambda a: a.ts_ns):
-        if a.rule_kind in kinds:
-            first.setdefault((a.src_ip, a.dest_ip), a)
     out = []
     window = int(rule.param("window_seconds") * NS)
-    for (attacker, victim), cause in sorted(first.items()):
+    for (attacker, victim), cause in _first_attacks(prior, rule):
         for f in sql_rows(conn, """SELECT * FROM flows f WHERE orig_h = :a AND resp_h = :v AND ts_ns >= :t AND ts_ns <= :end
                                 AND proto = 'tcp' AND resp_p >= :minp AND service IS NULL AND local_resp = :yes
                                 AND COALESCE(orig_bytes, 0) > 0 AND COALESCE(resp_bytes, 0) > 0
@@ -255,3 +245,13 @@ CHAIN_DETECTORS = {
     "share_read": share_read,
     "shared_account": shared_account,
 }
+
+
+def _first_attacks(prior: list[Alert], rule: BehaviourRule) -> list[tuple[tuple[str, str], Alert]]:
+    """The first alert of a kind in the rule's ``after_kinds`` per (attacker, victim) pair, sorted."""
+    kinds = set(rule.param("after_kinds"))
+    first: dict[tuple[str, str], Alert] = {}
+    for a in sorted(prior, key=lambda a: a.ts_ns):
+        if a.rule_kind in kinds:
+            first.setdefault((a.src_ip, a.dest_ip), a)
+    return sorted(first.items())
