@@ -9,7 +9,7 @@ import time
 
 import click
 
-from analysis.cli.db import db_option, open_for_reading
+from analysis.cli.db import db_option, open_listing
 from analysis.cli.params import TimeType, check_host
 from analysis.output import TABLE_MAX_ROWS, output_options, render
 
@@ -72,7 +72,7 @@ def alerts(db, host, port, proto, since, until, uid, sids, severity, signature, 
            follow, fmt) -> None:
     """List stored alerts (from `wiretrail replay` or the live recorder), oldest first. --format eve
     writes them as Suricata EVE JSON lines; --follow waits for new ones."""
-    store = open_for_reading(db)
+    store = open_listing(db)
     if follow:
         if fmt not in ("table", "jsonl", "eve"):
             raise click.UsageError("--follow writes one line per alert: --format table, jsonl or eve")

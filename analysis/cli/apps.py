@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import click
 
-from analysis.cli.db import db_option, open_for_reading
+from analysis.cli.db import db_option, open_for_reading, open_listing
 from analysis.cli.params import TimeType, check_host
 from analysis.output import TABLE_MAX_ROWS, Field, LogSpec, output_options, render
 from recorder.core.apps.records import LOGS, ZEEK_PATH
@@ -96,9 +96,9 @@ def _log_command(command: str, log: str, doc: str) -> click.Command:
     secret_fields = SECRETS.get(log, ())
 
     def run(db, host, port, since, until, uid, limit, fmt, show_secrets=False, hashes=True) -> None:
-        from recorder.core.store.logs import query_log
+        from recorder.core.store.listing import query_log
 
-        store = open_for_reading(db)
+        store = open_listing(db)
         capped = fmt == "table" and limit is None
         rows = query_log(store, log, host=host, port=port, since=since, until=until, uid=uid,
                          limit=TABLE_MAX_ROWS + 1 if capped else limit)

@@ -21,6 +21,19 @@ def db_option(fn: Callable) -> Callable:
                         metavar="PATH|URL", help=DB_HELP)(fn)
 
 
+def open_listing(db: str):
+    """What the listings (flows, alerts, the protocol logs) read from: a SQLite file through Python's
+    own sqlite3, without importing SQLAlchemy (most of a listing's start-up), or a PostgreSQL
+    store. Both run the same queries (``recorder.core.store.listing``); never creates a file."""
+    if "://" not in db:
+        from recorder.core.store.sqlite_reader import SqliteReader
+
+        reader = SqliteReader(db)
+        reader.require_schema()
+        return reader
+    return open_for_reading(db)
+
+
 def open_for_reading(db: str):
     """A store that must already exist and hold the current schema (never creates a file)."""
     from recorder.core.store import Store

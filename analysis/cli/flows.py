@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from analysis.cli.db import db_option, open_for_reading
+from analysis.cli.db import db_option, open_listing
 from analysis.cli.params import TimeType, check_host
 from analysis.output import CONN, TABLE_MAX_ROWS, flow_to_zeek, output_options, render
 
@@ -38,7 +38,7 @@ def _states(ctx, param, values):
 def flows(db, host, port, proto, since, until, states, uid, limit, open_only, fmt) -> None:
     """List flows as Zeek conn.log records, oldest first. capture_drops is true when the recorder
     lost packets while the flow was active (its counts may be short)."""
-    store = open_for_reading(db)
+    store = open_listing(db)
     capped = fmt == "table" and limit is None
     rows = store.query_flows(host=host, port=port, proto=proto, since=since, until=until, states=states,
                              uid=uid, limit=TABLE_MAX_ROWS + 1 if capped else limit, open_only=open_only)

@@ -26,7 +26,7 @@ from sqlalchemy import (
     Text,
 )
 
-from recorder.core.apps.records import CONN_LOGS, LOGS, column_name
+from recorder.core.apps.records import CONN_LOGS, LOGS, app_column_name, column_name
 
 # A 64-bit autoincrement key; on SQLite only INTEGER PRIMARY KEY is the rowid alias.
 BigId = BigInteger().with_variant(Integer, "sqlite")
@@ -153,11 +153,6 @@ CAPTURE_FIELDS: tuple[str, ...] = tuple(c.name for c in captures.columns if c.na
 _ZEEK_SQL = {"count": BigInteger, "int": BigInteger, "port": Integer, "bool": lambda: Boolean(create_constraint=False),
              "double": Float, "time": BigInteger, "interval": BigInteger}
 _ENDPOINTS = {"uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p"}
-
-
-def app_column_name(field: str, ztype: str) -> str:
-    """The column holding a log field: ``rtt`` -> ``rtt_ns``, ``data_channel.orig_h`` -> ``data_channel_orig_h``."""
-    return column_name(field) + ("_ns" if ztype in ("time", "interval") else "")
 
 
 def _app_table(name: str, fields) -> Table:

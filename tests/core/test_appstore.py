@@ -17,7 +17,8 @@ from recorder.core.errors import WiretrailError
 from recorder.core.pipeline.ingest import ingest
 from recorder.core.schema import APP_TABLES
 from recorder.core.store import Store, addr16
-from recorder.core.store.logs import hosts, query_log
+from recorder.core.store.listing import query_log
+from recorder.core.store.logs import hosts
 from recorder.core.store.records import StoreOutput, record_failures, update_services
 from recorder.core.store.rows import to_row
 from tests.helpers import REFERENCE

@@ -59,7 +59,7 @@ def test_local_hosts_get_the_macs_their_packets_came_from(tmp_path):
         by_addr = {h["addr"]: h["mac"] for h in hosts(store)}
         assert by_addr == {"10.0.0.5": HOST, "8.8.8.8": None, "192.168.1.7": f"{HOST},{NIC2}"}
         assert [h["mac"] for h in hosts(store, host="10.0.0.0/8")] == [HOST]
-        from recorder.core.store.logs import query_log
+        from recorder.core.store.listing import query_log
 
         rows = sorted((r["addr"], r["mac"], r["ts"], r["last_seen"]) for r in query_log(store, "macs"))
         assert rows == [("10.0.0.5", HOST, 1.0, 4.0), ("192.168.1.7", HOST, 3.0, 3.0), ("192.168.1.7", NIC2, 2.0, 2.0)]

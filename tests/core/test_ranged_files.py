@@ -11,7 +11,7 @@ from recorder.core.apps.base import Conn, ListOutput
 from recorder.core.apps.files import RangedFile
 from recorder.core.apps.http import HTTP
 from recorder.core.store import Store
-from recorder.core.store.logs import query_log
+from recorder.core.store.listing import query_log
 from recorder.core.store.records import StoreOutput
 
 ORIGINAL = random.Random(3).randbytes(25_000)

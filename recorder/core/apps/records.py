@@ -67,3 +67,8 @@ CONN_LOGS: frozenset[str] = frozenset(n for n, fields in LOGS.items() if ("id.or
 def column_name(field: str) -> str:
     """A log field's column in the store: lower case, dots as underscores (``data_channel_orig_h``)."""
     return field.replace(".", "_").lower()
+
+
+def app_column_name(field: str, ztype: str) -> str:
+    """The column holding a log field: ``rtt`` -> ``rtt_ns``, ``data_channel.orig_h`` -> ``data_channel_orig_h``."""
+    return column_name(field) + ("_ns" if ztype in ("time", "interval") else "")

@@ -15,30 +15,50 @@ The package follows the store's seams: ``database`` (the engine and its errors),
 schema's revision, ``SCHEMA_HEAD``), ``captures``, ``flows`` (with the flow writer), ``alerts``,
 ``notify`` (the notification queue), ``summary`` (``info``), and the protocol records: ``rows`` (record <-> row, ``clean_text``),
 ``records`` (writing them during an ingest) and ``logs`` (reading them back). ``sql`` holds what
-the tables share (addresses, endpoint filters, bulk inserts).
+the tables share (bulk inserts), ``addresses`` the 16-byte address form, ``listing`` the listings'
+queries as SQL text, which ``sqlite_reader`` runs on a SQLite file without SQLAlchemy.
+
+The names below are loaded on first use (PEP 562), so ``recorder.core.store.sqlite_reader`` and
+the other pure modules are imported without SQLAlchemy (a listing's start-up; README, "Start-up").
 """
 
 from __future__ import annotations
 
-from recorder.core.store.alerts import AlertTable
-from recorder.core.store.captures import CaptureTable
-from recorder.core.store.database import DEFAULT_DB, SQLITE_BUSY_TIMEOUT_MS
-from recorder.core.store.flows import FlowTable, FlowWriter
-from recorder.core.store.migrate import MIGRATIONS_DIR, SCHEMA_HEAD
-from recorder.core.store.notify import NotifyQueue
-from recorder.core.store.packets import PacketIndexTable
-from recorder.core.store.rows import clean_text
-from recorder.core.store.sql import IPAddress, addr16, host_range, insert_tuples
-from recorder.core.store.summary import Summary
+from typing import TYPE_CHECKING
 
-
-class Store(CaptureTable, FlowTable, AlertTable, NotifyQueue, PacketIndexTable, Summary):
-    """One Wiretrail database. ``db`` is a file path (SQLite) or a SQLAlchemy URL.
-
-    ``create=False`` refuses to create a missing SQLite file (for read-only commands).
-    The object is safe to share between threads; ``close()`` disposes of the connection pool.
-    """
-
+# name -> the module defining it, imported on first use
+_WHERE = {
+    "Store": "recorder.core.store.store",
+    "FlowWriter": "recorder.core.store.flows",
+    "DEFAULT_DB": "recorder.core.store.database",
+    "SQLITE_BUSY_TIMEOUT_MS": "recorder.core.store.database",
+    "MIGRATIONS_DIR": "recorder.core.store.migrate",
+    "SCHEMA_HEAD": "recorder.core.store.head",
+    "clean_text": "recorder.core.store.rows",
+    "IPAddress": "recorder.core.store.addresses",
+    "addr16": "recorder.core.store.addresses",
+    "host_range": "recorder.core.store.addresses",
+    "insert_tuples": "recorder.core.store.sql",
+}
 
 __all__ = ["DEFAULT_DB", "MIGRATIONS_DIR", "SCHEMA_HEAD", "SQLITE_BUSY_TIMEOUT_MS", "FlowWriter", "IPAddress",
            "Store", "addr16", "clean_text", "host_range", "insert_tuples"]
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_WHERE[name]), name)
+
+
+if TYPE_CHECKING:  # for type checkers and readers: the names, as plain imports
+    from recorder.core.store.addresses import IPAddress, addr16, host_range
+    from recorder.core.store.database import DEFAULT_DB, SQLITE_BUSY_TIMEOUT_MS
+    from recorder.core.store.flows import FlowWriter
+    from recorder.core.store.head import SCHEMA_HEAD
+    from recorder.core.store.migrate import MIGRATIONS_DIR
+    from recorder.core.store.rows import clean_text
+    from recorder.core.store.sql import insert_tuples
+    from recorder.core.store.store import Store

@@ -11,8 +11,9 @@ import sqlalchemy as sa
 
 from recorder.core.schema import ALERT_FIELDS, alerts, flows
 from recorder.core.store.database import Database, check_fields
+from recorder.core.store.listing import alerts_query, last_alert_id
 from recorder.core.store.rows import clean_text
-from recorder.core.store.sql import addr16_or_none, insert_tuples, where_endpoints
+from recorder.core.store.sql import addr16_or_none, insert_tuples
 
 
 class AlertTable(Database):
@@ -86,33 +87,14 @@ class AlertTable(Database):
         stored after the one with this id (``alerts --follow``; then ordered by id). Raises ValueError for a
         bad host or limit, before touching the database.
         """
-        stmt = where_endpoints(sa.select(*(c for c in alerts.c if c.name not in ("src_a", "dest_a"))), alerts,
-                                ("src_a", "dest_a", "src_port", "dest_port"), host, port, proto, since, until)
-        if uid is not None:
-            stmt = stmt.where(alerts.c.uid == uid)
-        if sids is not None:
-            stmt = stmt.where(alerts.c.signature_id.in_(list(sids)))
-        if max_severity is not None:
-            stmt = stmt.where(alerts.c.severity <= max_severity)
-        if signature is not None:
-            stmt = stmt.where(sa.func.lower(alerts.c.signature).contains(signature.lower(), autoescape=True))
-        if kind is not None:
-            stmt = stmt.where(alerts.c.kind == kind)
-        if capture_id is not None:
-            stmt = stmt.where(alerts.c.capture_id == capture_id)
-        if after_id is not None:
-            stmt = stmt.where(alerts.c.id > after_id)
-        if limit is not None:
-            if limit < 0:
-                raise ValueError(f"limit must be >= 0, not {limit}")
-            stmt = stmt.limit(limit)
-        stmt = stmt.order_by(alerts.c.id) if after_id is not None else stmt.order_by(alerts.c.ts_ns, alerts.c.id)
-        return self.stream(stmt, batch, "read alerts")
+        query = alerts_query(host=host, port=port, proto=proto, since=since, until=until, uid=uid, sids=sids,
+                             max_severity=max_severity, signature=signature, kind=kind, capture_id=capture_id,
+                             limit=limit, after_id=after_id)
+        return self.stream_query(query, "read alerts", batch)
 
     def last_alert_id(self) -> int:
         """The id of the newest stored alert (0 when there is none)."""
-        with self.db_errors("read alerts"), self.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.max(alerts.c.id))).scalar() or 0)
+        return last_alert_id(self)
 
 
 # What makes two alerts the same alert (add_alerts skips one already stored).

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from recorder.core.errors import StoreError
 from recorder.core.secure_files import PRIVATE, ensure_private
+from recorder.core.store.listing import Query
 
 DEFAULT_DB = "./wiretrail.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -106,6 +107,14 @@ class Database:
         dbapi = getattr(getattr(self, "engine", None), "dialect", None)
         dbapi = getattr(dbapi, "loaded_dbapi", None)
         return dbapi is not None and isinstance(err, dbapi.Error)
+
+    def stream_query(self, query: Query, action: str, batch: int = 1000) -> Iterator[dict]:
+        """The rows of a listing's ``query`` (SQL text, ``listing``) as dicts, ``batch`` at a time."""
+        with self.db_errors(action), self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=batch).execute(sa.text(query.sql), query.params)
+            for part in result.mappings().partitions():
+                for row in part:
+                    yield query.row(dict(row))
 
     def stream(self, stmt: sa.Select, batch: int, action: str = "read flows") -> Iterator[dict]:
         """The rows of ``stmt`` as dicts, fetched ``batch`` at a time."""

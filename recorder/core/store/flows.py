@@ -8,14 +8,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Self
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from recorder.core.errors import StoreError
 from recorder.core.pipeline.child import Child, Inbox, Outbox
-from recorder.core.schema import FLOW_FIELDS, captures, flows, open_flows
+from recorder.core.schema import FLOW_FIELDS, open_flows
 from recorder.core.store.database import Database, first_line
-from recorder.core.store.sql import insert_tuples, where_endpoints
+from recorder.core.store.listing import flows_query
+from recorder.core.store.sql import insert_tuples
 
 if TYPE_CHECKING:  # numpy, which FlowBatch needs, is imported only by the commands that meter
     from recorder.core.flowrows import FlowBatch
@@ -77,32 +77,9 @@ class FlowTable(Database):
         were still open at its last rotation (table open_flows, with ``as_of_ns``) instead.
         Raises ValueError for a bad host or limit, before touching the database.
         """
-        table = open_flows if open_only else flows
-        # True when the recorder lost packets (kernel or interface drops) while a file of the
-        # flow's sensor was open during the flow: its counts may be short.
-        lossy = captures.alias("lossy")
-        own = captures.alias("own")
-        end = table.c.ts_ns + sa.func.coalesce(table.c.duration_ns, 0)
-        drops = sa.exists().where(
-            lossy.c.origin == "recorder",
-            sa.func.coalesce(lossy.c.kernel_drops, 0) + sa.func.coalesce(lossy.c.iface_drops, 0) > 0,
-            lossy.c.ingested_at <= end,
-            sa.func.coalesce(lossy.c.sealed_at, lossy.c.last_ts_ns) >= table.c.ts_ns,
-            lossy.c.sensor == sa.select(own.c.sensor).where(own.c.id == table.c.capture_id)
-            .correlate(table).scalar_subquery(),
-        )
-        stmt = where_endpoints(sa.select(table, drops.label("capture_drops")), table,
-                                ("orig_a", "resp_a", "orig_p", "resp_p"), host, port, proto, since, until)
-        if states is not None:
-            stmt = stmt.where(table.c.conn_state.in_(list(states)))
-        if uid is not None:
-            stmt = stmt.where(table.c.uid == uid)
-        if limit is not None:
-            if limit < 0:
-                raise ValueError(f"limit must be >= 0, not {limit}")
-            stmt = stmt.limit(limit)
-        stmt = stmt.order_by(table.c.ts_ns, table.c.id)
-        return self.stream(stmt, batch)
+        query = flows_query(host=host, port=port, proto=proto, since=since, until=until, states=states,
+                            uid=uid, limit=limit, open_only=open_only)
+        return self.stream_query(query, "read flows", batch)
 
 
 _FLOW_VALUES = itemgetter(*FLOW_FIELDS)

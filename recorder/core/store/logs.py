@@ -1,61 +1,17 @@
-"""Reading protocol records back: a log's records as Zeek records (``query_log``), and every
-address seen in the flows with what is known of it (``hosts``).
+"""Every address seen in the flows with what is known of it (``hosts``). (A log's records as Zeek
+records are ``listing.query_log``.)
 
-    for rec in query_log(store, "dns", host="10.0.0.0/8"):   # Zeek records (``id.orig_h``, ...)
-        ...
     for h in hosts(store):                               # every address seen in flows
         ...
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import sqlalchemy as sa
 
-from recorder.core.apps.records import CONN_LOGS
 from recorder.core.schema import APP_TABLES, flows
 from recorder.core.store.database import Database
-from recorder.core.store.rows import from_row
 from recorder.core.store.sql import between
-
-
-def query_log(store: Database, name: str, *, host: str | None = None, port: int | None = None,
-              since: int | None = None, until: int | None = None, uid: str | None = None,
-              limit: int | None = None, batch: int = 1000) -> Iterator[dict]:
-    """Records of log ``name`` as Zeek records, ordered by (ts, id), matching every filter given.
-
-    As ``Store.query_flows``: ``host`` an IP or CIDR on either endpoint (``names``: the address),
-    ``port`` either endpoint, ``since`` inclusive / ``until`` exclusive in ns. Raises ValueError
-    for an unknown log, a bad host or limit, before touching the database.
-    """
-    if name not in APP_TABLES:
-        raise ValueError(f"unknown log {name!r}")
-    t = APP_TABLES[name]
-    stmt = sa.select(t)
-    if host is not None:
-        if name in CONN_LOGS:
-            stmt = stmt.where(sa.or_(between(t.c.orig_a, host), between(t.c.resp_a, host)))
-        else:
-            stmt = stmt.where(between(t.c.addr_a, host))
-    if port is not None:
-        if name not in CONN_LOGS:
-            raise ValueError(f"the {name} log has no ports")
-        stmt = stmt.where(sa.or_(t.c.orig_p == port, t.c.resp_p == port))
-    if since is not None:
-        stmt = stmt.where(t.c.ts_ns >= since)
-    if until is not None:
-        stmt = stmt.where(t.c.ts_ns < until)
-    if uid is not None:
-        if name not in CONN_LOGS:
-            raise ValueError(f"the {name} log has no uid")
-        stmt = stmt.where(t.c.uid == uid)
-    if limit is not None:
-        if limit < 0:
-            raise ValueError(f"limit must be >= 0, not {limit}")
-        stmt = stmt.limit(limit)
-    stmt = stmt.order_by(t.c.ts_ns, t.c.id)
-    return (from_row(name, row) for row in store.stream(stmt, batch))
 
 
 def hosts(store: Database, *, host: str | None = None, since: int | None = None, until: int | None = None,

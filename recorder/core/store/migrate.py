@@ -13,14 +13,12 @@ from sqlalchemy.engine import Connection
 from recorder.core.errors import StoreError
 from recorder.core.schema import metadata
 from recorder.core.store.database import Database
+from recorder.core.store.head import SCHEMA_HEAD, require_head
 
 # package data found with importlib.resources (not beside this file: it may be compiled elsewhere)
 MIGRATIONS_DIR = Path(str(files("recorder.core") / "migrations"))
 _MIGRATION_LOCK = int.from_bytes(b"wiretrl")  # PostgreSQL advisory lock key held while migrating
 
-# The newest migration in migrations/versions (a test keeps this equal to alembic's head), so the
-# common case -- a database already at head -- is checked without importing alembic.
-SCHEMA_HEAD = "0013"
 
 
 def _schema_lock(conn: Connection) -> None:
@@ -105,10 +103,4 @@ class Migrations(Database):
 
     def require_schema(self) -> None:
         """Raise StoreError unless the database holds the current schema (for read commands)."""
-        current = self.revision()
-        if current is None:
-            raise StoreError("no Wiretrail tables here; run wiretrail ingest or wiretrail db migrate",
-                             path=self.display)
-        if current != SCHEMA_HEAD:  # not head(): a read command need not import alembic
-            raise StoreError(f"schema revision {current}, this version needs {SCHEMA_HEAD}; "
-                             "run wiretrail db migrate", path=self.display)
+        require_head(self.revision(), self.display)  # not head(): a read command need not import alembic

@@ -14,9 +14,8 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from recorder.core.apps.records import CONN_LOGS, LOGS
-from recorder.core.schema import app_column_name
-from recorder.core.store.sql import addr16
+from recorder.core.apps.records import CONN_LOGS, LOGS, app_column_name
+from recorder.core.store.addresses import addr16
 
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 _FIXED = {"ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p"}

@@ -69,7 +69,7 @@ def test_an_ack_binds_the_clients_mac_and_names_to_the_leased_address(tmp_path):
         assert by_addr["10.1.0.9"]["mac"] == PRINTER  # from DHCP and from its own frames: one MAC
         assert all("OTHER" not in h["names"] for h in by_addr.values())
         assert "dhcp" in by_addr["10.1.0.1"]["services"]
-        from recorder.core.store.logs import query_log
+        from recorder.core.store.listing import query_log
 
         assert sorted((r["addr"], r["mac"], r["source"]) for r in query_log(store, "macs")) == [
             ("10.1.0.1", SERVER_MAC, "ethernet"), ("10.1.0.50", LAPTOP, "dhcp"), ("10.1.0.50", LAPTOP, "ethernet"),
