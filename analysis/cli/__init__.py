@@ -6,18 +6,57 @@ traceback.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
 import click
 
 from recorder import __version__
-from recorder.core.compiled import version_message
 from recorder.core.errors import WiretrailError
+
+# Each module under analysis.cli and the attributes holding its commands (a command, or a dict or
+# tuple of them). A command imports only its own module (start-up: README, "Start-up"); --help
+# and a name not in HOME import them all, so a command added to a module is never lost.
+MODULES: dict[str, tuple[str, ...]] = {
+    "ingest": ("ingest",), "flows": ("flows",), "db": ("db",), "captures": ("captures", "verify"),
+    "apps": ("LOG_COMMANDS", "hosts"), "rules": ("rules",), "replay": ("replay",), "alerts": ("alerts",),
+    "story": ("COMMANDS",), "report": ("report",), "logs": ("logs",), "packets": ("extract", "packets"),
+}
+HOME: dict[str, str] = {  # command -> its module, where it is not the command's own name
+    "verify": "captures", "hosts": "apps", "timeline": "story", "incidents": "story", "incident": "story",
+    "accounts": "story", "data-at-risk": "story", "extract": "packets",
+}
 
 
 class WiretrailGroup(click.Group):
-    """Maps WiretrailError to a one-line message and its exit code; --debug shows the traceback."""
+    """Maps WiretrailError to a one-line message and its exit code; --debug shows the traceback.
+    Loads a command's module when the command is asked for (``MODULES``)."""
+
+    def load(self, module: str) -> None:
+        """Add the commands of ``analysis.cli.<module>``."""
+        mod = importlib.import_module(f"analysis.cli.{module}")
+        for attribute in MODULES[module]:
+            found = getattr(mod, attribute)
+            commands = found.values() if isinstance(found, dict) else found if isinstance(found, tuple) else (found,)
+            for command in commands:
+                self.add_command(command)
+
+    def load_all(self) -> None:
+        for module in MODULES:
+            self.load(module)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            home = HOME.get(cmd_name, cmd_name if cmd_name in MODULES else "apps")
+            self.load(home)
+            if cmd_name not in self.commands:
+                self.load_all()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self.load_all()
+        return super().list_commands(ctx)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -46,7 +85,8 @@ class WiretrailGroup(click.Group):
 
 
 @click.group(cls=WiretrailGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="wiretrail", message=version_message())
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=lambda ctx, _p, v: _version(ctx, v),
+              help="Show the version (and whether the compiled core is built) and exit.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
@@ -55,39 +95,11 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-def _register() -> None:
-    from analysis.cli import (
-        alerts,
-        apps,
-        captures,
-        db,
-        flows,
-        ingest,
-        logs,
-        packets,
-        replay,
-        report,
-        rules,
-        story,
-    )
+def _version(ctx: click.Context, value: bool) -> None:
+    """``--version``: the version, then which core modules run compiled (checked only when asked)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from recorder.core.compiled import status
 
-    main.add_command(ingest.ingest)
-    main.add_command(flows.flows)
-    main.add_command(db.db)
-    main.add_command(captures.captures)
-    main.add_command(captures.verify)
-    for command in apps.LOG_COMMANDS.values():
-        main.add_command(command)
-    main.add_command(apps.hosts)
-    main.add_command(rules.rules)
-    main.add_command(replay.replay)
-    main.add_command(alerts.alerts)
-    for command in story.COMMANDS:
-        main.add_command(command)
-    main.add_command(report.report)
-    main.add_command(logs.logs)
-    main.add_command(packets.extract)
-    main.add_command(packets.packets)
-
-
-_register()
+    click.echo(f"wiretrail, version {__version__}\n{status()}")
+    ctx.exit()
