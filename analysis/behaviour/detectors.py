@@ -71,19 +71,41 @@ def host_sweep(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
 
 # --- credential access ----------------------------------------------------------------------------
 
+def _densest(conn, table: str, where: str, window_ns: int, **params) -> int:
+    """The most rows of ``table`` matching ``where`` within any ``window_ns`` of one another (a
+    sliding window over ``ts_ns``)."""
+    ts = np.array([r["ts_ns"] for r in sql_rows(conn, f"SELECT ts_ns FROM {table} WHERE {where} ORDER BY ts_ns",
+                                                **params)], dtype=np.int64)
+    if not len(ts):
+        return 0
+    return int((np.searchsorted(ts, ts + window_ns, side="right") - np.arange(len(ts))).max())
+
+
 def brute_force(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
     """Many failed logins (credentials.success false, HTTP 401) or many short connections from one
-    source to one service (SSH, FTP, telnet, RDP, SMB by default)."""
+    source to one service (SSH, FTP, telnet, RDP, SMB by default), at least the minimum of them
+    within ``window_seconds`` of one another: a person mistyping a password now and then over a
+    month is no brute force. The text gives the whole count."""
+    window = int(rule.param("window_seconds") * NS)
     found: dict[tuple, tuple[int, str, str | None, str]] = {}  # (src, dst, port) -> (n, where, app, text)
+    least = rule.param("min_failed_logins")
     for g in sql_rows(conn, """
             SELECT orig_h, resp_h, resp_p, protocol, COUNT(*) AS n FROM credentials
             WHERE success = :no GROUP BY orig_h, resp_h, resp_p, protocol HAVING COUNT(*) >= :min""",
-                   no=False, min=rule.param("min_failed_logins")):
+                   no=False, min=least):
+        if _densest(conn, "credentials", "success = :no AND orig_h = :o AND resp_h = :r AND resp_p = :rp AND "
+                    "COALESCE(protocol, '') = :pr", window, no=False, o=g["orig_h"], r=g["resp_h"], rp=g["resp_p"],
+                    pr=g["protocol"] or "") < least:
+            continue
         found[(g["orig_h"], g["resp_h"], g["resp_p"])] = (
             g["n"], "credentials", (g["protocol"] or "").lower() or None, f"{g['n']} failed {g['protocol']} logins")
+    least = rule.param("min_http_401")
     for g in sql_rows(conn, """
             SELECT orig_h, resp_h, resp_p, COUNT(*) AS n FROM http WHERE status_code = 401
-            GROUP BY orig_h, resp_h, resp_p HAVING COUNT(*) >= :min""", min=rule.param("min_http_401")):
+            GROUP BY orig_h, resp_h, resp_p HAVING COUNT(*) >= :min""", min=least):
+        if _densest(conn, "http", "status_code = 401 AND orig_h = :o AND resp_h = :r AND resp_p = :rp", window,
+                    o=g["orig_h"], r=g["resp_h"], rp=g["resp_p"]) < least:
+            continue
         found.setdefault((g["orig_h"], g["resp_h"], g["resp_p"]),
                          (g["n"], "http", "http", f"{g['n']} HTTP 401 responses"))
     names = {port: name for name, port in rule.param("ports").items()}
@@ -92,6 +114,9 @@ def brute_force(conn, rule: BehaviourRule, prior: list[Alert]) -> list[Alert]:
             SELECT orig_h, resp_h, resp_p, COUNT(*) AS n, AVG(COALESCE(duration_ns, 0)) AS dur FROM flows
             WHERE proto = 'tcp' AND {sql_in('resp_p', names, p)} GROUP BY orig_h, resp_h, resp_p
             HAVING COUNT(*) >= :min AND AVG(COALESCE(duration_ns, 0)) <= :dur""", **p):
+        if _densest(conn, "flows", "proto = 'tcp' AND orig_h = :o AND resp_h = :r AND resp_p = :rp", window,
+                    o=g["orig_h"], r=g["resp_h"], rp=g["resp_p"]) < p["min"]:
+            continue
         found.setdefault((g["orig_h"], g["resp_h"], g["resp_p"]),
                          (g["n"], "flows", names[g["resp_p"]],
                           f"{g['n']} connections to {names[g['resp_p']]} (mean {g['dur'] / NS:.1f} s)"))

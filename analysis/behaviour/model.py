@@ -33,7 +33,7 @@ KINDS: dict[str, dict[str, Any]] = {
     "host_sweep": {"min_hosts": 20, "min_failed_ratio": 0.5, "failed_states": _STATES_FAILED},
     "brute_force": {"min_failed_logins": 5, "min_http_401": 10, "min_connections": 20,
                     "max_mean_duration_seconds": 30.0,
-                    "ports": {"ssh": 22, "ftp": 21, "telnet": 23, "rdp": 3389, "smb": 445}},
+                    "ports": {"ssh": 22, "ftp": 21, "telnet": 23, "rdp": 3389, "smb": 445}, "window_seconds": 600.0},
     "long_connection": {"min_duration_seconds": 3600.0, "exclude_ports": []},
     "dns_tunnelling": {"min_unique_subdomains": 50, "min_mean_entropy": 3.5, "min_mean_label_length": 30.0,
                        "min_txt_queries": 50, "ignore_domains": []},

@@ -115,6 +115,25 @@ def test_brute_force_fires_on_failed_ftp_logins(tmp_path):
     assert sids(alerts) == [SID["brute_force"]]
 
 
+def test_failed_logins_spread_over_hours_are_no_brute_force(tmp_path):
+    # a user mistyping the FTP password once an hour, six times: never five within ten minutes;
+    # the same six within eleven minutes but only four within any ten are no brute force either,
+    # while the fifth inside the window makes one
+    spread, almost, burst = Capture(), Capture(), Capture()
+    for i in range(6):
+        spread.session(i * 3600, ATTACKER, VICTIM, 44000 + i, 21, ftp_login(b"admin", b"typo", ok=False))
+        almost.session((0, 200, 400, 600, 1210, 1400)[i], ATTACKER, VICTIM, 44000 + i, 21,
+                       ftp_login(b"admin", b"typo", ok=False))
+        burst.session((0, 200, 400, 590, 599, 5000)[i], ATTACKER, VICTIM, 44000 + i, 21,
+                      ftp_login(b"admin", b"typo", ok=False))
+    for name in ("spread", "almost", "burst"):
+        (tmp_path / name).mkdir()
+    assert SID["brute_force"] not in sids(run(tmp_path / "spread", spread))
+    assert SID["brute_force"] not in sids(run(tmp_path / "almost", almost))
+    brute = [a for a in run(tmp_path / "burst", burst) if a.signature_id == SID["brute_force"]]
+    assert len(brute) == 1 and "6 failed FTP logins" in brute[0].signature  # the whole count
+
+
 def test_brute_force_fires_on_http_401s(tmp_path):
     cap = Capture()
     for i in range(12):
