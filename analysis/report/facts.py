@@ -168,7 +168,10 @@ def _summary(story: Story, incidents: list[Incident], index: EvidenceIndex) -> d
                                   "their incidents below."))
     for inc in [i for i in incidents if i.patient_zero][:5]:
         if inc.patient_zero:
-            what.append(_claim(index, f"First computer taken over (patient zero): {inc.patient_zero}"
+            insider = any(a.internal and a.address == inc.patient_zero for a in inc.attackers)
+            label = ("Computer it started from (inside your network: someone using it, or malicious software on "
+                     "it)" if insider else "First computer taken over (patient zero)")
+            what.append(_claim(index, f"{label}: {inc.patient_zero}"
                                       f"{' - ' + inc.patient_zero_reason if inc.patient_zero_reason else ''}.",
                                entry.evidence if inc is top and entry else _incident_evidence(inc), inc.id))
     exfil = sorted(((inc, x) for inc in incidents for x in inc.exfiltration), key=lambda p: p[1].first_ts_ns)

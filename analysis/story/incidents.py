@@ -318,7 +318,10 @@ def _story(d: _Draft, stages: tuple[Stage, ...], exfil: list[Exfiltration], pz: 
     events.sort(key=lambda e: e[0])
     who = f"The local host {d.actor}" if d.internal else f"The address {d.actor} (outside the network)"
     out = [Sentence(f"{who} is the actor of this incident; first seen {hms(events[0][0])}.", (events[0][2],))]
-    if pz:
+    if pz and d.internal and pz == d.actor:  # an insider's own machine was not "taken over"
+        out.append(Sentence(f"It starts on {pz} itself, a computer inside the network: someone using it, or "
+                            f"malicious software on it, did this ({pz_why}).", (pz_ev,) if pz_ev else ()))
+    elif pz:
         out.append(Sentence(f"Patient zero is {pz}: {pz_why}.", (pz_ev,) if pz_ev else ()))
     out += [Sentence(text, (ev,)) for _, text, ev in events]
     return tuple(out)

@@ -104,6 +104,9 @@ def test_report_tells_the_owner(reports) -> None:
         summary = doc[doc.rindex("Summary for the owner"):doc.rindex("How they got in")]
         assert f"Attacker: {ATTACKER}" in summary
         assert f"patient zero): {SHOP}" in summary
+        # the insider's own PC was not taken over: the owner reads that someone or something on it acted
+        assert f"Computer it started from (inside your network: someone using it, or malicious software on it): " \
+               f"{OFFICE}" in summary and f"patient zero): {OFFICE}" not in summary
         assert "Tue 3 Nov 2026, 09:00" in summary  # since when
         assert f"{len(TEST_CARDS)} payment card numbers" in summary
         accounts = doc[doc.rindex("Accounts to reset"):doc.rindex("Data at risk")]

@@ -162,6 +162,10 @@ def test_insider(insider_db):
     (inc,) = story.incidents
     assert inc.insider and inc.attackers[0].address == scenes.INSIDER and inc.attackers[0].internal
     assert inc.patient_zero == scenes.INSIDER
+    # the insider's own machine was not "taken over": the story says someone or something on it acted
+    said = [sentence.text for sentence in inc.story]
+    assert f"It starts on {scenes.INSIDER} itself, a computer inside the network" in said[1]
+    assert not any("Patient zero" in text for text in said)
     assert [s.name for s in inc.stages] == ["initial-access", "discovery", "lateral-movement", "collection",
                                             "exfiltration"]
     stages = {s.name: s for s in inc.stages}
