@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import socket
-import time
+
+import pytest
 
 from recorder.daemon import sd_notify
 
 
+@pytest.mark.timeout(60)  # a blocking send would hang here: the timeout fails it
 def test_sd_notify_sends_and_never_blocks(tmp_path, monkeypatch):
     path = tmp_path / "notify.sock"
     manager = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -15,9 +17,7 @@ def test_sd_notify_sends_and_never_blocks(tmp_path, monkeypatch):
     monkeypatch.setenv("NOTIFY_SOCKET", str(path))
     assert sd_notify("READY=1")
     assert manager.recv(100) == b"READY=1"
-    started = time.monotonic()
     sent = [sd_notify("WATCHDOG=1") for _ in range(500)]  # nobody reads: the queue fills up
-    assert time.monotonic() - started < 5
     assert sent[0] and not sent[-1]  # the first ones queued, the rest dropped, none waited
     manager.close()
 
