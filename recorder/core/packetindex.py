@@ -106,7 +106,8 @@ class IndexBuilder:
     ``entries()`` at the end of the file. ``add`` is a few vectorised operations per batch."""
 
     def __init__(self, fragments: bool = True) -> None:
-        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # key, offset, length, time
+        self._early: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # early fragments, the same
         self.packets = 0
         self.fragments = fragments  # list the early fragments of reassembled datagrams (DecodedBatch.members)
 
@@ -117,24 +118,26 @@ class IndexBuilder:
         c = dec.cols
         pkt = c["pkt"]
         keys = key_hashes(c["proto"], c["src_hi"], c["src_lo"], c["sport"], c["dst_hi"], c["dst_lo"], c["dport"])
-        self._parts.append((keys, raw.file_off[pkt], raw.caplen[pkt] + RECORD_HEADER, raw.ts[pkt],
-                            np.zeros(n, dtype=np.int64)))
+        self._parts.append((keys, raw.file_off[pkt], raw.caplen[pkt] + RECORD_HEADER, raw.ts[pkt]))
         self.packets += n
         if dec.members and self.fragments:
             early = [(int(keys[row]), off, cap + RECORD_HEADER, ts) for row, mem in dec.members.items()
                      for src, off, cap, ts in mem if src == raw.source]
             if early:
-                k, o, c, t = (np.array(x, dtype=np.int64) for x in zip(*early))
-                self._parts.append((k, o, c, t, np.ones(len(k), dtype=np.int64)))
+                self._early.append(tuple(np.array(x, dtype=np.int64) for x in zip(*early)))
 
     def entries(self) -> list[IndexEntry]:
         if not self._parts:
             return []
-        key, off, length, ts, early = (np.concatenate(x) for x in zip(*self._parts))
-        self._parts = []
-        order = np.argsort(key, kind="stable")  # packets were added in file order, but for early fragments
-        if early.any():
+        parts, n_early = self._parts + self._early, sum(len(e[0]) for e in self._early)
+        key, off, length, ts = (np.concatenate(x) for x in zip(*parts))
+        self._parts, self._early = [], []
+        early = np.zeros(len(key), dtype=np.int64)
+        if n_early:
+            early[len(key) - n_early:] = 1
             order = np.lexsort((early, off, key))  # of one packet twice under one key, the row first
+        else:
+            order = np.argsort(key, kind="stable")  # the packets were added in file order
         key, off, length, ts, early = key[order], off[order], length[order], ts[order], early[order]
         keep = np.ones(len(key), dtype=bool)  # one packet twice under one key (a tunnel to itself)
         keep[1:] = (key[1:] != key[:-1]) | (off[1:] != off[:-1])
@@ -173,20 +176,33 @@ class IndexBuilder:
 
 
 def encode_varints(vals: np.ndarray) -> tuple[bytes, np.ndarray]:
-    """Unsigned LEB128 of every value (uint64): the bytes, and each value's size in bytes."""
+    """Unsigned LEB128 of every value (uint64): the bytes, and each value's size in bytes.
+
+    Byte k of every value longer than k bytes is written in one vectorised step, on only the
+    values that still have bytes left: most gaps and lengths take one or two bytes, so the work
+    is about their total size rather than the widest value's size times their number."""
     vals = np.asarray(vals, dtype=np.uint64)
-    if not len(vals):
+    n = len(vals)
+    if not n:
         return b"", np.zeros(0, dtype=np.int64)
-    top = int(vals.max())
-    width = max(1, (top.bit_length() + 6) // 7)
-    size = np.ones(len(vals), dtype=np.int64)
-    for k in range(1, width):
-        size += vals >= np.uint64(1 << (7 * k))
-    shifts = np.arange(width, dtype=np.uint64) * np.uint64(7)
-    groups = ((vals[:, None] >> shifts) & np.uint64(0x7F)).astype(np.uint8)  # (n, width), row-major
-    cols = np.arange(width)
-    groups[cols < (size - 1)[:, None]] |= 0x80  # more bytes follow
-    return groups[cols < size[:, None]].tobytes(), size
+    size = np.ones(n, dtype=np.int64)
+    idx = np.flatnonzero(vals >= np.uint64(0x80))
+    shift = 7
+    while len(idx):
+        size[idx] += 1
+        shift += 7
+        if shift >= 64:
+            break
+        idx = idx[vals[idx] >= np.uint64(1 << shift)]
+    pos = np.zeros(n, dtype=np.int64)
+    np.cumsum(size[:-1], out=pos[1:])
+    out = np.empty(int(pos[-1] + size[-1]), dtype=np.uint8)
+    v, p, s, k = vals, pos, size, 0
+    while len(v):
+        more = s > k + 1
+        out[p + k] = (v & np.uint64(0x7F)).astype(np.uint8) | (more.astype(np.uint8) << np.uint8(7))
+        v, p, s, k = v[more] >> np.uint64(7), p[more], s[more], k + 1
+    return out.tobytes(), size
 
 
 def decode_ranges(blob: bytes) -> Iterator[tuple[int, int, bool]]:
