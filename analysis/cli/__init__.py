@@ -17,7 +17,25 @@ from recorder.core.errors import WiretrailError
 
 
 class WiretrailGroup(click.Group):
-    """Maps WiretrailError to a one-line message and its exit code; --debug shows the traceback."""
+    """Maps WiretrailError to a one-line message and its exit code; --debug shows the traceback.
+
+    The commands in ``LAZY`` are imported only when invoked (the others when the group is
+    listed or one of them is invoked): ``extract`` should not pay for every parser's import."""
+
+    LAZY = {"extract": ("analysis.cli.packets", "extract"), "packets": ("analysis.cli.packets", "packets")}
+
+    def get_command(self, ctx: click.Context, cmd_name: str):
+        if cmd_name in self.LAZY and cmd_name not in self.commands:
+            import importlib
+
+            module, attr = self.LAZY[cmd_name]
+            return getattr(importlib.import_module(module), attr)
+        _register()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        _register()
+        return super().list_commands(ctx)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -56,6 +74,9 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
+    """Every command added to the group (once)."""
+    if "flows" in main.commands:
+        return
     from analysis.cli import (
         alerts,
         apps,
@@ -88,6 +109,3 @@ def _register() -> None:
     main.add_command(logs.logs)
     main.add_command(packets.extract)
     main.add_command(packets.packets)
-
-
-_register()
