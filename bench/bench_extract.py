@@ -90,6 +90,9 @@ class NoIndex:
 
     packets = 0
 
+    def __init__(self, **_options) -> None:
+        pass
+
     def add(self, raw, dec) -> None:
         pass
 

@@ -50,7 +50,8 @@ def extract(db, uids, community_ids, alert, incident, host, port, proto, since, 
                 keep[p.linktype] = bpf_filter(bpf, p.linktype)
         packets = [p for p in packets if keep[p.linktype](p.data)]
     if not packets:
-        why = (f" (only classic pcap files are indexed, not {', '.join(res.unindexed)})" if res.unindexed
+        why = (f" (compressed captures are not indexed, a gzip stream cannot be read from the middle: gunzip "
+               f"and ingest the file to extract from it: {', '.join(res.unindexed)})" if res.unindexed
                else " (some files are gone)" if res.missing else "")
         raise WiretrailError(f"no packets of the {len(chosen)} flow(s) chosen are in the indexed capture files{why}")
     (write_pcapng if pcapng else write_pcap)(out, packets)

@@ -1,7 +1,8 @@
 """The packet index: where each flow's packets lie in a capture file, built while it is metered.
 
-For every classic (uncompressed) pcap file, the packets of each flow key are listed as byte
-ranges of their records (16-byte record header plus data), in file order, as unsigned LEB128
+For every uncompressed pcap or pcapng file, the packets of each flow key are listed as byte
+ranges of their records (pcap: the 16-byte record header plus data; pcapng: a packet block's
+first 28 bytes plus data, without its options and trailer), in file order, as unsigned LEB128
 varints: the first record's offset and twice its length (plus one for an early fragment, below),
 then for each next record the gap since the end of the one before and twice its length. A flow
 whose packets sit close together costs three or four bytes a packet. One entry per (file, key), with the first and last packet time, kept in buckets of
@@ -28,6 +29,15 @@ import numpy as np
 from recorder.core.batch import DecodedBatch, RawBatch
 
 RECORD_HEADER = 16
+PCAPNG_PACKET_HEADER = 28  # an Enhanced (or obsolete) Packet Block's fields before the packet data
+
+
+def indexed_header(fmt: str) -> int | None:
+    """Bytes before each packet's data in the ranges of a capture of this format (the ranges
+    cover them and the data), or None when captures of the format are not indexed: a gzip
+    stream has no byte offsets to seek to (reading a packet would mean decompressing from the
+    start)."""
+    return {"pcap": RECORD_HEADER, "pcapng": PCAPNG_PACKET_HEADER}.get(fmt)
 _M = np.uint64(0xBF58476D1CE4E5B9)
 _N = np.uint64(0x94D049BB133111EB)
 _GOLD = np.uint64(0x9E3779B97F4A7C15)
@@ -105,7 +115,8 @@ class IndexBuilder:
     """Collects (key, record offset, record length, time) of every decoded row of one file;
     ``entries()`` at the end of the file. ``add`` is a few vectorised operations per batch."""
 
-    def __init__(self, fragments: bool = True) -> None:
+    def __init__(self, fragments: bool = True, header: int = RECORD_HEADER) -> None:
+        self.header = header  # bytes before a packet's data: a pcap record's 16, a pcapng packet block's 28
         self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # key, offset, length, time
         self._early: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # early fragments, the same
         self.packets = 0
@@ -118,10 +129,10 @@ class IndexBuilder:
         c = dec.cols
         pkt = c["pkt"]
         keys = key_hashes(c["proto"], c["src_hi"], c["src_lo"], c["sport"], c["dst_hi"], c["dst_lo"], c["dport"])
-        self._parts.append((keys, raw.file_off[pkt], raw.caplen[pkt] + RECORD_HEADER, raw.ts[pkt]))
+        self._parts.append((keys, raw.file_off[pkt], raw.caplen[pkt] + self.header, raw.ts[pkt]))
         self.packets += n
         if dec.members and self.fragments:
-            early = [(int(keys[row]), off, cap + RECORD_HEADER, ts) for row, mem in dec.members.items()
+            early = [(int(keys[row]), off, cap + self.header, ts) for row, mem in dec.members.items()
                      for src, off, cap, ts in mem if src == raw.source]
             if early:
                 self._early.append(tuple(np.array(x, dtype=np.int64) for x in zip(*early)))
