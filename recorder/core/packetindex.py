@@ -21,7 +21,7 @@ file before), so live indexes list only completing fragments.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,6 +99,39 @@ def bucket_entries(directory: bytes, ranges: bytes, wanted: set[int]) -> list[tu
         start = int(d[i - 1, 5]) if i else 0
         k, a, b, p, nb, end = (int(x) for x in d[i])
         out.append((k, a, b, p, nb, ranges[start:end]))
+    return out
+
+
+def matching_entries(rows: Iterable[dict], wanted: set[int], since: int | None, until: int | None) -> list[dict]:
+    """The entries of the ``wanted`` keys in these bucket rows (packet_index rows as mappings)
+    whose packets overlap [since, until] (ns, inclusive), by capture and time."""
+    out: list[dict] = []
+    for r in rows:
+        for k, a, b, p, nb, ranges in bucket_entries(bytes(r["directory"]), bytes(r["ranges"]), wanted):
+            if (since is None or b >= since) and (until is None or a <= until):
+                out.append({"capture_id": r["capture_id"], "key_hash": k, "first_ts_ns": a,
+                            "last_ts_ns": b, "packets": p, "bytes": nb, "ranges": ranges})
+    out.sort(key=lambda r: (r["capture_id"], r["first_ts_ns"]))
+    return out
+
+
+def endpoints(a: bytes, ap: int, b: bytes, bp: int, proto) -> tuple:
+    """A connection's addresses, ports and IP protocol: the same for both directions."""
+    x, y = (bytes(a), int(ap)), (bytes(b), int(bp))
+    return (min(x, y), max(x, y), proto)
+
+
+def next_starts(chosen: Iterable[dict], later: Iterable[tuple]) -> dict[str, int | None]:
+    """For each chosen flow (by uid): the first start, after its own, of a connection with the
+    same endpoints among ``later`` (orig_a, resp_a, orig_p, resp_p, ip_proto, ts_ns rows), or None."""
+    starts: dict[tuple, list[int]] = {}
+    for oa, ra, op, rp, proto, ts in later:
+        starts.setdefault(endpoints(oa, op, ra, rp, proto), []).append(int(ts))
+    out: dict[str, int | None] = {}
+    for f in chosen:
+        after = [t for t in starts.get(endpoints(f["orig_a"], f["orig_p"], f["resp_a"], f["resp_p"],
+                                                 f["ip_proto"]), ()) if t > int(f["ts_ns"])]
+        out[f["uid"]] = min(after) if after else None
     return out
 
 

@@ -359,3 +359,33 @@ def test_gzip_input_is_not_indexed_and_extract_says_why(tmp_path):
     assert "compressed captures are not indexed" in r.output and "demo.pcap.gz" in r.output
     assert len(r.output.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_lean_sqlite_path_equals_the_store_path(tmp_path):
+    """--uid alone reads the SQLite file with sqlite3 (analysis.packets.lite); narrowed by --proto
+    it goes through the Store: the same bytes, and the same line for an unknown uid."""
+    n = sum(len(b) for b in read_batches(DEMO))
+    parts = split(DEMO, tmp_path, [n // 3, 2 * n // 3])
+    db = tmp_path / "w.db"
+    ingest(db, *parts)
+    from analysis.packets.lite import open_lite
+
+    assert open_lite(str(db)) is not None
+    assert open_lite(str(DEMO)) is None and open_lite(str(tmp_path / "none.db")) is None
+    for f in [f for f in flows(db) if f["proto"] in ("tcp", "udp")][:8]:
+        lean, full = tmp_path / "lean.pcap", tmp_path / "full.pcap"
+        r1 = run("extract", "--db", str(db), "--uid", f["uid"], "--out", str(lean))
+        r2 = run("extract", "--db", str(db), "--uid", f["uid"], "--proto", f["proto"], "--out", str(full))
+        assert r1.exit_code == 0 and r2.exit_code == 0, (r1.output, r2.output)
+        assert lean.read_bytes() == full.read_bytes(), f["uid"]
+        assert r1.stderr == r2.stderr.replace(str(full), str(lean))
+    cid = flows(db)[0]["community_id"]
+    r1 = run("extract", "--db", str(db), "--community-id", cid, "--out", str(tmp_path / "a.pcap"))
+    r2 = run("extract", "--db", str(db), "--community-id", cid, "--port", str(flows(db)[0]["resp_p"]),
+             "--out", str(tmp_path / "b.pcap"))
+    assert r1.exit_code == r2.exit_code == 0
+    assert (tmp_path / "a.pcap").read_bytes() == (tmp_path / "b.pcap").read_bytes()
+    r1 = run("extract", "--db", str(db), "--uid", "Cnosuchflow00", "--out", str(tmp_path / "c.pcap"))
+    r2 = run("extract", "--db", str(db), "--uid", "Cnosuchflow00", "--proto", "tcp", "--out", str(tmp_path / "c.pcap"))
+    assert r1.exit_code == r2.exit_code == 1 and r1.output == r2.output and "no flow with uid" in r1.output
+    assert not (tmp_path / "c.pcap").exists()
