@@ -14,9 +14,10 @@ import os
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from recorder.core.errors import CaptureError, WiretrailError
-from recorder.core.packetindex import (
+from recorder.core.indexformat import (
     PCAPNG_PACKET_HEADER,
     RECORD_HEADER,
     decode_ranges,
@@ -24,8 +25,10 @@ from recorder.core.packetindex import (
     indexed_header,
     merge_ranges,
 )
-from recorder.core.pcapng import BYTE_ORDER_MAGIC, EPB, IDB, PB, SHB, SPB, Interface, parse_idb
 from recorder.core.secure_files import atomic_output
+
+if TYPE_CHECKING:  # pcapng (and numpy with it) only when a pcapng capture is read
+    from recorder.core.pcapng import Interface
 
 _FOREVER = 1 << 62
 MAX_READ_GAP = 4096
@@ -78,6 +81,8 @@ class _NgHead:
 
 def _ng_head(f, path: str, size: int) -> tuple[_NgHead, int]:
     """The first section's byte order and leading interfaces, and the bytes read for them."""
+    from recorder.core.pcapng import BYTE_ORDER_MAGIC, EPB, IDB, PB, SHB, SPB, parse_idb
+
     pos, endian, ifaces = 0, "<", []
     while pos + 12 <= size:
         f.seek(pos)
@@ -107,6 +112,8 @@ def _ng_head(f, path: str, size: int) -> tuple[_NgHead, int]:
 def _ng_record(head: _NgHead, rec: bytes, off: int, path: str) -> tuple[int, int, int, Interface]:
     """(time ns, captured length, wire length, interface) of the packet
     block ``rec`` (its first 28 bytes and the data) at ``off``."""
+    from recorder.core.pcapng import EPB, PB, SPB
+
     btype, _ = struct.unpack_from(head.endian + "II", rec)
     if btype == EPB:
         iface, hi, lo, caplen, wirelen = struct.unpack_from(head.endian + "5I", rec, 8)

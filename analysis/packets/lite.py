@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 
 from recorder.core.errors import WiretrailError
-from recorder.core.packetindex import bucket_of, matching_entries, next_starts
+from recorder.core.indexformat import bucket_of, matching_entries, next_starts
 
 _NEEDED = {"flows", "captures", "packet_index", "alembic_version"}
 

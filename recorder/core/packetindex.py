@@ -21,23 +21,21 @@ file before), so live indexes list only completing fragments.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from recorder.core.batch import DecodedBatch, RawBatch
+from recorder.core.indexformat import (  # noqa: F401 - the stored form, re-exported for the writers
+    BUCKET_SHIFT,
+    DIRECTORY_COLUMNS,
+    RECORD_HEADER,
+    bucket_of,
+    decode_ranges,
+    flow_key,
+    indexed_header,
+)
 
-RECORD_HEADER = 16
-PCAPNG_PACKET_HEADER = 28  # an Enhanced (or obsolete) Packet Block's fields before the packet data
-
-
-def indexed_header(fmt: str) -> int | None:
-    """Bytes before each packet's data in the ranges of a capture of this format (the ranges
-    cover them and the data), or None when captures of the format are not indexed: a gzip
-    stream has no byte offsets to seek to (reading a packet would mean decompressing from the
-    start)."""
-    return {"pcap": RECORD_HEADER, "pcapng": PCAPNG_PACKET_HEADER}.get(fmt)
 _M = np.uint64(0xBF58476D1CE4E5B9)
 _N = np.uint64(0x94D049BB133111EB)
 _GOLD = np.uint64(0x9E3779B97F4A7C15)
@@ -65,74 +63,12 @@ def key_hashes(proto: np.ndarray, a_hi: np.ndarray, a_lo: np.ndarray, a_port: np
         return (_mix(proto * _GOLD + np.uint64(1)) + ea + eb).view(np.int64)
 
 
-def flow_key(ip_proto: int, orig_a: bytes, orig_p: int, resp_a: bytes, resp_p: int) -> int:
-    """The index key of a stored flow (addresses as the flows table holds them: 16 bytes)."""
-    def halves(a: bytes) -> tuple[int, int]:
-        v = int.from_bytes(a, "big")
-        return v >> 64, v & 0xFFFFFFFFFFFFFFFF
-
-    (ah, al), (bh, bl) = halves(orig_a), halves(resp_a)
-    arr = [np.array([v], dtype=np.uint64) for v in (ip_proto, ah, al, orig_p, bh, bl, resp_p)]
-    return int(key_hashes(*arr)[0])
-
-
 # A file's entries are stored in buckets of keys (the key's top bits), one row per bucket and
 # file, so storing a file costs at most BUCKETS rows whatever its number of flows, and a lookup
 # reads one bucket row (a few dozen keys) per file. A row: the bucket, its first and last packet
 # time, packets, keys, a directory (per key, little-endian int64: key, first ts, last ts,
 # packets, record bytes, end of its ranges in ``ranges``) and the keys' ranges end to end.
-BUCKET_SHIFT = 54
-BUCKETS = 1 << (64 - BUCKET_SHIFT)
-DIRECTORY_COLUMNS = 6
 IndexEntry = tuple[int, int, int, int, int, bytes, bytes]  # bucket, first, last, packets, keys, directory, ranges
-
-
-def bucket_of(key: int) -> int:
-    return key >> BUCKET_SHIFT
-
-
-def bucket_entries(directory: bytes, ranges: bytes, wanted: set[int]) -> list[tuple[int, int, int, int, int, bytes]]:
-    """(key, first ts, last ts, packets, bytes, ranges) of the ``wanted`` keys in one bucket row."""
-    d = np.frombuffer(directory, dtype="<i8").reshape(-1, DIRECTORY_COLUMNS)
-    out = []
-    for i in np.flatnonzero(np.isin(d[:, 0], np.fromiter(wanted, dtype=np.int64, count=len(wanted)))).tolist():
-        start = int(d[i - 1, 5]) if i else 0
-        k, a, b, p, nb, end = (int(x) for x in d[i])
-        out.append((k, a, b, p, nb, ranges[start:end]))
-    return out
-
-
-def matching_entries(rows: Iterable[dict], wanted: set[int], since: int | None, until: int | None) -> list[dict]:
-    """The entries of the ``wanted`` keys in these bucket rows (packet_index rows as mappings)
-    whose packets overlap [since, until] (ns, inclusive), by capture and time."""
-    out: list[dict] = []
-    for r in rows:
-        for k, a, b, p, nb, ranges in bucket_entries(bytes(r["directory"]), bytes(r["ranges"]), wanted):
-            if (since is None or b >= since) and (until is None or a <= until):
-                out.append({"capture_id": r["capture_id"], "key_hash": k, "first_ts_ns": a,
-                            "last_ts_ns": b, "packets": p, "bytes": nb, "ranges": ranges})
-    out.sort(key=lambda r: (r["capture_id"], r["first_ts_ns"]))
-    return out
-
-
-def endpoints(a: bytes, ap: int, b: bytes, bp: int, proto) -> tuple:
-    """A connection's addresses, ports and IP protocol: the same for both directions."""
-    x, y = (bytes(a), int(ap)), (bytes(b), int(bp))
-    return (min(x, y), max(x, y), proto)
-
-
-def next_starts(chosen: Iterable[dict], later: Iterable[tuple]) -> dict[str, int | None]:
-    """For each chosen flow (by uid): the first start, after its own, of a connection with the
-    same endpoints among ``later`` (orig_a, resp_a, orig_p, resp_p, ip_proto, ts_ns rows), or None."""
-    starts: dict[tuple, list[int]] = {}
-    for oa, ra, op, rp, proto, ts in later:
-        starts.setdefault(endpoints(oa, op, ra, rp, proto), []).append(int(ts))
-    out: dict[str, int | None] = {}
-    for f in chosen:
-        after = [t for t in starts.get(endpoints(f["orig_a"], f["orig_p"], f["resp_a"], f["resp_p"],
-                                                 f["ip_proto"]), ()) if t > int(f["ts_ns"])]
-        out[f["uid"]] = min(after) if after else None
-    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,41 +183,6 @@ def encode_varints(vals: np.ndarray) -> tuple[bytes, np.ndarray]:
         out[p + k] = (v & np.uint64(0x7F)).astype(np.uint8) | (more.astype(np.uint8) << np.uint8(7))
         v, p, s, k = v[more] >> np.uint64(7), p[more], s[more], k + 1
     return out.tobytes(), size
-
-
-def decode_ranges(blob: bytes) -> Iterator[tuple[int, int, bool]]:
-    """The (offset, length, early fragment) record ranges of an entry, in file order. Raises
-    ValueError when the bytes are not a well-formed list."""
-    vals: list[int] = []
-    v = shift = 0
-    for b in blob:
-        v |= (b & 0x7F) << shift
-        if b & 0x80:
-            shift += 7
-            if shift > 63:
-                raise ValueError("packet index entry: varint too long")
-        else:
-            vals.append(v)
-            v = shift = 0
-    if shift or len(vals) % 2:
-        raise ValueError("packet index entry: truncated")
-    end = 0
-    for i in range(0, len(vals), 2):
-        off = vals[i] + (end if i else 0)
-        length, early = vals[i + 1] >> 1, bool(vals[i + 1] & 1)
-        end = off + length
-        yield off, length, early
-
-
-def merge_ranges(ranges: list[tuple[int, int]], slack: int = 0) -> list[tuple[int, int]]:
-    """Adjacent (or within ``slack`` bytes) ranges as one read: (offset, length), sorted."""
-    out: list[list[int]] = []
-    for off, length in sorted(ranges):
-        if out and off <= out[-1][0] + out[-1][1] + slack:
-            out[-1][1] = max(out[-1][1], off + length - out[-1][0])
-        else:
-            out.append([off, length])
-    return [(a, b) for a, b in out]
 
 
 class FileIndexes:

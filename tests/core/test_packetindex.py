@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from recorder.core.packetindex import decode_ranges, encode_varints
+from recorder.core.indexformat import decode_ranges, flow_key
+from recorder.core.packetindex import encode_varints, key_hashes
 
 
 def leb128(v: int) -> bytes:
@@ -36,3 +37,20 @@ def test_ranges_round_trip_through_gaps_and_doubled_lengths():
         end = off + length
     blob, _ = encode_varints(np.array(vals, dtype=np.uint64))
     assert list(decode_ranges(blob)) == ranges
+
+
+def test_flow_key_without_numpy_equals_the_vectorised_key_of_either_direction():
+    rng = np.random.default_rng(3)
+    for proto in (6, 17, 1, 47, 58):
+        for _ in range(50):
+            a, b = (bytes(rng.integers(0, 256, 16, dtype=np.uint8)) for _ in range(2))
+            if proto == 1:
+                a = b"\0" * 10 + b"\xff\xff" + a[:4]  # an IPv4-mapped address
+            pa, pb = (int(x) for x in rng.integers(0, 65536, 2))
+            ha, la = divmod(int.from_bytes(a, "big"), 1 << 64)
+            hb, lb = divmod(int.from_bytes(b, "big"), 1 << 64)
+            cols = [np.array([v], dtype=np.uint64) for v in (proto, ha, la, pa, hb, lb, pb)]
+            want = int(key_hashes(*cols)[0])
+            assert flow_key(proto, a, pa, b, pb) == want == flow_key(proto, b, pb, a, pa)
+            if proto not in (6, 17):  # ports do not count
+                assert flow_key(proto, a, pa + 1, b, 0) == want

@@ -24,8 +24,9 @@ from recorder.core.errors import CaptureError, CaptureWarning, StoreError, Wiret
 from recorder.core.flowid import LocalNets
 from recorder.core.flowmeter import FlowMeter, Timeouts
 from recorder.core.flowrows import FlowBatch
+from recorder.core.indexformat import indexed_header
 from recorder.core.mactable import MacTable
-from recorder.core.packetindex import IndexBuilder, PendingIndex, indexed_header
+from recorder.core.packetindex import IndexBuilder, PendingIndex
 from recorder.core.pcapio import expand_inputs, probe, read_batches
 from recorder.core.pcaprecords import skipped_fields
 from recorder.core.pipeline.batches import Batch, SpanReader, batch_message

@@ -38,7 +38,7 @@ class PacketIndexTable(Database):
         """The entries of these keys (capture_id, key_hash, first_ts_ns, last_ts_ns, packets,
         bytes, ranges) whose packets overlap [since, until] (ns, inclusive), by capture and time."""
         wanted = set(keys)
-        from recorder.core.packetindex import bucket_of, matching_entries
+        from recorder.core.indexformat import bucket_of, matching_entries
 
         buckets = sorted({bucket_of(k) for k in wanted})
         rows: list[dict] = []
@@ -58,7 +58,7 @@ class PacketIndexTable(Database):
         if not chosen:
             return {}
         c = flows.c
-        from recorder.core.packetindex import next_starts
+        from recorder.core.indexformat import next_starts
 
         lo = min(int(f["ts_ns"]) for f in chosen)
         addrs = sorted({bytes(f["orig_a"]) for f in chosen})
