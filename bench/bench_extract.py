@@ -101,14 +101,46 @@ class NoIndex:
 
 
 def index_cost(files: list[Path], runs: int) -> dict:
+    """The ingest (in this process, ``--no-parsers``) with and without the index, alternating,
+    best of ``runs``: wall and CPU seconds (this process and its flow writer); and, in the runs
+    with the index, the CPU seconds spent in the index itself, timed around its three steps:
+    ``IndexBuilder.add`` in the metering pass, ``entries`` (sort, encode) and the store's
+    ``add_packet_index`` in the writer process (which reports them through a file)."""
     sys.path.insert(0, str(REPO))
+    import resource
     import tempfile
 
     import recorder.core.pipeline.ingest as ing
     from recorder.core.store import Store
+    from recorder.core.store.packets import PacketIndexTable
 
-    real = ing.IndexBuilder
-    import resource
+    real, real_store = ing.IndexBuilder, PacketIndexTable.add_packet_index
+    spent: list[float] = []  # this process's index CPU seconds
+    log = Path(tempfile.mkstemp(prefix="wiretrail-index-cpu-")[1])
+
+    class TimedBuilder(real):
+        def add(self, raw, dec) -> None:
+            t = time.process_time()
+            super().add(raw, dec)
+            spent.append(time.process_time() - t)
+
+        def entries(self):  # in the writer process
+            t = time.process_time()
+            out = super().entries()
+            with open(log, "a") as f:
+                f.write(f"{time.process_time() - t}\n")
+            return out
+
+    # sent to the writer process by pickle, which names the class by module and name
+    TimedBuilder.__qualname__ = TimedBuilder.__name__ = "TimedBuilder"
+    TimedBuilder.__module__ = __name__
+    globals()["TimedBuilder"] = TimedBuilder
+
+    def timed_store(self, *args, **kwargs):
+        t = time.process_time()
+        real_store(self, *args, **kwargs)
+        with open(log, "a") as f:
+            f.write(f"{time.process_time() - t}\n")
 
     def cpu() -> float:  # this process and its waited-for children (the flow writer)
         a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -116,24 +148,37 @@ def index_cost(files: list[Path], runs: int) -> dict:
 
     times: dict[str, list[float]] = {"with": [], "without": []}
     cpus: dict[str, list[float]] = {"with": [], "without": []}
-    for _ in range(runs):
-        for name, builder in (("without", NoIndex), ("with", real)):
-            ing.IndexBuilder = builder
-            with tempfile.TemporaryDirectory() as d:
-                store = Store(os.path.join(d, "b.db"))
-                store.ensure_schema()
-                t, c = time.perf_counter(), cpu()
-                ing.ingest([str(f) for f in files], store, parsers=False)
-                times[name].append(time.perf_counter() - t)
-                cpus[name].append(cpu() - c)
-                store.close()
-    ing.IndexBuilder = real
+    own: list[float] = []
+    PacketIndexTable.add_packet_index = timed_store
+    try:
+        for _ in range(runs):
+            for name, builder in (("without", NoIndex), ("with", TimedBuilder)):
+                ing.IndexBuilder = builder
+                spent.clear()
+                log.write_text("")
+                with tempfile.TemporaryDirectory() as d:
+                    store = Store(os.path.join(d, "b.db"))
+                    store.ensure_schema()
+                    t, c = time.perf_counter(), cpu()
+                    ing.ingest([str(f) for f in files], store, parsers=False)
+                    times[name].append(time.perf_counter() - t)
+                    cpus[name].append(cpu() - c)
+                    store.close()
+                if name == "with":
+                    own.append(sum(spent) + sum(float(x) for x in log.read_text().split()))
+    finally:
+        ing.IndexBuilder, PacketIndexTable.add_packet_index = real, real_store
+        log.unlink()
     w, wo = min(times["with"]), min(times["without"])
     cw, cwo = min(cpus["with"]), min(cpus["without"])
+    shares = [o / c for o, c in zip(own, cpus["with"])]
     return {"with_index_s": round(w, 3), "without_index_s": round(wo, 3),
             "cost_percent": round(100 * (w - wo) / wo, 1),
             "cpu_with_s": round(cw, 3), "cpu_without_s": round(cwo, 3),
-            "cpu_cost_percent": round(100 * (cw - cwo) / cwo, 1), "runs": runs}
+            "cpu_cost_percent": round(100 * (cw - cwo) / cwo, 1),
+            "index_cpu_s": [round(o, 3) for o in own],
+            "index_share_of_ingest_cpu_percent": [round(100 * x, 1) for x in shares],
+            "runs": runs, "load_average": os.getloadavg()}
 
 
 def growth(wt: list[str], work: Path, parts: list[Path], runs: int, cold: bool) -> list[dict]:
