@@ -33,13 +33,23 @@ def extract(db, uids, community_ids, alert, incident, host, port, proto, since, 
     byte ranges the packet index names. Capture files deleted by retention are named (one line
     each); a file changed since it was indexed is refused."""
     from analysis.packets.extract import ExtractResult, bpf_filter, read_packets, write_pcap, write_pcapng
-    from analysis.packets.select import Selection, select_flows
 
     if since is not None and until is not None and until <= since:
         raise WiretrailError("empty time range: --until is not after --since")
-    store = open_for_reading(db)
-    sel = Selection(tuple(uids), tuple(community_ids), alert, incident, host, port, proto, since, until)
-    chosen = select_flows(store, sel)
+    lean = (uids or community_ids) and alert is None and incident is None and not (host or port is not None or proto)
+    store = _lean_store(db) if lean else None
+    if store is not None:  # flows named by uid or Community ID in a SQLite file: without SQLAlchemy
+        chosen = store.flows_where("uid", uids, "uid") if uids else []
+        if community_ids:
+            have = {f["uid"] for f in chosen}
+            chosen += [f for f in store.flows_where("community_id", community_ids, "Community ID") if f["uid"] not in have]
+            chosen.sort(key=lambda r: (r["ts_ns"], r["uid"]))
+    else:
+        from analysis.packets.select import Selection, select_flows
+
+        store = open_for_reading(db)
+        sel = Selection(tuple(uids), tuple(community_ids), alert, incident, host, port, proto, since, until)
+        chosen = select_flows(store, sel)
     res = ExtractResult()
     packets = read_packets(store, chosen, since=since, until=until,
                            on_missing=lambda line: click.echo(f"Warning: {line}", err=True), result=res)
@@ -50,12 +60,19 @@ def extract(db, uids, community_ids, alert, incident, host, port, proto, since, 
                 keep[p.linktype] = bpf_filter(bpf, p.linktype)
         packets = [p for p in packets if keep[p.linktype](p.data)]
     if not packets:
-        why = (f" (only classic pcap files are indexed, not {', '.join(res.unindexed)})" if res.unindexed
+        why = (f" (compressed captures are not indexed, a gzip stream cannot be read from the middle: gunzip "
+               f"and ingest the file to extract from it: {', '.join(res.unindexed)})" if res.unindexed
                else " (some files are gone)" if res.missing else "")
         raise WiretrailError(f"no packets of the {len(chosen)} flow(s) chosen are in the indexed capture files{why}")
     (write_pcapng if pcapng else write_pcap)(out, packets)
     click.echo(f"{len(packets)} packets of {len(chosen)} flow(s) written to {os.path.abspath(out)} "
                f"({res.bytes_read} bytes read from {res.files} file(s))", err=True)
+
+
+def _lean_store(db: str):
+    from analysis.packets.lite import open_lite
+
+    return open_lite(db)
 
 
 @click.command()

@@ -14,10 +14,21 @@ import os
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from recorder.core.errors import CaptureError, WiretrailError
-from recorder.core.packetindex import RECORD_HEADER, decode_ranges, flow_key, merge_ranges
+from recorder.core.indexformat import (
+    PCAPNG_PACKET_HEADER,
+    RECORD_HEADER,
+    decode_ranges,
+    flow_key,
+    indexed_header,
+    merge_ranges,
+)
 from recorder.core.secure_files import atomic_output
+
+if TYPE_CHECKING:  # pcapng (and numpy with it) only when a pcapng capture is read
+    from recorder.core.pcapng import Interface
 
 _FOREVER = 1 << 62
 MAX_READ_GAP = 4096
@@ -47,7 +58,7 @@ class ExtractResult:
     bytes_read: int = 0
     files: int = 0
     missing: list[str] = field(default_factory=list)  # files named by the index that are gone
-    unindexed: list[str] = field(default_factory=list)  # the flows' files that have no index (pcapng, gzip)
+    unindexed: list[str] = field(default_factory=list)  # the flows' files that have no index (gzip)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +68,69 @@ class _FileHead:
     snaplen: int
     linktype: int
     raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _NgHead:
+    """A pcapng file's first section: its byte order and the interfaces defined before its
+    first packet block (where writers put them)."""
+
+    endian: str
+    ifaces: tuple[Interface, ...]
+
+
+def _ng_head(f, path: str, size: int) -> tuple[_NgHead, int]:
+    """The first section's byte order and leading interfaces, and the bytes read for them."""
+    from recorder.core.pcapng import BYTE_ORDER_MAGIC, EPB, IDB, PB, SHB, SPB, parse_idb
+
+    pos, endian, ifaces = 0, "<", []
+    while pos + 12 <= size:
+        f.seek(pos)
+        head = f.read(12)
+        btype = struct.unpack_from(endian + "I", head)[0]
+        if btype == SHB:
+            if pos:  # a second section before any packet: keep the first's interfaces
+                break
+            bom = struct.unpack_from("<I", head, 8)[0]
+            if bom not in (BYTE_ORDER_MAGIC, 0x4D3C2B1A):
+                break
+            endian = "<" if bom == BYTE_ORDER_MAGIC else ">"
+        elif btype in (EPB, PB, SPB) or not pos:
+            break
+        blen = struct.unpack_from(endian + "I", head, 4)[0]
+        if blen < 12 or blen & 3 or pos + blen > size:
+            break
+        if btype == IDB and blen >= 20:
+            f.seek(pos)
+            ifaces.append(parse_idb(f.read(blen), endian))
+        pos += blen
+    if not pos:
+        raise CaptureError("not a pcapng file any more (its header changed since it was indexed)", path=path)
+    return _NgHead(endian, tuple(ifaces)), pos
+
+
+def _ng_record(head: _NgHead, rec: bytes, off: int, path: str) -> tuple[int, int, int, Interface]:
+    """(time ns, captured length, wire length, interface) of the packet
+    block ``rec`` (its first 28 bytes and the data) at ``off``."""
+    from recorder.core.pcapng import EPB, PB, SPB
+
+    btype, _ = struct.unpack_from(head.endian + "II", rec)
+    if btype == EPB:
+        iface, hi, lo, caplen, wirelen = struct.unpack_from(head.endian + "5I", rec, 8)
+    elif btype == PB:
+        iface, _, hi, lo, caplen, wirelen = struct.unpack_from(head.endian + "HH4I", rec, 8)
+    else:
+        what = "a simple packet block (it has no time stamp)" if btype == SPB else f"block type {btype:#x}"
+        raise CaptureError(f"the index names {what} at offset {off}; only enhanced packet blocks are extracted",
+                           path=path, offset=off)
+    if iface >= len(head.ifaces):
+        raise CaptureError(f"the packet block at offset {off} names interface {iface}, which is not defined "
+                           "before the first packet (not supported by extract)", path=path, offset=off)
+    ifc = head.ifaces[iface]
+    if caplen + PCAPNG_PACKET_HEADER != len(rec):
+        raise CaptureError(f"changed since it was indexed: the packet block at offset {off} holds {caplen} bytes, "
+                           f"the index says {len(rec) - PCAPNG_PACKET_HEADER}", path=path, offset=off)
+    return ifc.ts_ns((hi << 32) | lo), caplen, wirelen, ifc
 
 
 def _file_head(f, path: str) -> _FileHead:
@@ -99,7 +173,7 @@ def read_packets(store, flows: list[dict], *, since: int | None = None, until: i
         by_capture.setdefault(e["capture_id"], []).append(e)
     for cid in sorted({f["capture_id"] for f in flows if f.get("capture_id") is not None}):
         cap = captures.get(cid)
-        if cap is not None and cap.get("format") != "pcap":
+        if cap is not None and indexed_header(cap.get("format") or "") is None:
             res.unindexed.append(f"{cap['path']} ({cap.get('format')})")
     found: dict[tuple[int, int], Packet] = {}
     for cid, ents in sorted(by_capture.items()):
@@ -142,9 +216,14 @@ def _read_file(path: str, cap: dict, ranges: dict, since: int | None, until: int
         if cap.get("bytes") is not None and size != int(cap["bytes"]):
             raise CaptureError(f"changed since it was indexed as capture {cid} ({cap['bytes']} bytes then, "
                                f"{size} now); refusing to extract from it", path=path)
-        head = _file_head(f, path)
-        res.bytes_read += 24
-        hdr = struct.Struct(head.endian + "IIII")
+        if cap.get("format") == "pcapng":
+            ng, n = _ng_head(f, path, size)
+            res.bytes_read += n
+            head = None
+        else:
+            head = _file_head(f, path)
+            res.bytes_read += 24
+        hdr = struct.Struct((head.endian if head else "<") + "IIII")
         for start, length in merge_ranges([(o, v[0]) for o, v in ranges.items()], MAX_READ_GAP):
             f.seek(start)
             block = f.read(length)
@@ -155,11 +234,19 @@ def _read_file(path: str, cap: dict, ranges: dict, since: int | None, until: int
             for off in sorted(o for o in ranges if start <= o < start + length):
                 n, win, early = ranges[off]
                 rec = block[off - start:off - start + n]
-                sec, frac, caplen, wirelen = hdr.unpack_from(rec)
-                if caplen + RECORD_HEADER != n:
-                    raise CaptureError(f"changed since it was indexed: the record at offset {off} is "
-                                       f"{caplen} bytes, the index says {n - RECORD_HEADER}", path=path, offset=off)
-                ts = sec * 1_000_000_000 + (frac if head.nano else frac * 1000)
+                if head is None:  # pcapng: a pcap record made of the packet block's fields
+                    ts, caplen, wirelen, ifc = _ng_record(ng, rec, off, path)
+                    nano = ifc.precision_ns < 1000 or ifc.offset_ns % 1000 != 0
+                    sec, frac = divmod(ts, 1_000_000_000)
+                    rec = hdr.pack(sec, frac if nano else frac // 1000, caplen, wirelen) + rec[PCAPNG_PACKET_HEADER:]
+                    form = (ifc.linktype, ifc.snaplen or 262144, nano, "<")
+                else:
+                    sec, frac, caplen, wirelen = hdr.unpack_from(rec)
+                    if caplen + RECORD_HEADER != n:
+                        raise CaptureError(f"changed since it was indexed: the record at offset {off} is "
+                                           f"{caplen} bytes, the index says {n - RECORD_HEADER}", path=path, offset=off)
+                    ts = sec * 1_000_000_000 + (frac if head.nano else frac * 1000)
+                    form = (head.linktype, head.snaplen, head.nano, head.endian)
                 slack = FRAGMENT_SLACK_NS if early else 0  # an early fragment comes before its flow's start
                 uids = tuple(u for s, e, u in win if s - slack <= ts <= e)
                 if not uids or (since is not None and ts < since) or (until is not None and ts >= until):
@@ -168,8 +255,7 @@ def _read_file(path: str, cap: dict, ranges: dict, since: int | None, until: int
                 old = found.get(key)
                 if old is not None:
                     uids = tuple(dict.fromkeys(old.uids + uids))
-                found[key] = Packet(ts, cid, off, rec[:RECORD_HEADER], rec[RECORD_HEADER:], wirelen,
-                                    head.linktype, head.snaplen, head.nano, head.endian, uids)
+                found[key] = Packet(ts, cid, off, rec[:RECORD_HEADER], rec[RECORD_HEADER:], wirelen, *form, uids)
 
 
 def bpf_filter(expr: str, linktype: int, snaplen: int = 262144):

@@ -1,7 +1,8 @@
 """The packet index: where each flow's packets lie in a capture file, built while it is metered.
 
-For every classic (uncompressed) pcap file, the packets of each flow key are listed as byte
-ranges of their records (16-byte record header plus data), in file order, as unsigned LEB128
+For every uncompressed pcap or pcapng file, the packets of each flow key are listed as byte
+ranges of their records (pcap: the 16-byte record header plus data; pcapng: a packet block's
+first 28 bytes plus data, without its options and trailer), in file order, as unsigned LEB128
 varints: the first record's offset and twice its length (plus one for an early fragment, below),
 then for each next record the gap since the end of the one before and twice its length. A flow
 whose packets sit close together costs three or four bytes a packet. One entry per (file, key), with the first and last packet time, kept in buckets of
@@ -20,14 +21,21 @@ file before), so live indexes list only completing fragments.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from recorder.core.batch import DecodedBatch, RawBatch
+from recorder.core.indexformat import (  # noqa: F401 - the stored form, re-exported for the writers
+    BUCKET_SHIFT,
+    DIRECTORY_COLUMNS,
+    RECORD_HEADER,
+    bucket_of,
+    decode_ranges,
+    flow_key,
+    indexed_header,
+)
 
-RECORD_HEADER = 16
 _M = np.uint64(0xBF58476D1CE4E5B9)
 _N = np.uint64(0x94D049BB133111EB)
 _GOLD = np.uint64(0x9E3779B97F4A7C15)
@@ -55,41 +63,12 @@ def key_hashes(proto: np.ndarray, a_hi: np.ndarray, a_lo: np.ndarray, a_port: np
         return (_mix(proto * _GOLD + np.uint64(1)) + ea + eb).view(np.int64)
 
 
-def flow_key(ip_proto: int, orig_a: bytes, orig_p: int, resp_a: bytes, resp_p: int) -> int:
-    """The index key of a stored flow (addresses as the flows table holds them: 16 bytes)."""
-    def halves(a: bytes) -> tuple[int, int]:
-        v = int.from_bytes(a, "big")
-        return v >> 64, v & 0xFFFFFFFFFFFFFFFF
-
-    (ah, al), (bh, bl) = halves(orig_a), halves(resp_a)
-    arr = [np.array([v], dtype=np.uint64) for v in (ip_proto, ah, al, orig_p, bh, bl, resp_p)]
-    return int(key_hashes(*arr)[0])
-
-
 # A file's entries are stored in buckets of keys (the key's top bits), one row per bucket and
 # file, so storing a file costs at most BUCKETS rows whatever its number of flows, and a lookup
 # reads one bucket row (a few dozen keys) per file. A row: the bucket, its first and last packet
 # time, packets, keys, a directory (per key, little-endian int64: key, first ts, last ts,
 # packets, record bytes, end of its ranges in ``ranges``) and the keys' ranges end to end.
-BUCKET_SHIFT = 54
-BUCKETS = 1 << (64 - BUCKET_SHIFT)
-DIRECTORY_COLUMNS = 6
 IndexEntry = tuple[int, int, int, int, int, bytes, bytes]  # bucket, first, last, packets, keys, directory, ranges
-
-
-def bucket_of(key: int) -> int:
-    return key >> BUCKET_SHIFT
-
-
-def bucket_entries(directory: bytes, ranges: bytes, wanted: set[int]) -> list[tuple[int, int, int, int, int, bytes]]:
-    """(key, first ts, last ts, packets, bytes, ranges) of the ``wanted`` keys in one bucket row."""
-    d = np.frombuffer(directory, dtype="<i8").reshape(-1, DIRECTORY_COLUMNS)
-    out = []
-    for i in np.flatnonzero(np.isin(d[:, 0], np.fromiter(wanted, dtype=np.int64, count=len(wanted)))).tolist():
-        start = int(d[i - 1, 5]) if i else 0
-        k, a, b, p, nb, end = (int(x) for x in d[i])
-        out.append((k, a, b, p, nb, ranges[start:end]))
-    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +84,10 @@ class IndexBuilder:
     """Collects (key, record offset, record length, time) of every decoded row of one file;
     ``entries()`` at the end of the file. ``add`` is a few vectorised operations per batch."""
 
-    def __init__(self, fragments: bool = True) -> None:
-        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    def __init__(self, fragments: bool = True, header: int = RECORD_HEADER) -> None:
+        self.header = header  # bytes before a packet's data: a pcap record's 16, a pcapng packet block's 28
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # key, offset, length, time
+        self._early: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # early fragments, the same
         self.packets = 0
         self.fragments = fragments  # list the early fragments of reassembled datagrams (DecodedBatch.members)
 
@@ -117,24 +98,26 @@ class IndexBuilder:
         c = dec.cols
         pkt = c["pkt"]
         keys = key_hashes(c["proto"], c["src_hi"], c["src_lo"], c["sport"], c["dst_hi"], c["dst_lo"], c["dport"])
-        self._parts.append((keys, raw.file_off[pkt], raw.caplen[pkt] + RECORD_HEADER, raw.ts[pkt],
-                            np.zeros(n, dtype=np.int64)))
+        self._parts.append((keys, raw.file_off[pkt], raw.caplen[pkt] + self.header, raw.ts[pkt]))
         self.packets += n
         if dec.members and self.fragments:
-            early = [(int(keys[row]), off, cap + RECORD_HEADER, ts) for row, mem in dec.members.items()
+            early = [(int(keys[row]), off, cap + self.header, ts) for row, mem in dec.members.items()
                      for src, off, cap, ts in mem if src == raw.source]
             if early:
-                k, o, c, t = (np.array(x, dtype=np.int64) for x in zip(*early))
-                self._parts.append((k, o, c, t, np.ones(len(k), dtype=np.int64)))
+                self._early.append(tuple(np.array(x, dtype=np.int64) for x in zip(*early)))
 
     def entries(self) -> list[IndexEntry]:
         if not self._parts:
             return []
-        key, off, length, ts, early = (np.concatenate(x) for x in zip(*self._parts))
-        self._parts = []
-        order = np.argsort(key, kind="stable")  # packets were added in file order, but for early fragments
-        if early.any():
+        parts, n_early = self._parts + self._early, sum(len(e[0]) for e in self._early)
+        key, off, length, ts = (np.concatenate(x) for x in zip(*parts))
+        self._parts, self._early = [], []
+        early = np.zeros(len(key), dtype=np.int64)
+        if n_early:
+            early[len(key) - n_early:] = 1
             order = np.lexsort((early, off, key))  # of one packet twice under one key, the row first
+        else:
+            order = np.argsort(key, kind="stable")  # the packets were added in file order
         key, off, length, ts, early = key[order], off[order], length[order], ts[order], early[order]
         keep = np.ones(len(key), dtype=bool)  # one packet twice under one key (a tunnel to itself)
         keep[1:] = (key[1:] != key[:-1]) | (off[1:] != off[:-1])
@@ -173,55 +156,33 @@ class IndexBuilder:
 
 
 def encode_varints(vals: np.ndarray) -> tuple[bytes, np.ndarray]:
-    """Unsigned LEB128 of every value (uint64): the bytes, and each value's size in bytes."""
+    """Unsigned LEB128 of every value (uint64): the bytes, and each value's size in bytes.
+
+    Byte k of every value longer than k bytes is written in one vectorised step, on only the
+    values that still have bytes left: most gaps and lengths take one or two bytes, so the work
+    is about their total size rather than the widest value's size times their number."""
     vals = np.asarray(vals, dtype=np.uint64)
-    if not len(vals):
+    n = len(vals)
+    if not n:
         return b"", np.zeros(0, dtype=np.int64)
-    top = int(vals.max())
-    width = max(1, (top.bit_length() + 6) // 7)
-    size = np.ones(len(vals), dtype=np.int64)
-    for k in range(1, width):
-        size += vals >= np.uint64(1 << (7 * k))
-    shifts = np.arange(width, dtype=np.uint64) * np.uint64(7)
-    groups = ((vals[:, None] >> shifts) & np.uint64(0x7F)).astype(np.uint8)  # (n, width), row-major
-    cols = np.arange(width)
-    groups[cols < (size - 1)[:, None]] |= 0x80  # more bytes follow
-    return groups[cols < size[:, None]].tobytes(), size
-
-
-def decode_ranges(blob: bytes) -> Iterator[tuple[int, int, bool]]:
-    """The (offset, length, early fragment) record ranges of an entry, in file order. Raises
-    ValueError when the bytes are not a well-formed list."""
-    vals: list[int] = []
-    v = shift = 0
-    for b in blob:
-        v |= (b & 0x7F) << shift
-        if b & 0x80:
-            shift += 7
-            if shift > 63:
-                raise ValueError("packet index entry: varint too long")
-        else:
-            vals.append(v)
-            v = shift = 0
-    if shift or len(vals) % 2:
-        raise ValueError("packet index entry: truncated")
-    end = 0
-    for i in range(0, len(vals), 2):
-        off = vals[i] + (end if i else 0)
-        length, early = vals[i + 1] >> 1, bool(vals[i + 1] & 1)
-        end = off + length
-        yield off, length, early
-
-
-def merge_ranges(ranges: list[tuple[int, int]], slack: int = 0) -> list[tuple[int, int]]:
-    """Adjacent (or within ``slack`` bytes) ranges as one read: (offset, length), sorted."""
-    out: list[list[int]] = []
-    for off, length in sorted(ranges):
-        if out and off <= out[-1][0] + out[-1][1] + slack:
-            out[-1][1] = max(out[-1][1], off + length - out[-1][0])
-        else:
-            out.append([off, length])
-    return [(a, b) for a, b in out]
+    size = np.ones(n, dtype=np.int64)
+    idx = np.flatnonzero(vals >= np.uint64(0x80))
+    shift = 7
+    while len(idx):
+        size[idx] += 1
+        shift += 7
+        if shift >= 64:
+            break
+        idx = idx[vals[idx] >= np.uint64(1 << shift)]
+    pos = np.zeros(n, dtype=np.int64)
+    np.cumsum(size[:-1], out=pos[1:])
+    out = np.empty(int(pos[-1] + size[-1]), dtype=np.uint8)
+    v, p, s, k = vals, pos, size, 0
+    while len(v):
+        more = s > k + 1
+        out[p + k] = (v & np.uint64(0x7F)).astype(np.uint8) | (more.astype(np.uint8) << np.uint8(7))
+        v, p, s, k = v[more] >> np.uint64(7), p[more], s[more], k + 1
+    return out.tobytes(), size
 
 
 class FileIndexes:

@@ -272,3 +272,120 @@ def test_alert_and_incident(tmp_path):
         ip = _ip(buf)
         assert {dpkt.utils.inet_to_str(ip.src), dpkt.utils.inet_to_str(ip.dst)} & actors
         assert inc["first_ts"] - 3600 <= ts <= inc["last_ts"] + 3600
+
+
+def as_pcapng(src: Path, dst: Path, endian: str) -> None:
+    """``src`` (classic pcap, microseconds) rewritten as pcapng in this byte order: a section
+    header, a block of an unknown type, an interface, and each packet as an Enhanced Packet Block
+    with a comment option (so a block is longer than its packet)."""
+    import struct
+
+    def block(btype: int, body: bytes) -> bytes:
+        n = 12 + len(body)
+        return struct.pack(endian + "II", btype, n) + body + struct.pack(endian + "I", n)
+
+    def pad(b: bytes) -> bytes:
+        return b + b"\0" * (-len(b) % 4)
+
+    data = src.read_bytes()
+    assert data[:4] == b"\xd4\xc3\xb2\xa1"  # little-endian, microseconds
+    linktype = struct.unpack_from("<I", data, 20)[0]
+    out = [block(0x0A0D0D0A, struct.pack(endian + "IHHq", 0x1A2B3C4D, 1, 0, -1)),
+           block(0x0BAD, b"skip"),
+           block(1, struct.pack(endian + "HHI", linktype, 0, 65535) + struct.pack(endian + "HH", 0, 0))]
+    pos = 24
+    while pos < len(data):
+        sec, usec, caplen, wirelen = struct.unpack_from("<IIII", data, pos)
+        pkt = data[pos + 16:pos + 16 + caplen]
+        pos += 16 + caplen
+        ticks = sec * 1_000_000 + usec
+        comment = b"packet %d" % pos
+        opts = struct.pack(endian + "HH", 1, len(comment)) + pad(comment) + struct.pack(endian + "HH", 0, 0)
+        out.append(block(6, struct.pack(endian + "IIIII", 0, ticks >> 32, ticks & 0xFFFFFFFF, caplen, wirelen)
+                         + pad(pkt) + opts))
+    dst.write_bytes(b"".join(out))
+
+
+@pytest.mark.parametrize("endian", ["<", ">"])
+def test_pcapng_input_is_indexed_and_every_flow_equals_tcpdump(tmp_path, need_tcpdump, endian):
+    ng = tmp_path / "demo.pcapng"
+    as_pcapng(DEMO, ng, endian)
+    db = tmp_path / "w.db"
+    ingest(db, ng)
+    con = sqlite3.connect(db)
+    assert con.execute("select count(*) from packet_index").fetchone()[0] > 0
+    con.close()
+    checked = 0
+    for f in flows(db):
+        if f["proto"] not in ("tcp", "udp"):
+            continue
+        out = tmp_path / f"{f['uid']}.pcap"
+        r = run("extract", "--db", str(db), "--uid", f["uid"], "--out", str(out))
+        assert r.exit_code == 0, r.output
+        tcpdump(ng, tmp_path / "ref.pcap", flow_expr(f))
+        assert out.read_bytes() == (tmp_path / "ref.pcap").read_bytes(), f["uid"]  # header and records
+        checked += 1
+    assert checked >= 10
+
+
+def test_pcapng_block_changed_since_indexed_is_refused(tmp_path):
+    ng = tmp_path / "demo.pcapng"
+    as_pcapng(DEMO, ng, "<")
+    db = tmp_path / "w.db"
+    ingest(db, ng)
+    f = next(f for f in flows(db) if f["proto"] == "tcp")
+    data = bytearray(ng.read_bytes())
+    off = int(f["file_offset"])
+    data[off:off + 4] = (3).to_bytes(4, "little")  # the flow's first packet block now claims to be a simple one
+    ng.write_bytes(bytes(data))
+    out = tmp_path / "x.pcap"
+    r = run("extract", "--db", str(db), "--uid", f["uid"], "--out", str(out))
+    assert r.exit_code == 1
+    assert "simple packet block" in r.output and str(off) in r.output and len(r.output.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_gzip_input_is_not_indexed_and_extract_says_why(tmp_path):
+    import gzip
+
+    gz = tmp_path / "demo.pcap.gz"
+    gz.write_bytes(gzip.compress(DEMO.read_bytes()))
+    db = tmp_path / "w.db"
+    ingest(db, gz)
+    f = next(f for f in flows(db) if f["proto"] == "tcp")
+    out = tmp_path / "x.pcap"
+    r = run("extract", "--db", str(db), "--uid", f["uid"], "--out", str(out))
+    assert r.exit_code == 1
+    assert "compressed captures are not indexed" in r.output and "demo.pcap.gz" in r.output
+    assert len(r.output.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_lean_sqlite_path_equals_the_store_path(tmp_path):
+    """--uid alone reads the SQLite file with sqlite3 (analysis.packets.lite); narrowed by --proto
+    it goes through the Store: the same bytes, and the same line for an unknown uid."""
+    n = sum(len(b) for b in read_batches(DEMO))
+    parts = split(DEMO, tmp_path, [n // 3, 2 * n // 3])
+    db = tmp_path / "w.db"
+    ingest(db, *parts)
+    from analysis.packets.lite import open_lite
+
+    assert open_lite(str(db)) is not None
+    assert open_lite(str(DEMO)) is None and open_lite(str(tmp_path / "none.db")) is None
+    for f in [f for f in flows(db) if f["proto"] in ("tcp", "udp")][:8]:
+        lean, full = tmp_path / "lean.pcap", tmp_path / "full.pcap"
+        r1 = run("extract", "--db", str(db), "--uid", f["uid"], "--out", str(lean))
+        r2 = run("extract", "--db", str(db), "--uid", f["uid"], "--proto", f["proto"], "--out", str(full))
+        assert r1.exit_code == 0 and r2.exit_code == 0, (r1.output, r2.output)
+        assert lean.read_bytes() == full.read_bytes(), f["uid"]
+        assert r1.stderr == r2.stderr.replace(str(full), str(lean))
+    cid = flows(db)[0]["community_id"]
+    r1 = run("extract", "--db", str(db), "--community-id", cid, "--out", str(tmp_path / "a.pcap"))
+    r2 = run("extract", "--db", str(db), "--community-id", cid, "--port", str(flows(db)[0]["resp_p"]),
+             "--out", str(tmp_path / "b.pcap"))
+    assert r1.exit_code == r2.exit_code == 0
+    assert (tmp_path / "a.pcap").read_bytes() == (tmp_path / "b.pcap").read_bytes()
+    r1 = run("extract", "--db", str(db), "--uid", "Cnosuchflow00", "--out", str(tmp_path / "c.pcap"))
+    r2 = run("extract", "--db", str(db), "--uid", "Cnosuchflow00", "--proto", "tcp", "--out", str(tmp_path / "c.pcap"))
+    assert r1.exit_code == r2.exit_code == 1 and r1.output == r2.output and "no flow with uid" in r1.output
+    assert not (tmp_path / "c.pcap").exists()

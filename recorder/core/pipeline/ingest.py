@@ -24,6 +24,7 @@ from recorder.core.errors import CaptureError, CaptureWarning, StoreError, Wiret
 from recorder.core.flowid import LocalNets
 from recorder.core.flowmeter import FlowMeter, Timeouts
 from recorder.core.flowrows import FlowBatch
+from recorder.core.indexformat import indexed_header
 from recorder.core.mactable import MacTable
 from recorder.core.packetindex import IndexBuilder, PendingIndex
 from recorder.core.pcapio import expand_inputs, probe, read_batches
@@ -180,7 +181,8 @@ def _ingest(paths: list[str], store, local_nets: list[str] | None, timeouts: Tim
             if out is not None:
                 out.capture_id = capture_id
             first_ts = last_ts = None
-            index = IndexBuilder() if info.format == "pcap" else None  # record offsets: classic pcap only
+            header = indexed_header(info.format)  # None for gzip: no offsets to seek to
+            index = IndexBuilder(header=header) if header is not None else None
             skipped: list[tuple[int, int]] = []  # byte ranges the reader skipped over damage
             for raw in read_batches(path, on_warning=lambda w, s=skipped: (s.extend(getattr(w, "skipped", ())), warn(w))):
                 dec = decoder.decode(raw)

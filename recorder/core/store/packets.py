@@ -38,10 +38,10 @@ class PacketIndexTable(Database):
         """The entries of these keys (capture_id, key_hash, first_ts_ns, last_ts_ns, packets,
         bytes, ranges) whose packets overlap [since, until] (ns, inclusive), by capture and time."""
         wanted = set(keys)
-        from recorder.core.packetindex import bucket_entries, bucket_of
+        from recorder.core.indexformat import bucket_of, matching_entries
 
         buckets = sorted({bucket_of(k) for k in wanted})
-        out: list[dict] = []
+        rows: list[dict] = []
         with self.db_errors("read packet index"), self.engine.connect() as conn:
             for i in range(0, len(buckets), 500):
                 stmt = packet_index.select().where(packet_index.c.bucket.in_(buckets[i:i + 500]))
@@ -49,13 +49,8 @@ class PacketIndexTable(Database):
                     stmt = stmt.where(packet_index.c.last_ts_ns >= since)
                 if until is not None:
                     stmt = stmt.where(packet_index.c.first_ts_ns <= until)
-                for r in conn.execute(stmt).mappings():
-                    for k, a, b, p, nb, ranges in bucket_entries(bytes(r["directory"]), bytes(r["ranges"]), wanted):
-                        if (since is None or b >= since) and (until is None or a <= until):
-                            out.append({"capture_id": r["capture_id"], "key_hash": k, "first_ts_ns": a,
-                                        "last_ts_ns": b, "packets": p, "bytes": nb, "ranges": ranges})
-        out.sort(key=lambda r: (r["capture_id"], r["first_ts_ns"]))
-        return out
+                rows += conn.execute(stmt).mappings()
+        return matching_entries(rows, wanted, since, until)
 
     def next_flow_starts(self, chosen: Sequence[dict]) -> dict[str, int | None]:
         """For each flow (a flows row, by uid): when the next connection between the same
@@ -63,23 +58,18 @@ class PacketIndexTable(Database):
         if not chosen:
             return {}
         c = flows.c
+        from recorder.core.indexformat import next_starts
+
         lo = min(int(f["ts_ns"]) for f in chosen)
         addrs = sorted({bytes(f["orig_a"]) for f in chosen})
-        starts: dict[tuple, list[int]] = {}
+        later: list[tuple] = []
         cols = (c.orig_a, c.resp_a, c.orig_p, c.resp_p, c.ip_proto, c.ts_ns)
         with self.db_errors("read flows"), self.engine.connect() as conn:
             for i in range(0, len(addrs), 500):
                 part = addrs[i:i + 500]
                 for side in (c.orig_a, c.resp_a):
-                    query = sa.select(*cols).where(side.in_(part), c.ts_ns > lo)
-                    for oa, ra, op, rp, proto, ts in conn.execute(query):
-                        starts.setdefault(_endpoints(oa, op, ra, rp, proto), []).append(int(ts))
-        out: dict[str, int | None] = {}
-        for f in chosen:
-            later = [t for t in starts.get(_endpoints(f["orig_a"], f["orig_p"], f["resp_a"], f["resp_p"],
-                                                      f["ip_proto"]), ()) if t > int(f["ts_ns"])]
-            out[f["uid"]] = min(later) if later else None
-        return out
+                    later += conn.execute(sa.select(*cols).where(side.in_(part), c.ts_ns > lo))
+        return next_starts(chosen, later)
 
     def packet_index_size(self) -> tuple[int, int, int]:
         """(keys, packets, bytes of ranges) in the index."""
@@ -95,9 +85,3 @@ def _replace(conn, capture_id: int, entries: Sequence[IndexEntry]) -> None:
     with conn.begin():
         if entries:
             insert_tuples(conn, "packet_index", _COLUMNS, [(capture_id, *e) for e in entries])
-
-
-def _endpoints(a: bytes, ap: int, b: bytes, bp: int, proto) -> tuple:
-    """The same for both directions of a connection."""
-    x, y = (bytes(a), int(ap)), (bytes(b), int(bp))
-    return (min(x, y), max(x, y), proto)
