@@ -148,7 +148,7 @@ def _check_file(row: dict, report: VerifyReport) -> None:
 
 
 def unrecorded_files(directory: str, known: set[str]) -> list[str]:
-    """The ``*.pcap`` files directly in ``directory`` whose real path is not in ``known``."""
+    """The ``*.pcap`` and ``*.pcap.age`` files directly in ``directory`` whose real path is not in ``known``."""
     try:
         names = sorted(os.listdir(directory))
     except OSError:
@@ -156,7 +156,7 @@ def unrecorded_files(directory: str, known: set[str]) -> list[str]:
     found = []
     for name in names:
         path = os.path.join(directory, name)
-        if name.endswith(".pcap") and not name.startswith(".") and os.path.isfile(path) \
+        if name.endswith((".pcap", ".pcap.age")) and not name.startswith(".") and os.path.isfile(path) \
                 and os.path.realpath(path) not in known:
             found.append(path)
     return found
