@@ -8,7 +8,7 @@ import os
 import click
 
 from analysis.cli.db import db_option, open_for_reading
-from analysis.cli.params import TimeType, check_host
+from analysis.cli.params import TimeType, check_host, identity_option
 from analysis.output import output_options, render
 from recorder.core.errors import WiretrailError
 
@@ -28,10 +28,14 @@ from recorder.core.errors import WiretrailError
 @click.option("--bpf", metavar="EXPR", help="Keep only packets this BPF filter (tcpdump's syntax, libpcap's compiler) accepts.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Output file (written owner-only, atomically).")
 @click.option("--pcapng", is_flag=True, help="Write pcapng, with a comment naming the flow uid on every packet.")
-def extract(db, uids, community_ids, alert, incident, host, port, proto, since, until, bpf, out, pcapng) -> None:
+@identity_option
+def extract(db, uids, community_ids, alert, incident, host, port, proto, since, until, bpf, out, pcapng,
+            identities) -> None:
     """Write the packets of the chosen flows, in time order, as pcap (or pcapng), reading only the
     byte ranges the packet index names. Capture files deleted by retention are named (one line
-    each); a file changed since it was indexed is refused."""
+    each); a file changed since it was indexed is refused. Encrypted files (*.pcap.age, the
+    recorder's encrypt_to) need --identity; each is decrypted in memory as a stream up to the
+    last packet wanted (nothing decrypted is written to disk but --out)."""
     from analysis.packets.extract import ExtractResult, bpf_filter, read_packets, write_pcap, write_pcapng
     from analysis.packets.select import Selection, select_flows
 
@@ -42,7 +46,8 @@ def extract(db, uids, community_ids, alert, incident, host, port, proto, since, 
     chosen = select_flows(store, sel)
     res = ExtractResult()
     packets = read_packets(store, chosen, since=since, until=until,
-                           on_missing=lambda line: click.echo(f"Warning: {line}", err=True), result=res)
+                           on_missing=lambda line: click.echo(f"Warning: {line}", err=True), result=res,
+                           identities=identities)
     if bpf:
         keep = {}
         for p in packets:

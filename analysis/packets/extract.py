@@ -15,6 +15,7 @@ import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from recorder.core.agecrypt import DecryptingReader, is_age
 from recorder.core.errors import CaptureError, WiretrailError
 from recorder.core.packetindex import RECORD_HEADER, decode_ranges, flow_key, merge_ranges
 from recorder.core.secure_files import atomic_output
@@ -85,8 +86,11 @@ def flow_windows(store, flows: Iterable[dict]) -> dict[int, list[tuple[int, int,
 
 
 def read_packets(store, flows: list[dict], *, since: int | None = None, until: int | None = None,
-                 on_missing: Callable[[str], None] | None = None, result: ExtractResult | None = None) -> list[Packet]:
-    """The packets of ``flows`` (rows of the flows table) in time order, within [since, until)."""
+                 on_missing: Callable[[str], None] | None = None, result: ExtractResult | None = None,
+                 identities=None) -> list[Packet]:
+    """The packets of ``flows`` (rows of the flows table) in time order, within [since, until).
+    ``identities`` (age) open encrypted files (``*.pcap.age``), whose index offsets are those of
+    the pcap inside: such a file is decrypted as a stream up to its last wanted range."""
     res = result if result is not None else ExtractResult()
     windows = flow_windows(store, flows)
     lo = min((s for w in windows.values() for s, _, _ in w), default=0)
@@ -124,52 +128,64 @@ def read_packets(store, flows: list[dict], *, since: int | None = None, until: i
             except ValueError as err:
                 raise WiretrailError(f"packet index of capture {cid} is damaged: {err}", path=store.display) from err
         res.files += 1
-        _read_file(path, cap, ranges, since, until, found, res)
+        _read_file(path, cap, ranges, since, until, found, res, identities)
     packets = sorted(found.values(), key=lambda p: (p.ts_ns, p.capture_id, p.offset))
     res.packets = len(packets)
     return packets
 
 
 def _read_file(path: str, cap: dict, ranges: dict, since: int | None, until: int | None,
-               found: dict, res: ExtractResult) -> None:
+               found: dict, res: ExtractResult, identities=None) -> None:
     cid = int(cap["id"])
     try:
         size = os.path.getsize(path)
-        f = open(path, "rb")  # noqa: SIM115 - closed below
+        encrypted = is_age(path)
+        if encrypted and not identities:
+            raise CaptureError("encrypted (age); give the private key with --identity KEYFILE", path=path)
+        f = DecryptingReader(path, identities) if encrypted else open(path, "rb")  # noqa: SIM115 - closed below
     except OSError as err:
         raise CaptureError(f"cannot read: {err.strerror or err}", path=path) from err
     with f:
         if cap.get("bytes") is not None and size != int(cap["bytes"]):
             raise CaptureError(f"changed since it was indexed as capture {cid} ({cap['bytes']} bytes then, "
                                f"{size} now); refusing to extract from it", path=path)
-        head = _file_head(f, path)
-        res.bytes_read += 24
-        hdr = struct.Struct(head.endian + "IIII")
-        for start, length in merge_ranges([(o, v[0]) for o, v in ranges.items()], MAX_READ_GAP):
-            f.seek(start)
-            block = f.read(length)
-            res.bytes_read += len(block)
-            if len(block) != length:
-                raise CaptureError(f"changed since it was indexed: offset {start + len(block)} is past its end",
-                                   path=path, offset=start + len(block))
-            for off in sorted(o for o in ranges if start <= o < start + length):
-                n, win, early = ranges[off]
-                rec = block[off - start:off - start + n]
-                sec, frac, caplen, wirelen = hdr.unpack_from(rec)
-                if caplen + RECORD_HEADER != n:
-                    raise CaptureError(f"changed since it was indexed: the record at offset {off} is "
-                                       f"{caplen} bytes, the index says {n - RECORD_HEADER}", path=path, offset=off)
-                ts = sec * 1_000_000_000 + (frac if head.nano else frac * 1000)
-                slack = FRAGMENT_SLACK_NS if early else 0  # an early fragment comes before its flow's start
-                uids = tuple(u for s, e, u in win if s - slack <= ts <= e)
-                if not uids or (since is not None and ts < since) or (until is not None and ts >= until):
-                    continue
-                key = (cid, off)
-                old = found.get(key)
-                if old is not None:
-                    uids = tuple(dict.fromkeys(old.uids + uids))
-                found[key] = Packet(ts, cid, off, rec[:RECORD_HEADER], rec[RECORD_HEADER:], wirelen,
-                                    head.linktype, head.snaplen, head.nano, head.endian, uids)
+        before = res.bytes_read
+        _read_ranges(f, path, cap, ranges, since, until, found, res)
+        if encrypted:  # read from disk: the encrypted file up to the last range (and the decryptor's read-ahead)
+            res.bytes_read = before + f.cipher_read
+
+
+def _read_ranges(f, path: str, cap: dict, ranges: dict, since: int | None, until: int | None,
+                 found: dict, res: ExtractResult) -> None:
+    cid = int(cap["id"])
+    head = _file_head(f, path)
+    res.bytes_read += 24
+    hdr = struct.Struct(head.endian + "IIII")
+    for start, length in merge_ranges([(o, v[0]) for o, v in ranges.items()], MAX_READ_GAP):
+        f.seek(start)
+        block = f.read(length)
+        res.bytes_read += len(block)
+        if len(block) != length:
+            raise CaptureError(f"changed since it was indexed: offset {start + len(block)} is past its end",
+                               path=path, offset=start + len(block))
+        for off in sorted(o for o in ranges if start <= o < start + length):
+            n, win, early = ranges[off]
+            rec = block[off - start:off - start + n]
+            sec, frac, caplen, wirelen = hdr.unpack_from(rec)
+            if caplen + RECORD_HEADER != n:
+                raise CaptureError(f"changed since it was indexed: the record at offset {off} is "
+                                   f"{caplen} bytes, the index says {n - RECORD_HEADER}", path=path, offset=off)
+            ts = sec * 1_000_000_000 + (frac if head.nano else frac * 1000)
+            slack = FRAGMENT_SLACK_NS if early else 0  # an early fragment comes before its flow's start
+            uids = tuple(u for s, e, u in win if s - slack <= ts <= e)
+            if not uids or (since is not None and ts < since) or (until is not None and ts >= until):
+                continue
+            key = (cid, off)
+            old = found.get(key)
+            if old is not None:
+                uids = tuple(dict.fromkeys(old.uids + uids))
+            found[key] = Packet(ts, cid, off, rec[:RECORD_HEADER], rec[RECORD_HEADER:], wirelen,
+                                head.linktype, head.snaplen, head.nano, head.endian, uids)
 
 
 def bpf_filter(expr: str, linktype: int, snaplen: int = 262144):
