@@ -235,6 +235,7 @@ class Config:
     retain_bytes: int
     min_free_percent: float
     retain_days: float
+    encrypt_to: str
     db: str
     local_net: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     workers: int
