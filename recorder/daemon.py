@@ -49,6 +49,7 @@ from recorder.core.flowmeter import FlowMeter, Timeouts
 from recorder.core.mactable import MacTable
 from recorder.core.packetindex import FileIndexes
 from recorder.core.pcaprecords import describe
+from recorder.core.secretseal import sealer_for
 from recorder.core.pcapwrite import repair_pcap
 from recorder.core.secure_files import GROUP_READ
 from recorder.core.store import Store
@@ -458,7 +459,8 @@ class Stream:
         c = self.config
         self._signals()
         c.output_dir.mkdir(parents=True, exist_ok=True)
-        self.store = Store(c.db, file_mode=GROUP_READ)
+        # encrypt_to: credential secrets written encrypted, with a fingerprint key kept on the sensor
+        self.store = Store(c.db, file_mode=GROUP_READ, secrets=sealer_for(recipient_or_none(c.encrypt_to), c.output_dir))
         self.store.ensure_schema()
         self.repair_leftovers()
         # The capture first: if it cannot open, nothing else has started.
