@@ -49,8 +49,8 @@ from recorder.core.flowmeter import FlowMeter, Timeouts
 from recorder.core.mactable import MacTable
 from recorder.core.packetindex import FileIndexes
 from recorder.core.pcaprecords import describe
-from recorder.core.secretseal import sealer_for
 from recorder.core.pcapwrite import repair_pcap
+from recorder.core.secretseal import sealer_for
 from recorder.core.secure_files import GROUP_READ
 from recorder.core.store import Store
 from recorder.retention import Limits, enforce

@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import subprocess
-from pathlib import Path
 
 import dpkt
 import pytest
