@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from analysis.cli import main as wiretrail
 from recorder.core.secretseal import FINGERPRINT_KEY
-from tests.recorder.test_live_index import index_rows, records
+from tests.recorder.live import index_rows, records
 
 pyrage = pytest.importorskip("pyrage")
 
@@ -83,3 +83,55 @@ def test_live_encrypted_files(netns, tmp_path, loop_pcap):
         assert extracted == records(plain, expr, tmp_path / "ref.pcap"), f["uid"]
         spanning += "from 1 file" not in r.stderr
     assert spanning, "no flow spans rotated files"
+
+
+def test_sigkill_leaves_an_encrypted_part_sealed_as_it_stands(netns, tmp_path):
+    import signal
+    import time
+
+    from recorder.core.agecrypt import DecryptingReader, load_identities
+    from recorder.core.errors import CaptureError
+    from tests.recorder.live import Recorder
+    from tests.recorder.traffic import write_loopback_capture
+
+    ident = pyrage.x25519.Identity.generate()
+    key = tmp_path / "key.txt"
+    key.write_text(f"{ident}\n")
+    args = ("--rotate-size", "100M", "--rotate-interval", "0", "--no-parsers", "--encrypt-to", str(ident.to_public()))
+    slow = tmp_path / "slow.pcap"
+    write_loopback_capture(slow, 6000, seed=11)
+    rec = Recorder(netns, tmp_path, *args).ready()
+    replay = subprocess.Popen(["ip", "netns", "exec", netns.name, "tcpreplay", "-q", "--pps", "2000",
+                               "-i", netns.tx, str(slow)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rec.wait_for("WATCHDOG=1")
+    time.sleep(1.5)
+    assert rec.stop(signal.SIGKILL) == -signal.SIGKILL
+    replay.wait(timeout=60)
+    time.sleep(1)  # its flow-writer process notices and ends
+    parts = list(rec.out.glob("*.pcap.age.part"))
+    assert len(parts) == 1 and parts[0].stat().st_size > 65536, "the killed recorder leaves its encrypted file"
+
+    rec2 = Recorder(netns, tmp_path, *args).ready()
+    assert "left unsealed by an unclean stop; sealed as it stands (encrypted" in rec2.text()
+    netns.replay(slow, pps=20000)
+    assert rec2.stop() == 0, rec2.text()
+    assert not list(rec.out.glob("*.part"))
+    with sqlite3.connect(rec.db) as conn:
+        conn.row_factory = sqlite3.Row
+        rows = [dict(r) for r in conn.execute("SELECT * FROM captures ORDER BY id")]
+    assert len(rows) == 2 and rows[0]["repaired"] == 1 and rows[0]["packets"] == 0
+    assert rows[1]["prev_chain"] == rows[0]["chain"] and rows[1]["packets"] >= 6000
+    assert cli("verify", "--db", str(rec.db)).exit_code == 0
+    # decrypting the cut file gives its whole chunks (a pcap of the first packets), then one error
+    got = b""
+    with pytest.raises(CaptureError, match="cannot decrypt"), \
+            DecryptingReader(rows[0]["path"], load_identities(str(key))) as r:
+        while chunk := r.read(1 << 16):
+            got += chunk
+    assert len(got) >= 65536 and len(got) % 65536 == 0
+    sent = [bytes(b) for _, b in dpkt.pcap.Reader(open(slow, "rb"))]
+    head = tmp_path / "head.pcap"
+    head.write_bytes(got)
+    kept = [bytes(b) for _, b in dpkt.pcap.Reader(open(head, "rb"))]
+    n = len(kept) - 1  # the last record is cut by the chunk boundary (dpkt gives what there is)
+    assert n > 100 and kept[:n] == sent[:n] and sent[n].startswith(kept[n])
