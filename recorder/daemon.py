@@ -418,7 +418,10 @@ class Stream:
                                       origin="recorder", interface=self.spec.name, sensor=self.sensor)
 
     def _on_seal(self, sealed: SealedFile) -> None:
-        self._record_seal(sealed, capture_id=sealed.capture_id, repaired=False)
+        self._record_seal(sealed, capture_id=sealed.capture_id, repaired=sealed.damaged)
+        if sealed.damaged:  # encrypt_to: its stream was cut
+            log.error("%s: no space left to finish this encrypted file; sealed as it stands (decrypting it gives "
+                      "its whole 64 KiB chunks; the packets after them are lost)", sealed.path)
         self.counters.files_sealed += 1
         self._retention()
 

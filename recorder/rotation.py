@@ -12,8 +12,10 @@ the hour), on SIGHUP and at shutdown. The SHA-256 is computed as the bytes are w
 With a ``recipient`` (``encrypt_to``), each file is ``<name>.pcap.age``: encrypted as it is
 written (``recorder.core.agecrypt.EncryptingFile``); the SHA-256 and the sealed size are those
 of the encrypted bytes on disk, while the size limit and the packet offsets count the pcap
-inside. An encrypted file cannot be cut back to a record, so a write that fails for lack of
-space leaves it as a ``.part`` (sealed as repaired at the next start) and raises DiskFull.
+inside. An encrypted file cannot be cut back to a record: when its stream fails (no space;
+the encrypting thread writes behind, so this can show at any write or at the seal), the file is
+sealed as it stands (``damaged``, packets unknown: 0); a write raises DiskFull then, a seal
+returns the damaged file.
 
 A write that fails for lack of space is undone (the file is truncated back to its last whole
 record) and raised as DiskFull, so nothing already recorded is lost and the caller may free
@@ -35,6 +37,7 @@ import numpy as np
 from recorder.core.agecrypt import SUFFIX as AGE_SUFFIX
 from recorder.core.agecrypt import EncryptingFile
 from recorder.core.batch import RawBatch
+from recorder.core.evidence import file_sha256
 from recorder.core.pcapwrite import FILE_HEADER_LEN, encode_records, file_header, record_sizes
 from recorder.core.secure_files import GROUP_READ, open_private
 
@@ -74,6 +77,7 @@ class SealedFile:
     sha256: str
     opened_at: float
     sealed_at_ns: int
+    damaged: bool = False  # an encrypted file whose stream was cut (no space): sealed as it stands
 
 
 def slice_batch(raw: RawBatch, lo: int, hi: int) -> RawBatch:
@@ -180,7 +184,7 @@ class RotatingWriter:
         try:
             _write_all(f.fileobj, blob)
         except OSError as err:
-            if f.disk is not None:  # an age stream cannot be cut back: leave it as a .part
+            if f.disk is not None:  # an age stream cannot be cut back: sealed as it stands
                 self._abandon(f)
             else:
                 self._undo(f)
@@ -206,14 +210,30 @@ class RotatingWriter:
         except OSError:
             pass
 
-    def _abandon(self, f: OpenFile) -> None:
-        """Give up an encrypted file after a failed write (it stays as a .part)."""
+    def _abandon(self, f: OpenFile) -> SealedFile | None:
+        """An encrypted file whose stream failed: sealed as it stands (``damaged``); decrypting it
+        gives its whole 64 KiB chunks. An empty one is removed (its record stays unsealed); if
+        sealing fails, it stays a ``.part`` for the next start."""
         self.current = None
         f.fileobj.abort()
         try:
             f.disk.close()
         except OSError:
             pass
+        try:
+            if f.part.stat().st_size == 0:  # nothing reached the disk: nothing to seal
+                f.part.unlink()
+                return None
+            left = seal_encrypted_leftover(f.part, file_sha256(f.part))
+        except OSError:
+            return None
+        sealed = SealedFile(path=left.path, capture_id=f.capture_id, size=left.size, packets=0, first_ts_ns=None,
+                            last_ts_ns=None, sha256=left.sha256, opened_at=f.opened_at,
+                            sealed_at_ns=left.sealed_at_ns, damaged=True)
+        self.files_sealed += 1
+        if self.on_seal is not None:
+            self.on_seal(sealed)
+        return sealed
 
     def _open(self) -> OpenFile:
         now = self.clock()
@@ -281,7 +301,10 @@ class RotatingWriter:
         self.current = None
         size = f.size
         if f.disk is not None:  # end the age stream (its last chunk), then the file as below
-            f.fileobj.close()
+            try:
+                f.fileobj.close()
+            except OSError:  # its last chunks could not be written: sealed as it stands
+                return self._abandon(f)
             f.fileobj, size = f.disk, f.fileobj.cipher_size
         os.fsync(f.fileobj.fileno())
         f.fileobj.close()

@@ -21,6 +21,7 @@ Errors are one-line :class:`CaptureError`/:class:`ConfigError`/:class:`Wiretrail
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import os
@@ -96,16 +97,21 @@ class _Tap:
         self.out = out
         self.on_cipher = on_cipher
         self.size = 0
+        self.error: OSError | None = None  # the file's own error (pyrage wraps what it raises)
 
     def write(self, data) -> int:
         view = memoryview(data)
+        try:
+            while view:
+                n = self.out.write(view)
+                if not n:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                view = view[n:]
+        except OSError as err:
+            self.error = err
+            raise
         if self.on_cipher is not None:
-            self.on_cipher(view)
-        while view:
-            n = self.out.write(view)
-            if not n:
-                raise OSError(28, "No space left on device")
-            view = view[n:]
+            self.on_cipher(memoryview(data))
         self.size += len(data)
         return len(data)
 
@@ -158,6 +164,8 @@ class EncryptingFile:
         return len(data)
 
     def _raise(self) -> None:
+        if self.tap.error is not None:
+            raise self.tap.error
         err = self._error
         if isinstance(err, OSError):
             raise err

@@ -135,3 +135,31 @@ def test_sigkill_leaves_an_encrypted_part_sealed_as_it_stands(netns, tmp_path):
     kept = [bytes(b) for _, b in dpkt.pcap.Reader(open(head, "rb"))]
     n = len(kept) - 1  # the last record is cut by the chunk boundary (dpkt gives what there is)
     assert n > 100 and kept[:n] == sent[:n] and sent[n].startswith(kept[n])
+
+
+def test_full_disk_seals_the_cut_encrypted_file_and_goes_on(netns, tmp_path, loop_pcap):
+    """The encrypting thread writes behind, so a full disk shows late: the cut file is sealed as
+    it stands (marked repaired, packets unknown), retention frees space and capture goes on."""
+    from tests.recorder.live import Recorder
+
+    ident = pyrage.x25519.Identity.generate()
+    out = tmp_path / "small"
+    out.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(out)], check=True)
+    try:
+        rec = Recorder(netns, tmp_path, "--rotate-size", "1M", "--min-free-percent", "0", "--no-parsers",
+                       "--encrypt-to", str(ident.to_public()), out=out).ready()
+        netns.replay(loop_pcap, pps=20000)
+        assert rec.stop() == 0, rec.text()
+        assert "no space left to finish this encrypted file; sealed as it stands" in rec.text()
+        assert not list(out.glob("*.part"))
+        with sqlite3.connect(rec.db) as conn:
+            rows = conn.execute("SELECT path, packets, repaired, sealed_at, deleted_at FROM captures "
+                                "ORDER BY id").fetchall()
+        cut = [r for r in rows if r[2] and r[3] is not None]
+        assert cut and all(r[1] == 0 for r in cut)
+        assert rows[-1][3] is not None and rows[-1][4] is None  # the last file sealed and kept
+        r = cli("verify", "--db", str(rec.db))
+        assert r.exit_code == 0, r.output
+    finally:
+        subprocess.run(["umount", str(out)], capture_output=True)
