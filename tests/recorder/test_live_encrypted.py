@@ -163,3 +163,38 @@ def test_full_disk_seals_the_cut_encrypted_file_and_goes_on(netns, tmp_path, loo
         assert r.exit_code == 0, r.output
     finally:
         subprocess.run(["umount", str(out)], capture_output=True)
+
+
+def test_live_credentials_encrypted(netns, tmp_path):
+    """The daemon with parsers and --encrypt-to: HTTP Basic logins' passwords are nowhere in the
+    database files; --show-secrets --identity shows each; a password shared by two accounts has
+    one fingerprint."""
+    from tests.recorder.live import Recorder
+    from tests.recorder.traffic import write_protocol_capture
+
+    ident = pyrage.x25519.Identity.generate()
+    key = tmp_path / "key.txt"
+    key.write_text(f"{ident}\n")
+    logins = [("alice", "Tr0ub4dor&3"), ("bob", "correct-horse-battery"), ("carol", "Tr0ub4dor&3"),
+              ("dave", "hunter2-but-longer")]
+    cap = tmp_path / "logins.pcap"
+    write_protocol_capture(cap, 20, logins=logins)
+    rec = Recorder(netns, tmp_path, "--rotate-size", "1M", "--rotate-interval", "0",
+                   "--encrypt-to", str(ident.to_public())).ready()
+    netns.replay(cap, pps=2000)
+    rec.wait_for("WATCHDOG=1")
+    assert rec.stop() == 0, rec.text()
+    data = b"".join(p.read_bytes() for p in tmp_path.glob("wiretrail.db*"))
+    assert b"alice" in data  # user names are stored in clear
+    assert [pw for _, pw in logins if pw.encode() in data] == []
+    r = cli("credentials", "--db", str(rec.db), "--show-secrets", "--identity", str(key), "--format", "jsonl")
+    assert r.exit_code == 0, r.output
+    import json
+
+    rows = [json.loads(line) for line in r.output.splitlines()]
+    assert len(rows) == 20 and {(x["user"], x["secret"]) for x in rows} == set(logins)
+    by_password: dict[str, set[str]] = {}
+    for x in rows:
+        by_password.setdefault(x["secret"], set()).add(x["secret_fp"])
+    assert all(len(fps) == 1 for fps in by_password.values())
+    assert len({next(iter(f)) for f in by_password.values()}) == 3  # three passwords, alice and carol share one
