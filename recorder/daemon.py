@@ -627,7 +627,7 @@ class Stream:
             log.error("SIGHUP: configuration not reloaded: %s", err)
             return
         keep = ("interface", "bpf", "snaplen", "promisc", "output_dir", "db", "workers", "sensor", "buffer_size",
-                "local_net", "parsers", *LIVE_SETTINGS)
+                "local_net", "parsers", "encrypt_to", *LIVE_SETTINGS)
         changed = [k for k in keep if getattr(new, k) != getattr(self.config, k)]
         if changed:
             log.warning("SIGHUP: %s changed; that takes a restart (the rest is applied now)", ", ".join(changed))
