@@ -79,6 +79,10 @@ def test_verify_without_key_and_with_it(sealed, key):
     assert r.exit_code == 0 and "verified" in r.output, r.output
     r = cli("verify", "--db", db, "--identity", str(path))
     assert r.exit_code == 0 and f"{len(files)} encrypted file(s) decrypted" in r.output, r.output
+    manifest = Path(db).with_name("manifest.json")  # a hand-over of encrypted files, checked without a key
+    assert cli("verify", "--db", db, "--export", str(manifest)).exit_code == 0
+    r = cli("verify", "--manifest", str(manifest), str(out))
+    assert r.exit_code == 0 and f"{len(files)} re-hashed" in r.output, r.output
     r = cli("verify", "--db", db, "--identity", str(other))
     assert r.exit_code == 1
     assert "the identity given is not the one this file was encrypted to" in r.output
@@ -87,6 +91,8 @@ def test_verify_without_key_and_with_it(sealed, key):
     files[1].write_bytes(bytes(data))
     r = cli("verify", "--db", db)
     assert r.exit_code == 1 and f"{files[1]}: SHA-256" in r.output, r.output
+    r = cli("verify", "--manifest", str(manifest), str(out))
+    assert r.exit_code == 1 and files[1].name in r.output, r.output
     extra = out / "s1-eth1-20990101T000000Z-000099.pcap.age"
     extra.write_bytes(files[0].read_bytes())
     r = cli("verify", "--db", db)
