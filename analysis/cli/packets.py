@@ -70,7 +70,8 @@ def extract(db, uids, community_ids, alert, incident, host, port, proto, since, 
 @click.option("--follow", is_flag=True, help="The reassembled TCP payload of both sides instead (Follow Stream).")
 @click.option("--hex", "as_hex", is_flag=True, help="With --follow: a hex dump instead of text.")
 @output_options("details")
-def packets(db, uid, limit, follow, as_hex, fmt) -> None:
+@identity_option
+def packets(db, uid, limit, follow, as_hex, fmt, identities) -> None:
     """A flow's packets dissected by Wireshark's dissectors (tshark, through pyshark: optional,
     `apt-get install tshark`, `pip install pyshark`); --format details shows every field.
     With --follow, the TCP payload both ways as text (non-printable bytes as \\xNN) or --hex."""
@@ -84,7 +85,8 @@ def packets(db, uid, limit, follow, as_hex, fmt) -> None:
     [flow] = select_flows(store, Selection(uids=(uid,)))[:1]
     if not follow:
         dissect.require_tshark()  # before reading anything: one line saying how to install
-    found = read_packets(store, [flow], on_missing=lambda line: click.echo(f"Warning: {line}", err=True))
+    found = read_packets(store, [flow], on_missing=lambda line: click.echo(f"Warning: {line}", err=True),
+                         identities=identities)
     if not found:
         raise WiretrailError(f"no packets of flow {uid} are in the indexed capture files")
     if follow:

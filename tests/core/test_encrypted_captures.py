@@ -135,6 +135,8 @@ def test_ingest_and_extract_with_identity(sealed, key, tmp_path: Path):
     assert r.exit_code == 0, r.output
     assert cli("extract", "--db", str(b), "--uid", uid, "--out", str(eb)).exit_code == 0
     assert ea.read_bytes() == eb.read_bytes() and len(list(dpkt.pcap.Reader(open(ea, "rb")))) > 5
+    r = cli("packets", "--db", str(a), "--uid", uid, "--follow", "--identity", str(path))
+    assert r.exit_code == 0 and r.output == cli("packets", "--db", str(b), "--uid", uid, "--follow").output
 
 
 def test_identity_file_errors(sealed, tmp_path: Path):
