@@ -13,8 +13,9 @@ Debian's ``age -d -i KEYFILE`` opens the files independently.
   (``seek`` skips ahead): ``age`` has no random access through pyrage, so reading a range
   decrypts the file up to it.
 * :func:`decrypt_to_file` writes a file's plaintext to an owner-only file (ingest reads it).
-* :func:`seal_secret` / :func:`open_secret` encrypt short values (credential secrets);
-  :func:`fingerprint` is the keyed HMAC that shows a reused password without revealing it.
+* :func:`seal_armored` / :func:`open_secret` encrypt and decrypt short values (credential
+  secrets, as armored age text); :func:`fingerprint` is the keyed HMAC that shows a reused
+  password without revealing it.
 
 Errors are one-line :class:`CaptureError`/:class:`ConfigError`/:class:`WiretrailError`.
 """
@@ -284,15 +285,17 @@ def decrypt_to_file(path: str, dest: str, identities: Sequence[Any]) -> None:
             raise decrypt_error(err, path) from None
 
 
-def seal_secret(value: str, recipient) -> bytes:
-    """``value`` encrypted for ``recipient`` (an age file of its own, about 200 bytes)."""
+def seal_armored(value: str, recipient) -> str:
+    """``value`` encrypted for ``recipient`` as armored age text (``-----BEGIN AGE ENCRYPTED
+    FILE-----``, about 510 bytes for a password)."""
     import pyrage
 
-    return pyrage.encrypt(value.encode("utf-8", "surrogateescape"), [recipient])
+    return pyrage.encrypt(value.encode("utf-8", "surrogateescape"), [recipient], armored=True).decode("ascii")
 
 
 def open_secret(blob: bytes, identities: Sequence[Any]) -> str | None:
-    """The value :func:`seal_secret` sealed, or None when none of ``identities`` opens it."""
+    """The value :func:`seal_armored` sealed (as ASCII bytes), or None when none of ``identities``
+    opens it."""
     import pyrage
 
     try:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recorder.core.agecrypt import fingerprint, open_secret
+from recorder.core.agecrypt import fingerprint, open_secret, seal_armored
 from recorder.core.errors import ConfigError
 from recorder.core.secure_files import PRIVATE, create_private
 
@@ -48,12 +48,6 @@ class SecretSealer:
                     record["secret_fp"] = fingerprint(value, self.key)
                 record[f] = seal_armored(value, self.recipient)
         return record
-
-
-def seal_armored(value: str, recipient) -> str:
-    import pyrage
-
-    return pyrage.encrypt(value.encode("utf-8", "surrogateescape"), [recipient], armored=True).decode("ascii")
 
 
 def is_sealed(value: Any) -> bool:
