@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 SYSTEM_PACKAGES      := python3-venv python3-dev gcc libpcap-dev graphviz
-TEST_SYSTEM_PACKAGES := $(SYSTEM_PACKAGES) postgresql tcpdump tcpreplay iproute2 chromium poppler-utils tshark
+TEST_SYSTEM_PACKAGES := $(SYSTEM_PACKAGES) postgresql tcpdump tcpreplay iproute2 chromium poppler-utils tshark age
 DEMO_DB ?= demo-out/wiretrail.db
 
 .PHONY: demo test compiled system-deps test-system-deps bench clean

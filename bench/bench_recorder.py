@@ -8,9 +8,11 @@ captures on the other, first with ``tcpdump -B 65536`` (a 64 MiB buffer), then w
 metering flows and running the protocol parsers into SQLite) and with 1 worker and
 ``--no-parsers``, ``--rounds`` times each, alternating. Prints packets sent,
 kept, kernel drops, the replay rate and CPU time (user + system, per packet kept) per round,
-and the median kept.
+and the median kept. ``--encryption`` runs instead the recorder with and without
+``--encrypt-to`` (a key made for the run; the kept packets are counted in the decrypted files),
+with the parsers and with ``--no-parsers``.
 
-    sudo .venv/bin/python bench/bench_recorder.py [--packets 1000000] [--rounds 3] [--pcap FILE]
+    sudo .venv/bin/python bench/bench_recorder.py [--packets 1000000] [--rounds 3] [--pcap FILE] [--encryption]
 
 (the project's virtualenv: the recorder runs as ``sys.executable -m recorder.cli``)
 """
@@ -84,7 +86,21 @@ def run_tcpdump(pcap: Path, work: Path, workers: int = 1) -> tuple[int, str, str
     return kept, m.group(1) if m else "?", rate, cpu
 
 
-def run_recorder(pcap: Path, work: Path, workers: int = 1, parsers: bool = True) -> tuple[int, str, str, float]:
+def count_encrypted(paths: list[Path], identity) -> int:
+    import pyrage
+
+    total = 0
+    for p in paths:
+        plain = p.with_name(p.name[: -len(".age")])
+        with open(p, "rb") as src, open(plain, "wb") as dst:
+            pyrage.decrypt_io(src, dst, [identity])
+        total += count_packets([plain])
+        plain.unlink()
+    return total
+
+
+def run_recorder(pcap: Path, work: Path, workers: int = 1, parsers: bool = True,
+                 identity=None) -> tuple[int, str, str, float]:
     out, db = work / "rec", work / "rec.db"
     sock_path = work / "notify.sock"
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -94,7 +110,8 @@ def run_recorder(pcap: Path, work: Path, workers: int = 1, parsers: bool = True)
     p = subprocess.Popen(["ip", "netns", "exec", NS, sys.executable, "-m", "recorder.cli", "run", "--interface", RX,
                           "--output-dir", str(out), "--db", str(db), "--buffer-size", "64M", "--rotate-size", "1G",
                           "--stats-interval", "0", "--workers", str(workers),
-                          *(() if parsers else ("--no-parsers",))], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+                          *(() if parsers else ("--no-parsers",)),
+                          *(("--encrypt-to", str(identity.to_public())) if identity is not None else ())], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     notify.settimeout(120)
     while b"READY=1" not in notify.recv(4096):
         pass
@@ -108,7 +125,8 @@ def run_recorder(pcap: Path, work: Path, workers: int = 1, parsers: bool = True)
     text = (work / "recorder.log").read_text()
     drops = sum(int(x) for x in re.findall(r"stopped \S+: \d+ packets, (\d+) kernel drops", text))
     unparsed = sum(int(x) for x in re.findall(r"(\d+) packets not parsed", text))
-    kept = count_packets(sorted(out.glob("*.pcap")))
+    kept = (count_encrypted(sorted(out.glob("*.pcap.age")), identity) if identity is not None
+            else count_packets(sorted(out.glob("*.pcap"))))
     shutil.rmtree(out)
     db.unlink()
     return kept, f"{drops} (not parsed {unparsed})" if parsers else str(drops), rate, cpu
@@ -119,6 +137,7 @@ def main() -> int:
     ap.add_argument("--packets", type=int, default=1_000_000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--pcap", type=Path, help="a --loopback capture to replay (default: generated)")
+    ap.add_argument("--encryption", action="store_true", help="the recorder with and without --encrypt-to")
     a = ap.parse_args()
     if os.geteuid() != 0:
         print("bench_recorder.py: needs root (network namespace, capture)", file=sys.stderr)
@@ -147,6 +166,14 @@ def main() -> int:
     runs = (("tcpdump -B 65536", run_tcpdump, 1), ("recorder, 1 worker", run_recorder, 1),
             ("recorder, 2 workers", run_recorder, 2),
             ("recorder, --no-parsers", lambda p, w, n: run_recorder(p, w, n, parsers=False), 1))
+    if a.encryption:
+        import pyrage
+
+        ident = pyrage.x25519.Identity.generate()
+        runs = (("recorder", run_recorder, 1),
+                ("recorder, encrypt_to", lambda p, w, n: run_recorder(p, w, n, identity=ident), 1),
+                ("recorder, --no-parsers", lambda p, w, n: run_recorder(p, w, n, parsers=False), 1),
+                ("no-parsers, encrypt_to", lambda p, w, n: run_recorder(p, w, n, parsers=False, identity=ident), 1))
     results: dict[str, list[int]] = {name: [] for name, _, _ in runs}
     try:
         for i in range(a.rounds):

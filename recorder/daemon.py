@@ -38,6 +38,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from recorder.capture import CaptureStats, LiveCapture
+from recorder.core.agecrypt import SUFFIX as AGE_SUFFIX
+from recorder.core.agecrypt import recipient_or_none
 from recorder.core.config import Config
 from recorder.core.decode import Decoder
 from recorder.core.errors import CaptureError, StoreError, WiretrailError
@@ -48,10 +50,11 @@ from recorder.core.mactable import MacTable
 from recorder.core.packetindex import FileIndexes
 from recorder.core.pcaprecords import describe
 from recorder.core.pcapwrite import repair_pcap
+from recorder.core.secretseal import sealer_for
 from recorder.core.secure_files import GROUP_READ
 from recorder.core.store import Store
 from recorder.retention import Limits, enforce
-from recorder.rotation import PART, DiskFull, RotatingWriter, SealedFile, slice_batch
+from recorder.rotation import PART, DiskFull, RotatingWriter, SealedFile, seal_encrypted_leftover, slice_batch
 
 log = logging.getLogger("wiretrail-recorder")
 
@@ -385,6 +388,14 @@ class Stream:
         """Seal the files a crash left under their temporary name (truncated to the last whole packet)."""
         out = self.config.output_dir
         prefix = self.spec.prefix(self.sensor) + "-"
+        for part in sorted(out.glob(f"{glob_escape(prefix)}*.pcap{AGE_SUFFIX}{PART}")):  # encrypted: no key here
+            sealed = seal_encrypted_leftover(part, file_sha256(part))
+            row = self.store.capture_by_path(str(sealed.path))
+            self._record_seal(sealed, capture_id=row["id"] if row and row.get("sealed_at") is None else None,
+                              repaired=True)
+            self.counters.repaired += 1
+            log.warning("%s: left unsealed by an unclean stop; sealed as it stands (encrypted: the sensor cannot "
+                        "repair it; decrypting it gives its whole 64 KiB chunks, then an error)", sealed.path)
         for part in sorted(out.glob(f"{glob_escape(prefix)}*.pcap{PART}")):
             final = part.with_name(part.name[: -len(PART)])
             scan = repair_pcap(part)
@@ -407,7 +418,10 @@ class Stream:
                                       origin="recorder", interface=self.spec.name, sensor=self.sensor)
 
     def _on_seal(self, sealed: SealedFile) -> None:
-        self._record_seal(sealed, capture_id=sealed.capture_id, repaired=False)
+        self._record_seal(sealed, capture_id=sealed.capture_id, repaired=sealed.damaged)
+        if sealed.damaged:  # encrypt_to: its stream was cut
+            log.error("%s: no space left to finish this encrypted file; sealed as it stands (decrypting it gives "
+                      "its whole 64 KiB chunks; the packets after them are lost)", sealed.path)
         self.counters.files_sealed += 1
         self._retention()
 
@@ -448,7 +462,8 @@ class Stream:
         c = self.config
         self._signals()
         c.output_dir.mkdir(parents=True, exist_ok=True)
-        self.store = Store(c.db, file_mode=GROUP_READ)
+        # encrypt_to: credential secrets written encrypted, with a fingerprint key kept on the sensor
+        self.store = Store(c.db, file_mode=GROUP_READ, secrets=sealer_for(recipient_or_none(c.encrypt_to), c.output_dir))
         self.store.ensure_schema()
         self.repair_leftovers()
         # The capture first: if it cannot open, nothing else has started.
@@ -465,7 +480,7 @@ class Stream:
             self.writer = RotatingWriter(c.output_dir, self.spec.prefix(self.sensor), linktype=self.capture.linktype,
                                          snaplen=c.snaplen, rotate_size=c.rotate_size,
                                          rotate_interval=c.rotate_interval, on_open=self._on_open,
-                                         on_seal=self._on_seal)
+                                         on_seal=self._on_seal, recipient=recipient_or_none(c.encrypt_to))
             log.info("capturing on %s (link type %d) into %s", self.spec.name, self.capture.linktype, c.output_dir)
             if self.ready:
                 self.ready()
@@ -612,7 +627,7 @@ class Stream:
             log.error("SIGHUP: configuration not reloaded: %s", err)
             return
         keep = ("interface", "bpf", "snaplen", "promisc", "output_dir", "db", "workers", "sensor", "buffer_size",
-                "local_net", "parsers", *LIVE_SETTINGS)
+                "local_net", "parsers", "encrypt_to", *LIVE_SETTINGS)
         changed = [k for k in keep if getattr(new, k) != getattr(self.config, k)]
         if changed:
             log.warning("SIGHUP: %s changed; that takes a restart (the rest is applied now)", ", ".join(changed))

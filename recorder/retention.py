@@ -2,8 +2,8 @@
 
 Three limits, any of which may be off: total bytes of sealed files (``retain_bytes``), free
 space on the output file system (``min_free_percent``) and age (``retain_days``, by the time
-the file was sealed). Only sealed ``*.pcap`` files are candidates; the open ``.part`` file never
-is. Files sort by name, which starts with the stream prefix and the UTC start time; the age
+the file was sealed). Only sealed ``*.pcap`` (or encrypted ``*.pcap.age``) files are candidates;
+the open ``.part`` file never is. Files sort by name, which starts with the stream prefix and the UTC start time; the age
 order across streams uses the modification time (the sealing time).
 """
 
@@ -34,7 +34,7 @@ def sealed_files(directory: Path) -> list[Candidate]:
     """Sealed capture files in ``directory``, oldest first."""
     out = []
     for entry in os.scandir(directory):
-        if entry.is_file(follow_symlinks=False) and entry.name.endswith(".pcap"):
+        if entry.is_file(follow_symlinks=False) and entry.name.endswith((".pcap", ".pcap.age")):
             try:
                 st = entry.stat(follow_symlinks=False)
             except FileNotFoundError:

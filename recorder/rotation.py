@@ -9,6 +9,14 @@ size limit (a batch is split at the limit, so a file never exceeds it by more th
 record), when the wall-clock interval boundary passes (intervals are aligned: 1h rotates on
 the hour), on SIGHUP and at shutdown. The SHA-256 is computed as the bytes are written.
 
+With a ``recipient`` (``encrypt_to``), each file is ``<name>.pcap.age``: encrypted as it is
+written (``recorder.core.agecrypt.EncryptingFile``); the SHA-256 and the sealed size are those
+of the encrypted bytes on disk, while the size limit and the packet offsets count the pcap
+inside. An encrypted file cannot be cut back to a record: when its stream fails (no space;
+the encrypting thread writes behind, so this can show at any write or at the seal), the file is
+sealed as it stands (``damaged``, packets unknown: 0); a write raises DiskFull then, a seal
+returns the damaged file.
+
 A write that fails for lack of space is undone (the file is truncated back to its last whole
 record) and raised as DiskFull, so nothing already recorded is lost and the caller may free
 space and retry the same packets.
@@ -26,7 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
+from recorder.core.agecrypt import SUFFIX as AGE_SUFFIX
+from recorder.core.agecrypt import EncryptingFile
 from recorder.core.batch import RawBatch
+from recorder.core.evidence import file_sha256
 from recorder.core.pcapwrite import FILE_HEADER_LEN, encode_records, file_header, record_sizes
 from recorder.core.secure_files import GROUP_READ, open_private
 
@@ -47,7 +58,8 @@ class OpenFile:
     first_ts_ns: int | None = None
     last_ts_ns: int | None = None
     sha: object = None
-    fileobj: object = None
+    fileobj: object = None  # what the pcap is written to: the file, or its EncryptingFile
+    disk: object = None  # the file on disk when fileobj encrypts into it
 
     @property
     def part(self) -> Path:
@@ -65,6 +77,7 @@ class SealedFile:
     sha256: str
     opened_at: float
     sealed_at_ns: int
+    damaged: bool = False  # an encrypted file whose stream was cut (no space): sealed as it stands
 
 
 def slice_batch(raw: RawBatch, lo: int, hi: int) -> RawBatch:
@@ -86,6 +99,18 @@ def _write_all(fileobj, blob: bytes) -> None:
         view = view[n:]
 
 
+def seal_encrypted_leftover(part: Path, sha256: str) -> SealedFile:
+    """An encrypted ``.pcap.age.part`` a crash left: the sensor has no key to cut it back to a
+    record, so it is renamed as it stands (decrypting it gives its whole 64 KiB chunks, then an
+    error for the cut one). Its packet count and times are unknown here (0 and None)."""
+    final = part.with_name(part.name[: -len(PART)])
+    size = part.stat().st_size
+    os.replace(part, final)
+    fsync_dir(final.parent)
+    return SealedFile(path=final, capture_id=None, size=size, packets=0, first_ts_ns=None, last_ts_ns=None,
+                      sha256=sha256, opened_at=0.0, sealed_at_ns=time.time_ns())
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -105,7 +130,7 @@ class RotatingWriter:
     def __init__(self, directory: Path, prefix: str, *, linktype: int, snaplen: int, rotate_size: int,
                  rotate_interval: int, on_open: Callable[[Path], int | None] | None = None,
                  on_seal: Callable[[SealedFile], None] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, recipient=None) -> None:
         self.directory = Path(directory)
         self.prefix = prefix
         self.linktype = linktype
@@ -115,6 +140,7 @@ class RotatingWriter:
         self.on_open = on_open
         self.on_seal = on_seal
         self.clock = clock
+        self.recipient = recipient  # an age X25519 recipient: files are encrypted for it
         self.current: OpenFile | None = None
         self.sequence = 0
         self.bytes_written = 0
@@ -158,13 +184,17 @@ class RotatingWriter:
         try:
             _write_all(f.fileobj, blob)
         except OSError as err:
-            self._undo(f)
+            if f.disk is not None:  # an age stream cannot be cut back: sealed as it stands
+                self._abandon(f)
+            else:
+                self._undo(f)
             if err.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise DiskFull(str(f.part)) from None
             raise
         offs = f.size + np.concatenate(([0], np.cumsum(record_sizes(raw)[lo:hi - 1])))
         raw.file_off[lo:hi] = offs
-        f.sha.update(blob)
+        if f.disk is None:
+            f.sha.update(blob)
         f.size += len(blob)
         f.packets += hi - lo
         first, last = int(raw.ts[lo]), int(raw.ts[hi - 1])
@@ -180,27 +210,56 @@ class RotatingWriter:
         except OSError:
             pass
 
+    def _abandon(self, f: OpenFile) -> SealedFile | None:
+        """An encrypted file whose stream failed: sealed as it stands (``damaged``); decrypting it
+        gives its whole 64 KiB chunks. An empty one is removed (its record stays unsealed); if
+        sealing fails, it stays a ``.part`` for the next start."""
+        self.current = None
+        f.fileobj.abort()
+        try:
+            f.disk.close()
+        except OSError:
+            pass
+        try:
+            if f.part.stat().st_size == 0:  # nothing reached the disk: nothing to seal
+                f.part.unlink()
+                return None
+            left = seal_encrypted_leftover(f.part, file_sha256(f.part))
+        except OSError:
+            return None
+        sealed = SealedFile(path=left.path, capture_id=f.capture_id, size=left.size, packets=0, first_ts_ns=None,
+                            last_ts_ns=None, sha256=left.sha256, opened_at=f.opened_at,
+                            sealed_at_ns=left.sealed_at_ns, damaged=True)
+        self.files_sealed += 1
+        if self.on_seal is not None:
+            self.on_seal(sealed)
+        return sealed
+
     def _open(self) -> OpenFile:
         now = self.clock()
         self.sequence += 1
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
-        path = self.directory / f"{self.prefix}-{stamp}-{self.sequence:06d}.pcap"
+        ext = ".pcap" + (AGE_SUFFIX if self.recipient is not None else "")
+        path = self.directory / f"{self.prefix}-{stamp}-{self.sequence:06d}{ext}"
         while path.exists() or path.with_name(path.name + PART).exists():
             self.sequence += 1
-            path = self.directory / f"{self.prefix}-{stamp}-{self.sequence:06d}.pcap"
+            path = self.directory / f"{self.prefix}-{stamp}-{self.sequence:06d}{ext}"
         f = OpenFile(path=path, opened_at=now, sha=hashlib.sha256())
         header = file_header(self.linktype, self.snaplen)
         try:
             # unbuffered: a write that finds the disk full fails there, not later in close()
             # 0640 whatever the umask: the recorder's group may read its captures, nobody else
             f.fileobj = open_private(f.part, GROUP_READ, buffering=0)  # closed when sealed
+            if self.recipient is not None:
+                f.disk, f.fileobj = f.fileobj, EncryptingFile(f.fileobj, self.recipient, on_cipher=f.sha.update)
             _write_all(f.fileobj, header)
         except OSError as err:
-            if f.fileobj is not None:
-                try:
-                    f.fileobj.close()
-                except OSError:
-                    pass
+            for fo in (f.fileobj, f.disk):
+                if fo is not None:
+                    try:
+                        fo.close()
+                    except OSError:
+                        pass
             try:
                 os.unlink(f.part)
             except OSError:
@@ -208,7 +267,8 @@ class RotatingWriter:
             if err.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise DiskFull(str(f.part)) from None
             raise
-        f.sha.update(header)
+        if f.disk is None:
+            f.sha.update(header)
         f.size = FILE_HEADER_LEN
         self.bytes_written += FILE_HEADER_LEN
         if self.on_open is not None:
@@ -239,11 +299,18 @@ class RotatingWriter:
         if f is None:
             return None
         self.current = None
+        size = f.size
+        if f.disk is not None:  # end the age stream (its last chunk), then the file as below
+            try:
+                f.fileobj.close()
+            except OSError:  # its last chunks could not be written: sealed as it stands
+                return self._abandon(f)
+            f.fileobj, size = f.disk, f.fileobj.cipher_size
         os.fsync(f.fileobj.fileno())
         f.fileobj.close()
         os.replace(f.part, f.path)
         fsync_dir(self.directory)
-        sealed = SealedFile(path=f.path, capture_id=f.capture_id, size=f.size, packets=f.packets,
+        sealed = SealedFile(path=f.path, capture_id=f.capture_id, size=size, packets=f.packets,
                             first_ts_ns=f.first_ts_ns, last_ts_ns=f.last_ts_ns, sha256=f.sha.hexdigest(),
                             opened_at=f.opened_at, sealed_at_ns=time.time_ns())
         self.files_sealed += 1

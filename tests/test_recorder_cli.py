@@ -48,6 +48,7 @@ def test_check_config_prints_defaults():
         'retain_bytes = "0"',
         "min_free_percent = 5.0",
         "retain_days = 0.0",
+        'encrypt_to = ""',
         'db = "/var/lib/wiretrail/wiretrail.db"',
         "local_net = []",
         "workers = 1",
@@ -133,7 +134,19 @@ BAD = [
      "file or the systemd credential notify_smtp_url"),
     ([], {}, 'interface = ["eth0"]\nnotify_webhook_format = "xml"\n',
      "notify_webhook_format: 'xml' is not one of json, text (from {cfg} line 2)"),
+    ([], {}, 'interface = ["eth0"]\nencrypt_to = "age1notakey"\n',
+     "encrypt_to: 'age1notakey' is not an age X25519 public key (age1..., as age-keygen prints) (from {cfg} line 2)"),
+    ([], {"WIRETRAIL_ENCRYPT_TO": "AGE-SECRET-KEY-1XYZ"}, None,
+     "encrypt_to: 'AGE-SECRET-KEY-1XYZ' is a private key; give its public key (age1..., age-keygen -y KEYFILE) and "
+     "keep the private key off the sensor (from WIRETRAIL_ENCRYPT_TO)"),
 ]
+
+
+def test_encrypt_to_accepts_an_age_public_key():
+    key = "age1thv0qj5l95ksqpf20guvzuaaaf3efjvpar9mylccmq4uwgwvd9es5pt457"  # age-keygen's output
+    result = run(["check-config", "--interface", "eth0", "--encrypt-to", key])
+    assert result.exit_code == 0, result.output
+    assert f'encrypt_to = "{key}"' in result.stdout.splitlines()
 
 
 @pytest.mark.parametrize(("args", "env", "text", "expected"), BAD)

@@ -4,7 +4,8 @@ protocol records.
 
 Each listing takes the filters and formats of ``wiretrail flows``; ``--format zeek`` prints the
 Zeek log (``tls`` prints ssl.log). Secrets (credentials, and the password fields of http.log and
-ftp.log) are shown as ``****`` in every format unless ``--show-secrets``.
+ftp.log) are shown as ``****`` in every format unless ``--show-secrets``; secrets the recorder
+wrote encrypted (``encrypt_to``) need ``--identity KEYFILE`` too.
 
 ``files --format zeek`` prints files.log as Zeek with its base scripts writes it (``zeek -r``): no
 hash analyzer attached, so ``analyzers`` is empty and md5/sha1/sha256 are unset; ``--hashes`` fills
@@ -19,9 +20,10 @@ from collections.abc import Callable, Iterable, Iterator
 import click
 
 from analysis.cli.db import db_option, open_for_reading, open_listing
-from analysis.cli.params import TimeType, check_host
+from analysis.cli.params import TimeType, check_host, identity_option
 from analysis.output import TABLE_MAX_ROWS, Field, LogSpec, output_options, render
 from recorder.core.apps.records import LOGS, ZEEK_PATH
+from recorder.core.errors import WiretrailError
 
 MASK = "****"  # the same for every secret, so its length is not shown
 
@@ -39,7 +41,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "imap": (*_ID, "user", "command", "arg", "reply_code"),
     "files": ("ts", "fuid", "uid", "id.orig_h", "id.resp_h", "source", "mime_type", "filename",
               "seen_bytes", "md5", "extracted"),
-    "credentials": (*_ID, "protocol", "user", "secret", "success", "note"),
+    "credentials": (*_ID, "protocol", "user", "secret", "success", "note", "secret_fp"),
     "smb_files": (*_ID, "action", "path", "name", "size", "prev_name"),
     "smb_mapping": (*_ID, "path", "share_type"),
     "dce_rpc": (*_ID, "rtt", "named_pipe", "endpoint", "operation"),
@@ -65,6 +67,27 @@ def mask(rows: Iterable[dict], fields: tuple[str, ...]) -> Iterator[dict]:
         for f in fields:
             if row.get(f) is not None:
                 row[f] = MASK
+        yield row
+
+
+def unsealed(rows: Iterable[dict], fields: tuple[str, ...], identities) -> Iterator[dict]:
+    """Rows with the secrets the recorder encrypted (encrypt_to) decrypted with ``identities``;
+    a WiretrailError (one line) without identities or when they do not open a secret."""
+    from recorder.core.secretseal import is_sealed, unseal
+
+    for row in rows:
+        for f in fields:
+            value = row.get(f)
+            if not is_sealed(value):
+                continue
+            if not identities:
+                raise WiretrailError(f"the {f} values are encrypted (the recorder's encrypt_to); give the private "
+                                     "key with --identity KEYFILE")
+            clear = unseal(value, identities)
+            if clear is None:
+                raise WiretrailError(f"cannot decrypt the {f} of record {row.get('uid') or ''}: the identity given "
+                                     "is not the one the recorder encrypted to")
+            row[f] = clear
         yield row
 
 
@@ -95,7 +118,7 @@ def _filters(fn: Callable) -> Callable:
 def _log_command(command: str, log: str, doc: str) -> click.Command:
     secret_fields = SECRETS.get(log, ())
 
-    def run(db, host, port, since, until, uid, limit, fmt, show_secrets=False, hashes=True) -> None:
+    def run(db, host, port, since, until, uid, limit, fmt, show_secrets=False, hashes=True, identities=None) -> None:
         from recorder.core.store.listing import query_log
 
         store = open_listing(db)
@@ -104,6 +127,8 @@ def _log_command(command: str, log: str, doc: str) -> click.Command:
                          limit=TABLE_MAX_ROWS + 1 if capped else limit)
         if secret_fields and not show_secrets:
             rows = mask(rows, secret_fields)
+        elif secret_fields:
+            rows = list(unsealed(rows, secret_fields, identities))  # all or nothing: no half-printed table
         if log == "files" and fmt == "zeek" and not hashes:
             rows = without_hashes(rows)
         s = spec(log)
@@ -118,6 +143,7 @@ def _log_command(command: str, log: str, doc: str) -> click.Command:
     if secret_fields:
         fn = click.option("--show-secrets", is_flag=True,
                           help=f"Show {', '.join(secret_fields)} in clear (masked as {MASK} otherwise).")(fn)
+        fn = identity_option(fn)
     if log == "files":
         fn = click.option("--hashes", is_flag=True,
                           help="With --format zeek: fill md5, sha1, sha256 (Zeek's base scripts leave them "

@@ -6,8 +6,9 @@ from __future__ import annotations
 import click
 
 from analysis.cli.db import CAPTURE_COLUMNS, CAPTURE_TYPES, capture_rows, db_option, open_for_reading
+from analysis.cli.params import identity_option
 from analysis.output import output_options, render
-from recorder.core.evidence import EvidenceError
+from recorder.core.evidence import EvidenceError, check_decrypts
 from recorder.core.evidence import verify as verify_chain
 
 
@@ -31,13 +32,17 @@ def captures(db: str, fmt: str) -> None:
 @click.option("--manifest", "manifest_path", type=click.Path(dir_okay=False), metavar="MANIFEST.json",
               help="Check copies of the files in DIR against a manifest (no database needed).")
 @click.argument("directory", required=False, type=click.Path(file_okay=False), metavar="[DIR]")
+@identity_option
 def verify(db: str, no_files: bool, export_path: str | None, manifest_path: str | None,
-           directory: str | None) -> None:
+           directory: str | None, identities) -> None:
     """Verify the evidence: every file the recorder sealed still has the size and SHA-256 it was
     sealed with, every record is linked to the one before it (hash chain per sensor and
     interface), and no capture file beside them lacks a record, so an altered, truncated, deleted,
     added or replaced file or record shows. Files that retention deleted are recorded as such and
     not looked for. Exit 1 with one line per problem.
+
+    Encrypted files (encrypt_to) are checked without a key: the chain covers their encrypted
+    bytes. With --identity, each is also decrypted (in memory) and must authenticate to its end.
 
     With --manifest MANIFEST.json DIR, check a handed-over copy of the files in DIR against the
     manifest instead, on any machine, without the database."""
@@ -51,10 +56,12 @@ def verify(db: str, no_files: bool, export_path: str | None, manifest_path: str 
     store = open_for_reading(db)
     rows = store.captures()
     report = verify_chain(rows, check_files=not no_files)
+    decrypted = check_decrypts(rows, identities, report) if identities and not no_files else None
     if export_path:
         _export(export_path, rows, report, store.display)
     summary = (f"{report.links_checked} sealed file record(s) in the chain, {report.files_checked} file(s) "
-               f"re-hashed, {report.files_deleted} deleted by retention")
+               f"re-hashed, {report.files_deleted} deleted by retention"
+               + (f", {decrypted} encrypted file(s) decrypted" if decrypted is not None else ""))
     _finish(report, summary)
 
 

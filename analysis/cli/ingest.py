@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from analysis.cli.params import check_cidr
+from analysis.cli.params import check_cidr, identity_option
 
 
 @click.command()
@@ -19,12 +19,15 @@ from analysis.cli.params import check_cidr
 @click.option("--extract-files", "extract_dir", metavar="DIR", type=click.Path(file_okay=False),
               help="Write every transferred file (HTTP bodies, mail attachments, FTP data) under DIR, owner-only (0600).")
 @click.option("--no-parsers", is_flag=True, help="Flows only: skip protocol parsing (dns, http, tls, ...).")
+@identity_option
 def ingest(captures: tuple[str, ...], db: str, local_nets: list[str], extract_dir: str | None,
-           no_parsers: bool) -> None:
+           no_parsers: bool, identities) -> None:
     """Read CAPTURES (pcap, pcapng, gzip; files, directories or globs) into the flow store.
 
     Files are read in time order as one stream, so a connection spanning rotated files is one
-    flow. A file already in the store (same SHA-256) is skipped.
+    flow. A file already in the store (same SHA-256) is skipped. Encrypted files (*.pcap.age,
+    the recorder's encrypt_to) need --identity: each is decrypted into an owner-only temporary
+    file for the ingest's duration; the store names the encrypted file.
     """
     from recorder.core.pipeline.ingest import ingest as run_ingest
     from recorder.core.store import Store
@@ -36,7 +39,7 @@ def ingest(captures: tuple[str, ...], db: str, local_nets: list[str], extract_di
         stats = run_ingest(list(captures), store, local_nets=local_nets,
                            progress=progress.advance if progress else None,
                            on_warning=lambda w: click.echo(f"warning: {w}", err=True),
-                           parsers=not no_parsers, extract_dir=extract_dir)
+                           parsers=not no_parsers, extract_dir=extract_dir, identities=identities)
     finally:
         if progress:
             progress.close()

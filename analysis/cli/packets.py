@@ -8,7 +8,7 @@ import os
 import click
 
 from analysis.cli.db import db_option, open_for_reading
-from analysis.cli.params import TimeType, check_host
+from analysis.cli.params import TimeType, check_host, identity_option
 from analysis.output import output_options, render
 from recorder.core.errors import WiretrailError
 
@@ -28,10 +28,14 @@ from recorder.core.errors import WiretrailError
 @click.option("--bpf", metavar="EXPR", help="Keep only packets this BPF filter (tcpdump's syntax, libpcap's compiler) accepts.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Output file (written owner-only, atomically).")
 @click.option("--pcapng", is_flag=True, help="Write pcapng, with a comment naming the flow uid on every packet.")
-def extract(db, uids, community_ids, alert, incident, host, port, proto, since, until, bpf, out, pcapng) -> None:
+@identity_option
+def extract(db, uids, community_ids, alert, incident, host, port, proto, since, until, bpf, out, pcapng,
+            identities) -> None:
     """Write the packets of the chosen flows, in time order, as pcap (or pcapng), reading only the
     byte ranges the packet index names. Capture files deleted by retention are named (one line
-    each); a file changed since it was indexed is refused."""
+    each); a file changed since it was indexed is refused. Encrypted files (*.pcap.age, the
+    recorder's encrypt_to) need --identity; each is decrypted in memory as a stream up to the
+    last packet wanted (nothing decrypted is written to disk but --out)."""
     from analysis.packets.extract import ExtractResult, bpf_filter, read_packets, write_pcap, write_pcapng
 
     if since is not None and until is not None and until <= since:
@@ -52,7 +56,8 @@ def extract(db, uids, community_ids, alert, incident, host, port, proto, since, 
         chosen = select_flows(store, sel)
     res = ExtractResult()
     packets = read_packets(store, chosen, since=since, until=until,
-                           on_missing=lambda line: click.echo(f"Warning: {line}", err=True), result=res)
+                           on_missing=lambda line: click.echo(f"Warning: {line}", err=True), result=res,
+                           identities=identities)
     if bpf:
         keep = {}
         for p in packets:
@@ -82,7 +87,8 @@ def _lean_store(db: str):
 @click.option("--follow", is_flag=True, help="The reassembled TCP payload of both sides instead (Follow Stream).")
 @click.option("--hex", "as_hex", is_flag=True, help="With --follow: a hex dump instead of text.")
 @output_options("details")
-def packets(db, uid, limit, follow, as_hex, fmt) -> None:
+@identity_option
+def packets(db, uid, limit, follow, as_hex, fmt, identities) -> None:
     """A flow's packets dissected by Wireshark's dissectors (tshark, through pyshark: optional,
     `apt-get install tshark`, `pip install pyshark`); --format details shows every field.
     With --follow, the TCP payload both ways as text (non-printable bytes as \\xNN) or --hex."""
@@ -96,7 +102,8 @@ def packets(db, uid, limit, follow, as_hex, fmt) -> None:
     [flow] = select_flows(store, Selection(uids=(uid,)))[:1]
     if not follow:
         dissect.require_tshark()  # before reading anything: one line saying how to install
-    found = read_packets(store, [flow], on_missing=lambda line: click.echo(f"Warning: {line}", err=True))
+    found = read_packets(store, [flow], on_missing=lambda line: click.echo(f"Warning: {line}", err=True),
+                         identities=identities)
     if not found:
         raise WiretrailError(f"no packets of flow {uid} are in the indexed capture files")
     if follow:

@@ -83,3 +83,20 @@ def parse_vars(values: tuple[str, ...]) -> dict[str, str]:
             raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--var")
         out[name.strip()] = value.strip()
     return out
+
+
+def identity_option(f):
+    """``--identity KEYFILE``: the age identities (age-keygen's private key file) that open
+    encrypted capture files and credential secrets (``encrypt_to``). The command gets a list of
+    identities or None; an unreadable or malformed file is one line, exit 1."""
+
+    def load(ctx, param, value):
+        if value is None:
+            return None
+        from recorder.core.agecrypt import load_identities
+
+        return load_identities(value)
+
+    return click.option("--identity", "identities", metavar="KEYFILE", callback=load,
+                        help="age private key file (age-keygen's) to read files and secrets encrypted with "
+                             "encrypt_to.")(f)

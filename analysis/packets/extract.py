@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from recorder.core.agecrypt import DecryptingReader, is_age
 from recorder.core.errors import CaptureError, WiretrailError
 from recorder.core.indexformat import (
     PCAPNG_PACKET_HEADER,
@@ -159,8 +160,11 @@ def flow_windows(store, flows: Iterable[dict]) -> dict[int, list[tuple[int, int,
 
 
 def read_packets(store, flows: list[dict], *, since: int | None = None, until: int | None = None,
-                 on_missing: Callable[[str], None] | None = None, result: ExtractResult | None = None) -> list[Packet]:
-    """The packets of ``flows`` (rows of the flows table) in time order, within [since, until)."""
+                 on_missing: Callable[[str], None] | None = None, result: ExtractResult | None = None,
+                 identities=None) -> list[Packet]:
+    """The packets of ``flows`` (rows of the flows table) in time order, within [since, until).
+    ``identities`` (age) open encrypted files (``*.pcap.age``), whose index offsets are those of
+    the pcap inside: such a file is decrypted as a stream up to its last wanted range."""
     res = result if result is not None else ExtractResult()
     windows = flow_windows(store, flows)
     lo = min((s for w in windows.values() for s, _, _ in w), default=0)
@@ -198,64 +202,78 @@ def read_packets(store, flows: list[dict], *, since: int | None = None, until: i
             except ValueError as err:
                 raise WiretrailError(f"packet index of capture {cid} is damaged: {err}", path=store.display) from err
         res.files += 1
-        _read_file(path, cap, ranges, since, until, found, res)
+        _read_file(path, cap, ranges, since, until, found, res, identities)
     packets = sorted(found.values(), key=lambda p: (p.ts_ns, p.capture_id, p.offset))
     res.packets = len(packets)
     return packets
 
 
 def _read_file(path: str, cap: dict, ranges: dict, since: int | None, until: int | None,
-               found: dict, res: ExtractResult) -> None:
+               found: dict, res: ExtractResult, identities=None) -> None:
     cid = int(cap["id"])
     try:
         size = os.path.getsize(path)
-        f = open(path, "rb")  # noqa: SIM115 - closed below
+        encrypted = is_age(path)
+        if encrypted and not identities:
+            raise CaptureError("encrypted (age); give the private key with --identity KEYFILE", path=path)
+        f = DecryptingReader(path, identities) if encrypted else open(path, "rb")  # noqa: SIM115 - closed below
     except OSError as err:
         raise CaptureError(f"cannot read: {err.strerror or err}", path=path) from err
     with f:
         if cap.get("bytes") is not None and size != int(cap["bytes"]):
             raise CaptureError(f"changed since it was indexed as capture {cid} ({cap['bytes']} bytes then, "
                                f"{size} now); refusing to extract from it", path=path)
-        if cap.get("format") == "pcapng":
-            ng, n = _ng_head(f, path, size)
-            res.bytes_read += n
-            head = None
-        else:
-            head = _file_head(f, path)
-            res.bytes_read += 24
-        hdr = struct.Struct((head.endian if head else "<") + "IIII")
-        for start, length in merge_ranges([(o, v[0]) for o, v in ranges.items()], MAX_READ_GAP):
-            f.seek(start)
-            block = f.read(length)
-            res.bytes_read += len(block)
-            if len(block) != length:
-                raise CaptureError(f"changed since it was indexed: offset {start + len(block)} is past its end",
-                                   path=path, offset=start + len(block))
-            for off in sorted(o for o in ranges if start <= o < start + length):
-                n, win, early = ranges[off]
-                rec = block[off - start:off - start + n]
-                if head is None:  # pcapng: a pcap record made of the packet block's fields
-                    ts, caplen, wirelen, ifc = _ng_record(ng, rec, off, path)
-                    nano = ifc.precision_ns < 1000 or ifc.offset_ns % 1000 != 0
-                    sec, frac = divmod(ts, 1_000_000_000)
-                    rec = hdr.pack(sec, frac if nano else frac // 1000, caplen, wirelen) + rec[PCAPNG_PACKET_HEADER:]
-                    form = (ifc.linktype, ifc.snaplen or 262144, nano, "<")
-                else:
-                    sec, frac, caplen, wirelen = hdr.unpack_from(rec)
-                    if caplen + RECORD_HEADER != n:
-                        raise CaptureError(f"changed since it was indexed: the record at offset {off} is "
-                                           f"{caplen} bytes, the index says {n - RECORD_HEADER}", path=path, offset=off)
-                    ts = sec * 1_000_000_000 + (frac if head.nano else frac * 1000)
-                    form = (head.linktype, head.snaplen, head.nano, head.endian)
-                slack = FRAGMENT_SLACK_NS if early else 0  # an early fragment comes before its flow's start
-                uids = tuple(u for s, e, u in win if s - slack <= ts <= e)
-                if not uids or (since is not None and ts < since) or (until is not None and ts >= until):
-                    continue
-                key = (cid, off)
-                old = found.get(key)
-                if old is not None:
-                    uids = tuple(dict.fromkeys(old.uids + uids))
-                found[key] = Packet(ts, cid, off, rec[:RECORD_HEADER], rec[RECORD_HEADER:], wirelen, *form, uids)
+        before = res.bytes_read
+        _read_ranges(f, path, cap, size, ranges, since, until, found, res)
+        if encrypted:  # read from disk: the encrypted file up to the last range (and the decryptor's read-ahead)
+            res.bytes_read = before + f.cipher_read
+
+
+def _read_ranges(f, path: str, cap: dict, size: int, ranges: dict, since: int | None, until: int | None,
+                 found: dict, res: ExtractResult) -> None:
+    """The indexed records of one open capture (pcap, or pcapng rebuilt as pcap records) into
+    ``found``; ``size`` bounds the pcapng header's walk."""
+    cid = int(cap["id"])
+    if cap.get("format") == "pcapng":
+        ng, n = _ng_head(f, path, size)
+        res.bytes_read += n
+        head = None
+    else:
+        head = _file_head(f, path)
+        res.bytes_read += 24
+    hdr = struct.Struct((head.endian if head else "<") + "IIII")
+    for start, length in merge_ranges([(o, v[0]) for o, v in ranges.items()], MAX_READ_GAP):
+        f.seek(start)
+        block = f.read(length)
+        res.bytes_read += len(block)
+        if len(block) != length:
+            raise CaptureError(f"changed since it was indexed: offset {start + len(block)} is past its end",
+                               path=path, offset=start + len(block))
+        for off in sorted(o for o in ranges if start <= o < start + length):
+            n, win, early = ranges[off]
+            rec = block[off - start:off - start + n]
+            if head is None:  # pcapng: a pcap record made of the packet block's fields
+                ts, caplen, wirelen, ifc = _ng_record(ng, rec, off, path)
+                nano = ifc.precision_ns < 1000 or ifc.offset_ns % 1000 != 0
+                sec, frac = divmod(ts, 1_000_000_000)
+                rec = hdr.pack(sec, frac if nano else frac // 1000, caplen, wirelen) + rec[PCAPNG_PACKET_HEADER:]
+                form = (ifc.linktype, ifc.snaplen or 262144, nano, "<")
+            else:
+                sec, frac, caplen, wirelen = hdr.unpack_from(rec)
+                if caplen + RECORD_HEADER != n:
+                    raise CaptureError(f"changed since it was indexed: the record at offset {off} is "
+                                       f"{caplen} bytes, the index says {n - RECORD_HEADER}", path=path, offset=off)
+                ts = sec * 1_000_000_000 + (frac if head.nano else frac * 1000)
+                form = (head.linktype, head.snaplen, head.nano, head.endian)
+            slack = FRAGMENT_SLACK_NS if early else 0  # an early fragment comes before its flow's start
+            uids = tuple(u for s, e, u in win if s - slack <= ts <= e)
+            if not uids or (since is not None and ts < since) or (until is not None and ts >= until):
+                continue
+            key = (cid, off)
+            old = found.get(key)
+            if old is not None:
+                uids = tuple(dict.fromkeys(old.uids + uids))
+            found[key] = Packet(ts, cid, off, rec[:RECORD_HEADER], rec[RECORD_HEADER:], wirelen, *form, uids)
 
 
 def bpf_filter(expr: str, linktype: int, snaplen: int = 262144):

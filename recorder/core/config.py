@@ -133,6 +133,21 @@ def _smtp_url(url: str) -> str | None:
     return None
 
 
+def _age_recipient(text: str) -> str | None:
+    """An age X25519 public key (age1...), or empty."""
+    if not text:
+        return None
+    from recorder.core.agecrypt import parse_recipient
+
+    if text.strip().startswith("AGE-SECRET-KEY-"):
+        return "is a private key; give its public key (age1..., age-keygen -y KEYFILE) and keep the private key off the sensor"
+    try:
+        parse_recipient(text)
+    except ConfigError:
+        return "is not an age X25519 public key (age1..., as age-keygen prints)"
+    return None
+
+
 def _webhook_urls(urls: tuple[str, ...]) -> str | None:
     from urllib.parse import urlsplit
 
@@ -159,6 +174,9 @@ SETTINGS: tuple[Setting, ...] = (
             _between(0, 99)),
     Setting("retain_days", FLOAT, 0.0, "Delete captures older than this many days; 0 = off.",
             _at_least(0, "0")),
+    Setting("encrypt_to", STR, "", "Encrypt each capture file as it is written, and the credential secrets, for "
+            "this age X25519 public key (age1..., from age-keygen); its private key stays off the sensor. "
+            "Files are then *.pcap.age.", _age_recipient),
     Setting("db", STR, "/var/lib/wiretrail/wiretrail.db", "Flow database: a SQLite path or a database URL."),
     Setting("local_net", CIDRS, (), "Networks counted as local (CIDR); repeat or comma-separate."),
     Setting("workers", INT, 1, "Capture processes per interface, joined in one PACKET_FANOUT hash group.",
@@ -217,6 +235,7 @@ class Config:
     retain_bytes: int
     min_free_percent: float
     retain_days: float
+    encrypt_to: str
     db: str
     local_net: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     workers: int

@@ -147,8 +147,31 @@ def _check_file(row: dict, report: VerifyReport) -> None:
     report.results.setdefault(row["id"], "ok")
 
 
+def check_decrypts(rows: Iterable[dict], identities, report: VerifyReport) -> int:
+    """With the age identities: every encrypted sealed file still on disk (``*.pcap.age``) is
+    decrypted (in memory, as a stream; nothing is written) and must authenticate to its end.
+    The chain itself needs no key: it covers the encrypted bytes. Returns the files decrypted."""
+    from recorder.core.agecrypt import DecryptingReader, is_age
+
+    n = 0
+    for row in rows:
+        path = row["path"]
+        if row.get("origin") != "recorder" or row.get("sealed_at") is None or row.get("deleted_at") is not None \
+                or not os.path.isfile(path) or not is_age(path):
+            continue
+        try:
+            with DecryptingReader(path, identities) as r:
+                while r.read(1 << 20):
+                    pass
+        except WiretrailError as err:
+            report._problem(row, str(err))
+            continue
+        n += 1
+    return n
+
+
 def unrecorded_files(directory: str, known: set[str]) -> list[str]:
-    """The ``*.pcap`` files directly in ``directory`` whose real path is not in ``known``."""
+    """The ``*.pcap`` and ``*.pcap.age`` files directly in ``directory`` whose real path is not in ``known``."""
     try:
         names = sorted(os.listdir(directory))
     except OSError:
@@ -156,7 +179,7 @@ def unrecorded_files(directory: str, known: set[str]) -> list[str]:
     found = []
     for name in names:
         path = os.path.join(directory, name)
-        if name.endswith(".pcap") and not name.startswith(".") and os.path.isfile(path) \
+        if name.endswith((".pcap", ".pcap.age")) and not name.startswith(".") and os.path.isfile(path) \
                 and os.path.realpath(path) not in known:
             found.append(path)
     return found

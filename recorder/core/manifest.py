@@ -14,7 +14,7 @@ into a JSON-ready dict::
 Files are listed per stream in chain order. ``check`` verifies a directory holding copies of the
 files (found by name) against it: each entry's chain link and chain value (a reordered, edited or
 swapped entry breaks them), each stream's head, each file's size and SHA-256 (a changed byte, a
-truncated or a missing file), and no other ``*.pcap`` file in the directory (one added
+truncated or a missing file), and no other ``*.pcap`` (or ``*.pcap.age``) file in the directory (one added
 afterwards). The manifest is not signed: its own SHA-256 (printed at export) or the stream heads
 are what the receiving side compares through another channel.
 """

@@ -15,12 +15,14 @@ DEMO = Path(__file__).resolve().parents[2] / "captures" / "demo.pcap"
 SENSOR, IFACE = "s1", "eth1"
 
 
-def seal_demo(tmp_path: Path, rotate_size: int = 40_000) -> tuple[str, Path, list[Path]]:
+def seal_demo(tmp_path: Path, rotate_size: int = 40_000, recipient=None,
+              name: str = "out") -> tuple[str, Path, list[Path]]:
     """captures/demo.pcap recorded into rotated, sealed files under tmp_path/out, with their
-    records and chain in tmp_path/rec.db. Returns (db, out directory, sealed files in order)."""
-    out = tmp_path / "out"
+    records and chain in tmp_path/rec.db (encrypted for ``recipient``, an age X25519 public key,
+    when given). Returns (db, out directory, sealed files in order)."""
+    out = tmp_path / name
     out.mkdir()
-    db = str(tmp_path / "rec.db")
+    db = str(tmp_path / f"{'rec' if name == 'out' else name}.db")
     store = Store(db, file_mode=GROUP_READ)
     store.ensure_schema()
 
@@ -37,10 +39,11 @@ def seal_demo(tmp_path: Path, rotate_size: int = 40_000) -> tuple[str, Path, lis
                              repaired=False, prev_chain=prev, chain=chain)
 
     writer = RotatingWriter(out, f"{SENSOR}-{IFACE}", linktype=1, snaplen=65535, rotate_size=rotate_size,
-                            rotate_interval=0, on_open=on_open, on_seal=on_seal)
+                            rotate_interval=0, on_open=on_open, on_seal=on_seal,
+                            recipient=recipient)
     for raw in read_batches(DEMO, batch_size=50):
         writer.write(raw)
     writer.close()
     store.close()
-    files = sorted(out.glob("*.pcap"))
+    files = sorted(out.glob("*.pcap.age" if recipient is not None else "*.pcap"))
     return db, out, files

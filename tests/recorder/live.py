@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -124,3 +125,23 @@ class Recorder:
         self.logfile.close()
         self.notify.close()
         return code
+
+
+def index_rows(db: Path) -> list[tuple]:
+    """The packet index of a database, by file path and bucket."""
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT c.path, p.bucket, p.first_ts_ns, p.last_ts_ns, p.packets, p.keys, p.directory, "
+                            "p.ranges FROM packet_index p JOIN captures c ON c.id = p.capture_id "
+                            "ORDER BY c.path, p.bucket").fetchall()
+
+
+def records(paths: list[Path], expr: str, tmp: Path) -> list[bytes]:
+    """The packets tcpdump's filter ``expr`` keeps of the files ``paths``, in order."""
+    import dpkt
+
+    out: list[bytes] = []
+    for p in paths:
+        subprocess.run(["tcpdump", "-r", str(p), "-w", str(tmp), expr], check=True, capture_output=True)
+        with open(tmp, "rb") as f:
+            out.extend(bytes(b) for _, b in dpkt.pcap.Reader(f))
+    return out

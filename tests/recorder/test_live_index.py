@@ -6,34 +6,17 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import subprocess
-from pathlib import Path
 
 import dpkt
 import pytest
 from click.testing import CliRunner
 
 from analysis.cli import main as wiretrail
+from tests.recorder.live import index_rows, records
 
 
 def cli(*args: str):
     return CliRunner().invoke(wiretrail, list(args))
-
-
-def index_rows(db: Path) -> list[tuple]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT c.path, p.bucket, p.first_ts_ns, p.last_ts_ns, p.packets, p.keys, p.directory, "
-                            "p.ranges FROM packet_index p JOIN captures c ON c.id = p.capture_id "
-                            "ORDER BY c.path, p.bucket").fetchall()
-
-
-def records(paths: list[Path], expr: str, tmp: Path) -> list[bytes]:
-    out: list[bytes] = []
-    for p in paths:
-        subprocess.run(["tcpdump", "-r", str(p), "-w", str(tmp), expr], check=True, capture_output=True)
-        with open(tmp, "rb") as f:
-            out.extend(bytes(b) for _, b in dpkt.pcap.Reader(f))
-    return out
 
 
 def test_live_index_equals_ingest_and_extract_spans_files(netns, tmp_path, loop_pcap):

@@ -94,9 +94,13 @@ def _dns(qid: int, name: str, answer: bytes | None) -> bytes:
             + struct.pack("!HHHIH", 0xC00C, 1, 1, 300, 4) + answer)
 
 
-def write_protocol_capture(path, conversations: int = 100, start: float = 1_700_000_000.0) -> int:
+def write_protocol_capture(path, conversations: int = 100, start: float = 1_700_000_000.0,
+                           logins: list[tuple[str, str]] | None = None) -> int:
     """DNS lookups and HTTP GETs (real messages, loopback addresses), one after another: for the
-    protocol records the recorder writes live. Returns the number of packets."""
+    protocol records the recorder writes live. With ``logins`` (user, password), GET i carries
+    the i-th (cycled) as HTTP Basic authorization. Returns the number of packets."""
+    import base64
+
     packets: list[tuple[int, int, int, bytes]] = []
     for i in range(conversations):
         client = (127 << 24) | (3 << 16) | (i % 200 + 1)
@@ -105,7 +109,11 @@ def write_protocol_capture(path, conversations: int = 100, start: float = 1_700_
         sport = 30000 + i
         packets.append((client, server, 17, _udp(sport, 53, _dns(i, name, None))))
         packets.append((server, client, 17, _udp(53, sport, _dns(i, name, bytes([127, 4, 0, i % 7 + 1])))))
-        req = (f"GET /files/{i}.txt HTTP/1.1\r\nHost: {name}\r\nUser-Agent: wiretrail-test\r\n\r\n").encode()
+        auth = ""
+        if logins:
+            user, password = logins[i % len(logins)]
+            auth = f"Authorization: Basic {base64.b64encode(f'{user}:{password}'.encode()).decode()}\r\n"
+        req = (f"GET /files/{i}.txt HTTP/1.1\r\nHost: {name}\r\n{auth}User-Agent: wiretrail-test\r\n\r\n").encode()
         body = f"file {i}\n".encode() * 40
         resp = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(body) + body
         c, s = 1000 * i + 1, 5000 * i + 1

@@ -31,7 +31,9 @@ FRAMEWORK_LOGS: dict[str, LogFields] = {
                 "parent_fuid:string md5:string sha1:string sha256:string extracted:string "
                 "extracted_cutoff:bool extracted_size:count"),
     # ours: every login seen in clear text (FTP, HTTP basic, POP3, IMAP, SMTP AUTH, telnet, ...)
-    "credentials": CONN_ID + _f("protocol:string user:string secret:string success:bool note:string"),
+    # (secret_fp: a keyed fingerprint of the secret, set when the recorder encrypts secrets: encrypt_to)
+    "credentials": CONN_ID + _f("protocol:string user:string secret:string success:bool note:string "
+                                "secret_fp:string"),
     # ours: address -> name mappings (DNS answers, TLS SNI, HTTP Host, ...)
     "names": _f("ts:time addr:addr name:string source:string"),
     # ours: local address -> MAC (Ethernet source of its packets, ``recorder.core.mactable``)

@@ -96,7 +96,7 @@ def ingest(paths: list[str], store, *, local_nets: list[str] | None = None,
            progress: Callable[[int, int], None] | None = None,
            on_warning: Callable[[str], None] | None = None, parsers: bool = True,
            extract_dir: str | None = None, app_layer: Callable | None = None,
-           inspector=None) -> IngestStats:
+           inspector=None, identities=None) -> IngestStats:
     """Ingest capture files (files, directories or globs) into ``store``.
 
     Files are read in time order and metered as one stream, so a connection that spans rotated
@@ -111,9 +111,23 @@ def ingest(paths: list[str], store, *, local_nets: list[str] | None = None,
     and the parsers' messages in the same pass, in the application layer's process when there is
     one; what its ``finish`` returns is ``IngestStats.inspected``. It sees only the files ingested
     here, not those skipped as already in the store.
+
+    ``identities`` (age) open encrypted inputs (``pipeline.encrypted``).
     """
+    import tempfile
+
+    from recorder.core.pipeline.encrypted import decrypt_inputs
+
+    with tempfile.TemporaryDirectory(prefix="wiretrail-decrypted-") as tmp:  # 0700
+        paths, originals = decrypt_inputs(paths, identities, tmp)
+        return _ingest_gc(paths, store, local_nets, timeouts, fast, progress, on_warning, parsers, extract_dir,
+                          app_layer, inspector, originals)
+
+
+def _ingest_gc(paths, store, local_nets, timeouts, fast, progress, on_warning, parsers, extract_dir, app_layer,
+               inspector, originals) -> IngestStats:
     args = (paths, store, local_nets, timeouts, fast, progress, on_warning, parsers, extract_dir, app_layer,
-            inspector)
+            inspector, originals)
     if not parsers:
         return _ingest(*args)
     # The application layer keeps many objects alive (connections, parser state, buffered records):
@@ -129,7 +143,8 @@ def ingest(paths: list[str], store, *, local_nets: list[str] | None = None,
 
 def _ingest(paths: list[str], store, local_nets: list[str] | None, timeouts: Timeouts | None, fast: bool,
             progress: Callable[[int, int], None] | None, on_warning: Callable[[str], None] | None, parsers: bool,
-            extract_dir: str | None, app_layer: Callable | None, inspector) -> IngestStats:
+            extract_dir: str | None, app_layer: Callable | None, inspector,
+            originals: dict[str, str]) -> IngestStats:
     files = expand_inputs(paths)
     stats = IngestStats()
     t0 = time.perf_counter()
@@ -160,23 +175,24 @@ def _ingest(paths: list[str], store, local_nets: list[str] | None, timeouts: Tim
         out, apps, inspection = _app_layer(store, parsers, extract_dir, app_layer, warn, inspector)
         for path in files:
             info = probe(path)
-            size = os.path.getsize(path)
+            stored = originals.get(path, path)  # the encrypted file, for one decrypted here
+            size = os.path.getsize(stored)
             # A file already in the store is skipped. Only a stored capture of the same size can be
             # the same file, so only then is the hash needed before reading; otherwise it is
             # computed on the second core while the file is metered.
-            hasher = _Hasher(path)
+            hasher = _Hasher(stored)
             if store.captures(size=size):
                 hasher.run()
                 dup = store.capture_by_sha256(hasher.result())
                 if dup is not None:
-                    stats.files.append(FileResult(path, dup["id"],
+                    stats.files.append(FileResult(stored, dup["id"],
                                                   skipped_reason=f"already ingested as capture {dup['id']}"))
                     continue
             else:
                 hasher.start()
-            capture_id = store.add_capture(path=os.path.abspath(path), format=info.format,
+            capture_id = store.add_capture(path=os.path.abspath(stored), format=info.format,
                                            link_types=",".join(str(x) for x in info.linktypes), bytes=size)
-            res = FileResult(path, capture_id)
+            res = FileResult(stored, capture_id)
             capture_ids.append(capture_id)
             if out is not None:
                 out.capture_id = capture_id

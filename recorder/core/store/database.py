@@ -65,8 +65,10 @@ class Database:
     The object is safe to share between threads; ``close()`` disposes of the connection pool.
     """
 
-    def __init__(self, db: str = DEFAULT_DB, *, create: bool = True, file_mode: int = PRIVATE) -> None:
+    def __init__(self, db: str = DEFAULT_DB, *, create: bool = True, file_mode: int = PRIVATE,
+                 secrets=None) -> None:
         self.db = db
+        self.secrets = secrets  # a secretseal.SecretSealer: protocol records' secrets written encrypted
         url, self.display = engine_url(db)
         self.is_sqlite = url.get_backend_name() == "sqlite"
         path = (url.database or "") if self.is_sqlite else ""

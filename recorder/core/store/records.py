@@ -51,6 +51,7 @@ class StoreOutput:
     def __init__(self, store: Database, *, extract_dir: str | None = None, batch_rows: int = 5000,
                  on_warning: Callable[[str], None] | None = None, background: bool = False) -> None:
         self.store = store
+        self._secrets = getattr(store, "secrets", None)
         self._writer = RecordWriter(store) if background else None
         self.extract_dir = extract_dir
         self.batch_rows = batch_rows
@@ -145,6 +146,8 @@ class StoreOutput:
     # -- batching
 
     def _add(self, name: str, record: dict, conn: Conn | None) -> None:
+        if self._secrets is not None:  # encrypt_to: secrets leave the parsers encrypted
+            record = self._secrets.seal(name, record)
         self._pending.append((name, record, conn, self.capture_id))
         if len(self._pending) >= self.batch_rows:
             self.flush()
