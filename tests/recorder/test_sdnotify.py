@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import time
 
-from recorder.daemon import sd_notify
+from recorder.sdnotify import sd_notify
 
 
 def test_sd_notify_sends_and_never_blocks(tmp_path, monkeypatch):
