@@ -32,29 +32,14 @@ def extract(db, uids, community_ids, alert, incident, host, port, proto, since, 
     """Write the packets of the chosen flows, in time order, as pcap (or pcapng), reading only the
     byte ranges the packet index names. Capture files deleted by retention are named (one line
     each); a file changed since it was indexed is refused."""
-    from analysis.packets.extract import ExtractResult, bpf_filter, read_packets, write_pcap, write_pcapng
-    from analysis.packets.select import Selection, select_flows
+    from analysis.packets.extract import extract as extract_flows
+    from analysis.packets.select import Selection
 
-    if since is not None and until is not None and until <= since:
-        raise WiretrailError("empty time range: --until is not after --since")
-    store = open_for_reading(db)
     sel = Selection(tuple(uids), tuple(community_ids), alert, incident, host, port, proto, since, until)
-    chosen = select_flows(store, sel)
-    res = ExtractResult()
-    packets = read_packets(store, chosen, since=since, until=until,
-                           on_missing=lambda line: click.echo(f"Warning: {line}", err=True), result=res)
-    if bpf:
-        keep = {}
-        for p in packets:
-            if p.linktype not in keep:
-                keep[p.linktype] = bpf_filter(bpf, p.linktype)
-        packets = [p for p in packets if keep[p.linktype](p.data)]
-    if not packets:
-        why = (f" (only classic pcap files are indexed, not {', '.join(res.unindexed)})" if res.unindexed
-               else " (some files are gone)" if res.missing else "")
-        raise WiretrailError(f"no packets of the {len(chosen)} flow(s) chosen are in the indexed capture files{why}")
-    (write_pcapng if pcapng else write_pcap)(out, packets)
-    click.echo(f"{len(packets)} packets of {len(chosen)} flow(s) written to {os.path.abspath(out)} "
+    store = open_for_reading(db)
+    res = extract_flows(store, sel, out, bpf=bpf, pcapng=pcapng,
+                        on_missing=lambda line: click.echo(f"Warning: {line}", err=True))
+    click.echo(f"{res.packets} packets of {res.flows} flow(s) written to {os.path.abspath(out)} "
                f"({res.bytes_read} bytes read from {res.files} file(s))", err=True)
 
 

@@ -15,13 +15,14 @@ import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from analysis.packets.select import Selection, select_flows
 from recorder.core.errors import CaptureError, WiretrailError
 from recorder.core.packetindex import RECORD_HEADER, decode_ranges, flow_key, merge_ranges
 from recorder.core.secure_files import atomic_output
 
 _FOREVER = 1 << 62
-MAX_READ_GAP = 4096
-FRAGMENT_SLACK_NS = 300 * 10**9  # fragments are kept this long for reassembly (fragments.DEFAULT_TIMEOUT_NS)  # ranges closer than this are read as one (fewer system calls, a few bytes more)
+MAX_READ_GAP = 4096  # ranges closer than this are read as one (fewer system calls, a few bytes more)
+FRAGMENT_SLACK_NS = 300 * 10**9  # fragments are kept this long for reassembly (fragments.DEFAULT_TIMEOUT_NS)
 _MAGICS = {b"\xd4\xc3\xb2\xa1": ("<", False), b"\xa1\xb2\xc3\xd4": (">", False),
            b"\x4d\x3c\xb2\xa1": ("<", True), b"\xa1\xb2\x3c\x4d": (">", True)}
 
@@ -43,7 +44,8 @@ class Packet:
 
 @dataclass
 class ExtractResult:
-    packets: int = 0
+    packets: int = 0  # read (after the BPF filter, in ``extract``: those written)
+    flows: int = 0  # the flows chosen (``extract``)
     bytes_read: int = 0
     files: int = 0
     missing: list[str] = field(default_factory=list)  # files named by the index that are gone
@@ -170,6 +172,36 @@ def _read_file(path: str, cap: dict, ranges: dict, since: int | None, until: int
                     uids = tuple(dict.fromkeys(old.uids + uids))
                 found[key] = Packet(ts, cid, off, rec[:RECORD_HEADER], rec[RECORD_HEADER:], wirelen,
                                     head.linktype, head.snaplen, head.nano, head.endian, uids)
+
+
+def extract(store, selection: Selection, out: str, *, bpf: str | None = None, pcapng: bool = False,
+            on_missing: Callable[[str], None] | None = None) -> ExtractResult:
+    """Write the packets of the flows ``selection`` chooses, in time order, into ``out`` as pcap
+    (or pcapng with per-packet uid comments), keeping only those the ``bpf`` filter accepts when
+    one is given. ``on_missing`` is told of each capture file retention deleted. Raises
+    WiretrailError when no packet is left to write (saying why when it can)."""
+    chosen = select_flows(store, selection)
+    res = ExtractResult(flows=len(chosen))
+    packets = read_packets(store, chosen, since=selection.since, until=selection.until, on_missing=on_missing,
+                           result=res)
+    if bpf:
+        packets = filter_bpf(packets, bpf)
+    if not packets:
+        why = (f" (only classic pcap files are indexed, not {', '.join(res.unindexed)})" if res.unindexed
+               else " (some files are gone)" if res.missing else "")
+        raise WiretrailError(f"no packets of the {len(chosen)} flow(s) chosen are in the indexed capture files{why}")
+    (write_pcapng if pcapng else write_pcap)(out, packets)
+    res.packets = len(packets)
+    return res
+
+
+def filter_bpf(packets: list[Packet], expr: str) -> list[Packet]:
+    """The packets the BPF expression accepts, compiled once per link type."""
+    keep: dict[int, Callable[[bytes], bool]] = {}
+    for p in packets:
+        if p.linktype not in keep:
+            keep[p.linktype] = bpf_filter(expr, p.linktype)
+    return [p for p in packets if keep[p.linktype](p.data)]
 
 
 def bpf_filter(expr: str, linktype: int, snaplen: int = 262144):

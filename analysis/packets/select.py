@@ -25,6 +25,10 @@ class Selection:
     since: int | None = None
     until: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.since is not None and self.until is not None and self.until <= self.since:
+            raise WiretrailError("empty time range: --until is not after --since")
+
     @property
     def by_flow(self) -> bool:
         return bool(self.uids or self.community_ids or self.alert is not None or self.incident is not None)

@@ -272,3 +272,25 @@ def test_alert_and_incident(tmp_path):
         ip = _ip(buf)
         assert {dpkt.utils.inet_to_str(ip.src), dpkt.utils.inet_to_str(ip.dst)} & actors
         assert inc["first_ts"] - 3600 <= ts <= inc["last_ts"] + 3600
+
+
+def test_the_library_call_without_the_cli(tmp_path, need_tcpdump):
+    """``analysis.packets.extract.extract`` is what the command calls: a caller gets the same file
+    and the counts, with the BPF filter applied before the count; an empty range fails at once."""
+    from analysis.packets.extract import extract
+    from analysis.packets.select import Selection
+    from recorder.core.errors import WiretrailError
+    from recorder.core.store import Store
+
+    db = tmp_path / "w.db"
+    ingest(db, DEMO)
+    f = next(f for f in flows(db) if f["proto"] == "tcp" and f["orig_pkts"] > 2)
+    out = tmp_path / "lib.pcap"
+    with Store(str(db)) as store:
+        res = extract(store, Selection(uids=(f["uid"],)), str(out), bpf=f"src host {f['orig_h']}")
+    want = tcpdump(DEMO, tmp_path / "ref.pcap", f"{flow_expr(f)} and src host {f['orig_h']}")
+    assert records(out) == want
+    assert (res.flows, res.packets) == (1, len(want)) and 0 < len(want) < f["orig_pkts"] + f["resp_pkts"]
+    assert res.files == 1 and res.bytes_read > 24
+    with pytest.raises(WiretrailError, match="empty time range"):
+        Selection(uids=(f["uid"],), since=2, until=1)
