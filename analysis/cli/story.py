@@ -97,11 +97,8 @@ def timeline(db, host, since, until, incident, min_severity, no_collapse, local_
 
     store = open_for_reading(db)
     _nothing(store, since, until, local_nets)
-    try:
-        events = build_timeline(store, host=host, since_ns=since, until_ns=until, incident=incident,
-                                min_severity=min_severity, collapse=not no_collapse, local_nets=local_nets)
-    except KeyError:
-        raise click.ClickException(f"no incident {incident} (see wiretrail incidents)") from None
+    events = build_timeline(store, host=host, since_ns=since, until_ns=until, incident=incident,
+                            min_severity=min_severity, collapse=not no_collapse, local_nets=local_nets)
     if fmt == "timesketch":
         for e in events:
             d = {k: v for k, v in _event_row(e).items() if v is not None and k not in ("ts", "last_ts")}
