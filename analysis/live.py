@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from recorder.core.errors import ConfigError
+from recorder.core.errors import ConfigError, WiretrailError
 
 NS = 1_000_000_000
 
@@ -69,7 +69,8 @@ class BehaviourDetector:
 
 @dataclass(slots=True)
 class SealedSignatures:
-    """The signature engine over each sealed capture file of this sensor, in a worker process."""
+    """The signature engine over each sealed capture file of this sensor, in a worker process the
+    detector owns (started at the first file; the engine lives in that process, loaded once)."""
 
     files: list[str]
     variables: dict[str, str]
@@ -78,7 +79,8 @@ class SealedSignatures:
     name: str = "signature"
     rules: int = 0
     done: set[int] = field(default_factory=set)
-    pool: object = None
+    worker: object = None  # the matching process (multiprocessing, spawned: the recorder has threads)
+    conn: object = None  # the detector's end of the pipe to it
     packets: int = 0  # packets matched (files' packet counts)
     delay_s: float = 0.0  # the last file's: from its last packet to its alerts stored
 
@@ -92,7 +94,7 @@ class SealedSignatures:
                 and c["sensor"] == self.sensor]
         rows: list[dict] = []
         for c in todo:
-            alerts = self._pool().submit(_match_file, c["path"]).result()
+            alerts = self._match(c["path"])
             self.done.add(c["id"])
             self.packets += c["packets"] or 0
             self.delay_s = max(0.0, time.time() - (c["last_ts_ns"] or 0) / NS)
@@ -103,31 +105,64 @@ class SealedSignatures:
         return rows
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.worker is None:
+            return
+        try:
+            self.conn.send(None)  # the worker ends after the file it is matching, if any
+        except OSError:
+            pass  # it has ended already
+        self.conn.close()
+        self.worker.join(5)
+        if self.worker.is_alive():
+            self.worker.terminate()
+            self.worker.join()
+        self.worker = self.conn = None
 
-    def _pool(self):
-        if self.pool is None:
+    def _match(self, path: str) -> list:
+        """The alerts of one capture file, matched by the worker; its error raised here again."""
+        if self.worker is None:
             import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
 
-            self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_load_engine, initargs=(self.files, self.variables))
-        return self.pool
+            ctx = multiprocessing.get_context("spawn")
+            self.conn, theirs = ctx.Pipe()
+            self.worker = ctx.Process(target=serve_matches, args=(self.files, self.variables, theirs),
+                                      name="wiretrail-signatures", daemon=True)
+            self.worker.start()
+            theirs.close()
+        self.conn.send(path)
+        try:
+            kind, value = self.conn.recv()
+        except EOFError:
+            raise WiretrailError(f"the signature worker ended (exit status {self.worker.exitcode}) while "
+                                 "matching this file", path=path) from None
+        if kind == "error":
+            raise value
+        return value
 
 
-_WORKER: dict = {}  # the worker process's engine (set once by its initializer; never in the recorder)
-
-
-def _load_engine(files: list[str], variables: dict[str, str]) -> None:
+def serve_matches(files: list[str], variables: dict[str, str], conn) -> None:
+    """The signature worker's loop (in its own process): load the engine once, then answer each
+    path sent with ("alerts", [Alert]) or ("error", exception), until None or the pipe's end."""
     from analysis.rules import Variables, load_rules
     from analysis.rules.engine import Engine
 
-    _WORKER["engine"] = Engine(load_rules(files, Variables.with_overrides(variables)).rules)
-
-
-def _match_file(path: str) -> list:
-    return _WORKER["engine"].run([path])
+    engine = None
+    while True:
+        try:
+            path = conn.recv()
+        except EOFError:
+            return
+        if path is None:
+            return
+        try:
+            if engine is None:
+                engine = Engine(load_rules(files, Variables.with_overrides(variables)).rules)
+            conn.send(("alerts", engine.run([path])))
+        except Exception as err:  # noqa: BLE001 - relayed to the detector, which raises it again
+            try:
+                conn.send(("error", err))
+            except Exception:  # noqa: BLE001 - an exception that does not pickle: its one line
+                conn.send(("error", WiretrailError(f"{type(err).__name__}: {err}", path=path)))
 
 
 def finding_key(row: dict) -> tuple:

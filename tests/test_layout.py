@@ -8,7 +8,8 @@ from pathlib import Path
 
 from tests.helpers import REPO
 
-CORE_FORBIDDEN = ("analysis", "click", "rich", "pcapy_live", "recorder.capture", "recorder.daemon")
+CORE_FORBIDDEN = ("analysis", "click", "rich", "pcapy_live", "recorder.capture", "recorder.daemon",
+                  "recorder.stream", "recorder.sinks", "recorder.sdnotify")
 
 
 def imports_of(path: Path) -> set[str]:

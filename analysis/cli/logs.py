@@ -167,15 +167,10 @@ def detect(db, rules, no_store, expect_path, fmt) -> None:
     from analysis.logs.detect import detect as run_detect
 
     expectations = None
-    if expect_path:
-        from analysis.expect import ExpectFileError, load_expectations
+    if expect_path:  # every problem of a bad file, through the one error mapping (as replay's)
+        from analysis.expect import load_expectations
 
-        try:
-            expectations = load_expectations(expect_path)
-        except ExpectFileError as err:
-            for e in err.errors:
-                click.echo(str(e), err=True)
-            raise SystemExit(1) from None
+        expectations = load_expectations(expect_path)
     ruleset = _load(rules)
     found = run_detect(open_for_reading(db), ruleset, joined=not rules, keep=not no_store)
     for path, reason in found.failed:

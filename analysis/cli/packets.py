@@ -36,41 +36,15 @@ def extract(db, uids, community_ids, alert, incident, host, port, proto, since, 
     each); a file changed since it was indexed is refused. Encrypted files (*.pcap.age, the
     recorder's encrypt_to) need --identity; each is decrypted in memory as a stream up to the
     last packet wanted (nothing decrypted is written to disk but --out)."""
-    from analysis.packets.extract import ExtractResult, bpf_filter, read_packets, write_pcap, write_pcapng
+    from analysis.packets.extract import extract as extract_flows
+    from analysis.packets.selection import Selection
 
-    if since is not None and until is not None and until <= since:
-        raise WiretrailError("empty time range: --until is not after --since")
+    sel = Selection(tuple(uids), tuple(community_ids), alert, incident, host, port, proto, since, until)
     lean = (uids or community_ids) and alert is None and incident is None and not (host or port is not None or proto)
-    store = _lean_store(db) if lean else None
-    if store is not None:  # flows named by uid or Community ID in a SQLite file: without SQLAlchemy
-        chosen = store.flows_where("uid", uids, "uid") if uids else []
-        if community_ids:
-            have = {f["uid"] for f in chosen}
-            chosen += [f for f in store.flows_where("community_id", community_ids, "Community ID") if f["uid"] not in have]
-            chosen.sort(key=lambda r: (r["ts_ns"], r["uid"]))
-    else:
-        from analysis.packets.select import Selection, select_flows
-
-        store = open_for_reading(db)
-        sel = Selection(tuple(uids), tuple(community_ids), alert, incident, host, port, proto, since, until)
-        chosen = select_flows(store, sel)
-    res = ExtractResult()
-    packets = read_packets(store, chosen, since=since, until=until,
-                           on_missing=lambda line: click.echo(f"Warning: {line}", err=True), result=res,
-                           identities=identities)
-    if bpf:
-        keep = {}
-        for p in packets:
-            if p.linktype not in keep:
-                keep[p.linktype] = bpf_filter(bpf, p.linktype)
-        packets = [p for p in packets if keep[p.linktype](p.data)]
-    if not packets:
-        why = (f" (compressed captures are not indexed, a gzip stream cannot be read from the middle: gunzip "
-               f"and ingest the file to extract from it: {', '.join(res.unindexed)})" if res.unindexed
-               else " (some files are gone)" if res.missing else "")
-        raise WiretrailError(f"no packets of the {len(chosen)} flow(s) chosen are in the indexed capture files{why}")
-    (write_pcapng if pcapng else write_pcap)(out, packets)
-    click.echo(f"{len(packets)} packets of {len(chosen)} flow(s) written to {os.path.abspath(out)} "
+    store = (_lean_store(db) if lean else None) or open_for_reading(db)  # by uid in a SQLite file: no SQLAlchemy
+    res = extract_flows(store, sel, out, bpf=bpf, pcapng=pcapng, identities=identities,
+                        on_missing=lambda line: click.echo(f"Warning: {line}", err=True))
+    click.echo(f"{res.packets} packets of {res.flows} flow(s) written to {os.path.abspath(out)} "
                f"({res.bytes_read} bytes read from {res.files} file(s))", err=True)
 
 
@@ -96,7 +70,8 @@ def packets(db, uid, limit, follow, as_hex, fmt, identities) -> None:
 
     from analysis.packets import dissect
     from analysis.packets.extract import read_packets, write_pcapng
-    from analysis.packets.select import Selection, select_flows
+    from analysis.packets.select import select_flows
+    from analysis.packets.selection import Selection
 
     store = open_for_reading(db)
     [flow] = select_flows(store, Selection(uids=(uid,)))[:1]

@@ -12,6 +12,7 @@ import click
 from analysis.cli.db import db_option, open_for_reading
 from analysis.cli.params import TimeType, check_cidr, check_host
 from analysis.output import output_options, render
+from recorder.core.errors import WiretrailError
 
 _TIMELINE = {"ts": "time", "kind": "string", "severity": "count", "src": "addr", "dst": "addr",
              "description": "string", "count": "count", "last_ts": "time", "tactic": "string",
@@ -32,7 +33,7 @@ def _local_net(fn):
 
 
 def _nothing(store, since, until, scope_nets=()) -> None:
-    """Exit 1 with one line when the store holds nothing in the range."""
+    """A domain error (one line, exit 1) when the store holds nothing in the range."""
     from analysis.story.build import recorded_span
     from analysis.story.common import Scope
     from analysis.story.model import rfc3339
@@ -41,8 +42,7 @@ def _nothing(store, since, until, scope_nets=()) -> None:
     if first is None:
         lo = rfc3339(since) if since is not None else "the beginning"
         hi = rfc3339(until) if until is not None else "the end"
-        click.echo(f"nothing recorded between {lo} and {hi}", err=True)
-        raise SystemExit(1)
+        raise WiretrailError(f"nothing recorded between {lo} and {hi}")
 
 
 def _md_cell(v) -> str:
@@ -97,11 +97,8 @@ def timeline(db, host, since, until, incident, min_severity, no_collapse, local_
 
     store = open_for_reading(db)
     _nothing(store, since, until, local_nets)
-    try:
-        events = build_timeline(store, host=host, since_ns=since, until_ns=until, incident=incident,
-                                min_severity=min_severity, collapse=not no_collapse, local_nets=local_nets)
-    except KeyError:
-        raise click.ClickException(f"no incident {incident} (see wiretrail incidents)") from None
+    events = build_timeline(store, host=host, since_ns=since, until_ns=until, incident=incident,
+                            min_severity=min_severity, collapse=not no_collapse, local_nets=local_nets)
     if fmt == "timesketch":
         for e in events:
             d = {k: v for k, v in _event_row(e).items() if v is not None and k not in ("ts", "last_ts")}

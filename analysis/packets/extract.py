@@ -28,12 +28,13 @@ from recorder.core.indexformat import (
 )
 from recorder.core.secure_files import atomic_output
 
-if TYPE_CHECKING:  # pcapng (and numpy with it) only when a pcapng capture is read
+if TYPE_CHECKING:  # pcapng (and numpy with it) only when a pcapng capture is read; select with SQLAlchemy
+    from analysis.packets.selection import Selection
     from recorder.core.pcapng import Interface
 
 _FOREVER = 1 << 62
-MAX_READ_GAP = 4096
-FRAGMENT_SLACK_NS = 300 * 10**9  # fragments are kept this long for reassembly (fragments.DEFAULT_TIMEOUT_NS)  # ranges closer than this are read as one (fewer system calls, a few bytes more)
+MAX_READ_GAP = 4096  # ranges closer than this are read as one (fewer system calls, a few bytes more)
+FRAGMENT_SLACK_NS = 300 * 10**9  # fragments are kept this long for reassembly (fragments.DEFAULT_TIMEOUT_NS)
 _MAGICS = {b"\xd4\xc3\xb2\xa1": ("<", False), b"\xa1\xb2\xc3\xd4": (">", False),
            b"\x4d\x3c\xb2\xa1": ("<", True), b"\xa1\xb2\x3c\x4d": (">", True)}
 
@@ -55,7 +56,8 @@ class Packet:
 
 @dataclass
 class ExtractResult:
-    packets: int = 0
+    packets: int = 0  # read (after the BPF filter, in ``extract``: those written)
+    flows: int = 0  # the flows chosen (``extract``)
     bytes_read: int = 0
     files: int = 0
     missing: list[str] = field(default_factory=list)  # files named by the index that are gone
@@ -274,6 +276,56 @@ def _read_ranges(f, path: str, cap: dict, size: int, ranges: dict, since: int | 
             if old is not None:
                 uids = tuple(dict.fromkeys(old.uids + uids))
             found[key] = Packet(ts, cid, off, rec[:RECORD_HEADER], rec[RECORD_HEADER:], wirelen, *form, uids)
+
+
+def extract(store, selection: Selection, out: str, *, bpf: str | None = None, pcapng: bool = False,
+            on_missing: Callable[[str], None] | None = None, identities=None) -> ExtractResult:
+    """Write the packets of the flows ``selection`` chooses, in time order, into ``out`` as pcap
+    (or pcapng with per-packet uid comments), keeping only those the ``bpf`` filter accepts when
+    one is given. ``store`` is a Store, or the lean reader of a SQLite file (``lite.open_lite``)
+    for a selection by uid or Community ID only; ``identities`` open encrypted (age) captures.
+    ``on_missing`` is told of each capture file retention deleted. Raises WiretrailError when no
+    packet is left to write (saying why when it can)."""
+    chosen = _chosen(store, selection)
+    res = ExtractResult(flows=len(chosen))
+    packets = read_packets(store, chosen, since=selection.since, until=selection.until, on_missing=on_missing,
+                           result=res, identities=identities)
+    if bpf:
+        packets = filter_bpf(packets, bpf)
+    if not packets:
+        why = (f" (compressed captures are not indexed, a gzip stream cannot be read from the middle: gunzip "
+               f"and ingest the file to extract from it: {', '.join(res.unindexed)})" if res.unindexed
+               else " (some files are gone)" if res.missing else "")
+        raise WiretrailError(f"no packets of the {len(chosen)} flow(s) chosen are in the indexed capture files{why}")
+    (write_pcapng if pcapng else write_pcap)(out, packets)
+    res.packets = len(packets)
+    return res
+
+
+def _chosen(store, selection: Selection) -> list[dict]:
+    """The flows the selection names, oldest first."""
+    from analysis.packets.lite import LiteStore
+
+    if not isinstance(store, LiteStore):
+        from analysis.packets.select import select_flows
+
+        return select_flows(store, selection)
+    chosen = store.flows_where("uid", selection.uids, "uid") if selection.uids else []
+    if selection.community_ids:
+        have = {f["uid"] for f in chosen}
+        chosen += [f for f in store.flows_where("community_id", selection.community_ids, "Community ID")
+                   if f["uid"] not in have]
+        chosen.sort(key=lambda r: (r["ts_ns"], r["uid"]))
+    return chosen
+
+
+def filter_bpf(packets: list[Packet], expr: str) -> list[Packet]:
+    """The packets the BPF expression accepts, compiled once per link type."""
+    keep: dict[int, Callable[[bytes], bool]] = {}
+    for p in packets:
+        if p.linktype not in keep:
+            keep[p.linktype] = bpf_filter(expr, p.linktype)
+    return [p for p in packets if keep[p.linktype](p.data)]
 
 
 def bpf_filter(expr: str, linktype: int, snaplen: int = 262144):

@@ -3,31 +3,11 @@ filters (host, port, protocol, time)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import sqlalchemy as sa
 
+from analysis.packets.selection import LOOKBACK_NS, Selection
 from recorder.core.errors import WiretrailError
 from recorder.core.schema import alerts, flows
-
-LOOKBACK_NS = 3600 * 10**9  # --since also takes flows that started up to this long before it
-
-
-@dataclass(frozen=True, slots=True)
-class Selection:
-    uids: tuple[str, ...] = ()
-    community_ids: tuple[str, ...] = ()
-    alert: int | None = None
-    incident: str | None = None
-    host: str | None = None
-    port: int | None = None
-    proto: str | None = None
-    since: int | None = None
-    until: int | None = None
-
-    @property
-    def by_flow(self) -> bool:
-        return bool(self.uids or self.community_ids or self.alert is not None or self.incident is not None)
 
 
 def _rows(store, stmt) -> list[dict]:
@@ -86,3 +66,6 @@ def _incident_flows(store, incident: str) -> list[dict]:
                                 flows.c.ts_ns + sa.func.coalesce(flows.c.duration_ns, 0) >= inc.first_ts_ns,
                                 flows.c.orig_h.in_(hosts), flows.c.resp_h.in_(hosts))
     return _rows(store, stmt)
+
+
+__all__ = ["LOOKBACK_NS", "Selection", "select_flows"]

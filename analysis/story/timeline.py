@@ -20,6 +20,7 @@ from analysis.story.common import STAGE_TACTIC, Scope, carved_name, host_filter
 from analysis.story.findings import load_findings
 from analysis.story.incidents import build_incidents
 from analysis.story.model import TimelineEvent
+from recorder.core.errors import WiretrailError
 from recorder.core.schema import APP_TABLES, alerts, flows, log_events
 
 LARGE_OUT_BYTES = 1_000_000
@@ -176,7 +177,7 @@ def build_timeline(store, *, host: str | None = None, since_ns: int | None = Non
                    local_nets=()) -> list[TimelineEvent]:
     """Time-ordered events. ``host`` an IP or CIDR on either side; ``incident`` only the events of
     that incident (its hosts, within its time span); ``min_severity`` N: only alerts of severity N
-    or higher (1 is the highest). Raises StoreError for an old schema, KeyError for an unknown incident."""
+    or higher (1 is the highest). Raises StoreError for an old schema, WiretrailError for an unknown incident."""
     store.require_schema()
     scope = Scope.open(store, since_ns=since_ns, until_ns=until_ns, local_nets=tuple(local_nets))
     found = load_findings(scope)
@@ -190,7 +191,7 @@ def build_timeline(store, *, host: str | None = None, since_ns: int | None = Non
     if incident is not None:
         chosen = next((i for i in incidents if i.id == incident), None)
         if chosen is None:
-            raise KeyError(incident)
+            raise WiretrailError(f"no incident {incident} (see wiretrail incidents)")
     events: list[TimelineEvent] = []
     a = alerts.c
     hf = host_filter(host, a.src_a, a.dest_a)

@@ -389,3 +389,23 @@ def test_lean_sqlite_path_equals_the_store_path(tmp_path):
     r2 = run("extract", "--db", str(db), "--uid", "Cnosuchflow00", "--proto", "tcp", "--out", str(tmp_path / "c.pcap"))
     assert r1.exit_code == r2.exit_code == 1 and r1.output == r2.output and "no flow with uid" in r1.output
     assert not (tmp_path / "c.pcap").exists()
+def test_the_library_call_without_the_cli(tmp_path, need_tcpdump):
+    """``analysis.packets.extract.extract`` is what the command calls: a caller gets the same file
+    and the counts, with the BPF filter applied before the count; an empty range fails at once."""
+    from analysis.packets.extract import extract
+    from analysis.packets.selection import Selection
+    from recorder.core.errors import WiretrailError
+    from recorder.core.store import Store
+
+    db = tmp_path / "w.db"
+    ingest(db, DEMO)
+    f = next(f for f in flows(db) if f["proto"] == "tcp" and f["orig_pkts"] > 2)
+    out = tmp_path / "lib.pcap"
+    with Store(str(db)) as store:
+        res = extract(store, Selection(uids=(f["uid"],)), str(out), bpf=f"src host {f['orig_h']}")
+    want = tcpdump(DEMO, tmp_path / "ref.pcap", f"{flow_expr(f)} and src host {f['orig_h']}")
+    assert records(out) == want
+    assert (res.flows, res.packets) == (1, len(want)) and 0 < len(want) < f["orig_pkts"] + f["resp_pkts"]
+    assert res.files == 1 and res.bytes_read > 24
+    with pytest.raises(WiretrailError, match="empty time range"):
+        Selection(uids=(f["uid"],), since=2, until=1)

@@ -30,7 +30,7 @@ def seal_demo(tmp_path: Path, rotate_size: int = 40_000, recipient=None,
         return store.add_capture(path=str(path), format="pcap", link_types="1", origin="recorder",
                                  interface=IFACE, sensor=SENSOR)
 
-    def on_seal(s: SealedFile) -> None:  # as recorder.daemon.Stream._record_seal
+    def on_seal(s: SealedFile) -> None:  # as recorder.stream.Stream._record_seal
         prev = store.last_chain(SENSOR, IFACE) or GENESIS
         chain = chain_hash(prev, name=s.path.name, sha256=s.sha256, packets=s.packets, size=s.size,
                            first_ts_ns=s.first_ts_ns, last_ts_ns=s.last_ts_ns)

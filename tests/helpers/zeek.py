@@ -1,11 +1,14 @@
 """Zeek's expected logs: reading them, and comparing with them the way the shared scorer does
 (compare_app.py's norm(), reimplemented: the scorer itself is not imported into the project).
-One reader, ``parse_zeek``; the agreement counts run a parser over the reference traces."""
+One reader, ``parse_zeek``; the agreement counts run a parser over the reference traces;
+``assert_scorer_floors`` runs the scorer itself over a reference folder and holds it to floors."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -132,3 +135,21 @@ def our_ssl_rows(trace: str, tmp_path: Path) -> tuple[list[dict], list[dict]]:
     flows = subprocess.run([cli, "flows", "--db", str(db), "--format", "zeek"], check=True, capture_output=True,
                            text=True, timeout=300).stdout
     return [unset_as_none(r) for r in parse_zeek(tls)], [unset_as_none(r) for r in parse_zeek(flows)]
+
+
+def assert_scorer_floors(folder: Path, what: str, floors: dict[str, int], overall_floor: float) -> None:
+    """Run the shared scorer (compare_app.py, through the CLI) over ``folder`` and fail when the
+    overall agreement is below ``overall_floor`` percent or a log type matches fewer rows than its
+    floor (or is missing from the scorer's table); skip when the scorer or the folder is absent."""
+    scorer = need(ZEEK_APP / "compare_app.py", "Zeek protocol-log scorer")
+    folder = need(folder, what)
+    r = subprocess.run([sys.executable, str(scorer), str(folder), "--cli", wiretrail_cli()],
+                       capture_output=True, text=True, timeout=1800, check=False)
+    out = r.stdout
+    m = re.search(r"app agreement: ([\d.]+)% of (\d+) rows", out)
+    assert m, out[-2000:] + r.stderr[-2000:]
+    per = {log: int(hit) for log, hit in re.findall(r"^(\w+\.log)\s+(\d+)/\d+", out, re.M)}
+    assert set(floors) <= set(per), out[-2000:]
+    low = {log: (per[log], floor) for log, floor in floors.items() if per[log] < floor}
+    assert not low, f"below floor: {low}\n{out[-3000:]}"
+    assert float(m.group(1)) >= overall_floor, out[-3000:]

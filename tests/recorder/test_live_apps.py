@@ -14,7 +14,7 @@ from recorder.core.decode import Decoder
 from recorder.core.flowmeter import FlowMeter
 from recorder.core.pcapio import read_batches
 from recorder.core.store import Store
-from recorder.daemon import Counters, LiveApps
+from recorder.sinks import Counters, LiveApps
 
 DEMO = Path(__file__).resolve().parents[2] / "captures" / "demo.pcap"
 

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from recorder.daemon import sd_notify
+from recorder.sdnotify import sd_notify
 
 
 @pytest.mark.timeout(60)  # a blocking send would hang here: the timeout fails it

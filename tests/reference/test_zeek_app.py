@@ -8,13 +8,9 @@ regression fails. The README ("Reference scores") says what the misses are.
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
-
 import pytest
 
-from tests.helpers import REFERENCE, need, wiretrail_cli
+from tests.helpers.zeek import ZEEK_APP, assert_scorer_floors
 
 OVERALL_FLOOR = 98.0
 FLOORS = {"dns.log": 24, "http.log": 92, "ftp.log": 9, "smtp.log": 16, "ssh.log": 24, "ssl.log": 19,
@@ -23,14 +19,4 @@ FLOORS = {"dns.log": 24, "http.log": 92, "ftp.log": 9, "smtp.log": 16, "ssh.log"
 
 @pytest.mark.timeout(1800)  # a sweep of reference traces: minutes when the machine is shared
 def test_app_agreement_with_zeek_baselines():
-    scorer = need(REFERENCE / "zeek-app" / "compare_app.py", "Zeek protocol-log reference set")
-    r = subprocess.run([sys.executable, str(scorer), "--cli", wiretrail_cli()],
-                       capture_output=True, text=True, timeout=1800, check=False)
-    out = r.stdout
-    m = re.search(r"app agreement: ([\d.]+)% of (\d+) rows", out)
-    assert m, out[-2000:] + r.stderr[-2000:]
-    per = {log: int(hit) for log, hit in re.findall(r"^(\w+\.log)\s+(\d+)/\d+", out, re.M)}
-    assert set(FLOORS) <= set(per), out[-2000:]
-    low = {log: (per[log], floor) for log, floor in FLOORS.items() if per[log] < floor}
-    assert not low, f"below floor: {low}\n{out[-3000:]}"
-    assert float(m.group(1)) >= OVERALL_FLOOR, out[-3000:]
+    assert_scorer_floors(ZEEK_APP, "Zeek protocol-log reference set", FLOORS, OVERALL_FLOOR)

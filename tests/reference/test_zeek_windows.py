@@ -12,13 +12,10 @@ server's side (the CHALLENGE, no AUTHENTICATE, so no user) and oriented the conn
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
-
 import pytest
 
-from tests.helpers import REFERENCE, need, wiretrail_cli
+from tests.helpers import REFERENCE
+from tests.helpers.zeek import assert_scorer_floors
 
 OVERALL_FLOOR = 97.0
 FLOORS = {"dce_rpc.log": 5, "kerberos.log": 96, "ntlm.log": 0, "rdp.log": 1, "smb_files.log": 6,
@@ -27,15 +24,4 @@ FLOORS = {"dce_rpc.log": 5, "kerberos.log": 96, "ntlm.log": 0, "rdp.log": 1, "sm
 
 @pytest.mark.timeout(1800)  # a sweep of reference traces: minutes when the machine is shared
 def test_windows_agreement_with_zeek_baselines():
-    scorer = need(REFERENCE / "zeek-app" / "compare_app.py", "Zeek protocol-log scorer")
-    folder = need(REFERENCE / "zeek-windows", "Zeek Windows-protocol reference set")
-    r = subprocess.run([sys.executable, str(scorer), str(folder), "--cli", wiretrail_cli()],
-                       capture_output=True, text=True, timeout=1800, check=False)
-    out = r.stdout
-    m = re.search(r"app agreement: ([\d.]+)% of (\d+) rows", out)
-    assert m, out[-2000:] + r.stderr[-2000:]
-    per = {log: int(hit) for log, hit in re.findall(r"^(\w+\.log)\s+(\d+)/\d+", out, re.M)}
-    assert set(FLOORS) <= set(per), out[-2000:]
-    low = {log: (per[log], floor) for log, floor in FLOORS.items() if per[log] < floor}
-    assert not low, f"below floor: {low}\n{out[-3000:]}"
-    assert float(m.group(1)) >= OVERALL_FLOOR, out[-3000:]
+    assert_scorer_floors(REFERENCE / "zeek-windows", "Zeek Windows-protocol reference set", FLOORS, OVERALL_FLOOR)

@@ -76,6 +76,12 @@ def test_login_after_a_network_alert_and_expect(tmp_path):
     expect.write_text("alerts:\n  - sid: 2100000001\n    count: 2\n")
     r = CliRunner().invoke(main, ["logs", "detect", "--db", str(db), "--expect", str(expect), "--no-store"])
     assert r.exit_code == 3 and "expected exactly 2, got 1" in r.stderr
+    # a bad expectations file: every problem, through the one error mapping, exit 1, nothing run
+    expect.write_text("only: yes please\nalerts:\n  - sid: 0\n")
+    r = CliRunner().invoke(main, ["logs", "detect", "--db", str(db), "--expect", str(expect), "--no-store"])
+    problems = r.stderr.splitlines()
+    assert r.exit_code == 1 and len(problems) >= 2 and problems[0].startswith(f"Error: {expect}:1: "), r.stderr
+    assert all(p.startswith(f"{expect}:") for p in problems[1:]) and r.stdout == ""
 
 
 def test_replay_runs_sigma_rules_over_the_stores_logs(tmp_path):

@@ -17,6 +17,7 @@ from analysis.story.build import build_story
 from analysis.story.data import luhn, mask, scan
 from analysis.story.model import STAGE_ORDER
 from analysis.story.timeline import build_timeline
+from recorder.core.errors import WiretrailError
 from recorder.core.store import Store
 from tests.analysis.behaviour.traffic import T0, Capture
 from tests.analysis.story import scenes
@@ -147,7 +148,7 @@ def test_timeline_collapses_and_tags(breach_db, breach):
         assert only and all(e.severity == 1 for e in only)
         host = build_timeline(store, host="10.0.0.20/32")
         assert host and all("10.0.0.20" in (e.src, e.dst) for e in host)
-        with pytest.raises(KeyError):
+        with pytest.raises(WiretrailError, match="no incident INC-000000"):
             build_timeline(store, incident="INC-000000")
 
 
@@ -237,6 +238,8 @@ def test_cli(breach_db, breach, tmp_path):
     assert out.exit_code == 1 and "nothing recorded between 2030-01-01T00:00:00.000000Z and the end" in out.output
     out = r.invoke(main, ["incident", "INC-000000", "--db", breach_db])
     assert out.exit_code == 1 and "no incident INC-000000" in out.output
+    out = r.invoke(main, ["timeline", "--incident", "INC-000000", "--db", breach_db])
+    assert out.exit_code == 1 and out.output == "Error: no incident INC-000000 (see wiretrail incidents)\n"
     empty = tmp_path / "empty.db"
     with Store(str(empty)) as store:
         store.ensure_schema()

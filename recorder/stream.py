@@ -1,0 +1,439 @@
+"""One capture stream: one libpcap handle (an interface, or one worker of an interface's
+PACKET_FANOUT group) with its own files, prefixed ``<sensor>-<interface>[-w<N>]``, and its own
+hash chain. ``Stream.run`` loops:
+
+    raw = capture.read(READ_BATCH)      up to READ_BATCH (16384) packets, or None after the
+                                        handle's 100 ms read timeout without any
+    writer.write(raw)                   in the writer thread, into the open file (split at the
+                                        size limit), while the batch before is metered
+    decode + meter                      once its write has finished, with the files it landed in:
+                                        the same Decoder and FlowMeter as ``wiretrail ingest``,
+                                        the packet index, and the batch queued for the protocol
+                                        parsers' process (``sinks.LiveApps``)
+    writer.tick(), retention, flush, watchdog, stats
+
+A file is sealed (fsync, SHA-256 in the stream's hash chain, rename) at rotation and on stop
+(``Stream._on_seal``); files a crash left unsealed are repaired and sealed at start. Lack of
+space: retention deletes the oldest sealed files; if nothing is left to delete, capture pauses
+(packets are read and counted as dropped) with one log line, and resumes when a write succeeds
+again."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from recorder.capture import CaptureStats, LiveCapture
+from recorder.core.agecrypt import SUFFIX as AGE_SUFFIX
+from recorder.core.agecrypt import recipient_or_none
+from recorder.core.config import Config
+from recorder.core.decode import Decoder
+from recorder.core.errors import StoreError, WiretrailError
+from recorder.core.evidence import GENESIS, chain_hash, file_sha256
+from recorder.core.flowid import LocalNets
+from recorder.core.flowmeter import FlowMeter, Timeouts
+from recorder.core.packetindex import FileIndexes
+from recorder.core.pcaprecords import describe
+from recorder.core.pcapwrite import repair_pcap
+from recorder.core.secretseal import sealer_for
+from recorder.core.secure_files import GROUP_READ
+from recorder.core.store import Store
+from recorder.retention import Limits, enforce
+from recorder.rotation import PART, DiskFull, RotatingWriter, SealedFile, seal_encrypted_leftover, slice_batch
+from recorder.sdnotify import sd_notify
+from recorder.sinks import Counters, FlowSink, LiveApps
+
+log = logging.getLogger("wiretrail-recorder")
+
+PAUSE_CHECK_SECONDS = 1.0
+RETENTION_EVERY_SECONDS = 10.0
+FLOW_FLUSH_SECONDS = 5.0
+# An idle link advances the flow meter's clock to the wall clock less this (packets the kernel
+# still holds are older than now), so quiet connections end on time (live detection sees them).
+IDLE_CLOCK_MARGIN_NS = 1_000_000_000
+# Read by the live detection thread and its notifier at start: a change takes a restart.
+LIVE_SETTINGS = ("rules", "var", "detect_interval", "detect_window", "notify_smtp_url", "notify_from", "notify_to",
+                 "notify_webhook", "notify_webhook_format", "notify_min_severity", "notify_aggregate",
+                 "notify_digest", "notify_rate_limit")
+READ_BATCH = 16384  # packets per libpcap read at most (bigger batches meter faster)
+DRAIN_SECONDS = 10.0  # at most this long writing what the kernel still holds when told to stop
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSpec:
+    interface: str
+    worker: int | None  # None: the interface's only stream
+    fanout_group: int | None
+
+    @property
+    def name(self) -> str:
+        return self.interface if self.worker is None else f"{self.interface}/w{self.worker}"
+
+    def prefix(self, sensor: str) -> str:
+        base = f"{sensor}-{self.interface}" + ("" if self.worker is None else f"-w{self.worker}")
+        return re.sub(r"[^A-Za-z0-9_.@+-]", "_", base)
+
+
+
+class Stream:
+    def __init__(self, config: Config, spec: StreamSpec, *, reload=None, ready=None, watchdog: bool = False) -> None:
+        self.config = config
+        self.spec = spec
+        self.sensor = config.sensor or socket.gethostname()
+        self.reload = reload  # () -> Config, for SIGHUP
+        self.ready = ready  # called once capture is open (sd_notify READY or a message to the parent)
+        self.watchdog = watchdog  # send sd_notify WATCHDOG (the main process only; NotifyAccess=main)
+        self.counters = Counters()
+        self.stop = False
+        self.hup = False
+        self.paused = False
+        self.store: Store | None = None
+        self.capture: LiveCapture | None = None
+        self.writer: RotatingWriter | None = None
+        self.apps: LiveApps | None = None
+        self.stats_at_open: CaptureStats | None = None
+        self.last_stats = CaptureStats(0, 0, 0)
+        self.indexes = FileIndexes(self._save_index)  # packet index: where each flow's packets are
+        self.index_thread: threading.Thread | None = None  # the last file's index being stored
+
+    # -- set-up
+
+    def _signals(self) -> None:
+        def on_stop(signum, frame):
+            self.stop = True
+
+        def on_hup(signum, frame):
+            self.hup = True
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+
+    def _limits(self) -> Limits:
+        c = self.config
+        return Limits(retain_bytes=c.retain_bytes, min_free_percent=c.min_free_percent, retain_days=c.retain_days)
+
+    def repair_leftovers(self) -> None:
+        """Seal the files a crash left under their temporary name (truncated to the last whole packet)."""
+        out = self.config.output_dir
+        prefix = self.spec.prefix(self.sensor) + "-"
+        for part in sorted(out.glob(f"{glob_escape(prefix)}*.pcap{AGE_SUFFIX}{PART}")):  # encrypted: no key here
+            sealed = seal_encrypted_leftover(part, file_sha256(part))
+            row = self.store.capture_by_path(str(sealed.path))
+            self._record_seal(sealed, capture_id=row["id"] if row and row.get("sealed_at") is None else None,
+                              repaired=True)
+            self.counters.repaired += 1
+            log.warning("%s: left unsealed by an unclean stop; sealed as it stands (encrypted: the sensor cannot "
+                        "repair it; decrypting it gives its whole 64 KiB chunks, then an error)", sealed.path)
+        for part in sorted(out.glob(f"{glob_escape(prefix)}*.pcap{PART}")):
+            final = part.with_name(part.name[: -len(PART)])
+            scan = repair_pcap(part)
+            os.replace(part, final)
+            sealed = SealedFile(path=final, capture_id=None, size=scan.good_size, packets=scan.packets,
+                                first_ts_ns=scan.first_ts_ns, last_ts_ns=scan.last_ts_ns, sha256=file_sha256(final),
+                                opened_at=0.0, sealed_at_ns=time.time_ns())
+            row = self.store.capture_by_path(str(final))
+            self._record_seal(sealed, capture_id=row["id"] if row and row.get("sealed_at") is None else None,
+                              repaired=True)
+            self.counters.repaired += 1
+            damaged = f"; {describe(list(scan.skipped))} and taken out" if scan.skipped else ""
+            log.warning("%s: left unsealed by an unclean stop; repaired (%d whole packets kept, %d bytes cut%s) "
+                        "and sealed", final, scan.packets, scan.size - scan.good_size, damaged)
+
+    def _on_open(self, path: Path) -> int:
+        # runs in the writer thread: it uses the counters the loop last read, never the handle
+        self.stats_at_open = self.last_stats
+        return self.store.add_capture(path=str(path), format="pcap", link_types=str(self.capture.linktype),
+                                      origin="recorder", interface=self.spec.name, sensor=self.sensor)
+
+    def _on_seal(self, sealed: SealedFile) -> None:
+        self._record_seal(sealed, capture_id=sealed.capture_id, repaired=sealed.damaged)
+        if sealed.damaged:  # encrypt_to: its stream was cut
+            log.error("%s: no space left to finish this encrypted file; sealed as it stands (decrypting it gives "
+                      "its whole 64 KiB chunks; the packets after them are lost)", sealed.path)
+        self.counters.files_sealed += 1
+        self._retention()
+
+    def _record_seal(self, sealed: SealedFile, *, capture_id: int | None, repaired: bool) -> None:
+        before = self.stats_at_open or self.last_stats
+        kernel = max(0, self.last_stats.dropped - before.dropped) if not repaired else None
+        iface = max(0, self.last_stats.if_dropped - before.if_dropped) if not repaired else None
+        prev = self.store.last_chain(self.sensor, self.spec.name) or GENESIS
+        chain = chain_hash(prev, name=sealed.path.name, sha256=sealed.sha256, packets=sealed.packets,
+                           size=sealed.size, first_ts_ns=sealed.first_ts_ns, last_ts_ns=sealed.last_ts_ns)
+        fields = dict(sha256=sealed.sha256, packets=sealed.packets, bytes=sealed.size,
+                      first_ts_ns=sealed.first_ts_ns, last_ts_ns=sealed.last_ts_ns, sealed_at=sealed.sealed_at_ns,
+                      kernel_drops=kernel, iface_drops=iface, repaired=repaired, prev_chain=prev, chain=chain)
+        if capture_id is None:
+            self.store.add_capture(path=str(sealed.path), format="pcap", link_types="", origin="recorder",
+                                   interface=self.spec.name, sensor=self.sensor, **fields)
+        else:
+            self.store.update_capture(capture_id, **fields)
+        self.stats_at_open = self.last_stats
+
+    def _on_delete(self, path: Path, reason: str) -> None:
+        self.counters.files_deleted += 1
+        log.info("%s: deleted (%s)", path, reason)
+        row = self.store.capture_by_path(str(path))
+        if row is not None:
+            self.store.update_capture(row["id"], deleted_at=time.time_ns(), deleted_reason=reason)
+
+    def _refresh_stats(self) -> None:
+        if self.capture is not None:
+            try:
+                self.last_stats = self.capture.stats()
+            except Exception:  # noqa: BLE001 - stats are best effort; capture goes on
+                pass
+
+    # -- the loop
+
+    def run(self) -> None:
+        c = self.config
+        self._signals()
+        c.output_dir.mkdir(parents=True, exist_ok=True)
+        # encrypt_to: credential secrets written encrypted, with a fingerprint key kept on the sensor
+        self.store = Store(c.db, file_mode=GROUP_READ, secrets=sealer_for(recipient_or_none(c.encrypt_to), c.output_dir))
+        self.store.ensure_schema()
+        self.repair_leftovers()
+        # The capture first: if it cannot open, nothing else has started.
+        self.capture = LiveCapture(self.spec.interface, snaplen=c.snaplen, promisc=c.promisc, bpf=c.bpf,
+                                   buffer_size=c.buffer_size, fanout_group=self.spec.fanout_group)
+        sink = meter = None
+        try:
+            sink = FlowSink(self.store, self.counters)
+            local = LocalNets([str(n) for n in c.local_net])
+            if c.parsers:
+                self.apps = LiveApps(self.store, self.counters, local)
+            meter = FlowMeter(sink, local_nets=local, timeouts=Timeouts())
+            decoder = Decoder(fast=True)
+            self.writer = RotatingWriter(c.output_dir, self.spec.prefix(self.sensor), linktype=self.capture.linktype,
+                                         snaplen=c.snaplen, rotate_size=c.rotate_size,
+                                         rotate_interval=c.rotate_interval, on_open=self._on_open,
+                                         on_seal=self._on_seal, recipient=recipient_or_none(c.encrypt_to))
+            log.info("capturing on %s (link type %d) into %s", self.spec.name, self.capture.linktype, c.output_dir)
+            if self.ready:
+                self.ready()
+            self._loop(decoder, meter, sink)
+        finally:
+            self._shutdown(meter, sink)
+
+    def _loop(self, decoder: Decoder, meter: FlowMeter, sink: FlowSink) -> None:
+        """Read, write and meter, with the file write of one batch overlapping the metering of
+        the one before: a write is mostly the kernel copying into the page cache, with the GIL
+        released, so on two cores it costs little wall time. A batch is metered only once its
+        write has finished, with the files it landed in."""
+        c = self.config
+        now = time.monotonic()
+        next_stats = now + c.stats_interval if c.stats_interval else None
+        next_retention = now
+        next_flush = now + FLOW_FLUSH_SECONDS
+        next_watchdog = now
+        next_pause_check = 0.0
+        sealed_seen = 0
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pcap-writer") as pool:
+            pending = None  # (batch, future of its write)
+            while not self.stop:
+                raw = self.capture.read(READ_BATCH)
+                now = time.monotonic()
+                if raw is not None:
+                    self.counters.packets += len(raw)
+                    self.counters.bytes += int(raw.caplen.sum())
+                    if self.paused and now < next_pause_check:
+                        self.counters.paused_dropped += len(raw)
+                        raw = None
+                    else:
+                        next_pause_check = now + PAUSE_CHECK_SECONDS
+                done = self._finish_write(pending)  # the writer is idle from here until submit
+                pending = None
+                self._refresh_stats()
+                if self.hup:
+                    self.hup = False
+                    self._reload()
+                self.writer.tick()
+                if now >= next_retention:
+                    self._retention()
+                    next_retention = now + RETENTION_EVERY_SECONDS
+                if raw is not None:
+                    pending = (raw, pool.submit(self._write, raw))
+                self._meter(done, decoder, meter)
+                if self.writer.files_sealed != sealed_seen:
+                    sealed_seen = self.writer.files_sealed
+                    self._interim(meter, sink)
+                if now >= next_flush:
+                    if raw is None and meter.now:  # idle link: time passes without packets
+                        meter.advance(time.time_ns() - IDLE_CLOCK_MARGIN_NS)
+                    meter.flush()
+                    sink.drain()
+                    if self.apps is not None:
+                        self.apps.flush()
+                    next_flush = now + FLOW_FLUSH_SECONDS
+                if now >= next_watchdog:
+                    if self.watchdog:
+                        sd_notify("WATCHDOG=1")
+                    next_watchdog = now + 5.0
+                if next_stats is not None and now >= next_stats:
+                    self._stats_line(meter)
+                    next_stats = now + self.config.stats_interval
+            self._meter(self._finish_write(pending), decoder, meter)
+        # Stopping: what the kernel already holds was captured; write it before sealing.
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while time.monotonic() < deadline and (raw := self.capture.read(READ_BATCH)) is not None:
+            self.counters.packets += len(raw)
+            self.counters.bytes += int(raw.caplen.sum())
+            self._meter((raw, self._write(raw)), decoder, meter)
+
+    @property
+    def stream_name(self) -> str:
+        return f"{self.sensor}/{self.spec.name}"
+
+    def _interim(self, meter: FlowMeter, sink: FlowSink) -> None:
+        """At a rotation: finished flows out, then interim records of the connections still open
+        (so a long connection shows before it ends)."""
+        meter.flush()
+        sink.drain()
+        try:
+            self.store.replace_open_flows(self.stream_name, meter.snapshot(), meter.now)
+        except StoreError as err:
+            log.error("interim records not written: %s", err.message)
+
+    @staticmethod
+    def _finish_write(pending):
+        """Wait for a submitted write; (batch, segments or None) -- None: it was not written."""
+        if pending is None:
+            return None
+        raw, future = pending
+        return raw, future.result()
+
+    def _meter(self, done, decoder: Decoder, meter: FlowMeter) -> None:
+        if done is None or done[1] is None:
+            return
+        raw, segments = done
+        for lo, hi, capture_id in segments:
+            part = slice_batch(raw, lo, hi)
+            dec = decoder.decode(part)
+            meter.add(part, dec, capture_id, decoder.tunnels)
+            self.indexes.add(part, dec, capture_id)
+            if self.apps is not None:
+                self.apps.feed(part, dec, capture_id)
+
+    def _write(self, raw) -> list | None:
+        """Write a batch into the files; on a full disk free space or pause. Returns the segments
+        written, or None when the batch could not be written (counted as paused drops)."""
+        try:
+            segments = self.writer.write(raw)
+        except DiskFull:
+            freed = enforce(self.config.output_dir, self._limits(), now=time.time(),
+                            need_bytes=int(raw.caplen.sum()) + 16 * len(raw) + (1 << 20), on_delete=self._on_delete)
+            try:
+                segments = self.writer.write(raw) if freed else None
+            except DiskFull:
+                segments = None
+            if segments is None:
+                if not self.paused:
+                    log.error("%s: no space left and no sealed capture left to delete; capture paused "
+                              "(packets counted as dropped) until space returns", self.config.output_dir)
+                self.paused = True
+                self.counters.paused_dropped += len(raw)
+                return None
+        if self.paused:
+            self.paused = False
+            log.warning("%s: space available again; capture resumed (%d packets dropped while paused)",
+                        self.config.output_dir, self.counters.paused_dropped)
+        return segments
+
+    def _retention(self) -> None:
+        try:
+            enforce(self.config.output_dir, self._limits(), now=time.time(), on_delete=self._on_delete)
+        except OSError as err:
+            log.error("%s: retention failed: %s", self.config.output_dir, err.strerror or err)
+
+    def _reload(self) -> None:
+        if self.reload is None:
+            return
+        try:
+            new = self.reload()
+        except WiretrailError as err:
+            log.error("SIGHUP: configuration not reloaded: %s", err)
+            return
+        keep = ("interface", "bpf", "snaplen", "promisc", "output_dir", "db", "workers", "sensor", "buffer_size",
+                "local_net", "parsers", "encrypt_to", *LIVE_SETTINGS)
+        changed = [k for k in keep if getattr(new, k) != getattr(self.config, k)]
+        if changed:
+            log.warning("SIGHUP: %s changed; that takes a restart (the rest is applied now)", ", ".join(changed))
+            new = replace(new, **{k: getattr(self.config, k) for k in keep})
+        self.config = new
+        self.writer.rotate_size = new.rotate_size
+        self.writer.rotate_interval = new.rotate_interval
+        self.writer._boundary = None
+        self.writer.seal()
+        log.info("SIGHUP: configuration reloaded, file rotated")
+
+    def _stats_line(self, meter: FlowMeter) -> None:
+        self._refresh_stats()
+        s, k = self.last_stats, self.counters
+        used = sum(p.stat().st_size for p in self.config.output_dir.glob("*.pcap*") if p.is_file())
+        log.info("stats %s: packets %d, kernel drops %d, interface drops %d, paused drops %d, flows %d "
+                 "(%d open), written %d bytes, files sealed %d, deleted %d, disk used %d bytes, "
+                 "not parsed %d packets",
+                 self.spec.name, k.packets, s.dropped, s.if_dropped, k.paused_dropped, k.flows,
+                 meter.open_connections, self.writer.bytes_written, k.files_sealed, k.files_deleted, used,
+                 k.parser_skipped)
+
+    def _save_index(self, pending) -> None:
+        """A file's packet index, once its last packet is metered (``FileIndexes``): sorted,
+        encoded and stored by a thread, one file after another, while capture goes on."""
+        before = self.index_thread
+
+        def save() -> None:
+            if before is not None:
+                before.join()
+            try:
+                self.store.add_packet_index(pending.capture_id, pending.builder.entries())
+            except StoreError as err:
+                log.error("packet index of capture %d not written: %s", pending.capture_id, err.message)
+
+        self.index_thread = threading.Thread(target=save, name="packet-index")
+        self.index_thread.start()
+
+    def _shutdown(self, meter: FlowMeter | None, sink: FlowSink | None) -> None:
+        self._refresh_stats()
+        if self.store is not None:
+            self.indexes.close()
+            if self.index_thread is not None:
+                self.index_thread.join()
+        if self.writer is not None:
+            try:
+                self.writer.close()
+            except OSError as err:
+                log.error("cannot seal the last file: %s", err.strerror or err)
+        if meter is not None:
+            meter.finish()
+        if sink is not None:
+            sink.close()
+        if self.apps is not None:
+            self.apps.close()
+        if self.store is not None and meter is not None:
+            try:  # every connection is a final flow now
+                self.store.replace_open_flows(self.stream_name, None, meter.now)
+            except StoreError as err:
+                log.error("interim records not cleared: %s", err.message)
+        log.info("stopped %s: %d packets, %d kernel drops, %d paused drops, %d flows, %d files sealed, "
+                 "%d packets not parsed", self.spec.name, self.counters.packets, self.last_stats.dropped,
+                 self.counters.paused_dropped, self.counters.flows, self.counters.files_sealed,
+                 self.counters.parser_skipped)
+        if self.capture is not None:
+            self.capture.close()
+        if self.store is not None:
+            self.store.close()
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
