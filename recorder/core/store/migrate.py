@@ -20,7 +20,7 @@ _MIGRATION_LOCK = int.from_bytes(b"wiretrl")  # PostgreSQL advisory lock key hel
 
 # The newest migration in migrations/versions (a test keeps this equal to alembic's head), so the
 # common case -- a database already at head -- is checked without importing alembic.
-SCHEMA_HEAD = "0013"
+SCHEMA_HEAD = "0016"
 
 
 def _schema_lock(conn: Connection) -> None:
