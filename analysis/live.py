@@ -7,17 +7,19 @@ later "probed 100 ports"), so the live sensor keys a finding on (rule, source, t
 port) and skips one already stored within two windows, whatever the text says now, also after a
 restart (the store is the memory).
 
-Signatures (``signatures``: the *.rules of ``rules``, default the shipped rules/*.rules) are
-matched on each capture file the recorder seals, by the same engine and the same code path as
-``wiretrail replay`` of that file (``Engine.run``), in a worker process of its own (the matching
-is CPU work that must not take the capture process's interpreter); the alerts are those of a
-replay of the day's files by construction, and arrive at most ``rotate_interval`` (or
-``rotate_size``) after their packets. Re-matching a file after a restart stores nothing twice
-(``Store.add_alerts`` skips an alert already stored).
+Signatures (``signature``: the *.rules of ``rules``, default the shipped rules/*.rules) are
+matched live, in the recorder's protocol parsers' process as the packets pass, by the engine
+``wiretrail replay`` runs beside its ingest (``LiveEngine``, handed over by
+``SealedSignatures.inspector``; ``recorder.live_signatures`` runs it). The files whose packets
+it did not all inspect (the parsers were behind and skipped batches) are matched again from the
+sealed file by the catch-up (``SealedSignatures.evaluate``), whose alerts then stand for that
+file: so a day's signature alerts are those of a replay of its files. Nothing is stored twice
+(``Store.add_alerts`` skips an alert already stored), also across restarts.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -67,40 +69,117 @@ class BehaviourDetector:
         return rows
 
 
+class LiveEngine:
+    """The signature engine as the recorder's live inspector (``recorder.live_signatures``: in its
+    parsers' process): the ``EngineInspector`` replay uses, plus ``take()``, the alert rows found
+    since the last call, tagged with the sensor. Identical alerts on one flow are one row, as
+    replay stores them (``collapse_repeats``; the later ones are not counted here)."""
+
+    def __init__(self, rules: list, sensor: str) -> None:
+        self.rules, self.sensor = rules, sensor
+        self.inspector = None
+        self.seen: dict[tuple, None] = {}  # repeat keys of the flows' alerts so far (the newest kept)
+
+    def _inspector(self):
+        if self.inspector is None:
+            from analysis.rules.engine import EngineInspector
+
+            self.inspector = EngineInspector(self.rules)
+        return self.inspector
+
+    def feed(self, raw, dec, messages: list, recognised: list) -> None:
+        self._inspector().feed(raw, dec, messages, recognised)
+
+    def finish(self, messages: list) -> None:
+        self._inspector().finish(messages)
+
+    def take(self) -> list[dict]:
+        from analysis.replay import alert_row
+
+        engine = self._inspector()._engine()
+        found, engine.alerts = engine.alerts, []
+        rows = []
+        for a in found:
+            row = alert_row(a, "signature", None)
+            if a.uid:
+                key = (row["gid"], row["signature_id"], row["rev"], row["signature"], a.uid, a.src_ip, a.src_port,
+                       a.dest_ip, a.dest_port)
+                if key in self.seen:
+                    continue
+                self.seen[key] = None
+                while len(self.seen) > MAX_REPEAT_KEYS:
+                    del self.seen[next(iter(self.seen))]
+            row["eve"]["host"] = self.sensor
+            rows.append(row)
+        return rows
+
+
+MAX_REPEAT_KEYS = 200_000
+CATCH_UP_GRACE_NS = 60 * NS  # a sealed file the live engine has given no count for after this long: caught up
+
+
 @dataclass(slots=True)
 class SealedSignatures:
-    """The signature engine over each sealed capture file of this sensor, in a worker process."""
+    """Signatures for the live recorder: ``inspector()`` is the engine its parsers' process runs on
+    every batch (``recorder.live_signatures``); ``evaluate`` is the catch-up, run by the
+    detection thread: each sealed file of this sensor whose packets the live engine did not all
+    inspect (``captures.inspected_live`` short of its packets, or no count ``grace_ns`` after
+    it was sealed: parsers off, a crash) is matched again from the file, with the file before it
+    as context (a connection begun there), in a worker process, and its alerts replace the live
+    ones of that file. It stores them itself (``stores``) and returns the new ones."""
 
     files: list[str]
     variables: dict[str, str]
     sensor: str
     warn: Callable[[str], None]
+    signatures: list = field(default_factory=list)
     name: str = "signature"
     rules: int = 0
+    stores: bool = True
+    grace_ns: int = CATCH_UP_GRACE_NS
     done: set[int] = field(default_factory=set)
     pool: object = None
-    packets: int = 0  # packets matched (files' packet counts)
-    delay_s: float = 0.0  # the last file's: from its last packet to its alerts stored
+    started_ns: int = field(default_factory=time.time_ns)
+    live_packets: int = 0  # packets of the files sealed since start that the live engine inspected
+    packets: int = 0  # packets inspected by catch-up (the files' packet counts)
+    files_caught_up: int = 0
+    delay_s: float = 0.0  # the last caught-up file's: from its last packet to its alerts stored
+
+    def inspector(self) -> LiveEngine:
+        return LiveEngine(self.signatures, self.sensor)
 
     def evaluate(self, store, since_ns: int) -> list[dict]:
-        import time
+        from analysis.replay import alert_row, collapse_repeats
 
-        from analysis.replay import alert_row
-
-        todo = [c for c in store.captures() if c["origin"] == "recorder" and c["sealed_at"] is not None
-                and c["deleted_at"] is None and c["id"] not in self.done and (c["last_ts_ns"] or 0) >= since_ns
-                and c["sensor"] == self.sensor]
-        rows: list[dict] = []
-        for c in todo:
-            alerts = self._pool().submit(_match_file, c["path"]).result()
-            self.done.add(c["id"])
-            self.packets += c["packets"] or 0
-            self.delay_s = max(0.0, time.time() - (c["last_ts_ns"] or 0) / NS)
+        now_ns = time.time_ns()
+        mine = [c for c in store.captures() if c["origin"] == "recorder" and c["sensor"] == self.sensor]
+        self.live_packets = sum(c["inspected_live"] or 0 for c in mine if (c["sealed_at"] or 0) >= self.started_ns)
+        fresh: list[dict] = []
+        for c in mine:
+            if (c["sealed_at"] is None or c["deleted_at"] is not None or c["id"] in self.done
+                    or (c["last_ts_ns"] or 0) < since_ns):
+                continue
+            live = c["inspected_live"]
+            if live is not None and live >= (c["packets"] or 0):
+                self.done.add(c["id"])  # every packet inspected as it passed
+                continue
+            if live is None and now_ns - c["sealed_at"] < self.grace_ns:
+                continue  # the live engine may still be on it
+            before = _file_before(mine, c)
+            paths = [before["path"], c["path"]] if before is not None else [c["path"]]
+            first = c["first_ts_ns"] or 0
+            alerts = [a for a in self._pool().submit(_match_files, paths).result() if a.ts_ns >= first]
+            rows = []
             for a in alerts:
                 row = alert_row(a, "signature", c["id"])
                 row["eve"]["host"] = self.sensor
                 rows.append(row)
-        return rows
+            store.replace_alerts(c["id"], "signature", collapse_repeats(rows), new_rows=fresh)
+            self.done.add(c["id"])
+            self.packets += c["packets"] or 0
+            self.files_caught_up += 1
+            self.delay_s = max(0.0, time.time() - (c["last_ts_ns"] or 0) / NS)
+        return fresh
 
     def close(self) -> None:
         if self.pool is not None:
@@ -112,22 +191,33 @@ class SealedSignatures:
             from concurrent.futures import ProcessPoolExecutor
 
             self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_load_engine, initargs=(self.files, self.variables))
+                                            initializer=_load_rules, initargs=(self.files, self.variables))
         return self.pool
 
 
-_WORKER: dict = {}  # the worker process's engine (set once by its initializer; never in the recorder)
+def _file_before(captures: list[dict], c: dict) -> dict | None:
+    """The file of the same stream sealed just before ``c``, if it ends within a minute of ``c``'s start."""
+    before = [b for b in captures if b["id"] < c["id"] and b["interface"] == c["interface"]
+              and b["sealed_at"] is not None and b["deleted_at"] is None]
+    if not before or c["first_ts_ns"] is None:
+        return None
+    b = before[-1]
+    return b if (b["last_ts_ns"] or 0) >= c["first_ts_ns"] - 60 * NS else None
 
 
-def _load_engine(files: list[str], variables: dict[str, str]) -> None:
+_WORKER: dict = {}  # the worker process's rules (set once by its initializer; never in the recorder)
+
+
+def _load_rules(files: list[str], variables: dict[str, str]) -> None:
     from analysis.rules import Variables, load_rules
+
+    _WORKER["rules"] = load_rules(files, Variables.with_overrides(variables)).rules
+
+
+def _match_files(paths: list[str]) -> list:
     from analysis.rules.engine import Engine
 
-    _WORKER["engine"] = Engine(load_rules(files, Variables.with_overrides(variables)).rules)
-
-
-def _match_file(path: str) -> list:
-    return _WORKER["engine"].run([path])
+    return Engine(_WORKER["rules"]).run(paths)  # a new engine: nothing carried over from the last file
 
 
 def finding_key(row: dict) -> tuple:
@@ -159,7 +249,7 @@ def signature_detector(config, warn: Callable[[str], None]) -> SealedSignatures 
     if ruleset.errors:
         raise ConfigError(f"rules: {ruleset.errors[0]}")
     return SealedSignatures(files, _variables(config), config.sensor or socket.gethostname(), warn,
-                            rules=len(ruleset.rules))
+                            signatures=list(ruleset.rules), rules=len(ruleset.rules))
 
 
 def behaviour_detector(config, warn: Callable[[str], None]) -> BehaviourDetector:

@@ -50,6 +50,7 @@ from recorder.core.pcaprecords import describe
 from recorder.core.pcapwrite import repair_pcap
 from recorder.core.secure_files import GROUP_READ
 from recorder.core.store import Store
+from recorder.live_signatures import live_signatures, signature_inspector
 from recorder.retention import Limits, enforce
 from recorder.rotation import PART, DiskFull, RotatingWriter, SealedFile, slice_batch
 
@@ -208,8 +209,9 @@ class LiveApps:
     (address, MAC) pair is stored at the next flush, with its first sighting."""
 
     def __init__(self, store: Store, counters: Counters, local: LocalNets | None = None, *,
-                 retry_seconds: float = FLOW_RETRY_SECONDS) -> None:
+                 retry_seconds: float = FLOW_RETRY_SECONDS, inspector=None) -> None:
         self.store = store
+        self.inspector = inspector  # live signatures (recorder.live_signatures), run in the parsers' process
         self.counters = counters
         self.macs: MacTable | None = MacTable(local if local is not None else LocalNets())
         self.retry_seconds = retry_seconds
@@ -227,7 +229,7 @@ class LiveApps:
     def _start(self):
         from recorder.core.pipeline.ingest import app_process
 
-        return app_process(self.store, warn=lambda w: log.warning("parsers: %s", w))
+        return app_process(self.store, warn=lambda w: log.warning("parsers: %s", w), inspector=self.inspector)
 
     def feed(self, raw, dec, capture_id: int | None) -> None:
         size = int(raw.caplen.sum())  # packet bytes, for the queue's bound
@@ -344,8 +346,10 @@ class LiveApps:
 
 
 class Stream:
-    def __init__(self, config: Config, spec: StreamSpec, *, reload=None, ready=None, watchdog: bool = False) -> None:
+    def __init__(self, config: Config, spec: StreamSpec, *, reload=None, ready=None, watchdog: bool = False,
+                 inspect=None) -> None:
         self.config = config
+        self.inspect = inspect  # live signatures' inspector factory (recorder.live_signatures)
         self.spec = spec
         self.sensor = config.sensor or socket.gethostname()
         self.reload = reload  # () -> Config, for SIGHUP
@@ -459,7 +463,8 @@ class Stream:
             sink = FlowSink(self.store, self.counters)
             local = LocalNets([str(n) for n in c.local_net])
             if c.parsers:
-                self.apps = LiveApps(self.store, self.counters, local)
+                self.apps = LiveApps(self.store, self.counters, local,
+                                     inspector=live_signatures(self.inspect, c, self.sensor, self.store))
             meter = FlowMeter(sink, local_nets=local, timeouts=Timeouts())
             decoder = Decoder(fast=True)
             self.writer = RotatingWriter(c.output_dir, self.spec.prefix(self.sensor), linktype=self.capture.linktype,
@@ -700,10 +705,10 @@ def stream_specs(config: Config) -> list[StreamSpec]:
     return specs
 
 
-def _child(config: Config, spec: StreamSpec, conn) -> None:
+def _child(config: Config, spec: StreamSpec, conn, inspect=None) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
-        Stream(config, spec, ready=lambda: conn.send(("ready", spec.name))).run()
+        Stream(config, spec, ready=lambda: conn.send(("ready", spec.name)), inspect=inspect).run()
     except WiretrailError as err:
         conn.send(("error", str(err)))
         os._exit(err.exit_code)
@@ -720,23 +725,24 @@ def run(config: Config, *, reload=None, detectors: list | None = None) -> int:
 
     specs = stream_specs(config)
     live = LiveDetection(config, detectors or [], config.sensor or socket.gethostname())
+    inspect = signature_inspector(detectors or [])
     if len(specs) == 1:
         def ready():
             live.start()  # once capture and the parsers' process run (no thread across their fork)
             sd_notify("READY=1")
         try:
-            Stream(config, specs[0], reload=reload, ready=ready, watchdog=True).run()
+            Stream(config, specs[0], reload=reload, ready=ready, watchdog=True, inspect=inspect).run()
         finally:
             live.stop()
         sd_notify("STOPPING=1")
         return 0
     try:
-        return _run_streams(config, specs, live)
+        return _run_streams(config, specs, live, inspect)
     finally:
         live.stop()
 
 
-def _run_streams(config: Config, specs: list[StreamSpec], live) -> int:
+def _run_streams(config: Config, specs: list[StreamSpec], live, inspect=None) -> int:
     # Several streams: one process each. Schema first, so they do not race to create it.
     with Store(config.db, file_mode=GROUP_READ) as store:
         store.ensure_schema()
@@ -744,7 +750,7 @@ def _run_streams(config: Config, specs: list[StreamSpec], live) -> int:
     children = []
     for spec in specs:
         parent_end, child_end = ctx.Pipe(duplex=False)
-        p = ctx.Process(target=_child, args=(config, spec, child_end), name=f"wiretrail-{spec.name}")
+        p = ctx.Process(target=_child, args=(config, spec, child_end, inspect), name=f"wiretrail-{spec.name}")
         p.start()
         child_end.close()
         children.append((spec, p, parent_end))
