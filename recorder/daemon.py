@@ -240,6 +240,9 @@ class LiveApps:
                 except Exception as err:  # noqa: BLE001 - capture goes on whatever this does
                     log.error("MAC addresses no longer kept: %r", err)
                     self.macs = None
+            if capture_id != self.capture_id:  # also for a file whose batches are all skipped (live signatures)
+                self.queue.put(("capture", capture_id))
+                self.capture_id = capture_id
             if self.failed:
                 self.counters.parser_skipped += len(raw)
                 return
@@ -247,9 +250,6 @@ class LiveApps:
                 self.counters.parser_skipped += len(raw)
                 return
             self.queued += size
-        if capture_id != self.capture_id:
-            self.queue.put(("capture", capture_id))
-            self.capture_id = capture_id
         self.queue.put(("feed", raw, dec, size))
 
     def flush(self) -> None:
