@@ -50,6 +50,7 @@ from recorder.core.pcaprecords import describe
 from recorder.core.pcapwrite import repair_pcap
 from recorder.core.secure_files import GROUP_READ
 from recorder.core.store import Store
+from recorder.live_flows import flush_seconds, store_closed
 from recorder.live_signatures import live_signatures, signature_inspector
 from recorder.retention import Limits, enforce
 from recorder.rotation import PART, DiskFull, RotatingWriter, SealedFile, slice_batch
@@ -487,7 +488,8 @@ class Stream:
         now = time.monotonic()
         next_stats = now + c.stats_interval if c.stats_interval else None
         next_retention = now
-        next_flush = now + FLOW_FLUSH_SECONDS
+        flush_every = flush_seconds(c, FLOW_FLUSH_SECONDS)  # sooner with live detection (recorder.live_flows)
+        next_flush = now + flush_every
         next_watchdog = now
         next_pause_check = 0.0
         sealed_seen = 0
@@ -525,9 +527,10 @@ class Stream:
                         meter.advance(time.time_ns() - IDLE_CLOCK_MARGIN_NS)
                     meter.flush()
                     sink.drain()
+                    store_closed(self.store, self.stream_name, meter, c)
                     if self.apps is not None:
                         self.apps.flush()
-                    next_flush = now + FLOW_FLUSH_SECONDS
+                    next_flush = now + flush_every
                 if now >= next_watchdog:
                     if self.watchdog:
                         sd_notify("WATCHDOG=1")

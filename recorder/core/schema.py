@@ -144,6 +144,10 @@ open_flows = Table(
     Index(None, "uid"),
 )
 
+# open_flows rows of a stream named with this suffix are the live recorder's TCP connections that
+# are closed but wait out the close delay (``recorder.live_flows``); live detection sees them.
+CLOSED_STREAM_SUFFIX = " closed"
+
 CAPTURE_FIELDS: tuple[str, ...] = tuple(c.name for c in captures.columns if c.name != "id")
 
 # --- application-layer logs (migration 0003) ----------------------------------------------------

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from recorder.core.errors import StoreError
 from recorder.core.pipeline.child import Child, Inbox, Outbox
-from recorder.core.schema import FLOW_FIELDS, captures, flows, open_flows
+from recorder.core.schema import CLOSED_STREAM_SUFFIX, FLOW_FIELDS, captures, flows, open_flows
 from recorder.core.store.database import Database, first_line
 from recorder.core.store.sql import insert_tuples, where_endpoints
 
@@ -97,6 +97,8 @@ class FlowTable(Database):
             stmt = stmt.where(table.c.conn_state.in_(list(states)))
         if uid is not None:
             stmt = stmt.where(table.c.uid == uid)
+        if open_only:  # not the closed connections kept for live detection (recorder.live_flows)
+            stmt = stmt.where(sa.not_(table.c.stream.like("%" + CLOSED_STREAM_SUFFIX)))
         if limit is not None:
             if limit < 0:
                 raise ValueError(f"limit must be >= 0, not {limit}")
