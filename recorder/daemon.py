@@ -728,7 +728,7 @@ def run(config: Config, *, reload=None, detectors: list | None = None) -> int:
 
     specs = stream_specs(config)
     live = LiveDetection(config, detectors or [], config.sensor or socket.gethostname())
-    inspect = signature_inspector(detectors or [])
+    inspect = signature_inspector(detectors or [], config)
     if len(specs) == 1:
         def ready():
             live.start()  # once capture and the parsers' process run (no thread across their fork)

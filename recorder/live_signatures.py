@@ -31,8 +31,11 @@ log = logging.getLogger("wiretrail-recorder")
 MAX_PENDING_ALERTS = 100_000  # alerts kept for a later try while the database refuses them
 
 
-def signature_inspector(detectors: list) -> Callable | None:
-    """The live inspector factory of the first detection plug-in that has one (``inspector()``)."""
+def signature_inspector(detectors: list, config) -> Callable | None:
+    """The live inspector factory of the first detection plug-in that has one (``inspector()``);
+    None when live detection is off (``detect_interval = 0``)."""
+    if not config.detect_interval:
+        return None
     return next((d.inspector for d in detectors if callable(getattr(d, "inspector", None))), None)
 
 

@@ -174,8 +174,8 @@ SETTINGS: tuple[Setting, ...] = (
             "repeat or comma-separate; none = the shipped rules.", _files_exist),
     Setting("var", TEXTS, (), "Rule variable NAME=VALUE (HOME_NET=[10.0.0.0/8]); repeat. HOME_NET defaults "
             "to local_net plus the private ranges.", _assignments),
-    Setting("detect_interval", DURATION, "10s", "How often the behaviour rules run over the recent traffic; "
-            "0 = no live detection."),
+    Setting("detect_interval", DURATION, "10s", "How often the behaviour rules and the signatures' catch-up "
+            "run over the recent traffic (signatures match as packets pass); 0 = no live detection."),
     Setting("detect_window", DURATION, "1h", "How far back each live evaluation of the behaviour rules looks.",
             _at_least(60, "1m")),
     # notifications (recorder.notify): a log line per alert always; e-mail and webhooks when set
