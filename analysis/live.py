@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from analysis.live_sigma import sigma_paths
 from recorder.core.errors import ConfigError
 
 NS = 1_000_000_000
@@ -240,7 +241,10 @@ def signature_detector(config, warn: Callable[[str], None]) -> SealedSignatures 
     from analysis.replay import SHIPPED_RULES, split_rules
     from analysis.rules import Variables, load_rules
 
-    _, files, missing = split_rules(list(config.rules) or [str(SHIPPED_RULES)])
+    other = sigma_paths(config.rules)[1]
+    if config.rules and not other:
+        return None  # Sigma rules only (analysis.live_sigma)
+    _, files, missing = split_rules(other or [str(SHIPPED_RULES)])
     if missing:
         raise ConfigError(f"rules: {missing[0]}: no such rule file or folder")
     if not files:
@@ -252,14 +256,17 @@ def signature_detector(config, warn: Callable[[str], None]) -> SealedSignatures 
                             signatures=list(ruleset.rules), rules=len(ruleset.rules))
 
 
-def behaviour_detector(config, warn: Callable[[str], None]) -> BehaviourDetector:
+def behaviour_detector(config, warn: Callable[[str], None]) -> BehaviourDetector | None:
     """The entry point: load and check ``config.rules`` (ConfigError on a bad file)."""
     import socket
 
     from analysis.behaviour import load_behaviour_rules
     from analysis.replay import SHIPPED_RULES, split_rules
 
-    paths = list(config.rules) or [str(SHIPPED_RULES / "behaviour")]
+    other = sigma_paths(config.rules)[1]
+    if config.rules and not other:
+        return None  # Sigma rules only (analysis.live_sigma)
+    paths = other or [str(SHIPPED_RULES / "behaviour")]
     behaviour, _signature_files, missing = split_rules(paths)
     if missing:
         raise ConfigError(f"rules: {missing[0]}: no such rule file or folder")

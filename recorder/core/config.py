@@ -170,7 +170,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("parsers", BOOL, True, "Run the protocol parsers on the traffic (dns, http, ssl, files, "
             "credentials... records in the database); off: flows only."),
     # live detection (issue 21): the detection plug-ins (entry-point group wiretrail.detectors) read these
-    Setting("rules", TEXTS, (), "Rule files or folders evaluated live (signature *.rules, behaviour YAML); "
+    Setting("rules", TEXTS, (), "Rule files or folders evaluated live (signature *.rules, behaviour YAML, Sigma YAML files over the log events); "
             "repeat or comma-separate; none = the shipped rules.", _files_exist),
     Setting("var", TEXTS, (), "Rule variable NAME=VALUE (HOME_NET=[10.0.0.0/8]); repeat. HOME_NET defaults "
             "to local_net plus the private ranges.", _assignments),
