@@ -97,7 +97,9 @@ class LiveEngine:
     def take(self) -> list[dict]:
         from analysis.replay import alert_row
 
-        engine = self._inspector()._engine()
+        engine = self._inspector().engine  # None until the first batch
+        if engine is None:
+            return []
         found, engine.alerts = engine.alerts, []
         rows = []
         for a in found:
