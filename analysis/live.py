@@ -252,8 +252,12 @@ def signature_detector(config, warn: Callable[[str], None]) -> SealedSignatures 
     if not files:
         return None
     ruleset = load_rules(files, Variables.with_overrides(_variables(config)))
+    if ruleset.errors and not config.skip_invalid:
+        raise ConfigError(f"rules: {ruleset.errors[0]}" + (f" (and {len(ruleset.errors) - 1} more; skip_invalid "
+                                                           "skips them)" if len(ruleset.errors) > 1 else ""))
     if ruleset.errors:
-        raise ConfigError(f"rules: {ruleset.errors[0]}")
+        warn(f"{len(ruleset.errors)} of {len(ruleset.rules) + len(ruleset.errors)} signatures not supported and "
+             f"skipped (skip_invalid), the first: {ruleset.errors[0]}")
     return SealedSignatures(files, _variables(config), config.sensor or socket.gethostname(), warn,
                             signatures=list(ruleset.rules), rules=len(ruleset.rules))
 

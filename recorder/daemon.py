@@ -65,7 +65,7 @@ FLOW_FLUSH_SECONDS = 5.0
 IDLE_CLOCK_MARGIN_NS = 1_000_000_000
 FLOW_RETRY_SECONDS = 30.0
 # Read by the live detection thread and its notifier at start: a change takes a restart.
-LIVE_SETTINGS = ("rules", "var", "detect_interval", "detect_window", "notify_smtp_url", "notify_from", "notify_to",
+LIVE_SETTINGS = ("rules", "skip_invalid", "var", "detect_interval", "detect_window", "notify_smtp_url", "notify_from", "notify_to",
                  "notify_webhook", "notify_webhook_format", "notify_min_severity", "notify_aggregate",
                  "notify_digest", "notify_rate_limit")
 FLOW_BACKLOG_BATCHES = 256

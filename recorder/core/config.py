@@ -172,6 +172,8 @@ SETTINGS: tuple[Setting, ...] = (
     # live detection (issue 21): the detection plug-ins (entry-point group wiretrail.detectors) read these
     Setting("rules", TEXTS, (), "Rule files or folders evaluated live (signature *.rules, behaviour YAML, Sigma YAML files over the log events); "
             "repeat or comma-separate; none = the shipped rules.", _files_exist),
+    Setting("skip_invalid", BOOL, False, "Skip the signatures the engine does not support (one log line) "
+            "instead of refusing to start, as `wiretrail replay --skip-invalid` (ET Open)."),
     Setting("var", TEXTS, (), "Rule variable NAME=VALUE (HOME_NET=[10.0.0.0/8]); repeat. HOME_NET defaults "
             "to local_net plus the private ranges.", _assignments),
     Setting("detect_interval", DURATION, "10s", "How often the behaviour rules and the signatures' catch-up "
@@ -225,6 +227,7 @@ class Config:
     stats_interval: int
     parsers: bool
     rules: tuple[str, ...]
+    skip_invalid: bool
     var: tuple[str, ...]
     detect_interval: int
     detect_window: int
