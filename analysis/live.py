@@ -119,6 +119,7 @@ class LiveEngine:
 
 MAX_REPEAT_KEYS = 200_000
 CATCH_UP_GRACE_NS = 60 * NS  # a sealed file the live engine has given no count for after this long: caught up
+CATCH_UP_SHORT_NS = 10 * NS  # a sealed file whose count is still short after this long: caught up
 
 
 @dataclass(slots=True)
@@ -126,8 +127,8 @@ class SealedSignatures:
     """Signatures for the live recorder: ``inspector()`` is the engine its parsers' process runs on
     every batch (``recorder.live_signatures``); ``evaluate`` is the catch-up, run by the
     detection thread: each sealed file of this sensor whose packets the live engine did not all
-    inspect (``captures.inspected_live`` short of its packets, or no count ``grace_ns`` after
-    it was sealed: parsers off, a crash) is matched again from the file, with the file before it
+    inspect (``captures.inspected_live`` still short of its packets 10 s after it was sealed,
+    or no count ``grace_ns`` after it: parsers off, a crash) is matched again from the file, with the file before it
     as context (a connection begun there), in a worker process, and its alerts replace the live
     ones of that file. It stores them itself (``stores``) and returns the new ones."""
 
@@ -166,8 +167,8 @@ class SealedSignatures:
             if live is not None and live >= (c["packets"] or 0):
                 self.done.add(c["id"])  # every packet inspected as it passed
                 continue
-            if live is None and now_ns - c["sealed_at"] < self.grace_ns:
-                continue  # the live engine may still be on it
+            if now_ns - c["sealed_at"] < (self.grace_ns if live is None else CATCH_UP_SHORT_NS):
+                continue  # the live engine may still be on it (its count comes at the next flush)
             before = _file_before(mine, c)
             paths = [before["path"], c["path"]] if before is not None else [c["path"]]
             first = c["first_ts_ns"] or 0

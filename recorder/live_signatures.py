@@ -13,10 +13,11 @@ there
 - stores the alerts of each batch at once, each tagged with the capture file of its batch, logs
   one journald line per new alert and queues it for the notifications (``Notifier.submit``; the
   notifier's thread in the main process sends them);
-- notes in ``captures.inspected_live`` how many of a file's packets it inspected, once the file
-  is over for it (the next file's first batch reaches it, or the recorder stops). A file whose
-  count is short of its packets (batches the parsers skipped while behind, or a parsers' process
-  that failed) or that has no count is inspected again from the sealed file by the catch-up
+- notes in ``captures.inspected_live`` how many of a file's packets it inspected so far, at each
+  flush of the recorder and when the file is over for it (the next file's first batch reaches it,
+  or the recorder stops). A sealed file whose count is still short of its packets a few seconds
+  later (batches the parsers skipped while behind, or a parsers' process that failed) or that has
+  no count a minute later is inspected again from the file by the catch-up
   (``analysis.live.SealedSignatures``), whose result then stands for that file.
 """
 
@@ -68,6 +69,11 @@ class LiveSignatures:
         inner.feed(raw, dec, messages, recognised)
         self.inspected += len(raw)
         self._store(inner.take())
+
+    def flush(self) -> None:
+        """The recorder's periodic flush: the count so far of the current file (so a file sealed
+        before an idle spell has its count without waiting for the next file)."""
+        self._note_count()
 
     def finish(self, messages: list) -> None:
         inner = self._inner()

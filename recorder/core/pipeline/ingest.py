@@ -398,7 +398,7 @@ def _app_main(inbox: Inbox, outbox: Outbox, store, extract_dir: str | None, forw
     """The application layer's process: batches from ``inbox`` through ``AppLayer`` into the store;
     with ``forward`` (pipes to the ``_InspectorProcess``es) the parsers' messages go there too;
     with ``inspector`` (``app_process``) they go to it, here, told of each new capture id by its
-    ``capture(id)`` if it has one."""
+    ``capture(id)`` and of each flush by its ``flush()``, if it has them."""
     from recorder.core.apps.dispatch import AppLayer
     from recorder.core.apps.inspection import Inspection
     from recorder.core.apps.registry import PARSERS
@@ -432,6 +432,8 @@ def _app_main(inbox: Inbox, outbox: Outbox, store, extract_dir: str | None, forw
                 outbox.send("ok", Counter(apps.failures))
             elif kind == "flush":
                 out.flush()
+                if inspector is not None and hasattr(inspector, "flush"):
+                    inspector.flush()
                 outbox.send("ok", apps.take_services())
             elif kind == "finish":
                 apps.finish()
