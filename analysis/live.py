@@ -155,6 +155,8 @@ class SealedSignatures:
     def evaluate(self, store, since_ns: int) -> list[dict]:
         from analysis.replay import alert_row, collapse_repeats
 
+        if self.pool is None:  # the worker loads the rules now, not at the first file to catch up
+            self._pool().submit(int)
         now_ns = time.time_ns()
         mine = [c for c in store.captures() if c["origin"] == "recorder" and c["sensor"] == self.sensor]
         self.live_packets = sum(c["inspected_live"] or 0 for c in mine if (c["sealed_at"] or 0) >= self.started_ns)
