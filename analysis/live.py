@@ -7,21 +7,24 @@ later "probed 100 ports"), so the live sensor keys a finding on (rule, source, t
 port) and skips one already stored within two windows, whatever the text says now, also after a
 restart (the store is the memory).
 
-Signatures (``signatures``: the *.rules of ``rules``, default the shipped rules/*.rules) are
-matched on each capture file the recorder seals, by the same engine and the same code path as
-``wiretrail replay`` of that file (``Engine.run``), in a worker process of its own (the matching
-is CPU work that must not take the capture process's interpreter); the alerts are those of a
-replay of the day's files by construction, and arrive at most ``rotate_interval`` (or
-``rotate_size``) after their packets. Re-matching a file after a restart stores nothing twice
-(``Store.add_alerts`` skips an alert already stored).
+Signatures (``signature``: the *.rules of ``rules``, default the shipped rules/*.rules) are
+matched live, in the recorder's protocol parsers' process as the packets pass, by the engine
+``wiretrail replay`` runs beside its ingest (``LiveEngine``, handed over by
+``SealedSignatures.inspector``; ``recorder.live_signatures`` runs it). The files whose packets
+it did not all inspect (the parsers were behind and skipped batches) are matched again from the
+sealed file by the catch-up (``SealedSignatures.evaluate``), whose alerts then stand for that
+file: so a day's signature alerts are those of a replay of its files. Nothing is stored twice
+(``Store.add_alerts`` skips an alert already stored), also across restarts.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from recorder.core.errors import ConfigError, WiretrailError
+from analysis.live_sigma import sigma_paths
+from recorder.core.errors import ConfigError
 
 NS = 1_000_000_000
 
@@ -67,102 +70,160 @@ class BehaviourDetector:
         return rows
 
 
+class LiveEngine:
+    """The signature engine as the recorder's live inspector (``recorder.live_signatures``: in its
+    parsers' process): the ``EngineInspector`` replay uses, plus ``take()``, the alert rows found
+    since the last call, tagged with the sensor. Identical alerts on one flow are one row, as
+    replay stores them (``collapse_repeats``; the later ones are not counted here)."""
+
+    def __init__(self, rules: list, sensor: str) -> None:
+        self.rules, self.sensor = rules, sensor
+        self.inspector = None
+        self.seen: dict[tuple, None] = {}  # repeat keys of the flows' alerts so far (the newest kept)
+
+    def _inspector(self):
+        if self.inspector is None:
+            from analysis.rules.engine import EngineInspector
+
+            self.inspector = EngineInspector(self.rules)
+        return self.inspector
+
+    def feed(self, raw, dec, messages: list, recognised: list) -> None:
+        self._inspector().feed(raw, dec, messages, recognised)
+
+    def finish(self, messages: list) -> None:
+        self._inspector().finish(messages)
+
+    def take(self) -> list[dict]:
+        from analysis.replay import alert_row
+
+        engine = self._inspector().engine  # None until the first batch
+        if engine is None:
+            return []
+        found, engine.alerts = engine.alerts, []
+        rows = []
+        for a in found:
+            row = alert_row(a, "signature", None)
+            if a.uid:
+                key = (row["gid"], row["signature_id"], row["rev"], row["signature"], a.uid, a.src_ip, a.src_port,
+                       a.dest_ip, a.dest_port)
+                if key in self.seen:
+                    continue
+                self.seen[key] = None
+                while len(self.seen) > MAX_REPEAT_KEYS:
+                    del self.seen[next(iter(self.seen))]
+            row["eve"]["host"] = self.sensor
+            rows.append(row)
+        return rows
+
+
+MAX_REPEAT_KEYS = 200_000
+CATCH_UP_GRACE_NS = 60 * NS  # a sealed file the live engine has given no count for after this long: caught up
+CATCH_UP_SHORT_NS = 10 * NS  # a sealed file whose count is still short after this long: caught up
+
+
 @dataclass(slots=True)
 class SealedSignatures:
-    """The signature engine over each sealed capture file of this sensor, in a worker process the
-    detector owns (started at the first file; the engine lives in that process, loaded once)."""
+    """Signatures for the live recorder: ``inspector()`` is the engine its parsers' process runs on
+    every batch (``recorder.live_signatures``); ``evaluate`` is the catch-up, run by the
+    detection thread: each sealed file of this sensor whose packets the live engine did not all
+    inspect (``captures.inspected_live`` still short of its packets 10 s after it was sealed,
+    or no count ``grace_ns`` after it: parsers off, a crash) is matched again from the file, with the file before it
+    as context (a connection begun there), in a worker process, and its alerts replace the live
+    ones of that file. It stores them itself (``stores``) and returns the new ones."""
 
     files: list[str]
     variables: dict[str, str]
     sensor: str
     warn: Callable[[str], None]
+    signatures: list = field(default_factory=list)
     name: str = "signature"
     rules: int = 0
+    stores: bool = True
+    grace_ns: int = CATCH_UP_GRACE_NS
     done: set[int] = field(default_factory=set)
-    worker: object = None  # the matching process (multiprocessing, spawned: the recorder has threads)
-    conn: object = None  # the detector's end of the pipe to it
-    packets: int = 0  # packets matched (files' packet counts)
-    delay_s: float = 0.0  # the last file's: from its last packet to its alerts stored
+    pool: object = None
+    started_ns: int = field(default_factory=time.time_ns)
+    live_packets: int = 0  # packets of the files sealed since start that the live engine inspected
+    packets: int = 0  # packets inspected by catch-up (the files' packet counts)
+    files_caught_up: int = 0
+    delay_s: float = 0.0  # the last caught-up file's: from its last packet to its alerts stored
+
+    def inspector(self) -> LiveEngine:
+        return LiveEngine(self.signatures, self.sensor)
 
     def evaluate(self, store, since_ns: int) -> list[dict]:
-        import time
+        from analysis.replay import alert_row, collapse_repeats
 
-        from analysis.replay import alert_row
-
-        todo = [c for c in store.captures() if c["origin"] == "recorder" and c["sealed_at"] is not None
-                and c["deleted_at"] is None and c["id"] not in self.done and (c["last_ts_ns"] or 0) >= since_ns
-                and c["sensor"] == self.sensor]
-        rows: list[dict] = []
-        for c in todo:
-            alerts = self._match(c["path"])
-            self.done.add(c["id"])
-            self.packets += c["packets"] or 0
-            self.delay_s = max(0.0, time.time() - (c["last_ts_ns"] or 0) / NS)
+        if self.pool is None:  # the worker loads the rules now, not at the first file to catch up
+            self._pool().submit(int)
+        now_ns = time.time_ns()
+        mine = [c for c in store.captures() if c["origin"] == "recorder" and c["sensor"] == self.sensor]
+        self.live_packets = sum(c["inspected_live"] or 0 for c in mine if (c["sealed_at"] or 0) >= self.started_ns)
+        fresh: list[dict] = []
+        for c in mine:
+            if (c["sealed_at"] is None or c["deleted_at"] is not None or c["id"] in self.done
+                    or (c["last_ts_ns"] or 0) < since_ns):
+                continue
+            live = c["inspected_live"]
+            if live is not None and live >= (c["packets"] or 0):
+                self.done.add(c["id"])  # every packet inspected as it passed
+                continue
+            if now_ns - c["sealed_at"] < (self.grace_ns if live is None else CATCH_UP_SHORT_NS):
+                continue  # the live engine may still be on it (its count comes at the next flush)
+            before = _file_before(mine, c)
+            paths = [before["path"], c["path"]] if before is not None else [c["path"]]
+            first = c["first_ts_ns"] or 0
+            alerts = [a for a in self._pool().submit(match_files, paths).result() if a.ts_ns >= first]
+            rows = []
             for a in alerts:
                 row = alert_row(a, "signature", c["id"])
                 row["eve"]["host"] = self.sensor
                 rows.append(row)
-        return rows
+            store.replace_alerts(c["id"], "signature", collapse_repeats(rows), new_rows=fresh)
+            self.done.add(c["id"])
+            self.packets += c["packets"] or 0
+            self.files_caught_up += 1
+            self.delay_s = max(0.0, time.time() - (c["last_ts_ns"] or 0) / NS)
+        return fresh
 
     def close(self) -> None:
-        if self.worker is None:
-            return
-        try:
-            self.conn.send(None)  # the worker ends after the file it is matching, if any
-        except OSError:
-            pass  # it has ended already
-        self.conn.close()
-        self.worker.join(5)
-        if self.worker.is_alive():
-            self.worker.terminate()
-            self.worker.join()
-        self.worker = self.conn = None
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
 
-    def _match(self, path: str) -> list:
-        """The alerts of one capture file, matched by the worker; its error raised here again."""
-        if self.worker is None:
+    def _pool(self):
+        if self.pool is None:
             import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
 
-            ctx = multiprocessing.get_context("spawn")
-            self.conn, theirs = ctx.Pipe()
-            self.worker = ctx.Process(target=serve_matches, args=(self.files, self.variables, theirs),
-                                      name="wiretrail-signatures", daemon=True)
-            self.worker.start()
-            theirs.close()
-        self.conn.send(path)
-        try:
-            kind, value = self.conn.recv()
-        except EOFError:
-            raise WiretrailError(f"the signature worker ended (exit status {self.worker.exitcode}) while "
-                                 "matching this file", path=path) from None
-        if kind == "error":
-            raise value
-        return value
+            self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_load_rules, initargs=(self.files, self.variables))
+        return self.pool
 
 
-def serve_matches(files: list[str], variables: dict[str, str], conn) -> None:
-    """The signature worker's loop (in its own process): load the engine once, then answer each
-    path sent with ("alerts", [Alert]) or ("error", exception), until None or the pipe's end."""
+def _file_before(captures: list[dict], c: dict) -> dict | None:
+    """The file of the same stream sealed just before ``c``, if it ends within a minute of ``c``'s start."""
+    before = [b for b in captures if b["id"] < c["id"] and b["interface"] == c["interface"]
+              and b["sealed_at"] is not None and b["deleted_at"] is None]
+    if not before or c["first_ts_ns"] is None:
+        return None
+    b = before[-1]
+    return b if (b["last_ts_ns"] or 0) >= c["first_ts_ns"] - 60 * NS else None
+
+
+_WORKER: dict = {}  # the worker process's rules (set once by its initializer; never in the recorder)
+
+
+def _load_rules(files: list[str], variables: dict[str, str]) -> None:
     from analysis.rules import Variables, load_rules
+
+    _WORKER["rules"] = load_rules(files, Variables.with_overrides(variables)).rules
+
+
+def match_files(paths: list[str]) -> list:
     from analysis.rules.engine import Engine
 
-    engine = None
-    while True:
-        try:
-            path = conn.recv()
-        except EOFError:
-            return
-        if path is None:
-            return
-        try:
-            if engine is None:
-                engine = Engine(load_rules(files, Variables.with_overrides(variables)).rules)
-            conn.send(("alerts", engine.run([path])))
-        except Exception as err:  # noqa: BLE001 - relayed to the detector, which raises it again
-            try:
-                conn.send(("error", err))
-            except Exception:  # noqa: BLE001 - an exception that does not pickle: its one line
-                conn.send(("error", WiretrailError(f"{type(err).__name__}: {err}", path=path)))
+    return Engine(_WORKER["rules"]).run(paths)  # a new engine: nothing carried over from the last file
 
 
 def finding_key(row: dict) -> tuple:
@@ -185,26 +246,36 @@ def signature_detector(config, warn: Callable[[str], None]) -> SealedSignatures 
     from analysis.replay import SHIPPED_RULES, split_rules
     from analysis.rules import Variables, load_rules
 
-    _, files, missing = split_rules(list(config.rules) or [str(SHIPPED_RULES)])
+    other = sigma_paths(config.rules)[1]
+    if config.rules and not other:
+        return None  # Sigma rules only (analysis.live_sigma)
+    _, files, missing = split_rules(other or [str(SHIPPED_RULES)])
     if missing:
         raise ConfigError(f"rules: {missing[0]}: no such rule file or folder")
     if not files:
         return None
     ruleset = load_rules(files, Variables.with_overrides(_variables(config)))
+    if ruleset.errors and not config.skip_invalid:
+        raise ConfigError(f"rules: {ruleset.errors[0]}" + (f" (and {len(ruleset.errors) - 1} more; skip_invalid "
+                                                           "skips them)" if len(ruleset.errors) > 1 else ""))
     if ruleset.errors:
-        raise ConfigError(f"rules: {ruleset.errors[0]}")
+        warn(f"{len(ruleset.errors)} of {len(ruleset.rules) + len(ruleset.errors)} signatures not supported and "
+             f"skipped (skip_invalid), the first: {ruleset.errors[0]}")
     return SealedSignatures(files, _variables(config), config.sensor or socket.gethostname(), warn,
-                            rules=len(ruleset.rules))
+                            signatures=list(ruleset.rules), rules=len(ruleset.rules))
 
 
-def behaviour_detector(config, warn: Callable[[str], None]) -> BehaviourDetector:
+def behaviour_detector(config, warn: Callable[[str], None]) -> BehaviourDetector | None:
     """The entry point: load and check ``config.rules`` (ConfigError on a bad file)."""
     import socket
 
     from analysis.behaviour import load_behaviour_rules
     from analysis.replay import SHIPPED_RULES, split_rules
 
-    paths = list(config.rules) or [str(SHIPPED_RULES / "behaviour")]
+    other = sigma_paths(config.rules)[1]
+    if config.rules and not other:
+        return None  # Sigma rules only (analysis.live_sigma)
+    paths = other or [str(SHIPPED_RULES / "behaviour")]
     behaviour, _signature_files, missing = split_rules(paths)
     if missing:
         raise ConfigError(f"rules: {missing[0]}: no such rule file or folder")

@@ -76,9 +76,9 @@ class LiveDetection:
                 log.warning("live detection: %s: %s", type(err).__name__, str(err).splitlines()[0] if str(err) else "")
             if next_stats is not None and time.monotonic() >= next_stats:
                 next_stats = time.monotonic() + self.config.stats_interval
-                files = "".join(f", {d.name}: {d.packets} packets matched from sealed files, last "
-                                f"{d.delay_s:.1f} s after the file's last packet"
-                                for d in self.detectors if hasattr(d, "delay_s"))
+                files = "".join(f", {d.name}s: packets inspected live {d.live_packets}, by catch-up {d.packets} "
+                                f"({d.files_caught_up} files, the last {d.delay_s:.1f} s after its last packet)"
+                                for d in self.detectors if hasattr(d, "live_packets"))
                 log.info("stats live detection: rounds %d, new alerts %d, last round %.2f s, messages sent %d%s",
                          self.rounds, self.alerts, self.last_seconds, self.notifier.sent, files)
 
@@ -92,7 +92,11 @@ class LiveDetection:
             if not rows:
                 continue
             fresh: list[dict] = []
-            new += self.store.add_alerts(rows, new_rows=fresh)  # a file matched again after a restart adds none
+            if getattr(det, "stores", False):  # stored by the detector itself: these are the new ones
+                fresh = rows
+                new += len(rows)
+            else:
+                new += self.store.add_alerts(rows, new_rows=fresh)  # an alert seen again adds none
             for row in fresh:
                 log.warning("%s", alert_line(row))
             self.notifier.submit(fresh)

@@ -125,8 +125,9 @@ class LiveApps:
     (address, MAC) pair is stored at the next flush, with its first sighting."""
 
     def __init__(self, store: Store, counters: Counters, local: LocalNets | None = None, *,
-                 retry_seconds: float = FLOW_RETRY_SECONDS) -> None:
+                 retry_seconds: float = FLOW_RETRY_SECONDS, inspector=None) -> None:
         self.store = store
+        self.inspector = inspector  # live signatures (recorder.live_signatures), run in the parsers' process
         self.counters = counters
         self.macs: MacTable | None = MacTable(local if local is not None else LocalNets())
         self.retry_seconds = retry_seconds
@@ -144,7 +145,7 @@ class LiveApps:
     def _start(self):
         from recorder.core.pipeline.ingest import app_process
 
-        return app_process(self.store, warn=lambda w: log.warning("parsers: %s", w))
+        return app_process(self.store, warn=lambda w: log.warning("parsers: %s", w), inspector=self.inspector)
 
     def feed(self, raw, dec, capture_id: int | None) -> None:
         size = int(raw.caplen.sum())  # packet bytes, for the queue's bound
@@ -155,6 +156,9 @@ class LiveApps:
                 except Exception as err:  # noqa: BLE001 - capture goes on whatever this does
                     log.error("MAC addresses no longer kept: %r", err)
                     self.macs = None
+            if capture_id != self.capture_id:  # also for a file whose batches are all skipped (live signatures)
+                self.queue.put(("capture", capture_id))
+                self.capture_id = capture_id
             if self.failed:
                 self.counters.parser_skipped += len(raw)
                 return
@@ -162,9 +166,6 @@ class LiveApps:
                 self.counters.parser_skipped += len(raw)
                 return
             self.queued += size
-        if capture_id != self.capture_id:
-            self.queue.put(("capture", capture_id))
-            self.capture_id = capture_id
         self.queue.put(("feed", raw, dec, size))
 
     def flush(self) -> None:

@@ -46,6 +46,8 @@ from recorder.core.pcapwrite import repair_pcap
 from recorder.core.secretseal import sealer_for
 from recorder.core.secure_files import GROUP_READ
 from recorder.core.store import Store
+from recorder.live_flows import flush_seconds, store_closed
+from recorder.live_signatures import live_signatures
 from recorder.retention import Limits, enforce
 from recorder.rotation import PART, DiskFull, RotatingWriter, SealedFile, seal_encrypted_leftover, slice_batch
 from recorder.sdnotify import sd_notify
@@ -60,7 +62,7 @@ FLOW_FLUSH_SECONDS = 5.0
 # still holds are older than now), so quiet connections end on time (live detection sees them).
 IDLE_CLOCK_MARGIN_NS = 1_000_000_000
 # Read by the live detection thread and its notifier at start: a change takes a restart.
-LIVE_SETTINGS = ("rules", "var", "detect_interval", "detect_window", "notify_smtp_url", "notify_from", "notify_to",
+LIVE_SETTINGS = ("rules", "skip_invalid", "var", "detect_interval", "detect_window", "notify_smtp_url", "notify_from", "notify_to",
                  "notify_webhook", "notify_webhook_format", "notify_min_severity", "notify_aggregate",
                  "notify_digest", "notify_rate_limit")
 READ_BATCH = 16384  # packets per libpcap read at most (bigger batches meter faster)
@@ -84,8 +86,10 @@ class StreamSpec:
 
 
 class Stream:
-    def __init__(self, config: Config, spec: StreamSpec, *, reload=None, ready=None, watchdog: bool = False) -> None:
+    def __init__(self, config: Config, spec: StreamSpec, *, reload=None, ready=None, watchdog: bool = False,
+                 inspect=None) -> None:
         self.config = config
+        self.inspect = inspect  # live signatures' inspector factory (recorder.live_signatures)
         self.spec = spec
         self.sensor = config.sensor or socket.gethostname()
         self.reload = reload  # () -> Config, for SIGHUP
@@ -211,7 +215,8 @@ class Stream:
             sink = FlowSink(self.store, self.counters)
             local = LocalNets([str(n) for n in c.local_net])
             if c.parsers:
-                self.apps = LiveApps(self.store, self.counters, local)
+                self.apps = LiveApps(self.store, self.counters, local,
+                                     inspector=live_signatures(self.inspect, c, self.sensor, self.store))
             meter = FlowMeter(sink, local_nets=local, timeouts=Timeouts())
             decoder = Decoder(fast=True)
             self.writer = RotatingWriter(c.output_dir, self.spec.prefix(self.sensor), linktype=self.capture.linktype,
@@ -234,7 +239,8 @@ class Stream:
         now = time.monotonic()
         next_stats = now + c.stats_interval if c.stats_interval else None
         next_retention = now
-        next_flush = now + FLOW_FLUSH_SECONDS
+        flush_every = flush_seconds(c, FLOW_FLUSH_SECONDS)  # sooner with live detection (recorder.live_flows)
+        next_flush = now + flush_every
         next_watchdog = now
         next_pause_check = 0.0
         sealed_seen = 0
@@ -272,9 +278,10 @@ class Stream:
                         meter.advance(time.time_ns() - IDLE_CLOCK_MARGIN_NS)
                     meter.flush()
                     sink.drain()
+                    store_closed(self.store, self.stream_name, meter, c)
                     if self.apps is not None:
                         self.apps.flush()
-                    next_flush = now + FLOW_FLUSH_SECONDS
+                    next_flush = now + flush_every
                 if now >= next_watchdog:
                     if self.watchdog:
                         sd_notify("WATCHDOG=1")

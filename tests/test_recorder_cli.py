@@ -57,6 +57,7 @@ def test_check_config_prints_defaults():
         'stats_interval = "1m"',
         "parsers = true",
         "rules = []",
+        "skip_invalid = false",
         "var = []",
         'detect_interval = "10s"',
         'detect_window = "1h"',

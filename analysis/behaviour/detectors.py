@@ -404,7 +404,21 @@ def _window_views(conn, since_ns: int) -> list[str]:
     made = []
     for name in WINDOWED_TABLES:
         if name in present:
-            conn.execute(sa.text(f"CREATE TEMP VIEW {name} AS SELECT * FROM {schema}.{name} "
-                                 f"WHERE ts_ns >= {since_ns:d}"))
+            recent = f"SELECT * FROM {schema}.{name} WHERE ts_ns >= {since_ns:d}"
+            if name == "flows" and "open_flows" in present:
+                recent += _closed_flows(schema, since_ns)
+            conn.execute(sa.text(f"CREATE TEMP VIEW {name} AS {recent}"))
             made.append(name)
     return made
+
+
+def _closed_flows(schema: str, since_ns: int) -> str:
+    """The live recorder's closed TCP connections that wait out the close delay before their flow
+    row is stored (``recorder.live_flows``), as flows (negative ids), until that row is stored."""
+    from recorder.core.schema import flows
+    from recorder.core.store.listing import CLOSED_STREAM_SUFFIX
+
+    cols = ", ".join("-o.id AS id" if c.name == "id" else f"o.{c.name}" for c in flows.columns)
+    return (f" UNION ALL SELECT {cols} FROM {schema}.open_flows o WHERE o.ts_ns >= {since_ns:d}"
+            f" AND o.stream LIKE '%{CLOSED_STREAM_SUFFIX}'"
+            f" AND NOT EXISTS (SELECT 1 FROM {schema}.flows f WHERE f.uid = o.uid)")

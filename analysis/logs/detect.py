@@ -79,19 +79,20 @@ _EVENTS = ("SELECT e.id, e.ts_ns, e.host, e.kind, e.src_ip, e.src_port, e.accoun
            "LEFT JOIN {p}log_sources s ON s.id = e.source_id")
 
 
-def _stage(conn: sqlite3.Connection, store: Store) -> str:
+def _stage(conn: sqlite3.Connection, store: Store, since_ns: int | None = None) -> str:
     """Where ``build_table`` reads the stored events (id, ts_ns, host, kind, ..., fields, source
     kind) as ``ev``: a SQLite store attached and read in place, or a PostgreSQL store's events
-    copied into a table ``ev`` through Python."""
+    copied into a table ``ev`` through Python; with ``since_ns``, only the events from then on."""
     path = store.engine.url.database if store.is_sqlite else None
+    recent = f" WHERE e.ts_ns >= {int(since_ns):d}" if since_ns is not None else ""
     if path and path != ":memory:":
         conn.execute("ATTACH DATABASE ? AS store", (path,))
-        return "(" + _EVENTS.format(p="store.") + ")"
+        return "(" + _EVENTS.format(p="store.") + recent + ")"
     conn.execute("CREATE TABLE ev (id INTEGER PRIMARY KEY, ts_ns INTEGER, host TEXT, kind TEXT, src_ip TEXT, "
                  "src_port INTEGER, account TEXT, action TEXT, outcome TEXT, raw TEXT, fields TEXT, "
                  "source_kind TEXT)")
     with store.db_errors("read log events"), store.engine.connect() as sconn:
-        result = sconn.exec_driver_sql(_EVENTS.format(p=""))
+        result = sconn.exec_driver_sql(_EVENTS.format(p="") + recent)
         while rows := result.fetchmany(10_000):
             conn.executemany("INSERT INTO ev VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", [tuple(r) for r in rows])
     return "ev"
@@ -303,12 +304,12 @@ def merge_overlapping(matches: list[Match]) -> list[Match]:
     return out
 
 
-def run(store: Store, rules: RuleSet) -> tuple[list[Match], list[tuple[str, str]], int]:
-    """Every rule over every stored event: (matches, rules that failed at run time as (path,
-    reason), events scanned)."""
+def run(store: Store, rules: RuleSet, since_ns: int | None = None) -> tuple[list[Match], list[tuple[str, str]], int]:
+    """Every rule over every stored event (with ``since_ns``: those from then on, the live
+    recorder's window): (matches, rules that failed at run time as (path, reason), events scanned)."""
     conn = _connect()
     try:
-        columns = build_table(conn, rules.fields, _stage(conn, store))
+        columns = build_table(conn, rules.fields, _stage(conn, store, since_ns))
         count = conn.execute("SELECT count(*) FROM logs").fetchone()[0]
         matches: list[Match] = []
         failed: list[tuple[str, str]] = []
@@ -397,14 +398,14 @@ def alert_row(alert: Alert, eve: dict) -> dict:
             "tactic": alert.tactic, "technique": alert.technique, "eve": eve}
 
 
-def detect(store: Store, rules: RuleSet, *, joined: bool, keep: bool) -> Detection:
+def detect(store: Store, rules: RuleSet, *, joined: bool, keep: bool, since_ns: int | None = None) -> Detection:
     """Every rule over the stored events (and, with ``joined``, the log-and-network detections of
     ``joined``); with ``keep`` the alerts go into the alerts table (an alert already there is not
-    added twice)."""
+    added twice); with ``since_ns`` only the events from then on."""
     from analysis.logs.joined import login_after_alert
     from analysis.logs.store import events_by_id
 
-    matches, failed, count = run(store, rules)
+    matches, failed, count = run(store, rules, since_ns)
     events = events_by_id(store, [m.event_ids[-1] for m in matches if m.event_ids])
     pairs = to_alerts(matches, events)
     if joined:

@@ -188,12 +188,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("parsers", BOOL, True, "Run the protocol parsers on the traffic (dns, http, ssl, files, "
             "credentials... records in the database); off: flows only."),
     # live detection (issue 21): the detection plug-ins (entry-point group wiretrail.detectors) read these
-    Setting("rules", TEXTS, (), "Rule files or folders evaluated live (signature *.rules, behaviour YAML); "
+    Setting("rules", TEXTS, (), "Rule files or folders evaluated live (signature *.rules, behaviour YAML, Sigma YAML files over the log events); "
             "repeat or comma-separate; none = the shipped rules.", _files_exist),
+    Setting("skip_invalid", BOOL, False, "Skip the signatures the engine does not support (one log line) "
+            "instead of refusing to start, as `wiretrail replay --skip-invalid` (ET Open)."),
     Setting("var", TEXTS, (), "Rule variable NAME=VALUE (HOME_NET=[10.0.0.0/8]); repeat. HOME_NET defaults "
             "to local_net plus the private ranges.", _assignments),
-    Setting("detect_interval", DURATION, "10s", "How often the behaviour rules run over the recent traffic; "
-            "0 = no live detection."),
+    Setting("detect_interval", DURATION, "10s", "How often the behaviour rules and the signatures' catch-up "
+            "run over the recent traffic (signatures match as packets pass); 0 = no live detection."),
     Setting("detect_window", DURATION, "1h", "How far back each live evaluation of the behaviour rules looks.",
             _at_least(60, "1m")),
     # notifications (recorder.notify): a log line per alert always; e-mail and webhooks when set
@@ -244,6 +246,7 @@ class Config:
     stats_interval: int
     parsers: bool
     rules: tuple[str, ...]
+    skip_invalid: bool
     var: tuple[str, ...]
     detect_interval: int
     detect_window: int

@@ -17,8 +17,10 @@ has nothing to run, else an object with
                                                      over the records at or after ``since_ns``
 
 ``evaluate`` reports a rule that fails through ``warn`` and goes on without it; it may return
-rows already stored (the recorder keeps only the new ones). An optional ``close()`` is called at
-shutdown.
+rows already stored (the recorder keeps only the new ones), unless it has ``stores = True``: then
+it stores its alerts itself and returns only the new ones (to log and notify). An optional
+``close()`` is called at shutdown. An optional ``inspector()`` returns a fresh inspector for the
+recorder's protocol parsers' process (``recorder.live_signatures``: the signatures matched live).
 """
 
 from __future__ import annotations

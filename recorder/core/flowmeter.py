@@ -318,10 +318,15 @@ class FlowMeter:
         return uid
 
     # ------------------------------------------------------------------ output
-    def snapshot(self) -> FlowBatch | None:
+    def snapshot(self, *, closed_only: bool = False) -> FlowBatch | None:
         """Every open connection as it stands now, as flow rows, without ending any (the
-        recorder's interim records at a rotation). Their uids are the ones they will end with."""
-        active = np.flatnonzero(self.S[:, K.C_ACTIVE]).astype(np.int64)
+        recorder's interim records at a rotation). Their uids are the ones they will end with.
+        ``closed_only``: only the TCP connections already closed (FIN both ways, or a reset)
+        that wait out Zeek's close delay before they end (live detection sees them early)."""
+        mask = self.S[:, K.C_ACTIVE] != 0
+        if closed_only:
+            mask &= self.S[:, K.C_CLOSE_COMPLETE] != 0
+        active = np.flatnonzero(mask).astype(np.int64)
         return self._flow_batch(active) if len(active) else None
 
     def _flow_batch(self, slots: np.ndarray) -> FlowBatch:

@@ -67,6 +67,8 @@ captures = Table(
     # Damaged records skipped by the reader (migration 0010): "start-end ..." byte offsets, end exclusive.
     Column("skipped_ranges", Text, nullable=True),
     Column("skipped_bytes", BigInteger, nullable=True),
+    # Packets the live signature engine inspected as they passed (migration 0016); NULL: not known.
+    Column("inspected_live", BigInteger, nullable=True),
     Index("ix_captures_first_ts_ns", "first_ts_ns"),
 )
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.live import SealedSignatures
+from analysis.live import SealedSignatures, match_files
 from analysis.replay import SHIPPED_RULES, replay_captures
 from recorder.core.errors import WiretrailError
 from tests.analysis.behaviour.traffic import Capture
@@ -25,23 +25,23 @@ def attack(path, client: str) -> tuple[str, list]:
     return pcap, want
 
 
-def test_worker_matches_relays_errors_and_ends(tmp_path):
+def test_worker_matches_like_a_replay_relays_errors_and_ends(tmp_path):
     pcap, want = attack(tmp_path / "a.pcap", "10.0.0.66")
     other, want_other = attack(tmp_path / "c.pcap", "10.0.0.67")
     det = SealedSignatures(RULES, {}, "shop-gw", lambda m: None)
     try:
-        assert [(a.ts_ns, a.signature_id, a.uid) for a in det._match(pcap)] == want
-        worker = det.worker
+        pool = det._pool()
+        assert [(a.ts_ns, a.signature_id, a.uid) for a in pool.submit(match_files, [pcap]).result()] == want
         garbage = tmp_path / "b.pcap"
         garbage.write_bytes(b"not a capture at all")
         with pytest.raises(WiretrailError) as err:
-            det._match(str(garbage))
+            pool.submit(match_files, [str(garbage)]).result()
         assert str(garbage) in str(err.value)
-        # the same worker (its engine loaded once) goes on with the next file; the engine keeps
-        # what it found before and returns it again (the store skips alerts already stored)
-        got = [(a.ts_ns, a.signature_id, a.uid) for a in det._match(other)]
-        assert set(want_other) <= set(got) and set(got) <= set(want) | set(want_other)
-        assert det.worker is worker and worker.is_alive()
+        # the same worker (its rules loaded once) goes on with the next file, with a new engine:
+        # nothing found in an earlier file comes back
+        got = [(a.ts_ns, a.signature_id, a.uid) for a in pool.submit(match_files, [other]).result()]
+        assert got == want_other and det._pool() is pool
     finally:
         det.close()
-    assert det.worker is None and not worker.is_alive() and worker.exitcode == 0
+    with pytest.raises(RuntimeError):  # closed: the worker takes no more files
+        pool.submit(match_files, [pcap])

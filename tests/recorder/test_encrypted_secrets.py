@@ -17,7 +17,7 @@ from recorder.core.decode import Decoder
 from recorder.core.pcapio import read_batches
 from recorder.core.secretseal import FINGERPRINT_KEY, sealer_for
 from recorder.core.store import Store
-from recorder.daemon import Counters, LiveApps
+from recorder.sinks import Counters, LiveApps
 
 pyrage = pytest.importorskip("pyrage")
 CAPTURES = [Path(__file__).resolve().parents[2] / "captures" / n for n in ("demo-breach.pcap", "demo.pcap")]

@@ -68,27 +68,37 @@ def test_attack_alerts_within_seconds_and_one_notification_per_channel(netns, tm
         cfg.chmod(0o600)
         env = {"PYTHONPATH": str(ROOT)}
         rec = Recorder(netns, tmp_path, "--config", str(cfg), env=env).ready()
-        subprocess.run(
-            ["ip", "netns", "exec", netns.name, "tcpreplay", "-q", "-i", netns.tx, str(pcap)],
-            check=True, capture_output=True, timeout=120)  # at the capture's own speed
-        replayed, replayed_wall = time.monotonic(), time.time()
-        seen: dict[int, float] = {}
-        while time.monotonic() - replayed < 40 and len(seen) < 4:
+        replay = subprocess.Popen(["ip", "netns", "exec", netns.name, "tcpreplay", "-q", "-i", netns.tx, str(pcap)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # at the capture's own speed
+        first_seen: dict[int, float] = {}  # sid -> wall time it was first in the store
+        while replay.poll() is None:
             for sid, *_ in stored_alerts(rec.db):
-                seen.setdefault(sid, time.monotonic() - replayed)
-            time.sleep(0.2)
+                first_seen.setdefault(sid, time.time())
+            time.sleep(0.1)
+        assert replay.returncode == 0
+        replayed, replayed_wall = time.monotonic(), time.time()
+        while time.time() - replayed_wall < 40 and len(first_seen) < 4:
+            for sid, *_ in stored_alerts(rec.db):
+                first_seen.setdefault(sid, time.time())
+            time.sleep(0.1)
+        seen = {sid: t - replayed_wall for sid, t in first_seen.items()}  # < 0: before the replay ended
+        with sqlite3.connect(rec.db) as conn:  # an alert's time: its first packet (captured: wall clock)
+            first_packet = dict(conn.execute("SELECT signature_id, MIN(ts_ns) FROM alerts GROUP BY signature_id"))
+        after_packet = {sid: t - first_packet[sid] / 1e9 for sid, t in first_seen.items()}
         while time.monotonic() - replayed < 40 and not {"smtp", "webhook"} <= {r["kind"] for r in received(got)}:
             time.sleep(0.2)
         alerts = stored_alerts(rec.db)
         assert rec.stop() == 0
         log = rec.text()
-        print("seconds from the replay's end to each alert in the store:", seen)
+        print("seconds from the replay's end to each alert in the store:", {k: round(v, 2) for k, v in seen.items()})
+        print("seconds from each alert's first packet to it in the store:",
+              {k: round(v, 2) for k, v in after_packet.items()})
         names = {sig.split(":")[0] for _, sig, _, _ in alerts}
         assert {"Port scan", "Brute force login", "Cleartext credentials", "WIRETRAIL password file requested over HTTP"
                 } <= names, (alerts, log)
-        behaviour = [v for sid, v in seen.items() if sid < 9100000]
-        assert max(behaviour) < 10, seen  # measured 5.3 s: tcp_close_delay (5 s) + the 5-s flow flush
-        assert max(seen.values()) < 20, seen  # the signature: once its file is sealed (rotate_interval 3 s)
+        # measured -2.9 to 0.2 s from the replay's end (before: 5.4-5.5 s, tcp_close_delay and the 5-s flush)
+        assert max(seen.values()) < 5, seen
+        assert max(after_packet.values()) < 5, after_packet  # the issue: within 5 s (measured 0.2-3.4 s)
         assert len(alerts) == len(set(alerts))
         assert "ALERT medium [behaviour" in log
         mails = [r for r in received(got) if r["kind"] == "smtp"]

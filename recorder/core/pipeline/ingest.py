@@ -346,13 +346,14 @@ class _AppProcess:
     in the child is raised as StoreError (a database problem) or WiretrailError by the next call."""
 
     def __init__(self, store, extract_dir: str | None, warn: Callable[[str], None], forward=None,
-                 family: Family | None = None) -> None:
+                 family: Family | None = None, inspector=None) -> None:
         self.store = store
         self.rows_written: Counter[str] = Counter()
         self._failures: Counter[str] = Counter()
         self._services: list[tuple[str, list[str]]] = []
         self._done = False
-        self._child = Child(_app_main, (store, extract_dir, forward), name="wiretrail-app-layer", family=family,
+        self._child = Child(_app_main, (store, extract_dir, forward, inspector), name="wiretrail-app-layer",
+                            family=family,
                             daemon=False,  # not daemonic: it starts the record writer
                             wide=True, hand_over=forward or (),
                             failure=lambda err: WiretrailError(f"application layer failed: {err!r}"),
@@ -411,9 +412,11 @@ class _AppProcess:
         self._child.join()
 
 
-def _app_main(inbox: Inbox, outbox: Outbox, store, extract_dir: str | None, forward) -> None:
+def _app_main(inbox: Inbox, outbox: Outbox, store, extract_dir: str | None, forward, inspector=None) -> None:
     """The application layer's process: batches from ``inbox`` through ``AppLayer`` into the store;
-    with ``forward`` (pipes to the ``_InspectorProcess``es) the parsers' messages go there too."""
+    with ``forward`` (pipes to the ``_InspectorProcess``es) the parsers' messages go there too;
+    with ``inspector`` (``app_process``) they go to it, here, told of each new capture id by its
+    ``capture(id)`` and of each flush by its ``flush()``, if it has them."""
     from recorder.core.apps.dispatch import AppLayer
     from recorder.core.apps.inspection import Inspection
     from recorder.core.apps.registry import PARSERS
@@ -423,7 +426,8 @@ def _app_main(inbox: Inbox, outbox: Outbox, store, extract_dir: str | None, forw
     out = None
     try:
         out = StoreOutput(store, extract_dir=extract_dir, on_warning=outbox.warnings.append, background=True)
-        inspection = Inspection(_Forwarder(forward), out) if forward is not None else None
+        local = _Forwarder(forward) if forward is not None else inspector
+        inspection = Inspection(local, out) if local is not None else None
         apps = AppLayer(inspection.output if inspection is not None else out, PARSERS)
         if inspection is not None:
             inspection.attach(apps)
@@ -440,10 +444,14 @@ def _app_main(inbox: Inbox, outbox: Outbox, store, extract_dir: str | None, forw
                     inspection.feed(raw, dec)
             elif kind == "capture":
                 out.capture_id = item[1]
+                if inspector is not None and hasattr(inspector, "capture"):
+                    inspector.capture(item[1])
             elif kind == "failures":
                 outbox.send("ok", Counter(apps.failures))
             elif kind == "flush":
                 out.flush()
+                if inspector is not None and hasattr(inspector, "flush"):
+                    inspector.flush()
                 outbox.send("ok", apps.take_services())
             elif kind == "finish":
                 apps.finish()
@@ -462,11 +470,13 @@ def _app_main(inbox: Inbox, outbox: Outbox, store, extract_dir: str | None, forw
                 pass
 
 
-def app_process(store, warn: Callable[[str], None]) -> _AppProcess:
+def app_process(store, warn: Callable[[str], None], inspector=None) -> _AppProcess:
     """The protocol parsers in their own process, writing their records into ``store``, for a
     caller that feeds batches itself (the recorder): ``feed(raw, dec)``, ``capture_id = id``,
-    ``flush()``, ``finish()``, ``services()``, ``failures``, ``close()``."""
-    return _AppProcess(store, None, warn)
+    ``flush()``, ``finish()``, ``services()``, ``failures``, ``close()``. ``inspector`` (an
+    ``apps.inspection.Inspector``, such as the recorder's live signatures) runs in that process,
+    on every batch and the parsers' messages, as in an ingest's pass; it handles its own results."""
+    return _AppProcess(store, None, warn, inspector=inspector)
 
 
 class _Forwarder:

@@ -60,6 +60,21 @@ class AlertTable(Database):
             new_rows.extend(given[i] for i in fresh)
         return len(new)
 
+    def replace_alerts(self, capture_id: int, kind: str, rows: list[dict], *, new_rows: list | None = None) -> int:
+        """The ``kind`` alerts tagged with ``capture_id`` become ``rows``: those stored that are not
+        among them (same key as ``add_alerts``) are deleted, the rest added as ``add_alerts`` does.
+        Returns how many were deleted (the live recorder's catch-up: a file inspected again)."""
+        key = itemgetter(*_ALERT_KEY)
+        keep = {key({f: r.get(f) for f in _ALERT_KEY}) for r in rows}
+        with self.db_errors("write alerts"), self.engine.connect() as conn, conn.begin():
+            stored = conn.execute(sa.select(alerts.c.id, *(alerts.c[k] for k in _ALERT_KEY))
+                                  .where(alerts.c.capture_id == capture_id, alerts.c.kind == kind)).all()
+            gone = [r[0] for r in stored if tuple(r[1:]) not in keep]
+            for i in range(0, len(gone), 500):
+                conn.execute(alerts.delete().where(alerts.c.id.in_(gone[i:i + 500])))
+        self.add_alerts(rows, new_rows=new_rows)
+        return len(gone)
+
     def flow_captures(self, uids: Iterable[str]) -> dict[str, int]:
         """uid -> capture_id of the stored flows with these uids (the newest such flow's), for
         tagging alerts with the capture they came from."""

@@ -19,6 +19,10 @@ from typing import Any, Protocol
 
 from recorder.core.store.addresses import host_range
 
+# The recorder keeps, under its stream's name plus this, the TCP connections already closed but
+# waiting out the close delay (recorder.live_flows), for live detection; ``flows --open`` skips them.
+CLOSED_STREAM_SUFFIX = " closed"
+
 # The flows' and open flows' boolean columns; ``capture_drops`` is computed by ``flows_query``.
 _FLOW_BOOLS = frozenset({"local_orig", "local_resp", "capture_drops"})
 
@@ -127,6 +131,8 @@ def flows_query(*, host: str | None = None, port: int | None = None, proto: str 
         w.any_of("t.conn_state", states)
     if uid is not None:
         w.add(f"t.uid = {w.param(uid)}")
+    if open_only:  # not the closed connections kept for live detection
+        w.add(f"t.stream NOT LIKE {w.param('%' + CLOSED_STREAM_SUFFIX)}")
     table = "open_flows" if open_only else "flows"
     return w.select(f"SELECT t.*, {drops} AS capture_drops FROM {table} AS t", "t.ts_ns, t.id", limit,
                     bools=_FLOW_BOOLS)

@@ -1,0 +1,78 @@
+"""Live signatures with catch-up, in a network namespace (127.0.0.0/8 addresses only): parsers
+slowed down on purpose (``slowparsers.py``: a one-batch queue, a slow hand-over) skip batches,
+so the live engine misses some of the requests that set off a shipped signature; the catch-up
+matches those files again from the sealed file (the last one after a restart), and the stored
+signature alerts then equal a `wiretrail replay` of the sealed files, each stored once."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.analysis.behaviour.traffic import Capture
+
+pytest.importorskip("scapy")
+
+ROOT = Path(__file__).resolve().parents[2]
+ATTACKER, SERVER = "127.10.0.66", "127.10.0.20"
+KEY = "ts_ns, signature_id, src_ip, src_port, dest_ip, dest_port, uid"
+
+
+def requests_capture(path: Path, n: int = 40) -> str:
+    """``n`` HTTP requests for /etc/passwd (shipped sid 9100004), one connection each, 0.15 s apart."""
+    cap = Capture()
+    for i in range(n):
+        req = f"GET /view?f=../../etc/passwd&n={i} HTTP/1.1\r\nHost: shop\r\n\r\n".encode()
+        cap.session(i * 0.15, ATTACKER, SERVER, 52000 + i, 80, [(req, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")])
+    return cap.write(path)
+
+
+def signature_alerts(db: Path) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(f"SELECT {KEY} FROM alerts WHERE kind = 'signature' ORDER BY {KEY}").fetchall()
+
+
+def test_skipped_batches_caught_up_equal_a_replay(netns, tmp_path):
+    from analysis.replay import SHIPPED_RULES, replay_captures
+    from tests.recorder.live import Recorder
+
+    pcap = Path(requests_capture(tmp_path / "requests.pcap"))
+    cfg = tmp_path / "recorder.toml"
+    cfg.write_text('detect_interval = "1s"\nrotate_interval = "2s"\n')
+    env = {"PYTHONPATH": str(ROOT)}
+    slow = Recorder(netns, tmp_path, "--config", str(cfg), env=env,
+                    wrap=(sys.executable, str(ROOT / "tests" / "recorder" / "slowparsers.py"))).ready()
+    subprocess.run(["ip", "netns", "exec", netns.name, "tcpreplay", "-q", "-i", netns.tx, str(pcap)],
+                   check=True, capture_output=True, timeout=120)  # at the capture's own speed (6 s)
+    time.sleep(3)
+    assert slow.stop() == 0
+    log1 = slow.text()
+    not_parsed = int(re.search(r"stopped .*?(\d+) packets not parsed", log1).group(1))
+    with sqlite3.connect(slow.db) as conn:
+        live, packets = conn.execute("SELECT SUM(inspected_live), SUM(packets) FROM captures").fetchone()
+    assert not_parsed > 0 and 0 < live < packets, (not_parsed, live, packets, log1)
+
+    # a restart: the last file (its count was written at the stop) is caught up too
+    rec = Recorder(netns, tmp_path, "--config", str(cfg), env=env).ready()
+    files = sorted(str(p) for p in (tmp_path / "out").glob("*.pcap"))
+    replay = replay_captures(files, rules=[str(SHIPPED_RULES / "wiretrail.rules")], db=str(tmp_path / "replay.db"))
+    expected = signature_alerts(tmp_path / "replay.db")
+    assert len(expected) == 40, expected  # one per request
+    deadline = time.monotonic() + 60
+    while signature_alerts(rec.db) != expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+    got = signature_alerts(rec.db)
+    assert rec.stop() == 0
+    log2 = rec.text()
+    assert got == expected, (len(got), len(expected), log1, log2)
+    stats = re.findall(r"signatures: packets inspected live (\d+), by catch-up (\d+) \((\d+) files, the last "
+                       r"([\d.]+) s after its last packet\)", log1 + log2)
+    assert stats and max(int(s[0]) for s in stats) > 0 and max(int(s[1]) for s in stats) > 0, log1 + log2
+    print(f"live {live} of {packets} packets; not parsed {not_parsed}; stats lines {stats[-1]}; "
+          f"alerts {len(got)} = replay {len(replay.alerts)}")
