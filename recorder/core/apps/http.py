@@ -24,8 +24,10 @@ Files: every request/response body (each part of a multipart body) goes to ``Out
 the decoded bytes (capped at ``MAX_FILE_BYTES``); the fuids land in ``orig_fuids``/``resp_fuids``.
 A 206 reply's body, or each part of a multipart/byteranges one, is a piece (``piece=``) of the
 file its URL names, at the offset its Content-Range gives.
-Credentials: Basic, Digest and NTLM Authorization headers, and login forms (urlencoded or
-multipart) with a user and a password field. The Host header names the responder.
+Credentials: Basic and Digest Authorization headers, and login forms (urlencoded or
+multipart) with a user and a password field. The Host header names the responder. NTLM
+(``Authorization: NTLM|Negotiate``, ``WWW-Authenticate``) goes to ntlm.log through ``apps.ntlm``,
+its account to credentials as an account seen (success from the reply's status).
 
 Rule engine: when the output is inspecting, every request and response also goes to
 ``Output.inspect`` with Suricata's sticky buffers (``http.uri``, ``http.header``, ``file.data``...),
@@ -64,6 +66,7 @@ from recorder.core.apps.libhtp import (  # noqa: F401 (MAX_FILE_BYTES, normalize
     MAX_PENDING,
     normalize_uri,
 )
+from recorder.core.apps.ntlm import NTLM_LOG, NTLMLogins
 
 _TOKEN = frozenset(c for c in range(33, 127) if chr(c) not in '()<>@,;:\\"/[]?={}')
 _URI_CHARS = frozenset(b":/?#[]@!$&'()*+,;=-_.~%" + bytes(range(48, 58)) + bytes(range(65, 91))
@@ -78,7 +81,7 @@ class HTTP(HTTPRecords, Parser):
 
     service = "http"
     transport = "tcp"
-    logs = {"http": FIELDS}
+    logs = {"http": FIELDS, "ntlm": NTLM_LOG}
     ports = frozenset({80, 81, 631, 1080, 3128, 8000, 8080, 8888})
 
     @classmethod
@@ -114,6 +117,7 @@ class HTTP(HTTPRecords, Parser):
         self.depth = 0
         self.cur_key = 0
         self.named: set[str] = set()
+        self.ntlm = NTLMLogins(conn, out, credentials=True)  # NTLM in Authorization headers: ntlm.log, accounts seen
         self.errors = 0  # internal errors swallowed (the parser then stops): 0 unless there is a bug
         # the rule engine's buffers, read apart from the log (see Inspector); None costs nothing
         self._inspect = out.inspect if getattr(out, "inspecting", False) else None
@@ -486,3 +490,4 @@ class HTTP(HTTPRecords, Parser):
             if key != 0:
                 self._write(key, ts)
         self.pending.clear()
+        self.ntlm.end(ts)

@@ -25,7 +25,6 @@ from recorder.core.apps.http_message import (
 )
 from recorder.core.apps.libhtp import MAX_PENDING
 from recorder.core.apps.mime import body_leaves, head_value, multipart_parts, param
-from recorder.core.apps.ntlm import authenticate_user
 
 MAX_FORM_BYTES = 1 << 20  # bodies larger than this are not searched for login forms
 
@@ -103,6 +102,8 @@ class HTTPRecords:
     def _ev_header(self, is_orig: bool, name: str, value: bytes, ts: float) -> None:
         rec = self._set_state(is_orig, ts)
         if not is_orig:
+            if name in ("WWW-AUTHENTICATE", "PROXY-AUTHENTICATE"):
+                self._challenge(value, ts)
             return
         text = zeek_str(value)
         if name == "REFERER":
@@ -120,9 +121,9 @@ class HTTPRecords:
         elif name in PROXY_HEADERS:
             rec["proxied"] = sorted(set(rec["proxied"] or []) | {f"{name} -> {text}"})
         elif name in ("AUTHORIZATION", "PROXY-AUTHORIZATION"):
-            self._authorization(rec, value)
+            self._authorization(rec, value, ts)
 
-    def _authorization(self, rec: dict, value: bytes) -> None:
+    def _authorization(self, rec: dict, value: bytes, ts: float) -> None:
         extra = self.extra.setdefault(self.cur_key, {})
         scheme, _, rest = value.strip().partition(b" ")
         scheme_l = scheme.lower()
@@ -144,9 +145,21 @@ class HTTPRecords:
                 user = (m.group(1) if m.group(1) is not None else m.group(2)).decode("utf-8", "replace")
                 extra["auth"] = ("HTTP", user, None)
         elif scheme_l in (b"ntlm", b"negotiate"):
-            user = ntlm_user(rest)
-            if user is not None:
-                extra["auth"] = ("NTLM", user, None)
+            msg = self.ntlm.message(b64(rest), ts)  # ntlm.log; the account seen when the exchange ends
+            if msg is not None and msg["type"] == 3:
+                extra["ntlm"] = True
+
+    def _challenge(self, value: bytes, ts: float) -> None:
+        """A server's NTLM CHALLENGE (``WWW-Authenticate: NTLM|Negotiate <base64>``) gives ntlm.log
+        the server's names; a Negotiate answer's SPNEGO result ends the exchange."""
+        scheme, _, rest = value.strip().partition(b" ")
+        scheme_l = scheme.lower()
+        if scheme_l not in (b"ntlm", b"negotiate") or not rest.strip():
+            return
+        blob = b64(rest.strip())
+        self.ntlm.message(blob, ts)
+        if scheme_l == b"negotiate":
+            self.ntlm.spnego(blob, ts)
 
     def _ev_message_done(self, is_orig: bool, msg: Message, ts: float) -> None:
         if msg.decoder is None and not msg.missing and len(msg.data) == msg.body_len:
@@ -245,6 +258,8 @@ class HTTPRecords:
             return
         self.out.log("http", rec, self.conn)
         code = rec["status_code"]
+        if extra.get("ntlm"):  # the reply to an AUTHENTICATE: 401 refuses it
+            self.ntlm.result(None if not code else code < 400, ts)
         if "auth" in extra:
             protocol, user, secret = extra["auth"]
             success = None if not code else code < 400
@@ -257,10 +272,9 @@ class HTTPRecords:
                                 success=success, note=rec["uri"])
 
 
-def ntlm_user(token: bytes) -> str | None:
-    """DOMAIN\\user from an NTLM type 3 (AUTHENTICATE) message, base64 as in the header."""
+def b64(token: bytes) -> bytes:
+    """A base64 header token decoded (padding restored); b"" when it is not base64."""
     try:
-        blob = base64.b64decode(token + b"=" * (-len(token) % 4))
+        return base64.b64decode(token + b"=" * (-len(token) % 4))
     except (ValueError, TypeError):
-        return None
-    return authenticate_user(blob)
+        return b""
