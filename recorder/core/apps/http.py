@@ -74,6 +74,13 @@ _URI_CHARS = frozenset(b":/?#[]@!$&'()*+,;=-_.~%" + bytes(range(48, 58)) + bytes
 _REQUEST_RE = re.compile(rb"^[\r\n]*[!#$%&'*+.^_`|~0-9A-Za-z-]{2,20} +[^ \r\n]+ +HTTP/\d\.\d")
 _REQUEST09_RE = re.compile(rb"^(GET|HEAD|POST) +/[^ \r\n]*\r?\n")
 _REPLY_RE = re.compile(rb"^HTTP/\d\.\d +\d{3}")
+# After a gap: the next request line (a common method anywhere, as a body may not end with a line
+# end; any other method at a line's start) or status line.
+_RESYNC_REQUEST = re.compile(rb"(?:(?:GET|HEAD|POST|PUT|DELETE|OPTIONS|TRACE|CONNECT|PATCH|PROPFIND|PROPPATCH|MKCOL|"
+                             rb"COPY|MOVE|LOCK|UNLOCK|SEARCH|REPORT)|(?<![^\r\n])[!#$%&'*+.^_`|~0-9A-Za-z-]{2,20})"
+                             rb" +[^ \r\n]+ +HTTP/\d\.\d[ \t]*(?=[\r\n])")
+_RESYNC_REPLY = re.compile(rb"HTTP/\d\.\d +\d{3}")
+MAX_RESYNC_TAIL = 8192  # bytes kept while looking for a line after a gap
 
 
 class HTTP(HTTPRecords, Parser):
@@ -97,8 +104,8 @@ class HTTP(HTTPRecords, Parser):
         super().__init__(conn, out, conn_context)
         self.buf = {True: bytearray(), False: bytearray()}
         self.msg: dict[bool, Message | None] = {True: None, False: None}
-        self.req_state = "line"  # line, message, nothing
-        self.rep_state = "line"  # line, message, nothing, http09
+        self.req_state = "line"  # line, message, nothing, resync (after a gap: wait for a request line)
+        self.rep_state = "line"  # line, message, nothing, http09, resync (wait for a status line)
         self.req_version = (0, 0)
         self.rep_version = (0, 0)
         self.unanswered: deque[str] = deque(maxlen=4 * MAX_PENDING)  # methods of requests not yet answered
@@ -182,6 +189,17 @@ class HTTP(HTTPRecords, Parser):
             if not is_orig and self.rep_state == "http09":
                 self._http09(data[pos:], ts)
                 return
+            if (self.req_state if is_orig else self.rep_state) == "resync":
+                m = (_RESYNC_REQUEST if is_orig else _RESYNC_REPLY).search(data, pos)
+                if m is None:  # keep the tail: a request or status line may be cut across segments
+                    buf += data[max(pos, n - MAX_RESYNC_TAIL):]
+                    return
+                pos = m.start()  # read from that line on as usual
+                if is_orig:
+                    self.req_state = "line"
+                else:
+                    self.rep_state = "line"
+                continue
             if msg is not None and msg.state in (BODY_LENGTH, CHUNK_DATA):
                 take = min(msg.remaining, n - pos)
                 msg.add_body(data[pos:pos + take])
@@ -462,21 +480,49 @@ class HTTP(HTTPRecords, Parser):
             self._message_done(is_orig, ts)
 
     def _gap(self, is_orig: bool, nbytes: int, ts: float) -> None:
+        """Bytes lost (Zeek's Undelivered): a body of known length, a chunk's data or a body read
+        until the connection ends skips them (counted as missing); otherwise the message is
+        interrupted (logged with what is known) and the direction resynchronises at its next
+        request (status) line."""
         msg = self.msg[is_orig]
-        if msg is not None and not self.buf[is_orig] and msg.state in (BODY_LENGTH, CHUNK_DATA) \
-                and msg.remaining >= nbytes and msg.body_len > 0:
-            msg.remaining -= nbytes
-            msg.body_len += nbytes
-            msg.missing += nbytes
-            if msg.decoder is not None:
-                msg.decoder.failed = True
-            if msg.remaining <= 0:
-                if msg.state == CHUNK_DATA:
-                    msg.state = CHUNK_CRLF
-                else:
-                    self._message_done(is_orig, ts)
+        if msg is not None and not self.buf[is_orig]:
+            if msg.state == BODY_CLOSE:
+                msg.skip(nbytes)
+                return
+            if msg.state in (BODY_LENGTH, CHUNK_DATA):
+                take = min(nbytes, msg.remaining)
+                msg.skip(take)
+                msg.remaining -= take
+                nbytes -= take
+                if msg.remaining <= 0:
+                    if msg.state == CHUNK_DATA:
+                        msg.state = CHUNK_CRLF
+                    else:
+                        self._message_done(is_orig, ts)
+                if nbytes == 0:
+                    return
+        if not is_orig and self.rep_state == "http09":
+            return  # the rest of the connection is the reply's body
+        self._resync(is_orig, ts)
+
+    def _resync(self, is_orig: bool, ts: float) -> None:
+        self.buf[is_orig].clear()
+        if (self.req_state if is_orig else self.rep_state) == "nothing":
+            return  # a direction given up (upgrade, oversized header) stays so
+        self._interrupt(is_orig, ts)
+        if is_orig:
+            self.req_state = "resync"
             return
-        self._abandon(is_orig, ts)
+        self.rep_state = "resync"
+        # the replies to the requests already sent were (partly) lost: their records are written
+        # with what is known, and the next reply answers the request after them
+        keep = 1 if self.msg[True] is not None else 0  # a request still being read waits for its reply
+        while len(self.unanswered) > keep:
+            self.unanswered.popleft()
+        last = self.cur_req - keep
+        for key in sorted(k for k in self.pending if self.cur_resp <= k <= last and k != 0):
+            self._write(key, ts)
+        self.cur_resp = max(self.cur_resp, last)
 
     def _end(self, ts: float) -> None:
         for is_orig in (True, False):  # a last line without its end of line still counts

@@ -161,6 +161,14 @@ class Message:
                 return v
         return None
 
+    def skip(self, nbytes: int) -> None:
+        """Body bytes lost in a content gap: counted in the body's length and as missing (files.log's
+        ``missing_bytes``); a compressed body cannot be decoded past them."""
+        self.body_len += nbytes
+        self.missing += nbytes
+        if self.decoder is not None:
+            self.decoder.failed = True
+
     def add_body(self, chunk: bytes) -> None:
         if not chunk:
             return

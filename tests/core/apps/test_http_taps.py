@@ -1,6 +1,8 @@
-"""NTLM carried over HTTP (``Authorization: NTLM|Negotiate``, ``WWW-Authenticate``): ntlm.log as for
-SMB and DCE-RPC, the account in credentials as an account seen (no secret), the outcome from the
-reply to the AUTHENTICATE; crafted conversations and a scapy-built capture through ingest."""
+"""HTTP as real taps carry it: segments lost mid-session (the parser resynchronises at the next
+request or status line and logs every later transaction), and NTLM carried over HTTP
+(``Authorization: NTLM|Negotiate``, ``WWW-Authenticate``) into ntlm.log as for SMB and DCE-RPC,
+the account in credentials as an account seen (no secret), the outcome from the reply to the
+AUTHENTICATE. Crafted conversations and scapy-built captures through ingest."""
 
 from __future__ import annotations
 
@@ -134,3 +136,44 @@ def test_ntlm_over_http_capture_end_to_end(tmp_path: Path) -> None:
             for r in _listing(cli, "ntlm", db)] == [("dave", "CORP", "PORTAL", True)]
     assert [(c["protocol"], c["user"], c.get("secret")) for c in _listing(cli, "credentials", db)] == \
         [("NTLM", "CORP\\dave", None)]
+
+
+def _transactions(n: int) -> list[tuple[bool, bytes]]:
+    s: list[tuple[bool, bytes]] = []
+    for i in range(n):
+        body = f"<p>page {i}</p>".encode() * (i + 3)
+        s.append((True, f"GET /page{i}.html HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: t\r\n\r\n".encode()))
+        if i % 3 == 1:  # chunked, in two chunks
+            half = len(body) // 2
+            s.append((False, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"))
+            s.append((False, b"%x\r\n%s\r\n" % (half, body[:half])))
+            s.append((False, b"%x\r\n%s\r\n0\r\n\r\n" % (len(body) - half, body[half:])))
+        else:
+            s.append((False, f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode()))
+            s.append((False, body))
+    return s
+
+
+def test_capture_with_lost_segments_logs_every_later_transaction(tmp_path: Path) -> None:
+    """Through ingest: a request, a status line with its headers, a body's middle and a chunk
+    header are lost mid-session; the dispatcher reports each hole when the other side
+    acknowledges past it, and every transaction after the last loss is logged whole."""
+    cli = wiretrail_cli()
+    script = _transactions(30)
+    firsts = [k for k, (side, _) in enumerate(script) if side]  # each transaction's request
+    lost = frozenset({firsts[8], firsts[11] + 1, firsts[14] + 2, firsts[16] + 2})
+    # transaction 8's request, 11's status line, 14's body (known length), 16's first chunk
+    assert script[firsts[16] + 2][1].startswith(b"%x\r\n" % (len(b"<p>page 16</p>" * 19) // 2))
+    cap = write_session(tmp_path / "http-gaps.pcap", script, lost=lost)
+    db = tmp_path / "g.db"
+    subprocess.run([cli, "ingest", "--db", str(db), str(cap)], check=True, capture_output=True)
+    rows = _listing(cli, "http", db)
+    logged = [(r.get("uri"), r.get("status_code"), r.get("response_body_len")) for r in rows]
+    later = [(f"/page{i}.html", 200, len(f"<p>page {i}</p>".encode() * (i + 3))) for i in range(17, 30)]
+    assert [x for x in logged if x[0] in {u for u, _, _ in later}] == later
+    # the transactions spanning a loss are logged with what is known
+    by_uri = {r.get("uri"): r for r in rows}
+    assert "/page8.html" not in by_uri  # its request was lost: its reply is logged on its own
+    assert any(r.get("uri") is None and r.get("status_code") == 200 for r in rows)
+    assert by_uri["/page11.html"].get("status_code") is None
+    assert by_uri["/page14.html"]["response_body_len"] == len(b"<p>page 14</p>" * 17)  # the gap counted
