@@ -1,10 +1,16 @@
-"""Internet messages (RFC 5322 / MIME) as the mail parsers need them.
+"""Internet messages (RFC 5322 / MIME): the one home of MIME parsing, for mail and for HTTP bodies.
 
 ``split_headers`` reads the top-level header block the way Zeek's MIME analyzer reports it
 (names upper-cased, folded lines joined, values stripped); ``leaf_entities`` walks a message's
 MIME tree and yields every leaf body decoded from base64 / quoted-printable, with the file name
 from Content-Disposition or Content-Type. A message whose header block never ends (no empty
 line) has no body, so no entities, as in Zeek.
+
+HTTP bodies (``body_leaves``, ``multipart_parts``, ``param``): the headers come apart (the HTTP
+message's Content-Type), parts are raw byte slices (no transfer decoding, line ends kept, so a
+carved binary upload keeps its hash), message/* parts are walked into. The mail walk rebuilds
+lines with CRLF and decodes base64 / quoted-printable as Zeek's SMTP files are; the two are not
+merged because their outputs differ in exactly these ways.
 """
 
 from __future__ import annotations
