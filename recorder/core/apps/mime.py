@@ -1,10 +1,16 @@
-"""Internet messages (RFC 5322 / MIME) as the mail parsers need them.
+"""Internet messages (RFC 5322 / MIME): the one home of MIME parsing, for mail and for HTTP bodies.
 
 ``split_headers`` reads the top-level header block the way Zeek's MIME analyzer reports it
 (names upper-cased, folded lines joined, values stripped); ``leaf_entities`` walks a message's
 MIME tree and yields every leaf body decoded from base64 / quoted-printable, with the file name
 from Content-Disposition or Content-Type. A message whose header block never ends (no empty
 line) has no body, so no entities, as in Zeek.
+
+HTTP bodies (``body_leaves``, ``multipart_parts``, ``param``): the headers come apart (the HTTP
+message's Content-Type), parts are raw byte slices (no transfer decoding, line ends kept, so a
+carved binary upload keeps its hash), message/* parts are walked into. The mail walk rebuilds
+lines with CRLF and decodes base64 / quoted-printable as Zeek's SMTP files are; the two are not
+merged because their outputs differ in exactly these ways.
 """
 
 from __future__ import annotations
@@ -218,3 +224,66 @@ def leaf_entities(raw: bytes) -> Iterator[Entity]:
             continue
         count += 1
         yield Entity(body=data, mime_type=ctype or None, filename=_filename(fields), depth=depth)
+
+
+# -- bodies as HTTP carries them (headers apart, no transfer decoding) --
+
+MAX_BODY_DEPTH = 30  # nested multipart/message entities followed into a body
+
+
+def param(value: str, name: str) -> str | None:
+    m = re.search(r'(?:^|;)\s*' + re.escape(name) + r'\s*=\s*(?:"([^"]*)"|([^;\s]*))', value, re.I)
+    return None if m is None else (m.group(1) if m.group(1) is not None else m.group(2))
+
+
+def body_leaves(ctype: str, body: bytes, depth: int) -> list[tuple[bytes, str | None]]:
+    """The leaf entities of a MIME body (multipart parts, message/* inside): (content, filename)."""
+    low = ctype.lower()
+    if depth >= MAX_BODY_DEPTH:
+        return []
+    if low.startswith("message/"):
+        head, content = split_head(body)
+        return body_leaves(head_value(head, b"content-type"), content, depth + 1)
+    boundary = param(ctype, "boundary") if low.startswith("multipart/") else None
+    if not boundary:
+        return [(body, None)]
+    leaves: list[tuple[bytes, str | None]] = []
+    for disp, head, content in multipart_parts(body, boundary):
+        sub = head_value(head, b"content-type")
+        if sub.lower().startswith(("multipart/", "message/")):
+            leaves += body_leaves(sub, content, depth + 1)
+        elif content:
+            leaves.append((content, param(disp, "filename")))
+    return leaves
+
+
+def split_head(piece: bytes) -> tuple[bytes, bytes]:
+    head, sep, content = piece.partition(b"\r\n\r\n")
+    if not sep:
+        head, sep, content = piece.partition(b"\n\n")
+    return (head, content) if sep else (piece, b"")
+
+
+def head_value(head: bytes, name: bytes) -> str:
+    for hline in re.split(rb"\r?\n", head):
+        hname, _, value = hline.partition(b":")
+        if hname.strip().lower() == name:
+            return value.strip().decode("utf-8", "replace")
+    return ""
+
+
+def multipart_parts(body: bytes, boundary: str) -> list[tuple[str, bytes, bytes]]:
+    """The parts of a multipart body: (Content-Disposition, headers, content)."""
+    delim = b"--" + boundary.encode("latin-1", "replace")
+    parts = []
+    for piece in body.split(delim)[1:]:
+        if piece.startswith(b"--"):
+            break
+        piece = piece[2:] if piece.startswith(b"\r\n") else piece[1:] if piece.startswith(b"\n") else piece
+        head, content = split_head(piece)
+        if content.endswith(b"\r\n"):
+            content = content[:-2]
+        elif content.endswith(b"\n"):
+            content = content[:-1]
+        parts.append((head_value(head, b"content-disposition"), head, content))
+    return parts

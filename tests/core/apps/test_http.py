@@ -1,10 +1,7 @@
 """HTTP parser: crafted conversations, credentials, carved files, Zeek's http.log baselines, fuzz.
 
-``_tcp_streams`` is a test-only stand-in for the dispatcher's reassembly: it reads a capture with
-dpkt (link layers through ``recorder.core.linklayer``, outer IPv4 fragments joined, tunnels found
-by looking for an IP header inside UDP/GRE/IP payloads), orients each TCP connection (SYN sender,
-else the higher port is the client) and gives per-direction payload sorted by sequence number
-with retransmissions trimmed and holes reported as gaps.
+The reference traces run through the real pipeline (``tests.helpers.streams.run_app_layer``:
+read, decode with tunnels and fragments, meter, dispatch and reassembly) with the HTTP parser only.
 """
 
 from __future__ import annotations
@@ -14,10 +11,8 @@ import gzip
 import hashlib
 import json
 import random
-import socket
-import struct
 import zlib
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -26,6 +21,8 @@ from hypothesis import strategies as st
 from recorder.core.apps.base import MAX_BUFFER, Conn, ListOutput
 from recorder.core.apps.http import HTTP, MAX_FILE_BYTES, MAX_HEADER_BYTES, unescape_uri, zeek_str
 from tests.helpers import REFERENCE, need
+from tests.helpers.smb import ntlm_authenticate
+from tests.helpers.streams import run_app_layer
 from tests.helpers.zeek import norm as _norm
 from tests.helpers.zeek import parse_zeek as _parse_zeek
 
@@ -222,20 +219,8 @@ def test_form_posts_give_form_credentials():
     assert out.credentials == []
 
 
-def _ntlm_type3(domain: str, user: str, host: str) -> bytes:
-    fields = [b"", b"", domain.encode("utf-16-le"), user.encode("utf-16-le"), host.encode("utf-16-le"), b""]
-    offset = 64
-    head = b"NTLMSSP\x00" + struct.pack("<I", 3)
-    payload = b""
-    for f in fields:  # LM, NT, domain, user, workstation, session key
-        head += struct.pack("<HHI", len(f), len(f), offset + len(payload))
-        payload += f
-    head += struct.pack("<I", 0x00000001)  # NEGOTIATE_UNICODE
-    return head + payload
-
-
 def test_ntlm_and_digest_users():
-    token = base64.b64encode(_ntlm_type3("CORP", "dave", "WS1")).decode()
+    token = base64.b64encode(ntlm_authenticate("CORP", "dave")).decode()
     _, out = _run([(True, f"GET / HTTP/1.1\r\nHost: h\r\nAuthorization: NTLM {token}\r\n\r\n".encode()),
                    (False, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")])
     (cred,) = out.credentials
@@ -275,7 +260,7 @@ def test_endless_line_is_bounded():
     assert parser.errors == 0 and out.logs("http") == []
 
 
-def test_gap_inside_body_is_counted_and_gap_in_headers_stops():
+def test_gap_inside_body_is_counted_and_gap_in_headers_resynchronises():
     out = ListOutput()
     parser = HTTP(_conn(), out)
     parser.data(True, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", 1.0)
@@ -291,7 +276,8 @@ def test_gap_inside_body_is_counted_and_gap_in_headers_stops():
     parser.gap(True, 30, 2.0)
     parser.data(True, b"GET /x HTTP/1.1\r\n\r\n", 3.0)
     parser.end(4.0)
-    assert parser.errors == 0 and [r["uri"] for r in out.logs("http")] == ["/"]
+    # the interrupted request is logged with what is known; the next request line starts again
+    assert parser.errors == 0 and [r["uri"] for r in out.logs("http")] == ["/", "/x"]
 
 
 def test_detect():
@@ -364,127 +350,20 @@ def test_fuzz_never_raises_and_stays_bounded(steps):
         assert rec["trans_depth"] >= 1 and rec["request_body_len"] >= 0 and rec["response_body_len"] >= 0
 
 
-# -- test-only stream helper for the reference traces ----------------------------------------------
-
-def _addr(raw: bytes) -> str:
-    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
-
-
-def _inner_ip(payload: bytes):
-    """An IP packet carried in a tunnel payload (VXLAN, Teredo, AYIYA, GTP, GRE), by trying offsets."""
-    import dpkt
-
-    for off in range(0, max(0, min(len(payload) - 20, 64)) + 1):
-        try:
-            if payload[off] == 0x45:
-                ip = dpkt.ip.IP(payload[off:])
-                if ip.len == len(payload) - off and ip.p in (6, 17):
-                    return ip
-            elif payload[off] >> 4 == 6 and len(payload) - off >= 40:
-                if struct.unpack_from(">H", payload, off + 4)[0] + 40 == len(payload) - off and payload[off + 6] in (6, 17):
-                    return dpkt.ip6.IP6(payload[off:])
-        except (dpkt.UnpackError, struct.error, IndexError):
-            continue
-    return None
-
-
-def _packet(raw: bytes, ts: float, frags: dict, conns: dict, depth: int) -> None:
-    import dpkt
-
-    try:
-        ip = dpkt.ip.IP(raw) if raw[0] >> 4 == 4 else dpkt.ip6.IP6(raw)
-    except (dpkt.UnpackError, IndexError, struct.error):
-        return
-    if isinstance(ip, dpkt.ip.IP) and (ip.mf or ip.offset):  # outer fragments: join when complete
-        key = (ip.src, ip.dst, ip.id, ip.p)
-        frags[key].append((ip.offset * 8, bytes(ip.data), not ip.mf))
-        body, parts = b"", sorted(frags[key])
-        if parts[-1][2] and all(off == sum(len(p[1]) for p in parts[:i]) for i, (off, _, _) in enumerate(parts)):
-            body = b"".join(p[1] for p in parts)
-            del frags[key]
-            hdr = bytearray(bytes(ip)[:ip.hl * 4])
-            struct.pack_into(">H", hdr, 2, len(hdr) + len(body))
-            struct.pack_into(">H", hdr, 6, 0)
-            _packet(bytes(hdr) + body, ts, frags, conns, depth)
-        return
-    proto = ip.p if isinstance(ip, dpkt.ip.IP) else ip.nxt
-    pl = ip.data
-    if not isinstance(pl, dpkt.tcp.TCP):
-        if depth < 4 and proto in (17, 47, 4, 41):
-            body = bytes(pl.data) if isinstance(pl, dpkt.udp.UDP) else bytes(pl)
-            inner = _inner_ip(body)
-            if inner is not None:
-                _packet(bytes(inner), ts, frags, conns, depth + 1)
-        return
-    a, b = (_addr(ip.src), pl.sport), (_addr(ip.dst), pl.dport)
-    c = conns.get((min(a, b), max(a, b)))
-    if c is None:
-        syn, ack = pl.flags & dpkt.tcp.TH_SYN, pl.flags & dpkt.tcp.TH_ACK
-        orig, resp = (b, a) if (syn and ack) or (not syn and pl.sport < pl.dport) else (a, b)
-        c = conns[(min(a, b), max(a, b))] = {"orig": orig, "resp": resp, "start": ts, True: [], False: [], "isn": {}}
-    is_orig = a == c["orig"]
-    if pl.flags & dpkt.tcp.TH_SYN:
-        c["isn"][is_orig] = (pl.seq + 1) & 0xFFFFFFFF
-    if pl.data:
-        c[is_orig].append((pl.seq, bytes(pl.data), ts))
-
-
-def _tcp_streams(path: Path) -> list[dict]:
-    """Per TCP connection: orig/resp endpoints and ordered events (ts, is_orig, kind, data-or-gap)."""
-    import dpkt
-
-    from recorder.core import linklayer
-
-    frags: dict = defaultdict(list)
-    conns: dict = {}
-    with path.open("rb") as f:
-        reader = dpkt.pcap.Reader(f)
-        link = reader.datalink()
-        for ts, buf in reader:
-            status, spans, _ = linklayer.unwrap(buf, 0, len(buf), link)
-            if status == linklayer.IP:
-                for start, end in spans:
-                    _packet(buf[start:end], float(ts), frags, conns, 0)
-    streams = []
-    for c in conns.values():
-        events = []
-        for is_orig in (True, False):
-            segs = c[is_orig]
-            if not segs:
-                continue
-            base = c["isn"].get(is_orig, min(s[0] for s in segs))
-            nxt = 0
-            for seq, data, ts in sorted(segs, key=lambda s: ((s[0] - base) & 0xFFFFFFFF, s[2])):
-                rel = (seq - base) & 0xFFFFFFFF
-                if rel + len(data) <= nxt:
-                    continue  # retransmission
-                if rel > nxt:
-                    events.append((ts, is_orig, "gap", rel - nxt))
-                    nxt = rel
-                events.append((ts, is_orig, "data", data[nxt - rel:]))
-                nxt = rel + len(data)
-        events.sort(key=lambda e: e[0])  # stable: per-direction order is kept
-        streams.append({"orig": c["orig"], "resp": c["resp"], "start": c["start"], "events": events})
-    streams.sort(key=lambda s: s["start"])
-    return streams
-
+# -- the reference traces, through the shared stream extractor -----------------------------------
 
 def _replay(path: Path) -> ListOutput:
-    """Run the parser over every connection whose first bytes (up to 1 KiB per side) look like HTTP."""
-    out = ListOutput()
-    for s in _tcp_streams(path):
-        conn = Conn(s["orig"][0], s["orig"][1], s["resp"][0], s["resp"][1], "tcp", s["start"])
-        heads = {d: b"".join(e[3] for e in s["events"] if e[1] is d and e[2] == "data")[:1024] for d in (True, False)}
-        if not (HTTP.detect(heads[True], True, conn) or HTTP.detect(heads[False], False, conn)):
-            continue
-        parser = HTTP(conn, out)
-        for ts, is_orig, kind, value in s["events"]:
-            if kind == "data":
-                parser.data(is_orig, value, ts)
-            else:
-                parser.gap(is_orig, value, ts)
-        parser.end(s["events"][-1][0] if s["events"] else s["start"])
-        assert parser.errors == 0
+    """The capture through the real pipeline (read, decode, meter, dispatch) with the HTTP parser
+    only; no parser swallowed an internal error."""
+    errors: list[int] = []
+
+    class Checked(HTTP):
+        def end(self, ts: float) -> None:
+            super().end(ts)
+            errors.append(self.errors)
+
+    _, out, _ = run_app_layer(path, [Checked])
+    assert errors and not any(errors)
     return out
 
 

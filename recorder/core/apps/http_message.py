@@ -1,0 +1,207 @@
+"""HTTP messages as Zeek's analyzer reads them: one request or reply being read (``Message``),
+its body's gzip/deflate decoding (``Decoder``), and the small readers both the analyzer
+(``apps.http``) and its script half (``apps.http_records``) use: Zeek's ASCII escaping
+(``zeek_str``), ``unescape_uri``, version and number parsing, Content-Range, host names, and
+the body length Zeek counts for a body read line by line.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import zlib
+
+from recorder.core.apps.libhtp import HEX_DIGITS, MAX_FILE_BYTES
+
+EOL = re.compile(rb"\r\n|\r|\n")
+
+# Message states, one message per direction at a time.
+HEADERS, BODY_LENGTH, BODY_CLOSE, CHUNK_SIZE, CHUNK_DATA, CHUNK_CRLF, TRAILER = range(7)
+
+
+def zeek_str(raw: bytes) -> str:
+    """Bytes as Zeek's ASCII log shows them: UTF-8 kept, other bytes and controls as \\xNN."""
+    text = raw.decode("utf-8", "backslashreplace")
+    if text.isascii() and text.isprintable():  # the common case: nothing to escape
+        return text
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        text = "".join(f"\\x{ord(c):02x}" if ord(c) < 32 or ord(c) == 127 else c for c in text)
+    return text
+
+
+def unescape_uri(uri: bytes) -> bytes:
+    """Zeek's unescape_URI: %XX and %uXXXX decoded, a stray or doubled % kept as Zeek keeps it."""
+    out = bytearray()
+    i, n = 0, len(uri)
+    while i < n:
+        c = uri[i]
+        if c != 0x25:
+            out.append(c)
+            i += 1
+            continue
+        i += 1
+        if i == n:
+            out.append(0x25)
+            break
+        if i + 1 == n:
+            out += b"%" + uri[i:i + 1]
+            break
+        if uri[i] == 0x25:  # doubled %: drop the first
+            continue
+        if uri[i] in HEX_DIGITS and uri[i + 1] in HEX_DIGITS:
+            out.append(int(uri[i:i + 2], 16))
+            i += 2
+        elif n - i >= 5 and uri[i] == 0x75 and all(b in HEX_DIGITS for b in uri[i + 1:i + 5]):
+            if uri[i + 1:i + 3] != b"00":
+                out.append(int(uri[i + 1:i + 3], 16))
+            out.append(int(uri[i + 3:i + 5], 16))
+            i += 5
+        else:
+            out += b"%" + uri[i:i + 1]
+            i += 1
+    return bytes(out)
+
+
+def version_of(data: bytes) -> tuple[int, int]:
+    if len(data) >= 3 and 48 <= data[0] <= 57 and data[1] == 0x2E and 48 <= data[2] <= 57:
+        return data[0] - 48, data[2] - 48
+    return 0, 0
+
+
+def atoi(value: bytes, base: int = 10) -> int | None:
+    """Leading digits of the first token, as Zeek's atoi_n (None when there are none)."""
+    m = re.match(rb"\s*([0-9a-fA-F]+)" if base == 16 else rb"\s*([0-9]+)", value)
+    return int(m.group(1), base) if m else None
+
+
+def is_ip(text: str) -> bool:
+    if not text or not (text[0].isdigit() or ":" in text):  # an IP address starts so (v4) or has a colon (v6)
+        return False
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def host_name(host: str) -> str:
+    host = host.strip()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host[1:]
+    if host.count(":") == 1:
+        return host.split(":", 1)[0]
+    return host
+
+
+class Decoder:
+    """gzip/deflate decompression of one body, tolerant of a missing zlib header, bounded.
+
+    ``deflate`` is meant to be zlib-wrapped, but servers send raw deflate too: until the first
+    output, the input is kept so a failing zlib start can be retried as raw deflate.
+    """
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding
+        self.obj = zlib.decompressobj(47 if encoding == "gzip" else 15)  # 47: gzip or zlib header
+        self.failed = False
+        self.head = b""  # input before the first output (at most 64 KiB)
+        self.produced = False
+
+    def feed(self, data: bytes, budget: int) -> bytes:
+        if self.failed or not data or budget <= 0:
+            return b""
+        if not self.produced and len(self.head) < 65536:
+            self.head += data
+        try:
+            out = self.obj.decompress(data, budget)
+        except zlib.error:
+            if self.produced or not self.head:
+                self.failed = True
+                return b""
+            try:  # raw deflate (no zlib/gzip header)
+                self.obj = zlib.decompressobj(-15)
+                out = self.obj.decompress(self.head, budget)
+            except zlib.error:
+                self.failed = True
+                return b""
+        if out:
+            self.produced = True
+            self.head = b""
+        return out
+
+
+class Message:
+    """One request or reply message being read: headers, then the body."""
+
+    def __init__(self, is_orig: bool, expect_body: bool | None, ts: float, version: tuple[int, int]) -> None:
+        self.is_orig = is_orig
+        self.expect_body = expect_body  # True expected, False not expected, None maybe (requests)
+        self.ts = ts
+        self.version = version
+        self.state = HEADERS
+        self.headers: list[tuple[str, bytes]] = []
+        self.header_bytes = 0
+        self.content_length: int | None = None
+        self.range_length: int | None = None
+        self.range: tuple[int, int | None] | None = None  # a 206 body's (first byte, total) from Content-Range
+        self.chunked = False
+        self.encoding = ""
+        self.remaining = 0
+        self.body_len = 0  # Zeek's body_length: decoded bytes
+        self.missing = 0
+        self.data = bytearray()  # the content-decoded body (capped)
+        self.decoder: Decoder | None = None
+        self.content_type = ""
+        self.disposition = ""
+        self.linewise = False  # Zeek reads this body line by line and counts 2 bytes per line end
+
+    def header(self, name: str) -> bytes | None:
+        for n, v in reversed(self.headers):
+            if n == name:
+                return v
+        return None
+
+    def skip(self, nbytes: int) -> None:
+        """Body bytes lost in a content gap: counted in the body's length and as missing (files.log's
+        ``missing_bytes``); a compressed body cannot be decoded past them."""
+        self.body_len += nbytes
+        self.missing += nbytes
+        if self.decoder is not None:
+            self.decoder.failed = True
+
+    def add_body(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        if self.decoder is not None:
+            out = self.decoder.feed(chunk, MAX_FILE_BYTES - len(self.data))
+            self.body_len += len(out)
+            self.data += out
+        else:
+            self.body_len += len(chunk)
+            if len(self.data) < MAX_FILE_BYTES:
+                self.data += chunk[:MAX_FILE_BYTES - len(self.data)]
+
+
+def linewise_len(body: bytes, boundary: str | None) -> int:
+    """Zeek's body length for a body read as lines: each line plus 2, up to a closing boundary."""
+    if not body:
+        return 0
+    # inside a multipart body only CRLF ends a line (Zeek's SetCRLFAsEOL(0) for the parts)
+    lines = body.split(b"\r\n") if boundary else EOL.split(body)
+    if body.endswith(b"\r\n" if boundary else (b"\n", b"\r")):
+        lines.pop()
+    total = 0
+    close = b"--" + boundary.encode("latin-1", "replace") + b"--" if boundary else None
+    for line in lines:
+        total += len(line) + 2
+        if close is not None and line.rstrip() == close:
+            break
+    return total
+
+
+def content_range(value: bytes) -> tuple[int, int | None] | None:
+    """``bytes FIRST-LAST/TOTAL`` (TOTAL may be ``*``) -> (FIRST, TOTAL or None)."""
+    m = re.match(rb"\s*bytes\s+(\d+)\s*-\s*(\d+)\s*/\s*(\d+|\*)", value)
+    if not m or int(m.group(2)) < int(m.group(1)):
+        return None
+    return int(m.group(1)), (int(m.group(3)) if m.group(3) != b"*" else None)
