@@ -13,7 +13,8 @@ from analysis.logs.model import address
 
 
 class Parsed(NamedTuple):
-    """What a program's message says (a NamedTuple: one is built per line read)."""
+    """What a program's message says (a NamedTuple, not a frozen dataclass: one is built per
+    line read; ``model.LogEvent`` gives the measured reason)."""
 
     kind: str
     action: str | None = None
