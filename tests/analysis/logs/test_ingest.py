@@ -175,7 +175,10 @@ def test_nothing_readable_is_exit_1_one_line(tmp_path):
     r = ingest(db, junk, trunc)
     assert r.exit_code == 1
     lines = r.stderr.strip().splitlines()
-    assert lines[-1] == "Error: nothing could be read from 2 file(s)"
+    assert len(lines) == 1, lines  # one line, naming each file and why
+    assert lines[0].startswith(f"Error: nothing could be read from 2 file(s): {junk}: unknown, 65 skipped (not a log "
+                               f"format this version reads"), lines
+    assert f"; {trunc}: evtx, " in lines[0]
     assert "Traceback" not in r.output
     missing = ingest(db, tmp_path / "nope.log")
     assert missing.exit_code == 1 and "No such file" in missing.stderr
