@@ -243,3 +243,24 @@ def test_same_file_twice_is_skipped(tmp_path):
     assert r.exit_code == 0, r.output
     assert f"{copy}: skipped, already in the store (same SHA-256 as {log})" in r.stderr
     assert len(events(db)) == 3
+
+
+def test_large_load_settings_restored(tmp_path):
+    """A load into an empty table runs with its indexes deferred, no foreign-key check and no
+    WAL checkpoints; afterwards the connection has the store's settings again and every index."""
+    from analysis.logs.ingest import Options, ingest_file
+    from recorder.core.store import Store
+
+    log = write(tmp_path / "auth.log", AUTH * 20, mtime="2027-01-01T00:05:00+00:00")
+    store = Store(str(tmp_path / "w.db"))
+    store.ensure_schema()
+    s = ingest_file(store, str(log), Options())
+    assert s.events == 12 * 20 and s.skipped == 20
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+        names = {r[0] for r in conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'log_events'")}
+    assert len(names) == 5, names
+    store.close()
