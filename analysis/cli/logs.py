@@ -106,23 +106,28 @@ def ingest(files, db, host_name, tz, log_format) -> None:
     options = Options(host=host_name, tz=tz, log_format=log_format)
     total = duplicates = 0
     kinds: dict[str, list[int]] = {}
+    lines: list[str] = []  # said once every file is read: when none could be, only the error line
+    why: list[str] = []
     for path in files:
         s = ingest_file(store, path, options)
         total += s.events
         duplicates += s.duplicate
         if s.duplicate:
-            click.echo(f"{path}: skipped, {s.problem}", err=True)
+            lines.append(f"{path}: skipped, {s.problem}")
             continue
         note = f" ({s.problem})" if s.problem else ""
-        click.echo(f"{path}: {s.kind}, {s.events:,} events read, {s.skipped:,} skipped{note}", err=True)
+        lines.append(f"{path}: {s.kind}, {s.events:,} events read, {s.skipped:,} skipped{note}")
+        why.append(f"{path}: {s.kind}, {s.skipped:,} skipped{note}")
         counts = kinds.setdefault(s.kind, [0, 0])
         counts[0] += s.events
         counts[1] += s.skipped
+    if not total and not duplicates:
+        raise click.ClickException(f"nothing could be read from {len(files)} file(s): " + "; ".join(why))
+    for line in lines:
+        click.echo(line, err=True)
     if len(files) > 1:
         click.echo("total: " + "; ".join(f"{k} {r:,} read, {sk:,} skipped" for k, (r, sk) in sorted(kinds.items())),
                    err=True)
-    if not total and not duplicates:
-        raise click.ClickException(f"nothing could be read from {len(files)} file(s)")
     from analysis.logs.link import link_flows
 
     linked = link_flows(store)

@@ -199,9 +199,17 @@ def _run_correlation(conn: sqlite3.Connection, rule: CompiledRule, columns: str)
         where = f"({rule.prefilter})"
         names = {n.lower() for n in _column_names(conn)}
         if rule.needs and all(g in names for g in rule.groups):
-            where += f" AND ({_groups(rule)}) IN ({_groups_that_can_fire(rule, where)})"
+            # the groups that can fire, found once: none (the common case) means nothing to run
+            keys = conn.execute(_groups_that_can_fire(rule, where)).fetchall()
+            if not keys:
+                return
+            marks = ", ".join("?" * len(rule.groups))
+            conn.execute(f"CREATE TEMP TABLE wt_groups ({', '.join(f'k{i}' for i in range(len(rule.groups)))})")
+            conn.executemany(f"INSERT INTO temp.wt_groups VALUES ({marks})", keys)
+            where += f" AND ({_groups(rule)}) IN (SELECT * FROM temp.wt_groups)"
         conn.execute(f"CREATE TEMP TABLE logs ({columns})")
         conn.execute(f"INSERT INTO temp.logs SELECT * FROM main.logs WHERE {where}")
+        conn.execute("DROP TABLE IF EXISTS temp.wt_groups")
     try:
         for q in rule.queries:
             if q.plan is None:

@@ -167,7 +167,8 @@ def ingest_file(store: Store, path: str, options: Options) -> SourceSummary:
         expected = os.path.getsize(path) // 200 if kind != "evtx" else 0
     except OSError:
         expected = 0
-    written = log_store.write_events(store, source_id, options.host, _tolerant(events, counts), expected)
+    written = log_store.write_events(store, source_id, options.host, _tolerant(events, counts), expected,
+                                     checked_text=kind not in ("evtx", "journal"))
     parsed = written - counts.get("raw", 0)
     log_store.finish_source(store, source_id, kind=kind, events=parsed, skipped=counts["skipped"])
     problem = counts.get("error") if not parsed else None  # type: ignore[assignment]

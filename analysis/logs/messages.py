@@ -13,7 +13,8 @@ from analysis.logs.model import address
 
 
 class Parsed(NamedTuple):
-    """What a program's message says (a NamedTuple: one is built per line read)."""
+    """What a program's message says (a NamedTuple, not a frozen dataclass: one is built per
+    line read; ``model.LogEvent`` gives the measured reason)."""
 
     kind: str
     action: str | None = None
@@ -91,20 +92,20 @@ _SSHD_BY_WORD: dict[str, tuple[tuple[re.Pattern, str, str | None], ...]] = {
 def _sshd(message: str) -> Parsed:
     for rx, action, outcome in _SSHD_BY_WORD.get(message.split(" ", 1)[0], ()):
         m = rx.search(message)
-        if not m:
+        if m is None:
             continue
-        g = {k: v for k, v in m.groupdict().items() if v}
-        user = g.get("user")
+        g = m.groupdict()  # each group read once by name: no per-line dict of the non-empty ones
+        user = g.get("user") or None
         fields: dict[str, Any] = {"action": action}
         if outcome:
             fields["outcome"] = outcome
-        if "method" in g:
+        if g.get("method"):
             fields["auth_method"] = g["method"]
-        if "invalid" in g or action == "invalid user":
+        if g.get("invalid") or action == "invalid user":
             fields["invalid_user"] = True
-        if "preauth" in g or message.endswith("[preauth]"):
+        if g.get("preauth") or message.endswith("[preauth]"):
             fields["preauth"] = True
-        if "key" in g:
+        if g.get("key"):
             fields["key"] = g["key"]
         ip, port = _ip(g.get("ip")), _port(g.get("port"))
         if user:

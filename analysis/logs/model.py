@@ -38,8 +38,13 @@ class LogEvent(NamedTuple):
     ``kind`` names the program or log (sshd, sudo, su, useradd, ..., web, windows, raw);
     ``fields`` holds every field the parser found (for Sigma), JSON-serialisable values only.
 
-    A NamedTuple rather than a frozen dataclass: one is built per line read, and a frozen
-    dataclass's ``__init__`` (an ``object.__setattr__`` per field) cost 3-7 µs a line."""
+    A NamedTuple rather than the house's frozen slotted dataclass, for speed: one is built per
+    line read, and a frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``.
+    Measured 2026-12-06 (CPU time, min of 5 x 200,000, Python 3.11): 0.69 µs to build this
+    NamedTuple, 1.53 µs the same class as a frozen slotted dataclass (``messages.Parsed``, built
+    per auth line as well: 0.26 against 0.77 µs); about 1.2 s of CPU per million lines of the
+    benchmark's mix, against a parse of 11-15 µs a line and a 20 s budget for a million lines.
+    Immutable all the same (a tuple)."""
 
     line: int  # line number (text logs) or record number (evtx)
     kind: str

@@ -54,6 +54,8 @@ class SyslogParser:
         self.tz = tz or UTC
         self.anchor = datetime.fromtimestamp(mtime, self.tz) + timedelta(days=1)
         self._hours: dict[tuple[int, int, int], int | None] = {}  # (month, day, hour) -> epoch s
+        self._stamp: tuple[str, ...] | None = None  # the last year-less time read, and its UTC ns
+        self._ts: int | None = None
 
     def _hour(self, month: int, day: int, hh: int) -> int | None:
         year = self.anchor.year
@@ -78,7 +80,12 @@ class SyslogParser:
         m = RFC3164.match(text)
         if m and m.group(2) in _MONTHS:
             _pri, month, day, hh, mm, ss, host, program, pid, message = m.groups()
-            ts = self._year_less(_MONTHS[month], int(day), int(hh), int(mm), int(ss))
+            stamp = (month, day, hh, mm, ss)
+            if stamp == self._stamp:  # the lines of one second share their time
+                ts = self._ts
+            else:
+                ts = self._year_less(_MONTHS[month], int(day), int(hh), int(mm), int(ss))
+                self._stamp, self._ts = stamp, ts
             if ts is None:
                 return None
             return _event(number, text, ts, host, program, pid, message)

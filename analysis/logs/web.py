@@ -85,6 +85,8 @@ class WebParser:
         formats = [log_format] if log_format else [COMBINED, COMMON]
         self.patterns = [compile_format(f) for f in formats]
         self._days: dict[str, int | None] = {}  # date and zone -> epoch s of its midnight
+        self._stamp: str | None = None  # the last line's time field and its UTC ns
+        self._ts: int | None = None
 
     def matches(self, text: str) -> bool:
         return any(rx.match(text) for rx, _ in self.patterns)
@@ -93,42 +95,49 @@ class WebParser:
         for rx, groups in self.patterns:
             m = rx.match(text)
             if m:
-                return _event(number, text, {groups[g]: v for g, v in m.groupdict().items() if v is not None},
-                              self._days)
+                values = {groups[g]: v for g, v in m.groupdict().items() if v is not None}
+                stamp = values.get("time")
+                if stamp is not None and stamp == self._stamp:  # lines of one second share their time
+                    return _event(number, text, values, self._ts)
+                ts = _time_ns(stamp, self._days) if stamp is not None else None
+                if stamp is not None and ts is None:
+                    return None
+                self._stamp, self._ts = stamp, ts
+                return _event(number, text, values, ts)
         return None
 
 
-def _event(number: int, raw: str, values: dict[str, str], days: dict[str, int | None]) -> LogEvent | None:
-    fields: dict = {k: v for k, v in values.items() if v != "-" and k not in ("time", "ident")}
-    ts = _time_ns(values["time"], days) if "time" in values else None
-    if "time" in values and ts is None:
-        return None
+def _event(number: int, raw: str, values: dict[str, str], ts: int | None) -> LogEvent:
+    fields: dict = {k: v for k, v in values.items() if v != "-" and k != "time" and k != "ident"}
     request = values.get("request")
     if request is not None:
         fields["request"] = request
         m = _REQUEST.match(request)
         if m:
-            fields["cs-method"] = m.group("method")
-            uri = m.group("uri")
-            if m.group("version"):
-                fields["cs-version"] = m.group("version")
+            method, uri, version = m.groups()
+            fields["cs-method"] = method
+            if version:
+                fields["cs-version"] = version
             fields["cs-uri"] = fields["c-uri"] = uri
             stem, _, query = uri.partition("?")
             fields["cs-uri-stem"] = stem
             if query:
                 fields["cs-uri-query"] = query
-            fields["c-uri-decoded"] = unquote(uri)
+            fields["c-uri-decoded"] = unquote(uri) if "%" in uri else uri
+        else:
+            method = None
+    else:
+        method = None
     for key in ("sc-status", "sc-bytes", "cs-bytes"):
-        if key in fields and str(fields[key]).isdigit():
-            fields[key] = int(fields[key])
+        value = fields.get(key)
+        if value is not None and value.isdigit():
+            fields[key] = int(value)
     found = address(values["c-ip"]) if values.get("c-ip") else None
-    ip = found[0] if found else None
     status = fields.get("sc-status")
     outcome = None
-    if isinstance(status, int):
+    if type(status) is int:
         outcome = "success" if status < 400 else "failure"
-    user = fields.get("cs-username")
-    method = fields.get("cs-method")
-    return LogEvent(line=number, kind="web", ts_ns=ts, src_ip=ip, account=user,
+    return LogEvent(line=number, kind="web", ts_ns=ts, src_ip=found[0] if found else None,
+                    account=fields.get("cs-username"),
                     action=f"http {method.lower()}" if method else "http request", outcome=outcome, raw=raw,
                     fields=fields)

@@ -4,7 +4,7 @@ This package: where the shared reference data lives, and the CLI under test. Its
 ``packets`` (frames, pcap and pcapng builders), ``streams`` (TCP-stream extractors and feeding
 parsers), ``zeek`` (the Zeek-log reader and agreement with Zeek's baselines), ``tls``, ``dns``,
 ``smb`` (protocol message builders), ``decode`` (the decoder's sample frames), ``store`` (flow
-rows), ``postgres`` (the test database's schema)."""
+rows), ``postgres`` (the test database's schema), ``evtx`` (Windows .evtx files built for the tests)."""
 
 from __future__ import annotations
 

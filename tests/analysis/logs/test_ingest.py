@@ -175,7 +175,10 @@ def test_nothing_readable_is_exit_1_one_line(tmp_path):
     r = ingest(db, junk, trunc)
     assert r.exit_code == 1
     lines = r.stderr.strip().splitlines()
-    assert lines[-1] == "Error: nothing could be read from 2 file(s)"
+    assert len(lines) == 1, lines  # one line, naming each file and why
+    assert lines[0].startswith(f"Error: nothing could be read from 2 file(s): {junk}: unknown, 65 skipped (not a log "
+                               f"format this version reads"), lines
+    assert f"; {trunc}: evtx, " in lines[0]
     assert "Traceback" not in r.output
     missing = ingest(db, tmp_path / "nope.log")
     assert missing.exit_code == 1 and "No such file" in missing.stderr
@@ -240,3 +243,24 @@ def test_same_file_twice_is_skipped(tmp_path):
     assert r.exit_code == 0, r.output
     assert f"{copy}: skipped, already in the store (same SHA-256 as {log})" in r.stderr
     assert len(events(db)) == 3
+
+
+def test_large_load_settings_restored(tmp_path):
+    """A load into an empty table runs with its indexes deferred, no foreign-key check and no
+    WAL checkpoints; afterwards the connection has the store's settings again and every index."""
+    from analysis.logs.ingest import Options, ingest_file
+    from recorder.core.store import Store
+
+    log = write(tmp_path / "auth.log", AUTH * 20, mtime="2027-01-01T00:05:00+00:00")
+    store = Store(str(tmp_path / "w.db"))
+    store.ensure_schema()
+    s = ingest_file(store, str(log), Options())
+    assert s.events == 12 * 20 and s.skipped == 20
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+        names = {r[0] for r in conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'log_events'")}
+    assert len(names) == 5, names
+    store.close()
