@@ -50,8 +50,10 @@ def compile_rule(i: int, rule: Rule) -> CompiledRule:
     # (sid:1;)`) is a packet rule: as in Suricata, it matches every packet of the flow from the one
     # whose payload made the protocol known
     app_layer = bool(buffers - {PAYLOAD})
-    sets = any(b.command in ("set", "unset", "toggle") for b in rule.flowbits)
-    checks = any(b.command in ("isset", "isnotset") for b in rule.flowbits)
+    sets = (any(b.command in ("set", "unset", "toggle") for b in (*rule.flowbits, *rule.xbits))
+            or any(v.modifies for v in rule.flowints))
+    checks = (any(b.command in ("isset", "isnotset") for b in (*rule.flowbits, *rule.xbits))
+              or any(not v.modifies for v in rule.flowints))
     # Suricata's order: pass first, then flowbit setters before readers, then priority.
     order = (rule.action is not Action.PASS, not sets or checks, rule.priority, i)
     ipv4 = {"ipv4": True, "ipv6": False}.get(rule.protocol)

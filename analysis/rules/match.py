@@ -24,16 +24,42 @@ are absent from the buffer costs one substring search.
 
 from __future__ import annotations
 
+import binascii
+import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from analysis.rules.model import PAYLOAD, BufferSize, ByteJump, ByteTest, Content, IsDataAt, Pcre, Rule
+from analysis.rules.model import (
+    BASE64_DATA,
+    PAYLOAD,
+    Base64Decode,
+    BufferSize,
+    ByteJump,
+    ByteTest,
+    Content,
+    IsDataAt,
+    Pcre,
+    Rule,
+)
 from analysis.rules.transforms import HEX_DIGITS, WHITESPACE, apply_transforms
 
 RECURSION_LIMIT = 3000  # Suricata's detect.inspection-recursion-limit default
 
 # step kinds
-_CONTENT, _PCRE, _BYTETEST, _BYTEJUMP, _ISDATAAT, _BSIZE = range(6)
+_CONTENT, _PCRE, _BYTETEST, _BYTEJUMP, _ISDATAAT, _BSIZE, _B64 = range(7)
+_B64_RUN = re.compile(rb"[A-Za-z0-9+/]*")
+
+
+def base64_rfc4648(data: bytes) -> bytes:
+    """Suricata's base64_decode (RFC 4648 mode): the alphabet up to the first other character
+    (``=`` included), a last partial group giving the bytes it completes."""
+    run = _B64_RUN.match(data).group()  # type: ignore[union-attr]
+    if len(run) % 4 == 1:
+        run = run[:-1]
+    if not run:
+        return b""
+    return binascii.a2b_base64(run + b"=" * (-len(run) % 4))
 
 
 # --- number extraction ---------------------------------------------------------------------------
@@ -301,7 +327,16 @@ def _compile(rule: Rule) -> _Plan:
                 steps.append(_Step(_ISDATAAT, m, last))
             elif isinstance(m, BufferSize):
                 steps.append(_Step(_BSIZE, m, last))
+            elif isinstance(m, Base64Decode):
+                steps.append(_Step(_B64, m, last))
         groups.append(_Group(key[0], key[1], tuple(steps), lower))
+    # base64_data's matches run only inside base64_decode's step, on what it decoded
+    b64 = next((g for g in groups if g.buffer == BASE64_DATA), None)
+    if b64 is not None or any(isinstance(m, Base64Decode) for m in matches):
+        groups = [dataclasses.replace(g, steps=tuple(dataclasses.replace(st, item=(st.item, b64))
+                                                        if st.kind == _B64 else st for st in g.steps))
+                  for g in groups if g.buffer != BASE64_DATA]
+        required = [r for r in required if r[0] != BASE64_DATA]
     # longest first: the rarest pattern usually rules the rule out soonest
     required.sort(key=lambda r: -len(r[2]))
     return _Plan(tuple(groups), tuple(required))
@@ -394,9 +429,26 @@ class _Inspection:
                 return 0
             self.cursor = target
             return self.next(i)
+        if kind == _B64:
+            return self._base64(i, step)
         # bsize
         b: BufferSize = step.item  # type: ignore[assignment]
         return self.next(i) if b.test.test(size) else 0
+
+    def _base64(self, i: int, s: _Step) -> int:
+        """base64_decode, then base64_data's matches on the result (a terminal list, as in Suricata)."""
+        d, group = s.item  # type: ignore[misc]
+        start = (self.cursor if d.relative else 0) + d.offset
+        if start >= self.size:
+            return 0
+        end = self.size if not d.nbytes else min(self.size, start + d.nbytes)
+        decoded = base64_rfc4648(self.buf[start:end])
+        if not decoded:
+            return 0
+        if group is None or not group.steps:
+            return self.next(i)
+        run = _Inspection(decoded, decoded.lower() if group.needs_lower else None, group.steps)
+        return 1 if run.run(0) == 1 else 0
 
     def _content(self, i: int, s: _Step) -> int:
         size = self.size
@@ -557,4 +609,4 @@ def match_payload(rule: Rule, buffers: Mapping[str, bytes | None]) -> bool:
     return True
 
 
-__all__ = ["RECURSION_LIMIT", "compile_rule", "inspect_buffer", "match_payload"]
+__all__ = ["RECURSION_LIMIT", "base64_rfc4648", "compile_rule", "inspect_buffer", "match_payload"]

@@ -17,6 +17,7 @@ from analysis.rules.variables import AddressSpec, PortSpec
 from recorder.core.errors import ProblemsError, WiretrailError
 
 PAYLOAD = "payload"
+BASE64_DATA = "base64.data"  # what base64_decode decoded: inspected only through it (base64_data)
 
 
 class Action(enum.Enum):
@@ -149,7 +150,19 @@ class BufferSize:
     transforms: tuple[str, ...] = ()
 
 
-Match = Content | Pcre | ByteTest | ByteJump | IsDataAt | BufferSize
+@dataclass(frozen=True, slots=True)
+class Base64Decode:
+    """``base64_decode:[bytes N][, offset N][, relative]``: decodes from the buffer (after the
+    previous match when relative) for the matches after ``base64_data``."""
+
+    nbytes: int  # at most this many input bytes (Suricata: 0 means the rest of the buffer)
+    offset: int
+    relative: bool
+    buffer: str = PAYLOAD
+    transforms: tuple[str, ...] = ()
+
+
+Match = Content | Pcre | ByteTest | ByteJump | IsDataAt | BufferSize | Base64Decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +237,10 @@ class Rule:
     matches: tuple[Match, ...] = ()
     flow: frozenset[str] = frozenset()
     flowbits: tuple[Flowbit, ...] = ()
+    xbits: tuple = ()  # statekeys.Xbit
+    flowints: tuple = ()  # statekeys.Flowint
+    stream_size: tuple = ()  # statekeys.StreamSize, all must hold
+    tls_version: int | None = None
     dsize: NumberTest | None = None
     urilen: NumberTest | None = None
     urilen_raw: bool = False
@@ -244,7 +261,7 @@ class Rule:
 
     @property
     def buffers(self) -> frozenset[str]:
-        return frozenset(m.buffer for m in self.matches)
+        return frozenset(m.buffer for m in self.matches if m.buffer != BASE64_DATA)
 
 
 @dataclass(frozen=True, slots=True)
