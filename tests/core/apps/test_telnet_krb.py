@@ -204,6 +204,19 @@ def test_telnet_fuzz_never_raises(chunks: list[tuple[bool, bytes]]) -> None:
     t.end(99.0)
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.booleans(), st.one_of(st.binary(max_size=40), st.sampled_from(_TELNET)), st.booleans()),
+                max_size=30))
+def test_telnet_fuzz_with_gaps_never_raises(chunks: list[tuple[bool, bytes, bool]]) -> None:
+    t = Telnet(_conn(23), ListOutput())
+    for i, (side, b, lost) in enumerate(chunks):
+        if lost:
+            t.gap(side, len(b) + 1, float(i))
+        else:
+            t.data(side, b, float(i))
+    t.end(99.0)
+
+
 def _mutations() -> st.SearchStrategy[bytes]:
     seeds = [as_req("alice", "R"), as_rep("alice", "R"), krb_error(24, "R"), as_req("x", "R", app=12)]
     return st.tuples(st.sampled_from(seeds), st.integers(0, 200), st.binary(max_size=8)).map(
