@@ -14,7 +14,15 @@ from analysis.rules.model import RuleSyntaxError
 from analysis.rules.parser import parse_rule
 from analysis.rules.variables import Variables
 from tests.analysis.behaviour.traffic import Capture
-from tests.analysis.rules.test_engine import CLIENT, SERVER, _client_hello, one_session, replay, rules_from, sids
+from tests.analysis.rules.test_engine import (
+    CLIENT,
+    SERVER,
+    _client_hello,
+    one_session,
+    replay,
+    rules_from,
+    sids,
+)
 
 OTHER = "10.0.0.6"
 

@@ -271,3 +271,67 @@ def test_tls_gap_inside_the_certificate_still_logs_the_rest_of_the_handshake() -
     assert r["version"] == "TLSv12" and r["cipher"] == "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
     assert r["ssl_history"] == "CsnGIi" and r["established"] is True
     assert r.get("curve") is None  # the ServerKeyExchange was in the lost record
+
+
+def _capture(tmp_path: Path, lines, port: int, lost: dict[int, int | None]) -> Path:
+    """A TCP session carrying ``lines`` (side, bytes) one segment each; ``lost``: line index ->
+    None (the whole segment lost) or n (its first n bytes lost, the rest sent as a segment)."""
+    from scapy.all import IP, TCP, Ether, wrpcap
+
+    pkts, seq, t = [], {True: 1000, False: 5000}, 1_700_000_000.0
+
+    def add(side: bool, flags: str, data: bytes = b"", keep: bool = True) -> None:
+        nonlocal t
+        src, dst, sp, dp = ("10.0.0.5", "10.0.0.9", 40000, port) if side else ("10.0.0.9", "10.0.0.5", port, 40000)
+        p = Ether() / IP(src=src, dst=dst) / TCP(sport=sp, dport=dp, flags=flags, seq=seq[side], ack=seq[not side]) / data
+        p.time = t
+        t += 0.01
+        if keep:
+            pkts.append(p)
+        seq[side] += len(data) + (1 if "S" in flags or "F" in flags else 0)
+
+    add(True, "S")
+    add(False, "SA")
+    add(True, "A")
+    for i, (side, line) in enumerate(lines):
+        if i in lost and lost[i] is not None:
+            add(side, "PA", line[:lost[i]], keep=False)
+            add(side, "PA", line[lost[i]:])
+        else:
+            add(side, "PA", line, keep=i not in lost)
+    add(True, "FA")
+    add(False, "FA")
+    add(True, "A")
+    cap = tmp_path / "gaps.pcap"
+    wrpcap(str(cap), pkts)
+    db = tmp_path / "g.db"
+    subprocess.run([wiretrail_cli(), "ingest", "--db", str(db), str(cap)], check=True, capture_output=True)
+    return db
+
+
+def _rows(db: Path, command: str) -> list[dict]:
+    out = subprocess.run([wiretrail_cli(), command, "--db", str(db), "--format", "jsonl"],
+                         check=True, capture_output=True, text=True).stdout
+    return [json.loads(x) for x in out.splitlines()]
+
+
+def test_telnet_capture_with_lost_segments_logs_every_later_login(tmp_path: Path) -> None:
+    lines = _telnet_lines()
+    # lost: a whole user name, the end of a subnegotiation with the prompt after it, half a password
+    db = _capture(tmp_path, lines, 23, {7: None, 11: 4, 19: 2})
+    rows = [r for r in _rows(db, "credentials") if r["protocol"].lower() == "telnet"]
+    got = [(r["user"], r["success"]) for r in rows]  # secrets are masked in listings
+    later = [(f"user{i}", False) for i in range(4, N // 2)] + [("root", True)]
+    assert got[-len(later):] == later
+
+
+def test_tls_capture_with_a_lost_segment_is_still_established(tmp_path: Path) -> None:
+    from tests.core.apps.test_tls import make_cert, tls12_chunks
+    chunks = tls12_chunks(make_cert())
+    server_flight = chunks[1][1]
+    lines = [chunks[0], (False, server_flight[:200]), (False, server_flight[200:700]), (False, server_flight[700:]),
+             *chunks[2:], (False, b"\x17\x03\x03\x00\x20" + b"\x66" * 32)]
+    db = _capture(tmp_path, lines, 443, {2: None})
+    [row] = _rows(db, "tls")
+    assert row["version"] == "TLSv12" and row["established"] is True
+    assert row["ssl_history"].endswith("nGIi")
