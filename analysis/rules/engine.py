@@ -58,7 +58,7 @@ _JUNCTION = 63  # bytes before a segment scanned with it for fast patterns acros
 # Zeek service names (what the parsers call themselves) -> Suricata app-layer protocol names
 _APP_NAMES = {"ssl": "tls", "krb": "krb5", "krb_tcp": "krb5", "http": "http", "dns": "dns", "ssh": "ssh",
               "ftp": "ftp", "ftp-data": "ftp-data", "smtp": "smtp", "imap": "imap", "pop3": "pop3",
-              "quic": "quic", "telnet": "telnet"}
+              "quic": "quic", "telnet": "telnet", "dce_rpc": "dcerpc", "smb": "smb"}
 _EVE_PROTO = {6: "tcp", 17: "udp", 1: "icmp", 58: "ipv6-icmp", 132: "sctp"}
 
 

@@ -38,16 +38,19 @@ from analysis.rules.model import (
     ByteJump,
     ByteTest,
     Content,
+    DceIface,
+    DceOpnum,
     IsDataAt,
     Pcre,
     Rule,
 )
+from analysis.rules.statekeys import dce_iface_ok, dce_opnum_ok
 from analysis.rules.transforms import HEX_DIGITS, WHITESPACE, apply_transforms
 
 RECURSION_LIMIT = 3000  # Suricata's detect.inspection-recursion-limit default
 
 # step kinds
-_CONTENT, _PCRE, _BYTETEST, _BYTEJUMP, _ISDATAAT, _BSIZE, _B64 = range(7)
+_CONTENT, _PCRE, _BYTETEST, _BYTEJUMP, _ISDATAAT, _BSIZE, _B64, _DCE = range(8)
 _B64_RUN = re.compile(rb"[A-Za-z0-9+/]*")
 
 
@@ -329,6 +332,8 @@ def _compile(rule: Rule) -> _Plan:
                 steps.append(_Step(_BSIZE, m, last))
             elif isinstance(m, Base64Decode):
                 steps.append(_Step(_B64, m, last))
+            elif isinstance(m, DceIface | DceOpnum):
+                steps.append(_Step(_DCE, m, last))
         groups.append(_Group(key[0], key[1], tuple(steps), lower))
     # base64_data's matches run only inside base64_decode's step, on what it decoded
     b64 = next((g for g in groups if g.buffer == BASE64_DATA), None)
@@ -431,6 +436,9 @@ class _Inspection:
             return self.next(i)
         if kind == _B64:
             return self._base64(i, step)
+        if kind == _DCE:
+            ok = dce_iface_ok if isinstance(step.item, DceIface) else dce_opnum_ok
+            return self.next(i) if ok(step.item, self.buf) else -1  # type: ignore[arg-type]
         # bsize
         b: BufferSize = step.item  # type: ignore[assignment]
         return self.next(i) if b.test.test(size) else 0

@@ -162,7 +162,29 @@ class Base64Decode:
     transforms: tuple[str, ...] = ()
 
 
-Match = Content | Pcre | ByteTest | ByteJump | IsDataAt | BufferSize | Base64Decode
+@dataclass(frozen=True, slots=True)
+class DceIface:
+    """``dce_iface:<uuid>[,<op><version>][,any_frag]``: the interface of the request's presentation
+    context (and its major version), on the first fragment unless ``any_frag``."""
+
+    uuid: str  # lowercase
+    op: str | None = None  # < > = !
+    version: int | None = None
+    any_frag: bool = False
+    buffer: str = "dce.iface"
+    transforms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DceOpnum:
+    """``dce_opnum:<n>[,<a-b>]...``: the request's operation number."""
+
+    ranges: tuple[tuple[int, int], ...]
+    buffer: str = "dce.opnum"
+    transforms: tuple[str, ...] = ()
+
+
+Match = Content | Pcre | ByteTest | ByteJump | IsDataAt | BufferSize | Base64Decode | DceIface | DceOpnum
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,8 @@ from analysis.rules.statekeys import (
     Xbit,
     base64_decode_value,
     check_tag,
+    dce_iface_value,
+    dce_opnum_value,
     flowint_value,
     stream_size_value,
     tls_version_value,
@@ -79,6 +81,7 @@ STICKY_BUFFERS: Mapping[str, str] = {
         "http.response_line", "http.response_body", "file.data", "dns.query", "tls.sni",
         "tls.cert_subject", "tls.cert_issuer", "tls.cert_serial", "tls.cert_fingerprint", "tls.certs",
         "ja3.hash", "ja3.string", "ja3s.hash", "ja3s.string", "ssh.proto", "ssh.software")},
+    "dce_stub_data": "dce.stub_data",
     "http.raw_uri": "http.uri.raw", "file_data": "file.data", "dns_query": "dns.query",
     "tls_sni": "tls.sni", "tls_cert_subject": "tls.cert_subject", "tls_cert_issuer": "tls.cert_issuer",
     "tls_cert_serial": "tls.cert_serial", "tls_cert_fingerprint": "tls.cert_fingerprint",
@@ -111,7 +114,7 @@ OTHER_KEYWORDS = frozenset({
     "msg", "sid", "rev", "gid", "classtype", "priority", "metadata", "reference", "target",
     "content", "uricontent", "pcre", "flow", "flowbits", "dsize", "flags", "ip_proto", "itype", "icode", "isdataat",
     "bsize", "urilen", "byte_test", "byte_jump", "threshold", "detection_filter", "noalert", "pkt_data",
-    "xbits", "flowint", "stream_size", "tls.version", "tag", "base64_decode", "base64_data",
+    "dce_iface", "dce_opnum", "xbits", "flowint", "stream_size", "tls.version", "tag", "base64_decode", "base64_data",
 })
 KEYWORDS: frozenset[str] = (OTHER_KEYWORDS | CONTENT_MODIFIERS | TRANSFORMS | STICKY_BUFFERS.keys()
                             | LEGACY_MODIFIERS.keys())
@@ -312,6 +315,10 @@ def _apply_state(b: _Builder, keyword: str, value: str) -> None:
     f = b.fields
     if keyword == "xbits":
         b.xbits.append(xbit_value(value))
+    elif keyword == "dce_iface":
+        b.matches.append(dce_iface_value(value))
+    elif keyword == "dce_opnum":
+        b.matches.append(dce_opnum_value(value))
     elif keyword == "flowint":
         b.flowints.append(flowint_value(value))
     elif keyword == "stream_size":

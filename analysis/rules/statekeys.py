@@ -14,6 +14,8 @@
   (``+``/``-`` on an unset variable set it to the value, as Suricata), ``==``, ``!=``, ``<``,
   ``<=``, ``>``, ``>=`` test it (an unset variable fails), ``isset``/``notset`` test its presence;
   the value is a number or another flowint's name.
+- ``dce_iface``, ``dce_opnum`` (the DCE-RPC parser's ``dce.iface`` and ``dce.opnum`` buffers, per
+  request) and the sticky buffer ``dce_stub_data`` (a request's or response's stub).
 - ``tag:<session|host>[,<count>,<packets|seconds|bytes>][,<src|dst>]``: Suricata writes the tagged
   packets to its packet log; alerts do not change. Accepted and checked; Wiretrail keeps every
   packet of the capture already (``wiretrail extract --alert`` gives the session's).
@@ -24,7 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from analysis.rules.model import Base64Decode, NumberTest, RuleSyntaxError
+from analysis.rules.model import Base64Decode, DceIface, DceOpnum, NumberTest, RuleSyntaxError
 
 NS = 1_000_000_000
 XBITS_EXPIRE_DEFAULT = 30  # seconds, Suricata's DETECT_XBITS_EXPIRE_DEFAULT
@@ -183,6 +185,56 @@ def base64_decode_value(value: str, buffer: str, transforms: tuple[str, ...]) ->
     return Base64Decode(nbytes, offset, relative, buffer, transforms)
 
 
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def dce_iface_value(value: str) -> DceIface:
+    parts = [p.strip() for p in value.split(",")]
+    if not _UUID.match(parts[0]):
+        raise RuleSyntaxError(f"dce_iface: {parts[0]!r} is not a UUID")
+    op = version = None
+    any_frag = False
+    for part in parts[1:]:
+        if part == "any_frag":
+            any_frag = True
+        elif re.fullmatch(r"[<>=!]\d{1,5}", part) and int(part[1:]) <= 65535:
+            op, version = part[0], int(part[1:])
+        else:
+            raise RuleSyntaxError(f"dce_iface: bad option {part!r} (<op><version> or any_frag)")
+    return DceIface(parts[0].lower(), op, version, any_frag)
+
+
+def dce_opnum_value(value: str) -> DceOpnum:
+    ranges = []
+    for part in (p.strip() for p in value.split(",")):
+        m = re.fullmatch(r"(\d{1,5})(?:-(\d{1,5}))?", part)
+        if m is None or int(m.group(2) or m.group(1)) < int(m.group(1)) or int(m.group(2) or 0) > 65535:
+            raise RuleSyntaxError(f"dce_opnum: bad value {part!r} (numbers and ranges a-b, comma separated)")
+        ranges.append((int(m.group(1)), int(m.group(2) or m.group(1))))
+    return DceOpnum(tuple(ranges))
+
+
+def dce_iface_ok(d: DceIface, buf: bytes) -> bool:
+    """``buf``: b"<uuid> <major version> <first fragment 0|1>", as the DCE-RPC parser gives it."""
+    try:
+        uuid, major, first = buf.decode("ascii").split()
+    except (UnicodeDecodeError, ValueError):
+        return False
+    if uuid != d.uuid or (first != "1" and not d.any_frag):
+        return False
+    if d.op is None:
+        return True
+    v = int(major)
+    return {"<": v < d.version, ">": v > d.version, "=": v == d.version, "!": v != d.version}[d.op]  # type: ignore[operator]
+
+
+def dce_opnum_ok(d: DceOpnum, buf: bytes) -> bool:
+    if not buf.isdigit():
+        return False
+    n = int(buf)
+    return any(lo <= n <= hi for lo, hi in d.ranges)
+
+
 def hello_version(payload: bytes) -> int | None:
     """The version of a ClientHello or ServerHello at the start of a TLS record, or None."""
     if len(payload) >= 11 and payload[0] == 22 and payload[1] == 3 and payload[5] in (1, 2):
@@ -244,5 +296,5 @@ def stream_size_ok(s: StreamSize, sizes: tuple[int | None, int | None]) -> bool:
     return (client is not None and s.test.test(client)) or (server is not None and s.test.test(server))
 
 
-__all__ = ["Flowint", "StreamSize", "flowint_value", "flowints_apply", "flowints_ok", "Xbit", "XbitStore", "base64_decode_value", "check_tag", "hello_version", "stream_size_ok",
+__all__ = ["dce_iface_ok", "dce_iface_value", "dce_opnum_ok", "dce_opnum_value", "Flowint", "StreamSize", "flowint_value", "flowints_apply", "flowints_ok", "Xbit", "XbitStore", "base64_decode_value", "check_tag", "hello_version", "stream_size_ok",
            "stream_size_value", "tls_version_value", "xbit_value"]

@@ -115,3 +115,25 @@ def test_tag_is_accepted_and_changes_no_alert(tmp_path):
     cap = one_session([(b"evil", b"ok")])
     text = 'alert tcp any any -> any any (content:"evil"; tag:session,5,packets; sid:1;)\n'
     assert sids(replay(tmp_path, cap, text)) == [1]
+
+
+def test_dce_iface_opnum_and_stub_data_over_an_smb_pipe(tmp_path):
+    from tests.core.apps.windows_traffic import SVCCTL, psexec_script, write_capture
+    cap = write_capture(tmp_path / "psexec.pcap", psexec_script())
+    text = (f'alert smb any any -> any any (msg:"CreateServiceW"; dce_iface:{SVCCTL}; dce_opnum:12; sid:1;)\n'
+            f'alert tcp any any -> any any (dce_iface:{SVCCTL},<3; dce_opnum:12-19; dce_stub_data; '
+            'content:"P|00|S|00|E|00|X|00|"; sid:2;)\n'
+            f'alert tcp any any -> any any (dce_iface:{SVCCTL}; dce_opnum:6; sid:3;)\n'  # QueryServiceStatus: not called
+            'alert tcp any any -> any any (dce_iface:12345778-1234-abcd-ef00-0123456789ac; sid:4;)\n'  # samr
+            f'alert tcp any any -> any any (dce_iface:{SVCCTL},>2; sid:5;)\n'
+            'alert tcp any any -> any any (flow:to_client; dce_stub_data; content:"|00 00 00 00|"; sid:6;)\n')
+    alerts = match_captures_on(cap, rules_from(tmp_path, text))
+    got = sorted((a.signature_id, a.tx_id) for a in alerts)
+    # sid 2: CreateServiceW (call 3) and StartServiceW (call 4); sid 6 once per answered call
+    assert [g for g in got if g[0] in (1, 2, 3, 4, 5)] == [(1, 3), (2, 3), (2, 4)]
+    assert sorted(t for s, t in got if s == 6) == [1, 2, 3, 4, 5][1:]  # responses to calls 2-5 carry a stub
+
+
+def match_captures_on(cap, rules):
+    from analysis.rules.engine import match_captures
+    return match_captures([str(cap)], rules)
