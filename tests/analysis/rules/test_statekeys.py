@@ -14,10 +14,10 @@ from analysis.rules.model import RuleSyntaxError
 from analysis.rules.parser import parse_rule
 from analysis.rules.variables import Variables
 from tests.analysis.behaviour.traffic import Capture
-from tests.analysis.rules.test_engine import (
+from tests.analysis.rules.rule_traffic import (
     CLIENT,
     SERVER,
-    _client_hello,
+    client_hello,
     one_session,
     replay,
     rules_from,
@@ -72,7 +72,7 @@ def test_stream_size_is_next_seq_minus_isn(tmp_path):
 
 
 def test_tls_version_of_each_side_hello(tmp_path):
-    cap = one_session([(_client_hello(b"a.example"), b"")], dport=443)
+    cap = one_session([(client_hello(b"a.example"), b"")], dport=443)
     text = ('alert tls any any -> any any (flow:to_server; tls.version:1.2; content:"a.example"; sid:1;)\n'
             'alert tls any any -> any any (flow:to_server; tls.version:1.0; content:"a.example"; sid:2;)\n'
             'alert tcp any any -> any any (tls.version:0x0303; tls.sni; content:"a.example"; sid:3;)\n')

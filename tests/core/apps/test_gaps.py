@@ -251,9 +251,21 @@ def test_tls_records_after_the_last_gap_equal_the_intact_streams(cuts, drop) -> 
     assert est_d == est_i is True
 
 
+def _tls12_chunks() -> list[tuple[bool, bytes]]:
+    """A TLS 1.2 handshake (the certificate's bytes are filler: it is lost in these tests)."""
+    from tests.helpers.tls import client_hello, handshake, record, server_hello, vec
+    ch = record(22, client_hello(session_id=b""), 0x0301)
+    ske = handshake(12, b"\x03\x00\x17" + vec(b"\x04" + b"\x05" * 64, 1) + b"\x04\x01" + vec(b"\x06" * 8, 2))
+    cert = b"\x41" * 600
+    server_flight = (record(22, server_hello(cipher=0xC02F, extensions=[(0xFF01, b"\x00")]))
+                     + record(22, handshake(11, vec(vec(cert, 3), 3)) + ske) + record(22, handshake(14, b"")))
+    client_flight = record(22, handshake(16, vec(b"\x07" * 65, 1))) + record(20, b"\x01") + record(22, b"\x99" * 40)
+    return [(True, ch), (False, server_flight), (True, client_flight),
+            (False, record(20, b"\x01") + record(22, b"\x98" * 40)), (True, record(23, b"\x55" * 100))]
+
+
 def test_tls_gap_inside_the_certificate_still_logs_the_rest_of_the_handshake() -> None:
-    from tests.core.apps.test_tls import make_cert, tls12_chunks
-    chunks = tls12_chunks(make_cert())
+    chunks = _tls12_chunks()
     out = ListOutput()
     from recorder.core.apps.tls import TLS
     p = TLS(Conn("10.0.0.5", 40000, "10.0.0.9", 443, "tcp", 0.0, uid="C1"), out)
@@ -326,8 +338,7 @@ def test_telnet_capture_with_lost_segments_logs_every_later_login(tmp_path: Path
 
 
 def test_tls_capture_with_a_lost_segment_is_still_established(tmp_path: Path) -> None:
-    from tests.core.apps.test_tls import make_cert, tls12_chunks
-    chunks = tls12_chunks(make_cert())
+    chunks = _tls12_chunks()
     server_flight = chunks[1][1]
     lines = [chunks[0], (False, server_flight[:200]), (False, server_flight[200:700]), (False, server_flight[700:]),
              *chunks[2:], (False, b"\x17\x03\x03\x00\x20" + b"\x66" * 32)]
