@@ -220,7 +220,7 @@ def dce_iface_ok(d: DceIface, buf: bytes) -> bool:
         uuid, major, first = buf.decode("ascii").split()
     except (UnicodeDecodeError, ValueError):
         return False
-    if uuid != d.uuid or (first != "1" and not d.any_frag):
+    if uuid != d.uuid or (first != "1" and not d.any_frag) or not major.isdigit():
         return False
     if d.op is None:
         return True

@@ -348,7 +348,10 @@ def test_missing_path_raises_one_error(tmp_path):
 
 _ATOMS = ["alert", "tcp", "http", "any", "$HOME_NET", "!", "[", "]", ",", "->", "<>", "(", ")", ";", ":",
           '"', "\\", "|", "41", "content", "pcre", "/", "sid", "1", "nocase", "depth", "flow", "flowbits",
-          "http.uri", "byte_test", "threshold", "dsize", "<>", "(?<", "\\x{", "[:", "msg", " ", "!\"", "\n"]
+          "http.uri", "byte_test", "threshold", "dsize", "<>", "(?<", "\\x{", "[:", "msg", " ", "!\"", "\n",
+          "xbits", "set", "track ip_pair", "expire", "flowint", "stream_size", "server", "tls.version",
+          "tag", "session", "base64_decode", "bytes", "relative", "base64_data", "dce_iface", "dce_opnum",
+          "dce_stub_data", "367abb81-9844-35f1-ad32-98f038001003", "1-5"]
 
 
 @settings(max_examples=200, deadline=None)

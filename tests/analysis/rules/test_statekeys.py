@@ -7,9 +7,11 @@ from __future__ import annotations
 import base64
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analysis.rules.engine import EngineInspector
-from analysis.rules.match import base64_rfc4648
+from analysis.rules.match import base64_rfc4648, match_payload
 from analysis.rules.model import RuleSyntaxError
 from analysis.rules.parser import parse_rule
 from analysis.rules.variables import Variables
@@ -137,3 +139,15 @@ def test_dce_iface_opnum_and_stub_data_over_an_smb_pipe(tmp_path):
 def match_captures_on(cap, rules):
     from analysis.rules.engine import match_captures
     return match_captures([str(cap)], rules)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200), st.binary(max_size=40), st.binary(max_size=12))
+def test_fuzz_base64_and_dce_matches_never_raise(payload, iface, opnum):
+    text = ('alert tcp any any -> any any (content:"a"; base64_decode:bytes 50,offset 1,relative; base64_data; '
+            'content:"b"; sid:1;)')
+    b64 = parse_rule(text, Variables.with_overrides({}), {})
+    dce = parse_rule('alert tcp any any -> any any (dce_iface:367abb81-9844-35f1-ad32-98f038001003,<3; '
+                     'dce_opnum:1,4-9; dce_stub_data; content:"x"; sid:2;)', Variables.with_overrides({}), {})
+    match_payload(b64, {"payload": payload})
+    match_payload(dce, {"dce.iface": iface, "dce.opnum": opnum, "dce.stub_data": payload})
