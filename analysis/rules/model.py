@@ -103,8 +103,8 @@ class Pcre:
 class ByteTest:
     nbytes: int
     operator: str  # < > = <= >= & ^ (negated with `negated`)
-    value: int
-    offset: int
+    value: int | str  # a number, or the name of a byte_extract variable
+    offset: int | str
     buffer: str = PAYLOAD
     transforms: tuple[str, ...] = ()
     negated: bool = False
@@ -151,6 +151,23 @@ class BufferSize:
 
 
 @dataclass(frozen=True, slots=True)
+class ByteExtract:
+    """``byte_extract:<bytes>,<offset>,<name>[,relative][,multiplier N][,<endian>][,string[,<base>]][,align N]``:
+    a number read from the buffer, named for the byte_test after it; the cursor moves past it."""
+
+    nbytes: int
+    offset: int
+    name: str
+    relative: bool = False
+    multiplier: int = 1
+    endian: str = "big"
+    string: str | None = None
+    align: int = 0
+    buffer: str = PAYLOAD
+    transforms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Base64Decode:
     """``base64_decode:[bytes N][, offset N][, relative]``: decodes from the buffer (after the
     previous match when relative) for the matches after ``base64_data``."""
@@ -184,7 +201,8 @@ class DceOpnum:
     transforms: tuple[str, ...] = ()
 
 
-Match = Content | Pcre | ByteTest | ByteJump | IsDataAt | BufferSize | Base64Decode | DceIface | DceOpnum
+Match = (Content | Pcre | ByteTest | ByteJump | IsDataAt | BufferSize | Base64Decode | DceIface | DceOpnum
+         | ByteExtract)
 
 
 @dataclass(frozen=True, slots=True)

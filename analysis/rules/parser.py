@@ -34,6 +34,7 @@ from analysis.rules.statekeys import (
     StreamSize,
     Xbit,
     base64_decode_value,
+    byte_extract_value,
     check_tag,
     dce_iface_value,
     dce_opnum_value,
@@ -114,7 +115,7 @@ OTHER_KEYWORDS = frozenset({
     "msg", "sid", "rev", "gid", "classtype", "priority", "metadata", "reference", "target",
     "content", "uricontent", "pcre", "flow", "flowbits", "dsize", "flags", "ip_proto", "itype", "icode", "isdataat",
     "bsize", "urilen", "byte_test", "byte_jump", "threshold", "detection_filter", "noalert", "pkt_data",
-    "dce_iface", "dce_opnum", "xbits", "flowint", "stream_size", "tls.version", "tag", "base64_decode", "base64_data",
+    "byte_extract", "dce_iface", "dce_opnum", "xbits", "flowint", "stream_size", "tls.version", "tag", "base64_decode", "base64_data",
 })
 KEYWORDS: frozenset[str] = (OTHER_KEYWORDS | CONTENT_MODIFIERS | TRANSFORMS | STICKY_BUFFERS.keys()
                             | LEGACY_MODIFIERS.keys())
@@ -198,6 +199,7 @@ class _Builder:
         self.references: list[Reference] = []
         self.flowbits: list[Flowbit] = []
         self.xbits: list[Xbit] = []
+        self.extracted: set[str] = set()  # byte_extract variable names so far
         self.flowints: list[Flowint] = []
         self.stream_sizes: list[StreamSize] = []
         self.fast_pattern_seen = False
@@ -277,7 +279,7 @@ def _apply(b: _Builder, keyword: str, value: str, classtypes: Mapping[str, Class
     elif keyword == "pcre":
         b.matches.append(pcre_value(value, b.buffer, b.sticky, b.transforms))
     elif keyword == "byte_test":
-        b.matches.append(byte_test(value, b.buffer, b.transforms))
+        b.matches.append(byte_test(value, b.buffer, b.transforms, frozenset(b.extracted)))
     elif keyword == "byte_jump":
         b.matches.append(byte_jump(value, b.buffer, b.transforms))
     elif keyword == "isdataat":
@@ -315,6 +317,10 @@ def _apply_state(b: _Builder, keyword: str, value: str) -> None:
     f = b.fields
     if keyword == "xbits":
         b.xbits.append(xbit_value(value))
+    elif keyword == "byte_extract":
+        m = byte_extract_value(value, b.buffer, b.transforms)
+        b.extracted.add(m.name)
+        b.matches.append(m)
     elif keyword == "dce_iface":
         b.matches.append(dce_iface_value(value))
     elif keyword == "dce_opnum":

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from analysis.rules.model import Base64Decode, DceIface, DceOpnum, NumberTest, RuleSyntaxError
+from analysis.rules.model import Base64Decode, ByteExtract, DceIface, DceOpnum, NumberTest, RuleSyntaxError
 
 NS = 1_000_000_000
 XBITS_EXPIRE_DEFAULT = 30  # seconds, Suricata's DETECT_XBITS_EXPIRE_DEFAULT
@@ -235,6 +235,38 @@ def dce_opnum_ok(d: DceOpnum, buf: bytes) -> bool:
     return any(lo <= n <= hi for lo, hi in d.ranges)
 
 
+_ENDIANS = {"big": "big", "little": "little", "dce": "little"}  # dce: NDR's usual little-endian (see match.py)
+
+
+def byte_extract_value(value: str, buffer: str, transforms: tuple[str, ...]) -> ByteExtract:
+    parts = [p.strip() for p in value.split(",")]
+    if len(parts) < 3 or not parts[0].isdigit() or not re.fullmatch(r"-?\d+", parts[1]) \
+            or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", parts[2]):
+        raise RuleSyntaxError("byte_extract needs <bytes>,<offset>,<name>[,options]")
+    kw: dict = {}
+    for opt in parts[3:]:
+        word, _, arg = opt.partition(" ")
+        arg = arg.strip()
+        if opt == "relative":
+            kw["relative"] = True
+        elif opt in _ENDIANS:
+            kw["endian"] = _ENDIANS[opt]
+        elif opt == "string":
+            kw["string"] = kw.get("string") or "dec"
+        elif opt in ("hex", "dec", "oct"):
+            kw["string"] = opt
+        elif word in ("multiplier", "align") and arg.isdigit() and int(arg) > 0:
+            if word == "align" and int(arg) not in (2, 4):
+                raise RuleSyntaxError("byte_extract: align must be 2 or 4")
+            kw[word] = int(arg)
+        else:
+            raise RuleSyntaxError(f"byte_extract: unknown option {opt!r}")
+    nbytes = int(parts[0])
+    if not 1 <= nbytes <= (23 if kw.get("string") else 8):
+        raise RuleSyntaxError(f"byte_extract: {nbytes} bytes is out of range")
+    return ByteExtract(nbytes, int(parts[1]), parts[2], buffer=buffer, transforms=transforms, **kw)
+
+
 def hello_version(payload: bytes) -> int | None:
     """The version of a ClientHello or ServerHello at the start of a TLS record, or None."""
     if len(payload) >= 11 and payload[0] == 22 and payload[1] == 3 and payload[5] in (1, 2):
@@ -296,5 +328,5 @@ def stream_size_ok(s: StreamSize, sizes: tuple[int | None, int | None]) -> bool:
     return (client is not None and s.test.test(client)) or (server is not None and s.test.test(server))
 
 
-__all__ = ["dce_iface_ok", "dce_iface_value", "dce_opnum_ok", "dce_opnum_value", "Flowint", "StreamSize", "flowint_value", "flowints_apply", "flowints_ok", "Xbit", "XbitStore", "base64_decode_value", "check_tag", "hello_version", "stream_size_ok",
+__all__ = ["byte_extract_value", "dce_iface_ok", "dce_iface_value", "dce_opnum_ok", "dce_opnum_value", "Flowint", "StreamSize", "flowint_value", "flowints_apply", "flowints_ok", "Xbit", "XbitStore", "base64_decode_value", "check_tag", "hello_version", "stream_size_ok",
            "stream_size_value", "tls_version_value", "xbit_value"]

@@ -151,3 +151,18 @@ def test_fuzz_base64_and_dce_matches_never_raise(payload, iface, opnum):
                      'dce_opnum:1,4-9; dce_stub_data; content:"x"; sid:2;)', Variables.with_overrides({}), {})
     match_payload(b64, {"payload": payload})
     match_payload(dce, {"dce.iface": iface, "dce.opnum": opnum, "dce.stub_data": payload})
+
+
+def test_byte_extract_names_a_value_for_byte_test(tmp_path):
+    hb = b"\x18\x03\x02\x00\x03\x01\x40\x00"  # heartbeat record of 3 bytes claiming 0x4000 bytes
+    fine = b"\x18\x03\x02\x00\x13\x01\x00\x10" + b"P" * 16
+    cap = one_session([(hb, b"ok")])
+    cap.session(5, CLIENT, SERVER, 40005, 4444, [(fine, b"ok")])
+    cap.session(9, CLIENT, SERVER, 40009, 4444, [(b"LEN=7;7", b"LEN=7;8")])
+    text = ('alert tcp any any -> any any (content:"|18 03|"; depth:2; byte_extract:2,3,record_len; '
+            'byte_test:2,>,record_len,6; sid:1;)\n'
+            'alert tcp any any -> any any (content:"LEN="; byte_extract:1,0,n,relative,string,dec; '
+            'byte_test:1,=,n,1,relative,string,dec; sid:2;)\n')
+    assert sorted((a.signature_id, a.src_port) for a in replay(tmp_path, cap, text)) == [(1, 40000), (2, 40009)]
+    with pytest.raises(RuleSyntaxError, match="byte_test value"):  # a name not extracted before
+        parse_rule("alert tcp any any -> any any (byte_test:2,>,nope,0; sid:1;)", Variables.with_overrides({}), {})
