@@ -37,6 +37,7 @@ class CompiledRule:
     order: tuple
     stream: bool = False  # may match across TCP segments (its payload matches float freely)
     stream_only: bool = False  # tcp-stream or flow:only_stream: never on a packet alone
+    stateful: bool = False  # has xbits, flowint, stream_size or tls.version (``analysis.rules.statekeys``)
 
 
 def compile_rule(i: int, rule: Rule) -> CompiledRule:
@@ -60,7 +61,8 @@ def compile_rule(i: int, rule: Rule) -> CompiledRule:
     stream_only = rule.protocol == "tcp-stream" or "only_stream" in rule.flow
     stream = (not app_layer and rule.protocol in ("tcp", "tcp-stream") and bool(rule.matches)
               and rule.dsize is None and "no_stream" not in rule.flow and all(map(floats_freely, rule.matches)))
-    return CompiledRule(i, rule, protos, app, app_layer, ipv4, order, stream, stream_only and stream)
+    stateful = bool(rule.xbits or rule.flowints or rule.stream_size or rule.tls_version is not None)
+    return CompiledRule(i, rule, protos, app, app_layer, ipv4, order, stream, stream_only and stream, stateful)
 
 
 def floats_freely(m) -> bool:

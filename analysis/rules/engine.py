@@ -410,7 +410,7 @@ class Engine:
                 uri = insp.buffers.get("http.uri.raw" if rule.urilen_raw else "http.uri")
                 if uri is None or not rule.urilen.test(len(uri)):
                     continue
-            if not self._bits_ok(rule, f) or not self._state_ok(rule, insp):
+            if not self._bits_ok(rule, f) or (c.stateful and not self._state_ok(rule, insp)):
                 continue
             if rule.matches:
                 if packet and c.stream and insp.stream is not None:
