@@ -37,6 +37,7 @@ class CompiledRule:
     order: tuple
     stream: bool = False  # may match across TCP segments (its payload matches float freely)
     stream_only: bool = False  # tcp-stream or flow:only_stream: never on a packet alone
+    stateful: bool = False  # has xbits, flowint, stream_size or tls.version (``analysis.rules.statekeys``)
 
 
 def compile_rule(i: int, rule: Rule) -> CompiledRule:
@@ -50,15 +51,18 @@ def compile_rule(i: int, rule: Rule) -> CompiledRule:
     # (sid:1;)`) is a packet rule: as in Suricata, it matches every packet of the flow from the one
     # whose payload made the protocol known
     app_layer = bool(buffers - {PAYLOAD})
-    sets = any(b.command in ("set", "unset", "toggle") for b in rule.flowbits)
-    checks = any(b.command in ("isset", "isnotset") for b in rule.flowbits)
+    sets = (any(b.command in ("set", "unset", "toggle") for b in (*rule.flowbits, *rule.xbits))
+            or any(v.modifies for v in rule.flowints))
+    checks = (any(b.command in ("isset", "isnotset") for b in (*rule.flowbits, *rule.xbits))
+              or any(not v.modifies for v in rule.flowints))
     # Suricata's order: pass first, then flowbit setters before readers, then priority.
     order = (rule.action is not Action.PASS, not sets or checks, rule.priority, i)
     ipv4 = {"ipv4": True, "ipv6": False}.get(rule.protocol)
     stream_only = rule.protocol == "tcp-stream" or "only_stream" in rule.flow
     stream = (not app_layer and rule.protocol in ("tcp", "tcp-stream") and bool(rule.matches)
               and rule.dsize is None and "no_stream" not in rule.flow and all(map(floats_freely, rule.matches)))
-    return CompiledRule(i, rule, protos, app, app_layer, ipv4, order, stream, stream_only and stream)
+    stateful = bool(rule.xbits or rule.flowints or rule.stream_size or rule.tls_version is not None)
+    return CompiledRule(i, rule, protos, app, app_layer, ipv4, order, stream, stream_only and stream, stateful)
 
 
 def floats_freely(m) -> bool:

@@ -42,6 +42,7 @@ from analysis.rules.header import F_ACK, F_FIN, F_RST, F_SYN, HeaderIndex, flags
 from analysis.rules.match import match_payload
 from analysis.rules.model import PAYLOAD, Action, Rule
 from analysis.rules.prefilter import Prefilter, fast_pattern
+from analysis.rules.statekeys import XbitStore, flowints_apply, flowints_ok, hello_version, stream_size_ok
 from analysis.rules.thresholds import Thresholds
 from recorder.core.flowid import addr_int, addr_str, community_id, flow_uid, icmp_ports
 
@@ -57,7 +58,7 @@ _JUNCTION = 63  # bytes before a segment scanned with it for fast patterns acros
 # Zeek service names (what the parsers call themselves) -> Suricata app-layer protocol names
 _APP_NAMES = {"ssl": "tls", "krb": "krb5", "krb_tcp": "krb5", "http": "http", "dns": "dns", "ssh": "ssh",
               "ftp": "ftp", "ftp-data": "ftp-data", "smtp": "smtp", "imap": "imap", "pop3": "pop3",
-              "quic": "quic", "telnet": "telnet"}
+              "quic": "quic", "telnet": "telnet", "dce_rpc": "dcerpc", "smb": "smb"}
 _EVE_PROTO = {6: "tcp", 17: "udp", 1: "icmp", 58: "ipv6-icmp", 132: "sctp"}
 
 
@@ -115,6 +116,9 @@ class Engine:
         self._deferred: dict[int, int] = {}  # alert position -> index of its rule, whose threshold is left to merge_shards
         self.stats = EngineStats()
         self.alerts: list[Alert] = []
+        self.xbits = XbitStore()
+        self._track_seq = any(r.stream_size for r in rules)
+        self._track_tls = any(r.tls_version is not None for r in rules)
 
     # -------------------------------------------------------------------- driving
     def feed(self, raw, dec, messages: list, recognised: list) -> None:
@@ -211,6 +215,7 @@ class Engine:
                 if (f.closed and now - f.last > _CLOSED_KEEP) or now - f.last > _TIMEOUT.get(f.proto, _DEFAULT_TIMEOUT)]
         for k in gone:
             del self.flows[k]
+        self.xbits.sweep(now)
 
     def _events(self, events: list) -> None:
         for e in sorted(events, key=lambda e: e[0]):
@@ -266,6 +271,12 @@ class Engine:
         tail = scan = b""
         if proto == 6:
             self._tcp_state(f, to_server, flags)
+            if self._track_seq:
+                f.track_seq(0 if to_server else 1, flags, seq, len(payload))
+            if self._track_tls and payload[:1] == b"\x16":
+                v = hello_version(payload)
+                if v is not None:
+                    f.tls_ver[0 if to_server else 1] = v
             if payload and not flags & 0x02:  # data on a SYN is inspected but is not the stream's (no TFO)
                 d = 0 if to_server else 1
                 end = (seq + len(payload)) & 0xFFFFFFFF
@@ -399,7 +410,7 @@ class Engine:
                 uri = insp.buffers.get("http.uri.raw" if rule.urilen_raw else "http.uri")
                 if uri is None or not rule.urilen.test(len(uri)):
                     continue
-            if not self._bits_ok(rule, f):
+            if not self._bits_ok(rule, f) or (c.stateful and not self._state_ok(rule, insp)):
                 continue
             if rule.matches:
                 if packet and c.stream and insp.stream is not None:
@@ -420,6 +431,10 @@ class Engine:
                     continue
                 f.done_tx.add(txk)
             self._bits_apply(rule, f)
+            if rule.xbits:
+                self.xbits.apply(rule.xbits, insp.src, insp.dst, insp.ts_ns)
+            if rule.flowints:
+                flowints_apply(rule.flowints, f.ints)
             if rule.action is Action.PASS:
                 return  # nothing else alerts on this packet
             if rule.noalert or any(b.command == "noalert" for b in rule.flowbits):
@@ -477,6 +492,21 @@ class Engine:
                 if any(have) if not b.any_of else all(have):
                     return False
         return True
+
+    def _state_ok(self, rule: Rule, insp: Inspection) -> bool:
+        """xbits, flowint, stream_size and tls.version (``analysis.rules.statekeys``)."""
+        if rule.xbits and not self.xbits.ok(rule.xbits, insp.src, insp.dst, insp.ts_ns):
+            return False
+        f = insp.flow
+        if rule.flowints and not flowints_ok(rule.flowints, f.ints):
+            return False
+        if rule.stream_size:
+            if insp.proto != 6:
+                return False
+            sizes = f.stream_sizes()
+            if not all(stream_size_ok(s, sizes) for s in rule.stream_size):
+                return False
+        return rule.tls_version is None or f.tls_ver[0 if insp.to_server else 1] == rule.tls_version
 
     @staticmethod
     def _bits_apply(rule: Rule, f: FlowState) -> None:
@@ -561,7 +591,14 @@ class EngineInspector:
     def finish(self, messages: list):
         return self._engine().finish(messages)
 
-    def shard(self, k: int, n: int) -> EngineInspector:
+    def __getattr__(self, name: str):
+        # ``shard`` exists only when the flows can be split between engines: xbits are kept per
+        # host and address pair across flows, so a rule set with xbits runs in one engine
+        if name == "shard" and not any(r.xbits for r in self.rules):
+            return self._shard
+        raise AttributeError(name)
+
+    def _shard(self, k: int, n: int) -> EngineInspector:
         """The engine of the k-th of n shares of the flows (all alike: the ingest picks the flows)."""
         return EngineInspector(self.rules, midstream=self.midstream, sharded=True)
 

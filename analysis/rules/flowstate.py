@@ -10,7 +10,7 @@ from dataclasses import dataclass
 class FlowState:
     __slots__ = ("key", "proto", "client", "client_port", "start", "last", "state",
                  "midstream", "seen", "bits", "app", "next_seq", "done_tx", "hdr", "fixed", "uid", "closed",
-                 "tail", "spos", "pending", "data_seen")
+                 "tail", "spos", "pending", "data_seen", "ints", "isn", "nseq", "tls_ver")
 
     def __init__(self, key: tuple, proto: int, client: int, cport: int, ts: int) -> None:
         self.key = key
@@ -32,6 +32,29 @@ class FlowState:
         self.spos = [0, 0]  # per direction: stream bytes seen
         self.pending: list[dict] = [{}, {}]  # per direction: rule index -> (rule, spos when it failed)
         self.data_seen = False  # a packet with payload went by: the protocol may be known from it on
+        self.ints: dict[str, int] = {}  # flowint variables
+        self.isn: list[int | None] = [None, None]  # per direction (0 to server): TCP initial sequence number
+        self.nseq: list[int] = [0, 0]  # per direction: Suricata's next_seq (stream_size is nseq - isn)
+        self.tls_ver: list[int | None] = [None, None]  # per direction: the version of its TLS hello
+
+    def track_seq(self, d: int, flags: int, seq: int, size: int) -> None:
+        """Suricata's isn and next_seq of direction ``d`` (midstream: isn is one before the first seq)."""
+        if flags & 0x02:
+            self.isn[d] = seq
+            self.nseq[d] = (seq + 1) & 0xFFFFFFFF
+        elif self.isn[d] is None:
+            self.isn[d] = (seq - 1) & 0xFFFFFFFF
+            self.nseq[d] = seq
+        end = (seq + size + (1 if flags & 0x01 else 0)) & 0xFFFFFFFF
+        nxt = self.nseq[d]
+        # in order (starting at or before next_seq) and reaching past it: next_seq moves to its end
+        if ((nxt - seq) & 0xFFFFFFFF) < 0x80000000 and 0 < ((end - nxt) & 0xFFFFFFFF) < 0x80000000:
+            self.nseq[d] = end
+
+    def stream_sizes(self) -> tuple[int | None, int | None]:
+        """(client, server) bytes sent plus the SYN, as Suricata's ``next_seq - isn``."""
+        return tuple(None if self.isn[d] is None else (self.nseq[d] - self.isn[d]) & 0xFFFFFFFF
+                     for d in (0, 1))  # type: ignore[return-value]
 
     @property
     def established(self) -> bool:

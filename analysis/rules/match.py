@@ -24,16 +24,46 @@ are absent from the buffer costs one substring search.
 
 from __future__ import annotations
 
+import binascii
+import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from analysis.rules.model import PAYLOAD, BufferSize, ByteJump, ByteTest, Content, IsDataAt, Pcre, Rule
+from analysis.rules.model import (
+    BASE64_DATA,
+    PAYLOAD,
+    Base64Decode,
+    BufferSize,
+    ByteExtract,
+    ByteJump,
+    ByteTest,
+    Content,
+    DceIface,
+    DceOpnum,
+    IsDataAt,
+    Pcre,
+    Rule,
+)
+from analysis.rules.statekeys import dce_iface_ok, dce_opnum_ok
 from analysis.rules.transforms import HEX_DIGITS, WHITESPACE, apply_transforms
 
 RECURSION_LIMIT = 3000  # Suricata's detect.inspection-recursion-limit default
 
 # step kinds
-_CONTENT, _PCRE, _BYTETEST, _BYTEJUMP, _ISDATAAT, _BSIZE = range(6)
+_CONTENT, _PCRE, _BYTETEST, _BYTEJUMP, _ISDATAAT, _BSIZE, _B64, _DCE, _EXTRACT = range(9)
+_B64_RUN = re.compile(rb"[A-Za-z0-9+/]*")
+
+
+def base64_rfc4648(data: bytes) -> bytes:
+    """Suricata's base64_decode (RFC 4648 mode): the alphabet up to the first other character
+    (``=`` included), a last partial group giving the bytes it completes."""
+    run = _B64_RUN.match(data).group()  # type: ignore[union-attr]
+    if len(run) % 4 == 1:
+        run = run[:-1]
+    if not run:
+        return b""
+    return binascii.a2b_base64(run + b"=" * (-len(run) % 4))
 
 
 # --- number extraction ---------------------------------------------------------------------------
@@ -103,10 +133,17 @@ def _apply_bitmask(value: int, bitmask: int | None) -> int:
     return value
 
 
-def _byte_test(t: ByteTest, buf: bytes, cursor: int) -> bool:
+def _byte_test(t: ByteTest, buf: bytes, cursor: int, names: dict[str, int] | None = None) -> bool:
     size = len(buf)
     if size == 0:
         return False
+    if isinstance(t.value, str) or isinstance(t.offset, str):  # byte_extract variables
+        if names is None or t.value not in names and isinstance(t.value, str) \
+                or t.offset not in names and isinstance(t.offset, str):
+            return False
+        t = dataclasses.replace(t, value=names[t.value] if isinstance(t.value, str) else t.value,
+                                offset=names[t.offset] if isinstance(t.offset, str) else t.offset)
+    assert isinstance(t.offset, int) and isinstance(t.value, int)
     if t.relative:
         pos = cursor + t.offset
         avail = size - pos
@@ -137,6 +174,20 @@ def _byte_test(t: ByteTest, buf: bytes, cursor: int) -> bool:
     else:  # "^"
         ok = bool(val ^ value)
     return ok != t.negated
+
+
+def _byte_extract(e: ByteExtract, buf: bytes, cursor: int) -> tuple[int, int] | None:
+    """(value, cursor after the bytes read) as Suricata's byte_extract, or None."""
+    pos = (cursor if e.relative else 0) + e.offset
+    if pos < 0 or pos + e.nbytes > len(buf):
+        return None
+    got = _extract(buf, pos, e.nbytes, e.endian, e.string)
+    if got is None:
+        return None
+    value = got[0] * e.multiplier
+    if e.align:
+        value = (value + e.align - 1) // e.align * e.align
+    return value & _MAX64, pos + got[1]
 
 
 def _byte_jump(j: ByteJump, buf: bytes, cursor: int) -> int | None:
@@ -216,7 +267,7 @@ class _Plan:
 def _previous(matches, i: int) -> int | None:
     """The keyword a relative byte_test/byte_jump/isdataat attaches to (Suricata's prev_pm)."""
     return next((j for j in range(i - 1, -1, -1)
-                 if isinstance(matches[j], Content | Pcre | ByteTest | ByteJump | IsDataAt)), None)
+                 if isinstance(matches[j], Content | Pcre | ByteTest | ByteJump | IsDataAt | ByteExtract)), None)
 
 
 def _compile(rule: Rule) -> _Plan:
@@ -259,7 +310,7 @@ def _compile(rule: Rule) -> _Plan:
             if isinstance(m, Pcre) or m.within is not None or m.negated or isinstance(matches[prev], Pcre):
                 within_next.add(prev)
     for i, m in enumerate(matches):
-        if isinstance(m, ByteTest | ByteJump | IsDataAt) and m.relative and i not in dropped:
+        if isinstance(m, ByteTest | ByteJump | IsDataAt | ByteExtract) and m.relative and i not in dropped:
             prev = _previous(matches, i)
             if prev is not None and isinstance(matches[prev], Content | Pcre):
                 relative_next.add(prev)
@@ -301,7 +352,20 @@ def _compile(rule: Rule) -> _Plan:
                 steps.append(_Step(_ISDATAAT, m, last))
             elif isinstance(m, BufferSize):
                 steps.append(_Step(_BSIZE, m, last))
+            elif isinstance(m, Base64Decode):
+                steps.append(_Step(_B64, m, last))
+            elif isinstance(m, ByteExtract):
+                steps.append(_Step(_EXTRACT, m, last))
+            elif isinstance(m, DceIface | DceOpnum):
+                steps.append(_Step(_DCE, m, last))
         groups.append(_Group(key[0], key[1], tuple(steps), lower))
+    # base64_data's matches run only inside base64_decode's step, on what it decoded
+    b64 = next((g for g in groups if g.buffer == BASE64_DATA), None)
+    if b64 is not None or any(isinstance(m, Base64Decode) for m in matches):
+        groups = [dataclasses.replace(g, steps=tuple(dataclasses.replace(st, item=(st.item, b64))
+                                                        if st.kind == _B64 else st for st in g.steps))
+                  for g in groups if g.buffer != BASE64_DATA]
+        required = [r for r in required if r[0] != BASE64_DATA]
     # longest first: the rarest pattern usually rules the rule out soonest
     required.sort(key=lambda r: -len(r[2]))
     return _Plan(tuple(groups), tuple(required))
@@ -349,7 +413,7 @@ def compile_rule(rule: Rule) -> None:
 class _Inspection:
     """One buffer's inspection list run over one buffer: Suricata's recursive matcher."""
 
-    __slots__ = ("buf", "lower", "size", "steps", "cursor", "count")
+    __slots__ = ("buf", "lower", "size", "steps", "cursor", "count", "names")
 
     def __init__(self, buf: bytes, lower: bytes | None, steps: tuple[_Step, ...]) -> None:
         self.buf = buf
@@ -358,6 +422,7 @@ class _Inspection:
         self.steps = steps
         self.cursor = 0
         self.count = 0
+        self.names: dict[str, int] | None = None  # byte_extract variables
 
     def next(self, i: int) -> int:
         """The step after ``i`` matched: go on, or the list matched."""
@@ -387,16 +452,44 @@ class _Inspection:
                 return -1 if d.negated else self.next(i)
             return self.next(i) if d.negated else -1
         if kind == _BYTETEST:
-            return self.next(i) if _byte_test(step.item, self.buf, self.cursor) else 0  # type: ignore[arg-type]
+            return self.next(i) if _byte_test(step.item, self.buf, self.cursor, self.names) else 0  # type: ignore[arg-type]
+        if kind == _EXTRACT:
+            got = _byte_extract(step.item, self.buf, self.cursor)  # type: ignore[arg-type]
+            if got is None:
+                return 0
+            if self.names is None:
+                self.names = {}
+            self.names[step.item.name], self.cursor = got  # type: ignore[attr-defined]
+            return self.next(i)
         if kind == _BYTEJUMP:
             target = _byte_jump(step.item, self.buf, self.cursor)  # type: ignore[arg-type]
             if target is None:
                 return 0
             self.cursor = target
             return self.next(i)
+        if kind == _B64:
+            return self._base64(i, step)
+        if kind == _DCE:
+            ok = dce_iface_ok if isinstance(step.item, DceIface) else dce_opnum_ok
+            return self.next(i) if ok(step.item, self.buf) else -1  # type: ignore[arg-type]
         # bsize
         b: BufferSize = step.item  # type: ignore[assignment]
         return self.next(i) if b.test.test(size) else 0
+
+    def _base64(self, i: int, s: _Step) -> int:
+        """base64_decode, then base64_data's matches on the result (a terminal list, as in Suricata)."""
+        d, group = s.item  # type: ignore[misc]
+        start = (self.cursor if d.relative else 0) + d.offset
+        if start >= self.size:
+            return 0
+        end = self.size if not d.nbytes else min(self.size, start + d.nbytes)
+        decoded = base64_rfc4648(self.buf[start:end])
+        if not decoded:
+            return 0
+        if group is None or not group.steps:
+            return self.next(i)
+        run = _Inspection(decoded, decoded.lower() if group.needs_lower else None, group.steps)
+        return 1 if run.run(0) == 1 else 0
 
     def _content(self, i: int, s: _Step) -> int:
         size = self.size
@@ -557,4 +650,4 @@ def match_payload(rule: Rule, buffers: Mapping[str, bytes | None]) -> bool:
     return True
 
 
-__all__ = ["RECURSION_LIMIT", "compile_rule", "inspect_buffer", "match_payload"]
+__all__ = ["RECURSION_LIMIT", "base64_rfc4648", "compile_rule", "inspect_buffer", "match_payload"]

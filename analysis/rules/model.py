@@ -17,6 +17,7 @@ from analysis.rules.variables import AddressSpec, PortSpec
 from recorder.core.errors import ProblemsError, WiretrailError
 
 PAYLOAD = "payload"
+BASE64_DATA = "base64.data"  # what base64_decode decoded: inspected only through it (base64_data)
 
 
 class Action(enum.Enum):
@@ -102,8 +103,8 @@ class Pcre:
 class ByteTest:
     nbytes: int
     operator: str  # < > = <= >= & ^ (negated with `negated`)
-    value: int
-    offset: int
+    value: int | str  # a number, or the name of a byte_extract variable
+    offset: int | str
     buffer: str = PAYLOAD
     transforms: tuple[str, ...] = ()
     negated: bool = False
@@ -149,7 +150,59 @@ class BufferSize:
     transforms: tuple[str, ...] = ()
 
 
-Match = Content | Pcre | ByteTest | ByteJump | IsDataAt | BufferSize
+@dataclass(frozen=True, slots=True)
+class ByteExtract:
+    """``byte_extract:<bytes>,<offset>,<name>[,relative][,multiplier N][,<endian>][,string[,<base>]][,align N]``:
+    a number read from the buffer, named for the byte_test after it; the cursor moves past it."""
+
+    nbytes: int
+    offset: int
+    name: str
+    relative: bool = False
+    multiplier: int = 1
+    endian: str = "big"
+    string: str | None = None
+    align: int = 0
+    buffer: str = PAYLOAD
+    transforms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Base64Decode:
+    """``base64_decode:[bytes N][, offset N][, relative]``: decodes from the buffer (after the
+    previous match when relative) for the matches after ``base64_data``."""
+
+    nbytes: int  # at most this many input bytes (Suricata: 0 means the rest of the buffer)
+    offset: int
+    relative: bool
+    buffer: str = PAYLOAD
+    transforms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DceIface:
+    """``dce_iface:<uuid>[,<op><version>][,any_frag]``: the interface of the request's presentation
+    context (and its major version), on the first fragment unless ``any_frag``."""
+
+    uuid: str  # lowercase
+    op: str | None = None  # < > = !
+    version: int | None = None
+    any_frag: bool = False
+    buffer: str = "dce.iface"
+    transforms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DceOpnum:
+    """``dce_opnum:<n>[,<a-b>]...``: the request's operation number."""
+
+    ranges: tuple[tuple[int, int], ...]
+    buffer: str = "dce.opnum"
+    transforms: tuple[str, ...] = ()
+
+
+Match = (Content | Pcre | ByteTest | ByteJump | IsDataAt | BufferSize | Base64Decode | DceIface | DceOpnum
+         | ByteExtract)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +277,10 @@ class Rule:
     matches: tuple[Match, ...] = ()
     flow: frozenset[str] = frozenset()
     flowbits: tuple[Flowbit, ...] = ()
+    xbits: tuple = ()  # statekeys.Xbit
+    flowints: tuple = ()  # statekeys.Flowint
+    stream_size: tuple = ()  # statekeys.StreamSize, all must hold
+    tls_version: int | None = None
     dsize: NumberTest | None = None
     urilen: NumberTest | None = None
     urilen_raw: bool = False
@@ -244,7 +301,7 @@ class Rule:
 
     @property
     def buffers(self) -> frozenset[str]:
-        return frozenset(m.buffer for m in self.matches)
+        return frozenset(m.buffer for m in self.matches if m.buffer != BASE64_DATA)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,10 @@ from collections.abc import Mapping
 
 from analysis.rules.classification import Classtype
 from analysis.rules.model import (
+    BASE64_DATA,
     PAYLOAD,
     Action,
+    Base64Decode,
     BufferSize,
     Content,
     Direction,
@@ -26,6 +28,20 @@ from analysis.rules.model import (
     Reference,
     Rule,
     RuleSyntaxError,
+)
+from analysis.rules.statekeys import (
+    Flowint,
+    StreamSize,
+    Xbit,
+    base64_decode_value,
+    byte_extract_value,
+    check_tag,
+    dce_iface_value,
+    dce_opnum_value,
+    flowint_value,
+    stream_size_value,
+    tls_version_value,
+    xbit_value,
 )
 from analysis.rules.values import (
     byte_jump,
@@ -66,6 +82,7 @@ STICKY_BUFFERS: Mapping[str, str] = {
         "http.response_line", "http.response_body", "file.data", "dns.query", "tls.sni",
         "tls.cert_subject", "tls.cert_issuer", "tls.cert_serial", "tls.cert_fingerprint", "tls.certs",
         "ja3.hash", "ja3.string", "ja3s.hash", "ja3s.string", "ssh.proto", "ssh.software")},
+    "dce_stub_data": "dce.stub_data",
     "http.raw_uri": "http.uri.raw", "file_data": "file.data", "dns_query": "dns.query",
     "tls_sni": "tls.sni", "tls_cert_subject": "tls.cert_subject", "tls_cert_issuer": "tls.cert_issuer",
     "tls_cert_serial": "tls.cert_serial", "tls_cert_fingerprint": "tls.cert_fingerprint",
@@ -98,11 +115,13 @@ OTHER_KEYWORDS = frozenset({
     "msg", "sid", "rev", "gid", "classtype", "priority", "metadata", "reference", "target",
     "content", "uricontent", "pcre", "flow", "flowbits", "dsize", "flags", "ip_proto", "itype", "icode", "isdataat",
     "bsize", "urilen", "byte_test", "byte_jump", "threshold", "detection_filter", "noalert", "pkt_data",
+    "byte_extract", "dce_iface", "dce_opnum", "xbits", "flowint", "stream_size", "tls.version", "tag", "base64_decode", "base64_data",
 })
 KEYWORDS: frozenset[str] = (OTHER_KEYWORDS | CONTENT_MODIFIERS | TRANSFORMS | STICKY_BUFFERS.keys()
                             | LEGACY_MODIFIERS.keys())
 SINGLE = frozenset({"msg", "sid", "rev", "gid", "classtype", "priority", "flow", "dsize", "urilen",
-                    "flags", "ip_proto", "itype", "icode", "threshold", "detection_filter", "target"})
+                    "flags", "ip_proto", "itype", "icode", "threshold", "detection_filter", "target",
+                    "tls_version"})
 
 
 
@@ -179,6 +198,10 @@ class _Builder:
         self.metadata: list[tuple[str, str]] = []
         self.references: list[Reference] = []
         self.flowbits: list[Flowbit] = []
+        self.xbits: list[Xbit] = []
+        self.extracted: set[str] = set()  # byte_extract variable names so far
+        self.flowints: list[Flowint] = []
+        self.stream_sizes: list[StreamSize] = []
         self.fast_pattern_seen = False
         self.content_mods: dict[int, set[str]] = {}
 
@@ -256,7 +279,7 @@ def _apply(b: _Builder, keyword: str, value: str, classtypes: Mapping[str, Class
     elif keyword == "pcre":
         b.matches.append(pcre_value(value, b.buffer, b.sticky, b.transforms))
     elif keyword == "byte_test":
-        b.matches.append(byte_test(value, b.buffer, b.transforms))
+        b.matches.append(byte_test(value, b.buffer, b.transforms, frozenset(b.extracted)))
     elif keyword == "byte_jump":
         b.matches.append(byte_jump(value, b.buffer, b.transforms))
     elif keyword == "isdataat":
@@ -285,6 +308,43 @@ def _apply(b: _Builder, keyword: str, value: str, classtypes: Mapping[str, Class
         f["detection_filter"] = threshold_value(value, "detection_filter", typed=False)
     elif keyword == "noalert":
         f["noalert"] = True
+    else:
+        _apply_state(b, keyword, value)
+
+
+def _apply_state(b: _Builder, keyword: str, value: str) -> None:
+    """The keywords of ``analysis.rules.statekeys`` and base64_decode / base64_data."""
+    f = b.fields
+    if keyword == "xbits":
+        b.xbits.append(xbit_value(value))
+    elif keyword == "byte_extract":
+        m = byte_extract_value(value, b.buffer, b.transforms)
+        b.extracted.add(m.name)
+        b.matches.append(m)
+    elif keyword == "dce_iface":
+        b.matches.append(dce_iface_value(value))
+    elif keyword == "dce_opnum":
+        b.matches.append(dce_opnum_value(value))
+    elif keyword == "flowint":
+        b.flowints.append(flowint_value(value))
+    elif keyword == "stream_size":
+        b.stream_sizes.append(stream_size_value(value))
+    elif keyword == "tls.version":
+        if "tls_version" in f:
+            raise RuleSyntaxError("tls.version given twice")
+        f["tls_version"] = tls_version_value(value)
+    elif keyword == "tag":
+        check_tag(value)
+    elif keyword == "base64_decode":
+        if b.buffer == BASE64_DATA:
+            raise RuleSyntaxError("base64_decode cannot inspect base64_data")
+        b.matches.append(base64_decode_value(value, b.buffer, b.transforms))
+    elif keyword == "base64_data":
+        if value:
+            raise RuleSyntaxError("base64_data takes no value")
+        if not any(isinstance(m, Base64Decode) for m in b.matches):
+            raise RuleSyntaxError("base64_data needs a base64_decode before it")
+        b.buffer, b.sticky, b.transforms = BASE64_DATA, True, ()
     else:  # pragma: no cover - KEYWORDS and this chain are kept in step
         raise RuleSyntaxError(f"unsupported keyword {keyword}")
 
@@ -382,6 +442,11 @@ def parse_rule(text: str, variables: Variables, classtypes: Mapping[str, Classty
             app = app_norm = needed
         elif app_norm != needed:
             raise RuleSyntaxError(f"buffer {m.buffer} needs protocol {needed}, rule is {app}")
+    if "tls_version" in f:  # Suricata sets the rule's protocol to TLS
+        if app_norm is None and proto in ("tcp", "tcp-pkt", "tcp-stream"):
+            app = "tls"
+        elif app_norm != "tls":
+            raise RuleSyntaxError(f"tls.version needs protocol tls, rule is {app or proto}")
     classtype = classtypes.get(f.get("classtype", ""))
     return Rule(
         action=action, protocol=proto, src=src, src_ports=sport,
@@ -390,5 +455,6 @@ def parse_rule(text: str, variables: Variables, classtypes: Mapping[str, Classty
         priority=f.pop("priority", classtype.priority if classtype else 3),
         app_protocol=app, metadata=tuple(builder.metadata), references=tuple(builder.references),
         matches=tuple(builder.matches), flow=f.pop("flow", frozenset()), flowbits=tuple(builder.flowbits),
+        xbits=tuple(builder.xbits), flowints=tuple(builder.flowints), stream_size=tuple(builder.stream_sizes),
         options=tuple(options), path=path, line=line, text=text, **f,
     )

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from analysis.rules.model import PAYLOAD, Content, Rule
+from analysis.rules.model import BASE64_DATA, PAYLOAD, Content, Rule
 from analysis.rules.transforms import apply_transforms
 
 # Suricata's buffer priorities for fast pattern selection (lower wins): application-layer buffers 2,
@@ -52,7 +52,8 @@ def pattern_strength(pattern: bytes) -> int:
 
 def fast_pattern_content(rule: Rule) -> Content | None:
     """The content Suricata would feed to its multi-pattern matcher, or None when the rule has none."""
-    contents = [m for m in rule.matches if isinstance(m, Content)]
+    # base64_data's contents are not in the multi-pattern matcher (as in Suricata): no such buffer
+    contents = [m for m in rule.matches if isinstance(m, Content) and m.buffer != BASE64_DATA]
     if not contents:
         return None
     for c in contents:

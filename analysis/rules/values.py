@@ -203,7 +203,8 @@ _ENDIAN = {"big": "big", "little": "little", "dce": "dce"}
 _BASES = ("hex", "dec", "oct")
 
 
-def byte_test(value: str, buffer: str, transforms: tuple[str, ...]) -> ByteTest:
+def byte_test(value: str, buffer: str, transforms: tuple[str, ...], names: frozenset[str] = frozenset()) -> ByteTest:
+    """``names``: the byte_extract variables defined before it (usable as value or offset)."""
     parts = split_commas(value)
     if len(parts) < 4:
         raise RuleSyntaxError("byte_test needs bytes, operator, value, offset")
@@ -228,8 +229,9 @@ def byte_test(value: str, buffer: str, transforms: tuple[str, ...]) -> ByteTest:
             raise RuleSyntaxError(f"byte_test: unknown option {opt!r}")
     # 0 bytes with `string` is accepted, as Suricata does (ET uses it)
     nbytes = int_value(parts[0], "byte_test bytes", lo=0 if kw["string"] else 1, hi=23 if kw["string"] else 8)
-    return ByteTest(nbytes, op, int_value(parts[2], "byte_test value", lo=None), int_value(parts[3], "byte_test offset", lo=None),
-                    buffer, transforms, negated, **kw)
+    value = parts[2] if parts[2] in names else int_value(parts[2], "byte_test value", lo=None)
+    offset = parts[3] if parts[3] in names else int_value(parts[3], "byte_test offset", lo=None)
+    return ByteTest(nbytes, op, value, offset, buffer, transforms, negated, **kw)
 
 
 def byte_jump(value: str, buffer: str, transforms: tuple[str, ...]) -> ByteJump:

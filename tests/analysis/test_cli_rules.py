@@ -22,14 +22,14 @@ def test_clean_folder_exits_0(tmp_path):
 def test_every_error_is_listed_with_path_and_line(tmp_path):
     f = tmp_path / "bad.rules"
     f.write_text(GOOD + "# comment\n"
-                 'alert tcp any any -> any any (msg:"x"; tag:session,10,packets; sid:2;)\n'
+                 'alert tcp any any -> any any (msg:"x"; ftpbounce; sid:2;)\n'
                  'alert tcp any any -> any any (msg:"dup"; sid:1;)\n'
                  'alert tcp $NOPE any -> any any (msg:"v"; sid:3;)\n')
     r = CliRunner().invoke(main, ["rules", "check", str(f)])
     assert r.exit_code == 1
     assert r.stdout.splitlines() == ["1 rules loaded, 3 rejected"]
     assert r.stderr.splitlines() == [  # through the CLI's one error mapping, so --debug covers it
-        f"Error: {f}:3: unsupported keyword tag",
+        f"Error: {f}:3: unsupported keyword ftpbounce",
         f"{f}:4: duplicate sid 1 (first at {f}:1)",
         f"{f}:5: undefined address variable $NOPE",
     ]

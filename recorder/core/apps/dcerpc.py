@@ -14,6 +14,10 @@ presentation context to its interface, REQUEST and RESPONSE are paired by call i
 in fragments is taken from its first request fragment to its last response fragment). The auth
 verifier of BIND, BIND_ACK, ALTER_CONTEXT(_RESP) and AUTH3 carries NTLM (raw or in SPNEGO),
 written to ntlm.log by ``apps.ntlm.NTLMLogins``. Stub data is not decoded (often encrypted).
+When signatures are matched (``out.inspecting``), each request fragment hands Suricata's
+``dce.iface`` (the context's interface UUID, its major version, whether it is the first
+fragment), ``dce.opnum`` and ``dce.stub_data`` to the engine, and each response its stub data,
+one transaction per call id.
 
 Where we differ from Zeek, on purpose: a call answered by a FAULT, and a request never answered
 (at the end of the connection), are logged too, with ``rtt`` unset for the latter (Zeek's field
@@ -83,6 +87,8 @@ class RPCSession:
         self.pipe = pipe  # the SMB pipe's file name, for a call whose bind was not seen
         self.buf = {True: bytearray(), False: bytearray()}
         self.contexts: dict[int, str] = {}  # presentation context id -> interface uuid
+        self.versions: dict[int, int] = {}  # presentation context id -> interface major version
+        self._inspect = out.inspect if getattr(out, "inspecting", False) else None
         self.last_uuid: str | None = None
         self.named_pipe: str | None = None
         self.calls: dict[int, tuple[float, int, int]] = {}  # call id -> (ts, context id, opnum)
@@ -137,10 +143,14 @@ class RPCSession:
                 return
             if flags & FIRST_FRAG and len(self.calls) < MAX_CALLS:
                 self.calls[call_id] = (ts, _u16(p, 20, le), _u16(p, 22, le))
+            if self._inspect is not None:
+                self._inspect_request(p, le, flags, call_id, body_end, ts)
         elif ptype in (RESPONSE, FAULT):
             if len(p) < HEADER + 8:
                 self.malformed += 1
                 return
+            if self._inspect is not None and ptype == RESPONSE:
+                self._inspect(self.conn, False, ts, call_id, {"dce.stub_data": p[HEADER + 8:body_end]})
             if flags & LAST_FRAG or ptype == FAULT:
                 call = self.calls.pop(call_id, None)
                 if call is not None:
@@ -170,8 +180,20 @@ class RPCSession:
             iface = _uuid(p[pos + 4:pos + 20], le)
             if len(self.contexts) < MAX_CONTEXTS or ctx_id in self.contexts:
                 self.contexts[ctx_id] = iface
+                self.versions[ctx_id] = _u16(p, pos + 20, le)
             self.last_uuid = iface
             pos += 24 + 20 * n_syntax
+
+    def _inspect_request(self, p: bytes, le: bool, flags: int, call_id: int, body_end: int, ts: float) -> None:
+        ctx_id, opnum = _u16(p, 20, le), _u16(p, 22, le)
+        stub_at = HEADER + 8 + (16 if flags & OBJECT_UUID else 0)
+        bufs = {"dce.opnum": str(opnum).encode(), "dce.stub_data": p[stub_at:body_end]}
+        iface = self.contexts.get(ctx_id)
+        if iface is not None:
+            first = 1 if flags & FIRST_FRAG else 0
+            bufs["dce.iface"] = f"{iface} {self.versions.get(ctx_id, 0)} {first}".encode()
+        assert self._inspect is not None
+        self._inspect(self.conn, True, ts, call_id, bufs)
 
     def _auth(self, verifier: bytes, ptype: int, ts: float) -> None:
         if len(verifier) < 8 or verifier[0] not in (AUTH_SPNEGO, AUTH_NTLM):

@@ -204,6 +204,27 @@ class Kerberos(Parser):
             self._finish(None, ts)
 
 
+def _request_start(data: bytes, n: int) -> bool:
+    """Whether ``data`` begins an n-byte AS-REQ or TGS-REQ: [APPLICATION 10|12] whose DER length
+    is n, a SEQUENCE, pvno [1] 5 and msg-type [2] 10|12 (the rest of the message is not here yet)."""
+    if len(data) < 16 or data[0] not in (0x6A, 0x6C):
+        return False
+    length = data[1]
+    start = 2
+    if length & 0x80:
+        k = length & 0x7F
+        if not 0 < k <= 4:
+            return False
+        length = int.from_bytes(data[2:2 + k], "big")
+        start += k
+    if start + length != n or data[start] != 0x30:
+        return False
+    seq = data[start + 1]
+    inner = start + 2 + (seq & 0x7F if seq & 0x80 else 0)
+    return data[inner:inner + 5] == b"\xa1\x03\x02\x01\x05" and \
+        data[inner + 5:inner + 10] == b"\xa2\x03\x02\x01" + bytes([data[0] & 0x1F])
+
+
 class KerberosTCP(Kerberos):
     """Kerberos over TCP: each message prefixed by its 4-byte length (RFC 4120 7.2.2)."""
 
@@ -219,7 +240,11 @@ class KerberosTCP(Kerberos):
         if len(data) < 6:
             return False
         (n,) = struct.unpack(">I", data[:4])
-        return 0 < n <= MAX_MESSAGE and Kerberos.detect(data[4:4 + n], is_orig, conn)
+        if not 0 < n <= MAX_MESSAGE:
+            return False
+        if len(data) >= 4 + n:
+            return Kerberos.detect(data[4:4 + n], is_orig, conn)
+        return _request_start(data[4:], n)  # a long request (PKINIT's certificates) spans segments
 
     def data(self, is_orig: bool, data: bytes, ts: float) -> None:
         buf = self.buf[is_orig] + data

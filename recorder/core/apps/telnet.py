@@ -6,6 +6,12 @@ prompt and then a ``Password:`` prompt; the line the client types after each (on
 packet or whole lines; backspace and DEL erase) is the user and the secret. The outcome is the
 server's next words: ``Login incorrect`` / ``incorrect`` / ``failed`` / ``denied`` -> failure,
 ``Last login`` or a shell prompt -> success, nothing before the connection ends -> unknown.
+
+After lost bytes (``gap``) the parser resynchronises at the server's next prompt: the client's
+line in progress is dropped up to its end (or the next prompt), option negotiation starts afresh,
+and the server text before the gap no longer counts. A login attempt that spans a gap is logged
+with what is known (a password whose user name was lost has no user), at the time of the gap (its
+start is unknown), with the note ``bytes lost mid-login``.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ class Telnet(Parser):
         self.secret: str | None = None
         self.login_ts = conn.start
         self.waiting = False  # a password was typed, the outcome not yet seen
+        self.skip = False  # after a client gap: the rest of the line in progress is not the client's answer
+        self.gap_ts: float | None = None  # bytes were lost during the current login attempt (when)
 
     @classmethod
     def detect(cls, data: bytes, is_orig: bool, conn: Conn) -> bool:
@@ -77,6 +85,17 @@ class Telnet(Parser):
         else:
             self._server(text, ts)
 
+    def gap(self, is_orig: bool, nbytes: int, ts: float) -> None:
+        """Bytes lost: go on at the next line / prompt (see the module's docstring)."""
+        self.iac[is_orig] = 0
+        if self.gap_ts is None:
+            self.gap_ts = ts  # cleared when a new attempt starts cleanly (a user prompt, a user name)
+        if is_orig:
+            self.typed, self.skip = "", True
+            self.expect = None  # the answer to the last prompt may be what was lost
+        else:
+            self.tail = ""
+
     def _server(self, text: str, ts: float) -> None:
         self.tail = (self.tail + text.replace("\0", ""))[-MAX_TAIL:]
         recent = self.tail.rstrip(" \t")
@@ -88,16 +107,20 @@ class Telnet(Parser):
             elif _USER_PROMPT.search(recent):
                 self._report(False)
         if _PASS_PROMPT.search(recent):
-            self.expect, self.typed = "secret", ""
+            if self.waiting:  # asked again without a verdict: the last password did not work
+                self._report(None if self.gap_ts is not None else False)
+            self.expect, self.typed, self.skip = "secret", "", False
         elif _USER_PROMPT.search(recent):
-            self.expect, self.typed = "user", ""
+            self.expect, self.typed, self.skip = "user", "", False
+            if self.user is None and not self.waiting:
+                self.gap_ts = None
 
     def _typed(self, text: str, ts: float) -> None:
         for ch in text:
             if ch in "\r\n":
-                if self.expect and (self.typed or ch == "\r"):
+                if self.expect and not self.skip and (self.typed or ch == "\r"):
                     self._line(self.typed, ts)
-                self.typed = ""
+                self.typed, self.skip = "", False
             elif ch in "\b\x7f":
                 self.typed = self.typed[:-1]
             elif ch == "\x15":  # ^U erases the line
@@ -111,17 +134,20 @@ class Telnet(Parser):
                 self._report(None)
             self.user, self.secret, self.login_ts = line, None, ts
             self.expect = None
+            self.gap_ts = None
         elif self.expect == "secret":
             self.secret = line
             self.expect = None
             self.waiting = True
             self.tail = ""
             if self.user is None:
-                self.login_ts = ts
+                self.login_ts = ts if self.gap_ts is None else self.gap_ts
 
     def _report(self, success: bool | None) -> None:
         self.out.credential(self.conn, ts=self.login_ts, protocol="Telnet", user=self.user,
-                            secret=self.secret, success=success)
+                            secret=self.secret, success=success,
+                            note=None if self.gap_ts is None else "bytes lost mid-login")
+        self.gap_ts = None
         self.waiting = False
         self.user = self.secret = None
         self.tail = ""

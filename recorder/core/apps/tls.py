@@ -26,12 +26,22 @@ Zeek's rules, as its ``base/protocols/ssl`` scripts apply them:
 Extras at the end of the record: ``ja3``/``ja3s`` (MD5 hex, GREASE removed, as Salesforce's
 reference), ``ja4`` (FoxIO's TLS client fingerprint), ``alpn`` (the client's offer) and the
 leaf certificate's validity.
+
+Lost bytes (``gap``): the side resynchronises at its next valid record header (content type 20-24,
+version 3.x, a length within the TLS limit, confirmed by the header after it or by the record
+ending where the data ends) and goes on: later handshake messages, ChangeCipherSpec and
+``established`` are read as without the gap. The handshake message that spanned the gap is
+dropped (after a gap a handshake record is read only from one that starts a message); an
+application-data record after a gap means that side is encrypted (its ChangeCipherSpec may have
+been lost). ssl.log has no gap field: the row is logged with what is known (conn.log's
+``missed_bytes`` counts the loss).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import re
 import struct
 from typing import ClassVar
 
@@ -42,6 +52,7 @@ from recorder.core.apps.x509 import name_matches, parse_certificate
 _HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
 _MAX_HISTORY = 100
 _MAX_RECORD = (1 << 14) + 2048  # TLSCiphertext limit
+_HEADER = re.compile(rb"[\x14-\x18]\x03[\x00-\x04]")  # content type, version: a record header candidate
 
 
 def version_name(v: int) -> str:
@@ -154,7 +165,7 @@ def _client_fingerprints(version: int, ciphers: tuple[int, ...], ext_types: tupl
 class _Side:
     """Per-direction reassembly state."""
 
-    __slots__ = ("buf", "hs", "encrypted", "dead", "records", "v2")
+    __slots__ = ("buf", "hs", "encrypted", "dead", "records", "v2", "resync", "hs_resync", "lost")
 
     def __init__(self) -> None:
         self.buf = bytearray()  # bytes not yet forming a complete record
@@ -163,6 +174,9 @@ class _Side:
         self.dead = False  # stopped parsing this direction (garbage, gap or buffer limit)
         self.records = 0
         self.v2 = False  # this side speaks SSLv2 record framing (its first record did)
+        self.resync = False  # bytes were lost: the next record header is searched for
+        self.hs_resync = False  # bytes were lost: the next handshake record must start a message
+        self.lost = False  # bytes of this side were lost at some point
 
 
 class TLS(Parser):
@@ -249,10 +263,38 @@ class TLS(Parser):
 
     def gap(self, is_orig: bool, nbytes: int, ts: float) -> None:
         side = self.sides[is_orig]
-        side.dead = True  # record boundaries are lost
         side.buf.clear()
         side.hs.clear()
-        self._check_sated()
+        if not side.dead and not side.v2:
+            side.resync = side.hs_resync = side.lost = True  # record boundaries are lost: find the next header
+
+    @staticmethod
+    def _header_ok(buf: bytearray, pos: int) -> bool:
+        return (20 <= buf[pos] <= 24 and buf[pos + 1] == 3 and buf[pos + 2] <= 4
+                and 0 < int.from_bytes(buf[pos + 3:pos + 5], "big") <= _MAX_RECORD)
+
+    def _resync(self, side: _Side) -> bool:
+        """After a gap: drop the bytes before the next record header that the data confirms;
+        False while more data is needed to tell."""
+        buf = side.buf
+        n = len(buf)
+        for m in _HEADER.finditer(bytes(buf)):  # a copy: the buffer is cut inside the loop
+            pos = m.start()
+            if pos + 5 > n:
+                break
+            if not self._header_ok(buf, pos):
+                continue
+            nxt = pos + 5 + int.from_bytes(buf[pos + 3:pos + 5], "big")
+            if nxt + 5 <= n and not self._header_ok(buf, nxt):
+                continue  # the record after it does not start with a header: not one
+            if nxt != n and nxt + 5 > n:
+                del buf[:pos]  # wait for the bytes that confirm it
+                return False
+            del buf[:pos]
+            side.resync = False
+            return True
+        del buf[:max(0, n - 4)]  # nothing here: keep only what may begin a header
+        return False
 
     def _check_sated(self) -> None:
         if self.sides[True].dead and self.sides[False].dead:
@@ -265,6 +307,8 @@ class TLS(Parser):
     # -- records ---------------------------------------------------------------------------
     def _records(self, is_orig: bool, side: _Side, ts: float) -> None:
         buf = side.buf
+        if side.resync and not self._resync(side):
+            return
         pos = 0
         while not self.done and not side.dead:
             if len(buf) - pos < 3:
@@ -304,8 +348,10 @@ class TLS(Parser):
             if is_orig and self.client_ticket_nonempty and not self.client_kex_seen:
                 self.rec["resumed"] = True
             return
-        if ctype == 23 and self._tls13():
-            side.encrypted = True  # TLS 1.3 without middlebox-compatibility ChangeCipherSpec
+        if ctype == 23 and (self._tls13() or side.lost):
+            # TLS 1.3 without middlebox-compatibility ChangeCipherSpec, or after a gap that may
+            # have taken this side's ChangeCipherSpec: application data is encrypted
+            side.encrypted = True
         if side.encrypted:
             self._ciphertext()
             return
@@ -314,6 +360,10 @@ class TLS(Parser):
                 self._hist(is_orig, "l")
                 self.rec["last_alert"] = ALERTS.get(body[i + 1], f"unknown-{body[i + 1]}")
         elif ctype == 22:
+            if side.hs_resync:
+                if len(body) < 4 or body[0] not in HS_LETTERS or int.from_bytes(body[1:4], "big") > MAX_BUFFER:
+                    return  # the rest of a message that began before the gap
+                side.hs_resync = False
             side.hs += body
             self._handshakes(is_orig, side)
         elif ctype == 24:

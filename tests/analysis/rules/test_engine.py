@@ -7,34 +7,18 @@ import pytest
 from scapy.layers.dns import DNS, DNSQR
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 
-from analysis.rules import Variables, load_rules
-from analysis.rules.engine import Engine, match_captures
+from analysis.rules.engine import Engine
 from recorder.core.flowid import flow_uid
 from tests.analysis.behaviour.traffic import T0, Capture
-
-CLIENT, SERVER = "10.0.0.5", "198.51.100.7"
-
-
-def rules_from(tmp_path, text: str):
-    path = tmp_path / "test.rules"
-    path.write_text(text)
-    rs = load_rules([path], Variables.with_overrides({}))
-    assert not rs.errors, rs.errors
-    return rs.rules
-
-
-def replay(tmp_path, cap: Capture, text: str):
-    return match_captures([cap.write(tmp_path / "t.pcap")], rules_from(tmp_path, text))
-
-
-def sids(alerts) -> list[int]:
-    return [a.signature_id for a in alerts]
-
-
-def one_session(exchanges, sport=40000, dport=4444) -> Capture:
-    cap = Capture()
-    cap.session(0, CLIENT, SERVER, sport, dport, exchanges)
-    return cap
+from tests.analysis.rules.rule_traffic import (
+    CLIENT,
+    SERVER,
+    client_hello,
+    one_session,
+    replay,
+    rules_from,
+    sids,
+)
 
 
 def test_payload_content_alert_has_suricata_fields(tmp_path):
@@ -214,16 +198,8 @@ def test_engine_counts_packets_and_messages(tmp_path):
     assert engine.stats.packets == len(cap.packets)
 
 
-def _client_hello(sni: bytes) -> bytes:
-    from scapy.layers.tls.extensions import ServerName, TLS_Ext_ServerName
-    from scapy.layers.tls.handshake import TLSClientHello
-    from scapy.layers.tls.record import TLS
-    return bytes(TLS(msg=[TLSClientHello(ciphers=[0x1301, 0xC02F],
-                                         ext=[TLS_Ext_ServerName(servernames=[ServerName(servername=sni)])])]))
-
-
 def test_tls_sni_and_ja3_buffers(tmp_path):
-    cap = one_session([(_client_hello(b"login.evil.example"), b"")], dport=443)
+    cap = one_session([(client_hello(b"login.evil.example"), b"")], dport=443)
     text = ('alert tls any any -> any any (msg:"sni"; tls.sni; content:"evil.example"; endswith; sid:1;)\n'
             'alert tls any any -> any any (msg:"sni legacy"; tls_sni; content:"good.example"; sid:2;)\n'
             'alert tls any any -> any any (msg:"ja3"; ja3.hash; bsize:32; sid:3;)\n'

@@ -204,6 +204,19 @@ def test_telnet_fuzz_never_raises(chunks: list[tuple[bool, bytes]]) -> None:
     t.end(99.0)
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.booleans(), st.one_of(st.binary(max_size=40), st.sampled_from(_TELNET)), st.booleans()),
+                max_size=30))
+def test_telnet_fuzz_with_gaps_never_raises(chunks: list[tuple[bool, bytes, bool]]) -> None:
+    t = Telnet(_conn(23), ListOutput())
+    for i, (side, b, lost) in enumerate(chunks):
+        if lost:
+            t.gap(side, len(b) + 1, float(i))
+        else:
+            t.data(side, b, float(i))
+    t.end(99.0)
+
+
 def _mutations() -> st.SearchStrategy[bytes]:
     seeds = [as_req("alice", "R"), as_rep("alice", "R"), krb_error(24, "R"), as_req("x", "R", app=12)]
     return st.tuples(st.sampled_from(seeds), st.integers(0, 200), st.binary(max_size=8)).map(
@@ -221,3 +234,22 @@ def test_kerberos_fuzz_never_raises(msgs: list[tuple[bool, bytes]]) -> None:
         Kerberos.detect(m, side, _conn(88, "udp"))
     udp.end(99.0)
     tcp.end(99.0)
+
+
+def test_kerberos_tcp_request_spanning_segments_is_detected() -> None:
+    """A PKINIT AS-REQ carries certificates: over TCP its first segment holds only the start of
+    it. Detection takes that start (the 4-byte length, [APPLICATION 10], pvno, msg-type) and the
+    request is logged once the rest arrives."""
+    req, rep = as_req("test_pkinit", "VLADG.NET"), as_rep("test_pkinit", "VLADG.NET")
+    framed = struct.pack(">I", len(req)) + req
+    assert KerberosTCP.detect(framed[:20], True, _conn(88))
+    assert not KerberosTCP.detect(struct.pack(">I", len(req) + 1) + req[:16], True, _conn(88))  # length disagrees
+    assert not KerberosTCP.detect(struct.pack(">I", len(req)) + b"\x6a" + b"\x00" * 20, True, _conn(88))
+    out = ListOutput()
+    p = KerberosTCP(_conn(88), out)
+    p.data(True, framed[:20], 1.0)
+    p.data(True, framed[20:], 1.1)
+    p.data(False, struct.pack(">I", len(rep)) + rep, 1.2)
+    p.end(2.0)
+    assert [(r["request_type"], r["client"], r["success"]) for r in out.logs("kerberos")] == [
+        ("AS", "test_pkinit/VLADG.NET", True)]
