@@ -103,13 +103,13 @@ def test_shipped_signatures_match_by_default_and_skip_invalid(tmp_path):
     assert (event["src_ip"], event["dest_port"], event["direction"]) == ("10.0.0.5", 80, "to_server")
 
     rules = tmp_path / "mixed.rules"
-    rules.write_text('alert tcp any any -> any any (msg:"bad"; xbits:set,a,track ip_src; sid:1;)\n'
+    rules.write_text('alert tcp any any -> any any (msg:"bad"; ftpbounce; sid:1;)\n'
                      'alert http any any -> any any (msg:"uri"; http.uri; content:"/etc/passwd"; sid:2;)\n')
     r = replay(pcap, "--rules", rules)
-    assert r.exit_code == 1 and f"{rules}:1: unsupported keyword xbits" in r.stderr
+    assert r.exit_code == 1 and f"{rules}:1: unsupported keyword ftpbounce" in r.stderr
     r = replay(pcap, "--rules", rules, "--skip-invalid", "--format", "jsonl")
     assert r.exit_code == 0, r.output
-    assert f"warning: skipped: {rules}:1: unsupported keyword xbits" in r.stderr.splitlines()
+    assert f"warning: skipped: {rules}:1: unsupported keyword ftpbounce" in r.stderr.splitlines()
     assert [json.loads(line)["alert"]["signature_id"] for line in r.stdout.splitlines()] == [2]
 
 

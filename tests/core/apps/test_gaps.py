@@ -274,7 +274,11 @@ def test_tls_records_after_the_last_gap_equal_the_intact_streams(cuts, drop) -> 
     before_i, hist_i, est_i = _tls_run(segments, set())
     before_d, hist_d, est_d = _tls_run(segments, drop)
     assert hist_d[before_d[after]:] == hist_i[before_i[after]:]
-    assert est_d == est_i is True
+    # established needs a readable sign from each side that it encrypts: when the gaps took a
+    # side's ChangeCipherSpec and its last record's header, nothing after them can tell
+    whole = {segments[k][1] for k in range(after, len(segments)) if segments[k][0] != segments[k - 1][0]}
+    if whole == {True, False}:
+        assert est_d == est_i is True
 
 
 def _tls12_chunks() -> list[tuple[bool, bytes]]:
