@@ -60,7 +60,7 @@ def bucket_entries(directory: bytes, ranges: bytes, wanted: set[int]) -> list[tu
     for i in range(0, len(d), DIRECTORY_COLUMNS):
         if d[i] in wanted:
             start = d[i - 1] if i else 0
-            k, a, b, p, nb, end = d[i:i + DIRECTORY_COLUMNS]
+            k, a, b, p, nb, end = tuple(d[i:i + DIRECTORY_COLUMNS])  # (a bare slice crashes Cython 3 here)
             out.append((k, a, b, p, nb, ranges[start:end]))
     return out
 
