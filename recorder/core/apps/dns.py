@@ -191,8 +191,11 @@ class Message:
                 name, off = read_name(msg, off)
                 if off + 4 > n:
                     raise Malformed("truncated question")
-                qtype = (msg[off] << 8) | msg[off + 1]
-                qclass = (msg[off + 2] << 8) | msg[off + 3]
+                if cython.compiled:  # C integers from checked byte reads; one struct call as Python
+                    qtype = (msg[off] << 8) | msg[off + 1]
+                    qclass = (msg[off + 2] << 8) | msg[off + 3]
+                else:
+                    qtype, qclass = struct.unpack_from("!HH", msg, off)
                 off += 4
                 self.questions.append((name, qtype, qclass))
             for section, count in ((ANS, self.an), (AUTH, self.ns), (ADDL, self.ar)):
