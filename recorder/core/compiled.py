@@ -3,10 +3,11 @@
 The protocol parsers and the dispatcher feeding them run per connection and per segment, in
 Python; compiling the source with Cython takes about a fifth off the ingest's time with every
 parser on (measured: README, "Why Cython"). Most modules are compiled unchanged. A module may
-type its hot state in Cython's pure-Python mode (``apps/streams.py``, ``apps/dispatch.py``):
-``cython.cclass`` extension types with ``cython.declare``'d attributes, ``cython.locals`` and
-``cython.cfunc``; these are explicit and module by module, ``recorder.core.purecython`` stands in
-for ``cython`` when Cython is not installed, and a module may set its own directives in a
+type its hot state in Cython's pure-Python mode (``apps/streams.py``, ``apps/dispatch.py``,
+``apps/dns.py``): ``cython.cclass`` extension types with ``cython.declare``'d attributes,
+``cython.locals`` and ``cython.cfunc``; these are explicit and module by module,
+``recorder.core.purecython`` stands in for ``cython`` when Cython is not installed (and its
+``slotted`` gives a cclass its ``__slots__`` as Python), and a module may set its own directives in a
 ``# cython:`` header line (its hash, and so its build, changes with it). Bounds checking and
 wrap-around checks stay on everywhere, and no module uses raw pointers. Nothing becomes
 unchecked C through the hints: the type annotations are ignored (``annotation_typing`` off; with it

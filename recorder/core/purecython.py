@@ -44,3 +44,21 @@ def exceptval(*args, **kwargs):
 
 def declare(type_=None, value=None, **kwargs):
     return value
+
+
+def slotted(cls: type) -> type:
+    """As Python, ``cls`` (a ``cython.cclass``) rebuilt with ``__slots__`` for the attributes its
+    body declares with ``cython.declare`` (None at class level as Python, Cython installed or not).
+
+    Compiled, the extension type has fixed C fields; as Python a class body cannot hold both the
+    declarations and ``__slots__`` naming them, so without this every instance would carry a
+    ``__dict__``: attribute reads and writes slower, instances larger. A typed module applies it
+    after the class, where Cython drops it from the compiled module::
+
+        if not cython.compiled:
+            Stream = slotted(Stream)
+    """
+    names = tuple(k for k, v in vars(cls).items() if v is None and not k.startswith("__"))
+    body = {k: v for k, v in vars(cls).items() if k not in names and k not in ("__dict__", "__weakref__")}
+    body["__slots__"] = names
+    return type(cls)(cls.__name__, cls.__bases__, body)

@@ -48,6 +48,7 @@ from recorder.core.flowid import (
     uid_of,
     uids_of,
 )
+from recorder.core.purecython import slotted
 
 NS = 1_000_000_000
 F_FIN, F_SYN, F_RST, F_ACK = 0x01, 0x02, 0x04, 0x10
@@ -151,6 +152,10 @@ class _State:
 
     def buffered(self) -> int:
         return (self.so.buffered if self.so else 0) + (self.sr.buffered if self.sr else 0)
+
+
+if not cython.compiled:  # as Python: the declared attributes as __slots__ (Cython drops this)
+    _State = slotted(_State)
 
 
 class AppLayer:

@@ -8,6 +8,10 @@ are rendered as Zeek's scripts render each RR type (an address, a name, ``TXT <l
 and ``addl`` (Zeek's protocols/dns/auth-addl). Every A/AAAA answer is also reported as an
 address-to-name mapping. Names follow compression pointers with loop protection; a message cut
 short yields what was complete.
+
+Typed for Cython in pure-Python mode (see ``recorder.core.compiled``): the message and the record
+being built are extension types with C integer fields, and name reading runs on C integer offsets
+into ``bytes`` (indexes and slices bounds-checked as in Python). The same file runs as Python.
 """
 
 from __future__ import annotations
@@ -18,7 +22,13 @@ import struct
 from collections import deque
 from typing import ClassVar
 
+try:
+    import cython
+except ImportError:  # no Cython: the same source runs as plain Python
+    from recorder.core import purecython as cython
+
 from recorder.core.apps.base import CONN_ID, MAX_BUFFER, Conn, LogFields, Parser
+from recorder.core.purecython import slotted
 
 QUERY_TYPES = {
     1: "A", 2: "NS", 3: "MD", 4: "MF", 5: "CNAME", 6: "SOA", 7: "MB", 8: "MG", 9: "MR", 10: "NULL",
@@ -75,6 +85,7 @@ class Malformed(Exception):
     """The message cannot be parsed further (internal to this module)."""
 
 
+@cython.locals(msg=bytes, off=cython.Py_ssize_t)
 def read_name(msg: bytes, off: int) -> tuple[str, int]:
     """A (possibly compressed) domain name at ``off``: (text, offset after it in the message).
 
@@ -83,6 +94,8 @@ def read_name(msg: bytes, off: int) -> tuple[str, int]:
     return _text(raw).lower(), off
 
 
+@cython.locals(msg=bytes, off=cython.Py_ssize_t, end=cython.Py_ssize_t, jumps=cython.int, n=cython.Py_ssize_t,
+               total=cython.Py_ssize_t, ln=cython.int, kind=cython.int, labels=list, label=bytes)
 def raw_name(msg: bytes, off: int) -> tuple[bytes, int]:
     """A domain name at ``off`` as its labels joined by dots, case kept (Suricata's dns.query)."""
     labels: list[bytes] = []
@@ -134,12 +147,29 @@ def decode_netbios_name(name: str) -> str:
     return _text(raw[:15].rstrip(b" \x00"))
 
 
+@cython.cclass
 class Message:
     """One parsed DNS message (header, questions and the records that could be read)."""
 
-    __slots__ = ("id", "qr", "opcode", "aa", "tc", "rd", "ra", "z", "rcode", "qd", "an", "ns", "ar",
-                 "questions", "rrs")
+    id = cython.declare(cython.int, visibility="public")
+    qr = cython.declare(cython.bint, visibility="public")
+    opcode = cython.declare(cython.int, visibility="public")
+    aa = cython.declare(cython.bint, visibility="public")
+    tc = cython.declare(cython.bint, visibility="public")
+    rd = cython.declare(cython.bint, visibility="public")
+    ra = cython.declare(cython.bint, visibility="public")
+    z = cython.declare(cython.int, visibility="public")
+    rcode = cython.declare(cython.int, visibility="public")
+    qd = cython.declare(cython.int, visibility="public")
+    an = cython.declare(cython.int, visibility="public")
+    ns = cython.declare(cython.int, visibility="public")
+    ar = cython.declare(cython.int, visibility="public")
+    questions = cython.declare(list, visibility="public")
+    rrs = cython.declare(list, visibility="public")
 
+    @cython.locals(msg=bytes, flags=cython.int, off=cython.Py_ssize_t, n=cython.Py_ssize_t,
+                   qtype=cython.int, qclass=cython.int, rtype=cython.int, rclass=cython.int, rdlen=cython.Py_ssize_t,
+                   section=cython.int, count=cython.int, _i=cython.int)
     def __init__(self, msg: bytes) -> None:
         if len(msg) < 12:
             raise Malformed("short header")
@@ -155,30 +185,40 @@ class Message:
         self.questions: list[tuple[str, int, int]] = []
         self.rrs: list[tuple[int, str, int, int, int, bytes, bytes, int]] = []
         off = 12
+        n = len(msg)
         try:
-            for _ in range(self.qd):
+            for _i in range(self.qd):
                 name, off = read_name(msg, off)
-                if off + 4 > len(msg):
+                if off + 4 > n:
                     raise Malformed("truncated question")
-                qtype, qclass = struct.unpack_from("!HH", msg, off)
+                if cython.compiled:  # C integers from checked byte reads; one struct call as Python
+                    qtype = (msg[off] << 8) | msg[off + 1]
+                    qclass = (msg[off + 2] << 8) | msg[off + 3]
+                else:
+                    qtype, qclass = struct.unpack_from("!HH", msg, off)
                 off += 4
                 self.questions.append((name, qtype, qclass))
             for section, count in ((ANS, self.an), (AUTH, self.ns), (ADDL, self.ar)):
-                for _ in range(count):
+                for _i in range(count):
                     name, off = read_name(msg, off)
-                    if off + 10 > len(msg):
+                    if off + 10 > n:
                         raise Malformed("truncated record")
                     rtype, rclass, ttl, rdlen = struct.unpack_from("!HHIH", msg, off)
                     off += 10
                     rdata = msg[off:off + rdlen]
                     self.rrs.append((section, name, rtype, rclass, ttl, rdata, msg, off))
                     off += rdlen
-                    if off > len(msg):
+                    if off > n:
                         raise Malformed("truncated rdata")
         except Malformed:
             pass  # keep what was complete, as Zeek does with a message cut short
 
 
+if not cython.compiled:  # as Python: the declared attributes as __slots__ (Cython drops this)
+    Message = slotted(Message)
+
+
+@cython.locals(rtype=cython.int, rdata=bytes, msg=bytes, off=cython.Py_ssize_t, i=cython.Py_ssize_t, ln=cython.int)
 def render(rtype: int, name: str, rdata: bytes, msg: bytes, off: int) -> str | None:
     """An answer as Zeek's dns scripts render it; "" for records Zeek logs without text (WKS);
     None for records Zeek's scripts do not log (HINFO, OPT, TSIG) or that do not parse."""
@@ -255,11 +295,14 @@ def render_update(section: int, rtype: int, rclass: int, name: str, rdata: bytes
     return f"add: {tname} {name} {value or ''}".rstrip()
 
 
+@cython.locals(msg=bytes, flags=cython.int, qd=cython.int, an=cython.int, ns=cython.int, ar=cython.int,
+               opcode=cython.int, off=cython.Py_ssize_t, _i=cython.int)
 def plausible(data: bytes) -> bool:
     """Does ``data`` look like a DNS message (a sane header whose question section parses)?"""
-    if len(data) < 12:
+    msg = data if type(data) is bytes else bytes(data)
+    if len(msg) < 12:
         return False
-    _, flags, qd, an, ns, ar = struct.unpack_from("!HHHHHH", data)
+    _, flags, qd, an, ns, ar = struct.unpack_from("!HHHHHH", msg)
     opcode = (flags >> 11) & 0xF
     if opcode not in (0, 1, 2, 4, 5, 6) or qd > 16 or an + ns + ar > 512:
         return False
@@ -267,20 +310,23 @@ def plausible(data: bytes) -> bool:
         return False
     off = 12
     try:
-        for _ in range(qd):
-            _, off = read_name(data, off)
+        for _i in range(qd):
+            _, off = read_name(msg, off)
             off += 4
-            if off > len(data):
+            if off > len(msg):
                 return False
     except Malformed:
         return False
     return True
 
 
+@cython.cclass
 class _Info:
     """One dns.log record being built (Zeek's DNS::Info)."""
 
-    __slots__ = ("rec", "saw_query", "saw_reply")
+    rec = cython.declare(dict, visibility="public")
+    saw_query = cython.declare(cython.bint, visibility="public")
+    saw_reply = cython.declare(cython.bint, visibility="public")
 
     def __init__(self, ts: float, trans_id: int, proto: str) -> None:
         self.rec: dict = {"ts": ts, "proto": proto, "trans_id": trans_id, "rtt": None, "query": None,
@@ -290,6 +336,10 @@ class _Info:
                           "opcode": None, "opcode_name": None, "auth": None, "addl": None}
         self.saw_query = False
         self.saw_reply = False
+
+
+if not cython.compiled:  # as Python: the declared attributes as __slots__ (Cython drops this)
+    _Info = slotted(_Info)
 
 
 class DNS(Parser):
@@ -326,7 +376,11 @@ class DNS(Parser):
             table.clear()
 
     # ------------------------------------------------------------------ one message
+    @cython.locals(m=Message, info=_Info, rec=dict, netbios=cython.bint, off=cython.Py_ssize_t,
+                   qtype=cython.int, qclass=cython.int, section=cython.int, rtype=cython.int)
     def message(self, data: bytes, ts: float) -> None:
+        if type(data) is not bytes:
+            data = bytes(data)
         try:
             m = Message(data)
         except Malformed:

@@ -26,6 +26,7 @@ try:
     import cython
 except ImportError:  # no Cython: the same source runs as plain Python
     from recorder.core import purecython as cython
+from recorder.core.purecython import slotted
 
 M32 = 0xFFFFFFFF
 HALF = 1 << 31
@@ -212,3 +213,7 @@ class Stream:
         """Report every hole as a gap and deliver everything buffered (end of this direction)."""
         while self.starts:
             self._skip_hole()
+
+
+if not cython.compiled:  # as Python: the declared attributes as __slots__ (Cython drops this)
+    Stream = slotted(Stream)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from recorder.core.apps.base import Conn, ListOutput
 from recorder.core.apps.dispatch import AppLayer
-from recorder.core.apps.dns import DNS, DNSTCP, decode_netbios_name, plausible, read_name
+from recorder.core.apps.dns import DNS, DNSTCP, Malformed, decode_netbios_name, plausible, read_name
 from recorder.core.decode import Decoder
 from recorder.core.flowmeter import FlowMeter
 from recorder.core.pcapio import read_batches
@@ -197,7 +197,7 @@ VALID = message(0x4242, RESPONSE, [question("fuzz.example.com")],
                 [rr(qname("example.com"), 6, qname("ns.example.com") + bytes(20))])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=500, deadline=None)  # the typed (compiled) module: more examples
 @given(st.lists(st.tuples(st.booleans(), st.binary(max_size=300)), max_size=6),
        st.lists(st.tuples(st.integers(0, len(VALID) - 1), st.integers(0, 255)), max_size=8))
 def test_fuzz_never_raises(chunks, flips) -> None:
@@ -216,6 +216,20 @@ def test_fuzz_never_raises(chunks, flips) -> None:
         for rec in out.logs("dns"):
             assert isinstance(rec["trans_id"], int)
             assert rec["answers"] is None or all(isinstance(a, str) for a in rec["answers"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=200), st.integers(0, 220))
+def test_fuzz_name_reading_stays_in_bounds(data, off) -> None:
+    """Names read at any offset of any bytes: a name and an offset inside the message, or
+    Malformed; never an IndexError or a C-level overrun (the typed offsets are bounds-checked)."""
+    try:
+        name, end = read_name(data, off)
+    except Malformed:
+        pass
+    else:
+        assert isinstance(name, str) and 0 < end <= len(data)
+    assert plausible(bytearray(data)) == plausible(data)  # not only bytes
 
 
 # -- Zeek's reference traces ------------------------------------------------------------------------
