@@ -199,11 +199,15 @@ def _tmpfs(path: Path, size: str) -> Path:
 def test_full_disk_retention_deletes_the_oldest(netns, tmp_path, loop_pcap):
     from tests.recorder.live import Recorder
 
-    out = _tmpfs(tmp_path / "small", "3m")
+    # 31 MB of packets into 16 MB: retention deletes the oldest sealed files to go on. The disk
+    # must hold more than one read batch (up to 16384 packets, about 8.6 MB of these when the
+    # machine is busy and packets wait in the ring): a batch larger than all that retention can
+    # free pauses the capture, rightly (it was 3 MB here once, and failed under load)
+    out = _tmpfs(tmp_path / "small", "16m")
     try:
-        # 9 MB of packets into 3 MB: retention deletes the oldest sealed files to go on
         rec = Recorder(netns, tmp_path, "--rotate-size", "1M", "--min-free-percent", "0", out=out).ready()
-        netns.replay(loop_pcap, pps=20000)
+        for _ in range(3):
+            netns.replay(loop_pcap, pps=20000)
         assert rec.stop() == 0, rec.text()
         rows = capture_rows(rec.db)
         deleted = [r for r in rows if r["deleted_at"] is not None]

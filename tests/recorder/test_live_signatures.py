@@ -10,7 +10,7 @@ from recorder.core.config import load_config
 from recorder.core.errors import ConfigError
 
 GOOD = 'alert tcp any any -> any 80 (msg:"good"; content:"x"; sid:1; rev:1;)\n'
-BAD = 'alert tcp any any -> any 80 (msg:"bad"; stream_size:server,>,10; sid:2; rev:1;)\n'
+BAD = 'alert tcp any any -> any 21 (msg:"bad"; ftpbounce; sid:2; rev:1;)\n'
 
 
 def _config(tmp_path, *extra: str):
@@ -22,7 +22,7 @@ def _config(tmp_path, *extra: str):
 
 
 def test_unsupported_signature_refuses_the_configuration(tmp_path):
-    with pytest.raises(ConfigError, match=r"^rules: .*local.rules.*stream_size") as info:
+    with pytest.raises(ConfigError, match=r"^rules: .*local.rules.*ftpbounce") as info:
         signature_detector(_config(tmp_path), print)
     assert info.value.exit_code == 78 and "\n" not in str(info.value)
 
