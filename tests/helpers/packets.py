@@ -83,3 +83,42 @@ def epb(e: str, iface: int, ticks: int, data: bytes, wirelen: int | None = None)
     head = struct.pack(e + "5I", iface, ticks >> 32, ticks & 0xFFFFFFFF, len(data),
                        len(data) if wirelen is None else wirelen)
     return block(e, 6, head + data)
+
+
+def lossy_session(path: Path, script: list[tuple[bool, bytes]], *, port: int, sport: int = 40000,
+                  lost: dict[int, int | None] | None = None) -> Path:
+    """``script`` (side, bytes; True is the client 10.0.0.5) as one TCP session built with scapy
+    (handshake, one segment per item, FIN), written to ``path``. ``lost`` maps an item's index to
+    None (its segment left out of the capture) or n (its first n bytes left out, the rest sent as
+    a segment of their own); the receiver still acknowledges past what was lost, as on a tap that
+    missed packets."""
+    from scapy.all import IP, TCP, Ether, wrpcap
+
+    lost = lost or {}
+    pkts, seq, t = [], {True: 1000, False: 5000}, 1_700_000_000.0
+
+    def add(side: bool, flags: str, data: bytes = b"", keep: bool = True) -> None:
+        nonlocal t
+        src, dst, sp, dp = ("10.0.0.5", "10.0.0.9", sport, port) if side else ("10.0.0.9", "10.0.0.5", port, sport)
+        p = Ether() / IP(src=src, dst=dst) / TCP(sport=sp, dport=dp, flags=flags, seq=seq[side], ack=seq[not side]) / data
+        p.time = t
+        t += 0.01
+        if keep:
+            pkts.append(p)
+        seq[side] += len(data) + (1 if "S" in flags or "F" in flags else 0)
+
+    add(True, "S")
+    add(False, "SA")
+    add(True, "A")
+    for i, (side, data) in enumerate(script):
+        cut = lost.get(i)
+        if i in lost and cut is not None:
+            add(side, "PA", data[:cut], keep=False)
+            add(side, "PA", data[cut:])
+        else:
+            add(side, "PA", data, keep=i not in lost)
+    add(True, "FA")
+    add(False, "FA")
+    add(True, "A")
+    wrpcap(str(path), pkts)
+    return path

@@ -20,6 +20,7 @@ from recorder.core.apps.smtp import SMTP
 from recorder.core.apps.streams import Stream
 from recorder.core.apps.telnet import Telnet
 from tests.helpers import wiretrail_cli
+from tests.helpers.packets import lossy_session
 
 N = 30
 
@@ -179,35 +180,9 @@ def test_ftp_capture_with_lost_segments_logs_every_later_transfer(tmp_path: Path
     """Through ingest: segments lost mid-session (one line split across two, its first half lost)
     are reported when the other side acknowledges past them, and every later command is logged
     with its reply."""
-    from scapy.all import IP, TCP, Ether, wrpcap
-
     lines = _ftp_lines()
-    pkts, seq, t = [], {True: 1000, False: 5000}, 1_700_000_000.0
-
-    def add(side: bool, flags: str, data: bytes = b"", keep: bool = True) -> None:
-        nonlocal t
-        src, dst, sp, dp = ("10.0.0.5", "10.0.0.9", 40000, 21) if side else ("10.0.0.9", "10.0.0.5", 21, 40000)
-        p = Ether() / IP(src=src, dst=dst) / TCP(sport=sp, dport=dp, flags=flags, seq=seq[side], ack=seq[not side]) / data
-        p.time = t
-        t += 0.01
-        if keep:
-            pkts.append(p)
-        seq[side] += len(data) + (1 if "S" in flags or "F" in flags else 0)
-
-    add(True, "S")
-    add(False, "SA")
-    add(True, "A")
-    for i, (side, line) in enumerate(lines):
-        if i == 15:  # RETR file5: first half lost
-            add(side, "PA", line[:6], keep=False)
-            add(side, "PA", line[6:])
-        else:
-            add(side, "PA", line, keep=i not in (20, 21, 24))
-    add(True, "FA")
-    add(False, "FA")
-    add(True, "A")
-    cap = tmp_path / "ftp-gaps.pcap"
-    wrpcap(str(cap), pkts)
+    # RETR file5 (line 15): its first 6 bytes lost; lines 20, 21 and 24 lost whole
+    cap = lossy_session(tmp_path / "ftp-gaps.pcap", lines, port=21, lost={15: 6, 20: None, 21: None, 24: None})
     db = tmp_path / "g.db"
     subprocess.run([wiretrail_cli(), "ingest", "--db", str(db), str(cap)], check=True, capture_output=True)
     rows = [json.loads(x) for x in subprocess.run([wiretrail_cli(), "ftp", "--db", str(db), "--format", "jsonl"],
@@ -316,36 +291,9 @@ def test_tls_gap_inside_the_certificate_still_logs_the_rest_of_the_handshake() -
 
 
 def _capture(tmp_path: Path, lines, port: int, lost: dict[int, int | None]) -> Path:
-    """A TCP session carrying ``lines`` (side, bytes) one segment each; ``lost``: line index ->
-    None (the whole segment lost) or n (its first n bytes lost, the rest sent as a segment)."""
-    from scapy.all import IP, TCP, Ether, wrpcap
-
-    pkts, seq, t = [], {True: 1000, False: 5000}, 1_700_000_000.0
-
-    def add(side: bool, flags: str, data: bytes = b"", keep: bool = True) -> None:
-        nonlocal t
-        src, dst, sp, dp = ("10.0.0.5", "10.0.0.9", 40000, port) if side else ("10.0.0.9", "10.0.0.5", port, 40000)
-        p = Ether() / IP(src=src, dst=dst) / TCP(sport=sp, dport=dp, flags=flags, seq=seq[side], ack=seq[not side]) / data
-        p.time = t
-        t += 0.01
-        if keep:
-            pkts.append(p)
-        seq[side] += len(data) + (1 if "S" in flags or "F" in flags else 0)
-
-    add(True, "S")
-    add(False, "SA")
-    add(True, "A")
-    for i, (side, line) in enumerate(lines):
-        if i in lost and lost[i] is not None:
-            add(side, "PA", line[:lost[i]], keep=False)
-            add(side, "PA", line[lost[i]:])
-        else:
-            add(side, "PA", line, keep=i not in lost)
-    add(True, "FA")
-    add(False, "FA")
-    add(True, "A")
-    cap = tmp_path / "gaps.pcap"
-    wrpcap(str(cap), pkts)
+    """A TCP session carrying ``lines`` (side, bytes) one segment each, ingested; ``lost``: line
+    index -> None (the whole segment lost) or n (its first n bytes lost, the rest sent as a segment)."""
+    cap = lossy_session(tmp_path / "gaps.pcap", lines, port=port, lost=lost)
     db = tmp_path / "g.db"
     subprocess.run([wiretrail_cli(), "ingest", "--db", str(db), str(cap)], check=True, capture_output=True)
     return db

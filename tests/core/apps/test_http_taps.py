@@ -14,6 +14,7 @@ from pathlib import Path
 from recorder.core.apps.base import Conn, ListOutput
 from recorder.core.apps.http import HTTP
 from tests.helpers import wiretrail_cli
+from tests.helpers.packets import lossy_session
 from tests.helpers.smb import ntlm_authenticate
 
 NEGOTIATE = b"NTLMSSP\x00\x01\x00\x00\x00" + (0xE2088297).to_bytes(4, "little") + b"\x00" * 16
@@ -94,32 +95,9 @@ def test_no_ntlm_record_without_ntlm() -> None:
 
 def write_session(path: Path, script: list[tuple[bool, bytes]], *, port: int = 80,
                   lost: frozenset[int] = frozenset()) -> Path:
-    """``script`` as one TCP session built with scapy (handshake, data, FIN); the segments whose
-    index is in ``lost`` are left out of the capture (the receiver still acknowledges past them)."""
-    from scapy.all import IP, TCP, Ether, wrpcap
-
-    pkts, seq, t = [], {True: 1000, False: 5000}, 1_700_000_000.0
-
-    def add(side: bool, flags: str, data: bytes = b"", keep: bool = True) -> None:
-        nonlocal t
-        src, dst, sp, dp = ("10.0.0.5", "10.0.0.9", 49800, port) if side else ("10.0.0.9", "10.0.0.5", port, 49800)
-        p = Ether() / IP(src=src, dst=dst) / TCP(sport=sp, dport=dp, flags=flags, seq=seq[side], ack=seq[not side]) / data
-        p.time = t
-        t += 0.01
-        if keep:
-            pkts.append(p)
-        seq[side] += len(data) + (1 if "S" in flags or "F" in flags else 0)
-
-    add(True, "S")
-    add(False, "SA")
-    add(True, "A")
-    for i, (side, payload) in enumerate(script):
-        add(side, "PA", payload, keep=i not in lost)
-    add(True, "FA")
-    add(False, "FA")
-    add(True, "A")
-    wrpcap(str(path), pkts)
-    return path
+    """``script`` as one TCP session; the segments whose index is in ``lost`` are left out of the
+    capture (the receiver still acknowledges past them)."""
+    return lossy_session(path, script, port=port, sport=49800, lost=dict.fromkeys(lost))
 
 
 def _listing(cli: str, what: str, db: Path) -> list[dict]:
