@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from analysis.packets.select import select_flows
 from recorder.core.agecrypt import DecryptingReader, is_age
 from recorder.core.errors import CaptureError, WiretrailError
 from recorder.core.indexformat import (
@@ -286,7 +287,7 @@ def extract(store, selection: Selection, out: str, *, bpf: str | None = None, pc
     for a selection by uid or Community ID only; ``identities`` open encrypted (age) captures.
     ``on_missing`` is told of each capture file retention deleted. Raises WiretrailError when no
     packet is left to write (saying why when it can)."""
-    chosen = _chosen(store, selection)
+    chosen = select_flows(store, selection)
     res = ExtractResult(flows=len(chosen))
     packets = read_packets(store, chosen, since=selection.since, until=selection.until, on_missing=on_missing,
                            result=res, identities=identities)
@@ -300,23 +301,6 @@ def extract(store, selection: Selection, out: str, *, bpf: str | None = None, pc
     (write_pcapng if pcapng else write_pcap)(out, packets)
     res.packets = len(packets)
     return res
-
-
-def _chosen(store, selection: Selection) -> list[dict]:
-    """The flows the selection names, oldest first."""
-    from analysis.packets.lite import LiteStore
-
-    if not isinstance(store, LiteStore):
-        from analysis.packets.select import select_flows
-
-        return select_flows(store, selection)
-    chosen = store.flows_where("uid", selection.uids, "uid") if selection.uids else []
-    if selection.community_ids:
-        have = {f["uid"] for f in chosen}
-        chosen += [f for f in store.flows_where("community_id", selection.community_ids, "Community ID")
-                   if f["uid"] not in have]
-        chosen.sort(key=lambda r: (r["ts_ns"], r["uid"]))
-    return chosen
 
 
 def filter_bpf(packets: list[Packet], expr: str) -> list[Packet]:

@@ -1,13 +1,12 @@
 """Which flows an ``extract`` takes: by uid, Community ID, alert, incident, or the listing
-filters (host, port, protocol, time)."""
+filters (host, port, protocol, time). ``store`` is a Store, or for a selection by uid or Community
+ID alone the lean ``SqliteReader`` (``lite``): SQLAlchemy is imported only for an alert or incident."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
 from analysis.packets.selection import LOOKBACK_NS, Selection
 from recorder.core.errors import WiretrailError
-from recorder.core.schema import alerts, flows
+from recorder.core.store.listing import flows_with, flows_with_query
 
 
 def _rows(store, stmt) -> list[dict]:
@@ -18,26 +17,10 @@ def _rows(store, stmt) -> list[dict]:
 def select_flows(store, sel: Selection) -> list[dict]:
     """The flow rows chosen; raises WiretrailError (one line) for a uid, Community ID, alert or
     incident the store does not have, or when nothing matches."""
-    chosen: dict[str, dict] = {}
-    for uid in sel.uids:
-        rows = _rows(store, flows.select().where(flows.c.uid == uid))
-        if not rows:
-            raise WiretrailError(f"no flow with uid {uid}", path=store.display)
-        chosen.update((r["uid"], r) for r in rows)
-    for cid in sel.community_ids:
-        rows = _rows(store, flows.select().where(flows.c.community_id == cid))
-        if not rows:
-            raise WiretrailError(f"no flow with Community ID {cid}", path=store.display)
-        chosen.update((r["uid"], r) for r in rows)
+    chosen = flows_with(store, "uid", sel.uids, "uid")
+    chosen.update(flows_with(store, "community_id", sel.community_ids, "Community ID"))
     if sel.alert is not None:
-        with store.db_errors("read alerts"), store.engine.connect() as conn:
-            uid = conn.execute(sa.select(alerts.c.uid).where(alerts.c.flow_id == sel.alert).limit(1)).first()
-        if uid is None:
-            raise WiretrailError(f"no alert with flow_id {sel.alert}", path=store.display)
-        rows = _rows(store, flows.select().where(flows.c.uid == uid[0])) if uid[0] else []
-        if not rows:
-            raise WiretrailError(f"alert {sel.alert} names no stored flow", path=store.display)
-        chosen.update((r["uid"], r) for r in rows)
+        chosen.update(_alert_flows(store, sel.alert))
     if sel.incident is not None:
         chosen.update((r["uid"], r) for r in _incident_flows(store, sel.incident))
     if not sel.by_flow:  # flows active in [since, until): started before until, up to LOOKBACK before since
@@ -53,9 +36,28 @@ def select_flows(store, sel: Selection) -> list[dict]:
     return sorted(chosen.values(), key=lambda r: (r["ts_ns"], r["uid"]))
 
 
+def _alert_flows(store, flow_id: int) -> dict[str, dict]:
+    """The flow of the alerts with this flow_id, by uid."""
+    import sqlalchemy as sa
+
+    from recorder.core.schema import alerts
+
+    with store.db_errors("read alerts"), store.engine.connect() as conn:
+        uid = conn.execute(sa.select(alerts.c.uid).where(alerts.c.flow_id == flow_id).limit(1)).first()
+    if uid is None:
+        raise WiretrailError(f"no alert with flow_id {flow_id}", path=store.display)
+    rows = list(store.stream_query(flows_with_query("uid", uid[0]), "read flows")) if uid[0] else []
+    if not rows:
+        raise WiretrailError(f"alert {flow_id} names no stored flow", path=store.display)
+    return {r["uid"]: r for r in rows}
+
+
 def _incident_flows(store, incident: str) -> list[dict]:
     """The flows between the incident's hosts during its time span."""
+    import sqlalchemy as sa
+
     from analysis.story.build import build_story
+    from recorder.core.schema import flows
 
     story = build_story(store)
     inc = next((i for i in story.incidents if i.id == incident), None)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from recorder.core.apps.records import CONN_LOGS, LOGS
-from recorder.core.errors import StoreError
+from recorder.core.errors import StoreError, WiretrailError
 from recorder.core.store import Store
 from recorder.core.store.listing import last_alert_id, query_log
 from recorder.core.store.sqlite_reader import SqliteReader
@@ -66,6 +66,35 @@ def test_every_log_equals_the_stores(breach_db):
                 assert mine == list(query_log(store, name, **f)), (name, f)
                 seen += bool(mine)
     assert seen > 10  # the breach fills many logs: the comparison is not of empty lists
+
+
+def test_extracts_reads_equal_the_stores(breach_db):
+    """What ``extract --uid`` reads (flows by uid and Community ID, captures, packet-index entries,
+    the next connection's start) is the same through sqlite3 as through the Store."""
+    from recorder.core.indexformat import flow_key
+
+    with Store(breach_db, create=False) as store, SqliteReader(breach_db) as reader:
+        flows = list(store.query_flows(proto="tcp"))[:20]
+        uids = [f["uid"] for f in flows]
+        assert reader.flows_with("uid", uids, "uid") == store_flows(store, "uid", uids)
+        cids = [f["community_id"] for f in flows]
+        assert reader.flows_with("community_id", cids, "Community ID") == store_flows(store, "community_id", cids)
+        assert reader.captures() == store.captures() and reader.captures(size=1) == store.captures(size=1) == []
+        assert reader.next_flow_starts(flows) == store.next_flow_starts(flows)
+        keys = [flow_key(f["ip_proto"], f["orig_a"], f["orig_p"], f["resp_a"], f["resp_p"]) for f in flows]
+        entries = store.packet_index_entries(keys)
+        assert entries and reader.packet_index_entries(keys) == entries
+        since = flows[5]["ts_ns"]
+        assert reader.packet_index_entries(keys, since=since, until=since) == \
+            store.packet_index_entries(keys, since=since, until=since)
+        with pytest.raises(WiretrailError, match="no flow with uid Cnosuch"):
+            reader.flows_with("uid", ["Cnosuch"], "uid")
+
+
+def store_flows(store, column, values):
+    """The Store's flows whose column is one of values, by uid, without the listing's capture_drops."""
+    return {f["uid"]: {k: v for k, v in f.items() if k != "capture_drops"}
+            for f in store.query_flows() if f[column] in set(values)}
 
 
 def test_bad_filters_and_files_are_one_line(breach_db, tmp_path):

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from recorder.core.errors import StoreError
 from recorder.core.schema import CAPTURE_FIELDS, captures
 from recorder.core.store.database import Database, check_fields
+from recorder.core.store.listing import captures_query
 
 
 class CaptureTable(Database):
@@ -39,11 +40,7 @@ class CaptureTable(Database):
 
     def captures(self, *, size: int | None = None) -> list[dict]:
         """Captures in the store, oldest first; with ``size``, only files of that many bytes."""
-        query = captures.select().order_by(captures.c.id)
-        if size is not None:
-            query = query.where(captures.c.bytes == size)
-        with self.db_errors("read captures"), self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
+        return list(self.stream_query(captures_query(size=size), "read captures"))
 
     def last_chain(self, sensor: str | None, interface: str | None) -> str | None:
         """The chain value of the newest sealed capture of one recorder stream, or None."""

@@ -1,4 +1,5 @@
-"""The listings' queries (flows, alerts, a protocol log) as SQL text with named parameters.
+"""The listings' queries (flows, alerts, a protocol log) and extract's reads (flows by uid or
+Community ID, captures, packet-index rows, later connections) as SQL text with named parameters.
 
 One text serves both databases and both ways of running it: ``Store`` runs it through SQLAlchemy
 (SQLite or PostgreSQL), and ``SqliteReader`` through Python's own ``sqlite3`` for the read
@@ -13,10 +14,11 @@ library, and the SQL is the portable subset both databases run the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from recorder.core.errors import WiretrailError
 from recorder.core.store.addresses import host_range
 
 # The recorder keeps, under its stream's name plus this, the TCP connections already closed but
@@ -25,6 +27,8 @@ CLOSED_STREAM_SUFFIX = " closed"
 
 # The flows' and open flows' boolean columns; ``capture_drops`` is computed by ``flows_query``.
 _FLOW_BOOLS = frozenset({"local_orig", "local_resp", "capture_drops"})
+_CAPTURE_BOOLS = frozenset({"repaired"})
+_CHUNK = 500  # values per IN (...) list: far below SQLite's and PostgreSQL's parameter limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,8 @@ class Query:
 
 class Streams(Protocol):
     """What runs a Query: ``Store`` (SQLAlchemy) or ``SqliteReader`` (sqlite3)."""
+
+    display: str  # the database, as errors name it
 
     def stream_query(self, query: Query, action: str, batch: int = 1000) -> Iterator[dict]: ...
 
@@ -213,3 +219,87 @@ def query_log(store: Streams, name: str, *, host: str | None = None, port: int |
 
     query = log_query(name, host=host, port=port, since=since, until=until, uid=uid, limit=limit)
     return (from_row(name, row) for row in store.stream_query(query, f"read {name}", batch))
+
+
+def flows_with_query(column: str, value: str) -> Query:
+    """The flows whose ``column`` (``uid`` or ``community_id``) is ``value``."""
+    if column not in ("uid", "community_id"):
+        raise ValueError(f"flows are not chosen by {column!r}")
+    w = _Where()
+    w.add(f"t.{column} = {w.param(value)}")
+    return w.select("SELECT t.* FROM flows AS t", "t.id", None, bools=_FLOW_BOOLS)
+
+
+def flows_with(store: Streams, column: str, values: Iterable[str], what: str) -> dict[str, dict]:
+    """The flow rows, by uid, whose ``column`` (``uid`` or ``community_id``) is one of ``values``;
+    WiretrailError naming (as ``what``) the first value no flow has."""
+    chosen: dict[str, dict] = {}
+    for value in values:
+        rows = list(store.stream_query(flows_with_query(column, value), "read flows"))
+        if not rows:
+            raise WiretrailError(f"no flow with {what} {value}", path=store.display)
+        chosen.update((r["uid"], r) for r in rows)
+    return chosen
+
+
+def captures_query(*, size: int | None = None) -> Query:
+    """Captures, oldest first; with ``size``, only files of that many bytes."""
+    w = _Where()
+    if size is not None:
+        w.add(f"t.bytes = {w.param(size)}")
+    return w.select("SELECT t.* FROM captures AS t", "t.id", None, bools=_CAPTURE_BOOLS)
+
+
+def packet_index_query(buckets: Iterable[int], *, since: int | None = None, until: int | None = None) -> Query:
+    """The packet-index rows of these buckets whose packets overlap [since, until] (ns, inclusive)."""
+    w = _Where()
+    w.any_of("t.bucket", buckets)
+    if since is not None:
+        w.add(f"t.last_ts_ns >= {w.param(since)}")
+    if until is not None:
+        w.add(f"t.first_ts_ns <= {w.param(until)}")
+    return Query("SELECT t.* FROM packet_index AS t WHERE " + " AND ".join(w.clauses), w.params)
+
+
+def packet_index_entries(store: Streams, keys: Iterable[int], *, since: int | None = None,
+                         until: int | None = None) -> list[dict]:
+    """The entries of these flow keys (capture_id, key_hash, first_ts_ns, last_ts_ns, packets,
+    bytes, ranges) whose packets overlap [since, until] (ns, inclusive), by capture and time."""
+    from recorder.core.indexformat import bucket_of, matching_entries
+
+    wanted = set(keys)
+    buckets = sorted({bucket_of(k) for k in wanted})
+    rows: list[dict] = []
+    for i in range(0, len(buckets), _CHUNK):
+        rows += store.stream_query(packet_index_query(buckets[i:i + _CHUNK], since=since, until=until),
+                                   "read packet index")
+    return matching_entries(rows, wanted, since, until)
+
+
+def later_flows_query(side: str, addrs: Iterable[bytes], after_ns: int) -> Query:
+    """(orig_a, resp_a, orig_p, resp_p, ip_proto, ts_ns) of the flows that start after ``after_ns``
+    with their ``side`` address (``orig_a`` or ``resp_a``) among ``addrs``."""
+    if side not in ("orig_a", "resp_a"):
+        raise ValueError(f"no address column {side!r}")
+    w = _Where()
+    w.any_of(f"t.{side}", addrs)
+    w.add(f"t.ts_ns > {w.param(after_ns)}")
+    return Query("SELECT t.orig_a, t.resp_a, t.orig_p, t.resp_p, t.ip_proto, t.ts_ns FROM flows AS t WHERE "
+                 + " AND ".join(w.clauses), w.params)
+
+
+def next_flow_starts(store: Streams, chosen: Sequence[dict]) -> dict[str, int | None]:
+    """For each flow (a flows row, by uid): when the next connection between the same endpoints
+    (addresses, ports, IP protocol) starts, or None. Two queries per 500 addresses."""
+    if not chosen:
+        return {}
+    from recorder.core.indexformat import next_starts
+
+    lo = min(int(f["ts_ns"]) for f in chosen)
+    addrs = sorted({bytes(f["orig_a"]) for f in chosen})
+    later: list[tuple] = []
+    for i in range(0, len(addrs), _CHUNK):
+        for side in ("orig_a", "resp_a"):
+            later += (tuple(r.values()) for r in
+                      store.stream_query(later_flows_query(side, addrs[i:i + _CHUNK], lo), "read flows"))
+    return next_starts(chosen, later)

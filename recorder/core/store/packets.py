@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from recorder.core.schema import flows, packet_index
+from recorder.core.schema import packet_index
+from recorder.core.store import listing
 from recorder.core.store.database import Database
 from recorder.core.store.sql import insert_tuples
 
@@ -35,41 +36,12 @@ class PacketIndexTable(Database):
 
     def packet_index_entries(self, keys: Iterable[int], *, since: int | None = None,
                              until: int | None = None) -> list[dict]:
-        """The entries of these keys (capture_id, key_hash, first_ts_ns, last_ts_ns, packets,
-        bytes, ranges) whose packets overlap [since, until] (ns, inclusive), by capture and time."""
-        wanted = set(keys)
-        from recorder.core.indexformat import bucket_of, matching_entries
-
-        buckets = sorted({bucket_of(k) for k in wanted})
-        rows: list[dict] = []
-        with self.db_errors("read packet index"), self.engine.connect() as conn:
-            for i in range(0, len(buckets), 500):
-                stmt = packet_index.select().where(packet_index.c.bucket.in_(buckets[i:i + 500]))
-                if since is not None:
-                    stmt = stmt.where(packet_index.c.last_ts_ns >= since)
-                if until is not None:
-                    stmt = stmt.where(packet_index.c.first_ts_ns <= until)
-                rows += conn.execute(stmt).mappings()
-        return matching_entries(rows, wanted, since, until)
+        """As ``listing.packet_index_entries`` (which ``SqliteReader`` runs too)."""
+        return listing.packet_index_entries(self, keys, since=since, until=until)
 
     def next_flow_starts(self, chosen: Sequence[dict]) -> dict[str, int | None]:
-        """For each flow (a flows row, by uid): when the next connection between the same
-        endpoints (addresses, ports, IP protocol) starts, or None. One query per 500 addresses."""
-        if not chosen:
-            return {}
-        c = flows.c
-        from recorder.core.indexformat import next_starts
-
-        lo = min(int(f["ts_ns"]) for f in chosen)
-        addrs = sorted({bytes(f["orig_a"]) for f in chosen})
-        later: list[tuple] = []
-        cols = (c.orig_a, c.resp_a, c.orig_p, c.resp_p, c.ip_proto, c.ts_ns)
-        with self.db_errors("read flows"), self.engine.connect() as conn:
-            for i in range(0, len(addrs), 500):
-                part = addrs[i:i + 500]
-                for side in (c.orig_a, c.resp_a):
-                    later += conn.execute(sa.select(*cols).where(side.in_(part), c.ts_ns > lo))
-        return next_starts(chosen, later)
+        """As ``listing.next_flow_starts`` (which ``SqliteReader`` runs too)."""
+        return listing.next_flow_starts(self, chosen)
 
     def packet_index_size(self) -> tuple[int, int, int]:
         """(keys, packets, bytes of ranges) in the index."""
