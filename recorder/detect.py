@@ -16,17 +16,16 @@ from collections.abc import Callable
 from recorder.core.config import Config
 from recorder.core.secure_files import GROUP_READ
 from recorder.core.store import Store
-from recorder.notify import Notifier
+from recorder.notify import Notifier, severity_name
 
 log = logging.getLogger("wiretrail-recorder")
 NS = 1_000_000_000
-_SEVERITY = {1: "high", 2: "medium", 3: "low"}
 
 
 def alert_line(row: dict) -> str:
     """The journald line of one alert."""
     where = f"{row['src_ip']} -> {row['dest_ip']}" + (f":{row['dest_port']}" if row.get("dest_port") else "")
-    return (f"ALERT {_SEVERITY.get(row['severity'], row['severity'])} [{row['kind']} {row['signature_id']}] "
+    return (f"ALERT {severity_name(row['severity'])} [{row['kind']} {row['signature_id']}] "
             f"{row['signature']} ({where})")
 
 

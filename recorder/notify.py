@@ -36,7 +36,13 @@ log = logging.getLogger("wiretrail-recorder")
 NS = 1_000_000_000
 SEND_TIMEOUT = 15.0
 BACKOFF_FIRST, BACKOFF_MAX = 5, 600  # seconds
-_SEVERITY = {1: "high", 2: "medium", 3: "low"}
+SEVERITY_NAMES = {1: "high", 2: "medium", 3: "low"}  # an alert's severity (Suricata's priority) in words
+
+
+def severity_name(severity: int) -> str:
+    """The word for an alert's severity (1 high, 2 medium, 3 low), else the number as text."""
+    return SEVERITY_NAMES.get(severity, str(severity))
+
 
 # What the owner should do now, by behaviour rule kind (signatures: by severity, below).
 ADVICE = {
@@ -136,7 +142,7 @@ def compose(alerts: list[dict], db: str) -> tuple[str, str]:
         lines += [f"{n}. {a['signature']}",
                   f"   When:        {times}",
                   f"   Machines:    from {a['src_ip']} to {target}" + (f" ({a['app_proto']})" if a.get("app_proto") else ""),
-                  f"   Severity:    {_SEVERITY.get(a['severity'], a['severity'])}"
+                  f"   Severity:    {severity_name(a['severity'])}"
                   + (f"; {a['tactic']}" if a.get("tactic") else ""),
                   f"   How sure:    {sure}",
                   f"   What to do:  {advice}",
