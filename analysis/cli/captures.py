@@ -58,32 +58,13 @@ def verify(db: str, no_files: bool, export_path: str | None, manifest_path: str 
     report = verify_chain(rows, check_files=not no_files)
     decrypted = check_decrypts(rows, identities, report) if identities and not no_files else None
     if export_path:
-        _export(export_path, rows, report, store.display)
+        from recorder.core.manifest import export
+
+        click.echo(export(export_path, rows, report, database=store.display).summary(export_path), err=True)
     summary = (f"{report.links_checked} sealed file record(s) in the chain, {report.files_checked} file(s) "
                f"re-hashed, {report.files_deleted} deleted by retention"
                + (f", {decrypted} encrypted file(s) decrypted" if decrypted is not None else ""))
     _finish(report, summary)
-
-
-def _export(path: str, rows: list[dict], report, database: str) -> None:
-    import hashlib
-    import json
-    import time
-
-    from recorder import __version__
-    from recorder.core.manifest import build
-    from recorder.core.secure_files import atomic_output
-
-    manifest = build(rows, report, tool=f"wiretrail {__version__}", database=database, now_ns=time.time_ns())
-    text = json.dumps(manifest, indent=1) + "\n"
-    try:
-        with atomic_output(path, text=True) as f:
-            f.write(text)
-    except OSError as err:
-        raise click.ClickException(f"{path}: cannot write: {err.strerror or err}") from None
-    heads = ", ".join(f"{s['sensor']}/{s['interface']} {s['head']}" for s in manifest["streams"]) or "none"
-    click.echo(f"{path}: {len(manifest['files'])} file(s); manifest SHA-256 "
-               f"{hashlib.sha256(text.encode()).hexdigest()}; chain head(s): {heads}", err=True)
 
 
 def _check_manifest(path: str, directory: str) -> None:

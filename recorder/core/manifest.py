@@ -16,14 +16,18 @@ files (found by name) against it: each entry's chain link and chain value (a reo
 swapped entry breaks them), each stream's head, each file's size and SHA-256 (a changed byte, a
 truncated or a missing file), and no other ``*.pcap`` (or ``*.pcap.age``) file in the directory (one added
 afterwards). The manifest is not signed: its own SHA-256 (printed at export) or the stream heads
-are what the receiving side compares through another channel.
+are what the receiving side compares through another channel. ``export`` builds and writes one
+(owner-only, atomically) and returns what to print: ``wiretrail verify --export`` calls it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -62,6 +66,39 @@ def build(rows: Iterable[dict], report: VerifyReport, *, tool: str, database: st
     streams = [{"sensor": s, "interface": i, "head": h} for (s, i), h in report.heads.items()]
     return {"format": FORMAT, "tool": tool, "exported_at": _rfc3339(now_ns), "database": database,
             "verified": report.ok, "problems": list(report.problems), "streams": streams, "files": files}
+
+
+@dataclass(frozen=True, slots=True)
+class Exported:
+    """A manifest written: its content and the SHA-256 of the file's bytes."""
+
+    manifest: dict[str, Any]
+    sha256: str
+
+    def summary(self, path: str) -> str:
+        """The line that names the file, its entries, its hash and the streams' heads."""
+        heads = ", ".join(f"{s['sensor']}/{s['interface']} {s['head']}" for s in self.manifest["streams"]) or "none"
+        return (f"{path}: {len(self.manifest['files'])} file(s); manifest SHA-256 {self.sha256}; "
+                f"chain head(s): {heads}")
+
+
+def export(path: str, rows: Iterable[dict], report: VerifyReport, *, database: str, tool: str | None = None,
+           now_ns: int | None = None) -> Exported:
+    """Write the manifest of ``rows`` and ``report`` (see ``build``) to ``path``, owner-only and
+    atomically; ``tool`` defaults to this Wiretrail, ``now_ns`` to now. ManifestError (one line)
+    when the file cannot be written."""
+    from recorder import __version__
+    from recorder.core.secure_files import atomic_output
+
+    manifest = build(rows, report, tool=tool or f"wiretrail {__version__}", database=database,
+                     now_ns=time.time_ns() if now_ns is None else now_ns)
+    text = json.dumps(manifest, indent=1) + "\n"
+    try:
+        with atomic_output(path, text=True) as f:
+            f.write(text)
+    except OSError as err:
+        raise ManifestError(f"cannot write: {err.strerror or err}", path=path) from None
+    return Exported(manifest, hashlib.sha256(text.encode()).hexdigest())
 
 
 def load(path: str) -> dict[str, Any]:
