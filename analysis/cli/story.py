@@ -45,30 +45,6 @@ def _nothing(store, since, until, scope_nets=()) -> None:
         raise WiretrailError(f"nothing recorded between {lo} and {hi}")
 
 
-def _md_cell(v) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, list | tuple):
-        v = "; ".join(map(str, v))
-    return str(v).replace("|", "\\|").replace("\n", " ")
-
-
-def _md(rows: list[dict], columns) -> None:
-    sys.stdout.write("| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n")
-    for r in rows:
-        cells = [_md_cell(r.get(c)) for c in columns]
-        sys.stdout.write("| " + " | ".join(cells) + " |\n")
-
-
-def _md_times(row: dict, *keys: str) -> dict:
-    """Epoch-second fields as RFC 3339 for a Markdown table."""
-    from analysis.story.model import rfc3339
-
-    return {**row, **{k: rfc3339(round(row[k] * 1e9)) for k in keys if row.get(k) is not None}}
-
-
 def _event_row(e) -> dict:
     ev = e.evidence
     return {"ts": e.ts_ns / 1e9, "kind": e.kind, "severity": e.severity, "src": e.src, "dst": e.dst,
@@ -109,7 +85,9 @@ def timeline(db, host, since, until, incident, min_severity, no_collapse, local_
     columns = list(_TIMELINE_TABLE) if fmt in ("table", "md") else list(_TIMELINE)
     rows = [_event_row(e) for e in events]
     if fmt == "md":
-        _md([_md_times(r, "ts", "last_ts") for r in rows], columns)
+        from analysis.story.markdown import markdown_table
+
+        sys.stdout.write(markdown_table(rows, columns, times=("ts", "last_ts")))
         return
     render(rows, fmt, columns, zeek_types=[_TIMELINE[c] for c in columns])
 
@@ -145,7 +123,9 @@ def incidents(db, since, until, local_nets, fmt) -> None:
              "stages": [s.name for s in i.stages], "alerts": i.alert_count,
              "bytes_out": sum(e.bytes for e in i.exfiltration)} for i in found]
     if fmt == "md":
-        _md([_md_times(r, "first_ts", "last_ts") for r in rows], list(_INCIDENTS))
+        from analysis.story.markdown import markdown_table
+
+        sys.stdout.write(markdown_table(rows, list(_INCIDENTS), times=("first_ts", "last_ts")))
         return
     render(rows, fmt, list(_INCIDENTS), zeek_types=list(_INCIDENTS.values()))
 
@@ -220,7 +200,9 @@ def accounts(db, since, until, reset_list, local_nets, fmt) -> None:
              "reasons": list(a.reasons)} for a in found]
     columns = list(_ACCOUNTS)
     if fmt == "md":
-        _md([_md_times(r, "first_ts", "last_ts") for r in rows], columns)
+        from analysis.story.markdown import markdown_table
+
+        sys.stdout.write(markdown_table(rows, columns, times=("first_ts", "last_ts")))
         return
     render(rows, fmt, columns, zeek_types=list(_ACCOUNTS.values()))
 
@@ -254,7 +236,9 @@ def data_at_risk(db, since, until, local_nets, files_dir, fmt) -> None:
              "after_compromise": d.after_compromise, "incident": d.incident, "samples": list(d.samples),
              "description": describe(d)} for d in found]
     if fmt == "md":
-        _md([_md_times(r, "first_ts") for r in rows], list(_DATA))
+        from analysis.story.markdown import markdown_table
+
+        sys.stdout.write(markdown_table(rows, list(_DATA), times=("first_ts",)))
         return
     render(rows, fmt, list(_DATA), zeek_types=list(_DATA.values()))
 
