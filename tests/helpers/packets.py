@@ -85,38 +85,48 @@ def epb(e: str, iface: int, ticks: int, data: bytes, wirelen: int | None = None)
     return block(e, 6, head + data)
 
 
-def lossy_session(path: Path, script: list[tuple[bool, bytes]], *, port: int, sport: int = 40000,
-                  lost: dict[int, int | None] | None = None) -> Path:
-    """``script`` (side, bytes; True is the client 10.0.0.5) as one TCP session built with scapy
-    (handshake, one segment per item, FIN), written to ``path``. ``lost`` maps an item's index to
-    None (its segment left out of the capture) or n (its first n bytes left out, the rest sent as
-    a segment of their own); the receiver still acknowledges past what was lost, as on a tap that
-    missed packets."""
+def tcp_session(path: Path, script: list[tuple[bool, bytes]], *, port: int, sport: int = 40000,
+                client: str = "10.0.0.5", server: str = "10.0.0.9", t0: float = 1_700_000_000.0,
+                step: float = 0.01, segment: int | None = None, lost: dict[int, int | None] | None = None) -> Path:
+    """``script`` (side, bytes; True is the client) as one TCP session built with scapy (handshake,
+    the data, FIN both ways), packets ``step`` seconds apart from ``t0``, written to ``path``. Each
+    item is one segment, or with ``segment`` as many as it takes at most that long (an empty item
+    then sends nothing). ``lost`` maps an item's index to None (its segment left out of the
+    capture) or n (its first n bytes left out, the rest sent as a segment of their own); the
+    receiver still acknowledges past what was lost, as on a tap that missed packets."""
     from scapy.all import IP, TCP, Ether, wrpcap
 
     lost = lost or {}
-    pkts, seq, t = [], {True: 1000, False: 5000}, 1_700_000_000.0
+    pkts, seq, t = [], {True: 1000, False: 5000}, t0
 
     def add(side: bool, flags: str, data: bytes = b"", keep: bool = True) -> None:
         nonlocal t
-        src, dst, sp, dp = ("10.0.0.5", "10.0.0.9", sport, port) if side else ("10.0.0.9", "10.0.0.5", port, sport)
+        src, dst, sp, dp = (client, server, sport, port) if side else (server, client, port, sport)
         p = Ether() / IP(src=src, dst=dst) / TCP(sport=sp, dport=dp, flags=flags, seq=seq[side], ack=seq[not side]) / data
         p.time = t
-        t += 0.01
+        t += step
         if keep:
             pkts.append(p)
         seq[side] += len(data) + (1 if "S" in flags or "F" in flags else 0)
+
+    def send(side: bool, data: bytes) -> None:
+        if segment is None:
+            add(side, "PA", data)
+        else:
+            for i in range(0, len(data), segment):
+                add(side, "PA", data[i:i + segment])
 
     add(True, "S")
     add(False, "SA")
     add(True, "A")
     for i, (side, data) in enumerate(script):
-        cut = lost.get(i)
-        if i in lost and cut is not None:
-            add(side, "PA", data[:cut], keep=False)
-            add(side, "PA", data[cut:])
+        if i not in lost:
+            send(side, data)
+        elif lost[i] is None:
+            add(side, "PA", data, keep=False)
         else:
-            add(side, "PA", data, keep=i not in lost)
+            add(side, "PA", data[:lost[i]], keep=False)
+            send(side, data[lost[i]:])
     add(True, "FA")
     add(False, "FA")
     add(True, "A")

@@ -1,5 +1,5 @@
 """SMB2 messages as a client and server send them (NetBIOS framing, header, login with an NTLM
-AUTHENTICATE, tree connect, create, read, write, close), and feeding a script of them to the
+NEGOTIATE, CHALLENGE and AUTHENTICATE, tree connect, create, read, write, close), and feeding a script of them to the
 SMB parser. Used by the SMB, Windows-protocol, mail, behaviour and story tests."""
 
 from __future__ import annotations
@@ -39,6 +39,23 @@ def ntlm_authenticate(domain: str, user: str) -> bytes:
         payload += blob
     fields += b"\x00" * 8  # session key
     return b"NTLMSSP\x00" + (3).to_bytes(4, "little") + fields + (1).to_bytes(4, "little") + b"\x00" * 8 + payload
+
+
+def ntlm_negotiate() -> bytes:
+    """An NTLM NEGOTIATE message."""
+    return b"NTLMSSP\x00\x01\x00\x00\x00" + (0xE2088297).to_bytes(4, "little") + b"\x00" * 16
+
+
+def ntlm_challenge(nb_name: str, dns_name: str, tree: str) -> bytes:
+    """An NTLM CHALLENGE naming the server (NetBIOS name, DNS name, DNS tree)."""
+    info = b""
+    for av, text in ((1, nb_name), (3, dns_name), (5, tree)):
+        v = text.encode("utf-16-le")
+        info += av.to_bytes(2, "little") + len(v).to_bytes(2, "little") + v
+    info += b"\x00" * 4
+    head = b"NTLMSSP\x00\x02\x00\x00\x00" + b"\x00" * 8 + (0xE2898215).to_bytes(4, "little") + b"\x11" * 8 \
+        + b"\x00" * 8 + len(info).to_bytes(2, "little") * 2 + (56).to_bytes(4, "little") + b"\x00" * 8
+    return head + info
 
 
 def session_setup(mid: int, blob: bytes) -> bytes:
@@ -99,6 +116,35 @@ def close(mid: int, fid: bytes) -> bytes:
 
 def ok(cmd: int, mid: int, status: int = SUCCESS) -> bytes:
     return header(cmd, mid, response=True, status=status) + (9).to_bytes(2, "little") + b"\x00" * 7
+
+
+def login(mid: int, domain: str, user: str, status: int = SUCCESS) -> tuple[bytes, bytes]:
+    """A login with an NTLM AUTHENTICATE for DOMAIN\\user in one round trip: (request, response)."""
+    return nb(session_setup(mid, b"\x60\x48" + ntlm_authenticate(domain, user))), nb(ok(1, mid, status))
+
+
+def read_files(user: str, files: dict[str, bytes], unc: str = "\\\\fs\\finance") -> list[tuple[bytes, bytes]]:
+    """A session's exchanges: login as CORP\\user, map ``unc``, and each file opened, read whole
+    and closed."""
+    ex = [login(1, "CORP", user), (nb(tree_connect(2, unc)), nb(tree_connect_response(2, 5, 1)))]
+    mid = 3
+    for i, (name, data) in enumerate(files.items()):
+        fid = (i + 1).to_bytes(16, "little")
+        ex += [(nb(create(mid, 5, name)), nb(create_response(mid, fid, size=len(data)))),
+               (nb(read_req(mid + 1, fid, 0, len(data))), nb(read_resp(mid + 1, data))),
+               (nb(close(mid + 2, fid)), nb(ok(6, mid + 2)))]
+        mid += 3
+    return ex
+
+
+def write_file(unc: str, name: str, data: bytes, *, ipc: str | None = None) -> list[tuple[bytes, bytes]]:
+    """A session's exchanges writing one file to the share ``unc`` (no login seen: it was earlier);
+    with ``ipc`` (an IPC$ path), then mapping it (where PsExec reaches the service control manager)."""
+    fid = b"\x09" * 16
+    return [(nb(tree_connect(1, unc)), nb(tree_connect_response(1, 5, 1))),
+            (nb(create(2, 5, name)), nb(create_response(2, fid))),
+            (nb(write_req(3, fid, 0, data)), nb(ok(9, 3))), (nb(close(4, fid)), nb(ok(6, 4)))] + (
+        [(nb(tree_connect(5, ipc)), nb(tree_connect_response(5, 6, 2)))] if ipc else [])
 
 
 def smb_conn() -> Conn:

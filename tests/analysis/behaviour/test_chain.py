@@ -98,15 +98,15 @@ def test_shared_account_within_minutes_only(tmp_path):
 
 
 def test_share_read_many_files_not_a_few(tmp_path):
-    from tests.analysis.story.scenes import smb_read
+    from tests.helpers.smb import read_files
 
     many = {f"docs\\f{i}.txt": b"text " * 10 for i in range(25)}
     cap = Capture()
-    cap.session(0, "10.0.0.8", "10.0.0.20", 47100, 445, smb_read("eve", many))
+    cap.session(0, "10.0.0.8", "10.0.0.20", 47100, 445, read_files("eve", many))
     found = [k for k in kinds(tmp_path, cap) if k[0] == "share_read"]
     assert len(found) == 1 and "10.0.0.8 read 25 files" in found[0][2] and "(never before)" in found[0][2]
     near = Capture()
-    near.session(0, "10.0.0.8", "10.0.0.20", 47100, 445, smb_read("eve", dict(list(many.items())[:10])))
+    near.session(0, "10.0.0.8", "10.0.0.20", 47100, 445, read_files("eve", dict(list(many.items())[:10])))
     assert not [k for k in kinds(tmp_path, near, "n") if k[0] == "share_read"]
 
 
@@ -128,22 +128,10 @@ def test_bind_shell_on_a_port_never_served_before(tmp_path):
 
 
 def test_executable_written_to_a_share_is_lateral_tool_transfer(tmp_path):
-    from tests.helpers.smb import (
-        close,
-        create,
-        create_response,
-        nb,
-        ok,
-        tree_connect,
-        tree_connect_response,
-        write_req,
-    )
+    from tests.helpers.smb import write_file
 
     pe = b"MZ" + bytes(range(256)) * 4
-    fid = b"\x09" * 16
-    ex = [(nb(tree_connect(1, "\\\\srv\\ADMIN$")), nb(tree_connect_response(1, 5, 1))),
-          (nb(create(2, 5, "svc.exe")), nb(create_response(2, fid))),
-          (nb(write_req(3, fid, 0, pe)), nb(ok(9, 3))), (nb(close(4, fid)), nb(ok(6, 4)))]
+    ex = write_file("\\\\srv\\ADMIN$", "svc.exe", pe)
     cap = Capture()
     cap.session(0, "10.0.0.10", "10.0.0.20", 40000, 445, ex)
     found = [k for k in kinds(tmp_path, cap) if k[0] == "executable_download"]
@@ -152,16 +140,17 @@ def test_executable_written_to_a_share_is_lateral_tool_transfer(tmp_path):
 
 
 def test_remote_service_install_like_psexec(tmp_path):
-    from tests.analysis.story.scenes import PE, smb_write
+    from tests.analysis.story.scenes import PE
+    from tests.helpers.smb import write_file
 
     cap = Capture()
-    cap.session(0, "10.0.0.10", "10.0.0.20", 40000, 445, smb_write("ADMIN$", "PSEXESVC.exe", PE, ipc=True))
+    cap.session(0, "10.0.0.10", "10.0.0.20", 40000, 445, write_file("\\\\fs\\ADMIN$", "PSEXESVC.exe", PE, ipc="\\\\fs\\IPC$"))
     found = [k for k in kinds(tmp_path, cap) if k[0] == "remote_service"]
     assert len(found) == 1 and found[0][1] == "10.0.0.10"
     assert "copied a program 'PSEXESVC.exe' to \\\\fs\\ADMIN$ on 10.0.0.20 and opened its IPC$ share" in found[0][2]
     public = Capture()  # a program dropped on an ordinary share: no service install
-    public.session(0, "10.0.0.10", "10.0.0.20", 40000, 445, smb_write("public", "setup.exe", PE, ipc=True))
+    public.session(0, "10.0.0.10", "10.0.0.20", 40000, 445, write_file("\\\\fs\\public", "setup.exe", PE, ipc="\\\\fs\\IPC$"))
     assert not [k for k in kinds(tmp_path, public, "p") if k[0] == "remote_service"]
     no_ipc = Capture()  # to ADMIN$ but the service manager never reached
-    no_ipc.session(0, "10.0.0.10", "10.0.0.20", 40000, 445, smb_write("ADMIN$", "svc.exe", PE))
+    no_ipc.session(0, "10.0.0.10", "10.0.0.20", 40000, 445, write_file("\\\\fs\\ADMIN$", "svc.exe", PE))
     assert not [k for k in kinds(tmp_path, no_ipc, "n") if k[0] == "remote_service"]

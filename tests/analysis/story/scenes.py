@@ -35,6 +35,7 @@ import hashlib
 import random
 
 from tests.analysis.behaviour.traffic import Capture, ftp_login, http_get, normal_office
+from tests.helpers.smb import read_files, write_file
 
 ATTACKER = "203.0.113.66"
 WEB = "10.0.0.10"
@@ -116,7 +117,7 @@ def breach(cap: Capture, rng: random.Random | None = None) -> None:
     cap.session(220, WEB, FILESERVER, 33002, 21,
                 ftp_session(b"administrator", ADMIN_PASSWORD, True, [(b"LIST\r\n", b"150 Here\r\n")]))
     # a Windows tool copied to the file server's admin share over SMB
-    cap.session(230, WEB, FILESERVER, 33003, 445, smb_write("ADMIN$", "svc.exe", PE, ipc=True))
+    cap.session(230, WEB, FILESERVER, 33003, 445, write_file("\\\\fs\\ADMIN$", "svc.exe", PE, ipc="\\\\fs\\IPC$"))
     # beaconing
     for i in range(30):
         cap.session(300 + i * 60, WEB, C2, 34000 + i, 8443, [(b"b" * 120, b"c" * 64)])
@@ -139,65 +140,15 @@ def insider(cap: Capture, rng: random.Random | None = None) -> None:
     for i in range(25):
         cap.unanswered(1000 + i * 0.2, INSIDER, f"10.0.1.{i + 1}", 47000 + i, 445)
     # Bob at his own desk, then the insider with Bob's account copying the finance share
-    cap.session(1020, "10.0.0.9", FILESERVER, 47090, 445, smb_read("bob", {"notes.txt": b"bob's notes"}))
+    cap.session(1020, "10.0.0.9", FILESERVER, 47090, 445, read_files("bob", {"notes.txt": b"bob's notes"}))
     files = {f"finance\\report{i:02d}.txt": f"quarter report {i}\n".encode() * 20 for i in range(29)}
     files["finance\\payroll.csv"] = PAYROLL
-    cap.session(1030, INSIDER, FILESERVER, 47100, 445, smb_read("bob", files))
+    cap.session(1030, INSIDER, FILESERVER, 47100, 445, read_files("bob", files))
     cap.upload(1100, INSIDER, INSIDER_DEST, 47200, 443, 3_000_000)
 
 
 PAYROLL = (b"name,iban,ssn\n" + b"".join(f"emp{i},DE89370400440532013000,123-45-{6780 + i}\n".encode()
                                            for i in range(12)))
-
-
-def smb_read(user: str, files: dict[str, bytes]) -> list[tuple[bytes, bytes]]:
-    """An SMB2 session (tests.helpers.smb's message builders): NTLM login as CORP\\user,
-    the share \\\\fs\\finance, and each file opened, read whole and closed."""
-    from tests.helpers.smb import (
-        close,
-        create,
-        create_response,
-        nb,
-        ntlm_authenticate,
-        ok,
-        read_req,
-        read_resp,
-        session_setup,
-        tree_connect,
-        tree_connect_response,
-    )
-
-    ex = [(nb(session_setup(1, b"\x60\x48" + ntlm_authenticate("CORP", user))), nb(ok(1, 1))),
-          (nb(tree_connect(2, "\\\\fs\\finance")), nb(tree_connect_response(2, 5, 1)))]
-    mid = 3
-    for i, (name, data) in enumerate(files.items()):
-        fid = (i + 1).to_bytes(16, "little")
-        ex += [(nb(create(mid, 5, name)), nb(create_response(mid, fid, size=len(data)))),
-               (nb(read_req(mid + 1, fid, 0, len(data))), nb(read_resp(mid + 1, data))),
-               (nb(close(mid + 2, fid)), nb(ok(6, mid + 2)))]
-        mid += 3
-    return ex
-
-
-def smb_write(share: str, name: str, data: bytes, ipc: bool = False) -> list[tuple[bytes, bytes]]:
-    """An SMB2 session writing one file to ``\\\\fs\\<share>`` (no login seen: it was earlier);
-    with ``ipc``, then mapping IPC$ (where PsExec reaches the service control manager)."""
-    from tests.helpers.smb import (
-        close,
-        create,
-        create_response,
-        nb,
-        ok,
-        tree_connect,
-        tree_connect_response,
-        write_req,
-    )
-
-    fid = b"\x09" * 16
-    return [(nb(tree_connect(1, f"\\\\fs\\{share}")), nb(tree_connect_response(1, 5, 1))),
-            (nb(create(2, 5, name)), nb(create_response(2, fid))),
-            (nb(write_req(3, fid, 0, data)), nb(ok(9, 3))), (nb(close(4, fid)), nb(ok(6, 4)))] + (
-        [(nb(tree_connect(5, "\\\\fs\\IPC$")), nb(tree_connect_response(5, 6, 2)))] if ipc else [])
 
 
 def ftp_brute(cap: Capture) -> None:

@@ -20,7 +20,7 @@ from recorder.core.apps.smtp import SMTP
 from recorder.core.apps.streams import Stream
 from recorder.core.apps.telnet import Telnet
 from tests.helpers import wiretrail_cli
-from tests.helpers.packets import lossy_session
+from tests.helpers.packets import tcp_session
 
 N = 30
 
@@ -182,7 +182,7 @@ def test_ftp_capture_with_lost_segments_logs_every_later_transfer(tmp_path: Path
     with its reply."""
     lines = _ftp_lines()
     # RETR file5 (line 15): its first 6 bytes lost; lines 20, 21 and 24 lost whole
-    cap = lossy_session(tmp_path / "ftp-gaps.pcap", lines, port=21, lost={15: 6, 20: None, 21: None, 24: None})
+    cap = tcp_session(tmp_path / "ftp-gaps.pcap", lines, port=21, lost={15: 6, 20: None, 21: None, 24: None})
     db = tmp_path / "g.db"
     subprocess.run([wiretrail_cli(), "ingest", "--db", str(db), str(cap)], check=True, capture_output=True)
     rows = [json.loads(x) for x in subprocess.run([wiretrail_cli(), "ftp", "--db", str(db), "--format", "jsonl"],
@@ -293,7 +293,7 @@ def test_tls_gap_inside_the_certificate_still_logs_the_rest_of_the_handshake() -
 def _capture(tmp_path: Path, lines, port: int, lost: dict[int, int | None]) -> Path:
     """A TCP session carrying ``lines`` (side, bytes) one segment each, ingested; ``lost``: line
     index -> None (the whole segment lost) or n (its first n bytes lost, the rest sent as a segment)."""
-    cap = lossy_session(tmp_path / "gaps.pcap", lines, port=port, lost=lost)
+    cap = tcp_session(tmp_path / "gaps.pcap", lines, port=port, lost=lost)
     db = tmp_path / "g.db"
     subprocess.run([wiretrail_cli(), "ingest", "--db", str(db), str(cap)], check=True, capture_output=True)
     return db

@@ -14,21 +14,10 @@ from pathlib import Path
 from recorder.core.apps.base import Conn, ListOutput
 from recorder.core.apps.http import HTTP
 from tests.helpers import wiretrail_cli
-from tests.helpers.packets import lossy_session
-from tests.helpers.smb import ntlm_authenticate
+from tests.helpers.packets import tcp_session
+from tests.helpers.smb import ntlm_authenticate, ntlm_challenge, ntlm_negotiate
 
-NEGOTIATE = b"NTLMSSP\x00\x01\x00\x00\x00" + (0xE2088297).to_bytes(4, "little") + b"\x00" * 16
-
-
-def _challenge(nb_name: str, dns_name: str, tree: str) -> bytes:
-    info = b""
-    for av, text in ((1, nb_name), (3, dns_name), (5, tree)):
-        v = text.encode("utf-16-le")
-        info += av.to_bytes(2, "little") + len(v).to_bytes(2, "little") + v
-    info += b"\x00" * 4
-    head = b"NTLMSSP\x00\x02\x00\x00\x00" + b"\x00" * 8 + (0xE2898215).to_bytes(4, "little") + b"\x11" * 8 \
-        + b"\x00" * 8 + len(info).to_bytes(2, "little") * 2 + (56).to_bytes(4, "little") + b"\x00" * 8
-    return head + info
+NEGOTIATE = ntlm_negotiate()
 
 
 def _spnego(token: bytes) -> bytes:
@@ -49,7 +38,7 @@ def _exchange(scheme: str, user: str, final: int, wrap=lambda b: b) -> list[tupl
         (False, f"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: {scheme}\r\n".encode() + empty),
         (True, f"GET /intranet HTTP/1.1\r\nHost: portal\r\nAuthorization: {scheme} {_b64(wrap(NEGOTIATE))}\r\n\r\n".encode()),
         (False, f"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: {scheme} "
-                f"{_b64(wrap(_challenge('PORTAL', 'portal.corp.local', 'corp.local')))}\r\n".encode() + empty),
+                f"{_b64(wrap(ntlm_challenge('PORTAL', 'portal.corp.local', 'corp.local')))}\r\n".encode() + empty),
         (True, f"GET /intranet HTTP/1.1\r\nHost: portal\r\nAuthorization: {scheme} "
                f"{_b64(wrap(ntlm_authenticate('CORP', user)))}\r\n\r\n".encode()),
         (False, f"HTTP/1.1 {final} X\r\n".encode() + empty),
@@ -97,7 +86,7 @@ def write_session(path: Path, script: list[tuple[bool, bytes]], *, port: int = 8
                   lost: frozenset[int] = frozenset()) -> Path:
     """``script`` as one TCP session; the segments whose index is in ``lost`` are left out of the
     capture (the receiver still acknowledges past them)."""
-    return lossy_session(path, script, port=port, sport=49800, lost=dict.fromkeys(lost))
+    return tcp_session(path, script, port=port, sport=49800, lost=dict.fromkeys(lost))
 
 
 def _listing(cli: str, what: str, db: Path) -> list[dict]:

@@ -23,6 +23,7 @@ from tests.helpers.smb import (
     close,
     create,
     create_response,
+    login,
     nb,
     ntlm_authenticate,
     ok,
@@ -47,9 +48,9 @@ DOWNLOAD = b"%PDF-1.4\n" + hashlib.sha256(b"x").digest() * 2000  # read by the c
 def session_script(*, login_status: int = SUCCESS) -> list[tuple[bool, bytes]]:
     """Log in, write UPLOAD to a share in 3 out-of-order pieces, read DOWNLOAD in 2, and talk RPC
     on a named pipe (which is no file)."""
+    request, answer = login(1, "CORP", "alice", login_status)
     s: list[tuple[bool, bytes]] = [
-        (True, nb(session_setup(1, b"\x60\x48" + ntlm_authenticate("CORP", "alice")))),
-        (False, nb(ok(1, 1, login_status))),
+        (True, request), (False, answer),
         (True, nb(tree_connect(2, "\\\\fs\\share"))), (False, nb(tree_connect_response(2, 5, 1))),
         (True, nb(tree_connect(3, "\\\\fs\\IPC$"))), (False, nb(tree_connect_response(3, 6, 2))),
         (True, nb(create(4, 5, "finance\\q3.xlsx"))), (False, nb(create_response(4, FID_UP))),

@@ -24,15 +24,13 @@ from tests.core.apps.windows_traffic import (
     bind,
     bind_ack,
     fault,
-    ntlm_challenge,
-    ntlm_negotiate,
     psexec_script,
     request,
     response,
     write_capture,
 )
 from tests.helpers import REFERENCE, need, wiretrail_cli
-from tests.helpers.smb import nb, ntlm_authenticate
+from tests.helpers.smb import nb, ntlm_authenticate, ntlm_challenge, ntlm_negotiate
 from tests.helpers.smb import talk as _talk
 from tests.helpers.streams import run_parser, tcp_streams
 

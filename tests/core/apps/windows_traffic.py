@@ -7,12 +7,15 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+from tests.helpers.packets import tcp_session
 from tests.helpers.smb import (
     create,
     create_response,
     header,
     nb,
     ntlm_authenticate,
+    ntlm_challenge,
+    ntlm_negotiate,
     ok,
     session_setup,
     tree_connect,
@@ -55,21 +58,6 @@ def response(call_id: int, stub: bytes = b"\x00" * 8, *, ctx: int = 0) -> bytes:
 
 def fault(call_id: int, status: int = 5) -> bytes:
     return pdu(3, call_id, b"\x00" * 4 + b"\x00\x00\x00\x00" + status.to_bytes(4, "little") + b"\x00" * 4)
-
-
-def ntlm_negotiate() -> bytes:
-    return b"NTLMSSP\x00\x01\x00\x00\x00" + (0xE2088297).to_bytes(4, "little") + b"\x00" * 16
-
-
-def ntlm_challenge(nb_name: str, dns_name: str, tree: str) -> bytes:
-    info = b""
-    for av, text in ((1, nb_name), (3, dns_name), (5, tree)):
-        v = text.encode("utf-16-le")
-        info += av.to_bytes(2, "little") + len(v).to_bytes(2, "little") + v
-    info += b"\x00" * 4
-    head = b"NTLMSSP\x00\x02\x00\x00\x00" + b"\x00" * 8 + (0xE2898215).to_bytes(4, "little") + b"\x11" * 8 \
-        + b"\x00" * 8 + len(info).to_bytes(2, "little") * 2 + (56).to_bytes(4, "little") + b"\x00" * 8
-    return head + info
 
 
 def spnego_result(state: int, token: bytes = b"") -> bytes:
@@ -131,32 +119,6 @@ def psexec_script(*, create_service: bool = True, user: str = "alice", iface: st
 
 def write_capture(path: Path, script: list[tuple[bool, bytes]], *, client: str = "10.0.0.5",
                   server: str = "10.0.0.9", t0: float = 1_700_000_000.0) -> Path:
-    """The script as a TCP session on port 445 (handshake, data, FIN), written with scapy."""
-    from scapy.all import IP, TCP, Ether, wrpcap
-
-    pkts = []
-    seq = {True: 1000, False: 5000}
-    t = t0
-
-    def add(side: bool, flags: str, data: bytes = b"") -> None:
-        nonlocal t
-        src, dst = (client, server) if side else (server, client)
-        sport, dport = (49700, 445) if side else (445, 49700)
-        p = Ether() / IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags=flags, seq=seq[side],
-                                                 ack=seq[not side]) / data
-        p.time = t
-        t += 0.001
-        pkts.append(p)
-        seq[side] += len(data) + (1 if "S" in flags or "F" in flags else 0)
-
-    add(True, "S")
-    add(False, "SA")
-    add(True, "A")
-    for side, payload in script:
-        for i in range(0, len(payload), 1400):
-            add(side, "PA", payload[i:i + 1400])
-    add(True, "FA")
-    add(False, "FA")
-    add(True, "A")
-    wrpcap(str(path), pkts)
-    return path
+    """The script as a TCP session on port 445 (handshake, data in segments of 1,400 bytes, FIN)."""
+    return tcp_session(path, script, port=445, sport=49700, client=client, server=server, t0=t0, step=0.001,
+                       segment=1400)
