@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from recorder.core.apps.base import CONN_ID, Conn, LogFields, Output
+from recorder.core.apps.littleendian import u16, u32
 
 SIGNATURE = b"NTLMSSP\x00"
 NEGOTIATE_UNICODE = 0x00000001
@@ -34,19 +35,11 @@ NTLM_LOG: LogFields = CONN_ID + (
     ("server_tree_name", "string"), ("success", "bool"))
 
 
-def _u16(b: bytes, off: int) -> int:
-    return int.from_bytes(b[off:off + 2], "little")
-
-
-def _u32(b: bytes, off: int) -> int:
-    return int.from_bytes(b[off:off + 4], "little")
-
-
 def _field(blob: bytes, off: int) -> bytes:
     """A security buffer (length, max length, offset) at ``off``: its bytes, or b"" if out of range."""
     if off + 8 > len(blob):
         return b""
-    length, start = _u16(blob, off), _u32(blob, off + 4)
+    length, start = u16(blob, off), u32(blob, off + 4)
     return blob[start:start + length] if start + length <= len(blob) else b""
 
 
@@ -62,7 +55,7 @@ def _av_pairs(info: bytes) -> dict[str, str]:
     for _ in range(MAX_AV_PAIRS):
         if pos + 4 > len(info):
             break
-        av_id, av_len = _u16(info, pos), _u16(info, pos + 2)
+        av_id, av_len = u16(info, pos), u16(info, pos + 2)
         if av_id == 0:
             break
         value = info[pos + 4:pos + 4 + av_len]
@@ -79,7 +72,7 @@ def parse(blob: bytes) -> dict | None:
     ``dns_tree_name``, ...); type 3 ``user``, ``domain`` and ``workstation`` (None when empty)."""
     if len(blob) < 12 or not blob.startswith(SIGNATURE):
         return None
-    kind = _u32(blob, 8)
+    kind = u32(blob, 8)
     if kind == 1:
         return {"type": 1}
     if kind == 2:
@@ -92,7 +85,7 @@ def parse(blob: bytes) -> dict | None:
     if kind == 3:
         if len(blob) < 52:
             return None
-        flags = _u32(blob, 60) if len(blob) >= 64 else NEGOTIATE_UNICODE
+        flags = u32(blob, 60) if len(blob) >= 64 else NEGOTIATE_UNICODE
         uni = bool(flags & NEGOTIATE_UNICODE)
         return {"type": 3, "domain": _text(_field(blob, 28), uni), "user": _text(_field(blob, 36), uni),
                 "workstation": _text(_field(blob, 44), uni)}

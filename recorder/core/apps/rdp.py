@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from recorder.core.apps.base import CONN_ID, Conn, LogFields, Output, Parser
+from recorder.core.apps.littleendian import u16, u32
 
 MAX_PDU = 1 << 16
 PROTOCOLS = {0: "RDP", 1: "SSL", 2: "HYBRID", 4: "RDSTLS", 8: "HYBRID_EX"}
@@ -65,14 +66,6 @@ RDP_LOG: LogFields = CONN_ID + (
     ("encryption_method", "string"))
 
 
-def _u16(b: bytes, off: int) -> int:
-    return int.from_bytes(b[off:off + 2], "little")
-
-
-def _u32(b: bytes, off: int) -> int:
-    return int.from_bytes(b[off:off + 4], "little")
-
-
 def _wstr(raw: bytes) -> str | None:
     text = raw.decode("utf-16-le", "replace").split("\x00", 1)[0]
     return text or None
@@ -84,7 +77,7 @@ def _blocks(p: bytes, types: tuple[int, ...]) -> dict[int, bytes]:
     for t in types:
         at = p.find(t.to_bytes(2, "little"))
         while at >= 0:
-            length = _u16(p, at + 2)
+            length = u16(p, at + 2)
             if length >= 4 and at + length <= len(p):
                 out[t] = p[at:at + length]
                 break
@@ -173,12 +166,12 @@ class RDP(Parser):
 
     def _connect_confirm(self, rest: bytes, ts: float) -> None:
         if len(rest) >= 8 and rest[0] == 0x02:  # RDP_NEG_RSP
-            proto = _u32(rest, 4)
+            proto = u32(rest, 4)
             self.rec["security_protocol"] = PROTOCOLS.get(proto, f"unknown-{proto}")
             if proto != 0:  # TLS (or CredSSP over TLS) from the next byte on
                 self._handover(ts)
         elif len(rest) >= 8 and rest[0] == 0x03:  # RDP_NEG_FAILURE
-            code = _u32(rest, 4)
+            code = u32(rest, 4)
             self.rec["result"] = FAILURES.get(code, f"unknown-{code}")
             self._write()
         else:
@@ -188,21 +181,21 @@ class RDP(Parser):
         blocks = _blocks(p, (0xC001, 0xC003))
         core = blocks.get(0xC001)
         if core is not None and len(core) >= 136:
-            layout, build = _u32(core, 16), _u32(core, 20)
-            self.rec.update(desktop_width=_u16(core, 8), desktop_height=_u16(core, 10),
+            layout, build = u32(core, 16), u32(core, 20)
+            self.rec.update(desktop_width=u16(core, 8), desktop_height=u16(core, 10),
                             keyboard_layout=KEYBOARD_LAYOUTS.get(layout, f"unknown-0x{layout:x}"),
                             client_build=BUILDS.get(build, f"RDP - {build}"),
                             client_name=_wstr(core[24:56]))
             if len(core) >= 146:
-                depth = HIGH_COLOR_DEPTHS.get(_u16(core, 140))
-                if _u16(core, 144) & WANT_32BPP:
+                depth = HIGH_COLOR_DEPTHS.get(u16(core, 140))
+                if u16(core, 144) & WANT_32BPP:
                     depth = "32bit"
                 self.rec["requested_color_depth"] = depth
             if len(core) >= 210:
                 self.rec["client_dig_product_id"] = _wstr(core[146:210])
         net = blocks.get(0xC003)
         if net is not None and len(net) >= 8:
-            n = min(_u32(net, 4), (len(net) - 8) // 12)
+            n = min(u32(net, 4), (len(net) - 8) // 12)
             self.rec["client_channels"] = [net[8 + 12 * i:16 + 12 * i].split(b"\x00", 1)[0].decode("latin-1")
                                            for i in range(n)]
 
@@ -215,18 +208,18 @@ class RDP(Parser):
                 self.rec["result"] = RESULTS.get(p[pos + 2], f"unknown-{p[pos + 2]}")
         sec = _blocks(p, (0x0C02,)).get(0x0C02)
         if sec is not None and len(sec) >= 12:
-            method, level = _u32(sec, 4), _u32(sec, 8)
+            method, level = u32(sec, 4), u32(sec, 8)
             self.rec["encryption_method"] = ENCRYPTION_METHODS.get(method, f"unknown-{method}")
             self.rec["encryption_level"] = ENCRYPTION_LEVELS.get(level, f"unknown-{level}")
             if len(sec) >= 28:
-                rnd_len = _u32(sec, 12)
+                rnd_len = u32(sec, 12)
                 cert = sec[20 + rnd_len:]
                 if len(cert) >= 4:
-                    version = _u32(cert, 0)
+                    version = u32(cert, 0)
                     kind = version & 0x7FFFFFFF
                     self.rec["cert_type"] = CERT_TYPES.get(kind, f"unknown-{kind}")
                     self.rec["cert_permanent"] = not version & 0x80000000
-                    self.rec["cert_count"] = _u32(cert, 4) if kind == 2 and len(cert) >= 8 else None
+                    self.rec["cert_count"] = u32(cert, 4) if kind == 2 and len(cert) >= 8 else None
         self._write()
 
     def _handover(self, ts: float) -> None:

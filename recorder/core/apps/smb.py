@@ -38,6 +38,7 @@ from typing import ClassVar
 from recorder.core.apps.base import CONN_ID, MAX_BUFFER, Conn, LogFields, Output, Parser
 from recorder.core.apps.dcerpc import DCE_RPC_LOG, RPCSession
 from recorder.core.apps.kerberos import Kerberos, ap_request
+from recorder.core.apps.littleendian import u16, u32, u64
 from recorder.core.apps.ntlm import NTLM_LOG, NTLMLogins, authenticate_user
 from recorder.core.apps.smb1 import SMB1
 from recorder.core.apps.smbfile import OpenFile, filetime
@@ -63,18 +64,6 @@ INFO_FILE = 1
 RENAME_INFO, DISPOSITION_INFO, DISPOSITION_INFO_EX = 10, 13, 64  # FileInformationClass
 ANY_FILE = b"\xff" * 16  # a compounded request's "the file the previous CREATE opened": such a
 # request (WRITE, SET_INFO, CLOSE) is applied with its response, after the CREATE's has named the file
-
-
-def _u16(b: bytes, off: int) -> int:
-    return int.from_bytes(b[off:off + 2], "little")
-
-
-def _u32(b: bytes, off: int) -> int:
-    return int.from_bytes(b[off:off + 4], "little")
-
-
-def _u64(b: bytes, off: int) -> int:
-    return int.from_bytes(b[off:off + 8], "little")
 
 
 class SMB(Parser):
@@ -195,7 +184,7 @@ class SMB(Parser):
             return
         off = 0
         while off + HEADER <= len(msg) and msg[off:off + 4] == SMB2:
-            nxt = _u32(msg, off + 20)
+            nxt = u32(msg, off + 20)
             end = off + nxt if nxt and off + nxt <= len(msg) else len(msg)
             self._message(msg[off:end], ts)
             if not nxt or end <= off:
@@ -203,18 +192,18 @@ class SMB(Parser):
             off = end
 
     def _message(self, m: bytes, ts: float) -> None:
-        cmd = _u16(m, 12)
-        flags = _u32(m, 16)
-        mid = _u64(m, 24)
+        cmd = u16(m, 12)
+        flags = u32(m, 16)
+        mid = u64(m, 24)
         if flags & FLAG_RESPONSE:
-            status = _u32(m, 8)
+            status = u32(m, 8)
             if status == STATUS_PENDING and flags & FLAG_ASYNC:
                 return  # an interim response: the final one follows with the same message id
             req = self.pending.pop(mid, None)
             if req is not None and req[0] == cmd:
                 self._response(cmd, m, status, req, ts)
             return
-        tree = 0 if flags & FLAG_ASYNC else _u32(m, 36)
+        tree = 0 if flags & FLAG_ASYNC else u32(m, 36)
         req = self._request(cmd, m, tree, ts)
         if req is not None and len(self.pending) < MAX_PENDING:
             self.pending[mid] = (cmd, *req)
@@ -222,19 +211,19 @@ class SMB(Parser):
     def _request(self, cmd: int, m: bytes, tree: int, ts: float) -> tuple | None:
         body = m[HEADER:]
         if cmd == SESSION_SETUP and len(body) >= 16:
-            blob = m[_u16(body, 12):_u16(body, 12) + _u16(body, 14)]
+            blob = m[u16(body, 12):u16(body, 12) + u16(body, 14)]
             self._security_blob(blob, ts)
             at = blob.find(b"NTLMSSP\x00")
             user = authenticate_user(blob[at:]) if at >= 0 else None
             return (user, ts)
         if cmd == TREE_CONNECT and len(body) >= 8:
-            path = m[_u16(body, 4):_u16(body, 4) + _u16(body, 6)].decode("utf-16-le", "replace")
+            path = m[u16(body, 4):u16(body, 4) + u16(body, 6)].decode("utf-16-le", "replace")
             return (path, ts)
         if cmd == CREATE and len(body) >= 48:
-            name = m[_u16(body, 44):_u16(body, 44) + _u16(body, 46)].decode("utf-16-le", "replace")
-            return (name, tree, ts, _u32(body, 40))
+            name = m[u16(body, 44):u16(body, 44) + u16(body, 46)].decode("utf-16-le", "replace")
+            return (name, tree, ts, u32(body, 40))
         if cmd == SET_INFO and len(body) >= 32 and body[2] == INFO_FILE:
-            args = (body[3], body[16:32], m[_u16(body, 8):_u16(body, 8) + _u32(body, 4)], ts)
+            args = (body[3], body[16:32], m[u16(body, 8):u16(body, 8) + u32(body, 4)], ts)
             if body[16:32] == ANY_FILE:
                 return args  # in a compound after its CREATE: the file is known with the responses
             self._set_info(*args)
@@ -245,25 +234,25 @@ class SMB(Parser):
             self._close(body[8:24], ts)
             return None
         if cmd == WRITE and len(body) >= 32:
-            data_off, length = _u16(body, 2), _u32(body, 4)
+            data_off, length = u16(body, 2), u32(body, 4)
             data = m[data_off:data_off + length]
             if body[16:32] == ANY_FILE:
                 if sum(1 for p in self.pending.values() if p[0] == WRITE) >= MAX_DEFERRED:
                     return None
-                return (ANY_FILE, _u64(body, 8), data)
+                return (ANY_FILE, u64(body, 8), data)
             f = self.files.get(body[16:32])
             if f is not None and f.rpc is not None:
                 f.rpc.feed(True, data, ts)
             elif f is not None and not f.pipe:
-                self._add(f, True, _u64(body, 8), data, ts)
+                self._add(f, True, u64(body, 8), data, ts)
             return None
-        if cmd == IOCTL and len(body) >= 32 and _u32(body, 4) == FSCTL_PIPE_TRANSCEIVE:
+        if cmd == IOCTL and len(body) >= 32 and u32(body, 4) == FSCTL_PIPE_TRANSCEIVE:
             f = self.pipe_file(self._fid(body[8:24]))
             if f is not None and f.rpc is not None:
-                f.rpc.feed(True, m[_u32(body, 24):_u32(body, 24) + _u32(body, 28)], ts)
+                f.rpc.feed(True, m[u32(body, 24):u32(body, 24) + u32(body, 28)], ts)
             return (body[8:24],)
         if cmd == READ and len(body) >= 32:
-            return (body[16:32], _u64(body, 8))  # the file id is resolved with the response (compounds)
+            return (body[16:32], u64(body, 8))  # the file id is resolved with the response (compounds)
         return None
 
     def _response(self, cmd: int, m: bytes, status: int, req: tuple, ts: float) -> None:
@@ -271,7 +260,7 @@ class SMB(Parser):
         if cmd == SESSION_SETUP:
             _, user, when = req
             if len(body) >= 8:
-                blob = m[_u16(body, 4):_u16(body, 4) + _u16(body, 6)]
+                blob = m[u16(body, 4):u16(body, 4) + u16(body, 6)]
                 self.ntlm.message(blob, ts)
                 self.ntlm.spnego(blob, ts)
             if status != STATUS_MORE_PROCESSING:
@@ -283,13 +272,13 @@ class SMB(Parser):
             _, path, when = req
             pipe = body[2] == SHARE_PIPE or path.rstrip("\\").upper().endswith("\\IPC$")
             if len(self.trees) < MAX_FILES:
-                self.trees[_u32(m, 36)] = (path, pipe)
+                self.trees[u32(m, 36)] = (path, pipe)
             self.out.log("smb_mapping", {"ts": when, "path": path, "service": None, "native_file_system": None,
                                          "share_type": SHARE_TYPES.get(body[2])}, self.conn)
         elif cmd == CREATE and status == 0 and len(body) >= 80:
             _, name, tree, when, options = req
             path, pipe = self.trees.get(tree, (None, False))
-            f = OpenFile(name=name or None, pipe=pipe, size=_u64(body, 48), path=path)
+            f = OpenFile(name=name or None, pipe=pipe, size=u64(body, 48), path=path)
             if pipe:
                 f.rpc = RPCSession(self.conn, self.out, self.ntlm, pipe=name or None)
             self.last_created = None
@@ -297,8 +286,8 @@ class SMB(Parser):
                 self.files[body[64:80]] = f
                 self.last_created = body[64:80]
             if not pipe:
-                times = {"times.modified": filetime(_u64(body, 24)), "times.accessed": filetime(_u64(body, 16)),
-                         "times.created": filetime(_u64(body, 8)), "times.changed": filetime(_u64(body, 32))}
+                times = {"times.modified": filetime(u64(body, 24)), "times.accessed": filetime(u64(body, 16)),
+                         "times.created": filetime(u64(body, 8)), "times.changed": filetime(u64(body, 32))}
                 f.times = times
                 self._file_log("SMB::FILE_OPEN", f, when)
                 if options & DELETE_ON_CLOSE:
@@ -306,7 +295,7 @@ class SMB(Parser):
         elif cmd == READ and status in (0, STATUS_BUFFER_OVERFLOW) and len(body) >= 8:
             _, fid, offset = req
             f = self._file(fid)
-            data_off, length = body[2], _u32(body, 4)
+            data_off, length = body[2], u32(body, 4)
             if f is not None and f.rpc is not None:
                 f.rpc.feed(False, m[data_off:data_off + length], ts)
             elif f is not None and not f.pipe and status == 0:
@@ -314,7 +303,7 @@ class SMB(Parser):
         elif cmd == IOCTL and status in (0, STATUS_BUFFER_OVERFLOW) and len(body) >= 40:
             f = self._file(req[1])
             if f is not None and f.rpc is not None:
-                f.rpc.feed(False, m[_u32(body, 32):_u32(body, 32) + _u32(body, 36)], ts)
+                f.rpc.feed(False, m[u32(body, 32):u32(body, 32) + u32(body, 36)], ts)
         elif cmd == WRITE:
             _, fid, offset, data = req
             f = self._file(fid)
@@ -330,17 +319,17 @@ class SMB(Parser):
     def _large(self, head: bytes) -> tuple[OpenFile, int, int, int] | None:
         """A message too long to hold, from its first bytes: (file, file offset, data offset, data
         length) to stream a WRITE request's or READ response's data into; None to skip it."""
-        if head[:4] != SMB2 or _u32(head, 20):
+        if head[:4] != SMB2 or u32(head, 20):
             return None
-        cmd, flags, mid = _u16(head, 12), _u32(head, 16), _u64(head, 24)
+        cmd, flags, mid = u16(head, 12), u32(head, 16), u64(head, 24)
         body = head[HEADER:]
         if cmd == WRITE and not flags & FLAG_RESPONSE:
             f = self.files.get(body[16:32])  # not ANY_FILE: a compound's CREATE would come first
-            return None if f is None or f.pipe else (f, _u64(body, 8), _u16(body, 2), _u32(body, 4))
-        if cmd == READ and flags & FLAG_RESPONSE and _u32(head, 8) == 0:
+            return None if f is None or f.pipe else (f, u64(body, 8), u16(body, 2), u32(body, 4))
+        if cmd == READ and flags & FLAG_RESPONSE and u32(head, 8) == 0:
             req = self.pending.pop(mid, None)
             f = self._file(req[1]) if req is not None and req[0] == READ else None
-            return None if f is None or f.pipe else (f, req[2], body[2], _u32(body, 4))
+            return None if f is None or f.pipe else (f, req[2], body[2], u32(body, 4))
         return None
 
     def _set_info(self, info_class: int, fid: bytes, buf: bytes, ts: float) -> None:
@@ -348,10 +337,10 @@ class SMB(Parser):
         if f is None or f.pipe:
             return
         if (info_class == DISPOSITION_INFO and buf[:1] == b"\x01") or \
-                (info_class == DISPOSITION_INFO_EX and len(buf) >= 4 and _u32(buf, 0) & 1):
+                (info_class == DISPOSITION_INFO_EX and len(buf) >= 4 and u32(buf, 0) & 1):
             self._file_log("SMB::FILE_DELETE", f, ts)
         elif info_class == RENAME_INFO and len(buf) >= 20:
-            new = buf[20:20 + _u32(buf, 16)].decode("utf-16-le", "replace")
+            new = buf[20:20 + u32(buf, 16)].decode("utf-16-le", "replace")
             self._file_log("SMB::FILE_RENAME", f, ts, name=new, prev_name=f.name)
             f.name = new or f.name
 

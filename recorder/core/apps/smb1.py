@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from recorder.core.apps.dcerpc import RPCSession
+from recorder.core.apps.littleendian import u16, u32, u64
 from recorder.core.apps.ntlm import authenticate_user
 from recorder.core.apps.smbfile import OpenFile, filetime
 
@@ -36,18 +37,6 @@ TRANSACT_NM_PIPE = 0x0026
 SHARE_TYPES = {"A:": "DISK", "IPC": "PIPE", "LPT1:": "PRINT", "COMM": "COMM"}
 PIPE_RESOURCES = (1, 2)  # NT_CREATE_ANDX ResourceType: byte-mode and message-mode named pipes
 MAX_PENDING = 1024
-
-
-def _u16(b: bytes, off: int) -> int:
-    return int.from_bytes(b[off:off + 2], "little")
-
-
-def _u32(b: bytes, off: int) -> int:
-    return int.from_bytes(b[off:off + 4], "little")
-
-
-def _u64(b: bytes, off: int) -> int:
-    return int.from_bytes(b[off:off + 8], "little")
 
 
 def _string(m: bytes, off: int, unicode: bool) -> tuple[str, int]:
@@ -78,9 +67,9 @@ class SMB1:
         if len(m) < HEADER + 3:
             self.malformed += 1
             return
-        cmd, status, reply = m[4], _u32(m, 5), bool(m[9] & FLAGS_REPLY)
-        unicode = bool(_u16(m, 10) & FLAGS2_UNICODE)
-        tid, mid = _u16(m, 24), _u16(m, 30)
+        cmd, status, reply = m[4], u32(m, 5), bool(m[9] & FLAGS_REPLY)
+        unicode = bool(u16(m, 10) & FLAGS2_UNICODE)
+        tid, mid = u16(m, 24), u16(m, 30)
         off = HEADER
         for _ in range(8):  # an AndX chain is short
             if off + 3 > len(m):
@@ -99,7 +88,7 @@ class SMB1:
                 self._request(cmd, m, words, data_at, tid, mid, unicode, ts)
             if cmd not in ANDX or wc < 2 or words[0] == 0xFF:
                 return
-            nxt = _u16(words, 2)
+            nxt = u16(words, 2)
             if nxt <= off or nxt >= len(m):
                 return
             cmd, off = words[0], nxt
@@ -111,38 +100,38 @@ class SMB1:
         req: tuple | None = None
         if cmd == SESSION_SETUP_ANDX and len(w) >= 24:
             if len(w) == 24:  # extended security: a SPNEGO/NTLM/Kerberos blob
-                blob = m[at:at + _u16(w, 14)]
+                blob = m[at:at + u16(w, 14)]
                 host._security_blob(blob, ts)
                 at_ntlm = blob.find(b"NTLMSSP\x00")
                 req = (authenticate_user(blob[at_ntlm:]) if at_ntlm >= 0 else None, ts)
             elif len(w) >= 26:  # account and domain in clear (the passwords are not kept)
-                pos = at + _u16(w, 14) + _u16(w, 16)
+                pos = at + u16(w, 14) + u16(w, 16)
                 account, pos = _string(m, pos, uni)
                 domain, _ = _string(m, pos, uni)
                 req = ((f"{domain}\\{account}" if domain else account) or None, ts)
         elif cmd == TREE_CONNECT_ANDX and len(w) >= 8:
-            path, _ = _string(m, at + _u16(w, 6), uni)
+            path, _ = _string(m, at + u16(w, 6), uni)
             req = (path, ts)
         elif cmd == NT_CREATE_ANDX and len(w) >= 48:
             name, _ = _string(m, at, uni)
-            req = (name.lstrip("\\"), tid, ts, _u32(w, 39))
+            req = (name.lstrip("\\"), tid, ts, u32(w, 39))
         elif cmd == WRITE_ANDX and len(w) >= 24:
             f = host.files.get(b"1" + w[4:6])
-            data = m[_u16(w, 22):_u16(w, 22) + _u16(w, 20) + (_u16(w, 18) << 16)]
-            offset = _u32(w, 6) + ((_u32(w, 24) << 32) if len(w) >= 28 else 0)
+            data = m[u16(w, 22):u16(w, 22) + u16(w, 20) + (u16(w, 18) << 16)]
+            offset = u32(w, 6) + ((u32(w, 24) << 32) if len(w) >= 28 else 0)
             if f is not None and f.rpc is not None:
                 f.rpc.feed(True, data, ts)
             elif f is not None and not f.pipe:
                 host._add(f, True, offset, data, ts)
         elif cmd == READ_ANDX and len(w) >= 20:
-            offset = _u32(w, 6) + ((_u32(w, 20) << 32) if len(w) >= 24 else 0)
+            offset = u32(w, 6) + ((u32(w, 20) << 32) if len(w) >= 24 else 0)
             req = (b"1" + w[4:6], offset)
         elif cmd == TRANSACTION and len(w) >= 32 and w[26] >= 2:
-            if _u16(w, 28) == TRANSACT_NM_PIPE:
+            if u16(w, 28) == TRANSACT_NM_PIPE:
                 fid = b"1" + w[30:32]
                 f = host.pipe_file(fid)
                 if f is not None and f.rpc is not None:
-                    f.rpc.feed(True, m[_u16(w, 24):_u16(w, 24) + _u16(w, 22)], ts)
+                    f.rpc.feed(True, m[u16(w, 24):u16(w, 24) + u16(w, 22)], ts)
                 req = (fid,)
         elif cmd == CLOSE and len(w) >= 2:
             host._close(b"1" + w[0:2], ts)
@@ -157,7 +146,7 @@ class SMB1:
         if cmd == SESSION_SETUP_ANDX:
             req = self.pending.pop((mid, cmd), None)
             if len(w) >= 8:
-                blob = m[at:at + _u16(w, 6)]
+                blob = m[at:at + u16(w, 6)]
                 host.ntlm.message(blob, ts)
                 host.ntlm.spnego(blob, ts)
             if status != STATUS_MORE_PROCESSING:
@@ -183,20 +172,20 @@ class SMB1:
         elif cmd == NT_CREATE_ANDX and len(w) >= 68:
             name, tree, when, _options = req
             path, pipe = self.trees.get(tree, (None, False))
-            pipe = pipe or _u16(w, 63) in PIPE_RESOURCES
-            f = OpenFile(name=name or None, pipe=pipe, size=_u64(w, 55), path=path)
+            pipe = pipe or u16(w, 63) in PIPE_RESOURCES
+            f = OpenFile(name=name or None, pipe=pipe, size=u64(w, 55), path=path)
             if pipe:
                 f.rpc = RPCSession(host.conn, host.out, host.ntlm, pipe=name or None)
             if len(host.files) < 1024:
                 host.files[b"1" + w[5:7]] = f
             if not pipe:
-                f.times = {"times.modified": filetime(_u64(w, 27)), "times.accessed": filetime(_u64(w, 19)),
-                           "times.created": filetime(_u64(w, 11)), "times.changed": filetime(_u64(w, 35))}
+                f.times = {"times.modified": filetime(u64(w, 27)), "times.accessed": filetime(u64(w, 19)),
+                           "times.created": filetime(u64(w, 11)), "times.changed": filetime(u64(w, 35))}
                 host._file_log("SMB::FILE_OPEN", f, when)
         elif cmd == READ_ANDX and len(w) >= 14:
             fid, offset = req
             f = host.files.get(fid)
-            data = m[_u16(w, 12):_u16(w, 12) + _u16(w, 10)]
+            data = m[u16(w, 12):u16(w, 12) + u16(w, 10)]
             if f is not None and f.rpc is not None:
                 f.rpc.feed(False, data, ts)
             elif f is not None and not f.pipe and status == 0:
@@ -204,4 +193,4 @@ class SMB1:
         elif cmd == TRANSACTION and len(w) >= 16:
             f = host.files.get(req[0])
             if f is not None and f.rpc is not None:
-                f.rpc.feed(False, m[_u16(w, 14):_u16(w, 14) + _u16(w, 12)], ts)
+                f.rpc.feed(False, m[u16(w, 14):u16(w, 14) + u16(w, 12)], ts)
