@@ -15,8 +15,9 @@ The package follows the store's seams: ``database`` (the engine and its errors),
 schema's revision, ``SCHEMA_HEAD``), ``captures``, ``flows`` (with the flow writer), ``alerts``,
 ``notify`` (the notification queue), ``summary`` (``info``), and the protocol records: ``rows`` (record <-> row, ``clean_text``),
 ``records`` (writing them during an ingest) and ``logs`` (reading them back). ``sql`` holds what
-the tables share (bulk inserts), ``addresses`` the 16-byte address form, ``listing`` the listings'
-queries as SQL text, which ``sqlite_reader`` runs on a SQLite file without SQLAlchemy.
+the tables share (bulk inserts), ``addresses`` the 16-byte address form, ``listing`` the
+listings' and extract's queries as SQL text, which ``sqlite_reader`` runs on a SQLite file
+without SQLAlchemy.
 
 The names below are loaded on first use (PEP 562), so ``recorder.core.store.sqlite_reader`` and
 the other pure modules are imported without SQLAlchemy (a listing's start-up; README, "Start-up").
