@@ -117,3 +117,44 @@ def write_eve(alerts: Iterable[Alert], out: IO[str]) -> int:
         out.write(json.dumps(a.to_eve(), separators=(",", ":"), ensure_ascii=False) + "\n")
         n += 1
     return n
+
+
+class RepeatFold:
+    """Repeats of one finding shown as a count, not a flood (``wiretrail alerts --follow``): the
+    first alert of a finding (same rule, text, source and destination, as a notification groups
+    them) is shown at once; its repeats in the next ``window`` seconds are counted, and shown as
+    one entry when the window closes: ``(first repeat, how many, last repeat)``. A repeat after
+    that starts over. ``window`` 0 shows every alert."""
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self.groups: dict[tuple, list] = {}  # key -> [deadline, first repeat, count, last repeat]
+
+    @staticmethod
+    def key(row: dict) -> tuple:
+        return (row["signature_id"], row["signature"], row["src_ip"], row["dest_ip"])
+
+    def add(self, row: dict, now: float) -> tuple[dict, int, dict] | None:
+        """The entry to show now for this alert, or None when it is a repeat being counted (call
+        ``due(now)`` first, so a closed window's count is shown before the alert that follows it)."""
+        if self.window <= 0:
+            return (row, 1, row)
+        group = self.groups.get(self.key(row))
+        if group is None or now >= group[0]:
+            self.groups[self.key(row)] = [now + self.window, None, 0, None]
+            return (row, 1, row)
+        if group[2] == 0:
+            group[1] = row
+        group[2] += 1
+        group[3] = row
+        return None
+
+    def due(self, now: float | None = None) -> list[tuple[dict, int, dict]]:
+        """The counted repeats of the windows closed by ``now`` (all of them when None), oldest first."""
+        out = []
+        for key, (deadline, first, count, last) in list(self.groups.items()):
+            if now is None or now >= deadline:
+                del self.groups[key]
+                if count:
+                    out.append((first, count, last))
+        return sorted(out, key=lambda e: e[0]["id"] if "id" in e[0] else e[0]["ts_ns"])

@@ -10,9 +10,18 @@ metering flows and running the protocol parsers into SQLite) and with 1 worker a
 kept, kernel drops, the replay rate and CPU time (user + system, per packet kept) per round,
 and the median kept. ``--encryption`` runs instead the recorder with and without
 ``--encrypt-to`` (a key made for the run; the kept packets are counted in the decrypted files),
-with the parsers and with ``--no-parsers``.
+with the parsers and with ``--no-parsers``. ``--rules PATH`` (a rule file or folder, such as ET Open
+in ``../shared/reference/et-open``; read where it is, never copied) runs instead tcpdump and the
+recorder with those rules live (``--rules PATH --skip-invalid``, files sealed every 5 s), keeps it
+running after the replay until every sealed file the live engine did not fully inspect has been
+caught up (``live_rules.py``), and reports the packets inspected live and by catch-up, the
+catch-up delay, and whether the stored signature alerts equal ``wiretrail replay`` of the sealed
+files with the same rules (ts, sid, flow uid and endpoints). With ``--warm-up`` the recorder gets the
+capture's first 200 packets first and the timed replay starts once it is idle (its parsers'
+process loads the rules at its first batch).
 
     sudo .venv/bin/python bench/bench_recorder.py [--packets 1000000] [--rounds 3] [--pcap FILE] [--encryption]
+    sudo .venv/bin/python bench/bench_recorder.py --packets 200000 --rounds 1 --rules ../shared/reference/et-open [--warm-up]
 
 (the project's virtualenv: the recorder runs as ``sys.executable -m recorder.cli``)
 """
@@ -32,9 +41,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import live_rules
+
 REPO = Path(__file__).resolve().parents[1]
 GEN = REPO.parent / "shared" / "bench" / "gen_traffic.py"
-NS, TX, RX = "wtbench", "wtbtx", "wtbrx"
+NS, TX, RX = f"wtbench{os.getpid()}", "wtbtx", "wtbrx"  # a name of its own: benches may run side by side
 
 
 def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -100,7 +111,8 @@ def count_encrypted(paths: list[Path], identity) -> int:
 
 
 def run_recorder(pcap: Path, work: Path, workers: int = 1, parsers: bool = True,
-                 identity=None) -> tuple[int, str, str, float]:
+                 identity=None, rules: Path | None = None, sent: int = 0,
+                 warm: bool = False) -> tuple[int, str, str, float]:
     out, db = work / "rec", work / "rec.db"
     sock_path = work / "notify.sock"
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -111,12 +123,21 @@ def run_recorder(pcap: Path, work: Path, workers: int = 1, parsers: bool = True,
                           "--output-dir", str(out), "--db", str(db), "--buffer-size", "64M", "--rotate-size", "1G",
                           "--stats-interval", "0", "--workers", str(workers),
                           *(() if parsers else ("--no-parsers",)),
-                          *(("--encrypt-to", str(identity.to_public())) if identity is not None else ())], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    notify.settimeout(120)
+                          *(("--encrypt-to", str(identity.to_public())) if identity is not None else ()),
+                          *(live_rules.recorder_args(rules) if rules is not None else ())],
+                         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    notify.settimeout(300)  # ET Open: the rules load before READY
     while b"READY=1" not in notify.recv(4096):
         pass
+    if rules is not None and warm:
+        print(f"  warm-up: {live_rules.WARM_PACKETS} packets, recorder idle after "
+              f"{live_rules.warm_up(NS, TX, pcap, p.pid):.0f} s", flush=True)
     rate = replay(pcap)
+    replayed = time.monotonic()
     time.sleep(1.0)
+    if rules is not None:
+        live_rules.wait_caught_up(db, work / "recorder.log", replayed, p,
+                                  sent + (live_rules.WARM_PACKETS if warm else 0))
     p.send_signal(signal.SIGTERM)
     cpu = _wait(p)
     log.close()
@@ -127,6 +148,9 @@ def run_recorder(pcap: Path, work: Path, workers: int = 1, parsers: bool = True,
     unparsed = sum(int(x) for x in re.findall(r"(\d+) packets not parsed", text))
     kept = (count_encrypted(sorted(out.glob("*.pcap.age")), identity) if identity is not None
             else count_packets(sorted(out.glob("*.pcap"))))
+    if rules is not None:
+        live_rules.report(db, sorted(out.glob("*.pcap")), rules, text, work)
+        kept -= live_rules.WARM_PACKETS if warm else 0  # the timed replay's
     shutil.rmtree(out)
     db.unlink()
     return kept, f"{drops} (not parsed {unparsed})" if parsers else str(drops), rate, cpu
@@ -138,6 +162,11 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--pcap", type=Path, help="a --loopback capture to replay (default: generated)")
     ap.add_argument("--encryption", action="store_true", help="the recorder with and without --encrypt-to")
+    ap.add_argument("--warm-up", action="store_true", help=f"with --rules: replay the first "
+                    f"{live_rules.WARM_PACKETS} packets and wait for the recorder to be idle first "
+                    "(its rules are then loaded; they are not counted as kept)")
+    ap.add_argument("--rules", type=Path, metavar="PATH", help="rules the recorder matches live (ET Open: "
+                    "../shared/reference/et-open); reports live/catch-up shares and the alerts against a replay")
     a = ap.parse_args()
     if os.geteuid() != 0:
         print("bench_recorder.py: needs root (network namespace, capture)", file=sys.stderr)
@@ -152,6 +181,9 @@ def main() -> int:
         if shutil.which(tool) is None:
             print(f"bench_recorder.py: {tool} is not installed", file=sys.stderr)
             return 2
+    if a.rules is not None and not a.rules.exists():
+        print(f"bench_recorder.py: {a.rules}: no such rule file or folder", file=sys.stderr)
+        return 2
     work = Path(tempfile.mkdtemp(prefix="wiretrail-bench-"))
     pcap = a.pcap
     if pcap is None:
@@ -161,6 +193,10 @@ def main() -> int:
         pcap = work / "loop.pcap"
         subprocess.run([sys.executable, str(GEN), str(pcap), "--packets", str(a.packets), "--seed", "2",
                         "--loopback"], check=True, stdout=subprocess.DEVNULL)
+    if a.rules is not None:  # traffic the rules flag, spread over the capture: alerts to compare
+        attacks = live_rules.with_attacks(pcap, work / "with-attacks.pcap")
+        pcap = work / "with-attacks.pcap"
+        print(f"added {attacks:,} packets of {attacks // 8:,} HTTP requests ET Open flags", flush=True)
     sent = count_packets([pcap])
     netns_up()
     runs = (("tcpdump -B 65536", run_tcpdump, 1), ("recorder, 1 worker", run_recorder, 1),
@@ -174,6 +210,11 @@ def main() -> int:
                 ("recorder, encrypt_to", lambda p, w, n: run_recorder(p, w, n, identity=ident), 1),
                 ("recorder, --no-parsers", lambda p, w, n: run_recorder(p, w, n, parsers=False), 1),
                 ("no-parsers, encrypt_to", lambda p, w, n: run_recorder(p, w, n, parsers=False, identity=ident), 1))
+    if a.rules is not None:
+        rules = a.rules.resolve()
+        runs = (("tcpdump -B 65536", run_tcpdump, 1),
+                ("recorder, rules live", lambda p, w, n: run_recorder(p, w, n, rules=rules, sent=sent,
+                                                                      warm=a.warm_up), 1))
     results: dict[str, list[int]] = {name: [] for name, _, _ in runs}
     try:
         for i in range(a.rounds):

@@ -9,6 +9,7 @@ import time
 
 import click
 
+from analysis.alerts import RepeatFold, eve_timestamp
 from analysis.cli.db import db_option, open_listing
 from analysis.cli.params import TimeType, check_host
 from analysis.output import TABLE_MAX_ROWS, output_options, render
@@ -67,9 +68,13 @@ def to_row(row: dict) -> dict:
               help=f"At most N alerts (a table shows {TABLE_MAX_ROWS} unless given).")
 @click.option("--follow", is_flag=True, help="Print alerts stored from now on as they arrive (the live "
               "recorder's), one line each (table, jsonl or eve), until interrupted.")
+@click.option("--repeats", type=click.IntRange(min=0), default=60, show_default=True, metavar="SECONDS",
+              help="With --follow (table, jsonl): repeats of an alert (same rule, source and destination) "
+                   "within SECONDS of its first line are one line with their count; 0 = every alert. "
+                   "--format eve shows every alert.")
 @output_options("eve")
 def alerts(db, host, port, proto, since, until, uid, sids, severity, signature, kind, capture_id, limit,
-           follow, fmt) -> None:
+           follow, repeats, fmt) -> None:
     """List stored alerts (from `wiretrail replay` or the live recorder), oldest first. --format eve
     writes them as Suricata EVE JSON lines; --follow waits for new ones."""
     store = open_listing(db)
@@ -77,7 +82,8 @@ def alerts(db, host, port, proto, since, until, uid, sids, severity, signature, 
         if fmt not in ("table", "jsonl", "eve"):
             raise click.UsageError("--follow writes one line per alert: --format table, jsonl or eve")
         _follow(store, fmt, dict(host=host, port=port, proto=proto, since=since, until=until, uid=uid, sids=sids,
-                                 max_severity=severity, signature=signature, kind=kind, capture_id=capture_id))
+                                 max_severity=severity, signature=signature, kind=kind, capture_id=capture_id),
+                RepeatFold(0 if fmt == "eve" else repeats))
         return
     capped = fmt == "table" and limit is None
     rows = store.query_alerts(host=host, port=port, proto=proto, since=since, until=until, uid=uid, sids=sids,
@@ -94,27 +100,37 @@ def alerts(db, host, port, proto, since, until, uid, sids, severity, signature, 
                      "for all of them")
 
 
-def _line(row: dict, fmt: str) -> str:
+def _line(entry: tuple[dict, int, dict], fmt: str) -> str:
+    """One line of --follow: an alert, or (``count`` > 1, or a first repeat) repeats counted."""
+    row, count, last = entry
     if fmt == "eve":
         return row["eve"]
     if fmt == "jsonl":
-        return json.dumps(to_row(row), default=str)
-    from analysis.alerts import eve_timestamp
-
+        return json.dumps({**to_row(row), "count": count, "last_ts": last["ts_ns"] / 1_000_000_000}, default=str)
     port = f":{row['dest_port']}" if row.get("dest_port") is not None else ""
-    return (f"{eve_timestamp(row['ts_ns'])[:19]}Z  sev {row['severity']}  {row['kind']:<9}  {row['signature_id']:>8}  "
+    text = (f"{eve_timestamp(row['ts_ns'])[:19]}Z  sev {row['severity']}  {row['kind']:<9}  {row['signature_id']:>8}  "
             f"{row['src_ip']} -> {row['dest_ip']}{port}  {row['signature']}")
+    return text if last is row else text + f"  (repeated {count} times until {eve_timestamp(last['ts_ns'])[11:19]}Z)"
 
 
-def _follow(store, fmt: str, filters: dict, poll: float = 1.0) -> None:
-    """Poll the store for alerts stored after the newest one at start; print each as it comes."""
+def _follow(store, fmt: str, filters: dict, fold: RepeatFold, poll: float = 1.0) -> None:
+    """Poll the store for alerts stored after the newest one at start; print each as it comes,
+    repeats counted (``fold``)."""
     last = store.last_alert_id()
     try:
         while True:
+            now = time.monotonic()
+            out = fold.due(now)
             for row in store.query_alerts(after_id=last, **filters):
-                sys.stdout.write(_line(row, fmt) + "\n")
+                entry = fold.add(row, now)
+                if entry is not None:
+                    out.append(entry)
                 last = row["id"]
+            for entry in out:
+                sys.stdout.write(_line(entry, fmt) + "\n")
             sys.stdout.flush()
             time.sleep(poll)
     except KeyboardInterrupt:
-        return
+        for entry in fold.due():
+            sys.stdout.write(_line(entry, fmt) + "\n")
+        sys.stdout.flush()
