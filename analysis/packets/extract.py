@@ -219,6 +219,8 @@ def _read_file(path: str, cap: dict, ranges: dict, since: int | None, until: int
         if encrypted and not identities:
             raise CaptureError("encrypted (age); give the private key with --identity KEYFILE", path=path)
         f = DecryptingReader(path, identities) if encrypted else open(path, "rb")  # noqa: SIM115 - closed below
+        if not encrypted and hasattr(os, "posix_fadvise"):  # no read-ahead: only the ranges are wanted
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
     except OSError as err:
         raise CaptureError(f"cannot read: {err.strerror or err}", path=path) from err
     with f:
@@ -310,13 +312,16 @@ def _chosen(store, selection: Selection) -> list[dict]:
         from analysis.packets.select import select_flows
 
         return select_flows(store, selection)
-    chosen = store.flows_where("uid", selection.uids, "uid") if selection.uids else []
+    from analysis.packets.selection import by_listing
+
+    chosen = {f["uid"]: f for f in store.flows_where("uid", selection.uids, "uid")} if selection.uids else {}
     if selection.community_ids:
-        have = {f["uid"] for f in chosen}
-        chosen += [f for f in store.flows_where("community_id", selection.community_ids, "Community ID")
-                   if f["uid"] not in have]
-        chosen.sort(key=lambda r: (r["ts_ns"], r["uid"]))
-    return chosen
+        chosen.update((f["uid"], f) for f in store.flows_where("community_id", selection.community_ids,
+                                                              "Community ID"))
+    chosen = by_listing(store, selection, chosen)
+    if not chosen:
+        raise WiretrailError("no flow matches", path=store.display)
+    return sorted(chosen.values(), key=lambda r: (r["ts_ns"], r["uid"]))
 
 
 def filter_bpf(packets: list[Packet], expr: str) -> list[Packet]:

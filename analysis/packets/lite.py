@@ -1,10 +1,13 @@
-"""A lean read of a SQLite store for ``extract --uid``/``--community-id``: the standard
-library's sqlite3 rather than SQLAlchemy and the schema module (whose import, with every
-parser's log tables, was most of extract's start-up: ``python -X importtime``).
+"""A lean read of a SQLite store for ``extract`` by uid, Community ID, host, port, protocol and
+time: the standard library's sqlite3 rather than SQLAlchemy and the schema module (whose import,
+with every parser's log tables, was most of extract's start-up: ``python -X importtime``).
 
-It offers the few store methods ``extract.read_packets`` uses, with the same queries as
-``recorder.core.store`` and the same post-processing (``packetindex.matching_entries``,
-``next_starts``). It is tried only for a plain SQLite file; when the file is not a store it can
+It offers the few store methods ``extract.read_packets`` and ``selection.by_listing`` use, with
+the same queries as ``recorder.core.store`` (the flows listing is ``store.listing``'s very SQL)
+and the same post-processing (``packetindex.matching_entries``, ``next_starts``). Its reads of
+the file are declared random to the kernel (``random_reads``): a lookup touches a few pages
+here and there, and the kernel's read-ahead (8 MB on a virtual disk) would otherwise read most
+of the file for them. It is tried only for a plain SQLite file; when the file is not a store it can
 read (no such table or column, not a database), ``open_lite`` returns None and the command
 takes the usual path, which says what is wrong.
 """
@@ -17,6 +20,7 @@ from collections.abc import Iterable, Sequence
 
 from recorder.core.errors import WiretrailError
 from recorder.core.indexformat import bucket_of, matching_entries, next_starts
+from recorder.core.store.listing import flows_query
 
 _NEEDED = {"flows", "captures", "packet_index", "alembic_version"}
 
@@ -43,6 +47,11 @@ class LiteStore:
                 raise WiretrailError(f"no flow with {what} {v}", path=self.display)
             chosen.update((r["uid"], r) for r in rows)
         return sorted(chosen.values(), key=lambda r: (r["ts_ns"], r["uid"]))
+
+    def query_flows(self, **filters) -> list[dict]:
+        """As ``Store.query_flows`` (host, port, proto, since, until): ``listing.flows_query``."""
+        query = flows_query(**filters)
+        return [query.row(r) for r in self._rows(query.sql, query.params)]
 
     def captures(self) -> list[dict]:
         return self._rows("SELECT * FROM captures ORDER BY id")
@@ -100,4 +109,24 @@ def open_lite(db: str) -> LiteStore | None:
         con.execute("SELECT id, path, format, bytes, deleted_at, deleted_reason FROM captures LIMIT 0")
     except sqlite3.Error:
         return None
+    random_reads(os.path.realpath(db))
     return LiteStore(con, db)
+
+
+def random_reads(path: str) -> None:
+    """Tell the kernel that this process's open descriptors of ``path`` (sqlite3's, found in
+    /proc/self/fd) are read at random places: no read-ahead (``posix_fadvise``, per descriptor).
+    Nothing where that is not available."""
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is None:
+        return
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == path:
+                advise(int(fd), 0, 0, os.POSIX_FADV_RANDOM)
+        except OSError:
+            continue
