@@ -10,7 +10,9 @@ metering flows and running the protocol parsers into SQLite) and with 1 worker a
 kept, kernel drops, the replay rate and CPU time (user + system, per packet kept) per round,
 and the median kept. ``--encryption`` runs instead the recorder with and without
 ``--encrypt-to`` (a key made for the run; the kept packets are counted in the decrypted files),
-with the parsers and with ``--no-parsers``. ``--rules PATH`` (a rule file or folder, such as ET Open
+with the parsers and with ``--no-parsers``; ``--index`` the recorder with ``--no-parsers``
+without its packet index (``FileIndexes`` collecting nothing), with it, and with it and
+``--encrypt-to``. ``--rules PATH`` (a rule file or folder, such as ET Open
 in ``../shared/reference/et-open``; read where it is, never copied) runs instead tcpdump and the
 recorder with those rules live (``--rules PATH --skip-invalid``, files sealed every 5 s), keeps it
 running after the replay until every sealed file the live engine did not fully inspect has been
@@ -110,16 +112,23 @@ def count_encrypted(paths: list[Path], identity) -> int:
     return total
 
 
+# the recorder without its packet index (``--index``): FileIndexes collecting nothing, so no file
+# gets an index; otherwise the very ``python -m recorder.cli``
+NO_INDEX = ("import sys; import recorder.core.packetindex as P; P.FileIndexes.add = lambda self, *a: None; "
+            "from recorder.cli import main; sys.argv[0] = 'recorder'; main()")
+
+
 def run_recorder(pcap: Path, work: Path, workers: int = 1, parsers: bool = True,
                  identity=None, rules: Path | None = None, sent: int = 0,
-                 warm: bool = False) -> tuple[int, str, str, float]:
+                 warm: bool = False, index: bool = True) -> tuple[int, str, str, float]:
     out, db = work / "rec", work / "rec.db"
     sock_path = work / "notify.sock"
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(sock_path))
     env = {**os.environ, "NOTIFY_SOCKET": str(sock_path)}
     log = open(work / "recorder.log", "w")  # noqa: SIM115
-    p = subprocess.Popen(["ip", "netns", "exec", NS, sys.executable, "-m", "recorder.cli", "run", "--interface", RX,
+    start = ("-m", "recorder.cli") if index else ("-c", NO_INDEX)
+    p = subprocess.Popen(["ip", "netns", "exec", NS, sys.executable, *start, "run", "--interface", RX,
                           "--output-dir", str(out), "--db", str(db), "--buffer-size", "64M", "--rotate-size", "1G",
                           "--stats-interval", "0", "--workers", str(workers),
                           *(() if parsers else ("--no-parsers",)),
@@ -167,6 +176,8 @@ def main() -> int:
                     "(its rules are then loaded; they are not counted as kept)")
     ap.add_argument("--rules", type=Path, metavar="PATH", help="rules the recorder matches live (ET Open: "
                     "../shared/reference/et-open); reports live/catch-up shares and the alerts against a replay")
+    ap.add_argument("--index", action="store_true", help="the recorder (--no-parsers) without the packet index, "
+                    "with it, and with it and --encrypt-to")
     a = ap.parse_args()
     if os.geteuid() != 0:
         print("bench_recorder.py: needs root (network namespace, capture)", file=sys.stderr)
@@ -215,6 +226,13 @@ def main() -> int:
         runs = (("tcpdump -B 65536", run_tcpdump, 1),
                 ("recorder, rules live", lambda p, w, n: run_recorder(p, w, n, rules=rules, sent=sent,
                                                                       warm=a.warm_up), 1))
+    if a.index:
+        import pyrage
+
+        ident = pyrage.x25519.Identity.generate()
+        runs = (("no-parsers, no index", lambda p, w, n: run_recorder(p, w, n, parsers=False, index=False), 1),
+                ("no-parsers, index", lambda p, w, n: run_recorder(p, w, n, parsers=False), 1),
+                ("no-parsers, index, age", lambda p, w, n: run_recorder(p, w, n, parsers=False, identity=ident), 1))
     results: dict[str, list[int]] = {name: [] for name, _, _ in runs}
     try:
         for i in range(a.rounds):

@@ -108,7 +108,7 @@ class FlowSink:
 
 class LiveApps:
     """The protocol parsers beside capture, in the application-layer process ``wiretrail ingest``
-    uses (``recorder.core.pipeline.ingest.app_process``), writing dns, http, ssl, files, credentials...
+    uses (``recorder.core.pipeline.applayer.app_process``), writing dns, http, ssl, files, credentials...
     records into the same store.
 
     Capture never waits for a parser: batches go through a bounded queue to a thread that hands
@@ -143,7 +143,7 @@ class LiveApps:
         self.thread.start()
 
     def _start(self):
-        from recorder.core.pipeline.ingest import app_process
+        from recorder.core.pipeline.applayer import app_process
 
         return app_process(self.store, warn=lambda w: log.warning("parsers: %s", w), inspector=self.inspector)
 

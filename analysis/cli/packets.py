@@ -40,8 +40,8 @@ def extract(db, uids, community_ids, alert, incident, host, port, proto, since, 
     from analysis.packets.selection import Selection
 
     sel = Selection(tuple(uids), tuple(community_ids), alert, incident, host, port, proto, since, until)
-    lean = (uids or community_ids) and alert is None and incident is None and not (host or port is not None or proto)
-    store = (_lean_store(db) if lean else None) or open_for_reading(db)  # by uid in a SQLite file: no SQLAlchemy
+    lean = alert is None and incident is None
+    store = (_lean_store(db) if lean else None) or open_for_reading(db)  # a SQLite file: no SQLAlchemy
     res = extract_flows(store, sel, out, bpf=bpf, pcapng=pcapng, identities=identities,
                         on_missing=lambda line: click.echo(f"Warning: {line}", err=True))
     click.echo(f"{res.packets} packets of {res.flows} flow(s) written to {os.path.abspath(out)} "

@@ -4,7 +4,7 @@ ID alone the lean ``SqliteReader`` (``lite``): SQLAlchemy is imported only for a
 
 from __future__ import annotations
 
-from analysis.packets.selection import LOOKBACK_NS, Selection
+from analysis.packets.selection import LOOKBACK_NS, Selection, by_listing
 from recorder.core.errors import WiretrailError
 from recorder.core.store.listing import flows_with, flows_with_query
 
@@ -23,14 +23,7 @@ def select_flows(store, sel: Selection) -> list[dict]:
         chosen.update(_alert_flows(store, sel.alert))
     if sel.incident is not None:
         chosen.update((r["uid"], r) for r in _incident_flows(store, sel.incident))
-    if not sel.by_flow:  # flows active in [since, until): started before until, up to LOOKBACK before since
-        since = sel.since - LOOKBACK_NS if sel.since is not None else None
-        rows = store.query_flows(host=sel.host, port=sel.port, proto=sel.proto, since=since, until=sel.until)
-        chosen.update((r["uid"], r) for r in rows
-                      if sel.since is None or r["ts_ns"] + (r["duration_ns"] or 0) >= sel.since)
-    elif sel.host or sel.port is not None or sel.proto:  # narrow the flows named
-        keep = {r["uid"] for r in store.query_flows(host=sel.host, port=sel.port, proto=sel.proto)}
-        chosen = {u: r for u, r in chosen.items() if u in keep}
+    chosen = by_listing(store, sel, chosen)
     if not chosen:
         raise WiretrailError("no flow matches", path=store.display)
     return sorted(chosen.values(), key=lambda r: (r["ts_ns"], r["uid"]))

@@ -1,5 +1,7 @@
-"""What an ``extract`` is asked for (``Selection``), without the database library that finding
-the flows needs (``select``): a selection by uid on a SQLite file is served without SQLAlchemy."""
+"""What an ``extract`` is asked for (``Selection``), and the part of finding its flows that
+needs no database library (``by_listing``): a selection by uid, Community ID, host, port,
+protocol or time on a SQLite file is served without SQLAlchemy (``lite``); by alert or incident
+it takes ``select``."""
 
 from __future__ import annotations
 
@@ -29,3 +31,20 @@ class Selection:
     @property
     def by_flow(self) -> bool:
         return bool(self.uids or self.community_ids or self.alert is not None or self.incident is not None)
+
+
+def by_listing(store, sel: Selection, chosen: dict[str, dict]) -> dict[str, dict]:
+    """``chosen`` (uid -> flows row) with the listing filters applied: without a flow named
+    (uid, Community ID, alert, incident), the flows of the host, port and protocol active in
+    [since, until) (started before until, and up to LOOKBACK_NS before since when they lasted
+    until since or later); with one, those named narrowed to the host, port and protocol.
+    ``store`` is anything with the listings' ``query_flows``."""
+    if not sel.by_flow:
+        since = sel.since - LOOKBACK_NS if sel.since is not None else None
+        rows = store.query_flows(host=sel.host, port=sel.port, proto=sel.proto, since=since, until=sel.until)
+        chosen.update((r["uid"], r) for r in rows
+                      if sel.since is None or r["ts_ns"] + (r["duration_ns"] or 0) >= sel.since)
+    elif sel.host or sel.port is not None or sel.proto:
+        keep = {r["uid"] for r in store.query_flows(host=sel.host, port=sel.port, proto=sel.proto)}
+        chosen = {u: r for u, r in chosen.items() if u in keep}
+    return chosen

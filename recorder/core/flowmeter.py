@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from recorder.core import flowkernel as K
+from recorder.core import flowcols as K
 from recorder.core.batch import DecodedBatch, RawBatch, Tunnel
 from recorder.core.flowid import (
     DNS_UDP_PORTS,
@@ -32,6 +32,7 @@ from recorder.core.flowid import (
     mix64,
     tunnel_uid,
 )
+from recorder.core.flowkernel import expired, meter_rows, summarize
 from recorder.core.flowrows import FlowBatch, concat_flow_batches
 
 NS = 1_000_000_000
@@ -138,7 +139,7 @@ class FlowMeter:
         before = gslot.copy()
         finished = np.empty(n, dtype=np.int64)
         created = np.empty(n, dtype=np.int64)
-        self.nfree, nfin, ncre = K.meter_rows(self.S, self.H, R, gslot, self.free, self.nfree, finished, created,
+        self.nfree, nfin, ncre = meter_rows(self.S, self.H, R, gslot, self.free, self.nfree, finished, created,
                                               _LIKELY_TCP, _LIKELY_UDP, _DNS_UDP, self.TO,
                                               -1 if capture_id is None else capture_id)
         if ncre:
@@ -157,7 +158,7 @@ class FlowMeter:
         self.packets += n
         self.now = max(self.now, int(R[-1, K.R_TS]))
         out = np.empty(self.S.shape[0], dtype=np.int64)
-        nexp = K.expired(self.S, self.now, self.TO, out)
+        nexp = expired(self.S, self.now, self.TO, out)
         if nexp:
             self._finish_slots(out[:nexp])
         if self.npending >= self.emit_every:
@@ -172,7 +173,7 @@ class FlowMeter:
             return
         self.now = int(ts_ns)
         out = np.empty(self.S.shape[0], dtype=np.int64)
-        nexp = K.expired(self.S, self.now, self.TO, out)
+        nexp = expired(self.S, self.now, self.TO, out)
         if nexp:
             self._finish_slots(out[:nexp])
 
@@ -333,7 +334,7 @@ class FlowMeter:
         """The flow rows of these connections as they stand (their state is not changed)."""
         n = len(slots)
         summ = np.empty((n, 3), dtype=np.int64)
-        K.summarize(self.S, self.H, slots, summ)
+        summarize(self.S, self.H, slots, summ)
         S = self.S[slots]
         kc = S[:, K.C_K0:K.C_K5 + 1].view(np.uint64)
         orig_is_a = S[:, K.C_ORIG_IS_A].astype(bool)

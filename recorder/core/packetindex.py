@@ -35,6 +35,7 @@ from recorder.core.indexformat import (  # noqa: F401 - the stored form, re-expo
     flow_key,
     indexed_header,
 )
+from recorder.core.indexkernel import encode_varints, key_order
 
 _M = np.uint64(0xBF58476D1CE4E5B9)
 _N = np.uint64(0x94D049BB133111EB)
@@ -117,8 +118,9 @@ class IndexBuilder:
             early[len(key) - n_early:] = 1
             order = np.lexsort((early, off, key))  # of one packet twice under one key, the row first
         else:
-            order = np.argsort(key, kind="stable")  # the packets were added in file order
-        key, off, length, ts, early = key[order], off[order], length[order], ts[order], early[order]
+            order = key_order(key)  # stable: the packets were added in file order
+        key, off, length, ts = key[order], off[order], length[order], ts[order]
+        early = early[order] if n_early else early
         keep = np.ones(len(key), dtype=bool)  # one packet twice under one key (a tunnel to itself)
         keep[1:] = (key[1:] != key[:-1]) | (off[1:] != off[:-1])
         if not keep.all():
@@ -153,36 +155,6 @@ class IndexBuilder:
                                               np.add.reduceat(count, bs).tolist()):
             rows.append((b, first, last, pk, hi - lo, d[lo:hi].tobytes(), buf[int(bstart[lo]):int(bend[hi - 1])]))
         return rows
-
-
-def encode_varints(vals: np.ndarray) -> tuple[bytes, np.ndarray]:
-    """Unsigned LEB128 of every value (uint64): the bytes, and each value's size in bytes.
-
-    Byte k of every value longer than k bytes is written in one vectorised step, on only the
-    values that still have bytes left: most gaps and lengths take one or two bytes, so the work
-    is about their total size rather than the widest value's size times their number."""
-    vals = np.asarray(vals, dtype=np.uint64)
-    n = len(vals)
-    if not n:
-        return b"", np.zeros(0, dtype=np.int64)
-    size = np.ones(n, dtype=np.int64)
-    idx = np.flatnonzero(vals >= np.uint64(0x80))
-    shift = 7
-    while len(idx):
-        size[idx] += 1
-        shift += 7
-        if shift >= 64:
-            break
-        idx = idx[vals[idx] >= np.uint64(1 << shift)]
-    pos = np.zeros(n, dtype=np.int64)
-    np.cumsum(size[:-1], out=pos[1:])
-    out = np.empty(int(pos[-1] + size[-1]), dtype=np.uint8)
-    v, p, s, k = vals, pos, size, 0
-    while len(v):
-        more = s > k + 1
-        out[p + k] = (v & np.uint64(0x7F)).astype(np.uint8) | (more.astype(np.uint8) << np.uint8(7))
-        v, p, s, k = v[more] >> np.uint64(7), p[more], s[more], k + 1
-    return out.tobytes(), size
 
 
 class FileIndexes:

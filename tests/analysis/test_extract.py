@@ -362,33 +362,51 @@ def test_gzip_input_is_not_indexed_and_extract_says_why(tmp_path):
 
 
 def test_lean_sqlite_path_equals_the_store_path(tmp_path):
-    """--uid alone reads the SQLite file with sqlite3 (analysis.packets.lite); narrowed by --proto
-    it goes through the Store: the same bytes, and the same line for an unknown uid."""
+    """A SQLite file is read with sqlite3 (analysis.packets.lite) for every selection but by alert
+    and incident; the Store (SQLAlchemy) gives the same packets for the same selections: by uid,
+    Community ID, host and time, port, protocol, and a uid narrowed by protocol. The command's
+    line for an unknown uid is the Store's."""
+    from analysis.packets.extract import extract
+    from analysis.packets.lite import open_lite
+    from analysis.packets.selection import Selection
+    from recorder.core.store import Store
+
     n = sum(len(b) for b in read_batches(DEMO))
     parts = split(DEMO, tmp_path, [n // 3, 2 * n // 3])
     db = tmp_path / "w.db"
     ingest(db, *parts)
-    from analysis.packets.lite import open_lite
-
-    assert open_lite(str(db)) is not None
     assert open_lite(str(DEMO)) is None and open_lite(str(tmp_path / "none.db")) is None
-    for f in [f for f in flows(db) if f["proto"] in ("tcp", "udp")][:8]:
-        lean, full = tmp_path / "lean.pcap", tmp_path / "full.pcap"
-        r1 = run("extract", "--db", str(db), "--uid", f["uid"], "--out", str(lean))
-        r2 = run("extract", "--db", str(db), "--uid", f["uid"], "--proto", f["proto"], "--out", str(full))
-        assert r1.exit_code == 0 and r2.exit_code == 0, (r1.output, r2.output)
-        assert lean.read_bytes() == full.read_bytes(), f["uid"]
-        assert r1.stderr == r2.stderr.replace(str(full), str(lean))
-    cid = flows(db)[0]["community_id"]
-    r1 = run("extract", "--db", str(db), "--community-id", cid, "--out", str(tmp_path / "a.pcap"))
-    r2 = run("extract", "--db", str(db), "--community-id", cid, "--port", str(flows(db)[0]["resp_p"]),
-             "--out", str(tmp_path / "b.pcap"))
-    assert r1.exit_code == r2.exit_code == 0
-    assert (tmp_path / "a.pcap").read_bytes() == (tmp_path / "b.pcap").read_bytes()
+    fs = [f for f in flows(db) if f["proto"] in ("tcp", "udp")][:6]
+    t0, t1 = min(f["ts_ns"] for f in fs), max(f["ts_ns"] for f in fs)
+    sels = [Selection(uids=(f["uid"],)) for f in fs]
+    sels += [Selection(uids=(fs[0]["uid"],), proto=fs[0]["proto"]), Selection(community_ids=(fs[1]["community_id"],)),
+             Selection(host=fs[2]["orig_h"]), Selection(host=fs[2]["orig_h"], since=t0, until=t1 + 1),
+             Selection(port=fs[3]["resp_p"], proto=fs[3]["proto"]), Selection(since=t0, until=(t0 + t1) // 2 + 1)]
+    lite, store = open_lite(str(db)), Store(str(db))
+    try:
+        for k, sel in enumerate(sels):
+            lean, full = tmp_path / f"lean{k}.pcap", tmp_path / f"full{k}.pcap"
+            a, b = extract(lite, sel, str(lean)), extract(store, sel, str(full))
+            assert (a.packets, a.flows, a.bytes_read, a.files) == (b.packets, b.flows, b.bytes_read, b.files), sel
+            assert lean.read_bytes() == full.read_bytes(), sel
+    finally:
+        lite.close()
+        store.close()
     r1 = run("extract", "--db", str(db), "--uid", "Cnosuchflow00", "--out", str(tmp_path / "c.pcap"))
-    r2 = run("extract", "--db", str(db), "--uid", "Cnosuchflow00", "--proto", "tcp", "--out", str(tmp_path / "c.pcap"))
-    assert r1.exit_code == r2.exit_code == 1 and r1.output == r2.output and "no flow with uid" in r1.output
+    r2 = run("extract", "--db", str(db), "--alert", "999999", "--out", str(tmp_path / "c.pcap"))
+    assert r1.exit_code == r2.exit_code == 1 and "no flow with uid" in r1.output and "no alert" in r2.output
     assert not (tmp_path / "c.pcap").exists()
+    lite = open_lite(str(db))
+    try:
+        from recorder.core.errors import WiretrailError
+
+        with pytest.raises(WiretrailError, match="no flow matches"):
+            extract(lite, Selection(host="192.0.2.99"), str(tmp_path / "d.pcap"))
+    finally:
+        lite.close()
+    assert not (tmp_path / "d.pcap").exists()
+
+
 def test_the_library_call_without_the_cli(tmp_path, need_tcpdump):
     """``analysis.packets.extract.extract`` is what the command calls: a caller gets the same file
     and the counts, with the BPF filter applied before the count; an empty range fails at once."""

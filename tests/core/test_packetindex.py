@@ -54,3 +54,19 @@ def test_flow_key_without_numpy_equals_the_vectorised_key_of_either_direction():
             assert flow_key(proto, a, pa, b, pb) == want == flow_key(proto, b, pb, a, pa)
             if proto not in (6, 17):  # ports do not count
                 assert flow_key(proto, a, pa + 1, b, 0) == want
+
+
+def test_key_order_is_numpys_stable_argsort():
+    """The builder's bucket sort (indexkernel.key_order) gives the order of np.argsort(kind="stable")
+    for hashes, for few keys repeated many times, for keys sharing their top bits (long runs,
+    interleaved) and at the extremes of int64."""
+    from recorder.core.indexkernel import key_order
+
+    rng = np.random.default_rng(11)
+    same_top = (np.int64(0x1234) << np.int64(48)) + rng.integers(0, 5, 3000)
+    cases = [rng.integers(-2**63, 2**63 - 1, 5000, dtype=np.int64), rng.integers(-3, 3, 5000).astype(np.int64),
+             same_top, np.r_[same_top, rng.integers(-2**63, 2**63 - 1, 100, dtype=np.int64)],
+             np.array([-1, 1, 0, -2**63, 2**63 - 1, 0, -1], dtype=np.int64), np.array([7], dtype=np.int64),
+             np.zeros(0, dtype=np.int64)]
+    for keys in cases:
+        assert key_order(keys).tolist() == np.argsort(keys, kind="stable").tolist()

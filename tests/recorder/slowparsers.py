@@ -9,20 +9,20 @@ import sys
 import time
 
 import recorder.sinks as sinks
-from recorder.core.pipeline import ingest
+from recorder.core.pipeline import applayer
 
 SLOW_SECONDS = 0.25
 
 
 def main() -> None:
     sinks.APP_QUEUE_BYTES = 1  # a batch that finds another still waiting is skipped
-    feed = ingest._AppProcess.feed
+    feed = applayer.AppProcess.feed
 
     def slow_feed(self, raw, dec) -> None:
         time.sleep(SLOW_SECONDS)
         feed(self, raw, dec)
 
-    ingest._AppProcess.feed = slow_feed
+    applayer.AppProcess.feed = slow_feed
     from recorder.cli import main as recorder_main
 
     recorder_main(args=sys.argv[sys.argv.index("recorder.cli") + 1:], prog_name="wiretrail-recorder")

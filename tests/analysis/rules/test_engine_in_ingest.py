@@ -10,7 +10,7 @@ import pytest
 
 from analysis.rules import Variables, load_classifications, parse_rule
 from analysis.rules.engine import Engine, EngineInspector
-from recorder.core.pipeline import ingest as ingest_module
+from recorder.core.pipeline import applayer
 from recorder.core.pipeline.ingest import ingest
 from recorder.core.store import Store
 
@@ -47,9 +47,9 @@ def test_every_rule_fires_on_the_demo(alone):
 
 @pytest.mark.parametrize("where", ["app-process", "in-process"])
 def test_ingest_inspection_gives_the_engines_alerts(tmp_path, monkeypatch, alone, where):
-    if where == "app-process" and ingest_module._cores() < 2:
+    if where == "app-process" and applayer.cores() < 2:
         pytest.skip("the application layer gets its own process only with a second core")
-    monkeypatch.setattr(ingest_module, "APP_PROCESS", where == "app-process")
+    monkeypatch.setattr(applayer, "APP_PROCESS", where == "app-process")
     with Store(str(tmp_path / "w.db")) as store:
         store.ensure_schema()
         stats = ingest([str(DEMO)], store, inspector=engine())
@@ -92,7 +92,7 @@ class Failing:
 def test_an_inspector_error_stops_the_ingest_with_one_line(tmp_path, monkeypatch, where):
     from recorder.core.errors import WiretrailError
 
-    monkeypatch.setattr(ingest_module, "APP_PROCESS", where == "app-process")
+    monkeypatch.setattr(applayer, "APP_PROCESS", where == "app-process")
     with Store(str(tmp_path / "w.db")) as store:
         store.ensure_schema()
         with pytest.raises((WiretrailError, ValueError), match="the inspector broke"):
@@ -108,7 +108,7 @@ def _ingest_with(tmp_path, inspector, paths):
 
 
 def _two_cores():
-    if ingest_module._cores() < 2:
+    if applayer.cores() < 2:
         pytest.skip("the engine is sharded only with a second core")
 
 
@@ -147,7 +147,7 @@ def test_thresholds_count_across_the_shards(tmp_path, monkeypatch):
     one = eve(Engine(rules).run([pcap]))
     sids = [a["alert"]["signature_id"] for a in one]
     assert (sids.count(10), sids.count(11), sids.count(12), sids.count(13)) == (3, 5, 15, 20)
-    monkeypatch.setattr(ingest_module, "MAX_INSPECTOR_SHARDS", 2)
+    monkeypatch.setattr(applayer, "MAX_INSPECTOR_SHARDS", 2)
     assert eve(_ingest_with(tmp_path, EngineInspector(rules), [pcap])) == one
 
 
