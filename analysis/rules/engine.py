@@ -1,6 +1,7 @@
 """The signature engine: Suricata-syntax rules matched over captures, alerts as Suricata attributes them
 (each rule precomputed by ``analysis.rules.compiled``, header-only rules found by
-``analysis.rules.header``'s index, alerts limited by ``analysis.rules.thresholds``).
+``analysis.rules.header``'s index, its conditions besides the payload in ``analysis.rules.conditions``,
+alerts built by ``analysis.rules.eve`` and limited by ``analysis.rules.thresholds``).
 
 One pass over the captures, in packet order:
 
@@ -37,14 +38,16 @@ from dataclasses import dataclass
 
 from analysis.alerts import Alert
 from analysis.rules.compiled import CompiledRule, compile_rule, evaluation_order
+from analysis.rules.conditions import bits_apply, bits_ok, flow_ok, packet_ok, state_ok
+from analysis.rules.eve import alert_uid, make_alert
 from analysis.rules.flowstate import FlowState, Inspection
-from analysis.rules.header import F_ACK, F_FIN, F_RST, F_SYN, HeaderIndex, flags_ok, static_ok
+from analysis.rules.header import F_ACK, F_FIN, F_RST, F_SYN, HeaderIndex, static_ok
 from analysis.rules.match import match_payload
 from analysis.rules.model import PAYLOAD, Action, Rule
 from analysis.rules.prefilter import Prefilter, fast_pattern
-from analysis.rules.statekeys import XbitStore, flowints_apply, flowints_ok, hello_version, stream_size_ok
+from analysis.rules.statekeys import XbitStore, flowints_apply, hello_version
 from analysis.rules.thresholds import Thresholds
-from recorder.core.flowid import addr_int, addr_str, community_id, flow_uid, icmp_ports
+from recorder.core.flowid import addr_int
 
 NS = 1_000_000_000
 _TIMEOUT = {6: 3600 * NS, 17: 300 * NS}  # idle time after which a key starts a new flow
@@ -59,7 +62,6 @@ _JUNCTION = 63  # bytes before a segment scanned with it for fast patterns acros
 _APP_NAMES = {"ssl": "tls", "krb": "krb5", "krb_tcp": "krb5", "http": "http", "dns": "dns", "ssh": "ssh",
               "ftp": "ftp", "ftp-data": "ftp-data", "smtp": "smtp", "imap": "imap", "pop3": "pop3",
               "quic": "quic", "telnet": "telnet", "dce_rpc": "dcerpc", "smb": "smb"}
-_EVE_PROTO = {6: "tcp", 17: "udp", 1: "icmp", 58: "ipv6-icmp", 132: "sctp"}
 
 
 @dataclass
@@ -402,15 +404,15 @@ class Engine:
             rule = c.rule
             if c.app is not None and insp.app != c.app:
                 continue
-            if rule.flow and not self._flow_ok(rule.flow, insp, packet):
+            if rule.flow and not flow_ok(rule.flow, insp, packet):
                 continue
-            if packet and not self._packet_ok(rule, insp):
+            if packet and not packet_ok(rule, insp):
                 continue
             if not packet and rule.urilen is not None:
                 uri = insp.buffers.get("http.uri.raw" if rule.urilen_raw else "http.uri")
                 if uri is None or not rule.urilen.test(len(uri)):
                     continue
-            if not self._bits_ok(rule, f) or (c.stateful and not self._state_ok(rule, insp)):
+            if not bits_ok(rule, f) or (c.stateful and not state_ok(rule, insp, self.xbits)):
                 continue
             if rule.matches:
                 if packet and c.stream and insp.stream is not None:
@@ -430,7 +432,7 @@ class Engine:
                 if txk in f.done_tx:
                     continue
                 f.done_tx.add(txk)
-            self._bits_apply(rule, f)
+            bits_apply(rule, f)
             if rule.xbits:
                 self.xbits.apply(rule.xbits, insp.src, insp.dst, insp.ts_ns)
             if rule.flowints:
@@ -441,7 +443,7 @@ class Engine:
                 continue
             limited = Thresholds.limited(rule)
             if limited and not self.defer_thresholds and not self.thresholds.allow(rule, insp.ts_ns, insp.src,
-                                                                                  insp.dst, self._uid(insp)):
+                                                                                  insp.dst, alert_uid(insp)):
                 continue
             fired.append((rule, c.index if limited and self.defer_thresholds else None))
         for rule, deferred in fired:
@@ -449,109 +451,8 @@ class Engine:
                 self._deferred[len(self.alerts)] = deferred
             self._alert(rule, insp)
 
-    @staticmethod
-    def _flow_ok(opts: frozenset[str], insp: Inspection, packet: bool) -> bool:
-        f = insp.flow
-        if "to_server" in opts and not insp.to_server:
-            return False
-        if "to_client" in opts and insp.to_server:
-            return False
-        if "established" in opts and not f.established:
-            return False
-        if "not_established" in opts and f.established:
-            return False
-        if "stateless" in opts:
-            return True
-        if "only_stream" in opts and packet and insp.proto == 6 and not f.established:
-            return False
-        return True
-
-    @staticmethod
-    def _packet_ok(rule: Rule, insp: Inspection) -> bool:
-        if rule.dsize is not None and (not rule.dsize.test(insp.dsize)):
-            return False
-        if rule.flags is not None and (insp.proto != 6 or not flags_ok(rule.flags, insp.flags)):
-            return False
-        if rule.ip_proto is not None and not rule.ip_proto.test(insp.proto):
-            return False
-        if rule.itype is not None and (insp.proto not in (1, 58) or not rule.itype.test(insp.itype)):
-            return False
-        if rule.icode is not None and (insp.proto not in (1, 58) or not rule.icode.test(insp.icode)):
-            return False
-        return True
-
-    @staticmethod
-    def _bits_ok(rule: Rule, f: FlowState) -> bool:
-        for b in rule.flowbits:
-            if b.command == "isset":
-                have = [n in f.bits for n in b.names]
-                if not (any(have) if b.any_of else all(have)):
-                    return False
-            elif b.command == "isnotset":
-                have = [n in f.bits for n in b.names]
-                if any(have) if not b.any_of else all(have):
-                    return False
-        return True
-
-    def _state_ok(self, rule: Rule, insp: Inspection) -> bool:
-        """xbits, flowint, stream_size and tls.version (``analysis.rules.statekeys``)."""
-        if rule.xbits and not self.xbits.ok(rule.xbits, insp.src, insp.dst, insp.ts_ns):
-            return False
-        f = insp.flow
-        if rule.flowints and not flowints_ok(rule.flowints, f.ints):
-            return False
-        if rule.stream_size:
-            if insp.proto != 6:
-                return False
-            sizes = f.stream_sizes()
-            if not all(stream_size_ok(s, sizes) for s in rule.stream_size):
-                return False
-        return rule.tls_version is None or f.tls_ver[0 if insp.to_server else 1] == rule.tls_version
-
-    @staticmethod
-    def _bits_apply(rule: Rule, f: FlowState) -> None:
-        for b in rule.flowbits:
-            if b.command == "set":
-                f.bits.update(b.names)
-            elif b.command == "unset":
-                f.bits.difference_update(b.names)
-            elif b.command == "toggle":
-                for n in b.names:
-                    f.bits.symmetric_difference_update((n,))
-
-    @staticmethod
-    def _icmp_uid(insp: Inspection) -> str:
-        """The uid of the ICMP connection as the flow meter keys it (``flowid.icmp_ports``)."""
-        sp, dp, one_way = icmp_ports(insp.proto, insp.itype, insp.icode)
-        s, d = insp.src, insp.dst
-        if not one_way and (s, sp) > (d, dp):
-            s, sp, d, dp = d, dp, s, sp
-        return flow_uid((insp.proto, s, sp, d, dp, int(one_way)), insp.flow.start)
-
-    def _uid(self, insp: Inspection) -> str:
-        """The uid of the inspection's flow, as the flow meter gives it."""
-        f = insp.flow
-        if insp.proto in (1, 58):  # Zeek keys ICMP by type and counterpart type: one flow here, several there
-            return self._icmp_uid(insp)
-        if f.uid is None:
-            _, a, ap, b, bp = f.key
-            f.uid = flow_uid((insp.proto, a, ap, b, bp, 0), f.start)
-        return f.uid
-
     def _alert(self, rule: Rule, insp: Inspection) -> None:
-        f = insp.flow
-        proto = insp.proto
-        uid = self._uid(insp)
-        ports = proto in (6, 17, 132)
-        src, dst, sport, dport = insp.src, insp.dst, insp.sport, insp.dport
-        cid = community_id(proto, src, sport if ports else insp.itype, dst, dport if ports else insp.icode)
-        self.alerts.append(Alert(
-            ts_ns=insp.ts_ns, signature_id=rule.sid, signature=rule.msg, severity=rule.priority,
-            src_ip=addr_str(src), dest_ip=addr_str(dst), src_port=sport if ports else None,
-            dest_port=dport if ports else None, proto=_EVE_PROTO.get(proto, str(proto)), app_proto=f.app,
-            uid=uid, community_id=cid, category=rule.category or "", rev=rule.rev, gid=rule.gid,
-            action="allowed", tx_id=insp.tx, direction="to_server" if insp.to_server else "to_client",
-            pcap_cnt=insp.pcap_cnt, metadata=rule.metadata))
+        self.alerts.append(make_alert(rule, insp))
         self.stats.alerts += 1
 
 

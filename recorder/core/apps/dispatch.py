@@ -16,6 +16,11 @@
    reassembled (``apps.streams``; runs of plain in-order segments are joined into one delivery),
    and its bytes go to detection and then to the parser that recognised them.
 
+This module holds the per-row path (grouping, reassembly, delivery); ``AppLayer`` is assembled from
+it, ``apps.dispatch_detect`` (orientation, the parsers to try, detection on a batch's new
+connections) and ``apps.dispatch_life`` (attach, hand-over, failure, ignore, end, timeouts, expected
+connections).
+
 A connection ends (parsers get ``end``) on FIN from both sides or RST, after Zeek's inactivity
 timeouts (TCP 5 min, UDP 1 min, the DNS analyzer's 10 s session timer on DNS ports, an unanswered
 SYN after 5 s), on reuse by a new SYN, and at ``finish``. Within one batch the rows of different
@@ -26,7 +31,7 @@ deliveries, and the total out-of-order bound is checked connection by connection
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -36,16 +41,14 @@ except ImportError:  # no Cython: the same source runs as plain Python
     from recorder.core import purecython as cython
 
 from recorder.core.apps.base import Conn, Output, Parser
+from recorder.core.apps.dispatch_detect import Detection
+from recorder.core.apps.dispatch_life import ATTACHED, CLOSED, DETECTING, SATED, Lifecycle, OutProxy
 from recorder.core.apps.streams import DEFAULT_MAX_BUFFER, Stream
 from recorder.core.batch import DecodedBatch, RawBatch
 from recorder.core.flowid import (
     DNS_UDP_PORTS,
-    LIKELY_SERVER_TCP,
-    LIKELY_SERVER_UDP,
-    addr_str,
     canonical_keys,
     key_hashes,
-    uid_of,
     uids_of,
 )
 from recorder.core.purecython import slotted
@@ -58,35 +61,6 @@ CLOSE_DELAY = 5 * NS  # Zeek's tcp_close_delay: a closed connection's late packe
 ATTEMPT_DELAY = 5 * NS  # Zeek's tcp_attempt_delay: an unanswered SYN is given up after this
 DNS_SESSION = 10 * NS  # Zeek's dns_session_timeout
 SWEEP_EVERY = 5 * NS  # how often (capture time) idle connections are looked for
-EXPECT_FOR = 300 * NS  # how long an expected connection is waited for
-
-# SATED: every parser of the connection has what it needs (``Parser.wants_data`` false): its
-# bytes are no longer reassembled, but FIN, RST and timeouts still end it (parsers get ``end``)
-DETECTING, ATTACHED, SATED, IGNORED, CLOSED = 0, 1, 2, 3, 4
-
-_BCAST_LO = (0xFFFF << 32) | 0xFFFFFFFF
-
-
-class _OutProxy:
-    """The Output parsers see: the caller's, except that ``expect`` also registers with the dispatcher."""
-
-    def __init__(self, out: Output, app: AppLayer) -> None:
-        self._out = out
-        self._app = app
-        self.log = out.log
-        self.credential = out.credential
-        self.file = out.file
-        self.name = out.name
-        self.mac = out.mac
-        self.inspecting = getattr(out, "inspecting", False)
-        self.inspect = getattr(out, "inspect", None)
-
-    def expect(self, conn: Conn, *, orig_h: str | None, resp_h: str, resp_p: int,
-               parser: type[Parser], context: dict, ts: float) -> None:
-        self._app._expect(orig_h, resp_h, resp_p, parser, context, ts)
-        fwd = getattr(self._out, "expect", None)
-        if fwd is not None:
-            fwd(conn, orig_h=orig_h, resp_h=resp_h, resp_p=resp_p, parser=parser, context=context, ts=ts)
 
 
 @cython.cclass
@@ -158,17 +132,18 @@ if not cython.compiled:  # as Python: the declared attributes as __slots__ (Cyth
     _State = slotted(_State)
 
 
-class AppLayer:
+class AppLayer(Detection, Lifecycle):
     """Feeds the payload of decoded batches to protocol parsers; see the module docstring.
 
     ``failures`` counts parser exceptions per service. ``inactivity`` overrides the timeouts in
     seconds (keys ``tcp``, ``udp``, ``dns``). ``max_buffer`` bounds out-of-order bytes per direction,
     ``max_total_buffer`` across all connections (the largest are flushed as gaps past it).
+    ``finish``, ``services`` and ``take_services`` are ``Lifecycle``'s (``apps.dispatch_life``).
     """
 
     def __init__(self, out: Output, parsers: Sequence[type[Parser]], *, inactivity: dict | None = None,
                  max_buffer: int = DEFAULT_MAX_BUFFER, max_total_buffer: int = DEFAULT_TOTAL_BUFFER) -> None:
-        self.out = _OutProxy(out, self)
+        self.out = OutProxy(out, self)
         self.parsers = tuple(parsers)
         to = {"tcp": 300.0, "udp": 60.0, "dns": 10.0, **(inactivity or {})}
         self.tcp_timeout = int(to["tcp"] * NS)
@@ -237,33 +212,6 @@ class AppLayer:
         if self.now - self._last_sweep >= SWEEP_EVERY:
             self._sweep(self.now)
             self._last_sweep = self.now
-
-    def finish(self) -> None:
-        """End of input: every open connection ends (at the time of the last packet seen)."""
-        ts = self.now / NS
-        for st in list(self.conns.values()):
-            if st.mode != CLOSED:
-                self._end(st, ts)
-        self.conns.clear()
-        self.ignored.clear()
-        self._ignored_dirty = True
-        self._expected.clear()
-
-    def services(self) -> Iterator[tuple[str, list[str]]]:
-        """(uid, sorted services) of every connection in which a parser recognised its protocol."""
-        for uid, svc in self._services.items():
-            yield uid, sorted(svc)
-
-    def take_services(self) -> list[tuple[str, list[str]]]:
-        """``services`` recognised since the last call, then forgotten here (a recorder running for
-        months would otherwise keep every connection's); a connection that gains a service later
-        (STARTTLS) is given again with all of its services."""
-        taken, self._services = self._services, {}
-        return [(uid, sorted(svc)) for uid, svc in taken.items()]
-
-    @property
-    def open_connections(self) -> int:
-        return sum(1 for st in self.conns.values() if st.mode != CLOSED)
 
     # ------------------------------------------------------------------ rows
     @cython.locals(i=cython.Py_ssize_t, j=cython.Py_ssize_t, a=cython.Py_ssize_t, b=cython.Py_ssize_t,
@@ -403,22 +351,6 @@ class AppLayer:
         for item in pre_list[pp:]:
             self._settle(item, pre, c, data, payloads, full)
 
-    def _settle(self, item: tuple[int, int, int], pre: dict[int, int], c: dict, data: bytes, payloads: dict,
-                full: tuple[np.ndarray, ...]) -> None:
-        """A pre-ignored connection's turn: ignored, unless a parser announced it in the meantime."""
-        rows, hs, ts, dirs = full
-        _, a, b = item
-        kh = int(hs[a])
-        conn = self._made[kh][1]
-        if not (self._expected and (conn.resp_h, conn.resp_p) in self._expected):
-            self.ignored[kh] = pre[kh]
-            self._ignored_dirty = True
-            return
-        for i in range(a, b):
-            r = int(rows[i])
-            self._row(c, data, payloads, r, kh, int(ts[i]), bool(dirs[i]), int(c["proto"][r]), int(c["pay_off"][r]),
-                      int(c["pay_cap"][r]), int(c["plen"][r]), int(c["flags"][r]), int(c["seq"][r]), int(c["ack"][r]) if "ack" in c else -1)
-
     @cython.locals(st=_State, t=cython.longlong, a_src=cython.bint, proto=cython.int, off=cython.longlong,
                    cap=cython.longlong, plen=cython.longlong, fl=cython.int, seq=cython.longlong,
                    ack=cython.longlong, is_orig=cython.bint)
@@ -546,97 +478,7 @@ class AppLayer:
                 return None
         return st
 
-    def _cands(self, proto: int, resp_p: int) -> tuple[type[Parser], ...]:
-        """The parsers to try on a connection: those whose ports hold its server port first."""
-        key = (proto, resp_p)
-        cands = self._order.get(key)
-        if cands is None:
-            tr = "tcp" if proto == 6 else "udp"
-            mine = [p for p in self.parsers if p.transport == tr]
-            cands = self._order[key] = tuple(sorted(mine, key=lambda p: resp_p not in p.ports))
-        return cands
-
-    def _conn(self, c: dict, r: int, t: int, proto: int, fl: int) -> tuple[Conn, bool]:
-        """The Conn of a connection whose first row is r, and whether r's source is its originator."""
-        return self._make_conn(t, proto, fl, int(c["sport"][r]), int(c["dport"][r]), int(c["src_hi"][r]),
-                               int(c["src_lo"][r]), int(c["dst_hi"][r]), int(c["dst_lo"][r]))
-
-    def _make_conn(self, t: int, proto: int, fl: int, sport: int, dport: int, sh: int, sl: int, dh: int,
-                   dl: int) -> tuple[Conn, bool]:
-        src_is_orig = True
-        if proto == 6:
-            if fl & F_SYN:
-                src_is_orig = not fl & F_ACK  # a SYN-ACK's receiver is the originator
-            elif sport in LIKELY_SERVER_TCP and (dport not in LIKELY_SERVER_TCP or sport < dport):
-                src_is_orig = False
-        elif sport in LIKELY_SERVER_UDP and dport not in LIKELY_SERVER_UDP:
-            src_is_orig = dh == 0 and dl == _BCAST_LO
-        s = self._addr(sh, sl)
-        d = self._addr(dh, dl)
-        if src_is_orig:
-            return Conn(s, sport, d, dport, "tcp" if proto == 6 else "udp", t / NS), True
-        return Conn(d, dport, s, sport, "tcp" if proto == 6 else "udp", t / NS), False
-
-    def _quick_ignore(self, c: dict, data: bytes, payloads: dict, rows: np.ndarray, dirs: np.ndarray,
-                      gstart: np.ndarray, cand: np.ndarray, gh: np.ndarray, gt: np.ndarray, glast: np.ndarray,
-                      p0: np.ndarray, p1: np.ndarray, pre: dict[int, int]) -> None:
-        """Connections starting in this batch whose first payload in each direction (rows ``p0``,
-        ``p1``) no parser recognises go to ``pre`` (key hash -> last time): they are ignored before
-        any state is made for them, unless announced as expected by the time their turn comes."""
-        conns, ignored = self.conns, self.ignored
-        a = gstart[cand]
-        r = rows[a]
-        q0, q1 = rows[p0], rows[p1]
-        cols = [c[k][r].tolist() for k in ("proto", "flags", "sport", "dport", "src_hi", "src_lo", "dst_hi",
-                                           "dst_lo")]
-        pay = [(c["pay_off"][q].tolist(), c["pay_cap"][q].tolist(), q.tolist(), dirs[p].tolist())
-               for q, p in ((q0, p0), (q1, p1))]
-        first0 = (p0 < p1).tolist()
-        for i, (kh, t, last, a_src) in enumerate(zip(gh[cand].tolist(), gt[cand].tolist(), glast[cand].tolist(),
-                                                     dirs[a].tolist())):
-            if kh in conns or kh in ignored:
-                continue
-            proto = cols[0][i]
-            conn, src_is_orig = self._make_conn(t, proto, cols[1][i], cols[2][i], cols[3][i], cols[4][i],
-                                                cols[5][i], cols[6][i], cols[7][i])
-            if self._expected and (conn.resp_h, conn.resp_p) in self._expected:
-                self._made[kh] = (t, conn, src_is_orig, None)
-                continue  # an announced data channel: it gets its parser without detection
-            orig_is_a = a_src == src_is_orig
-            cands = self._cands(proto, conn.resp_p)
-            hit = None
-            for k in ((0, 1) if first0[i] else (1, 0)):
-                off, cap, prow, src = pay[k][0][i], pay[k][1][i], pay[k][2][i], pay[k][3][i]
-                chunk = data[off:off + cap] if off >= 0 else payloads.get(prow, b"")
-                is_orig = src == orig_is_a
-                for P in cands:
-                    try:
-                        if P.detect(chunk, is_orig, conn):
-                            hit = P
-                            break
-                    except Exception:
-                        self.failures[P.service] += 1
-                if hit is not None:
-                    break
-            self._made[kh] = (t, conn, src_is_orig, hit)  # kept for _new
-            if hit is None:
-                pre[kh] = last
-
-    def _addr(self, hi: int, lo: int) -> str:
-        cache = self._addrs
-        key = (hi, lo)
-        text = cache.get(key)
-        if text is None:
-            if len(cache) > 100_000:
-                cache.clear()
-            if hi == 0 and lo >> 32 == 0xFFFF:
-                text = f"{lo >> 24 & 255}.{lo >> 16 & 255}.{lo >> 8 & 255}.{lo & 255}"
-            else:
-                text = addr_str((hi << 64) | lo)
-            cache[key] = text
-        return text
-
-    # ------------------------------------------------------------------ data and detection
+    # ------------------------------------------------------------------ data
     @cython.locals(st=_State, is_orig=cython.bint)
     def _data(self, st: _State, is_orig: bool, data: bytes) -> None:
         ts = self._ts
@@ -680,106 +522,6 @@ class AppLayer:
         if st.tried == 3 or st.seen > DETECT_LIMIT:
             self._ignore(st)
 
-    def _gap(self, st: _State, is_orig: bool, n: int) -> None:
-        if st.mode != ATTACHED:
-            return
-        for p in tuple(st.parsers):
-            try:
-                p.gap(is_orig, n, self._ts)
-            except Exception:
-                self._fail(st, p)
-
-    def _attach(self, st: _State, P: type[Parser], context: dict | None) -> None:
-        if st.conn.uid is None:  # computed only for connections a parser takes
-            hint = self._batch_uids.get(st.h)
-            st.conn.uid = hint[1] if hint is not None and hint[0] == st.start else uid_of(st.h, st.start)
-        try:
-            parser = P(st.conn, self.out, context)
-        except Exception:
-            self.failures[P.service] += 1
-            return
-        st.parsers.append(parser)
-        st.mode = ATTACHED
-        svc = st.conn.services
-        if P.service and P.service not in svc:
-            svc.append(P.service)
-            if self.recognised is not None:
-                self.recognised.append(st.conn)
-        self._services[st.conn.uid] = svc
-
-    def _redetect(self, st: _State, p: Parser) -> None:
-        try:
-            p.end(self._ts)
-        except Exception:
-            self.failures[type(p).service] += 1
-        st.parsers.remove(p)
-        if not st.parsers:
-            st.mode = DETECTING
-            st.seen = 0
-            st.tried = 0
-            st.pending = []
-
-    def _fail(self, st: _State, p: Parser) -> None:
-        self.failures[type(p).service] += 1
-        if p in st.parsers:
-            st.parsers.remove(p)
-        if not st.parsers:
-            self._ignore(st)
-
-    def _ignore(self, st: _State) -> None:
-        """Nothing here for any parser: drop the connection's rows cheaply from now on."""
-        st.mode = IGNORED
-        st.pending = []
-        for s in (st.so, st.sr):
-            if s is not None:
-                self._buffered_total -= s.buffered
-        st.so = st.sr = None
-        if self.conns.get(st.h) is st:
-            del self.conns[st.h]
-        self.ignored[st.h] = st.last
-        self._ignored_dirty = True
-
-    def _end(self, st: _State, ts: float) -> None:
-        """The connection is over: deliver what is buffered (with gaps), then end its parsers."""
-        if st.mode in (ATTACHED, SATED):
-            for s in (st.so, st.sr):
-                if s is not None and s.starts:
-                    self._buffered_total -= s.buffered
-                    s.flush()  # SATED: nothing is delivered, the buffer is dropped
-            for p in list(st.parsers):
-                try:
-                    p.end(ts)
-                except Exception:
-                    self.failures[type(p).service] += 1
-        elif st.so is not None or st.sr is not None:
-            self._buffered_total -= st.buffered()
-        st.mode = CLOSED
-        st.parsers = []
-        st.pending = []
-        st.so = st.sr = None
-
-    def _sweep(self, now: int) -> None:
-        """End connections whose timeout passed; forget ignored ones idle past the UDP/TCP timeout."""
-        done = [st for st in self.conns.values() if st.deadline <= now]
-        for st in done:
-            if st.mode != CLOSED:
-                self._end(st, st.last / NS)
-            del self.conns[st.h]
-        if self.ignored:
-            limit = now - max(self.tcp_timeout, self.udp_timeout)
-            old = [k for k, t in self.ignored.items() if t < limit]
-            for k in old:
-                del self.ignored[k]
-            if old:
-                self._ignored_dirty = True
-        if self._expected:
-            for key in list(self._expected):
-                left = [e for e in self._expected[key] if e[3] > now]
-                if left:
-                    self._expected[key] = left
-                else:
-                    del self._expected[key]
-
     def _evict(self) -> None:
         """Over the total bound: flush the connections holding the most out-of-order bytes."""
         by_size = sorted((st for st in self.conns.values() if st.mode in (ATTACHED, SATED)), key=_State.buffered,
@@ -791,23 +533,3 @@ class AppLayer:
                 if s is not None and s.starts:
                     self._buffered_total -= s.buffered
                     s.flush()
-
-    # ------------------------------------------------------------------ expected connections
-    def _expect(self, orig_h: str | None, resp_h: str, resp_p: int, parser: type[Parser], context: dict,
-                ts: float) -> None:
-        self._expected.setdefault((resp_h, resp_p), []).append(
-            (orig_h, parser, context, int(ts * NS) + EXPECT_FOR))
-
-    def _take_expected(self, st: _State, t: int) -> None:
-        conn = st.conn
-        key = (conn.resp_h, conn.resp_p)
-        waiting = self._expected.get(key)
-        if not waiting:
-            return
-        for i, (orig_h, P, context, until) in enumerate(waiting):
-            if until > t and (orig_h is None or orig_h == conn.orig_h):
-                del waiting[i]
-                if not waiting:
-                    del self._expected[key]
-                self._attach(st, P, context)
-                return

@@ -24,7 +24,7 @@ Zeek's rules, as its ``base/protocols/ssl`` scripts apply them:
   certificate message is seen, as Zeek does. Subject and issuer of the first certificate.
 
 Extras at the end of the record: ``ja3``/``ja3s`` (MD5 hex, GREASE removed, as Salesforce's
-reference), ``ja4`` (FoxIO's TLS client fingerprint), ``alpn`` (the client's offer) and the
+reference), ``ja4`` (FoxIO's TLS client fingerprint; both from ``apps.tls_hello``), ``alpn`` (the client's offer) and the
 leaf certificate's validity.
 
 Lost bytes (``gap``): the side resynchronises at its next valid record header (content type 20-24,
@@ -39,127 +39,28 @@ been lost). ssl.log has no gap field: the row is logged with what is known (conn
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
-import struct
 from typing import ClassVar
 
 from recorder.core.apps.base import CONN_ID, MAX_BUFFER, Conn, LogFields, Output, Parser
-from recorder.core.apps.tls_tables import ALERTS, CIPHERS, CURVES, HS_LETTERS, JA4_VERSIONS, VERSIONS
+from recorder.core.apps.tls_hello import (
+    alpn_names,
+    cipher_name,
+    client_fingerprints,
+    extensions,
+    ja3_string,
+    u16s,
+    vec,
+    version_name,
+)
+from recorder.core.apps.tls_tables import ALERTS, CIPHERS, CURVES, HS_LETTERS
 from recorder.core.apps.x509 import name_matches, parse_certificate
 
 _HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
 _MAX_HISTORY = 100
 _MAX_RECORD = (1 << 14) + 2048  # TLSCiphertext limit
 _HEADER = re.compile(rb"[\x14-\x18]\x03[\x00-\x04]")  # content type, version: a record header candidate
-
-
-def version_name(v: int) -> str:
-    """Zeek's SSL::version_strings, with its default for TLS 1.3 drafts and unknown values."""
-    if v in VERSIONS:
-        return VERSIONS[v]
-    if v // 0xFF == 0x7F:
-        return f"TLSv13-draft{v % 0x7F}"
-    return f"unknown-{v}"
-
-
-def cipher_name(code: int) -> str:
-    return CIPHERS.get(code, f"unknown-{code}")
-
-
-def is_grease(v: int) -> bool:
-    """RFC 8701 GREASE values (0x0A0A, 0x1A1A, ... 0xFAFA)."""
-    return (v & 0x0F0F) == 0x0A0A and (v >> 8) == (v & 0xFF)
-
-
-def _u16s(raw: bytes) -> list[int]:
-    n = len(raw) // 2
-    return list(struct.unpack(f">{n}H", raw[:2 * n]))
-
-
-def _vec(raw: bytes, off: int, width: int) -> tuple[bytes, int]:
-    """A length-prefixed vector at ``off``: (contents, offset after it); raises ValueError if short."""
-    if off + width > len(raw):
-        raise ValueError("short vector length")
-    n = int.from_bytes(raw[off:off + width], "big")
-    end = off + width + n
-    if end > len(raw):
-        raise ValueError("vector overruns")
-    return raw[off + width:end], end
-
-
-def _extensions(raw: bytes, off: int) -> list[tuple[int, bytes]]:
-    if off + 2 > len(raw):
-        return []
-    block, _ = _vec(raw, off, 2)
-    out, pos = [], 0
-    while pos + 4 <= len(block):
-        etype = int.from_bytes(block[pos:pos + 2], "big")
-        data, pos = _vec(block, pos + 2, 2)
-        out.append((etype, data))
-    return out
-
-
-def _alpn_names(data: bytes) -> list[str]:
-    names: list[str] = []
-    try:
-        block, _ = _vec(data, 0, 2)
-        pos = 0
-        while pos < len(block):
-            name, pos = _vec(block, pos, 1)
-            names.append(name.decode("latin-1"))
-    except ValueError:
-        pass
-    return names
-
-
-def ja3_string(version: int, ciphers: list[int], extensions: list[int], groups: list[int],
-               point_formats: list[int]) -> str:
-    """Salesforce JA3 (or JA3S with groups/point formats omitted by the caller): decimal, GREASE removed."""
-    def dash(values: list[int]) -> str:
-        return "-".join(str(v) for v in values if not is_grease(v))
-    return ",".join([str(version), dash(ciphers), dash(extensions), dash(groups), dash(point_formats)])
-
-
-def ja4(*, transport: str, version: int, supported_versions: list[int], sni: bool, ciphers: list[int],
-        extensions: list[int], alpn: list[str], sig_algs: list[int]) -> str:
-    """FoxIO JA4 for a ClientHello (``transport`` "t" TCP, "q" QUIC, "d" DTLS)."""
-    offered = [v for v in supported_versions if not is_grease(v)]
-    best = max(offered) if offered else version
-    ver = JA4_VERSIONS.get(best, "00")
-    ciph = [c for c in ciphers if not is_grease(c)]
-    exts = [e for e in extensions if not is_grease(e)]
-    if alpn and alpn[0]:
-        first = alpn[0]
-        if first[0].isascii() and first[0].isalnum() and first[-1].isascii() and first[-1].isalnum():
-            alpn_part = first[0] + first[-1]
-        else:
-            hexed = first.encode("latin-1").hex()
-            alpn_part = hexed[0] + hexed[-1]
-    else:
-        alpn_part = "00"
-    a = f"{transport}{ver}{'d' if sni else 'i'}{min(len(ciph), 99):02d}{min(len(exts), 99):02d}{alpn_part}"
-
-    def trunc(text: str) -> str:
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-    b = trunc(",".join(sorted(f"{c:04x}" for c in ciph))) if ciph else "000000000000"
-    ext_list = ",".join(sorted(f"{e:04x}" for e in exts if e not in (0x0000, 0x0010)))
-    sigs = ",".join(f"{s:04x}" for s in sig_algs if not is_grease(s))
-    c = trunc(f"{ext_list}_{sigs}" if sigs else ext_list) if exts else "000000000000"
-    return f"{a}_{b}_{c}"
-
-
-@functools.lru_cache(maxsize=4096)
-def _client_fingerprints(version: int, ciphers: tuple[int, ...], ext_types: tuple[int, ...], groups: tuple[int, ...],
-                         points: tuple[int, ...], versions: tuple[int, ...], sni: bool, alpn: tuple[str, ...],
-                         sig_algs: tuple[int, ...]) -> tuple[str, str]:
-    """(JA3 as its MD5, JA4) of a ClientHello; cached, since a network's clients repeat themselves."""
-    ja3 = ja3_string(version, list(ciphers), list(ext_types), list(groups), list(points))
-    return (hashlib.md5(ja3.encode()).hexdigest(),
-            ja4(transport="t", version=version, supported_versions=list(versions), sni=sni, ciphers=list(ciphers),
-                extensions=list(ext_types), alpn=list(alpn), sig_algs=list(sig_algs)))
 
 
 class _Side:
@@ -422,11 +323,11 @@ class TLS(Parser):
 
     def _client_hello(self, msg: bytes) -> None:
         version = int.from_bytes(msg[0:2], "big")
-        session_id, pos = _vec(msg, 34, 1)
-        cipher_raw, pos = _vec(msg, pos, 2)
-        _compression, pos = _vec(msg, pos, 1)
-        exts = _extensions(msg, pos)
-        ciphers = _u16s(cipher_raw)
+        session_id, pos = vec(msg, 34, 1)
+        cipher_raw, pos = vec(msg, pos, 2)
+        _compression, pos = vec(msg, pos, 1)
+        exts = extensions(msg, pos)
+        ciphers = u16s(cipher_raw)
         if session_id and session_id != b"\x00" * 32:
             self.session_id = session_id
         groups: list[int] = []
@@ -443,22 +344,22 @@ class TLS(Parser):
                     self.rec["server_name"] = name
                     self.out.name(self.conn.resp_h, name, ts=self.ts or 0.0, source="ssl")
             elif etype == 10:
-                groups = _u16s(_vec(data, 0, 2)[0])
+                groups = u16s(vec(data, 0, 2)[0])
             elif etype == 11:
-                points = list(_vec(data, 0, 1)[0])
+                points = list(vec(data, 0, 1)[0])
             elif etype == 13:
-                sig_algs = _u16s(_vec(data, 0, 2)[0])
+                sig_algs = u16s(vec(data, 0, 2)[0])
             elif etype == 16:
-                alpn = _alpn_names(data)
+                alpn = alpn_names(data)
             elif etype == 43:
-                versions = _u16s(_vec(data, 0, 1)[0])
+                versions = u16s(vec(data, 0, 1)[0])
             elif etype == 35 and data:
                 self.client_ticket_nonempty = True
             elif etype == 41:
                 self.client_psk = True
         if "ja3" in self.rec:
             return  # a second ClientHello (after a HelloRetryRequest): fingerprint the first
-        self.rec["ja3"], self.rec["ja4"] = _client_fingerprints(
+        self.rec["ja3"], self.rec["ja4"] = client_fingerprints(
             version, tuple(ciphers), tuple(e for e, _ in exts), tuple(groups), tuple(points), tuple(versions),
             sni, tuple(alpn), tuple(sig_algs))
         if alpn:
@@ -472,11 +373,11 @@ class TLS(Parser):
 
     @staticmethod
     def _sni(data: bytes) -> str | None:
-        block, _ = _vec(data, 0, 2)
+        block, _ = vec(data, 0, 2)
         pos = 0
         while pos + 3 <= len(block):
             kind = block[pos]
-            name, pos = _vec(block, pos + 1, 2)
+            name, pos = vec(block, pos + 1, 2)
             if kind == 0:
                 return name.decode("latin-1")
         return None
@@ -491,12 +392,12 @@ class TLS(Parser):
         if old_draft:
             session_id, pos = b"", 34
         else:
-            session_id, pos = _vec(msg, 34, 1)
+            session_id, pos = vec(msg, 34, 1)
         cipher = int.from_bytes(msg[pos:pos + 2], "big")
         pos += 2
         if not old_draft:
             pos += 1  # compression method
-        exts = _extensions(msg, pos)
+        exts = extensions(msg, pos)
         chosen_version = None
         ext_types = []
         for etype, data in exts:
@@ -507,7 +408,7 @@ class TLS(Parser):
                 self.rec["curve"] = CURVES.get(int.from_bytes(data[0:2], "big"),
                                                f"unknown-{int.from_bytes(data[0:2], 'big')}")
             elif etype == 16:
-                names = _alpn_names(data)
+                names = alpn_names(data)
                 if names:
                     self.rec["next_protocol"] = names[0]
             elif etype == 41 and self.client_psk:
@@ -530,16 +431,16 @@ class TLS(Parser):
     def _certificates(self, is_orig: bool, msg: bytes) -> None:
         pos = 0
         if self._tls13():  # TLS 1.3 Certificate: request context, entries with extensions
-            _ctx, pos = _vec(msg, 0, 1)
-        chain_raw, _ = _vec(msg, pos, 3)
+            _ctx, pos = vec(msg, 0, 1)
+        chain_raw, _ = vec(msg, pos, 3)
         self.certs_seen = True
         certs = []
         pos = 0
         while pos + 3 <= len(chain_raw):
-            der, pos = _vec(chain_raw, pos, 3)
+            der, pos = vec(chain_raw, pos, 3)
             certs.append(der)
             if self._tls13():
-                _exts, pos = _vec(chain_raw, pos, 2)
+                _exts, pos = vec(chain_raw, pos, 2)
         chain = self.chains["client" if is_orig else "server"]
         for i, der in enumerate(certs):
             cert = parse_certificate(der)

@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recorder.core.apps.base import Conn, ListOutput
-from recorder.core.apps.tls import CIPHERS, TLS, cipher_name, is_grease, ja3_string, ja4, version_name
+from recorder.core.apps.tls import CIPHERS, TLS
+from recorder.core.apps.tls_hello import cipher_name, is_grease, ja3_string, ja4, version_name
 from recorder.core.apps.x509 import parse_certificate
 from tests.helpers import need
 from tests.helpers.streams import run_on_trace as run_parser
