@@ -199,13 +199,17 @@ def _run_correlation(conn: sqlite3.Connection, rule: CompiledRule, columns: str)
         where = f"({rule.prefilter})"
         names = {n.lower() for n in _column_names(conn)}
         if rule.needs and all(g in names for g in rule.groups):
-            # the groups that can fire, found once: none (the common case) means nothing to run
-            keys = conn.execute(_groups_that_can_fire(rule, where)).fetchall()
+            # the groups that can fire, found once: none (the common case) means nothing to run.
+            # First those with enough rows at all (one pass, no sort); only when there are any,
+            # the windows over their rows.
+            keys = conn.execute(_groups_with_enough(rule, where)).fetchall()
+            if keys and any(span for _c, _n, span in rule.needs):
+                _keep_groups(conn, rule, keys)
+                keys = conn.execute(_groups_in_windows(rule, where, "SELECT * FROM temp.wt_groups")).fetchall()
+                conn.execute("DROP TABLE temp.wt_groups")
             if not keys:
                 return
-            marks = ", ".join("?" * len(rule.groups))
-            conn.execute(f"CREATE TEMP TABLE wt_groups ({', '.join(f'k{i}' for i in range(len(rule.groups)))})")
-            conn.executemany(f"INSERT INTO temp.wt_groups VALUES ({marks})", keys)
+            _keep_groups(conn, rule, keys)
             where += f" AND ({_groups(rule)}) IN (SELECT * FROM temp.wt_groups)"
         conn.execute(f"CREATE TEMP TABLE logs ({columns})")
         conn.execute(f"INSERT INTO temp.logs SELECT * FROM main.logs WHERE {where}")
@@ -262,23 +266,35 @@ def _groups(rule: CompiledRule) -> str:
     return ", ".join(_quote(g) for g in rule.groups)
 
 
-def _groups_that_can_fire(rule: CompiledRule, where: str) -> str:
-    """SQL selecting the group keys whose rows meet every one of the rule's ``needs``: for each, the
-    most rows meeting its condition in any window of its timespan ending at a row (a window
-    function per need: one sort of the group's rows by time, not a query per window)."""
+def _keep_groups(conn: sqlite3.Connection, rule: CompiledRule, keys: list) -> None:
+    """The group keys into ``temp.wt_groups`` (one column per group-by field)."""
+    marks = ", ".join("?" * len(rule.groups))
+    conn.execute("DROP TABLE IF EXISTS temp.wt_groups")  # one left by a statement that failed
+    conn.execute(f"CREATE TEMP TABLE wt_groups ({', '.join(f'k{i}' for i in range(len(rule.groups)))})")
+    conn.executemany(f"INSERT INTO temp.wt_groups VALUES ({marks})", keys)
+
+
+def _groups_with_enough(rule: CompiledRule, where: str) -> str:
+    """SQL selecting the group keys with enough rows meeting each of the rule's ``needs`` in all
+    (one pass, no sort): a group without them cannot fire in any window."""
     keys = _groups(rule)
-    counts, having, total = [], [], []
+    total = [f"count(CASE WHEN ({cond}) THEN 1 END) >= {int(n)}" for cond, n, _span in rule.needs]
+    return f"SELECT {keys} FROM main.logs WHERE {where} GROUP BY {keys} HAVING {' AND '.join(total)}"
+
+
+def _groups_in_windows(rule: CompiledRule, where: str, among: str) -> str:
+    """SQL selecting, of the group keys ``among`` selects, those whose rows meet every one of the
+    rule's ``needs``: for each, the most rows meeting its condition in any window of its timespan
+    ending at a row (a window function per need: one sort of the group's rows by time, not a query
+    per window)."""
+    keys = _groups(rule)
+    counts, having = [], []
     for i, (cond, n, span) in enumerate(rule.needs):
         frame = f" ORDER BY timestamp RANGE BETWEEN {int(span)} PRECEDING AND CURRENT ROW" if span else ""
         counts.append(f"count(CASE WHEN ({cond}) THEN 1 END) OVER (PARTITION BY {keys}{frame}) AS wt_need{i}")
         having.append(f"max(wt_need{i}) >= {int(n)}")
-        total.append(f"count(CASE WHEN ({cond}) THEN 1 END) >= {int(n)}")
-    # first the groups with enough rows at all (one pass, no sort), then the windows over their rows
-    enough = f"SELECT {keys} FROM main.logs WHERE {where} GROUP BY {keys} HAVING {' AND '.join(total)}"
-    if not any(span for _c, _n, span in rule.needs):
-        return enough
     return (f"SELECT {keys} FROM (SELECT {keys}, {', '.join(counts)} FROM main.logs "
-            f"WHERE {where} AND timestamp IS NOT NULL AND ({keys}) IN ({enough})) "
+            f"WHERE {where} AND timestamp IS NOT NULL AND ({keys}) IN ({among})) "
             f"GROUP BY {keys} HAVING {' AND '.join(having)}")
 
 

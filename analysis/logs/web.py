@@ -84,6 +84,9 @@ class WebParser:
     def __init__(self, log_format: str | None = None) -> None:
         formats = [log_format] if log_format else [COMBINED, COMMON]
         self.patterns = [compile_format(f) for f in formats]
+        # per pattern, the field of each group in group order (``m.groups()`` read by position
+        # rather than a dict of group names renamed per line)
+        self._fields = [tuple(groups[f"g{i}"] for i in range(len(groups))) for _rx, groups in self.patterns]
         self._days: dict[str, int | None] = {}  # date and zone -> epoch s of its midnight
         self._stamp: str | None = None  # the last line's time field and its UTC ns
         self._ts: int | None = None
@@ -92,10 +95,10 @@ class WebParser:
         return any(rx.match(text) for rx, _ in self.patterns)
 
     def parse(self, number: int, text: str) -> LogEvent | None:
-        for rx, groups in self.patterns:
+        for (rx, _groups), names in zip(self.patterns, self._fields):
             m = rx.match(text)
             if m:
-                values = {groups[g]: v for g, v in m.groupdict().items() if v is not None}
+                values = {k: v for k, v in zip(names, m.groups()) if v is not None}
                 stamp = values.get("time")
                 if stamp is not None and stamp == self._stamp:  # lines of one second share their time
                     return _event(number, text, values, self._ts)
