@@ -240,52 +240,68 @@ def _strip_cr(line: bytes) -> bytes:
     return line[:-1] if line.endswith(b"\r") else line
 
 
-def _line_starts(lines: list[bytes]) -> list[int]:
-    starts = [0]
-    for line in lines:
-        starts.append(starts[-1] + len(line) + 1)
-    return starts
+def _cr_stripped_lines(text: bytes) -> list[bytes]:
+    """``text``'s lines, each without the CR ending it (one)."""
+    lines = text.replace(b"\r\n", b"\n").split(b"\n")
+    if lines[-1].endswith(b"\r"):
+        lines[-1] = lines[-1][:-1]
+    return lines
 
 
-def _line_entity(text: bytes, lines: list[bytes], starts: list[int], s: int, e: int) -> tuple[bytes, bytes | None]:
-    """Lines [s, e) of ``text`` as (header block, content): the headers end at the first empty
-    line; each runs to the LF ending its last line, left out with what follows (a delimiter line,
-    the empty line); a CR before that LF stays, as every line keeps its own until the mail step."""
-    k = s
-    while k < e and _strip_cr(lines[k]):
-        k += 1
-    head = text[starts[s]:starts[k] - 1] if k > s else b""
-    return head, (text[starts[k + 1]:starts[e] - 1] if k + 1 < e else None)
+def _mail_entity(text: bytes, start: int, stop: int) -> tuple[bytes, bytes | None]:
+    """The whole lines ``text[start:stop]`` (``stop`` at the LF ending the last one, or the end)
+    as (header block, content): the headers end at the first empty line; each runs to the LF
+    ending its last line, left out with what follows (a delimiter line, the empty line); a CR
+    before that LF stays, as every line keeps its own until the mail step."""
+    if start > stop:  # no line at all
+        return b"", None
+    pos = start
+    while True:
+        end = text.find(b"\n", pos, stop)
+        end = stop if end < 0 else end
+        if pos == end or (end - pos == 1 and text[pos] == 13):  # an empty line (a CR at most)
+            return (text[start:pos - 1] if pos > start else b""), (text[end + 1:stop] if end < stop else None)
+        if end >= stop:
+            return text[start:stop], None
+        pos = end + 1
 
 
 def _mail_split(text: bytes, boundary: str) -> list[tuple[bytes, bytes | None, bool]]:
     """The parts between delimiter lines (``--boundary``, ``--boundary--`` closing; trailing
     blanks allowed, the rest of such a line must be empty)."""
     delim = b"--" + boundary.encode("utf-8", "replace")
-    lines = text.split(b"\n")
-    spans: list[tuple[int, int]] = []
-    begin = None
-    for i, raw_line in enumerate(lines):
-        line = _strip_cr(raw_line)
+    size = len(text)
+    spans: list[tuple[int, int, bool]] = []
+    begin = -1  # where the open part starts, -1: none open
+    pos = 0
+    while pos <= size:
+        i = text.find(delim, pos)
+        if i < 0:
+            break
+        if i > 0 and text[i - 1] != 10:  # not at a line's start
+            pos = i + 1
+            continue
+        end = text.find(b"\n", i)
+        end = size if end < 0 else end
+        pos = end + 1
+        line = _strip_cr(text[i:end])
         if not line.startswith(delim):
             continue
         rest = line[len(delim):].rstrip(b" \t")
         if rest not in (b"", b"--"):
             continue
-        if begin is not None:
-            spans.append((begin, i))
-        begin = None if rest == b"--" else i + 1
+        if begin >= 0:
+            spans.append((begin, i - 1, False))
         if rest == b"--":
+            begin = -1
             break
-    if begin is not None:
-        spans.append((begin, len(lines)))
-    if not spans:
-        return []
-    starts = _line_starts(lines)
+        begin = end + 1
+    if begin >= 0:
+        spans.append((begin, size, True))
     out: list[tuple[bytes, bytes | None, bool]] = []
-    for s, e in spans:
-        head, content = _line_entity(text, lines, starts, s, e)
-        out.append((head, content, e == len(lines)))
+    for start, stop, last in spans:
+        head, content = _mail_entity(text, start, stop)
+        out.append((head, content, last))
     return out
 
 
@@ -313,14 +329,13 @@ def leaf_entities(raw: bytes) -> Iterator[Entity]:
         return
     trailing = raw.endswith((b"\n", b"\n\r"))  # a last line ending the message ends with CRLF
     text = raw[:-1] if raw.endswith(b"\n") else raw[:-2] if trailing else raw
-    lines = text.split(b"\n")
-    head, body = _line_entity(text, lines, _line_starts(lines), 0, len(lines))
+    head, body = _mail_entity(text, 0, len(text))
     count = 0
     for part in walk(head, _mail_content_type(head), body, MAIL, 1):
         if part.body is None:
             continue
         fields = dict(split_headers(part.head))
-        data = _decode([_strip_cr(line) for line in part.body.split(b"\n")],
+        data = _decode(_cr_stripped_lines(part.body),
                        fields.get("CONTENT-TRANSFER-ENCODING", "").strip().lower(), trailing and part.to_end)
         if not data:
             continue
