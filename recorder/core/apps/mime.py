@@ -9,13 +9,14 @@ line) has no body, so no entities, as in Zeek.
 One walk (``walk``) takes both kinds of body apart: it finds a multipart entity's boundary,
 splits its parts, reads their headers and walks into nested multiparts, yielding each leaf as
 raw bytes (``Part``: header block and content, no transfer decoding, line ends kept). The bytes
-are read in one of two dialects (``Dialect``), because the references disagree: mail (``MAIL``,
-Zeek's MIME analyzer) takes a delimiter only as a whole line and ends a part's headers at its
-first empty line; HTTP (``HTTP``, as Suricata's multipart parser reads uploads) takes
-``--boundary`` anywhere in the bytes, ends the headers at the first CRLFCRLF (else LFLF) and walks
-into message/* entities. Each caller then does its own small step: ``leaf_entities`` rebuilds
-lines with CRLF and decodes base64 / quoted-printable as Zeek's SMTP files are; ``body_leaves``
-keeps the raw slices (a carved binary upload keeps its hash) with the part's file name.
+are read in one of two dialects (``Dialect``), which read a malformed body differently (so
+neither replaces the other without changing records): mail (``MAIL``, as Zeek's MIME analyzer)
+takes a delimiter only as a whole line and ends a part's headers at its first empty line; HTTP
+(``HTTP``) takes ``--boundary`` anywhere in the bytes, ends the headers at the first CRLFCRLF
+(else LFLF), takes the first of a repeated header, and walks into message/* entities. Each
+caller then does its own small step: ``leaf_entities`` rebuilds lines with CRLF and decodes
+base64 / quoted-printable as Zeek's SMTP files are; ``body_leaves`` keeps the raw slices (a
+carved binary upload keeps its hash) with the part's file name.
 """
 
 from __future__ import annotations
