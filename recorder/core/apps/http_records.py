@@ -188,7 +188,7 @@ class HTTPRecords:
         parts: list[tuple[bytes, str | None, int | None]]
         ctype = msg.content_type.lower()
         if (ctype.startswith("multipart/") or ctype.startswith("message/")) and not msg.missing:
-            parts = [(data, name, None) for data, name in body_leaves(msg.content_type, bytes(msg.data), 0)]
+            parts = [(data, name, None) for data, name in body_leaves(msg.content_type, bytes(msg.data))]
         else:
             total = msg.content_length if msg.content_length is not None and not msg.encoding else None
             parts = [(bytes(msg.data), param(msg.disposition, "filename") if msg.disposition else None, total)]

@@ -6,18 +6,24 @@ MIME tree and yields every leaf body decoded from base64 / quoted-printable, wit
 from Content-Disposition or Content-Type. A message whose header block never ends (no empty
 line) has no body, so no entities, as in Zeek.
 
-HTTP bodies (``body_leaves``, ``multipart_parts``, ``param``): the headers come apart (the HTTP
-message's Content-Type), parts are raw byte slices (no transfer decoding, line ends kept, so a
-carved binary upload keeps its hash), message/* parts are walked into. The mail walk rebuilds
-lines with CRLF and decodes base64 / quoted-printable as Zeek's SMTP files are; the two are not
-merged because their outputs differ in exactly these ways.
+One walk (``walk``) takes both kinds of body apart: it finds a multipart entity's boundary,
+splits its parts, reads their headers and walks into nested multiparts, yielding each leaf as
+raw bytes (``Part``: header block and content, no transfer decoding, line ends kept). The bytes
+are read in one of two dialects (``Dialect``), which read a malformed body differently (so
+neither replaces the other without changing records): mail (``MAIL``, as Zeek's MIME analyzer)
+takes a delimiter only as a whole line and ends a part's headers at its first empty line; HTTP
+(``HTTP``) takes ``--boundary`` anywhere in the bytes, ends the headers at the first CRLFCRLF
+(else LFLF), takes the first of a repeated header, and walks into message/* entities. Each
+caller then does its own small step: ``leaf_entities`` rebuilds lines with CRLF and decodes
+base64 / quoted-printable as Zeek's SMTP files are; ``body_leaves`` keeps the raw slices (a
+carved binary upload keeps its hash) with the part's file name.
 """
 
 from __future__ import annotations
 
 import binascii
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 MAX_PARTS = 1000  # leaf entities taken from one message
@@ -173,60 +179,176 @@ def _decode(lines: list[bytes], encoding: str, last_crlf: bool) -> bytes:
     return b"\r\n".join(lines) + (b"\r\n" if last_crlf else b"")
 
 
+# -- the walk: one tree walk, two dialects of the bytes it reads --
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One leaf of a MIME tree as it lies in the bytes: no transfer decoding, line ends kept."""
+
+    head: bytes  # the entity's header block (b"" when the headers were the carrier's)
+    content_type: str  # its Content-Type value as written (parameters included)
+    body: bytes | None  # its content, the line end before a delimiter left out (mail: its CR stays);
+    # None: the header block never ended, or nothing followed it
+    depth: int
+    to_end: bool  # the content runs to the end of the walked bytes (no delimiter closed it)
+    wrapped: bool  # the entity is the body of a message/* entity walked into
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """How a multipart body is read: where delimiters are, where a part's headers end, which
+    header value counts; and how deep the walk goes. MAIL and HTTP below are the two in use."""
+
+    split: Callable[[bytes, str], list[tuple[bytes, bytes | None, bool]]]  # -> [(head, content, to end)]
+    content_type: Callable[[bytes], str]  # a header block -> its Content-Type value
+    params: Callable[[str], tuple[str, str | None]]  # a Content-Type value -> (type lower case, boundary)
+    split_head: Callable[[bytes], tuple[bytes, bytes]] | None  # walks into message/* when given
+    max_depth: int  # a multipart (or walked message/*) entity this deep is not split ...
+    deep_leaf: bool  # ... but taken as a leaf (True) or dropped (False)
+
+
+def walk(head: bytes, content_type: str, body: bytes | None, dialect: Dialect, depth: int) -> Iterator[Part]:
+    """The leaves of the entity (``head``, ``body``), in order: multipart entities split on their
+    boundary (preamble and epilogue dropped) and walked into, message/* ones too when the dialect
+    says so, every other entity a leaf (empty ones included: the caller decides)."""
+    stack = [(head, content_type, body, depth, True, False)]
+    while stack:
+        head, ctype, body, depth, to_end, wrapped = stack.pop()
+        kind, boundary = dialect.params(ctype)
+        multipart = kind.startswith("multipart/")
+        message = dialect.split_head is not None and kind.startswith("message/")
+        if (multipart or message) and depth >= dialect.max_depth:
+            if not dialect.deep_leaf:
+                continue
+        elif message and body is not None:
+            inner, content = dialect.split_head(body)
+            stack.append((inner, dialect.content_type(inner), content, depth + 1, to_end, True))
+            continue
+        elif multipart and boundary:
+            if body is not None:
+                children = [(h, dialect.content_type(h), c, depth + 1, to_end and last, False)
+                            for h, c, last in dialect.split(body, boundary)]
+                stack.extend(reversed(children))
+            continue
+        yield Part(head, ctype, body, depth, to_end, wrapped)
+
+
+# -- mail (Zeek's MIME analyzer): delimiters and the end of a part's headers are whole lines --
+
+
+def _strip_cr(line: bytes) -> bytes:
+    return line[:-1] if line.endswith(b"\r") else line
+
+
+def _cr_stripped_lines(text: bytes) -> list[bytes]:
+    """``text``'s lines, each without the CR ending it (one)."""
+    lines = text.replace(b"\r\n", b"\n").split(b"\n")
+    if lines[-1].endswith(b"\r"):
+        lines[-1] = lines[-1][:-1]
+    return lines
+
+
+def _mail_entity(text: bytes, start: int, stop: int) -> tuple[bytes, bytes | None]:
+    """The whole lines ``text[start:stop]`` (``stop`` at the LF ending the last one, or the end)
+    as (header block, content): the headers end at the first empty line; each runs to the LF
+    ending its last line, left out with what follows (a delimiter line, the empty line); a CR
+    before that LF stays, as every line keeps its own until the mail step."""
+    if start > stop:  # no line at all
+        return b"", None
+    pos = start
+    while True:
+        end = text.find(b"\n", pos, stop)
+        end = stop if end < 0 else end
+        if pos == end or (end - pos == 1 and text[pos] == 13):  # an empty line (a CR at most)
+            return (text[start:pos - 1] if pos > start else b""), (text[end + 1:stop] if end < stop else None)
+        if end >= stop:
+            return text[start:stop], None
+        pos = end + 1
+
+
+def _mail_split(text: bytes, boundary: str) -> list[tuple[bytes, bytes | None, bool]]:
+    """The parts between delimiter lines (``--boundary``, ``--boundary--`` closing; trailing
+    blanks allowed, the rest of such a line must be empty)."""
+    delim = b"--" + boundary.encode("utf-8", "replace")
+    size = len(text)
+    spans: list[tuple[int, int, bool]] = []
+    begin = -1  # where the open part starts, -1: none open
+    pos = 0
+    while pos <= size:
+        i = text.find(delim, pos)
+        if i < 0:
+            break
+        if i > 0 and text[i - 1] != 10:  # not at a line's start
+            pos = i + 1
+            continue
+        end = text.find(b"\n", i)
+        end = size if end < 0 else end
+        pos = end + 1
+        line = _strip_cr(text[i:end])
+        if not line.startswith(delim):
+            continue
+        rest = line[len(delim):].rstrip(b" \t")
+        if rest not in (b"", b"--"):
+            continue
+        if begin >= 0:
+            spans.append((begin, i - 1, False))
+        if rest == b"--":
+            begin = -1
+            break
+        begin = end + 1
+    if begin >= 0:
+        spans.append((begin, size, True))
+    out: list[tuple[bytes, bytes | None, bool]] = []
+    for start, stop, last in spans:
+        head, content = _mail_entity(text, start, stop)
+        out.append((head, content, last))
+    return out
+
+
+def _mail_content_type(head: bytes) -> str:
+    return dict(split_headers(head)).get("CONTENT-TYPE", "")
+
+
+def _mail_params(ctype: str) -> tuple[str, str | None]:
+    kind, params = header_params(ctype)
+    return kind, params.get("boundary")
+
+
+MAIL = Dialect(split=_mail_split, content_type=_mail_content_type, params=_mail_params, split_head=None,
+               max_depth=MAX_DEPTH, deep_leaf=True)
+
+
 def leaf_entities(raw: bytes) -> Iterator[Entity]:
     """Every non-empty leaf body of the message ``raw`` (headers included), decoded.
 
     Multipart entities are split on their boundary (preamble and epilogue dropped); message/*
-    parts are leaves, as in Zeek.
+    parts are leaves, as in Zeek. Bodies come back as Zeek's SMTP files are: lines rebuilt with
+    CRLF, base64 / quoted-printable decoded.
     """
     if header_end(raw) < 0:
         return
-    lines = [ln[:-1] if ln.endswith(b"\r") else ln for ln in raw.split(b"\n")]
-    ends_with_newline = bool(lines) and not lines[-1]
-    if ends_with_newline:
-        lines.pop()
-    stack = [(0, len(lines), 1)]
+    trailing = raw.endswith((b"\n", b"\n\r"))  # a last line ending the message ends with CRLF
+    text = raw[:-1] if raw.endswith(b"\n") else raw[:-2] if trailing else raw
+    head, body = _mail_entity(text, 0, len(text))
     count = 0
-    while stack and count < MAX_PARTS:
-        start, stop, depth = stack.pop()
-        k = start
-        while k < stop and lines[k]:
-            k += 1
-        fields = dict(split_headers(b"\r\n".join(lines[start:k])))
-        ctype, params = header_params(fields.get("CONTENT-TYPE", ""))
-        body = (k + 1, stop)
-        boundary = params.get("boundary")
-        if ctype.startswith("multipart/") and boundary and depth < MAX_DEPTH:
-            delim = b"--" + boundary.encode("utf-8", "replace")
-            children: list[tuple[int, int, int]] = []
-            begin = None
-            for i in range(*body):
-                line = lines[i]
-                if not line.startswith(delim):
-                    continue
-                rest = line[len(delim):].rstrip(b" \t")
-                if rest not in (b"", b"--"):
-                    continue
-                if begin is not None:
-                    children.append((begin, i, depth + 1))
-                begin = None if rest == b"--" else i + 1
-                if rest == b"--":
-                    break
-            if begin is not None:
-                children.append((begin, stop, depth + 1))
-            stack.extend(reversed(children))
+    for part in walk(head, _mail_content_type(head), body, MAIL, 1):
+        if part.body is None:
             continue
-        if body[0] >= stop:
-            continue
-        data = _decode(lines[body[0]:stop], fields.get("CONTENT-TRANSFER-ENCODING", "").strip().lower(),
-                       ends_with_newline and stop == len(lines))
+        fields = dict(split_headers(part.head))
+        data = _decode(_cr_stripped_lines(part.body),
+                       fields.get("CONTENT-TRANSFER-ENCODING", "").strip().lower(), trailing and part.to_end)
         if not data:
             continue
         count += 1
-        yield Entity(body=data, mime_type=ctype or None, filename=_filename(fields), depth=depth)
+        yield Entity(body=data, mime_type=header_params(part.content_type)[0] or None,
+                     filename=_filename(fields), depth=part.depth)
+        if count >= MAX_PARTS:
+            return
 
 
-# -- bodies as HTTP carries them (headers apart, no transfer decoding) --
+# -- HTTP bodies (as Suricata reads them): a delimiter anywhere in the bytes, the headers apart
+# (the HTTP message's Content-Type), parts as raw byte slices so a carved upload keeps its hash --
 
 MAX_BODY_DEPTH = 30  # nested multipart/message entities followed into a body
 
@@ -234,27 +356,6 @@ MAX_BODY_DEPTH = 30  # nested multipart/message entities followed into a body
 def param(value: str, name: str) -> str | None:
     m = re.search(r'(?:^|;)\s*' + re.escape(name) + r'\s*=\s*(?:"([^"]*)"|([^;\s]*))', value, re.I)
     return None if m is None else (m.group(1) if m.group(1) is not None else m.group(2))
-
-
-def body_leaves(ctype: str, body: bytes, depth: int) -> list[tuple[bytes, str | None]]:
-    """The leaf entities of a MIME body (multipart parts, message/* inside): (content, filename)."""
-    low = ctype.lower()
-    if depth >= MAX_BODY_DEPTH:
-        return []
-    if low.startswith("message/"):
-        head, content = split_head(body)
-        return body_leaves(head_value(head, b"content-type"), content, depth + 1)
-    boundary = param(ctype, "boundary") if low.startswith("multipart/") else None
-    if not boundary:
-        return [(body, None)]
-    leaves: list[tuple[bytes, str | None]] = []
-    for disp, head, content in multipart_parts(body, boundary):
-        sub = head_value(head, b"content-type")
-        if sub.lower().startswith(("multipart/", "message/")):
-            leaves += body_leaves(sub, content, depth + 1)
-        elif content:
-            leaves.append((content, param(disp, "filename")))
-    return leaves
 
 
 def split_head(piece: bytes) -> tuple[bytes, bytes]:
@@ -272,10 +373,9 @@ def head_value(head: bytes, name: bytes) -> str:
     return ""
 
 
-def multipart_parts(body: bytes, boundary: str) -> list[tuple[str, bytes, bytes]]:
-    """The parts of a multipart body: (Content-Disposition, headers, content)."""
+def _http_split(body: bytes, boundary: str) -> list[tuple[bytes, bytes | None, bool]]:
     delim = b"--" + boundary.encode("latin-1", "replace")
-    parts = []
+    parts: list[tuple[bytes, bytes | None, bool]] = []
     for piece in body.split(delim)[1:]:
         if piece.startswith(b"--"):
             break
@@ -285,5 +385,39 @@ def multipart_parts(body: bytes, boundary: str) -> list[tuple[str, bytes, bytes]
             content = content[:-2]
         elif content.endswith(b"\n"):
             content = content[:-1]
-        parts.append((head_value(head, b"content-disposition"), head, content))
+        parts.append((head, content, False))
     return parts
+
+
+def _http_content_type(head: bytes) -> str:
+    return head_value(head, b"content-type")
+
+
+def _http_params(ctype: str) -> tuple[str, str | None]:
+    low = ctype.lower()
+    return low, (param(ctype, "boundary") if low.startswith("multipart/") else None)
+
+
+HTTP = Dialect(split=_http_split, content_type=_http_content_type, params=_http_params, split_head=split_head,
+               max_depth=MAX_BODY_DEPTH, deep_leaf=False)
+
+
+def multipart_parts(body: bytes, boundary: str) -> list[tuple[str, bytes, bytes]]:
+    """The parts of a multipart body, not walked into: (Content-Disposition, headers, content)."""
+    return [(head_value(head, b"content-disposition"), head, content or b"")
+            for head, content, _ in _http_split(body, boundary)]
+
+
+def body_leaves(ctype: str, body: bytes) -> list[tuple[bytes, str | None]]:
+    """The non-empty leaf entities of an HTTP body of type ``ctype`` (multipart parts, message/*
+    inside): (content, file name). A name comes from a multipart's own part headers only (not
+    from inside a message/* walked into, nor for a multipart part without boundary)."""
+    leaves: list[tuple[bytes, str | None]] = []
+    for part in walk(b"", ctype, body, HTTP, 0):
+        if not part.body:
+            continue
+        name = None
+        if part.head and not part.wrapped and not part.content_type.lower().startswith("multipart/"):
+            name = param(head_value(part.head, b"content-disposition"), "filename")
+        leaves.append((part.body, name))
+    return leaves

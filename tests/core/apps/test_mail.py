@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 
 from recorder.core.apps.base import Conn, ListOutput, Parser
 from recorder.core.apps.imap import IMAP
-from recorder.core.apps.mime import email_addrs, header_params, leaf_entities, mime_addresses, split_headers
+from recorder.core.apps.mime import (
+    body_leaves,
+    email_addrs,
+    header_params,
+    leaf_entities,
+    mime_addresses,
+    split_headers,
+)
 from recorder.core.apps.pop3 import POP3
 from recorder.core.apps.smtp import SMTP
 from tests.helpers import need
@@ -344,6 +351,18 @@ def test_attachment_name_continued_over_rfc2231_parts() -> None:
            b"\r\nabc\r\n--z--\r\n")
     assert [(e.filename, e.body) for e in leaf_entities(raw)] == [("part-one-part-two.zip", b"42"),
                                                                    ("\u20ac rates.txt", b"abc")]
+
+
+def test_one_walk_two_dialects() -> None:
+    """Mail and HTTP bodies go through one MIME walk, read in two dialects where a body is
+    malformed: a delimiter not at a line start splits an HTTP body only, and a part without
+    headers is a mail entity but no HTTP part."""
+    body = (b'--b\r\nContent-Disposition: form-data; filename="a"\r\n\r\nX--b\r\n'
+            b'Content-Disposition: form-data; filename="c"\r\n\r\nY\r\n--b\r\n\r\nZ\r\n--b--\r\n')
+    assert body_leaves("multipart/form-data; boundary=b", body) == [(b"X", "a"), (b"Y", "c")]
+    mail = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + body
+    assert [(e.body, e.filename) for e in leaf_entities(mail)] == [
+        (b'X--b\r\nContent-Disposition: form-data; filename="c"\r\n\r\nY', "a"), (b"Z", None)]
 
 
 @settings(max_examples=200, deadline=None)
