@@ -26,9 +26,9 @@ from pathlib import Path
 from recorder.core.apps.base import ListOutput
 from recorder.core.apps.dispatch import AppLayer
 from recorder.core.apps.registry import PARSERS
+from recorder.core.capio.pcapio import read_batches
 from recorder.core.compiled import status
-from recorder.core.decode import Decoder
-from recorder.core.pcapio import read_batches
+from recorder.core.decode.decode import Decoder
 from recorder.core.pipeline.ingest import GC_THRESHOLD
 from recorder.core.store import Store
 from recorder.core.store import records as store_records

@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from recorder.core.decode import Decoder
-from recorder.core.flowmeter import FlowMeter
-from recorder.core.pcapio import read_batches
+from recorder.core.capio.pcapio import read_batches
+from recorder.core.decode.decode import Decoder
+from recorder.core.flow.flowmeter import FlowMeter
 
 GEN = Path(__file__).resolve().parents[2] / "shared" / "bench" / "gen_traffic.py"
 

@@ -71,7 +71,7 @@ def replay(pcap: Path) -> str:
 
 def count_packets(paths: list[Path]) -> int:
     sys.path.insert(0, str(REPO))
-    from recorder.core.pcapio import read_batches
+    from recorder.core.capio.pcapio import read_batches
 
     return sum(len(b) for p in paths for b in read_batches(str(p)))
 
@@ -114,7 +114,7 @@ def count_encrypted(paths: list[Path], identity) -> int:
 
 # the recorder without its packet index (``--index``): FileIndexes collecting nothing, so no file
 # gets an index; otherwise the very ``python -m recorder.cli``
-NO_INDEX = ("import sys; import recorder.core.packetindex as P; P.FileIndexes.add = lambda self, *a: None; "
+NO_INDEX = ("import sys; import recorder.core.flow.packetindex as P; P.FileIndexes.add = lambda self, *a: None; "
             "from recorder.cli import main; sys.argv[0] = 'recorder'; main()")
 
 

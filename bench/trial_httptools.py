@@ -22,8 +22,8 @@ import httptools
 from recorder.core.apps.base import ListOutput, Parser
 from recorder.core.apps.dispatch import AppLayer
 from recorder.core.apps.registry import PARSERS
-from recorder.core.decode import Decoder
-from recorder.core.pcapio import read_batches
+from recorder.core.capio.pcapio import read_batches
+from recorder.core.decode.decode import Decoder
 
 HTTP_PARSERS = [P for P in PARSERS if P.service == "http"]
 EICAR = b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE"

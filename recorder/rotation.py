@@ -37,8 +37,8 @@ import numpy as np
 from recorder.core.agecrypt import SUFFIX as AGE_SUFFIX
 from recorder.core.agecrypt import EncryptingFile
 from recorder.core.batch import RawBatch
+from recorder.core.capio.pcapwrite import FILE_HEADER_LEN, encode_records, file_header, record_sizes
 from recorder.core.evidence import file_sha256
-from recorder.core.pcapwrite import FILE_HEADER_LEN, encode_records, file_header, record_sizes
 from recorder.core.secure_files import GROUP_READ, open_private
 
 PART = ".part"

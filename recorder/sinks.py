@@ -13,9 +13,9 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from recorder.core.decode.mactable import MacTable
 from recorder.core.errors import StoreError, WiretrailError
-from recorder.core.flowid import LocalNets
-from recorder.core.mactable import MacTable
+from recorder.core.flow.flowid import LocalNets
 from recorder.core.store import Store
 
 log = logging.getLogger("wiretrail-recorder")

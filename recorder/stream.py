@@ -34,15 +34,15 @@ from pathlib import Path
 from recorder.capture import CaptureStats, LiveCapture
 from recorder.core.agecrypt import SUFFIX as AGE_SUFFIX
 from recorder.core.agecrypt import recipient_or_none
+from recorder.core.capio.pcaprecords import describe
+from recorder.core.capio.pcapwrite import repair_pcap
 from recorder.core.config import Config
-from recorder.core.decode import Decoder
+from recorder.core.decode.decode import Decoder
 from recorder.core.errors import StoreError, WiretrailError
 from recorder.core.evidence import GENESIS, chain_hash, file_sha256
-from recorder.core.flowid import LocalNets
-from recorder.core.flowmeter import FlowMeter, Timeouts
-from recorder.core.packetindex import FileIndexes
-from recorder.core.pcaprecords import describe
-from recorder.core.pcapwrite import repair_pcap
+from recorder.core.flow.flowid import LocalNets
+from recorder.core.flow.flowmeter import FlowMeter, Timeouts
+from recorder.core.flow.packetindex import FileIndexes
 from recorder.core.secretseal import sealer_for
 from recorder.core.secure_files import GROUP_READ
 from recorder.core.store import Store

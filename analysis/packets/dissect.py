@@ -12,7 +12,7 @@ import numpy as np
 from analysis.output import rfc3339
 from analysis.packets.extract import Packet
 from recorder.core.batch import RawBatch
-from recorder.core.decode import Decoder
+from recorder.core.decode.decode import Decoder
 from recorder.core.errors import WiretrailError
 
 INSTALL = ("dissecting packets needs tshark and pyshark: apt-get install tshark && pip install pyshark "

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from analysis.packets.select import select_flows
 from recorder.core.agecrypt import DecryptingReader, is_age
 from recorder.core.errors import CaptureError, WiretrailError
-from recorder.core.indexformat import (
+from recorder.core.flow.indexformat import (
     PCAPNG_PACKET_HEADER,
     RECORD_HEADER,
     decode_ranges,
@@ -31,7 +31,7 @@ from recorder.core.secure_files import atomic_output
 
 if TYPE_CHECKING:  # pcapng (and numpy with it) only when a pcapng capture is read; select with SQLAlchemy
     from analysis.packets.selection import Selection
-    from recorder.core.pcapng import Interface
+    from recorder.core.capio.pcapng import Interface
 
 _FOREVER = 1 << 62
 MAX_READ_GAP = 4096  # ranges closer than this are read as one (fewer system calls, a few bytes more)
@@ -85,7 +85,7 @@ class _NgHead:
 
 def _ng_head(f, path: str, size: int) -> tuple[_NgHead, int]:
     """The first section's byte order and leading interfaces, and the bytes read for them."""
-    from recorder.core.pcapng import BYTE_ORDER_MAGIC, EPB, IDB, PB, SHB, SPB, parse_idb
+    from recorder.core.capio.pcapng import BYTE_ORDER_MAGIC, EPB, IDB, PB, SHB, SPB, parse_idb
 
     pos, endian, ifaces = 0, "<", []
     while pos + 12 <= size:
@@ -116,7 +116,7 @@ def _ng_head(f, path: str, size: int) -> tuple[_NgHead, int]:
 def _ng_record(head: _NgHead, rec: bytes, off: int, path: str) -> tuple[int, int, int, Interface]:
     """(time ns, captured length, wire length, interface) of the packet
     block ``rec`` (its first 28 bytes and the data) at ``off``."""
-    from recorder.core.pcapng import EPB, PB, SPB
+    from recorder.core.capio.pcapng import EPB, PB, SPB
 
     btype, _ = struct.unpack_from(head.endian + "II", rec)
     if btype == EPB:

@@ -43,7 +43,7 @@ def _is_ip(text: str) -> bool:
 def _local_test(story: Story):
     """A test for "inside the network": the story's local networks plus the private ranges (as the
     flow meter decides it; documentation ranges such as 203.0.113.0/24 are outside)."""
-    from recorder.core.flowid import PRIVATE_NETS
+    from recorder.core.flow.flowid import PRIVATE_NETS
 
     nets = [ipaddress.ip_network(n, strict=False) for n in (*PRIVATE_NETS, *story.local_nets)]
     return lambda addr: any(ipaddress.ip_address(addr) in n for n in nets)

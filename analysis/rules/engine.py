@@ -47,7 +47,7 @@ from analysis.rules.model import PAYLOAD, Action, Rule
 from analysis.rules.prefilter import Prefilter, fast_pattern
 from analysis.rules.statekeys import XbitStore, flowints_apply, hello_version
 from analysis.rules.thresholds import Thresholds
-from recorder.core.flowid import addr_int
+from recorder.core.flow.flowid import addr_int
 
 NS = 1_000_000_000
 _TIMEOUT = {6: 3600 * NS, 17: 300 * NS}  # idle time after which a key starts a new flow
@@ -152,8 +152,8 @@ class Engine:
         from recorder.core.apps.dispatch import AppLayer
         from recorder.core.apps.inspection import Inspection
         from recorder.core.apps.registry import PARSERS
-        from recorder.core.decode import Decoder
-        from recorder.core.pcapio import expand_inputs, read_batches
+        from recorder.core.capio.pcapio import expand_inputs, read_batches
+        from recorder.core.decode.decode import Decoder
 
         # the parsers run even when no rule reads their buffers: they name the flows' protocols
         # (an alert's app_proto), as in the ingest's pass

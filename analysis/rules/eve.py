@@ -7,7 +7,7 @@ from __future__ import annotations
 from analysis.alerts import Alert
 from analysis.rules.flowstate import Inspection
 from analysis.rules.model import Rule
-from recorder.core.flowid import addr_str, community_id, flow_uid, icmp_ports
+from recorder.core.flow.flowid import addr_str, community_id, flow_uid, icmp_ports
 
 EVE_PROTO = {6: "tcp", 17: "udp", 1: "icmp", 58: "ipv6-icmp", 132: "sctp"}
 

@@ -1,7 +1,7 @@
 """A packet's header against the rules': the index that finds the header-only rules a packet's
 addresses and ports can match (instead of testing every rule), the address/port/protocol test of
 one rule, and TCP flags. Addresses are integers in IPv6 space, IPv4 as IPv4-mapped
-(``recorder.core.flowid.addr_int``)."""
+(``recorder.core.flow.flowid.addr_int``)."""
 
 from __future__ import annotations
 

@@ -111,7 +111,7 @@ flows = Table(
     Index(None, "conn_state"),
 )
 
-# Where each flow key's packets lie in a capture file (migration 0011; recorder.core.packetindex):
+# Where each flow key's packets lie in a capture file (migration 0011; recorder.core.flow.packetindex):
 # one row per (bucket of keys, file): a directory of its keys and their record byte ranges as
 # delta-encoded varints. Clustered on (bucket, capture) (SQLite: WITHOUT ROWID).
 packet_index = Table(

@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from analysis.cli import main
-from recorder.core.pcapio import read_batches
+from recorder.core.capio.pcapio import read_batches
 
 DEMO = Path(__file__).resolve().parents[2] / "captures" / "demo.pcap"
 

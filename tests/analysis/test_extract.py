@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from analysis.cli import main
-from recorder.core.pcapio import read_batches
+from recorder.core.capio.pcapio import read_batches
 from tests.helpers import REFERENCE, need
 
 CAPTURES = Path(__file__).resolve().parents[2] / "captures"

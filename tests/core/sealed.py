@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from recorder.core.capio.pcapio import read_batches
 from recorder.core.evidence import GENESIS, chain_hash
-from recorder.core.pcapio import read_batches
 from recorder.core.secure_files import GROUP_READ
 from recorder.core.store import Store
 from recorder.rotation import RotatingWriter, SealedFile

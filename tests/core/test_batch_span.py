@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recorder.core.decode import Decoder
+from recorder.core.capio.pcapio import read_batches
+from recorder.core.decode.decode import Decoder
 from recorder.core.errors import CaptureError
-from recorder.core.pcapio import read_batches
 from recorder.core.pipeline.batches import SpanReader, batch_message
 
 DEMO = Path(__file__).resolve().parents[2] / "captures" / "demo.pcap"

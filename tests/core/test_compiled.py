@@ -23,7 +23,7 @@ needs_build = pytest.mark.skipif(not BUILT, reason="compiled modules not built "
 def test_candidates_leave_out_the_mechanism_init_files_and_numba():
     names = candidates()
     assert "recorder.core.apps.dispatch" in names and "recorder.core.apps.http" in names
-    assert "recorder.core.flowkernel" not in names  # numba compiles Python functions
+    assert "recorder.core.flow.flowkernel" not in names  # numba compiles Python functions
     assert not {"recorder.core.compiled", "recorder.core.build_compiled"} & set(names)
     assert not any(n.endswith("__init__") or ".migrations." in n for n in names)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from recorder.core.capio.pcapio import read_batches
+from recorder.core.capio.pcaprecords import RecordFormat, find_next
 from recorder.core.errors import CaptureWarning, DamagedCaptureWarning
-from recorder.core.pcapio import read_batches
-from recorder.core.pcaprecords import RecordFormat, find_next
 
 DEMO = Path(__file__).resolve().parents[2] / "captures" / "demo.pcap"
 
@@ -153,7 +153,7 @@ def test_capture_without_damage_is_unchanged(tmp_path, intact):
 
 
 def test_repair_keeps_every_intact_record_and_cuts_the_tail(tmp_path, intact):
-    from recorder.core.pcapwrite import repair_pcap
+    from recorder.core.capio.pcapwrite import repair_pcap
 
     data = bytearray(DEMO.read_bytes())
     a, b = intact[40][0], intact[45][0]

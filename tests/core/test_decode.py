@@ -34,7 +34,7 @@ from scapy.layers.l2 import GRE, LLC, SNAP
 from scapy.layers.vxlan import VXLAN
 
 from recorder.core.batch import DECODED_COLUMNS, DecodedBatch, Tunnel
-from recorder.core.decode import Decoder
+from recorder.core.decode.decode import Decoder
 from tests.helpers import GEN_TRAFFIC, REFERENCE, need
 from tests.helpers.decode import (
     A4,
@@ -457,7 +457,7 @@ def test_slow_rows_merge_in_packet_order_with_payload_indices():
 
 
 def _reference_batches(path):
-    from recorder.core.pcapio import read_batches
+    from recorder.core.capio.pcapio import read_batches
 
     return list(read_batches(path))
 

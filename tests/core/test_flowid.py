@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recorder.core.flowid import community_id, connection_uids, flow_uid, key_hashes, uid_of, uids_of
+from recorder.core.flow.flowid import community_id, connection_uids, flow_uid, key_hashes, uid_of, uids_of
 from recorder.core.pipeline.ingest import ingest
 from recorder.core.store import Store
 

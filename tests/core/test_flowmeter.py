@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recorder.core import flowmeter
-from recorder.core.decode import Decoder
-from recorder.core.flowmeter import FlowMeter
-from recorder.core.pcapio import read_batches
+from recorder.core.capio.pcapio import read_batches
+from recorder.core.decode.decode import Decoder
+from recorder.core.flow import flowmeter
+from recorder.core.flow.flowmeter import FlowMeter
 
 CAPTURES = Path(__file__).resolve().parents[2] / "captures"
 

@@ -1,4 +1,4 @@
-"""MAC addresses of local hosts (recorder.core.mactable) through an ingest into `hosts`."""
+"""MAC addresses of local hosts (recorder.core.decode.mactable) through an ingest into `hosts`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
-from recorder.core.mactable import mac_str
+from recorder.core.decode.mactable import mac_str
 from recorder.core.pipeline.ingest import ingest
 from recorder.core.store import Store
 from recorder.core.store.logs import hosts
@@ -81,10 +81,10 @@ def test_no_macs_without_parsers_or_ethernet(tmp_path):
 
 
 def test_take_new_gives_each_pair_once(tmp_path):
-    from recorder.core.decode import Decoder
-    from recorder.core.flowid import LocalNets
-    from recorder.core.mactable import MacTable
-    from recorder.core.pcapio import read_batches
+    from recorder.core.capio.pcapio import read_batches
+    from recorder.core.decode.decode import Decoder
+    from recorder.core.decode.mactable import MacTable
+    from recorder.core.flow.flowid import LocalNets
 
     cap = tmp_path / "l2.pcap"
     wrpcap(str(cap), [packet(1.0, HOST, "10.0.0.5", "8.8.8.8"), packet(2.0, NIC2, "10.0.0.5", "8.8.8.8"),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from recorder.core.indexformat import decode_ranges, flow_key
-from recorder.core.packetindex import encode_varints, key_hashes
+from recorder.core.flow.indexformat import decode_ranges, flow_key
+from recorder.core.flow.packetindex import encode_varints, key_hashes
 
 
 def leb128(v: int) -> bytes:
@@ -60,7 +60,7 @@ def test_key_order_is_numpys_stable_argsort():
     """The builder's bucket sort (indexkernel.key_order) gives the order of np.argsort(kind="stable")
     for hashes, for few keys repeated many times, for keys sharing their top bits (long runs,
     interleaved) and at the extremes of int64."""
-    from recorder.core.indexkernel import key_order
+    from recorder.core.flow.indexkernel import key_order
 
     rng = np.random.default_rng(11)
     same_top = (np.int64(0x1234) << np.int64(48)) + rng.integers(0, 5, 3000)

@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recorder.core.batch import RawBatch
+from recorder.core.capio.pcapio import CaptureInfo, PcapWriter, expand_inputs, probe, read_batches
 from recorder.core.errors import CaptureError, CaptureWarning
-from recorder.core.pcapio import CaptureInfo, PcapWriter, expand_inputs, probe, read_batches
 from tests.helpers import REFERENCE, need
 from tests.helpers.packets import block, epb, idb, shb
 

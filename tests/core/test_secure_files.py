@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import pytest
 
 from recorder.core.apps.files import extract
-from recorder.core.pcapio import PcapWriter
+from recorder.core.capio.pcapio import PcapWriter
 from recorder.core.secure_files import (
     GROUP_READ,
     atomic_output,

@@ -71,7 +71,7 @@ def test_every_log_equals_the_stores(breach_db):
 def test_extracts_reads_equal_the_stores(breach_db):
     """What ``extract --uid`` reads (flows by uid and Community ID, captures, packet-index entries,
     the next connection's start) is the same through sqlite3 as through the Store."""
-    from recorder.core.indexformat import flow_key
+    from recorder.core.flow.indexformat import flow_key
 
     with Store(breach_db, create=False) as store, SqliteReader(breach_db) as reader:
         flows = list(store.query_flows(proto="tcp"))[:20]

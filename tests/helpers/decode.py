@@ -17,7 +17,7 @@ from scapy.layers.ppp import PPP, PPPoE
 from scapy.layers.vxlan import VXLAN
 
 from recorder.core.batch import DECODED_COLUMNS, DecodedBatch, RawBatch
-from recorder.core.decode import Decoder
+from recorder.core.decode.decode import Decoder
 
 A4, B4, A6, B6 = "10.0.0.1", "10.0.0.2", "2001:db8::1", "2001:db8::2"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dpkt
 
-from recorder.core.pcapio import PcapWriter
+from recorder.core.capio.pcapio import PcapWriter
 
 S, SA, A, PA, FA, R = 0x02, 0x12, 0x10, 0x18, 0x11, 0x04
 CLI, SRV = "10.0.0.1", "10.0.0.2"

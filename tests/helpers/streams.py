@@ -25,10 +25,10 @@ import dpkt
 
 from recorder.core.apps.base import Conn, ListOutput, Parser
 from recorder.core.apps.dispatch import AppLayer
-from recorder.core.decode import Decoder
-from recorder.core.flowmeter import FlowMeter
-from recorder.core.flowrows import FLOW_FIELDS
-from recorder.core.pcapio import read_batches
+from recorder.core.capio.pcapio import read_batches
+from recorder.core.decode.decode import Decoder
+from recorder.core.flow.flowmeter import FlowMeter
+from recorder.core.flow.flowrows import FLOW_FIELDS
 
 
 def _packets(path: Path) -> Iterator[tuple[float, object]]:

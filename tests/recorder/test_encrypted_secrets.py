@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from analysis.cli import main as wiretrail
 from recorder.core.agecrypt import parse_recipient
-from recorder.core.decode import Decoder
-from recorder.core.pcapio import read_batches
+from recorder.core.capio.pcapio import read_batches
+from recorder.core.decode.decode import Decoder
 from recorder.core.secretseal import FINGERPRINT_KEY, sealer_for
 from recorder.core.store import Store
 from recorder.sinks import Counters, LiveApps

@@ -13,8 +13,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from analysis.cli import main as wiretrail
-from recorder.core.pcapio import read_batches
-from recorder.core.pcapwrite import scan_pcap
+from recorder.core.capio.pcapio import read_batches
+from recorder.core.capio.pcapwrite import scan_pcap
 from tests.recorder.traffic import write_loopback_capture
 
 FLOW_COLUMNS = "uid, proto, orig_p, resp_p, conn_state, history, orig_pkts, resp_pkts, orig_bytes, resp_bytes"

@@ -10,9 +10,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-from recorder.core.decode import Decoder
-from recorder.core.flowmeter import FlowMeter
-from recorder.core.pcapio import read_batches
+from recorder.core.capio.pcapio import read_batches
+from recorder.core.decode.decode import Decoder
+from recorder.core.flow.flowmeter import FlowMeter
 from recorder.core.store import Store
 from recorder.sinks import Counters, LiveApps
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import struct
 
-from recorder.core.pcapio import PcapWriter
+from recorder.core.capio.pcapio import PcapWriter
 
 ETH = b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01" + b"\x08\x00"
 

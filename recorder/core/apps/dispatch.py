@@ -45,7 +45,7 @@ from recorder.core.apps.dispatch_detect import Detection
 from recorder.core.apps.dispatch_life import ATTACHED, CLOSED, DETECTING, SATED, Lifecycle, OutProxy
 from recorder.core.apps.streams import DEFAULT_MAX_BUFFER, Stream
 from recorder.core.batch import DecodedBatch, RawBatch
-from recorder.core.flowid import (
+from recorder.core.flow.flowid import (
     DNS_UDP_PORTS,
     canonical_keys,
     key_hashes,

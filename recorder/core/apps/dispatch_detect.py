@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from recorder.core.apps.base import Conn, Parser
-from recorder.core.flowid import LIKELY_SERVER_TCP, LIKELY_SERVER_UDP, addr_str
+from recorder.core.flow.flowid import LIKELY_SERVER_TCP, LIKELY_SERVER_UDP, addr_str
 
 NS = 1_000_000_000
 F_SYN, F_ACK = 0x02, 0x10

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from recorder.core.apps.base import Conn, Output, Parser
-from recorder.core.flowid import uid_of
+from recorder.core.flow.flowid import uid_of
 
 NS = 1_000_000_000
 EXPECT_FOR = 300 * NS  # how long an expected connection is waited for

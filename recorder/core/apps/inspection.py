@@ -35,7 +35,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from recorder.core.apps.base import Conn
-from recorder.core.flowid import addr_int
+from recorder.core.flow.flowid import addr_int
 
 NS = 1_000_000_000
 _PROTO = {"tcp": 6, "udp": 17}

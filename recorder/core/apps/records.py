@@ -36,7 +36,7 @@ FRAMEWORK_LOGS: dict[str, LogFields] = {
                                 "secret_fp:string"),
     # ours: address -> name mappings (DNS answers, TLS SNI, HTTP Host, ...)
     "names": _f("ts:time addr:addr name:string source:string"),
-    # ours: local address -> MAC (Ethernet source of its packets, ``recorder.core.mactable``)
+    # ours: local address -> MAC (Ethernet source of its packets, ``recorder.core.decode.mactable``)
     "macs": _f("ts:time addr:addr mac:string source:string last_seen:time"),
 }
 

@@ -35,7 +35,7 @@ def decrypt_inputs(args: Sequence[str], identities: Sequence[Any] | None,
     encrypted path. A directory or glob holding age files is replaced by its files (the age ones
     decrypted; the others kept when they are captures). Raises CaptureError for an age file
     without ``identities`` or one they do not open."""
-    from recorder.core.pcapio import probe
+    from recorder.core.capio.pcapio import probe
 
     out: list[str] = []
     originals: dict[str, str] = {}

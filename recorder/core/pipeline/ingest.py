@@ -16,16 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from recorder.core.decode import Decoder
+from recorder.core.capio.pcapio import expand_inputs, probe, read_batches
+from recorder.core.capio.pcaprecords import skipped_fields
+from recorder.core.decode.decode import Decoder
+from recorder.core.decode.mactable import MacTable
 from recorder.core.errors import CaptureError, CaptureWarning, StoreError
-from recorder.core.flowid import LocalNets
-from recorder.core.flowmeter import FlowMeter, Timeouts
-from recorder.core.flowrows import FlowBatch
-from recorder.core.indexformat import indexed_header
-from recorder.core.mactable import MacTable
-from recorder.core.packetindex import IndexBuilder, PendingIndex
-from recorder.core.pcapio import expand_inputs, probe, read_batches
-from recorder.core.pcaprecords import skipped_fields
+from recorder.core.flow.flowid import LocalNets
+from recorder.core.flow.flowmeter import FlowMeter, Timeouts
+from recorder.core.flow.flowrows import FlowBatch
+from recorder.core.flow.indexformat import indexed_header
+from recorder.core.flow.packetindex import IndexBuilder, PendingIndex
 from recorder.core.pipeline.applayer import Inspectors, open_app_layer
 
 GC_THRESHOLD = 100_000  # allocations between young-generation collections while parsers run

@@ -18,7 +18,7 @@ from recorder.core.store.listing import flows_query
 from recorder.core.store.sql import insert_tuples
 
 if TYPE_CHECKING:  # numpy, which FlowBatch needs, is imported only by the commands that meter
-    from recorder.core.flowrows import FlowBatch
+    from recorder.core.flow.flowrows import FlowBatch
 
 
 class FlowTable(Database):
@@ -36,7 +36,7 @@ class FlowTable(Database):
         """
         if not rows:
             return 0
-        from recorder.core.flowrows import FlowBatch
+        from recorder.core.flow.flowrows import FlowBatch
 
         if isinstance(rows, FlowBatch):
             rows = rows.rows()
@@ -154,8 +154,8 @@ def _writer_main(inbox: Inbox, outbox: Outbox, store: FlowTable, batch_rows: int
     """The writer process: rows from the queue into the database, in transactions of batch_rows."""
     # The parent's pooled connections came along with the fork; leave them to the parent.
     store.engine.dispose(close=False)
-    from recorder.core.flowrows import FlowBatch
-    from recorder.core.packetindex import PendingIndex
+    from recorder.core.flow.flowrows import FlowBatch
+    from recorder.core.flow.packetindex import PendingIndex
 
     written = 0
     failed = False

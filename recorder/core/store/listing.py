@@ -265,7 +265,7 @@ def packet_index_entries(store: Streams, keys: Iterable[int], *, since: int | No
                          until: int | None = None) -> list[dict]:
     """The entries of these flow keys (capture_id, key_hash, first_ts_ns, last_ts_ns, packets,
     bytes, ranges) whose packets overlap [since, until] (ns, inclusive), by capture and time."""
-    from recorder.core.indexformat import bucket_of, matching_entries
+    from recorder.core.flow.indexformat import bucket_of, matching_entries
 
     wanted = set(keys)
     buckets = sorted({bucket_of(k) for k in wanted})
@@ -293,7 +293,7 @@ def next_flow_starts(store: Streams, chosen: Sequence[dict]) -> dict[str, int | 
     (addresses, ports, IP protocol) starts, or None. Two queries per 500 addresses."""
     if not chosen:
         return {}
-    from recorder.core.indexformat import next_starts
+    from recorder.core.flow.indexformat import next_starts
 
     lo = min(int(f["ts_ns"]) for f in chosen)
     addrs = sorted({bytes(f["orig_a"]) for f in chosen})

@@ -15,7 +15,7 @@ from recorder.core.store.sql import insert_tuples
 if TYPE_CHECKING:  # numpy (packetindex) only in the commands that read or write the index
     from sqlalchemy.engine import Connection
 
-    from recorder.core.packetindex import IndexEntry
+    from recorder.core.flow.packetindex import IndexEntry
 
 _COLUMNS = ("capture_id", "bucket", "first_ts_ns", "last_ts_ns", "packets", "keys", "directory", "ranges")
 

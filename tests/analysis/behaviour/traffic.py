@@ -15,7 +15,7 @@ from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from recorder.core.pcapio import PcapWriter
+from recorder.core.capio.pcapio import PcapWriter
 
 T0 = 1_714_557_600.0  # 2024-05-01T10:00:00Z
 _MAC_A, _MAC_B = "02:00:00:00:00:01", "02:00:00:00:00:02"

@@ -8,7 +8,7 @@ from scapy.layers.dns import DNS, DNSQR
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 
 from analysis.rules.engine import Engine
-from recorder.core.flowid import flow_uid
+from recorder.core.flow.flowid import flow_uid
 from tests.analysis.behaviour.traffic import T0, Capture
 from tests.analysis.rules.rule_traffic import (
     CLIENT,

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from recorder.core.apps.base import Conn, ListOutput
 from recorder.core.apps.dispatch import AppLayer
 from recorder.core.apps.dns import DNS, DNSTCP, Malformed, decode_netbios_name, plausible, read_name
-from recorder.core.decode import Decoder
-from recorder.core.flowmeter import FlowMeter
-from recorder.core.pcapio import read_batches
+from recorder.core.capio.pcapio import read_batches
+from recorder.core.decode.decode import Decoder
+from recorder.core.flow.flowmeter import FlowMeter
 from tests.helpers import REFERENCE, need
 from tests.helpers.dns import PTR_Q, QUERY, RESPONSE, message, qname, question, rr
 from tests.helpers.zeek import norm as _norm

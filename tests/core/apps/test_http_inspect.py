@@ -14,8 +14,8 @@ from recorder.core.apps.base import Conn, ListOutput
 from recorder.core.apps.dispatch import AppLayer
 from recorder.core.apps.http import HTTP, normalize_uri
 from recorder.core.apps.registry import PARSERS
-from recorder.core.decode import Decoder
-from recorder.core.pcapio import read_batches
+from recorder.core.capio.pcapio import read_batches
+from recorder.core.decode.decode import Decoder
 from tests.helpers import REFERENCE, need
 
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"

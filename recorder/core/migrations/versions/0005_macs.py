@@ -1,4 +1,4 @@
-"""Hardware addresses: the MACs seen for local addresses (``recorder.core.mactable``), for hosts.
+"""Hardware addresses: the MACs seen for local addresses (``recorder.core.decode.mactable``), for hosts.
 
 The columns are frozen here (not read from ``schema``), so this migration keeps meaning what it
 meant when a later revision changes the table.

@@ -1,5 +1,5 @@
 """Packet index: where each flow key's packets lie in each capture file (record byte ranges,
-delta-encoded varints; recorder.core.packetindex).
+delta-encoded varints; recorder.core.flow.packetindex).
 
 Revision ID: 0011
 Revises: 0010

@@ -17,9 +17,9 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from recorder.core import flowcols as K
 from recorder.core.batch import DecodedBatch, RawBatch, Tunnel
-from recorder.core.flowid import (
+from recorder.core.flow import flowcols as K
+from recorder.core.flow.flowid import (
     DNS_UDP_PORTS,
     ICMP4_COUNTERPART,
     ICMP6_COUNTERPART,
@@ -32,8 +32,8 @@ from recorder.core.flowid import (
     mix64,
     tunnel_uid,
 )
-from recorder.core.flowkernel import expired, meter_rows, summarize
-from recorder.core.flowrows import FlowBatch, concat_flow_batches
+from recorder.core.flow.flowkernel import expired, meter_rows, summarize
+from recorder.core.flow.flowrows import FlowBatch, concat_flow_batches
 
 NS = 1_000_000_000
 

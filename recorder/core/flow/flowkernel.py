@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from recorder.core.flowcols import (
+from recorder.core.flow.flowcols import (
     C_ACTIVE,
     C_ATTEMPT,
     C_CAPTURE,
@@ -90,7 +90,7 @@ from recorder.core.flowcols import (
     T_TCP_INACT,
     T_UDP_INACT,
 )
-from recorder.core.tcpkernel import check_hist, flip_roles, hist_letter, is_reuse, tcp_packet, tcp_size
+from recorder.core.flow.tcpkernel import check_hist, flip_roles, hist_letter, is_reuse, tcp_packet, tcp_size
 
 
 @njit(cache=True, nogil=True)

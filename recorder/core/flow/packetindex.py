@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recorder.core.batch import DecodedBatch, RawBatch
-from recorder.core.indexformat import (  # noqa: F401 - the stored form, re-exported for the writers
+from recorder.core.flow.indexformat import (  # noqa: F401 - the stored form, re-exported for the writers
     BUCKET_SHIFT,
     DIRECTORY_COLUMNS,
     RECORD_HEADER,
@@ -35,7 +35,7 @@ from recorder.core.indexformat import (  # noqa: F401 - the stored form, re-expo
     flow_key,
     indexed_header,
 )
-from recorder.core.indexkernel import encode_varints, key_order
+from recorder.core.flow.indexkernel import encode_varints, key_order
 
 _M = np.uint64(0xBF58476D1CE4E5B9)
 _N = np.uint64(0x94D049BB133111EB)

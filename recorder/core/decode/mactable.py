@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recorder.core.flowid import LocalNets, addr_str
+from recorder.core.flow.flowid import LocalNets, addr_str
 
 _ETHERNET = 1  # LINKTYPE_ETHERNET
 _MAC_BYTES = np.arange(6, 12, dtype=np.int64)  # the source MAC in an Ethernet header

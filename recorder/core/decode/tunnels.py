@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from struct import unpack_from
 
-from recorder.core.flowid import LIKELY_SERVER_UDP
-from recorder.core.iphdr import exact_ip, ipv6_chain
+from recorder.core.decode.iphdr import exact_ip, ipv6_chain
+from recorder.core.flow.flowid import LIKELY_SERVER_UDP
 
 OK, NONE, VIOLATION = 0, 1, 2
 LINK_ETH, LINK_IP, LINK_WIFI = "eth", "ip", "wifi"

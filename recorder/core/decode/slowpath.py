@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from struct import unpack_from
 
-from recorder.core import linklayer, tunnels
 from recorder.core.batch import Tunnel
-from recorder.core.fragments import FragmentReassembler
-from recorder.core.iphdr import ESP, FRAGMENT, NONE, addr16, exact_ip, ipv6_chain
+from recorder.core.decode import linklayer, tunnels
+from recorder.core.decode.fragments import FragmentReassembler
+from recorder.core.decode.iphdr import ESP, FRAGMENT, NONE, addr16, exact_ip, ipv6_chain
 
 _V4_MAPPED = 0xFFFF00000000
 _TUNNEL_PORTS = tunnels.UDP_TUNNEL_PORTS

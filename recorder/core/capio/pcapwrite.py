@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from recorder.core.batch import RawBatch
+from recorder.core.capio.pcaprecords import MAX_CAPLEN, RecordFormat, find_next, problem, ts_window
 from recorder.core.errors import CaptureError
-from recorder.core.pcaprecords import MAX_CAPLEN, RecordFormat, find_next, problem, ts_window
 
 PCAP_MAGIC_US = 0xA1B2C3D4
 FILE_HEADER_LEN = 24

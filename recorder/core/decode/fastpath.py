@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from recorder.core.batch import DECODED_COLUMNS, RawBatch
-from recorder.core.linklayer import RAW_LINKTYPES
-from recorder.core.tunnels import UDP_TUNNEL_PORTS
+from recorder.core.decode.linklayer import RAW_LINKTYPES
+from recorder.core.decode.tunnels import UDP_TUNNEL_PORTS
 
 _V4_MAPPED = np.uint64(0xFFFF00000000)
 _TUNNEL_LUT = np.zeros(65536, dtype=bool)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recorder.core.flowid import PROTO_NAMES, addr_str, community_id, connection_uids
+from recorder.core.flow.flowid import PROTO_NAMES, addr_str, community_id, connection_uids
 
 # The values of each flow row, in the order of the flows table's columns (less id).
 FLOW_FIELDS = ("uid", "capture_id", "file_offset", "ts_ns", "duration_ns", "orig_h", "orig_p", "resp_h",

@@ -34,11 +34,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recorder.core import linklayer
 from recorder.core.batch import DECODED_COLUMNS, DecodedBatch, RawBatch, Tunnel
-from recorder.core.fastpath import decode_fast
-from recorder.core.fragments import DEFAULT_MAX_PENDING
-from recorder.core.slowpath import SlowPath
+from recorder.core.decode import linklayer
+from recorder.core.decode.fastpath import decode_fast
+from recorder.core.decode.fragments import DEFAULT_MAX_PENDING
+from recorder.core.decode.slowpath import SlowPath
 
 MAX_EXAMPLES = 10
 

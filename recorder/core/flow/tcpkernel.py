@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from recorder.core.flowcols import (
+from recorder.core.flow.flowcols import (
     C_ATTEMPT,
     C_CLOSE_COMPLETE,
     C_FIRST_SEEN,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-import recorder.core.flowcols  # noqa: F401 - points numba's cache at a writable directory first
+import recorder.core.flow.flowcols  # noqa: F401 - points numba's cache at a writable directory first
 
 _SIGN = np.uint64(1 << 63)
 _TOP = np.uint64(48)  # the first pass spreads the keys over 2**16 runs by their top 16 bits

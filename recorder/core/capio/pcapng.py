@@ -1,6 +1,6 @@
 """pcapng block parser: sections, interfaces and packet blocks into RawBatches.
 
-Used by :mod:`recorder.core.pcapio`, which opens the file (plain or gzip) and hands over a
+Used by :mod:`recorder.core.capio.pcapio`, which opens the file (plain or gzip) and hands over a
 buffered :class:`Source`. Handles both byte orders (a new Section Header Block may switch it and
 resets the interfaces), Interface Description Blocks with ``if_tsresol`` (10^-n and 2^-n) and
 ``if_tsoffset``, Enhanced, Simple and obsolete Packet Blocks; every other block is skipped.
@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from recorder.core.batch import RawBatch
-from recorder.core.pcaprecords import link_plausible
+from recorder.core.capio.pcaprecords import link_plausible
 
 SHB = 0x0A0D0D0A  # Section Header Block (a palindrome: same value in both byte orders)
 IDB = 0x00000001  # Interface Description Block

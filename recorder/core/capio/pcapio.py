@@ -32,11 +32,11 @@ from typing import BinaryIO, Self
 
 import numpy as np
 
-from recorder.core import pcapng
 from recorder.core.batch import RawBatch
+from recorder.core.capio import pcapng
+from recorder.core.capio.pcaprecords import MAX_CAPLEN, Damage, RecordFormat, describe, plausible, resync
+from recorder.core.capio.pcaprecords import problem as record_problem
 from recorder.core.errors import CaptureError, CaptureWarning, DamagedCaptureWarning
-from recorder.core.pcaprecords import MAX_CAPLEN, Damage, RecordFormat, describe, plausible, resync
-from recorder.core.pcaprecords import problem as record_problem
 from recorder.core.secure_files import AtomicFile
 
 log = logging.getLogger(__name__)

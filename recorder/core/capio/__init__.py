@@ -1,0 +1,1 @@
+"""Capture file I/O: pcap and pcapng reading, the pcap writer, damaged-record recovery."""
