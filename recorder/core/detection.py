@@ -34,10 +34,11 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any, Protocol
 
+ANALYSIS_NICE = 10
+
 from recorder.core.errors import ConfigError
 
 GROUP = "wiretrail.detectors"
-ANALYSIS_NICE = 10
 
 
 class LiveDetector(Protocol):
