@@ -215,15 +215,7 @@ _WORKER: dict = {}  # the worker process's rules (set once by its initializer; n
 
 
 def _load_rules(files: list[str], variables: dict[str, str]) -> None:
-    import os
-
     from analysis.rules import Variables, load_rules
-    from recorder.core.detection import ANALYSIS_NICE
-
-    try:
-        os.nice(ANALYSIS_NICE)  # the catch-up never takes the CPU the capture needs
-    except OSError:
-        pass
 
     _WORKER["rules"] = load_rules(files, Variables.with_overrides(variables)).rules
 

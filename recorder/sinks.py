@@ -143,11 +143,9 @@ class LiveApps:
         self.thread.start()
 
     def _start(self):
-        from recorder.core.detection import ANALYSIS_NICE
         from recorder.core.pipeline.applayer import app_process
 
-        return app_process(self.store, warn=lambda w: log.warning("parsers: %s", w), inspector=self.inspector,
-                           nice=ANALYSIS_NICE)
+        return app_process(self.store, warn=lambda w: log.warning("parsers: %s", w), inspector=self.inspector)
 
     def feed(self, raw, dec, capture_id: int | None) -> None:
         size = int(raw.caplen.sum())  # packet bytes, for the queue's bound

@@ -21,11 +21,6 @@ rows already stored (the recorder keeps only the new ones), unless it has ``stor
 it stores its alerts itself and returns only the new ones (to log and notify). An optional
 ``close()`` is called at shutdown. An optional ``inspector()`` returns a fresh inspector for the
 recorder's protocol parsers' process (``recorder.live_signatures``: the signatures matched live).
-
-``ANALYSIS_NICE``: the recorder's analysis (the parsers' process with its live signatures, a
-detector's own worker processes) runs that much below the capture's CPU priority, so that on a
-busy sensor the capture process, which must never wait, gets the CPU first; the analysis catches
-up from the sealed files what it could not inspect in time.
 """
 
 from __future__ import annotations
@@ -33,8 +28,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any, Protocol
-
-ANALYSIS_NICE = 10
 
 from recorder.core.errors import ConfigError
 

@@ -86,7 +86,7 @@ class AppProcess:
     in the child is raised as StoreError (a database problem) or WiretrailError by the next call."""
 
     def __init__(self, store, extract_dir: str | None, warn: Callable[[str], None], forward=None,
-                 family: Family | None = None, inspector=None, nice: int = 0) -> None:
+                 family: Family | None = None, inspector=None) -> None:
         self.store = store
         self.rows_written: Counter[str] = Counter()
         self._failures: Counter[str] = Counter()
@@ -98,7 +98,7 @@ class AppProcess:
                             wide=True, hand_over=forward or (),
                             failure=lambda err: WiretrailError(f"application layer failed: {err!r}"),
                             ended=WiretrailError("the application layer process ended unexpectedly"),
-                            store_path=store.display, on_warning=warn, nice=nice)
+                            store_path=store.display, on_warning=warn)
 
     @property
     def process(self):
@@ -210,14 +210,13 @@ def _app_main(inbox: Inbox, outbox: Outbox, store, extract_dir: str | None, forw
                 pass
 
 
-def app_process(store, warn: Callable[[str], None], inspector=None, nice: int = 0) -> AppProcess:
+def app_process(store, warn: Callable[[str], None], inspector=None) -> AppProcess:
     """The protocol parsers in their own process, writing their records into ``store``, for a
     caller that feeds batches itself (the recorder): ``feed(raw, dec)``, ``capture_id = id``,
     ``flush()``, ``finish()``, ``services()``, ``failures``, ``close()``. ``inspector`` (an
     ``apps.inspection.Inspector``, such as the recorder's live signatures) runs in that process,
-    on every batch and the parsers' messages, as in an ingest's pass; it handles its own results.
-    ``nice``: how far below the caller's CPU priority the process runs."""
-    return AppProcess(store, None, warn, inspector=inspector, nice=nice)
+    on every batch and the parsers' messages, as in an ingest's pass; it handles its own results."""
+    return AppProcess(store, None, warn, inspector=inspector)
 
 
 class Forwarder:

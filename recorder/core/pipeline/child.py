@@ -162,14 +162,9 @@ class Outbox:
 
 
 def _child(main: Callable, inbox_end, is_queue: bool, reply_end, close: list, parent: int,
-           failure: Callable[[BaseException], WiretrailError], args: tuple, nice: int = 0) -> None:
-    """What runs in the child: the parent's ends closed, its signal handlers reset, its CPU
-    priority lowered by ``nice``, ``main`` run and its failure reported."""
-    if nice:
-        try:
-            os.nice(nice)
-        except OSError:
-            pass
+           failure: Callable[[BaseException], WiretrailError], args: tuple) -> None:
+    """What runs in the child: the parent's ends closed, its signal handlers reset, ``main`` run
+    and its failure reported."""
     for end in close:  # EOF on our pipes must mean the parent is done (or gone)
         try:
             end.close()
@@ -197,15 +192,14 @@ class Child:
     closes them once it is started). ``failure``: the WiretrailError an exception of another
     kind is reported as. ``ended``: the error when the child is gone without a word.
     ``store_path``: names the database in a StoreError reported without it. ``on_warning``
-    receives the warnings the child sends with its replies. ``nice``: the child runs that much
-    below the parent's CPU priority (the recorder's analysis, so that its capture never waits).
+    receives the warnings the child sends with its replies.
     """
 
     def __init__(self, main: Callable, args: tuple = (), *, name: str, family: Family | None = None,
                  daemon: bool = True, queue: int = 0, wide: bool = False, hand_over: Sequence = (),
                  failure: Callable[[BaseException], WiretrailError] = lambda err: WiretrailError(repr(err)),
                  ended: WiretrailError | None = None, store_path: str | None = None,
-                 on_warning: Callable[[str], None] | None = None, nice: int = 0) -> None:
+                 on_warning: Callable[[str], None] | None = None) -> None:
         self.name = name
         self.ended = ended or WiretrailError(f"the {name} process ended unexpectedly")
         self.family = family if family is not None else Family()
@@ -225,7 +219,7 @@ class Child:
         close = [e for e in self.family.ends if id(e) not in own]
         self.process = _CONTEXT.Process(
             target=_child, name=name, daemon=daemon,
-            args=(main, inbox_end, self._queue is not None, reply_end, close, os.getpid(), failure, args, nice))
+            args=(main, inbox_end, self._queue is not None, reply_end, close, os.getpid(), failure, args))
         self.process.start()
         self.family.close(reply_end, *hand_over, *([] if self._queue is not None else [inbox_end]))
 
