@@ -1,6 +1,6 @@
 """Which flows an ``extract`` takes: by uid, Community ID, alert, incident, or the listing
-filters (host, port, protocol, time). ``store`` is a Store, or for a selection by uid or Community
-ID alone the lean ``SqliteReader`` (``lite``): SQLAlchemy is imported only for an alert or incident."""
+filters (host, port, protocol, time). ``store`` is a Store, or for every selection but by alert or
+incident the lean ``SqliteReader`` (``lite``): SQLAlchemy is imported only for an alert or incident."""
 
 from __future__ import annotations
 

@@ -42,7 +42,8 @@ class SqliteReader:
             raise StoreError(f"no database at {path}; run wiretrail ingest first")
         try:
             if read_only:
-                self._conn = sqlite3.connect(f"file:{os.path.abspath(path)}?mode=ro", uri=True)
+                self._conn = sqlite3.connect(f"file:{os.path.abspath(path)}?mode=ro", uri=True,
+                                             timeout=BUSY_TIMEOUT_S, check_same_thread=False)
             else:
                 self._conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
         except sqlite3.Error as err:
