@@ -23,7 +23,7 @@ from recorder.core.errors import WiretrailError
 @click.option("--port", type=click.IntRange(0, 65535), help="Flows with this port on either side.")
 @click.option("--proto", type=click.Choice(["tcp", "udp", "icmp", "unknown_transport"]))
 @click.option("--since", type=TimeType(), help="Packets at or after TIME (RFC 3339, date, epoch s); without --uid "
-              "and the like, of flows active then (started up to an hour before).")
+              "and the like, of the flows still going then, however long before they started.")
 @click.option("--until", type=TimeType(), help="Packets before TIME.")
 @click.option("--bpf", metavar="EXPR", help="Keep only packets this BPF filter (tcpdump's syntax, libpcap's compiler) accepts.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Output file (written owner-only, atomically).")

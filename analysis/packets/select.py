@@ -4,7 +4,7 @@ incident the lean ``SqliteReader`` (``lite``): SQLAlchemy is imported only for a
 
 from __future__ import annotations
 
-from analysis.packets.selection import LOOKBACK_NS, Selection, by_listing
+from analysis.packets.selection import Selection, by_listing
 from recorder.core.errors import WiretrailError
 from recorder.core.store.listing import flows_with, flows_with_query
 
@@ -63,4 +63,4 @@ def _incident_flows(store, incident: str) -> list[dict]:
     return _rows(store, stmt)
 
 
-__all__ = ["LOOKBACK_NS", "Selection", "select_flows"]
+__all__ = ["Selection", "select_flows"]

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 
 from recorder.core.errors import WiretrailError
 
-LOOKBACK_NS = 3600 * 10**9  # --since also takes flows that started up to this long before it
-
 
 @dataclass(frozen=True, slots=True)
 class Selection:
@@ -36,14 +34,13 @@ class Selection:
 def by_listing(store, sel: Selection, chosen: dict[str, dict]) -> dict[str, dict]:
     """``chosen`` (uid -> flows row) with the listing filters applied: without a flow named
     (uid, Community ID, alert, incident), the flows of the host, port and protocol active in
-    [since, until) (started before until, and up to LOOKBACK_NS before since when they lasted
-    until since or later); with one, those named narrowed to the host, port and protocol.
-    ``store`` is anything with the listings' ``query_flows``."""
+    [since, until) (started before until and still going at since, however long before it they
+    began); with one, those named narrowed to the host, port and protocol. ``store`` is anything
+    with the listings' ``query_flows``."""
     if not sel.by_flow:
-        since = sel.since - LOOKBACK_NS if sel.since is not None else None
-        rows = store.query_flows(host=sel.host, port=sel.port, proto=sel.proto, since=since, until=sel.until)
-        chosen.update((r["uid"], r) for r in rows
-                      if sel.since is None or r["ts_ns"] + (r["duration_ns"] or 0) >= sel.since)
+        rows = store.query_flows(host=sel.host, port=sel.port, proto=sel.proto, until=sel.until,
+                                 active_since=sel.since)
+        chosen.update((r["uid"], r) for r in rows)
     elif sel.host or sel.port is not None or sel.proto:
         keep = {r["uid"] for r in store.query_flows(host=sel.host, port=sel.port, proto=sel.proto)}
         chosen = {u: r for u, r in chosen.items() if u in keep}

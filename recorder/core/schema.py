@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 from recorder.core.apps.records import CONN_LOGS, LOGS, app_column_name, column_name
@@ -109,6 +110,10 @@ flows = Table(
     Index(None, "resp_p"),
     Index(None, "uid"),
     Index(None, "conn_state"),
+    # The flows that lasted over an hour, by start (migration 0017): with the start index, "still
+    # going at T" is two index ranges (store.listing.active_since), however long ago a flow began.
+    Index("ix_flows_long", "ts_ns", sqlite_where=text("duration_ns > 3600000000000"),
+          postgresql_where=text("duration_ns > 3600000000000")),
 )
 
 # Where each flow key's packets lie in a capture file (migration 0011; recorder.core.flow.packetindex):

@@ -427,3 +427,38 @@ def test_the_library_call_without_the_cli(tmp_path, need_tcpdump):
     assert res.files == 1 and res.bytes_read > 24
     with pytest.raises(WiretrailError, match="empty time range"):
         Selection(uids=(f["uid"],), since=2, until=1)
+
+
+def test_since_takes_a_flow_that_began_hours_before(tmp_path):
+    """A session kept open for hours (a packet a minute, under the 5-minute inactivity timeout) is
+    one flow; ``--since`` two hours into it takes its packets from then on, as does a host
+    selection, and the query finds it through the long flows' partial index, not a scan."""
+    from tests.helpers.packets import tcp_session
+
+    t0 = 1_700_000_000.0
+    cap = tcp_session(tmp_path / "long.pcap", [(i % 2 == 0, b"keepalive %d" % i) for i in range(180)],
+                      port=22, t0=t0, step=60.0)
+    db = tmp_path / "w.db"
+    ingest(db, cap)
+    f = max(flows(db), key=lambda r: r["duration_ns"] or 0)  # the handshake a minute apart is split off
+    assert f["duration_ns"] > 2 * 3600 * 10**9 and f["orig_pkts"] + f["resp_pkts"] > 150
+    since, until = t0 + 2 * 3600, t0 + 2 * 3600 + 600
+    want = [(ts, b) for ts, b in records(cap) if since <= ts < until]
+    assert want
+    for extra in ([], ["--host", "10.0.0.5"], ["--port", "22", "--proto", "tcp"]):
+        out = tmp_path / "since.pcap"
+        r = run("extract", "--db", str(db), *extra, "--since", str(since), "--until", str(until), "--out", str(out))
+        assert r.exit_code == 0, r.output
+        assert records(out) == want, extra
+    # the flow has ended before this --since: nothing, one line
+    r = run("extract", "--db", str(db), "--since", str(t0 + 4 * 3600), "--out", str(tmp_path / "none.pcap"))
+    assert r.exit_code == 1 and "no flow matches" in r.output
+    from recorder.core.store.listing import flows_query
+
+    q = flows_query(active_since=int(since * 1e9), until=int(until * 1e9))
+    con = sqlite3.connect(db)
+    try:
+        plan = " ".join(str(row[-1]) for row in con.execute("EXPLAIN QUERY PLAN " + q.sql, q.params))
+    finally:
+        con.close()
+    assert "ix_flows_long" in plan, plan

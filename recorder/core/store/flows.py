@@ -68,17 +68,19 @@ class FlowTable(Database):
     def query_flows(self, *, host: str | None = None, port: int | None = None, proto: str | None = None,
                     since: int | None = None, until: int | None = None,
                     states: Iterable[str] | None = None, uid: str | None = None,
-                    limit: int | None = None, batch: int = 1000, open_only: bool = False) -> Iterator[dict]:
+                    limit: int | None = None, batch: int = 1000, open_only: bool = False,
+                    active_since: int | None = None) -> Iterator[dict]:
         """Flow rows matching every given filter, ordered by (ts_ns, id), streamed as dicts.
 
         ``host`` is an IP or CIDR matched on either side; ``port`` either side; ``since`` inclusive
         and ``until`` exclusive, both ns since the epoch on ``ts_ns``; ``states`` any of these
-        conn_state values. With ``open_only``, the recorder's interim records of connections that
+        conn_state values; ``active_since`` the flows whose last packet is at or after it, however
+        long before they started (index ranges, not a scan). With ``open_only``, the recorder's interim records of connections that
         were still open at its last rotation (table open_flows, with ``as_of_ns``) instead.
         Raises ValueError for a bad host or limit, before touching the database.
         """
         query = flows_query(host=host, port=port, proto=proto, since=since, until=until, states=states,
-                            uid=uid, limit=limit, open_only=open_only)
+                            uid=uid, limit=limit, open_only=open_only, active_since=active_since)
         return self.stream_query(query, "read flows", batch)
 
 

@@ -9,7 +9,7 @@ from recorder.core.errors import StoreError
 
 # The newest migration in migrations/versions (a test keeps this equal to alembic's head), so the
 # common case -- a database already at head -- is checked without importing alembic.
-SCHEMA_HEAD = "0016"
+SCHEMA_HEAD = "0017"
 
 
 def require_head(current: str | None, display: str) -> None:

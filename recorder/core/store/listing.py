@@ -29,6 +29,12 @@ CLOSED_STREAM_SUFFIX = " closed"
 _FLOW_BOOLS = frozenset({"local_orig", "local_resp", "capture_drops"})
 _CAPTURE_BOOLS = frozenset({"repaired"})
 _CHUNK = 500  # values per IN (...) list: far below SQLite's and PostgreSQL's parameter limits
+# Flows that lasted longer than this are also in a partial index by start (schema: ix_flows_long,
+# migration 0017), so "active at or after T" is two index ranges: started at most this long before
+# T, or long. The literal must be the index's own condition, written the same way, for SQLite and
+# PostgreSQL to use the partial index.
+LONG_FLOW_NS = 3600 * 10**9
+LONG_FLOW_SQL = "t.duration_ns > 3600000000000"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +115,18 @@ class _Where:
         if until is not None:
             self.add(f"t.ts_ns < {self.param(until)}")
 
+    def active(self, since: int, until: int | None) -> None:
+        """Flows still going at or after ``since`` (their last packet at or after it) and started
+        before ``until``, found by two bounded index ranges whatever their length: those started
+        from LONG_FLOW_NS before ``since`` on (the start index), and the long ones started before
+        that (their partial index). Each range carries both bounds, or the planner prefers the
+        start index alone for the ORDER BY and reads every flow before ``until``."""
+        lo, at = self.param(since - LONG_FLOW_NS), self.param(since)
+        before = f" AND t.ts_ns < {self.param(until)}" if until is not None else ""
+        end = "t.ts_ns + coalesce(t.duration_ns, 0)"
+        self.add(f"((t.ts_ns >= {lo}{before} AND {end} >= {at}) OR "
+                 f"({LONG_FLOW_SQL} AND t.ts_ns < {lo} AND {end} >= {at}))")
+
     def select(self, head: str, order: str, limit: int | None, **read) -> Query:
         sql = head + (" WHERE " + " AND ".join(self.clauses) if self.clauses else "") + f" ORDER BY {order}"
         if limit is not None:
@@ -120,11 +138,13 @@ class _Where:
 
 def flows_query(*, host: str | None = None, port: int | None = None, proto: str | None = None,
                 since: int | None = None, until: int | None = None, states: Iterable[str] | None = None,
-                uid: str | None = None, limit: int | None = None, open_only: bool = False) -> Query:
+                uid: str | None = None, limit: int | None = None, open_only: bool = False,
+                active_since: int | None = None) -> Query:
     """Flows (or, with ``open_only``, the recorder's interim records of open connections) matching
     every filter, ordered by (ts_ns, id), each with ``capture_drops``: true when the recorder lost
     packets (kernel or interface drops) while a file of the flow's sensor was open during the flow.
-    Raises ValueError for a bad host or limit."""
+    ``since``/``until`` bound the start; ``active_since`` takes the flows whose last packet is at or
+    after it, however long before they started. Raises ValueError for a bad host or limit."""
     w = _Where()
     recorder = w.param("recorder")
     drops = ("EXISTS (SELECT 1 FROM captures AS lossy WHERE lossy.origin = " + recorder +
@@ -132,7 +152,11 @@ def flows_query(*, host: str | None = None, port: int | None = None, proto: str 
              " AND lossy.ingested_at <= t.ts_ns + coalesce(t.duration_ns, 0)"
              " AND coalesce(lossy.sealed_at, lossy.last_ts_ns) >= t.ts_ns"
              " AND lossy.sensor = (SELECT own.sensor FROM captures AS own WHERE own.id = t.capture_id))")
-    w.endpoints(("t.orig_a", "t.resp_a", "t.orig_p", "t.resp_p"), host, port, proto, since, until)
+    if active_since is None:
+        w.endpoints(("t.orig_a", "t.resp_a", "t.orig_p", "t.resp_p"), host, port, proto, since, until)
+    else:
+        w.endpoints(("t.orig_a", "t.resp_a", "t.orig_p", "t.resp_p"), host, port, proto, since, None)
+        w.active(active_since, until)
     if states is not None:
         w.any_of("t.conn_state", states)
     if uid is not None:
@@ -140,8 +164,10 @@ def flows_query(*, host: str | None = None, port: int | None = None, proto: str 
     if open_only:  # not the closed connections kept for live detection
         w.add(f"t.stream NOT LIKE {w.param('%' + CLOSED_STREAM_SUFFIX)}")
     table = "open_flows" if open_only else "flows"
-    return w.select(f"SELECT t.*, {drops} AS capture_drops FROM {table} AS t", "t.ts_ns, t.id", limit,
-                    bools=_FLOW_BOOLS)
+    # with active_since, the order by an expression (+ts_ns) so the planner takes the two ranges
+    # instead of walking the start index for its order (which reads every flow before until)
+    order = "+t.ts_ns, t.id" if active_since is not None else "t.ts_ns, t.id"
+    return w.select(f"SELECT t.*, {drops} AS capture_drops FROM {table} AS t", order, limit, bools=_FLOW_BOOLS)
 
 
 def alerts_query(*, host: str | None = None, port: int | None = None, proto: str | None = None,
