@@ -118,6 +118,9 @@ NO_INDEX = ("import sys; import recorder.core.flow.packetindex as P; P.FileIndex
             "from recorder.cli import main; sys.argv[0] = 'recorder'; main()")
 
 
+NOTES: list[str] = []  # lines a run adds below its round's line
+
+
 def run_recorder(pcap: Path, work: Path, workers: int = 1, parsers: bool = True,
                  identity=None, rules: Path | None = None, sent: int = 0,
                  warm: bool = False, index: bool = True) -> tuple[int, str, str, float]:
@@ -155,6 +158,11 @@ def run_recorder(pcap: Path, work: Path, workers: int = 1, parsers: bool = True,
     text = (work / "recorder.log").read_text()
     drops = sum(int(x) for x in re.findall(r"stopped \S+: \d+ packets, (\d+) kernel drops", text))
     unparsed = sum(int(x) for x in re.findall(r"(\d+) packets not parsed", text))
+    spent = re.findall(r"packet index \S+: ([\d.]+) s of CPU, ([\d.]+)% of this capture process's ([\d.]+) s", text)
+    if spent:  # the recorder's own account of its index work (stream._index_cost), per capture process
+        index_s, process_s = sum(float(x[0]) for x in spent), sum(float(x[2]) for x in spent)
+        NOTES.append(f"  packet index: {index_s:.2f} s of CPU, {100 * index_s / process_s:.1f}% of the capture "
+                     f"process's {process_s:.2f} s, {100 * index_s / cpu:.1f}% of the recorder's {cpu:.2f} s")
     kept = (count_encrypted(sorted(out.glob("*.pcap.age")), identity) if identity is not None
             else count_packets(sorted(out.glob("*.pcap"))))
     if rules is not None:
@@ -242,6 +250,8 @@ def main() -> int:
                 print(f"round {i + 1} {name:22s} sent {sent:>9,} kept {kept:>9,} ({100 * kept / sent:6.2f}%) "
                       f"kernel drops {drops:>8} replay {rate} pps, CPU {cpu:.2f} s "
                       f"({1e6 * cpu / max(kept, 1):.2f} us/packet kept)", flush=True)
+                while NOTES:
+                    print(NOTES.pop(0), flush=True)
     finally:
         sh("ip", "netns", "del", NS, check=False)
         shutil.rmtree(work, ignore_errors=True)

@@ -107,6 +107,7 @@ class Stream:
         self.last_stats = CaptureStats(0, 0, 0)
         self.indexes = FileIndexes(self._save_index)  # packet index: where each flow's packets are
         self.index_thread: threading.Thread | None = None  # the last file's index being stored
+        self.index_save_cpu_ns = 0  # CPU time of those threads (encoding and storing the index)
 
     # -- set-up
 
@@ -151,6 +152,28 @@ class Stream:
             damaged = f"; {describe(list(scan.skipped))} and taken out" if scan.skipped else ""
             log.warning("%s: left unsealed by an unclean stop; repaired (%d whole packets kept, %d bytes cut%s) "
                         "and sealed", final, scan.packets, scan.size - scan.good_size, damaged)
+            self._index_repaired(final)
+
+    def _index_repaired(self, path: Path) -> None:
+        """The packet index of a file a crash left unindexed (the collected entries died with the
+        process): read once more and indexed as ``wiretrail ingest`` indexes a file, so ``extract``
+        finds the packets of the flows stored before the crash in it too."""
+        from recorder.core.capio.pcapio import read_batches
+        from recorder.core.flow.packetindex import IndexBuilder
+
+        row = self.store.capture_by_path(str(path))
+        if row is None:
+            return
+        builder, decoder = IndexBuilder(), Decoder(fast=True)
+        try:
+            for raw in read_batches(path, on_warning=lambda w: None):
+                builder.add(raw, decoder.decode(raw))
+            self.store.add_packet_index(row["id"], builder.entries())
+        except (WiretrailError, OSError) as err:
+            log.error("%s: repaired file not indexed (extract will not find its packets): %s", path,
+                      getattr(err, "message", None) or err)
+            return
+        log.info("%s: indexed after the repair (%d packets)", path, builder.packets)
 
     def _on_open(self, path: Path) -> int:
         # runs in the writer thread: it uses the counters the loop last read, never the handle
@@ -394,6 +417,18 @@ class Stream:
                  meter.open_connections, self.writer.bytes_written, k.files_sealed, k.files_deleted, used,
                  k.parser_skipped)
 
+    def _index_cost(self) -> None:
+        """One line: the CPU time the packet index took in this process (collecting in the capture
+        thread, encoding and storing in its own), against the process's whole CPU time."""
+        import resource
+
+        use = resource.getrusage(resource.RUSAGE_SELF)
+        total = use.ru_utime + use.ru_stime
+        spent = (self.indexes.cpu_ns + self.index_save_cpu_ns) / 1e9
+        if total > 0 and spent > 0:
+            log.info("packet index %s: %.2f s of CPU, %.1f%% of this capture process's %.2f s",
+                     self.spec.name, spent, 100 * spent / total, total)
+
     def _save_index(self, pending) -> None:
         """A file's packet index, once its last packet is metered (``FileIndexes``): sorted,
         encoded and stored by a thread, one file after another, while capture goes on."""
@@ -402,10 +437,12 @@ class Stream:
         def save() -> None:
             if before is not None:
                 before.join()
+            t0 = time.thread_time_ns()
             try:
                 self.store.add_packet_index(pending.capture_id, pending.builder.entries())
             except StoreError as err:
                 log.error("packet index of capture %d not written: %s", pending.capture_id, err.message)
+            self.index_save_cpu_ns += time.thread_time_ns() - t0
 
         self.index_thread = threading.Thread(target=save, name="packet-index")
         self.index_thread.start()
@@ -436,6 +473,7 @@ class Stream:
                  "%d packets not parsed", self.spec.name, self.counters.packets, self.last_stats.dropped,
                  self.counters.paused_dropped, self.counters.flows, self.counters.files_sealed,
                  self.counters.parser_skipped)
+        self._index_cost()
         if self.capture is not None:
             self.capture.close()
         if self.store is not None:

@@ -188,6 +188,16 @@ def test_sigkill_then_restart_repairs_and_resumes(netns, tmp_path):
     with sqlite3.connect(rec.db) as conn:
         orphans = conn.execute("SELECT count(*) FROM flows WHERE capture_id NOT IN (SELECT id FROM captures)").fetchone()
         assert orphans == (0,)
+    # the repaired file got its packet index at the restart: the one an ingest of it builds
+    from tests.recorder.live import index_rows
+
+    repaired = rows[0]["path"]
+    assert "indexed after the repair" in rec2.text()
+    again = tmp_path / "again.db"
+    r = cli("ingest", "--no-parsers", "--db", str(again), repaired)
+    assert r.exit_code == 0, r.output
+    mine = [x for x in index_rows(rec.db) if x[0] == repaired]
+    assert mine and sum(x[4] for x in mine) == scan.packets and mine == index_rows(again)
 
 
 def _tmpfs(path: Path, size: str) -> Path:

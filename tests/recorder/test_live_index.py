@@ -4,6 +4,7 @@ does from the files; files retention deleted are named."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 
@@ -29,6 +30,9 @@ def test_live_index_equals_ingest_and_extract_spans_files(netns, tmp_path, loop_
     assert rec.stop() == 0, rec.text()
     files = sorted(rec.out.glob("*.pcap"))
     assert len(files) >= 5
+    # its own account of the index's cost, as bench_recorder.py reports it
+    spent = re.search(r"packet index \S+: ([\d.]+) s of CPU, ([\d.]+)% of this capture process's", rec.text())
+    assert spent and float(spent.group(1)) > 0 and 0 < float(spent.group(2)) < 100, rec.text()[-2000:]
 
     again = tmp_path / "ingest.db"
     r = cli("ingest", "--no-parsers", "--db", str(again), *map(str, files))

@@ -21,6 +21,7 @@ file before), so live indexes list only completing fragments.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -166,14 +167,17 @@ class FileIndexes:
         self._save = save
         self._capture_id: int | None = None
         self._builder: IndexBuilder | None = None
+        self.cpu_ns = 0  # CPU time spent collecting (this thread's), for the recorder's own figure
 
     def add(self, raw: RawBatch, dec: DecodedBatch, capture_id: int | None) -> None:
+        t0 = time.thread_time_ns()
         if capture_id != self._capture_id:
             self.close()
             self._capture_id = capture_id
             self._builder = IndexBuilder(fragments=False) if capture_id is not None else None
         if self._builder is not None:
             self._builder.add(raw, dec)
+        self.cpu_ns += time.thread_time_ns() - t0
 
     def close(self) -> None:
         """The current file's entries saved (it has no more packets)."""
