@@ -79,8 +79,8 @@ class LiveDetection:
             if next_stats is not None and time.monotonic() >= next_stats:
                 next_stats = time.monotonic() + self.config.stats_interval
                 files = "".join(f", {d.name}s: packets inspected live {d.live_packets}, by catch-up {d.packets} "
-                                f"({d.files_caught_up} files, the last {d.delay_s:.1f} s after its last packet; "
-                                f"deferred {d.deferred} times while capture was behind)"
+                                f"({d.files_caught_up} files, the last {d.delay_s:.1f} s after its last packet), "
+                                f"deferred {d.deferred} times while capture was behind"
                                 for d in self.detectors if hasattr(d, "live_packets"))
                 log.info("stats live detection: rounds %d, new alerts %d, last round %.2f s, messages sent %d%s",
                          self.rounds, self.alerts, self.last_seconds, self.notifier.sent, files)

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CAPTURED = re.compile(r"INFO stats \S+: packets (\d+),")
 STOPPED = re.compile(r"stopped .*?(\d+) packets not parsed \((\d+) shed in (\d+) spells behind the wire")
 CAUGHT_UP = re.compile(r"signatures: packets inspected live (\d+), by catch-up (\d+) \((\d+) files, the last "
-                       r"([\d.]+) s after its last packet; deferred (\d+) times while capture was behind\)")
+                       r"([\d.]+) s after its last packet\), deferred (\d+) times while capture was behind")
 
 
 def captured(log: str) -> int:
