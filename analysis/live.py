@@ -120,6 +120,9 @@ class LiveEngine:
 MAX_REPEAT_KEYS = 200_000
 CATCH_UP_GRACE_NS = 60 * NS  # a sealed file the live engine has given no count for after this long: caught up
 CATCH_UP_SHORT_NS = 10 * NS  # a sealed file whose count is still short after this long: caught up
+# An alert's time comes through float seconds (off by up to a few hundred ns at today's dates): one
+# on a file's first packet may read a little earlier than the file's first_ts_ns, yet is the file's.
+TS_SLACK_NS = 1000
 
 
 @dataclass(slots=True)
@@ -128,9 +131,15 @@ class SealedSignatures:
     every batch (``recorder.live_signatures``); ``evaluate`` is the catch-up, run by the
     detection thread: each sealed file of this sensor whose packets the live engine did not all
     inspect (``captures.inspected_live`` still short of its packets 10 s after it was sealed,
-    or no count ``grace_ns`` after it: parsers off, a crash) is matched again from the file, with the file before it
+    or no count ``grace_ns`` after it: parsers off, a crash), and the file after such a file (the
+    live engine met its connections midway), is matched again from the file, with the file before it
     as context (a connection begun there), in a worker process, and its alerts replace the live
-    ones of that file. It stores them itself (``stores``) and returns the new ones."""
+    ones of that file. It stores them itself (``stores``) and returns the new ones.
+
+    Capture first: while ``capture_behind()`` says a capture stream lags behind the wire (set by
+    the recorder, ``recorder.lag``), no file is caught up (counted in ``deferred``; the next round
+    tries again), and the worker runs at a lower priority (it reads files and matches; it holds no
+    database lock, so no capture bookkeeping can wait on it)."""
 
     files: list[str]
     variables: dict[str, str]
@@ -148,6 +157,8 @@ class SealedSignatures:
     packets: int = 0  # packets inspected by catch-up (the files' packet counts)
     files_caught_up: int = 0
     delay_s: float = 0.0  # the last caught-up file's: from its last packet to its alerts stored
+    capture_behind: Callable[[], bool] | None = None
+    deferred: int = 0  # rounds that left a file to catch up for later: capture was behind
 
     def inspector(self) -> LiveEngine:
         return LiveEngine(self.signatures, self.sensor)
@@ -166,15 +177,18 @@ class SealedSignatures:
                     or (c["last_ts_ns"] or 0) < since_ns):
                 continue
             live = c["inspected_live"]
-            if live is not None and live >= (c["packets"] or 0):
-                self.done.add(c["id"])  # every packet inspected as it passed
+            before = _file_before(mine, c)
+            if live is not None and live >= (c["packets"] or 0) and not _short(before):
+                self.done.add(c["id"])  # every packet inspected as it passed, and the file before's too
                 continue
             if now_ns - c["sealed_at"] < (self.grace_ns if live is None else CATCH_UP_SHORT_NS):
                 continue  # the live engine may still be on it (its count comes at the next flush)
-            before = _file_before(mine, c)
+            if self.capture_behind is not None and self.capture_behind():
+                self.deferred += 1
+                break
             paths = [before["path"], c["path"]] if before is not None else [c["path"]]
             first = c["first_ts_ns"] or 0
-            alerts = [a for a in self._pool().submit(match_files, paths).result() if a.ts_ns >= first]
+            alerts = [a for a in self._pool().submit(match_files, paths).result() if a.ts_ns >= first - TS_SLACK_NS]
             rows = []
             for a in alerts:
                 row = alert_row(a, "signature", c["id"])
@@ -201,6 +215,13 @@ class SealedSignatures:
         return self.pool
 
 
+def _short(c: dict | None) -> bool:
+    """Whether the live engine missed packets of this file: then it met the connections going on
+    into the next file midway, and may have missed their alerts there too (a request whose
+    handshake it did not see), so the next file is caught up as well, with this one as context."""
+    return c is not None and (c["inspected_live"] is None or c["inspected_live"] < (c["packets"] or 0))
+
+
 def _file_before(captures: list[dict], c: dict) -> dict | None:
     """The file of the same stream sealed just before ``c``, if it ends within a minute of ``c``'s start."""
     before = [b for b in captures if b["id"] < c["id"] and b["interface"] == c["interface"]
@@ -214,8 +235,15 @@ def _file_before(captures: list[dict], c: dict) -> dict | None:
 _WORKER: dict = {}  # the worker process's rules (set once by its initializer; never in the recorder)
 
 
+CATCH_UP_NICE = 10  # the catch-up worker's: capture and the live parsers first when the CPU is short
+
+
 def _load_rules(files: list[str], variables: dict[str, str]) -> None:
+    import os
+
     from analysis.rules import Variables, load_rules
+
+    os.nice(CATCH_UP_NICE)
 
     _WORKER["rules"] = load_rules(files, Variables.with_overrides(variables)).rules
 

@@ -27,18 +27,20 @@ def recorder_args(rules: Path) -> tuple[str, ...]:
 
 
 def captures(db: Path) -> list[tuple[int, int | None, int | None]]:
-    """(packets, inspected_live, sealed_at) of the recorder's files."""
+    """(packets, inspected_live, sealed_at) of the recorder's files, in order."""
     try:
         with sqlite3.connect(db, timeout=10) as conn:
             return conn.execute("SELECT packets, inspected_live, sealed_at FROM captures "
-                                "WHERE origin = 'recorder' AND packets > 0").fetchall()
+                                "WHERE origin = 'recorder' AND packets > 0 ORDER BY id").fetchall()
     except sqlite3.Error:
         return []
 
 
 def short(rows) -> list[tuple]:
-    """The sealed files the live engine did not inspect in full: the catch-up's work."""
-    return [r for r in rows if r[2] is not None and (r[1] is None or r[1] < r[0])]
+    """The sealed files the live engine did not inspect in full, and the file after each (the live
+    engine met its connections midway): the catch-up's work (``analysis.live.SealedSignatures``)."""
+    missed = [r[1] is None or r[1] < r[0] for r in rows]
+    return [r for i, r in enumerate(rows) if r[2] is not None and (missed[i] or (i > 0 and missed[i - 1]))]
 
 
 def wait_caught_up(db: Path, log: Path, replayed: float, proc: subprocess.Popen, sent: int) -> None:
@@ -82,7 +84,7 @@ def report(db: Path, files: list[Path], rules: Path, log_text: str, work: Path) 
     last = stats[-1] if stats else ("?", "?", "?", "?")
     delays = sorted({float(s[3]) for s in stats if int(s[2]) > 0})
     print(f"  files {len(rows)}, packets {packets:,}: inspected live {live:,} ({100 * live / max(packets, 1):.1f}%; "
-          f"{len(behind)} files short of it at the end); caught up (stats line): {last[1]} packets in {last[2]} "
+          f"{len(behind)} files for the catch-up: short of it, or after one that is); caught up (stats line): {last[1]} packets in {last[2]} "
           f"files (a file counts whole; it is caught up when its live count is short 10 s after it was sealed, "
           f"or missing a minute after); catch-up delays (a file's last packet to its alerts stored) "
           f"{', '.join(f'{d:.1f}' for d in delays) or '-'} s", flush=True)

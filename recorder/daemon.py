@@ -28,6 +28,7 @@ from recorder.core.config import Config
 from recorder.core.errors import CaptureError, WiretrailError
 from recorder.core.secure_files import GROUP_READ
 from recorder.core.store import Store
+from recorder.lag import Behind
 from recorder.live_signatures import signature_inspector
 from recorder.sdnotify import sd_notify
 from recorder.stream import Stream, StreamSpec
@@ -46,10 +47,11 @@ def stream_specs(config: Config) -> list[StreamSpec]:
     return specs
 
 
-def _child(config: Config, spec: StreamSpec, conn, inspect=None) -> None:
+def _child(config: Config, spec: StreamSpec, conn, inspect=None, behind: Behind | None = None, slot: int = 0) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
-        Stream(config, spec, ready=lambda: conn.send(("ready", spec.name)), inspect=inspect).run()
+        Stream(config, spec, ready=lambda: conn.send(("ready", spec.name)), inspect=inspect, behind=behind,
+               slot=slot).run()
     except WiretrailError as err:
         conn.send(("error", str(err)))
         os._exit(err.exit_code)
@@ -65,33 +67,36 @@ def run(config: Config, *, reload=None, detectors: list | None = None) -> int:
     from recorder.detect import LiveDetection
 
     specs = stream_specs(config)
-    live = LiveDetection(config, detectors or [], config.sensor or socket.gethostname())
+    behind = Behind(len(specs))  # shared with the streams' processes: the catch-up waits while one lags
+    live = LiveDetection(config, detectors or [], config.sensor or socket.gethostname(), capture_behind=behind.any)
     inspect = signature_inspector(detectors or [], config)
     if len(specs) == 1:
         def ready():
             live.start()  # once capture and the parsers' process run (no thread across their fork)
             sd_notify("READY=1")
         try:
-            Stream(config, specs[0], reload=reload, ready=ready, watchdog=True, inspect=inspect).run()
+            Stream(config, specs[0], reload=reload, ready=ready, watchdog=True, inspect=inspect,
+                   behind=behind).run()
         finally:
             live.stop()
         sd_notify("STOPPING=1")
         return 0
     try:
-        return _run_streams(config, specs, live, inspect)
+        return _run_streams(config, specs, live, inspect, behind)
     finally:
         live.stop()
 
 
-def _run_streams(config: Config, specs: list[StreamSpec], live, inspect=None) -> int:
+def _run_streams(config: Config, specs: list[StreamSpec], live, inspect=None, behind: Behind | None = None) -> int:
     # Several streams: one process each. Schema first, so they do not race to create it.
     with Store(config.db, file_mode=GROUP_READ) as store:
         store.ensure_schema()
     ctx = multiprocessing.get_context("fork")
     children = []
-    for spec in specs:
+    for slot, spec in enumerate(specs):
         parent_end, child_end = ctx.Pipe(duplex=False)
-        p = ctx.Process(target=_child, args=(config, spec, child_end, inspect), name=f"wiretrail-{spec.name}")
+        p = ctx.Process(target=_child, args=(config, spec, child_end, inspect, behind, slot),
+                        name=f"wiretrail-{spec.name}")
         p.start()
         child_end.close()
         children.append((spec, p, parent_end))

@@ -33,8 +33,11 @@ class LiveDetection:
     """The detection thread and the notifier it feeds."""
 
     def __init__(self, config: Config, detectors: list, sensor: str, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, capture_behind: Callable[[], bool] | None = None) -> None:
         self.config, self.detectors, self.clock = config, detectors, clock
+        for det in detectors:  # the catch-up waits while capture lags (recorder.lag)
+            if hasattr(det, "capture_behind"):
+                det.capture_behind = capture_behind
         self.store = Store(config.db, file_mode=GROUP_READ)
         self.notifier = Notifier(config, self.store, sensor, clock=clock)
         self._stop = threading.Event()
@@ -76,7 +79,8 @@ class LiveDetection:
             if next_stats is not None and time.monotonic() >= next_stats:
                 next_stats = time.monotonic() + self.config.stats_interval
                 files = "".join(f", {d.name}s: packets inspected live {d.live_packets}, by catch-up {d.packets} "
-                                f"({d.files_caught_up} files, the last {d.delay_s:.1f} s after its last packet)"
+                                f"({d.files_caught_up} files, the last {d.delay_s:.1f} s after its last packet), "
+                                f"deferred {d.deferred} times while capture was behind"
                                 for d in self.detectors if hasattr(d, "live_packets"))
                 log.info("stats live detection: rounds %d, new alerts %d, last round %.2f s, messages sent %d%s",
                          self.rounds, self.alerts, self.last_seconds, self.notifier.sent, files)

@@ -33,7 +33,8 @@ class Counters:
     paused_dropped: int = 0
     flows: int = 0
     flows_lost: int = 0
-    parser_skipped: int = 0  # packets not parsed: the parsers were behind (or had failed)
+    parser_skipped: int = 0  # packets not parsed: the parsers were behind (or had failed), or capture was
+    shed: int = 0  # of which: capture was behind (recorder.lag), fed to no parser or dropped from their queue
     files_sealed: int = 0
     files_deleted: int = 0
     repaired: int = 0
@@ -113,7 +114,9 @@ class LiveApps:
 
     Capture never waits for a parser: batches go through a bounded queue to a thread that hands
     them over; a batch that finds APP_QUEUE_BYTES waiting is not parsed (its packets are counted in
-    ``parser_skipped`` and stay in the capture files, where an ingest parses them). Records are
+    ``parser_skipped`` and stay in the capture files, where an ingest parses them). While capture
+    is behind the wire (``shed``, from ``recorder.lag``) no batch is parsed, and those still
+    waiting in the queue are dropped (both counted in ``parser_skipped`` and ``shed``). Records are
     flushed at each ``flush`` (the stream calls it every ``stream.FLOW_FLUSH_SECONDS``). A flow's service is set once its row is stored (flows are
     written when they end, often after their protocol was recognised). If the parsers' process
     fails (a database outage, say), capture and flows go on without it, with one log line, and a
@@ -138,6 +141,8 @@ class LiveApps:
         self.lock = threading.Lock()
         self.capture_id: int | None = None
         self.failed = False
+        self.shedding = False
+        self.epoch = 0  # a batch queued before the last time shedding started is dropped, not parsed
         self.services: dict[str, list[str]] = {}  # uid -> services, until the flow's row is stored
         self.thread = threading.Thread(target=self._serve, name="parsers-feed", daemon=True)
         self.thread.start()
@@ -162,11 +167,24 @@ class LiveApps:
             if self.failed:
                 self.counters.parser_skipped += len(raw)
                 return
+            if self.shedding:
+                self.counters.parser_skipped += len(raw)
+                self.counters.shed += len(raw)
+                return
             if self.queued + size > APP_QUEUE_BYTES and self.queued:
                 self.counters.parser_skipped += len(raw)
                 return
             self.queued += size
-        self.queue.put(("feed", raw, dec, size))
+        self.queue.put(("feed", raw, dec, size, self.epoch))
+
+    def shed(self, behind: bool) -> None:
+        """Capture fell behind (True) or caught up (False): while behind, no batch goes to the
+        parsers, and those already queued are dropped by the feeding thread as it comes to them
+        (a few list operations each), so the parsers' process goes idle within a batch."""
+        with self.lock:
+            if behind and not self.shedding:
+                self.epoch += 1
+            self.shedding = behind
 
     def flush(self) -> None:
         """Ask for the records so far to be written and the services found to be stored (done by
@@ -182,6 +200,11 @@ class LiveApps:
                         self._restart()
                     continue
                 if item[0] == "feed":
+                    if item[4] != self.epoch:  # queued before capture fell behind
+                        with self.lock:
+                            self.counters.parser_skipped += len(item[1])
+                            self.counters.shed += len(item[1])
+                        continue
                     self.proc.feed(item[1], item[2])
                 elif item[0] == "capture":
                     self.proc.capture_id = item[1]

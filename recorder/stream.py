@@ -4,6 +4,9 @@ hash chain. ``Stream.run`` loops:
 
     raw = capture.read(READ_BATCH)      up to READ_BATCH (16384) packets, or None after the
                                         handle's 100 ms read timeout without any
+    lag.update(...)                     how long its last packet waited in the kernel ring: while
+                                        capture is behind, the parsers and live signatures are
+                                        not fed and the catch-up waits (``recorder.lag``)
     writer.write(raw)                   in the writer thread, into the open file (split at the
                                         size limit), while the batch before is metered
     decode + meter                      once its write has finished, with the files it landed in:
@@ -46,6 +49,7 @@ from recorder.core.flow.packetindex import FileIndexes
 from recorder.core.secretseal import sealer_for
 from recorder.core.secure_files import GROUP_READ
 from recorder.core.store import Store
+from recorder.lag import Behind, CaptureLag
 from recorder.live_flows import flush_seconds, store_closed
 from recorder.live_signatures import live_signatures
 from recorder.retention import Limits, enforce
@@ -87,8 +91,10 @@ class StreamSpec:
 
 class Stream:
     def __init__(self, config: Config, spec: StreamSpec, *, reload=None, ready=None, watchdog: bool = False,
-                 inspect=None) -> None:
+                 inspect=None, behind: Behind | None = None, slot: int = 0) -> None:
         self.config = config
+        self.behind, self.slot = behind, slot  # this stream's flag in the flags the detection thread reads
+        self.lag = CaptureLag()
         self.inspect = inspect  # live signatures' inspector factory (recorder.live_signatures)
         self.spec = spec
         self.sensor = config.sensor or socket.gethostname()
@@ -272,6 +278,7 @@ class Stream:
             while not self.stop:
                 raw = self.capture.read(READ_BATCH)
                 now = time.monotonic()
+                self._pace(raw)
                 if raw is not None:
                     self.counters.packets += len(raw)
                     self.counters.bytes += int(raw.caplen.sum())
@@ -319,6 +326,16 @@ class Stream:
             self.counters.packets += len(raw)
             self.counters.bytes += int(raw.caplen.sum())
             self._meter((raw, self._write(raw)), decoder, meter)
+
+    def _pace(self, raw) -> None:
+        """Capture first: shed inspection while this read shows capture behind the wire
+        (``recorder.lag``), resume once it has caught up."""
+        last = int(raw.ts[-1]) if raw is not None else None
+        if self.lag.update(last, time.time_ns(), full=raw is not None and len(raw) >= READ_BATCH):
+            if self.apps is not None:
+                self.apps.shed(self.lag.behind)
+            if self.behind is not None:
+                self.behind.set(self.slot, self.lag.behind)
 
     @property
     def stream_name(self) -> str:
@@ -412,10 +429,11 @@ class Stream:
         used = sum(p.stat().st_size for p in self.config.output_dir.glob("*.pcap*") if p.is_file())
         log.info("stats %s: packets %d, kernel drops %d, interface drops %d, paused drops %d, flows %d "
                  "(%d open), written %d bytes, files sealed %d, deleted %d, disk used %d bytes, "
-                 "not parsed %d packets",
+                 "not parsed %d packets (%d shed in %d spells behind the wire; capture lag %d ms, at most %d ms)",
                  self.spec.name, k.packets, s.dropped, s.if_dropped, k.paused_dropped, k.flows,
                  meter.open_connections, self.writer.bytes_written, k.files_sealed, k.files_deleted, used,
-                 k.parser_skipped)
+                 k.parser_skipped, k.shed, self.lag.spells, self.lag.lag_ns // 1_000_000,
+                 self.lag.max_lag_ns // 1_000_000)
 
     def _index_cost(self) -> None:
         """One line: the CPU time the packet index took in this process (collecting in the capture
@@ -470,9 +488,10 @@ class Stream:
             except StoreError as err:
                 log.error("interim records not cleared: %s", err.message)
         log.info("stopped %s: %d packets, %d kernel drops, %d paused drops, %d flows, %d files sealed, "
-                 "%d packets not parsed", self.spec.name, self.counters.packets, self.last_stats.dropped,
+                 "%d packets not parsed (%d shed in %d spells behind the wire, capture lag at most %d ms)",
+                 self.spec.name, self.counters.packets, self.last_stats.dropped,
                  self.counters.paused_dropped, self.counters.flows, self.counters.files_sealed,
-                 self.counters.parser_skipped)
+                 self.counters.parser_skipped, self.counters.shed, self.lag.spells, self.lag.max_lag_ns // 1_000_000)
         self._index_cost()
         if self.capture is not None:
             self.capture.close()
