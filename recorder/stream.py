@@ -28,7 +28,6 @@ import os
 import re
 import signal
 import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -45,10 +44,10 @@ from recorder.core.errors import StoreError, WiretrailError
 from recorder.core.evidence import GENESIS, chain_hash, file_sha256
 from recorder.core.flow.flowid import LocalNets
 from recorder.core.flow.flowmeter import FlowMeter, Timeouts
-from recorder.core.flow.packetindex import FileIndexes
 from recorder.core.secretseal import sealer_for
 from recorder.core.secure_files import GROUP_READ
 from recorder.core.store import Store
+from recorder.indexing import StreamIndex
 from recorder.lag import Behind, CaptureLag
 from recorder.live_flows import flush_seconds, store_closed
 from recorder.live_signatures import live_signatures
@@ -111,9 +110,7 @@ class Stream:
         self.apps: LiveApps | None = None
         self.stats_at_open: CaptureStats | None = None
         self.last_stats = CaptureStats(0, 0, 0)
-        self.indexes = FileIndexes(self._save_index)  # packet index: where each flow's packets are
-        self.index_thread: threading.Thread | None = None  # the last file's index being stored
-        self.index_save_cpu_ns = 0  # CPU time of those threads (encoding and storing the index)
+        self.indexes: StreamIndex | None = None  # packet index: where each flow's packets are (with the store)
 
     # -- set-up
 
@@ -158,28 +155,7 @@ class Stream:
             damaged = f"; {describe(list(scan.skipped))} and taken out" if scan.skipped else ""
             log.warning("%s: left unsealed by an unclean stop; repaired (%d whole packets kept, %d bytes cut%s) "
                         "and sealed", final, scan.packets, scan.size - scan.good_size, damaged)
-            self._index_repaired(final)
-
-    def _index_repaired(self, path: Path) -> None:
-        """The packet index of a file a crash left unindexed (the collected entries died with the
-        process): read once more and indexed as ``wiretrail ingest`` indexes a file, so ``extract``
-        finds the packets of the flows stored before the crash in it too."""
-        from recorder.core.capio.pcapio import read_batches
-        from recorder.core.flow.packetindex import IndexBuilder
-
-        row = self.store.capture_by_path(str(path))
-        if row is None:
-            return
-        builder, decoder = IndexBuilder(), Decoder(fast=True)
-        try:
-            for raw in read_batches(path, on_warning=lambda w: None):
-                builder.add(raw, decoder.decode(raw))
-            self.store.add_packet_index(row["id"], builder.entries())
-        except (WiretrailError, OSError) as err:
-            log.error("%s: repaired file not indexed (extract will not find its packets): %s", path,
-                      getattr(err, "message", None) or err)
-            return
-        log.info("%s: indexed after the repair (%d packets)", path, builder.packets)
+            self.indexes.index_repaired(final)
 
     def _on_open(self, path: Path) -> int:
         # runs in the writer thread: it uses the counters the loop last read, never the handle
@@ -235,6 +211,7 @@ class Stream:
         # encrypt_to: credential secrets written encrypted, with a fingerprint key kept on the sensor
         self.store = Store(c.db, file_mode=GROUP_READ, secrets=sealer_for(recipient_or_none(c.encrypt_to), c.output_dir))
         self.store.ensure_schema()
+        self.indexes = StreamIndex(self.store)
         self.repair_leftovers()
         # The capture first: if it cannot open, nothing else has started.
         self.capture = LiveCapture(self.spec.interface, snaplen=c.snaplen, promisc=c.promisc, bpf=c.bpf,
@@ -435,42 +412,10 @@ class Stream:
                  k.parser_skipped, k.shed, self.lag.spells, self.lag.lag_ns // 1_000_000,
                  self.lag.max_lag_ns // 1_000_000)
 
-    def _index_cost(self) -> None:
-        """One line: the CPU time the packet index took in this process (collecting in the capture
-        thread, encoding and storing in its own), against the process's whole CPU time."""
-        import resource
-
-        use = resource.getrusage(resource.RUSAGE_SELF)
-        total = use.ru_utime + use.ru_stime
-        spent = (self.indexes.cpu_ns + self.index_save_cpu_ns) / 1e9
-        if total > 0 and spent > 0:
-            log.info("packet index %s: %.2f s of CPU, %.1f%% of this capture process's %.2f s",
-                     self.spec.name, spent, 100 * spent / total, total)
-
-    def _save_index(self, pending) -> None:
-        """A file's packet index, once its last packet is metered (``FileIndexes``): sorted,
-        encoded and stored by a thread, one file after another, while capture goes on."""
-        before = self.index_thread
-
-        def save() -> None:
-            if before is not None:
-                before.join()
-            t0 = time.thread_time_ns()
-            try:
-                self.store.add_packet_index(pending.capture_id, pending.builder.entries())
-            except StoreError as err:
-                log.error("packet index of capture %d not written: %s", pending.capture_id, err.message)
-            self.index_save_cpu_ns += time.thread_time_ns() - t0
-
-        self.index_thread = threading.Thread(target=save, name="packet-index")
-        self.index_thread.start()
-
     def _shutdown(self, meter: FlowMeter | None, sink: FlowSink | None) -> None:
         self._refresh_stats()
-        if self.store is not None:
+        if self.indexes is not None:
             self.indexes.close()
-            if self.index_thread is not None:
-                self.index_thread.join()
         if self.writer is not None:
             try:
                 self.writer.close()
@@ -492,7 +437,8 @@ class Stream:
                  self.spec.name, self.counters.packets, self.last_stats.dropped,
                  self.counters.paused_dropped, self.counters.flows, self.counters.files_sealed,
                  self.counters.parser_skipped, self.counters.shed, self.lag.spells, self.lag.max_lag_ns // 1_000_000)
-        self._index_cost()
+        if self.indexes is not None:
+            self.indexes.log_cost(self.spec.name)
         if self.capture is not None:
             self.capture.close()
         if self.store is not None:

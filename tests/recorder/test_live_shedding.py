@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from recorder.core.capio.pcapio import read_batches
-from tests.recorder.test_live_catchup import requests_capture, signature_alerts
+from tests.recorder.catchup_traffic import requests_capture, signature_alerts
 
 pytest.importorskip("scapy")
 
