@@ -4,8 +4,8 @@ The protocol parsers and the dispatcher feeding them run per connection and per 
 Python; compiling the source with Cython takes about a fifth off the ingest's time with every
 parser on (measured: README, "Why Cython"). Most modules are compiled unchanged. A module may
 type its hot state in Cython's pure-Python mode (``apps/streams.py``, ``apps/dispatch.py``,
-``apps/dns.py``): ``cython.cclass`` extension types with ``cython.declare``'d attributes,
-``cython.locals`` and ``cython.cfunc``; these are explicit and module by module,
+``apps/dns.py``, ``apps/tls.py``, ``apps/tls_hello.py``): ``cython.cclass`` extension types with
+``cython.declare``'d attributes, ``cython.locals`` and ``cython.cfunc``; these are explicit and module by module,
 ``recorder.core.purecython`` stands in for ``cython`` when Cython is not installed (and its
 ``slotted`` gives a cclass its ``__slots__`` as Python), and a module may set its own directives in a
 ``# cython:`` header line (its hash, and so its build, changes with it). Bounds checking and

@@ -35,6 +35,11 @@ dropped (after a gap a handshake record is read only from one that starts a mess
 application-data record after a gap means that side is encrypted (its ChangeCipherSpec may have
 been lost). ssl.log has no gap field: the row is logged with what is known (conn.log's
 ``missed_bytes`` counts the loss).
+
+Typed for Cython in pure-Python mode (see ``recorder.core.compiled``): each direction's state is
+an extension type with C flags and counters, and the record layer, the handshake message walk and
+the hellos read their headers and lengths on C integer offsets into ``bytes`` and ``bytearray``
+(indexes bounds-checked as in Python). The same file runs as Python.
 """
 
 from __future__ import annotations
@@ -42,6 +47,11 @@ from __future__ import annotations
 import hashlib
 import re
 from typing import ClassVar
+
+try:
+    import cython
+except ImportError:  # no Cython: the same source runs as plain Python
+    from recorder.core import purecython as cython
 
 from recorder.core.apps.base import CONN_ID, MAX_BUFFER, Conn, LogFields, Output, Parser
 from recorder.core.apps.tls_hello import (
@@ -56,28 +66,43 @@ from recorder.core.apps.tls_hello import (
 )
 from recorder.core.apps.tls_tables import ALERTS, CIPHERS, CURVES, HS_LETTERS
 from recorder.core.apps.x509 import name_matches, parse_certificate
+from recorder.core.purecython import slotted
 
+_NO_SESSION = bytes(32)
 _HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
 _MAX_HISTORY = 100
 _MAX_RECORD = (1 << 14) + 2048  # TLSCiphertext limit
 _HEADER = re.compile(rb"[\x14-\x18]\x03[\x00-\x04]")  # content type, version: a record header candidate
 
 
+@cython.cclass
 class _Side:
     """Per-direction reassembly state."""
 
-    __slots__ = ("buf", "hs", "encrypted", "dead", "records", "v2", "resync", "hs_resync", "lost")
+    buf = cython.declare(bytearray, visibility="public")  # bytes not yet forming a complete record
+    hs = cython.declare(bytearray, visibility="public")  # handshake bytes not yet forming a complete message
+    encrypted = cython.declare(cython.bint, visibility="public")  # sent ChangeCipherSpec: ciphertext now
+    dead = cython.declare(cython.bint, visibility="public")  # stopped parsing (garbage, gap or buffer limit)
+    records = cython.declare(cython.Py_ssize_t, visibility="public")
+    v2 = cython.declare(cython.bint, visibility="public")  # SSLv2 record framing (its first record did)
+    resync = cython.declare(cython.bint, visibility="public")  # bytes were lost: the next header is searched for
+    hs_resync = cython.declare(cython.bint, visibility="public")  # lost: the next handshake record must start a message
+    lost = cython.declare(cython.bint, visibility="public")  # bytes of this side were lost at some point
 
     def __init__(self) -> None:
-        self.buf = bytearray()  # bytes not yet forming a complete record
-        self.hs = bytearray()  # handshake bytes not yet forming a complete message
-        self.encrypted = False  # this side sent ChangeCipherSpec: its records are ciphertext now
-        self.dead = False  # stopped parsing this direction (garbage, gap or buffer limit)
+        self.buf = bytearray()
+        self.hs = bytearray()
+        self.encrypted = False
+        self.dead = False
         self.records = 0
-        self.v2 = False  # this side speaks SSLv2 record framing (its first record did)
-        self.resync = False  # bytes were lost: the next record header is searched for
-        self.hs_resync = False  # bytes were lost: the next handshake record must start a message
-        self.lost = False  # bytes of this side were lost at some point
+        self.v2 = False
+        self.resync = False
+        self.hs_resync = False
+        self.lost = False
+
+
+if not cython.compiled:  # as Python: the declared attributes as __slots__ (Cython drops this)
+    _Side = slotted(_Side)
 
 
 class TLS(Parser):
@@ -141,6 +166,7 @@ class TLS(Parser):
         return bytes(data[2:2 + length]) if len(data) >= 2 + length else bytes(data[2:])
 
     # -- stream input ----------------------------------------------------------------------
+    @cython.locals(side=_Side)
     def data(self, is_orig: bool, data: bytes, ts: float) -> None:
         side = self.sides[is_orig]
         if self.done or side.dead or not data:
@@ -162,6 +188,7 @@ class TLS(Parser):
         if side.dead:
             self._check_sated()
 
+    @cython.locals(side=_Side)
     def gap(self, is_orig: bool, nbytes: int, ts: float) -> None:
         side = self.sides[is_orig]
         side.buf.clear()
@@ -206,6 +233,8 @@ class TLS(Parser):
             self._log()
 
     # -- records ---------------------------------------------------------------------------
+    @cython.locals(side=_Side, buf=bytearray, pos=cython.Py_ssize_t, need=cython.Py_ssize_t, ctype=cython.int,
+                   ver=cython.int, length=cython.Py_ssize_t, readable=cython.bint)
     def _records(self, is_orig: bool, side: _Side, ts: float) -> None:
         buf = side.buf
         if side.resync and not self._resync(side):
@@ -214,7 +243,7 @@ class TLS(Parser):
         while not self.done and not side.dead:
             if len(buf) - pos < 3:
                 break
-            if side.records == 0 and buf[pos] & 0x80 and buf[pos + 2] in (1, 4):
+            if side.records == 0 and buf[pos] & 0x80 and (buf[pos + 2] == 1 or buf[pos + 2] == 4):
                 side.v2 = True
             if side.v2 and buf[pos] & 0x80:  # SSLv2 framing (2-byte header); TLS records may follow
                 need = (((buf[pos] & 0x7F) << 8) | buf[pos + 1]) + 2
@@ -227,20 +256,22 @@ class TLS(Parser):
             if len(buf) - pos < 5:
                 break
             ctype = buf[pos]
-            length = int.from_bytes(buf[pos + 3:pos + 5], "big")
-            if not 20 <= ctype <= 26 or buf[pos + 1] not in (3, 0x7F, 0xFE) or length > _MAX_RECORD:
+            ver = buf[pos + 1]
+            length = (buf[pos + 3] << 8) | buf[pos + 4]
+            if not 20 <= ctype <= 26 or (ver != 3 and ver != 0x7F and ver != 0xFE) or length > _MAX_RECORD:
                 side.dead = True
                 break
             if len(buf) - pos < 5 + length:
                 break
             # only plaintext alerts, handshakes and heartbeats are read: skip copying ciphertext
-            readable = not side.encrypted and ctype in (21, 22)
+            readable = not side.encrypted and (ctype == 21 or ctype == 22)
             body = bytes(buf[pos + 5:pos + 5 + length]) if readable else b""
             pos += 5 + length
             side.records += 1
             self._record(is_orig, side, ctype, body, ts)
         del buf[:pos]
 
+    @cython.locals(side=_Side, ctype=cython.int, body=bytes, i=cython.Py_ssize_t, code=cython.int)
     def _record(self, is_orig: bool, side: _Side, ctype: int, body: bytes, ts: float) -> None:
         if ctype == 20:  # ChangeCipherSpec
             self._hist(is_orig, "i")
@@ -259,10 +290,12 @@ class TLS(Parser):
         if ctype == 21:
             for i in range(0, len(body) - 1, 2):
                 self._hist(is_orig, "l")
-                self.rec["last_alert"] = ALERTS.get(body[i + 1], f"unknown-{body[i + 1]}")
+                code = body[i + 1]
+                self.rec["last_alert"] = ALERTS.get(code, f"unknown-{code}")
         elif ctype == 22:
             if side.hs_resync:
-                if len(body) < 4 or body[0] not in HS_LETTERS or int.from_bytes(body[1:4], "big") > MAX_BUFFER:
+                if len(body) < 4 or body[0] not in HS_LETTERS or \
+                        ((body[1] << 16) | (body[2] << 8) | body[3]) > MAX_BUFFER:
                     return  # the rest of a message that began before the gap
                 side.hs_resync = False
             side.hs += body
@@ -286,12 +319,13 @@ class TLS(Parser):
             self.history.append(letter.upper() if is_orig else letter.lower())
 
     # -- handshake messages ----------------------------------------------------------------
+    @cython.locals(side=_Side, hs=bytearray, pos=cython.Py_ssize_t, mtype=cython.int, length=cython.Py_ssize_t)
     def _handshakes(self, is_orig: bool, side: _Side) -> None:
         hs = side.hs
         pos = 0
         while len(hs) - pos >= 4 and not self.done:
             mtype = hs[pos]
-            length = int.from_bytes(hs[pos + 1:pos + 4], "big")
+            length = (hs[pos + 1] << 16) | (hs[pos + 2] << 8) | hs[pos + 3]
             if length > MAX_BUFFER:
                 side.dead = True
                 hs.clear()
@@ -321,6 +355,8 @@ class TLS(Parser):
             pass  # a malformed message still counts in the history
         self._hist(is_orig, letter)
 
+    @cython.locals(msg=bytes, version=cython.int, pos=cython.Py_ssize_t, exts=list, rec=dict, etype=cython.int,
+                   sni=cython.bint, ext_types=list)
     def _client_hello(self, msg: bytes) -> None:
         version = int.from_bytes(msg[0:2], "big")
         session_id, pos = vec(msg, 34, 1)
@@ -328,7 +364,7 @@ class TLS(Parser):
         _compression, pos = vec(msg, pos, 1)
         exts = extensions(msg, pos)
         ciphers = u16s(cipher_raw)
-        if session_id and session_id != b"\x00" * 32:
+        if session_id and session_id != _NO_SESSION:
             self.session_id = session_id
         groups: list[int] = []
         points: list[int] = []
@@ -336,12 +372,13 @@ class TLS(Parser):
         versions: list[int] = []
         alpn: list[str] = []
         sni = False
+        rec = self.rec
         for etype, data in exts:
             if etype == 0:
                 sni = True
                 name = self._sni(data)
-                if name is not None and "server_name" not in self.rec:
-                    self.rec["server_name"] = name
+                if name is not None and "server_name" not in rec:
+                    rec["server_name"] = name
                     self.out.name(self.conn.resp_h, name, ts=self.ts or 0.0, source="ssl")
             elif etype == 10:
                 groups = u16s(vec(data, 0, 2)[0])
@@ -357,29 +394,34 @@ class TLS(Parser):
                 self.client_ticket_nonempty = True
             elif etype == 41:
                 self.client_psk = True
-        if "ja3" in self.rec:
+        if "ja3" in rec:
             return  # a second ClientHello (after a HelloRetryRequest): fingerprint the first
-        self.rec["ja3"], self.rec["ja4"] = client_fingerprints(
-            version, tuple(ciphers), tuple(e for e, _ in exts), tuple(groups), tuple(points), tuple(versions),
+        ext_types = [e for e, _ in exts]
+        rec["ja3"], rec["ja4"] = client_fingerprints(
+            version, tuple(ciphers), tuple(ext_types), tuple(groups), tuple(points), tuple(versions),
             sni, tuple(alpn), tuple(sig_algs))
         if alpn:
-            self.rec["alpn"] = alpn
+            rec["alpn"] = alpn
         if self._inspect is not None:
-            bufs = {"ja3.hash": self.rec["ja3"].encode(),
-                    "ja3.string": ja3_string(version, ciphers, [e for e, _ in exts], groups, points).encode()}
+            bufs = {"ja3.hash": rec["ja3"].encode(),
+                    "ja3.string": ja3_string(version, ciphers, ext_types, groups, points).encode()}
             if "server_name" in self.rec:
                 bufs["tls.sni"] = self.rec["server_name"].encode("latin-1")
             self._inspect(self.conn, True, self.now, 0, bufs)
 
     @staticmethod
+    @cython.locals(data=bytes, block=bytes, pos=cython.Py_ssize_t, kind=cython.int, end=cython.Py_ssize_t)
     def _sni(data: bytes) -> str | None:
         block, _ = vec(data, 0, 2)
         pos = 0
         while pos + 3 <= len(block):
             kind = block[pos]
-            name, pos = vec(block, pos + 1, 2)
+            end = pos + 3 + ((block[pos + 1] << 8) | block[pos + 2])  # vec(block, pos + 1, 2)
+            if end > len(block):
+                raise ValueError("vector overruns")
             if kind == 0:
-                return name.decode("latin-1")
+                return block[pos + 3:end].decode("latin-1")
+            pos = end
         return None
 
     def _server_hello(self, msg: bytes) -> bool:
@@ -495,6 +537,7 @@ class TLS(Parser):
             self._hist(False, "s")
 
     # -- output ----------------------------------------------------------------------------
+    @cython.locals(rec=dict, record=dict)
     def _log(self) -> None:
         self.done = True
         self.wants_data = False

@@ -1,12 +1,21 @@
 """Reading and naming a TLS hello: the length-prefixed vectors and extensions of hello messages,
 version and cipher names as Zeek writes them, GREASE values (RFC 8701), and the client and server
-fingerprints JA3/JA3S (Salesforce) and JA4 (FoxIO). ``apps.tls`` parses the handshake with them."""
+fingerprints JA3/JA3S (Salesforce) and JA4 (FoxIO). ``apps.tls`` parses the handshake with them.
+
+Typed for Cython in pure-Python mode (see ``recorder.core.compiled``): vectors and extensions are
+read on C integer offsets into ``bytes`` (indexes and slices bounds-checked as in Python), without
+a slice and an ``int.from_bytes`` call per length field. The same file runs as Python."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import struct
+
+try:
+    import cython
+except ImportError:  # no Cython: the same source runs as plain Python
+    from recorder.core import purecython as cython
 
 from recorder.core.apps.tls_tables import CIPHERS, JA4_VERSIONS, VERSIONS
 
@@ -34,26 +43,51 @@ def u16s(raw: bytes) -> list[int]:
     return list(struct.unpack(f">{n}H", raw[:2 * n]))
 
 
+@cython.locals(raw=bytes, off=cython.Py_ssize_t, width=cython.int, end=cython.Py_ssize_t)
 def vec(raw: bytes, off: int, width: int) -> tuple[bytes, int]:
     """A length-prefixed vector at ``off``: (contents, offset after it); raises ValueError if short."""
-    if off + width > len(raw):
-        raise ValueError("short vector length")
-    n = int.from_bytes(raw[off:off + width], "big")
-    end = off + width + n
-    if end > len(raw):
-        raise ValueError("vector overruns")
+    end = _vec_end(raw, off, width)
     return raw[off + width:end], end
 
 
+@cython.cfunc
+@cython.locals(raw=bytes, off=cython.Py_ssize_t, width=cython.int, n=cython.Py_ssize_t, end=cython.Py_ssize_t)
+@cython.returns(cython.Py_ssize_t)
+@cython.exceptval(-1)
+def _vec_end(raw: bytes, off: int, width: int) -> cython.Py_ssize_t:
+    """The offset after the length-prefixed vector at ``off`` (its contents start at ``off + width``);
+    raises ValueError if short."""
+    if off + width > len(raw):
+        raise ValueError("short vector length")
+    if width == 1:
+        n = raw[off]
+    elif width == 2:
+        n = (raw[off] << 8) | raw[off + 1]
+    elif width == 3:
+        n = (raw[off] << 16) | (raw[off + 1] << 8) | raw[off + 2]
+    else:
+        n = int.from_bytes(raw[off:off + width], "big")
+    end = off + width + n
+    if end > len(raw):
+        raise ValueError("vector overruns")
+    return end
+
+
+@cython.locals(raw=bytes, off=cython.Py_ssize_t, pos=cython.Py_ssize_t, stop=cython.Py_ssize_t,
+               end=cython.Py_ssize_t, etype=cython.int, out=list)
 def extensions(raw: bytes, off: int) -> list[tuple[int, bytes]]:
+    out = []
     if off + 2 > len(raw):
-        return []
-    block, _ = vec(raw, off, 2)
-    out, pos = [], 0
-    while pos + 4 <= len(block):
-        etype = int.from_bytes(block[pos:pos + 2], "big")
-        data, pos = vec(block, pos + 2, 2)
-        out.append((etype, data))
+        return out
+    stop = _vec_end(raw, off, 2)  # the extensions block: raw[off + 2:stop]
+    pos = off + 2
+    while pos + 4 <= stop:
+        etype = (raw[pos] << 8) | raw[pos + 1]
+        end = pos + 4 + ((raw[pos + 2] << 8) | raw[pos + 3])
+        if end > stop:
+            raise ValueError("vector overruns")
+        out.append((etype, raw[pos + 4:end]))
+        pos = end
     return out
 
 

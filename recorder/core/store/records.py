@@ -33,7 +33,10 @@ from recorder.core.store.sql import insert_tuples
 
 WRITER_ROWS = 20_000  # records the writer process inserts in one transaction, at most
 MAX_RANGED_BYTES = 256 << 20  # bytes of ranged pieces held (for hashes and extraction) in one ingest
-_HASH_DATA = "\x00body"  # a files record's body, whose hashes the writer process fills in
+_HASH_DATA = "\x00body"
+# the record writer drops an empty store's protocol indexes for the load and builds them at its end
+# (SQLite; measured: README, "Per-record work out of the parsers' hot path")
+DEFER_INDEXES = True  # a files record's body, whose hashes the writer process fills in
 
 
 class StoreOutput:
@@ -255,6 +258,13 @@ def _record_writer_main(inbox: Inbox, outbox: Outbox, store: Database) -> None:
     written: Counter[str] = Counter()
     failed = False
     ended = False
+    deferred = False
+    if DEFER_INDEXES and hasattr(store, "deferred_app_indexes"):
+        try:  # an empty store's protocol indexes are built after the load (Migrations.deferred_app_indexes)
+            deferred = store.deferred_app_indexes()
+        except BaseException as err:  # noqa: BLE001 - reported to the producer, one line
+            failed = True
+            outbox.error(err)
     while not ended:
         # what has arrived, up to WRITER_ROWS records, goes in one transaction
         by_table: dict[str, list[tuple]] = {}
@@ -277,6 +287,12 @@ def _record_writer_main(inbox: Inbox, outbox: Outbox, store: Database) -> None:
         except BaseException as err:  # noqa: BLE001 - reported to the producer, one line
             failed = True
             outbox.error(err)
+    if deferred:
+        try:
+            store.build_app_indexes()
+        except BaseException as err:  # noqa: BLE001 - reported to the producer, one line
+            if not failed:
+                outbox.error(err)
     outbox.send("done", dict(written))
 
 

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from recorder.core.apps import tls_hello
 from recorder.core.apps.base import Conn, ListOutput
 from recorder.core.apps.tls import CIPHERS, TLS
 from recorder.core.apps.tls_hello import cipher_name, is_grease, ja3_string, ja4, version_name
@@ -287,7 +288,7 @@ def test_sni_matches_wildcard_san():
 
 
 # -- robustness -------------------------------------------------------------------------------
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=500, deadline=None)  # the typed (compiled) module: more examples
 @given(st.lists(st.tuples(st.booleans(), st.binary(max_size=300)), max_size=12), st.integers(0, 400))
 def test_fuzz_never_raises(chunks, cut):
     base = tls12_chunks(make_cert())
@@ -301,6 +302,41 @@ def test_fuzz_never_raises(chunks, cut):
             p.data(is_orig, data, 1.0 + i)
         p.end(99.0)
         assert len(out.logs("ssl")) <= 1
+
+
+def _vec_as_slices(raw: bytes, off: int, width: int) -> tuple[bytes, int]:
+    """``tls_hello.vec`` as it was before it was typed: slices and ``int.from_bytes``."""
+    if off + width > len(raw):
+        raise ValueError("short vector length")
+    end = off + width + int.from_bytes(raw[off:off + width], "big")
+    if end > len(raw):
+        raise ValueError("vector overruns")
+    return raw[off + width:end], end
+
+
+def _read(fn, *args):
+    try:
+        return fn(*args)
+    except ValueError:
+        return ValueError
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=80), st.integers(0, 90), st.integers(1, 3))
+def test_vectors_read_as_slices_read_them(raw, off, width):
+    # the typed reading of length-prefixed vectors and extension blocks, at any offset of any bytes
+    assert _read(tls_hello.vec, raw, off, width) == _read(_vec_as_slices, raw, off, width)
+    expected = ValueError if off + 2 <= len(raw) and _read(_vec_as_slices, raw, off, 2) is ValueError else []
+    if expected is not ValueError and off + 2 <= len(raw):
+        block, pos = _vec_as_slices(raw, off, 2)[0], 0
+        while pos + 4 <= len(block) and expected is not ValueError:
+            data = _read(_vec_as_slices, block, pos + 2, 2)
+            if data is ValueError:
+                expected = ValueError
+            else:
+                expected.append((int.from_bytes(block[pos:pos + 2], "big"), data[0]))
+                pos = data[1]
+    assert _read(tls_hello.extensions, raw, off) == expected
 
 
 def test_buffer_is_bounded():
