@@ -55,9 +55,40 @@ def test_a_store_with_records_keeps_its_indexes(fresh):
     assert app_indexes(path) == EXPECTED
 
 
+def _mid_load(store, path, *, bulk: bool) -> set[str]:
+    """The protocol indexes while a background writer is loading (some rows in, not closed)."""
+    import time
+
+    out = StoreOutput(store, batch_rows=7, background=True, bulk=bulk)
+    for rec in ssl_rows(50):
+        out.log("ssl", rec, CONN)
+    out.flush()
+    deadline = time.monotonic() + 60
+    with sqlite3.connect(path) as db:
+        while not db.execute("SELECT count(*) FROM ssl").fetchone()[0] and time.monotonic() < deadline:
+            time.sleep(0.05)
+    during = app_indexes(path)
+    out.close()
+    assert app_indexes(path) == EXPECTED
+    return during
+
+
+def test_only_a_bulk_load_defers_the_indexes(fresh):
+    """An ingest's writer (bulk) loads without them; the recorder's, which runs for weeks, never."""
+    store, path = fresh
+    assert _mid_load(store, path, bulk=False) == EXPECTED
+    fresh_path = path + ".2"
+    other = Store(fresh_path)
+    try:
+        other.ensure_schema()
+        assert _mid_load(other, fresh_path, bulk=True) == set()
+    finally:
+        other.close()
+
+
 def test_the_record_writer_ends_with_every_index(fresh):
     store, path = fresh
-    out = StoreOutput(store, batch_rows=7, background=True)
+    out = StoreOutput(store, batch_rows=7, background=True, bulk=True)
     for rec in ssl_rows(50):
         out.log("ssl", rec, CONN)
     out.close()

@@ -55,7 +55,7 @@ def open_app_layer(store, parsers: bool, extract_dir: str | None, factory: Calla
         procs = [InspectorProcess(inspector.shard(k, shards) if shards > 1 else inspector, from_parsers[k], warn,
                                    family, shard=(k, shards) if shards > 1 else None) for k in range(shards)]
         return remote, remote, Inspectors(inspector, procs)
-    out = StoreOutput(store, extract_dir=extract_dir, on_warning=warn, background=True)
+    out = StoreOutput(store, extract_dir=extract_dir, on_warning=warn, background=True, bulk=True)
     inspection = Inspection(inspector, out) if inspector is not None else None
     apps_out = inspection.output if inspection is not None else out
     if factory is not None:
@@ -86,13 +86,13 @@ class AppProcess:
     in the child is raised as StoreError (a database problem) or WiretrailError by the next call."""
 
     def __init__(self, store, extract_dir: str | None, warn: Callable[[str], None], forward=None,
-                 family: Family | None = None, inspector=None) -> None:
+                 family: Family | None = None, inspector=None, bulk: bool = True) -> None:
         self.store = store
         self.rows_written: Counter[str] = Counter()
         self._failures: Counter[str] = Counter()
         self._services: list[tuple[str, list[str]]] = []
         self._done = False
-        self._child = Child(_app_main, (store, extract_dir, forward, inspector), name="wiretrail-app-layer",
+        self._child = Child(_app_main, (store, extract_dir, forward, inspector, bulk), name="wiretrail-app-layer",
                             family=family,
                             daemon=False,  # not daemonic: it starts the record writer
                             wide=True, hand_over=forward or (),
@@ -152,7 +152,8 @@ class AppProcess:
         self._child.join()
 
 
-def _app_main(inbox: Inbox, outbox: Outbox, store, extract_dir: str | None, forward, inspector=None) -> None:
+def _app_main(inbox: Inbox, outbox: Outbox, store, extract_dir: str | None, forward, inspector=None,
+              bulk: bool = True) -> None:
     """The application layer's process: batches from ``inbox`` through ``AppLayer`` into the store;
     with ``forward`` (pipes to the ``InspectorProcess``es) the parsers' messages go there too;
     with ``inspector`` (``app_process``) they go to it, here, told of each new capture id by its
@@ -165,7 +166,8 @@ def _app_main(inbox: Inbox, outbox: Outbox, store, extract_dir: str | None, forw
     store.engine.dispose(close=False)  # the parent's pooled connections stay the parent's
     out = None
     try:
-        out = StoreOutput(store, extract_dir=extract_dir, on_warning=outbox.warnings.append, background=True)
+        out = StoreOutput(store, extract_dir=extract_dir, on_warning=outbox.warnings.append, background=True,
+                          bulk=bulk)
         local = Forwarder(forward) if forward is not None else inspector
         inspection = Inspection(local, out) if local is not None else None
         apps = AppLayer(inspection.output if inspection is not None else out, PARSERS)
@@ -216,7 +218,7 @@ def app_process(store, warn: Callable[[str], None], inspector=None) -> AppProces
     ``flush()``, ``finish()``, ``services()``, ``failures``, ``close()``. ``inspector`` (an
     ``apps.inspection.Inspector``, such as the recorder's live signatures) runs in that process,
     on every batch and the parsers' messages, as in an ingest's pass; it handles its own results."""
-    return AppProcess(store, None, warn, inspector=inspector)
+    return AppProcess(store, None, warn, inspector=inspector, bulk=False)  # a writer for weeks: indexes kept
 
 
 class Forwarder:

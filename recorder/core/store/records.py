@@ -34,9 +34,10 @@ from recorder.core.store.sql import insert_tuples
 WRITER_ROWS = 20_000  # records the writer process inserts in one transaction, at most
 MAX_RANGED_BYTES = 256 << 20  # bytes of ranged pieces held (for hashes and extraction) in one ingest
 _HASH_DATA = "\x00body"
-# the record writer drops an empty store's protocol indexes for the load and builds them at its end
-# (SQLite; measured: README, "Per-record work out of the parsers' hot path")
-DEFER_INDEXES = True  # a files record's body, whose hashes the writer process fills in
+# a bulk load's record writer (``bulk``: an ingest, never the recorder, whose writer runs for weeks)
+# drops an empty store's protocol indexes for the load and builds them at its end (SQLite;
+# measured: README, "Per-record work out of the parsers' hot path")
+DEFER_INDEXES = True
 
 
 class StoreOutput:
@@ -52,10 +53,11 @@ class StoreOutput:
     inspecting = False  # no inspection buffers: the store keeps records, not rule-engine buffers
 
     def __init__(self, store: Database, *, extract_dir: str | None = None, batch_rows: int = 5000,
-                 on_warning: Callable[[str], None] | None = None, background: bool = False) -> None:
+                 on_warning: Callable[[str], None] | None = None, background: bool = False,
+                 bulk: bool = False) -> None:
         self.store = store
         self._secrets = getattr(store, "secrets", None)
-        self._writer = RecordWriter(store) if background else None
+        self._writer = RecordWriter(store, bulk=bulk) if background else None
         self.extract_dir = extract_dir
         self.batch_rows = batch_rows
         self.on_warning = on_warning
@@ -230,9 +232,10 @@ class RecordWriter:
     while the child is behind, and the child makes their rows. An error in the child is re-raised
     as StoreError by the next ``put`` or by ``close``."""
 
-    def __init__(self, store: Database) -> None:
+    def __init__(self, store: Database, *, bulk: bool = False) -> None:
+        """``bulk``: a load that ends (an ingest), whose writer may build the indexes at its end."""
         self.store = store
-        self._child = Child(_record_writer_main, (store,), name="wiretrail-record-writer",
+        self._child = Child(_record_writer_main, (store, bulk), name="wiretrail-record-writer",
                             failure=lambda err: StoreError(f"cannot write protocol records: {err}", path=store.display),
                             ended=StoreError("cannot write protocol records: the writer process ended unexpectedly",
                                              path=store.display),
@@ -252,14 +255,14 @@ class RecordWriter:
         return written
 
 
-def _record_writer_main(inbox: Inbox, outbox: Outbox, store: Database) -> None:
+def _record_writer_main(inbox: Inbox, outbox: Outbox, store: Database, bulk: bool = False) -> None:
     """The child: pickled batches of rows from the pipe into the store until the parent closes it."""
     store.engine.dispose(close=False)  # the parent's pooled connections stay the parent's
     written: Counter[str] = Counter()
     failed = False
     ended = False
     deferred = False
-    if DEFER_INDEXES and hasattr(store, "deferred_app_indexes"):
+    if bulk and DEFER_INDEXES and hasattr(store, "deferred_app_indexes"):
         try:  # an empty store's protocol indexes are built after the load (Migrations.deferred_app_indexes)
             deferred = store.deferred_app_indexes()
         except BaseException as err:  # noqa: BLE001 - reported to the producer, one line
