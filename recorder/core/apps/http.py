@@ -87,6 +87,7 @@ _RESYNC_REQUEST = re.compile(rb"(?:(?:GET|HEAD|POST|PUT|DELETE|OPTIONS|TRACE|CON
 _TOKEN_T = bytes(1 if c in _TOKEN else 0 for c in range(256))  # the same sets as tables for byte loops
 _URI_T = bytes(1 if c in _URI_CHARS else 0 for c in range(256))
 _RESYNC_REPLY = re.compile(rb"HTTP/\d\.\d +\d{3}")
+_WORD_SPACE = re.compile(rb"[^ \t]*[ \t]+")  # a word and the blanks after it (the status line's parts)
 MAX_RESYNC_TAIL = 8192  # bytes kept while looking for a line after a gap
 
 
@@ -353,40 +354,44 @@ class HTTP(HTTPRecords, Parser):
             return None
         rest = line[5:]
         version = version_of(rest)
-        m = re.match(rb"[^ \t]*[ \t]+", rest)
+        m = _WORD_SPACE.match(rest)
         if m is None:
             return None
         rest = rest[m.end():]
         if len(rest) < 3:
             return None
         code = int(rest[:3]) if rest[:3].isascii() and rest[:3].isdigit() else 0
-        m = re.match(rb"[^ \t]*[ \t]+", rest[3:])
+        m = _WORD_SPACE.match(rest, 3)
         if m is None:
             return version, code, "<empty>"
-        return version, code, zeek_str(rest[3 + m.end():])
+        return version, code, zeek_str(rest[m.end():])
 
+    @cython.locals(line=bytes, state=cython.int, first=cython.int)
     def _message_line(self, is_orig: bool, line: bytes, ts: float) -> None:
         msg = self.msg[is_orig]
         assert msg is not None
-        if msg.state in (HEADERS, TRAILER):
+        state = msg.state
+        if state == HEADERS or state == TRAILER:
             msg.header_bytes += len(line) + 2
             if msg.header_bytes > MAX_HEADER_BYTES:
                 self._abandon(is_orig, ts)
                 return
             if line:
-                if line[:1] in (b" ", b"\t") and msg.headers:  # folded continuation
+                first = line[0]
+                if (first == 0x20 or first == 0x09) and msg.headers:  # folded continuation
                     name, value = msg.headers[-1]
                     msg.headers[-1] = (name, value + b" " + line.strip())
-                    if msg.state == HEADERS:
+                    if state == HEADERS:
                         self._header_continued(is_orig, name, msg.headers[-1][1])
                     return
                 name, sep, value = line.partition(b":")
                 if not sep:
                     return
                 hname = name.strip().decode("latin-1").upper()
-                msg.headers.append((hname, value.strip()))
-                if msg.state == HEADERS:
-                    self._header(is_orig, msg, hname, value.strip(), ts)
+                value = value.strip()
+                msg.headers.append((hname, value))
+                if state == HEADERS:
+                    self._header(is_orig, msg, hname, value, ts)
                 return
             if msg.state == TRAILER:
                 self._message_done(is_orig, ts)

@@ -84,9 +84,13 @@ def version_of(data: bytes) -> tuple[int, int]:
     return 0, 0
 
 
+_NUMBER = re.compile(rb"\s*([0-9]+)")
+_HEX_NUMBER = re.compile(rb"\s*([0-9a-fA-F]+)")
+
+
 def atoi(value: bytes, base: int = 10) -> int | None:
     """Leading digits of the first token, as Zeek's atoi_n (None when there are none)."""
-    m = re.match(rb"\s*([0-9a-fA-F]+)" if base == 16 else rb"\s*([0-9]+)", value)
+    m = (_HEX_NUMBER if base == 16 else _NUMBER).match(value)
     return int(m.group(1), base) if m else None
 
 
