@@ -40,6 +40,11 @@ from __future__ import annotations
 import re
 from collections import deque
 
+try:
+    import cython
+except ImportError:  # no Cython: the same source runs as plain Python
+    from recorder.core import purecython as cython
+
 from recorder.core.apps.base import MAX_BUFFER, Conn, Output, Parser
 from recorder.core.apps.http_message import (  # noqa: F401 (unescape_uri, zeek_str: re-exported)
     BODY_CLOSE,
@@ -79,8 +84,27 @@ _REPLY_RE = re.compile(rb"^HTTP/\d\.\d +\d{3}")
 _RESYNC_REQUEST = re.compile(rb"(?:(?:GET|HEAD|POST|PUT|DELETE|OPTIONS|TRACE|CONNECT|PATCH|PROPFIND|PROPPATCH|MKCOL|"
                              rb"COPY|MOVE|LOCK|UNLOCK|SEARCH|REPORT)|(?<![^\r\n])[!#$%&'*+.^_`|~0-9A-Za-z-]{2,20})"
                              rb" +[^ \r\n]+ +HTTP/\d\.\d[ \t]*(?=[\r\n])")
+_TOKEN_T = bytes(1 if c in _TOKEN else 0 for c in range(256))  # the same sets as tables for byte loops
+_URI_T = bytes(1 if c in _URI_CHARS else 0 for c in range(256))
 _RESYNC_REPLY = re.compile(rb"HTTP/\d\.\d +\d{3}")
+_WORD_SPACE = re.compile(rb"[^ \t]*[ \t]+")  # a word and the blanks after it (the status line's parts)
 MAX_RESYNC_TAIL = 8192  # bytes kept while looking for a line after a gap
+
+
+@cython.cfunc
+@cython.returns(cython.Py_ssize_t)
+@cython.exceptval(-2, check=True)
+@cython.locals(data=bytes, pos=cython.Py_ssize_t, i=cython.Py_ssize_t, n=cython.Py_ssize_t, c=cython.int)
+def _line_start(data: bytes, pos: int) -> int:
+    """Where the first line end (CR or LF, ``EOL``'s start) at or after ``pos`` is; -1 when none."""
+    n = len(data)
+    i = pos
+    while i < n:
+        c = data[i]
+        if c == 0x0A or c == 0x0D:
+            return i
+        i += 1
+    return -1
 
 
 class HTTP(HTTPRecords, Parser):
@@ -178,6 +202,8 @@ class HTTP(HTTPRecords, Parser):
 
     # ---- the analyzer (HTTP.cc) ----
 
+    @cython.locals(buf=bytearray, data=bytes, pos=cython.Py_ssize_t, n=cython.Py_ssize_t, take=cython.Py_ssize_t,
+                   start=cython.Py_ssize_t, end=cython.Py_ssize_t, line=bytes)
     def _deliver(self, is_orig: bool, data: bytes, ts: float) -> None:
         buf = self.buf[is_orig]
         if buf:
@@ -200,32 +226,39 @@ class HTTP(HTTPRecords, Parser):
                 else:
                     self.rep_state = "line"
                 continue
-            if msg is not None and msg.state in (BODY_LENGTH, CHUNK_DATA):
-                take = min(msg.remaining, n - pos)
-                msg.add_body(data[pos:pos + take])
-                pos += take
-                msg.remaining -= take
-                if msg.remaining <= 0:
-                    if msg.state == CHUNK_DATA:
-                        msg.state = CHUNK_CRLF
-                    else:
-                        self._message_done(is_orig, ts)
-                continue
-            if msg is not None and msg.state == BODY_CLOSE:
-                msg.add_body(data[pos:])
-                return
+            if msg is not None:
+                state = msg.state
+                if state == BODY_LENGTH or state == CHUNK_DATA:
+                    take = min(msg.remaining, n - pos)
+                    msg.add_body(data[pos:pos + take])
+                    pos += take
+                    msg.remaining -= take
+                    if msg.remaining <= 0:
+                        if state == CHUNK_DATA:
+                            msg.state = CHUNK_CRLF
+                        else:
+                            self._message_done(is_orig, ts)
+                    continue
+                if state == BODY_CLOSE:
+                    msg.add_body(data[pos:])
+                    return
             if self.rep_state == "nothing" if not is_orig else self.req_state == "nothing":
                 return
-            m = EOL.search(data, pos)
-            if m is None or (m.end() == n and m.end() - m.start() == 1 and data[m.start()] == 0x0D):
+            if cython.compiled:  # a C loop over the bytes; as Python, the regular expression
+                start = _line_start(data, pos)
+                end = start + 2 if 0 <= start < n - 1 and data[start] == 0x0D and data[start + 1] == 0x0A else start + 1
+            else:
+                m = EOL.search(data, pos)
+                start, end = (-1, 0) if m is None else m.span()
+            if start < 0 or (end == n and end - start == 1 and data[start] == 0x0D):
                 # incomplete, or a CR at the end that a LF may follow
                 if n - pos > min(MAX_HEADER_BYTES, MAX_BUFFER):  # an endless line: give up on this direction
                     self._abandon(is_orig, ts)
                     return
                 buf += data[pos:]
                 return
-            line = data[pos:m.start()]
-            pos = m.end()
+            line = data[pos:start]
+            pos = end
             if is_orig:
                 self._request_line_or_message(line, ts)
             else:
@@ -252,36 +285,40 @@ class HTTP(HTTPRecords, Parser):
         elif self.req_state == "message" and self.msg[True] is not None:
             self._message_line(True, line, ts)
 
+    @cython.locals(line=bytes, rest=bytes, i=cython.Py_ssize_t, j=cython.Py_ssize_t, k=cython.Py_ssize_t,
+                   n=cython.Py_ssize_t, end_uri=cython.Py_ssize_t, vs=cython.Py_ssize_t, nrest=cython.Py_ssize_t)
     def _parse_request(self, line: bytes) -> tuple[str, bytes, tuple[int, int]] | None:
         i = 0
-        while i < len(line) and line[i] in _TOKEN:
+        n = len(line)
+        while i < n and _TOKEN_T[line[i]]:
             i += 1
         if i == 0:
             return None
         j = i
-        while j < len(line) and line[j] in b" \t":
+        while j < n and (line[j] == 0x20 or line[j] == 0x09):
             j += 1
         if j == i:
             return None
         rest = line[j:]
+        nrest = len(rest)
         k = 0
-        while k < len(rest) and rest[k] in _URI_CHARS:
+        while k < nrest and _URI_T[rest[k]]:
             k += 1
         end_uri = k
-        if k >= len(rest) and rest.startswith(b"HTTP/"):
+        if k >= nrest and rest.startswith(b"HTTP/"):
             end_uri = 0  # missing URI
         version: tuple[int, int] | None = None
         vs = end_uri
-        while vs < len(rest):
+        while vs < nrest:
             end_uri = vs
-            while vs < len(rest) and rest[vs] in b" \t":
+            while vs < nrest and (rest[vs] == 0x20 or rest[vs] == 0x09):
                 vs += 1
             if rest.startswith(b"HTTP/", vs):
                 break
             vs += 1
-        if vs >= len(rest):
+        if vs >= nrest:
             version = (0, 9)
-        elif vs + 8 <= len(rest):
+        elif vs + 8 <= nrest:
             version = version_of(rest[vs + 5:])
         else:
             version = (0, 0)  # bad version: unset
@@ -317,40 +354,44 @@ class HTTP(HTTPRecords, Parser):
             return None
         rest = line[5:]
         version = version_of(rest)
-        m = re.match(rb"[^ \t]*[ \t]+", rest)
+        m = _WORD_SPACE.match(rest)
         if m is None:
             return None
         rest = rest[m.end():]
         if len(rest) < 3:
             return None
         code = int(rest[:3]) if rest[:3].isascii() and rest[:3].isdigit() else 0
-        m = re.match(rb"[^ \t]*[ \t]+", rest[3:])
+        m = _WORD_SPACE.match(rest, 3)
         if m is None:
             return version, code, "<empty>"
-        return version, code, zeek_str(rest[3 + m.end():])
+        return version, code, zeek_str(rest[m.end():])
 
+    @cython.locals(line=bytes, state=cython.int, first=cython.int)
     def _message_line(self, is_orig: bool, line: bytes, ts: float) -> None:
         msg = self.msg[is_orig]
         assert msg is not None
-        if msg.state in (HEADERS, TRAILER):
+        state = msg.state
+        if state == HEADERS or state == TRAILER:
             msg.header_bytes += len(line) + 2
             if msg.header_bytes > MAX_HEADER_BYTES:
                 self._abandon(is_orig, ts)
                 return
             if line:
-                if line[:1] in (b" ", b"\t") and msg.headers:  # folded continuation
+                first = line[0]
+                if (first == 0x20 or first == 0x09) and msg.headers:  # folded continuation
                     name, value = msg.headers[-1]
                     msg.headers[-1] = (name, value + b" " + line.strip())
-                    if msg.state == HEADERS:
+                    if state == HEADERS:
                         self._header_continued(is_orig, name, msg.headers[-1][1])
                     return
                 name, sep, value = line.partition(b":")
                 if not sep:
                     return
                 hname = name.strip().decode("latin-1").upper()
-                msg.headers.append((hname, value.strip()))
-                if msg.state == HEADERS:
-                    self._header(is_orig, msg, hname, value.strip(), ts)
+                value = value.strip()
+                msg.headers.append((hname, value))
+                if state == HEADERS:
+                    self._header(is_orig, msg, hname, value, ts)
                 return
             if msg.state == TRAILER:
                 self._message_done(is_orig, ts)

@@ -3,6 +3,10 @@ its body's gzip/deflate decoding (``Decoder``), and the small readers both the a
 (``apps.http``) and its script half (``apps.http_records``) use: Zeek's ASCII escaping
 (``zeek_str``), ``unescape_uri``, version and number parsing, Content-Range, host names, and
 the body length Zeek counts for a body read line by line.
+
+Typed for Cython in pure-Python mode (see ``recorder.core.compiled``): ``Message`` is an extension
+type with C integer counters, and ``unescape_uri`` reads ``bytes`` on C offsets
+(indexes bounds-checked as in Python). The same file runs as Python.
 """
 
 from __future__ import annotations
@@ -11,7 +15,13 @@ import ipaddress
 import re
 import zlib
 
+try:
+    import cython
+except ImportError:  # no Cython: the same source runs as plain Python
+    from recorder.core import purecython as cython
+
 from recorder.core.apps.libhtp import HEX_DIGITS, MAX_FILE_BYTES
+from recorder.core.purecython import slotted
 
 EOL = re.compile(rb"\r\n|\r|\n")
 
@@ -29,8 +39,14 @@ def zeek_str(raw: bytes) -> str:
     return text
 
 
+_HEX_TABLE = bytes(1 if c in HEX_DIGITS else 0 for c in range(256))
+
+
+@cython.locals(uri=bytes, out=bytearray, i=cython.Py_ssize_t, n=cython.Py_ssize_t, c=cython.int)
 def unescape_uri(uri: bytes) -> bytes:
     """Zeek's unescape_URI: %XX and %uXXXX decoded, a stray or doubled % kept as Zeek keeps it."""
+    if b"%" not in uri:  # the common case: nothing to decode
+        return uri
     out = bytearray()
     i, n = 0, len(uri)
     while i < n:
@@ -48,7 +64,7 @@ def unescape_uri(uri: bytes) -> bytes:
             break
         if uri[i] == 0x25:  # doubled %: drop the first
             continue
-        if uri[i] in HEX_DIGITS and uri[i + 1] in HEX_DIGITS:
+        if _HEX_TABLE[uri[i]] and _HEX_TABLE[uri[i + 1]]:
             out.append(int(uri[i:i + 2], 16))
             i += 2
         elif n - i >= 5 and uri[i] == 0x75 and all(b in HEX_DIGITS for b in uri[i + 1:i + 5]):
@@ -68,9 +84,13 @@ def version_of(data: bytes) -> tuple[int, int]:
     return 0, 0
 
 
+_NUMBER = re.compile(rb"\s*([0-9]+)")
+_HEX_NUMBER = re.compile(rb"\s*([0-9a-fA-F]+)")
+
+
 def atoi(value: bytes, base: int = 10) -> int | None:
     """Leading digits of the first token, as Zeek's atoi_n (None when there are none)."""
-    m = re.match(rb"\s*([0-9a-fA-F]+)" if base == 16 else rb"\s*([0-9]+)", value)
+    m = (_HEX_NUMBER if base == 16 else _NUMBER).match(value)
     return int(m.group(1), base) if m else None
 
 
@@ -130,8 +150,33 @@ class Decoder:
         return out
 
 
+@cython.cclass
 class Message:
-    """One request or reply message being read: headers, then the body."""
+    """One request or reply message being read: headers, then the body.
+
+    Compiled, an extension type with C integer state and counters (the bytes seen, far below 2**63);
+    the lengths a message announces stay Python integers (any size)."""
+
+    is_orig = cython.declare(cython.bint, visibility="public")
+    expect_body = cython.declare(object, visibility="public")
+    ts = cython.declare(object, visibility="public")
+    version = cython.declare(object, visibility="public")
+    state = cython.declare(cython.int, visibility="public")
+    headers = cython.declare(list, visibility="public")
+    header_bytes = cython.declare(cython.longlong, visibility="public")
+    content_length = cython.declare(object, visibility="public")
+    range_length = cython.declare(object, visibility="public")
+    range = cython.declare(object, visibility="public")
+    chunked = cython.declare(cython.bint, visibility="public")
+    encoding = cython.declare(str, visibility="public")
+    remaining = cython.declare(object, visibility="public")  # a Content-Length or chunk size: any size
+    body_len = cython.declare(cython.longlong, visibility="public")
+    missing = cython.declare(cython.longlong, visibility="public")
+    data = cython.declare(bytearray, visibility="public")
+    decoder = cython.declare(object, visibility="public")
+    content_type = cython.declare(str, visibility="public")
+    disposition = cython.declare(str, visibility="public")
+    linewise = cython.declare(cython.bint, visibility="public")
 
     def __init__(self, is_orig: bool, expect_body: bool | None, ts: float, version: tuple[int, int]) -> None:
         self.is_orig = is_orig
@@ -155,12 +200,15 @@ class Message:
         self.disposition = ""
         self.linewise = False  # Zeek reads this body line by line and counts 2 bytes per line end
 
+    @cython.locals(i=cython.Py_ssize_t, headers=list)
     def header(self, name: str) -> bytes | None:
-        for n, v in reversed(self.headers):
-            if n == name:
-                return v
+        headers = self.headers
+        for i in range(len(headers) - 1, -1, -1):
+            if headers[i][0] == name:
+                return headers[i][1]
         return None
 
+    @cython.locals(nbytes=cython.longlong)
     def skip(self, nbytes: int) -> None:
         """Body bytes lost in a content gap: counted in the body's length and as missing (files.log's
         ``missing_bytes``); a compressed body cannot be decoded past them."""
@@ -169,6 +217,7 @@ class Message:
         if self.decoder is not None:
             self.decoder.failed = True
 
+    @cython.locals(chunk=bytes, room=cython.Py_ssize_t)
     def add_body(self, chunk: bytes) -> None:
         if not chunk:
             return
@@ -178,8 +227,13 @@ class Message:
             self.data += out
         else:
             self.body_len += len(chunk)
-            if len(self.data) < MAX_FILE_BYTES:
-                self.data += chunk[:MAX_FILE_BYTES - len(self.data)]
+            room = MAX_FILE_BYTES - len(self.data)
+            if room > 0:
+                self.data += chunk if len(chunk) <= room else chunk[:room]
+
+
+if not cython.compiled:  # as Python: the declared attributes as __slots__ (Cython drops this)
+    Message = slotted(Message)
 
 
 def linewise_len(body: bytes, boundary: str | None) -> int:

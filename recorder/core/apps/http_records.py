@@ -50,19 +50,25 @@ PASS_FIELDS = frozenset({"password", "pass", "passwd", "pwd", "pw", "secret", "p
                          "passw", "j_password", "user_password", "userpassword", "login_password",
                          "session[password]", "login[password]", "user[password]"})
 
+_EMPTY_RECORD = {"ts": None, "trans_depth": 0, "method": None, "host": None, "uri": None,
+                 "referrer": None, "version": None, "user_agent": None, "origin": None,
+                 "request_body_len": 0, "response_body_len": 0, "status_code": None,
+                 "status_msg": None, "info_code": None, "info_msg": None, "tags": None,
+                 "username": None, "password": None, "proxied": None, "orig_fuids": None,
+                 "orig_filenames": None, "orig_mime_types": None, "resp_fuids": None,
+                 "resp_filenames": None, "resp_mime_types": None}  # a new record's fields, in order
+
 
 class HTTPRecords:
     """http.log records from the analyzer's events; mixed into ``HTTP`` (which owns the state)."""
 
     def _new_record(self, ts: float) -> dict:
         self.depth += 1
-        return {"ts": ts, "trans_depth": self.depth, "method": None, "host": None, "uri": None,
-                "referrer": None, "version": None, "user_agent": None, "origin": None,
-                "request_body_len": 0, "response_body_len": 0, "status_code": None,
-                "status_msg": None, "info_code": None, "info_msg": None, "tags": [],
-                "username": None, "password": None, "proxied": None, "orig_fuids": None,
-                "orig_filenames": None, "orig_mime_types": None, "resp_fuids": None,
-                "resp_filenames": None, "resp_mime_types": None}
+        rec = _EMPTY_RECORD.copy()  # a copy of a dict with the same keys: cheaper than building one
+        rec["ts"] = ts
+        rec["trans_depth"] = self.depth
+        rec["tags"] = []
+        return rec
 
     def _set_state(self, is_orig: bool, ts: float) -> dict:
         key = self.cur_req if is_orig else self.cur_resp

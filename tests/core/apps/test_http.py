@@ -332,7 +332,7 @@ _PIECES = [b"GET / HTTP/1.1\r\n", b"HTTP/1.1 200 OK\r\n", b"Content-Length: 5\r\
            b"HTTP/1.1 206 P\r\nContent-Range: bytes 5-1/3\r\n", b"CONNECT x:1 HTTP/1.1\r\n", b"GET /\n"]
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])  # typed: more examples
 @given(st.lists(st.tuples(st.booleans(), st.one_of(st.sampled_from(_PIECES), st.binary(max_size=64)),
                           st.integers(min_value=0, max_value=3)), max_size=40))
 def test_fuzz_never_raises_and_stays_bounded(steps):
@@ -348,6 +348,16 @@ def test_fuzz_never_raises_and_stays_bounded(steps):
     assert parser.errors == 0
     for rec in out.logs("http"):
         assert rec["trans_depth"] >= 1 and rec["request_body_len"] >= 0 and rec["response_body_len"] >= 0
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=40).map(lambda b: b.replace(b"!", b"%")))
+def test_fuzz_unescape_uri_stays_in_bounds(uri):
+    """The typed (compiled) byte loop: any bytes, a stray % at every place, never raise."""
+    out = unescape_uri(uri)
+    assert isinstance(out, bytes) and len(out) <= len(uri)
+    if b"%" not in uri:
+        assert out == uri
 
 
 # -- the reference traces, through the shared stream extractor -----------------------------------
