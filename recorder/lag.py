@@ -11,6 +11,10 @@ nothing makes good. So while capture lags (``CaptureLag``, with hysteresis):
   goes idle at once; the packets are in the capture files, and the files the live engine did not
   fully inspect are matched again from the sealed file by the catch-up
   (``analysis.live.SealedSignatures``), so the day's alerts still equal a replay;
+- the capture thread writes no interim records (the open connections at a rotation, the closed
+  ones waiting out the close delay for live detection): tens of thousands of rows at top speed,
+  which it would otherwise insert while the ring fills; the first flush or rotation after it has
+  caught up writes them;
 - the catch-up itself waits (``recorder.detect.LiveDetection`` asks ``Behind.any``), so it does not
   compete with capture for the CPU during the burst either.
 

@@ -285,7 +285,8 @@ class Stream:
                         meter.advance(time.time_ns() - IDLE_CLOCK_MARGIN_NS)
                     meter.flush()
                     sink.drain()
-                    store_closed(self.store, self.stream_name, meter, c)
+                    if not self.lag.behind:  # for live detection, which is shed while capture lags
+                        store_closed(self.store, self.stream_name, meter, c)
                     if self.apps is not None:
                         self.apps.flush()
                     next_flush = now + flush_every
@@ -323,6 +324,8 @@ class Stream:
         (so a long connection shows before it ends)."""
         meter.flush()
         sink.drain()
+        if self.lag.behind:  # written by the capture thread: not while capture lags (the next rotation's will do)
+            return
         try:
             self.store.replace_open_flows(self.stream_name, meter.snapshot(), meter.now)
         except StoreError as err:

@@ -58,12 +58,12 @@ class FlowTable(Database):
     def replace_open_flows(self, stream: str, batch: FlowBatch | None, as_of_ns: int) -> int:
         """Make ``batch`` (the meter's snapshot) the interim records of ``stream``; returns rows."""
         rows = [] if batch is None else batch.rows()
-        values = [{"stream": stream, "as_of_ns": as_of_ns, **dict(zip(FLOW_FIELDS, r))} for r in rows]
         with self.db_errors("write open flows"), self.engine.begin() as conn:
             conn.execute(open_flows.delete().where(open_flows.c.stream == stream))
-            if values:
-                conn.execute(open_flows.insert(), values)
-        return len(values)
+            if rows:  # tuples, as flows are written (the recorder's capture thread waits for this)
+                insert_tuples(conn, "open_flows", ("stream", "as_of_ns", *FLOW_FIELDS),
+                              [(stream, as_of_ns, *r) for r in rows])
+        return len(rows)
 
     def query_flows(self, *, host: str | None = None, port: int | None = None, proto: str | None = None,
                     since: int | None = None, until: int | None = None,
