@@ -17,12 +17,7 @@ The flows and records stored are the same as before: only their timing changes.
 
 from __future__ import annotations
 
-import logging
-
-from recorder.core.errors import StoreError
 from recorder.core.store.listing import CLOSED_STREAM_SUFFIX
-
-log = logging.getLogger("wiretrail-recorder")
 
 
 def flush_seconds(config, default: float) -> float:
@@ -32,11 +27,8 @@ def flush_seconds(config, default: float) -> float:
     return max(1.0, min(default, float(config.detect_interval)))
 
 
-def store_closed(store, stream: str, meter, config) -> None:
-    """The closed connections waiting out the close delay, as ``stream``'s closed interim records."""
-    if not config.detect_interval:
-        return
-    try:
-        store.replace_open_flows(stream + CLOSED_STREAM_SUFFIX, meter.snapshot(closed_only=True), meter.now)
-    except StoreError as err:
-        log.error("closed connections not written for live detection: %s", err.message)
+def store_closed(sink, stream: str, meter, config) -> None:
+    """The closed connections waiting out the close delay, as ``stream``'s closed interim records
+    (written by the flow writer's process, ``recorder.sinks.FlowSink.open_flows``)."""
+    if config.detect_interval:
+        sink.open_flows(stream + CLOSED_STREAM_SUFFIX, meter.snapshot(closed_only=True), meter.now)

@@ -17,6 +17,7 @@ from recorder.core.decode.mactable import MacTable
 from recorder.core.errors import StoreError, WiretrailError
 from recorder.core.flow.flowid import LocalNets
 from recorder.core.store import Store
+from recorder.core.store.flows import OpenFlows
 
 log = logging.getLogger("wiretrail-recorder")
 
@@ -87,6 +88,21 @@ class FlowSink:
                 self._failed(err)
                 return
             self.backlog.popleft()
+
+    def open_flows(self, stream: str, batch, as_of_ns: int) -> bool:
+        """Hand the meter's snapshot (``FlowMeter.snapshot``) to the writer as ``stream``'s interim
+        records, written after the flows before them. Skipped (False) while flows wait in the
+        backlog, which they must not overtake: the next snapshot replaces this one anyway."""
+        self.drain()
+        if self.writer is None or self.backlog:
+            return False
+        try:
+            self.writer.put_open_flows(OpenFlows(stream, batch, as_of_ns))
+        except StoreError as err:
+            self._close_quietly()
+            self._failed(err)
+            return False
+        return True
 
     def _close_quietly(self) -> None:
         try:

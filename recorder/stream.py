@@ -286,7 +286,7 @@ class Stream:
                     meter.flush()
                     sink.drain()
                     if not self.lag.behind:  # for live detection, which is shed while capture lags
-                        store_closed(self.store, self.stream_name, meter, c)
+                        store_closed(sink, self.stream_name, meter, c)
                     if self.apps is not None:
                         self.apps.flush()
                     next_flush = now + flush_every
@@ -321,15 +321,12 @@ class Stream:
 
     def _interim(self, meter: FlowMeter, sink: FlowSink) -> None:
         """At a rotation: finished flows out, then interim records of the connections still open
-        (so a long connection shows before it ends)."""
+        (so a long connection shows before it ends), both written by the flow writer's process;
+        the snapshot is not taken while capture lags (the next rotation's will do)."""
         meter.flush()
         sink.drain()
-        if self.lag.behind:  # written by the capture thread: not while capture lags (the next rotation's will do)
-            return
-        try:
-            self.store.replace_open_flows(self.stream_name, meter.snapshot(), meter.now)
-        except StoreError as err:
-            log.error("interim records not written: %s", err.message)
+        if not self.lag.behind:
+            sink.open_flows(self.stream_name, meter.snapshot(), meter.now)
 
     @staticmethod
     def _finish_write(pending):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -220,6 +221,44 @@ def test_writer_missing_field(store):
     del row["community_id"]
     with pytest.raises(StoreError, match="no field 'community_id'"), store.flow_writer() as w:
         w.put([row])
+
+
+def test_writer_replaces_open_flows_after_the_flows_before_them(store):
+    """The recorder's interim records go through the flow writer: written after the flows put
+    before them, replacing that stream's earlier ones (and only that stream's); None clears."""
+    from pathlib import Path
+
+    from recorder.core.capio.pcapio import read_batches
+    from recorder.core.decode.decode import Decoder
+    from recorder.core.flow.flowmeter import FlowMeter
+    from recorder.core.store.flows import OpenFlows
+
+    ended: list = []
+    meter, decoder = FlowMeter(ended.append), Decoder()
+    for raw in read_batches(str(Path(__file__).resolve().parents[2] / "captures" / "demo.pcap")):
+        meter.add(raw, decoder.decode(raw), None, decoder.tunnels)
+    meter.flush()
+    snap = meter.snapshot()
+    assert ended and snap is not None
+    flows_ended = sum(len(b) for b in ended)
+    with store.flow_writer(batch_rows=10**6) as w:  # flows wait for more rows, but not past interim records
+        w.put_open_flows(OpenFlows("s/other", snap, 5))
+        for batch in ended:
+            w.put(batch)
+        w.put_open_flows(OpenFlows("s/eth0", None, 6))
+        w.put_open_flows(OpenFlows("s/eth0", snap, 7))
+        deadline = time.monotonic() + 30
+        while {r["as_of_ns"] for r in store.query_flows(open_only=True)} != {5, 7}:
+            assert time.monotonic() < deadline, "the writer never wrote the interim records"
+            time.sleep(0.05)
+        # the interim records are in: so are the flows that ended before them
+        assert len(list(store.query_flows())) == flows_ended
+        w.put_open_flows(OpenFlows("s/eth0", snap, 8))
+    open_rows = list(store.query_flows(open_only=True))
+    assert {r["stream"] for r in open_rows} == {"s/other", "s/eth0"}
+    eth0 = [r for r in open_rows if r["stream"] == "s/eth0"]
+    assert len(eth0) == len(snap) and {r["as_of_ns"] for r in eth0} == {8}
+    assert w.rows_written == flows_ended
 
 
 def test_writer_closed(store):

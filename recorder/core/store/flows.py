@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from operator import itemgetter
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, NamedTuple, Self
 
 from sqlalchemy.engine import Connection
 
@@ -55,14 +55,18 @@ class FlowTable(Database):
                 _insert_flow_batch(connection, values)
         return len(values)
 
-    def replace_open_flows(self, stream: str, batch: FlowBatch | None, as_of_ns: int) -> int:
-        """Make ``batch`` (the meter's snapshot) the interim records of ``stream``; returns rows."""
+    def replace_open_flows(self, stream: str, batch: FlowBatch | None, as_of_ns: int,
+                           connection: Connection | None = None) -> int:
+        """Make ``batch`` (the meter's snapshot) the interim records of ``stream``, in one
+        transaction; returns rows. The recorder hands these to its flow writer
+        (``FlowWriter.put_open_flows``) and calls this directly only to clear them at its stop."""
         rows = [] if batch is None else batch.rows()
-        with self.db_errors("write open flows"), self.engine.begin() as conn:
-            conn.execute(open_flows.delete().where(open_flows.c.stream == stream))
-            if rows:  # tuples, as flows are written (the recorder's capture thread waits for this)
-                insert_tuples(conn, "open_flows", ("stream", "as_of_ns", *FLOW_FIELDS),
-                              [(stream, as_of_ns, *r) for r in rows])
+        with self.db_errors("write open flows"):
+            if connection is None:
+                with self.engine.connect() as conn:
+                    _replace_open_flows(conn, stream, as_of_ns, rows)
+            else:
+                _replace_open_flows(connection, stream, as_of_ns, rows)
         return len(rows)
 
     def query_flows(self, *, host: str | None = None, port: int | None = None, proto: str | None = None,
@@ -85,6 +89,22 @@ class FlowTable(Database):
 
 
 _FLOW_VALUES = itemgetter(*FLOW_FIELDS)
+
+
+class OpenFlows(NamedTuple):
+    """Interim records for the flow writer: ``stream``'s open flows are replaced by ``batch``
+    (None: cleared), after the flows handed over before them are inserted."""
+    stream: str
+    batch: FlowBatch | None
+    as_of_ns: int
+
+
+def _replace_open_flows(conn: Connection, stream: str, as_of_ns: int, rows: list[tuple]) -> None:
+    with conn.begin():
+        conn.execute(open_flows.delete().where(open_flows.c.stream == stream))
+        if rows:  # tuples, as flows are written
+            insert_tuples(conn, "open_flows", ("stream", "as_of_ns", *FLOW_FIELDS),
+                          [(stream, as_of_ns, *r) for r in rows])
 
 
 def _insert_flow_batch(conn: Connection, values: Sequence[tuple]) -> None:
@@ -122,6 +142,15 @@ class FlowWriter:
         self._child.check()
         if len(rows):
             self._child.send(rows)
+
+    def put_open_flows(self, item: OpenFlows) -> None:
+        """Interim records of open connections, written by the writer after the flows put before
+        them (so a connection that ended shows as a flow before its interim record goes): the
+        recorder's capture thread only pickles the meter's snapshot."""
+        if self._closed:
+            raise StoreError("flow writer is closed", path=self.store.display)
+        self._child.check()
+        self._child.send(item)
 
     def put_index(self, pending) -> None:
         """A file's packet index (``packetindex.PendingIndex``): encoded and stored by the writer."""
@@ -167,6 +196,11 @@ def _writer_main(inbox: Inbox, outbox: Outbox, store: FlowTable, batch_rows: int
             for item in inbox:  # until the end marker (or the parent's death)
                 if isinstance(item, PendingIndex):
                     store.add_packet_index(item.capture_id, item.builder.entries(), conn)
+                    continue
+                if isinstance(item, OpenFlows):
+                    written += store.insert_flows(pending, conn)
+                    pending = []
+                    store.replace_open_flows(item.stream, item.batch, item.as_of_ns, conn)
                     continue
                 if isinstance(item, FlowBatch):
                     item = item.rows()
