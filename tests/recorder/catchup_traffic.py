@@ -4,6 +4,7 @@ shedding tests replay into the recorder and compare with a replay."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 from tests.analysis.behaviour.traffic import Capture
@@ -24,3 +25,18 @@ def requests_capture(path: Path, n: int = 40) -> str:
 def signature_alerts(db: Path) -> list[tuple]:
     with sqlite3.connect(db) as conn:
         return conn.execute(f"SELECT {KEY} FROM alerts WHERE kind = 'signature' ORDER BY {KEY}").fetchall()
+
+
+def alerts_after_catch_up(rec_db: Path, out: Path, tmp: Path, timeout: float = 60.0):
+    """A ``wiretrail replay`` of the sealed files in ``out`` with the shipped rules, then the
+    recorder's signature alerts once they equal the replay's (or ``timeout`` later):
+    (the recorder's alerts, the replay's, the replay)."""
+    from analysis.replay import SHIPPED_RULES, replay_captures
+
+    files = sorted(str(p) for p in out.glob("*.pcap"))
+    replay = replay_captures(files, rules=[str(SHIPPED_RULES / "wiretrail.rules")], db=str(tmp / "replay.db"))
+    expected = signature_alerts(tmp / "replay.db")
+    deadline = time.monotonic() + timeout
+    while signature_alerts(rec_db) != expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return signature_alerts(rec_db), expected, replay

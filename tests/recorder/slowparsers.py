@@ -1,25 +1,40 @@
-"""Run ``wiretrail-recorder`` with parsers that fall behind on purpose, so that batches are skipped
-(a test of the catch-up): the queue to the parsers holds one batch at most, and each hand-over
-to the parsers' process takes ``SLOW_SECONDS`` longer. Used as ``Recorder(..., wrap=(python, this))``:
-the arguments after ``-m recorder.cli`` are the recorder's."""
+"""Run ``wiretrail-recorder`` with parsers slowed down on purpose, so that batches are skipped (a
+test of the catch-up): each hand-over to the parsers' process takes ``SLOW_SECONDS`` longer, and
+
+- by default, the queue to the parsers holds one batch at most: a batch that finds another
+  still waiting is skipped (``test_live_catchup``);
+- with ``--shed``, capture counts itself behind the wire (``recorder.lag``): any lag sheds
+  (``SHED_LAG_NS = 1`` ns) and only a read that empties the ring resumes (``RESUME_LAG_NS = 0``),
+  so on a link replayed at the capture's own speed the batches alternate, one shed, the next
+  fed, and shedding finds some waiting in the queue to drop (``test_live_shedding``).
+
+Used as ``Recorder(..., wrap=(python, this[, "--shed"]))``: the arguments after
+``-m recorder.cli`` are the recorder's."""
 
 from __future__ import annotations
 
 import sys
 import time
 
+import recorder.lag as lag
 import recorder.sinks as sinks
 from recorder.core.pipeline import applayer
 
-SLOW_SECONDS = 0.25
+SLOW_SECONDS = {"queue": 0.25, "shed": 0.2}
 
 
 def main() -> None:
-    sinks.APP_QUEUE_BYTES = 1  # a batch that finds another still waiting is skipped
+    ours = sys.argv[1:sys.argv.index("recorder.cli")]
+    mode = "shed" if "--shed" in ours else "queue"
+    if mode == "shed":
+        lag.SHED_LAG_NS = 1
+        lag.RESUME_LAG_NS = 0
+    else:
+        sinks.APP_QUEUE_BYTES = 1
     feed = applayer.AppProcess.feed
 
     def slow_feed(self, raw, dec) -> None:
-        time.sleep(SLOW_SECONDS)
+        time.sleep(SLOW_SECONDS[mode])
         feed(self, raw, dec)
 
     applayer.AppProcess.feed = slow_feed

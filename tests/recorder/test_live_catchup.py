@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.recorder.catchup_traffic import requests_capture, signature_alerts
+from tests.recorder.catchup_traffic import alerts_after_catch_up, requests_capture
 
 pytest.importorskip("scapy")
 
@@ -23,7 +23,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_skipped_batches_caught_up_equal_a_replay(netns, tmp_path):
-    from analysis.replay import SHIPPED_RULES, replay_captures
     from tests.recorder.live import Recorder
 
     pcap = Path(requests_capture(tmp_path / "requests.pcap"))
@@ -44,14 +43,8 @@ def test_skipped_batches_caught_up_equal_a_replay(netns, tmp_path):
 
     # a restart: the last file (its count was written at the stop) is caught up too
     rec = Recorder(netns, tmp_path, "--config", str(cfg), env=env).ready()
-    files = sorted(str(p) for p in (tmp_path / "out").glob("*.pcap"))
-    replay = replay_captures(files, rules=[str(SHIPPED_RULES / "wiretrail.rules")], db=str(tmp_path / "replay.db"))
-    expected = signature_alerts(tmp_path / "replay.db")
+    got, expected, replay = alerts_after_catch_up(rec.db, tmp_path / "out", tmp_path)
     assert len(expected) == 40, expected  # one per request
-    deadline = time.monotonic() + 60
-    while signature_alerts(rec.db) != expected and time.monotonic() < deadline:
-        time.sleep(0.5)
-    got = signature_alerts(rec.db)
     assert rec.stop() == 0
     log2 = rec.text()
     assert got == expected, (len(got), len(expected), log1, log2)

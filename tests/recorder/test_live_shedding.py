@@ -1,5 +1,5 @@
 """Capture first (``recorder.lag``), in a network namespace (127.0.0.0/8 addresses only): a
-recorder that counts itself behind the wire at every other read (``shedding.py``) feeds those
+recorder that counts itself behind the wire at every other read (``slowparsers.py --shed``) feeds those
 batches to no parser and drops the ones still queued when it falls behind; the live engine thus
 misses some of the requests that set off a shipped signature, the catch-up matches those files
 again from the sealed file, and the stored signature alerts equal a `wiretrail replay` of the
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from recorder.core.capio.pcapio import read_batches
-from tests.recorder.catchup_traffic import requests_capture, signature_alerts
+from tests.recorder.catchup_traffic import alerts_after_catch_up, requests_capture
 
 pytest.importorskip("scapy")
 
@@ -34,14 +34,13 @@ def captured(log: str) -> int:
 
 
 def test_shed_batches_caught_up_equal_a_replay(netns, tmp_path):
-    from analysis.replay import SHIPPED_RULES, replay_captures
     from tests.recorder.live import Recorder
 
     pcap = Path(requests_capture(tmp_path / "requests.pcap"))
     cfg = tmp_path / "recorder.toml"
     cfg.write_text('detect_interval = "1s"\nrotate_interval = "2s"\n')
     rec = Recorder(netns, tmp_path, "--config", str(cfg), env={"PYTHONPATH": str(ROOT)},
-                   wrap=(sys.executable, str(ROOT / "tests" / "recorder" / "shedding.py"))).ready()
+                   wrap=(sys.executable, str(ROOT / "tests" / "recorder" / "slowparsers.py"), "--shed")).ready()
     subprocess.run(["ip", "netns", "exec", netns.name, "tcpreplay", "-q", "-i", netns.tx, str(pcap)],
                    check=True, capture_output=True, timeout=120)  # at the capture's own speed (6 s)
     sent = sum(len(b) for b in read_batches(str(pcap)))
@@ -49,14 +48,8 @@ def test_shed_batches_caught_up_equal_a_replay(netns, tmp_path):
     while time.monotonic() < deadline and not (captured(rec.text()) >= sent
                                                and not list((tmp_path / "out").glob("*.part"))):
         time.sleep(0.5)  # until every packet is captured and the last file sealed (rotate_interval)
-    files = sorted(str(p) for p in (tmp_path / "out").glob("*.pcap"))
-    replay = replay_captures(files, rules=[str(SHIPPED_RULES / "wiretrail.rules")], db=str(tmp_path / "replay.db"))
-    expected = signature_alerts(tmp_path / "replay.db")
+    got, expected, replay = alerts_after_catch_up(rec.db, tmp_path / "out", tmp_path)
     assert len(expected) == 40, expected  # one per request
-    deadline = time.monotonic() + 60
-    while signature_alerts(rec.db) != expected and time.monotonic() < deadline:
-        time.sleep(0.5)
-    got = signature_alerts(rec.db)
     assert rec.stop() == 0
     log = rec.text()
     assert got == expected, (len(got), len(expected), log)
