@@ -72,6 +72,7 @@ from recorder.core.apps.libhtp import (  # noqa: F401 (MAX_FILE_BYTES, normalize
     normalize_uri,
 )
 from recorder.core.apps.ntlm import NTLM_LOG, NTLMLogins
+from recorder.core.purecython import slotted
 
 _TOKEN = frozenset(c for c in range(33, 127) if chr(c) not in '()<>@,;:\\"/[]?={}')
 _URI_CHARS = frozenset(b":/?#[]@!$&'()*+,;=-_.~%" + bytes(range(48, 58)) + bytes(range(65, 91))
@@ -89,6 +90,32 @@ _URI_T = bytes(1 if c in _URI_CHARS else 0 for c in range(256))
 _RESYNC_REPLY = re.compile(rb"HTTP/\d\.\d +\d{3}")
 _WORD_SPACE = re.compile(rb"[^ \t]*[ \t]+")  # a word and the blanks after it (the status line's parts)
 MAX_RESYNC_TAIL = 8192  # bytes kept while looking for a line after a gap
+
+# What a direction reads next: a request (status) line, the message's lines or body, nothing more
+# (given up, upgraded), the next request (status) line after a gap, HTTP/0.9's reply (raw bytes).
+LINE = cython.declare(cython.int, 0)
+IN_MESSAGE = cython.declare(cython.int, 1)
+NOTHING = cython.declare(cython.int, 2)
+RESYNC = cython.declare(cython.int, 3)
+HTTP09 = cython.declare(cython.int, 4)
+
+
+@cython.cclass
+class _Dir:
+    """One direction's reading state (Zeek's HTTP_Message and ContentLine per endpoint)."""
+
+    buf = cython.declare(bytearray, visibility="public")  # bytes kept until a line (or a body) completes
+    msg = cython.declare(object, visibility="public")  # the Message being read, or None
+    state = cython.declare(cython.int, visibility="public")  # LINE, IN_MESSAGE, NOTHING, RESYNC, HTTP09
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.msg = None
+        self.state = LINE
+
+
+if not cython.compiled:  # as Python: the declared attributes as __slots__ (Cython drops this)
+    _Dir = slotted(_Dir)
 
 
 @cython.cfunc
@@ -126,10 +153,8 @@ class HTTP(HTTPRecords, Parser):
 
     def __init__(self, conn: Conn, out: Output, conn_context: dict | None = None) -> None:
         super().__init__(conn, out, conn_context)
-        self.buf = {True: bytearray(), False: bytearray()}
-        self.msg: dict[bool, Message | None] = {True: None, False: None}
-        self.req_state = "line"  # line, message, nothing, resync (after a gap: wait for a request line)
-        self.rep_state = "line"  # line, message, nothing, http09, resync (wait for a status line)
+        self.req = _Dir()  # the requests' direction: LINE, IN_MESSAGE, NOTHING or RESYNC
+        self.rep = _Dir()  # the replies': also HTTP09
         self.req_version = (0, 0)
         self.rep_version = (0, 0)
         self.unanswered: deque[str] = deque(maxlen=4 * MAX_PENDING)  # methods of requests not yet answered
@@ -202,29 +227,29 @@ class HTTP(HTTPRecords, Parser):
 
     # ---- the analyzer (HTTP.cc) ----
 
-    @cython.locals(buf=bytearray, data=bytes, pos=cython.Py_ssize_t, n=cython.Py_ssize_t, take=cython.Py_ssize_t,
-                   start=cython.Py_ssize_t, end=cython.Py_ssize_t, line=bytes)
+    @cython.locals(d=_Dir, buf=bytearray, data=bytes, pos=cython.Py_ssize_t, n=cython.Py_ssize_t,
+                   take=cython.Py_ssize_t, start=cython.Py_ssize_t, end=cython.Py_ssize_t, line=bytes,
+                   dstate=cython.int)
     def _deliver(self, is_orig: bool, data: bytes, ts: float) -> None:
-        buf = self.buf[is_orig]
+        d = self.req if is_orig else self.rep
+        buf = d.buf
         if buf:
             data = bytes(buf) + data
             buf.clear()
         pos, n = 0, len(data)
         while pos < n and not self.done:
-            msg = self.msg[is_orig]
-            if not is_orig and self.rep_state == "http09":
+            msg = d.msg
+            dstate = d.state
+            if dstate == HTTP09:
                 self._http09(data[pos:], ts)
                 return
-            if (self.req_state if is_orig else self.rep_state) == "resync":
+            if dstate == RESYNC:
                 m = (_RESYNC_REQUEST if is_orig else _RESYNC_REPLY).search(data, pos)
                 if m is None:  # keep the tail: a request or status line may be cut across segments
                     buf += data[max(pos, n - MAX_RESYNC_TAIL):]
                     return
                 pos = m.start()  # read from that line on as usual
-                if is_orig:
-                    self.req_state = "line"
-                else:
-                    self.rep_state = "line"
+                d.state = LINE
                 continue
             if msg is not None:
                 state = msg.state
@@ -242,7 +267,7 @@ class HTTP(HTTPRecords, Parser):
                 if state == BODY_CLOSE:
                     msg.add_body(data[pos:])
                     return
-            if self.rep_state == "nothing" if not is_orig else self.req_state == "nothing":
+            if dstate == NOTHING:
                 return
             if cython.compiled:  # a C loop over the bytes; as Python, the regular expression
                 start = _line_start(data, pos)
@@ -264,25 +289,27 @@ class HTTP(HTTPRecords, Parser):
             else:
                 self._reply_line_or_message(line, ts)
 
+    @cython.locals(d=_Dir)
     def _request_line_or_message(self, line: bytes, ts: float) -> None:
-        if self.req_state == "line":
+        d = self.req
+        if d.state == LINE:
             parsed = self._parse_request(line)
             if parsed is None:
                 if line:
-                    self.req_state = "nothing"
+                    d.state = NOTHING
                 return
             method, uri, version = parsed
-            self.req_state = "message"
+            d.state = IN_MESSAGE
             self.unanswered.append(method)
             if method.upper() == "CONNECT":
                 self.connect = True
             self.req_version = version
             self._ev_request(method, uri, ts)
-            self.msg[True] = Message(True, None, ts, version)
-            self.msg[True].header_bytes = len(line)
+            msg = d.msg = Message(True, None, ts, version)
+            msg.header_bytes = len(line)
             if version == (0, 9):
-                self.rep_state = "http09"
-        elif self.req_state == "message" and self.msg[True] is not None:
+                self.rep.state = HTTP09
+        elif d.state == IN_MESSAGE and d.msg is not None:
             self._message_line(True, line, ts)
 
     @cython.locals(line=bytes, rest=bytes, i=cython.Py_ssize_t, j=cython.Py_ssize_t, k=cython.Py_ssize_t,
@@ -327,25 +354,27 @@ class HTTP(HTTPRecords, Parser):
             return None
         return line[:i].decode("ascii", "replace"), uri, version
 
+    @cython.locals(d=_Dir)
     def _reply_line_or_message(self, line: bytes, ts: float) -> None:
-        if self.rep_state == "line":
+        d = self.rep
+        if d.state == LINE:
             parsed = self._parse_reply(line)
             if parsed is None:
                 if line:
-                    self.rep_state = "nothing"
+                    d.state = NOTHING
                 return
             version, code, reason = parsed
             self.rep_version = version
             self.reply_code = code
-            self.rep_state = "message"
+            d.state = IN_MESSAGE
             if self.connect and code != 200:
                 self.connect = False
             self._ev_reply(version, code, reason, ts)
             method = self.unanswered[0] if self.unanswered else ""
             expect = not (method.upper() == "HEAD" or 100 <= code < 200 or code in (204, 304))
-            self.msg[False] = Message(False, expect, ts, version)
-            self.msg[False].header_bytes = len(line)
-        elif self.rep_state == "message" and self.msg[False] is not None:
+            msg = d.msg = Message(False, expect, ts, version)
+            msg.header_bytes = len(line)
+        elif d.state == IN_MESSAGE and d.msg is not None:
             self._message_line(False, line, ts)
 
     @staticmethod
@@ -368,7 +397,7 @@ class HTTP(HTTPRecords, Parser):
 
     @cython.locals(line=bytes, state=cython.int, first=cython.int)
     def _message_line(self, is_orig: bool, line: bytes, ts: float) -> None:
-        msg = self.msg[is_orig]
+        msg = self.req.msg if is_orig else self.rep.msg
         assert msg is not None
         state = msg.state
         if state == HEADERS or state == TRAILER:
@@ -475,30 +504,32 @@ class HTTP(HTTPRecords, Parser):
             rec[field] = zeek_str(value)
 
     def _http09(self, data: bytes, ts: float) -> None:
-        msg = self.msg[False]
+        msg = self.rep.msg
         if msg is None or msg.state != BODY_CLOSE:
             self.rep_version = (0, 9)
             self.connection_close = True
             self._ev_reply((0, 9), 0, "<empty>", ts)
-            msg = self.msg[False] = Message(False, True, ts, (0, 9))
+            msg = self.rep.msg = Message(False, True, ts, (0, 9))
             msg.state = BODY_CLOSE
         msg.add_body(data)
 
+    @cython.locals(d=_Dir)
     def _message_done(self, is_orig: bool, ts: float) -> None:
-        msg = self.msg[is_orig]
+        d = self.req if is_orig else self.rep
+        msg = d.msg
         if msg is None:
             return
-        self.msg[is_orig] = None
+        d.msg = None
         if is_orig:
-            self.req_state = "line"
+            d.state = LINE
         else:
             code = self.reply_code
             if not 100 <= code < 200 and self.unanswered:
                 self.unanswered.popleft()
-            self.rep_state = "line"
+            d.state = LINE
             if code == 101 and self.upgrade and self.upgrade_proto:
-                self.rep_state = "nothing"
-                self.req_state = "nothing"
+                d.state = NOTHING
+                self.req.state = NOTHING
                 self.redetect = True
             self.reply_code = 0
             self.upgrade = False
@@ -510,14 +541,14 @@ class HTTP(HTTPRecords, Parser):
         if is_orig:
             self._interrupt(True, ts)
             self._interrupt(False, ts)
-            self.req_state = self.rep_state = "nothing"
+            self.req.state = self.rep.state = NOTHING
         else:
             self._interrupt(False, ts)
-            self.rep_state = "nothing"
-        self.buf[is_orig].clear()
+            self.rep.state = NOTHING
+        (self.req if is_orig else self.rep).buf.clear()
 
     def _interrupt(self, is_orig: bool, ts: float) -> None:
-        if self.msg[is_orig] is not None:
+        if (self.req if is_orig else self.rep).msg is not None:
             self._message_done(is_orig, ts)
 
     def _gap(self, is_orig: bool, nbytes: int, ts: float) -> None:
@@ -525,8 +556,9 @@ class HTTP(HTTPRecords, Parser):
         until the connection ends skips them (counted as missing); otherwise the message is
         interrupted (logged with what is known) and the direction resynchronises at its next
         request (status) line."""
-        msg = self.msg[is_orig]
-        if msg is not None and not self.buf[is_orig]:
+        d = self.req if is_orig else self.rep
+        msg = d.msg
+        if msg is not None and not d.buf:
             if msg.state == BODY_CLOSE:
                 msg.skip(nbytes)
                 return
@@ -542,22 +574,22 @@ class HTTP(HTTPRecords, Parser):
                         self._message_done(is_orig, ts)
                 if nbytes == 0:
                     return
-        if not is_orig and self.rep_state == "http09":
+        if d.state == HTTP09:
             return  # the rest of the connection is the reply's body
         self._resync(is_orig, ts)
 
     def _resync(self, is_orig: bool, ts: float) -> None:
-        self.buf[is_orig].clear()
-        if (self.req_state if is_orig else self.rep_state) == "nothing":
+        d = self.req if is_orig else self.rep
+        d.buf.clear()
+        if d.state == NOTHING:
             return  # a direction given up (upgrade, oversized header) stays so
         self._interrupt(is_orig, ts)
+        d.state = RESYNC
         if is_orig:
-            self.req_state = "resync"
             return
-        self.rep_state = "resync"
         # the replies to the requests already sent were (partly) lost: their records are written
         # with what is known, and the next reply answers the request after them
-        keep = 1 if self.msg[True] is not None else 0  # a request still being read waits for its reply
+        keep = 1 if self.req.msg is not None else 0  # a request still being read waits for its reply
         while len(self.unanswered) > keep:
             self.unanswered.popleft()
         last = self.cur_req - keep
@@ -567,7 +599,7 @@ class HTTP(HTTPRecords, Parser):
 
     def _end(self, ts: float) -> None:
         for is_orig in (True, False):  # a last line without its end of line still counts
-            if self.buf[is_orig] and not self.done:
+            if (self.req if is_orig else self.rep).buf and not self.done:
                 self._deliver(is_orig, b"\n", ts)
         if not self.done:
             # the order Zeek's EndpointEOF usually sees: the server closes after its reply
