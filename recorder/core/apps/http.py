@@ -285,158 +285,9 @@ class HTTP(HTTPRecords, Parser):
             line = data[pos:start]
             pos = end
             if is_orig:
-                self._request_line_or_message(line, ts)
+                _request_line_or_message(self, line, ts)
             else:
-                self._reply_line_or_message(line, ts)
-
-    @cython.locals(d=_Dir)
-    def _request_line_or_message(self, line: bytes, ts: float) -> None:
-        d = self.req
-        if d.state == LINE:
-            parsed = self._parse_request(line)
-            if parsed is None:
-                if line:
-                    d.state = NOTHING
-                return
-            method, uri, version = parsed
-            d.state = IN_MESSAGE
-            self.unanswered.append(method)
-            if method.upper() == "CONNECT":
-                self.connect = True
-            self.req_version = version
-            self._ev_request(method, uri, ts)
-            msg = d.msg = Message(True, None, ts, version)
-            msg.header_bytes = len(line)
-            if version == (0, 9):
-                self.rep.state = HTTP09
-        elif d.state == IN_MESSAGE and d.msg is not None:
-            self._message_line(True, line, ts)
-
-    @cython.locals(line=bytes, rest=bytes, i=cython.Py_ssize_t, j=cython.Py_ssize_t, k=cython.Py_ssize_t,
-                   n=cython.Py_ssize_t, end_uri=cython.Py_ssize_t, vs=cython.Py_ssize_t, nrest=cython.Py_ssize_t)
-    def _parse_request(self, line: bytes) -> tuple[str, bytes, tuple[int, int]] | None:
-        i = 0
-        n = len(line)
-        while i < n and _TOKEN_T[line[i]]:
-            i += 1
-        if i == 0:
-            return None
-        j = i
-        while j < n and (line[j] == 0x20 or line[j] == 0x09):
-            j += 1
-        if j == i:
-            return None
-        rest = line[j:]
-        nrest = len(rest)
-        k = 0
-        while k < nrest and _URI_T[rest[k]]:
-            k += 1
-        end_uri = k
-        if k >= nrest and rest.startswith(b"HTTP/"):
-            end_uri = 0  # missing URI
-        version: tuple[int, int] | None = None
-        vs = end_uri
-        while vs < nrest:
-            end_uri = vs
-            while vs < nrest and (rest[vs] == 0x20 or rest[vs] == 0x09):
-                vs += 1
-            if rest.startswith(b"HTTP/", vs):
-                break
-            vs += 1
-        if vs >= nrest:
-            version = (0, 9)
-        elif vs + 8 <= nrest:
-            version = version_of(rest[vs + 5:])
-        else:
-            version = (0, 0)  # bad version: unset
-        uri = rest[:end_uri]
-        if version == (0, 9) and (i < 3 or not uri):
-            return None
-        return line[:i].decode("ascii", "replace"), uri, version
-
-    @cython.locals(d=_Dir)
-    def _reply_line_or_message(self, line: bytes, ts: float) -> None:
-        d = self.rep
-        if d.state == LINE:
-            parsed = self._parse_reply(line)
-            if parsed is None:
-                if line:
-                    d.state = NOTHING
-                return
-            version, code, reason = parsed
-            self.rep_version = version
-            self.reply_code = code
-            d.state = IN_MESSAGE
-            if self.connect and code != 200:
-                self.connect = False
-            self._ev_reply(version, code, reason, ts)
-            method = self.unanswered[0] if self.unanswered else ""
-            expect = not (method.upper() == "HEAD" or 100 <= code < 200 or code in (204, 304))
-            msg = d.msg = Message(False, expect, ts, version)
-            msg.header_bytes = len(line)
-        elif d.state == IN_MESSAGE and d.msg is not None:
-            self._message_line(False, line, ts)
-
-    @staticmethod
-    def _parse_reply(line: bytes) -> tuple[tuple[int, int], int, str] | None:
-        if not line.startswith(b"HTTP/"):
-            return None
-        rest = line[5:]
-        version = version_of(rest)
-        m = _WORD_SPACE.match(rest)
-        if m is None:
-            return None
-        rest = rest[m.end():]
-        if len(rest) < 3:
-            return None
-        code = int(rest[:3]) if rest[:3].isascii() and rest[:3].isdigit() else 0
-        m = _WORD_SPACE.match(rest, 3)
-        if m is None:
-            return version, code, "<empty>"
-        return version, code, zeek_str(rest[m.end():])
-
-    @cython.locals(line=bytes, state=cython.int, first=cython.int)
-    def _message_line(self, is_orig: bool, line: bytes, ts: float) -> None:
-        msg = self.req.msg if is_orig else self.rep.msg
-        assert msg is not None
-        state = msg.state
-        if state == HEADERS or state == TRAILER:
-            msg.header_bytes += len(line) + 2
-            if msg.header_bytes > MAX_HEADER_BYTES:
-                self._abandon(is_orig, ts)
-                return
-            if line:
-                first = line[0]
-                if (first == 0x20 or first == 0x09) and msg.headers:  # folded continuation
-                    name, value = msg.headers[-1]
-                    msg.headers[-1] = (name, value + b" " + line.strip())
-                    if state == HEADERS:
-                        self._header_continued(is_orig, name, msg.headers[-1][1])
-                    return
-                name, sep, value = line.partition(b":")
-                if not sep:
-                    return
-                hname = name.strip().decode("latin-1").upper()
-                value = value.strip()
-                msg.headers.append((hname, value))
-                if state == HEADERS:
-                    self._header(is_orig, msg, hname, value, ts)
-                return
-            if msg.state == TRAILER:
-                self._message_done(is_orig, ts)
-            else:
-                self._headers_done(is_orig, msg, ts)
-        elif msg.state == CHUNK_SIZE:
-            size = atoi(line, 16)
-            if size is None:
-                size = 0
-            if size > 0:
-                msg.state = CHUNK_DATA
-                msg.remaining = size
-            else:
-                msg.state = TRAILER
-        elif msg.state == CHUNK_CRLF:
-            msg.state = CHUNK_SIZE
+                _reply_line_or_message(self, line, ts)
 
     def _headers_done(self, is_orig: bool, msg: Message, ts: float) -> None:
         ctype = (msg.header("CONTENT-TYPE") or b"").decode("latin-1")
@@ -468,33 +319,6 @@ class HTTP(HTTPRecords, Parser):
             msg.linewise = not ((self.connection_close and not is_orig) or msg.encoding)
         else:
             self._message_done(is_orig, ts)
-
-    def _header(self, is_orig: bool, msg: Message, name: str, value: bytes, ts: float) -> None:
-        if name == "CONTENT-LENGTH":
-            msg.content_length = atoi(value) or 0
-        elif name == "CONTENT-RANGE" and not is_orig and self.reply_code == 206:
-            m = re.match(rb"\s*bytes\s+(\d+)\s*-\s*(\d+)\s*/", value)
-            if m and int(m.group(2)) - int(m.group(1)) + 1 > 0:
-                msg.range_length = int(m.group(2)) - int(m.group(1)) + 1
-            msg.range = content_range(value)
-        elif name == "TRANSFER-ENCODING":
-            if value.split(b",")[0].strip().lower() == b"chunked" and msg.version == (1, 1):
-                msg.chunked = True
-        elif name == "CONTENT-ENCODING":
-            token = value.split(b",")[0].strip().lower()
-            if token in (b"gzip", b"x-gzip"):
-                msg.encoding = "gzip"
-            elif token == b"deflate":
-                msg.encoding = "deflate"
-        elif name == "CONNECTION" and not is_orig:
-            token = value.split(b",")[0].strip().lower()
-            if token == b"close":
-                self.connection_close = True
-            elif token == b"upgrade":
-                self.upgrade = True
-        elif name == "UPGRADE" and not is_orig:
-            self.upgrade_proto = value.decode("latin-1")
-        self._ev_header(is_orig, name, value, ts)
 
     def _header_continued(self, is_orig: bool, name: str, value: bytes) -> None:
         rec = self._set_state(is_orig, self.last_ts)
@@ -610,3 +434,192 @@ class HTTP(HTTPRecords, Parser):
                 self._write(key, ts)
         self.pending.clear()
         self.ntlm.end(ts)
+
+
+# ---- the analyzer's line handling (HTTP.cc), as module functions: called in C when compiled ----
+
+@cython.cfunc
+@cython.locals(d=_Dir)
+def _request_line_or_message(p: HTTP, line: bytes, ts: float) -> None:
+    d = p.req
+    if d.state == LINE:
+        parsed = _parse_request(line)
+        if parsed is None:
+            if line:
+                d.state = NOTHING
+            return
+        method, uri, version = parsed
+        d.state = IN_MESSAGE
+        p.unanswered.append(method)
+        if method.upper() == "CONNECT":
+            p.connect = True
+        p.req_version = version
+        p._ev_request(method, uri, ts)
+        msg = d.msg = Message(True, None, ts, version)
+        msg.header_bytes = len(line)
+        if version == (0, 9):
+            p.rep.state = HTTP09
+    elif d.state == IN_MESSAGE and d.msg is not None:
+        _message_line(p, True, line, ts)
+
+
+@cython.cfunc
+@cython.locals(line=bytes, rest=bytes, i=cython.Py_ssize_t, j=cython.Py_ssize_t, k=cython.Py_ssize_t,
+               n=cython.Py_ssize_t, end_uri=cython.Py_ssize_t, vs=cython.Py_ssize_t, nrest=cython.Py_ssize_t)
+def _parse_request(line: bytes) -> tuple[str, bytes, tuple[int, int]] | None:
+    i = 0
+    n = len(line)
+    while i < n and _TOKEN_T[line[i]]:
+        i += 1
+    if i == 0:
+        return None
+    j = i
+    while j < n and (line[j] == 0x20 or line[j] == 0x09):
+        j += 1
+    if j == i:
+        return None
+    rest = line[j:]
+    nrest = len(rest)
+    k = 0
+    while k < nrest and _URI_T[rest[k]]:
+        k += 1
+    end_uri = k
+    if k >= nrest and rest.startswith(b"HTTP/"):
+        end_uri = 0  # missing URI
+    version: tuple[int, int] | None = None
+    vs = end_uri
+    while vs < nrest:
+        end_uri = vs
+        while vs < nrest and (rest[vs] == 0x20 or rest[vs] == 0x09):
+            vs += 1
+        if rest.startswith(b"HTTP/", vs):
+            break
+        vs += 1
+    if vs >= nrest:
+        version = (0, 9)
+    elif vs + 8 <= nrest:
+        version = version_of(rest[vs + 5:])
+    else:
+        version = (0, 0)  # bad version: unset
+    uri = rest[:end_uri]
+    if version == (0, 9) and (i < 3 or not uri):
+        return None
+    return line[:i].decode("ascii", "replace"), uri, version
+
+
+@cython.cfunc
+@cython.locals(d=_Dir)
+def _reply_line_or_message(p: HTTP, line: bytes, ts: float) -> None:
+    d = p.rep
+    if d.state == LINE:
+        parsed = _parse_reply(line)
+        if parsed is None:
+            if line:
+                d.state = NOTHING
+            return
+        version, code, reason = parsed
+        p.rep_version = version
+        p.reply_code = code
+        d.state = IN_MESSAGE
+        if p.connect and code != 200:
+            p.connect = False
+        p._ev_reply(version, code, reason, ts)
+        method = p.unanswered[0] if p.unanswered else ""
+        expect = not (method.upper() == "HEAD" or 100 <= code < 200 or code in (204, 304))
+        msg = d.msg = Message(False, expect, ts, version)
+        msg.header_bytes = len(line)
+    elif d.state == IN_MESSAGE and d.msg is not None:
+        _message_line(p, False, line, ts)
+
+
+@cython.cfunc
+def _parse_reply(line: bytes) -> tuple[tuple[int, int], int, str] | None:
+    if not line.startswith(b"HTTP/"):
+        return None
+    rest = line[5:]
+    version = version_of(rest)
+    m = _WORD_SPACE.match(rest)
+    if m is None:
+        return None
+    rest = rest[m.end():]
+    if len(rest) < 3:
+        return None
+    code = int(rest[:3]) if rest[:3].isascii() and rest[:3].isdigit() else 0
+    m = _WORD_SPACE.match(rest, 3)
+    if m is None:
+        return version, code, "<empty>"
+    return version, code, zeek_str(rest[m.end():])
+
+
+@cython.cfunc
+@cython.locals(line=bytes, state=cython.int, first=cython.int)
+def _message_line(p: HTTP, is_orig: bool, line: bytes, ts: float) -> None:
+    msg = p.req.msg if is_orig else p.rep.msg
+    assert msg is not None
+    state = msg.state
+    if state == HEADERS or state == TRAILER:
+        msg.header_bytes += len(line) + 2
+        if msg.header_bytes > MAX_HEADER_BYTES:
+            p._abandon(is_orig, ts)
+            return
+        if line:
+            first = line[0]
+            if (first == 0x20 or first == 0x09) and msg.headers:  # folded continuation
+                name, value = msg.headers[-1]
+                msg.headers[-1] = (name, value + b" " + line.strip())
+                if state == HEADERS:
+                    p._header_continued(is_orig, name, msg.headers[-1][1])
+                return
+            name, sep, value = line.partition(b":")
+            if not sep:
+                return
+            hname = name.strip().decode("latin-1").upper()
+            value = value.strip()
+            msg.headers.append((hname, value))
+            if state == HEADERS:
+                _header(p, is_orig, msg, hname, value, ts)
+            return
+        if msg.state == TRAILER:
+            p._message_done(is_orig, ts)
+        else:
+            p._headers_done(is_orig, msg, ts)
+    elif msg.state == CHUNK_SIZE:
+        size = atoi(line, 16)
+        if size is None:
+            size = 0
+        if size > 0:
+            msg.state = CHUNK_DATA
+            msg.remaining = size
+        else:
+            msg.state = TRAILER
+    elif msg.state == CHUNK_CRLF:
+        msg.state = CHUNK_SIZE
+
+
+@cython.cfunc
+def _header(p: HTTP, is_orig: bool, msg: Message, name: str, value: bytes, ts: float) -> None:
+    if name == "CONTENT-LENGTH":
+        msg.content_length = atoi(value) or 0
+    elif name == "CONTENT-RANGE" and not is_orig and p.reply_code == 206:
+        m = re.match(rb"\s*bytes\s+(\d+)\s*-\s*(\d+)\s*/", value)
+        if m and int(m.group(2)) - int(m.group(1)) + 1 > 0:
+            msg.range_length = int(m.group(2)) - int(m.group(1)) + 1
+        msg.range = content_range(value)
+    elif name == "TRANSFER-ENCODING":
+        if value.split(b",")[0].strip().lower() == b"chunked" and msg.version == (1, 1):
+            msg.chunked = True
+    elif name == "CONTENT-ENCODING":
+        token = value.split(b",")[0].strip().lower()
+        if token in (b"gzip", b"x-gzip"):
+            msg.encoding = "gzip"
+        elif token == b"deflate":
+            msg.encoding = "deflate"
+    elif name == "CONNECTION" and not is_orig:
+        token = value.split(b",")[0].strip().lower()
+        if token == b"close":
+            p.connection_close = True
+        elif token == b"upgrade":
+            p.upgrade = True
+    elif name == "UPGRADE" and not is_orig:
+        p.upgrade_proto = value.decode("latin-1")
+    p._ev_header(is_orig, name, value, ts)
