@@ -59,8 +59,9 @@ from recorder.core.apps.http_message import (  # noqa: F401 (unescape_uri, zeek_
     Message,
     atoi,
     content_range,
+    parse_request_line,
+    parse_status_line,
     unescape_uri,
-    version_of,
     zeek_str,
 )
 from recorder.core.apps.http_normalise import Inspector
@@ -74,9 +75,6 @@ from recorder.core.apps.libhtp import (  # noqa: F401 (MAX_FILE_BYTES, normalize
 from recorder.core.apps.ntlm import NTLM_LOG, NTLMLogins
 from recorder.core.purecython import slotted
 
-_TOKEN = frozenset(c for c in range(33, 127) if chr(c) not in '()<>@,;:\\"/[]?={}')
-_URI_CHARS = frozenset(b":/?#[]@!$&'()*+,;=-_.~%" + bytes(range(48, 58)) + bytes(range(65, 91))
-                       + bytes(range(97, 123)))
 _REQUEST_RE = re.compile(rb"^[\r\n]*[!#$%&'*+.^_`|~0-9A-Za-z-]{2,20} +[^ \r\n]+ +HTTP/\d\.\d")
 _REQUEST09_RE = re.compile(rb"^(GET|HEAD|POST) +/[^ \r\n]*\r?\n")
 _REPLY_RE = re.compile(rb"^HTTP/\d\.\d +\d{3}")
@@ -85,10 +83,7 @@ _REPLY_RE = re.compile(rb"^HTTP/\d\.\d +\d{3}")
 _RESYNC_REQUEST = re.compile(rb"(?:(?:GET|HEAD|POST|PUT|DELETE|OPTIONS|TRACE|CONNECT|PATCH|PROPFIND|PROPPATCH|MKCOL|"
                              rb"COPY|MOVE|LOCK|UNLOCK|SEARCH|REPORT)|(?<![^\r\n])[!#$%&'*+.^_`|~0-9A-Za-z-]{2,20})"
                              rb" +[^ \r\n]+ +HTTP/\d\.\d[ \t]*(?=[\r\n])")
-_TOKEN_T = bytes(1 if c in _TOKEN else 0 for c in range(256))  # the same sets as tables for byte loops
-_URI_T = bytes(1 if c in _URI_CHARS else 0 for c in range(256))
 _RESYNC_REPLY = re.compile(rb"HTTP/\d\.\d +\d{3}")
-_WORD_SPACE = re.compile(rb"[^ \t]*[ \t]+")  # a word and the blanks after it (the status line's parts)
 MAX_RESYNC_TAIL = 8192  # bytes kept while looking for a line after a gap
 
 # What a direction reads next: a request (status) line, the message's lines or body, nothing more
@@ -443,7 +438,7 @@ class HTTP(HTTPRecords, Parser):
 def _request_line_or_message(p: HTTP, line: bytes, ts: float) -> None:
     d = p.req
     if d.state == LINE:
-        parsed = _parse_request(line)
+        parsed = parse_request_line(line)
         if parsed is None:
             if line:
                 d.state = NOTHING
@@ -464,55 +459,11 @@ def _request_line_or_message(p: HTTP, line: bytes, ts: float) -> None:
 
 
 @cython.cfunc
-@cython.locals(line=bytes, rest=bytes, i=cython.Py_ssize_t, j=cython.Py_ssize_t, k=cython.Py_ssize_t,
-               n=cython.Py_ssize_t, end_uri=cython.Py_ssize_t, vs=cython.Py_ssize_t, nrest=cython.Py_ssize_t)
-def _parse_request(line: bytes) -> tuple[str, bytes, tuple[int, int]] | None:
-    i = 0
-    n = len(line)
-    while i < n and _TOKEN_T[line[i]]:
-        i += 1
-    if i == 0:
-        return None
-    j = i
-    while j < n and (line[j] == 0x20 or line[j] == 0x09):
-        j += 1
-    if j == i:
-        return None
-    rest = line[j:]
-    nrest = len(rest)
-    k = 0
-    while k < nrest and _URI_T[rest[k]]:
-        k += 1
-    end_uri = k
-    if k >= nrest and rest.startswith(b"HTTP/"):
-        end_uri = 0  # missing URI
-    version: tuple[int, int] | None = None
-    vs = end_uri
-    while vs < nrest:
-        end_uri = vs
-        while vs < nrest and (rest[vs] == 0x20 or rest[vs] == 0x09):
-            vs += 1
-        if rest.startswith(b"HTTP/", vs):
-            break
-        vs += 1
-    if vs >= nrest:
-        version = (0, 9)
-    elif vs + 8 <= nrest:
-        version = version_of(rest[vs + 5:])
-    else:
-        version = (0, 0)  # bad version: unset
-    uri = rest[:end_uri]
-    if version == (0, 9) and (i < 3 or not uri):
-        return None
-    return line[:i].decode("ascii", "replace"), uri, version
-
-
-@cython.cfunc
 @cython.locals(d=_Dir)
 def _reply_line_or_message(p: HTTP, line: bytes, ts: float) -> None:
     d = p.rep
     if d.state == LINE:
-        parsed = _parse_reply(line)
+        parsed = parse_status_line(line)
         if parsed is None:
             if line:
                 d.state = NOTHING
@@ -530,25 +481,6 @@ def _reply_line_or_message(p: HTTP, line: bytes, ts: float) -> None:
         msg.header_bytes = len(line)
     elif d.state == IN_MESSAGE and d.msg is not None:
         _message_line(p, False, line, ts)
-
-
-@cython.cfunc
-def _parse_reply(line: bytes) -> tuple[tuple[int, int], int, str] | None:
-    if not line.startswith(b"HTTP/"):
-        return None
-    rest = line[5:]
-    version = version_of(rest)
-    m = _WORD_SPACE.match(rest)
-    if m is None:
-        return None
-    rest = rest[m.end():]
-    if len(rest) < 3:
-        return None
-    code = int(rest[:3]) if rest[:3].isascii() and rest[:3].isdigit() else 0
-    m = _WORD_SPACE.match(rest, 3)
-    if m is None:
-        return version, code, "<empty>"
-    return version, code, zeek_str(rest[m.end():])
 
 
 @cython.cfunc
