@@ -59,8 +59,9 @@ from recorder.core.apps.http_message import (  # noqa: F401 (unescape_uri, zeek_
     Message,
     atoi,
     content_range,
+    parse_request_line,
+    parse_status_line,
     unescape_uri,
-    version_of,
     zeek_str,
 )
 from recorder.core.apps.http_normalise import Inspector
@@ -72,10 +73,8 @@ from recorder.core.apps.libhtp import (  # noqa: F401 (MAX_FILE_BYTES, normalize
     normalize_uri,
 )
 from recorder.core.apps.ntlm import NTLM_LOG, NTLMLogins
+from recorder.core.purecython import slotted
 
-_TOKEN = frozenset(c for c in range(33, 127) if chr(c) not in '()<>@,;:\\"/[]?={}')
-_URI_CHARS = frozenset(b":/?#[]@!$&'()*+,;=-_.~%" + bytes(range(48, 58)) + bytes(range(65, 91))
-                       + bytes(range(97, 123)))
 _REQUEST_RE = re.compile(rb"^[\r\n]*[!#$%&'*+.^_`|~0-9A-Za-z-]{2,20} +[^ \r\n]+ +HTTP/\d\.\d")
 _REQUEST09_RE = re.compile(rb"^(GET|HEAD|POST) +/[^ \r\n]*\r?\n")
 _REPLY_RE = re.compile(rb"^HTTP/\d\.\d +\d{3}")
@@ -84,11 +83,34 @@ _REPLY_RE = re.compile(rb"^HTTP/\d\.\d +\d{3}")
 _RESYNC_REQUEST = re.compile(rb"(?:(?:GET|HEAD|POST|PUT|DELETE|OPTIONS|TRACE|CONNECT|PATCH|PROPFIND|PROPPATCH|MKCOL|"
                              rb"COPY|MOVE|LOCK|UNLOCK|SEARCH|REPORT)|(?<![^\r\n])[!#$%&'*+.^_`|~0-9A-Za-z-]{2,20})"
                              rb" +[^ \r\n]+ +HTTP/\d\.\d[ \t]*(?=[\r\n])")
-_TOKEN_T = bytes(1 if c in _TOKEN else 0 for c in range(256))  # the same sets as tables for byte loops
-_URI_T = bytes(1 if c in _URI_CHARS else 0 for c in range(256))
 _RESYNC_REPLY = re.compile(rb"HTTP/\d\.\d +\d{3}")
-_WORD_SPACE = re.compile(rb"[^ \t]*[ \t]+")  # a word and the blanks after it (the status line's parts)
 MAX_RESYNC_TAIL = 8192  # bytes kept while looking for a line after a gap
+
+# What a direction reads next: a request (status) line, the message's lines or body, nothing more
+# (given up, upgraded), the next request (status) line after a gap, HTTP/0.9's reply (raw bytes).
+LINE = cython.declare(cython.int, 0)
+IN_MESSAGE = cython.declare(cython.int, 1)
+NOTHING = cython.declare(cython.int, 2)
+RESYNC = cython.declare(cython.int, 3)
+HTTP09 = cython.declare(cython.int, 4)
+
+
+@cython.cclass
+class _Dir:
+    """One direction's reading state (Zeek's HTTP_Message and ContentLine per endpoint)."""
+
+    buf = cython.declare(bytearray, visibility="public")  # bytes kept until a line (or a body) completes
+    msg = cython.declare(object, visibility="public")  # the Message being read, or None
+    state = cython.declare(cython.int, visibility="public")  # LINE, IN_MESSAGE, NOTHING, RESYNC, HTTP09
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.msg = None
+        self.state = LINE
+
+
+if not cython.compiled:  # as Python: the declared attributes as __slots__ (Cython drops this)
+    _Dir = slotted(_Dir)
 
 
 @cython.cfunc
@@ -126,10 +148,8 @@ class HTTP(HTTPRecords, Parser):
 
     def __init__(self, conn: Conn, out: Output, conn_context: dict | None = None) -> None:
         super().__init__(conn, out, conn_context)
-        self.buf = {True: bytearray(), False: bytearray()}
-        self.msg: dict[bool, Message | None] = {True: None, False: None}
-        self.req_state = "line"  # line, message, nothing, resync (after a gap: wait for a request line)
-        self.rep_state = "line"  # line, message, nothing, http09, resync (wait for a status line)
+        self.req = _Dir()  # the requests' direction: LINE, IN_MESSAGE, NOTHING or RESYNC
+        self.rep = _Dir()  # the replies': also HTTP09
         self.req_version = (0, 0)
         self.rep_version = (0, 0)
         self.unanswered: deque[str] = deque(maxlen=4 * MAX_PENDING)  # methods of requests not yet answered
@@ -202,29 +222,29 @@ class HTTP(HTTPRecords, Parser):
 
     # ---- the analyzer (HTTP.cc) ----
 
-    @cython.locals(buf=bytearray, data=bytes, pos=cython.Py_ssize_t, n=cython.Py_ssize_t, take=cython.Py_ssize_t,
-                   start=cython.Py_ssize_t, end=cython.Py_ssize_t, line=bytes)
+    @cython.locals(d=_Dir, buf=bytearray, data=bytes, pos=cython.Py_ssize_t, n=cython.Py_ssize_t,
+                   take=cython.Py_ssize_t, start=cython.Py_ssize_t, end=cython.Py_ssize_t, line=bytes,
+                   dstate=cython.int)
     def _deliver(self, is_orig: bool, data: bytes, ts: float) -> None:
-        buf = self.buf[is_orig]
+        d = self.req if is_orig else self.rep
+        buf = d.buf
         if buf:
             data = bytes(buf) + data
             buf.clear()
         pos, n = 0, len(data)
         while pos < n and not self.done:
-            msg = self.msg[is_orig]
-            if not is_orig and self.rep_state == "http09":
+            msg = d.msg
+            dstate = d.state
+            if dstate == HTTP09:
                 self._http09(data[pos:], ts)
                 return
-            if (self.req_state if is_orig else self.rep_state) == "resync":
+            if dstate == RESYNC:
                 m = (_RESYNC_REQUEST if is_orig else _RESYNC_REPLY).search(data, pos)
                 if m is None:  # keep the tail: a request or status line may be cut across segments
                     buf += data[max(pos, n - MAX_RESYNC_TAIL):]
                     return
                 pos = m.start()  # read from that line on as usual
-                if is_orig:
-                    self.req_state = "line"
-                else:
-                    self.rep_state = "line"
+                d.state = LINE
                 continue
             if msg is not None:
                 state = msg.state
@@ -242,7 +262,7 @@ class HTTP(HTTPRecords, Parser):
                 if state == BODY_CLOSE:
                     msg.add_body(data[pos:])
                     return
-            if self.rep_state == "nothing" if not is_orig else self.req_state == "nothing":
+            if dstate == NOTHING:
                 return
             if cython.compiled:  # a C loop over the bytes; as Python, the regular expression
                 start = _line_start(data, pos)
@@ -260,154 +280,9 @@ class HTTP(HTTPRecords, Parser):
             line = data[pos:start]
             pos = end
             if is_orig:
-                self._request_line_or_message(line, ts)
+                _request_line_or_message(self, line, ts)
             else:
-                self._reply_line_or_message(line, ts)
-
-    def _request_line_or_message(self, line: bytes, ts: float) -> None:
-        if self.req_state == "line":
-            parsed = self._parse_request(line)
-            if parsed is None:
-                if line:
-                    self.req_state = "nothing"
-                return
-            method, uri, version = parsed
-            self.req_state = "message"
-            self.unanswered.append(method)
-            if method.upper() == "CONNECT":
-                self.connect = True
-            self.req_version = version
-            self._ev_request(method, uri, ts)
-            self.msg[True] = Message(True, None, ts, version)
-            self.msg[True].header_bytes = len(line)
-            if version == (0, 9):
-                self.rep_state = "http09"
-        elif self.req_state == "message" and self.msg[True] is not None:
-            self._message_line(True, line, ts)
-
-    @cython.locals(line=bytes, rest=bytes, i=cython.Py_ssize_t, j=cython.Py_ssize_t, k=cython.Py_ssize_t,
-                   n=cython.Py_ssize_t, end_uri=cython.Py_ssize_t, vs=cython.Py_ssize_t, nrest=cython.Py_ssize_t)
-    def _parse_request(self, line: bytes) -> tuple[str, bytes, tuple[int, int]] | None:
-        i = 0
-        n = len(line)
-        while i < n and _TOKEN_T[line[i]]:
-            i += 1
-        if i == 0:
-            return None
-        j = i
-        while j < n and (line[j] == 0x20 or line[j] == 0x09):
-            j += 1
-        if j == i:
-            return None
-        rest = line[j:]
-        nrest = len(rest)
-        k = 0
-        while k < nrest and _URI_T[rest[k]]:
-            k += 1
-        end_uri = k
-        if k >= nrest and rest.startswith(b"HTTP/"):
-            end_uri = 0  # missing URI
-        version: tuple[int, int] | None = None
-        vs = end_uri
-        while vs < nrest:
-            end_uri = vs
-            while vs < nrest and (rest[vs] == 0x20 or rest[vs] == 0x09):
-                vs += 1
-            if rest.startswith(b"HTTP/", vs):
-                break
-            vs += 1
-        if vs >= nrest:
-            version = (0, 9)
-        elif vs + 8 <= nrest:
-            version = version_of(rest[vs + 5:])
-        else:
-            version = (0, 0)  # bad version: unset
-        uri = rest[:end_uri]
-        if version == (0, 9) and (i < 3 or not uri):
-            return None
-        return line[:i].decode("ascii", "replace"), uri, version
-
-    def _reply_line_or_message(self, line: bytes, ts: float) -> None:
-        if self.rep_state == "line":
-            parsed = self._parse_reply(line)
-            if parsed is None:
-                if line:
-                    self.rep_state = "nothing"
-                return
-            version, code, reason = parsed
-            self.rep_version = version
-            self.reply_code = code
-            self.rep_state = "message"
-            if self.connect and code != 200:
-                self.connect = False
-            self._ev_reply(version, code, reason, ts)
-            method = self.unanswered[0] if self.unanswered else ""
-            expect = not (method.upper() == "HEAD" or 100 <= code < 200 or code in (204, 304))
-            self.msg[False] = Message(False, expect, ts, version)
-            self.msg[False].header_bytes = len(line)
-        elif self.rep_state == "message" and self.msg[False] is not None:
-            self._message_line(False, line, ts)
-
-    @staticmethod
-    def _parse_reply(line: bytes) -> tuple[tuple[int, int], int, str] | None:
-        if not line.startswith(b"HTTP/"):
-            return None
-        rest = line[5:]
-        version = version_of(rest)
-        m = _WORD_SPACE.match(rest)
-        if m is None:
-            return None
-        rest = rest[m.end():]
-        if len(rest) < 3:
-            return None
-        code = int(rest[:3]) if rest[:3].isascii() and rest[:3].isdigit() else 0
-        m = _WORD_SPACE.match(rest, 3)
-        if m is None:
-            return version, code, "<empty>"
-        return version, code, zeek_str(rest[m.end():])
-
-    @cython.locals(line=bytes, state=cython.int, first=cython.int)
-    def _message_line(self, is_orig: bool, line: bytes, ts: float) -> None:
-        msg = self.msg[is_orig]
-        assert msg is not None
-        state = msg.state
-        if state == HEADERS or state == TRAILER:
-            msg.header_bytes += len(line) + 2
-            if msg.header_bytes > MAX_HEADER_BYTES:
-                self._abandon(is_orig, ts)
-                return
-            if line:
-                first = line[0]
-                if (first == 0x20 or first == 0x09) and msg.headers:  # folded continuation
-                    name, value = msg.headers[-1]
-                    msg.headers[-1] = (name, value + b" " + line.strip())
-                    if state == HEADERS:
-                        self._header_continued(is_orig, name, msg.headers[-1][1])
-                    return
-                name, sep, value = line.partition(b":")
-                if not sep:
-                    return
-                hname = name.strip().decode("latin-1").upper()
-                value = value.strip()
-                msg.headers.append((hname, value))
-                if state == HEADERS:
-                    self._header(is_orig, msg, hname, value, ts)
-                return
-            if msg.state == TRAILER:
-                self._message_done(is_orig, ts)
-            else:
-                self._headers_done(is_orig, msg, ts)
-        elif msg.state == CHUNK_SIZE:
-            size = atoi(line, 16)
-            if size is None:
-                size = 0
-            if size > 0:
-                msg.state = CHUNK_DATA
-                msg.remaining = size
-            else:
-                msg.state = TRAILER
-        elif msg.state == CHUNK_CRLF:
-            msg.state = CHUNK_SIZE
+                _reply_line_or_message(self, line, ts)
 
     def _headers_done(self, is_orig: bool, msg: Message, ts: float) -> None:
         ctype = (msg.header("CONTENT-TYPE") or b"").decode("latin-1")
@@ -440,33 +315,6 @@ class HTTP(HTTPRecords, Parser):
         else:
             self._message_done(is_orig, ts)
 
-    def _header(self, is_orig: bool, msg: Message, name: str, value: bytes, ts: float) -> None:
-        if name == "CONTENT-LENGTH":
-            msg.content_length = atoi(value) or 0
-        elif name == "CONTENT-RANGE" and not is_orig and self.reply_code == 206:
-            m = re.match(rb"\s*bytes\s+(\d+)\s*-\s*(\d+)\s*/", value)
-            if m and int(m.group(2)) - int(m.group(1)) + 1 > 0:
-                msg.range_length = int(m.group(2)) - int(m.group(1)) + 1
-            msg.range = content_range(value)
-        elif name == "TRANSFER-ENCODING":
-            if value.split(b",")[0].strip().lower() == b"chunked" and msg.version == (1, 1):
-                msg.chunked = True
-        elif name == "CONTENT-ENCODING":
-            token = value.split(b",")[0].strip().lower()
-            if token in (b"gzip", b"x-gzip"):
-                msg.encoding = "gzip"
-            elif token == b"deflate":
-                msg.encoding = "deflate"
-        elif name == "CONNECTION" and not is_orig:
-            token = value.split(b",")[0].strip().lower()
-            if token == b"close":
-                self.connection_close = True
-            elif token == b"upgrade":
-                self.upgrade = True
-        elif name == "UPGRADE" and not is_orig:
-            self.upgrade_proto = value.decode("latin-1")
-        self._ev_header(is_orig, name, value, ts)
-
     def _header_continued(self, is_orig: bool, name: str, value: bytes) -> None:
         rec = self._set_state(is_orig, self.last_ts)
         field = {"HOST": "host", "USER-AGENT": "user_agent", "REFERER": "referrer",
@@ -475,30 +323,32 @@ class HTTP(HTTPRecords, Parser):
             rec[field] = zeek_str(value)
 
     def _http09(self, data: bytes, ts: float) -> None:
-        msg = self.msg[False]
+        msg = self.rep.msg
         if msg is None or msg.state != BODY_CLOSE:
             self.rep_version = (0, 9)
             self.connection_close = True
             self._ev_reply((0, 9), 0, "<empty>", ts)
-            msg = self.msg[False] = Message(False, True, ts, (0, 9))
+            msg = self.rep.msg = Message(False, True, ts, (0, 9))
             msg.state = BODY_CLOSE
         msg.add_body(data)
 
+    @cython.locals(d=_Dir)
     def _message_done(self, is_orig: bool, ts: float) -> None:
-        msg = self.msg[is_orig]
+        d = self.req if is_orig else self.rep
+        msg = d.msg
         if msg is None:
             return
-        self.msg[is_orig] = None
+        d.msg = None
         if is_orig:
-            self.req_state = "line"
+            d.state = LINE
         else:
             code = self.reply_code
             if not 100 <= code < 200 and self.unanswered:
                 self.unanswered.popleft()
-            self.rep_state = "line"
+            d.state = LINE
             if code == 101 and self.upgrade and self.upgrade_proto:
-                self.rep_state = "nothing"
-                self.req_state = "nothing"
+                d.state = NOTHING
+                self.req.state = NOTHING
                 self.redetect = True
             self.reply_code = 0
             self.upgrade = False
@@ -510,14 +360,14 @@ class HTTP(HTTPRecords, Parser):
         if is_orig:
             self._interrupt(True, ts)
             self._interrupt(False, ts)
-            self.req_state = self.rep_state = "nothing"
+            self.req.state = self.rep.state = NOTHING
         else:
             self._interrupt(False, ts)
-            self.rep_state = "nothing"
-        self.buf[is_orig].clear()
+            self.rep.state = NOTHING
+        (self.req if is_orig else self.rep).buf.clear()
 
     def _interrupt(self, is_orig: bool, ts: float) -> None:
-        if self.msg[is_orig] is not None:
+        if (self.req if is_orig else self.rep).msg is not None:
             self._message_done(is_orig, ts)
 
     def _gap(self, is_orig: bool, nbytes: int, ts: float) -> None:
@@ -525,8 +375,9 @@ class HTTP(HTTPRecords, Parser):
         until the connection ends skips them (counted as missing); otherwise the message is
         interrupted (logged with what is known) and the direction resynchronises at its next
         request (status) line."""
-        msg = self.msg[is_orig]
-        if msg is not None and not self.buf[is_orig]:
+        d = self.req if is_orig else self.rep
+        msg = d.msg
+        if msg is not None and not d.buf:
             if msg.state == BODY_CLOSE:
                 msg.skip(nbytes)
                 return
@@ -542,22 +393,22 @@ class HTTP(HTTPRecords, Parser):
                         self._message_done(is_orig, ts)
                 if nbytes == 0:
                     return
-        if not is_orig and self.rep_state == "http09":
+        if d.state == HTTP09:
             return  # the rest of the connection is the reply's body
         self._resync(is_orig, ts)
 
     def _resync(self, is_orig: bool, ts: float) -> None:
-        self.buf[is_orig].clear()
-        if (self.req_state if is_orig else self.rep_state) == "nothing":
+        d = self.req if is_orig else self.rep
+        d.buf.clear()
+        if d.state == NOTHING:
             return  # a direction given up (upgrade, oversized header) stays so
         self._interrupt(is_orig, ts)
+        d.state = RESYNC
         if is_orig:
-            self.req_state = "resync"
             return
-        self.rep_state = "resync"
         # the replies to the requests already sent were (partly) lost: their records are written
         # with what is known, and the next reply answers the request after them
-        keep = 1 if self.msg[True] is not None else 0  # a request still being read waits for its reply
+        keep = 1 if self.req.msg is not None else 0  # a request still being read waits for its reply
         while len(self.unanswered) > keep:
             self.unanswered.popleft()
         last = self.cur_req - keep
@@ -567,7 +418,7 @@ class HTTP(HTTPRecords, Parser):
 
     def _end(self, ts: float) -> None:
         for is_orig in (True, False):  # a last line without its end of line still counts
-            if self.buf[is_orig] and not self.done:
+            if (self.req if is_orig else self.rep).buf and not self.done:
                 self._deliver(is_orig, b"\n", ts)
         if not self.done:
             # the order Zeek's EndpointEOF usually sees: the server closes after its reply
@@ -578,3 +429,129 @@ class HTTP(HTTPRecords, Parser):
                 self._write(key, ts)
         self.pending.clear()
         self.ntlm.end(ts)
+
+
+# ---- the analyzer's line handling (HTTP.cc), as module functions: called in C when compiled ----
+
+@cython.cfunc
+@cython.locals(d=_Dir)
+def _request_line_or_message(p: HTTP, line: bytes, ts: float) -> None:
+    d = p.req
+    if d.state == LINE:
+        parsed = parse_request_line(line)
+        if parsed is None:
+            if line:
+                d.state = NOTHING
+            return
+        method, uri, version = parsed
+        d.state = IN_MESSAGE
+        p.unanswered.append(method)
+        if method.upper() == "CONNECT":
+            p.connect = True
+        p.req_version = version
+        p._ev_request(method, uri, ts)
+        msg = d.msg = Message(True, None, ts, version)
+        msg.header_bytes = len(line)
+        if version == (0, 9):
+            p.rep.state = HTTP09
+    elif d.state == IN_MESSAGE and d.msg is not None:
+        _message_line(p, True, line, ts)
+
+
+@cython.cfunc
+@cython.locals(d=_Dir)
+def _reply_line_or_message(p: HTTP, line: bytes, ts: float) -> None:
+    d = p.rep
+    if d.state == LINE:
+        parsed = parse_status_line(line)
+        if parsed is None:
+            if line:
+                d.state = NOTHING
+            return
+        version, code, reason = parsed
+        p.rep_version = version
+        p.reply_code = code
+        d.state = IN_MESSAGE
+        if p.connect and code != 200:
+            p.connect = False
+        p._ev_reply(version, code, reason, ts)
+        method = p.unanswered[0] if p.unanswered else ""
+        expect = not (method.upper() == "HEAD" or 100 <= code < 200 or code in (204, 304))
+        msg = d.msg = Message(False, expect, ts, version)
+        msg.header_bytes = len(line)
+    elif d.state == IN_MESSAGE and d.msg is not None:
+        _message_line(p, False, line, ts)
+
+
+@cython.cfunc
+@cython.locals(line=bytes, state=cython.int, first=cython.int)
+def _message_line(p: HTTP, is_orig: bool, line: bytes, ts: float) -> None:
+    msg = p.req.msg if is_orig else p.rep.msg
+    assert msg is not None
+    state = msg.state
+    if state == HEADERS or state == TRAILER:
+        msg.header_bytes += len(line) + 2
+        if msg.header_bytes > MAX_HEADER_BYTES:
+            p._abandon(is_orig, ts)
+            return
+        if line:
+            first = line[0]
+            if (first == 0x20 or first == 0x09) and msg.headers:  # folded continuation
+                name, value = msg.headers[-1]
+                msg.headers[-1] = (name, value + b" " + line.strip())
+                if state == HEADERS:
+                    p._header_continued(is_orig, name, msg.headers[-1][1])
+                return
+            name, sep, value = line.partition(b":")
+            if not sep:
+                return
+            hname = name.strip().decode("latin-1").upper()
+            value = value.strip()
+            msg.headers.append((hname, value))
+            if state == HEADERS:
+                _header(p, is_orig, msg, hname, value, ts)
+            return
+        if msg.state == TRAILER:
+            p._message_done(is_orig, ts)
+        else:
+            p._headers_done(is_orig, msg, ts)
+    elif msg.state == CHUNK_SIZE:
+        size = atoi(line, 16)
+        if size is None:
+            size = 0
+        if size > 0:
+            msg.state = CHUNK_DATA
+            msg.remaining = size
+        else:
+            msg.state = TRAILER
+    elif msg.state == CHUNK_CRLF:
+        msg.state = CHUNK_SIZE
+
+
+@cython.cfunc
+def _header(p: HTTP, is_orig: bool, msg: Message, name: str, value: bytes, ts: float) -> None:
+    if name == "CONTENT-LENGTH":
+        msg.content_length = atoi(value) or 0
+    elif name == "CONTENT-RANGE" and not is_orig and p.reply_code == 206:
+        m = re.match(rb"\s*bytes\s+(\d+)\s*-\s*(\d+)\s*/", value)
+        if m and int(m.group(2)) - int(m.group(1)) + 1 > 0:
+            msg.range_length = int(m.group(2)) - int(m.group(1)) + 1
+        msg.range = content_range(value)
+    elif name == "TRANSFER-ENCODING":
+        if value.split(b",")[0].strip().lower() == b"chunked" and msg.version == (1, 1):
+            msg.chunked = True
+    elif name == "CONTENT-ENCODING":
+        token = value.split(b",")[0].strip().lower()
+        if token in (b"gzip", b"x-gzip"):
+            msg.encoding = "gzip"
+        elif token == b"deflate":
+            msg.encoding = "deflate"
+    elif name == "CONNECTION" and not is_orig:
+        token = value.split(b",")[0].strip().lower()
+        if token == b"close":
+            p.connection_close = True
+        elif token == b"upgrade":
+            p.upgrade = True
+    elif name == "UPGRADE" and not is_orig:
+        p.upgrade_proto = value.decode("latin-1")
+    p._ev_header(is_orig, name, value, ts)

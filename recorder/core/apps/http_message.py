@@ -84,6 +84,79 @@ def version_of(data: bytes) -> tuple[int, int]:
     return 0, 0
 
 
+_TOKEN = frozenset(c for c in range(33, 127) if chr(c) not in '()<>@,;:\\"/[]?={}')
+_URI_CHARS = frozenset(b":/?#[]@!$&'()*+,;=-_.~%" + bytes(range(48, 58)) + bytes(range(65, 91))
+                       + bytes(range(97, 123)))
+_TOKEN_T = bytes(1 if c in _TOKEN else 0 for c in range(256))  # the same sets as tables
+_URI_T = bytes(1 if c in _URI_CHARS else 0 for c in range(256))
+_WORD_SPACE = re.compile(rb"[^ \t]*[ \t]+")  # a word and the blanks after it (the status line's parts)
+
+
+@cython.locals(line=bytes, rest=bytes, i=cython.Py_ssize_t, j=cython.Py_ssize_t, k=cython.Py_ssize_t,
+               n=cython.Py_ssize_t, end_uri=cython.Py_ssize_t, vs=cython.Py_ssize_t, nrest=cython.Py_ssize_t)
+def parse_request_line(line: bytes) -> tuple[str, bytes, tuple[int, int]] | None:
+    """A request line's method, URI and version (HTTP.cc's ParseRequest); None when it is not one."""
+    i = 0
+    n = len(line)
+    while i < n and _TOKEN_T[line[i]]:
+        i += 1
+    if i == 0:
+        return None
+    j = i
+    while j < n and (line[j] == 0x20 or line[j] == 0x09):
+        j += 1
+    if j == i:
+        return None
+    rest = line[j:]
+    nrest = len(rest)
+    k = 0
+    while k < nrest and _URI_T[rest[k]]:
+        k += 1
+    end_uri = k
+    if k >= nrest and rest.startswith(b"HTTP/"):
+        end_uri = 0  # missing URI
+    version: tuple[int, int] | None = None
+    vs = end_uri
+    while vs < nrest:
+        end_uri = vs
+        while vs < nrest and (rest[vs] == 0x20 or rest[vs] == 0x09):
+            vs += 1
+        if rest.startswith(b"HTTP/", vs):
+            break
+        vs += 1
+    if vs >= nrest:
+        version = (0, 9)
+    elif vs + 8 <= nrest:
+        version = version_of(rest[vs + 5:])
+    else:
+        version = (0, 0)  # bad version: unset
+    uri = rest[:end_uri]
+    if version == (0, 9) and (i < 3 or not uri):
+        return None
+    return line[:i].decode("ascii", "replace"), uri, version
+
+
+
+def parse_status_line(line: bytes) -> tuple[tuple[int, int], int, str] | None:
+    """A status line's version, code and reason (HTTP.cc's ParseReply); None when it is not one."""
+    if not line.startswith(b"HTTP/"):
+        return None
+    rest = line[5:]
+    version = version_of(rest)
+    m = _WORD_SPACE.match(rest)
+    if m is None:
+        return None
+    rest = rest[m.end():]
+    if len(rest) < 3:
+        return None
+    code = int(rest[:3]) if rest[:3].isascii() and rest[:3].isdigit() else 0
+    m = _WORD_SPACE.match(rest, 3)
+    if m is None:
+        return version, code, "<empty>"
+    return version, code, zeek_str(rest[m.end():])
+
+
+
 _NUMBER = re.compile(rb"\s*([0-9]+)")
 _HEX_NUMBER = re.compile(rb"\s*([0-9a-fA-F]+)")
 

@@ -238,7 +238,7 @@ def test_oversized_header_gives_up_on_the_message_without_growing():
     parser, out = _run([(True, b"GET / HTTP/1.1\r\nHost: h\r\n"),
                         (True, b"X-Junk: " + b"a" * (MAX_HEADER_BYTES + 10) + b"\r\n\r\n"),
                         (False, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")])
-    assert len(parser.buf[True]) == 0 and len(parser.buf[False]) == 0
+    assert len(parser.req.buf) == 0 and len(parser.rep.buf) == 0
     assert len(out.logs("http")) == 1  # the request is flushed with what is known
 
 
@@ -255,7 +255,7 @@ def test_endless_line_is_bounded():
     parser = HTTP(_conn(), out)
     for _ in range(200):
         parser.data(True, b"A" * 10_000, 1.0)
-        assert len(parser.buf[True]) <= min(MAX_HEADER_BYTES, MAX_BUFFER) + 10_000
+        assert len(parser.req.buf) <= min(MAX_HEADER_BYTES, MAX_BUFFER) + 10_000
     parser.end(2.0)
     assert parser.errors == 0 and out.logs("http") == []
 
@@ -343,7 +343,7 @@ def test_fuzz_never_raises_and_stays_bounded(steps):
             parser.gap(is_orig, len(data) + 1, 1.0)
         else:
             parser.data(is_orig, data, 1.0)
-        assert all(len(b) <= MAX_BUFFER for b in parser.buf.values())
+        assert len(parser.req.buf) <= MAX_BUFFER and len(parser.rep.buf) <= MAX_BUFFER
     parser.end(2.0)
     assert parser.errors == 0
     for rec in out.logs("http"):
