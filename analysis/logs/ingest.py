@@ -58,7 +58,14 @@ def _head(path: str) -> bytes:
 
 
 def _lines(path: str, counts: dict[str, int]) -> Iterator[tuple[int, str]]:
-    """(line number, text) of each readable line; the others counted in ``skipped``."""
+    """(line number, text) of each readable line; the others counted in ``skipped``. A plain file
+    is read in blocks (``_block_lines``); a gzip file line by line, so that what was read before a
+    cut in it stays."""
+    with open(path, "rb") as f:
+        compressed = f.read(2) == GZIP_MAGIC
+    if not compressed:
+        yield from _block_lines(path, counts)
+        return
     with _open(path) as f:
         number = 0
         try:
@@ -72,18 +79,101 @@ def _lines(path: str, counts: dict[str, int]) -> Iterator[tuple[int, str]]:
                     while data and not data.endswith(b"\n"):  # the rest of the long line
                         data = f.readline(MAX_LINE + 1)
                     continue
-                if b"\x00" in data:
-                    counts["skipped"] += 1
-                    continue
-                try:
-                    text = data.decode("utf-8").rstrip("\r\n")
-                except UnicodeDecodeError:
-                    counts["skipped"] += 1
-                    continue
-                if text.strip():
+                text = _text(data, counts)
+                if text is not None:
                     yield number, text
         except (OSError, EOFError, zlib.error):  # a gzip cut short: what was read stays
             counts["skipped"] += 1
+
+
+def _text(data: bytes, counts: dict[str, int]) -> str | None:
+    """One line's text (without its end of line), or None: not UTF-8 or holding NUL (counted as
+    skipped), or blank."""
+    if b"\x00" in data:
+        counts["skipped"] += 1
+        return None
+    try:
+        text = data.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        counts["skipped"] += 1
+        return None
+    return text if text.strip() else None
+
+
+BLOCK = 1 << 20
+
+
+def _block_lines(path: str, counts: dict[str, int]) -> Iterator[tuple[int, str]]:
+    """``_lines`` of a plain file, the same lines and counts, read 1 MiB at a time: a block of
+    whole lines without NUL is decoded at once and split, and only a block that does not decode
+    goes line by line. A line longer than ``MAX_LINE`` bytes (its end of line aside) is skipped."""
+    number = 0
+    carry = b""
+    dropping = False  # inside a long line already counted as skipped
+    with open(path, "rb") as f:
+        try:
+            while True:
+                block = f.read(BLOCK)
+                if not block:
+                    break
+                end = block.rfind(b"\n")
+                if dropping:
+                    if end < 0:
+                        continue
+                    block, dropping = block[block.find(b"\n") + 1:], False
+                    end = block.rfind(b"\n")
+                if end < 0:
+                    carry += block
+                    if len(carry) > MAX_LINE:
+                        number += 1
+                        counts["skipped"] += 1
+                        carry, dropping = b"", True
+                    continue
+                whole, carry = carry + block[:end], block[end + 1:]
+                for text in _block_texts(whole, counts):
+                    number += 1
+                    if text:
+                        yield number, text
+                if len(carry) > MAX_LINE:
+                    number += 1
+                    counts["skipped"] += 1
+                    carry, dropping = b"", True
+        except OSError:
+            counts["skipped"] += 1
+            return
+    if carry:  # a last line without its end of line
+        number += 1
+        text = _text(carry, counts)
+        if text is not None:
+            yield number, text
+
+
+def _block_texts(whole: bytes, counts: dict[str, int]) -> list[str | None]:
+    """The text of each line of ``whole`` (lines without their final ``\\n``), None for one skipped
+    or blank (the skipped counted)."""
+    if b"\x00" not in whole:
+        try:
+            texts = whole.decode("utf-8").split("\n")
+        except UnicodeDecodeError:
+            pass
+        else:
+            out: list[str | None] = texts
+            for i, text in enumerate(texts):
+                if len(text) > MAX_LINE // 4 and len(text.encode("utf-8")) > MAX_LINE:
+                    counts["skipped"] += 1
+                    out[i] = None
+                elif not text or text[-1] == "\r" or text[0].isspace() or text[-1].isspace():
+                    text = text.rstrip("\r")
+                    out[i] = text if text.strip() else None
+            return out
+    out = []
+    for data in whole.split(b"\n"):
+        if len(data) > MAX_LINE:
+            counts["skipped"] += 1
+            out.append(None)
+        else:
+            out.append(_text(data, counts))
+    return out
 
 
 def sniff(path: str, options: Options) -> str:

@@ -4,8 +4,9 @@ not listed here keeps its program as kind and no action."""
 
 from __future__ import annotations
 
+import operator
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -80,42 +81,61 @@ def _ip(v: str | None) -> str | None:
     return found[0] if found else None
 
 
+# The groups ``_sshd`` reads, in this order; each pattern's ``_slots`` are their group numbers in
+# it (0 where it has none: ``_sshd`` reads slot 0 as None).
+_SSHD_GROUPS = ("method", "invalid", "user", "ip", "port", "key", "preauth")
+
+
+def _slots(rx: re.Pattern) -> operator.itemgetter:
+    return operator.itemgetter(*(rx.groupindex.get(name, 0) for name in _SSHD_GROUPS))
+
+
 # First word of a message -> the SSHD patterns that can match it (each is anchored at a literal
-# word), so a line is tried against one or two patterns, not all ten in turn.
-_SSHD_BY_WORD: dict[str, tuple[tuple[re.Pattern, str, str | None], ...]] = {
-    word: tuple(SSHD[i] for i in found) for word, found in (
+# word), so a line is tried against one or two patterns, not all ten in turn; each with the
+# getter of its groups by position (one C call per line rather than a dict of its groups).
+_SSHD_BY_WORD: dict[str, tuple[tuple[re.Pattern, str, str | None, operator.itemgetter], ...]] = {
+    word: tuple((*SSHD[i], _slots(SSHD[i][0])) for i in found) for word, found in (
         ("Accepted", (0,)), ("Failed", (1,)), ("Invalid", (2,)), ("error:", (3,)), ("PAM", (4,)),
         ("pam_unix(sshd:auth):", (5,)), ("Connection", (6, 7)), ("Disconnected", (7,)), ("Received", (7,)),
         ("pam_unix(sshd:session):", (8, 9)))}
 
 
 def _sshd(message: str) -> Parsed:
-    for rx, action, outcome in _SSHD_BY_WORD.get(message.split(" ", 1)[0], ()):
-        m = rx.search(message)
+    for rx, action, outcome, slots in _SSHD_BY_WORD.get(message.split(" ", 1)[0], ()):
+        m = rx.match(message)  # every pattern starts with ^: match is search
         if m is None:
             continue
-        g = m.groupdict()  # each group read once by name: no per-line dict of the non-empty ones
-        user = g.get("user") or None
+        method, invalid, user, ip, port, key, preauth = slots((None, *m.groups()))
         fields: dict[str, Any] = {"action": action}
         if outcome:
             fields["outcome"] = outcome
-        if g.get("method"):
-            fields["auth_method"] = g["method"]
-        if g.get("invalid") or action == "invalid user":
+        if method:
+            fields["auth_method"] = method
+        if invalid or action == "invalid user":
             fields["invalid_user"] = True
-        if g.get("preauth") or message.endswith("[preauth]"):
+        if preauth or message.endswith("[preauth]"):
             fields["preauth"] = True
-        if g.get("key"):
-            fields["key"] = g["key"]
-        ip, port = _ip(g.get("ip")), _port(g.get("port"))
+        if key:
+            fields["key"] = key
+        if ip:
+            found = address(ip)
+            ip = found[0] if found else None
+        else:
+            ip = None
+        port = _port(port) if port else None
         if user:
             fields["user"] = user
+        else:
+            user = None
         if ip:
             fields["src_ip"] = ip
         if port:
             fields["src_port"] = port
         return Parsed("sshd", action, outcome, user, ip, port, fields)
-    return Parsed("sshd")
+    return _SSHD_NONE
+
+
+_SSHD_NONE = Parsed("sshd")
 
 
 def _sudo(message: str) -> Parsed:
@@ -210,20 +230,27 @@ def _logind(message: str) -> Parsed:
     return Parsed("systemd-logind")
 
 
+def _pam_as(kind: str) -> Callable[[str], Parsed]:
+    return lambda message: _pam(kind, message)
+
+
+def _accounts_as(name: str) -> Callable[[str], Parsed]:
+    return lambda message: _accounts(name, message)
+
+
+# Program name -> its message's reader: one dict lookup per line rather than a chain of tests.
+_BY_PROGRAM: dict[str, Callable[[str], Parsed]] = {
+    "sshd": _sshd, "sshd-session": _sshd, "sudo": _sudo, "su": _su, "systemd-logind": _logind,
+    **{name: _accounts_as(name) for name in ("useradd", "usermod", "groupadd", "groupmod", "passwd", "chpasswd",
+                                             "userdel", "gpasswd", "adduser")},
+    **{name: _pam_as(name.lower()) for name in ("login", "cron", "CRON", "systemd")},
+}
+
+
 def parse_message(program: str, message: str) -> Parsed:
     """The message of one program (its syslog tag, without the pid)."""
-    name = program.rsplit("/", 1)[-1]
-    if name in ("sshd", "sshd-session"):
-        return _sshd(message)
-    if name == "sudo":
-        return _sudo(message)
-    if name == "su":
-        return _su(message)
-    if name in ("useradd", "usermod", "groupadd", "groupmod", "passwd", "chpasswd", "userdel", "gpasswd",
-                "adduser"):
-        return _accounts(name, message)
-    if name == "systemd-logind":
-        return _logind(message)
-    if name in ("login", "cron", "CRON", "systemd"):
-        return _pam(name.lower(), message)
+    name = program.rsplit("/", 1)[-1] if "/" in program else program
+    reader = _BY_PROGRAM.get(name)
+    if reader is not None:
+        return reader(message)
     return Parsed(name[:16] or "syslog")

@@ -62,10 +62,10 @@ def _row(source_id: int, host: str | None, ev: LogEvent) -> tuple:
 def _clean_row(source_id: int, host: str | None, ev: LogEvent) -> tuple:
     """``_row`` for events read from checked text lines (valid UTF-8, no NUL: ``ingest``'s
     ``_lines``), whose account, action and raw line need no escaping."""
-    found = address(ev.src_ip) if ev.src_ip else None
-    return (source_id, ev.line, ev.ts_ns, ev.host or host, ev.kind, ev.src_ip, found[1] if found else None,
-            ev.src_port, ev.account, ev.action, ev.outcome, ev.raw,
-            _FIELDS_JSON(ev.fields) if ev.fields else None)
+    line, kind, ts_ns, ev_host, src_ip, src_port, account, action, outcome, raw, fields = ev
+    found = address(src_ip) if src_ip else None
+    return (source_id, line, ts_ns, ev_host or host, kind, src_ip, found[1] if found else None, src_port,
+            account, action, outcome, raw, _FIELDS_JSON(fields) if fields else None)
 
 
 # While a large load runs on SQLite with its indexes deferred: no foreign-key lookup per row (every

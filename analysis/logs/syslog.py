@@ -54,7 +54,7 @@ class SyslogParser:
         self.tz = tz or UTC
         self.anchor = datetime.fromtimestamp(mtime, self.tz) + timedelta(days=1)
         self._hours: dict[tuple[int, int, int], int | None] = {}  # (month, day, hour) -> epoch s
-        self._stamp: tuple[str, ...] | None = None  # the last year-less time read, and its UTC ns
+        self._stamp: str | None = None  # the last year-less time read, and its UTC ns
         self._ts: int | None = None
 
     def _hour(self, month: int, day: int, hh: int) -> int | None:
@@ -78,17 +78,18 @@ class SyslogParser:
 
     def parse(self, number: int, text: str) -> LogEvent | None:
         m = RFC3164.match(text)
-        if m and m.group(2) in _MONTHS:
+        if m is not None:
             _pri, month, day, hh, mm, ss, host, program, pid, message = m.groups()
-            stamp = (month, day, hh, mm, ss)
-            if stamp == self._stamp:  # the lines of one second share their time
-                ts = self._ts
-            else:
-                ts = self._year_less(_MONTHS[month], int(day), int(hh), int(mm), int(ss))
-                self._stamp, self._ts = stamp, ts
-            if ts is None:
-                return None
-            return _event(number, text, ts, host, program, pid, message)
+            if month in _MONTHS:
+                stamp = text[m.start(2):m.end(6)]  # month to seconds: the lines of one second share it
+                if stamp == self._stamp:
+                    ts = self._ts
+                else:
+                    ts = self._year_less(_MONTHS[month], int(day), int(hh), int(mm), int(ss))
+                    self._stamp, self._ts = stamp, ts
+                if ts is None:
+                    return None
+                return _event(number, text, ts, host, program, pid, message)
         m = RFC5424.match(text)
         if m:
             ts = _iso_ns(m.group(2), self.tz)
@@ -111,11 +112,10 @@ def _event(number: int, raw: str, ts_ns: int, host: str | None, program: str, pi
     fields: dict = {"program": program, "message": message}
     if pid and pid.isdigit():
         fields["pid"] = int(pid)
-    parsed = parse_message(program, message)
-    fields.update(parsed.fields)
-    return LogEvent(line=number, kind=parsed.kind, ts_ns=ts_ns, host=host, src_ip=parsed.src_ip,
-                    src_port=parsed.src_port, account=parsed.account, action=parsed.action,
-                    outcome=parsed.outcome, raw=raw, fields=fields)
+    kind, action, outcome, account, src_ip, src_port, parsed = parse_message(program, message)
+    if parsed:
+        fields.update(parsed)
+    return LogEvent(number, kind, ts_ns, host, src_ip, src_port, account, action, outcome, raw, fields)
 
 
 def _journal_text(value) -> str | None:

@@ -6,6 +6,7 @@ Fields carry the names of Sigma's ``webserver`` taxonomy (``c-ip``, ``cs-method`
 
 from __future__ import annotations
 
+import operator
 import re
 from datetime import datetime
 from urllib.parse import unquote
@@ -84,9 +85,11 @@ class WebParser:
     def __init__(self, log_format: str | None = None) -> None:
         formats = [log_format] if log_format else [COMBINED, COMMON]
         self.patterns = [compile_format(f) for f in formats]
-        # per pattern, the field of each group in group order (``m.groups()`` read by position
-        # rather than a dict of group names renamed per line)
-        self._fields = [tuple(groups[f"g{i}"] for i in range(len(groups))) for _rx, groups in self.patterns]
+        # per pattern, how its groups are read by position (``m.groups()``, not a dict of group
+        # names renamed per line): the fields kept as they are (not time, ident), in group order,
+        # and where time, c-ip and request are (-1: not in the format)
+        self._layouts = [_layout(tuple(groups[f"g{i}"] for i in range(len(groups))))
+                         for _rx, groups in self.patterns]
         self._days: dict[str, int | None] = {}  # date and zone -> epoch s of its midnight
         self._stamp: str | None = None  # the last line's time field and its UTC ns
         self._ts: int | None = None
@@ -95,24 +98,36 @@ class WebParser:
         return any(rx.match(text) for rx, _ in self.patterns)
 
     def parse(self, number: int, text: str) -> LogEvent | None:
-        for (rx, _groups), names in zip(self.patterns, self._fields):
+        for (rx, _groups), layout in zip(self.patterns, self._layouts):
             m = rx.match(text)
             if m:
-                values = {k: v for k, v in zip(names, m.groups()) if v is not None}
-                stamp = values.get("time")
+                groups = (*m.groups(), None)  # position -1: a field the format does not have
+                stamp = groups[layout[2]]
                 if stamp is not None and stamp == self._stamp:  # lines of one second share their time
-                    return _event(number, text, values, self._ts)
+                    return _event(number, text, groups, layout, self._ts)
                 ts = _time_ns(stamp, self._days) if stamp is not None else None
                 if stamp is not None and ts is None:
                     return None
                 self._stamp, self._ts = stamp, ts
-                return _event(number, text, values, ts)
+                return _event(number, text, groups, layout, ts)
         return None
 
 
-def _event(number: int, raw: str, values: dict[str, str], ts: int | None) -> LogEvent:
-    fields: dict = {k: v for k, v in values.items() if v != "-" and k != "time" and k != "ident"}
-    request = values.get("request")
+_Layout = tuple[tuple[str, ...], "operator.itemgetter", int, int, int]
+
+
+def _layout(names: tuple[str, ...]) -> _Layout:
+    kept = [i for i, name in enumerate(names) if name not in ("time", "ident")]
+    where = [names.index(n) if n in names else -1 for n in ("time", "c-ip", "request")]
+    getter = operator.itemgetter(*kept, -1) if kept else operator.itemgetter(-1, -1)
+    return (tuple(names[i] for i in kept), getter, *where)
+
+
+def _event(number: int, raw: str, groups: tuple, layout: _Layout, ts: int | None) -> LogEvent:
+    names, kept, _time, c_ip, request = layout
+    fields: dict = {k: v for k, v in zip(names, kept(groups)) if v is not None and v != "-"}
+    request = groups[request]
+    method = None
     if request is not None:
         fields["request"] = request
         m = _REQUEST.match(request)
@@ -127,20 +142,18 @@ def _event(number: int, raw: str, values: dict[str, str], ts: int | None) -> Log
             if query:
                 fields["cs-uri-query"] = query
             fields["c-uri-decoded"] = unquote(uri) if "%" in uri else uri
-        else:
-            method = None
-    else:
-        method = None
-    for key in ("sc-status", "sc-bytes", "cs-bytes"):
+    for key in _NUMBERS:
         value = fields.get(key)
         if value is not None and value.isdigit():
             fields[key] = int(value)
-    found = address(values["c-ip"]) if values.get("c-ip") else None
+    c_ip = groups[c_ip]
+    found = address(c_ip) if c_ip else None
     status = fields.get("sc-status")
     outcome = None
     if type(status) is int:
         outcome = "success" if status < 400 else "failure"
-    return LogEvent(line=number, kind="web", ts_ns=ts, src_ip=found[0] if found else None,
-                    account=fields.get("cs-username"),
-                    action=f"http {method.lower()}" if method else "http request", outcome=outcome, raw=raw,
-                    fields=fields)
+    return LogEvent(number, "web", ts, None, found[0] if found else None, None, fields.get("cs-username"),
+                    f"http {method.lower()}" if method else "http request", outcome, raw, fields)
+
+
+_NUMBERS = ("sc-status", "sc-bytes", "cs-bytes")

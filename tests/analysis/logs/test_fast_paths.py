@@ -169,3 +169,30 @@ def test_shared_scan_equals_one_scan_per_rule(tmp_path):
     counts = {t: sum(1 for title, _ in shared if title == t) for t in {title for title, _ in shared}}
     assert counts == {"r0": 10, "r1": 10, "r2": 15, "r4": 1, "r5": 3}  # Sigma: case-insensitive but |re
     store.close()
+
+
+@pytest.mark.parametrize("block", [7, 100, 4096, 1 << 20])
+def test_block_lines_equal_line_by_line(tmp_path, monkeypatch, block):
+    """A plain file read in blocks gives the lines and skip counts that the line-by-line reading
+    of the same bytes gzipped gives: blank, CR, NUL, invalid UTF-8, long lines, no last newline."""
+    import gzip
+    import random
+
+    from analysis.logs import ingest
+
+    long = ingest.MAX_LINE
+    pieces = [b"a line\n", b"\n", b"   \n", b"x\r\n", b"\r\n", b" lead\n", b"nul\x00x\n", b"bad\xff\n",
+              "\u00e9t\u00e9\n".encode(), b"y" * long + b"\n", b"y" * (long + 1) + b"\n", b"z" * (3 * long) + b"\n",
+              "\u00e9".encode() * (long // 2 + 1) + b"\n", b"\x0c\n", b"last"]
+    rng = random.Random(block)
+    monkeypatch.setattr(ingest, "BLOCK", block)
+    for trial in range(12):
+        data = b"".join(rng.choice(pieces) for _ in range(rng.randrange(40)))
+        if trial % 3 == 0:
+            data = data.rstrip(b"\n") + b"q" * (long + trial % 3 - 1)
+        plain, zipped = tmp_path / f"{trial}.log", tmp_path / f"{trial}.log.gz"
+        plain.write_bytes(data)
+        zipped.write_bytes(gzip.compress(data))
+        by_block, by_line = {"skipped": 0}, {"skipped": 0}
+        assert list(ingest._lines(str(plain), by_block)) == list(ingest._lines(str(zipped), by_line))
+        assert by_block == by_line
