@@ -115,8 +115,9 @@ def _line(entry: tuple[dict, int, dict], fmt: str) -> str:
 
 def _follow(store, fmt: str, filters: dict, fold: RepeatFold, poll: float = 1.0) -> None:
     """Poll the store for alerts stored after the newest one at start; print each as it comes,
-    repeats counted (``fold``)."""
+    repeats counted (``fold``). One line on stderr says from when it follows."""
     last = store.last_alert_id()
+    click.echo(f"following alerts stored from now on ({last or 0} already stored); Ctrl-C to stop", err=True)
     try:
         while True:
             now = time.monotonic()

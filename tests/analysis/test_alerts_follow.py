@@ -34,7 +34,8 @@ def test_follow_prints_new_alerts_as_they_arrive(tmp_path):
                              "--follow", "--format", "jsonl", "--severity", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     try:
-        time.sleep(2.5)  # started and polling
+        # polling from here (a fixed sleep was too short on a loaded machine)
+        assert proc.stderr.readline().startswith("following alerts stored from now on (1 already stored)")
         with Store(db) as store:
             store.add_alerts([row(1), {**row(2), "severity": 3}, row(3)])
         added = time.monotonic()
@@ -72,7 +73,7 @@ def test_follow_shows_repeats_as_one_line_with_their_count(tmp_path):
     reader = threading.Thread(target=lambda: lines.extend(map(json.loads, iter(proc.stdout.readline, ""))),
                               daemon=True)
     try:
-        time.sleep(2.5)  # started and polling
+        assert proc.stderr.readline().startswith("following alerts stored from now on (0 already stored)")
         with Store(db) as store:
             store.add_alerts([attempt(i) for i in range(350)] + [attempt(0, "198.51.100.7")])
             store.add_alerts([attempt(i) for i in range(350, 700)])
