@@ -24,6 +24,12 @@ def row(i: int) -> dict:
             "action": "allowed", "kind": "behaviour", "eve": {"n": i}}
 
 
+# The CLI as at a terminal, where Ctrl-C interrupts: a test run started as a background job (as CI
+# may start it) hands its children SIGINT ignored, and Python then installs no handler for it.
+AT_A_TERMINAL = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                 "from analysis.cli import main; main()")
+
+
 def test_follow_prints_new_alerts_as_they_arrive(tmp_path):
     db = str(tmp_path / "w.db")
     with Store(db) as store:
@@ -66,7 +72,7 @@ def test_follow_shows_repeats_as_one_line_with_their_count(tmp_path):
     with Store(db) as store:
         store.ensure_schema()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", "from analysis.cli import main; main()", "alerts", "--db", db,
+    proc = subprocess.Popen([sys.executable, "-c", AT_A_TERMINAL, "alerts", "--db", db,
                              "--follow", "--format", "jsonl", "--repeats", "6"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     lines: list[dict] = []
