@@ -89,20 +89,17 @@ class FlowSink:
                 return
             self.backlog.popleft()
 
-    def open_flows(self, stream: str, batch, as_of_ns: int) -> bool:
+    def open_flows(self, stream: str, batch, as_of_ns: int) -> None:
         """Hand the meter's snapshot (``FlowMeter.snapshot``) to the writer as ``stream``'s interim
-        records, written after the flows before them. Skipped (False) while flows wait in the
-        backlog, which they must not overtake: the next snapshot replaces this one anyway."""
-        self.drain()
+        records, written after the flows before them (call after ``drain``). Skipped while flows
+        wait in the backlog, which it must not overtake: the next snapshot replaces this one."""
         if self.writer is None or self.backlog:
-            return False
+            return
         try:
             self.writer.put_open_flows(OpenFlows(stream, batch, as_of_ns))
         except StoreError as err:
             self._close_quietly()
             self._failed(err)
-            return False
-        return True
 
     def _close_quietly(self) -> None:
         try:

@@ -137,27 +137,24 @@ class FlowWriter:
                             store_path=store.display)
 
     def put(self, rows: FlowBatch | list[dict] | list[tuple]) -> None:
-        if self._closed:
-            raise StoreError("flow writer is closed", path=self.store.display)
-        self._child.check()
         if len(rows):
-            self._child.send(rows)
+            self._send(rows)
 
     def put_open_flows(self, item: OpenFlows) -> None:
         """Interim records of open connections, written by the writer after the flows put before
         them (so a connection that ended shows as a flow before its interim record goes): the
         recorder's capture thread only pickles the meter's snapshot."""
+        self._send(item)
+
+    def put_index(self, pending) -> None:
+        """A file's packet index (``packetindex.PendingIndex``): encoded and stored by the writer."""
+        self._send(pending)
+
+    def _send(self, item) -> None:
         if self._closed:
             raise StoreError("flow writer is closed", path=self.store.display)
         self._child.check()
         self._child.send(item)
-
-    def put_index(self, pending) -> None:
-        """A file's packet index (``packetindex.PendingIndex``): encoded and stored by the writer."""
-        if self._closed:
-            raise StoreError("flow writer is closed", path=self.store.display)
-        self._child.check()
-        self._child.send(pending)
 
     def close(self) -> None:
         """Flush queued rows, stop the writer, and raise StoreError if it failed."""
