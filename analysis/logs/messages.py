@@ -117,16 +117,9 @@ def _sshd(message: str) -> Parsed:
             fields["preauth"] = True
         if key:
             fields["key"] = key
-        if ip:
-            found = address(ip)
-            ip = found[0] if found else None
-        else:
-            ip = None
-        port = _port(port) if port else None
+        ip, port, user = _ip(ip), _port(port), user or None
         if user:
             fields["user"] = user
-        else:
-            user = None
         if ip:
             fields["src_ip"] = ip
         if port:
