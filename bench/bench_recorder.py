@@ -158,10 +158,10 @@ def run_recorder(pcap: Path, work: Path, workers: int = 1, parsers: bool = True,
     text = (work / "recorder.log").read_text()
     drops = sum(int(x) for x in re.findall(r"stopped \S+: \d+ packets, (\d+) kernel drops", text))
     unparsed = sum(int(x) for x in re.findall(r"(\d+) packets not parsed", text))
-    spent = re.findall(r"packet index \S+: ([\d.]+) s of CPU, ([\d.]+)% of this capture process's ([\d.]+) s", text)
-    if spent:  # the recorder's own account of its index work (stream._index_cost), per capture process
+    spent = re.findall(r"packet index \S+: ([\d.]+) s of CPU, ([\d.]+)% of this meter process's ([\d.]+) s", text)
+    if spent:  # the recorder's own account of its index work (indexing.log_cost), per meter process
         index_s, process_s = sum(float(x[0]) for x in spent), sum(float(x[2]) for x in spent)
-        NOTES.append(f"  packet index: {index_s:.2f} s of CPU, {100 * index_s / process_s:.1f}% of the capture "
+        NOTES.append(f"  packet index: {index_s:.2f} s of CPU, {100 * index_s / process_s:.1f}% of the meter "
                      f"process's {process_s:.2f} s, {100 * index_s / cpu:.1f}% of the recorder's {cpu:.2f} s")
     kept = (count_encrypted(sorted(out.glob("*.pcap.age")), identity) if identity is not None
             else count_packets(sorted(out.glob("*.pcap"))))

@@ -99,6 +99,10 @@ class LiveCapture:
         while True:
             yield self.read(max_packets)
 
+    def fileno(self) -> int:
+        """The handle's descriptor (a process forked from this one closes it: only capture reads the ring)."""
+        return self._fd
+
     def stats(self) -> CaptureStats:
         recv, drop, ifdrop = self._p.stats()
         return CaptureStats(int(recv), int(drop), int(ifdrop))

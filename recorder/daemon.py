@@ -3,9 +3,9 @@ and live detection beside them, until SIGTERM.
 
 A stream (``recorder.stream.Stream``) runs in the main process when there is only one, else each
 in a process of its own, forked after the schema exists; the supervisor relays their readiness
-and errors, sends systemd READY once all capture, and stops them all when one fails. Where a
-stream's traffic goes: ``recorder.sinks`` (flows to the database, packets to the protocol
-parsers' process). So a ``wiretrail ingest`` of the sealed files gives the flows the daemon
+and errors, sends systemd READY once all capture, and stops them all when one fails. A stream's
+process captures and writes; its meter's process (``recorder.metering``) meters, and sends flows
+to the database and packets to the protocol parsers' process (``recorder.sinks``). So a ``wiretrail ingest`` of the sealed files gives the flows the daemon
 stored, and the protocol records (dns, http, ssl, files, credentials...) unless the parsers fell
 behind.
 

@@ -1,5 +1,5 @@
-"""The recorder's packet index (``recorder.core.flow.packetindex``): collected in the capture
-thread as batches are metered, each finished file's entries sorted, encoded and stored by a
+"""The recorder's packet index (``recorder.core.flow.packetindex``): collected in the meter's
+process as batches are metered, each finished file's entries sorted, encoded and stored by a
 thread of its own, one file after another, while capture goes on; a file a crash left unindexed
 indexed from the file at start; and the index's own CPU time, logged as the recorder stops."""
 
@@ -53,9 +53,10 @@ class StreamIndex:
         self.thread.start()
 
     def index_repaired(self, path: Path) -> None:
-        """The index of a file a crash left unindexed (the entries collected in memory died with
-        the process): read once more and indexed as ``wiretrail ingest`` indexes a file, so
-        ``extract`` finds the packets of the flows stored before the crash in it too."""
+        """The index of a file a crash left unindexed or partly indexed (the meter's process, left
+        alone by a killed capture process, stores what it had collected): read once more and
+        indexed as ``wiretrail ingest`` indexes a file, so ``extract`` finds the packets of the
+        flows stored before the crash in it too."""
         from recorder.core.capio.pcapio import read_batches
 
         row = self.store.capture_by_path(str(path))
@@ -65,7 +66,7 @@ class StreamIndex:
         try:
             for raw in read_batches(path, on_warning=lambda w: None):
                 builder.add(raw, decoder.decode(raw))
-            self.store.add_packet_index(row["id"], builder.entries())
+            self.store.add_packet_index(row["id"], builder.entries(), replace=True)
         except (WiretrailError, OSError) as err:
             log.error("%s: repaired file not indexed (extract will not find its packets): %s", path,
                       getattr(err, "message", None) or err)
@@ -73,11 +74,11 @@ class StreamIndex:
         log.info("%s: indexed after the repair (%d packets)", path, builder.packets)
 
     def log_cost(self, name: str) -> None:
-        """One line: the CPU time the index took in this process (collecting, timed in the capture
+        """One line: the CPU time the index took in this process (collecting, timed in the meter's
         thread; sorting, encoding and storing, timed in its own) against the process's whole."""
         use = resource.getrusage(resource.RUSAGE_SELF)
         total = use.ru_utime + use.ru_stime
         spent = (self.files.cpu_ns + self.save_cpu_ns) / 1e9
         if total > 0 and spent > 0:
-            log.info("packet index %s: %.2f s of CPU, %.1f%% of this capture process's %.2f s",
+            log.info("packet index %s: %.2f s of CPU, %.1f%% of this meter process's %.2f s",
                      name, spent, 100 * spent / total, total)

@@ -1,25 +1,27 @@
-"""Capture first: how far capture is behind the wire, and what gives way when it is.
+"""Capture first: how far the recorder is behind the wire, and what gives way when it is.
 
-Each batch libpcap hands over carries the kernel's timestamp of its packets; ``now - the last
-packet's`` is how long that packet waited in the kernel ring (``buffer_size``, 64 MiB: about
-0.6 s of a top-speed replay on a veth pair). When it grows, the ring is filling faster than
-capture empties it, and once full the kernel drops packets that were never written: the one loss
-nothing makes good. So while capture lags (``CaptureLag``, with hysteresis):
+Each batch libpcap hands over carries the kernel's timestamp of its packets. In the capture
+process, ``now - the last packet's`` is how long that packet waited in the kernel ring
+(``buffer_size``, 64 MiB: about 0.6 s of a top-speed replay on a veth pair); once the ring is
+full the kernel drops packets that were never written, the one loss nothing makes good. That is
+why capture only captures and writes, and the meter's process, at a lower CPU priority, does the
+rest (``recorder.metering``): in a burst, the meter lags instead. Measured there, on the packets
+it meters, the same lag says it has fallen behind, and while it is (``CaptureLag``, with
+hysteresis):
 
 - the protocol parsers and the live signatures are not fed (``sinks.LiveApps.shed``): the batches
   are counted as not parsed, and the batches still waiting for them are dropped, so their process
   goes idle at once; the packets are in the capture files, and the files the live engine did not
   fully inspect are matched again from the sealed file by the catch-up
   (``analysis.live.SealedSignatures``), so the day's alerts still equal a replay;
-- the capture thread writes no interim records (the open connections at a rotation, the closed
-  ones waiting out the close delay for live detection): tens of thousands of rows at top speed,
-  which it would otherwise insert while the ring fills; the first flush or rotation after it has
-  caught up writes them;
+- no interim records are written (the open connections at a rotation, the closed ones waiting
+  out the close delay for live detection): tens of thousands of rows at top speed; the first
+  flush or rotation after it has caught up writes them;
 - the catch-up itself waits (``recorder.detect.LiveDetection`` asks ``Behind.any``), so it does not
-  compete with capture for the CPU during the burst either.
+  compete for the CPU during the burst either.
 
-Inspection resumes once a batch shows capture has caught up: its lag under ``RESUME_LAG_NS``, or a
-read that emptied the ring (fewer packets than asked for).
+Inspection resumes once a batch shows the meter has caught up: its lag under ``RESUME_LAG_NS``,
+or the last batch waiting, from a read that emptied the ring (fewer packets than asked for).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ RESUME_LAG_NS = 50_000_000
 
 class Behind:
     """One flag per capture stream, in shared memory made before the streams' processes are
-    forked: set while that stream sheds. The live detection thread defers the catch-up while any
+    forked: set while that stream's meter sheds. The live detection thread defers the catch-up while any
     is set."""
 
     def __init__(self, streams: int) -> None:

@@ -137,7 +137,7 @@ class LiveApps:
     are picked up midway, as at start-up); the packets in between are counted as not parsed.
 
     The hardware addresses of local hosts (``mactable.MacTable``, for ``wiretrail hosts``) are taken from
-    every batch in the capture thread, parsed or not (a few numpy operations), and each new
+    every batch in the meter's thread, parsed or not (a few numpy operations), and each new
     (address, MAC) pair is stored at the next flush, with its first sighting."""
 
     def __init__(self, store: Store, counters: Counters, local: LocalNets | None = None, *,

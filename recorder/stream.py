@@ -1,19 +1,18 @@
 """One capture stream: one libpcap handle (an interface, or one worker of an interface's
 PACKET_FANOUT group) with its own files, prefixed ``<sensor>-<interface>[-w<N>]``, and its own
-hash chain. ``Stream.run`` loops:
+hash chain. This process only captures and writes; everything else a packet goes through runs
+in the meter's process, at a lower CPU priority (``recorder.metering``). ``Stream.run`` loops:
 
     raw = capture.read(READ_BATCH)      up to READ_BATCH (16384) packets, or None after the
                                         handle's 100 ms read timeout without any
-    lag.update(...)                     how long its last packet waited in the kernel ring: while
-                                        capture is behind, the parsers and live signatures are
-                                        not fed and the catch-up waits (``recorder.lag``)
+    lag.update(...)                     how long its last packet waited in the kernel ring (the
+                                        stats line's capture lag)
     writer.write(raw)                   in the writer thread, into the open file (split at the
-                                        size limit), while the batch before is metered
-    decode + meter                      once its write has finished, with the files it landed in:
-                                        the same Decoder and FlowMeter as ``wiretrail ingest``,
-                                        the packet index, and the batch queued for the protocol
-                                        parsers' process (``sinks.LiveApps``)
-    writer.tick(), retention, flush, watchdog, stats
+                                        size limit), while the next batch is read
+    metering.batch(raw, segments)       once its write has finished, with the files it landed in:
+                                        to the meter's process (decode, flow meter, packet index,
+                                        protocol parsers, live signatures), which may lag in a burst
+    writer.tick(), retention, flush and interim messages to the meter, watchdog, stats
 
 A file is sealed (fsync, SHA-256 in the stream's hash chain, rename) at rotation and on stop
 (``Stream._on_seal``); files a crash left unsealed are repaired and sealed at start. Lack of
@@ -39,31 +38,25 @@ from recorder.core.agecrypt import recipient_or_none
 from recorder.core.capio.pcaprecords import describe
 from recorder.core.capio.pcapwrite import repair_pcap
 from recorder.core.config import Config
-from recorder.core.decode.decode import Decoder
-from recorder.core.errors import StoreError, WiretrailError
+from recorder.core.errors import WiretrailError
 from recorder.core.evidence import GENESIS, chain_hash, file_sha256
-from recorder.core.flow.flowid import LocalNets
-from recorder.core.flow.flowmeter import FlowMeter, Timeouts
 from recorder.core.secretseal import sealer_for
 from recorder.core.secure_files import GROUP_READ
 from recorder.core.store import Store
 from recorder.indexing import StreamIndex
 from recorder.lag import Behind, CaptureLag
-from recorder.live_flows import flush_seconds, store_closed
-from recorder.live_signatures import live_signatures
+from recorder.live_flows import flush_seconds
+from recorder.metering import Metering
 from recorder.retention import Limits, enforce
-from recorder.rotation import PART, DiskFull, RotatingWriter, SealedFile, seal_encrypted_leftover, slice_batch
+from recorder.rotation import PART, DiskFull, RotatingWriter, SealedFile, seal_encrypted_leftover
 from recorder.sdnotify import sd_notify
-from recorder.sinks import Counters, FlowSink, LiveApps
+from recorder.sinks import Counters
 
 log = logging.getLogger("wiretrail-recorder")
 
 PAUSE_CHECK_SECONDS = 1.0
 RETENTION_EVERY_SECONDS = 10.0
 FLOW_FLUSH_SECONDS = 5.0
-# An idle link advances the flow meter's clock to the wall clock less this (packets the kernel
-# still holds are older than now), so quiet connections end on time (live detection sees them).
-IDLE_CLOCK_MARGIN_NS = 1_000_000_000
 # Read by the live detection thread and its notifier at start: a change takes a restart.
 LIVE_SETTINGS = ("rules", "skip_invalid", "var", "detect_interval", "detect_window", "notify_smtp_url", "notify_from", "notify_to",
                  "notify_webhook", "notify_webhook_format", "notify_min_severity", "notify_aggregate",
@@ -107,10 +100,9 @@ class Stream:
         self.store: Store | None = None
         self.capture: LiveCapture | None = None
         self.writer: RotatingWriter | None = None
-        self.apps: LiveApps | None = None
+        self.metering: Metering | None = None  # the meter's process: all but capture and the files
         self.stats_at_open: CaptureStats | None = None
         self.last_stats = CaptureStats(0, 0, 0)
-        self.indexes: StreamIndex | None = None  # packet index: where each flow's packets are (with the store)
 
     # -- set-up
 
@@ -155,7 +147,7 @@ class Stream:
             damaged = f"; {describe(list(scan.skipped))} and taken out" if scan.skipped else ""
             log.warning("%s: left unsealed by an unclean stop; repaired (%d whole packets kept, %d bytes cut%s) "
                         "and sealed", final, scan.packets, scan.size - scan.good_size, damaged)
-            self.indexes.index_repaired(final)
+            StreamIndex(self.store).index_repaired(final)
 
     def _on_open(self, path: Path) -> int:
         # runs in the writer thread: it uses the counters the loop last read, never the handle
@@ -211,20 +203,15 @@ class Stream:
         # encrypt_to: credential secrets written encrypted, with a fingerprint key kept on the sensor
         self.store = Store(c.db, file_mode=GROUP_READ, secrets=sealer_for(recipient_or_none(c.encrypt_to), c.output_dir))
         self.store.ensure_schema()
-        self.indexes = StreamIndex(self.store)
         self.repair_leftovers()
         # The capture first: if it cannot open, nothing else has started.
         self.capture = LiveCapture(self.spec.interface, snaplen=c.snaplen, promisc=c.promisc, bpf=c.bpf,
                                    buffer_size=c.buffer_size, fanout_group=self.spec.fanout_group)
-        sink = meter = None
         try:
-            sink = FlowSink(self.store, self.counters)
-            local = LocalNets([str(n) for n in c.local_net])
-            if c.parsers:
-                self.apps = LiveApps(self.store, self.counters, local,
-                                     inspector=live_signatures(self.inspect, c, self.sensor, self.store))
-            meter = FlowMeter(sink, local_nets=local, timeouts=Timeouts())
-            decoder = Decoder(fast=True)
+            # forked before this process starts a thread (the writer's, live detection's)
+            self.metering = Metering(c, self.store, self.stream_name, self.sensor, inspect=self.inspect,
+                                     behind=self.behind, slot=self.slot, capture_fd=self.capture.fileno(),
+                                     read_batch=READ_BATCH)
             self.writer = RotatingWriter(c.output_dir, self.spec.prefix(self.sensor), linktype=self.capture.linktype,
                                          snaplen=c.snaplen, rotate_size=c.rotate_size,
                                          rotate_interval=c.rotate_interval, on_open=self._on_open,
@@ -232,15 +219,14 @@ class Stream:
             log.info("capturing on %s (link type %d) into %s", self.spec.name, self.capture.linktype, c.output_dir)
             if self.ready:
                 self.ready()
-            self._loop(decoder, meter, sink)
+            self._loop()
         finally:
-            self._shutdown(meter, sink)
+            self._shutdown()
 
-    def _loop(self, decoder: Decoder, meter: FlowMeter, sink: FlowSink) -> None:
-        """Read, write and meter, with the file write of one batch overlapping the metering of
-        the one before: a write is mostly the kernel copying into the page cache, with the GIL
-        released, so on two cores it costs little wall time. A batch is metered only once its
-        write has finished, with the files it landed in."""
+    def _loop(self) -> None:
+        """Read and write, with the file write of one batch (in the writer thread: mostly the
+        kernel copying into the page cache, the GIL released) overlapping the next read. A batch
+        goes to the meter's process once its write has finished, with the files it landed in."""
         c = self.config
         now = time.monotonic()
         next_stats = now + c.stats_interval if c.stats_interval else None
@@ -276,57 +262,37 @@ class Stream:
                     next_retention = now + RETENTION_EVERY_SECONDS
                 if raw is not None:
                     pending = (raw, pool.submit(self._write, raw))
-                self._meter(done, decoder, meter)
-                if self.writer.files_sealed != sealed_seen:
+                self._meter(done)
+                if self.writer.files_sealed != sealed_seen:  # interim records of the open connections
                     sealed_seen = self.writer.files_sealed
-                    self._interim(meter, sink)
+                    self.metering.interim()
                 if now >= next_flush:
-                    if raw is None and meter.now:  # idle link: time passes without packets
-                        meter.advance(time.time_ns() - IDLE_CLOCK_MARGIN_NS)
-                    meter.flush()
-                    sink.drain()
-                    if not self.lag.behind:  # for live detection, which is shed while capture lags
-                        store_closed(sink, self.stream_name, meter, c)
-                    if self.apps is not None:
-                        self.apps.flush()
+                    self.metering.flush(time.time_ns() if raw is None else None)  # idle: the clock moves on
                     next_flush = now + flush_every
                 if now >= next_watchdog:
                     if self.watchdog:
                         sd_notify("WATCHDOG=1")
                     next_watchdog = now + 5.0
                 if next_stats is not None and now >= next_stats:
-                    self._stats_line(meter)
+                    self._stats_line()
                     next_stats = now + self.config.stats_interval
-            self._meter(self._finish_write(pending), decoder, meter)
+            self._meter(self._finish_write(pending))
         # Stopping: what the kernel already holds was captured; write it before sealing.
         deadline = time.monotonic() + DRAIN_SECONDS
         while time.monotonic() < deadline and (raw := self.capture.read(READ_BATCH)) is not None:
             self.counters.packets += len(raw)
             self.counters.bytes += int(raw.caplen.sum())
-            self._meter((raw, self._write(raw)), decoder, meter)
+            self._meter((raw, self._write(raw)))
 
     def _pace(self, raw) -> None:
-        """Capture first: shed inspection while this read shows capture behind the wire
-        (``recorder.lag``), resume once it has caught up."""
+        """How long this read's last packet waited in the kernel ring (the stats line's capture
+        lag; the meter's process sheds inspection on its own lag, ``recorder.metering``)."""
         last = int(raw.ts[-1]) if raw is not None else None
-        if self.lag.update(last, time.time_ns(), full=raw is not None and len(raw) >= READ_BATCH):
-            if self.apps is not None:
-                self.apps.shed(self.lag.behind)
-            if self.behind is not None:
-                self.behind.set(self.slot, self.lag.behind)
+        self.lag.update(last, time.time_ns(), full=raw is not None and len(raw) >= READ_BATCH)
 
     @property
     def stream_name(self) -> str:
         return f"{self.sensor}/{self.spec.name}"
-
-    def _interim(self, meter: FlowMeter, sink: FlowSink) -> None:
-        """At a rotation: finished flows out, then interim records of the connections still open
-        (so a long connection shows before it ends), both written by the flow writer's process;
-        the snapshot is not taken while capture lags (the next rotation's will do)."""
-        meter.flush()
-        sink.drain()
-        if not self.lag.behind:
-            sink.open_flows(self.stream_name, meter.snapshot(), meter.now)
 
     @staticmethod
     def _finish_write(pending):
@@ -336,17 +302,10 @@ class Stream:
         raw, future = pending
         return raw, future.result()
 
-    def _meter(self, done, decoder: Decoder, meter: FlowMeter) -> None:
-        if done is None or done[1] is None:
-            return
-        raw, segments = done
-        for lo, hi, capture_id in segments:
-            part = slice_batch(raw, lo, hi)
-            dec = decoder.decode(part)
-            meter.add(part, dec, capture_id, decoder.tunnels)
-            self.indexes.add(part, dec, capture_id)
-            if self.apps is not None:
-                self.apps.feed(part, dec, capture_id)
+    def _meter(self, done) -> None:
+        """A written batch to the meter's process (not one that could not be written)."""
+        if done is not None and done[1] is not None:
+            self.metering.batch(*done)
 
     def _write(self, raw) -> list | None:
         """Write a batch into the files; on a full disk free space or pause. Returns the segments
@@ -400,45 +359,35 @@ class Stream:
         self.writer.seal()
         log.info("SIGHUP: configuration reloaded, file rotated")
 
-    def _stats_line(self, meter: FlowMeter) -> None:
+    def _stats_line(self) -> None:
         self._refresh_stats()
-        s, k = self.last_stats, self.counters
+        s, k, m = self.last_stats, self.counters, self.metering.stats()
         used = sum(p.stat().st_size for p in self.config.output_dir.glob("*.pcap*") if p.is_file())
         log.info("stats %s: packets %d, kernel drops %d, interface drops %d, paused drops %d, flows %d "
                  "(%d open), written %d bytes, files sealed %d, deleted %d, disk used %d bytes, "
-                 "not parsed %d packets (%d shed in %d spells behind the wire; capture lag %d ms, at most %d ms)",
-                 self.spec.name, k.packets, s.dropped, s.if_dropped, k.paused_dropped, k.flows,
-                 meter.open_connections, self.writer.bytes_written, k.files_sealed, k.files_deleted, used,
-                 k.parser_skipped, k.shed, self.lag.spells, self.lag.lag_ns // 1_000_000,
-                 self.lag.max_lag_ns // 1_000_000)
+                 "not parsed %d packets (%d shed in %d spells behind the wire; capture lag %d ms, at most %d ms; "
+                 "meter lag %d ms, at most %d ms, %d bytes waiting)",
+                 self.spec.name, k.packets, s.dropped, s.if_dropped, k.paused_dropped, m.flows,
+                 m.open_connections, self.writer.bytes_written, k.files_sealed, k.files_deleted, used,
+                 m.parser_skipped, m.shed, m.spells, self.lag.lag_ns // 1_000_000, self.lag.max_lag_ns // 1_000_000,
+                 m.lag_ns // 1_000_000, m.max_lag_ns // 1_000_000, self.metering.queued_bytes)
 
-    def _shutdown(self, meter: FlowMeter | None, sink: FlowSink | None) -> None:
+    def _shutdown(self) -> None:
+        """Seal the last file first (the evidence), then let the meter finish what it holds."""
         self._refresh_stats()
-        if self.indexes is not None:
-            self.indexes.close()
         if self.writer is not None:
             try:
                 self.writer.close()
             except OSError as err:
                 log.error("cannot seal the last file: %s", err.strerror or err)
-        if meter is not None:
-            meter.finish()
-        if sink is not None:
-            sink.close()
-        if self.apps is not None:
-            self.apps.close()
-        if self.store is not None and meter is not None:
-            try:  # every connection is a final flow now
-                self.store.replace_open_flows(self.stream_name, None, meter.now)
-            except StoreError as err:
-                log.error("interim records not cleared: %s", err.message)
-        log.info("stopped %s: %d packets, %d kernel drops, %d paused drops, %d flows, %d files sealed, "
-                 "%d packets not parsed (%d shed in %d spells behind the wire, capture lag at most %d ms)",
-                 self.spec.name, self.counters.packets, self.last_stats.dropped,
-                 self.counters.paused_dropped, self.counters.flows, self.counters.files_sealed,
-                 self.counters.parser_skipped, self.counters.shed, self.lag.spells, self.lag.max_lag_ns // 1_000_000)
-        if self.indexes is not None:
-            self.indexes.log_cost(self.spec.name)
+        if self.metering is not None:
+            m = self.metering.close()
+            log.info("stopped %s: %d packets, %d kernel drops, %d paused drops, %d flows, %d files sealed, "
+                     "%d packets not parsed (%d shed in %d spells behind the wire, capture lag at most %d ms, "
+                     "meter lag at most %d ms)",
+                     self.spec.name, self.counters.packets, self.last_stats.dropped,
+                     self.counters.paused_dropped, m.flows, self.counters.files_sealed,
+                     m.parser_skipped, m.shed, m.spells, self.lag.max_lag_ns // 1_000_000, m.max_lag_ns // 1_000_000)
         if self.capture is not None:
             self.capture.close()
         if self.store is not None:

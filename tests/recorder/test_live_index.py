@@ -31,7 +31,7 @@ def test_live_index_equals_ingest_and_extract_spans_files(netns, tmp_path, loop_
     files = sorted(rec.out.glob("*.pcap"))
     assert len(files) >= 5
     # its own account of the index's cost, as bench_recorder.py reports it
-    spent = re.search(r"packet index \S+: ([\d.]+) s of CPU, ([\d.]+)% of this capture process's", rec.text())
+    spent = re.search(r"packet index \S+: ([\d.]+) s of CPU, ([\d.]+)% of this meter process's", rec.text())
     assert spent and float(spent.group(1)) > 0 and 0 < float(spent.group(2)) < 100, rec.text()[-2000:]
 
     again = tmp_path / "ingest.db"

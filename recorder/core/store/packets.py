@@ -24,15 +24,17 @@ class PacketIndexTable(Database):
     """The store's methods for the packet index."""
 
     def add_packet_index(self, capture_id: int, entries: Sequence[IndexEntry],
-                         connection: Connection | None = None) -> None:
+                         connection: Connection | None = None, *, replace: bool = False) -> None:
         """One file's index entries (``IndexBuilder.entries``), in one transaction, once per
-        file; on ``connection`` when given (the flow writer's)."""
+        file; on ``connection`` when given (the flow writer's). ``replace``: the file may have some
+        already (its meter stored what it had when capture was killed), deleted first (a scan of
+        the table: for the repair of a file at start, not for every file)."""
         with self.db_errors("write packet index"):
             if connection is None:
                 with self.engine.connect() as conn:
-                    _replace(conn, capture_id, entries)
+                    _replace(conn, capture_id, entries, replace)
             else:
-                _replace(connection, capture_id, entries)
+                _replace(connection, capture_id, entries, replace)
 
     def packet_index_entries(self, keys: Iterable[int], *, since: int | None = None,
                              until: int | None = None) -> list[dict]:
@@ -53,7 +55,9 @@ class PacketIndexTable(Database):
             return int(n), int(p), int(b)
 
 
-def _replace(conn, capture_id: int, entries: Sequence[IndexEntry]) -> None:
+def _replace(conn, capture_id: int, entries: Sequence[IndexEntry], delete: bool) -> None:
     with conn.begin():
+        if delete:
+            conn.execute(sa.delete(packet_index).where(packet_index.c.capture_id == capture_id))
         if entries:
             insert_tuples(conn, "packet_index", _COLUMNS, [(capture_id, *e) for e in entries])
