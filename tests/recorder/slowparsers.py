@@ -6,7 +6,9 @@ test of the catch-up): each hand-over to the parsers' process takes ``SLOW_SECON
 - with ``--shed``, capture counts itself behind the wire (``recorder.lag``): any lag sheds
   (``SHED_LAG_NS = 1`` ns) and only a read that empties the ring resumes (``RESUME_LAG_NS = 0``),
   so on a link replayed at the capture's own speed the batches alternate, one shed, the next
-  fed, and shedding finds some waiting in the queue to drop (``test_live_shedding``).
+  fed, and shedding finds some waiting in the queue to drop (``test_live_shedding``);
+- with ``--meter``, the parsers are not slowed but the meter's process is: each batch it meters
+  takes ``SLOW_SECONDS["meter"]`` longer (``test_live_meter_lag``).
 
 Used as ``Recorder(..., wrap=(python, this[, "--shed"]))``: the arguments after
 ``-m recorder.cli`` are the recorder's."""
@@ -20,12 +22,24 @@ import recorder.lag as lag
 import recorder.sinks as sinks
 from recorder.core.pipeline import applayer
 
-SLOW_SECONDS = {"queue": 0.25, "shed": 0.2}
+SLOW_SECONDS = {"queue": 0.25, "shed": 0.2, "meter": 0.3}
 
 
 def main() -> None:
     ours = sys.argv[1:sys.argv.index("recorder.cli")]
-    mode = "shed" if "--shed" in ours else "queue"
+    mode = "shed" if "--shed" in ours else "meter" if "--meter" in ours else "queue"
+    if mode == "meter":
+        import recorder.metering as metering
+
+        batch = metering._Meter.batch
+
+        def slow_batch(self, *args) -> None:
+            time.sleep(SLOW_SECONDS[mode])
+            batch(self, *args)
+
+        metering._Meter.batch = slow_batch
+        _run()
+        return
     if mode == "shed":
         lag.SHED_LAG_NS = 1
         lag.RESUME_LAG_NS = 0
@@ -38,6 +52,10 @@ def main() -> None:
         feed(self, raw, dec)
 
     applayer.AppProcess.feed = slow_feed
+    _run()
+
+
+def _run() -> None:
     from recorder.cli import main as recorder_main
 
     recorder_main(args=sys.argv[sys.argv.index("recorder.cli") + 1:], prog_name="wiretrail-recorder")
