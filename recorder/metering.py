@@ -13,9 +13,9 @@ evidence and never wait for the meter. This is the design Stenographer and Arkim
 disk first, everything else at its own pace), with the queue in memory rather than read back from
 the files, so that ``encrypt_to`` (files the sensor cannot read back) works the same.
 
-While the meter is behind the wire (``recorder.lag``, measured on the packets it meters), the
-parsers and live signatures are not fed (their share of the CPU goes to catching up; the catch-up
-of live detection inspects those files once sealed) and no interim records are written.
+While the meter's backlog is large (``recorder.lag.Backlog``), the parsers and live signatures
+are not fed (their share of the CPU goes to catching up; the catch-up of live detection inspects
+those files once sealed) and no interim records are written.
 
 Messages, in order with the batches: ``flush`` (every few seconds: finished flows and records out;
 after an idle read the meter's clock moves to the wall clock), ``interim`` (a file was sealed: the
@@ -38,7 +38,7 @@ from recorder.core.flow.flowid import LocalNets
 from recorder.core.flow.flowmeter import FlowMeter, Timeouts
 from recorder.core.pipeline.child import Child
 from recorder.indexing import StreamIndex
-from recorder.lag import Behind, CaptureLag
+from recorder.lag import Backlog, Behind, CaptureLag
 from recorder.live_flows import store_closed
 from recorder.live_signatures import live_signatures
 from recorder.rotation import slice_batch
@@ -60,7 +60,7 @@ class MeterStats:
     flows_lost: int = 0
     parser_skipped: int = 0
     shed: int = 0
-    spells: int = 0  # times the meter fell behind the wire (shedding started)
+    spells: int = 0  # times the meter's backlog started shedding
     open_connections: int = 0
     lag_ns: int = 0  # the last metered batch's: wall clock less its last packet's time
     max_lag_ns: int = 0
@@ -77,11 +77,11 @@ class Metering:
     closed in the child (only capture reads the ring)."""
 
     def __init__(self, config, store, stream_name: str, sensor: str, *, inspect=None, behind: Behind | None = None,
-                 slot: int = 0, capture_fd: int | None = None, read_batch: int = 16384) -> None:
+                 slot: int = 0, capture_fd: int | None = None) -> None:
         self.shared = multiprocessing.RawArray("q", len(_FIELDS))  # written by the meter
         self.sent = multiprocessing.RawValue("q", 0)  # packet bytes handed to the meter: written here
         self.child = Child(_meter_main, (config, store, stream_name, sensor, inspect, behind, slot, self.shared,
-                                         self.sent, capture_fd, read_batch),
+                                         self.sent, capture_fd),
                            name="wiretrail-meter", daemon=False, queue=1 << 16,
                            failure=lambda err: WiretrailError(f"metering failed: {err!r}"),
                            ended=WiretrailError("the meter's process ended unexpectedly"),
@@ -135,14 +135,15 @@ class _Meter:
     """The meter's process: what a stream does with a packet after writing it."""
 
     def __init__(self, config, store, stream_name: str, sensor: str, inspect, behind: Behind | None, slot: int,
-                 shared, sent, read_batch: int) -> None:
+                 shared, sent) -> None:
         self.config, self.store, self.stream_name = config, store, stream_name
-        self.behind, self.slot, self.read_batch = behind, slot, read_batch
+        self.behind, self.slot = behind, slot
         self.shared, self.sent = shared, sent
         self.metered_bytes = 0
         self.open_connections = 0  # counted at each flush (a sum over the meter's whole table)
         self.counters = Counters()
-        self.lag = CaptureLag()
+        self.lag = CaptureLag()  # of the packets it meters behind the wire (the stats line's meter lag)
+        self.backlog = Backlog()
         local = LocalNets([str(n) for n in config.local_net])
         self.sink = FlowSink(store, self.counters)
         self.apps = None
@@ -155,8 +156,8 @@ class _Meter:
 
     def batch(self, raw, segments: list, size: int) -> None:
         self.metered_bytes += size
-        waiting = self.sent.value > self.metered_bytes  # more batches queued behind this one
-        self._pace(int(raw.ts[-1]), full=waiting or len(raw) >= self.read_batch)
+        self.lag.update(int(raw.ts[-1]), time.time_ns())
+        self._pace()
         for lo, hi, capture_id in segments:
             part = slice_batch(raw, lo, hi)
             dec = self.decoder.decode(part)
@@ -165,24 +166,23 @@ class _Meter:
             if self.apps is not None:
                 self.apps.feed(part, dec, capture_id)
 
-    def _pace(self, last_ts_ns: int | None, *, full: bool) -> None:
-        """Shed inspection while the packets metered are behind the wire; resume once caught up
-        (a batch under the resume lag, the last one waiting that was not a full read, or a read
-        that found no packet)."""
-        if self.lag.update(last_ts_ns, time.time_ns(), full=full):
+    def _pace(self) -> None:
+        """Shed inspection while the backlog is large; resume once it is small (``recorder.lag``)."""
+        if self.backlog.update(self.sent.value - self.metered_bytes):
             if self.apps is not None:
-                self.apps.shed(self.lag.behind)
+                self.apps.shed(self.backlog.behind)
             if self.behind is not None:
-                self.behind.set(self.slot, self.lag.behind)
+                self.behind.set(self.slot, self.backlog.behind)
 
     def flush(self, idle_wall_ns: int | None) -> None:
+        self._pace()
         if idle_wall_ns is not None:  # capture's read found no packet: the meter has caught up with it
-            self._pace(None, full=False)
+            self.lag.update(None, idle_wall_ns)
             if self.meter.now:  # idle link: time passes without packets
                 self.meter.advance(idle_wall_ns - IDLE_CLOCK_MARGIN_NS)
         self.meter.flush()
         self.sink.drain()
-        if not self.lag.behind:  # for live detection, which is shed while the meter lags
+        if not self.backlog.behind:  # for live detection, which is shed while the meter is behind
             store_closed(self.sink, self.stream_name, self.meter, self.config)
         if self.apps is not None:
             self.apps.flush()
@@ -190,15 +190,15 @@ class _Meter:
 
     def interim(self) -> None:
         """Finished flows out, then interim records of the connections still open (so a long
-        connection shows before it ends); not while the meter lags (the next rotation's will do)."""
+        connection shows before it ends); not while the meter is behind (the next rotation's will do)."""
         self.meter.flush()
         self.sink.drain()
-        if not self.lag.behind:
+        if not self.backlog.behind:
             self.sink.open_flows(self.stream_name, self.meter.snapshot(), self.meter.now)
 
     def publish(self) -> None:
         k, lag = self.counters, self.lag
-        self.shared[:] = (k.flows, k.flows_lost, k.parser_skipped, k.shed, lag.spells, self.open_connections,
+        self.shared[:] = (k.flows, k.flows_lost, k.parser_skipped, k.shed, self.backlog.spells, self.open_connections,
                           lag.lag_ns, lag.max_lag_ns, self.metered_bytes)
 
     def stats(self) -> tuple:
@@ -221,8 +221,8 @@ class _Meter:
         self.indexes.log_cost(self.stream_name)
 
 
-def _meter_main(inbox, outbox, config, store, stream_name, sensor, inspect, behind, slot, shared, sent, capture_fd,
-                read_batch) -> None:
+def _meter_main(inbox, outbox, config, store, stream_name, sensor, inspect, behind, slot, shared, sent,
+                capture_fd) -> None:
     if capture_fd is not None:
         try:
             os.close(capture_fd)  # only capture reads the ring
@@ -233,7 +233,7 @@ def _meter_main(inbox, outbox, config, store, stream_name, sensor, inspect, behi
     except OSError:
         pass
     store.engine.dispose(close=False)  # the capture process's pooled connections stay its own
-    m = _Meter(config, store, stream_name, sensor, inspect, behind, slot, shared, sent, read_batch)
+    m = _Meter(config, store, stream_name, sensor, inspect, behind, slot, shared, sent)
     try:
         for item in inbox:
             kind = item[0]

@@ -125,12 +125,13 @@ class LiveApps:
     uses (``recorder.core.pipeline.applayer.app_process``), writing dns, http, ssl, files, credentials...
     records into the same store.
 
-    Capture never waits for a parser: batches go through a bounded queue to a thread that hands
+    The meter never waits for a parser: batches go through a bounded queue to a thread that hands
     them over; a batch that finds APP_QUEUE_BYTES waiting is not parsed (its packets are counted in
-    ``parser_skipped`` and stay in the capture files, where an ingest parses them). While capture
-    is behind the wire (``shed``, from ``recorder.lag``) no batch is parsed, and those still
+    ``parser_skipped`` and stay in the capture files, where an ingest parses them). While the
+    meter is behind capture (``shed``, from ``recorder.lag``) no batch is parsed, and those still
     waiting in the queue are dropped (both counted in ``parser_skipped`` and ``shed``). Records are
-    flushed at each ``flush`` (the stream calls it every ``stream.FLOW_FLUSH_SECONDS``). A flow's service is set once its row is stored (flows are
+    flushed at each ``flush`` (the meter's process calls it every ``stream.FLOW_FLUSH_SECONDS``, or
+    sooner with live detection). A flow's service is set once its row is stored (flows are
     written when they end, often after their protocol was recognised). If the parsers' process
     fails (a database outage, say), capture and flows go on without it, with one log line, and a
     new one is started at the first flush ``retry_seconds`` later (connections then in progress

@@ -210,8 +210,7 @@ class Stream:
         try:
             # forked before this process starts a thread (the writer's, live detection's)
             self.metering = Metering(c, self.store, self.stream_name, self.sensor, inspect=self.inspect,
-                                     behind=self.behind, slot=self.slot, capture_fd=self.capture.fileno(),
-                                     read_batch=READ_BATCH)
+                                     behind=self.behind, slot=self.slot, capture_fd=self.capture.fileno())
             self.writer = RotatingWriter(c.output_dir, self.spec.prefix(self.sensor), linktype=self.capture.linktype,
                                          snaplen=c.snaplen, rotate_size=c.rotate_size,
                                          rotate_interval=c.rotate_interval, on_open=self._on_open,
@@ -286,9 +285,9 @@ class Stream:
 
     def _pace(self, raw) -> None:
         """How long this read's last packet waited in the kernel ring (the stats line's capture
-        lag; the meter's process sheds inspection on its own lag, ``recorder.metering``)."""
+        lag; the meter's process sheds inspection on its own backlog, ``recorder.lag``)."""
         last = int(raw.ts[-1]) if raw is not None else None
-        self.lag.update(last, time.time_ns(), full=raw is not None and len(raw) >= READ_BATCH)
+        self.lag.update(last, time.time_ns())
 
     @property
     def stream_name(self) -> str:
@@ -365,7 +364,7 @@ class Stream:
         used = sum(p.stat().st_size for p in self.config.output_dir.glob("*.pcap*") if p.is_file())
         log.info("stats %s: packets %d, kernel drops %d, interface drops %d, paused drops %d, flows %d "
                  "(%d open), written %d bytes, files sealed %d, deleted %d, disk used %d bytes, "
-                 "not parsed %d packets (%d shed in %d spells behind the wire; capture lag %d ms, at most %d ms; "
+                 "not parsed %d packets (%d shed in %d spells the meter was behind; capture lag %d ms, at most %d ms; "
                  "meter lag %d ms, at most %d ms, %d bytes waiting)",
                  self.spec.name, k.packets, s.dropped, s.if_dropped, k.paused_dropped, m.flows,
                  m.open_connections, self.writer.bytes_written, k.files_sealed, k.files_deleted, used,
@@ -383,7 +382,7 @@ class Stream:
         if self.metering is not None:
             m = self.metering.close()
             log.info("stopped %s: %d packets, %d kernel drops, %d paused drops, %d flows, %d files sealed, "
-                     "%d packets not parsed (%d shed in %d spells behind the wire, capture lag at most %d ms, "
+                     "%d packets not parsed (%d shed in %d spells the meter was behind, capture lag at most %d ms, "
                      "meter lag at most %d ms)",
                      self.spec.name, self.counters.packets, self.last_stats.dropped,
                      self.counters.paused_dropped, m.flows, self.counters.files_sealed,

@@ -3,10 +3,11 @@ test of the catch-up): each hand-over to the parsers' process takes ``SLOW_SECON
 
 - by default, the queue to the parsers holds one batch at most: a batch that finds another
   still waiting is skipped (``test_live_catchup``);
-- with ``--shed``, capture counts itself behind the wire (``recorder.lag``): any lag sheds
-  (``SHED_LAG_NS = 1`` ns) and only a read that empties the ring resumes (``RESUME_LAG_NS = 0``),
-  so on a link replayed at the capture's own speed the batches alternate, one shed, the next
-  fed, and shedding finds some waiting in the queue to drop (``test_live_shedding``);
+- with ``--shed``, the meter counts itself behind (``recorder.lag``) as soon as one batch waits
+  for it (``SHED_BACKLOG_BYTES = 1``) and caught up only once none does
+  (``RESUME_BACKLOG_BYTES = 0``), and each batch it meters takes ``SLOW_SECONDS["meter"]``
+  longer, so on a link replayed at the capture's own speed it sheds and resumes in turn, and
+  shedding finds some batches waiting for the parsers to drop (``test_live_shedding``);
 - with ``--meter``, the parsers are not slowed but the meter's process is: each batch it meters
   takes ``SLOW_SECONDS["meter"]`` longer (``test_live_meter_lag``).
 
@@ -28,21 +29,22 @@ SLOW_SECONDS = {"queue": 0.25, "shed": 0.2, "meter": 0.3}
 def main() -> None:
     ours = sys.argv[1:sys.argv.index("recorder.cli")]
     mode = "shed" if "--shed" in ours else "meter" if "--meter" in ours else "queue"
-    if mode == "meter":
+    if mode in ("meter", "shed"):
         import recorder.metering as metering
 
         batch = metering._Meter.batch
 
         def slow_batch(self, *args) -> None:
-            time.sleep(SLOW_SECONDS[mode])
+            time.sleep(SLOW_SECONDS["meter"])
             batch(self, *args)
 
         metering._Meter.batch = slow_batch
+    if mode == "meter":
         _run()
         return
     if mode == "shed":
-        lag.SHED_LAG_NS = 1
-        lag.RESUME_LAG_NS = 0
+        lag.SHED_BACKLOG_BYTES = 1
+        lag.RESUME_BACKLOG_BYTES = 0
     else:
         sinks.APP_QUEUE_BYTES = 1
     feed = applayer.AppProcess.feed

@@ -1,32 +1,35 @@
-"""The capture lag's hysteresis (``recorder.lag``): shed above SHED_LAG_NS, resume under
-RESUME_LAG_NS or once a read empties the ring; the shared flags the catch-up reads."""
+"""What gives way when the recorder is behind (``recorder.lag``): inspection sheds while the
+meter's backlog is above SHED_BACKLOG_BYTES and resumes under RESUME_BACKLOG_BYTES; the lag
+figures; the shared flags the catch-up reads."""
 
 from __future__ import annotations
 
 import multiprocessing
 
-from recorder.lag import RESUME_LAG_NS, SHED_LAG_NS, Behind, CaptureLag
+from recorder.lag import RESUME_BACKLOG_BYTES, SHED_BACKLOG_BYTES, Backlog, Behind, CaptureLag
 
 NOW = 10**18
 
 
 def test_sheds_above_the_threshold_and_resumes_under_the_lower_one():
-    lag = CaptureLag()
-    assert not lag.update(NOW - SHED_LAG_NS, NOW, full=True) and not lag.behind  # at the threshold: not yet
-    assert lag.update(NOW - SHED_LAG_NS - 1, NOW, full=True) and lag.behind and lag.spells == 1
-    # between the thresholds, full reads: still behind (hysteresis)
-    assert not lag.update(NOW - RESUME_LAG_NS, NOW, full=True) and lag.behind
-    assert lag.update(NOW - RESUME_LAG_NS + 1, NOW, full=True) and not lag.behind
-    assert lag.max_lag_ns == SHED_LAG_NS + 1 and lag.spells == 1
+    b = Backlog()
+    assert not b.update(SHED_BACKLOG_BYTES) and not b.behind  # at the threshold: not yet
+    assert b.update(SHED_BACKLOG_BYTES + 1) and b.behind and b.spells == 1
+    # between the thresholds: still behind (hysteresis)
+    assert not b.update(RESUME_BACKLOG_BYTES + 1) and b.behind
+    assert b.update(RESUME_BACKLOG_BYTES) and not b.behind
+    assert not b.update(SHED_BACKLOG_BYTES) and not b.behind
+    assert b.update(2 * SHED_BACKLOG_BYTES) and b.behind and b.spells == 2
+    assert b.update(0) and not b.behind  # the queue emptied
 
 
-def test_a_read_that_empties_the_ring_resumes():
+def test_lag_figures():
     lag = CaptureLag()
-    lag.update(NOW - 2 * SHED_LAG_NS, NOW, full=True)
-    assert lag.update(NOW - 2 * SHED_LAG_NS, NOW, full=False) and not lag.behind  # old, but nothing more waits
-    lag.update(NOW - 2 * SHED_LAG_NS, NOW, full=True)
-    assert lag.behind and lag.spells == 2
-    assert lag.update(None, NOW, full=False) and not lag.behind and lag.lag_ns == 0  # an idle read
+    lag.update(NOW - 300, NOW)
+    lag.update(NOW - 100, NOW)
+    assert (lag.lag_ns, lag.max_lag_ns) == (100, 300)
+    lag.update(None, NOW)  # a read that found no packet
+    assert (lag.lag_ns, lag.max_lag_ns) == (0, 300)
 
 
 def _set(behind: Behind) -> None:

@@ -1,6 +1,6 @@
 """Capture first (``recorder.lag``), in a network namespace (127.0.0.0/8 addresses only): a
-recorder that counts itself behind the wire at every other read (``slowparsers.py --shed``) feeds those
-batches to no parser and drops the ones still queued when it falls behind; the live engine thus
+recorder whose meter counts itself behind whenever a batch waits for it (``slowparsers.py
+--shed``) feeds those batches to no parser and drops the ones still queued when it falls behind; the live engine thus
 misses some of the requests that set off a shipped signature, the catch-up matches those files
 again from the sealed file, and the stored signature alerts equal a `wiretrail replay` of the
 sealed files."""
@@ -23,7 +23,7 @@ pytest.importorskip("scapy")
 
 ROOT = Path(__file__).resolve().parents[2]
 CAPTURED = re.compile(r"INFO stats \S+: packets (\d+),")
-STOPPED = re.compile(r"stopped .*?(\d+) packets not parsed \((\d+) shed in (\d+) spells behind the wire")
+STOPPED = re.compile(r"stopped .*?(\d+) packets not parsed \((\d+) shed in (\d+) spells the meter was behind")
 CAUGHT_UP = re.compile(r"signatures: packets inspected live (\d+), by catch-up (\d+) \((\d+) files, the last "
                        r"([\d.]+) s after its last packet\), deferred (\d+) times while capture was behind")
 
