@@ -66,6 +66,22 @@ def typedef(type_, name=None):
     return _BufferItem()
 
 
+class _NoGil:
+    """``cython.nogil`` and ``cython.gil``: as Python, a block (or a decorated function) as it is."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc) -> bool:
+        return False
+
+    def __call__(self, func):
+        return func
+
+
+nogil = gil = _NoGil()
+
+
 def slotted(cls: type) -> type:
     """As Python, ``cls`` (a ``cython.cclass``) rebuilt with ``__slots__`` for the attributes its
     body declares with ``cython.declare`` (None at class level as Python, Cython installed or not).

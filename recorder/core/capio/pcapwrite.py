@@ -73,6 +73,8 @@ def pack_records(raw: RawBatch, lo: int, hi: int) -> tuple[memoryview, np.ndarra
 
 @cython.cfunc
 @cython.inline
+@cython.nogil
+@cython.exceptval(-1)
 @cython.returns(cython.int)
 @cython.locals(out=_U8[:], pos=cython.Py_ssize_t, v=cython.longlong)
 def _put_u32(out, pos, v) -> int:
@@ -92,22 +94,25 @@ def _pack(data, off, cap, ts, wirelen, out) -> None:
     """Each packet ``data[off[i]:off[i] + cap[i]]`` after its 16-byte record header, one after
     the other into ``out`` (exactly their size; ``data`` and ``out`` uint8 arrays, the others
     int64). A packet not inside ``data`` raises ValueError. Compiled, the memoryviews are
-    bounds-checked and each packet is one memcpy."""
+    bounds-checked, each packet is one memcpy, and the loop runs without the GIL (the
+    recorder's writer thread packs while its capture thread reads)."""
     n = off.shape[0]
     pos = 0
-    for i in range(n):
-        t = ts[i]
-        o = off[i]
-        c = cap[i]
-        if o < 0 or c < 0 or o + c > data.shape[0]:  # a slice would be cut short (or broadcast a byte)
-            raise ValueError(f"packet {i} (offset {o}, caplen {c}) is not inside the batch's {data.shape[0]} bytes")
-        _put_u32(out, pos, t // 1_000_000_000)
-        _put_u32(out, pos + 4, (t % 1_000_000_000) // 1000)
-        _put_u32(out, pos + 8, c)
-        _put_u32(out, pos + 12, wirelen[i])
-        pos += 16  # RECORD_HEADER_LEN, as a C constant
-        out[pos:pos + c] = data[o:o + c]
-        pos += c
+    with cython.nogil:  # the capture thread runs meanwhile
+        for i in range(n):
+            t = ts[i]
+            o = off[i]
+            c = cap[i]
+            if o < 0 or c < 0 or o + c > data.shape[0]:  # a slice would be cut short (or broadcast a byte)
+                with cython.gil:
+                    raise ValueError(f"packet {i} (offset {o}, caplen {c}) is not inside the batch's {data.shape[0]} bytes")
+            _put_u32(out, pos, t // 1_000_000_000)
+            _put_u32(out, pos + 4, (t % 1_000_000_000) // 1000)
+            _put_u32(out, pos + 8, c)
+            _put_u32(out, pos + 12, wirelen[i])
+            pos += 16  # RECORD_HEADER_LEN, as a C constant
+            out[pos:pos + c] = data[o:o + c]
+            pos += c
 
 
 def _pack_numpy(raw: RawBatch, lo: int, hi: int) -> memoryview:
