@@ -137,7 +137,7 @@ def test_pairs_of_a_batch_by_hash_table_equal_the_sort(batch):
     # a table with as few slots as there are rows (no free slot to spare): collisions probe on
     n = len(rows)
     bits = max(1, (n - 1).bit_length())
-    slots, u, span = np.full(1 << bits, -1, dtype=np.int64), np.zeros((3, n), np.uint64), np.zeros((2, n), np.int64)
+    slots, u, span = np.full(1 << bits, -1, dtype=np.int32), np.zeros((3, n), np.uint64), np.zeros((2, n), np.int64)
     data, off, hi, lo, ts = args
     k = _group(*map(memoryview, (data, off, hi, lo, ts, slots)), 64 - bits, *map(memoryview, (*u, *span)))
     got = sorted(zip(u[0, :k].tolist(), u[1, :k].tolist(), u[2, :k].tolist(), span[0, :k].tolist(), span[1, :k].tolist()))

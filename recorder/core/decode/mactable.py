@@ -29,6 +29,7 @@ _U8_RO = cython.typedef(cython.const[cython.uchar])
 _I64_RO = cython.typedef(cython.const[cython.longlong])
 _U64_RO = cython.typedef(cython.const[cython.ulonglong])
 _I64 = cython.typedef(cython.longlong)
+_I32 = cython.typedef(cython.int)
 _U64 = cython.typedef(cython.ulonglong)
 _M64 = cython.declare(cython.ulonglong, 0xFFFFFFFFFFFFFFFF)  # as Python, keeps the hash in 64 bits
 _MIX = cython.declare(cython.ulonglong, 0x9E3779B97F4A7C15)  # Fibonacci hashing's multiplier
@@ -61,8 +62,8 @@ def _pairs_compiled(data: bytes, off: np.ndarray, hi: np.ndarray, lo: np.ndarray
     """``_pairs_numpy``'s result by ``_group``: one pass, no sort of the rows (the distinct pairs
     are put in order at the end, a few per row). Memoryviews, so that it runs as Python too."""
     n = len(off)
-    bits = max(4, (2 * n).bit_length())  # the table at most half full
-    slots = np.full(1 << bits, -1, dtype=np.int64)
+    bits = max(4, (2 * n - 1).bit_length())  # the table at most half full
+    slots = np.full(1 << bits, -1, dtype=np.int32)  # small, so that it stays in the cache
     u = np.empty((3, n), dtype=np.uint64)
     span = np.empty((2, n), dtype=np.int64)
     i64 = lambda a: memoryview(np.ascontiguousarray(a, dtype=np.int64))  # noqa: E731
@@ -73,7 +74,7 @@ def _pairs_compiled(data: bytes, off: np.ndarray, hi: np.ndarray, lo: np.ndarray
     return u[0, order], u[1, order], u[2, order], span[0, order], span[1, order]
 
 
-@cython.locals(data=_U8_RO[:], off=_I64_RO[:], hi=_U64_RO[:], lo=_U64_RO[:], ts=_I64_RO[:], slots=_I64[:],
+@cython.locals(data=_U8_RO[:], off=_I64_RO[:], hi=_U64_RO[:], lo=_U64_RO[:], ts=_I64_RO[:], slots=_I32[:],
                shift=cython.int, uhi=_U64[:], ulo=_U64[:], umac=_U64[:], first=_I64[:], last=_I64[:],
                n=cython.Py_ssize_t, i=cython.Py_ssize_t, j=cython.Py_ssize_t, o=cython.Py_ssize_t,
                s=cython.Py_ssize_t, mask=cython.Py_ssize_t, g=cython.Py_ssize_t, k=cython.Py_ssize_t,
