@@ -37,7 +37,7 @@ import numpy as np
 from recorder.core.agecrypt import SUFFIX as AGE_SUFFIX
 from recorder.core.agecrypt import EncryptingFile
 from recorder.core.batch import RawBatch
-from recorder.core.capio.pcapwrite import FILE_HEADER_LEN, encode_records, file_header, record_sizes
+from recorder.core.capio.pcapwrite import FILE_HEADER_LEN, file_header, pack_records, record_sizes
 from recorder.core.evidence import file_sha256
 from recorder.core.secure_files import GROUP_READ, open_private
 
@@ -180,7 +180,7 @@ class RotatingWriter:
         return segments
 
     def _append(self, f: OpenFile, raw: RawBatch, lo: int, hi: int) -> None:
-        blob = encode_records(raw, lo, hi)
+        blob, rel = pack_records(raw, lo, hi)  # the records, and where each starts in them
         try:
             _write_all(f.fileobj, blob)
         except OSError as err:
@@ -191,8 +191,7 @@ class RotatingWriter:
             if err.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise DiskFull(str(f.part)) from None
             raise
-        offs = f.size + np.concatenate(([0], np.cumsum(record_sizes(raw)[lo:hi - 1])))
-        raw.file_off[lo:hi] = offs
+        raw.file_off[lo:hi] = f.size + rel
         if f.disk is None:
             f.sha.update(blob)
         f.size += len(blob)

@@ -8,7 +8,10 @@ type its hot state in Cython's pure-Python mode (``apps/streams.py``, ``apps/dis
 ``cython.declare``'d attributes, ``cython.locals`` and ``cython.cfunc``; these are explicit and module by module,
 ``recorder.core.purecython`` stands in for ``cython`` when Cython is not installed (and its
 ``slotted`` gives a cclass its ``__slots__`` as Python), and a module may set its own directives in a
-``# cython:`` header line (its hash, and so its build, changes with it). Bounds checking and
+``# cython:`` header line (its hash, and so its build, changes with it). Two loops over a batch's
+packets take typed memoryviews of its numpy arrays and bytes (``capio/pcapwrite.py``'s record
+packer, ``decode/mactable.py``'s grouping: declared with ``cython.typedef``, run as numpy when not
+compiled). Bounds checking and
 wrap-around checks stay on everywhere, and no module uses raw pointers. Nothing becomes
 unchecked C through the hints: the type annotations are ignored (``annotation_typing`` off; with it
 on, Cython enforces every hint strictly, rejecting a ``Counter`` where ``-> tuple`` was written or

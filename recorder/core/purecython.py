@@ -18,7 +18,7 @@ compiled = False
 
 # the C types a typed module names, as the Python types they hold
 int = int  # noqa: A001 - Cython's own names
-long = longlong = Py_ssize_t = size_t = uint = ulong = ulonglong = int
+long = longlong = Py_ssize_t = size_t = uint = ulong = ulonglong = uchar = int
 bint = bool
 double = float = float  # noqa: A001
 
@@ -44,6 +44,42 @@ def exceptval(*args, **kwargs):
 
 def declare(type_=None, value=None, **kwargs):
     return value
+
+
+class _BufferItem:
+    """A typed memoryview's item type (``cython.typedef(cython.const[cython.uchar])``): as Python,
+    slicing it (``U8[:]``, the memoryview's declaration) gives ``object``; nothing is checked."""
+
+    def __getitem__(self, dims):
+        return object
+
+
+class _Const:
+    def __getitem__(self, type_):
+        return type_
+
+
+const = _Const()
+
+
+def typedef(type_, name=None):
+    return _BufferItem()
+
+
+class _NoGil:
+    """``cython.nogil`` and ``cython.gil``: as Python, a block (or a decorated function) as it is."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc) -> bool:
+        return False
+
+    def __call__(self, func):
+        return func
+
+
+nogil = gil = _NoGil()
 
 
 def slotted(cls: type) -> type:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
@@ -96,3 +99,46 @@ def test_take_new_gives_each_pair_once(tmp_path):
         taken.append([(r["addr"], r["mac"], r["ts"], cid) for r, cid in table.take_new()])
     assert taken == [[("10.0.0.5", HOST, 1.0, 7)], [("10.0.0.5", NIC2, 2.0, 7)], []]
     assert [r["last_seen"] for r, _ in table.records()] == [3.0, 2.0]  # records() still gives every pair
+
+
+@st.composite
+def mac_rows(draw):
+    """Rows of a batch: a few addresses (IPv4-mapped and IPv6) and MACs, so pairs repeat; each
+    row's packet has its Ethernet source MAC at bytes 6..11, at some offset of ``data``."""
+    addrs = draw(st.lists(st.tuples(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1)), min_size=1, max_size=4))
+    macs = draw(st.lists(st.integers(0, 2**48 - 1), min_size=1, max_size=4))
+    rows = draw(st.lists(st.tuples(st.sampled_from(addrs), st.sampled_from(macs), st.integers(0, 2**62)),
+                         min_size=1, max_size=60))
+    data, off = bytearray(), []
+    for _, mac, _ in rows:
+        data += b"\0" * draw(st.integers(0, 3))
+        off.append(len(data))
+        data += b"\xff" * 6 + mac.to_bytes(6, "big") + b"\x08\x00"
+    u64 = lambda v: np.array(v, dtype=np.uint64)  # noqa: E731
+    return (bytes(data), np.array(off, dtype=np.int64), u64([a[0] for a, _, _ in rows]),
+            u64([a[1] for a, _, _ in rows]), np.array([t for _, _, t in rows], dtype=np.int64)), rows
+
+
+@settings(max_examples=300, deadline=None)
+@given(batch=mac_rows())
+def test_pairs_of_a_batch_by_hash_table_equal_the_sort(batch):
+    """The compiled grouping (a hash table) and the numpy one (a sort) give each distinct
+    (address, MAC) with its first and last time, in (address, MAC) order, as counted row by row."""
+    from recorder.core.decode.mactable import _group, _pairs_compiled, _pairs_numpy
+
+    args, rows = batch
+    want: dict[tuple[int, int, int], list[int]] = {}
+    for (hi, lo), mac, ts in rows:
+        span = want.setdefault((hi, lo, mac), [ts, ts])
+        span[0], span[1] = min(span[0], ts), max(span[1], ts)
+    expect = [(*k, *want[k]) for k in sorted(want)]
+    for pairs in (_pairs_compiled, _pairs_numpy):
+        assert list(zip(*(a.tolist() for a in pairs(*args)))) == expect
+    # a table with as few slots as there are rows (no free slot to spare): collisions probe on
+    n = len(rows)
+    bits = max(1, (n - 1).bit_length())
+    slots, u, span = np.full(1 << bits, -1, dtype=np.int32), np.zeros((3, n), np.uint64), np.zeros((2, n), np.int64)
+    data, off, hi, lo, ts = args
+    k = _group(*map(memoryview, (data, off, hi, lo, ts, slots)), 64 - bits, *map(memoryview, (*u, *span)))
+    got = sorted(zip(u[0, :k].tolist(), u[1, :k].tolist(), u[2, :k].tolist(), span[0, :k].tolist(), span[1, :k].tolist()))
+    assert got == expect

@@ -1,9 +1,12 @@
 """Writing pcap records in batches, and repairing a pcap file a crash left half-written.
 
 The recorder writes classic little-endian microsecond pcap (what every tool reads): one file
-header, then for each packet a 16-byte record header and the captured bytes. ``encode_records``
-turns a slice of a RawBatch into those bytes with numpy (no per-packet Python when the batch's
-packets lie back to back, as libpcap's batches do). ``scan_pcap`` walks a file's records with
+header, then for each packet a 16-byte record header and the captured bytes. ``pack_records``
+turns a slice of a RawBatch into those bytes (and where each record starts in them) for the
+recorder's writer: compiled, one loop copies each header and packet into one buffer (``_pack``,
+typed in Cython's pure-Python mode, bounds-checked); as Python, numpy does it (``_pack_numpy``;
+no per-packet Python when the packets lie back to back, as libpcap's batches do), since the
+loop would be slower there. ``encode_records`` gives the same as bytes. ``scan_pcap`` walks a file's records with
 the reader's plausibility rules (``pcaprecords``) and searches past damage inside as the reader
 does; ``repair_pcap`` keeps every good record and cuts the file after the last one.
 """
@@ -17,6 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+try:
+    import cython
+except ImportError:  # no Cython: the same source runs as plain Python
+    from recorder.core import purecython as cython
+
 from recorder.core.batch import RawBatch
 from recorder.core.capio.pcaprecords import MAX_CAPLEN, RecordFormat, find_next, problem, ts_window
 from recorder.core.errors import CaptureError
@@ -26,6 +34,10 @@ FILE_HEADER_LEN = 24
 RECORD_HEADER_LEN = 16
 _FILE_HEADER = struct.Struct("<IHHiIII")
 _RECORD = np.dtype([("sec", "<u4"), ("frac", "<u4"), ("caplen", "<u4"), ("wirelen", "<u4")])
+# the item types of _pack's typed memoryviews (Cython's pure-Python mode declares them so)
+_U8 = cython.typedef(cython.uchar)
+_U8_RO = cython.typedef(cython.const[cython.uchar])
+_I64_RO = cython.typedef(cython.const[cython.longlong])
 
 
 def file_header(linktype: int, snaplen: int) -> bytes:
@@ -41,9 +53,71 @@ def record_sizes(raw: RawBatch) -> np.ndarray:
 def encode_records(raw: RawBatch, lo: int = 0, hi: int | None = None) -> bytes:
     """Packets ``lo:hi`` of ``raw`` as pcap records (microsecond timestamps)."""
     hi = len(raw) if hi is None else hi
+    return bytes(pack_records(raw, lo, hi)[0]) if hi > lo else b""
+
+
+def pack_records(raw: RawBatch, lo: int, hi: int) -> tuple[memoryview, np.ndarray]:
+    """Packets ``lo:hi`` of ``raw`` (at least one) as pcap records, in a buffer (bytes as
+    ``encode_records`` gives them), and the offset of each record in it (int64)."""
+    cap = np.asarray(raw.caplen[lo:hi], dtype=np.int64)
+    rel = np.empty(len(cap), dtype=np.int64)
+    rel[0] = 0
+    np.cumsum(RECORD_HEADER_LEN + cap[:-1], out=rel[1:])
+    if not cython.compiled:
+        return _pack_numpy(raw, lo, hi), rel
+    out = np.empty(int(rel[-1] + RECORD_HEADER_LEN + cap[-1]), dtype=np.uint8)  # every byte is written
+    _pack(np.frombuffer(raw.data, dtype=np.uint8), np.asarray(raw.off[lo:hi], dtype=np.int64), cap, np.asarray(raw.ts[lo:hi], dtype=np.int64),
+          np.asarray(raw.wirelen[lo:hi], dtype=np.int64), out)
+    return memoryview(out), rel
+
+
+@cython.cfunc
+@cython.inline
+@cython.nogil
+@cython.exceptval(-1)
+@cython.returns(cython.int)
+@cython.locals(out=_U8[:], pos=cython.Py_ssize_t, v=cython.longlong)
+def _put_u32(out, pos, v) -> int:
+    """``v`` (its low 32 bits) little-endian at ``out[pos:pos + 4]``."""
+    out[pos] = v & 0xFF
+    out[pos + 1] = (v >> 8) & 0xFF
+    out[pos + 2] = (v >> 16) & 0xFF
+    out[pos + 3] = (v >> 24) & 0xFF
+    return 0
+
+
+@cython.locals(data=_U8_RO[:], off=_I64_RO[:], cap=_I64_RO[:], ts=_I64_RO[:], wirelen=_I64_RO[:], out=_U8[:],
+               n=cython.Py_ssize_t,
+               i=cython.Py_ssize_t, pos=cython.Py_ssize_t, o=cython.Py_ssize_t, c=cython.Py_ssize_t,
+               t=cython.longlong)
+def _pack(data, off, cap, ts, wirelen, out) -> None:
+    """Each packet ``data[off[i]:off[i] + cap[i]]`` after its 16-byte record header, one after
+    the other into ``out`` (exactly their size; ``data`` and ``out`` uint8 arrays, the others
+    int64). A packet not inside ``data`` raises ValueError. Compiled, the memoryviews are
+    bounds-checked, each packet is one memcpy, and the loop runs without the GIL (the
+    recorder's writer thread packs while its capture thread reads)."""
+    n = off.shape[0]
+    pos = 0
+    with cython.nogil:  # the capture thread runs meanwhile
+        for i in range(n):
+            t = ts[i]
+            o = off[i]
+            c = cap[i]
+            if o < 0 or c < 0 or o + c > data.shape[0]:  # a slice would be cut short (or broadcast a byte)
+                with cython.gil:
+                    raise ValueError(f"packet {i} (offset {o}, caplen {c}) is not inside the batch's {data.shape[0]} bytes")
+            _put_u32(out, pos, t // 1_000_000_000)
+            _put_u32(out, pos + 4, (t % 1_000_000_000) // 1000)
+            _put_u32(out, pos + 8, c)
+            _put_u32(out, pos + 12, wirelen[i])
+            pos += 16  # RECORD_HEADER_LEN, as a C constant
+            out[pos:pos + c] = data[o:o + c]
+            pos += c
+
+
+def _pack_numpy(raw: RawBatch, lo: int, hi: int) -> memoryview:
+    """``pack_records``' buffer with numpy (as Python, faster than ``_pack``'s loop)."""
     n = hi - lo
-    if n <= 0:
-        return b""
     off = raw.off[lo:hi]
     cap = raw.caplen[lo:hi]
     hdr = np.empty(n, dtype=_RECORD)
@@ -60,14 +134,14 @@ def encode_records(raw: RawBatch, lo: int = 0, hi: int | None = None) -> bytes:
         # each header goes in front of its packet: np.insert places all 16 bytes of header i at
         # the position where packet i starts in the body
         at = np.repeat(off - start, RECORD_HEADER_LEN)
-        return np.insert(body, at, hbytes.ravel()).tobytes()
+        return memoryview(np.insert(body, at, hbytes.ravel()))
     mv = memoryview(raw.data)
     parts: list[bytes | memoryview] = []
     for i in range(n):
         o = int(off[i])
         parts.append(hbytes[i].tobytes())
         parts.append(mv[o:o + int(cap[i])])
-    return b"".join(parts)
+    return memoryview(b"".join(parts))
 
 
 @dataclass(frozen=True, slots=True)
