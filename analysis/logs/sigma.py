@@ -31,9 +31,9 @@ from typing import Any
 # Categories Windows' own Security log records (pySigma-pipeline-windows' audit mapping).
 AUDIT_CATEGORIES = frozenset({"process_creation", "registry_event", "registry_set", "registry_add"})
 LINUX_SOURCES = ["syslog", "journal"]
-_RAW = re.compile(r"(?<!\w)_raw(?!\w)")  # the raw line's column in a rule's SQL
 LINUX_SERVICES = {"sshd": "sshd", "sudo": "sudo", "su": "su", "cron": "cron", "systemd-logind": "systemd-logind",
                   "useradd": "useradd", "passwd": "passwd"}
+_RAW = re.compile(r"(?<!\w)_raw(?!\w)")  # the raw line's column in a rule's SQL
 
 
 # Rows as an OR of ANDs of conditions on pseudo-fields: ((("wt_kind", ("sshd",)), ("wt_source",
