@@ -5,9 +5,10 @@ The stored events are laid out once per run in an in-memory SQLite table ``logs`
 is what pySigma's SQLite backend writes its SQL for: Sigma compares strings case-insensitively),
 filled with SQLite's ``json_extract`` from each event's fields, plus the pseudo-fields of
 ``sigma`` (``wt_source``, ``wt_kind``), the common columns (``host``, ``account``, ``action``,
-``outcome``, ``src_ip``, ``src_port``), ``timestamp`` (epoch seconds, for correlations) and
-``_raw`` (keyword searches). With a SQLite store the events are read in place (``ATTACH``), with
-PostgreSQL copied through Python. The table is indexed on ``wt_kind`` and ``wt_source``.
+``outcome``, ``src_ip``, ``src_port``), ``timestamp`` (epoch seconds, for correlations) and,
+when a keyword rule is loaded, ``_raw``. A field is read from the events' JSON only on the rows of
+the log sources of the rules naming it. With a SQLite store the events are read in place
+(``ATTACH``), with PostgreSQL copied through Python. The table is indexed on ``wt_kind`` and ``wt_source``.
 
 Each rule's SQL then runs there: the detection rules of one Linux service or of web servers
 (``scope``) share one scan of that kind's rows; a ``REGEXP`` condition is answered from a table of
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from analysis.alerts import Alert
-from analysis.logs.sigma import CompiledRule, RuleSet
+from analysis.logs.sigma import CompiledRule, Rows, RuleSet
 from recorder.core.store import Store
 
 # pseudo-field (lower case) -> SQL over the staging table ``ev``
@@ -98,20 +99,39 @@ def _stage(conn: sqlite3.Connection, store: Store, since_ns: int | None = None) 
     return "ev"
 
 
-def build_table(conn: sqlite3.Connection, fields: frozenset[str], source: str = "ev") -> str:
+def _on_rows(rows: Rows) -> str:
+    """SQL over ``ev`` true on the rows (``sigma.Rows``)."""
+    def cond(name: str, values: tuple[str, ...]) -> str:
+        return f"{PSEUDO[name]} IN ({', '.join(_literal(v) for v in values)})"
+    return " OR ".join("(" + " AND ".join(cond(n, vs) for n, vs in alt) + ")" for alt in rows) or "0"
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def build_table(conn: sqlite3.Connection, fields: frozenset[str], source: str = "ev",
+                rows: dict[str, Rows | None] | None = None) -> str:
     """The ``logs`` table of every field the rules name, from the events in ``source`` (``_stage``);
-    returns its column definitions."""
+    returns its column definitions. With ``rows`` (``RuleSet.field_rows``), a field of the events'
+    JSON is read only on the rows where a rule naming it can match (NULL elsewhere: no rule's
+    condition holds there whatever its value), so rows of other kinds are not parsed for it."""
     seen: dict[str, str] = {}
     for name in sorted(fields):
         if name.lower() != EVENT_ID and name.lower() != "rowid":
             seen.setdefault(name.lower(), name)
-    for extra in ("timestamp", "_raw"):
-        seen.setdefault(extra, extra)
+    seen.setdefault("timestamp", "timestamp")
     names = list(seen.values())
     columns = ", ".join(f"{_quote(n)} {'REAL' if n.lower() == 'timestamp' else 'TEXT COLLATE NOCASE'}"
                         for n in names)
     conn.execute(f"CREATE TABLE logs ({EVENT_ID} INTEGER PRIMARY KEY, {columns})")
-    exprs = [PSEUDO.get(n.lower(), f"json_extract(ev.fields, '{_json_path(n)}')") for n in names]
+    exprs = []
+    for n in names:
+        if n.lower() in PSEUDO:
+            exprs.append(PSEUDO[n.lower()])
+            continue
+        value, where = f"json_extract(ev.fields, '{_json_path(n)}')", (rows or {}).get(n.lower())
+        exprs.append(value if where is None else f"CASE WHEN {_on_rows(where)} THEN {value} END")
     conn.execute(f"INSERT INTO logs ({EVENT_ID}, {', '.join(map(_quote, names))}) "
                  f"SELECT ev.id, {', '.join(exprs)} FROM {source} AS ev")
     conn.commit()
@@ -333,7 +353,7 @@ def run(store: Store, rules: RuleSet, since_ns: int | None = None) -> tuple[list
     recorder's window): (matches, rules that failed at run time as (path, reason), events scanned)."""
     conn = _connect()
     try:
-        columns = build_table(conn, rules.fields, _stage(conn, store, since_ns))
+        columns = build_table(conn, rules.fields, _stage(conn, store, since_ns), rules.field_rows)
         count = conn.execute("SELECT count(*) FROM logs").fetchone()[0]
         matches: list[Match] = []
         failed: list[tuple[str, str]] = []

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,12 @@ AUDIT_CATEGORIES = frozenset({"process_creation", "registry_event", "registry_se
 LINUX_SOURCES = ["syslog", "journal"]
 LINUX_SERVICES = {"sshd": "sshd", "sudo": "sudo", "su": "su", "cron": "cron", "systemd-logind": "systemd-logind",
                   "useradd": "useradd", "passwd": "passwd"}
+_RAW = re.compile(r"(?<!\w)_raw(?!\w)")  # the raw line's column in a rule's SQL
+
+
+# Rows as an OR of ANDs of conditions on pseudo-fields: ((("wt_kind", ("sshd",)), ("wt_source",
+# ("syslog", "journal"))), ...) is (wt_kind = 'sshd' AND wt_source IN ('syslog', 'journal')) OR ...
+Rows = tuple[tuple[tuple[str, tuple[str, ...]], ...], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +72,10 @@ class CompiledRule:
     # For a detection rule of a Linux service or of web servers: the ``wt_kind`` every row it
     # matches has (our pipeline adds that condition), so rules of one kind can share a scan.
     scope: str | None = None
+    # The rows the rule can match (``Rows``): our pipeline ANDs a ``wt_source``/``wt_kind``
+    # condition to every rule of a log source; a correlation's are those of the rules it counts.
+    # None: not known (any row). ``detect`` reads a field from the events only on such rows.
+    rows: Rows | None = None
 
     @property
     def signature_id(self) -> int:
@@ -89,6 +100,19 @@ class RuleSet:
         for r in self.rules:
             out |= r.fields
         return frozenset(out)
+
+    @property
+    def field_rows(self) -> dict[str, Rows | None]:
+        """Field (lower case) -> the rows on which some rule naming it can match (None: any row)."""
+        out: dict[str, Rows | None] = {}
+        for r in self.rules:
+            for name in r.fields:
+                key = name.lower()
+                if r.rows is None or (key in out and out[key] is None):
+                    out[key] = None
+                else:
+                    out[key] = tuple(dict.fromkeys((out.get(key) or ()) + r.rows))
+        return out
 
 
 def rule_files(paths: Iterable[str]) -> Iterator[str]:
@@ -246,6 +270,7 @@ def load_rules(paths: Iterable[str]) -> RuleSet:
     primary, audit = backends()
     compiled: list[CompiledRule] = []
     predicates: dict[int, list[str]] = {}  # id(rule) -> its conditions as SQL, for prefilters
+    rows_of: dict[int, Rows | None] = {}  # id(rule) -> the rows it can match, for correlations
     order = sorted(loaded, key=lambda pr: isinstance(pr[1], SigmaCorrelationRule))  # bases first
     for path, rule in order:
         correlation = isinstance(rule, SigmaCorrelationRule)
@@ -262,6 +287,7 @@ def load_rules(paths: Iterable[str]) -> RuleSet:
         groups: tuple[str, ...] = ()
         needs: tuple[tuple[str, int, int | None], ...] = ()
         if correlation:
+            rows = _correlation_rows(rule, rows_of)
             prefilter = _prefilter(rule, predicates)
             need = _needs(rule, predicates) if prefilter else None
             if need is not None:
@@ -269,6 +295,7 @@ def load_rules(paths: Iterable[str]) -> RuleSet:
         else:
             result = rule.get_conversion_result() if getattr(rule, "_backreferences", None) else []
             predicates[id(rule)] = [q for q in result if isinstance(q, str)]
+            rows = rows_of[id(rule)] = _rows(rule, [q.sql or "" for q in queries] + predicates[id(rule)])
         logsource = getattr(rule, "logsource", None)
         if (not correlation and logsource is not None and logsource.product == "windows"
                 and logsource.category in AUDIT_CATEGORIES):
@@ -276,6 +303,7 @@ def load_rules(paths: Iterable[str]) -> RuleSet:
                 more = _converted(audit, rule, correlation)
                 fields |= _fields_of(more, audit, rule, correlation)
                 queries += more
+                rows = rows_of[id(rule)] = _rows(rule, [q.sql or "" for q in queries] + predicates[id(rule)])
             except Exception:  # a field with no counterpart in the audit log: the Sysmon form stays
                 pass
         if not queries and getattr(rule, "_output", True):
@@ -283,12 +311,14 @@ def load_rules(paths: Iterable[str]) -> RuleSet:
             continue
         if not queries:
             continue  # a rule only referenced by a correlation (generate: false)
+        if any(_RAW.search((q.sql or "") + str(q.plan or "")) for q in queries) or _RAW.search(prefilter or ""):
+            fields.add("_raw")  # a keyword detection: ``detect`` lays out the raw lines only then
         scope = None if correlation else _scope(logsource, queries)
         level = rule.level.name.lower() if getattr(rule, "level", None) else ""
         compiled.append(CompiledRule(path=path, id=str(rule.id) if rule.id else "", title=rule.title or "",
                                      level=level, tags=_tags(rule), queries=tuple(queries),
                                      fields=frozenset(fields), correlation=correlation, prefilter=prefilter,
-                                     groups=groups, needs=needs, scope=scope))
+                                     groups=groups, needs=needs, scope=scope, rows=rows))
     return RuleSet(tuple(compiled), tuple(rejected))
 
 
@@ -302,6 +332,43 @@ def _scope(logsource, queries: list[Query]) -> str | None:
     elif logsource.category == "webserver":
         kind = "web"
     return kind if kind and f"wt_kind='{kind}'" in queries[0].sql else None
+
+
+def _rows(rule, sqls: list[str]) -> Rows | None:
+    """The rows our pipeline (``_linux_pipeline``) lets a detection rule match: the conditions its
+    items add to a rule of the rule's log source, when every form of the rule (``sqls``) carries
+    them; else None."""
+    from sigma.processing.conditions import LogsourceCondition
+
+    def of(**logsource) -> bool:
+        return LogsourceCondition(**logsource).match(rule)
+
+    conds: list[tuple[str, tuple[str, ...]]] = []
+    conds += [("wt_kind", (kind,)) for service, kind in LINUX_SERVICES.items() if of(product="linux", service=service)]
+    conds += [("wt_source", tuple(LINUX_SOURCES))] if of(product="linux") else []
+    conds += [("wt_kind", ("web",))] if of(category="webserver") else []
+    conds += [("wt_source", ("evtx",))] if of(product="windows") else []
+    conds = conds or [("wt_source", ("unread",))]
+    texts = [" OR ".join(f"{name}='{v}'" for v in values) for name, values in conds]
+    texts = [f"({t})" if len(values) > 1 else t for t, (_n, values) in zip(texts, conds)]
+    if not sqls or not all(t in sql for sql in sqls for t in texts):
+        return None
+    return (tuple(conds),)
+
+
+def _correlation_rows(rule, rows_of: dict[int, Rows | None]) -> Rows | None:
+    """The rows of every rule a correlation counts, through the correlations it counts."""
+    from sigma.correlations import SigmaCorrelationRule
+
+    out: Rows = ()
+    for ref in getattr(rule, "rules", None) or ():
+        target = getattr(ref, "rule", None)
+        inner = (_correlation_rows(target, rows_of) if isinstance(target, SigmaCorrelationRule)
+                 else rows_of.get(id(target)))
+        if inner is None:
+            return None
+        out += inner
+    return out or None
 
 
 def _prefilter(rule, predicates: dict[int, list[str]]) -> str | None:

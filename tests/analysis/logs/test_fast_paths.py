@@ -196,3 +196,46 @@ def test_block_lines_equal_line_by_line(tmp_path, monkeypatch, block):
         by_block, by_line = {"skipped": 0}, {"skipped": 0}
         assert list(ingest._lines(str(plain), by_block)) == list(ingest._lines(str(zipped), by_line))
         assert by_block == by_line
+
+
+def test_fields_read_on_their_rules_rows_only_change_nothing(tmp_path):
+    """A JSON field read only on the rows of the log sources of the rules naming it (``rows``)
+    gives the matches of reading it on every row: shipped rules (correlations, Windows fields) and
+    web and sshd rules, one field named by rules of both sources."""
+    import dataclasses
+    from pathlib import Path
+
+    from analysis.logs.detect import run
+    from analysis.logs.ingest import Options, ingest_file
+    from analysis.logs.sigma import load_rules
+    from recorder.core.store import Store
+
+    web = tmp_path / "access.log"
+    web.write_text("".join(f'203.0.113.{i % 3} - - [01/Jan/2027:05:00:{i:02d} +0000] "GET /{p} HTTP/1.1" 200 1 "-" "{u}"\n'
+                           for i, (p, u) in enumerate([("wp-admin", "curl/8"), ("x", "root"), ("etc/passwd", "admin")] * 4)))
+    auth = tmp_path / "auth.log"
+    auth.write_text("".join(f"Jan  1 01:00:{i:02d} gw sshd[1]: Failed password for {u} from 198.51.100.9 port {4000 + i} ssh2\n"
+                            for i, u in enumerate(["root", "admin", "alice", "bob", "eve", "pi", "git"] * 2)))
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    dets = [("category: webserver", "cs-uri-stem|contains: 'passwd'"), ("category: webserver", "cs-user-agent: 'root'"),
+            ("product: linux\n    service: sshd", "user: 'root'"), ("product: linux", "user: 'admin'"),
+            ("category: webserver", "user: 'admin'")]
+    for i, (src, det) in enumerate(dets):
+        (rules_dir / f"r{i}.yml").write_text(f"title: r{i}\nid: 00000000-0000-4000-8000-{i:012d}\nlogsource:\n    {src}\n"
+                                             f"detection:\n    sel:\n        {det}\n    condition: sel\nlevel: low\n")
+    store = Store(str(tmp_path / "w.db"))
+    store.ensure_schema()
+    for f in (web, auth):
+        ingest_file(store, str(f), Options())
+    rules = load_rules([str(Path(__file__).resolve().parents[3] / "rules" / "sigma"), str(rules_dir)])
+    assert all(r.rows is not None for r in rules.rules) and rules.field_rows["cs-uri-stem"] is not None
+    everywhere = dataclasses.replace(rules, rules=tuple(dataclasses.replace(r, rows=None) for r in rules.rules))
+
+    def key(matches):
+        return sorted((m.rule.title, m.event_ids, m.group) for m in matches)
+    found = key(run(store, rules)[0])
+    assert found == key(run(store, everywhere)[0])
+    assert {"r0", "r1", "r2", "r3", "Password spraying - failed logons to many accounts from one address"} <= {
+        title for title, _, _ in found}
+    store.close()
