@@ -29,11 +29,11 @@ from __future__ import annotations
 import multiprocessing
 from dataclasses import dataclass
 
-# Shed above this backlog (a quarter of the meter's queue, recorder.metering.QUEUE_BYTES: about
-# 250k packets of the benchmark's traffic, two seconds of a top-speed burst), so that the queue
-# never fills while the parsers hold the CPU; resume under this one.
-SHED_BACKLOG_BYTES = 128 << 20
-RESUME_BACKLOG_BYTES = 32 << 20
+# Shed above this backlog (half the meter's queue, recorder.metering.QUEUE_BYTES: about 500k
+# packets of the benchmark's traffic, four seconds of a top-speed burst), so that the queue never
+# fills while the parsers hold the CPU; resume under this one.
+SHED_BACKLOG_BYTES = 256 << 20
+RESUME_BACKLOG_BYTES = 64 << 20
 
 
 class Behind:
