@@ -143,7 +143,7 @@ class FlowWriter:
     def put_open_flows(self, item: OpenFlows) -> None:
         """Interim records of open connections, written by the writer after the flows put before
         them (so a connection that ended shows as a flow before its interim record goes): the
-        recorder's capture thread only pickles the meter's snapshot."""
+        recorder's meter only pickles its snapshot."""
         self._send(item)
 
     def put_index(self, pending) -> None:
