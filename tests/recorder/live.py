@@ -9,6 +9,7 @@ replayed address is in 127.0.0.0/8.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import os
 import shutil
@@ -145,3 +146,30 @@ def records(paths: list[Path], expr: str, tmp: Path) -> list[bytes]:
         with open(tmp, "rb") as f:
             out.extend(bytes(b) for _, b in dpkt.pcap.Reader(f))
     return out
+
+
+# the flow columns live and ingested flows are compared on
+FLOW_COLUMNS = "uid, proto, orig_p, resp_p, conn_state, history, orig_pkts, resp_pkts, orig_bytes, resp_bytes"
+
+
+def packets(paths) -> collections.Counter:
+    """Every packet of the files ``paths``, counted (a multiset: sent and kept compare exactly)."""
+    from recorder.core.capio.pcapio import read_batches
+
+    c: collections.Counter = collections.Counter()
+    for p in paths:
+        for b in read_batches(str(p)):
+            for i in range(len(b)):
+                c[b.packet(i)] += 1
+    return c
+
+
+def sealed(out: Path) -> list[Path]:
+    """The sealed capture files of an output folder, in order."""
+    return sorted(out.glob("*.pcap"))
+
+
+def flows(db: Path) -> list[tuple]:
+    """A database's flows (``FLOW_COLUMNS``), by uid."""
+    with sqlite3.connect(db) as conn:
+        return conn.execute(f"SELECT {FLOW_COLUMNS} FROM flows ORDER BY uid").fetchall()

@@ -13,29 +13,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from analysis.cli import main as wiretrail
-from recorder.core.capio.pcapio import read_batches
 from recorder.core.capio.pcapwrite import scan_pcap
+from tests.recorder.live import flows, packets, sealed
 from tests.recorder.traffic import write_loopback_capture
-
-FLOW_COLUMNS = "uid, proto, orig_p, resp_p, conn_state, history, orig_pkts, resp_pkts, orig_bytes, resp_bytes"
-
-
-def packets(paths) -> collections.Counter:
-    c: collections.Counter = collections.Counter()
-    for p in paths:
-        for b in read_batches(str(p)):
-            for i in range(len(b)):
-                c[b.packet(i)] += 1
-    return c
-
-
-def sealed(out: Path) -> list[Path]:
-    return sorted(out.glob("*.pcap"))
-
-
-def flows(db: Path) -> list[tuple]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute(f"SELECT {FLOW_COLUMNS} FROM flows ORDER BY uid").fetchall()
 
 
 def capture_rows(db: Path) -> list[dict]:

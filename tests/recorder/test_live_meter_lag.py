@@ -11,7 +11,10 @@ import re
 import sys
 from pathlib import Path
 
-from tests.recorder.test_live import cli, flows, packets, sealed
+from click.testing import CliRunner
+
+from analysis.cli import main as wiretrail
+from tests.recorder.live import flows, packets, sealed
 
 ROOT = Path(__file__).resolve().parents[2]
 STOPPED = re.compile(r"stopped \S+: (\d+) packets, (\d+) kernel drops.*capture lag at most (\d+) ms, "
@@ -35,7 +38,7 @@ def test_a_slow_meter_lags_and_catches_up_without_capture_waiting(netns, tmp_pat
     sent, kept = packets([loop_pcap]), packets(files)
     assert sent - kept == collections.Counter()
     again = tmp_path / "ingest.db"
-    r = cli("ingest", "--no-parsers", "--db", str(again), *map(str, files))
+    r = CliRunner().invoke(wiretrail, ["ingest", "--no-parsers", "--db", str(again), *map(str, files)])
     assert r.exit_code == 0, r.output
     live = flows(rec.db)
     assert len(live) > 1000 and live == flows(again)
