@@ -124,9 +124,10 @@ class Metering:
         """Stop: the meter meters what is queued, ends every connection, writes and stores the
         last of everything, and ends (waits for it)."""
         if self.final is None:
+            raised = self.child.error  # already raised by a call here: its caller reports it
             values = self.child.finish()
             self.final = MeterStats(*values) if values is not None else MeterStats(*self.shared[:])
-            if self.child.error is not None:
+            if self.child.error is not None and raised is None:
                 log.error("%s", self.child.error)
         return self.final
 
