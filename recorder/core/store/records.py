@@ -29,7 +29,7 @@ from recorder.core.pipeline.child import Child, Inbox, Outbox
 from recorder.core.schema import APP_TABLES, flows, parser_failures
 from recorder.core.store.database import Database
 from recorder.core.store.rows import KNOWN_FIELDS, ROW_MAKERS, clean_text, to_count, to_row
-from recorder.core.store.sql import insert_tuples
+from recorder.core.store.sql import fast_sqlite_binding, insert_tuples
 
 WRITER_ROWS = 20_000  # records the writer process inserts in one transaction, at most
 MAX_RANGED_BYTES = 256 << 20  # bytes of ranged pieces held (for hashes and extraction) in one ingest
@@ -258,6 +258,7 @@ class RecordWriter:
 def _record_writer_main(inbox: Inbox, outbox: Outbox, store: Database, bulk: bool = False) -> None:
     """The child: pickled batches of rows from the pipe into the store until the parent closes it."""
     store.engine.dispose(close=False)  # the parent's pooled connections stay the parent's
+    fast_sqlite_binding()
     written: Counter[str] = Counter()
     failed = False
     ended = False
