@@ -85,12 +85,14 @@ class StoreOutput:
             for key in record:
                 if key not in known and key not in ("proto", "uid") and not key.startswith("id."):
                     self.dropped_fields[f"{name}.{key}"] += 1
-        self._add(name, {**conn.ident(), "proto": conn.proto, **record}, conn)
+        # the connection's fields are not merged in here: the row takes them from the connection
+        # where the record has none (``RowMaker``, ``conn_ident``); a copy, as the parser may reuse its dict
+        self._add(name, record.copy(), conn)
 
     def credential(self, conn: Conn, *, ts: float, protocol: str, user: str | None,
                    secret: str | None, success: bool | None, note: str | None = None) -> None:
-        self._add("credentials", {"ts": ts, **conn.ident(), "protocol": protocol, "user": user,
-                                  "secret": secret, "success": success, "note": note}, conn)
+        self._add("credentials", {"ts": ts, "protocol": protocol, "user": user, "secret": secret,
+                                  "success": success, "note": note}, conn)
 
     def file(self, conn: Conn, *, ts: float, data: bytes, is_orig: bool, source: str,
              filename: str | None = None, mime_type: str | None = None,
@@ -161,11 +163,9 @@ class StoreOutput:
         """Write the buffered records (each table in one statement, all in one transaction)."""
         if not self._pending:
             return
-        items = []
-        for name, record, conn, capture_id in self._pending:
-            if conn is not None and record.get("uid") is None and conn.uid is not None:
-                record["uid"] = conn.uid
-            items.append((name, record, capture_id, conn.start if conn is not None else 0.0))
+        items = [(name, record, capture_id, conn.start, conn_ident(conn)) if conn is not None
+                 else (name, record, capture_id, 0.0, None)
+                 for name, record, conn, capture_id in self._pending]  # the uid is known by now
         self._pending = []
         if self._writer is not None:
             try:  # the records as they are: the child makes the rows
@@ -204,16 +204,22 @@ class StoreOutput:
             self.rows_written.update(writer.close())
 
 
-def make_rows(items: list[tuple[str, dict, int | None, float]]) -> dict[str, list[tuple]]:
-    """(log, record, capture_id, fallback time) -> each log's rows (``RowMaker`` tuples)."""
+def conn_ident(conn: Conn) -> tuple:
+    """A connection's fields for its records' rows (``RowMaker``'s ``ident``), as few bytes to pickle."""
+    return (conn.uid, conn.orig_h, conn.orig_p, conn.resp_h, conn.resp_p, conn.proto)
+
+
+def make_rows(items: list[tuple[str, dict, int | None, float, tuple | None]]) -> dict[str, list[tuple]]:
+    """(log, record, capture_id, fallback time, connection fields or None) -> each log's rows
+    (``RowMaker`` tuples)."""
     by_table: dict[str, list[tuple]] = {}
-    for name, record, capture_id, fallback in items:
+    for name, record, capture_id, fallback, ident in items:
         if _HASH_DATA in record:
             add_hashes(record, record.pop(_HASH_DATA))
         rows = by_table.get(name)
         if rows is None:
             rows = by_table[name] = []
-        rows.append(ROW_MAKERS[name](record, capture_id, fallback))
+        rows.append(ROW_MAKERS[name](record, capture_id, fallback, ident))
     return by_table
 
 
