@@ -113,6 +113,40 @@ def test_framework_fields_and_late_uid(store):
 
 
 @pytest.mark.parametrize("background", [False, True], ids=["inline", "writer-process"])
+def test_record_fields_win_over_the_connections_and_are_taken_when_logged(store, background):
+    """The connection's uid, id.* and proto fill only what a record leaves out, and a record is
+    stored as it was when logged, whatever the parser does with its dict afterwards."""
+    out = StoreOutput(store, background=background)
+    rec = {"ts": TS, "query": "a.example", "uid": "COwnUid", "id.resp_p": 5353, "proto": "tcp"}
+    out.log("dns", rec, CONN)
+    rec["query"] = "changed.example"  # the parser reuses its dict
+    out.log("dns", {"ts": TS + 1, "query": "b.example", "uid": None, "id.orig_h": "10.9.9.9"}, CONN)
+    out.close()
+    rows = sorted(query_log(store, "dns"), key=lambda r: r["query"])
+    assert [(r["query"], r["uid"], r["id.orig_h"], r["id.orig_p"], r["id.resp_h"], r["id.resp_p"], r["proto"]) for r in rows] == [
+        ("a.example", "COwnUid", "10.0.0.21", 49200, "192.0.2.80", 5353, "tcp"),
+        ("b.example", CONN.uid, "10.9.9.9", 49200, "192.0.2.80", 80, "tcp")]
+
+
+def test_fast_sqlite_binding_stores_the_same_values(tmp_path):
+    """The writers' identity adapters (None, bytes, bool) change no stored value or type."""
+    import sqlite3
+
+    from recorder.core.store.sql import fast_sqlite_binding
+
+    row = (None, b"\x00\x01", True, False, 7, 1.5, "x")
+    db = sqlite3.connect(tmp_path / "b.db")
+    db.execute("CREATE TABLE t (a, b, c, d, e, f, g)")
+    db.execute("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+    fast_sqlite_binding()
+    db.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?)", [row])
+    typed = "SELECT " + ", ".join(f"{c}, typeof({c})" for c in "abcdefg") + " FROM t"
+    before, after = db.execute(typed).fetchall()
+    assert before == after == (None, "null", b"\x00\x01", "blob", 1, "integer", 0, "integer", 7, "integer",
+                               1.5, "real", "x", "text")
+
+
+@pytest.mark.parametrize("background", [False, True], ids=["inline", "writer-process"])
 def test_hostile_values_are_stored_not_raised(store, background):
     out = StoreOutput(store, background=background)
     out.log("http", {

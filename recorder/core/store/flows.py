@@ -15,7 +15,7 @@ from recorder.core.pipeline.child import Child, Inbox, Outbox
 from recorder.core.schema import FLOW_FIELDS, open_flows
 from recorder.core.store.database import Database, first_line
 from recorder.core.store.listing import flows_query
-from recorder.core.store.sql import insert_tuples
+from recorder.core.store.sql import fast_sqlite_binding, insert_tuples
 
 if TYPE_CHECKING:  # numpy, which FlowBatch needs, is imported only by the commands that meter
     from recorder.core.flow.flowrows import FlowBatch
@@ -182,6 +182,7 @@ def _writer_main(inbox: Inbox, outbox: Outbox, store: FlowTable, batch_rows: int
     """The writer process: rows from the queue into the database, in transactions of batch_rows."""
     # The parent's pooled connections came along with the fork; leave them to the parent.
     store.engine.dispose(close=False)
+    fast_sqlite_binding()
     from recorder.core.flow.flowrows import FlowBatch
     from recorder.core.flow.packetindex import PendingIndex
 

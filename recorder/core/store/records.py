@@ -29,7 +29,7 @@ from recorder.core.pipeline.child import Child, Inbox, Outbox
 from recorder.core.schema import APP_TABLES, flows, parser_failures
 from recorder.core.store.database import Database
 from recorder.core.store.rows import KNOWN_FIELDS, ROW_MAKERS, clean_text, to_count, to_row
-from recorder.core.store.sql import insert_tuples
+from recorder.core.store.sql import fast_sqlite_binding, insert_tuples
 
 WRITER_ROWS = 20_000  # records the writer process inserts in one transaction, at most
 MAX_RANGED_BYTES = 256 << 20  # bytes of ranged pieces held (for hashes and extraction) in one ingest
@@ -85,12 +85,14 @@ class StoreOutput:
             for key in record:
                 if key not in known and key not in ("proto", "uid") and not key.startswith("id."):
                     self.dropped_fields[f"{name}.{key}"] += 1
-        self._add(name, {**conn.ident(), "proto": conn.proto, **record}, conn)
+        # the connection's fields are not merged in here: the row takes them from the connection
+        # where the record has none (``RowMaker``, ``conn_ident``); a copy, as the parser may reuse its dict
+        self._add(name, record.copy(), conn)
 
     def credential(self, conn: Conn, *, ts: float, protocol: str, user: str | None,
                    secret: str | None, success: bool | None, note: str | None = None) -> None:
-        self._add("credentials", {"ts": ts, **conn.ident(), "protocol": protocol, "user": user,
-                                  "secret": secret, "success": success, "note": note}, conn)
+        self._add("credentials", {"ts": ts, "protocol": protocol, "user": user, "secret": secret,
+                                  "success": success, "note": note}, conn)
 
     def file(self, conn: Conn, *, ts: float, data: bytes, is_orig: bool, source: str,
              filename: str | None = None, mime_type: str | None = None,
@@ -161,11 +163,9 @@ class StoreOutput:
         """Write the buffered records (each table in one statement, all in one transaction)."""
         if not self._pending:
             return
-        items = []
-        for name, record, conn, capture_id in self._pending:
-            if conn is not None and record.get("uid") is None and conn.uid is not None:
-                record["uid"] = conn.uid
-            items.append((name, record, capture_id, conn.start if conn is not None else 0.0))
+        items = [(name, record, capture_id, conn.start, conn_ident(conn)) if conn is not None
+                 else (name, record, capture_id, 0.0, None)
+                 for name, record, conn, capture_id in self._pending]  # the uid is known by now
         self._pending = []
         if self._writer is not None:
             try:  # the records as they are: the child makes the rows
@@ -204,16 +204,22 @@ class StoreOutput:
             self.rows_written.update(writer.close())
 
 
-def make_rows(items: list[tuple[str, dict, int | None, float]]) -> dict[str, list[tuple]]:
-    """(log, record, capture_id, fallback time) -> each log's rows (``RowMaker`` tuples)."""
+def conn_ident(conn: Conn) -> tuple:
+    """A connection's fields for its records' rows (``RowMaker``'s ``ident``), as few bytes to pickle."""
+    return (conn.uid, conn.orig_h, conn.orig_p, conn.resp_h, conn.resp_p, conn.proto)
+
+
+def make_rows(items: list[tuple[str, dict, int | None, float, tuple | None]]) -> dict[str, list[tuple]]:
+    """(log, record, capture_id, fallback time, connection fields or None) -> each log's rows
+    (``RowMaker`` tuples)."""
     by_table: dict[str, list[tuple]] = {}
-    for name, record, capture_id, fallback in items:
+    for name, record, capture_id, fallback, ident in items:
         if _HASH_DATA in record:
             add_hashes(record, record.pop(_HASH_DATA))
         rows = by_table.get(name)
         if rows is None:
             rows = by_table[name] = []
-        rows.append(ROW_MAKERS[name](record, capture_id, fallback))
+        rows.append(ROW_MAKERS[name](record, capture_id, fallback, ident))
     return by_table
 
 
@@ -258,6 +264,7 @@ class RecordWriter:
 def _record_writer_main(inbox: Inbox, outbox: Outbox, store: Database, bulk: bool = False) -> None:
     """The child: pickled batches of rows from the pipe into the store until the parent closes it."""
     store.engine.dispose(close=False)  # the parent's pooled connections stay the parent's
+    fast_sqlite_binding()
     written: Counter[str] = Counter()
     failed = False
     ended = False

@@ -19,6 +19,7 @@ from recorder.core.store.addresses import addr16
 
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 _FIXED = {"ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p"}
+_NO_CONN = (None,) * 6  # ``RowMaker``'s ident for a record without a connection
 
 
 def clean_text(value: Any) -> str | None:
@@ -157,6 +158,7 @@ class RowMaker:
 
     def __init__(self, name: str) -> None:
         self.conn_log = name in CONN_LOGS
+        self.has_proto = any(field == "proto" for field, _ in LOGS[name])
         columns = ["capture_id", "ts_ns"]
         if self.conn_log:
             columns += ["uid", "orig_h", "orig_p", "resp_h", "resp_p", "orig_a", "resp_a"]
@@ -172,18 +174,26 @@ class RowMaker:
             self.fields.append((field, _converter(ztype), with_a))
         self.columns = tuple(columns)
 
-    def __call__(self, record: dict, capture_id: int | None, fallback_ts: float = 0.0) -> tuple:
+    def __call__(self, record: dict, capture_id: int | None, fallback_ts: float = 0.0,
+                 ident: tuple | None = None) -> tuple:
+        """``ident``: the record's connection (uid, orig_h, orig_p, resp_h, resp_p, proto), for the
+        fields the record does not set itself (a uid it leaves unset included)."""
         get = record.get
         ts_ns = seconds_to_ns(get("ts"))
         vals: list[Any] = [capture_id, ts_ns if ts_ns is not None else seconds_to_ns(fallback_ts) or 0]
+        if ident is None:
+            ident = _NO_CONN
+        elif self.has_proto and "proto" not in record:
+            get = {**record, "proto": ident[5]}.get
         if self.conn_log:
-            uid = clean_text(get("uid"))
-            orig_h = clean_text(get("id.orig_h"))
-            resp_h = clean_text(get("id.resp_h"))
+            uid = get("uid")
+            uid = clean_text(uid if uid is not None else ident[0])
+            orig_h = clean_text(get("id.orig_h", ident[1]))
+            resp_h = clean_text(get("id.resp_h", ident[3]))
             orig_h = orig_h[:45] if orig_h else None
             resp_h = resp_h[:45] if resp_h else None
-            vals += (uid[:24] if uid else None, orig_h, _port(get("id.orig_p")), resp_h, _port(get("id.resp_p")),
-                     _addr16(orig_h), _addr16(resp_h))
+            vals += (uid[:24] if uid else None, orig_h, _port(get("id.orig_p", ident[2])), resp_h,
+                     _port(get("id.resp_p", ident[4])), _addr16(orig_h), _addr16(resp_h))
         append = vals.append
         for field, conv, with_a in self.fields:
             value = get(field)
