@@ -57,10 +57,13 @@ def _head(path: str) -> bytes:
             return b""
 
 
-def _lines(path: str, counts: dict[str, int]) -> Iterator[tuple[int, str]]:
+def _lines(path: str, counts: dict[str, int], part: Part | None = None) -> Iterator[tuple[int, str]]:
     """(line number, text) of each readable line; the others counted in ``skipped``. A plain file
-    is read in blocks (``_block_lines``); a gzip file line by line, so that what was read before a
-    cut in it stays."""
+    is read in blocks (``_block_lines``), whole or only ``part`` of it; a gzip file line by line,
+    so that what was read before a cut in it stays."""
+    if part is not None:
+        yield from _block_lines(path, counts, part)
+        return
     with open(path, "rb") as f:
         compressed = f.read(2) == GZIP_MAGIC
     if not compressed:
@@ -103,17 +106,32 @@ def _text(data: bytes, counts: dict[str, int]) -> str | None:
 BLOCK = 1 << 20
 
 
-def _block_lines(path: str, counts: dict[str, int]) -> Iterator[tuple[int, str]]:
-    """``_lines`` of a plain file, the same lines and counts, read 1 MiB at a time: a block of
-    whole lines without NUL is decoded at once and split, and only a block that does not decode
-    goes line by line. A line longer than ``MAX_LINE`` bytes (its end of line aside) is skipped."""
-    number = 0
+@dataclass(frozen=True, slots=True)
+class Part:
+    """A byte range of a plain file, cut at line ends: it starts just after a ``\n`` (or at 0) and
+    ``lines`` lines come before it, so its lines keep their numbers in the whole file."""
+
+    start: int
+    end: int
+    lines: int
+
+
+def _block_lines(path: str, counts: dict[str, int], part: Part | None = None) -> Iterator[tuple[int, str]]:
+    """``_lines`` of a plain file (or of ``part`` of it), the same lines and counts, read 1 MiB at
+    a time: a block of whole lines without NUL is decoded at once and split, and only a block that
+    does not decode goes line by line. A line longer than ``MAX_LINE`` bytes (its end of line
+    aside) is skipped. What a line gives depends on its bytes only, not on where the blocks cut."""
+    number = part.lines if part else 0
+    left = part.end - part.start if part else -1  # bytes still to read (-1: to the end)
     carry = b""
     dropping = False  # inside a long line already counted as skipped
     with open(path, "rb") as f:
         try:
+            if part:
+                f.seek(part.start)
             while True:
-                block = f.read(BLOCK)
+                block = f.read(BLOCK if left < 0 else min(BLOCK, left))
+                left -= len(block) if left > 0 else 0
                 if not block:
                     break
                 end = block.rfind(b"\n")
@@ -208,9 +226,12 @@ def _evtx_events(path: str, counts: dict[str, int]) -> Iterator[LogEvent]:
         yield from read_evtx(tmp.name, counts)
 
 
-def _text_events(path: str, kind: str, options: Options, counts: dict[str, int]) -> Iterator[LogEvent]:
+def _text_events(path: str, kind: str, options: Options, counts: dict[str, int],
+                 part: Part | None = None) -> Iterator[LogEvent]:
+    """The events of a text file's lines (or of ``part`` of them): the parsers keep no state from
+    one line to the next but caches, so parts of a file read apart give the same events."""
     if kind == "journal":
-        for number, text in _lines(path, counts):
+        for number, text in _lines(path, counts, part):
             ev = parse_journal_line(number, text)
             if ev is None:
                 counts["skipped"] += 1
@@ -219,7 +240,7 @@ def _text_events(path: str, kind: str, options: Options, counts: dict[str, int])
         return
     if kind == "web":
         parser = WebParser(options.log_format)
-        for number, text in _lines(path, counts):
+        for number, text in _lines(path, counts, part):
             ev = parser.parse(number, text)
             if ev is None:
                 counts["skipped"] += 1
@@ -228,7 +249,7 @@ def _text_events(path: str, kind: str, options: Options, counts: dict[str, int])
         return
     mtime = os.stat(path).st_mtime
     syslog = SyslogParser(mtime=mtime, tz=options.tz)
-    for number, text in _lines(path, counts):
+    for number, text in _lines(path, counts, part):
         ev = syslog.parse(number, text) if kind == "syslog" else None
         if ev is None:
             counts["skipped"] += 1
@@ -236,8 +257,38 @@ def _text_events(path: str, kind: str, options: Options, counts: dict[str, int])
         yield ev
 
 
-def ingest_file(store: Store, path: str, options: Options) -> SourceSummary:
-    """One file into the store; never raises for the file's content (only for the database)."""
+@dataclass(frozen=True, slots=True)
+class Parallel:
+    """When a file is read by several processes (``parallel``): a plain text file (not gzip, not
+    evtx) of at least ``min_bytes`` into a SQLite store, by ``workers`` processes (default: the
+    CPUs, at most 4); their scratch files in ``scratch_dir`` (default: the store's folder)."""
+
+    min_bytes: int = 16 << 20
+    workers: int | None = None
+    scratch_dir: str | None = None
+
+
+def _ranges(store: Store, path: str, kind: str, size: int, parallel: Parallel) -> list[Part]:
+    """The parts ``path`` is read in by as many processes (one part: read here, serially)."""
+    if kind == "evtx" or not store.is_sqlite:
+        return []
+    from analysis.logs.parallel import parts, workers_for
+
+    n = workers_for(size, min_bytes=parallel.min_bytes, workers=parallel.workers)
+    if n < 2:
+        return []
+    try:
+        with open(path, "rb") as f:
+            if f.read(2) == GZIP_MAGIC:
+                return []
+        return parts(path, n)
+    except OSError:
+        return []  # read serially, which counts what cannot be read
+
+
+def ingest_file(store: Store, path: str, options: Options, parallel: Parallel = Parallel()) -> SourceSummary:
+    """One file into the store; never raises for the file's content (only for the database, or
+    a worker process's failure when the file is read by several: ``Parallel``)."""
     try:
         digest = sha256_of(path)
         kind = sniff(path, options)
@@ -249,16 +300,29 @@ def ingest_file(store: Store, path: str, options: Options) -> SourceSummary:
                              problem=f"already in the store (same SHA-256 as {seen['path']})")
     counts = {"skipped": 0}
     source_id = log_store.add_source(store, path=path, sha256=digest, kind=kind, host=options.host)
-    if kind == "evtx":
-        events = _evtx_events(path, counts)
-    else:
-        events = _text_events(path, kind, options, counts)
     try:  # about how many lines are coming (a line of an auth or web log is ~100-200 bytes)
-        expected = os.path.getsize(path) // 200 if kind != "evtx" else 0
+        size = os.path.getsize(path)
     except OSError:
-        expected = 0
-    written = log_store.write_events(store, source_id, options.host, _tolerant(events, counts), expected,
-                                     checked_text=kind not in ("evtx", "journal"))
+        size = 0
+    expected = size // 200 if kind != "evtx" else 0
+    checked_text = kind not in ("evtx", "journal")
+    ranges = _ranges(store, path, kind, size, parallel)
+    if len(ranges) > 1:
+        from analysis.logs.parallel import read_parts
+
+        try:
+            written = read_parts(store, path, kind, options, counts, source_id, ranges, expected,
+                                 checked_text=checked_text, scratch_dir=parallel.scratch_dir)
+        except BaseException:
+            log_store.drop_source(store, source_id)
+            raise
+    else:
+        if kind == "evtx":
+            events = _evtx_events(path, counts)
+        else:
+            events = _text_events(path, kind, options, counts)
+        written = log_store.write_events(store, source_id, options.host, _tolerant(events, counts), expected,
+                                         checked_text=checked_text)
     parsed = written - counts.get("raw", 0)
     log_store.finish_source(store, source_id, kind=kind, events=parsed, skipped=counts["skipped"])
     problem = counts.get("error") if not parsed else None  # type: ignore[assignment]
