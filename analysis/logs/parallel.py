@@ -144,7 +144,11 @@ def read_parts(store: Store, path: str, kind: str, options: Options, counts: dic
     gains theirs (skipped, raw, the first reading error). Returns how many rows were stored.
     Raises WiretrailError (one line: the file, the line reached) when a worker fails; the store
     then holds none of the file's rows."""
-    folder = tempfile.mkdtemp(prefix=".wiretrail-logs-", dir=_scratch_dir(store, scratch_dir))
+    where = _scratch_dir(store, scratch_dir)
+    try:
+        folder = tempfile.mkdtemp(prefix=".wiretrail-logs-", dir=where)
+    except OSError as err:
+        raise WiretrailError(f"cannot make a scratch folder in {where}: {err.strerror or err}", path=path) from None
     children: list[Child] = []
     try:
         for i, part in enumerate(ranges):
