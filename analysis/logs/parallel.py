@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from analysis.logs import store as log_store
-from analysis.logs.ingest import Options, Part, _text_events, _tolerant
+from analysis.logs.reading import Options, Part, text_events, tolerant
 from recorder.core.errors import WiretrailError
 from recorder.core.pipeline.child import Child
 from recorder.core.schema import LOG_EVENT_FIELDS
@@ -102,7 +102,7 @@ def _work(_inbox, outbox, job: Job) -> None:
             row = log_store._clean_row if job.checked_text else log_store._row
             host = job.options.host
             batch: list[tuple] = []
-            for ev in _tolerant(_text_events(job.path, job.kind, job.options, counts, job.part), counts):
+            for ev in tolerant(text_events(job.path, job.kind, job.options, counts, job.part), counts):
                 batch.append(row(job.source_id, host, ev))
                 if len(batch) >= BATCH:
                     reached = ev.line

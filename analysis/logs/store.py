@@ -68,8 +68,8 @@ def _row(source_id: int, host: str | None, ev: LogEvent) -> tuple:
 
 
 def _clean_row(source_id: int, host: str | None, ev: LogEvent) -> tuple:
-    """``_row`` for events read from checked text lines (valid UTF-8, no NUL: ``ingest``'s
-    ``_lines``), whose account, action and raw line need no escaping."""
+    """``_row`` for events read from checked text lines (valid UTF-8, no NUL:
+    ``reading.lines``), whose account, action and raw line need no escaping."""
     line, kind, ts_ns, ev_host, src_ip, src_port, account, action, outcome, raw, fields = ev
     found = address(src_ip) if src_ip else None
     return (source_id, line, ts_ns, ev_host or host, kind, src_ip, found[1] if found else None, src_port,

@@ -20,8 +20,10 @@ from pathlib import Path
 import pytest
 
 from analysis.logs import ingest as ingest_module
-from analysis.logs.ingest import MAX_LINE, Options, Parallel, Part, _block_lines, ingest_file
+from analysis.logs import reading
+from analysis.logs.ingest import MAX_LINE, Options, Parallel, ingest_file
 from analysis.logs.parallel import parts
+from analysis.logs.reading import Part
 from recorder.core.store import Store
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -112,21 +114,21 @@ def test_awkward_lines_at_the_cuts_give_the_serial_rows_and_counts(tmp_path, wor
     assert stored(tmp_path / "split.db") == stored(tmp_path / "serial.db")
 
 
-@pytest.mark.parametrize("block", [ingest_module.BLOCK, 4096])
+@pytest.mark.parametrize("block", [reading.BLOCK, 4096])
 def test_any_cut_at_a_line_start_reads_the_same_lines(tmp_path, monkeypatch, block):
     """Cut in two at every line start of the awkward file (and small blocks, so that long lines
     cross blocks): the parts' lines and counts add up to the whole file's."""
-    monkeypatch.setattr(ingest_module, "BLOCK", block)
+    monkeypatch.setattr(reading, "BLOCK", block)
     log = awkward(tmp_path / "a.log")
     data = log.read_bytes()
     whole_counts = {"skipped": 0}
-    whole = list(_block_lines(str(log), whole_counts))
+    whole = list(reading.lines(str(log), whole_counts))
     starts = [i + 1 for i, b in enumerate(data) if b == 10][::37]
     for cut in starts:
         counts = {"skipped": 0}
         first = Part(0, cut, 0)
         second = Part(cut, len(data), data[:cut].count(b"\n"))
-        got = list(_block_lines(str(log), counts, first)) + list(_block_lines(str(log), counts, second))
+        got = list(reading.lines(str(log), counts, first)) + list(reading.lines(str(log), counts, second))
         assert (got, counts) == (whole, whole_counts), cut
 
 
