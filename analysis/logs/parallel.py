@@ -12,6 +12,7 @@ the scratch files go whatever happens, an interrupt included."""
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import sqlite3
 import tempfile
@@ -145,12 +146,15 @@ def read_parts(store: Store, path: str, kind: str, options: Options, counts: dic
     Raises WiretrailError (one line: the file, the line reached) when a worker fails; the store
     then holds none of the file's rows."""
     where = _scratch_dir(store, scratch_dir)
-    try:
-        folder = tempfile.mkdtemp(prefix=".wiretrail-logs-", dir=where)
-    except OSError as err:
-        raise WiretrailError(f"cannot make a scratch folder in {where}: {err.strerror or err}", path=path) from None
+    # named before it is made, so that an interrupt at any point leaves nothing behind
+    folder = os.path.join(where, f".wiretrail-logs-{os.getpid()}-{secrets.token_hex(6)}")
     children: list[Child] = []
     try:
+        try:
+            os.mkdir(folder, 0o700)
+        except OSError as err:
+            raise WiretrailError(f"cannot make a scratch folder in {where}: {err.strerror or err}",
+                                 path=path) from None
         for i, part in enumerate(ranges):
             job = Job(path, kind, options, part, source_id, checked_text, os.path.join(folder, f"part{i}.db"))
             children.append(Child(_work, (job,), name=f"wiretrail-log-reader-{i}",

@@ -209,3 +209,14 @@ def test_an_interrupt_leaves_no_scratch_file(tmp_path):
     assert (proc.returncode, out.strip()) == (130, "interrupted")
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".wiretrail-logs-")]
     assert stored(tmp_path / "w.db") == ([], [])
+
+
+def test_a_scratch_folder_that_cannot_be_made_is_one_error_and_stores_nothing(tmp_path):
+    from recorder.core.errors import WiretrailError
+
+    log = awkward(tmp_path / "auth.log")
+    missing = tmp_path / "no" / "such" / "folder"
+    with pytest.raises(WiretrailError) as got:
+        ingest_all(tmp_path / "w.db", [log], Parallel(min_bytes=0, workers=2, scratch_dir=str(missing)))
+    assert str(got.value) == f"{log}: cannot make a scratch folder in {missing}: No such file or directory"
+    assert stored(tmp_path / "w.db") == ([], [])
