@@ -11,28 +11,19 @@ import gzip
 import hashlib
 import os
 import tempfile
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import tzinfo
 
 from analysis.logs import store as log_store
 from analysis.logs.evtx_reader import is_evtx, read_evtx
 from analysis.logs.model import LogEvent, SourceSummary
-from analysis.logs.syslog import SyslogParser, is_journal_line, is_syslog_line, parse_journal_line
+from analysis.logs.reading import GZIP_MAGIC, MAX_LINE, Options, Part, head, lines, text_events, tolerant
+from analysis.logs.syslog import is_journal_line, is_syslog_line
 from analysis.logs.web import WebParser
 from recorder.core.store import Store
 
-MAX_LINE = 64 * 1024
 SNIFF_LINES = 50
-GZIP_MAGIC = b"\x1f\x8b"
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    host: str | None = None
-    tz: tzinfo | None = None  # zone of timestamps written without one (default UTC)
-    log_format: str | None = None  # Apache LogFormat for web logs
+__all__ = ["MAX_LINE", "Options", "Parallel", "SourceSummary", "ingest_file", "sniff"]
 
 
 def sha256_of(path: str) -> str:
@@ -43,147 +34,14 @@ def sha256_of(path: str) -> str:
     return h.hexdigest()
 
 
-def _open(path: str):
-    with open(path, "rb") as f:
-        head = f.read(2)
-    return gzip.open(path, "rb") if head == GZIP_MAGIC else open(path, "rb")
-
-
-def _head(path: str) -> bytes:
-    with _open(path) as f:
-        try:
-            return f.read(8)
-        except (OSError, EOFError, zlib.error):
-            return b""
-
-
-def _lines(path: str, counts: dict[str, int]) -> Iterator[tuple[int, str]]:
-    """(line number, text) of each readable line; the others counted in ``skipped``. A plain file
-    is read in blocks (``_block_lines``); a gzip file line by line, so that what was read before a
-    cut in it stays."""
-    with open(path, "rb") as f:
-        compressed = f.read(2) == GZIP_MAGIC
-    if not compressed:
-        yield from _block_lines(path, counts)
-        return
-    with _open(path) as f:
-        number = 0
-        try:
-            while True:
-                data = f.readline(MAX_LINE + 1)
-                if not data:
-                    break
-                number += 1
-                if len(data) > MAX_LINE and not data.endswith(b"\n"):
-                    counts["skipped"] += 1
-                    while data and not data.endswith(b"\n"):  # the rest of the long line
-                        data = f.readline(MAX_LINE + 1)
-                    continue
-                text = _text(data, counts)
-                if text is not None:
-                    yield number, text
-        except (OSError, EOFError, zlib.error):  # a gzip cut short: what was read stays
-            counts["skipped"] += 1
-
-
-def _text(data: bytes, counts: dict[str, int]) -> str | None:
-    """One line's text (without its end of line), or None: not UTF-8 or holding NUL (counted as
-    skipped), or blank."""
-    if b"\x00" in data:
-        counts["skipped"] += 1
-        return None
-    try:
-        text = data.decode("utf-8").rstrip("\r\n")
-    except UnicodeDecodeError:
-        counts["skipped"] += 1
-        return None
-    return text if text.strip() else None
-
-
-BLOCK = 1 << 20
-
-
-def _block_lines(path: str, counts: dict[str, int]) -> Iterator[tuple[int, str]]:
-    """``_lines`` of a plain file, the same lines and counts, read 1 MiB at a time: a block of
-    whole lines without NUL is decoded at once and split, and only a block that does not decode
-    goes line by line. A line longer than ``MAX_LINE`` bytes (its end of line aside) is skipped."""
-    number = 0
-    carry = b""
-    dropping = False  # inside a long line already counted as skipped
-    with open(path, "rb") as f:
-        try:
-            while True:
-                block = f.read(BLOCK)
-                if not block:
-                    break
-                end = block.rfind(b"\n")
-                if dropping:
-                    if end < 0:
-                        continue
-                    block, dropping = block[block.find(b"\n") + 1:], False
-                    end = block.rfind(b"\n")
-                if end < 0:
-                    carry += block
-                    if len(carry) > MAX_LINE:
-                        number += 1
-                        counts["skipped"] += 1
-                        carry, dropping = b"", True
-                    continue
-                whole, carry = carry + block[:end], block[end + 1:]
-                for text in _block_texts(whole, counts):
-                    number += 1
-                    if text:
-                        yield number, text
-                if len(carry) > MAX_LINE:
-                    number += 1
-                    counts["skipped"] += 1
-                    carry, dropping = b"", True
-        except OSError:
-            counts["skipped"] += 1
-            return
-    if carry:  # a last line without its end of line
-        number += 1
-        text = _text(carry, counts)
-        if text is not None:
-            yield number, text
-
-
-def _block_texts(whole: bytes, counts: dict[str, int]) -> list[str | None]:
-    """The text of each line of ``whole`` (lines without their final ``\\n``), None for one skipped
-    or blank (the skipped counted)."""
-    if b"\x00" not in whole:
-        try:
-            texts = whole.decode("utf-8").split("\n")
-        except UnicodeDecodeError:
-            pass
-        else:
-            out: list[str | None] = texts
-            for i, text in enumerate(texts):
-                if len(text) > MAX_LINE // 4 and len(text.encode("utf-8")) > MAX_LINE:
-                    counts["skipped"] += 1
-                    out[i] = None
-                elif not text or text[-1] == "\r" or text[0].isspace() or text[-1].isspace():
-                    text = text.rstrip("\r")
-                    out[i] = text if text.strip() else None
-            return out
-    out = []
-    for data in whole.split(b"\n"):
-        if len(data) > MAX_LINE:
-            counts["skipped"] += 1
-            out.append(None)
-        else:
-            out.append(_text(data, counts))
-    return out
-
-
 def sniff(path: str, options: Options) -> str:
     """syslog, journal, web, evtx or unknown, from the first lines."""
-    head = _head(path)
-    if is_evtx(head):
+    first = head(path)
+    if is_evtx(first):
         return "evtx"
     web = WebParser(options.log_format)
     votes = {"journal": 0, "syslog": 0, "web": 0}
-    for _n, line in zip(range(SNIFF_LINES), _lines(path, {"skipped": 0})):
+    for _n, line in zip(range(SNIFF_LINES), lines(path, {"skipped": 0})):
         text = line[1]
         if is_journal_line(text):
             votes["journal"] += 1
@@ -208,36 +66,38 @@ def _evtx_events(path: str, counts: dict[str, int]) -> Iterator[LogEvent]:
         yield from read_evtx(tmp.name, counts)
 
 
-def _text_events(path: str, kind: str, options: Options, counts: dict[str, int]) -> Iterator[LogEvent]:
-    if kind == "journal":
-        for number, text in _lines(path, counts):
-            ev = parse_journal_line(number, text)
-            if ev is None:
-                counts["skipped"] += 1
-                ev = LogEvent(line=number, kind="raw", raw=text)
-            yield ev
-        return
-    if kind == "web":
-        parser = WebParser(options.log_format)
-        for number, text in _lines(path, counts):
-            ev = parser.parse(number, text)
-            if ev is None:
-                counts["skipped"] += 1
-                ev = LogEvent(line=number, kind="raw", raw=text)
-            yield ev
-        return
-    mtime = os.stat(path).st_mtime
-    syslog = SyslogParser(mtime=mtime, tz=options.tz)
-    for number, text in _lines(path, counts):
-        ev = syslog.parse(number, text) if kind == "syslog" else None
-        if ev is None:
-            counts["skipped"] += 1
-            ev = LogEvent(line=number, kind="raw", raw=text)
-        yield ev
+@dataclass(frozen=True, slots=True)
+class Parallel:
+    """When a file is read by several processes (``parallel``): a plain text file (not gzip, not
+    evtx) of at least ``min_bytes`` into a SQLite store, by ``workers`` processes (default: the
+    CPUs, at most 4); their scratch files in ``scratch_dir`` (default: the store's folder)."""
+
+    min_bytes: int = 16 << 20
+    workers: int | None = None
+    scratch_dir: str | None = None
 
 
-def ingest_file(store: Store, path: str, options: Options) -> SourceSummary:
-    """One file into the store; never raises for the file's content (only for the database)."""
+def _ranges(store: Store, path: str, kind: str, size: int, parallel: Parallel) -> list[Part]:
+    """The parts ``path`` is read in by as many processes (one part: read here, serially)."""
+    if kind == "evtx" or not store.is_sqlite:
+        return []
+    from analysis.logs.parallel import parts, workers_for
+
+    n = workers_for(size, min_bytes=parallel.min_bytes, workers=parallel.workers)
+    if n < 2:
+        return []
+    try:
+        with open(path, "rb") as f:
+            if f.read(2) == GZIP_MAGIC:
+                return []
+        return parts(path, n)
+    except OSError:
+        return []  # read serially, which counts what cannot be read
+
+
+def ingest_file(store: Store, path: str, options: Options, parallel: Parallel = Parallel()) -> SourceSummary:
+    """One file into the store; never raises for the file's content (only for the database, or
+    a worker process's failure when the file is read by several: ``Parallel``)."""
     try:
         digest = sha256_of(path)
         kind = sniff(path, options)
@@ -249,16 +109,29 @@ def ingest_file(store: Store, path: str, options: Options) -> SourceSummary:
                              problem=f"already in the store (same SHA-256 as {seen['path']})")
     counts = {"skipped": 0}
     source_id = log_store.add_source(store, path=path, sha256=digest, kind=kind, host=options.host)
-    if kind == "evtx":
-        events = _evtx_events(path, counts)
-    else:
-        events = _text_events(path, kind, options, counts)
     try:  # about how many lines are coming (a line of an auth or web log is ~100-200 bytes)
-        expected = os.path.getsize(path) // 200 if kind != "evtx" else 0
+        size = os.path.getsize(path)
     except OSError:
-        expected = 0
-    written = log_store.write_events(store, source_id, options.host, _tolerant(events, counts), expected,
-                                     checked_text=kind not in ("evtx", "journal"))
+        size = 0
+    expected = size // 200 if kind != "evtx" else 0
+    checked_text = kind not in ("evtx", "journal")
+    ranges = _ranges(store, path, kind, size, parallel)
+    if len(ranges) > 1:
+        from analysis.logs.parallel import read_parts
+
+        try:
+            written = read_parts(store, path, kind, options, counts, source_id, ranges, expected,
+                                 checked_text=checked_text, scratch_dir=parallel.scratch_dir)
+        except BaseException:
+            log_store.drop_source(store, source_id)
+            raise
+    else:
+        if kind == "evtx":
+            events = _evtx_events(path, counts)
+        else:
+            events = text_events(path, kind, options, counts)
+        written = log_store.write_events(store, source_id, options.host, tolerant(events, counts), expected,
+                                         checked_text=checked_text)
     parsed = written - counts.get("raw", 0)
     log_store.finish_source(store, source_id, kind=kind, events=parsed, skipped=counts["skipped"])
     problem = counts.get("error") if not parsed else None  # type: ignore[assignment]
@@ -266,16 +139,3 @@ def ingest_file(store: Store, path: str, options: Options) -> SourceSummary:
         problem = "not a log format this version reads (syslog, journalctl JSON, web access log, evtx)"
     return SourceSummary(path, kind, digest, parsed, counts["skipped"], source_id=source_id,
                          problem=str(problem) if problem else None)
-
-
-def _tolerant(events: Iterator[LogEvent], counts: dict[str, int]) -> Iterator[LogEvent]:
-    """The events, counting raw ones; a reader failing midway (a truncated evtx, a broken gzip)
-    ends the file with what was read, counted as one skipped part (its error kept in ``error``)."""
-    try:
-        for ev in events:
-            if ev.kind == "raw":
-                counts["raw"] = counts.get("raw", 0) + 1
-            yield ev
-    except (OSError, RuntimeError, ValueError, EOFError, zlib.error) as err:
-        counts["skipped"] += 1
-        counts["error"] = (str(err).splitlines() or [type(err).__name__])[0][:200]  # type: ignore[assignment]

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -45,6 +46,13 @@ def source_by_sha256(store: Store, sha256: str) -> dict | None:
         return dict(row._mapping) if row else None
 
 
+def drop_source(store: Store, source_id: int) -> None:
+    """A file's source row and events gone (an ingest that failed before any was stored)."""
+    with store.db_errors("record log file"), store.engine.begin() as conn:
+        conn.execute(log_events.delete().where(log_events.c.source_id == source_id))
+        conn.execute(log_sources.delete().where(log_sources.c.id == source_id))
+
+
 def finish_source(store: Store, source_id: int, *, kind: str, events: int, skipped: int) -> None:
     with store.db_errors("record log file"), store.engine.begin() as conn:
         conn.execute(log_sources.update().where(log_sources.c.id == source_id)
@@ -60,8 +68,8 @@ def _row(source_id: int, host: str | None, ev: LogEvent) -> tuple:
 
 
 def _clean_row(source_id: int, host: str | None, ev: LogEvent) -> tuple:
-    """``_row`` for events read from checked text lines (valid UTF-8, no NUL: ``ingest``'s
-    ``_lines``), whose account, action and raw line need no escaping."""
+    """``_row`` for events read from checked text lines (valid UTF-8, no NUL:
+    ``reading.lines``), whose account, action and raw line need no escaping."""
     line, kind, ts_ns, ev_host, src_ip, src_port, account, action, outcome, raw, fields = ev
     found = address(src_ip) if src_ip else None
     return (source_id, line, ts_ns, ev_host or host, kind, src_ip, found[1] if found else None, src_port,
@@ -75,42 +83,94 @@ def _clean_row(source_id: int, host: str | None, ev: LogEvent) -> tuple:
 _LOAD_PRAGMAS = {"foreign_keys": "OFF", "wal_autocheckpoint": "1000000"}
 
 
+def row_maker(checked_text: bool) -> Callable[[int, str | None, LogEvent], tuple]:
+    """The function making an event's row: ``_clean_row`` for events from checked text lines."""
+    return _clean_row if checked_text else _row
+
+
 def write_events(store: Store, source_id: int, host: str | None, events: Iterable[LogEvent],
                  expected: int = 0, *, checked_text: bool = False) -> int:
     """Write the events in batches of ``BATCH`` rows; returns how many were written.
     ``checked_text``: the events come from text lines already checked (``_clean_row``).
 
     On SQLite, when about ``expected`` rows are coming and the table holds fewer than that, the
-    table's indexes are dropped for the load and built again at its end (one sort per index rather
-    than a B-tree insert per row and index), with ``_LOAD_PRAGMAS`` in force meanwhile; they are
-    built again whatever happens, and any missing beforehand (an ingest cut short) is built first."""
+    table's indexes are dropped for the load and built again at its end (``_loading``)."""
     n = 0
     batch: list[tuple] = []
-    row = _clean_row if checked_text else _row
-    with store.db_errors("write log events"), store.engine.connect() as conn:
-        deferred = store.is_sqlite and expected > 0 and _deferrable(conn, expected)
-        before = _pragmas(conn, _LOAD_PRAGMAS) if deferred else {}
-        try:
-            for ev in events:
-                batch.append(row(source_id, host, ev))
-                if len(batch) >= BATCH:
-                    with conn.begin():
-                        insert_tuples(conn, "log_events", LOG_EVENT_FIELDS, batch)
-                    n += len(batch)
-                    batch = []
-            if batch:
+    row = row_maker(checked_text)
+    with store.db_errors("write log events"), store.engine.connect() as conn, _loading(store, conn, expected):
+        for ev in events:
+            batch.append(row(source_id, host, ev))
+            if len(batch) >= BATCH:
                 with conn.begin():
                     insert_tuples(conn, "log_events", LOG_EVENT_FIELDS, batch)
                 n += len(batch)
-        finally:
-            if deferred:
-                if conn.in_transaction():
-                    conn.rollback()
-                with conn.begin():
-                    for index in log_events.indexes:
-                        index.create(conn, checkfirst=True)
-                _pragmas(conn, before)
+                batch = []
+        if batch:
+            with conn.begin():
+                insert_tuples(conn, "log_events", LOG_EVENT_FIELDS, batch)
+            n += len(batch)
     return n
+
+
+def copy_events(store: Store, scratch: Sequence[str], expected: int = 0) -> int:
+    """The ``log_events`` rows of SQLite files written apart (``parallel``), each file's in its
+    rowid order and the files in the order given, copied into the store's table by SQLite (no
+    Python per row), ``ATTACH_MAX`` files to a transaction; returns how many. Indexes as
+    ``write_events``."""
+    n = 0
+    with store.db_errors("write log events"), store.engine.connect() as conn, _loading(store, conn, expected):
+        for i in range(0, len(scratch), ATTACH_MAX):
+            n += _copy(conn, scratch[i:i + ATTACH_MAX])
+    return n
+
+
+ATTACH_MAX = 8  # SQLite attaches at most 10 databases to a connection
+
+
+def _copy(conn: sa.Connection, scratch: Sequence[str]) -> int:
+    n = 0
+    cols = ", ".join(LOG_EVENT_FIELDS)
+    names = [f"scratch{i}" for i in range(len(scratch))]
+    try:
+        for name, path in zip(names, scratch):  # outside a transaction, as SQLite requires
+            conn.exec_driver_sql(f"ATTACH DATABASE ? AS {name}", (path,))
+        conn.commit()
+        with conn.begin():
+            for name in names:
+                n += conn.exec_driver_sql(f"INSERT INTO log_events ({cols}) SELECT {cols} "
+                                          f"FROM {name}.log_events ORDER BY rowid").rowcount
+    finally:
+        if conn.in_transaction():
+            conn.rollback()
+        for name in names:
+            try:
+                conn.exec_driver_sql(f"DETACH DATABASE {name}")
+            except sa.exc.OperationalError:  # not attached (its ATTACH failed)
+                pass
+        conn.commit()
+    return n
+
+
+@contextmanager
+def _loading(store: Store, conn: sa.Connection, expected: int) -> Iterator[None]:
+    """A load of about ``expected`` rows into ``log_events``. On SQLite, when the table holds fewer
+    rows than that, its indexes are dropped for the load and built again at its end (one sort per
+    index rather than a B-tree insert per row and index), with ``_LOAD_PRAGMAS`` in force
+    meanwhile; they are built again whatever happens, and any missing beforehand (an ingest cut
+    short) is built first."""
+    deferred = store.is_sqlite and expected > 0 and _deferrable(conn, expected)
+    before = _pragmas(conn, _LOAD_PRAGMAS) if deferred else {}
+    try:
+        yield
+    finally:
+        if deferred:
+            if conn.in_transaction():
+                conn.rollback()
+            with conn.begin():
+                for index in log_events.indexes:
+                    index.create(conn, checkfirst=True)
+            _pragmas(conn, before)
 
 
 def _pragmas(conn: sa.Connection, values: dict[str, str]) -> dict[str, str]:

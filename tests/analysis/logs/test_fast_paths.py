@@ -178,14 +178,14 @@ def test_block_lines_equal_line_by_line(tmp_path, monkeypatch, block):
     import gzip
     import random
 
-    from analysis.logs import ingest
+    from analysis.logs import reading
 
-    long = ingest.MAX_LINE
+    long = reading.MAX_LINE
     pieces = [b"a line\n", b"\n", b"   \n", b"x\r\n", b"\r\n", b" lead\n", b"nul\x00x\n", b"bad\xff\n",
               "\u00e9t\u00e9\n".encode(), b"y" * long + b"\n", b"y" * (long + 1) + b"\n", b"z" * (3 * long) + b"\n",
               "\u00e9".encode() * (long // 2 + 1) + b"\n", b"\x0c\n", b"last"]
     rng = random.Random(block)
-    monkeypatch.setattr(ingest, "BLOCK", block)
+    monkeypatch.setattr(reading, "BLOCK", block)
     for trial in range(12):
         data = b"".join(rng.choice(pieces) for _ in range(rng.randrange(40)))
         if trial % 3 == 0:
@@ -194,7 +194,7 @@ def test_block_lines_equal_line_by_line(tmp_path, monkeypatch, block):
         plain.write_bytes(data)
         zipped.write_bytes(gzip.compress(data))
         by_block, by_line = {"skipped": 0}, {"skipped": 0}
-        assert list(ingest._lines(str(plain), by_block)) == list(ingest._lines(str(zipped), by_line))
+        assert list(reading.lines(str(plain), by_block)) == list(reading.lines(str(zipped), by_line))
         assert by_block == by_line
 
 
