@@ -69,8 +69,16 @@ def _regexp(pattern: str | None, value) -> bool:
     return bool(rx is not None and rx.search(str(value)))
 
 
-def _connect() -> sqlite3.Connection:
-    conn = sqlite3.connect(":memory:")
+def _connect(path: str = ":memory:", *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection with ``regexp``: to a new in-memory database, or to a scratch database file
+    (``workers.scratch``) that only this run reads: no journal, no syncs, pages mapped in."""
+    if path == ":memory:":
+        conn = sqlite3.connect(path)
+    else:
+        conn = sqlite3.connect(f"file:{path}?mode=ro" if readonly else path, uri=readonly)
+        for pragma in ("journal_mode = OFF", "synchronous = OFF", "temp_store = MEMORY",
+                       "cache_size = -262144", "mmap_size = 4294967296"):
+            conn.execute(f"PRAGMA {pragma}")
     conn.create_function("regexp", 2, _regexp, deterministic=True)
     return conn
 
@@ -249,39 +257,6 @@ def _run_correlation(conn: sqlite3.Connection, rule: CompiledRule, columns: str)
             conn.execute("DROP TABLE temp.logs")
 
 
-SHARED_SCAN = 32  # rules of one kind evaluated in one scan of that kind's rows
-_WHERE = "SELECT * FROM logs WHERE "
-
-
-def _run_shared(conn: sqlite3.Connection, rules: RuleSet, regexps: Regexps) -> dict[int, list[Match]]:
-    """The detection rules of one ``wt_kind`` (``scope``), up to ``SHARED_SCAN`` at a time, in one
-    scan of that kind's rows: each row is read once and every rule's condition is evaluated on it,
-    instead of one scan per rule. Returns id(rule) -> its matches; a group whose scan fails is left
-    out (its rules then run one by one)."""
-    by_scope: dict[str, list[CompiledRule]] = {}
-    for rule in rules.rules:
-        if rule.scope and len(rule.queries) == 1 and (rule.queries[0].sql or "").startswith(_WHERE):
-            by_scope.setdefault(rule.scope, []).append(rule)
-    out: dict[int, list[Match]] = {}
-    for scope, found in by_scope.items():
-        for i in range(0, len(found), SHARED_SCAN):
-            chunk = found[i:i + SHARED_SCAN]
-            try:
-                conds = [regexps.rewrite((r.queries[0].sql or "")[len(_WHERE):]) for r in chunk]
-                flags = ", ".join(f"CASE WHEN ({c}) THEN 1 ELSE 0 END" for c in conds)
-                sql = (f"SELECT {EVENT_ID}, {flags} FROM logs WHERE wt_kind = ? AND ("
-                       + " OR ".join(f"({c})" for c in conds) + ")")
-                hits: list[list[Match]] = [[] for _ in chunk]
-                for row in conn.execute(sql, (scope,)):
-                    for j, flag in enumerate(row[1:]):
-                        if flag:
-                            hits[j].append(Match(chunk[j], (row[0],)))
-            except sqlite3.Error:
-                continue
-            out.update((id(r), h) for r, h in zip(chunk, hits))
-    return out
-
-
 def _groups(rule: CompiledRule) -> str:
     return ", ".join(_quote(g) for g in rule.groups)
 
@@ -348,28 +323,34 @@ def merge_overlapping(matches: list[Match]) -> list[Match]:
     return out
 
 
-def run(store: Store, rules: RuleSet, since_ns: int | None = None) -> tuple[list[Match], list[tuple[str, str]], int]:
+def run(store: Store, rules: RuleSet, since_ns: int | None = None,
+        threads: int | None = None) -> tuple[list[Match], list[tuple[str, str]], int]:
     """Every rule over every stored event (with ``since_ns``: those from then on, the live
-    recorder's window): (matches, rules that failed at run time as (path, reason), events scanned)."""
-    conn = _connect()
-    try:
-        columns = build_table(conn, rules.fields, _stage(conn, store, since_ns), rules.field_rows)
-        count = conn.execute("SELECT count(*) FROM logs").fetchone()[0]
-        matches: list[Match] = []
-        failed: list[tuple[str, str]] = []
-        regexps = Regexps(conn)
-        shared = _run_shared(conn, rules, regexps) if "wt_kind" in {f.lower() for f in rules.fields} else {}
-        for rule in rules.rules:
-            if id(rule) in shared:
-                matches.extend(shared[id(rule)])
-                continue
+    recorder's window): (matches, rules that failed at run time as (path, reason), events scanned).
+    On ``threads`` (``workers.thread_count``: two where there are two CPUs) the rules run in
+    parallel over a scratch database file (``workers``); the result is the same."""
+    from analysis.logs import workers
+
+    n = min(workers.thread_count(threads), max(1, len(workers.units(rules))))
+    if n == 1:
+        conn = _connect()
+        try:
+            columns = build_table(conn, rules.fields, _stage(conn, store, since_ns), rules.field_rows)
+            count = conn.execute("SELECT count(*) FROM logs").fetchone()[0]
+            results = workers.run_serial(conn, rules, columns, Regexps(conn))
+        finally:
+            conn.close()
+    else:
+        with workers.scratch() as path:
+            conn = _connect(path)
             try:
-                matches.extend(_run_rule(conn, rule, columns, regexps))
-            except (sqlite3.Error, ValueError, RuntimeError) as err:
-                failed.append((rule.path, f"{rule.title}: {err}"))
-        return merge_overlapping(matches), failed, count
-    finally:
-        conn.close()
+                columns = build_table(conn, rules.fields, _stage(conn, store, since_ns), rules.field_rows)
+                count = conn.execute("SELECT count(*) FROM logs").fetchone()[0]
+                results = workers.run_threads(conn, lambda: _connect(path, readonly=True), n, rules, columns)
+            finally:
+                conn.close()
+    matches, failed = workers.in_order(rules, results)
+    return merge_overlapping(matches), failed, count
 
 
 def _attack(tags: tuple[str, ...]) -> tuple[str | None, str | None, list[tuple[str, str]]]:
