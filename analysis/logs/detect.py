@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -119,11 +119,14 @@ def _literal(value: str) -> str:
 
 
 def build_table(conn: sqlite3.Connection, fields: frozenset[str], source: str = "ev",
-                rows: dict[str, Rows | None] | None = None) -> str:
+                rows: dict[str, Rows | None] | None = None, *, ids: str = "",
+                then: Callable[[sqlite3.Connection], None] | None = None, index: bool = True) -> str:
     """The ``logs`` table of every field the rules name, from the events in ``source`` (``_stage``);
     returns its column definitions. With ``rows`` (``RuleSet.field_rows``), a field of the events'
     JSON is read only on the rows where a rule naming it can match (NULL elsewhere: no rule's
-    condition holds there whatever its value), so rows of other kinds are not parsed for it."""
+    condition holds there whatever its value), so rows of other kinds are not parsed for it.
+    ``ids`` (SQL over ``ev``) keeps only some events; ``then`` runs once they are in (before the
+    indexes: ``workers`` adds the rows another thread laid out); without ``index``, no indexes."""
     seen: dict[str, str] = {}
     for name in sorted(fields):
         if name.lower() != EVENT_ID and name.lower() != "rowid":
@@ -141,12 +144,16 @@ def build_table(conn: sqlite3.Connection, fields: frozenset[str], source: str = 
         value, where = f"json_extract(ev.fields, '{_json_path(n)}')", (rows or {}).get(n.lower())
         exprs.append(value if where is None else f"CASE WHEN {_on_rows(where)} THEN {value} END")
     conn.execute(f"INSERT INTO logs ({EVENT_ID}, {', '.join(map(_quote, names))}) "
-                 f"SELECT ev.id, {', '.join(exprs)} FROM {source} AS ev")
+                 f"SELECT ev.id, {', '.join(exprs)} FROM {source} AS ev" + (f" WHERE {ids}" if ids else ""))
     conn.commit()
+    if then is not None:
+        then(conn)
     if source == "ev":
         conn.execute("DROP TABLE ev")
     else:
         conn.execute("DETACH DATABASE store")
+    if not index:
+        return f"{EVENT_ID} INTEGER PRIMARY KEY, {columns}"
     # Every rule of a log source we read starts with its source's condition (``sigma``'s pipeline):
     # indexed, a rule reads only the rows of its source instead of the whole table.
     for name in ("wt_kind", "wt_source"):
@@ -344,7 +351,7 @@ def run(store: Store, rules: RuleSet, since_ns: int | None = None,
         with workers.scratch() as path:
             conn = _connect(path)
             try:
-                columns = build_table(conn, rules.fields, _stage(conn, store, since_ns), rules.field_rows)
+                columns = workers.build_halves(conn, path, store, since_ns, rules)
                 count = conn.execute("SELECT count(*) FROM logs").fetchone()[0]
                 results = workers.run_threads(conn, lambda: _connect(path, readonly=True), n, rules, columns)
             finally:

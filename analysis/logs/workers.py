@@ -183,13 +183,75 @@ def run_threads(first: sqlite3.Connection, connect: Callable[[], sqlite3.Connect
     return results
 
 
+SPLIT_MIN = 20_000  # events below which the table is laid out in one pass
+
+
+def build_halves(conn: sqlite3.Connection, path: str, store, since_ns: int | None, rules: RuleSet) -> str:
+    """``detect.build_table`` into the scratch database ``path`` (``conn``), from a SQLite store
+    in two halves at once: the events up to the middle id here, the others on a second thread into
+    a file beside it, whose rows are then copied in (a plain copy, a tenth of the cost of reading
+    the fields from JSON) before the indexes are made. Events copied from PostgreSQL (``_stage``'s
+    table ``ev``) or a few events: one pass. Returns the column definitions."""
+    from analysis.logs.detect import _connect, _stage, build_table
+
+    source = _stage(conn, store, since_ns)
+    recent = f" WHERE ts_ns >= {int(since_ns):d}" if since_ns is not None else ""
+    lo, hi = (None, None) if source == "ev" else conn.execute(
+        f"SELECT min(id), max(id) FROM store.log_events{recent}").fetchone()
+    if lo is None or hi - lo < SPLIT_MIN:
+        return build_table(conn, rules.fields, source, rules.field_rows)
+    mid = (lo + hi) // 2
+    other = path + ".half"  # in the scratch folder, removed with it
+    errors: list[BaseException] = []
+    held: list[sqlite3.Connection] = []
+
+    def second() -> None:
+        try:
+            half = _connect(other)
+            held.append(half)
+            try:
+                build_table(half, rules.fields, _stage(half, store, since_ns), rules.field_rows,
+                            ids=f"ev.id > {mid:d}", index=False)
+            finally:
+                half.close()
+        except BaseException as err:  # noqa: BLE001 - handed to the main thread
+            errors.append(err)
+
+    def join(c: sqlite3.Connection) -> None:
+        thread.join()
+        if errors:
+            raise errors[0]
+        c.execute("ATTACH DATABASE ? AS half", (other,))
+        c.execute("INSERT INTO main.logs SELECT * FROM half.logs")
+        c.commit()
+        c.execute("DETACH DATABASE half")
+        os.remove(other)
+
+    thread = threading.Thread(target=second, name="wiretrail-detect-layout", daemon=True)
+    thread.start()
+    try:
+        return build_table(conn, rules.fields, source, rules.field_rows, ids=f"ev.id <= {mid:d}", then=join)
+    except BaseException:
+        for half in held:
+            half.interrupt()
+        raise
+    finally:
+        thread.join()
+
+
 @contextmanager
 def scratch() -> Iterator[str]:
     """A scratch database file's path, in /dev/shm when there is one to write to (memory, not
     disk), else in the temporary folder; its folder is removed on the way out, whatever happens."""
-    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    folder = tempfile.mkdtemp(prefix="wiretrail-detect-", dir=base)
+    folder = tempfile.mkdtemp(prefix="wiretrail-detect-", dir=scratch_base())
     try:
         yield os.path.join(folder, "logs.db")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def scratch_base() -> str:
+    """Where ``scratch`` makes its folders: /dev/shm where it can write there, else the temporary folder."""
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        return "/dev/shm"
+    return tempfile.gettempdir()
