@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from analysis.logs.sigma import CompiledRule, RuleSet
 
 SHARED_SCAN = 32  # rules of one kind evaluated in one scan of that kind's rows
-_WHERE = "SELECT * FROM logs WHERE "
+SHARED_WHERE = "SELECT * FROM logs WHERE "  # a rule whose one query starts so can share a scan
 # The errors a rule's SQL or plan raises at run time: the rule is reported as failed, the run goes on.
 RULE_ERRORS = (sqlite3.Error, ValueError, RuntimeError)
 
@@ -55,7 +55,7 @@ def units(rules: RuleSet) -> list[Unit]:
     singles: list[Unit] = []
     for rule in rules.rules:
         if (shared and rule.scope and len(rule.queries) == 1
-                and (rule.queries[0].sql or "").startswith(_WHERE)):
+                and (rule.queries[0].sql or "").startswith(SHARED_WHERE)):
             by_scope.setdefault(rule.scope, []).append(rule)
         else:
             singles.append(Unit((rule,)))
@@ -66,35 +66,6 @@ def units(rules: RuleSet) -> list[Unit]:
 
 # id(rule) -> (its matches, why it failed or None)
 Results = dict[int, tuple[list, str | None]]
-
-
-def run_unit(conn: sqlite3.Connection, unit: Unit, columns: str, regexps) -> Results:
-    """The unit's rules on ``conn``. A shared scan that fails leaves its rules to run one by one."""
-    from analysis.logs.detect import EVENT_ID, Match, _run_rule
-
-    if unit.scope is not None:
-        try:
-            conds = [regexps.rewrite((r.queries[0].sql or "")[len(_WHERE):]) for r in unit.rules]
-            flags = ", ".join(f"CASE WHEN ({c}) THEN 1 ELSE 0 END" for c in conds)
-            sql = (f"SELECT {EVENT_ID}, {flags} FROM logs WHERE wt_kind = ? AND ("
-                   + " OR ".join(f"({c})" for c in conds) + ")")
-            hits: list[list] = [[] for _ in unit.rules]
-            for row in conn.execute(sql, (unit.scope,)):
-                for j, flag in enumerate(row[1:]):
-                    if flag:
-                        hits[j].append(Match(unit.rules[j], (row[0],)))
-            return {id(r): (h, None) for r, h in zip(unit.rules, hits)}
-        except sqlite3.Error:
-            pass
-    out: Results = {}
-    for rule in unit.rules:
-        found: list = []
-        try:
-            found.extend(_run_rule(conn, rule, columns, regexps))
-            out[id(rule)] = (found, None)
-        except RULE_ERRORS as err:
-            out[id(rule)] = (found, f"{rule.title}: {err}")
-    return out
 
 
 def in_order(rules: RuleSet, results: Results) -> tuple[list, list[tuple[str, str]]]:
@@ -109,10 +80,15 @@ def in_order(rules: RuleSet, results: Results) -> tuple[list, list[tuple[str, st
     return matches, failed
 
 
-def run_serial(conn: sqlite3.Connection, rules: RuleSet, columns: str, regexps) -> Results:
+# A connection's evaluator: given the connection, the function that runs a unit there.
+Evaluator = Callable[[sqlite3.Connection], Callable[[Unit], Results]]
+
+
+def run_serial(conn: sqlite3.Connection, rules: RuleSet, evaluator: Evaluator) -> Results:
     results: Results = {}
+    run = evaluator(conn)
     for unit in units(rules):
-        results.update(run_unit(conn, unit, columns, regexps))
+        results.update(run(unit))
     return results
 
 
@@ -122,12 +98,10 @@ def thread_count(threads: int | None) -> int:
 
 
 def run_threads(first: sqlite3.Connection, connect: Callable[[], sqlite3.Connection], threads: int,
-                rules: RuleSet, columns: str) -> Results:
+                rules: RuleSet, evaluator: Evaluator) -> Results:
     """The units on ``threads`` connections: ``first`` (this thread's) and new ones from
     ``connect`` (one per other thread), each taking the next unit from one queue. An error other
     than a rule's (``RULE_ERRORS``), or an interrupt, stops every thread before it is raised."""
-    from analysis.logs.detect import Regexps
-
     todo: queue.SimpleQueue[Unit] = queue.SimpleQueue()
     for unit in units(rules):
         todo.put(unit)
@@ -138,13 +112,13 @@ def run_threads(first: sqlite3.Connection, connect: Callable[[], sqlite3.Connect
     conns: list[sqlite3.Connection] = [first]
 
     def work(conn: sqlite3.Connection) -> None:
-        regexps = Regexps(conn)
+        run = evaluator(conn)
         while not stop.is_set():
             try:
                 unit = todo.get_nowait()
             except queue.Empty:
                 return
-            found = run_unit(conn, unit, columns, regexps)
+            found = run(unit)
             with lock:
                 results.update(found)
 
@@ -181,62 +155,6 @@ def run_threads(first: sqlite3.Connection, connect: Callable[[], sqlite3.Connect
     if errors:
         raise errors[0]
     return results
-
-
-SPLIT_MIN = 20_000  # events below which the table is laid out in one pass
-
-
-def build_halves(conn: sqlite3.Connection, path: str, store, since_ns: int | None, rules: RuleSet) -> str:
-    """``detect.build_table`` into the scratch database ``path`` (``conn``), from a SQLite store
-    in two halves at once: the events up to the middle id here, the others on a second thread into
-    a file beside it, whose rows are then copied in (a plain copy, a tenth of the cost of reading
-    the fields from JSON) before the indexes are made. Events copied from PostgreSQL (``_stage``'s
-    table ``ev``) or a few events: one pass. Returns the column definitions."""
-    from analysis.logs.detect import _connect, _stage, build_table
-
-    source = _stage(conn, store, since_ns)
-    recent = f" WHERE ts_ns >= {int(since_ns):d}" if since_ns is not None else ""
-    lo, hi = (None, None) if source == "ev" else conn.execute(
-        f"SELECT min(id), max(id) FROM store.log_events{recent}").fetchone()
-    if lo is None or hi - lo < SPLIT_MIN:
-        return build_table(conn, rules.fields, source, rules.field_rows)
-    mid = (lo + hi) // 2
-    other = path + ".half"  # in the scratch folder, removed with it
-    errors: list[BaseException] = []
-    held: list[sqlite3.Connection] = []
-
-    def second() -> None:
-        try:
-            half = _connect(other)
-            held.append(half)
-            try:
-                build_table(half, rules.fields, _stage(half, store, since_ns), rules.field_rows,
-                            ids=f"ev.id > {mid:d}", index=False)
-            finally:
-                half.close()
-        except BaseException as err:  # noqa: BLE001 - handed to the main thread
-            errors.append(err)
-
-    def join(c: sqlite3.Connection) -> None:
-        thread.join()
-        if errors:
-            raise errors[0]
-        c.execute("ATTACH DATABASE ? AS half", (other,))
-        c.execute("INSERT INTO main.logs SELECT * FROM half.logs")
-        c.commit()
-        c.execute("DETACH DATABASE half")
-        os.remove(other)
-
-    thread = threading.Thread(target=second, name="wiretrail-detect-layout", daemon=True)
-    thread.start()
-    try:
-        return build_table(conn, rules.fields, source, rules.field_rows, ids=f"ev.id <= {mid:d}", then=join)
-    except BaseException:
-        for half in held:
-            half.interrupt()
-        raise
-    finally:
-        thread.join()
 
 
 @contextmanager

@@ -15,6 +15,7 @@ import pytest
 from analysis.logs import workers
 from analysis.logs.detect import run
 from analysis.logs.ingest import Options, ingest_file
+from analysis.logs.layout import SPLIT_MIN
 from analysis.logs.sigma import Query, load_rules
 from recorder.core.store import Store
 
@@ -78,7 +79,7 @@ def sqlite_store(tmp_path_factory):
     folder = tmp_path_factory.mktemp("threads")
     store = Store(str(folder / "w.db"))
     store.ensure_schema()
-    for f in _logs(folder, 30_000):  # more events than workers.SPLIT_MIN: the layout is split
+    for f in _logs(folder, 30_000):  # more events than SPLIT_MIN: the layout is split
         ingest_file(store, str(f), Options())
     yield store, _rules(folder)
     store.close()
@@ -91,7 +92,7 @@ def test_two_threads_give_the_serial_matches_in_order(sqlite_store):
     serial, threaded = _key(run(store, rules, threads=1)), _key(run(store, rules, threads=2))
     assert threaded == serial
     matches, failed, count = serial
-    assert count > workers.SPLIT_MIN and not failed
+    assert count > SPLIT_MIN and not failed
     fired = {title for _id, title, _ids, _group in matches}
     assert {"SSH password guessing from one address", "Web shell request"} <= fired
     assert any(title.startswith("generated") for title in fired)
