@@ -10,6 +10,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from functools import lru_cache
+from urllib.parse import quote as url_quote
 
 from analysis.logs.sigma import Rows, RuleSet
 from recorder.core.store import Store
@@ -53,7 +54,7 @@ def connect(path: str = ":memory:", *, readonly: bool = False) -> sqlite3.Connec
     if path == ":memory:":
         conn = sqlite3.connect(path)
     else:
-        conn = sqlite3.connect(f"file:{path}?mode=ro" if readonly else path, uri=readonly)
+        conn = sqlite3.connect(f"file:{url_quote(path)}?mode=ro" if readonly else path, uri=readonly)
         for pragma in ("journal_mode = OFF", "synchronous = OFF", "temp_store = MEMORY",
                        "cache_size = -262144", "mmap_size = 4294967296"):
             conn.execute(f"PRAGMA {pragma}")
