@@ -1,6 +1,6 @@
 """Sigma rules run over the stored log events.
 
-The stored events are laid out once per run in an in-memory SQLite table ``logs`` with one
+The stored events are laid out once per run (``layout``) in an in-memory SQLite table ``logs`` with one
 ``TEXT COLLATE NOCASE`` column per field any loaded rule names (as Zircolite builds its table, which
 is what pySigma's SQLite backend writes its SQL for: Sigma compares strings case-insensitively),
 filled with SQLite's ``json_extract`` from each event's fields, plus the pseudo-fields of
@@ -22,19 +22,13 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 
 from analysis.alerts import Alert
-from analysis.logs.sigma import CompiledRule, Rows, RuleSet
+from analysis.logs import workers
+from analysis.logs.layout import EVENT_ID, build_halves, build_table, connect, quote, regexp, stage
+from analysis.logs.sigma import CompiledRule, RuleSet
+from analysis.logs.workers import RULE_ERRORS, SHARED_WHERE, Results, Unit
 from recorder.core.store import Store
-
-# pseudo-field (lower case) -> SQL over the staging table ``ev``
-PSEUDO = {
-    "wt_source": "ev.source_kind", "wt_kind": "ev.kind", "host": "ev.host", "account": "ev.account",
-    "action": "ev.action", "outcome": "ev.outcome", "src_ip": "ev.src_ip", "src_port": "ev.src_port",
-    "timestamp": "ev.ts_ns / 1e9", "_raw": "COALESCE(ev.raw, ev.fields)",
-}
-EVENT_ID = "wt_event_id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,110 +38,6 @@ class Match:
     rule: CompiledRule
     event_ids: tuple[int, ...]
     group: tuple[tuple[str, str], ...] = ()
-
-
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
-def _json_path(name: str) -> str:
-    return '$."' + name.replace('"', '\\"') + '"'
-
-
-@lru_cache(maxsize=4096)
-def _regex(pattern: str) -> re.Pattern | None:
-    try:
-        return re.compile(pattern)
-    except re.error:
-        return None
-
-
-def _regexp(pattern: str | None, value) -> bool:
-    if pattern is None or value is None:
-        return False
-    rx = _regex(pattern)
-    return bool(rx is not None and rx.search(str(value)))
-
-
-def _connect() -> sqlite3.Connection:
-    conn = sqlite3.connect(":memory:")
-    conn.create_function("regexp", 2, _regexp, deterministic=True)
-    return conn
-
-
-_EVENTS = ("SELECT e.id, e.ts_ns, e.host, e.kind, e.src_ip, e.src_port, e.account, e.action, e.outcome, "
-           "e.raw, e.fields, s.kind AS source_kind FROM {p}log_events e "
-           "LEFT JOIN {p}log_sources s ON s.id = e.source_id")
-
-
-def _stage(conn: sqlite3.Connection, store: Store, since_ns: int | None = None) -> str:
-    """Where ``build_table`` reads the stored events (id, ts_ns, host, kind, ..., fields, source
-    kind) as ``ev``: a SQLite store attached and read in place, or a PostgreSQL store's events
-    copied into a table ``ev`` through Python; with ``since_ns``, only the events from then on."""
-    path = store.engine.url.database if store.is_sqlite else None
-    recent = f" WHERE e.ts_ns >= {int(since_ns):d}" if since_ns is not None else ""
-    if path and path != ":memory:":
-        conn.execute("ATTACH DATABASE ? AS store", (path,))
-        return "(" + _EVENTS.format(p="store.") + recent + ")"
-    conn.execute("CREATE TABLE ev (id INTEGER PRIMARY KEY, ts_ns INTEGER, host TEXT, kind TEXT, src_ip TEXT, "
-                 "src_port INTEGER, account TEXT, action TEXT, outcome TEXT, raw TEXT, fields TEXT, "
-                 "source_kind TEXT)")
-    with store.db_errors("read log events"), store.engine.connect() as sconn:
-        result = sconn.exec_driver_sql(_EVENTS.format(p="") + recent)
-        while rows := result.fetchmany(10_000):
-            conn.executemany("INSERT INTO ev VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", [tuple(r) for r in rows])
-    return "ev"
-
-
-def _on_rows(rows: Rows) -> str:
-    """SQL over ``ev`` true on the rows (``sigma.Rows``)."""
-    def cond(name: str, values: tuple[str, ...]) -> str:
-        return f"{PSEUDO[name]} IN ({', '.join(_literal(v) for v in values)})"
-    return " OR ".join("(" + " AND ".join(cond(n, vs) for n, vs in alt) + ")" for alt in rows) or "0"
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def build_table(conn: sqlite3.Connection, fields: frozenset[str], source: str = "ev",
-                rows: dict[str, Rows | None] | None = None) -> str:
-    """The ``logs`` table of every field the rules name, from the events in ``source`` (``_stage``);
-    returns its column definitions. With ``rows`` (``RuleSet.field_rows``), a field of the events'
-    JSON is read only on the rows where a rule naming it can match (NULL elsewhere: no rule's
-    condition holds there whatever its value), so rows of other kinds are not parsed for it."""
-    seen: dict[str, str] = {}
-    for name in sorted(fields):
-        if name.lower() != EVENT_ID and name.lower() != "rowid":
-            seen.setdefault(name.lower(), name)
-    seen.setdefault("timestamp", "timestamp")
-    names = list(seen.values())
-    columns = ", ".join(f"{_quote(n)} {'REAL' if n.lower() == 'timestamp' else 'TEXT COLLATE NOCASE'}"
-                        for n in names)
-    conn.execute(f"CREATE TABLE logs ({EVENT_ID} INTEGER PRIMARY KEY, {columns})")
-    exprs = []
-    for n in names:
-        if n.lower() in PSEUDO:
-            exprs.append(PSEUDO[n.lower()])
-            continue
-        value, where = f"json_extract(ev.fields, '{_json_path(n)}')", (rows or {}).get(n.lower())
-        exprs.append(value if where is None else f"CASE WHEN {_on_rows(where)} THEN {value} END")
-    conn.execute(f"INSERT INTO logs ({EVENT_ID}, {', '.join(map(_quote, names))}) "
-                 f"SELECT ev.id, {', '.join(exprs)} FROM {source} AS ev")
-    conn.commit()
-    if source == "ev":
-        conn.execute("DROP TABLE ev")
-    else:
-        conn.execute("DETACH DATABASE store")
-    # Every rule of a log source we read starts with its source's condition (``sigma``'s pipeline):
-    # indexed, a rule reads only the rows of its source instead of the whole table.
-    for name in ("wt_kind", "wt_source"):
-        if name in seen:
-            conn.execute(f"CREATE INDEX logs_{name} ON logs ({_quote(seen[name])})")
-    conn.execute("PRAGMA analysis_limit = 1000")
-    conn.execute("ANALYZE")
-    conn.commit()
-    return f"{EVENT_ID} INTEGER PRIMARY KEY, {columns}"
 
 
 # A field's REGEXP condition (the backend writes ``field REGEXP 'pattern'``) or a string or quoted
@@ -176,7 +66,7 @@ class Regexps:
                 self.values[field] = [v for (v,) in self.conn.execute(
                     f"SELECT DISTINCT CAST({field} AS TEXT) COLLATE BINARY FROM logs WHERE {field} IS NOT NULL")]
             self.conn.executemany(f"INSERT INTO {name} VALUES (?)",
-                                  ((v,) for v in self.values[field] if _regexp(pattern, v)))
+                                  ((v,) for v in self.values[field] if regexp(pattern, v)))
             self.tables[key] = name
         return self.tables[key]
 
@@ -249,41 +139,8 @@ def _run_correlation(conn: sqlite3.Connection, rule: CompiledRule, columns: str)
             conn.execute("DROP TABLE temp.logs")
 
 
-SHARED_SCAN = 32  # rules of one kind evaluated in one scan of that kind's rows
-_WHERE = "SELECT * FROM logs WHERE "
-
-
-def _run_shared(conn: sqlite3.Connection, rules: RuleSet, regexps: Regexps) -> dict[int, list[Match]]:
-    """The detection rules of one ``wt_kind`` (``scope``), up to ``SHARED_SCAN`` at a time, in one
-    scan of that kind's rows: each row is read once and every rule's condition is evaluated on it,
-    instead of one scan per rule. Returns id(rule) -> its matches; a group whose scan fails is left
-    out (its rules then run one by one)."""
-    by_scope: dict[str, list[CompiledRule]] = {}
-    for rule in rules.rules:
-        if rule.scope and len(rule.queries) == 1 and (rule.queries[0].sql or "").startswith(_WHERE):
-            by_scope.setdefault(rule.scope, []).append(rule)
-    out: dict[int, list[Match]] = {}
-    for scope, found in by_scope.items():
-        for i in range(0, len(found), SHARED_SCAN):
-            chunk = found[i:i + SHARED_SCAN]
-            try:
-                conds = [regexps.rewrite((r.queries[0].sql or "")[len(_WHERE):]) for r in chunk]
-                flags = ", ".join(f"CASE WHEN ({c}) THEN 1 ELSE 0 END" for c in conds)
-                sql = (f"SELECT {EVENT_ID}, {flags} FROM logs WHERE wt_kind = ? AND ("
-                       + " OR ".join(f"({c})" for c in conds) + ")")
-                hits: list[list[Match]] = [[] for _ in chunk]
-                for row in conn.execute(sql, (scope,)):
-                    for j, flag in enumerate(row[1:]):
-                        if flag:
-                            hits[j].append(Match(chunk[j], (row[0],)))
-            except sqlite3.Error:
-                continue
-            out.update((id(r), h) for r, h in zip(chunk, hits))
-    return out
-
-
 def _groups(rule: CompiledRule) -> str:
-    return ", ".join(_quote(g) for g in rule.groups)
+    return ", ".join(quote(g) for g in rule.groups)
 
 
 def _keep_groups(conn: sqlite3.Connection, rule: CompiledRule, keys: list) -> None:
@@ -322,6 +179,33 @@ def _column_names(conn: sqlite3.Connection) -> list[str]:
     return [row[1] for row in conn.execute("PRAGMA main.table_info(logs)")]
 
 
+def _run_unit(conn: sqlite3.Connection, unit: Unit, columns: str, regexps: Regexps) -> Results:
+    """The unit's rules on ``conn``. A shared scan that fails leaves its rules to run one by one."""
+    if unit.scope is not None:
+        try:
+            conds = [regexps.rewrite((r.queries[0].sql or "")[len(SHARED_WHERE):]) for r in unit.rules]
+            flags = ", ".join(f"CASE WHEN ({c}) THEN 1 ELSE 0 END" for c in conds)
+            sql = (f"SELECT {EVENT_ID}, {flags} FROM logs WHERE wt_kind = ? AND ("
+                   + " OR ".join(f"({c})" for c in conds) + ")")
+            hits: list[list[Match]] = [[] for _ in unit.rules]
+            for row in conn.execute(sql, (unit.scope,)):
+                for j, flag in enumerate(row[1:]):
+                    if flag:
+                        hits[j].append(Match(unit.rules[j], (row[0],)))
+            return {id(r): (h, None) for r, h in zip(unit.rules, hits)}
+        except sqlite3.Error:
+            pass
+    out: Results = {}
+    for rule in unit.rules:
+        found: list = []
+        try:
+            found.extend(_run_rule(conn, rule, columns, regexps))
+            out[id(rule)] = (found, None)
+        except RULE_ERRORS as err:
+            out[id(rule)] = (found, f"{rule.title}: {err}")
+    return out
+
+
 def merge_overlapping(matches: list[Match]) -> list[Match]:
     """A correlation fires once per window that meets its condition, so a run of twelve failures
     against ``gte: 10`` yields three overlapping windows: those of one rule and group that share
@@ -348,28 +232,38 @@ def merge_overlapping(matches: list[Match]) -> list[Match]:
     return out
 
 
-def run(store: Store, rules: RuleSet, since_ns: int | None = None) -> tuple[list[Match], list[tuple[str, str]], int]:
+def run(store: Store, rules: RuleSet, since_ns: int | None = None,
+        threads: int | None = None) -> tuple[list[Match], list[tuple[str, str]], int]:
     """Every rule over every stored event (with ``since_ns``: those from then on, the live
-    recorder's window): (matches, rules that failed at run time as (path, reason), events scanned)."""
-    conn = _connect()
-    try:
-        columns = build_table(conn, rules.fields, _stage(conn, store, since_ns), rules.field_rows)
-        count = conn.execute("SELECT count(*) FROM logs").fetchone()[0]
-        matches: list[Match] = []
-        failed: list[tuple[str, str]] = []
+    recorder's window): (matches, rules that failed at run time as (path, reason), events scanned).
+    On ``threads`` (``workers.thread_count``: two where there are two CPUs) the rules run in
+    parallel over a scratch database file (``workers``); the result is the same."""
+    n = min(workers.thread_count(threads), max(1, len(workers.units(rules))))
+    columns = ""
+
+    def evaluator(conn: sqlite3.Connection):
         regexps = Regexps(conn)
-        shared = _run_shared(conn, rules, regexps) if "wt_kind" in {f.lower() for f in rules.fields} else {}
-        for rule in rules.rules:
-            if id(rule) in shared:
-                matches.extend(shared[id(rule)])
-                continue
+        return lambda unit: _run_unit(conn, unit, columns, regexps)
+
+    if n == 1:
+        conn = connect()
+        try:
+            columns = build_table(conn, rules.fields, stage(conn, store, since_ns), rules.field_rows)
+            count = conn.execute("SELECT count(*) FROM logs").fetchone()[0]
+            results = workers.run_serial(conn, rules, evaluator)
+        finally:
+            conn.close()
+    else:
+        with workers.scratch() as path:
+            conn = connect(path)
             try:
-                matches.extend(_run_rule(conn, rule, columns, regexps))
-            except (sqlite3.Error, ValueError, RuntimeError) as err:
-                failed.append((rule.path, f"{rule.title}: {err}"))
-        return merge_overlapping(matches), failed, count
-    finally:
-        conn.close()
+                columns = build_halves(conn, path, store, since_ns, rules)
+                count = conn.execute("SELECT count(*) FROM logs").fetchone()[0]
+                results = workers.run_threads(conn, lambda: connect(path, readonly=True), n, rules, evaluator)
+            finally:
+                conn.close()
+    matches, failed = workers.in_order(rules, results)
+    return merge_overlapping(matches), failed, count
 
 
 def _attack(tags: tuple[str, ...]) -> tuple[str | None, str | None, list[tuple[str, str]]]:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.logs.detect import Regexps, _connect, _regexp
+from analysis.logs.detect import Regexps
+from analysis.logs.layout import connect as _connect
+from analysis.logs.layout import regexp as _regexp
 from analysis.logs.messages import SSHD, _sshd
 from analysis.logs.web import _time_ns
 
