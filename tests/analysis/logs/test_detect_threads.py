@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from analysis.logs import workers
+from analysis.logs import layout, workers
 from analysis.logs.detect import run
 from analysis.logs.ingest import Options, ingest_file
-from analysis.logs.layout import SPLIT_MIN
 from analysis.logs.sigma import Query, load_rules
 from recorder.core.store import Store
 
@@ -74,14 +73,19 @@ def _scratch() -> set[str]:
     return set(glob.glob(os.path.join(workers.scratch_base(), "wiretrail-detect-*")))
 
 
+SPLIT_MIN = 1_000  # the layout's threshold for these tests: a few thousand events are split
+
+
 @pytest.fixture(scope="module")
 def sqlite_store(tmp_path_factory):
     folder = tmp_path_factory.mktemp("threads")
     store = Store(str(folder / "w.db"))
     store.ensure_schema()
-    for f in _logs(folder, 30_000):  # more events than SPLIT_MIN: the layout is split
+    for f in _logs(folder, 4_000):  # more events than SPLIT_MIN: the layout is split
         ingest_file(store, str(f), Options())
-    yield store, _rules(folder)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(layout, "SPLIT_MIN", SPLIT_MIN)
+        yield store, _rules(folder)
     store.close()
 
 
@@ -92,12 +96,12 @@ def test_two_threads_give_the_serial_matches_in_order(sqlite_store):
     serial, threaded = _key(run(store, rules, threads=1)), _key(run(store, rules, threads=2))
     assert threaded == serial
     matches, failed, count = serial
-    assert count > SPLIT_MIN and not failed
+    assert count > layout.SPLIT_MIN and not failed
     fired = {title for _id, title, _ids, _group in matches}
     assert {"SSH password guessing from one address", "Web shell request"} <= fired
     assert any(title.startswith("generated") for title in fired)
     # a window: the events from a time on (the live recorder's), split or not
-    since = 1_798_761_600 * 10**9 + 3600 * 10**9 + 4000 * 10**9 // 4
+    since = 1_798_761_600 * 10**9 + 3600 * 10**9 + 2000 * 10**9 // 4
     assert _key(run(store, rules, since, threads=2)) == _key(run(store, rules, since, threads=1))
     assert _scratch() <= before
 
