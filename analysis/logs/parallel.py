@@ -14,11 +14,9 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import sqlite3
 import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from analysis.logs import store as log_store
@@ -122,21 +120,6 @@ def _work(_inbox, outbox, job: Job) -> None:
     outbox.send("done", counts)
 
 
-@contextmanager
-def _sigint_held() -> Iterator[None]:
-    """SIGINT held back while the workers are forked, then let through: Python runs its at-fork
-    hooks (logging's lock) as callbacks whose exceptions it only prints, so a KeyboardInterrupt
-    raised in one was lost and the ingest went on (seen in the interrupt test)."""
-    held = hasattr(signal, "pthread_sigmask")
-    if held:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        if held:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-
-
 def _insert(con: sqlite3.Connection, sql: str, rows: list[tuple]) -> None:
     con.execute("BEGIN")
     con.executemany(sql, rows)
@@ -172,13 +155,12 @@ def read_parts(store: Store, path: str, kind: str, options: Options, counts: dic
         except OSError as err:
             raise WiretrailError(f"cannot make a scratch folder in {where}: {err.strerror or err}",
                                  path=path) from None
-        with _sigint_held():
-            for i, part in enumerate(ranges):
-                job = Job(path, kind, options, part, source_id, checked_text, os.path.join(folder, f"part{i}.db"))
-                children.append(Child(_work, (job,), name=f"wiretrail-log-reader-{i}",
-                                      failure=lambda err, p=path: WiretrailError(f"cannot read: {err!r}", path=p),
-                                      ended=WiretrailError(f"a log reader process ended unexpectedly (part {i})",
-                                                           path=path, line=part.lines + 1)))
+        for i, part in enumerate(ranges):
+            job = Job(path, kind, options, part, source_id, checked_text, os.path.join(folder, f"part{i}.db"))
+            children.append(Child(_work, (job,), name=f"wiretrail-log-reader-{i}",
+                                  failure=lambda err, p=path: WiretrailError(f"cannot read: {err!r}", path=p),
+                                  ended=WiretrailError(f"a log reader process ended unexpectedly (part {i})",
+                                                       path=path, line=part.lines + 1)))
         results = [child.finish() for child in children]
         failed = next((c.error for c in children if c.error is not None), None)
         if failed is not None:

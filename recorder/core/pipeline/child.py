@@ -31,6 +31,7 @@ import pickle
 import queue
 import signal
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from recorder.core import errors as errors_module
@@ -176,11 +177,29 @@ def _child(main: Callable, inbox_end, is_queue: bool, reply_end, close: list, pa
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # held back by the parent while it forked (_sigint_held)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     outbox = Outbox(reply_end, failure)
     try:
         main(Inbox(inbox_end, is_queue, parent), outbox, *args)
     except BaseException as err:  # noqa: BLE001 - reported to the parent, one line
         outbox.error(err)
+
+
+@contextmanager
+def _sigint_held() -> Iterator[None]:
+    """SIGINT held back while a child is forked, then let through: Python runs its at-fork hooks
+    (logging's lock) as callbacks whose exceptions it only prints, so a KeyboardInterrupt raised in
+    one was lost and the parent went on as if Ctrl-C had not been pressed (seen by the log ingest's
+    interrupt test). A Ctrl-C pressed meanwhile is raised as soon as the fork is done."""
+    held = hasattr(signal, "pthread_sigmask")
+    if held:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        if held:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 class Child:
@@ -220,7 +239,14 @@ class Child:
         self.process = _CONTEXT.Process(
             target=_child, name=name, daemon=daemon,
             args=(main, inbox_end, self._queue is not None, reply_end, close, os.getpid(), failure, args))
-        self.process.start()
+        try:
+            with _sigint_held():
+                self.process.start()
+        except BaseException:  # Ctrl-C let through after the fork: no child left behind unowned
+            if self.process.pid is not None:
+                self.process.terminate()
+                self.process.join()
+            raise
         self.family.close(reply_end, *hand_over, *([] if self._queue is not None else [inbox_end]))
 
     # -- feeding
