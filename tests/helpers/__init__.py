@@ -4,7 +4,8 @@ This package: where the shared reference data lives, and the CLI under test. Its
 ``packets`` (frames, pcap and pcapng builders), ``streams`` (TCP-stream extractors and feeding
 parsers), ``zeek`` (the Zeek-log reader and agreement with Zeek's baselines), ``tls``, ``dns``,
 ``smb`` (protocol message builders), ``decode`` (the decoder's sample frames), ``store`` (flow
-rows), ``postgres`` (the test database's schema), ``evtx`` (Windows .evtx files built for the tests)."""
+rows), ``postgres`` (the test database's schema), ``evtx`` (Windows .evtx files built for the
+tests), ``scorers`` (a shared scorer run in parts, one per CPU)."""
 
 from __future__ import annotations
 
