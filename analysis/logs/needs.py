@@ -36,13 +36,16 @@ class NeedRows:
         kinds = ", ".join(f"k{i} {'REAL' if g == 'timestamp' else 'TEXT COLLATE NOCASE'}"
                           for i, g in enumerate(self.groups))
         flags = ", ".join(f"{f} INTEGER" for f in self.flags.values())
-        where = " OR ".join(dict.fromkeys(f"({r.prefilter or '0'})" for r in rules))
+        wheres = list(dict.fromkeys(f"({r.prefilter or '0'})" for r in rules))
+        # Several prefilters ORed: SQLite would read each one's rows through the kind index apart
+        # (the sshd rows three times over for our rules); one scan of the table costs less.
+        source = "main.logs NOT INDEXED" if len(wheres) > 1 else "main.logs"
         conn.execute(f"DROP TABLE IF EXISTS {TABLE}")  # one left by a statement that failed
         conn.execute(f"CREATE TEMP TABLE wt_need ({EVENT_ID} INTEGER PRIMARY KEY, {kinds}, ts REAL, {flags})")
         try:
             values = ", ".join(f"CASE WHEN ({cond}) THEN 1 ELSE 0 END" for cond in self.flags)
             conn.execute(f"INSERT INTO {TABLE} SELECT {EVENT_ID}, {', '.join(map(quote, self.groups))}, "
-                         f"timestamp, {values} FROM main.logs NOT INDEXED WHERE {where}")
+                         f"timestamp, {values} FROM {source} WHERE {' OR '.join(wheres)}")
             conn.execute(f"CREATE INDEX temp.wt_need_k ON wt_need ({self.keys}, ts, "
                          f"{', '.join(self.flags.values())})")
         except BaseException:
