@@ -13,7 +13,8 @@ the log sources of the rules naming it. With a SQLite store the events are read 
 Each rule's SQL then runs there: the detection rules of one Linux service or of web servers
 (``scope``) share one scan of that kind's rows; a ``REGEXP`` condition is answered from a table of
 the field's values that match (``Regexps``); a correlation rule's plan runs through
-pySigma-backend-sqlite's runtime over the rows of the groups that can fire (``needs``)."""
+pySigma-backend-sqlite's runtime over the rows of the groups that can fire (``needs``; found
+in one pass for the correlations grouped by the same fields: ``needs.NeedRows``)."""
 
 from __future__ import annotations
 
