@@ -13,7 +13,8 @@ the log sources of the rules naming it. With a SQLite store the events are read 
 Each rule's SQL then runs there: the detection rules of one Linux service or of web servers
 (``scope``) share one scan of that kind's rows; a ``REGEXP`` condition is answered from a table of
 the field's values that match (``Regexps``); a correlation rule's plan runs through
-pySigma-backend-sqlite's runtime over the rows of the groups that can fire (``needs``)."""
+pySigma-backend-sqlite's runtime over the rows of the groups that can fire (``needs``; found
+in one pass for the correlations grouped by the same fields: ``needs.NeedRows``)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from dataclasses import dataclass
 
 from analysis.alerts import Alert
 from analysis.logs import workers
-from analysis.logs.layout import EVENT_ID, build_halves, build_table, connect, quote, regexp, stage
+from analysis.logs.layout import EVENT_ID, build_halves, build_table, connect, regexp, stage
+from analysis.logs.needs import NeedRows
 from analysis.logs.sigma import CompiledRule, RuleSet
 from analysis.logs.workers import RULE_ERRORS, SHARED_WHERE, Results, Unit
 from recorder.core.store import Store
@@ -82,9 +84,9 @@ class Regexps:
 
 
 def _run_rule(conn: sqlite3.Connection, rule: CompiledRule, columns: str = "",
-              regexps: Regexps | None = None) -> Iterator[Match]:
+              regexps: Regexps | None = None, need: NeedRows | None = None) -> Iterator[Match]:
     if rule.correlation:
-        yield from _run_correlation(conn, rule, columns)
+        yield from _run_correlation(conn, rule, columns, need)
         return
     seen: set[int] = set()
     for q in rule.queries:
@@ -99,28 +101,22 @@ def _run_rule(conn: sqlite3.Connection, rule: CompiledRule, columns: str = "",
                 yield Match(rule, (eid,))
 
 
-def _run_correlation(conn: sqlite3.Connection, rule: CompiledRule, columns: str) -> Iterator[Match]:
+def _run_correlation(conn: sqlite3.Connection, rule: CompiledRule, columns: str,
+                     need: NeedRows | None = None) -> Iterator[Match]:
     """The rule's plan through pySigma's runtime; with a prefilter, over a temporary ``logs``
-    (which SQLite finds before the main one) holding only the rows the counted rules match."""
+    (which SQLite finds before the main one) holding only the rows the counted rules match, and
+    with ``need`` (``NeedRows`` holding the rule's rows) only those of the groups that can fire:
+    none (the common case) means nothing to run."""
     from sigma.backends.sqlite.runtime import execute_plan
 
     narrowed = bool(rule.prefilter and columns)
     if narrowed:
         where = f"({rule.prefilter})"
-        names = {n.lower() for n in _column_names(conn)}
-        if rule.needs and all(g in names for g in rule.groups):
-            # the groups that can fire, found once: none (the common case) means nothing to run.
-            # First those with enough rows at all (one pass, no sort); only when there are any,
-            # the windows over their rows.
-            keys = conn.execute(_groups_with_enough(rule, where)).fetchall()
-            if keys and any(span for _c, _n, span in rule.needs):
-                _keep_groups(conn, rule, keys)
-                keys = conn.execute(_groups_in_windows(rule, where, "SELECT * FROM temp.wt_groups")).fetchall()
-                conn.execute("DROP TABLE temp.wt_groups")
+        if need is not None:
+            keys = need.can_fire(rule)
             if not keys:
                 return
-            _keep_groups(conn, rule, keys)
-            where += f" AND ({_groups(rule)}) IN (SELECT * FROM temp.wt_groups)"
+            where = f"{EVENT_ID} IN ({need.rows(rule, keys)})"
         conn.execute(f"CREATE TEMP TABLE logs ({columns})")
         conn.execute(f"INSERT INTO temp.logs SELECT * FROM main.logs WHERE {where}")
         conn.execute("DROP TABLE IF EXISTS temp.wt_groups")
@@ -139,40 +135,16 @@ def _run_correlation(conn: sqlite3.Connection, rule: CompiledRule, columns: str)
             conn.execute("DROP TABLE temp.logs")
 
 
-def _groups(rule: CompiledRule) -> str:
-    return ", ".join(quote(g) for g in rule.groups)
-
-
-def _keep_groups(conn: sqlite3.Connection, rule: CompiledRule, keys: list) -> None:
-    """The group keys into ``temp.wt_groups`` (one column per group-by field)."""
-    marks = ", ".join("?" * len(rule.groups))
-    conn.execute("DROP TABLE IF EXISTS temp.wt_groups")  # one left by a statement that failed
-    conn.execute(f"CREATE TEMP TABLE wt_groups ({', '.join(f'k{i}' for i in range(len(rule.groups)))})")
-    conn.executemany(f"INSERT INTO temp.wt_groups VALUES ({marks})", keys)
-
-
-def _groups_with_enough(rule: CompiledRule, where: str) -> str:
-    """SQL selecting the group keys with enough rows meeting each of the rule's ``needs`` in all
-    (one pass, no sort): a group without them cannot fire in any window."""
-    keys = _groups(rule)
-    total = [f"count(CASE WHEN ({cond}) THEN 1 END) >= {int(n)}" for cond, n, _span in rule.needs]
-    return f"SELECT {keys} FROM main.logs WHERE {where} GROUP BY {keys} HAVING {' AND '.join(total)}"
-
-
-def _groups_in_windows(rule: CompiledRule, where: str, among: str) -> str:
-    """SQL selecting, of the group keys ``among`` selects, those whose rows meet every one of the
-    rule's ``needs``: for each, the most rows meeting its condition in any window of its timespan
-    ending at a row (a window function per need: one sort of the group's rows by time, not a query
-    per window)."""
-    keys = _groups(rule)
-    counts, having = [], []
-    for i, (cond, n, span) in enumerate(rule.needs):
-        frame = f" ORDER BY timestamp RANGE BETWEEN {int(span)} PRECEDING AND CURRENT ROW" if span else ""
-        counts.append(f"count(CASE WHEN ({cond}) THEN 1 END) OVER (PARTITION BY {keys}{frame}) AS wt_need{i}")
-        having.append(f"max(wt_need{i}) >= {int(n)}")
-    return (f"SELECT {keys} FROM (SELECT {keys}, {', '.join(counts)} FROM main.logs "
-            f"WHERE {where} AND timestamp IS NOT NULL AND ({keys}) IN ({among})) "
-            f"GROUP BY {keys} HAVING {' AND '.join(having)}")
+def _need_rows(conn: sqlite3.Connection, rules: tuple[CompiledRule, ...]) -> NeedRows | None:
+    """``NeedRows`` for correlations with ``needs`` grouped by fields of ``logs`` (None otherwise,
+    or when the table cannot be made: each rule then runs over its prefilter's rows)."""
+    names = {n.lower() for n in _column_names(conn)}
+    if not rules[0].needs or not all(g in names and g != EVENT_ID for g in rules[0].groups):
+        return None
+    try:
+        return NeedRows(conn, rules)
+    except sqlite3.Error:
+        return None
 
 
 def _column_names(conn: sqlite3.Connection) -> list[str]:
@@ -196,13 +168,22 @@ def _run_unit(conn: sqlite3.Connection, unit: Unit, columns: str, regexps: Regex
         except sqlite3.Error:
             pass
     out: Results = {}
-    for rule in unit.rules:
-        found: list = []
-        try:
-            found.extend(_run_rule(conn, rule, columns, regexps))
-            out[id(rule)] = (found, None)
-        except RULE_ERRORS as err:
-            out[id(rule)] = (found, f"{rule.title}: {err}")
+    shared = _need_rows(conn, unit.rules) if columns and unit.rules[0].correlation else None
+    try:
+        for rule in unit.rules:
+            found: list = []
+            need = shared if shared is not None or len(unit.rules) == 1 else _need_rows(conn, (rule,))
+            try:
+                found.extend(_run_rule(conn, rule, columns, regexps, need))
+                out[id(rule)] = (found, None)
+            except RULE_ERRORS as err:
+                out[id(rule)] = (found, f"{rule.title}: {err}")
+            finally:
+                if need is not None and need is not shared:
+                    need.close()
+    finally:
+        if shared is not None:
+            shared.close()
     return out
 
 

@@ -1,7 +1,8 @@
 """The rules of one detection run as units of work, run on one connection or on two threads.
 
 A unit is up to ``SHARED_SCAN`` detection rules of one ``wt_kind`` (``scope``) evaluated in one
-scan of that kind's rows, or one other rule (a correlation, a rule of several queries). Serially
+scan of that kind's rows, the correlations with ``needs`` grouped by the same fields (the rows
+they count read once), or one other rule (a rule of several queries, another correlation). Serially
 they run on the connection that holds the ``logs`` table in memory. With two threads the table is
 laid out in a scratch database file instead (``scratch``: in /dev/shm where there is one, with no
 journal and no syncs), and each thread runs units from one queue, most costly first, on its own
@@ -32,7 +33,8 @@ RULE_ERRORS = (sqlite3.Error, ValueError, RuntimeError)
 
 @dataclass(frozen=True, slots=True)
 class Unit:
-    """Rules run together: a shared scan (``scope`` set) or one rule."""
+    """Rules run together: a shared scan (``scope`` set), correlations grouped by the same fields
+    (their rows read once: ``needs.NeedRows``) or one rule."""
 
     rules: tuple[CompiledRule, ...]
     scope: str | None = None
@@ -44,7 +46,7 @@ class Unit:
         costly units first, so the last ones to finish are short."""
         rule = self.rules[0]
         if rule.correlation:
-            return 100 + 10 * len(rule.needs)
+            return 100 + 10 * sum(len(r.needs) for r in self.rules)
         return 10 + len(self.rules) if self.scope else 1
 
 
@@ -52,15 +54,19 @@ def units(rules: RuleSet) -> list[Unit]:
     """The rules as units, most costly first (ties in the rules' order)."""
     shared = "wt_kind" in {f.lower() for f in rules.fields}
     by_scope: dict[str, list[CompiledRule]] = {}
+    by_groups: dict[tuple[str, ...], list[CompiledRule]] = {}
     singles: list[Unit] = []
     for rule in rules.rules:
         if (shared and rule.scope and len(rule.queries) == 1
                 and (rule.queries[0].sql or "").startswith(SHARED_WHERE)):
             by_scope.setdefault(rule.scope, []).append(rule)
+        elif rule.correlation and rule.needs and rule.prefilter:
+            by_groups.setdefault(rule.groups, []).append(rule)
         else:
             singles.append(Unit((rule,)))
     out = [Unit(tuple(found[i:i + SHARED_SCAN]), scope)
            for scope, found in by_scope.items() for i in range(0, len(found), SHARED_SCAN)]
+    out += [Unit(tuple(found)) for found in by_groups.values()]
     return sorted(out + singles, key=lambda u: -u.cost)
 
 

@@ -72,8 +72,9 @@ def test_regexp_lookup_equals_the_function():
 
 
 def test_correlation_groups_left_out_change_nothing(tmp_path):
-    """Correlations run over the rows of the groups that can fire only (``needs``): on logs where
-    some groups fire and others fall short, the matches equal those with every group kept."""
+    """Correlations run over the rows of the groups that can fire only (``needs``, found for the
+    correlations grouped by the same fields in one pass): on logs where some groups fire and others
+    fall short, the matches equal those with every group kept."""
     import dataclasses
     import os as _os
     import random
@@ -112,6 +113,11 @@ def test_correlation_groups_left_out_change_nothing(tmp_path):
     ingest_file(store, str(log), Options())
     rules = load_rules([str(__import__("pathlib").Path(__file__).resolve().parents[3] / "rules" / "sigma")])
     assert any(r.needs for r in rules.rules)
+    # the correlations grouped by src_ip read their rows once, as one unit (``needs.NeedRows``)
+    from analysis.logs.workers import units
+    shared = [{r.title for r in u.rules} for u in units(rules) if u.rules[0].correlation and len(u.rules) > 1]
+    assert {"SSH password guessing from one address",
+            "Password spraying - failed logons to many accounts from one address"} <= shared[0]
     every = dataclasses.replace(rules, rules=tuple(dataclasses.replace(r, needs=()) for r in rules.rules))
 
     def key(matches):
