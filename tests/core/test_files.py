@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import os
+import random
 import re
 import zipfile
 
@@ -16,6 +17,8 @@ from hypothesis import strategies as st
 from recorder.core.apps.base import Conn
 from recorder.core.apps.files import (
     MAX_NAME_BYTES,
+    _base62_17,
+    base62,
     extract,
     file_record,
     make_fuid,
@@ -64,6 +67,17 @@ def test_fuid_shape_and_determinism():
     assert make_fuid(CONN, 0, False) == a
     assert len({a, make_fuid(CONN, 1, False), make_fuid(CONN, 0, True),
                 make_fuid(Conn("141.142.228.5", 59857, "192.150.187.43", 80, "tcp", 1362692526.869344), 0, False)}) == 4
+    # a fixed value: the fuids stored by earlier versions stay the same
+    assert a == "F" + base62(int.from_bytes(hashlib.sha256(
+        b"tcp|141.142.228.5|59856|192.150.187.43|80|1362692526.869344|0|0").digest()[:12], "big")).rjust(17, "0")[-17:]
+
+
+def test_fuid_digits_at_the_limits():
+    # the 17 digits from two C integers (compiled) are base62's, padded, for any 96-bit value
+    rng = random.Random(7)
+    values = [0, 1, 61, 62, 62**10 - 1, 62**10, 62**10 + 1, 62**16, 2**64 - 1, 2**64, 2**96 - 1]
+    for n in values + [rng.getrandbits(96) for _ in range(2000)]:
+        assert _base62_17(n) == base62(n).rjust(17, "0"), n
 
 
 def test_record_of_a_whole_body():
