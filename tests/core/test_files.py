@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import os
+import random
 import re
 import zipfile
 
@@ -13,9 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from recorder.core.apps import files
 from recorder.core.apps.base import Conn
 from recorder.core.apps.files import (
     MAX_NAME_BYTES,
+    _base62_17,
+    base62,
     extract,
     file_record,
     make_fuid,
@@ -58,12 +62,77 @@ def test_sniff(data, mime):
     assert sniff_mime(data) == mime
 
 
+def _sniff_every_check(data: bytes) -> str | None:
+    # every check in order on the first 4096 bytes, as sniff_mime did before it picked them by first byte
+    head = data[:files.SNIFF_BYTES]
+    for prefix, mime in files._PREFIXES:
+        if head.startswith(prefix):
+            return mime
+    for pattern, mime in ((files._ZIP, "application/zip"), (files._HTML, "text/html"), (files._XML, "application/xml"),
+                          (files._JSON, "text/json"), (files._SCRIPT, "text/x-script"), (files._PLAIN, "text/plain")):
+        if pattern.match(head):
+            return mime
+    return None
+
+
+_STARTS = [p for p, _ in files._PREFIXES] + [b"PK\x03\x04ab", b"<!-- x -->", b"<?xml ", b"<html", b"<HEAD", b" \r\n\t",
+                                             b"[{", b'{"', b"#!/", b"# /", b"\xef\xbb\xbf", b"\xfe\xff", b"\xff\xfe\x00\x00"]
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.integers(0, 255), st.sampled_from([b""] + _STARTS), st.binary(max_size=40),
+       st.sampled_from([b"", b"0123456789ab", b"<body>", b"-->"]))
+def test_sniff_by_first_byte_is_every_check_in_order(first, start, rest, tail):
+    # the checks picked by the first byte give what running all of them in order gives
+    for data in (bytes([first]) + start + rest + tail, start + rest + tail, start + bytes([first]) + rest):
+        assert sniff_mime(data) == _sniff_every_check(data), data
+
+
+def test_sniff_looks_at_the_first_4096_bytes_only():
+    assert sniff_mime(b"<!--" + b"x" * 4082 + b"--><html>") == "text/html"  # "<html" ends at byte 4,094
+    assert sniff_mime(b"<!--" + b"x" * 4085 + b"--><html>") == "text/plain"  # at byte 4,097
+    assert _sniff_every_check(b"<!--" + b"x" * 4085 + b"--><html>") == "text/plain"
+
+
+def test_sniff_a_run_of_whitespace_is_linear():
+    # the nested repeats of the earlier preamble took minutes on 20 spaces before a non-match
+    assert sniff_mime(b"\n" * 4096 + b"x") == "text/plain"
+    assert sniff_mime(b" \r\n\t" * 1000 + b"\x00") == "text/plain"
+
+
+_OLD_SPACE = rb"(?:[\r\n \t]*(?:<!--.*?-->)?[\r\n \t]*)*"
+
+
+def test_sniff_preamble_matches_what_the_nested_one_matched():
+    old_html = re.compile(_OLD_SPACE + rb"(?:<\?xml .*?\?>)?" + _OLD_SPACE + rb"<(?:!doctype +html|html|head|title|body)",
+                          re.S | re.I)
+    old_xml = re.compile(_OLD_SPACE + rb"<\?xml ", re.S)
+    rng = random.Random(3)
+    atoms = [b" ", b"\n", b"\t", b"<!--", b"-->", b"<!-- c -->", b"<?xml ", b"?>", b"<html", b"<HEAD",
+             b"<!doctype  html", b"x", b"<", b"-"]
+    for _ in range(5000):
+        data = b"".join(rng.choice(atoms) for _ in range(rng.randint(0, 6)))
+        assert bool(old_html.match(data)) == bool(files._HTML.match(data)), data
+        assert bool(old_xml.match(data)) == bool(files._XML.match(data)), data
+
+
 def test_fuid_shape_and_determinism():
     a = make_fuid(CONN, 0, False)
     assert re.fullmatch(r"F[0-9A-Za-z]{17}", a)
     assert make_fuid(CONN, 0, False) == a
     assert len({a, make_fuid(CONN, 1, False), make_fuid(CONN, 0, True),
                 make_fuid(Conn("141.142.228.5", 59857, "192.150.187.43", 80, "tcp", 1362692526.869344), 0, False)}) == 4
+    # a fixed value: the fuids stored by earlier versions stay the same
+    assert a == "F" + base62(int.from_bytes(hashlib.sha256(
+        b"tcp|141.142.228.5|59856|192.150.187.43|80|1362692526.869344|0|0").digest()[:12], "big")).rjust(17, "0")[-17:]
+
+
+def test_fuid_digits_at_the_limits():
+    # the 17 digits from two C integers (compiled) are base62's, padded, for any 96-bit value
+    rng = random.Random(7)
+    values = [0, 1, 61, 62, 62**10 - 1, 62**10, 62**10 + 1, 62**16, 2**64 - 1, 2**64, 2**96 - 1]
+    for n in values + [rng.getrandbits(96) for _ in range(2000)]:
+        assert _base62_17(n) == base62(n).rjust(17, "0"), n
 
 
 def test_record_of_a_whole_body():

@@ -20,6 +20,11 @@ import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
+try:
+    import cython
+except ImportError:  # no Cython: the same source runs as plain Python
+    from recorder.core import purecython as cython
+
 from recorder.core.apps.base import Conn
 from recorder.core.secure_files import create_private
 
@@ -51,9 +56,12 @@ _PREFIXES: tuple[tuple[bytes, str], ...] = (
     (b"{\\rtf1", "text/rtf"),
 )
 _ZIP = re.compile(rb"PK\x03\x04.{2}", re.S)
-_PREAMBLE = rb"(?:[\r\n \t]*(?:<!--.*?-->)?[\r\n \t]*)*(?:<\?xml .*?\?>)?(?:[\r\n \t]*(?:<!--.*?-->)?[\r\n \t]*)*"
+# whitespace and comments, one at a time: the same strings as ``(?:[ws]*(?:<!--.*?-->)?[ws]*)*``, whose
+# nested repeats backtrack exponentially on a run of whitespace not followed by a match (20 bytes: minutes)
+_SPACE = rb"(?:[\r\n \t]|<!--.*?-->)*"
+_PREAMBLE = _SPACE + rb"(?:<\?xml .*?\?>" + _SPACE + rb")?"  # as space, xml?, space: one run of space when no xml
 _HTML = re.compile(_PREAMBLE + rb"<(?:!doctype +html|html|head|title|body)", re.S | re.I)
-_XML = re.compile(rb"(?:[\r\n \t]*(?:<!--.*?-->)?[\r\n \t]*)*<\?xml ", re.S)
+_XML = re.compile(_SPACE + rb"<\?xml ", re.S)
 _JSON = re.compile(rb"[\r\n \t]*[\[{][\r\n \t]*[\"\[{]")
 _PLAIN = re.compile(rb"(?:\xef\xbb\xbf|(?:\x00\x00)?\xfe\xff|\xff\xfe(?:\x00\x00)?)?[\t\n\x0b\x0c\r\x20-\x7e]{10}")
 _SCRIPT = re.compile(rb"#! ?/")
@@ -68,24 +76,33 @@ EXTENSIONS: dict[str, str] = {
 }
 
 
+_WS = b"\r\n \t"
+# the bytes each check can match at the start of a body (their patterns' first characters): a
+# body's first byte picks the few checks worth running, in the order above
+_FIRST: tuple[tuple[bytes | None, re.Pattern | None, bytes, str], ...] = (
+    *((prefix, None, prefix[:1], mime) for prefix, mime in _PREFIXES),
+    (None, _ZIP, b"P", "application/zip"),
+    (None, _HTML, _WS + b"<", "text/html"),
+    (None, _XML, _WS + b"<", "application/xml"),
+    (None, _JSON, _WS + b"[{", "text/json"),
+    (None, _SCRIPT, b"#", "text/x-script"),
+    (None, _PLAIN, b"\xef\x00\xfe\xff\t\n\x0b\x0c\r" + bytes(range(0x20, 0x7f)), "text/plain"),
+)
+_BY_FIRST: tuple[tuple[tuple[bytes | None, re.Pattern | None, str], ...], ...] = tuple(
+    tuple((prefix, pattern, mime) for prefix, pattern, firsts, mime in _FIRST if b in firsts) for b in range(256))
+
+
 def sniff_mime(data: bytes) -> str | None:
-    """The mime type of a body from its first bytes, as Zeek's files.log names it; None if unknown."""
-    head = data[:SNIFF_BYTES]
-    for prefix, mime in _PREFIXES:
-        if head.startswith(prefix):
+    """The mime type of a body from its first bytes, as Zeek's files.log names it; None if unknown.
+    Checked in order: the magic prefixes, then zip, HTML, XML, JSON, a script and plain text."""
+    if not data:
+        return None
+    for prefix, pattern, mime in _BY_FIRST[data[0]]:  # only the checks that can match this first byte
+        if prefix is not None:
+            if data.startswith(prefix):
+                return mime
+        elif pattern.match(data, 0, SNIFF_BYTES):  # as matching data[:SNIFF_BYTES], without the copy
             return mime
-    if _ZIP.match(head):
-        return "application/zip"
-    if _HTML.match(head):
-        return "text/html"
-    if _XML.match(head):
-        return "application/xml"
-    if _JSON.match(head):
-        return "text/json"
-    if _SCRIPT.match(head):
-        return "text/x-script"
-    if _PLAIN.match(head):
-        return "text/plain"
     return None
 
 
@@ -100,12 +117,33 @@ def base62(n: int) -> str:
             return "".join(reversed(out))
 
 
+_B62_BYTES = _B62.encode("ascii")
+_B62_10 = 62 ** 10  # below 2**63: ten base62 digits in a C integer
+
+
+@cython.locals(lo=cython.ulonglong, hi=cython.ulonglong, i=cython.int, out=bytearray)
+def _base62_17(n: int) -> str:
+    """``base62(n)`` zero-padded to 17 digits, for ``0 <= n < 2**96`` (below 62**17): the low ten
+    digits and the high seven from two C integers instead of 17 divisions of a Python integer."""
+    hi_, lo_ = divmod(n, _B62_10)
+    hi, lo = hi_, lo_
+    out = bytearray(17)
+    for i in range(16, 6, -1):
+        out[i] = _B62_BYTES[lo % 62]
+        lo //= 62
+    for i in range(6, -1, -1):
+        out[i] = _B62_BYTES[hi % 62]
+        hi //= 62
+    return out.decode("ascii")
+
+
 def make_fuid(conn: Conn, index: int, is_orig: bool) -> str:
     """Zeek's shape (``F`` + base62, 17-18 characters), deterministic: the connection's endpoints,
     start and protocol, which file of the connection this is and its direction."""
     key = f"{conn.proto}|{conn.orig_h}|{conn.orig_p}|{conn.resp_h}|{conn.resp_p}|{conn.start!r}|{index}|{int(is_orig)}"
     digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
-    return "F" + base62(int.from_bytes(digest[:12], "big")).rjust(17, "0")[-17:]
+    # base62 of 96 bits has at most 17 digits (2**96 < 62**17): rjust(17, "0")[-17:] is the padding
+    return "F" + _base62_17(int.from_bytes(digest[:12], "big"))
 
 
 # --- the files.log record -------------------------------------------------------------------
