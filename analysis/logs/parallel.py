@@ -198,10 +198,13 @@ def _written(children: Sequence[Child], jobs: Sequence[Job], counts: dict) -> It
     failure of the worker a range waits for."""
     for i, job in enumerate(jobs):
         child = children[i % len(children)]
-        got = child.reply()
-        if got is None:  # the process is gone without a word
-            raise WiretrailError(f"a log reader process ended unexpectedly (part {i})", path=job.path,
-                                 line=job.part.lines + 1)
+        try:
+            got = child.reply()
+        except WiretrailError:
+            if child.error is child.ended:  # gone without a word: say which range it was reading
+                raise WiretrailError(f"a log reader process ended unexpectedly (part {i})", path=job.path,
+                                     line=job.part.lines + 1) from None
+            raise
         counts["skipped"] += got["skipped"]
         if got.get("raw"):
             counts["raw"] = counts.get("raw", 0) + got["raw"]
@@ -210,6 +213,5 @@ def _written(children: Sequence[Child], jobs: Sequence[Job], counts: dict) -> It
         yield job.scratch
         with contextlib.suppress(OSError):
             os.remove(job.scratch)
-    for child in children:
+    for child in children:  # every range is in: only its "done" is left to read
         child.finish()
-        child.raise_error()
