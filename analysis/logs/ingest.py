@@ -81,7 +81,7 @@ def _ranges(store: Store, path: str, kind: str, size: int, parallel: Parallel) -
     """The parts ``path`` is read in by as many processes (one part: read here, serially)."""
     if kind == "evtx" or not store.is_sqlite:
         return []
-    from analysis.logs.parallel import parts, workers_for
+    from analysis.logs.parallel import part_count, parts, workers_for
 
     n = workers_for(size, min_bytes=parallel.min_bytes, workers=parallel.workers)
     if n < 2:
@@ -90,7 +90,7 @@ def _ranges(store: Store, path: str, kind: str, size: int, parallel: Parallel) -
         with open(path, "rb") as f:
             if f.read(2) == GZIP_MAGIC:
                 return []
-        return parts(path, n)
+        return parts(path, part_count(size, n))
     except OSError:
         return []  # read serially, which counts what cannot be read
 
@@ -117,11 +117,12 @@ def ingest_file(store: Store, path: str, options: Options, parallel: Parallel = 
     checked_text = kind not in ("evtx", "journal")
     ranges = _ranges(store, path, kind, size, parallel)
     if len(ranges) > 1:
-        from analysis.logs.parallel import read_parts
+        from analysis.logs.parallel import read_parts, workers_for
 
         try:
             written = read_parts(store, path, kind, options, counts, source_id, ranges, expected,
-                                 checked_text=checked_text, scratch_dir=parallel.scratch_dir)
+                                 checked_text=checked_text, scratch_dir=parallel.scratch_dir,
+                                 workers=workers_for(size, min_bytes=parallel.min_bytes, workers=parallel.workers))
         except BaseException:
             log_store.drop_source(store, source_id)
             raise

@@ -1,7 +1,8 @@
 """A large plain-text log read by several processes at once: the file cut into byte ranges at line
-ends (``parts``), one worker process (``recorder.core.pipeline.child.Child``) per range reading,
-parsing and writing its rows into its own scratch SQLite file, then the parent copying those
-files' rows into the store in order, by SQLite itself (``store.copy_events``: no Python per row).
+ends (``parts``: a few per worker process, ``recorder.core.pipeline.child.Child``), each worker
+reading, parsing and writing its ranges' rows into one scratch SQLite file per range, and the
+parent copying each file's rows into the store in order, by SQLite itself (``store.copy_events``:
+no Python per row), as soon as it is written, while the workers read the later ranges.
 
 Each range keeps its lines' numbers (the ``\\n`` before it counted) and the parsers keep no state
 across lines but caches, so the stored rows, their order and their ids are those a serial read
@@ -11,12 +12,13 @@ the scratch files go whatever happens, an interrupt included."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from analysis.logs import store as log_store
@@ -29,6 +31,8 @@ from recorder.core.store import Store
 MIN_BYTES = 16 << 20  # below this a file is read serially (measured: README, bench_logs)
 MAX_WORKERS = 4
 BATCH = 20_000
+PARTS_PER_WORKER = 4
+PART_MIN_BYTES = 4 << 20
 _SCAN = 1 << 20
 
 
@@ -40,6 +44,14 @@ def workers_for(size: int, *, min_bytes: int = MIN_BYTES, workers: int | None = 
         return 1
     n = workers if workers is not None else min(os.cpu_count() or 1, MAX_WORKERS)
     return max(1, n)
+
+
+def part_count(size: int, workers: int) -> int:
+    """How many ranges ``workers`` processes read a file of ``size`` bytes in: ``PARTS_PER_WORKER``
+    each, so that the parent copies the first ranges while the workers read the later ones (and a
+    worker that is done early takes none of the others' time), each of ``PART_MIN_BYTES`` or more
+    (one per worker at least)."""
+    return max(workers, min(workers * PARTS_PER_WORKER, size // PART_MIN_BYTES))
 
 
 def parts(path: str, n: int) -> list[Part]:
@@ -89,8 +101,16 @@ class Job:
     scratch: str
 
 
-def _work(_inbox, outbox, job: Job) -> None:
-    """In a worker: the part's events as rows into the scratch file; replies its counts."""
+def _work(_inbox, outbox, jobs: tuple[Job, ...]) -> None:
+    """In a worker: each of its parts, in order, into its scratch file; replies each part's counts
+    as soon as it is written (the parent copies it meanwhile), then ``done``."""
+    for job in jobs:
+        outbox.send("part", _write_part(job))
+    outbox.send("done", None)
+
+
+def _write_part(job: Job) -> dict:
+    """One part's events as rows into its scratch file; returns its counts."""
     counts: dict = {"skipped": 0}
     reached = job.part.lines
     try:
@@ -117,7 +137,7 @@ def _work(_inbox, outbox, job: Job) -> None:
     except (sqlite3.Error, OSError) as err:
         raise WiretrailError(f"cannot write the scratch file {job.scratch}: {err}", path=job.path,
                              line=reached or None) from None
-    outbox.send("done", counts)
+    return counts
 
 
 def _insert(con: sqlite3.Connection, sql: str, rows: list[tuple]) -> None:
@@ -139,12 +159,14 @@ def _scratch_dir(store: Store, scratch_dir: str | None) -> str:
 
 
 def read_parts(store: Store, path: str, kind: str, options: Options, counts: dict, source_id: int,
-               ranges: Sequence[Part], expected: int, *, checked_text: bool,
+               ranges: Sequence[Part], expected: int, *, checked_text: bool, workers: int | None = None,
                scratch_dir: str | None = None) -> int:
-    """The ranges of ``path`` read by one worker each, their rows stored in order; ``counts``
-    gains theirs (skipped, raw, the first reading error). Returns how many rows were stored.
-    Raises WiretrailError (one line: the file, the line reached) when a worker fails; the store
-    then holds none of the file's rows."""
+    """The ranges of ``path`` read by ``workers`` processes (default: one per range), each taking
+    every ``workers``-th range in turn; their rows stored in order, each range's copied as soon as
+    it is written and every earlier one copied, while the workers go on with the later ranges.
+    ``counts`` gains theirs (skipped, raw, the first reading error). Returns how many rows were
+    stored. Raises WiretrailError (one line: the file, the line reached) when a worker fails; the
+    caller then drops what was stored of the file (``ingest_file``)."""
     where = _scratch_dir(store, scratch_dir)
     # named before it is made, so that an interrupt at any point leaves nothing behind
     folder = os.path.join(where, f".wiretrail-logs-{os.getpid()}-{secrets.token_hex(6)}")
@@ -155,27 +177,41 @@ def read_parts(store: Store, path: str, kind: str, options: Options, counts: dic
         except OSError as err:
             raise WiretrailError(f"cannot make a scratch folder in {where}: {err.strerror or err}",
                                  path=path) from None
-        for i, part in enumerate(ranges):
-            job = Job(path, kind, options, part, source_id, checked_text, os.path.join(folder, f"part{i}.db"))
-            children.append(Child(_work, (job,), name=f"wiretrail-log-reader-{i}",
-                                  failure=lambda err, p=path: WiretrailError(f"cannot read: {err!r}", path=p),
-                                  ended=WiretrailError(f"a log reader process ended unexpectedly (part {i})",
-                                                       path=path, line=part.lines + 1)))
-        results = [child.finish() for child in children]
-        failed = next((c.error for c in children if c.error is not None), None)
-        if failed is not None:
-            raise failed
-        for got in results:
-            counts["skipped"] += got["skipped"]
-            if got.get("raw"):
-                counts["raw"] = counts.get("raw", 0) + got["raw"]
-            if got.get("error") and "error" not in counts:
-                counts["error"] = got["error"]
-        return log_store.copy_events(store, [os.path.join(folder, f"part{i}.db") for i in range(len(ranges))],
-                                     expected)
+        jobs = [Job(path, kind, options, part, source_id, checked_text, os.path.join(folder, f"part{i}.db"))
+                for i, part in enumerate(ranges)]
+        n = max(1, min(workers or len(jobs), len(jobs)))
+        for w in range(n):
+            children.append(Child(_work, (tuple(jobs[w::n]),), name=f"wiretrail-log-reader-{w}",
+                                  failure=lambda err, p=path: WiretrailError(f"cannot read: {err!r}", path=p)))
+        return log_store.copy_events(store, _written(children, jobs, counts), expected)
     finally:
         for child in children:  # an interrupt or a failure: the others need not finish
             if child.process.is_alive():
                 child.process.terminate()
             child.process.join()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _written(children: Sequence[Child], jobs: Sequence[Job], counts: dict) -> Iterator[str]:
+    """The scratch files in the ranges' order, each as soon as its worker has written it (its counts
+    added to ``counts``); each removed once the next is asked for (it has been copied). Raises the
+    failure of the worker a range waits for."""
+    for i, job in enumerate(jobs):
+        child = children[i % len(children)]
+        try:
+            got = child.reply()
+        except WiretrailError:
+            if child.error is child.ended:  # gone without a word: say which range it was reading
+                raise WiretrailError(f"a log reader process ended unexpectedly (part {i})", path=job.path,
+                                     line=job.part.lines + 1) from None
+            raise
+        counts["skipped"] += got["skipped"]
+        if got.get("raw"):
+            counts["raw"] = counts.get("raw", 0) + got["raw"]
+        if got.get("error") and "error" not in counts:
+            counts["error"] = got["error"]
+        yield job.scratch
+        with contextlib.suppress(OSError):
+            os.remove(job.scratch)
+    for child in children:  # every range is in: only its "done" is left to read
+        child.finish()

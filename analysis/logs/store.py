@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -113,43 +113,34 @@ def write_events(store: Store, source_id: int, host: str | None, events: Iterabl
     return n
 
 
-def copy_events(store: Store, scratch: Sequence[str], expected: int = 0) -> int:
+def copy_events(store: Store, scratch: Iterable[str], expected: int = 0) -> int:
     """The ``log_events`` rows of SQLite files written apart (``parallel``), each file's in its
     rowid order and the files in the order given, copied into the store's table by SQLite (no
-    Python per row), ``ATTACH_MAX`` files to a transaction; returns how many. Indexes as
-    ``write_events``."""
+    Python per row), one transaction per file, each file copied as soon as ``scratch`` gives it
+    (the next may still be being written); returns how many. Indexes as ``write_events``."""
     n = 0
     with store.db_errors("write log events"), store.engine.connect() as conn, _loading(store, conn, expected):
-        for i in range(0, len(scratch), ATTACH_MAX):
-            n += _copy(conn, scratch[i:i + ATTACH_MAX])
+        for path in scratch:
+            n += _copy(conn, path)
     return n
 
 
-ATTACH_MAX = 8  # SQLite attaches at most 10 databases to a connection
-
-
-def _copy(conn: sa.Connection, scratch: Sequence[str]) -> int:
-    n = 0
+def _copy(conn: sa.Connection, path: str) -> int:
     cols = ", ".join(LOG_EVENT_FIELDS)
-    names = [f"scratch{i}" for i in range(len(scratch))]
+    attached = False
     try:
-        for name, path in zip(names, scratch):  # outside a transaction, as SQLite requires
-            conn.exec_driver_sql(f"ATTACH DATABASE ? AS {name}", (path,))
+        conn.exec_driver_sql("ATTACH DATABASE ? AS scratch", (path,))  # outside a transaction, as SQLite requires
+        attached = True
         conn.commit()
         with conn.begin():
-            for name in names:
-                n += conn.exec_driver_sql(f"INSERT INTO log_events ({cols}) SELECT {cols} "
-                                          f"FROM {name}.log_events ORDER BY rowid").rowcount
+            return conn.exec_driver_sql(f"INSERT INTO log_events ({cols}) SELECT {cols} "
+                                        "FROM scratch.log_events ORDER BY rowid").rowcount
     finally:
         if conn.in_transaction():
             conn.rollback()
-        for name in names:
-            try:
-                conn.exec_driver_sql(f"DETACH DATABASE {name}")
-            except sa.exc.OperationalError:  # not attached (its ATTACH failed)
-                pass
+        if attached:
+            conn.exec_driver_sql("DETACH DATABASE scratch")
         conn.commit()
-    return n
 
 
 @contextmanager
