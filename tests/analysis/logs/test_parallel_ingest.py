@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from analysis.logs import ingest as ingest_module
+from analysis.logs import parallel as parallel_module
 from analysis.logs import reading
 from analysis.logs.ingest import MAX_LINE, Options, Parallel, ingest_file
 from analysis.logs.parallel import parts
@@ -103,6 +104,21 @@ def test_generated_lines_give_the_serial_rows(tmp_path, workers):
     assert stored(tmp_path / "split.db") == stored(tmp_path / "serial.db")
     assert len(stored(tmp_path / "split.db")[0]) == 12000
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".wiretrail-logs-")]  # scratch files gone
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_several_ranges_per_worker_give_the_serial_rows(tmp_path, monkeypatch, workers):
+    """Ranges smaller than a file's share of a worker: each worker takes every n-th range, and the
+    parent copies them in the file's order while the workers go on with later ones."""
+    monkeypatch.setattr(parallel_module, "PART_MIN_BYTES", 1)
+    files = generated(tmp_path, 6000)
+    assert all(parallel_module.part_count(f.stat().st_size, workers) == workers * parallel_module.PARTS_PER_WORKER
+               for f in files)
+    serial = ingest_all(tmp_path / "serial.db", files, Parallel(workers=1))
+    split = ingest_all(tmp_path / "split.db", files, Parallel(min_bytes=0, workers=workers))
+    assert split == serial
+    assert stored(tmp_path / "split.db") == stored(tmp_path / "serial.db")
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".wiretrail-logs-")]
 
 
 @pytest.mark.parametrize("workers", [2, 5, 11, 23])
