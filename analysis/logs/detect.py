@@ -168,11 +168,14 @@ def _run_unit(conn: sqlite3.Connection, unit: Unit, columns: str, regexps: Regex
         except sqlite3.Error:
             pass
     out: Results = {}
-    shared = _need_rows(conn, unit.rules) if columns and unit.rules[0].correlation else None
+    # only a correlation narrowed by its prefilter uses the rows it counts (_run_correlation)
+    narrowed = bool(columns and unit.rules[0].correlation and unit.rules[0].prefilter)
+    shared = _need_rows(conn, unit.rules) if narrowed else None
     try:
         for rule in unit.rules:
             found: list = []
-            need = shared if shared is not None or len(unit.rules) == 1 else _need_rows(conn, (rule,))
+            alone = narrowed and shared is None and len(unit.rules) > 1  # the shared table failed
+            need = _need_rows(conn, (rule,)) if alone else shared
             try:
                 found.extend(_run_rule(conn, rule, columns, regexps, need))
                 out[id(rule)] = (found, None)

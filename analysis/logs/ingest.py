@@ -77,22 +77,22 @@ class Parallel:
     scratch_dir: str | None = None
 
 
-def _ranges(store: Store, path: str, kind: str, size: int, parallel: Parallel) -> list[Part]:
-    """The parts ``path`` is read in by as many processes (one part: read here, serially)."""
+def _ranges(store: Store, path: str, kind: str, size: int, parallel: Parallel) -> tuple[list[Part], int]:
+    """The parts ``path`` is read in, and by how many processes (no parts: read here, serially)."""
     if kind == "evtx" or not store.is_sqlite:
-        return []
+        return [], 1
     from analysis.logs.parallel import part_count, parts, workers_for
 
     n = workers_for(size, min_bytes=parallel.min_bytes, workers=parallel.workers)
     if n < 2:
-        return []
+        return [], 1
     try:
         with open(path, "rb") as f:
             if f.read(2) == GZIP_MAGIC:
-                return []
-        return parts(path, part_count(size, n))
+                return [], 1
+        return parts(path, part_count(size, n)), n
     except OSError:
-        return []  # read serially, which counts what cannot be read
+        return [], 1  # read serially, which counts what cannot be read
 
 
 def ingest_file(store: Store, path: str, options: Options, parallel: Parallel = Parallel()) -> SourceSummary:
@@ -115,14 +115,13 @@ def ingest_file(store: Store, path: str, options: Options, parallel: Parallel = 
         size = 0
     expected = size // 200 if kind != "evtx" else 0
     checked_text = kind not in ("evtx", "journal")
-    ranges = _ranges(store, path, kind, size, parallel)
+    ranges, workers = _ranges(store, path, kind, size, parallel)
     if len(ranges) > 1:
-        from analysis.logs.parallel import read_parts, workers_for
+        from analysis.logs.parallel import read_parts
 
         try:
             written = read_parts(store, path, kind, options, counts, source_id, ranges, expected,
-                                 checked_text=checked_text, scratch_dir=parallel.scratch_dir,
-                                 workers=workers_for(size, min_bytes=parallel.min_bytes, workers=parallel.workers))
+                                 checked_text=checked_text, scratch_dir=parallel.scratch_dir, workers=workers)
         except BaseException:
             log_store.drop_source(store, source_id)
             raise

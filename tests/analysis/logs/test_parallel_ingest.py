@@ -161,7 +161,7 @@ def test_parts_cut_after_newlines_and_count_the_lines_before(tmp_path):
 
 def test_a_small_file_is_read_serially(tmp_path):
     assert ingest_module._ranges(Store(str(tmp_path / "w.db")), str(awkward(tmp_path / "a.log")), "syslog",
-                                 100_000, Parallel()) == []
+                                 100_000, Parallel()) == ([], 1)
 
 
 FAILING = textwrap.dedent("""
