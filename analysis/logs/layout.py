@@ -104,8 +104,13 @@ def build_table(conn: sqlite3.Connection, fields: frozenset[str], source: str = 
     returns its column definitions. With ``rows`` (``RuleSet.field_rows``), a field of the events'
     JSON is read only on the rows where a rule naming it can match (NULL elsewhere: no rule's
     condition holds there whatever its value), so rows of other kinds are not parsed for it.
-    ``ids`` (SQL over ``ev``) keeps only some events; ``then`` runs once they are in (before the
-    indexes: ``workers`` adds the rows another thread laid out); without ``index``, no indexes."""
+    ``ids`` (SQL over ``ev``) keeps only some events; ``then`` runs once they are in
+    (``build_halves`` adds the rows another thread laid out); without ``index``, no indexes.
+
+    The indexes on the source's pseudo-fields are made before the rows go in, not sorted after:
+    rows arrive in id order and those columns hold a few values, so each index entry lands at the
+    end of its value's run. Measured 2026-12-07 on the 1M-line bench (one thread, two runs
+    each): 4.5-5.0 s for the whole table against 5.5-6.2 s with the indexes made afterwards."""
     seen: dict[str, str] = {}
     for name in sorted(fields):
         if name.lower() != EVENT_ID and name.lower() != "rowid":
@@ -115,6 +120,12 @@ def build_table(conn: sqlite3.Connection, fields: frozenset[str], source: str = 
     columns = ", ".join(f"{quote(n)} {'REAL' if n.lower() == 'timestamp' else 'TEXT COLLATE NOCASE'}"
                         for n in names)
     conn.execute(f"CREATE TABLE logs ({EVENT_ID} INTEGER PRIMARY KEY, {columns})")
+    if index:
+        # Every rule of a log source we read starts with its source's condition (``sigma``'s
+        # pipeline): indexed, a rule reads only the rows of its source instead of the whole table.
+        for name in ("wt_kind", "wt_source"):
+            if name in seen:
+                conn.execute(f"CREATE INDEX logs_{name} ON logs ({quote(seen[name])})")
     exprs = []
     for n in names:
         if n.lower() in PSEUDO:
@@ -133,11 +144,6 @@ def build_table(conn: sqlite3.Connection, fields: frozenset[str], source: str = 
         conn.execute("DETACH DATABASE store")
     if not index:
         return f"{EVENT_ID} INTEGER PRIMARY KEY, {columns}"
-    # Every rule of a log source we read starts with its source's condition (``sigma``'s pipeline):
-    # indexed, a rule reads only the rows of its source instead of the whole table.
-    for name in ("wt_kind", "wt_source"):
-        if name in seen:
-            conn.execute(f"CREATE INDEX logs_{name} ON logs ({quote(seen[name])})")
     conn.execute("PRAGMA analysis_limit = 1000")
     conn.execute("ANALYZE")
     conn.commit()
@@ -151,7 +157,7 @@ def build_halves(conn: sqlite3.Connection, path: str, store, since_ns: int | Non
     """``detect.build_table`` into the scratch database ``path`` (``conn``), from a SQLite store
     in two halves at once: the events up to the middle id here, the others on a second thread into
     a file beside it, whose rows are then copied in (a plain copy, a tenth of the cost of reading
-    the fields from JSON) before the indexes are made. Events copied from PostgreSQL (``stage``'s
+    the fields from JSON) into the indexed table. Events copied from PostgreSQL (``stage``'s
     table ``ev``) or a few events: one pass. Returns the column definitions."""
     source = stage(conn, store, since_ns)
     recent = f" WHERE ts_ns >= {int(since_ns):d}" if since_ns is not None else ""

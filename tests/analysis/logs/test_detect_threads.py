@@ -131,3 +131,25 @@ def test_two_threads_on_postgres(pg_url, tmp_path):
         rules = _rules(tmp_path)
         serial = _key(run(store, rules, threads=1))
         assert serial[0] and _key(run(store, rules, threads=2)) == serial
+
+
+def test_split_layout_equals_one_pass_and_is_indexed(sqlite_store, tmp_path):
+    """The table laid out in two halves (its source indexes made before the rows go in) holds the
+    one-pass table's rows, and a rule's source condition is answered from those indexes."""
+    store, rules = sqlite_store
+    one = layout.connect()
+    layout.build_table(one, rules.fields, layout.stage(one, store), rules.field_rows)
+    two = layout.connect(str(tmp_path / "logs.db"))
+    layout.build_halves(two, str(tmp_path / "logs.db"), store, None, rules)
+    rows = "SELECT * FROM logs ORDER BY wt_event_id"
+    assert two.execute(rows).fetchall() == one.execute(rows).fetchall()
+    assert len(one.execute(rows).fetchall()) > layout.SPLIT_MIN
+    for conn in (one, two):
+        indexed = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert {"logs_wt_kind", "logs_wt_source"} <= indexed
+        plan = " ".join(r[-1] for r in conn.execute("EXPLAIN QUERY PLAN SELECT wt_event_id FROM logs "
+                                                      "WHERE wt_kind = 'sshd' AND user = 'root'"))
+        assert "logs_wt_kind" in plan
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    one.close()
+    two.close()
