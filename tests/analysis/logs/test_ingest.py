@@ -264,3 +264,24 @@ def test_large_load_settings_restored(tmp_path):
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'log_events'")}
     assert len(names) == 5, names
     store.close()
+
+
+def test_large_load_drops_only_the_unordered_indexes(tmp_path):
+    """For a large load only the indexes whose keys arrive in no order (address, account) are
+    dropped; those whose keys arrive in order (time, source, uid) stay and take the rows live."""
+    from analysis.logs import store as log_store
+    from recorder.core.store import Store
+
+    store = Store(str(tmp_path / "w.db"))
+    store.ensure_schema()
+
+    def indexed() -> set[str]:
+        with store.engine.connect() as conn:
+            return {r[0] for r in conn.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'log_events'")}
+
+    with store.engine.connect() as conn, log_store._loading(store, conn, 1_000):  # noqa: SLF001
+        during = indexed()
+    assert {s.split("(")[1].rstrip(")") for s in during} == {"ts_ns", "source_id", "uid"}
+    assert len(indexed()) == 5
+    store.close()
