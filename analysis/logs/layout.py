@@ -161,8 +161,11 @@ def build_halves(conn: sqlite3.Connection, path: str, store, since_ns: int | Non
     table ``ev``) or a few events: one pass. Returns the column definitions."""
     source = stage(conn, store, since_ns)
     recent = f" WHERE ts_ns >= {int(since_ns):d}" if since_ns is not None else ""
+    # two subqueries: SQLite answers a lone min() or max() from the key's B-tree, both in one
+    # SELECT by a scan of the whole table (0.3 s for 1M events)
     lo, hi = (None, None) if source == "ev" else conn.execute(
-        f"SELECT min(id), max(id) FROM store.log_events{recent}").fetchone()
+        f"SELECT (SELECT min(id) FROM store.log_events{recent}), "
+        f"(SELECT max(id) FROM store.log_events{recent})").fetchone()
     if lo is None or hi - lo < SPLIT_MIN:
         return build_table(conn, rules.fields, source, rules.field_rows)
     mid = (lo + hi) // 2
