@@ -5,6 +5,8 @@ its TCP payload reassembled in both directions (Wireshark's Follow Stream; our o
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,13 +32,37 @@ def require_tshark():
     return pyshark
 
 
+@contextmanager
+def _file_capture(pcap: str) -> Iterator:
+    """pyshark's ``FileCapture`` of ``pcap``, closed on the way out, and the SIGCHLD watcher pyshark
+    attaches to the main thread's event loop detached again. Left attached, every child process
+    that ends later in a long-lived process (the test suite, a program using this module) writes a
+    byte to that loop's wakeup pipe, which nothing reads; once it is full, Python prints "Exception
+    ignored when trying to write to the signal wakeup fd" on stderr for each (a command's one-line
+    error became two lines)."""
+    import asyncio
+    import warnings
+
+    cap = require_tshark().FileCapture(pcap)
+    try:
+        yield cap
+    finally:
+        try:
+            cap.close()
+        finally:
+            with warnings.catch_warnings():  # the child-watcher API is deprecated from Python 3.12
+                warnings.simplefilter("ignore", DeprecationWarning)
+                watcher = asyncio.get_child_watcher()
+                if isinstance(watcher, asyncio.SafeChildWatcher):  # pyshark's, in the main thread
+                    watcher.close()  # its SIGCHLD handler removed, the wakeup fd reset with it
+                    asyncio.set_child_watcher(None)  # the default watcher again when next needed
+
+
 def summaries(pcap: str, limit: int | None) -> list[dict]:
     """One row per packet: number, time, source, destination, the highest protocol tshark
     recognised, length and the protocol layers (``--format details`` gives every field)."""
-    pyshark = require_tshark()
-    cap = pyshark.FileCapture(pcap)
     rows = []
-    try:
+    with _file_capture(pcap) as cap:
         for i, p in enumerate(cap, 1):
             net = next((layer for layer in p.layers if layer.layer_name in ("ip", "ipv6")), None)
             src = dst = None
@@ -47,23 +73,17 @@ def summaries(pcap: str, limit: int | None) -> list[dict]:
                          "layers": ":".join(layer.layer_name for layer in p.layers)})
             if limit is not None and len(rows) >= limit:
                 break
-    finally:
-        cap.close()
     return rows
 
 
 def details(pcap: str, limit: int | None) -> list[str]:
     """Every packet's full dissection (tshark -V), as text."""
-    pyshark = require_tshark()
-    cap = pyshark.FileCapture(pcap)
     out = []
-    try:
+    with _file_capture(pcap) as cap:
         for p in cap:
             out.append(str(p))
             if limit is not None and len(out) >= limit:
                 break
-    finally:
-        cap.close()
     return out
 
 

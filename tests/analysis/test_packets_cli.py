@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -78,6 +79,11 @@ def test_dissected_by_tshark(demo_db):
     r = CliRunner().invoke(main, ["packets", "--db", str(db), "--uid", flow["uid"], "--limit", "1", "--format",
                                   "details"])
     assert r.exit_code == 0 and "Layer TCP" in r.stdout
+    # pyshark's SIGCHLD watcher is detached again: no handler and no wakeup fd left behind, so a
+    # child process ending later writes nowhere (a full wakeup pipe printed a line on stderr)
+    assert signal.getsignal(signal.SIGCHLD) in (signal.SIG_DFL, None)
+    previous = signal.set_wakeup_fd(-1)
+    assert previous == -1
 
 
 def test_without_tshark_one_line_says_how_to_install(demo_db, tmp_path):
