@@ -130,3 +130,14 @@ def test_wheel_with_the_compiled_core(installed):
     built = re.search(r"compiled core modules: (\d+) of (\d+) built$", out["version"].strip())
     assert built and built[1] == built[2] and int(built[1]) > 0, out["version"]
     _check(out)
+
+
+def test_wheel_carries_its_licence(installed):
+    """The wheel declares its licence as an SPDX expression (the TOML table form is deprecated
+    and setuptools stops building it in 2027) and carries the licence's text."""
+    bin_, work, env = installed
+    code = ("import importlib.metadata as m; d = m.distribution('wiretrail'); "
+            "files = [f for f in d.files if f.name == 'LICENSE']; "
+            "print(d.metadata['License-Expression']); print(files[0].read_text().splitlines()[0] if files else '')")
+    r = _run([str(bin_ / "python"), "-c", code], work, env)
+    assert r.stdout.splitlines() == ["BSD-3-Clause", "BSD 3-Clause License"]
