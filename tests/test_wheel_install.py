@@ -132,6 +132,7 @@ def test_wheel_with_the_compiled_core(installed):
     _check(out)
 
 
+@pytest.mark.timeout(2400)  # run alone, it builds the wheel and its virtualenv (the fixture)
 def test_wheel_carries_its_licence(installed):
     """The wheel declares its licence as an SPDX expression (the TOML table form is deprecated
     and setuptools stops building it in 2027) and carries the licence's text."""
